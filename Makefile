@@ -1,0 +1,57 @@
+# Pyralog developer entry points. On a fresh Debian machine with Rust, `make testnet` and
+# `make test` install what is missing (Debian packages via apt, cargo-nextest via cargo), build
+# once, and run.
+#
+# Builds go to a target directory outside the clone so CI runs on fresh clones reuse them.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/pyralog/target
+CARGO ?= cargo
+
+# Debian packages the build needs: mold (linker, see .cargo/config.toml), clang + libclang-dev
+# (bindgen for RocksDB in the cluster engine).
+APT_PACKAGES := mold clang libclang-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps build lint test testnet bench clean
+
+help:
+	@echo "make testnet  install what is missing, build, run the local testnet"
+	@echo "make test     install what is missing, lint, run every test"
+	@echo "make bench    run the benchmarks (release profile; not part of make test)"
+	@echo "make deps     only install missing Debian packages and cargo-nextest"
+	@echo "target dir:   $(CARGO_TARGET_DIR)"
+
+deps:
+	@missing=""; \
+	for pkg in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "deps: installing cargo-nextest"; $(CARGO) install --locked cargo-nextest; }
+
+build: deps
+	$(CARGO) build --locked --workspace
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+test: lint
+	$(CARGO) nextest run --locked --workspace
+
+testnet: deps
+	$(CARGO) build --locked -p pyralog-node
+	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh
+
+bench: deps
+	$(CARGO) bench --locked -p pyralog-crypto --bench crypto
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,225 @@
+//! Quorum certificates over checkpoints: thresholds, weights, and every way a certificate can
+//! be wrong.
+
+use proptest::prelude::*;
+use pyralog_crypto::quorum::{CertificateBuilder, QuorumError, Signable, SignatureShare};
+use pyralog_crypto::{Digest, MemberSet, QuorumCertificate, Signature, Threshold};
+
+use super::{checkpoint, keypairs};
+
+fn certificate(signers: &[pyralog_crypto::Keypair]) -> QuorumCertificate<pyralog_crypto::Checkpoint> {
+    let message = checkpoint(10, Digest([3; 32]));
+    let signatures = signers
+        .iter()
+        .map(|k| SignatureShare::sign(k, &message))
+        .collect();
+    QuorumCertificate { message, signatures }
+}
+
+#[test]
+fn majority_of_a_cluster() {
+    let keys = keypairs(4);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    assert_eq!(
+        certificate(&keys[..3]).verify(&members, Threshold::MAJORITY),
+        Ok(3)
+    );
+    assert_eq!(
+        certificate(&keys[..2]).verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InsufficientWeight {
+            signed: 2,
+            total: 4,
+            threshold: Threshold::MAJORITY
+        })
+    );
+}
+
+#[test]
+fn weighted_two_thirds() {
+    let keys = keypairs(4);
+    let members = MemberSet::new(keys.iter().map(|k| k.public()).zip([5, 3, 1, 1])).unwrap();
+    // 5 + 1 = 6 of 10 < 2/3; 5 + 3 = 8 passes; 3 + 1 + 1 = 5 fails.
+    assert!(matches!(
+        certificate(&[keys[0].clone(), keys[2].clone()]).verify(&members, Threshold::TWO_THIRDS),
+        Err(QuorumError::InsufficientWeight {
+            signed: 6,
+            total: 10,
+            ..
+        })
+    ));
+    assert_eq!(
+        certificate(&keys[..2]).verify(&members, Threshold::TWO_THIRDS),
+        Ok(8)
+    );
+    assert!(
+        certificate(&keys[1..])
+            .verify(&members, Threshold::TWO_THIRDS)
+            .is_err()
+    );
+    // Exactly two thirds is enough for ">= 2/3".
+    let exact = MemberSet::new(keys[..2].iter().map(|k| k.public()).zip([2, 1])).unwrap();
+    assert_eq!(
+        certificate(&keys[..1]).verify(&exact, Threshold::TWO_THIRDS),
+        Ok(2)
+    );
+}
+
+#[test]
+fn duplicate_signers_are_rejected() {
+    let keys = keypairs(3);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    let mut cert = certificate(&keys[..1]);
+    cert.signatures.push(cert.signatures[0]);
+    assert_eq!(
+        cert.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::DuplicateSigner(keys[0].public()))
+    );
+}
+
+#[test]
+fn unknown_signers_are_rejected_even_with_a_quorum() {
+    let keys = keypairs(4);
+    let members = MemberSet::equal(keys[..3].iter().map(|k| k.public())).unwrap();
+    let cert = certificate(&keys);
+    assert_eq!(
+        cert.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::UnknownSigner(keys[3].public()))
+    );
+}
+
+#[test]
+fn signatures_over_another_message_are_rejected() {
+    let keys = keypairs(3);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    let mut cert = certificate(&keys);
+    let other = checkpoint(11, Digest([3; 32]));
+    cert.signatures[1] = SignatureShare::sign(&keys[1], &other);
+    assert_eq!(
+        cert.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(keys[1].public()))
+    );
+
+    // Changing the message after signing invalidates every signature.
+    let mut cert = certificate(&keys);
+    cert.message.root.0[0] ^= 1;
+    assert_eq!(
+        cert.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(cert.signatures[0].signer))
+    );
+}
+
+#[test]
+fn forged_signatures_are_rejected() {
+    let keys = keypairs(3);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    let mut cert = certificate(&keys);
+    cert.signatures[2].signature = Signature::from_bytes(&[7; 64]);
+    assert_eq!(
+        cert.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(keys[2].public()))
+    );
+    // A signature by one member presented as another's.
+    let mut cert = certificate(&keys);
+    cert.signatures[0].signature = cert.signatures[1].signature;
+    assert_eq!(
+        cert.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(keys[0].public()))
+    );
+}
+
+/// Same bytes, other signing context: a signature cannot cross message types.
+#[test]
+fn signing_contexts_separate_message_types() {
+    struct Impostor(Vec<u8>);
+    impl Signable for Impostor {
+        const SIGNING_CONTEXT: &'static [u8] = b"pyralog other message v1\0";
+        fn encode(&self) -> Vec<u8> {
+            self.0.clone()
+        }
+    }
+    let keys = keypairs(1);
+    let members = MemberSet::equal([keys[0].public()]).unwrap();
+    let message = checkpoint(10, Digest([3; 32]));
+    let share = SignatureShare::sign(&keys[0], &Impostor(message.encode()));
+    let cert = QuorumCertificate {
+        message,
+        signatures: vec![share],
+    };
+    assert_eq!(
+        cert.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(keys[0].public()))
+    );
+}
+
+#[test]
+fn certificates_survive_json_and_tampering_in_json_is_caught() {
+    let keys = keypairs(3);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    let json = serde_json::to_string(&certificate(&keys)).unwrap();
+    let cert: QuorumCertificate<pyralog_crypto::Checkpoint> = serde_json::from_str(&json).unwrap();
+    assert_eq!(cert.verify(&members, Threshold::MAJORITY), Ok(3));
+    let tampered: QuorumCertificate<pyralog_crypto::Checkpoint> =
+        serde_json::from_str(&json.replace("\"size\":10", "\"size\":11")).unwrap();
+    assert!(matches!(
+        tampered.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(_))
+    ));
+}
+
+#[test]
+fn builder_checks_each_share_and_completes_at_the_threshold() {
+    let keys = keypairs(4);
+    let outsider = keypairs(1).remove(0);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    let message = checkpoint(10, Digest([3; 32]));
+    let mut builder = CertificateBuilder::new(message.clone(), &members, Threshold::MAJORITY);
+
+    assert_eq!(builder.add(SignatureShare::sign(&keys[0], &message)), Ok(false));
+    let dup = SignatureShare::sign(&keys[0], &message);
+    assert_eq!(
+        builder.add(dup),
+        Err(QuorumError::DuplicateSigner(keys[0].public()))
+    );
+    let stranger = SignatureShare::sign(&outsider, &message);
+    assert_eq!(
+        builder.add(stranger),
+        Err(QuorumError::UnknownSigner(outsider.public()))
+    );
+    let wrong = SignatureShare::sign(&keys[1], &checkpoint(9, Digest([3; 32])));
+    assert_eq!(
+        builder.add(wrong),
+        Err(QuorumError::InvalidSignature(keys[1].public()))
+    );
+    assert_eq!(builder.add(SignatureShare::sign(&keys[1], &message)), Ok(false));
+    let builder = builder.finish().expect_err("2 of 4 is not a majority");
+    let mut builder = builder;
+    assert_eq!(builder.add(SignatureShare::sign(&keys[2], &message)), Ok(true));
+    let cert = builder.finish().expect("3 of 4 is a majority");
+    assert_eq!(cert.signatures.len(), 3);
+    assert_eq!(cert.verify(&members, Threshold::MAJORITY), Ok(3));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any subset of signers passes exactly when its weight reaches the threshold.
+    #[test]
+    fn subset_passes_iff_weight_meets_threshold(
+        weights in prop::collection::vec(1u64..100, 1..8),
+        mask in any::<u8>(),
+    ) {
+        let keys = keypairs(weights.len());
+        let members = MemberSet::new(keys.iter().map(|k| k.public()).zip(weights.iter().copied())).unwrap();
+        let chosen: Vec<_> = (0..keys.len()).filter(|i| mask & (1 << i) != 0).collect();
+        let signers: Vec<_> = chosen.iter().map(|&i| keys[i].clone()).collect();
+        let signed: u64 = chosen.iter().map(|&i| weights[i]).sum();
+        let total: u64 = weights.iter().sum();
+        let cert = certificate(&signers);
+
+        // Oracles written independently of `Threshold::is_met`.
+        let majority = signed > total / 2; // > 1/2 of an integer total
+        let two_thirds = 3 * signed >= 2 * total;
+        prop_assert_eq!(cert.verify(&members, Threshold::MAJORITY).is_ok(), majority);
+        prop_assert_eq!(cert.verify(&members, Threshold::TWO_THIRDS).is_ok(), two_thirds);
+    }
+}

@@ -1,0 +1,110 @@
+//! The `pyralog` binary as an operator runs it (one integration-test target for the crate).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pyralog(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pyralog"))
+        .args(args)
+        .output()
+        .expect("run pyralog")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn version_is_printed() {
+    let out = pyralog(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("pyralog {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn generated_keys_show_the_same_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("node.key");
+    let generated = pyralog(&["keys", "generate", "--out", path(&key)]);
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let public = stdout(&generated).trim().to_owned();
+    assert!(public.starts_with("pyrpub1"), "{public}");
+    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let shown = pyralog(&["keys", "show", path(&key)]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert_eq!(stdout(&shown).trim(), public);
+
+    let json = pyralog(&["keys", "show", "--json", path(&key)]);
+    let value: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(value["public_key"], public.as_str());
+    assert_eq!(value["type"], "pyralog/ed25519");
+    assert!(value.get("secret_key").is_none());
+}
+
+#[test]
+fn a_world_readable_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("node.key");
+    assert!(
+        pyralog(&["keys", "generate", "--out", path(&key)])
+            .status
+            .success()
+    );
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+
+    let shown = pyralog(&["keys", "show", path(&key)]);
+    assert_eq!(shown.status.code(), Some(1));
+    assert!(stdout(&shown).is_empty());
+    let message = stderr(&shown);
+    assert!(message.contains("readable by others (mode 0644)"), "{message}");
+    assert!(message.contains("chmod 600"), "{message}");
+}
+
+#[test]
+fn an_existing_key_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("node.key");
+    assert!(
+        pyralog(&["keys", "generate", "--out", path(&key)])
+            .status
+            .success()
+    );
+    let before = fs::read(&key).unwrap();
+    let again = pyralog(&["keys", "generate", "--out", path(&key)]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert_eq!(fs::read(&key).unwrap(), before);
+}
+
+#[test]
+fn missing_and_malformed_files_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = pyralog(&["keys", "show", path(&dir.path().join("absent"))]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("No such file"), "{}", stderr(&missing));
+
+    let junk = dir.path().join("junk.key");
+    fs::write(&junk, "{}").unwrap();
+    fs::set_permissions(&junk, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = pyralog(&["keys", "show", path(&junk)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not a Pyralog key file"),
+        "{}",
+        stderr(&out)
+    );
+}

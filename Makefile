@@ -39,9 +39,18 @@ deps:
 build: deps
 	$(CARGO) build --locked --workspace
 
+# Crates a light client embeds must not pull an async runtime, a storage engine or a network stack.
+LIGHT_CRATES := pyralog-crypto
+FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
+
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	@for crate in $(LIGHT_CRATES); do \
+	  bad=$$($(CARGO) tree --locked -p $$crate -e normal,build --prefix none | grep -E '^($(FORBIDDEN_DEPS))[ -]' || true); \
+	  if [ -n "$$bad" ]; then echo "layering: $$crate depends on:"; echo "$$bad"; exit 1; fi; \
+	  echo "layering: $$crate has no $(FORBIDDEN_DEPS) dependency"; \
+	done
 
 test: lint
 	$(CARGO) nextest run --locked --workspace

@@ -127,19 +127,15 @@ impl Threshold {
 
     /// Strictly more than `numerator / denominator` of the total weight.
     pub const fn more_than(numerator: u64, denominator: u64) -> Self {
-        assert!(
-            denominator > 0 && numerator <= denominator,
-            "a threshold is a fraction in [0, 1]"
-        );
-        Threshold {
-            numerator,
-            denominator,
-            inclusive: false,
-        }
+        Threshold::fraction(numerator, denominator, false)
     }
 
     /// At least `numerator / denominator` of the total weight.
     pub const fn at_least(numerator: u64, denominator: u64) -> Self {
+        Threshold::fraction(numerator, denominator, true)
+    }
+
+    const fn fraction(numerator: u64, denominator: u64, inclusive: bool) -> Self {
         assert!(
             denominator > 0 && numerator <= denominator,
             "a threshold is a fraction in [0, 1]"
@@ -147,7 +143,7 @@ impl Threshold {
         Threshold {
             numerator,
             denominator,
-            inclusive: true,
+            inclusive,
         }
     }
 

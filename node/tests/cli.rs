@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn pyralog(args: &[&str]) -> Output {
@@ -22,6 +22,15 @@ fn stderr(output: &Output) -> String {
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// A temporary directory holding a freshly generated `node.key`.
+fn generated_key() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("node.key");
+    let out = pyralog(&["keys", "generate", "--out", path(&key)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir, key)
 }
 
 #[test]
@@ -57,13 +66,7 @@ fn generated_keys_show_the_same_public_key() {
 
 #[test]
 fn a_world_readable_key_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("node.key");
-    assert!(
-        pyralog(&["keys", "generate", "--out", path(&key)])
-            .status
-            .success()
-    );
+    let (_dir, key) = generated_key();
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
 
     let shown = pyralog(&["keys", "show", path(&key)]);
@@ -76,13 +79,7 @@ fn a_world_readable_key_file_is_refused() {
 
 #[test]
 fn an_existing_key_is_never_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("node.key");
-    assert!(
-        pyralog(&["keys", "generate", "--out", path(&key)])
-            .status
-            .success()
-    );
+    let (_dir, key) = generated_key();
     let before = fs::read(&key).unwrap();
     let again = pyralog(&["keys", "generate", "--out", path(&key)]);
     assert_eq!(again.status.code(), Some(1));

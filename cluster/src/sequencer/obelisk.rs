@@ -64,7 +64,7 @@ impl Obelisk {
         &self.path
     }
 
-    /// The next value [`Obelisk::next`] would return.
+    /// The next value [`Obelisk::next_value`] would return.
     pub fn peek(&self) -> u64 {
         self.next
     }
@@ -75,7 +75,7 @@ impl Obelisk {
     }
 
     /// Hands out the next value.
-    pub fn next(&mut self) -> Result<u64, SequencerError> {
+    pub fn next_value(&mut self) -> Result<u64, SequencerError> {
         self.next_range(1).map(|range| range.start)
     }
 
@@ -136,14 +136,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seq");
         let mut obelisk = Obelisk::open(&path, 100).unwrap();
-        assert_eq!((obelisk.next().unwrap(), obelisk.next().unwrap()), (0, 1));
+        assert_eq!(
+            (obelisk.next_value().unwrap(), obelisk.next_value().unwrap()),
+            (0, 1)
+        );
         assert_eq!(obelisk.durable_limit(), 100);
         assert_eq!(obelisk.next_range(150).unwrap(), 2..152);
         assert_eq!(obelisk.durable_limit(), 251);
         drop(obelisk);
         // A restart skips the unused reservation rather than risk a repeat.
         let mut reopened = Obelisk::open(&path, 100).unwrap();
-        assert_eq!(reopened.next().unwrap(), 251);
+        assert_eq!(reopened.next_value().unwrap(), 251);
     }
 
     #[test]
@@ -155,6 +158,9 @@ mod tests {
             obelisk.next_range(2),
             Err(SequencerError::Exhausted { .. })
         ));
-        assert!(matches!(obelisk.next(), Err(SequencerError::Exhausted { .. })));
+        assert!(matches!(
+            obelisk.next_value(),
+            Err(SequencerError::Exhausted { .. })
+        ));
     }
 }

@@ -29,7 +29,7 @@ fn crash_child() {
         "obelisk" => {
             let mut obelisk = Obelisk::open(&path, 7).unwrap();
             loop {
-                emit(obelisk.next().unwrap());
+                emit(obelisk.next_value().unwrap());
             }
         }
         "scarab" => {

@@ -3,5 +3,14 @@
 //!
 //! Built so far:
 //! - [`sequencer`]: the Obelisk crash-safe counter and Scarab ids.
+//! - [`model`]: logs, partitions, records and the canonical record encoding.
+//! - [`storage`]: one RocksDB per node (or in memory), partition stores with Merkle trees, the
+//!   shared WAL syncer.
+//! - [`raft`]: openraft log storage, the partition state machine and replica, its network.
+//! - [`transport`]: multiplexed, length-delimited RPC frames over one stream per peer pair.
 
+pub mod model;
+pub mod raft;
 pub mod sequencer;
+pub mod storage;
+pub mod transport;

@@ -81,6 +81,8 @@ pub enum Domain {
     Merkle,
     /// Checkpoint identifiers (the digest of a checkpoint's canonical encoding).
     Checkpoint,
+    /// Choosing a record's partition from its key (must never change: it places data).
+    PartitionKey,
 }
 
 impl Domain {
@@ -90,6 +92,7 @@ impl Domain {
         match self {
             Domain::Merkle => "pyralog 2026-11-23 merkle tree v1",
             Domain::Checkpoint => "pyralog 2026-11-23 checkpoint id v1",
+            Domain::PartitionKey => "pyralog 2026-11-23 partition key v1",
         }
     }
 
@@ -97,12 +100,14 @@ impl Domain {
     pub fn key(self) -> &'static [u8; 32] {
         static MERKLE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::Merkle));
         static CHECKPOINT: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::Checkpoint));
+        static PARTITION_KEY: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::PartitionKey));
         fn derive(domain: Domain) -> [u8; 32] {
             blake3::derive_key(domain.context(), &[])
         }
         match self {
             Domain::Merkle => &MERKLE,
             Domain::Checkpoint => &CHECKPOINT,
+            Domain::PartitionKey => &PARTITION_KEY,
         }
     }
 

@@ -1,0 +1,112 @@
+//! Raft groups on openraft 0.9 (`storage-v2`, standard single-leader-per-term Raft via the
+//! `single-term-leader` feature).
+//!
+//! Every group of the node (the global group and one per partition) keeps its log in the node's
+//! one RocksDB ([`RocksLogStore`]); appends of all groups share the WAL syncer's fsyncs.
+
+// openraft's storage traits fix the (large) error type these modules return.
+#[allow(clippy::result_large_err)]
+mod log_store;
+#[allow(clippy::result_large_err)]
+mod partition_sm;
+mod network;
+mod replica;
+
+pub use log_store::RocksLogStore;
+pub use network::{PartitionNetwork, PartitionNetworkFactory};
+pub use replica::{PartitionReplica, ReplicaError};
+pub use partition_sm::{PartitionSnapshotBuilder, PartitionStateMachine};
+
+use std::fmt;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Record;
+use crate::storage::{AppendOutcome, PartitionId};
+
+/// A node of the cluster.
+pub type NodeId = u64;
+
+/// A Raft group on this node: the global group or one partition's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupId(pub u64);
+
+impl GroupId {
+    /// The cluster's global group (members, logs, placement, epochs, checkpoints).
+    pub const GLOBAL: GroupId = GroupId(u64::MAX);
+
+    /// The group of one partition.
+    pub fn partition(id: PartitionId) -> Self {
+        GroupId((u64::from(id.log) << 32) | u64::from(id.partition))
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            GroupId::GLOBAL => f.write_str("global"),
+            GroupId(id) => write!(f, "{}/{}", id >> 32, id & 0xffff_ffff),
+        }
+    }
+}
+
+/// A command replicated through a partition's Raft log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionCommand {
+    /// Append records (a batch travels in one entry), tagged with the partition's current epoch.
+    Append {
+        /// The records, in order.
+        records: Vec<Record>,
+    },
+    /// A new leader starts a new epoch; records written afterwards carry it.
+    ActivateEpoch {
+        /// The new epoch; must exceed the current one.
+        epoch: u64,
+        /// The leader that owns it.
+        leader: NodeId,
+    },
+}
+
+/// What applying a [`PartitionCommand`] produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionReply {
+    /// Entries that carry no command (blank, membership).
+    Nothing,
+    /// One outcome per appended record, with the epoch they were written in.
+    Appended {
+        /// The epoch of the records.
+        epoch: u64,
+        /// Per record, in order.
+        outcomes: Vec<AppendOutcome>,
+    },
+    /// The epoch is now active.
+    EpochActivated {
+        /// The active epoch.
+        epoch: u64,
+    },
+    /// The epoch was not newer than the current one; nothing changed.
+    StaleEpoch {
+        /// The current epoch.
+        current: u64,
+    },
+}
+
+#[allow(missing_docs, unreachable_pub)]
+mod types {
+    use super::*;
+
+    openraft::declare_raft_types!(
+        /// The Raft types of a partition group.
+        pub PartitionRaft:
+            D = PartitionCommand,
+            R = PartitionReply,
+            NodeId = NodeId,
+            Node = openraft::BasicNode,
+            Entry = openraft::Entry<PartitionRaft>,
+            SnapshotData = Cursor<Vec<u8>>,
+            AsyncRuntime = openraft::TokioRuntime,
+    );
+}
+
+pub use types::PartitionRaft;

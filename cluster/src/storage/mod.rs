@@ -1,0 +1,177 @@
+//! Node storage: one RocksDB per node, a column family per concern, big-endian keys.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `raft_log` | group, index | Raft entry (Raft layer) |
+//! | `raft_state` | group, field | vote, committed, purged (Raft layer) |
+//! | `meta` | name | cluster metadata (global group) |
+//! | `partition_state` | partition, 0x01 | [`PartitionState`] |
+//! | `partition_state` | partition, 0x02, producer | last sequence and its offset |
+//! | `partition_state` | partition, 0x03 | the Raft layer's applied marker (log id, membership) |
+//! | `records` | partition, offset | record encoding ([`crate::model`]) |
+//! | `key_index` | partition, key | offset of the latest record with that key |
+//! | `merkle` | partition, level, index | perfect-subtree hash |
+//!
+//! A partition's records, Merkle nodes, key index, producer sequences and state (with the Raft
+//! index applied) change in one `WriteBatch`, so a crash never leaves them out of step.
+//!
+//! **Memory-only mode** runs the same code on RocksDB's in-memory environment: nothing touches the
+//! disk, every code path is the one production runs.
+
+mod keys;
+mod partition;
+mod syncer;
+
+pub use keys::PartitionId;
+pub use partition::{AppendOutcome, PartitionExport, PartitionState, PartitionStore};
+pub use syncer::{SyncCallback, SyncStats, WalSyncer};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Env, Options};
+
+/// Column family names, in creation order.
+pub(crate) const COLUMN_FAMILIES: [&str; 7] = [
+    "raft_log",
+    "raft_state",
+    "meta",
+    "partition_state",
+    "records",
+    "key_index",
+    "merkle",
+];
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageMode {
+    /// On disk under this directory.
+    Disk(PathBuf),
+    /// In memory only (tests, ephemeral nodes): lost when the process ends.
+    Memory,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// An offset at or past the end of the partition.
+    #[error("offset {offset} is out of range: partition {partition} has {size} records")]
+    OffsetOutOfRange {
+        /// The partition.
+        partition: PartitionId,
+        /// The requested offset.
+        offset: u64,
+        /// The partition's size.
+        size: u64,
+    },
+    /// A tree size larger than the partition.
+    #[error("size {requested} requested, partition {partition} has {size} records")]
+    SizeBeyondPartition {
+        /// The partition.
+        partition: PartitionId,
+        /// The requested size.
+        requested: u64,
+        /// The partition's size.
+        size: u64,
+    },
+    /// A consistency proof asked to go backwards.
+    #[error("old size {old_size} is larger than new size {new_size} (partition {partition})")]
+    SizeDecreased {
+        /// The partition.
+        partition: PartitionId,
+        /// Requested old size.
+        old_size: u64,
+        /// Requested new size.
+        new_size: u64,
+    },
+    /// Stored bytes are not what this code writes: the data is damaged.
+    #[error("corrupt {what} in partition {partition}: {reason}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Where.
+        partition: PartitionId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The node's database.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    mode: StorageMode,
+    db: Arc<DB>,
+    /// Dropped after `db`'s handle: joins the thread holding the other handle, so the database
+    /// is closed when the last `Storage` is dropped.
+    syncer: WalSyncer,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("mode", &self.inner.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the database.
+    pub fn open(mode: StorageMode) -> Result<Self, StorageError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let path: &Path = match &mode {
+            StorageMode::Disk(path) => path,
+            StorageMode::Memory => {
+                options.set_env(&Env::mem_env()?);
+                Path::new("/pyralog-memory")
+            }
+        };
+        let families = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        let db = Arc::new(db);
+        let syncer = WalSyncer::start(db.clone(), matches!(mode, StorageMode::Disk(_)));
+        Ok(Storage {
+            inner: Arc::new(Inner { mode, db, syncer }),
+        })
+    }
+
+    /// Where the database lives.
+    pub fn mode(&self) -> &StorageMode {
+        &self.inner.mode
+    }
+
+    /// Makes every write so far durable with one WAL fsync (nothing to do in memory-only mode).
+    pub fn sync_wal(&self) -> Result<(), StorageError> {
+        match self.inner.mode {
+            StorageMode::Disk(_) => Ok(self.inner.db.flush_wal(true)?),
+            StorageMode::Memory => Ok(()),
+        }
+    }
+
+    /// The node's shared WAL syncer (group commit across Raft groups).
+    pub fn syncer(&self) -> &WalSyncer {
+        &self.inner.syncer
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    pub(crate) fn cf(&self, name: &'static str) -> &ColumnFamily {
+        self.inner
+            .db
+            .cf_handle(name)
+            .expect("every column family is created at open")
+    }
+}

@@ -1,0 +1,468 @@
+//! One partition's replicated state: records, Merkle tree, key index, producer sequences.
+//!
+//! A [`PartitionStore`] is owned by the partition's state machine (one owner, no locks). Applying
+//! a batch writes everything in one `WriteBatch` without `fsync`: the Raft log is the durable
+//! record, and the applied Raft index is stored in the same batch, so after a crash the state
+//! machine resumes from a consistent point and Raft re-applies the rest.
+
+use std::collections::HashMap;
+
+use pyralog_crypto::Digest;
+use pyralog_crypto::merkle::{
+    Blake3Merkle, ConsistencyProof, Frontier, InclusionProof, MerkleHasher, NodeId, NodeReader, ProveError,
+    consistency_path, inclusion_path, root_at,
+};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::{PartitionId, Storage, StorageError};
+use crate::model::{Record, StoredRecord};
+
+/// The persisted summary of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionState {
+    /// Number of records, which is the next offset and the Merkle tree size.
+    pub size: u64,
+    /// Epoch of the latest applied write.
+    pub epoch: u64,
+    /// Raft index of the latest applied entry.
+    pub applied_index: u64,
+}
+
+impl PartitionState {
+    fn encode(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[..8].copy_from_slice(&self.size.to_be_bytes());
+        out[8..16].copy_from_slice(&self.epoch.to_be_bytes());
+        out[16..].copy_from_slice(&self.applied_index.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; 24] = bytes.try_into().ok()?;
+        let field = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        Some(PartitionState {
+            size: field(0),
+            epoch: field(8),
+            applied_index: field(16),
+        })
+    }
+}
+
+/// Column families holding partition data, in export order (the index is part of the export
+/// format: only append).
+const PARTITION_FAMILIES: [&str; 4] = ["partition_state", "records", "key_index", "merkle"];
+
+/// Everything a partition stores, keyed relative to the partition: what a Raft snapshot carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PartitionExport {
+    /// (column family index, key without the partition prefix, value).
+    pub entries: Vec<(u8, Vec<u8>, Vec<u8>)>,
+}
+
+/// What happened to one record of an applied batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AppendOutcome {
+    /// Stored at this offset.
+    Appended {
+        /// The record's offset.
+        offset: u64,
+    },
+    /// The producer already wrote this sequence number; nothing was stored. The original offset
+    /// is known when it was the producer's latest sequence (the retry case).
+    Duplicate {
+        /// Offset of the original, if known.
+        original_offset: Option<u64>,
+    },
+    /// The producer skipped sequence numbers; nothing was stored.
+    OutOfOrderSequence {
+        /// The sequence number the partition expected.
+        expected: u64,
+        /// The one it got.
+        got: u64,
+    },
+}
+
+/// A partition's state machine storage. See the module docs.
+#[derive(Debug)]
+pub struct PartitionStore {
+    storage: Storage,
+    id: PartitionId,
+    state: PartitionState,
+    frontier: Frontier<Blake3Merkle>,
+}
+
+impl PartitionStore {
+    /// Opens the partition, rebuilding the Merkle frontier from stored nodes (O(log n) reads).
+    pub fn open(storage: &Storage, id: PartitionId) -> Result<Self, StorageError> {
+        let state = match storage
+            .db()
+            .get_cf(storage.cf("partition_state"), id.state_key())?
+        {
+            None => PartitionState::default(),
+            Some(bytes) => {
+                PartitionState::decode(&bytes).ok_or_else(|| corrupt(id, "partition state", "bad length"))?
+            }
+        };
+        let reader = RocksNodes { storage, id };
+        let frontier = Frontier::load(&reader, state.size).map_err(|err| prove_error(id, err))?;
+        Ok(PartitionStore {
+            storage: storage.clone(),
+            id,
+            state,
+            frontier,
+        })
+    }
+
+    /// The node storage this partition lives in.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Which partition this is.
+    pub fn id(&self) -> PartitionId {
+        self.id
+    }
+
+    /// The persisted summary.
+    pub fn state(&self) -> PartitionState {
+        self.state
+    }
+
+    /// The current Merkle root.
+    pub fn root(&self) -> Digest {
+        self.frontier.root()
+    }
+
+    /// Applies the records of Raft entry `raft_index`, written in `epoch`, in one atomic write
+    /// together with the Raft layer's opaque applied `marker`.
+    pub fn apply(
+        &mut self,
+        raft_index: u64,
+        epoch: u64,
+        records: &[Record],
+        marker: &[u8],
+    ) -> Result<Vec<AppendOutcome>, StorageError> {
+        let (db, id) = (self.storage.db(), self.id);
+        let mut batch = WriteBatch::default();
+        let mut state = self.state;
+        let mut frontier = self.frontier.clone();
+        let mut nodes = Vec::new();
+        // Producer sequences touched by this batch, ahead of what is in the database.
+        let mut producers: HashMap<u64, (u64, u64)> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(records.len());
+
+        for record in records {
+            if let Some(p) = record.producer {
+                let last = match producers.get(&p.producer) {
+                    Some(seen) => Some(*seen),
+                    None => self.producer(p.producer)?,
+                };
+                if let Some((last_seq, last_offset)) = last {
+                    if p.sequence <= last_seq {
+                        let original_offset = (p.sequence == last_seq).then_some(last_offset);
+                        outcomes.push(AppendOutcome::Duplicate { original_offset });
+                        continue;
+                    }
+                    if p.sequence != last_seq + 1 {
+                        outcomes.push(AppendOutcome::OutOfOrderSequence {
+                            expected: last_seq + 1,
+                            got: p.sequence,
+                        });
+                        continue;
+                    }
+                }
+                producers.insert(p.producer, (p.sequence, state.size));
+            }
+            let stored = StoredRecord {
+                offset: state.size,
+                epoch,
+                record: record.clone(),
+            };
+            let bytes = stored
+                .encode()
+                .map_err(|err| corrupt(id, "record", &err.to_string()))?;
+            frontier.push(Blake3Merkle::hash_leaf(&bytes), &mut nodes);
+            batch.put_cf(self.storage.cf("records"), id.record_key(state.size), &bytes);
+            if let Some(key) = &record.key {
+                batch.put_cf(
+                    self.storage.cf("key_index"),
+                    id.key_index_key(key),
+                    state.size.to_be_bytes(),
+                );
+            }
+            outcomes.push(AppendOutcome::Appended { offset: state.size });
+            state.size += 1;
+        }
+        for (producer, (sequence, offset)) in &producers {
+            let mut value = [0u8; 16];
+            value[..8].copy_from_slice(&sequence.to_be_bytes());
+            value[8..].copy_from_slice(&offset.to_be_bytes());
+            batch.put_cf(
+                self.storage.cf("partition_state"),
+                id.producer_key(*producer),
+                value,
+            );
+        }
+        for (node, hash) in &nodes {
+            batch.put_cf(
+                self.storage.cf("merkle"),
+                id.merkle_key(node.level, node.index),
+                hash.as_bytes(),
+            );
+        }
+        state.epoch = epoch;
+        state.applied_index = raft_index;
+        batch.put_cf(self.storage.cf("partition_state"), id.state_key(), state.encode());
+        batch.put_cf(self.storage.cf("partition_state"), id.marker_key(), marker);
+
+        let mut options = WriteOptions::default();
+        options.set_sync(false); // the Raft log is the durable record; see the module docs
+        db.write_opt(batch, &options)?;
+        self.state = state;
+        self.frontier = frontier;
+        Ok(outcomes)
+    }
+
+    /// Records that Raft entry `raft_index` (which carries no records) was applied, with the new
+    /// `epoch` and the Raft layer's `marker`, in one atomic write.
+    pub fn mark_applied(&mut self, raft_index: u64, epoch: u64, marker: &[u8]) -> Result<(), StorageError> {
+        self.apply(raft_index, epoch, &[], marker).map(drop)
+    }
+
+    /// The Raft layer's applied marker, as last written.
+    pub fn marker(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .storage
+            .db()
+            .get_cf(self.storage.cf("partition_state"), self.id.marker_key())?)
+    }
+
+    /// A consistent copy of everything this partition stores (state, marker, producers,
+    /// records, key index, Merkle nodes), for a Raft snapshot.
+    pub fn export(&self) -> Result<PartitionExport, StorageError> {
+        let db = self.storage.db();
+        let snapshot = db.snapshot();
+        let prefix = self.id.prefix();
+        let mut entries = Vec::new();
+        for (family, name) in PARTITION_FAMILIES.iter().enumerate() {
+            let iter = snapshot.iterator_cf(
+                self.storage.cf(name),
+                IteratorMode::From(&prefix, Direction::Forward),
+            );
+            for item in iter {
+                let (key, value) = item?;
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                entries.push((family as u8, key[prefix.len()..].to_vec(), value.to_vec()));
+            }
+        }
+        Ok(PartitionExport { entries })
+    }
+
+    /// Replaces everything this partition stores with `export`, atomically, and reopens it.
+    pub fn import(&mut self, export: &PartitionExport) -> Result<(), StorageError> {
+        let prefix = self.id.prefix();
+        // Keys of this partition are `prefix || suffix`; the next (log, partition) bounds them.
+        let upper = match u64::from_be_bytes(prefix).checked_add(1) {
+            Some(next) => next.to_be_bytes().to_vec(),
+            None => vec![0xff; 32],
+        };
+        let mut batch = WriteBatch::default();
+        for name in PARTITION_FAMILIES {
+            batch.delete_range_cf(self.storage.cf(name), &prefix[..], &upper[..]);
+        }
+        for (family, key, value) in &export.entries {
+            let name = PARTITION_FAMILIES
+                .get(usize::from(*family))
+                .ok_or_else(|| corrupt(self.id, "snapshot", "unknown column family"))?;
+            let mut full_key = prefix.to_vec();
+            full_key.extend_from_slice(key);
+            batch.put_cf(self.storage.cf(name), full_key, value);
+        }
+        self.storage.db().write(batch)?;
+        *self = PartitionStore::open(&self.storage, self.id)?;
+        Ok(())
+    }
+
+    /// The producer's latest sequence number and its offset.
+    fn producer(&self, producer: u64) -> Result<Option<(u64, u64)>, StorageError> {
+        let key = self.id.producer_key(producer);
+        match self
+            .storage
+            .db()
+            .get_cf(self.storage.cf("partition_state"), key)?
+        {
+            None => Ok(None),
+            Some(bytes) if bytes.len() == 16 => {
+                let sequence = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+                let offset = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
+                Ok(Some((sequence, offset)))
+            }
+            Some(_) => Err(corrupt(self.id, "producer sequence", "bad length")),
+        }
+    }
+
+    /// Up to `max_records` records from `from` on.
+    pub fn read(&self, from: u64, max_records: usize) -> Result<Vec<StoredRecord>, StorageError> {
+        let start = self.id.record_key(from);
+        let iter = self.storage.db().iterator_cf(
+            self.storage.cf("records"),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter.take(max_records) {
+            let (key, value) = item?;
+            if !key.starts_with(&self.id.prefix()) {
+                break;
+            }
+            let offset = u64::from_be_bytes(
+                key[8..16]
+                    .try_into()
+                    .map_err(|_| corrupt(self.id, "record key", "bad length"))?,
+            );
+            out.push(
+                StoredRecord::decode(offset, &value)
+                    .map_err(|err| corrupt(self.id, "record", &err.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The record at `offset`, if it exists.
+    pub fn get(&self, offset: u64) -> Result<Option<StoredRecord>, StorageError> {
+        let bytes = self
+            .storage
+            .db()
+            .get_cf(self.storage.cf("records"), self.id.record_key(offset))?;
+        bytes
+            .map(|bytes| {
+                StoredRecord::decode(offset, &bytes)
+                    .map_err(|err| corrupt(self.id, "record", &err.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The latest record written with `key`.
+    pub fn latest_by_key(&self, key: &[u8]) -> Result<Option<StoredRecord>, StorageError> {
+        let index = self
+            .storage
+            .db()
+            .get_cf(self.storage.cf("key_index"), self.id.key_index_key(key))?;
+        let Some(index) = index else { return Ok(None) };
+        let offset = u64::from_be_bytes(
+            index
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt(self.id, "key index", "bad length"))?,
+        );
+        self.get(offset)?
+            .map(Some)
+            .ok_or_else(|| corrupt(self.id, "key index", "points at a missing record"))
+    }
+
+    /// The Merkle root when the partition had `size` records.
+    pub fn root_at(&self, size: u64) -> Result<Digest, StorageError> {
+        self.check_size(size)?;
+        root_at::<Blake3Merkle, _>(&self.nodes(), size).map_err(|err| prove_error(self.id, err))
+    }
+
+    /// Proof that the record at `offset` is in the tree of `size` records.
+    pub fn inclusion_proof(
+        &self,
+        offset: u64,
+        size: u64,
+    ) -> Result<InclusionProof<Blake3Merkle>, StorageError> {
+        self.check_size(size)?;
+        let path = inclusion_path::<Blake3Merkle, _>(&self.nodes(), offset, size)
+            .map_err(|err| prove_error(self.id, err))?;
+        Ok(InclusionProof::new(offset, size, path))
+    }
+
+    /// Proof that the tree of `old_size` records is a prefix of the tree of `new_size`.
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProof<Blake3Merkle>, StorageError> {
+        self.check_size(new_size)?;
+        let path = consistency_path::<Blake3Merkle, _>(&self.nodes(), old_size, new_size)
+            .map_err(|err| prove_error(self.id, err))?;
+        Ok(ConsistencyProof::new(old_size, new_size, path))
+    }
+
+    fn nodes(&self) -> RocksNodes<'_> {
+        RocksNodes {
+            storage: &self.storage,
+            id: self.id,
+        }
+    }
+
+    fn check_size(&self, requested: u64) -> Result<(), StorageError> {
+        match requested <= self.state.size {
+            true => Ok(()),
+            false => Err(StorageError::SizeBeyondPartition {
+                partition: self.id,
+                requested,
+                size: self.state.size,
+            }),
+        }
+    }
+}
+
+/// Merkle nodes of one partition, read from the `merkle` column family.
+struct RocksNodes<'a> {
+    storage: &'a Storage,
+    id: PartitionId,
+}
+
+impl NodeReader for RocksNodes<'_> {
+    type Error = StorageError;
+
+    fn node(&self, node: NodeId) -> Result<Option<Digest>, StorageError> {
+        let key = self.id.merkle_key(node.level, node.index);
+        match self.storage.db().get_pinned_cf(self.storage.cf("merkle"), key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let hash: [u8; 32] = bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt(self.id, "merkle node", "not 32 bytes"))?;
+                Ok(Some(Digest(hash)))
+            }
+        }
+    }
+}
+
+fn corrupt(partition: PartitionId, what: &'static str, reason: &str) -> StorageError {
+    StorageError::Corrupt {
+        what,
+        partition,
+        reason: reason.to_owned(),
+    }
+}
+
+fn prove_error(partition: PartitionId, err: ProveError<StorageError>) -> StorageError {
+    match err {
+        ProveError::Store(err) => err,
+        ProveError::IndexOutOfRange { index, size } => StorageError::OffsetOutOfRange {
+            partition,
+            offset: index,
+            size,
+        },
+        ProveError::SizeBeyondTree {
+            size: requested,
+            tree_size,
+        } => StorageError::SizeBeyondPartition {
+            partition,
+            requested,
+            size: tree_size,
+        },
+        ProveError::SizeDecreased { old_size, new_size } => StorageError::SizeDecreased {
+            partition,
+            old_size,
+            new_size,
+        },
+        other => corrupt(partition, "merkle tree", &other.to_string()),
+    }
+}

@@ -1,0 +1,96 @@
+//! Node-to-node transport: request/response frames multiplexed over one byte stream per peer
+//! pair, carrying every Raft group.
+//!
+//! Frames are a 4-byte big-endian length then a postcard payload, at most
+//! [`MAX_FRAME_BYTES`]. Streams come from a [`Transport`] so the WireGuard tunnel can replace TCP
+//! without touching the engine.
+
+mod frame;
+mod peers;
+mod server;
+
+pub use frame::{MAX_FRAME_BYTES, read_frame, write_frame};
+pub use peers::{CallError, PeerPool};
+pub use server::{RaftRouter, serve};
+
+use std::future::Future;
+use std::io;
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::raft::{GroupId, NodeId, PartitionRaft};
+
+/// A Raft RPC addressed to one group on the peer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestFrame {
+    /// Matches the response to the request on a multiplexed stream.
+    pub id: u64,
+    /// The group the RPC is for.
+    pub group: GroupId,
+    /// The RPC.
+    pub body: RaftRequest,
+}
+
+/// The Raft RPCs.
+#[derive(Debug, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)]
+pub enum RaftRequest {
+    /// Log replication and heartbeats.
+    Append(AppendEntriesRequest<PartitionRaft>),
+    /// Leader election.
+    Vote(VoteRequest<NodeId>),
+    /// One chunk of a snapshot.
+    InstallSnapshot(InstallSnapshotRequest<PartitionRaft>),
+}
+
+/// The answer to a [`RequestFrame`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    /// The request's id.
+    pub id: u64,
+    /// The answer.
+    pub body: RaftResponse,
+}
+
+/// Answers to [`RaftRequest`]s.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftResponse {
+    /// Answer to [`RaftRequest::Append`].
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// Answer to [`RaftRequest::Vote`].
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Answer to [`RaftRequest::InstallSnapshot`].
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// The peer does not (yet) run this group.
+    UnknownGroup(GroupId),
+}
+
+/// Opens byte streams to peers.
+pub trait Transport: Send + Sync + 'static {
+    /// A connected, reliable, ordered byte stream.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+
+    /// Connects to the peer listening at `addr`.
+    fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP (with `TCP_NODELAY`: Raft messages are latency-bound).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpTransport;
+
+impl Transport for TcpTransport {
+    type Stream = TcpStream;
+
+    async fn connect(&self, addr: &str) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}

@@ -7,15 +7,15 @@
 // openraft's storage traits fix the (large) error type these modules return.
 #[allow(clippy::result_large_err)]
 mod log_store;
+mod network;
 #[allow(clippy::result_large_err)]
 mod partition_sm;
-mod network;
 mod replica;
 
 pub use log_store::RocksLogStore;
 pub use network::{PartitionNetwork, PartitionNetworkFactory};
-pub use replica::{PartitionReplica, ReplicaError};
 pub use partition_sm::{PartitionSnapshotBuilder, PartitionStateMachine};
+pub use replica::{PartitionReplica, ReplicaError};
 
 use std::fmt;
 use std::io::Cursor;

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
+use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 
 use super::{GroupId, NodeId, PartitionRaft};
 use crate::transport::{CallError, PeerPool, RaftRequest, RaftResponse, Transport};
@@ -38,7 +38,12 @@ impl<T: Transport> RaftNetworkFactory<PartitionRaft> for PartitionNetworkFactory
     type Network = PartitionNetwork<T>;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        PartitionNetwork { group: self.group, target, addr: node.addr.clone(), peers: self.peers.clone() }
+        PartitionNetwork {
+            group: self.group,
+            target,
+            addr: node.addr.clone(),
+            peers: self.peers.clone(),
+        }
     }
 }
 
@@ -46,7 +51,9 @@ type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
 impl<T: Transport> PartitionNetwork<T> {
     async fn call(&self, body: RaftRequest, option: &RPCOption) -> Result<RaftResponse, CallError> {
-        self.peers.call(&self.addr, self.group, body, option.hard_ttl()).await
+        self.peers
+            .call(&self.addr, self.group, body, option.hard_ttl())
+            .await
     }
 }
 
@@ -75,7 +82,9 @@ impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         match self.call(RaftRequest::Append(rpc), &option).await {
             Ok(RaftResponse::Append(Ok(answer))) => Ok(answer),
-            Ok(RaftResponse::Append(Err(err))) => Err(RPCError::RemoteError(RemoteError::new(self.target, err))),
+            Ok(RaftResponse::Append(Err(err))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
+            }
             Ok(other) => Err(unexpected(self.group, &other)),
             Err(err) => Err(failed(err)),
         }
@@ -103,7 +112,9 @@ impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
         match self.call(RaftRequest::Vote(rpc), &option).await {
             Ok(RaftResponse::Vote(Ok(answer))) => Ok(answer),
-            Ok(RaftResponse::Vote(Err(err))) => Err(RPCError::RemoteError(RemoteError::new(self.target, err))),
+            Ok(RaftResponse::Vote(Err(err))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
+            }
             Ok(other) => Err(unexpected(self.group, &other)),
             Err(err) => Err(failed(err)),
         }

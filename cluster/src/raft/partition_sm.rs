@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{GroupId, NodeId, PartitionCommand, PartitionRaft, PartitionReply};
-use crate::storage::{PartitionExport, PartitionId, PartitionState, PartitionStore, Storage, StorageError as DbError};
+use crate::storage::{
+    PartitionExport, PartitionId, PartitionState, PartitionStore, Storage, StorageError as DbError,
+};
 
 /// What the Raft layer persists with every applied entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +70,11 @@ impl PartitionStateMachine {
             })?,
         };
         let (published, _) = watch::channel(store.state());
-        Ok(PartitionStateMachine { store, marker, published })
+        Ok(PartitionStateMachine {
+            store,
+            marker,
+            published,
+        })
     }
 
     /// Follows the partition's state as entries are applied.

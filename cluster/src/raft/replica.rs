@@ -55,7 +55,9 @@ pub struct PartitionReplica {
 
 impl std::fmt::Debug for PartitionReplica {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionReplica").field("partition", &self.partition).finish_non_exhaustive()
+        f.debug_struct("PartitionReplica")
+            .field("partition", &self.partition)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,16 +78,26 @@ impl PartitionReplica {
         let network = PartitionNetworkFactory::new(group, peers);
         let raft = Raft::new(node, config, network, log, machine)
             .await
-            .map_err(|err| ReplicaError::Raft { group, reason: err.to_string() })?;
+            .map_err(|err| ReplicaError::Raft {
+                group,
+                reason: err.to_string(),
+            })?;
         router.insert(group, raft.clone());
         let epoch_keeper = tokio::spawn(keep_epochs(node, raft.clone(), state.clone()));
-        Ok(PartitionReplica { partition, raft, state, epoch_keeper })
+        Ok(PartitionReplica {
+            partition,
+            raft,
+            state,
+            epoch_keeper,
+        })
     }
 
     /// Makes `members` (node id -> RPC address) the group's first voters. Call on one node once.
     pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), ReplicaError> {
-        let nodes: BTreeMap<NodeId, BasicNode> =
-            members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+        let nodes: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
         match self.raft.initialize(nodes).await {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
@@ -106,7 +118,10 @@ impl PartitionReplica {
                 }),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(ReplicaError::NotLeader { partition: self.partition, leader: forward.leader_id })
+                Err(ReplicaError::NotLeader {
+                    partition: self.partition,
+                    leader: forward.leader_id,
+                })
             }
             Err(err) => Err(self.raft_error(err)),
         }
@@ -135,7 +150,10 @@ impl PartitionReplica {
     }
 
     fn raft_error(&self, err: impl std::fmt::Display) -> ReplicaError {
-        ReplicaError::Raft { group: GroupId::partition(self.partition), reason: err.to_string() }
+        ReplicaError::Raft {
+            group: GroupId::partition(self.partition),
+            reason: err.to_string(),
+        }
     }
 }
 
@@ -151,13 +169,14 @@ async fn keep_epochs(node: NodeId, raft: Raft<PartitionRaft>, state: watch::Rece
         if is_leader && led_term != Some(term) {
             led_term = Some(term);
             let mut epoch = state.borrow().epoch + 1;
-            loop {
-                match raft.client_write(PartitionCommand::ActivateEpoch { epoch, leader: node }).await {
-                    Ok(response) => match response.data {
-                        PartitionReply::StaleEpoch { current } => epoch = current + 1,
-                        _ => break,
-                    },
-                    Err(_) => break, // no longer leader, or shutting down
+            // Retry above a newer epoch if another activation won; stop when no longer leader.
+            while let Ok(response) = raft
+                .client_write(PartitionCommand::ActivateEpoch { epoch, leader: node })
+                .await
+            {
+                match response.data {
+                    PartitionReply::StaleEpoch { current } => epoch = current + 1,
+                    _ => break,
                 }
             }
         }

@@ -47,7 +47,11 @@ impl<T: Transport> std::fmt::Debug for PeerPool<T> {
 impl<T: Transport> PeerPool<T> {
     /// A pool that opens streams with `transport`.
     pub fn new(transport: T) -> Self {
-        PeerPool { transport: Arc::new(transport), peers: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }
+        PeerPool {
+            transport: Arc::new(transport),
+            peers: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
     }
 
     /// Sends `body` to `group` on the peer at `addr` and waits for the answer.
@@ -61,13 +65,23 @@ impl<T: Transport> PeerPool<T> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let queue = self.connection(addr);
-        if queue.send(Outgoing { frame: RequestFrame { id, group, body }, reply }).await.is_err() {
+        if queue
+            .send(Outgoing {
+                frame: RequestFrame { id, group, body },
+                reply,
+            })
+            .await
+            .is_err()
+        {
             return Err(CallError::Unreachable(addr.to_owned()));
         }
         match tokio::time::timeout(deadline, answer).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(_)) => Err(CallError::Unreachable(addr.to_owned())),
-            Err(_) => Err(CallError::Timeout { addr: addr.to_owned(), after: deadline }),
+            Err(_) => Err(CallError::Timeout {
+                addr: addr.to_owned(),
+                after: deadline,
+            }),
         }
     }
 
@@ -87,8 +101,14 @@ impl<T: Transport> PeerPool<T> {
 /// Owns one stream: writes queued requests, routes answers to their callers. When the stream
 /// fails every waiting caller is told (its reply sender is dropped) and the queue closes, so the
 /// next call reconnects.
-async fn run_connection<T: Transport>(transport: Arc<T>, addr: String, mut outgoing: mpsc::Receiver<Outgoing>) {
-    let Ok(stream) = transport.connect(&addr).await else { return };
+async fn run_connection<T: Transport>(
+    transport: Arc<T>,
+    addr: String,
+    mut outgoing: mpsc::Receiver<Outgoing>,
+) {
+    let Ok(stream) = transport.connect(&addr).await else {
+        return;
+    };
     let (mut reader, mut writer) = tokio::io::split(stream);
     let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<RaftResponse>>>> = Arc::default();
     let answers = {

@@ -41,12 +41,17 @@ impl RaftRouter {
 
     async fn handle(&self, request: RequestFrame) -> ResponseFrame {
         let Some(raft) = self.get(request.group) else {
-            return ResponseFrame { id: request.id, body: RaftResponse::UnknownGroup(request.group) };
+            return ResponseFrame {
+                id: request.id,
+                body: RaftResponse::UnknownGroup(request.group),
+            };
         };
         let body = match request.body {
             RaftRequest::Append(rpc) => RaftResponse::Append(raft.append_entries(rpc).await),
             RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await),
-            RaftRequest::InstallSnapshot(rpc) => RaftResponse::InstallSnapshot(raft.install_snapshot(rpc).await),
+            RaftRequest::InstallSnapshot(rpc) => {
+                RaftResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
         };
         ResponseFrame { id: request.id, body }
     }

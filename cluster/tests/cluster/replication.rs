@@ -55,8 +55,17 @@ async fn start_nodes(count: u64) -> (Vec<Node>, BTreeMap<u64, String>) {
         let router = Arc::new(RaftRouter::default());
         let server = tokio::spawn(serve(listener, router.clone()));
         let peers = Arc::new(PeerPool::new(TcpTransport));
-        let replica = PartitionReplica::start(id, &storage, PARTITION, peers, &router, config()).await.unwrap();
-        nodes.push(Node { id, storage, router, server, replica: Some(replica), _dir: dir });
+        let replica = PartitionReplica::start(id, &storage, PARTITION, peers, &router, config())
+            .await
+            .unwrap();
+        nodes.push(Node {
+            id,
+            storage,
+            router,
+            server,
+            replica: Some(replica),
+            _dir: dir,
+        });
     }
     (nodes, addrs)
 }
@@ -74,7 +83,10 @@ async fn leader(nodes: &[Node]) -> u64 {
         if let [only] = leaders[..] {
             return only;
         }
-        assert!(started.elapsed() < DEADLINE, "no single leader within {DEADLINE:?}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no single leader within {DEADLINE:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -87,11 +99,20 @@ type Acked = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
 async fn writer(nodes: Arc<Mutex<Vec<Node>>>, writer: u64, count: u64, acked: Acked) {
     for seq in 0..count {
         let value = format!("writer {writer} seq {seq}").into_bytes();
-        let record =
-            Record { value: value.clone(), producer: Some(ProducerSeq { producer: writer, sequence: seq }), ..Record::default() };
+        let record = Record {
+            value: value.clone(),
+            producer: Some(ProducerSeq {
+                producer: writer,
+                sequence: seq,
+            }),
+            ..Record::default()
+        };
         let started = tokio::time::Instant::now();
         loop {
-            assert!(started.elapsed() < DEADLINE, "write {writer}/{seq} not acknowledged within {DEADLINE:?}");
+            assert!(
+                started.elapsed() < DEADLINE,
+                "write {writer}/{seq} not acknowledged within {DEADLINE:?}"
+            );
             let attempt = {
                 let nodes = nodes.lock().await;
                 let mut result = None;
@@ -110,17 +131,24 @@ async fn writer(nodes: Arc<Mutex<Vec<Node>>>, writer: u64, count: u64, acked: Ac
                 continue;
             };
             let written = raft
-                .client_write(PartitionCommand::Append { records: vec![record.clone()] })
+                .client_write(PartitionCommand::Append {
+                    records: vec![record.clone()],
+                })
                 .await;
             match written.map(|r| r.data) {
                 Ok(PartitionReply::Appended { outcomes, .. }) => {
                     let offset = match outcomes[0] {
                         AppendOutcome::Appended { offset } => offset,
-                        AppendOutcome::Duplicate { original_offset: Some(offset) } => offset,
+                        AppendOutcome::Duplicate {
+                            original_offset: Some(offset),
+                        } => offset,
                         other => panic!("write {writer}/{seq}: {other:?}"),
                     };
                     let previous = acked.lock().await.insert(offset, value.clone());
-                    assert!(previous.is_none() || previous == Some(value.clone()), "offset {offset} acknowledged twice");
+                    assert!(
+                        previous.is_none() || previous == Some(value.clone()),
+                        "offset {offset} acknowledged twice"
+                    );
                     break;
                 }
                 Ok(other) => panic!("unexpected reply {other:?}"),
@@ -133,12 +161,20 @@ async fn writer(nodes: Arc<Mutex<Vec<Node>>>, writer: u64, count: u64, acked: Ac
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_leader_failover() {
     let (nodes, addrs) = start_nodes(3).await;
-    nodes[0].replica.as_ref().unwrap().initialize(addrs).await.unwrap();
+    nodes[0]
+        .replica
+        .as_ref()
+        .unwrap()
+        .initialize(addrs)
+        .await
+        .unwrap();
     let first_leader = leader(&nodes).await;
     let nodes = Arc::new(Mutex::new(nodes));
     let acked: Acked = Arc::default();
 
-    let writers: Vec<_> = (0..8).map(|w| tokio::spawn(writer(nodes.clone(), w, 40, acked.clone()))).collect();
+    let writers: Vec<_> = (0..8)
+        .map(|w| tokio::spawn(writer(nodes.clone(), w, 40, acked.clone())))
+        .collect();
     // Let some writes land under the first leader, then kill it.
     let started = tokio::time::Instant::now();
     while acked.lock().await.len() < 60 {
@@ -169,18 +205,32 @@ async fn acknowledged_writes_survive_leader_failover() {
     for node in nodes.iter().filter(|n| n.replica.is_some()) {
         let replica = node.replica.as_ref().unwrap();
         let mut state = replica.subscribe();
-        tokio::time::timeout(DEADLINE, state.wait_for(|s| s.size >= acked.len() as u64)).await.unwrap().unwrap();
+        tokio::time::timeout(DEADLINE, state.wait_for(|s| s.size >= acked.len() as u64))
+            .await
+            .unwrap()
+            .unwrap();
         let store = PartitionStore::open(&node.storage, PARTITION).unwrap();
         let records = store.read(0, 10_000).unwrap();
         let mut seen = HashMap::new();
         for stored in &records {
-            assert!(seen.insert(stored.record.value.clone(), stored.offset).is_none(), "duplicate value");
+            assert!(
+                seen.insert(stored.record.value.clone(), stored.offset).is_none(),
+                "duplicate value"
+            );
         }
         for (offset, value) in &acked {
-            assert_eq!(&records[*offset as usize].record.value, value, "node {} offset {offset}", node.id);
+            assert_eq!(
+                &records[*offset as usize].record.value, value,
+                "node {} offset {offset}",
+                node.id
+            );
         }
         // A new leader started a new epoch, and records after the failover carry it.
-        assert!(replica.state().epoch > epoch_before, "epoch {} after failover", replica.state().epoch);
+        assert!(
+            replica.state().epoch > epoch_before,
+            "epoch {} after failover",
+            replica.state().epoch
+        );
         assert!(records.iter().any(|r| r.epoch > epoch_before));
         assert!(records.windows(2).all(|w| w[0].epoch <= w[1].epoch));
     }

@@ -181,13 +181,14 @@ impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
         let data = snapshot.into_inner();
         let export: PartitionExport = postcard::from_bytes(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        // `import` replaces the partition's data (marker included) and reopens the store.
         self.store.import(&export).map_err(sm_write)?;
-        *self = PartitionStateMachine::open(self.store.storage(), self.store.id()).map_err(sm_read)?;
         // The snapshot's metadata is the authority on what it contains.
         self.marker = AppliedMarker {
             applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
+        self.published.send_replace(self.store.state());
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,

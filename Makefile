@@ -15,12 +15,13 @@ CARGO ?= cargo
 APT_PACKAGES := mold clang libclang-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build lint test testnet bench clean
+.PHONY: help deps build lint test testnet bench bench-cluster clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet"
 	@echo "make test     install what is missing, lint, run every test"
-	@echo "make bench    run the benchmarks (release profile; not part of make test)"
+	@echo "make bench    run the crypto benchmarks (release profile; not part of make test)"
+	@echo "make bench-cluster  run the 3-replica replication benchmark"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 
@@ -61,6 +62,11 @@ testnet: deps
 
 bench: deps
 	$(CARGO) bench --locked -p pyralog-crypto --bench crypto
+
+# The dev profile: its dependencies (RocksDB's C++ included) are already built at -O3 for the
+# tests, and this workload is bound by fsyncs and loopback round trips.
+bench-cluster: deps
+	$(CARGO) bench --locked --profile dev -p pyralog-cluster --bench replication
 
 clean:
 	$(CARGO) clean

@@ -7,8 +7,10 @@
 //! - [`storage`]: one RocksDB per node (or in memory), partition stores with Merkle trees, the
 //!   shared WAL syncer.
 //! - [`raft`]: openraft log storage, the partition state machine and replica, its network.
+//! - [`local`]: replica sets on one machine for tests, benchmarks and development.
 //! - [`transport`]: multiplexed, length-delimited RPC frames over one stream per peer pair.
 
+pub mod local;
 pub mod model;
 pub mod raft;
 pub mod sequencer;

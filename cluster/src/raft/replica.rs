@@ -35,6 +35,9 @@ pub enum ReplicaError {
     /// Local storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A socket or file operation failed.
+    #[error("i/o: {0}")]
+    Io(String),
     /// Raft stopped or failed (fatal for this replica).
     #[error("raft group {group}: {reason}")]
     Raft {

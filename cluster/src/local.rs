@@ -1,0 +1,181 @@
+//! Replica sets on one machine: loopback TCP, one RocksDB per node under a directory the caller
+//! owns. For tests, benchmarks and development clusters (the node binary wires production).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{Config, ServerState};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::raft::{NodeId, PartitionReplica, ReplicaError};
+use crate::storage::{PartitionId, Storage, StorageMode};
+use crate::transport::{PeerPool, RaftRouter, TcpTransport, serve};
+
+/// One node of a local replica set, running one partition's replica.
+pub struct LocalNode {
+    /// The node id.
+    pub id: NodeId,
+    /// Its Raft RPC address.
+    pub addr: String,
+    /// Its database directory.
+    pub dir: PathBuf,
+    /// Its storage (open while the node is).
+    pub storage: Storage,
+    partition: PartitionId,
+    router: Arc<RaftRouter>,
+    server: JoinHandle<()>,
+    replica: Option<PartitionReplica>,
+}
+
+impl std::fmt::Debug for LocalNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNode")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalNode {
+    /// Starts node `id` serving on `listener`, with its database in `dir` (new or existing).
+    pub async fn start(
+        id: NodeId,
+        dir: PathBuf,
+        listener: TcpListener,
+        partition: PartitionId,
+        config: Arc<Config>,
+    ) -> Result<Self, ReplicaError> {
+        let addr = listener.local_addr().map_err(|err| io_error(&err))?.to_string();
+        let storage = Storage::open(StorageMode::Disk(dir.clone()))?;
+        let router = Arc::new(RaftRouter::default());
+        let server = tokio::spawn(serve(listener, router.clone()));
+        let peers = Arc::new(PeerPool::new(TcpTransport));
+        let replica = PartitionReplica::start(id, &storage, partition, peers, &router, config).await?;
+        Ok(LocalNode {
+            id,
+            addr,
+            dir,
+            storage,
+            partition,
+            router,
+            server,
+            replica: Some(replica),
+        })
+    }
+
+    /// The running replica, if the node is up.
+    pub fn replica(&self) -> Option<&PartitionReplica> {
+        self.replica.as_ref()
+    }
+
+    /// Whether this node currently leads its partition.
+    pub fn is_leader(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_some_and(|r| r.raft().metrics().borrow().state == ServerState::Leader)
+    }
+
+    /// Stops the replica and the server (like a crash of the process, minus the OS).
+    pub async fn stop(&mut self) {
+        self.server.abort();
+        if let Some(replica) = self.replica.take() {
+            replica.shutdown(&self.router).await;
+        }
+    }
+
+    /// Starts a stopped node again on its directory and port; deletes the database first if
+    /// `wipe` (a replaced disk).
+    pub async fn reopen(self, config: Arc<Config>, wipe: bool) -> Result<Self, ReplicaError> {
+        assert!(self.replica.is_none(), "stop the node before reopening it");
+        let LocalNode {
+            id,
+            addr,
+            dir,
+            storage,
+            partition,
+            ..
+        } = self;
+        drop(storage); // the database closes with its last handle
+        if wipe {
+            std::fs::remove_dir_all(&dir).map_err(|err| io_error(&err))?;
+        }
+        let listener = bind_again(&addr).await?;
+        LocalNode::start(id, dir, listener, partition, config).await
+    }
+}
+
+/// Starts `count` nodes under `base` (one subdirectory each) on free loopback ports and makes
+/// them the partition's voters.
+pub async fn start_replica_set(
+    count: u64,
+    base: &Path,
+    partition: PartitionId,
+    config: Arc<Config>,
+) -> Result<Vec<LocalNode>, ReplicaError> {
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 0..count {
+        // Port 0: the OS picks a free port.
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|err| io_error(&err))?;
+        members.insert(
+            id,
+            listener.local_addr().map_err(|err| io_error(&err))?.to_string(),
+        );
+        listeners.push(listener);
+    }
+    let mut nodes = Vec::new();
+    for (id, listener) in (0..count).zip(listeners) {
+        nodes.push(
+            LocalNode::start(
+                id,
+                base.join(format!("node{id}")),
+                listener,
+                partition,
+                config.clone(),
+            )
+            .await?,
+        );
+    }
+    nodes[0]
+        .replica()
+        .expect("just started")
+        .initialize(members)
+        .await?;
+    Ok(nodes)
+}
+
+/// Waits until exactly one running node leads; `None` if none does within `deadline`.
+pub async fn wait_for_leader(nodes: &[LocalNode], deadline: Duration) -> Option<NodeId> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let leaders: Vec<NodeId> = nodes.iter().filter(|n| n.is_leader()).map(|n| n.id).collect();
+        if let [only] = leaders[..] {
+            return Some(only);
+        }
+        if started.elapsed() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Rebinds a port a stopped node just released, retrying for a while as the old socket closes.
+async fn bind_again(addr: &str) -> Result<TcpListener, ReplicaError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(err) if started.elapsed() > Duration::from_secs(30) => return Err(io_error(&err)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+fn io_error(err: &std::io::Error) -> ReplicaError {
+    ReplicaError::Io(err.to_string())
+}

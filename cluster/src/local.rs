@@ -32,10 +32,7 @@ pub struct LocalNode {
 
 impl std::fmt::Debug for LocalNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalNode")
-            .field("id", &self.id)
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("LocalNode").field("id", &self.id).field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -54,16 +51,7 @@ impl LocalNode {
         let server = tokio::spawn(serve(listener, router.clone()));
         let peers = Arc::new(PeerPool::new(TcpTransport));
         let replica = PartitionReplica::start(id, &storage, partition, peers, &router, config).await?;
-        Ok(LocalNode {
-            id,
-            addr,
-            dir,
-            storage,
-            partition,
-            router,
-            server,
-            replica: Some(replica),
-        })
+        Ok(LocalNode { id, addr, dir, storage, partition, router, server, replica: Some(replica) })
     }
 
     /// The running replica, if the node is up.
@@ -73,9 +61,7 @@ impl LocalNode {
 
     /// Whether this node currently leads its partition.
     pub fn is_leader(&self) -> bool {
-        self.replica
-            .as_ref()
-            .is_some_and(|r| r.raft().metrics().borrow().state == ServerState::Leader)
+        self.replica.as_ref().is_some_and(|r| r.raft().metrics().borrow().state == ServerState::Leader)
     }
 
     /// Stops the replica and the server (like a crash of the process, minus the OS).
@@ -90,14 +76,7 @@ impl LocalNode {
     /// `wipe` (a replaced disk).
     pub async fn reopen(self, config: Arc<Config>, wipe: bool) -> Result<Self, ReplicaError> {
         assert!(self.replica.is_none(), "stop the node before reopening it");
-        let LocalNode {
-            id,
-            addr,
-            dir,
-            storage,
-            partition,
-            ..
-        } = self;
+        let LocalNode { id, addr, dir, storage, partition, .. } = self;
         drop(storage); // the database closes with its last handle
         if wipe {
             std::fs::remove_dir_all(&dir).map_err(|err| io_error(&err))?;
@@ -119,33 +98,17 @@ pub async fn start_replica_set(
     let mut members = BTreeMap::new();
     for id in 0..count {
         // Port 0: the OS picks a free port.
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|err| io_error(&err))?;
-        members.insert(
-            id,
-            listener.local_addr().map_err(|err| io_error(&err))?.to_string(),
-        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|err| io_error(&err))?;
+        members.insert(id, listener.local_addr().map_err(|err| io_error(&err))?.to_string());
         listeners.push(listener);
     }
     let mut nodes = Vec::new();
     for (id, listener) in (0..count).zip(listeners) {
         nodes.push(
-            LocalNode::start(
-                id,
-                base.join(format!("node{id}")),
-                listener,
-                partition,
-                config.clone(),
-            )
-            .await?,
+            LocalNode::start(id, base.join(format!("node{id}")), listener, partition, config.clone()).await?,
         );
     }
-    nodes[0]
-        .replica()
-        .expect("just started")
-        .initialize(members)
-        .await?;
+    nodes[0].replica().expect("just started").initialize(members).await?;
     Ok(nodes)
 }
 

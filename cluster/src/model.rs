@@ -204,19 +204,8 @@ impl StoredRecord {
         if !input.0.is_empty() {
             return Err(RecordDecodeError::TrailingBytes(input.0.len()));
         }
-        let record = Record {
-            key,
-            value,
-            headers,
-            timestamp_ms,
-            scarab_id,
-            producer,
-        };
-        Ok(StoredRecord {
-            offset,
-            epoch,
-            record,
-        })
+        let record = Record { key, value, headers, timestamp_ms, scarab_id, producer };
+        Ok(StoredRecord { offset, epoch, record })
     }
 
     /// The Merkle leaf hash of this record (the hash of its encoding).
@@ -239,10 +228,7 @@ struct Input<'a>(&'a [u8]);
 
 impl<'a> Input<'a> {
     fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], RecordDecodeError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(RecordDecodeError::Truncated(field))?;
+        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(RecordDecodeError::Truncated(field))?;
         self.0 = rest;
         Ok(*head)
     }
@@ -278,10 +264,8 @@ mod tests {
         }
         assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
         // Pinned: the placement of a key must never change between versions.
-        let pinned: Vec<u32> = ["user-42", "order-7", "", "k"]
-            .iter()
-            .map(|k| partition_for_key(k.as_bytes(), 16))
-            .collect();
+        let pinned: Vec<u32> =
+            ["user-42", "order-7", "", "k"].iter().map(|k| partition_for_key(k.as_bytes(), 16)).collect();
         assert_eq!(pinned, vec![15, 9, 0, 7]);
         assert_eq!(partition_for_key(b"anything", 1), 0);
     }

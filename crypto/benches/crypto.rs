@@ -37,9 +37,7 @@ impl UniformStore {
 impl NodeReader for UniformStore {
     type Error = Infallible;
     fn node(&self, id: NodeId) -> Result<Option<Digest>, Infallible> {
-        let complete = (id.index + 1)
-            .checked_shl(u32::from(id.level))
-            .is_some_and(|end| end <= self.size);
+        let complete = (id.index + 1).checked_shl(u32::from(id.level)).is_some_and(|end| end <= self.size);
         Ok(complete.then(|| self.level_roots[usize::from(id.level)]))
     }
 }
@@ -147,11 +145,7 @@ fn proofs_over<R: NodeReader>(
         .iter()
         .map(|&old| {
             let old_root = root_at::<Blake3Merkle, _>(store, old).unwrap();
-            (
-                old,
-                old_root,
-                consistency_path::<Blake3Merkle, _>(store, old, size).unwrap(),
-            )
+            (old, old_root, consistency_path::<Blake3Merkle, _>(store, old, size).unwrap())
         })
         .collect();
     let mut next = proofs.iter().cycle();

@@ -41,10 +41,7 @@ fn validate_name(name: &str) -> Result<(), NameError> {
     if !bytes[0].is_ascii_alphanumeric() {
         return Err(NameError::FirstCharacter);
     }
-    match bytes
-        .iter()
-        .find(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
-    {
+    match bytes.iter().find(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))) {
         Some(&bad) => Err(NameError::Character(bad)),
         None => Ok(()),
     }
@@ -229,10 +226,7 @@ impl Checkpoint {
     ) -> Result<(), VerifyError> {
         self.check_size(proof.new_size)?;
         if proof.old_size != older.size {
-            return Err(VerifyError::WrongTreeSize {
-                claimed: proof.old_size,
-                signed: older.size,
-            });
+            return Err(VerifyError::WrongTreeSize { claimed: proof.old_size, signed: older.size });
         }
         proof.verify(&older.root, &self.root)
     }
@@ -240,10 +234,7 @@ impl Checkpoint {
     fn check_size(&self, proof_size: u64) -> Result<(), VerifyError> {
         match proof_size == self.size {
             true => Ok(()),
-            false => Err(VerifyError::WrongTreeSize {
-                claimed: proof_size,
-                signed: self.size,
-            }),
+            false => Err(VerifyError::WrongTreeSize { claimed: proof_size, signed: self.size }),
         }
     }
 }
@@ -261,10 +252,7 @@ struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(DecodeError::Truncated(field))?;
+        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(DecodeError::Truncated(field))?;
         self.0 = rest;
         Ok(*head)
     }
@@ -332,10 +320,7 @@ mod tests {
         let bytes = sample().encode();
         assert_eq!(Checkpoint::decode(&[]), Err(DecodeError::Truncated("version")));
         assert_eq!(Checkpoint::decode(&[2]), Err(DecodeError::UnknownVersion(2)));
-        assert_eq!(
-            Checkpoint::decode(&bytes[..bytes.len() - 1]),
-            Err(DecodeError::Truncated("time_ms"))
-        );
+        assert_eq!(Checkpoint::decode(&bytes[..bytes.len() - 1]), Err(DecodeError::Truncated("time_ms")));
         let mut long = bytes.clone();
         long.push(0);
         assert_eq!(Checkpoint::decode(&long), Err(DecodeError::TrailingBytes(1)));
@@ -343,19 +328,13 @@ mod tests {
         bad_name[2] = b'/';
         assert_eq!(
             Checkpoint::decode(&bad_name),
-            Err(DecodeError::InvalidName {
-                field: "cluster",
-                error: NameError::FirstCharacter
-            })
+            Err(DecodeError::InvalidName { field: "cluster", error: NameError::FirstCharacter })
         );
         let mut non_utf8 = bytes;
         non_utf8[3] = 0xff;
         assert_eq!(
             Checkpoint::decode(&non_utf8),
-            Err(DecodeError::InvalidName {
-                field: "cluster",
-                error: NameError::Character(0xff)
-            })
+            Err(DecodeError::InvalidName { field: "cluster", error: NameError::Character(0xff) })
         );
     }
 

@@ -27,9 +27,7 @@ impl Digest {
     pub fn from_hex(text: &str) -> Result<Self, DigestParseError> {
         let digits = text.strip_prefix("0x").unwrap_or(text);
         let mut out = [0u8; DIGEST_LEN];
-        hex::decode_to_slice(digits, &mut out).map_err(|_| DigestParseError {
-            input_len: text.len(),
-        })?;
+        hex::decode_to_slice(digits, &mut out).map_err(|_| DigestParseError { input_len: text.len() })?;
         Ok(Digest(out))
     }
 }
@@ -138,10 +136,7 @@ mod tests {
         let mut hasher = Domain::Checkpoint.hasher();
         hasher.update(b"the same ");
         hasher.update(b"bytes");
-        assert_eq!(
-            Digest(*hasher.finalize().as_bytes()),
-            Domain::Checkpoint.hash(b"the same bytes")
-        );
+        assert_eq!(Digest(*hasher.finalize().as_bytes()), Domain::Checkpoint.hash(b"the same bytes"));
     }
 
     #[test]

@@ -70,9 +70,7 @@ impl MemberSet {
             if set.insert(key, (weight, key.verifying_key())).is_some() {
                 return Err(MemberSetError::DuplicateMember(key));
             }
-            total = total
-                .checked_add(weight)
-                .ok_or(MemberSetError::TotalWeightOverflow)?;
+            total = total.checked_add(weight).ok_or(MemberSetError::TotalWeightOverflow)?;
         }
         if set.is_empty() {
             return Err(MemberSetError::Empty);
@@ -136,15 +134,8 @@ impl Threshold {
     }
 
     const fn fraction(numerator: u64, denominator: u64, inclusive: bool) -> Self {
-        assert!(
-            denominator > 0 && numerator <= denominator,
-            "a threshold is a fraction in [0, 1]"
-        );
-        Threshold {
-            numerator,
-            denominator,
-            inclusive,
-        }
+        assert!(denominator > 0 && numerator <= denominator, "a threshold is a fraction in [0, 1]");
+        Threshold { numerator, denominator, inclusive }
     }
 
     /// Whether `signed` out of `total` weight passes.
@@ -174,10 +165,7 @@ pub struct SignatureShare {
 impl SignatureShare {
     /// Signs `message` with `keypair`.
     pub fn sign<M: Signable>(keypair: &Keypair, message: &M) -> Self {
-        SignatureShare {
-            signer: keypair.public(),
-            signature: keypair.sign(&message.signing_bytes()),
-        }
+        SignatureShare { signer: keypair.public(), signature: keypair.sign(&message.signing_bytes()) }
     }
 }
 
@@ -226,11 +214,7 @@ impl<M: Signable> QuorumCertificate<M> {
         }
         let total = members.total_weight();
         if !threshold.is_met(signed, total) {
-            return Err(QuorumError::InsufficientWeight {
-                signed,
-                total,
-                threshold,
-            });
+            return Err(QuorumError::InsufficientWeight { signed, total, threshold });
         }
         Ok(signed)
     }
@@ -243,10 +227,7 @@ fn check_share(
     seen: &mut BTreeSet<PublicKey>,
     share: &SignatureShare,
 ) -> Result<u64, QuorumError> {
-    let (weight, key) = members
-        .members
-        .get(&share.signer)
-        .ok_or(QuorumError::UnknownSigner(share.signer))?;
+    let (weight, key) = members.members.get(&share.signer).ok_or(QuorumError::UnknownSigner(share.signer))?;
     if seen.contains(&share.signer) {
         return Err(QuorumError::DuplicateSigner(share.signer));
     }
@@ -299,10 +280,7 @@ impl<'a, M: Signable> CertificateBuilder<'a, M> {
     /// The certificate, once complete; otherwise gives the builder back.
     pub fn finish(self) -> Result<QuorumCertificate<M>, Self> {
         match self.is_complete() {
-            true => Ok(QuorumCertificate {
-                message: self.message,
-                signatures: self.shares,
-            }),
+            true => Ok(QuorumCertificate { message: self.message, signatures: self.shares }),
             false => Err(self),
         }
     }
@@ -327,14 +305,8 @@ mod tests {
         let key = Keypair::generate().public();
         assert_eq!(MemberSet::new([]), Err(MemberSetError::Empty));
         assert_eq!(MemberSet::new([(key, 0)]), Err(MemberSetError::ZeroWeight(key)));
-        assert_eq!(
-            MemberSet::new([(key, 1), (key, 2)]),
-            Err(MemberSetError::DuplicateMember(key))
-        );
+        assert_eq!(MemberSet::new([(key, 1), (key, 2)]), Err(MemberSetError::DuplicateMember(key)));
         let other = Keypair::generate().public();
-        assert_eq!(
-            MemberSet::new([(key, u64::MAX), (other, 1)]),
-            Err(MemberSetError::TotalWeightOverflow)
-        );
+        assert_eq!(MemberSet::new([(key, u64::MAX), (other, 1)]), Err(MemberSetError::TotalWeightOverflow));
     }
 }

@@ -33,10 +33,7 @@ pub(crate) fn run(command: KeysCommand) -> anyhow::Result<()> {
             let keypair = Keypair::generate();
             write_key_file(&out, &keypair).context("cannot write key file")?;
             println!("{}", keypair.public());
-            eprintln!(
-                "wrote {} (mode 0600); keep it secret and backed up",
-                out.display()
-            );
+            eprintln!("wrote {} (mode 0600); keep it secret and backed up", out.display());
         }
         KeysCommand::Show { file, json } => {
             let keypair = load_key_file(&file).context("cannot load key file")?;

@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn pyralog(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pyralog"))
-        .args(args)
-        .output()
-        .expect("run pyralog")
+    Command::new(env!("CARGO_BIN_EXE_pyralog")).args(args).output().expect("run pyralog")
 }
 
 fn stdout(output: &Output) -> String {
@@ -37,10 +34,7 @@ fn generated_key() -> (tempfile::TempDir, PathBuf) {
 fn version_is_printed() {
     let out = pyralog(&["--version"]);
     assert!(out.status.success());
-    assert_eq!(
-        stdout(&out).trim(),
-        format!("pyralog {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(stdout(&out).trim(), format!("pyralog {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -99,9 +93,5 @@ fn missing_and_malformed_files_get_clear_errors() {
     fs::set_permissions(&junk, fs::Permissions::from_mode(0o600)).unwrap();
     let out = pyralog(&["keys", "show", path(&junk)]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("is not a Pyralog key file"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("is not a Pyralog key file"), "{}", stderr(&out));
 }

@@ -32,30 +32,20 @@ pub struct RocksLogStore<C> {
 
 impl<C> Clone for RocksLogStore<C> {
     fn clone(&self) -> Self {
-        RocksLogStore {
-            storage: self.storage.clone(),
-            group: self.group,
-            config: PhantomData,
-        }
+        RocksLogStore { storage: self.storage.clone(), group: self.group, config: PhantomData }
     }
 }
 
 impl<C> Debug for RocksLogStore<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksLogStore")
-            .field("group", &self.group)
-            .finish_non_exhaustive()
+        f.debug_struct("RocksLogStore").field("group", &self.group).finish_non_exhaustive()
     }
 }
 
 impl<C> RocksLogStore<C> {
     /// The log of `group` in `storage`.
     pub fn new(storage: Storage, group: GroupId) -> Self {
-        RocksLogStore {
-            storage,
-            group,
-            config: PhantomData,
-        }
+        RocksLogStore { storage, group, config: PhantomData }
     }
 
     fn entry_key(&self, index: u64) -> [u8; 16] {
@@ -78,9 +68,7 @@ impl<C> RocksLogStore<C> {
             .db()
             .get_cf(self.storage.cf("raft_state"), self.state_key(field))
             .map_err(read_err)?;
-        bytes
-            .map(|b| postcard::from_bytes(&b).map_err(read_err))
-            .transpose()
+        bytes.map(|b| postcard::from_bytes(&b).map_err(read_err)).transpose()
     }
 }
 
@@ -118,10 +106,10 @@ where
             Bound::Unbounded => u64::MAX,
         };
         let from = self.entry_key(start);
-        let iter = self.storage.db().iterator_cf(
-            self.storage.cf("raft_log"),
-            IteratorMode::From(&from, Direction::Forward),
-        );
+        let iter = self
+            .storage
+            .db()
+            .iterator_cf(self.storage.cf("raft_log"), IteratorMode::From(&from, Direction::Forward));
         let mut entries = Vec::new();
         for item in iter {
             let (key, value) = item.map_err(read_err)?;
@@ -148,10 +136,10 @@ where
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeId>> {
         let last_purged_log_id: Option<LogId<NodeId>> = self.read_state(LAST_PURGED)?;
         let from = self.entry_key(u64::MAX);
-        let mut iter = self.storage.db().iterator_cf(
-            self.storage.cf("raft_log"),
-            IteratorMode::From(&from, Direction::Reverse),
-        );
+        let mut iter = self
+            .storage
+            .db()
+            .iterator_cf(self.storage.cf("raft_log"), IteratorMode::From(&from, Direction::Reverse));
         let last = match iter.next() {
             Some(item) => {
                 let (key, value) = item.map_err(read_err)?;
@@ -164,10 +152,7 @@ where
             }
             None => None,
         };
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id: last.or(last_purged_log_id),
-        })
+        Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -178,12 +163,7 @@ where
         let bytes = postcard::to_allocvec(vote).map_err(|e| StorageIOError::write_vote(&e))?;
         self.storage
             .db()
-            .put_cf_opt(
-                self.storage.cf("raft_state"),
-                self.state_key(VOTE),
-                bytes,
-                &synced(),
-            )
+            .put_cf_opt(self.storage.cf("raft_state"), self.state_key(VOTE), bytes, &synced())
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
@@ -203,9 +183,7 @@ where
             batch.put_cf(cf, self.entry_key(entry.get_log_id().index), bytes);
         }
         self.storage.db().write(batch).map_err(write_err)?;
-        self.storage
-            .syncer()
-            .after_sync(Box::new(move |result| callback.log_io_completed(result)));
+        self.storage.syncer().after_sync(Box::new(move |result| callback.log_io_completed(result)));
         Ok(())
     }
 

@@ -38,12 +38,7 @@ impl<T: Transport> RaftNetworkFactory<PartitionRaft> for PartitionNetworkFactory
     type Network = PartitionNetwork<T>;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        PartitionNetwork {
-            group: self.group,
-            target,
-            addr: node.addr.clone(),
-            peers: self.peers.clone(),
-        }
+        PartitionNetwork { group: self.group, target, addr: node.addr.clone(), peers: self.peers.clone() }
     }
 }
 
@@ -51,9 +46,7 @@ type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
 impl<T: Transport> PartitionNetwork<T> {
     async fn call(&self, body: RaftRequest, option: &RPCOption) -> Result<RaftResponse, CallError> {
-        self.peers
-            .call(&self.addr, self.group, body, option.hard_ttl())
-            .await
+        self.peers.call(&self.addr, self.group, body, option.hard_ttl()).await
     }
 }
 

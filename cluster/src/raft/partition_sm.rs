@@ -70,11 +70,7 @@ impl PartitionStateMachine {
             })?,
         };
         let (published, _) = watch::channel(store.state());
-        Ok(PartitionStateMachine {
-            store,
-            marker,
-            published,
-        })
+        Ok(PartitionStateMachine { store, marker, published })
     }
 
     /// Follows the partition's state as entries are applied.
@@ -131,28 +127,20 @@ impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
             let epoch = self.store.state().epoch;
             let reply = match entry.payload {
                 EntryPayload::Normal(PartitionCommand::Append { records }) => {
-                    let outcomes = self
-                        .store
-                        .apply(log_id.index, epoch, &records, &marker)
-                        .map_err(sm_write)?;
+                    let outcomes =
+                        self.store.apply(log_id.index, epoch, &records, &marker).map_err(sm_write)?;
                     PartitionReply::Appended { epoch, outcomes }
                 }
                 EntryPayload::Normal(PartitionCommand::ActivateEpoch { epoch: new, .. }) if new > epoch => {
-                    self.store
-                        .mark_applied(log_id.index, new, &marker)
-                        .map_err(sm_write)?;
+                    self.store.mark_applied(log_id.index, new, &marker).map_err(sm_write)?;
                     PartitionReply::EpochActivated { epoch: new }
                 }
                 EntryPayload::Normal(PartitionCommand::ActivateEpoch { .. }) => {
-                    self.store
-                        .mark_applied(log_id.index, epoch, &marker)
-                        .map_err(sm_write)?;
+                    self.store.mark_applied(log_id.index, epoch, &marker).map_err(sm_write)?;
                     PartitionReply::StaleEpoch { current: epoch }
                 }
                 EntryPayload::Blank | EntryPayload::Membership(_) => {
-                    self.store
-                        .mark_applied(log_id.index, epoch, &marker)
-                        .map_err(sm_write)?;
+                    self.store.mark_applied(log_id.index, epoch, &marker).map_err(sm_write)?;
                     PartitionReply::Nothing
                 }
             };
@@ -163,10 +151,7 @@ impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        PartitionSnapshotBuilder {
-            storage: self.store.storage().clone(),
-            id: self.store.id(),
-        }
+        PartitionSnapshotBuilder { storage: self.store.storage().clone(), id: self.store.id() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
@@ -184,15 +169,9 @@ impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
         // `import` replaces the partition's data (marker included) and reopens the store.
         self.store.import(&export).map_err(sm_write)?;
         // The snapshot's metadata is the authority on what it contains.
-        self.marker = AppliedMarker {
-            applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        self.marker = AppliedMarker { applied: meta.last_log_id, membership: meta.last_membership.clone() };
         self.published.send_replace(self.store.state());
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
+        let stored = StoredSnapshot { meta: meta.clone(), data };
         save_snapshot(self.store.storage(), self.store.id(), &stored)
     }
 
@@ -206,10 +185,7 @@ impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
         };
         let stored: StoredSnapshot =
             postcard::from_bytes(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(Some(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
-        }))
+        Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
     }
 }
 
@@ -234,31 +210,15 @@ impl RaftSnapshotBuilder<PartitionRaft> for PartitionSnapshotBuilder {
             .map_err(snapshot_err)?
             .unwrap_or_default();
         let snapshot_id = match marker.applied {
-            Some(log_id) => format!(
-                "{}-{}-{}",
-                GroupId::partition(self.id),
-                log_id.leader_id.term,
-                log_id.index
-            ),
+            Some(log_id) => {
+                format!("{}-{}-{}", GroupId::partition(self.id), log_id.leader_id.term, log_id.index)
+            }
             None => format!("{}-empty", GroupId::partition(self.id)),
         };
-        let meta = SnapshotMeta {
-            last_log_id: marker.applied,
-            last_membership: marker.membership,
-            snapshot_id,
-        };
+        let meta =
+            SnapshotMeta { last_log_id: marker.applied, last_membership: marker.membership, snapshot_id };
         let data = postcard::to_allocvec(&export).map_err(snapshot_err)?;
-        save_snapshot(
-            &self.storage,
-            self.id,
-            &StoredSnapshot {
-                meta: meta.clone(),
-                data: data.clone(),
-            },
-        )?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        save_snapshot(&self.storage, self.id, &StoredSnapshot { meta: meta.clone(), data: data.clone() })?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }

@@ -32,34 +32,23 @@ impl DurableCell {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
-                return Err(SequencerError::Io {
-                    op: "read",
-                    path: self.path.clone(),
-                    source,
-                });
+                return Err(SequencerError::Io { op: "read", path: self.path.clone(), source });
             }
         };
         match bytes.split_first_chunk::<8>() {
-            Some((magic, value)) if magic == MAGIC && value.len() == 8 => Ok(Some(u64::from_be_bytes(
-                value.try_into().expect("length checked"),
-            ))),
+            Some((magic, value)) if magic == MAGIC && value.len() == 8 => {
+                Ok(Some(u64::from_be_bytes(value.try_into().expect("length checked"))))
+            }
             _ => Err(SequencerError::Corrupt {
                 path: self.path.clone(),
-                reason: format!(
-                    "expected 16 bytes starting with {MAGIC:?}, found {} bytes",
-                    bytes.len()
-                ),
+                reason: format!("expected 16 bytes starting with {MAGIC:?}, found {} bytes", bytes.len()),
             }),
         }
     }
 
     /// Durably replaces the value.
     pub fn store(&self, value: u64) -> Result<(), SequencerError> {
-        let io = |op, source| SequencerError::Io {
-            op,
-            path: self.path.clone(),
-            source,
-        };
+        let io = |op, source| SequencerError::Io { op, path: self.path.clone(), source };
         let mut temp = self.path.clone().into_os_string();
         temp.push(".tmp");
         let temp = PathBuf::from(temp);

@@ -30,11 +30,7 @@ impl Obelisk {
     /// Opens (or creates) the counter at `path`; each sync reserves `reserve` values (at least 1).
     pub fn open(path: impl Into<PathBuf>, reserve: u64) -> Result<Self, SequencerError> {
         let path = path.into();
-        let io = |op, source| SequencerError::Io {
-            op,
-            path: path.clone(),
-            source,
-        };
+        let io = |op, source| SequencerError::Io { op, path: path.clone(), source };
         let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
@@ -49,14 +45,7 @@ impl Obelisk {
             sync_parent_dir(&path).map_err(|e| io("fsync directory of", e))?;
         }
         let durable = file.metadata().map_err(|e| io("stat", e))?.len();
-        Ok(Obelisk {
-            path,
-            file,
-            next: durable,
-            durable,
-            reserve: reserve.max(1),
-            poisoned: false,
-        })
+        Ok(Obelisk { path, file, next: durable, durable, reserve: reserve.max(1), poisoned: false })
     }
 
     /// The file behind the counter.
@@ -91,16 +80,12 @@ impl Obelisk {
     /// Makes every value below `limit` durable, reserving ahead.
     pub(crate) fn ensure_durable(&mut self, limit: u64) -> Result<(), SequencerError> {
         if self.poisoned {
-            return Err(SequencerError::Poisoned {
-                path: self.path.clone(),
-            });
+            return Err(SequencerError::Poisoned { path: self.path.clone() });
         }
         if limit <= self.durable {
             return Ok(());
         }
-        let target = limit
-            .checked_add(self.reserve - 1)
-            .ok_or_else(|| self.exhausted())?;
+        let target = limit.checked_add(self.reserve - 1).ok_or_else(|| self.exhausted())?;
         // Sizes above i64::MAX are refused by the kernel.
         if target > i64::MAX as u64 {
             return Err(self.exhausted());
@@ -109,21 +94,14 @@ impl Obelisk {
         if let Err(source) = synced {
             // Never retried: after a failed fsync the page cache state is unknown.
             self.poisoned = true;
-            return Err(SequencerError::Io {
-                op: "grow and fdatasync",
-                path: self.path.clone(),
-                source,
-            });
+            return Err(SequencerError::Io { op: "grow and fdatasync", path: self.path.clone(), source });
         }
         self.durable = target;
         Ok(())
     }
 
     fn exhausted(&self) -> SequencerError {
-        SequencerError::Exhausted {
-            path: self.path.clone(),
-            limit: i64::MAX as u64,
-        }
+        SequencerError::Exhausted { path: self.path.clone(), limit: i64::MAX as u64 }
     }
 }
 
@@ -136,10 +114,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seq");
         let mut obelisk = Obelisk::open(&path, 100).unwrap();
-        assert_eq!(
-            (obelisk.next_value().unwrap(), obelisk.next_value().unwrap()),
-            (0, 1)
-        );
+        assert_eq!((obelisk.next_value().unwrap(), obelisk.next_value().unwrap()), (0, 1));
         assert_eq!(obelisk.durable_limit(), 100);
         assert_eq!(obelisk.next_range(150).unwrap(), 2..152);
         assert_eq!(obelisk.durable_limit(), 251);
@@ -154,13 +129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut obelisk = Obelisk::open(dir.path().join("seq"), 1).unwrap();
         obelisk.next = u64::MAX - 1;
-        assert!(matches!(
-            obelisk.next_range(2),
-            Err(SequencerError::Exhausted { .. })
-        ));
-        assert!(matches!(
-            obelisk.next_value(),
-            Err(SequencerError::Exhausted { .. })
-        ));
+        assert!(matches!(obelisk.next_range(2), Err(SequencerError::Exhausted { .. })));
+        assert!(matches!(obelisk.next_value(), Err(SequencerError::Exhausted { .. })));
     }
 }

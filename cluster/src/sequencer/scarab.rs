@@ -64,9 +64,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 }
 
@@ -119,9 +117,7 @@ impl<C: Clock> ScarabGenerator<C> {
     /// The next id.
     pub fn next_id(&mut self) -> Result<ScarabId, SequencerError> {
         if self.poisoned {
-            return Err(SequencerError::Poisoned {
-                path: self.high_water.path().to_owned(),
-            });
+            return Err(SequencerError::Poisoned { path: self.high_water.path().to_owned() });
         }
         let now = self.clock.now_ms().saturating_sub(SCARAB_EPOCH_MS);
         if now > self.time {
@@ -159,10 +155,7 @@ mod tests {
     #[test]
     fn fields_round_trip() {
         let id = ScarabId::new(123_456, 1023, 8191);
-        assert_eq!(
-            (id.unix_ms(), id.coordinator(), id.sequence()),
-            (SCARAB_EPOCH_MS + 123_456, 1023, 8191)
-        );
+        assert_eq!((id.unix_ms(), id.coordinator(), id.sequence()), (SCARAB_EPOCH_MS + 123_456, 1023, 8191));
         assert!(ScarabId::new(2, 0, 0) > ScarabId::new(1, 1023, 8191));
     }
 }

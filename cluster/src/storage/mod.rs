@@ -32,15 +32,8 @@ use std::sync::Arc;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Env, Options};
 
 /// Column family names, in creation order.
-pub(crate) const COLUMN_FAMILIES: [&str; 7] = [
-    "raft_log",
-    "raft_state",
-    "meta",
-    "partition_state",
-    "records",
-    "key_index",
-    "merkle",
-];
+pub(crate) const COLUMN_FAMILIES: [&str; 7] =
+    ["raft_log", "raft_state", "meta", "partition_state", "records", "key_index", "merkle"];
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,9 +109,7 @@ struct Inner {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage")
-            .field("mode", &self.inner.mode)
-            .finish_non_exhaustive()
+        f.debug_struct("Storage").field("mode", &self.inner.mode).finish_non_exhaustive()
     }
 }
 
@@ -135,15 +126,12 @@ impl Storage {
                 Path::new("/pyralog-memory")
             }
         };
-        let families = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let families =
+            COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let db = Arc::new(db);
         let syncer = WalSyncer::start(db.clone(), matches!(mode, StorageMode::Disk(_)));
-        Ok(Storage {
-            inner: Arc::new(Inner { mode, db, syncer }),
-        })
+        Ok(Storage { inner: Arc::new(Inner { mode, db, syncer }) })
     }
 
     /// Where the database lives.
@@ -169,9 +157,6 @@ impl Storage {
     }
 
     pub(crate) fn cf(&self, name: &'static str) -> &ColumnFamily {
-        self.inner
-            .db
-            .cf_handle(name)
-            .expect("every column family is created at open")
+        self.inner.db.cf_handle(name).expect("every column family is created at open")
     }
 }

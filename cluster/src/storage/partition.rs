@@ -40,11 +40,7 @@ impl PartitionState {
     fn decode(bytes: &[u8]) -> Option<Self> {
         let bytes: &[u8; 24] = bytes.try_into().ok()?;
         let field = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
-        Some(PartitionState {
-            size: field(0),
-            epoch: field(8),
-            applied_index: field(16),
-        })
+        Some(PartitionState { size: field(0), epoch: field(8), applied_index: field(16) })
     }
 }
 
@@ -94,10 +90,7 @@ pub struct PartitionStore {
 impl PartitionStore {
     /// Opens the partition, rebuilding the Merkle frontier from stored nodes (O(log n) reads).
     pub fn open(storage: &Storage, id: PartitionId) -> Result<Self, StorageError> {
-        let state = match storage
-            .db()
-            .get_cf(storage.cf("partition_state"), id.state_key())?
-        {
+        let state = match storage.db().get_cf(storage.cf("partition_state"), id.state_key())? {
             None => PartitionState::default(),
             Some(bytes) => {
                 PartitionState::decode(&bytes).ok_or_else(|| corrupt(id, "partition state", "bad length"))?
@@ -105,12 +98,7 @@ impl PartitionStore {
         };
         let reader = RocksNodes { storage, id };
         let frontier = Frontier::load(&reader, state.size).map_err(|err| prove_error(id, err))?;
-        Ok(PartitionStore {
-            storage: storage.clone(),
-            id,
-            state,
-            frontier,
-        })
+        Ok(PartitionStore { storage: storage.clone(), id, state, frontier })
     }
 
     /// The node storage this partition lives in.
@@ -173,22 +161,12 @@ impl PartitionStore {
                 }
                 producers.insert(p.producer, (p.sequence, state.size));
             }
-            let stored = StoredRecord {
-                offset: state.size,
-                epoch,
-                record: record.clone(),
-            };
-            let bytes = stored
-                .encode()
-                .map_err(|err| corrupt(id, "record", &err.to_string()))?;
+            let stored = StoredRecord { offset: state.size, epoch, record: record.clone() };
+            let bytes = stored.encode().map_err(|err| corrupt(id, "record", &err.to_string()))?;
             frontier.push(Blake3Merkle::hash_leaf(&bytes), &mut nodes);
             batch.put_cf(self.storage.cf("records"), id.record_key(state.size), &bytes);
             if let Some(key) = &record.key {
-                batch.put_cf(
-                    self.storage.cf("key_index"),
-                    id.key_index_key(key),
-                    state.size.to_be_bytes(),
-                );
+                batch.put_cf(self.storage.cf("key_index"), id.key_index_key(key), state.size.to_be_bytes());
             }
             outcomes.push(AppendOutcome::Appended { offset: state.size });
             state.size += 1;
@@ -197,18 +175,10 @@ impl PartitionStore {
             let mut value = [0u8; 16];
             value[..8].copy_from_slice(&sequence.to_be_bytes());
             value[8..].copy_from_slice(&offset.to_be_bytes());
-            batch.put_cf(
-                self.storage.cf("partition_state"),
-                id.producer_key(*producer),
-                value,
-            );
+            batch.put_cf(self.storage.cf("partition_state"), id.producer_key(*producer), value);
         }
         for (node, hash) in &nodes {
-            batch.put_cf(
-                self.storage.cf("merkle"),
-                id.merkle_key(node.level, node.index),
-                hash.as_bytes(),
-            );
+            batch.put_cf(self.storage.cf("merkle"), id.merkle_key(node.level, node.index), hash.as_bytes());
         }
         state.epoch = epoch;
         state.applied_index = raft_index;
@@ -231,10 +201,7 @@ impl PartitionStore {
 
     /// The Raft layer's applied marker, as last written.
     pub fn marker(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .storage
-            .db()
-            .get_cf(self.storage.cf("partition_state"), self.id.marker_key())?)
+        Ok(self.storage.db().get_cf(self.storage.cf("partition_state"), self.id.marker_key())?)
     }
 
     /// A consistent copy of everything this partition stores (state, marker, producers,
@@ -245,10 +212,8 @@ impl PartitionStore {
         let prefix = self.id.prefix();
         let mut entries = Vec::new();
         for (family, name) in PARTITION_FAMILIES.iter().enumerate() {
-            let iter = snapshot.iterator_cf(
-                self.storage.cf(name),
-                IteratorMode::From(&prefix, Direction::Forward),
-            );
+            let iter =
+                snapshot.iterator_cf(self.storage.cf(name), IteratorMode::From(&prefix, Direction::Forward));
             for item in iter {
                 let (key, value) = item?;
                 if !key.starts_with(&prefix) {
@@ -288,11 +253,7 @@ impl PartitionStore {
     /// The producer's latest sequence number and its offset.
     fn producer(&self, producer: u64) -> Result<Option<(u64, u64)>, StorageError> {
         let key = self.id.producer_key(producer);
-        match self
-            .storage
-            .db()
-            .get_cf(self.storage.cf("partition_state"), key)?
-        {
+        match self.storage.db().get_cf(self.storage.cf("partition_state"), key)? {
             None => Ok(None),
             Some(bytes) if bytes.len() == 16 => {
                 let sequence = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
@@ -306,10 +267,10 @@ impl PartitionStore {
     /// Up to `max_records` records from `from` on.
     pub fn read(&self, from: u64, max_records: usize) -> Result<Vec<StoredRecord>, StorageError> {
         let start = self.id.record_key(from);
-        let iter = self.storage.db().iterator_cf(
-            self.storage.cf("records"),
-            IteratorMode::From(&start, Direction::Forward),
-        );
+        let iter = self
+            .storage
+            .db()
+            .iterator_cf(self.storage.cf("records"), IteratorMode::From(&start, Direction::Forward));
         let mut out = Vec::new();
         for item in iter.take(max_records) {
             let (key, value) = item?;
@@ -317,9 +278,7 @@ impl PartitionStore {
                 break;
             }
             let offset = u64::from_be_bytes(
-                key[8..16]
-                    .try_into()
-                    .map_err(|_| corrupt(self.id, "record key", "bad length"))?,
+                key[8..16].try_into().map_err(|_| corrupt(self.id, "record key", "bad length"))?,
             );
             out.push(
                 StoredRecord::decode(offset, &value)
@@ -331,10 +290,7 @@ impl PartitionStore {
 
     /// The record at `offset`, if it exists.
     pub fn get(&self, offset: u64) -> Result<Option<StoredRecord>, StorageError> {
-        let bytes = self
-            .storage
-            .db()
-            .get_cf(self.storage.cf("records"), self.id.record_key(offset))?;
+        let bytes = self.storage.db().get_cf(self.storage.cf("records"), self.id.record_key(offset))?;
         bytes
             .map(|bytes| {
                 StoredRecord::decode(offset, &bytes)
@@ -345,20 +301,12 @@ impl PartitionStore {
 
     /// The latest record written with `key`.
     pub fn latest_by_key(&self, key: &[u8]) -> Result<Option<StoredRecord>, StorageError> {
-        let index = self
-            .storage
-            .db()
-            .get_cf(self.storage.cf("key_index"), self.id.key_index_key(key))?;
+        let index = self.storage.db().get_cf(self.storage.cf("key_index"), self.id.key_index_key(key))?;
         let Some(index) = index else { return Ok(None) };
         let offset = u64::from_be_bytes(
-            index
-                .as_slice()
-                .try_into()
-                .map_err(|_| corrupt(self.id, "key index", "bad length"))?,
+            index.as_slice().try_into().map_err(|_| corrupt(self.id, "key index", "bad length"))?,
         );
-        self.get(offset)?
-            .map(Some)
-            .ok_or_else(|| corrupt(self.id, "key index", "points at a missing record"))
+        self.get(offset)?.map(Some).ok_or_else(|| corrupt(self.id, "key index", "points at a missing record"))
     }
 
     /// The Merkle root when the partition had `size` records.
@@ -392,10 +340,7 @@ impl PartitionStore {
     }
 
     fn nodes(&self) -> RocksNodes<'_> {
-        RocksNodes {
-            storage: &self.storage,
-            id: self.id,
-        }
+        RocksNodes { storage: &self.storage, id: self.id }
     }
 
     fn check_size(&self, requested: u64) -> Result<(), StorageError> {
@@ -424,10 +369,8 @@ impl NodeReader for RocksNodes<'_> {
         match self.storage.db().get_pinned_cf(self.storage.cf("merkle"), key)? {
             None => Ok(None),
             Some(bytes) => {
-                let hash: [u8; 32] = bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt(self.id, "merkle node", "not 32 bytes"))?;
+                let hash: [u8; 32] =
+                    bytes.as_ref().try_into().map_err(|_| corrupt(self.id, "merkle node", "not 32 bytes"))?;
                 Ok(Some(Digest(hash)))
             }
         }
@@ -435,34 +378,21 @@ impl NodeReader for RocksNodes<'_> {
 }
 
 fn corrupt(partition: PartitionId, what: &'static str, reason: &str) -> StorageError {
-    StorageError::Corrupt {
-        what,
-        partition,
-        reason: reason.to_owned(),
-    }
+    StorageError::Corrupt { what, partition, reason: reason.to_owned() }
 }
 
 fn prove_error(partition: PartitionId, err: ProveError<StorageError>) -> StorageError {
     match err {
         ProveError::Store(err) => err,
-        ProveError::IndexOutOfRange { index, size } => StorageError::OffsetOutOfRange {
-            partition,
-            offset: index,
-            size,
-        },
-        ProveError::SizeBeyondTree {
-            size: requested,
-            tree_size,
-        } => StorageError::SizeBeyondPartition {
-            partition,
-            requested,
-            size: tree_size,
-        },
-        ProveError::SizeDecreased { old_size, new_size } => StorageError::SizeDecreased {
-            partition,
-            old_size,
-            new_size,
-        },
+        ProveError::IndexOutOfRange { index, size } => {
+            StorageError::OffsetOutOfRange { partition, offset: index, size }
+        }
+        ProveError::SizeBeyondTree { size: requested, tree_size } => {
+            StorageError::SizeBeyondPartition { partition, requested, size: tree_size }
+        }
+        ProveError::SizeDecreased { old_size, new_size } => {
+            StorageError::SizeDecreased { partition, old_size, new_size }
+        }
         other => corrupt(partition, "merkle tree", &other.to_string()),
     }
 }

@@ -49,11 +49,7 @@ impl WalSyncer {
             .name("pyralog-wal-sync".into())
             .spawn(move || run(&db, durable, &pending, &thread_stats))
             .expect("spawn the WAL syncer thread");
-        WalSyncer {
-            queue: Some(queue),
-            thread: Some(thread),
-            stats,
-        }
+        WalSyncer { queue: Some(queue), thread: Some(thread), stats }
     }
 
     /// Runs `callback` after the next fsync of the WAL.
@@ -100,9 +96,7 @@ fn run(db: &DB, durable: bool, pending: &mpsc::Receiver<SyncCallback>, stats: &M
         for callback in batch {
             callback(match &failure {
                 None => Ok(()),
-                Some(reason) => Err(std::io::Error::other(format!(
-                    "WAL fsync failed earlier: {reason}"
-                ))),
+                Some(reason) => Err(std::io::Error::other(format!("WAL fsync failed earlier: {reason}"))),
             });
         }
     }

@@ -16,10 +16,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(writer: &mut W, me
     if payload.len() > MAX_FRAME_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "frame of {} bytes exceeds the {MAX_FRAME_BYTES}-byte limit",
-                payload.len()
-            ),
+            format!("frame of {} bytes exceeds the {MAX_FRAME_BYTES}-byte limit", payload.len()),
         ));
     }
     writer.write_all(&(payload.len() as u32).to_be_bytes()).await?;
@@ -44,7 +41,5 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(reader: &mut 
     }
     let mut payload = vec![0u8; len];
     reader.read_exact(&mut payload).await?;
-    postcard::from_bytes(&payload)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    postcard::from_bytes(&payload).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

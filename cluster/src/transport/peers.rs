@@ -65,23 +65,13 @@ impl<T: Transport> PeerPool<T> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let queue = self.connection(addr);
-        if queue
-            .send(Outgoing {
-                frame: RequestFrame { id, group, body },
-                reply,
-            })
-            .await
-            .is_err()
-        {
+        if queue.send(Outgoing { frame: RequestFrame { id, group, body }, reply }).await.is_err() {
             return Err(CallError::Unreachable(addr.to_owned()));
         }
         match tokio::time::timeout(deadline, answer).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(_)) => Err(CallError::Unreachable(addr.to_owned())),
-            Err(_) => Err(CallError::Timeout {
-                addr: addr.to_owned(),
-                after: deadline,
-            }),
+            Err(_) => Err(CallError::Timeout { addr: addr.to_owned(), after: deadline }),
         }
     }
 

@@ -41,10 +41,7 @@ impl RaftRouter {
 
     async fn handle(&self, request: RequestFrame) -> ResponseFrame {
         let Some(raft) = self.get(request.group) else {
-            return ResponseFrame {
-                id: request.id,
-                body: RaftResponse::UnknownGroup(request.group),
-            };
+            return ResponseFrame { id: request.id, body: RaftResponse::UnknownGroup(request.group) };
         };
         let body = match request.body {
             RaftRequest::Append(rpc) => RaftResponse::Append(raft.append_entries(rpc).await),

@@ -63,15 +63,9 @@ fn random(state: &mut u64) -> u64 {
 }
 
 fn seed() -> u64 {
-    let seed = std::env::var("PYRALOG_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = std::env::var("PYRALOG_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
     eprintln!("kill -9 loop seed: {seed} (rerun with PYRALOG_CRASH_SEED={seed})");
     seed
 }
@@ -80,13 +74,7 @@ fn seed() -> u64 {
 /// and returns every value it printed.
 fn run_and_kill(kind: &str, path: &Path, extra_env: &[(&str, String)], rng: &mut u64) -> Vec<u64> {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash::crash_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["crash::crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, kind)
         .env(PATH_ENV, path)
         .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -109,8 +97,7 @@ fn run_and_kill(kind: &str, path: &Path, extra_env: &[(&str, String)], rng: &mut
         }
         values
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("child handed out no value within 60 s");
+    rx.recv_timeout(Duration::from_secs(60)).expect("child handed out no value within 60 s");
     std::thread::sleep(Duration::from_micros(random(rng) % 20_000));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -119,12 +106,7 @@ fn run_and_kill(kind: &str, path: &Path, extra_env: &[(&str, String)], rng: &mut
 
 fn assert_strictly_increasing(all: &[u64]) {
     for pair in all.windows(2) {
-        assert!(
-            pair[0] < pair[1],
-            "value {} handed out after {}",
-            pair[1],
-            pair[0]
-        );
+        assert!(pair[0] < pair[1], "value {} handed out after {}", pair[1], pair[0]);
     }
 }
 

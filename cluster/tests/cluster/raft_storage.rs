@@ -13,11 +13,7 @@ struct Builder {
     on_disk: bool,
 }
 
-type Parts = (
-    Option<TempDir>,
-    RocksLogStore<PartitionRaft>,
-    PartitionStateMachine,
-);
+type Parts = (Option<TempDir>, RocksLogStore<PartitionRaft>, PartitionStateMachine);
 
 impl StoreBuilder<PartitionRaft, RocksLogStore<PartitionRaft>, PartitionStateMachine, Option<TempDir>>
     for Builder

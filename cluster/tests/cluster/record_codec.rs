@@ -14,23 +14,20 @@ fn any_record() -> impl Strategy<Value = StoredRecord> {
         any::<u64>(),
         proptest::option::of((any::<u64>(), any::<u64>())),
     )
-        .prop_map(
-            |(offset, epoch, key, value, headers, timestamp_ms, scarab_id, producer)| StoredRecord {
+        .prop_map(|(offset, epoch, key, value, headers, timestamp_ms, scarab_id, producer)| {
+            StoredRecord {
                 offset,
                 epoch,
                 record: Record {
                     key,
                     value,
-                    headers: headers
-                        .into_iter()
-                        .map(|(name, value)| Header { name, value })
-                        .collect(),
+                    headers: headers.into_iter().map(|(name, value)| Header { name, value }).collect(),
                     timestamp_ms,
                     scarab_id,
                     producer: producer.map(|(producer, sequence)| ProducerSeq { producer, sequence }),
                 },
-            },
-        )
+            }
+        })
 }
 
 proptest! {
@@ -69,31 +66,16 @@ proptest! {
 
 #[test]
 fn malformed_records_get_typed_errors() {
-    let stored = StoredRecord {
-        offset: 0,
-        epoch: 1,
-        record: Record {
-            value: b"v".to_vec(),
-            ..Record::default()
-        },
-    };
+    let stored =
+        StoredRecord { offset: 0, epoch: 1, record: Record { value: b"v".to_vec(), ..Record::default() } };
     let bytes = stored.encode().unwrap();
     let mut version = bytes.clone();
     version[0] = 9;
-    assert_eq!(
-        StoredRecord::decode(0, &version),
-        Err(RecordDecodeError::UnknownVersion(9))
-    );
+    assert_eq!(StoredRecord::decode(0, &version), Err(RecordDecodeError::UnknownVersion(9)));
     let mut flags = bytes.clone();
     flags[25] = 0x80;
-    assert_eq!(
-        StoredRecord::decode(0, &flags),
-        Err(RecordDecodeError::UnknownFlags(0x80))
-    );
+    assert_eq!(StoredRecord::decode(0, &flags), Err(RecordDecodeError::UnknownFlags(0x80)));
     let mut trailing = bytes;
     trailing.push(0);
-    assert_eq!(
-        StoredRecord::decode(0, &trailing),
-        Err(RecordDecodeError::TrailingBytes(1))
-    );
+    assert_eq!(StoredRecord::decode(0, &trailing), Err(RecordDecodeError::TrailingBytes(1)));
 }

@@ -57,10 +57,7 @@ async fn writer(nodes: Arc<Mutex<Vec<LocalNode>>>, producer: u64, count: u64, ac
         };
         let started = tokio::time::Instant::now();
         loop {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "write {producer}/{sequence} not acknowledged in time"
-            );
+            assert!(started.elapsed() < DEADLINE, "write {producer}/{sequence} not acknowledged in time");
             // Do not hold the node list across the write.
             let raft = nodes
                 .lock()
@@ -72,18 +69,12 @@ async fn writer(nodes: Arc<Mutex<Vec<LocalNode>>>, producer: u64, count: u64, ac
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
-            let written = raft
-                .client_write(PartitionCommand::Append {
-                    records: vec![record.clone()],
-                })
-                .await;
+            let written = raft.client_write(PartitionCommand::Append { records: vec![record.clone()] }).await;
             match written.map(|r| r.data) {
                 Ok(PartitionReply::Appended { outcomes, .. }) => {
                     let offset = match outcomes[0] {
                         AppendOutcome::Appended { offset } => offset,
-                        AppendOutcome::Duplicate {
-                            original_offset: Some(offset),
-                        } => offset,
+                        AppendOutcome::Duplicate { original_offset: Some(offset) } => offset,
                         other => panic!("write {producer}/{sequence}: {other:?}"),
                     };
                     let previous = acked.lock().await.insert(offset, value.clone());
@@ -136,16 +127,12 @@ async fn contents(node: &LocalNode, size: u64) -> (u64, Digest, Vec<StoredRecord
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_leader_failover() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = start_replica_set(3, dir.path(), PARTITION, config())
-        .await
-        .unwrap();
+    let nodes = start_replica_set(3, dir.path(), PARTITION, config()).await.unwrap();
     let first_leader = leader(&nodes).await;
     let nodes = Arc::new(Mutex::new(nodes));
     let acked: Acked = Arc::default();
 
-    let writers: Vec<_> = (0..8)
-        .map(|w| tokio::spawn(writer(nodes.clone(), w, 40, acked.clone())))
-        .collect();
+    let writers: Vec<_> = (0..8).map(|w| tokio::spawn(writer(nodes.clone(), w, 40, acked.clone()))).collect();
     // Let some writes land under the first leader, then kill it.
     let started = tokio::time::Instant::now();
     while acked.lock().await.len() < 60 {
@@ -174,24 +161,14 @@ async fn acknowledged_writes_survive_leader_failover() {
         let (_, _, records) = contents(node, acked.len() as u64).await;
         let mut seen = HashMap::new();
         for stored in &records {
-            assert!(
-                seen.insert(stored.record.value.clone(), stored.offset).is_none(),
-                "duplicate value"
-            );
+            assert!(seen.insert(stored.record.value.clone(), stored.offset).is_none(), "duplicate value");
         }
         for (offset, value) in &acked {
-            assert_eq!(
-                &records[*offset as usize].record.value, value,
-                "node {} offset {offset}",
-                node.id
-            );
+            assert_eq!(&records[*offset as usize].record.value, value, "node {} offset {offset}", node.id);
         }
         // A new leader started a new epoch, and records after the failover carry it.
         let epoch = node.replica().unwrap().state().epoch;
-        assert!(
-            epoch > epoch_before,
-            "epoch {epoch} after failover, {epoch_before} before"
-        );
+        assert!(epoch > epoch_before, "epoch {epoch} after failover, {epoch_before} before");
         assert!(records.iter().any(|r| r.epoch > epoch_before));
         assert!(records.windows(2).all(|w| w[0].epoch <= w[1].epoch));
     }
@@ -200,9 +177,7 @@ async fn acknowledged_writes_survive_leader_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_from_disk_keeps_state_offsets_and_roots() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = start_replica_set(3, dir.path(), PARTITION, config())
-        .await
-        .unwrap();
+    let nodes = start_replica_set(3, dir.path(), PARTITION, config()).await.unwrap();
     leader(&nodes).await;
     let (mut nodes, acked) = write_all(nodes, 4, 50, 0).await;
     let total = acked.lock().await.len() as u64;
@@ -235,9 +210,7 @@ async fn restart_from_disk_keeps_state_offsets_and_roots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_follower_catches_up_by_snapshot_install() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = start_replica_set(3, dir.path(), PARTITION, snapshotting_config())
-        .await
-        .unwrap();
+    let nodes = start_replica_set(3, dir.path(), PARTITION, snapshotting_config()).await.unwrap();
     let first_leader = leader(&nodes).await;
     let (mut nodes, acked) = write_all(nodes, 4, 60, 0).await;
     let total = acked.lock().await.len() as u64;
@@ -248,22 +221,63 @@ async fn a_wiped_follower_catches_up_by_snapshot_install() {
     let mut follower = nodes.remove(position);
     follower.stop().await;
     let wiped = follower.reopen(snapshotting_config(), true).await.unwrap();
-    assert_eq!(
-        wiped.replica().unwrap().state().size,
-        0,
-        "the database really was wiped"
-    );
+    assert_eq!(wiped.replica().unwrap().state().size, 0, "the database really was wiped");
 
     let caught_up = contents(&wiped, total).await;
     assert_eq!(caught_up.0, reference.0);
-    assert_eq!(
-        caught_up.1, reference.1,
-        "Merkle roots match after snapshot install"
-    );
+    assert_eq!(caught_up.1, reference.1, "Merkle roots match after snapshot install");
     assert_eq!(caught_up.2, reference.2);
     let metrics = wiped.replica().unwrap().raft().metrics().borrow().clone();
-    assert!(
-        metrics.snapshot.is_some(),
-        "caught up without a snapshot install: {metrics:?}"
-    );
+    assert!(metrics.snapshot.is_some(), "caught up without a snapshot install: {metrics:?}");
+}
+
+/// Concurrent appends share Raft entries, yet every caller gets exactly its own outcomes, in
+/// order, and its records sit at the offsets it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batched_appends_give_each_caller_its_own_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_replica_set(3, dir.path(), PARTITION, config()).await.unwrap();
+    let leader_id = leader(&nodes).await;
+    let nodes = Arc::new(nodes);
+    let callers: Vec<_> = (0..64u64)
+        .map(|caller| {
+            let nodes = nodes.clone();
+            tokio::spawn(async move {
+                let leader = nodes.iter().find(|n| n.id == leader_id).unwrap().replica().unwrap();
+                // Callers send 1 to 3 records each.
+                let records: Vec<Record> = (0..1 + caller % 3)
+                    .map(|i| Record {
+                        value: format!("caller {caller} record {i}").into_bytes(),
+                        ..Record::default()
+                    })
+                    .collect();
+                let (_, outcomes) = leader.append(records.clone()).await.unwrap();
+                assert_eq!(outcomes.len(), records.len());
+                let offsets: Vec<u64> = outcomes
+                    .iter()
+                    .map(|o| match o {
+                        AppendOutcome::Appended { offset } => *offset,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                // One caller's records are contiguous: they travelled in one entry.
+                assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "{offsets:?}");
+                (records, offsets)
+            })
+        })
+        .collect();
+    let mut expected = BTreeMap::new();
+    for caller in callers {
+        let (records, offsets) = caller.await.unwrap();
+        for (record, offset) in records.into_iter().zip(offsets) {
+            assert!(expected.insert(offset, record.value).is_none(), "offset {offset} given twice");
+        }
+    }
+    let total = expected.len() as u64;
+    assert_eq!(expected.keys().copied().collect::<Vec<_>>(), (0..total).collect::<Vec<_>>());
+    let leader = nodes.iter().find(|n| n.id == leader_id).unwrap();
+    let (_, _, stored) = contents(leader, total).await;
+    for (offset, value) in expected {
+        assert_eq!(stored[offset as usize].record.value, value);
+    }
 }

@@ -29,10 +29,7 @@ fn record(key: Option<&str>, value: &str) -> Record {
 }
 
 fn produced(producer: u64, sequence: u64, value: &str) -> Record {
-    Record {
-        producer: Some(ProducerSeq { producer, sequence }),
-        ..record(None, value)
-    }
+    Record { producer: Some(ProducerSeq { producer, sequence }), ..record(None, value) }
 }
 
 /// Applies a batch as the Raft layer would, with a marker.
@@ -42,12 +39,7 @@ fn apply(
     epoch: u64,
     records: &[Record],
 ) -> Result<Vec<AppendOutcome>, StorageError> {
-    p.apply(
-        raft_index,
-        epoch,
-        records,
-        format!("marker {raft_index}").as_bytes(),
-    )
+    p.apply(raft_index, epoch, records, format!("marker {raft_index}").as_bytes())
 }
 
 fn offsets(outcomes: &[AppendOutcome]) -> Vec<u64> {
@@ -65,20 +57,14 @@ fn appends_get_contiguous_offsets_and_read_back() {
     each_mode(|storage| {
         let mut p = PartitionStore::open(storage, P0).unwrap();
         let first: Vec<_> = (0..5).map(|i| record(None, &format!("a{i}"))).collect();
-        assert_eq!(
-            offsets(&apply(&mut p, 1, 1, &first).unwrap()),
-            vec![0, 1, 2, 3, 4]
-        );
+        assert_eq!(offsets(&apply(&mut p, 1, 1, &first).unwrap()), vec![0, 1, 2, 3, 4]);
         let second: Vec<_> = (0..3).map(|i| record(None, &format!("b{i}"))).collect();
         assert_eq!(offsets(&apply(&mut p, 2, 2, &second).unwrap()), vec![5, 6, 7]);
         assert_eq!(p.state().size, 8);
         assert_eq!((p.state().epoch, p.state().applied_index), (2, 2));
 
         let all = p.read(0, 100).unwrap();
-        assert_eq!(
-            all.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            (0..8).collect::<Vec<_>>()
-        );
+        assert_eq!(all.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
         assert_eq!(all[4].record.value, b"a4");
         assert_eq!((all[4].epoch, all[5].epoch), (1, 2));
         assert_eq!(p.read(6, 1).unwrap()[0].record.value, b"b1");
@@ -110,11 +96,7 @@ fn latest_by_key_follows_overwrites() {
             &mut p,
             1,
             1,
-            &[
-                record(Some("user"), "v1"),
-                record(Some("other"), "x"),
-                record(Some("user"), "v2"),
-            ],
+            &[record(Some("user"), "v1"), record(Some("other"), "x"), record(Some("user"), "v2")],
         )
         .unwrap();
         apply(&mut p, 2, 1, &[record(Some("user"), "v3")]).unwrap();
@@ -133,43 +115,24 @@ fn idempotent_producers_are_stored_once() {
         assert_eq!(offsets(&apply(&mut p, 1, 1, &batch).unwrap()), vec![0, 1, 2, 3]);
         // A retry of the latest (after a lost acknowledgement), an older one, a gap, and a
         // duplicate inside one batch.
-        let retry = apply(
-            &mut p,
-            2,
-            2,
-            &[produced(7, 3, "s3"), produced(7, 1, "s1"), produced(7, 9, "s9")],
-        )
-        .unwrap();
+        let retry =
+            apply(&mut p, 2, 2, &[produced(7, 3, "s3"), produced(7, 1, "s1"), produced(7, 9, "s9")]).unwrap();
         assert_eq!(
             retry,
             vec![
-                AppendOutcome::Duplicate {
-                    original_offset: Some(3)
-                },
-                AppendOutcome::Duplicate {
-                    original_offset: None
-                },
+                AppendOutcome::Duplicate { original_offset: Some(3) },
+                AppendOutcome::Duplicate { original_offset: None },
                 AppendOutcome::OutOfOrderSequence { expected: 4, got: 9 },
             ]
         );
-        let mixed = apply(
-            &mut p,
-            3,
-            2,
-            &[
-                produced(7, 4, "s4"),
-                produced(7, 4, "s4"),
-                produced(8, 100, "other"),
-            ],
-        )
-        .unwrap();
+        let mixed =
+            apply(&mut p, 3, 2, &[produced(7, 4, "s4"), produced(7, 4, "s4"), produced(8, 100, "other")])
+                .unwrap();
         assert_eq!(
             mixed,
             vec![
                 AppendOutcome::Appended { offset: 4 },
-                AppendOutcome::Duplicate {
-                    original_offset: Some(4)
-                },
+                AppendOutcome::Duplicate { original_offset: Some(4) },
                 AppendOutcome::Appended { offset: 5 },
             ]
         );
@@ -186,9 +149,8 @@ fn proofs_verify_against_checkpoints() {
         let mut p = PartitionStore::open(storage, P0).unwrap();
         let mut oracle = MerkleTree::<Blake3Merkle, _>::new(MemoryNodeStore::new());
         for batch in 0..10u64 {
-            let records: Vec<_> = (0..batch + 1)
-                .map(|i| record(Some(&format!("k{i}")), &format!("{batch}/{i}")))
-                .collect();
+            let records: Vec<_> =
+                (0..batch + 1).map(|i| record(Some(&format!("k{i}")), &format!("{batch}/{i}"))).collect();
             apply(&mut p, batch + 1, 1, &records).unwrap();
         }
         for stored in p.read(0, 1000).unwrap() {
@@ -216,18 +178,11 @@ fn proofs_verify_against_checkpoints() {
             // The same proof does not vouch for a changed record.
             let mut forged = stored.clone();
             forged.record.value.push(b'!');
-            assert!(
-                latest
-                    .verify_inclusion(&forged.encode().unwrap(), &proof)
-                    .is_err()
-            );
+            assert!(latest.verify_inclusion(&forged.encode().unwrap(), &proof).is_err());
         }
         for old in 0..=size {
             let older = checkpoint(old, p.root_at(old).unwrap());
-            assert_eq!(
-                latest.verify_extends(&older, &p.consistency_proof(old, size).unwrap()),
-                Ok(())
-            );
+            assert_eq!(latest.verify_extends(&older, &p.consistency_proof(old, size).unwrap()), Ok(()));
         }
     });
 }
@@ -239,32 +194,17 @@ fn out_of_range_requests_get_typed_errors() {
         apply(&mut p, 1, 1, &[record(None, "a"), record(None, "b")]).unwrap();
         assert!(matches!(
             p.inclusion_proof(2, 2),
-            Err(StorageError::OffsetOutOfRange {
-                offset: 2,
-                size: 2,
-                ..
-            })
+            Err(StorageError::OffsetOutOfRange { offset: 2, size: 2, .. })
         ));
         assert!(matches!(
             p.inclusion_proof(0, 3),
-            Err(StorageError::SizeBeyondPartition {
-                requested: 3,
-                size: 2,
-                ..
-            })
+            Err(StorageError::SizeBeyondPartition { requested: 3, size: 2, .. })
         ));
         assert!(matches!(
             p.consistency_proof(2, 1),
-            Err(StorageError::SizeDecreased {
-                old_size: 2,
-                new_size: 1,
-                ..
-            })
+            Err(StorageError::SizeDecreased { old_size: 2, new_size: 1, .. })
         ));
-        assert!(matches!(
-            p.root_at(5),
-            Err(StorageError::SizeBeyondPartition { .. })
-        ));
+        assert!(matches!(p.root_at(5), Err(StorageError::SizeBeyondPartition { .. })));
     });
 }
 
@@ -280,10 +220,7 @@ fn restart_restores_state_records_and_roots() {
                 &mut p,
                 i + 1,
                 3,
-                &[
-                    record(Some(&format!("k{}", i % 5)), &format!("v{i}")),
-                    produced(1, i, "p"),
-                ],
+                &[record(Some(&format!("k{}", i % 5)), &format!("v{i}")), produced(1, i, "p")],
             )
             .unwrap();
         }
@@ -299,11 +236,6 @@ fn restart_restores_state_records_and_roots() {
     // Producer state survived: the retry is recognised, the next sequence continues.
     assert_eq!(
         apply(&mut p, 38, 3, &[produced(1, 36, "p"), produced(1, 37, "p")]).unwrap(),
-        vec![
-            AppendOutcome::Duplicate {
-                original_offset: Some(73)
-            },
-            AppendOutcome::Appended { offset: 74 }
-        ]
+        vec![AppendOutcome::Duplicate { original_offset: Some(73) }, AppendOutcome::Appended { offset: 74 }]
     );
 }

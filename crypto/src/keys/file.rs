@@ -79,14 +79,9 @@ pub enum KeyFileError {
 
 /// Writes `keypair` to a new file at `path` with mode 0600. Refuses to replace an existing file.
 pub fn write_key_file(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError> {
-    let io = |source| KeyFileError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| KeyFileError::Io { path: path.to_owned(), source };
     if path.exists() {
-        return Err(KeyFileError::AlreadyExists {
-            path: path.to_owned(),
-        });
+        return Err(KeyFileError::AlreadyExists { path: path.to_owned() });
     }
     let contents = KeyFileContents {
         kind: KEY_FILE_TYPE.to_owned(),
@@ -109,11 +104,7 @@ pub fn write_key_file(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError
     let temp = dir.join(temp_name);
 
     let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()
     })();
@@ -123,9 +114,7 @@ pub fn write_key_file(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError
     match linked {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(KeyFileError::AlreadyExists {
-                path: path.to_owned(),
-            });
+            return Err(KeyFileError::AlreadyExists { path: path.to_owned() });
         }
         Err(err) => return Err(io(err)),
     }
@@ -135,54 +124,35 @@ pub fn write_key_file(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError
 
 /// Loads a key file written by [`write_key_file`], refusing files readable by group or others.
 pub fn load_key_file(path: &Path) -> Result<Keypair, KeyFileError> {
-    let io = |source| KeyFileError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let malformed = |reason: &str| KeyFileError::Malformed {
-        path: path.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let io = |source| KeyFileError::Io { path: path.to_owned(), source };
+    let malformed =
+        |reason: &str| KeyFileError::Malformed { path: path.to_owned(), reason: reason.to_owned() };
 
     let mut file = fs::File::open(path).map_err(io)?;
     let metadata = file.metadata().map_err(io)?;
     let mode = metadata.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(KeyFileError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(KeyFileError::InsecurePermissions { path: path.to_owned(), mode });
     }
     if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_LEN {
         return Err(malformed("not a regular file of at most 4 KiB"));
     }
     let mut text = Zeroizing::new(String::new());
-    file.read_to_string(&mut text)
-        .map_err(|_| malformed("not UTF-8 text"))?;
+    file.read_to_string(&mut text).map_err(|_| malformed("not UTF-8 text"))?;
     let contents: KeyFileContents =
         serde_json::from_str(&text).map_err(|err| malformed(&format!("invalid JSON: {err}")))?;
     if contents.kind != KEY_FILE_TYPE {
-        return Err(malformed(&format!(
-            "type is {:?}, expected {KEY_FILE_TYPE:?}",
-            contents.kind
-        )));
+        return Err(malformed(&format!("type is {:?}, expected {KEY_FILE_TYPE:?}", contents.kind)));
     }
-    let hex_digits = contents
-        .secret_key
-        .strip_prefix("0x")
-        .unwrap_or(&contents.secret_key);
+    let hex_digits = contents.secret_key.strip_prefix("0x").unwrap_or(&contents.secret_key);
     let mut secret = Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(hex_digits, &mut *secret)
         .map_err(|_| malformed("secret_key is not 64 hex digits"))?;
     let keypair = Keypair::from_secret(&secret);
-    let stated: PublicKey = contents
-        .public_key
-        .parse()
-        .map_err(|err| malformed(&format!("public_key: {err}")))?;
+    let stated: PublicKey =
+        contents.public_key.parse().map_err(|err| malformed(&format!("public_key: {err}")))?;
     if stated != keypair.public() {
-        return Err(KeyFileError::PublicKeyMismatch {
-            path: path.to_owned(),
-        });
+        return Err(KeyFileError::PublicKeyMismatch { path: path.to_owned() });
     }
     Ok(keypair)
 }

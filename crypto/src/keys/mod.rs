@@ -32,16 +32,12 @@ pub struct Keypair {
 impl Keypair {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Self {
-        Keypair {
-            signing: SigningKey::generate(&mut rand_core::OsRng),
-        }
+        Keypair { signing: SigningKey::generate(&mut rand_core::OsRng) }
     }
 
     /// The key pair of a 32-byte secret seed.
     pub fn from_secret(secret: &[u8; 32]) -> Self {
-        Keypair {
-            signing: SigningKey::from_bytes(secret),
-        }
+        Keypair { signing: SigningKey::from_bytes(secret) }
     }
 
     /// The 32-byte secret seed (wiped when dropped).
@@ -62,9 +58,7 @@ impl Keypair {
 
 impl fmt::Debug for Keypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keypair")
-            .field("public", &self.public())
-            .finish_non_exhaustive()
+        f.debug_struct("Keypair").field("public", &self.public()).finish_non_exhaustive()
     }
 }
 
@@ -107,8 +101,7 @@ pub(crate) fn verify_with(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), InvalidSignature> {
-    key.verify_strict(message, &signature.0)
-        .map_err(|_| InvalidSignature)
+    key.verify_strict(message, &signature.0).map_err(|_| InvalidSignature)
 }
 
 impl fmt::Display for PublicKey {
@@ -135,10 +128,8 @@ impl FromStr for PublicKey {
             return Err(KeyParseError::WrongPrefix(checked.hrp().to_string()));
         }
         let bytes: Vec<u8> = checked.byte_iter().collect();
-        let bytes: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyParseError::WrongLength(bytes.len()))?;
+        let bytes: [u8; 32] =
+            bytes.as_slice().try_into().map_err(|_| KeyParseError::WrongLength(bytes.len()))?;
         PublicKey::from_bytes(&bytes)
     }
 }
@@ -151,9 +142,7 @@ impl Serialize for PublicKey {
 
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -244,29 +233,20 @@ mod tests {
         let last = typo.len() - 1;
         typo[last] = if typo[last] == b'q' { b'p' } else { b'q' };
         let typo = String::from_utf8(typo).unwrap();
-        assert!(
-            matches!(typo.parse::<PublicKey>(), Err(KeyParseError::NotBech32m(_))),
-            "{typo}"
-        );
+        assert!(matches!(typo.parse::<PublicKey>(), Err(KeyParseError::NotBech32m(_))), "{typo}");
     }
 
     #[test]
     fn other_prefixes_and_lengths_are_refused() {
         let key = Keypair::generate().public();
         let other = bech32::encode::<Bech32m>(Hrp::parse("cosmos").unwrap(), key.as_bytes()).unwrap();
-        assert_eq!(
-            other.parse::<PublicKey>(),
-            Err(KeyParseError::WrongPrefix("cosmos".into()))
-        );
+        assert_eq!(other.parse::<PublicKey>(), Err(KeyParseError::WrongPrefix("cosmos".into())));
         let short = bech32::encode::<Bech32m>(Hrp::parse(PUBLIC_KEY_HRP).unwrap(), &[1; 31]).unwrap();
         assert_eq!(short.parse::<PublicKey>(), Err(KeyParseError::WrongLength(31)));
         // Bech32 (not m) with the right prefix is refused: the checksum variant is part of the format.
         let v0 =
             bech32::encode::<bech32::Bech32>(Hrp::parse(PUBLIC_KEY_HRP).unwrap(), key.as_bytes()).unwrap();
-        assert!(matches!(
-            v0.parse::<PublicKey>(),
-            Err(KeyParseError::NotBech32m(_))
-        ));
+        assert!(matches!(v0.parse::<PublicKey>(), Err(KeyParseError::NotBech32m(_))));
     }
 
     #[test]

@@ -82,13 +82,7 @@ mod tests {
         let mut fake = Vec::new();
         fake.extend_from_slice(l.as_bytes());
         fake.extend_from_slice(r.as_bytes());
-        assert_ne!(
-            Blake3Merkle::hash_leaf(&fake),
-            Blake3Merkle::hash_children(&l, &r)
-        );
-        assert_ne!(
-            Sha256Rfc6962::hash_leaf(&fake),
-            Sha256Rfc6962::hash_children(&l, &r)
-        );
+        assert_ne!(Blake3Merkle::hash_leaf(&fake), Blake3Merkle::hash_children(&l, &r));
+        assert_ne!(Sha256Rfc6962::hash_leaf(&fake), Sha256Rfc6962::hash_children(&l, &r));
     }
 }

@@ -31,18 +31,10 @@ pub(crate) fn inclusion_steps(index: u64, size: u64) -> Vec<Step> {
     while end - start > 1 {
         let split = start + split_point(end - start);
         if index < split {
-            steps.push(Step {
-                start: split,
-                end,
-                sibling_on_left: false,
-            });
+            steps.push(Step { start: split, end, sibling_on_left: false });
             end = split;
         } else {
-            steps.push(Step {
-                start,
-                end: split,
-                sibling_on_left: true,
-            });
+            steps.push(Step { start, end: split, sibling_on_left: true });
             start = split;
         }
     }
@@ -70,18 +62,10 @@ impl ConsistencyShape {
         while within != end - start {
             let half = split_point(end - start);
             if within <= half {
-                steps.push(Step {
-                    start: start + half,
-                    end,
-                    sibling_on_left: false,
-                });
+                steps.push(Step { start: start + half, end, sibling_on_left: false });
                 end = start + half;
             } else {
-                steps.push(Step {
-                    start,
-                    end: start + half,
-                    sibling_on_left: true,
-                });
+                steps.push(Step { start, end: start + half, sibling_on_left: true });
                 start += half;
                 within -= half;
                 whole_old_tree = false;
@@ -172,10 +156,7 @@ pub fn verify_inclusion<H: MerkleHasher>(
     }
     let steps = inclusion_steps(index, size);
     if path.len() != steps.len() {
-        return Err(VerifyError::WrongProofLength {
-            expected: steps.len(),
-            actual: path.len(),
-        });
+        return Err(VerifyError::WrongProofLength { expected: steps.len(), actual: path.len() });
     }
     let mut running = *leaf_hash;
     for (step, sibling) in steps.iter().rev().zip(path) {
@@ -186,10 +167,7 @@ pub fn verify_inclusion<H: MerkleHasher>(
         };
     }
     if running != *root {
-        return Err(VerifyError::RootMismatch {
-            expected: *root,
-            computed: running,
-        });
+        return Err(VerifyError::RootMismatch { expected: *root, computed: running });
     }
     Ok(())
 }
@@ -213,10 +191,7 @@ pub fn verify_consistency<H: MerkleHasher>(
     if old_size == new_size {
         expect_empty(path)?;
         if old_root != new_root {
-            return Err(VerifyError::NewRootMismatch {
-                expected: *new_root,
-                computed: *old_root,
-            });
+            return Err(VerifyError::NewRootMismatch { expected: *new_root, computed: *old_root });
         }
         return Ok(());
     }
@@ -225,19 +200,13 @@ pub fn verify_consistency<H: MerkleHasher>(
         expect_empty(path)?;
         let empty = H::empty_root();
         if *old_root != empty {
-            return Err(VerifyError::OldRootMismatch {
-                expected: *old_root,
-                computed: empty,
-            });
+            return Err(VerifyError::OldRootMismatch { expected: *old_root, computed: empty });
         }
         return Ok(());
     }
     let shape = ConsistencyShape::new(old_size, new_size);
     if path.len() != shape.proof_len() {
-        return Err(VerifyError::WrongProofLength {
-            expected: shape.proof_len(),
-            actual: path.len(),
-        });
+        return Err(VerifyError::WrongProofLength { expected: shape.proof_len(), actual: path.len() });
     }
     let (seed, siblings) = match shape.seed {
         Some(_) => (path[0], &path[1..]),
@@ -254,16 +223,10 @@ pub fn verify_consistency<H: MerkleHasher>(
         }
     }
     if old != *old_root {
-        return Err(VerifyError::OldRootMismatch {
-            expected: *old_root,
-            computed: old,
-        });
+        return Err(VerifyError::OldRootMismatch { expected: *old_root, computed: old });
     }
     if new != *new_root {
-        return Err(VerifyError::NewRootMismatch {
-            expected: *new_root,
-            computed: new,
-        });
+        return Err(VerifyError::NewRootMismatch { expected: *new_root, computed: new });
     }
     Ok(())
 }
@@ -285,12 +248,7 @@ pub struct InclusionProof<H> {
 impl<H: MerkleHasher> InclusionProof<H> {
     /// A proof from its parts.
     pub fn new(index: u64, size: u64, path: Vec<Digest>) -> Self {
-        InclusionProof {
-            index,
-            size,
-            path,
-            hasher: PhantomData,
-        }
+        InclusionProof { index, size, path, hasher: PhantomData }
     }
 
     /// Checks the proof for leaf data `leaf` against `root`.
@@ -321,12 +279,7 @@ pub struct ConsistencyProof<H> {
 impl<H: MerkleHasher> ConsistencyProof<H> {
     /// A proof from its parts.
     pub fn new(old_size: u64, new_size: u64, path: Vec<Digest>) -> Self {
-        ConsistencyProof {
-            old_size,
-            new_size,
-            path,
-            hasher: PhantomData,
-        }
+        ConsistencyProof { old_size, new_size, path, hasher: PhantomData }
     }
 
     /// Checks the proof between the two roots.
@@ -343,10 +296,7 @@ mod tests {
     fn inclusion_steps_match_rfc_example() {
         // RFC 9162 §2.1.5: in the 7-leaf tree, the audit path of leaf 3 (d) is [c, g, l].
         let steps = inclusion_steps(3, 7);
-        let ranges: Vec<_> = steps
-            .iter()
-            .map(|s| (s.start, s.end, s.sibling_on_left))
-            .collect();
+        let ranges: Vec<_> = steps.iter().map(|s| (s.start, s.end, s.sibling_on_left)).collect();
         assert_eq!(ranges, vec![(4, 7, false), (0, 2, true), (2, 3, true)]);
     }
 

@@ -55,10 +55,7 @@ pub fn subtree_root<H: MerkleHasher, R: NodeReader + ?Sized>(
     if len.is_power_of_two() && start % len == 0 {
         let level = len.trailing_zeros() as u8;
         let id = NodeId::new(level, start >> level);
-        return reader
-            .node(id)
-            .map_err(ProveError::Store)?
-            .ok_or(ProveError::MissingNode(id));
+        return reader.node(id).map_err(ProveError::Store)?.ok_or(ProveError::MissingNode(id));
     }
     let split = start + split_point(len);
     let left = subtree_root::<H, R>(reader, start, split)?;

@@ -59,9 +59,7 @@ impl NodeReader for MemoryNodeStore {
 
     fn node(&self, id: NodeId) -> Result<Option<Digest>, Self::Error> {
         let level = self.levels.get(usize::from(id.level));
-        Ok(level
-            .and_then(|nodes| usize::try_from(id.index).ok().and_then(|i| nodes.get(i)))
-            .copied())
+        Ok(level.and_then(|nodes| usize::try_from(id.index).ok().and_then(|i| nodes.get(i))).copied())
     }
 }
 
@@ -99,10 +97,7 @@ mod tests {
         assert_eq!(store.node(NodeId::new(9, u64::MAX)), Ok(None));
         assert_eq!(
             store.put_nodes(&[(NodeId::new(0, 2), h)]),
-            Err(MemoryStoreError {
-                id: NodeId::new(0, 2),
-                expected: 1
-            })
+            Err(MemoryStoreError { id: NodeId::new(0, 2), expected: 1 })
         );
         assert_eq!(store.len(), 1);
     }

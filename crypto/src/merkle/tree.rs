@@ -19,11 +19,7 @@ pub struct Frontier<H> {
 // Manual impls: derives would demand `H: Clone`/`H: PartialEq` of the marker type.
 impl<H> Clone for Frontier<H> {
     fn clone(&self) -> Self {
-        Frontier {
-            size: self.size,
-            peaks: self.peaks.clone(),
-            hasher: PhantomData,
-        }
+        Frontier { size: self.size, peaks: self.peaks.clone(), hasher: PhantomData }
     }
 }
 
@@ -37,11 +33,7 @@ impl<H> Eq for Frontier<H> {}
 
 impl<H: MerkleHasher> Default for Frontier<H> {
     fn default() -> Self {
-        Frontier {
-            size: 0,
-            peaks: Vec::new(),
-            hasher: PhantomData,
-        }
+        Frontier { size: 0, peaks: Vec::new(), hasher: PhantomData }
     }
 }
 
@@ -60,11 +52,7 @@ impl<H: MerkleHasher> Frontier<H> {
             peaks.push(subtree_root::<H, R>(reader, start, end)?);
             start = end;
         }
-        Ok(Frontier {
-            size,
-            peaks,
-            hasher: PhantomData,
-        })
+        Ok(Frontier { size, peaks, hasher: PhantomData })
     }
 
     /// Number of leaves.
@@ -115,21 +103,13 @@ pub struct MerkleTree<H, S> {
 impl<H: MerkleHasher, S: NodeWriter> MerkleTree<H, S> {
     /// An empty tree over an empty store.
     pub fn new(store: S) -> Self {
-        MerkleTree {
-            frontier: Frontier::new(),
-            store,
-            pending: Vec::new(),
-        }
+        MerkleTree { frontier: Frontier::new(), store, pending: Vec::new() }
     }
 
     /// Reopens a tree of `size` leaves from its store.
     pub fn open(store: S, size: u64) -> Result<Self, ProveError<S::Error>> {
         let frontier = Frontier::load(&store, size)?;
-        Ok(MerkleTree {
-            frontier,
-            store,
-            pending: Vec::new(),
-        })
+        Ok(MerkleTree { frontier, store, pending: Vec::new() })
     }
 
     /// Number of leaves.
@@ -230,10 +210,7 @@ mod tests {
             assert_eq!(tree.root(), reference_root(&leaves[..=i]), "size {}", i + 1);
         }
         for size in 0..=leaves.len() {
-            assert_eq!(
-                tree.root_at(size as u64).unwrap(),
-                reference_root(&leaves[..size])
-            );
+            assert_eq!(tree.root_at(size as u64).unwrap(), reference_root(&leaves[..size]));
         }
         // Each leaf is stored once and each completed pair once: 2n - popcount(n) nodes.
         assert_eq!(tree.store().len(), 2 * 70 - 70u32.count_ones() as usize);
@@ -256,23 +233,14 @@ mod tests {
     fn sizes_beyond_the_tree_are_refused() {
         let mut tree = MerkleTree::<Blake3Merkle, _>::new(MemoryNodeStore::new());
         tree.append(b"a").unwrap();
-        assert_eq!(
-            tree.root_at(2),
-            Err(ProveError::SizeBeyondTree {
-                size: 2,
-                tree_size: 1
-            })
-        );
+        assert_eq!(tree.root_at(2), Err(ProveError::SizeBeyondTree { size: 2, tree_size: 1 }));
         assert_eq!(
             tree.inclusion_proof(1, 1).map(|_| ()),
             Err(ProveError::IndexOutOfRange { index: 1, size: 1 })
         );
         assert_eq!(
             tree.consistency_proof(1, 0).map(|_| ()),
-            Err(ProveError::SizeDecreased {
-                old_size: 1,
-                new_size: 0
-            })
+            Err(ProveError::SizeDecreased { old_size: 1, new_size: 0 })
         );
     }
 

@@ -9,26 +9,17 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 fn any_checkpoint() -> impl Strategy<Value = Checkpoint> {
-    (
-        name(),
-        name(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<[u8; 32]>(),
-        any::<u64>(),
+    (name(), name(), any::<u32>(), any::<u64>(), any::<u64>(), any::<[u8; 32]>(), any::<u64>()).prop_map(
+        |(cluster, log, partition, epoch, size, root, time_ms)| Checkpoint {
+            cluster: ClusterId::new(cluster).unwrap(),
+            log: LogName::new(log).unwrap(),
+            partition,
+            epoch,
+            size,
+            root: Digest(root),
+            time_ms,
+        },
     )
-        .prop_map(
-            |(cluster, log, partition, epoch, size, root, time_ms)| Checkpoint {
-                cluster: ClusterId::new(cluster).unwrap(),
-                log: LogName::new(log).unwrap(),
-                partition,
-                epoch,
-                size,
-                root: Digest(root),
-                time_ms,
-            },
-        )
 }
 
 proptest! {

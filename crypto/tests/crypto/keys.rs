@@ -47,10 +47,7 @@ fn files_readable_by_others_are_refused() {
             other => panic!("mode {mode:o} gave {other:?}"),
         }
         let message = load_key_file(&path).unwrap_err().to_string();
-        assert!(
-            message.contains("readable by others") && message.contains("chmod 600"),
-            "{message}"
-        );
+        assert!(message.contains("readable by others") && message.contains("chmod 600"), "{message}");
     }
     set_mode(&path, 0o400);
     assert!(load_key_file(&path).is_ok());
@@ -73,17 +70,11 @@ fn malformed_files_get_typed_errors() {
         ("garbage", "not json".to_owned()),
         (
             "wrong-type",
-            format!(
-                r#"{{"type":"rsa","public_key":"{}","secret_key":"0x{secret}"}}"#,
-                good.public()
-            ),
+            format!(r#"{{"type":"rsa","public_key":"{}","secret_key":"0x{secret}"}}"#, good.public()),
         ),
         (
             "bad-hex",
-            format!(
-                r#"{{"type":"pyralog/ed25519","public_key":"{}","secret_key":"0xzz"}}"#,
-                good.public()
-            ),
+            format!(r#"{{"type":"pyralog/ed25519","public_key":"{}","secret_key":"0xzz"}}"#, good.public()),
         ),
         (
             "bad-public",

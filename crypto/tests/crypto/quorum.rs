@@ -9,10 +9,7 @@ use super::{checkpoint, keypairs};
 
 fn certificate(signers: &[pyralog_crypto::Keypair]) -> QuorumCertificate<pyralog_crypto::Checkpoint> {
     let message = checkpoint(10, Digest([3; 32]));
-    let signatures = signers
-        .iter()
-        .map(|k| SignatureShare::sign(k, &message))
-        .collect();
+    let signatures = signers.iter().map(|k| SignatureShare::sign(k, &message)).collect();
     QuorumCertificate { message, signatures }
 }
 
@@ -20,17 +17,10 @@ fn certificate(signers: &[pyralog_crypto::Keypair]) -> QuorumCertificate<pyralog
 fn majority_of_a_cluster() {
     let keys = keypairs(4);
     let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
-    assert_eq!(
-        certificate(&keys[..3]).verify(&members, Threshold::MAJORITY),
-        Ok(3)
-    );
+    assert_eq!(certificate(&keys[..3]).verify(&members, Threshold::MAJORITY), Ok(3));
     assert_eq!(
         certificate(&keys[..2]).verify(&members, Threshold::MAJORITY),
-        Err(QuorumError::InsufficientWeight {
-            signed: 2,
-            total: 4,
-            threshold: Threshold::MAJORITY
-        })
+        Err(QuorumError::InsufficientWeight { signed: 2, total: 4, threshold: Threshold::MAJORITY })
     );
 }
 
@@ -41,27 +31,13 @@ fn weighted_two_thirds() {
     // 5 + 1 = 6 of 10 < 2/3; 5 + 3 = 8 passes; 3 + 1 + 1 = 5 fails.
     assert!(matches!(
         certificate(&[keys[0].clone(), keys[2].clone()]).verify(&members, Threshold::TWO_THIRDS),
-        Err(QuorumError::InsufficientWeight {
-            signed: 6,
-            total: 10,
-            ..
-        })
+        Err(QuorumError::InsufficientWeight { signed: 6, total: 10, .. })
     ));
-    assert_eq!(
-        certificate(&keys[..2]).verify(&members, Threshold::TWO_THIRDS),
-        Ok(8)
-    );
-    assert!(
-        certificate(&keys[1..])
-            .verify(&members, Threshold::TWO_THIRDS)
-            .is_err()
-    );
+    assert_eq!(certificate(&keys[..2]).verify(&members, Threshold::TWO_THIRDS), Ok(8));
+    assert!(certificate(&keys[1..]).verify(&members, Threshold::TWO_THIRDS).is_err());
     // Exactly two thirds is enough for ">= 2/3".
     let exact = MemberSet::new(keys[..2].iter().map(|k| k.public()).zip([2, 1])).unwrap();
-    assert_eq!(
-        certificate(&keys[..1]).verify(&exact, Threshold::TWO_THIRDS),
-        Ok(2)
-    );
+    assert_eq!(certificate(&keys[..1]).verify(&exact, Threshold::TWO_THIRDS), Ok(2));
 }
 
 #[test]
@@ -81,10 +57,7 @@ fn unknown_signers_are_rejected_even_with_a_quorum() {
     let keys = keypairs(4);
     let members = MemberSet::equal(keys[..3].iter().map(|k| k.public())).unwrap();
     let cert = certificate(&keys);
-    assert_eq!(
-        cert.verify(&members, Threshold::MAJORITY),
-        Err(QuorumError::UnknownSigner(keys[3].public()))
-    );
+    assert_eq!(cert.verify(&members, Threshold::MAJORITY), Err(QuorumError::UnknownSigner(keys[3].public())));
 }
 
 #[test]
@@ -141,10 +114,7 @@ fn signing_contexts_separate_message_types() {
     let members = MemberSet::equal([keys[0].public()]).unwrap();
     let message = checkpoint(10, Digest([3; 32]));
     let share = SignatureShare::sign(&keys[0], &Impostor(message.encode()));
-    let cert = QuorumCertificate {
-        message,
-        signatures: vec![share],
-    };
+    let cert = QuorumCertificate { message, signatures: vec![share] };
     assert_eq!(
         cert.verify(&members, Threshold::MAJORITY),
         Err(QuorumError::InvalidSignature(keys[0].public()))
@@ -160,10 +130,7 @@ fn certificates_survive_json_and_tampering_in_json_is_caught() {
     assert_eq!(cert.verify(&members, Threshold::MAJORITY), Ok(3));
     let tampered: QuorumCertificate<pyralog_crypto::Checkpoint> =
         serde_json::from_str(&json.replace("\"size\":10", "\"size\":11")).unwrap();
-    assert!(matches!(
-        tampered.verify(&members, Threshold::MAJORITY),
-        Err(QuorumError::InvalidSignature(_))
-    ));
+    assert!(matches!(tampered.verify(&members, Threshold::MAJORITY), Err(QuorumError::InvalidSignature(_))));
 }
 
 #[test]
@@ -176,20 +143,11 @@ fn builder_checks_each_share_and_completes_at_the_threshold() {
 
     assert_eq!(builder.add(SignatureShare::sign(&keys[0], &message)), Ok(false));
     let dup = SignatureShare::sign(&keys[0], &message);
-    assert_eq!(
-        builder.add(dup),
-        Err(QuorumError::DuplicateSigner(keys[0].public()))
-    );
+    assert_eq!(builder.add(dup), Err(QuorumError::DuplicateSigner(keys[0].public())));
     let stranger = SignatureShare::sign(&outsider, &message);
-    assert_eq!(
-        builder.add(stranger),
-        Err(QuorumError::UnknownSigner(outsider.public()))
-    );
+    assert_eq!(builder.add(stranger), Err(QuorumError::UnknownSigner(outsider.public())));
     let wrong = SignatureShare::sign(&keys[1], &checkpoint(9, Digest([3; 32])));
-    assert_eq!(
-        builder.add(wrong),
-        Err(QuorumError::InvalidSignature(keys[1].public()))
-    );
+    assert_eq!(builder.add(wrong), Err(QuorumError::InvalidSignature(keys[1].public())));
     assert_eq!(builder.add(SignatureShare::sign(&keys[1], &message)), Ok(false));
     let builder = builder.finish().expect_err("2 of 4 is not a majority");
     let mut builder = builder;

@@ -56,11 +56,7 @@ fn roots_at_every_size() {
         assert_eq!(tree.root(), v.roots_by_size[i + 1], "root at size {}", i + 1);
     }
     for (size, root) in v.roots_by_size.iter().enumerate() {
-        assert_eq!(
-            tree.root_at(size as u64).unwrap(),
-            *root,
-            "historical root at size {size}"
-        );
+        assert_eq!(tree.root_at(size as u64).unwrap(), *root, "historical root at size {size}");
     }
 }
 
@@ -84,11 +80,7 @@ fn inclusion_proofs_match_and_verify() {
     let leaves = leaves(&v);
     for vector in &v.inclusion_proofs {
         let proof = tree.inclusion_proof(vector.index, vector.size).unwrap();
-        assert_eq!(
-            proof.path, vector.path,
-            "proof for leaf {} at size {}",
-            vector.index, vector.size
-        );
+        assert_eq!(proof.path, vector.path, "proof for leaf {} at size {}", vector.index, vector.size);
         let root = v.roots_by_size[vector.size as usize];
         let leaf = &leaves[vector.index as usize];
         assert_eq!(
@@ -118,24 +110,12 @@ fn corrupted_inclusion_proofs_are_rejected() {
             ("index ^ 2", check(index ^ 2, size, &leaf, path, &root)),
             ("size * 2", check(index, size * 2, &leaf, path, &root)),
             ("size / 2", check(index, size / 2, &leaf, path, &root)),
-            (
-                "wrong leaf",
-                check(index, size, &Sha256Rfc6962::hash_leaf(b"WrongLeaf"), path, &root),
-            ),
+            ("wrong leaf", check(index, size, &Sha256Rfc6962::hash_leaf(b"WrongLeaf"), path, &root)),
             ("empty root", check(index, size, &leaf, path, &v.roots_by_size[0])),
             ("random root", check(index, size, &leaf, path, &some_hash)),
-            (
-                "trailing root",
-                check(index, size, &leaf, &[path.clone(), vec![root]].concat(), &root),
-            ),
-            (
-                "preceding root",
-                check(index, size, &leaf, &[vec![root], path.clone()].concat(), &root),
-            ),
-            (
-                "removed component",
-                check(index, size, &leaf, &path[..path.len() - 1], &root),
-            ),
+            ("trailing root", check(index, size, &leaf, &[path.clone(), vec![root]].concat(), &root)),
+            ("preceding root", check(index, size, &leaf, &[vec![root], path.clone()].concat(), &root)),
+            ("removed component", check(index, size, &leaf, &path[..path.len() - 1], &root)),
         ];
         if index > 0 {
             probes.push(("index - 1", check(index - 1, size, &leaf, path, &root)));
@@ -170,10 +150,7 @@ fn inclusion_edge_cases_are_rejected() {
     );
     assert_eq!(
         verify_inclusion::<Sha256Rfc6962>(0, 1, &leaf, &[leaf], &leaf),
-        Err(VerifyError::WrongProofLength {
-            expected: 0,
-            actual: 1
-        })
+        Err(VerifyError::WrongProofLength { expected: 0, actual: 1 })
     );
 }
 
@@ -220,26 +197,11 @@ fn corrupted_consistency_proofs_are_rejected() {
             ("wrong new root", check(old, new, &r1, &some_hash, path)),
             ("swapped roots", check(old, new, &r2, &r1, path)),
             ("empty proof", check(old, new, &r1, &r2, &[])),
-            (
-                "trailing old root",
-                check(old, new, &r1, &r2, &[path.clone(), vec![r1]].concat()),
-            ),
-            (
-                "trailing new root",
-                check(old, new, &r1, &r2, &[path.clone(), vec![r2]].concat()),
-            ),
-            (
-                "preceding old root",
-                check(old, new, &r1, &r2, &[vec![r1], path.clone()].concat()),
-            ),
-            (
-                "preceding new root",
-                check(old, new, &r1, &r2, &[vec![r2], path.clone()].concat()),
-            ),
-            (
-                "preceding proof[0]",
-                check(old, new, &r1, &r2, &[vec![path[0]], path.clone()].concat()),
-            ),
+            ("trailing old root", check(old, new, &r1, &r2, &[path.clone(), vec![r1]].concat())),
+            ("trailing new root", check(old, new, &r1, &r2, &[path.clone(), vec![r2]].concat())),
+            ("preceding old root", check(old, new, &r1, &r2, &[vec![r1], path.clone()].concat())),
+            ("preceding new root", check(old, new, &r1, &r2, &[vec![r2], path.clone()].concat())),
+            ("preceding proof[0]", check(old, new, &r1, &r2, &[vec![path[0]], path.clone()].concat())),
             ("truncated", check(old, new, &r1, &r2, &path[..path.len() - 1])),
         ];
         for i in 0..path.len() {
@@ -264,40 +226,10 @@ fn trivial_consistency_cases() {
     assert_eq!(check(0, 0, &empty, &empty, &[]), Ok(()));
     assert_eq!(check(0, 5, &empty, &b, &[]), Ok(()));
     assert_eq!(check(3, 3, &a, &a, &[]), Ok(()));
-    assert!(matches!(
-        check(0, 5, &a, &b, &[]),
-        Err(VerifyError::OldRootMismatch { .. })
-    ));
-    assert!(matches!(
-        check(3, 3, &a, &b, &[]),
-        Err(VerifyError::NewRootMismatch { .. })
-    ));
-    assert_eq!(
-        check(1, 0, &a, &b, &[]),
-        Err(VerifyError::SizeDecreased {
-            old_size: 1,
-            new_size: 0
-        })
-    );
-    assert_eq!(
-        check(1, 2, &a, &b, &[]),
-        Err(VerifyError::WrongProofLength {
-            expected: 1,
-            actual: 0
-        })
-    );
-    assert_eq!(
-        check(3, 3, &a, &a, &[a]),
-        Err(VerifyError::WrongProofLength {
-            expected: 0,
-            actual: 1
-        })
-    );
-    assert_eq!(
-        check(0, 5, &empty, &b, &[a]),
-        Err(VerifyError::WrongProofLength {
-            expected: 0,
-            actual: 1
-        })
-    );
+    assert!(matches!(check(0, 5, &a, &b, &[]), Err(VerifyError::OldRootMismatch { .. })));
+    assert!(matches!(check(3, 3, &a, &b, &[]), Err(VerifyError::NewRootMismatch { .. })));
+    assert_eq!(check(1, 0, &a, &b, &[]), Err(VerifyError::SizeDecreased { old_size: 1, new_size: 0 }));
+    assert_eq!(check(1, 2, &a, &b, &[]), Err(VerifyError::WrongProofLength { expected: 1, actual: 0 }));
+    assert_eq!(check(3, 3, &a, &a, &[a]), Err(VerifyError::WrongProofLength { expected: 0, actual: 1 }));
+    assert_eq!(check(0, 5, &empty, &b, &[a]), Err(VerifyError::WrongProofLength { expected: 0, actual: 1 }));
 }

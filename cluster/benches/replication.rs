@@ -89,30 +89,26 @@ async fn main() {
     }
 
     let mut scarab = ScarabGenerator::open(dir.path().join("scarab"), 1, SystemClock, 1000).unwrap();
-    let started = Instant::now();
-    let mut ids = 0u64;
-    while started.elapsed() < Duration::from_secs(1) {
-        for _ in 0..1000 {
-            std::hint::black_box(scarab.next_id().unwrap());
-        }
-        ids += 1000;
-    }
-    println!(
-        "durable Scarab ids/s (one coordinator, 1 s lease): {:.0}",
-        ids as f64 / started.elapsed().as_secs_f64()
-    );
-
+    let rate = per_second(|| {
+        std::hint::black_box(scarab.next_id().unwrap());
+    });
+    println!("durable Scarab ids/s (one coordinator, 1 s lease): {rate:.0}");
     let mut obelisk = Obelisk::open(dir.path().join("obelisk"), 1024).unwrap();
+    let rate = per_second(|| {
+        std::hint::black_box(obelisk.next_value().unwrap());
+    });
+    println!("durable Obelisk values/s (reserve 1024 per fdatasync): {rate:.0}");
+}
+
+/// How many times per second `step` runs, over one second.
+fn per_second(mut step: impl FnMut()) -> f64 {
     let started = Instant::now();
-    let mut values = 0u64;
+    let mut count = 0u64;
     while started.elapsed() < Duration::from_secs(1) {
         for _ in 0..1000 {
-            std::hint::black_box(obelisk.next_value().unwrap());
+            step();
         }
-        values += 1000;
+        count += 1000;
     }
-    println!(
-        "durable Obelisk values/s (reserve 1024 per fdatasync): {:.0}",
-        values as f64 / started.elapsed().as_secs_f64()
-    );
+    count as f64 / started.elapsed().as_secs_f64()
 }

@@ -59,12 +59,31 @@ fn failed<E: std::error::Error>(err: CallError) -> RPCError<NodeId, BasicNode, E
     }
 }
 
-fn unexpected<E: std::error::Error>(group: GroupId, answer: &RaftResponse) -> RPCError<NodeId, BasicNode, E> {
-    let reason = match answer {
-        RaftResponse::UnknownGroup(_) => format!("peer does not run group {group} yet"),
-        other => format!("mismatched answer {other:?}"),
+fn unexpected<E: std::error::Error>(group: GroupId, unknown_group: bool) -> RPCError<NodeId, BasicNode, E> {
+    let reason = match unknown_group {
+        true => format!("peer does not run group {group} yet"),
+        false => format!("peer answered a different RPC for group {group}"),
     };
     RPCError::Unreachable(Unreachable::new(&std::io::Error::other(reason)))
+}
+
+impl<T: Transport> PartitionNetwork<T> {
+    /// Sends `request` and maps the outcome to what openraft expects: the peer's answer, its
+    /// Raft error as a remote error, or a transport failure.
+    async fn exchange<R, E: std::error::Error>(
+        &self,
+        request: RaftRequest,
+        option: &RPCOption,
+        unpack: impl FnOnce(RaftResponse) -> Option<Result<R, E>>,
+    ) -> RpcResult<R, E> {
+        let response = self.call(request, option).await.map_err(failed)?;
+        let unknown_group = matches!(response, RaftResponse::UnknownGroup(_));
+        match unpack(response) {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(err)) => Err(RPCError::RemoteError(RemoteError::new(self.target, err))),
+            None => Err(unexpected(self.group, unknown_group)),
+        }
+    }
 }
 
 impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
@@ -73,14 +92,11 @@ impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
         rpc: AppendEntriesRequest<PartitionRaft>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
-        match self.call(RaftRequest::Append(rpc), &option).await {
-            Ok(RaftResponse::Append(Ok(answer))) => Ok(answer),
-            Ok(RaftResponse::Append(Err(err))) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
-            }
-            Ok(other) => Err(unexpected(self.group, &other)),
-            Err(err) => Err(failed(err)),
-        }
+        self.exchange(RaftRequest::Append(rpc), &option, |response| match response {
+            RaftResponse::Append(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     async fn install_snapshot(
@@ -88,14 +104,11 @@ impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
         rpc: InstallSnapshotRequest<PartitionRaft>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
-        match self.call(RaftRequest::InstallSnapshot(rpc), &option).await {
-            Ok(RaftResponse::InstallSnapshot(Ok(answer))) => Ok(answer),
-            Ok(RaftResponse::InstallSnapshot(Err(err))) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
-            }
-            Ok(other) => Err(unexpected(self.group, &other)),
-            Err(err) => Err(failed(err)),
-        }
+        self.exchange(RaftRequest::InstallSnapshot(rpc), &option, |response| match response {
+            RaftResponse::InstallSnapshot(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     async fn vote(
@@ -103,13 +116,10 @@ impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
-        match self.call(RaftRequest::Vote(rpc), &option).await {
-            Ok(RaftResponse::Vote(Ok(answer))) => Ok(answer),
-            Ok(RaftResponse::Vote(Err(err))) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
-            }
-            Ok(other) => Err(unexpected(self.group, &other)),
-            Err(err) => Err(failed(err)),
-        }
+        self.exchange(RaftRequest::Vote(rpc), &option, |response| match response {
+            RaftResponse::Vote(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 }

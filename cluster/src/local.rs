@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::raft::{NodeId, PartitionReplica, ReplicaError};
+use crate::sequencer::{ScarabGenerator, SystemClock};
 use crate::storage::{PartitionId, Storage, StorageMode};
 use crate::transport::{PeerPool, RaftRouter, TcpTransport, serve};
 
@@ -50,7 +51,13 @@ impl LocalNode {
         let router = Arc::new(RaftRouter::default());
         let server = tokio::spawn(serve(listener, router.clone()));
         let peers = Arc::new(PeerPool::new(TcpTransport));
-        let replica = PartitionReplica::start(id, &storage, partition, peers, &router, config).await?;
+        // The high-water mark sits beside the database, so a wiped database keeps it.
+        let mut hwm = dir.clone().into_os_string();
+        hwm.push(".scarab");
+        let ids = ScarabGenerator::open(PathBuf::from(hwm), (id % 1024) as u16, SystemClock, 1000)
+            .map_err(|err| ReplicaError::Sequencer(err.to_string()))?;
+        let ids = Arc::new(std::sync::Mutex::new(ids));
+        let replica = PartitionReplica::start(id, &storage, partition, peers, &router, config, ids).await?;
         Ok(LocalNode { id, addr, dir, storage, partition, router, server, replica: Some(replica) })
     }
 

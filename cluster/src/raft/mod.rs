@@ -15,7 +15,7 @@ mod replica;
 pub use log_store::RocksLogStore;
 pub use network::{PartitionNetwork, PartitionNetworkFactory};
 pub use partition_sm::{PartitionSnapshotBuilder, PartitionStateMachine};
-pub use replica::{MAX_BATCH_RECORDS, MAX_IN_FLIGHT, PartitionReplica, ReplicaError};
+pub use replica::{IdGenerator, MAX_BATCH_RECORDS, MAX_IN_FLIGHT, PartitionReplica, ReplicaError};
 
 use std::fmt;
 use std::io::Cursor;

@@ -23,6 +23,7 @@ use super::{
     PartitionStateMachine, RocksLogStore,
 };
 use crate::model::Record;
+use crate::sequencer::{ScarabGenerator, SystemClock};
 use crate::storage::{AppendOutcome, PartitionId, PartitionState, Storage, StorageError};
 use crate::transport::{PeerPool, RaftRouter, Transport};
 
@@ -30,6 +31,9 @@ use crate::transport::{PeerPool, RaftRouter, Transport};
 pub const MAX_BATCH_RECORDS: usize = 4096;
 /// Most batch entries proposed and not yet committed at once.
 pub const MAX_IN_FLIGHT: usize = 4;
+
+/// The node's Scarab id generator, shared by every partition it leads.
+pub type IdGenerator = Arc<std::sync::Mutex<ScarabGenerator<SystemClock>>>;
 
 /// What a caller of [`PartitionReplica::append`] gets back.
 type AppendResult = Result<(u64, Vec<AppendOutcome>), ReplicaError>;
@@ -55,6 +59,9 @@ pub enum ReplicaError {
     /// Local storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The node's id generator failed (fatal for the generator; see `sequencer`).
+    #[error("scarab id generator: {0}")]
+    Sequencer(String),
     /// A socket or file operation failed.
     #[error("i/o: {0}")]
     Io(String),
@@ -85,7 +92,8 @@ impl std::fmt::Debug for PartitionReplica {
 }
 
 impl PartitionReplica {
-    /// Starts the replica of `partition` on node `node` and routes its RPCs.
+    /// Starts the replica of `partition` on node `node` and routes its RPCs; `ids` stamps the
+    /// records this node appends as leader.
     pub async fn start<T: Transport>(
         node: NodeId,
         storage: &Storage,
@@ -93,6 +101,7 @@ impl PartitionReplica {
         peers: Arc<PeerPool<T>>,
         router: &RaftRouter,
         config: Arc<Config>,
+        ids: IdGenerator,
     ) -> Result<Self, ReplicaError> {
         let group = GroupId::partition(partition);
         let machine = PartitionStateMachine::open(storage, partition)?;
@@ -105,7 +114,7 @@ impl PartitionReplica {
         router.insert(group, raft.clone());
         let epoch_keeper = tokio::spawn(keep_epochs(node, raft.clone(), state.clone()));
         let (appends, queue) = mpsc::channel(MAX_BATCH_RECORDS);
-        let batcher = tokio::spawn(batch_appends(partition, raft.clone(), queue));
+        let batcher = tokio::spawn(batch_appends(partition, raft.clone(), queue, ids));
         Ok(PartitionReplica { partition, raft, state, appends, batcher, epoch_keeper })
     }
 
@@ -161,11 +170,14 @@ impl PartitionReplica {
     }
 }
 
-/// Drains queued appends into entries (see the module docs).
+/// Drains queued appends into entries (see the module docs). Records get their Scarab ids here,
+/// and entries are handed to Raft in the same order, so ids increase with offsets under one
+/// leader.
 async fn batch_appends(
     partition: PartitionId,
     raft: Raft<PartitionRaft>,
     mut queue: mpsc::Receiver<PendingAppend>,
+    ids: IdGenerator,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
@@ -184,10 +196,28 @@ async fn batch_appends(
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
+        let mut records: Vec<Record> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
+        let stamped = {
+            let mut ids = ids.lock().expect("id generator lock");
+            records.iter_mut().try_for_each(|record| ids.next_id().map(|id| record.scarab_id = id.0))
+        };
+        if let Err(err) = stamped {
+            for pending in batch {
+                let _ = pending.reply.send(Err(ReplicaError::Sequencer(err.to_string())));
+            }
+            continue;
+        }
+        // Enqueue in order; wait for the outcome off the loop.
+        let queued = raft.client_write_ff(PartitionCommand::Append { records }).await;
         tokio::spawn(async move {
-            let records = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
-            let written = raft.client_write(PartitionCommand::Append { records }).await;
+            let written = match queued {
+                Err(fatal) => Err(RaftError::Fatal(fatal)),
+                Ok(answer) => match answer.await {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(api)) => Err(RaftError::APIError(api)),
+                    Err(_) => Err(RaftError::Fatal(openraft::error::Fatal::Stopped)),
+                },
+            };
             drop(permit);
             deliver(partition, batch, written);
         });

@@ -9,6 +9,7 @@ use openraft::{Config, SnapshotPolicy};
 use pyralog_cluster::local::{LocalNode, start_replica_set, wait_for_leader};
 use pyralog_cluster::model::{ProducerSeq, Record, StoredRecord};
 use pyralog_cluster::raft::{PartitionCommand, PartitionReply};
+use pyralog_cluster::sequencer::ScarabId;
 use pyralog_cluster::storage::{AppendOutcome, PartitionId, PartitionStore};
 use pyralog_crypto::Digest;
 use tokio::sync::Mutex;
@@ -280,4 +281,8 @@ async fn batched_appends_give_each_caller_its_own_offsets() {
     for (offset, value) in expected {
         assert_eq!(stored[offset as usize].record.value, value);
     }
+    // The leader stamped Scarab ids: increasing with offsets, issued by its coordinator id.
+    let ids: Vec<ScarabId> = stored.iter().map(|r| ScarabId(r.record.scarab_id)).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids do not increase with offsets");
+    assert!(ids.iter().all(|id| u64::from(id.coordinator()) == leader_id), "ids from another coordinator");
 }

@@ -84,7 +84,17 @@ impl LocalNode {
     pub async fn reopen(self, config: Arc<Config>, wipe: bool) -> Result<Self, ReplicaError> {
         assert!(self.replica.is_none(), "stop the node before reopening it");
         let LocalNode { id, addr, dir, storage, partition, .. } = self;
-        drop(storage); // the database closes with its last handle
+        // Tasks of the stopped replica (state machine worker, snapshot builder) may still hold
+        // the database for a moment: wait until ours is the last handle, so dropping it closes
+        // RocksDB before the directory is wiped or reopened.
+        let started = tokio::time::Instant::now();
+        while storage.handles() > 1 {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(ReplicaError::Io(format!("database of node {id} still in use after 30 s")));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(storage); // the last handle: closes the database
         if wipe {
             std::fs::remove_dir_all(&dir).map_err(|err| io_error(&err))?;
         }

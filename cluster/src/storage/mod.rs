@@ -147,6 +147,11 @@ impl Storage {
         }
     }
 
+    /// How many handles share this database; it closes when the last one is dropped.
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
     /// The node's shared WAL syncer (group commit across Raft groups).
     pub fn syncer(&self) -> &WalSyncer {
         &self.inner.syncer

@@ -396,3 +396,54 @@ fn prove_error(partition: PartitionId, err: ProveError<StorageError>) -> Storage
         other => corrupt(partition, "merkle tree", &other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pyralog_crypto::{Checkpoint, ClusterId, LogName};
+
+    use super::*;
+    use crate::storage::StorageMode;
+
+    /// Bytes changed on disk behind the store's back are caught: the record read back no longer
+    /// verifies against the checkpoint signed before the change.
+    #[test]
+    fn records_tampered_on_disk_fail_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(StorageMode::Disk(dir.path().join("db"))).unwrap();
+        let id = PartitionId { log: 9, partition: 2 };
+        let mut store = PartitionStore::open(&storage, id).unwrap();
+        let records: Vec<Record> = (0..20)
+            .map(|i| Record { value: format!("value {i}").into_bytes(), ..Record::default() })
+            .collect();
+        store.apply(1, 1, &records, b"m").unwrap();
+        let checkpoint = Checkpoint {
+            cluster: ClusterId::new("c").unwrap(),
+            log: LogName::new("l").unwrap(),
+            partition: 2,
+            epoch: 1,
+            size: 20,
+            root: store.root(),
+            time_ms: 0,
+        };
+        let proof = store.inclusion_proof(7, 20).unwrap();
+        let honest = store.get(7).unwrap().unwrap();
+        assert_eq!(checkpoint.verify_inclusion(&honest.encode().unwrap(), &proof), Ok(()));
+
+        // Flip one byte of the stored value, the way a bad disk or an attacker would.
+        let key = id.record_key(7);
+        let mut bytes = storage.db().get_cf(storage.cf("records"), key).unwrap().unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x01;
+        storage.db().put_cf(storage.cf("records"), key, &bytes).unwrap();
+
+        let tampered = store.get(7).unwrap().unwrap();
+        assert_ne!(tampered.record.value, honest.record.value);
+        assert!(matches!(
+            checkpoint.verify_inclusion(&tampered.encode().unwrap(), &proof),
+            Err(pyralog_crypto::merkle::VerifyError::RootMismatch { .. })
+        ));
+        // Truncated bytes are refused as corrupt rather than misread.
+        storage.db().put_cf(storage.cf("records"), key, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(matches!(store.get(7), Err(StorageError::Corrupt { what: "record", .. })));
+    }
+}

@@ -198,14 +198,11 @@ pub struct PartitionSnapshotBuilder {
 
 impl RaftSnapshotBuilder<PartitionRaft> for PartitionSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<PartitionRaft>, StorageError<NodeId>> {
-        let store = PartitionStore::open(&self.storage, self.id).map_err(snapshot_err)?;
-        let export = store.export().map_err(snapshot_err)?;
+        let export = PartitionStore::export(&self.storage, self.id).map_err(snapshot_err)?;
         // The marker inside the export is from the same RocksDB snapshot as the data.
         let marker = export
-            .entries
-            .iter()
-            .find(|(family, key, _)| *family == 0 && key.as_slice() == [0x03])
-            .map(|(_, _, value)| postcard::from_bytes::<AppliedMarker>(value))
+            .marker()
+            .map(postcard::from_bytes::<AppliedMarker>)
             .transpose()
             .map_err(snapshot_err)?
             .unwrap_or_default();

@@ -134,10 +134,7 @@ impl PartitionReplica {
     /// per record, in order.
     pub async fn append(&self, records: Vec<Record>) -> AppendResult {
         let (reply, answer) = oneshot::channel();
-        let stopped = || ReplicaError::Raft {
-            group: GroupId::partition(self.partition),
-            reason: "replica stopped".into(),
-        };
+        let stopped = || self.raft_error("replica stopped");
         self.appends.send(PendingAppend { records, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// Tag byte after the partition prefix of the Raft layer's applied marker (`partition_state`).
+pub(crate) const MARKER_TAG: u8 = 0x03;
+
 /// A partition in the node's storage: the log's numeric id (assigned by the global group) and
 /// the partition number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,7 +40,7 @@ impl PartitionId {
     pub(crate) fn marker_key(&self) -> [u8; 9] {
         let mut out = [0u8; 9];
         out[..8].copy_from_slice(&self.prefix());
-        out[8] = 0x03;
+        out[8] = MARKER_TAG;
         out
     }
 

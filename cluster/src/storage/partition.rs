@@ -14,6 +14,7 @@ use pyralog_crypto::merkle::{
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
+use super::keys::MARKER_TAG;
 use super::{PartitionId, Storage, StorageError};
 use crate::model::{Record, StoredRecord};
 
@@ -53,6 +54,18 @@ const PARTITION_FAMILIES: [&str; 4] = ["partition_state", "records", "key_index"
 pub struct PartitionExport {
     /// (column family index, key without the partition prefix, value).
     pub entries: Vec<(u8, Vec<u8>, Vec<u8>)>,
+}
+
+impl PartitionExport {
+    /// The Raft layer's applied marker carried by the export (same point in time as the data).
+    pub fn marker(&self) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|(family, key, _)| {
+                PARTITION_FAMILIES[usize::from(*family)] == "partition_state" && key[..] == [MARKER_TAG]
+            })
+            .map(|(_, _, value)| value.as_slice())
+    }
 }
 
 /// What happened to one record of an applied batch.
@@ -204,16 +217,16 @@ impl PartitionStore {
         Ok(self.storage.db().get_cf(self.storage.cf("partition_state"), self.id.marker_key())?)
     }
 
-    /// A consistent copy of everything this partition stores (state, marker, producers,
-    /// records, key index, Merkle nodes), for a Raft snapshot.
-    pub fn export(&self) -> Result<PartitionExport, StorageError> {
-        let db = self.storage.db();
-        let snapshot = db.snapshot();
-        let prefix = self.id.prefix();
+    /// A consistent copy of everything partition `id` stores (state, marker, producers,
+    /// records, key index, Merkle nodes), for a Raft snapshot. Needs no open store, so a
+    /// snapshot builder runs beside the state machine without loading the frontier.
+    pub fn export(storage: &Storage, id: PartitionId) -> Result<PartitionExport, StorageError> {
+        let snapshot = storage.db().snapshot();
+        let prefix = id.prefix();
         let mut entries = Vec::new();
         for (family, name) in PARTITION_FAMILIES.iter().enumerate() {
             let iter =
-                snapshot.iterator_cf(self.storage.cf(name), IteratorMode::From(&prefix, Direction::Forward));
+                snapshot.iterator_cf(storage.cf(name), IteratorMode::From(&prefix, Direction::Forward));
             for item in iter {
                 let (key, value) = item?;
                 if !key.starts_with(&prefix) {

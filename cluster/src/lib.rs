@@ -1,15 +1,19 @@
 //! The Pyralog Cluster engine: append-only logs split into partitions, replicated with Raft on
 //! RocksDB, each partition a Merkle tree whose root the replicas sign in checkpoints.
 //!
-//! Built so far:
+//! - [`engine`]: a cluster node and the library API the node binary wraps.
 //! - [`sequencer`]: the Obelisk crash-safe counter and Scarab ids.
 //! - [`model`]: logs, partitions, records and the canonical record encoding.
+//! - [`columnar`]: records as Arrow record batches and IPC streams.
 //! - [`storage`]: one RocksDB per node (or in memory), partition stores with Merkle trees, the
 //!   shared WAL syncer.
-//! - [`raft`]: openraft log storage, the partition state machine and replica, its network.
+//! - [`raft`]: openraft log storage, the global and partition state machines and replicas,
+//!   checkpoint certification, the network.
 //! - [`local`]: replica sets on one machine for tests, benchmarks and development.
 //! - [`transport`]: multiplexed, length-delimited RPC frames over one stream per peer pair.
 
+pub mod columnar;
+pub mod engine;
 pub mod local;
 pub mod model;
 pub mod raft;

@@ -1,5 +1,5 @@
-//! Replica sets on one machine: loopback TCP, one RocksDB per node under a directory the caller
-//! owns. For tests, benchmarks and development clusters (the node binary wires production).
+//! Clusters and bare partition replica sets on one machine: loopback TCP, one RocksDB per node
+//! under a directory the caller owns. For tests, benchmarks and development clusters.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,10 @@ use openraft::{Config, ServerState};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::raft::{NodeId, PartitionReplica, ReplicaError};
+use pyralog_crypto::{ClusterId, Keypair};
+
+use crate::engine::{ClusterError, ClusterNode, NodeConfig};
+use crate::raft::{Member, NodeId, PartitionReplica, ReplicaError};
 use crate::sequencer::{ScarabGenerator, SystemClock};
 use crate::storage::{PartitionId, Storage, StorageMode};
 use crate::transport::{PeerPool, RaftRouter, TcpTransport, serve};
@@ -57,7 +60,8 @@ impl LocalNode {
         let ids = ScarabGenerator::open(PathBuf::from(hwm), (id % 1024) as u16, SystemClock, 1000)
             .map_err(|err| ReplicaError::Sequencer(err.to_string()))?;
         let ids = Arc::new(std::sync::Mutex::new(ids));
-        let replica = PartitionReplica::start(id, &storage, partition, peers, &router, config, ids).await?;
+        let replica =
+            PartitionReplica::start(id, &storage, partition, peers, &router, config, ids, None).await?;
         Ok(LocalNode { id, addr, dir, storage, partition, router, server, replica: Some(replica) })
     }
 
@@ -158,4 +162,93 @@ async fn bind_again(addr: &str) -> Result<TcpListener, ReplicaError> {
 
 fn io_error(err: &std::io::Error) -> ReplicaError {
     ReplicaError::Io(err.to_string())
+}
+
+/// One node of a local cluster: what it needs to restart as itself (config, key, port).
+pub struct LocalClusterNode {
+    /// Its settings.
+    pub config: NodeConfig,
+    /// Its key.
+    pub keypair: Keypair,
+    /// Its RPC address.
+    pub addr: String,
+    node: Option<ClusterNode>,
+}
+
+impl std::fmt::Debug for LocalClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalClusterNode").field("id", &self.config.id).field("addr", &self.addr).finish()
+    }
+}
+
+impl LocalClusterNode {
+    /// Starts a node of `cluster` on a free loopback port, with its files under `dir`;
+    /// `configure` adjusts the defaults (memory mode, Raft timing).
+    pub async fn start(
+        id: NodeId,
+        cluster: &ClusterId,
+        dir: &Path,
+        configure: impl Fn(&mut NodeConfig),
+    ) -> Result<Self, ClusterError> {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").await.map_err(|err| ClusterError::Io(err.to_string()))?;
+        let addr = listener.local_addr().map_err(|err| ClusterError::Io(err.to_string()))?.to_string();
+        let mut config = NodeConfig::on_disk(id, cluster.clone(), &dir.join(format!("node{id}")));
+        configure(&mut config);
+        let keypair = Keypair::generate();
+        let node = ClusterNode::start(config.clone(), keypair.clone(), listener, TcpTransport).await?;
+        Ok(LocalClusterNode { config, keypair, addr, node: Some(node) })
+    }
+
+    /// The running node; panics if it is stopped (a test bug).
+    pub fn node(&self) -> &ClusterNode {
+        self.node.as_ref().expect("node is running")
+    }
+
+    /// Whether the node runs.
+    pub fn is_running(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Stops the node and waits until its database is closed.
+    pub async fn stop(&mut self) -> Result<(), ClusterError> {
+        let Some(node) = self.node.take() else { return Ok(()) };
+        let storage = node.storage().clone();
+        node.shutdown().await;
+        let started = tokio::time::Instant::now();
+        while storage.handles() > 1 {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(ClusterError::Io(format!("database of node {} still in use", self.config.id)));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped node again, as itself, on its port and data.
+    pub async fn restart(&mut self) -> Result<(), ClusterError> {
+        assert!(self.node.is_none(), "stop the node before restarting it");
+        let listener = bind_again(&self.addr).await.map_err(|err| ClusterError::Io(err.to_string()))?;
+        let node =
+            ClusterNode::start(self.config.clone(), self.keypair.clone(), listener, TcpTransport).await?;
+        self.node = Some(node);
+        Ok(())
+    }
+}
+
+/// Starts `count` nodes of `cluster` under `base` and bootstraps the cluster with all of them
+/// from node 0.
+pub async fn start_cluster(
+    count: u64,
+    cluster: &ClusterId,
+    base: &Path,
+    configure: impl Fn(&mut NodeConfig),
+) -> Result<Vec<LocalClusterNode>, ClusterError> {
+    let mut nodes = Vec::new();
+    for id in 0..count {
+        nodes.push(LocalClusterNode::start(id, cluster, base, &configure).await?);
+    }
+    let members: BTreeMap<NodeId, Member> = nodes.iter().map(|n| (n.config.id, n.node().member())).collect();
+    nodes[0].node().bootstrap(members).await?;
+    Ok(nodes)
 }

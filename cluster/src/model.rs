@@ -30,7 +30,7 @@ const FLAG_KEY: u8 = 1;
 const FLAG_PRODUCER: u8 = 2;
 
 /// A log's settings, fixed at creation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogConfig {
     /// The log's name.
     pub name: LogName,

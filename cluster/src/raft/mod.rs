@@ -5,17 +5,31 @@
 //! one RocksDB ([`RocksLogStore`]); appends of all groups share the WAL syncer's fsyncs.
 
 // openraft's storage traits fix the (large) error type these modules return.
+mod checkpoints;
+mod global;
+#[allow(clippy::result_large_err)]
+mod global_sm;
+mod global_state;
 #[allow(clippy::result_large_err)]
 mod log_store;
 mod network;
 #[allow(clippy::result_large_err)]
 mod partition_sm;
 mod replica;
+#[allow(clippy::result_large_err)]
+mod sm_store;
 
+pub use checkpoints::{CheckpointContext, CheckpointSigner, SignRefusal};
+pub use global::{GlobalReplica, ProposeError};
+pub use global_sm::{GlobalSnapshotBuilder, GlobalStateMachine};
+pub use global_state::{
+    CHECKPOINT_THRESHOLD, GlobalCommand, GlobalReply, GlobalState, LogInfo, MAX_PARTITIONS,
+    MAX_RECORD_BYTES_LIMIT, Member, PartitionRecord, Rejection, SealedEpoch,
+};
 pub use log_store::RocksLogStore;
-pub use network::{PartitionNetwork, PartitionNetworkFactory};
+pub use network::{GroupNetwork, GroupNetworkFactory};
 pub use partition_sm::{PartitionSnapshotBuilder, PartitionStateMachine};
-pub use replica::{IdGenerator, MAX_BATCH_RECORDS, MAX_IN_FLIGHT, PartitionReplica, ReplicaError};
+pub use replica::{Appended, IdGenerator, MAX_BATCH_RECORDS, MAX_IN_FLIGHT, PartitionReplica, ReplicaError};
 
 use std::fmt;
 use std::io::Cursor;
@@ -80,10 +94,12 @@ pub enum PartitionReply {
         /// Per record, in order.
         outcomes: Vec<AppendOutcome>,
     },
-    /// The epoch is now active.
+    /// The epoch is now active; the previous one ended (is sealed) at `size` records.
     EpochActivated {
         /// The active epoch.
         epoch: u64,
+        /// Partition size when it started: the previous epoch's records are offsets below it.
+        size: u64,
     },
     /// The epoch was not newer than the current one; nothing changed.
     StaleEpoch {
@@ -92,21 +108,42 @@ pub enum PartitionReply {
     },
 }
 
+/// A command replicated through any group's Raft log. Every group shares one type config (one
+/// log store, network and transport serve them all); a state machine rejects the other kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupCommand {
+    /// For a partition group.
+    Partition(PartitionCommand),
+    /// For the global group.
+    Global(GlobalCommand),
+}
+
+/// What applying a [`GroupCommand`] produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupReply {
+    /// From a partition group.
+    Partition(PartitionReply),
+    /// From the global group.
+    Global(GlobalReply),
+    /// The command was for the other kind of group; nothing changed.
+    WrongGroup,
+}
+
 #[allow(missing_docs, unreachable_pub)]
 mod types {
     use super::*;
 
     openraft::declare_raft_types!(
-        /// The Raft types of a partition group.
-        pub PartitionRaft:
-            D = PartitionCommand,
-            R = PartitionReply,
+        /// The Raft types of every group (global and partitions).
+        pub GroupRaft:
+            D = GroupCommand,
+            R = GroupReply,
             NodeId = NodeId,
             Node = openraft::BasicNode,
-            Entry = openraft::Entry<PartitionRaft>,
+            Entry = openraft::Entry<GroupRaft>,
             SnapshotData = Cursor<Vec<u8>>,
             AsyncRuntime = openraft::TokioRuntime,
     );
 }
 
-pub use types::PartitionRaft;
+pub use types::GroupRaft;

@@ -10,41 +10,41 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
-use super::{GroupId, NodeId, PartitionRaft};
+use super::{GroupId, GroupRaft, NodeId};
 use crate::transport::{CallError, PeerPool, RaftRequest, RaftResponse, Transport};
 
-/// Creates [`PartitionNetwork`]s for one group.
-pub struct PartitionNetworkFactory<T: Transport> {
+/// Creates [`GroupNetwork`]s for one group.
+pub struct GroupNetworkFactory<T: Transport> {
     group: GroupId,
     peers: Arc<PeerPool<T>>,
 }
 
-impl<T: Transport> PartitionNetworkFactory<T> {
+impl<T: Transport> GroupNetworkFactory<T> {
     /// The network of `group` over `peers`.
     pub fn new(group: GroupId, peers: Arc<PeerPool<T>>) -> Self {
-        PartitionNetworkFactory { group, peers }
+        GroupNetworkFactory { group, peers }
     }
 }
 
 /// One group's RPC client to one peer.
-pub struct PartitionNetwork<T: Transport> {
+pub struct GroupNetwork<T: Transport> {
     group: GroupId,
     target: NodeId,
     addr: String,
     peers: Arc<PeerPool<T>>,
 }
 
-impl<T: Transport> RaftNetworkFactory<PartitionRaft> for PartitionNetworkFactory<T> {
-    type Network = PartitionNetwork<T>;
+impl<T: Transport> RaftNetworkFactory<GroupRaft> for GroupNetworkFactory<T> {
+    type Network = GroupNetwork<T>;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        PartitionNetwork { group: self.group, target, addr: node.addr.clone(), peers: self.peers.clone() }
+        GroupNetwork { group: self.group, target, addr: node.addr.clone(), peers: self.peers.clone() }
     }
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
-impl<T: Transport> PartitionNetwork<T> {
+impl<T: Transport> GroupNetwork<T> {
     async fn call(&self, body: RaftRequest, option: &RPCOption) -> Result<RaftResponse, CallError> {
         self.peers.call(&self.addr, self.group, body, option.hard_ttl()).await
     }
@@ -67,7 +67,7 @@ fn unexpected<E: std::error::Error>(group: GroupId, unknown_group: bool) -> RPCE
     RPCError::Unreachable(Unreachable::new(&std::io::Error::other(reason)))
 }
 
-impl<T: Transport> PartitionNetwork<T> {
+impl<T: Transport> GroupNetwork<T> {
     /// Sends `request` and maps the outcome to what openraft expects: the peer's answer, its
     /// Raft error as a remote error, or a transport failure.
     async fn exchange<R, E: std::error::Error>(
@@ -86,10 +86,10 @@ impl<T: Transport> PartitionNetwork<T> {
     }
 }
 
-impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
+impl<T: Transport> RaftNetwork<GroupRaft> for GroupNetwork<T> {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<PartitionRaft>,
+        rpc: AppendEntriesRequest<GroupRaft>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         self.exchange(RaftRequest::Append(rpc), &option, |response| match response {
@@ -101,7 +101,7 @@ impl<T: Transport> RaftNetwork<PartitionRaft> for PartitionNetwork<T> {
 
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<PartitionRaft>,
+        rpc: InstallSnapshotRequest<GroupRaft>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
         self.exchange(RaftRequest::InstallSnapshot(rpc), &option, |response| match response {

@@ -13,40 +13,13 @@ use openraft::{
     BasicNode, EntryPayload, LogId, OptionalSend, RaftLogId, SnapshotMeta, StorageError, StorageIOError,
     StoredMembership,
 };
-use serde::{Deserialize, Serialize};
-
 use tokio::sync::watch;
 
-use super::{GroupId, NodeId, PartitionCommand, PartitionRaft, PartitionReply};
+use super::sm_store::{AppliedMarker, StoredSnapshot, load_snapshot, save_snapshot, sm_write, snapshot_err};
+use super::{GroupCommand, GroupId, GroupRaft, GroupReply, NodeId, PartitionCommand, PartitionReply};
 use crate::storage::{
     PartitionExport, PartitionId, PartitionState, PartitionStore, Storage, StorageError as DbError,
 };
-
-/// What the Raft layer persists with every applied entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct AppliedMarker {
-    applied: Option<LogId<NodeId>>,
-    membership: StoredMembership<NodeId, BasicNode>,
-}
-
-/// A stored snapshot: its metadata and the partition export.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Vec<u8>,
-}
-
-fn sm_write(err: impl std::error::Error + 'static) -> StorageError<NodeId> {
-    StorageIOError::write_state_machine(&err).into()
-}
-
-fn sm_read(err: impl std::error::Error + 'static) -> StorageError<NodeId> {
-    StorageIOError::read_state_machine(&err).into()
-}
-
-fn snapshot_err(err: impl std::error::Error + 'static) -> StorageError<NodeId> {
-    StorageIOError::write_snapshot(None, &err).into()
-}
 
 /// A partition group's state machine.
 #[derive(Debug)]
@@ -83,26 +56,39 @@ impl PartitionStateMachine {
         &self.store
     }
 
-    fn snapshot_key(id: PartitionId) -> Vec<u8> {
-        let mut key = b"snapshot/".to_vec();
-        key.extend_from_slice(&GroupId::partition(id).0.to_be_bytes());
-        key
+    fn group(&self) -> GroupId {
+        GroupId::partition(self.store.id())
+    }
+
+    fn apply_command(
+        &mut self,
+        index: u64,
+        command: Option<PartitionCommand>,
+        marker: &[u8],
+    ) -> Result<PartitionReply, DbError> {
+        let state = self.store.state();
+        Ok(match command {
+            Some(PartitionCommand::Append { records }) => {
+                let outcomes = self.store.apply(index, state.epoch, &records, marker)?;
+                PartitionReply::Appended { epoch: state.epoch, outcomes }
+            }
+            Some(PartitionCommand::ActivateEpoch { epoch, .. }) if epoch > state.epoch => {
+                self.store.mark_applied(index, epoch, marker)?;
+                PartitionReply::EpochActivated { epoch, size: state.size }
+            }
+            Some(PartitionCommand::ActivateEpoch { .. }) => {
+                self.store.mark_applied(index, state.epoch, marker)?;
+                PartitionReply::StaleEpoch { current: state.epoch }
+            }
+            None => {
+                self.store.mark_applied(index, state.epoch, marker)?;
+                PartitionReply::Nothing
+            }
+        })
     }
 }
 
-fn save_snapshot(
-    storage: &Storage,
-    id: PartitionId,
-    stored: &StoredSnapshot,
-) -> Result<(), StorageError<NodeId>> {
-    let bytes = postcard::to_allocvec(stored).map_err(snapshot_err)?;
-    storage
-        .db()
-        .put_cf(storage.cf("meta"), PartitionStateMachine::snapshot_key(id), bytes)
-        .map_err(snapshot_err)
-}
-
-impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
+impl RaftStateMachine<GroupRaft> for PartitionStateMachine {
     type SnapshotBuilder = PartitionSnapshotBuilder;
 
     async fn applied_state(
@@ -111,40 +97,26 @@ impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
         Ok((self.marker.applied, self.marker.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<PartitionReply>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<GroupReply>, StorageError<NodeId>>
     where
-        I: IntoIterator<Item = openraft::Entry<PartitionRaft>> + OptionalSend,
+        I: IntoIterator<Item = openraft::Entry<GroupRaft>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
         for entry in entries {
             let log_id = *entry.get_log_id();
-            self.marker.applied = Some(log_id);
-            if let EntryPayload::Membership(membership) = &entry.payload {
-                self.marker.membership = StoredMembership::new(Some(log_id), membership.clone());
-            }
+            self.marker.advance(log_id, &entry.payload);
             let marker = postcard::to_allocvec(&self.marker).map_err(sm_write)?;
-            let epoch = self.store.state().epoch;
-            let reply = match entry.payload {
-                EntryPayload::Normal(PartitionCommand::Append { records }) => {
-                    let outcomes =
-                        self.store.apply(log_id.index, epoch, &records, &marker).map_err(sm_write)?;
-                    PartitionReply::Appended { epoch, outcomes }
-                }
-                EntryPayload::Normal(PartitionCommand::ActivateEpoch { epoch: new, .. }) if new > epoch => {
-                    self.store.mark_applied(log_id.index, new, &marker).map_err(sm_write)?;
-                    PartitionReply::EpochActivated { epoch: new }
-                }
-                EntryPayload::Normal(PartitionCommand::ActivateEpoch { .. }) => {
-                    self.store.mark_applied(log_id.index, epoch, &marker).map_err(sm_write)?;
-                    PartitionReply::StaleEpoch { current: epoch }
-                }
-                EntryPayload::Blank | EntryPayload::Membership(_) => {
-                    self.store.mark_applied(log_id.index, epoch, &marker).map_err(sm_write)?;
-                    PartitionReply::Nothing
-                }
+            let (command, wrong_group) = match entry.payload {
+                EntryPayload::Normal(GroupCommand::Partition(command)) => (Some(command), false),
+                EntryPayload::Normal(GroupCommand::Global(_)) => (None, true),
+                EntryPayload::Blank | EntryPayload::Membership(_) => (None, false),
             };
-            replies.push(reply);
+            let reply = self.apply_command(log_id.index, command, &marker).map_err(sm_write)?;
+            replies.push(match wrong_group {
+                true => GroupReply::WrongGroup,
+                false => GroupReply::Partition(reply),
+            });
         }
         self.published.send_replace(self.store.state());
         Ok(replies)
@@ -171,21 +143,12 @@ impl RaftStateMachine<PartitionRaft> for PartitionStateMachine {
         // The snapshot's metadata is the authority on what it contains.
         self.marker = AppliedMarker { applied: meta.last_log_id, membership: meta.last_membership.clone() };
         self.published.send_replace(self.store.state());
-        let stored = StoredSnapshot { meta: meta.clone(), data };
-        save_snapshot(self.store.storage(), self.store.id(), &stored)
+        save_snapshot(self.store.storage(), self.group(), &StoredSnapshot { meta: meta.clone(), data })
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<PartitionRaft>>, StorageError<NodeId>> {
-        let storage = self.store.storage();
-        let key = PartitionStateMachine::snapshot_key(self.store.id());
-        let Some(bytes) = storage.db().get_cf(storage.cf("meta"), key).map_err(sm_read)? else {
-            return Ok(None);
-        };
-        let stored: StoredSnapshot =
-            postcard::from_bytes(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<GroupRaft>>, StorageError<NodeId>> {
+        let stored = load_snapshot(self.store.storage(), self.group())?;
+        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
     }
 }
 
@@ -196,8 +159,8 @@ pub struct PartitionSnapshotBuilder {
     id: PartitionId,
 }
 
-impl RaftSnapshotBuilder<PartitionRaft> for PartitionSnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<PartitionRaft>, StorageError<NodeId>> {
+impl RaftSnapshotBuilder<GroupRaft> for PartitionSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<GroupRaft>, StorageError<NodeId>> {
         let export = PartitionStore::export(&self.storage, self.id).map_err(snapshot_err)?;
         // The marker inside the export is from the same RocksDB snapshot as the data.
         let marker = export
@@ -206,16 +169,12 @@ impl RaftSnapshotBuilder<PartitionRaft> for PartitionSnapshotBuilder {
             .transpose()
             .map_err(snapshot_err)?
             .unwrap_or_default();
-        let snapshot_id = match marker.applied {
-            Some(log_id) => {
-                format!("{}-{}-{}", GroupId::partition(self.id), log_id.leader_id.term, log_id.index)
-            }
-            None => format!("{}-empty", GroupId::partition(self.id)),
-        };
+        let group = GroupId::partition(self.id);
+        let snapshot_id = marker.snapshot_id(group);
         let meta =
             SnapshotMeta { last_log_id: marker.applied, last_membership: marker.membership, snapshot_id };
         let data = postcard::to_allocvec(&export).map_err(snapshot_err)?;
-        save_snapshot(&self.storage, self.id, &StoredSnapshot { meta: meta.clone(), data: data.clone() })?;
+        save_snapshot(&self.storage, group, &StoredSnapshot { meta: meta.clone(), data: data.clone() })?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }

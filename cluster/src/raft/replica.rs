@@ -18,14 +18,15 @@ use openraft::{BasicNode, Config, Raft, ServerState};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::checkpoints::certify_checkpoints;
 use super::{
-    GroupId, NodeId, PartitionCommand, PartitionNetworkFactory, PartitionRaft, PartitionReply,
-    PartitionStateMachine, RocksLogStore,
+    CheckpointContext, CheckpointSigner, GlobalCommand, GroupCommand, GroupId, GroupNetworkFactory,
+    GroupRaft, GroupReply, NodeId, PartitionCommand, PartitionReply, PartitionStateMachine, RocksLogStore,
 };
 use crate::model::Record;
 use crate::sequencer::{ScarabGenerator, SystemClock};
-use crate::storage::{AppendOutcome, PartitionId, PartitionState, Storage, StorageError};
-use crate::transport::{PeerPool, RaftRouter, Transport};
+use crate::storage::{AppendOutcome, PartitionId, PartitionReader, PartitionState, Storage, StorageError};
+use crate::transport::{PeerPool, RaftRouter, Route, Transport};
 
 /// Most records one Raft entry carries.
 pub const MAX_BATCH_RECORDS: usize = 4096;
@@ -35,8 +36,18 @@ pub const MAX_IN_FLIGHT: usize = 4;
 /// The node's Scarab id generator, shared by every partition it leads.
 pub type IdGenerator = Arc<std::sync::Mutex<ScarabGenerator<SystemClock>>>;
 
-/// What a caller of [`PartitionReplica::append`] gets back.
-type AppendResult = Result<(u64, Vec<AppendOutcome>), ReplicaError>;
+/// What one [`PartitionReplica::append`] call wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The epoch the records were written in.
+    pub epoch: u64,
+    /// Per record, in order: its offset, or why it was not stored.
+    pub outcomes: Vec<AppendOutcome>,
+    /// Per record, in order: the Scarab id the leader stamped on it.
+    pub scarab_ids: Vec<u64>,
+}
+
+type AppendResult = Result<Appended, ReplicaError>;
 
 /// One caller's records waiting for the batcher.
 struct PendingAppend {
@@ -78,11 +89,11 @@ pub enum ReplicaError {
 /// A partition replica running on this node.
 pub struct PartitionReplica {
     partition: PartitionId,
-    raft: Raft<PartitionRaft>,
+    storage: Storage,
+    raft: Raft<GroupRaft>,
     state: watch::Receiver<PartitionState>,
     appends: mpsc::Sender<PendingAppend>,
-    batcher: JoinHandle<()>,
-    epoch_keeper: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for PartitionReplica {
@@ -93,7 +104,9 @@ impl std::fmt::Debug for PartitionReplica {
 
 impl PartitionReplica {
     /// Starts the replica of `partition` on node `node` and routes its RPCs; `ids` stamps the
-    /// records this node appends as leader.
+    /// records this node appends as leader. With `checkpoints`, the replica signs checkpoints,
+    /// certifies them while it leads, and reports epochs and certificates.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start<T: Transport>(
         node: NodeId,
         storage: &Storage,
@@ -102,20 +115,29 @@ impl PartitionReplica {
         router: &RaftRouter,
         config: Arc<Config>,
         ids: IdGenerator,
+        checkpoints: Option<CheckpointContext>,
     ) -> Result<Self, ReplicaError> {
         let group = GroupId::partition(partition);
         let machine = PartitionStateMachine::open(storage, partition)?;
         let state = machine.subscribe();
         let log = RocksLogStore::new(storage.clone(), group);
-        let network = PartitionNetworkFactory::new(group, peers);
+        let network = GroupNetworkFactory::new(group, peers.clone());
         let raft = Raft::new(node, config, network, log, machine)
             .await
             .map_err(|err| ReplicaError::Raft { group, reason: err.to_string() })?;
-        router.insert(group, raft.clone());
-        let epoch_keeper = tokio::spawn(keep_epochs(node, raft.clone(), state.clone()));
+        let signer = checkpoints.as_ref().map(|context| {
+            Arc::new(CheckpointSigner::new(partition, context.clone(), storage.clone(), state.clone()))
+        });
+        router.insert(group, Route { raft: raft.clone(), signer: signer.clone() });
+        let reports = checkpoints.map(|context| context.reports);
+        let mut tasks =
+            vec![tokio::spawn(keep_epochs(node, partition, raft.clone(), state.clone(), reports))];
+        if let Some(signer) = signer {
+            tasks.push(tokio::spawn(certify_checkpoints(signer, raft.clone(), peers)));
+        }
         let (appends, queue) = mpsc::channel(MAX_BATCH_RECORDS);
-        let batcher = tokio::spawn(batch_appends(partition, raft.clone(), queue, ids));
-        Ok(PartitionReplica { partition, raft, state, appends, batcher, epoch_keeper })
+        tasks.push(tokio::spawn(batch_appends(partition, raft.clone(), queue, ids)));
+        Ok(PartitionReplica { partition, storage: storage.clone(), raft, state, appends, tasks })
     }
 
     /// Makes `members` (node id -> RPC address) the group's first voters. Call on one node once.
@@ -149,15 +171,31 @@ impl PartitionReplica {
         self.state.clone()
     }
 
+    /// A read-only view of what this replica has applied.
+    pub fn reader(&self) -> PartitionReader {
+        PartitionReader::new(self.storage.clone(), self.partition, self.state.borrow().size)
+    }
+
+    /// The leader this replica knows of, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
     /// The group's Raft handle (metrics, membership changes).
-    pub fn raft(&self) -> &Raft<PartitionRaft> {
+    pub fn raft(&self) -> &Raft<GroupRaft> {
         &self.raft
     }
 
+    /// The partition this replica holds.
+    pub fn partition(&self) -> PartitionId {
+        self.partition
+    }
+
     /// Stops the replica and its routing.
-    pub async fn shutdown(self, router: &RaftRouter) {
-        self.epoch_keeper.abort();
-        self.batcher.abort();
+    pub async fn shutdown(&self, router: &RaftRouter) {
+        for task in &self.tasks {
+            task.abort();
+        }
         router.remove(GroupId::partition(self.partition));
         let _ = self.raft.shutdown().await;
     }
@@ -172,7 +210,7 @@ impl PartitionReplica {
 /// leader.
 async fn batch_appends(
     partition: PartitionId,
-    raft: Raft<PartitionRaft>,
+    raft: Raft<GroupRaft>,
     mut queue: mpsc::Receiver<PendingAppend>,
     ids: IdGenerator,
 ) {
@@ -205,7 +243,9 @@ async fn batch_appends(
             continue;
         }
         // Enqueue in order; wait for the outcome off the loop.
-        let queued = raft.client_write_ff(PartitionCommand::Append { records }).await;
+        let scarab_ids: Vec<u64> = records.iter().map(|r| r.scarab_id).collect();
+        let command = GroupCommand::Partition(PartitionCommand::Append { records });
+        let queued = raft.client_write_ff(command).await;
         tokio::spawn(async move {
             let written = match queued {
                 Err(fatal) => Err(RaftError::Fatal(fatal)),
@@ -216,7 +256,7 @@ async fn batch_appends(
                 },
             };
             drop(permit);
-            deliver(partition, batch, written);
+            deliver(partition, batch, scarab_ids, written);
         });
     }
 }
@@ -225,19 +265,22 @@ async fn batch_appends(
 fn deliver(
     partition: PartitionId,
     batch: Vec<PendingAppend>,
+    scarab_ids: Vec<u64>,
     written: Result<
-        openraft::raft::ClientWriteResponse<PartitionRaft>,
+        openraft::raft::ClientWriteResponse<GroupRaft>,
         RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
     >,
 ) {
     let group = GroupId::partition(partition);
     match written {
         Ok(response) => match response.data {
-            PartitionReply::Appended { epoch, outcomes } => {
-                let mut outcomes = outcomes.into_iter();
+            GroupReply::Partition(PartitionReply::Appended { epoch, outcomes }) => {
+                let (mut outcomes, mut ids) = (outcomes.into_iter(), scarab_ids.into_iter());
                 for pending in batch {
-                    let mine: Vec<AppendOutcome> = outcomes.by_ref().take(pending.records.len()).collect();
-                    let _ = pending.reply.send(Ok((epoch, mine)));
+                    let n = pending.records.len();
+                    let outcomes: Vec<AppendOutcome> = outcomes.by_ref().take(n).collect();
+                    let scarab_ids: Vec<u64> = ids.by_ref().take(n).collect();
+                    let _ = pending.reply.send(Ok(Appended { epoch, outcomes, scarab_ids }));
                 }
             }
             other => {
@@ -261,8 +304,15 @@ fn deliver(
     }
 }
 
-/// Proposes a new epoch each time this node becomes leader (see the module docs).
-async fn keep_epochs(node: NodeId, raft: Raft<PartitionRaft>, state: watch::Receiver<PartitionState>) {
+/// Proposes a new epoch each time this node becomes leader (see the module docs), and reports
+/// each activation (which seals the previous epoch) to `reports`.
+async fn keep_epochs(
+    node: NodeId,
+    partition: PartitionId,
+    raft: Raft<GroupRaft>,
+    state: watch::Receiver<PartitionState>,
+    reports: Option<mpsc::UnboundedSender<GlobalCommand>>,
+) {
     let mut metrics = raft.metrics();
     let mut led_term = None;
     loop {
@@ -274,11 +324,22 @@ async fn keep_epochs(node: NodeId, raft: Raft<PartitionRaft>, state: watch::Rece
             led_term = Some(term);
             let mut epoch = state.borrow().epoch + 1;
             // Retry above a newer epoch if another activation won; stop when no longer leader.
-            while let Ok(response) =
-                raft.client_write(PartitionCommand::ActivateEpoch { epoch, leader: node }).await
-            {
+            let activate =
+                |epoch| GroupCommand::Partition(PartitionCommand::ActivateEpoch { epoch, leader: node });
+            while let Ok(response) = raft.client_write(activate(epoch)).await {
                 match response.data {
-                    PartitionReply::StaleEpoch { current } => epoch = current + 1,
+                    GroupReply::Partition(PartitionReply::StaleEpoch { current }) => epoch = current + 1,
+                    GroupReply::Partition(PartitionReply::EpochActivated { epoch, size }) => {
+                        if let Some(reports) = &reports {
+                            let _ = reports.send(GlobalCommand::EpochChanged {
+                                partition,
+                                epoch,
+                                leader: node,
+                                size,
+                            });
+                        }
+                        break;
+                    }
                     _ => break,
                 }
             }

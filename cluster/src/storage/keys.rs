@@ -7,7 +7,7 @@ pub(crate) const MARKER_TAG: u8 = 0x03;
 
 /// A partition in the node's storage: the log's numeric id (assigned by the global group) and
 /// the partition number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PartitionId {
     /// Numeric id of the log.
     pub log: u32,

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `raft_log` | group, index | Raft entry (Raft layer) |
 //! | `raft_state` | group, field | vote, committed, purged (Raft layer) |
-//! | `meta` | name | cluster metadata (global group) |
+//! | `meta` | name | global group state, snapshots of every group |
 //! | `partition_state` | partition, 0x01 | [`PartitionState`] |
 //! | `partition_state` | partition, 0x02, producer | last sequence and its offset |
 //! | `partition_state` | partition, 0x03 | the Raft layer's applied marker (log id, membership) |
@@ -20,10 +20,12 @@
 
 mod keys;
 mod partition;
+mod reader;
 mod syncer;
 
 pub use keys::PartitionId;
 pub use partition::{AppendOutcome, PartitionExport, PartitionState, PartitionStore};
+pub use reader::PartitionReader;
 pub use syncer::{SyncCallback, SyncStats, WalSyncer};
 
 use std::path::{Path, PathBuf};

@@ -8,14 +8,12 @@
 use std::collections::HashMap;
 
 use pyralog_crypto::Digest;
-use pyralog_crypto::merkle::{
-    Blake3Merkle, ConsistencyProof, Frontier, InclusionProof, MerkleHasher, NodeId, NodeReader, ProveError,
-    consistency_path, inclusion_path, root_at,
-};
+use pyralog_crypto::merkle::{Blake3Merkle, Frontier, MerkleHasher};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::keys::MARKER_TAG;
-use super::{PartitionId, Storage, StorageError};
+use super::reader::{RocksNodes, corrupt, prove_error};
+use super::{PartitionId, PartitionReader, Storage, StorageError};
 use crate::model::{Record, StoredRecord};
 
 /// The persisted summary of a partition.
@@ -277,136 +275,9 @@ impl PartitionStore {
         }
     }
 
-    /// Up to `max_records` records from `from` on.
-    pub fn read(&self, from: u64, max_records: usize) -> Result<Vec<StoredRecord>, StorageError> {
-        let start = self.id.record_key(from);
-        let iter = self
-            .storage
-            .db()
-            .iterator_cf(self.storage.cf("records"), IteratorMode::From(&start, Direction::Forward));
-        let mut out = Vec::new();
-        for item in iter.take(max_records) {
-            let (key, value) = item?;
-            if !key.starts_with(&self.id.prefix()) {
-                break;
-            }
-            let offset = u64::from_be_bytes(
-                key[8..16].try_into().map_err(|_| corrupt(self.id, "record key", "bad length"))?,
-            );
-            out.push(
-                StoredRecord::decode(offset, &value)
-                    .map_err(|err| corrupt(self.id, "record", &err.to_string()))?,
-            );
-        }
-        Ok(out)
-    }
-
-    /// The record at `offset`, if it exists.
-    pub fn get(&self, offset: u64) -> Result<Option<StoredRecord>, StorageError> {
-        let bytes = self.storage.db().get_cf(self.storage.cf("records"), self.id.record_key(offset))?;
-        bytes
-            .map(|bytes| {
-                StoredRecord::decode(offset, &bytes)
-                    .map_err(|err| corrupt(self.id, "record", &err.to_string()))
-            })
-            .transpose()
-    }
-
-    /// The latest record written with `key`.
-    pub fn latest_by_key(&self, key: &[u8]) -> Result<Option<StoredRecord>, StorageError> {
-        let index = self.storage.db().get_cf(self.storage.cf("key_index"), self.id.key_index_key(key))?;
-        let Some(index) = index else { return Ok(None) };
-        let offset = u64::from_be_bytes(
-            index.as_slice().try_into().map_err(|_| corrupt(self.id, "key index", "bad length"))?,
-        );
-        self.get(offset)?.map(Some).ok_or_else(|| corrupt(self.id, "key index", "points at a missing record"))
-    }
-
-    /// The Merkle root when the partition had `size` records.
-    pub fn root_at(&self, size: u64) -> Result<Digest, StorageError> {
-        self.check_size(size)?;
-        root_at::<Blake3Merkle, _>(&self.nodes(), size).map_err(|err| prove_error(self.id, err))
-    }
-
-    /// Proof that the record at `offset` is in the tree of `size` records.
-    pub fn inclusion_proof(
-        &self,
-        offset: u64,
-        size: u64,
-    ) -> Result<InclusionProof<Blake3Merkle>, StorageError> {
-        self.check_size(size)?;
-        let path = inclusion_path::<Blake3Merkle, _>(&self.nodes(), offset, size)
-            .map_err(|err| prove_error(self.id, err))?;
-        Ok(InclusionProof::new(offset, size, path))
-    }
-
-    /// Proof that the tree of `old_size` records is a prefix of the tree of `new_size`.
-    pub fn consistency_proof(
-        &self,
-        old_size: u64,
-        new_size: u64,
-    ) -> Result<ConsistencyProof<Blake3Merkle>, StorageError> {
-        self.check_size(new_size)?;
-        let path = consistency_path::<Blake3Merkle, _>(&self.nodes(), old_size, new_size)
-            .map_err(|err| prove_error(self.id, err))?;
-        Ok(ConsistencyProof::new(old_size, new_size, path))
-    }
-
-    fn nodes(&self) -> RocksNodes<'_> {
-        RocksNodes { storage: &self.storage, id: self.id }
-    }
-
-    fn check_size(&self, requested: u64) -> Result<(), StorageError> {
-        match requested <= self.state.size {
-            true => Ok(()),
-            false => Err(StorageError::SizeBeyondPartition {
-                partition: self.id,
-                requested,
-                size: self.state.size,
-            }),
-        }
-    }
-}
-
-/// Merkle nodes of one partition, read from the `merkle` column family.
-struct RocksNodes<'a> {
-    storage: &'a Storage,
-    id: PartitionId,
-}
-
-impl NodeReader for RocksNodes<'_> {
-    type Error = StorageError;
-
-    fn node(&self, node: NodeId) -> Result<Option<Digest>, StorageError> {
-        let key = self.id.merkle_key(node.level, node.index);
-        match self.storage.db().get_pinned_cf(self.storage.cf("merkle"), key)? {
-            None => Ok(None),
-            Some(bytes) => {
-                let hash: [u8; 32] =
-                    bytes.as_ref().try_into().map_err(|_| corrupt(self.id, "merkle node", "not 32 bytes"))?;
-                Ok(Some(Digest(hash)))
-            }
-        }
-    }
-}
-
-fn corrupt(partition: PartitionId, what: &'static str, reason: &str) -> StorageError {
-    StorageError::Corrupt { what, partition, reason: reason.to_owned() }
-}
-
-fn prove_error(partition: PartitionId, err: ProveError<StorageError>) -> StorageError {
-    match err {
-        ProveError::Store(err) => err,
-        ProveError::IndexOutOfRange { index, size } => {
-            StorageError::OffsetOutOfRange { partition, offset: index, size }
-        }
-        ProveError::SizeBeyondTree { size: requested, tree_size } => {
-            StorageError::SizeBeyondPartition { partition, requested, size: tree_size }
-        }
-        ProveError::SizeDecreased { old_size, new_size } => {
-            StorageError::SizeDecreased { partition, old_size, new_size }
-        }
-        other => corrupt(partition, "merkle tree", &other.to_string()),
+    /// A read-only view of the partition as of now.
+    pub fn reader(&self) -> PartitionReader {
+        PartitionReader::new(self.storage.clone(), self.id, self.state.size)
     }
 }
 
@@ -438,8 +309,8 @@ mod tests {
             root: store.root(),
             time_ms: 0,
         };
-        let proof = store.inclusion_proof(7, 20).unwrap();
-        let honest = store.get(7).unwrap().unwrap();
+        let proof = store.reader().inclusion_proof(7, 20).unwrap();
+        let honest = store.reader().get(7).unwrap().unwrap();
         assert_eq!(checkpoint.verify_inclusion(&honest.encode().unwrap(), &proof), Ok(()));
 
         // Flip one byte of the stored value, the way a bad disk or an attacker would.
@@ -449,7 +320,7 @@ mod tests {
         bytes[last] ^= 0x01;
         storage.db().put_cf(storage.cf("records"), key, &bytes).unwrap();
 
-        let tampered = store.get(7).unwrap().unwrap();
+        let tampered = store.reader().get(7).unwrap().unwrap();
         assert_ne!(tampered.record.value, honest.record.value);
         assert!(matches!(
             checkpoint.verify_inclusion(&tampered.encode().unwrap(), &proof),
@@ -457,6 +328,6 @@ mod tests {
         ));
         // Truncated bytes are refused as corrupt rather than misread.
         storage.db().put_cf(storage.cf("records"), key, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(matches!(store.get(7), Err(StorageError::Corrupt { what: "record", .. })));
+        assert!(matches!(store.reader().get(7), Err(StorageError::Corrupt { what: "record", .. })));
     }
 }

@@ -11,7 +11,7 @@ mod server;
 
 pub use frame::{MAX_FRAME_BYTES, read_frame, write_frame};
 pub use peers::{CallError, PeerPool};
-pub use server::{RaftRouter, serve};
+pub use server::{RaftRouter, Route, serve};
 
 use std::future::Future;
 use std::io;
@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::raft::{GroupId, NodeId, PartitionRaft};
+use pyralog_crypto::Checkpoint;
+use pyralog_crypto::quorum::SignatureShare;
+
+use crate::raft::{GroupCommand, GroupId, GroupRaft, GroupReply, NodeId, SignRefusal};
 
 /// A Raft RPC addressed to one group on the peer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,11 +46,15 @@ pub struct RequestFrame {
 #[allow(clippy::large_enum_variant)]
 pub enum RaftRequest {
     /// Log replication and heartbeats.
-    Append(AppendEntriesRequest<PartitionRaft>),
+    Append(AppendEntriesRequest<GroupRaft>),
     /// Leader election.
     Vote(VoteRequest<NodeId>),
     /// One chunk of a snapshot.
-    InstallSnapshot(InstallSnapshotRequest<PartitionRaft>),
+    InstallSnapshot(InstallSnapshotRequest<GroupRaft>),
+    /// A command proposed by a member that does not lead the group; the leader proposes it.
+    Forward(GroupCommand),
+    /// The partition leader asks a replica to sign a checkpoint it has applied.
+    SignCheckpoint(Checkpoint),
 }
 
 /// The answer to a [`RequestFrame`].
@@ -68,8 +75,23 @@ pub enum RaftResponse {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// Answer to [`RaftRequest::InstallSnapshot`].
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// Answer to [`RaftRequest::Forward`].
+    Forwarded(Result<GroupReply, ForwardRefusal>),
+    /// Answer to [`RaftRequest::SignCheckpoint`].
+    Signed(Result<SignatureShare, SignRefusal>),
     /// The peer does not (yet) run this group.
     UnknownGroup(GroupId),
+}
+
+/// Why a forwarded command was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ForwardRefusal {
+    /// The peer does not lead the group either (forwarding takes one hop only).
+    #[error("not the leader; leader is {0:?}")]
+    NotLeader(Option<NodeId>),
+    /// Raft failed on the peer.
+    #[error("raft: {0}")]
+    Failed(String),
 }
 
 /// Opens byte streams to peers.

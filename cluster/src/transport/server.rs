@@ -8,13 +8,26 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{RaftRequest, RaftResponse, RequestFrame, ResponseFrame, read_frame, write_frame};
-use crate::raft::{GroupId, PartitionRaft};
+use openraft::error::{ClientWriteError, RaftError};
+
+use super::{
+    ForwardRefusal, RaftRequest, RaftResponse, RequestFrame, ResponseFrame, read_frame, write_frame,
+};
+use crate::raft::{CheckpointSigner, GroupId, GroupRaft, SignRefusal};
+
+/// What serves one group's RPCs on this node.
+#[derive(Clone)]
+pub struct Route {
+    /// The group's Raft.
+    pub raft: Raft<GroupRaft>,
+    /// Signs checkpoints (partition groups with checkpointing on).
+    pub signer: Option<Arc<CheckpointSigner>>,
+}
 
 /// The Raft groups this node runs, by group id.
 #[derive(Default)]
 pub struct RaftRouter {
-    groups: RwLock<HashMap<GroupId, Raft<PartitionRaft>>>,
+    groups: RwLock<HashMap<GroupId, Route>>,
 }
 
 impl std::fmt::Debug for RaftRouter {
@@ -25,22 +38,22 @@ impl std::fmt::Debug for RaftRouter {
 }
 
 impl RaftRouter {
-    /// Routes RPCs for `group` to `raft`.
-    pub fn insert(&self, group: GroupId, raft: Raft<PartitionRaft>) {
-        self.groups.write().expect("router lock").insert(group, raft);
+    /// Routes RPCs for `group` to `route`.
+    pub fn insert(&self, group: GroupId, route: Route) {
+        self.groups.write().expect("router lock").insert(group, route);
     }
 
     /// Stops routing RPCs for `group`.
-    pub fn remove(&self, group: GroupId) -> Option<Raft<PartitionRaft>> {
+    pub fn remove(&self, group: GroupId) -> Option<Route> {
         self.groups.write().expect("router lock").remove(&group)
     }
 
-    fn get(&self, group: GroupId) -> Option<Raft<PartitionRaft>> {
+    fn get(&self, group: GroupId) -> Option<Route> {
         self.groups.read().expect("router lock").get(&group).cloned()
     }
 
     async fn handle(&self, request: RequestFrame) -> ResponseFrame {
-        let Some(raft) = self.get(request.group) else {
+        let Some(Route { raft, signer }) = self.get(request.group) else {
             return ResponseFrame { id: request.id, body: RaftResponse::UnknownGroup(request.group) };
         };
         let body = match request.body {
@@ -49,6 +62,19 @@ impl RaftRouter {
             RaftRequest::InstallSnapshot(rpc) => {
                 RaftResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
+            RaftRequest::Forward(command) => {
+                RaftResponse::Forwarded(match raft.client_write(command).await {
+                    Ok(response) => Ok(response.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                        Err(ForwardRefusal::NotLeader(to.leader_id))
+                    }
+                    Err(err) => Err(ForwardRefusal::Failed(err.to_string())),
+                })
+            }
+            RaftRequest::SignCheckpoint(checkpoint) => RaftResponse::Signed(match signer {
+                Some(signer) => signer.sign(&checkpoint).await,
+                None => Err(SignRefusal::NotSigning),
+            }),
         };
         ResponseFrame { id: request.id, body }
     }

@@ -3,7 +3,7 @@
 
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};
-use pyralog_cluster::raft::{GroupId, PartitionRaft, PartitionStateMachine, RocksLogStore};
+use pyralog_cluster::raft::{GroupId, GroupRaft, PartitionStateMachine, RocksLogStore};
 use pyralog_cluster::storage::{PartitionId, Storage, StorageMode};
 use tempfile::TempDir;
 
@@ -13,11 +13,9 @@ struct Builder {
     on_disk: bool,
 }
 
-type Parts = (Option<TempDir>, RocksLogStore<PartitionRaft>, PartitionStateMachine);
+type Parts = (Option<TempDir>, RocksLogStore<GroupRaft>, PartitionStateMachine);
 
-impl StoreBuilder<PartitionRaft, RocksLogStore<PartitionRaft>, PartitionStateMachine, Option<TempDir>>
-    for Builder
-{
+impl StoreBuilder<GroupRaft, RocksLogStore<GroupRaft>, PartitionStateMachine, Option<TempDir>> for Builder {
     async fn build(&self) -> Result<Parts, StorageError<u64>> {
         // Every call gets a fresh, empty database, as the suite requires.
         let (dir, mode) = match self.on_disk {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use openraft::{Config, SnapshotPolicy};
 use pyralog_cluster::local::{LocalNode, start_replica_set, wait_for_leader};
 use pyralog_cluster::model::{ProducerSeq, Record, StoredRecord};
-use pyralog_cluster::raft::{PartitionCommand, PartitionReply};
+use pyralog_cluster::raft::{Appended, GroupCommand, GroupReply, PartitionCommand, PartitionReply};
 use pyralog_cluster::sequencer::ScarabId;
 use pyralog_cluster::storage::{AppendOutcome, PartitionId, PartitionStore};
 use pyralog_crypto::Digest;
@@ -70,9 +70,10 @@ async fn writer(nodes: Arc<Mutex<Vec<LocalNode>>>, producer: u64, count: u64, ac
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
-            let written = raft.client_write(PartitionCommand::Append { records: vec![record.clone()] }).await;
+            let command = GroupCommand::Partition(PartitionCommand::Append { records: vec![record.clone()] });
+            let written = raft.client_write(command).await;
             match written.map(|r| r.data) {
-                Ok(PartitionReply::Appended { outcomes, .. }) => {
+                Ok(GroupReply::Partition(PartitionReply::Appended { outcomes, .. })) => {
                     let offset = match outcomes[0] {
                         AppendOutcome::Appended { offset } => offset,
                         AppendOutcome::Duplicate { original_offset: Some(offset) } => offset,
@@ -122,7 +123,7 @@ async fn contents(node: &LocalNode, size: u64) -> (u64, Digest, Vec<StoredRecord
         node.id
     );
     let store = PartitionStore::open(&node.storage, PARTITION).unwrap();
-    (store.state().size, store.root(), store.read(0, 100_000).unwrap())
+    (store.state().size, store.root(), store.reader().read(0, 100_000).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -252,7 +253,7 @@ async fn batched_appends_give_each_caller_its_own_offsets() {
                         ..Record::default()
                     })
                     .collect();
-                let (_, outcomes) = leader.append(records.clone()).await.unwrap();
+                let Appended { outcomes, .. } = leader.append(records.clone()).await.unwrap();
                 assert_eq!(outcomes.len(), records.len());
                 let offsets: Vec<u64> = outcomes
                     .iter()

@@ -63,14 +63,14 @@ fn appends_get_contiguous_offsets_and_read_back() {
         assert_eq!(p.state().size, 8);
         assert_eq!((p.state().epoch, p.state().applied_index), (2, 2));
 
-        let all = p.read(0, 100).unwrap();
+        let all = p.reader().read(0, 100).unwrap();
         assert_eq!(all.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
         assert_eq!(all[4].record.value, b"a4");
         assert_eq!((all[4].epoch, all[5].epoch), (1, 2));
-        assert_eq!(p.read(6, 1).unwrap()[0].record.value, b"b1");
-        assert!(p.read(8, 10).unwrap().is_empty());
-        assert_eq!(p.get(7).unwrap().unwrap().record.value, b"b2");
-        assert_eq!(p.get(8).unwrap(), None);
+        assert_eq!(p.reader().read(6, 1).unwrap()[0].record.value, b"b1");
+        assert!(p.reader().read(8, 10).unwrap().is_empty());
+        assert_eq!(p.reader().get(7).unwrap().unwrap().record.value, b"b2");
+        assert_eq!(p.reader().get(8).unwrap(), None);
     });
 }
 
@@ -81,9 +81,9 @@ fn partitions_are_isolated() {
         let mut p1 = PartitionStore::open(storage, P1).unwrap();
         apply(&mut p0, 1, 1, &[record(Some("k"), "zero")]).unwrap();
         apply(&mut p1, 1, 1, &[record(Some("k"), "one"), record(None, "two")]).unwrap();
-        assert_eq!(p0.read(0, 10).unwrap().len(), 1);
-        assert_eq!(p1.read(0, 10).unwrap().len(), 2);
-        assert_eq!(p0.latest_by_key(b"k").unwrap().unwrap().record.value, b"zero");
+        assert_eq!(p0.reader().read(0, 10).unwrap().len(), 1);
+        assert_eq!(p1.reader().read(0, 10).unwrap().len(), 2);
+        assert_eq!(p0.reader().latest_by_key(b"k").unwrap().unwrap().record.value, b"zero");
         assert_ne!(p0.root(), p1.root());
     });
 }
@@ -100,10 +100,10 @@ fn latest_by_key_follows_overwrites() {
         )
         .unwrap();
         apply(&mut p, 2, 1, &[record(Some("user"), "v3")]).unwrap();
-        let latest = p.latest_by_key(b"user").unwrap().unwrap();
+        let latest = p.reader().latest_by_key(b"user").unwrap().unwrap();
         assert_eq!((latest.offset, latest.record.value.as_slice()), (3, &b"v3"[..]));
-        assert_eq!(p.latest_by_key(b"other").unwrap().unwrap().offset, 1);
-        assert_eq!(p.latest_by_key(b"missing").unwrap(), None);
+        assert_eq!(p.reader().latest_by_key(b"other").unwrap().unwrap().offset, 1);
+        assert_eq!(p.reader().latest_by_key(b"missing").unwrap(), None);
     });
 }
 
@@ -137,7 +137,7 @@ fn idempotent_producers_are_stored_once() {
             ]
         );
         assert_eq!(p.state().size, 6);
-        assert_eq!(p.read(0, 100).unwrap().len(), 6);
+        assert_eq!(p.reader().read(0, 100).unwrap().len(), 6);
     });
 }
 
@@ -153,14 +153,14 @@ fn proofs_verify_against_checkpoints() {
                 (0..batch + 1).map(|i| record(Some(&format!("k{i}")), &format!("{batch}/{i}"))).collect();
             apply(&mut p, batch + 1, 1, &records).unwrap();
         }
-        for stored in p.read(0, 1000).unwrap() {
+        for stored in p.reader().read(0, 1000).unwrap() {
             oracle.append(&stored.encode().unwrap()).unwrap();
         }
         let size = p.state().size;
         assert_eq!(size, 55);
         assert_eq!(p.root(), oracle.root());
         for old in [0, 1, 7, 32, 54, 55] {
-            assert_eq!(p.root_at(old).unwrap(), oracle.root_at(old).unwrap());
+            assert_eq!(p.reader().root_at(old).unwrap(), oracle.root_at(old).unwrap());
         }
         let checkpoint = |size: u64, root| Checkpoint {
             cluster: ClusterId::new("c1").unwrap(),
@@ -172,8 +172,8 @@ fn proofs_verify_against_checkpoints() {
             time_ms: 0,
         };
         let latest = checkpoint(size, p.root());
-        for stored in p.read(0, 1000).unwrap() {
-            let proof = p.inclusion_proof(stored.offset, size).unwrap();
+        for stored in p.reader().read(0, 1000).unwrap() {
+            let proof = p.reader().inclusion_proof(stored.offset, size).unwrap();
             assert_eq!(latest.verify_inclusion(&stored.encode().unwrap(), &proof), Ok(()));
             // The same proof does not vouch for a changed record.
             let mut forged = stored.clone();
@@ -181,8 +181,11 @@ fn proofs_verify_against_checkpoints() {
             assert!(latest.verify_inclusion(&forged.encode().unwrap(), &proof).is_err());
         }
         for old in 0..=size {
-            let older = checkpoint(old, p.root_at(old).unwrap());
-            assert_eq!(latest.verify_extends(&older, &p.consistency_proof(old, size).unwrap()), Ok(()));
+            let older = checkpoint(old, p.reader().root_at(old).unwrap());
+            assert_eq!(
+                latest.verify_extends(&older, &p.reader().consistency_proof(old, size).unwrap()),
+                Ok(())
+            );
         }
     });
 }
@@ -193,18 +196,18 @@ fn out_of_range_requests_get_typed_errors() {
         let mut p = PartitionStore::open(storage, P0).unwrap();
         apply(&mut p, 1, 1, &[record(None, "a"), record(None, "b")]).unwrap();
         assert!(matches!(
-            p.inclusion_proof(2, 2),
+            p.reader().inclusion_proof(2, 2),
             Err(StorageError::OffsetOutOfRange { offset: 2, size: 2, .. })
         ));
         assert!(matches!(
-            p.inclusion_proof(0, 3),
+            p.reader().inclusion_proof(0, 3),
             Err(StorageError::SizeBeyondPartition { requested: 3, size: 2, .. })
         ));
         assert!(matches!(
-            p.consistency_proof(2, 1),
+            p.reader().consistency_proof(2, 1),
             Err(StorageError::SizeDecreased { old_size: 2, new_size: 1, .. })
         ));
-        assert!(matches!(p.root_at(5), Err(StorageError::SizeBeyondPartition { .. })));
+        assert!(matches!(p.reader().root_at(5), Err(StorageError::SizeBeyondPartition { .. })));
     });
 }
 
@@ -225,14 +228,14 @@ fn restart_restores_state_records_and_roots() {
             .unwrap();
         }
         storage.sync_wal().unwrap();
-        (p.state(), p.root(), p.read(0, 1000).unwrap())
+        (p.state(), p.root(), p.reader().read(0, 1000).unwrap())
     };
     let storage = Storage::open(mode).unwrap();
     let mut p = PartitionStore::open(&storage, P0).unwrap();
     assert_eq!((p.state(), p.root()), (state, root));
     assert_eq!(p.marker().unwrap().as_deref(), Some(&b"marker 37"[..]));
-    assert_eq!(p.read(0, 1000).unwrap(), records);
-    assert_eq!(p.latest_by_key(b"k1").unwrap().unwrap().record.value, b"v36");
+    assert_eq!(p.reader().read(0, 1000).unwrap(), records);
+    assert_eq!(p.reader().latest_by_key(b"k1").unwrap().unwrap().record.value, b"v36");
     // Producer state survived: the retry is recognised, the next sequence continues.
     assert_eq!(
         apply(&mut p, 38, 3, &[produced(1, 36, "p"), produced(1, 37, "p")]).unwrap(),

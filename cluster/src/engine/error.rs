@@ -1,0 +1,111 @@
+//! The engine's errors, by fault: the caller's (unknown names, bad ranges, oversized records),
+//! placement (not the leader, not a replica: retry elsewhere), and the node's own (storage,
+//! Raft).
+
+use crate::model::RecordEncodeError;
+use crate::raft::{NodeId, ProposeError, Rejection, ReplicaError};
+use crate::storage::{PartitionId, StorageError};
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// No log has this name.
+    #[error("unknown log {0:?}")]
+    UnknownLog(String),
+    /// The log has no such partition.
+    #[error("log {log:?} has {partitions} partitions; there is no partition {partition}")]
+    UnknownPartition {
+        /// The log.
+        log: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many it has.
+        partitions: u32,
+    },
+    /// The offset is past the partition's end (or, for proofs, past what is certified).
+    #[error("offset {offset} is out of range for partition {partition} (size {size})")]
+    OffsetOutOfRange {
+        /// The partition.
+        partition: PartitionId,
+        /// The offset asked for.
+        offset: u64,
+        /// The size it was checked against.
+        size: u64,
+    },
+    /// An encoded record exceeds the log's limit; nothing of the batch was written.
+    #[error("record {index} of the batch is {size} bytes encoded; the log's limit is {max}")]
+    RecordTooLarge {
+        /// Position in the batch.
+        index: usize,
+        /// Its encoded size.
+        size: usize,
+        /// The log's `max_record_bytes`.
+        max: u32,
+    },
+    /// A record cannot be encoded (too many headers, name too long, ...).
+    #[error("record {index} of the batch is invalid: {reason}")]
+    InvalidRecord {
+        /// Position in the batch.
+        index: usize,
+        /// What is wrong.
+        reason: RecordEncodeError,
+    },
+    /// This node does not lead the partition (or the global group, if `partition` is `None`);
+    /// retry at the hinted leader.
+    #[error("not the leader of {}; leader is {leader:?} at {leader_addr:?}", partition.map_or("the global group".to_owned(), |p| p.to_string()))]
+    NotLeader {
+        /// The partition; `None` for the global group.
+        partition: Option<PartitionId>,
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+        /// Its RPC address, if known.
+        leader_addr: Option<String>,
+    },
+    /// This node holds no replica of the partition; ask one of `replicas`.
+    #[error("this node has no replica of partition {partition}; replicas are {replicas:?}")]
+    NotReplica {
+        /// The partition.
+        partition: PartitionId,
+        /// Nodes that hold it.
+        replicas: Vec<NodeId>,
+    },
+    /// No checkpoint covering the record is certified yet; retry shortly.
+    #[error("no certified checkpoint of partition {partition} covers offset {offset} yet")]
+    NotCertified {
+        /// The partition.
+        partition: PartitionId,
+        /// The offset asked for.
+        offset: u64,
+    },
+    /// The global group refused the change.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Local storage failed or holds corrupt data.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A partition replica failed.
+    #[error(transparent)]
+    Replica(ReplicaError),
+    /// The global group could not be reached or failed.
+    #[error(transparent)]
+    Global(#[from] ProposeError),
+    /// Arrow encoding failed.
+    #[error("arrow: {0}")]
+    Arrow(String),
+    /// A socket or file operation failed.
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
+impl From<ReplicaError> for ClusterError {
+    fn from(err: ReplicaError) -> Self {
+        match err {
+            ReplicaError::NotLeader { partition, leader } => {
+                ClusterError::NotLeader { partition: Some(partition), leader, leader_addr: None }
+            }
+            ReplicaError::Storage(err) => ClusterError::Storage(err),
+            other => ClusterError::Replica(other),
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The whole engine on loopback: three nodes with the global group and partition groups, on
+//! disk or in memory. Logs, partition choice, reads (plain and Arrow), certified checkpoints and
+//! proofs, epochs sealed in the global state across a leader failover, membership changes, and
+//! typed errors for bad requests.
+
+use std::time::Duration;
+
+use pyralog_cluster::columnar::{batch_to_ipc, batch_to_records, ipc_to_batches};
+use pyralog_cluster::engine::{AppendReceipt, ClusterError, ClusterNode, Role};
+use pyralog_cluster::local::{LocalClusterNode, start_cluster};
+use pyralog_cluster::model::{Header, LogConfig, ProducerSeq, Record, partition_for_key};
+use pyralog_cluster::raft::{CHECKPOINT_THRESHOLD, Rejection, SealedEpoch};
+use pyralog_cluster::storage::{AppendOutcome, PartitionId, StorageMode};
+use pyralog_crypto::merkle::VerifyError;
+use pyralog_crypto::quorum::QuorumCertificate;
+use pyralog_crypto::{Checkpoint, ClusterId, LogName};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn cluster_id() -> ClusterId {
+    ClusterId::new("engine-test").unwrap()
+}
+
+fn log_config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig {
+    LogConfig { name: LogName::new(name).unwrap(), partitions, replication_factor, max_record_bytes: 1024 }
+}
+
+fn record(key: Option<&str>, value: &str) -> Record {
+    Record {
+        key: key.map(|k| k.as_bytes().to_vec()),
+        value: value.as_bytes().to_vec(),
+        headers: vec![Header { name: "source".into(), value: b"test".to_vec() }],
+        timestamp_ms: 1_700_000_000_000,
+        ..Record::default()
+    }
+}
+
+/// Polls `check` until it holds; panics with `what` after the deadline.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let started = tokio::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn running(nodes: &[LocalClusterNode]) -> impl Iterator<Item = &ClusterNode> {
+    nodes.iter().filter(|n| n.is_running()).map(|n| n.node())
+}
+
+/// The running node that leads `partition`.
+async fn leader_of(nodes: &[LocalClusterNode], partition: PartitionId) -> &ClusterNode {
+    let leads = |node: &ClusterNode| {
+        node.replica(partition)
+            .is_some_and(|r| r.raft().metrics().borrow().state == openraft::ServerState::Leader)
+    };
+    eventually(&format!("a leader of {partition}"), || running(nodes).any(leads)).await;
+    running(nodes).find(|n| leads(n)).unwrap()
+}
+
+/// Appends through `entry`; records whose partition another node leads are retried there, at
+/// the node named by the NotLeader hint.
+async fn append_via_hints(
+    nodes: &[LocalClusterNode],
+    entry: &ClusterNode,
+    log: &str,
+    records: Vec<Record>,
+) -> Vec<AppendReceipt> {
+    let results = entry.append(log, records.clone()).await.unwrap();
+    let mut receipts = Vec::new();
+    for (record, result) in records.into_iter().zip(results) {
+        let receipt = match result {
+            Ok(receipt) => receipt,
+            Err(err) => match &*err {
+                ClusterError::NotLeader { partition: Some(partition), leader: Some(leader), leader_addr } => {
+                    let node = running(nodes).find(|n| n.id() == *leader).unwrap();
+                    assert_eq!(leader_addr.as_deref(), Some(node.addr()), "hint names the leader's address");
+                    node.append_to(log, partition.partition, vec![record]).await.unwrap()[0]
+                }
+                other => panic!("append failed: {other}"),
+            },
+        };
+        receipts.push(receipt);
+    }
+    receipts
+}
+
+async fn certified_at_least(
+    node: &ClusterNode,
+    log: &str,
+    partition: u32,
+    size: u64,
+) -> QuorumCertificate<Checkpoint> {
+    let mut certificate = None;
+    eventually(&format!("a checkpoint of {log}/{partition} covering {size} records"), || {
+        certificate = node.checkpoint(log, partition).unwrap().filter(|c| c.message.size >= size);
+        certificate.is_some()
+    })
+    .await;
+    certificate.unwrap()
+}
+
+fn offset(receipt: &AppendReceipt) -> u64 {
+    match receipt.outcome {
+        AppendOutcome::Appended { offset } => offset,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_are_partitioned_replicated_certified_and_provable() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(3, &cluster_id(), dir.path(), |_| {}).await.unwrap();
+    let first = nodes[0].node();
+    let info = first.create_log(log_config("orders", 3, 3)).await.unwrap();
+    assert_eq!(info.placement.len(), 3);
+    assert!(info.placement.iter().all(|replicas| replicas.len() == 3));
+    for node in running(&nodes) {
+        eventually("the log on every node", || node.log("orders").is_ok()).await;
+    }
+    assert!(first.wait_until_writable("orders", DEADLINE).await.unwrap());
+
+    // Bad requests get typed errors and change nothing.
+    assert!(matches!(
+        first.create_log(log_config("orders", 1, 1)).await,
+        Err(ClusterError::Rejected(Rejection::LogExists(_)))
+    ));
+    assert!(matches!(
+        first.create_log(log_config("wide", 1, 5)).await,
+        Err(ClusterError::Rejected(Rejection::NotEnoughMembers { needed: 5, members: 3 }))
+    ));
+    assert!(matches!(
+        first.append("missing", vec![record(None, "x")]).await,
+        Err(ClusterError::UnknownLog(_))
+    ));
+    let huge = Record { value: vec![7; 2000], ..Record::default() };
+    assert!(matches!(
+        first.append("orders", vec![record(None, "fine"), huge]).await,
+        Err(ClusterError::RecordTooLarge { index: 1, max: 1024, .. })
+    ));
+    assert!(matches!(
+        first.read("orders", 3, 0, 10),
+        Err(ClusterError::UnknownPartition { partition: 3, .. })
+    ));
+
+    // Keyed records go to their key's partition, the others round-robin.
+    let keyed: Vec<Record> =
+        (0..30).map(|i| record(Some(&format!("user-{}", i % 7)), &format!("v{i}"))).collect();
+    let receipts = append_via_hints(&nodes, first, "orders", keyed.clone()).await;
+    for (record, receipt) in keyed.iter().zip(&receipts) {
+        assert_eq!(receipt.partition, partition_for_key(record.key.as_ref().unwrap(), 3));
+        assert!(receipt.epoch >= 1 && receipt.scarab_id > 0);
+    }
+    let unkeyed: Vec<Record> = (0..6).map(|i| record(None, &format!("free {i}"))).collect();
+    let receipts = append_via_hints(&nodes, first, "orders", unkeyed).await;
+    let partitions: Vec<u32> = receipts.iter().map(|r| r.partition).collect();
+    assert_eq!(partitions, vec![0, 1, 2, 0, 1, 2]);
+
+    // Every replica serves the same records, the latest per key, and the same Arrow batch.
+    let sizes: Vec<u64> = (0..3)
+        .map(|p| {
+            keyed.iter().filter(|r| partition_for_key(r.key.as_ref().unwrap(), 3) == p).count() as u64 + 2
+        })
+        .collect();
+    for node in running(&nodes) {
+        for p in 0..3 {
+            let id = info.partition_id(p);
+            let replica = node.replica(id).unwrap();
+            let mut state = replica.subscribe();
+            tokio::time::timeout(DEADLINE, state.wait_for(|s| s.size >= sizes[p as usize]))
+                .await
+                .unwrap()
+                .unwrap();
+            let records = node.read("orders", p, 0, 1000).unwrap();
+            assert_eq!(records.len() as u64, sizes[p as usize]);
+            let batch = node.read_arrow("orders", p, 0, 1000).unwrap();
+            let decoded = ipc_to_batches(&batch_to_ipc(&batch).unwrap()).unwrap();
+            assert_eq!(batch_to_records(&decoded[0]).unwrap(), records);
+            assert!(matches!(node.read("orders", p, 1000, 1), Err(ClusterError::OffsetOutOfRange { .. })));
+        }
+        let latest = node.latest("orders", b"user-3").unwrap().unwrap();
+        assert_eq!(latest.record.value, b"v24");
+    }
+    assert!(ipc_to_batches(b"not arrow").is_err());
+
+    // Checkpoints are certified by a majority of replicas; every served proof verifies, and a
+    // tampered record does not.
+    for p in 0..3 {
+        let certificate = certified_at_least(first, "orders", p, sizes[p as usize]).await;
+        let signers = first.checkpoint_signers("orders", p).unwrap();
+        assert!(certificate.verify(&signers, CHECKPOINT_THRESHOLD).is_ok());
+        for node in running(&nodes) {
+            for offset in 0..sizes[p as usize] {
+                let proof = node.proof("orders", p, offset).await.unwrap();
+                let bytes = proof.record.encode().unwrap();
+                assert_eq!(proof.certificate.message.verify_inclusion(&bytes, &proof.proof), Ok(()));
+                let mut tampered = proof.record.clone();
+                tampered.record.value.push(b'!');
+                assert!(matches!(
+                    proof.certificate.message.verify_inclusion(&tampered.encode().unwrap(), &proof.proof),
+                    Err(VerifyError::RootMismatch { .. })
+                ));
+            }
+        }
+        let beyond = sizes[p as usize] + 5;
+        assert!(matches!(first.proof("orders", p, beyond).await, Err(ClusterError::NotCertified { .. })));
+    }
+
+    // A later checkpoint extends the earlier one.
+    let older = first.checkpoint("orders", 0).unwrap().unwrap();
+    let leader = leader_of(&nodes, info.partition_id(0)).await;
+    leader
+        .append_to("orders", 0, (0..5).map(|i| record(None, &format!("more {i}"))).collect())
+        .await
+        .unwrap();
+    let newer = certified_at_least(first, "orders", 0, older.message.size + 5).await;
+    let proof = first.consistency_proof("orders", 0, older.message.size, newer.message.size).unwrap();
+    assert_eq!(newer.message.verify_extends(&older.message, &proof), Ok(()));
+
+    // Each partition has one leader, and every node reports its replicas.
+    for p in 0..3 {
+        let leaders = running(&nodes)
+            .flat_map(|n| n.status().partitions)
+            .filter(|s| s.partition == p && s.role == Role::Leader)
+            .count();
+        assert_eq!(leaders, 1, "partition {p}");
+    }
+    assert!(running(&nodes).all(|n| n.status().partitions.len() == 3 && n.status().members.len() == 3));
+
+    // A log with one replica per partition: a node without the replica says who has it.
+    let single = first.create_log(log_config("single", 1, 1)).await.unwrap();
+    let host = single.placement[0][0];
+    let other = running(&nodes).find(|n| n.id() != host).unwrap();
+    eventually("the single log on every node", || other.log("single").is_ok()).await;
+    assert!(
+        matches!(other.read("single", 0, 0, 1), Err(ClusterError::NotReplica { replicas, .. }) if replicas == vec![host])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_failover_seals_the_epoch_and_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(3, &cluster_id(), dir.path(), |_| {}).await.unwrap();
+    let info = nodes[0].node().create_log(log_config("events", 1, 3)).await.unwrap();
+    assert!(nodes[0].node().wait_until_writable("events", DEADLINE).await.unwrap());
+    let id = info.partition_id(0);
+    let producer = |sequence| Some(ProducerSeq { producer: 9, sequence });
+    let batch = |from: u64| -> Vec<Record> {
+        (from..from + 10)
+            .map(|s| Record { producer: producer(s), ..record(None, &format!("e{s}")) })
+            .collect()
+    };
+    let first = leader_of(&nodes, id).await;
+    let before = first.append_to("events", 0, batch(0)).await.unwrap();
+    let old_epoch = before[0].epoch;
+    let old_leader = first.id();
+
+    // Kill the partition leader; another replica takes over and reports a new epoch.
+    nodes[old_leader as usize].stop().await.unwrap();
+    let survivor = running(&nodes).next().unwrap();
+    eventually("the new epoch in the global state", || {
+        survivor.global_state().borrow().partitions.get(&id).is_some_and(|r| r.epoch > old_epoch)
+    })
+    .await;
+    let record = survivor.global_state().borrow().partitions[&id].clone();
+    assert_eq!(record.sealed.last(), Some(&SealedEpoch { epoch: old_epoch, end: 10 }));
+    assert_ne!(record.leader, Some(old_leader));
+
+    // The producer retries its last batch at the new leader: stored once, at the original offsets.
+    let second = leader_of(&nodes, id).await;
+    let retried = second.append_to("events", 0, batch(0)).await.unwrap();
+    // The partition remembers each producer's latest sequence and its offset.
+    for (receipt, original) in retried.iter().zip(&before) {
+        let original_offset = (offset(original) == 9).then_some(9);
+        assert_eq!(receipt.outcome, AppendOutcome::Duplicate { original_offset });
+    }
+    let after = second.append_to("events", 0, batch(10)).await.unwrap();
+    assert_eq!(after.iter().map(offset).collect::<Vec<_>>(), (10..20).collect::<Vec<_>>());
+    assert!(after[0].epoch > old_epoch);
+    let second_id = second.id();
+
+    // The old leader restarts from disk and catches up to the same records and root.
+    nodes[old_leader as usize].restart().await.unwrap();
+    let second = nodes[second_id as usize].node();
+    let back = nodes[old_leader as usize].node();
+    eventually("the old leader's replica", || back.replica(id).is_some()).await;
+    let mut state = back.replica(id).unwrap().subscribe();
+    tokio::time::timeout(DEADLINE, state.wait_for(|s| s.size >= 20)).await.unwrap().unwrap();
+    let records = back.read("events", 0, 0, 100).unwrap();
+    assert_eq!(records, second.read("events", 0, 0, 100).unwrap());
+    assert!(
+        records[..10].iter().all(|r| r.epoch == old_epoch)
+            && records[10..].iter().all(|r| r.epoch > old_epoch)
+    );
+    let size = certified_at_least(back, "events", 0, 20).await.message.size;
+    assert_eq!(
+        back.replica(id).unwrap().reader().root_at(size).unwrap(),
+        second.replica(id).unwrap().reader().root_at(size).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_join_and_leave_in_memory_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = |config: &mut pyralog_cluster::engine::NodeConfig| config.storage = StorageMode::Memory;
+    let nodes = start_cluster(3, &cluster_id(), dir.path(), memory).await.unwrap();
+    let mut leader = None;
+    eventually("a global leader", || {
+        leader = running(&nodes).find(|n| n.status().global_leader == Some(n.id())).map(|n| n.id());
+        leader.is_some()
+    })
+    .await;
+    let leader = nodes[leader.unwrap() as usize].node();
+    let follower = running(&nodes).find(|n| n.id() != leader.id()).unwrap();
+
+    let joining = LocalClusterNode::start(3, &cluster_id(), dir.path(), memory).await.unwrap();
+    assert!(matches!(
+        follower.add_member(3, joining.node().member()).await,
+        Err(ClusterError::NotLeader { partition: None, leader: Some(_), .. })
+    ));
+    leader.add_member(3, joining.node().member()).await.unwrap();
+    eventually("the new member's view of the cluster", || {
+        joining.node().global_state().borrow().members.len() == 4
+    })
+    .await;
+
+    // A member that hosts nothing leaves again.
+    let mut passing = LocalClusterNode::start(4, &cluster_id(), dir.path(), memory).await.unwrap();
+    leader.add_member(4, passing.node().member()).await.unwrap();
+    leader.remove_member(4).await.unwrap();
+    passing.stop().await.unwrap();
+    assert!(!leader.global_state().borrow().members.contains_key(&4));
+    assert!(!leader.global_state().borrow().members.is_empty());
+
+    // A log replicated on all four nodes, written and read back in memory.
+    let info = leader.create_log(log_config("wide", 2, 4)).await.unwrap();
+    assert!(info.placement.iter().all(|r| r.contains(&3)));
+    assert!(leader.wait_until_writable("wide", DEADLINE).await.unwrap());
+    let all: Vec<LocalClusterNode> = nodes.into_iter().chain(std::iter::once(joining)).collect();
+    let receipts =
+        append_via_hints(&all, all[0].node(), "wide", (0..8).map(|i| record(None, &i.to_string())).collect())
+            .await;
+    assert_eq!(receipts.len(), 8);
+    eventually("the records on the new member", || {
+        (0..2).map(|p| all[3].node().read("wide", p, 0, 100).map_or(0, |r| r.len())).sum::<usize>() == 8
+    })
+    .await;
+
+    // A member hosting replicas cannot leave; an unknown one is refused too.
+    let leader = running(&all).find(|n| n.status().global_leader == Some(n.id())).unwrap();
+    assert!(matches!(
+        leader.remove_member(3).await,
+        Err(ClusterError::Rejected(Rejection::MemberInUse(3, 2)))
+    ));
+    assert!(matches!(
+        leader.remove_member(42).await,
+        Err(ClusterError::Rejected(Rejection::UnknownMember(42)))
+    ));
+}

@@ -225,6 +225,18 @@ impl LocalClusterNode {
         Ok(())
     }
 
+    /// Deletes the stopped node's database, as if its disk was replaced; its key and Scarab
+    /// high-water mark stay.
+    pub fn wipe(&self) -> Result<(), ClusterError> {
+        assert!(self.node.is_none(), "stop the node before wiping it");
+        match &self.config.storage {
+            StorageMode::Disk(path) => {
+                std::fs::remove_dir_all(path).map_err(|err| ClusterError::Io(err.to_string()))
+            }
+            StorageMode::Memory => Ok(()),
+        }
+    }
+
     /// Starts the stopped node again, as itself, on its port and data.
     pub async fn restart(&mut self) -> Result<(), ClusterError> {
         assert!(self.node.is_none(), "stop the node before restarting it");

@@ -269,13 +269,18 @@ async fn start_replica<T: Transport>(
         Some(context),
     )
     .await?;
+    // The first replica bootstraps a new partition's group. Once a leader has reported an
+    // epoch the group exists, and a replica that lost its disk must rejoin, not re-initialize.
     let replicas = &log.placement[partition as usize];
-    if replicas.first() == Some(&shared.id) {
-        let members: BTreeMap<NodeId, String> = {
-            let global = shared.global.state();
-            let global = global.borrow();
+    let bootstrap = {
+        let global = shared.global.state();
+        let global = global.borrow();
+        let is_new = global.partitions.get(&id).is_none_or(|record| record.epoch == 0);
+        (is_new && replicas.first() == Some(&shared.id)).then(|| {
             replicas.iter().filter_map(|r| global.members.get(r).map(|m| (*r, m.addr.clone()))).collect()
-        };
+        })
+    };
+    if let Some(members) = bootstrap {
         replica.initialize(members).await?;
     }
     shared.replicas.write().expect("replica map lock").insert(id, Arc::new(replica));

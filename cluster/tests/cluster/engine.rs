@@ -357,3 +357,48 @@ async fn members_join_and_leave_in_memory_mode() {
         Err(ClusterError::Rejected(Rejection::UnknownMember(42)))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_node_recovers_both_groups_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    // Snapshot often and keep no log behind: a wiped node can only catch up by snapshots.
+    let snapshotting = |config: &mut pyralog_cluster::engine::NodeConfig| {
+        let raft = openraft::Config {
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20),
+            max_in_snapshot_log_to_keep: 0,
+            ..(*config.raft).clone()
+        };
+        config.raft = std::sync::Arc::new(raft.validate().unwrap());
+    };
+    let mut nodes = start_cluster(3, &cluster_id(), dir.path(), snapshotting).await.unwrap();
+    let info = nodes[0].node().create_log(log_config("wiped", 1, 3)).await.unwrap();
+    assert!(nodes[0].node().wait_until_writable("wiped", DEADLINE).await.unwrap());
+    let id = info.partition_id(0);
+    let batch =
+        |round: u64| -> Vec<Record> { (0..5).map(|i| record(None, &format!("r{round}-{i}"))).collect() };
+    let leader = leader_of(&nodes, id).await;
+    for round in 0..30 {
+        leader.append_to("wiped", 0, batch(round)).await.unwrap();
+    }
+    let victim = running(&nodes).find(|n| n.id() != leader.id()).unwrap().id();
+    let leader_id = leader.id();
+    nodes[victim as usize].stop().await.unwrap();
+    nodes[victim as usize].wipe().unwrap();
+    let leader = nodes[leader_id as usize].node();
+    for round in 30..40 {
+        leader.append_to("wiped", 0, batch(round)).await.unwrap();
+    }
+    nodes[victim as usize].restart().await.unwrap();
+    let (back, leader) = (nodes[victim as usize].node(), nodes[leader_id as usize].node());
+    eventually("the wiped node's global state", || back.global_state().borrow().logs.len() == 1).await;
+    eventually("the wiped node's replica", || back.replica(id).is_some()).await;
+    let mut state = back.replica(id).unwrap().subscribe();
+    tokio::time::timeout(DEADLINE, state.wait_for(|s| s.size >= 200)).await.unwrap().unwrap();
+    assert_eq!(back.read("wiped", 0, 0, 1000).unwrap(), leader.read("wiped", 0, 0, 1000).unwrap());
+    assert_eq!(
+        back.replica(id).unwrap().reader().root_at(200).unwrap(),
+        leader.replica(id).unwrap().reader().root_at(200).unwrap()
+    );
+    let (theirs, ours) = (leader.global_state().borrow().clone(), back.global_state().borrow().clone());
+    assert_eq!((theirs.members, theirs.logs), (ours.members, ours.logs));
+}

@@ -2,6 +2,7 @@
 
 mod crash;
 mod engine;
+mod global_state;
 mod raft_storage;
 mod record_codec;
 mod replication;

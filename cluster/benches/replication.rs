@@ -1,6 +1,8 @@
-//! Replication benchmark: 3 replicas on loopback, durability on (every acknowledged write is in
-//! a quorum's fsynced WAL), 256-byte values, one record per request, at 1/16/64/256 concurrent
-//! clients; then durable Scarab ids/s and Obelisk values/s.
+//! Replication benchmark: a 3-node cluster on loopback (the whole engine: global group,
+//! partition group, checkpoints certified every 100 ms), durability on (every acknowledged
+//! write is in a quorum's fsynced WAL), 256-byte values, one record per request through
+//! `ClusterNode::append_to`, at 1/16/64/256 concurrent clients; then durable Scarab ids/s and
+//! Obelisk values/s.
 //!
 //! Run: `make bench-cluster` (`BENCH_SECONDS` sets the measured time per level, default 3; a
 //! 1-second warm-up per level is dropped).
@@ -8,14 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::Config;
-use pyralog_cluster::local::{start_replica_set, wait_for_leader};
-use pyralog_cluster::model::Record;
+use pyralog_cluster::local::start_cluster;
+use pyralog_cluster::model::{LogConfig, Record};
 use pyralog_cluster::sequencer::{Obelisk, ScarabGenerator, SystemClock};
-use pyralog_cluster::storage::PartitionId;
+use pyralog_crypto::{ClusterId, LogName};
 use tokio::sync::Mutex;
-
-const PARTITION: PartitionId = PartitionId { log: 1, partition: 0 };
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
@@ -25,24 +24,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(
-        Config {
-            heartbeat_interval: 100,
-            election_timeout_min: 500,
-            election_timeout_max: 1000,
-            ..Config::default()
-        }
-        .validate()
-        .unwrap(),
-    );
-    let nodes = start_replica_set(3, dir.path(), PARTITION, config).await.unwrap();
-    let leader_id = wait_for_leader(&nodes, Duration::from_secs(60)).await.expect("a leader");
-    let leader = nodes.iter().find(|n| n.id == leader_id).unwrap();
-    let storage = leader.storage.clone();
+    let cluster = ClusterId::new("bench").unwrap();
+    let nodes = start_cluster(3, &cluster, dir.path(), |_| {}).await.unwrap();
+    let config = LogConfig {
+        name: LogName::new("bench").unwrap(),
+        partitions: 1,
+        replication_factor: 3,
+        max_record_bytes: 4096,
+    };
+    let info = nodes[0].node().create_log(config).await.unwrap();
+    assert!(nodes[0].node().wait_until_writable("bench", Duration::from_secs(60)).await.unwrap());
+    let partition = info.partition_id(0);
+    let leader = nodes
+        .iter()
+        .map(|n| n.node())
+        .find(|n| n.status().partitions.iter().any(|p| p.role == pyralog_cluster::engine::Role::Leader))
+        .expect("a partition leader");
+    assert!(leader.replica(partition).is_some());
+    let (leader_id, storage) = (leader.id(), leader.storage().clone());
     let nodes = Arc::new(nodes);
 
-    println!("3 replicas on loopback, WAL fsync before acknowledgement, 256-byte values, 1 record/request,");
-    println!("concurrent requests batched into shared Raft entries by the leader");
+    println!(
+        "3-node cluster on loopback, WAL fsync before acknowledgement, 256-byte values, 1 record/request,"
+    );
+    println!("concurrent requests batched into shared Raft entries by the leader, checkpoints every 100 ms");
     println!(
         "{:>8} {:>12} {:>10} {:>10} {:>16}",
         "clients", "records/s", "p50 ms", "p99 ms", "appends/fsync"
@@ -57,12 +62,12 @@ async fn main() {
         for _ in 0..clients {
             let (nodes, latencies) = (nodes.clone(), latencies.clone());
             tasks.push(tokio::spawn(async move {
-                let replica = nodes.iter().find(|n| n.id == leader_id).unwrap().replica().unwrap();
+                let leader = nodes.iter().map(|n| n.node()).find(|n| n.id() == leader_id).unwrap();
                 let mut mine = Vec::new();
                 while Instant::now() < end {
                     let record = Record { value: vec![0x5a; 256], ..Record::default() };
                     let sent = Instant::now();
-                    replica.append(vec![record]).await.unwrap();
+                    leader.append_to("bench", 0, vec![record]).await.unwrap();
                     if sent >= warm_up_end {
                         mine.push(sent.elapsed());
                     }

@@ -361,10 +361,13 @@ impl<T: Transport> ClusterNode<T> {
         records: Vec<Record>,
     ) -> impl Future<Output = Result<Vec<AppendReceipt>, ClusterError>> + Send + 'static {
         let replica = self.replica(id);
-        let not_leader = self.not_leader(id);
+        // Only a write this node cannot take needs the hint.
+        let not_leader = replica.is_none().then(|| self.not_leader(id));
         let global = self.shared.global.state();
         async move {
-            let replica = replica.ok_or(not_leader)?;
+            let Some(replica) = replica else {
+                return Err(not_leader.expect("computed when there is no replica"));
+            };
             match replica.append(records).await {
                 Ok(written) => Ok(written
                     .outcomes

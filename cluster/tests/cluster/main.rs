@@ -3,6 +3,7 @@
 mod crash;
 mod engine;
 mod global_state;
+mod node_crash;
 mod raft_storage;
 mod record_codec;
 mod replication;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof, InclusionProof};
 use pyralog_crypto::quorum::{MemberSet, QuorumCertificate};
@@ -17,12 +18,16 @@ use pyralog_crypto::{Checkpoint, ClusterId, LogName};
 
 use super::{ClusterError, ClusterNode};
 use crate::model::{LogConfig, Record, StoredRecord, partition_for_key};
-use crate::raft::{GlobalCommand, GlobalReply, LogInfo, Member, NodeId, PartitionReplica, ProposeError};
+use crate::raft::{
+    GlobalCommand, GlobalReply, LogInfo, MAX_BATCH_BYTES, Member, NodeId, PartitionReplica, ProposeError,
+};
 use crate::storage::{AppendOutcome, PartitionId, PartitionReader};
 use crate::transport::Transport;
 
 /// How long a follower waits to apply up to a certified checkpoint before serving a proof.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
+/// How long a write waits for its commit before answering [`ClusterError::Timeout`].
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where one appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +117,18 @@ impl<T: Transport> ClusterNode<T> {
         self.shared.global.state().borrow().logs.get(&name).cloned().ok_or_else(unknown)
     }
 
-    /// Creates a log; its partitions start on the nodes of its placement.
+    /// Creates a log; its partitions start on the nodes of its placement. Creating a log that
+    /// exists with the same settings returns it (so a retried create succeeds); other settings
+    /// are refused with [`Rejection::LogExists`](crate::raft::Rejection::LogExists).
     pub async fn create_log(&self, config: LogConfig) -> Result<LogInfo, ClusterError> {
-        match self.propose(GlobalCommand::CreateLog { config }).await? {
+        match self.propose(GlobalCommand::CreateLog { config: config.clone() }).await? {
             GlobalReply::LogCreated(info) => Ok(info),
+            GlobalReply::Rejected(rejection @ crate::raft::Rejection::LogExists(_)) => {
+                match self.log(config.name.as_str()) {
+                    Ok(existing) if existing.config == config => Ok(existing),
+                    _ => Err(rejection.into()),
+                }
+            }
             GlobalReply::Rejected(rejection) => Err(rejection.into()),
             GlobalReply::Done => Err(ProposeError::Raft("create log answered without the log".into()).into()),
         }
@@ -256,8 +269,10 @@ impl<T: Transport> ClusterNode<T> {
         let replica = self.local_replica(log, partition)?;
         let size = certificate.message.size;
         let mut applied = replica.subscribe();
-        let caught_up = tokio::time::timeout(APPLY_WAIT, applied.wait_for(|s| s.size >= size)).await;
-        if !matches!(caught_up, Ok(Ok(_))) {
+        // The watch guard must not outlive this statement: it blocks the state machine.
+        let caught_up =
+            matches!(tokio::time::timeout(APPLY_WAIT, applied.wait_for(|s| s.size >= size)).await, Ok(Ok(_)));
+        if !caught_up {
             return Err(ClusterError::NotCertified { partition: id, offset });
         }
         let reader = replica.reader();
@@ -275,7 +290,17 @@ impl<T: Transport> ClusterNode<T> {
         old_size: u64,
         new_size: u64,
     ) -> Result<ConsistencyProof<Blake3Merkle>, ClusterError> {
-        Ok(self.reader(log, partition)?.consistency_proof(old_size, new_size)?)
+        let reader = self.reader(log, partition)?;
+        if old_size > new_size || new_size > reader.size() {
+            let id = self.log(log)?.partition_id(partition);
+            let offset = if old_size > new_size { old_size } else { new_size };
+            return Err(ClusterError::OffsetOutOfRange {
+                partition: id,
+                offset,
+                size: reader.size().min(new_size),
+            });
+        }
+        Ok(reader.consistency_proof(old_size, new_size)?)
     }
 
     /// Adds node `id` to the cluster (call on the global leader): registers its address and
@@ -289,10 +314,10 @@ impl<T: Transport> ClusterNode<T> {
             return Err(rejection.into());
         }
         let raft = self.shared.global.raft();
-        raft.add_learner(id, BasicNode { addr }, true).await.map_err(raft_failed)?;
+        raft.add_learner(id, BasicNode { addr }, true).await.map_err(|err| self.membership_error(err))?;
         raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
-            .map_err(raft_failed)?;
+            .map_err(|err| self.membership_error(err))?;
         Ok(())
     }
 
@@ -306,7 +331,7 @@ impl<T: Transport> ClusterNode<T> {
         let raft = self.shared.global.raft();
         raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
             .await
-            .map_err(raft_failed)?;
+            .map_err(|err| self.membership_error(err))?;
         Ok(())
     }
 
@@ -368,7 +393,10 @@ impl<T: Transport> ClusterNode<T> {
             let Some(replica) = replica else {
                 return Err(not_leader.expect("computed when there is no replica"));
             };
-            match replica.append(records).await {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, replica.append(records)).await;
+            let written =
+                written.map_err(|_| ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT })?;
+            match written {
                 Ok(written) => Ok(written
                     .outcomes
                     .into_iter()
@@ -417,6 +445,17 @@ impl<T: Transport> ClusterNode<T> {
         Ok(self.local_replica(log, partition)?.reader())
     }
 
+    /// A failed membership change: leadership moved (retry at the leader), or Raft failed.
+    fn membership_error(&self, err: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ClusterError {
+        match err {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self
+                .require_global_leader()
+                .err()
+                .unwrap_or(ClusterError::NotLeader { partition: None, leader: None, leader_addr: None }),
+            other => ClusterError::Global(ProposeError::Raft(other.to_string())),
+        }
+    }
+
     fn require_global_leader(&self) -> Result<(), ClusterError> {
         let leader = self.shared.global.raft().metrics().borrow().current_leader;
         if leader == Some(self.shared.id) {
@@ -439,14 +478,19 @@ fn check_partition(info: &LogInfo, partition: u32) -> Result<(), ClusterError> {
     }
 }
 
-/// Every record must encode within the log's limit.
+/// Every record must encode within the log's limit, and the batch within one request's.
 fn check_records(info: &LogInfo, records: &[Record]) -> Result<(), ClusterError> {
+    let mut total = 0;
     for (index, record) in records.iter().enumerate() {
         let stored = StoredRecord { offset: 0, epoch: 0, record: record.clone() };
         let size = stored.encode().map_err(|reason| ClusterError::InvalidRecord { index, reason })?.len();
         if size > info.config.max_record_bytes as usize {
             return Err(ClusterError::RecordTooLarge { index, size, max: info.config.max_record_bytes });
         }
+        total += size;
+    }
+    if total > MAX_BATCH_BYTES {
+        return Err(ClusterError::BatchTooLarge { bytes: total, max: MAX_BATCH_BYTES });
     }
     Ok(())
 }
@@ -459,8 +503,4 @@ fn role(state: ServerState) -> Role {
         ServerState::Learner => Role::Learner,
         ServerState::Shutdown => Role::Shutdown,
     }
-}
-
-fn raft_failed(err: impl std::fmt::Display) -> ClusterError {
-    ClusterError::Global(ProposeError::Raft(err.to_string()))
 }

@@ -78,6 +78,23 @@ pub enum ClusterError {
         /// The offset asked for.
         offset: u64,
     },
+    /// The batch's records together exceed what one request may carry; nothing was written.
+    #[error("the batch is {bytes} bytes; one request carries at most {max}")]
+    BatchTooLarge {
+        /// Its size (record bytes).
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The write got no answer in time: it may or may not be stored. Retry with an idempotent
+    /// producer to avoid a duplicate.
+    #[error("no answer from partition {partition} within {after:?}; the write may or may not be stored")]
+    Timeout {
+        /// The partition.
+        partition: PartitionId,
+        /// How long the node waited.
+        after: std::time::Duration,
+    },
     /// The global group refused the change.
     #[error(transparent)]
     Rejected(#[from] Rejection),

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::raft::{
     CheckpointContext, GlobalCommand, GlobalReplica, GlobalState, IdGenerator, LogInfo, Member, NodeId,
-    PartitionReplica,
+    PartitionReplica, ProposeError,
 };
 use crate::sequencer::{ScarabGenerator, SystemClock};
 use crate::storage::{PartitionId, Storage, StorageMode};
@@ -69,6 +69,8 @@ pub fn default_raft_config() -> Config {
         heartbeat_interval: 100,
         election_timeout_min: 400,
         election_timeout_max: 800,
+        // Entries carry up to MAX_BATCH_BYTES: keep an AppendEntries under the 64 MiB frame.
+        max_payload_entries: 12,
         ..Config::default()
     }
 }
@@ -269,6 +271,9 @@ async fn start_replica<T: Transport>(
         Some(context),
     )
     .await?;
+    let replica = Arc::new(replica);
+    // Registered before bootstrapping, so a failed bootstrap still stops with the node.
+    shared.replicas.write().expect("replica map lock").insert(id, replica.clone());
     // The first replica bootstraps a new partition's group. Once a leader has reported an
     // epoch the group exists, and a replica that lost its disk must rejoin, not re-initialize.
     let replicas = &log.placement[partition as usize];
@@ -283,7 +288,6 @@ async fn start_replica<T: Transport>(
     if let Some(members) = bootstrap {
         replica.initialize(members).await?;
     }
-    shared.replicas.write().expect("replica map lock").insert(id, Arc::new(replica));
     Ok(())
 }
 
@@ -294,8 +298,18 @@ async fn pump_reports<T: Transport>(
     mut reports: mpsc::UnboundedReceiver<GlobalCommand>,
 ) {
     while let Some(report) = reports.recv().await {
-        if let Err(err) = shared.global.propose(report).await {
-            tracing::warn!(node = shared.id, %err, "report to the global group failed");
+        // Without a global leader the report waits (in order) until there is one.
+        loop {
+            match shared.global.propose(report.clone()).await {
+                Ok(_) => break,
+                Err(err @ (ProposeError::NoLeader(_) | ProposeError::Timeout(_))) => {
+                    tracing::warn!(node = shared.id, %err, "global group unavailable; report kept");
+                }
+                Err(err) => {
+                    tracing::warn!(node = shared.id, %err, "report to the global group failed");
+                    break;
+                }
+            }
         }
     }
 }

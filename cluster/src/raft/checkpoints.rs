@@ -6,7 +6,7 @@
 //! a certificate means a majority holds exactly those records.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::{Raft, ServerState};
 use pyralog_crypto::quorum::{CertificateBuilder, SignatureShare};
@@ -141,8 +141,14 @@ impl CheckpointSigner {
     }
 }
 
-/// While this replica leads, certifies the applied state whenever it grew (at most once per
-/// interval) and reports each certificate.
+/// A certificate counts as recorded once the global group has it; until then it is certified
+/// again after this long (the report may have been lost).
+const REPORT_GRACE: Duration = Duration::from_secs(2);
+/// A leader also checks this often without new writes (a lost report, the tail of a burst).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// While this replica leads, certifies the applied state whenever it is ahead of the recorded
+/// checkpoint (at most once per interval) and reports each certificate.
 pub(crate) async fn certify_checkpoints<T: Transport>(
     signer: Arc<CheckpointSigner>,
     raft: Raft<GroupRaft>,
@@ -150,10 +156,12 @@ pub(crate) async fn certify_checkpoints<T: Transport>(
 ) {
     let partition = signer.partition;
     let mut state = signer.state.clone();
-    let mut certified = 0;
+    // The size of the last certificate reported, and when.
+    let mut pending: Option<(u64, Instant)> = None;
     loop {
-        if state.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(IDLE_CHECK) => {}
         }
         tokio::time::sleep(signer.context.interval).await;
         let leads = raft.metrics().borrow().state == ServerState::Leader;
@@ -166,12 +174,12 @@ pub(crate) async fn certify_checkpoints<T: Transport>(
                 .and_then(|p| p.checkpoint.as_ref())
                 .map_or(0, |c| c.message.size)
         };
-        certified = certified.max(recorded);
-        if !leads || size <= certified {
+        let reported = pending.is_some_and(|(s, at)| s >= size && at.elapsed() < REPORT_GRACE);
+        if !leads || size <= recorded || reported {
             continue;
         }
         if let Some(certificate) = certify_once(&signer, &peers).await {
-            certified = certificate.message.size;
+            pending = Some((certificate.message.size, Instant::now()));
             let report = GlobalCommand::Checkpoint { partition, certificate };
             if signer.context.reports.send(report).is_err() {
                 return;

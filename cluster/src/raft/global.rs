@@ -27,6 +27,9 @@ pub enum ProposeError {
     /// No leader accepted the command within the deadline.
     #[error("no global group leader within {0:?}")]
     NoLeader(Duration),
+    /// The leader took the command but did not answer in time: it may or may not apply.
+    #[error("global group did not answer within {0:?}; the command may still apply")]
+    Timeout(Duration),
     /// Raft failed (fatal for this replica).
     #[error("global group: {0}")]
     Raft(String),
@@ -94,7 +97,11 @@ impl<T: Transport> GlobalReplica<T> {
     pub async fn propose(&self, command: GlobalCommand) -> Result<GlobalReply, ProposeError> {
         let started = tokio::time::Instant::now();
         while started.elapsed() < PROPOSE_DEADLINE {
-            let leader = match self.raft.client_write(GroupCommand::Global(command.clone())).await {
+            let written = tokio::time::timeout(
+                PROPOSE_DEADLINE,
+                self.raft.client_write(GroupCommand::Global(command.clone())),
+            );
+            let leader = match written.await.map_err(|_| ProposeError::Timeout(PROPOSE_DEADLINE))? {
                 Ok(response) => return global_reply(response.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => to.leader_node,
                 Err(err) => return Err(ProposeError::Raft(err.to_string())),

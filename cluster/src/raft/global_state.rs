@@ -16,8 +16,8 @@ use crate::storage::PartitionId;
 
 /// Most partitions one log may have.
 pub const MAX_PARTITIONS: u32 = 1024;
-/// Largest `max_record_bytes` a log may set (well under the transport's frame limit).
-pub const MAX_RECORD_BYTES_LIMIT: u32 = 16 << 20;
+/// Largest `max_record_bytes` a log may set: one record fits one request and one Raft entry.
+pub const MAX_RECORD_BYTES_LIMIT: u32 = 4 << 20;
 
 /// Signatures a checkpoint needs: a majority of the partition's replicas.
 pub const CHECKPOINT_THRESHOLD: Threshold = Threshold::MAJORITY;

@@ -30,6 +30,9 @@ use crate::transport::{PeerPool, RaftRouter, Route, Transport};
 
 /// Most records one Raft entry carries.
 pub const MAX_BATCH_RECORDS: usize = 4096;
+/// Most record bytes one Raft entry carries (one caller's batch may reach it alone). With
+/// `max_payload_entries` of 12 an AppendEntries RPC stays well under the transport's 64 MiB frame.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Most batch entries proposed and not yet committed at once.
 pub const MAX_IN_FLIGHT: usize = 4;
 
@@ -52,7 +55,15 @@ type AppendResult = Result<Appended, ReplicaError>;
 /// One caller's records waiting for the batcher.
 struct PendingAppend {
     records: Vec<Record>,
+    /// Approximate encoded size of the records.
+    bytes: usize,
     reply: oneshot::Sender<AppendResult>,
+}
+
+/// About what `record` takes encoded (payload fields; the fixed part is small).
+fn approximate_bytes(record: &Record) -> usize {
+    let headers: usize = record.headers.iter().map(|h| h.name.len() + h.value.len() + 8).sum();
+    64 + record.key.as_ref().map_or(0, Vec::len) + record.value.len() + headers
 }
 
 /// Why a replica operation failed.
@@ -157,7 +168,8 @@ impl PartitionReplica {
     pub async fn append(&self, records: Vec<Record>) -> AppendResult {
         let (reply, answer) = oneshot::channel();
         let stopped = || self.raft_error("replica stopped");
-        self.appends.send(PendingAppend { records, reply }).await.map_err(|_| stopped())?;
+        let bytes = records.iter().map(approximate_bytes).sum();
+        self.appends.send(PendingAppend { records, bytes, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -215,17 +227,31 @@ async fn batch_appends(
     ids: IdGenerator,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
+    // A caller that did not fit the previous entry starts the next one.
+    let mut held: Option<PendingAppend> = None;
+    loop {
+        let first = match held.take() {
+            Some(pending) => pending,
+            None => match queue.recv().await {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
         // Whatever queued while waiting for a permit joins this entry.
+        let (mut count, mut bytes) = (first.records.len(), first.bytes);
         let mut batch = vec![first];
-        let mut count = batch[0].records.len();
         while count < MAX_BATCH_RECORDS {
             match queue.try_recv() {
+                Ok(next) if bytes + next.bytes > MAX_BATCH_BYTES => {
+                    held = Some(next);
+                    break;
+                }
                 Ok(next) => {
                     count += next.records.len();
+                    bytes += next.bytes;
                     batch.push(next);
                 }
                 Err(_) => break,

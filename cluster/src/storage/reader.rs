@@ -44,7 +44,9 @@ impl PartitionReader {
                 break;
             }
             let offset = u64::from_be_bytes(
-                key[8..16].try_into().map_err(|_| corrupt(self.id, "record key", "bad length"))?,
+                key.get(8..16)
+                    .and_then(|k| k.try_into().ok())
+                    .ok_or_else(|| corrupt(self.id, "record key", "bad length"))?,
             );
             if offset >= self.size {
                 break;
@@ -62,6 +64,11 @@ impl PartitionReader {
         if offset >= self.size {
             return Ok(None);
         }
+        self.fetch(offset)
+    }
+
+    /// The record at `offset` as stored now, even past the view's size.
+    fn fetch(&self, offset: u64) -> Result<Option<StoredRecord>, StorageError> {
         let bytes = self.storage.db().get_cf(self.storage.cf("records"), self.id.record_key(offset))?;
         bytes
             .map(|bytes| {
@@ -78,7 +85,11 @@ impl PartitionReader {
         let offset = u64::from_be_bytes(
             index.as_slice().try_into().map_err(|_| corrupt(self.id, "key index", "bad length"))?,
         );
-        self.get(offset)?.map(Some).ok_or_else(|| corrupt(self.id, "key index", "points at a missing record"))
+        // The index may already name a record applied after this view was taken; it is
+        // committed and stored in the same write as the index entry, so serve it.
+        self.fetch(offset)?
+            .map(Some)
+            .ok_or_else(|| corrupt(self.id, "key index", "points at a missing record"))
     }
 
     /// The Merkle root when the partition had `size` records.

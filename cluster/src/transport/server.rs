@@ -87,7 +87,11 @@ pub async fn serve(listener: TcpListener, router: Arc<RaftRouter>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 connections.spawn(serve_connection(stream, router.clone()));
             }

@@ -138,7 +138,7 @@ fn spawn_child(id: u64, dir: &Path, members: &str, events: mpsc::Sender<Event>) 
         .env(DIR_ENV, dir)
         .env(MEMBERS_ENV, members)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(child_log(dir, id))
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -161,6 +161,23 @@ fn spawn_child(id: u64, dir: &Path, members: &str, events: mpsc::Sender<Event>) 
         }
     });
     child
+}
+
+/// Where a child's stderr goes (appended across restarts), so a failing run can show it.
+fn child_log(dir: &Path, id: u64) -> Stdio {
+    let path = dir.join(format!("node{id}.stderr"));
+    Stdio::from(std::fs::File::options().create(true).append(true).open(path).unwrap())
+}
+
+/// The tail of every child's stderr, for failure messages.
+fn child_logs(dir: &Path) -> String {
+    (0..3)
+        .map(|id| {
+            let text = std::fs::read_to_string(dir.join(format!("node{id}.stderr"))).unwrap_or_default();
+            let tail: String = text.chars().rev().take(1500).collect::<Vec<_>>().into_iter().rev().collect();
+            format!("--- node {id} stderr (tail) ---\n{tail}\n")
+        })
+        .collect()
 }
 
 /// Notes an acknowledgement; returns who wrote it.
@@ -205,7 +222,11 @@ fn acknowledged_writes_survive_kill_9_of_node_processes() {
         let before = acked.len();
         let mut writer = None;
         while acked.len() < before + 20 {
-            assert!(started.elapsed() < DEADLINE * 2, "no progress in round {round}");
+            assert!(
+                started.elapsed() < DEADLINE * 2,
+                "no progress in round {round}\n{}",
+                child_logs(dir.path())
+            );
             if let Ok(event) = events.recv_timeout(Duration::from_millis(100)) {
                 writer = record(event, &mut acked).or(writer);
             }
@@ -238,7 +259,11 @@ fn acknowledged_writes_survive_kill_9_of_node_processes() {
     let mut status: BTreeMap<u64, (u64, String)> = BTreeMap::new();
     let settle = Instant::now();
     loop {
-        assert!(settle.elapsed() < DEADLINE, "nodes did not converge: {status:?}");
+        assert!(
+            settle.elapsed() < DEADLINE,
+            "nodes did not converge: {status:?}\n{}",
+            child_logs(dir.path())
+        );
         let Ok(event) = events.recv_timeout(Duration::from_millis(100)) else { continue };
         if let Event::Status { node, size, root } = event {
             status.insert(node, (size, root));

@@ -18,11 +18,12 @@ use pyralog_crypto::{Checkpoint, ClusterId, LogName};
 
 use super::{ClusterError, ClusterNode};
 use crate::model::{LogConfig, Record, StoredRecord, partition_for_key};
+use crate::raft::GroupId;
 use crate::raft::{
     GlobalCommand, GlobalReply, LogInfo, MAX_BATCH_BYTES, Member, NodeId, PartitionReplica, ProposeError,
 };
 use crate::storage::{AppendOutcome, PartitionId, PartitionReader};
-use crate::transport::Transport;
+use crate::transport::{CallError, ForwardRefusal, RaftRequest, RaftResponse, Transport};
 
 /// How long a follower waits to apply up to a certified checkpoint before serving a proof.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
@@ -379,43 +380,42 @@ impl<T: Transport> ClusterNode<T> {
         partition
     }
 
-    /// Writes one partition's records through its local leader replica.
+    /// Writes one partition's records: through the local replica when it leads, otherwise
+    /// forwarded (one hop) to the leader this node knows of.
     fn write_partition(
         &self,
         id: PartitionId,
         records: Vec<Record>,
     ) -> impl Future<Output = Result<Vec<AppendReceipt>, ClusterError>> + Send + 'static {
         let replica = self.replica(id);
-        // Only a write this node cannot take needs the hint.
-        let not_leader = replica.is_none().then(|| self.not_leader(id));
-        let global = self.shared.global.state();
+        let leads =
+            replica.as_ref().is_some_and(|r| r.raft().metrics().borrow().state == ServerState::Leader);
+        // Only a write this node does not lead needs the leader's whereabouts.
+        let forward_to = (!leads).then(|| self.not_leader(id));
+        let shared = self.shared.clone();
         async move {
-            let Some(replica) = replica else {
-                return Err(not_leader.expect("computed when there is no replica"));
+            let written = match (replica, forward_to) {
+                (Some(replica), None) => {
+                    let written = tokio::time::timeout(WRITE_TIMEOUT, replica.append(records)).await;
+                    written.map_err(|_| ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT })??
+                }
+                (_, Some(ClusterError::NotLeader { leader: Some(leader), leader_addr: Some(addr), .. })) => {
+                    forward_append(&shared, id, leader, addr, records).await?
+                }
+                (_, Some(not_leader)) => return Err(not_leader),
+                (None, None) => unreachable!("a node without the replica does not lead it"),
             };
-            let written = tokio::time::timeout(WRITE_TIMEOUT, replica.append(records)).await;
-            let written =
-                written.map_err(|_| ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT })?;
-            match written {
-                Ok(written) => Ok(written
-                    .outcomes
-                    .into_iter()
-                    .zip(written.scarab_ids)
-                    .map(|(outcome, scarab_id)| AppendReceipt {
-                        partition: id.partition,
-                        epoch: written.epoch,
-                        outcome,
-                        scarab_id,
-                    })
-                    .collect()),
-                Err(err) => Err(match ClusterError::from(err) {
-                    ClusterError::NotLeader { leader: Some(leader), .. } => {
-                        let leader_addr = global.borrow().members.get(&leader).map(|m| m.addr.clone());
-                        ClusterError::NotLeader { partition: Some(id), leader: Some(leader), leader_addr }
-                    }
-                    other => other,
-                }),
-            }
+            Ok(written
+                .outcomes
+                .into_iter()
+                .zip(written.scarab_ids)
+                .map(|(outcome, scarab_id)| AppendReceipt {
+                    partition: id.partition,
+                    epoch: written.epoch,
+                    outcome,
+                    scarab_id,
+                })
+                .collect())
         }
     }
 
@@ -502,5 +502,33 @@ fn role(state: ServerState) -> Role {
         ServerState::Candidate => Role::Candidate,
         ServerState::Learner => Role::Learner,
         ServerState::Shutdown => Role::Shutdown,
+    }
+}
+
+/// Sends a partition's records to its leader at `addr` (one hop: a node that does not lead
+/// either answers with its own hint).
+async fn forward_append<T: Transport>(
+    shared: &super::Shared<T>,
+    id: PartitionId,
+    leader: NodeId,
+    addr: String,
+    records: Vec<Record>,
+) -> Result<crate::raft::Appended, ClusterError> {
+    let request = RaftRequest::AppendRecords(records);
+    let answer = shared.peers.call(&addr, GroupId::partition(id), request, WRITE_TIMEOUT).await;
+    let hint = |leader: Option<NodeId>| {
+        let leader_addr =
+            leader.and_then(|l| shared.global.state().borrow().members.get(&l).map(|m| m.addr.clone()));
+        ClusterError::NotLeader { partition: Some(id), leader, leader_addr }
+    };
+    match answer {
+        Ok(RaftResponse::RecordsAppended(Ok(written))) => Ok(written),
+        Ok(RaftResponse::RecordsAppended(Err(ForwardRefusal::NotLeader(other)))) => Err(hint(other)),
+        Ok(RaftResponse::RecordsAppended(Err(ForwardRefusal::Failed(reason)))) => {
+            Err(ClusterError::Remote { node: leader, reason })
+        }
+        Ok(_) => Err(hint(None)),
+        Err(CallError::Timeout { .. }) => Err(ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT }),
+        Err(CallError::Unreachable(_)) => Err(hint(Some(leader))),
     }
 }

@@ -95,6 +95,14 @@ pub enum ClusterError {
         /// How long the node waited.
         after: std::time::Duration,
     },
+    /// The partition leader this write was forwarded to failed it.
+    #[error("node {node} failed the forwarded write: {reason}")]
+    Remote {
+        /// The leader.
+        node: NodeId,
+        /// What it said.
+        reason: String,
+    },
     /// The global group refused the change.
     #[error(transparent)]
     Rejected(#[from] Rejection),

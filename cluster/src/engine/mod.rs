@@ -76,7 +76,7 @@ pub fn default_raft_config() -> Config {
 }
 
 /// What the node's tasks share.
-struct Shared<T: Transport> {
+pub(crate) struct Shared<T: Transport> {
     id: NodeId,
     cluster: ClusterId,
     addr: String,

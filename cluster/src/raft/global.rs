@@ -67,7 +67,7 @@ impl<T: Transport> GlobalReplica<T> {
         let raft = Raft::new(node, config, network, log, machine)
             .await
             .map_err(|err| ProposeError::Raft(err.to_string()))?;
-        router.insert(group, Route { raft: raft.clone(), signer: None });
+        router.insert(group, Route { raft: raft.clone(), signer: None, appender: None });
         Ok(GlobalReplica { raft, state, peers })
     }
 

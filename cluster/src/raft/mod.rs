@@ -30,7 +30,8 @@ pub use log_store::RocksLogStore;
 pub use network::{GroupNetwork, GroupNetworkFactory};
 pub use partition_sm::{PartitionSnapshotBuilder, PartitionStateMachine};
 pub use replica::{
-    Appended, IdGenerator, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_IN_FLIGHT, PartitionReplica, ReplicaError,
+    Appended, Appender, IdGenerator, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_IN_FLIGHT, PartitionReplica,
+    ReplicaError,
 };
 
 use std::fmt;

@@ -39,8 +39,30 @@ pub const MAX_IN_FLIGHT: usize = 4;
 /// The node's Scarab id generator, shared by every partition it leads.
 pub type IdGenerator = Arc<std::sync::Mutex<ScarabGenerator<SystemClock>>>;
 
+/// A handle that queues appends for a replica's batcher (the replica's own `append`, and
+/// appends forwarded by other nodes).
+#[derive(Debug, Clone)]
+pub struct Appender {
+    partition: PartitionId,
+    queue: mpsc::Sender<PendingAppend>,
+}
+
+impl Appender {
+    /// See [`PartitionReplica::append`].
+    pub async fn append(&self, records: Vec<Record>) -> AppendResult {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ReplicaError::Raft {
+            group: GroupId::partition(self.partition),
+            reason: "replica stopped".into(),
+        };
+        let bytes = records.iter().map(approximate_bytes).sum();
+        self.queue.send(PendingAppend { records, bytes, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
 /// What one [`PartitionReplica::append`] call wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Appended {
     /// The epoch the records were written in.
     pub epoch: u64,
@@ -103,7 +125,7 @@ pub struct PartitionReplica {
     storage: Storage,
     raft: Raft<GroupRaft>,
     state: watch::Receiver<PartitionState>,
-    appends: mpsc::Sender<PendingAppend>,
+    appender: Appender,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -139,16 +161,18 @@ impl PartitionReplica {
         let signer = checkpoints.as_ref().map(|context| {
             Arc::new(CheckpointSigner::new(partition, context.clone(), storage.clone(), state.clone()))
         });
-        router.insert(group, Route { raft: raft.clone(), signer: signer.clone() });
+        let (queue, pending) = mpsc::channel(MAX_BATCH_RECORDS);
+        let appender = Appender { partition, queue };
+        let route = Route { raft: raft.clone(), signer: signer.clone(), appender: Some(appender.clone()) };
+        router.insert(group, route);
         let reports = checkpoints.map(|context| context.reports);
         let mut tasks =
             vec![tokio::spawn(keep_epochs(node, partition, raft.clone(), state.clone(), reports))];
         if let Some(signer) = signer {
             tasks.push(tokio::spawn(certify_checkpoints(signer, raft.clone(), peers)));
         }
-        let (appends, queue) = mpsc::channel(MAX_BATCH_RECORDS);
-        tasks.push(tokio::spawn(batch_appends(partition, raft.clone(), queue, ids)));
-        Ok(PartitionReplica { partition, storage: storage.clone(), raft, state, appends, tasks })
+        tasks.push(tokio::spawn(batch_appends(partition, raft.clone(), pending, ids)));
+        Ok(PartitionReplica { partition, storage: storage.clone(), raft, state, appender, tasks })
     }
 
     /// Makes `members` (node id -> RPC address) the group's first voters. Call on one node once.
@@ -166,11 +190,7 @@ impl PartitionReplica {
     /// entry is committed (durable on a quorum) and applied here, with the epoch and one outcome
     /// per record, in order.
     pub async fn append(&self, records: Vec<Record>) -> AppendResult {
-        let (reply, answer) = oneshot::channel();
-        let stopped = || self.raft_error("replica stopped");
-        let bytes = records.iter().map(approximate_bytes).sum();
-        self.appends.send(PendingAppend { records, bytes, reply }).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.appender.append(records).await
     }
 
     /// The partition's applied state on this replica.

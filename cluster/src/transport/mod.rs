@@ -28,7 +28,8 @@ use tokio::net::TcpStream;
 use pyralog_crypto::Checkpoint;
 use pyralog_crypto::quorum::SignatureShare;
 
-use crate::raft::{GroupCommand, GroupId, GroupRaft, GroupReply, NodeId, SignRefusal};
+use crate::model::Record;
+use crate::raft::{Appended, GroupCommand, GroupId, GroupRaft, GroupReply, NodeId, SignRefusal};
 
 /// A Raft RPC addressed to one group on the peer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,6 +56,8 @@ pub enum RaftRequest {
     Forward(GroupCommand),
     /// The partition leader asks a replica to sign a checkpoint it has applied.
     SignCheckpoint(Checkpoint),
+    /// Records a node that does not lead the partition forwards to its leader (one hop).
+    AppendRecords(Vec<Record>),
 }
 
 /// The answer to a [`RequestFrame`].
@@ -77,6 +80,8 @@ pub enum RaftResponse {
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// Answer to [`RaftRequest::Forward`].
     Forwarded(Result<GroupReply, ForwardRefusal>),
+    /// Answer to [`RaftRequest::AppendRecords`].
+    RecordsAppended(Result<Appended, ForwardRefusal>),
     /// Answer to [`RaftRequest::SignCheckpoint`].
     Signed(Result<SignatureShare, SignRefusal>),
     /// The peer does not (yet) run this group.

@@ -13,7 +13,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use super::{
     ForwardRefusal, RaftRequest, RaftResponse, RequestFrame, ResponseFrame, read_frame, write_frame,
 };
-use crate::raft::{CheckpointSigner, GroupId, GroupRaft, SignRefusal};
+use crate::raft::{Appender, CheckpointSigner, GroupId, GroupRaft, ReplicaError, SignRefusal};
 
 /// What serves one group's RPCs on this node.
 #[derive(Clone)]
@@ -22,6 +22,8 @@ pub struct Route {
     pub raft: Raft<GroupRaft>,
     /// Signs checkpoints (partition groups with checkpointing on).
     pub signer: Option<Arc<CheckpointSigner>>,
+    /// Takes appends forwarded by other nodes (partition groups).
+    pub appender: Option<Appender>,
 }
 
 /// The Raft groups this node runs, by group id.
@@ -53,7 +55,7 @@ impl RaftRouter {
     }
 
     async fn handle(&self, request: RequestFrame) -> ResponseFrame {
-        let Some(Route { raft, signer }) = self.get(request.group) else {
+        let Some(Route { raft, signer, appender }) = self.get(request.group) else {
             return ResponseFrame { id: request.id, body: RaftResponse::UnknownGroup(request.group) };
         };
         let body = match request.body {
@@ -71,6 +73,13 @@ impl RaftRouter {
                     Err(err) => Err(ForwardRefusal::Failed(err.to_string())),
                 })
             }
+            RaftRequest::AppendRecords(records) => RaftResponse::RecordsAppended(match appender {
+                Some(appender) => appender.append(records).await.map_err(|err| match err {
+                    ReplicaError::NotLeader { leader, .. } => ForwardRefusal::NotLeader(leader),
+                    other => ForwardRefusal::Failed(other.to_string()),
+                }),
+                None => Err(ForwardRefusal::Failed("this group takes no appends".into())),
+            }),
             RaftRequest::SignCheckpoint(checkpoint) => RaftResponse::Signed(match signer {
                 Some(signer) => signer.sign(&checkpoint).await,
                 None => Err(SignRefusal::NotSigning),

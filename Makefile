@@ -11,8 +11,8 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/pyralog/target
 CARGO ?= cargo
 
 # Debian packages the build needs: mold (linker, see .cargo/config.toml), clang + libclang-dev
-# (bindgen for RocksDB in the cluster engine).
-APT_PACKAGES := mold clang libclang-dev
+# (bindgen for RocksDB in the cluster engine); curl + jq drive the local testnet's RPC calls.
+APT_PACKAGES := mold clang libclang-dev curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help deps build lint test testnet bench bench-cluster clean

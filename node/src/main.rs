@@ -1,6 +1,10 @@
 //! `pyralog`: the Pyralog node binary.
 
+mod config;
 mod keys;
+mod rpc;
+mod run;
+mod setup;
 
 use clap::{Parser, Subcommand};
 
@@ -14,6 +18,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a node's base path: config.toml, node key, data directory.
+    Init(setup::InitArgs),
+    /// Run the node.
+    Start(run::StartArgs),
+    /// Generate base paths for a local multi-node cluster.
+    Testnet(setup::TestnetArgs),
     /// Manage node identity keys (ed25519).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -22,6 +32,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Init(args) => setup::init(args),
+        Command::Start(args) => run::start(args),
+        Command::Testnet(args) => setup::testnet(args),
         Command::Keys(command) => keys::run(command),
     };
     match result {

@@ -1,4 +1,4 @@
-//! The `pyralog` binary as an operator runs it (one integration-test target for the crate).
+//! The `pyralog` binary as an operator runs it: keys.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,158 @@
+//! The node's `config.toml` and its base-path layout:
+//!
+//! ```text
+//! BASE/config.toml   settings (below)
+//! BASE/node.key      the node's ed25519 key (0600)
+//! BASE/data/db       RocksDB
+//! BASE/data/scarab.hwm  Scarab id high-water mark
+//! ```
+//!
+//! Precedence, as in Substrate and CometBFT: command-line flags, then `PYRALOG_*` environment
+//! variables (clap reads both), then the file, then defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use pyralog_crypto::PublicKey;
+use serde::{Deserialize, Serialize};
+
+/// Everything in `config.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// This node.
+    pub(crate) node: NodeSection,
+    /// The cluster's founding members.
+    pub(crate) cluster: ClusterSection,
+    /// JSON-RPC server settings and limits.
+    #[serde(default)]
+    pub(crate) rpc: RpcSection,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeSection {
+    /// Node id, unique in the cluster.
+    pub(crate) id: u64,
+    /// Cluster name (like a CometBFT chain id).
+    pub(crate) cluster_id: String,
+    /// Address peers reach this node's Raft transport at.
+    pub(crate) raft_addr: String,
+    /// `disk` (default) or `memory` (nothing survives a restart).
+    #[serde(default = "default_storage")]
+    pub(crate) storage: String,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterSection {
+    /// The members that bootstrap the cluster; the lowest id bootstraps it on first start.
+    pub(crate) members: Vec<MemberEntry>,
+}
+
+/// One founding member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberEntry {
+    /// Its node id.
+    pub(crate) id: u64,
+    /// Its Raft transport address.
+    pub(crate) raft_addr: String,
+    /// Its public key (`pyrpub1...`).
+    pub(crate) public_key: PublicKey,
+}
+
+/// `[rpc]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RpcSection {
+    /// JSON-RPC over HTTP and WebSocket.
+    pub(crate) addr: String,
+    /// Largest request body, bytes.
+    pub(crate) max_request_bytes: u32,
+    /// Largest response body, bytes.
+    pub(crate) max_response_bytes: u32,
+    /// Most concurrent connections.
+    pub(crate) max_connections: u32,
+    /// Most subscriptions per WebSocket connection.
+    pub(crate) max_subscriptions_per_connection: u32,
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        RpcSection {
+            addr: "127.0.0.1:9944".into(),
+            max_request_bytes: 10 << 20,
+            max_response_bytes: 10 << 20,
+            max_connections: 100,
+            max_subscriptions_per_connection: 1024,
+        }
+    }
+}
+
+fn default_storage() -> String {
+    "disk".into()
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        config.check().with_context(|| format!("invalid config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Writes `path`, refusing to replace an existing file.
+    pub(crate) fn write_new(&self, path: &Path) -> anyhow::Result<()> {
+        let text = toml::to_string_pretty(self)?;
+        let mut file = std::fs::File::create_new(path)
+            .with_context(|| format!("cannot create {} (it may exist already)", path.display()))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
+        Ok(())
+    }
+
+    /// Consistency checks a TOML schema cannot express.
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        pyralog_crypto::ClusterId::new(self.node.cluster_id.clone()).context("node.cluster_id")?;
+        if !["disk", "memory"].contains(&self.node.storage.as_str()) {
+            bail!("node.storage must be \"disk\" or \"memory\", not {:?}", self.node.storage);
+        }
+        if self.cluster.members.is_empty() {
+            bail!("cluster.members is empty");
+        }
+        let mut ids: Vec<u64> = self.cluster.members.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.cluster.members.len() {
+            bail!("cluster.members lists an id twice");
+        }
+        Ok(())
+    }
+}
+
+/// Where things live under a base path.
+#[derive(Debug, Clone)]
+pub(crate) struct BasePath(pub PathBuf);
+
+impl BasePath {
+    /// `BASE/config.toml`.
+    pub(crate) fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+
+    /// `BASE/node.key`.
+    pub(crate) fn key(&self) -> PathBuf {
+        self.0.join("node.key")
+    }
+
+    /// `BASE/data`.
+    pub(crate) fn data(&self) -> PathBuf {
+        self.0.join("data")
+    }
+}

@@ -1,0 +1,434 @@
+//! The JSON-RPC 2.0 API (jsonrpsee; HTTP and WebSocket on one port). Bytes are 0x-prefixed
+//! hex. Parameters are one object with named fields (by-name), e.g.
+//! `{"method":"log_read","params":{"log":"orders","partition":0,"from":0,"max":100}}`.
+//!
+//! Writes sent to a node that does not lead the partition are forwarded to the leader by the
+//! engine (one hop); if that fails the error carries the leader hint (code 1010).
+
+use std::sync::Arc;
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
+use pyralog_cluster::engine::{AppendReceipt, ClusterError, ClusterNode, Role};
+use pyralog_cluster::model::{Header, LogConfig, ProducerSeq, Record, StoredRecord};
+use pyralog_cluster::raft::LogInfo;
+use pyralog_cluster::storage::AppendOutcome;
+use pyralog_crypto::LogName;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Stable error codes (besides JSON-RPC's own -32700..-32600 for malformed requests and -32602
+/// for bad params).
+pub(crate) mod codes {
+    /// No log with that name.
+    pub(crate) const UNKNOWN_LOG: i32 = 1001;
+    /// The log has no such partition.
+    pub(crate) const UNKNOWN_PARTITION: i32 = 1002;
+    /// Offset or size beyond the partition.
+    pub(crate) const OFFSET_OUT_OF_RANGE: i32 = 1003;
+    /// A record is larger than the log allows.
+    pub(crate) const RECORD_TOO_LARGE: i32 = 1004;
+    /// The batch is larger than one request may carry.
+    pub(crate) const BATCH_TOO_LARGE: i32 = 1005;
+    /// A record cannot be encoded.
+    pub(crate) const INVALID_RECORD: i32 = 1006;
+    /// Not the leader; `data` has `leader` and `leaderRaftAddr`.
+    pub(crate) const NOT_LEADER: i32 = 1010;
+    /// This node has no replica; `data.replicas` lists who has.
+    pub(crate) const NOT_REPLICA: i32 = 1011;
+    /// No certified checkpoint covers the record yet.
+    pub(crate) const NOT_CERTIFIED: i32 = 1012;
+    /// The write's outcome is unknown (no commit in time).
+    pub(crate) const TIMEOUT: i32 = 1013;
+    /// The cluster refused the change (log exists, not enough members, ...).
+    pub(crate) const REJECTED: i32 = 1020;
+    /// The node failed (storage, Raft).
+    pub(crate) const INTERNAL: i32 = 1030;
+}
+
+type Node = ClusterNode;
+type RpcResult = Result<Value, ErrorObjectOwned>;
+
+/// Builds the RPC module over `node`.
+pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
+    let mut module = RpcModule::from_arc(node);
+    let register =
+        |module: &mut RpcModule<Node>, name: &'static str, f: fn(&Node, Params<'_>) -> RpcResult| {
+            module.register_method(name, move |params, node, _| f(node, params)).expect("unique method name");
+        };
+    register(&mut module, "system_health", |node, _| {
+        let status = node.status();
+        let ok = status.global_leader.is_some() && !status.members.is_empty();
+        Ok(json!({ "ok": ok, "globalLeader": status.global_leader, "members": status.members.len() }))
+    });
+    register(&mut module, "system_version", |_, _| {
+        Ok(json!({ "name": "pyralog", "version": env!("CARGO_PKG_VERSION") }))
+    });
+    register(&mut module, "system_status", |node, _| Ok(status_json(node)));
+    register(&mut module, "log_list", |node, _| Ok(Value::Array(node.logs().iter().map(log_json).collect())));
+    register(&mut module, "log_read", read);
+    register(&mut module, "log_getLatest", latest);
+    register(&mut module, "log_getCheckpoint", checkpoint);
+    register(&mut module, "log_getConsistencyProof", consistency_proof);
+    module
+        .register_async_method("log_create", |params, node, _| async move { create(&node, params).await })
+        .expect("unique method name");
+    module
+        .register_async_method("log_append", |params, node, _| async move { append(&node, params).await })
+        .expect("unique method name");
+    module
+        .register_async_method("log_getProof", |params, node, _| async move { proof(&node, params).await })
+        .expect("unique method name");
+    module
+}
+
+fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObject::owned(jsonrpsee::types::error::INVALID_PARAMS_CODE, message.into(), None::<()>)
+}
+
+fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjectOwned> {
+    params.parse().map_err(|err| invalid(err.message().to_owned()))
+}
+
+fn hex_bytes(field: &str, text: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
+    let digits =
+        text.strip_prefix("0x").ok_or_else(|| invalid(format!("{field}: bytes are 0x-prefixed hex")))?;
+    hex::decode(digits).map_err(|err| invalid(format!("{field}: {err}")))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Maps engine errors to stable codes, with the details a client needs in `data`.
+fn cluster_error(err: ClusterError) -> ErrorObjectOwned {
+    let message = err.to_string();
+    let (code, data) = match &err {
+        ClusterError::UnknownLog(_) => (codes::UNKNOWN_LOG, None),
+        ClusterError::UnknownPartition { partitions, .. } => {
+            (codes::UNKNOWN_PARTITION, Some(json!({ "partitions": partitions })))
+        }
+        ClusterError::OffsetOutOfRange { size, .. } => {
+            (codes::OFFSET_OUT_OF_RANGE, Some(json!({ "size": size })))
+        }
+        ClusterError::RecordTooLarge { index, max, .. } => {
+            (codes::RECORD_TOO_LARGE, Some(json!({ "index": index, "max": max })))
+        }
+        ClusterError::BatchTooLarge { max, .. } => (codes::BATCH_TOO_LARGE, Some(json!({ "max": max }))),
+        ClusterError::InvalidRecord { index, .. } => (codes::INVALID_RECORD, Some(json!({ "index": index }))),
+        ClusterError::NotLeader { leader, leader_addr, .. } => {
+            (codes::NOT_LEADER, Some(json!({ "leader": leader, "leaderRaftAddr": leader_addr })))
+        }
+        ClusterError::NotReplica { replicas, .. } => {
+            (codes::NOT_REPLICA, Some(json!({ "replicas": replicas })))
+        }
+        ClusterError::NotCertified { .. } => (codes::NOT_CERTIFIED, None),
+        ClusterError::Timeout { .. } => (codes::TIMEOUT, None),
+        ClusterError::Rejected(_) => (codes::REJECTED, None),
+        _ => (codes::INTERNAL, None),
+    };
+    ErrorObject::owned(code, message, data)
+}
+
+fn log_json(log: &LogInfo) -> Value {
+    json!({
+        "id": log.id,
+        "name": log.config.name.as_str(),
+        "partitions": log.config.partitions,
+        "replicationFactor": log.config.replication_factor,
+        "maxRecordBytes": log.config.max_record_bytes,
+        "placement": log.placement,
+    })
+}
+
+fn status_json(node: &Node) -> Value {
+    let status = node.status();
+    let role = |role: Role| format!("{role:?}").to_lowercase();
+    json!({
+        "nodeId": status.id,
+        "cluster": status.cluster.as_str(),
+        "raftAddr": status.addr,
+        "globalLeader": status.global_leader,
+        "members": status.members.iter().map(|(id, m)| json!({
+            "id": id, "raftAddr": m.addr, "publicKey": m.key.to_string(),
+        })).collect::<Vec<_>>(),
+        "partitions": status.partitions.iter().map(|p| json!({
+            "log": p.log.as_str(), "partition": p.partition, "role": role(p.role), "leader": p.leader,
+            "epoch": p.epoch, "size": p.size, "certifiedSize": p.certified_size,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn record_json(stored: &StoredRecord) -> Value {
+    let record = &stored.record;
+    json!({
+        "offset": stored.offset,
+        "epoch": stored.epoch,
+        "key": record.key.as_deref().map(to_hex),
+        "value": to_hex(&record.value),
+        "headers": record.headers.iter().map(|h| json!({ "name": h.name, "value": to_hex(&h.value) })).collect::<Vec<_>>(),
+        "timestampMs": record.timestamp_ms,
+        "scarabId": record.scarab_id.to_string(),
+        "producer": record.producer.map(|p| json!({ "id": p.producer, "seq": p.sequence })),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateParams {
+    name: String,
+    partitions: u32,
+    replication_factor: u8,
+    #[serde(default = "default_max_record_bytes")]
+    max_record_bytes: u32,
+}
+
+fn default_max_record_bytes() -> u32 {
+    1 << 20
+}
+
+async fn create(node: &Node, params: Params<'static>) -> RpcResult {
+    let p: CreateParams = parse(&params)?;
+    let name = LogName::new(p.name).map_err(|err| invalid(format!("name: {err}")))?;
+    let config = LogConfig {
+        name,
+        partitions: p.partitions,
+        replication_factor: p.replication_factor,
+        max_record_bytes: p.max_record_bytes,
+    };
+    node.create_log(config).await.map(|info| log_json(&info)).map_err(cluster_error)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RecordParams {
+    #[serde(default)]
+    key: Option<String>,
+    value: String,
+    #[serde(default)]
+    headers: Vec<HeaderParams>,
+    #[serde(default)]
+    timestamp_ms: Option<u64>,
+    #[serde(default)]
+    producer: Option<ProducerParams>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderParams {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProducerParams {
+    id: u64,
+    seq: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AppendParams {
+    log: String,
+    records: Vec<RecordParams>,
+    #[serde(default)]
+    partition: Option<u32>,
+}
+
+fn to_record(index: usize, p: RecordParams) -> Result<Record, ErrorObjectOwned> {
+    let field = |name: &str| format!("records[{index}].{name}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Ok(Record {
+        key: p.key.map(|k| hex_bytes(&field("key"), &k)).transpose()?,
+        value: hex_bytes(&field("value"), &p.value)?,
+        headers: p
+            .headers
+            .into_iter()
+            .map(|h| Ok(Header { value: hex_bytes(&field("headers.value"), &h.value)?, name: h.name }))
+            .collect::<Result<_, ErrorObjectOwned>>()?,
+        timestamp_ms: p.timestamp_ms.unwrap_or(now),
+        scarab_id: 0,
+        producer: p.producer.map(|p| ProducerSeq { producer: p.id, sequence: p.seq }),
+    })
+}
+
+fn receipt_json(receipt: &AppendReceipt) -> Value {
+    let (offset, duplicate) = match receipt.outcome {
+        AppendOutcome::Appended { offset } => (Some(offset), false),
+        AppendOutcome::Duplicate { original_offset } => (original_offset, true),
+        AppendOutcome::OutOfOrderSequence { .. } => (None, false),
+    };
+    let mut value = json!({
+        "partition": receipt.partition, "offset": offset, "epoch": receipt.epoch,
+        // Scarab ids exceed 2^53: a string, so JavaScript and jq keep every digit.
+        "scarabId": receipt.scarab_id.to_string(),
+    });
+    if duplicate {
+        value["duplicate"] = json!(true);
+    }
+    if let AppendOutcome::OutOfOrderSequence { expected, got } = receipt.outcome {
+        value["outOfOrderSequence"] = json!({ "expected": expected, "got": got });
+    }
+    value
+}
+
+async fn append(node: &Node, params: Params<'static>) -> RpcResult {
+    let p: AppendParams = parse(&params)?;
+    if p.records.is_empty() {
+        return Err(invalid("records: at least one record"));
+    }
+    let records =
+        p.records.into_iter().enumerate().map(|(i, r)| to_record(i, r)).collect::<Result<Vec<_>, _>>()?;
+    let receipts: Vec<AppendReceipt> = match p.partition {
+        Some(partition) => node.append_to(&p.log, partition, records).await.map_err(cluster_error)?,
+        None => {
+            let results = node.append(&p.log, records).await.map_err(cluster_error)?;
+            let mut receipts = Vec::with_capacity(results.len());
+            for result in results {
+                // Records of other partitions may be stored already: say which, in `data`.
+                match result {
+                    Ok(receipt) => receipts.push(receipt),
+                    Err(err) => {
+                        let err = std::sync::Arc::try_unwrap(err)
+                            .unwrap_or_else(|shared| ClusterError::Io(shared.to_string()));
+                        let mut object = cluster_error(err);
+                        let written: Vec<Value> = receipts.iter().map(receipt_json).collect();
+                        object = ErrorObject::owned(
+                            object.code(),
+                            object.message().to_owned(),
+                            Some(
+                                json!({ "detail": object.data().map(|d| d.get()), "writtenBefore": written }),
+                            ),
+                        );
+                        return Err(object);
+                    }
+                }
+            }
+            receipts
+        }
+    };
+    Ok(Value::Array(receipts.iter().map(receipt_json).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReadParams {
+    log: String,
+    partition: u32,
+    #[serde(default)]
+    from: u64,
+    #[serde(default = "default_max")]
+    max: usize,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+fn default_max() -> usize {
+    1000
+}
+
+fn read(node: &Node, params: Params<'_>) -> RpcResult {
+    let p: ReadParams = parse(&params)?;
+    let max = p.max.min(10_000);
+    match p.format.as_deref() {
+        None | Some("json") => {
+            let records = node.read(&p.log, p.partition, p.from, max).map_err(cluster_error)?;
+            Ok(Value::Array(records.iter().map(record_json).collect()))
+        }
+        Some("arrow") => {
+            let batch = node.read_arrow(&p.log, p.partition, p.from, max).map_err(cluster_error)?;
+            let ipc = pyralog_cluster::columnar::batch_to_ipc(&batch)
+                .map_err(|err| ErrorObject::owned(codes::INTERNAL, err.to_string(), None::<()>))?;
+            Ok(json!({ "format": "arrow-ipc-stream", "rows": batch.num_rows(), "data": to_hex(&ipc) }))
+        }
+        Some(other) => Err(invalid(format!("format: \"json\" or \"arrow\", not {other:?}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatestParams {
+    log: String,
+    key: String,
+}
+
+fn latest(node: &Node, params: Params<'_>) -> RpcResult {
+    let p: LatestParams = parse(&params)?;
+    let key = hex_bytes("key", &p.key)?;
+    let record = node.latest(&p.log, &key).map_err(cluster_error)?;
+    Ok(record.as_ref().map_or(Value::Null, record_json))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionParams {
+    log: String,
+    partition: u32,
+}
+
+fn certificate_json(certificate: &pyralog_crypto::QuorumCertificate<pyralog_crypto::Checkpoint>) -> Value {
+    let c = &certificate.message;
+    json!({
+        "checkpoint": {
+            "cluster": c.cluster.as_str(), "log": c.log.as_str(), "partition": c.partition, "epoch": c.epoch,
+            "size": c.size, "root": to_hex(&c.root.0), "timeMs": c.time_ms,
+        },
+        "encoded": to_hex(&c.encode()),
+        "signatures": certificate.signatures.iter().map(|s| json!({
+            "signer": s.signer.to_string(), "signature": to_hex(&s.signature.to_bytes()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn checkpoint(node: &Node, params: Params<'_>) -> RpcResult {
+    let p: PartitionParams = parse(&params)?;
+    let certificate = node.checkpoint(&p.log, p.partition).map_err(cluster_error)?;
+    Ok(certificate.as_ref().map_or(Value::Null, certificate_json))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ConsistencyParams {
+    log: String,
+    partition: u32,
+    old_size: u64,
+    new_size: u64,
+}
+
+fn consistency_proof(node: &Node, params: Params<'_>) -> RpcResult {
+    let p: ConsistencyParams = parse(&params)?;
+    let proof = node.consistency_proof(&p.log, p.partition, p.old_size, p.new_size).map_err(cluster_error)?;
+    Ok(json!({
+        "oldSize": p.old_size, "newSize": p.new_size,
+        "path": proof.path.iter().map(|d| to_hex(&d.0)).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofParams {
+    log: String,
+    partition: u32,
+    offset: u64,
+}
+
+async fn proof(node: &Node, params: Params<'static>) -> RpcResult {
+    let p: ProofParams = parse(&params)?;
+    let proof = node.proof(&p.log, p.partition, p.offset).await.map_err(cluster_error)?;
+    let encoded = proof
+        .record
+        .encode()
+        .map_err(|err| ErrorObject::owned(codes::INTERNAL, err.to_string(), None::<()>))?;
+    Ok(json!({
+        "record": record_json(&proof.record),
+        "encoded": to_hex(&encoded),
+        "proof": {
+            "index": proof.proof.index, "treeSize": proof.proof.size,
+            "path": proof.proof.path.iter().map(|d| to_hex(&d.0)).collect::<Vec<_>>(),
+        },
+        "certificate": certificate_json(&proof.certificate),
+    }))
+}

@@ -1,0 +1,166 @@
+//! `pyralog start`: the node process. Opens the engine, bootstraps the cluster if this is its
+//! lowest-id founding member, serves JSON-RPC, and shuts down cleanly on SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use jsonrpsee::server::{Server, ServerConfig};
+use pyralog_cluster::engine::{ClusterNode, NodeConfig, default_raft_config};
+use pyralog_cluster::raft::Member;
+use pyralog_cluster::storage::StorageMode;
+use pyralog_cluster::transport::TcpTransport;
+use pyralog_crypto::ClusterId;
+use pyralog_crypto::keys::load_key_file;
+
+use crate::config::{BasePath, Config};
+
+/// `pyralog start`.
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    /// Directory made by `pyralog init` or `pyralog testnet`.
+    #[arg(long, env = "PYRALOG_BASE_PATH", required_unless_present = "dev")]
+    pub(crate) base_path: Option<PathBuf>,
+    /// Config file (default: BASE/config.toml).
+    #[arg(long, env = "PYRALOG_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Overrides `[rpc] addr`.
+    #[arg(long, env = "PYRALOG_RPC_ADDR")]
+    pub(crate) rpc_addr: Option<String>,
+    /// Overrides `[node] raft_addr` (where this node listens).
+    #[arg(long, env = "PYRALOG_RAFT_ADDR")]
+    pub(crate) raft_addr: Option<String>,
+    /// A throwaway single-node cluster in a temporary directory.
+    #[arg(long, conflicts_with = "base_path")]
+    pub(crate) dev: bool,
+}
+
+/// Runs `pyralog start` until a shutdown signal.
+pub(crate) fn start(args: StartArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let (base, _dev_dir) = match (&args.base_path, args.dev) {
+        (Some(base), _) => (BasePath(base.clone()), None),
+        (None, _) => {
+            let dir = std::env::temp_dir().join(format!("pyralog-dev-{}", std::process::id()));
+            let init = crate::setup::InitArgs {
+                base_path: dir.clone(),
+                cluster_id: "dev".into(),
+                node_id: 0,
+                raft_addr: args.raft_addr.clone().unwrap_or_else(|| "127.0.0.1:30333".into()),
+                rpc_addr: args.rpc_addr.clone().unwrap_or_else(|| "127.0.0.1:9944".into()),
+            };
+            crate::setup::init(init)?;
+            (BasePath(dir.clone()), Some(DevDir(dir)))
+        }
+    };
+    let mut config = Config::load(&args.config.clone().unwrap_or_else(|| base.config()))?;
+    if let Some(addr) = args.rpc_addr {
+        config.rpc.addr = addr;
+    }
+    if let Some(addr) = args.raft_addr {
+        config.node.raft_addr = addr;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(base, config))
+}
+
+/// Removes the `--dev` directory on exit.
+struct DevDir(PathBuf);
+
+impl Drop for DevDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
+    let keypair = load_key_file(&base.key())?;
+    let cluster = ClusterId::new(config.node.cluster_id.clone())?;
+    let storage = match config.node.storage.as_str() {
+        "memory" => StorageMode::Memory,
+        _ => StorageMode::Disk(base.data().join("db")),
+    };
+    let node_config = NodeConfig {
+        id: config.node.id,
+        cluster,
+        storage,
+        scarab_path: base.data().join("scarab.hwm"),
+        raft: Arc::new(default_raft_config().validate()?),
+        checkpoint_interval: Duration::from_millis(100),
+    };
+    let listener = tokio::net::TcpListener::bind(&config.node.raft_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (raft)", config.node.raft_addr))?;
+    let node = Arc::new(ClusterNode::start(node_config, keypair, listener, TcpTransport).await?);
+    tracing::info!(node = config.node.id, raft = %node.addr(), "cluster engine started");
+
+    let founders: BTreeMap<u64, Member> = config
+        .cluster
+        .members
+        .iter()
+        .map(|m| (m.id, Member { addr: m.raft_addr.clone(), key: m.public_key }))
+        .collect();
+    if founders.keys().next() == Some(&config.node.id) {
+        tokio::spawn(bootstrap(node.clone(), founders));
+    }
+
+    let rpc_config = ServerConfig::builder()
+        .max_request_body_size(config.rpc.max_request_bytes)
+        .max_response_body_size(config.rpc.max_response_bytes)
+        .max_connections(config.rpc.max_connections)
+        .max_subscriptions_per_connection(config.rpc.max_subscriptions_per_connection)
+        .build();
+    let server = Server::builder()
+        .set_config(rpc_config)
+        .build(&config.rpc.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (rpc)", config.rpc.addr))?;
+    let rpc_addr = server.local_addr()?;
+    let handle = server.start(crate::rpc::module(node.clone()));
+    tracing::info!(rpc = %rpc_addr, "JSON-RPC (HTTP and WebSocket) listening");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = handle.stop();
+    handle.stopped().await;
+    match Arc::try_unwrap(node) {
+        Ok(node) => node.shutdown().await,
+        Err(_) => tracing::warn!("requests still running at shutdown; the database closes with the process"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Bootstraps the cluster once the founders answer (idempotent; retried until it holds).
+async fn bootstrap(node: Arc<ClusterNode>, founders: BTreeMap<u64, Member>) {
+    loop {
+        match node.bootstrap(founders.clone()).await {
+            Ok(()) => {
+                tracing::info!(members = founders.len(), "cluster bootstrapped");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "bootstrap not done yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

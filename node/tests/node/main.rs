@@ -1,0 +1,4 @@
+//! Integration tests of the `pyralog` binary (one test target for the crate).
+
+mod cli;
+mod rpc;

@@ -1,0 +1,301 @@
+//! Three real `pyralog` processes from `pyralog testnet`: every RPC method round-trips, writes
+//! sent to any node land (forwarded to the leader), proofs served verify against the certified
+//! checkpoint, bad requests get their documented codes and change nothing, and SIGTERM stops a
+//! node cleanly (exit 0).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonrpsee::core::client::{ClientT, Error as ClientError};
+use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use pyralog_crypto::merkle::{Blake3Merkle, InclusionProof};
+use pyralog_crypto::{Checkpoint, Digest};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The node processes; killed when the test ends, however it ends.
+struct Testnet {
+    children: Vec<Child>,
+    rpc: Vec<String>,
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Two consecutive free ports for each of `n` nodes is not guaranteed; pick a base and check.
+fn free_base(n: u16) -> u16 {
+    loop {
+        let base = free_ports(1)[0];
+        if base > 60000 {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+fn start(dir: &Path) -> Testnet {
+    let (raft, rpc) = (free_base(3), free_base(3));
+    let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
+        .args(["testnet", "--nodes", "3", "--out"])
+        .arg(dir)
+        .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let children = (0..3).map(|i| spawn_node(dir, i)).collect();
+    let rpc = (0..3).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
+    Testnet { children, rpc }
+}
+
+fn spawn_node(dir: &Path, i: u16) -> Child {
+    let log = std::fs::File::create(dir.join(format!("node{i}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pyralog"))
+        .args(["start", "--base-path"])
+        .arg(dir.join(format!("node{i}")))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn client(url: &str) -> HttpClient {
+    HttpClientBuilder::default().request_timeout(Duration::from_secs(40)).build(url).unwrap()
+}
+
+fn params(value: Value) -> ObjectParams {
+    let mut params = ObjectParams::new();
+    for (name, value) in value.as_object().unwrap() {
+        params.insert(name, value).unwrap();
+    }
+    params
+}
+
+async fn call(url: &str, method: &str, args: Value) -> Result<Value, ClientError> {
+    client(url).request(method, params(args)).await
+}
+
+fn code(result: Result<Value, ClientError>) -> i32 {
+    match result {
+        Err(ClientError::Call(err)) => err.code(),
+        other => panic!("expected an error object, got {other:?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    format!("0x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn unhex(value: &Value) -> Vec<u8> {
+    let text = value.as_str().unwrap().strip_prefix("0x").unwrap();
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Polls `check` until it returns `Some`.
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A raw HTTP POST, for bodies a JSON-RPC client would never send.
+fn raw_post(url: &str, body: &str) -> String {
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_node_processes_serve_the_rpc_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = start(dir.path());
+    for url in net.rpc.clone() {
+        eventually("a healthy node that knows the three members", async || {
+            let health = call(&url, "system_health", json!({})).await.ok()?;
+            (health["globalLeader"].is_u64() && health["members"] == 3).then_some(())
+        })
+        .await;
+    }
+    let (a, b) = (net.rpc[0].clone(), net.rpc[1].clone());
+    let version = call(&a, "system_version", json!({})).await.unwrap();
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+
+    let created = call(
+        &a,
+        "log_create",
+        json!({"name": "orders", "partitions": 2, "replicationFactor": 3, "maxRecordBytes": 512}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created["partitions"], 2);
+    eventually("the log listed on node 1", async || {
+        let logs = call(&b, "log_list", json!({})).await.ok()?;
+        (logs.as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    eventually("partition leaders", async || {
+        let status = call(&a, "system_status", json!({})).await.ok()?;
+        let led = status["partitions"].as_array()?.iter().all(|p| p["leader"].is_u64());
+        (status["partitions"].as_array()?.len() == 2 && led).then_some(())
+    })
+    .await;
+
+    // Writes through any node: the engine forwards to the partition leader.
+    let records: Vec<Value> = (0..6).map(|i| json!({"key": hex(format!("k{}", i % 2).as_bytes()), "value": hex(format!("v{i}").as_bytes())})).collect();
+    let receipts = call(&b, "log_append", json!({"log": "orders", "records": records})).await.unwrap();
+    let receipts = receipts.as_array().unwrap();
+    assert_eq!(receipts.len(), 6);
+    assert!(receipts.iter().all(|r| r["offset"].is_u64()
+        && r["epoch"].as_u64() >= Some(1)
+        && r["scarabId"].as_str().and_then(|s| s.parse::<u64>().ok()) > Some(0)));
+    let more = call(
+        &net.rpc[2],
+        "log_append",
+        json!({"log": "orders", "partition": 1, "records": [{"value": "0x00ff"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(more[0]["partition"], 1);
+
+    // Reads (JSON and Arrow) agree on every node.
+    let k0_partition = receipts[0]["partition"].as_u64().unwrap();
+    for url in &net.rpc {
+        let read = eventually("the records on every node", async || {
+            let read =
+                call(url, "log_read", json!({"log": "orders", "partition": k0_partition})).await.ok()?;
+            (read.as_array()?.len() >= 3).then_some(read)
+        })
+        .await;
+        assert_eq!(read[0]["value"], hex(b"v0"));
+        let arrow =
+            call(url, "log_read", json!({"log": "orders", "partition": k0_partition, "format": "arrow"}))
+                .await
+                .unwrap();
+        let batches = pyralog_cluster::columnar::ipc_to_batches(&unhex(&arrow["data"])).unwrap();
+        assert_eq!(batches[0].num_rows(), read.as_array().unwrap().len());
+        let latest = call(url, "log_getLatest", json!({"log": "orders", "key": hex(b"k0")})).await.unwrap();
+        assert_eq!(latest["value"], hex(b"v4"));
+    }
+
+    // Proofs verify against the certified checkpoint; a changed value does not.
+    let certified = eventually("a certified checkpoint", async || {
+        let c =
+            call(&a, "log_getCheckpoint", json!({"log": "orders", "partition": k0_partition})).await.ok()?;
+        (c["checkpoint"]["size"].as_u64()? >= 3).then_some(c)
+    })
+    .await;
+    let checkpoint = Checkpoint::decode(&unhex(&certified["encoded"])).unwrap();
+    let proof = eventually("a proof from node 2", async || {
+        call(&net.rpc[2], "log_getProof", json!({"log": "orders", "partition": k0_partition, "offset": 0}))
+            .await
+            .ok()
+    })
+    .await;
+    let path: Vec<Digest> = proof["proof"]["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| Digest(unhex(d).try_into().unwrap()))
+        .collect();
+    let inclusion =
+        InclusionProof::<Blake3Merkle>::new(0, proof["proof"]["treeSize"].as_u64().unwrap(), path);
+    let served = Checkpoint::decode(&unhex(&proof["certificate"]["encoded"])).unwrap();
+    assert!(served.size >= checkpoint.size);
+    let encoded = unhex(&proof["encoded"]);
+    assert_eq!(served.verify_inclusion(&encoded, &inclusion), Ok(()));
+    let mut tampered = encoded.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(served.verify_inclusion(&tampered, &inclusion).is_err());
+    let consistency = call(
+        &a,
+        "log_getConsistencyProof",
+        json!({"log": "orders", "partition": k0_partition, "oldSize": 1, "newSize": 3}),
+    )
+    .await
+    .unwrap();
+    assert!(consistency["path"].is_array());
+
+    // Bad requests: documented codes, nothing changes.
+    let before = call(&a, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
+    assert_eq!(
+        code(call(&a, "log_append", json!({"log": "nope", "records": [{"value": "0x01"}]})).await),
+        1001
+    );
+    assert_eq!(code(call(&a, "log_read", json!({"log": "orders", "partition": 9})).await), 1002);
+    assert_eq!(code(call(&a, "log_read", json!({"log": "orders", "partition": 0, "from": 999})).await), 1003);
+    let big = hex(&vec![7u8; 600]);
+    assert_eq!(
+        code(
+            call(&a, "log_append", json!({"log": "orders", "partition": 0, "records": [{"value": big}]}))
+                .await
+        ),
+        1004
+    );
+    assert_eq!(
+        code(call(&a, "log_append", json!({"log": "orders", "records": [{"value": "zz"}]})).await),
+        -32602
+    );
+    assert_eq!(
+        code(call(&a, "log_append", json!({"log": "orders", "records": [{"value": 5}]})).await),
+        -32602
+    );
+    assert_eq!(
+        code(
+            call(&a, "log_create", json!({"name": "orders", "partitions": 1, "replicationFactor": 1})).await
+        ),
+        1020
+    );
+    assert_eq!(
+        code(
+            call(&a, "log_create", json!({"name": "bad name!", "partitions": 1, "replicationFactor": 1}))
+                .await
+        ),
+        -32602
+    );
+    assert!(raw_post(&a, "{not json").contains("-32700"));
+    assert_eq!(call(&a, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap(), before);
+
+    // SIGTERM: a clean exit.
+    let pid = net.children[2].id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = net.children[2].try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < DEADLINE, "node did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+}

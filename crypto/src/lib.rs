@@ -9,10 +9,12 @@
 //! - [`keys`]: ed25519 identities, their text encoding and key files.
 //! - [`checkpoint`]: signed statements "partition P of log L had size N and root R".
 //! - [`quorum`]: quorum certificates verified against weighted member sets.
+//! - [`light`]: the light client's end-to-end check of a served record.
 
 pub mod checkpoint;
 pub mod hash;
 pub mod keys;
+pub mod light;
 pub mod merkle;
 pub mod quorum;
 

@@ -2,6 +2,7 @@
 
 mod config;
 mod keys;
+mod light;
 mod rpc;
 mod run;
 mod setup;
@@ -27,6 +28,9 @@ enum Command {
     /// Manage node identity keys (ed25519).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Light client: verify what a node serves without trusting it.
+    #[command(subcommand)]
+    Light(light::LightCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Start(args) => run::start(args),
         Command::Testnet(args) => setup::testnet(args),
         Command::Keys(command) => keys::run(command),
+        Command::Light(command) => light::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

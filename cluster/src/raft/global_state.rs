@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use pyralog_crypto::quorum::{MemberSet, QuorumCertificate, Threshold};
+use pyralog_crypto::quorum::{MemberSet, QuorumCertificate};
 use pyralog_crypto::{Checkpoint, ClusterId, LogName, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +19,8 @@ pub const MAX_PARTITIONS: u32 = 1024;
 /// Largest `max_record_bytes` a log may set: one record fits one request and one Raft entry.
 pub const MAX_RECORD_BYTES_LIMIT: u32 = 4 << 20;
 
-/// Signatures a checkpoint needs: a majority of the partition's replicas.
-pub const CHECKPOINT_THRESHOLD: Threshold = Threshold::MAJORITY;
+/// Signatures a checkpoint needs (shared with light clients).
+pub use pyralog_crypto::light::CHECKPOINT_THRESHOLD;
 
 /// A node of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

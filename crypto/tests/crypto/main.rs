@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod keys;
+mod light;
 mod merkle_props;
 mod quorum;
 mod rfc6962;

@@ -1,0 +1,249 @@
+//! `pyralog light verify-record`: checks a record served by any node without trusting it.
+//!
+//! The trust file (JSON) pins the cluster's member keys and each log's placement, and keeps the
+//! latest checkpoint verified per partition. Without one, `--trust-on-first-use` pins what the
+//! server says (with a warning): the same leap of faith as SSH's first connection.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::http_client::HttpClientBuilder;
+use pyralog_cluster::model::StoredRecord;
+use pyralog_crypto::light::{RecordEvidence, RecordQuery, verify_record};
+use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof, InclusionProof};
+use pyralog_crypto::quorum::{MemberSet, QuorumCertificate, SignatureShare};
+use pyralog_crypto::{Checkpoint, ClusterId, Digest, LogName, PublicKey, Signature};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// `pyralog light ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LightCommand {
+    /// Verify one record end to end: inclusion proof, certified checkpoint, consistency with
+    /// the last trusted checkpoint.
+    VerifyRecord(VerifyArgs),
+}
+
+/// `pyralog light verify-record`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// A node's JSON-RPC URL.
+    #[arg(long)]
+    rpc: String,
+    /// The log.
+    #[arg(long)]
+    log: String,
+    /// The partition.
+    #[arg(long)]
+    partition: u32,
+    /// The record's offset.
+    #[arg(long)]
+    offset: u64,
+    /// The trust file (created with --trust-on-first-use, updated after each verification).
+    #[arg(long, default_value = "pyralog-trust.json")]
+    trust: PathBuf,
+    /// Without a trust file, pin the members and placement the server reports.
+    #[arg(long)]
+    trust_on_first_use: bool,
+}
+
+/// What the client trusts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Trust {
+    cluster: String,
+    /// Node id -> key.
+    members: BTreeMap<u64, PublicKey>,
+    /// Log -> per partition, its replicas.
+    placement: BTreeMap<String, Vec<Vec<u64>>>,
+    /// `log/partition` -> the latest verified checkpoint's canonical encoding (hex).
+    checkpoints: BTreeMap<String, String>,
+}
+
+/// Runs `pyralog light ...`; the outcome is printed as JSON, and only a verified record exits 0.
+pub(crate) fn run(command: LightCommand) -> anyhow::Result<()> {
+    let LightCommand::VerifyRecord(args) = command;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(verify(&args)) {
+        Ok(report) => {
+            println!("{report}");
+            Ok(())
+        }
+        Err(err) => {
+            println!("{}", json!({ "verified": false, "reason": format!("{err:#}") }));
+            Err(err)
+        }
+    }
+}
+
+async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
+    let client = HttpClientBuilder::default().build(url)?;
+    let mut object = ObjectParams::new();
+    for (name, value) in params.as_object().expect("params are an object") {
+        object.insert(name, value)?;
+    }
+    client.request(method, object).await.with_context(|| format!("{method} at {url}"))
+}
+
+fn unhex(value: &Value, what: &str) -> anyhow::Result<Vec<u8>> {
+    let text =
+        value.as_str().and_then(|t| t.strip_prefix("0x")).with_context(|| format!("{what}: not 0x-hex"))?;
+    hex::decode(text).with_context(|| format!("{what}: bad hex"))
+}
+
+fn digest(value: &Value, what: &str) -> anyhow::Result<Digest> {
+    let bytes: [u8; 32] =
+        unhex(value, what)?.try_into().map_err(|_| anyhow::anyhow!("{what}: not 32 bytes"))?;
+    Ok(Digest(bytes))
+}
+
+fn u64_field(value: &Value, what: &str) -> anyhow::Result<u64> {
+    value.as_u64().with_context(|| format!("{what}: not a number"))
+}
+
+/// Pins what the server reports about members and placement.
+async fn first_use(rpc: &str) -> anyhow::Result<Trust> {
+    let status = call(rpc, "system_status", json!({})).await?;
+    let mut trust =
+        Trust { cluster: status["cluster"].as_str().unwrap_or_default().to_owned(), ..Trust::default() };
+    for member in status["members"].as_array().context("members")? {
+        let key: PublicKey = member["publicKey"].as_str().context("publicKey")?.parse()?;
+        trust.members.insert(u64_field(&member["id"], "member id")?, key);
+    }
+    eprintln!(
+        "warning: trusting on first use: {} member keys of cluster {:?} as reported by {rpc}",
+        trust.members.len(),
+        trust.cluster
+    );
+    Ok(trust)
+}
+
+async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
+    let mut trust: Trust = match std::fs::read(&args.trust) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).with_context(|| format!("trust file {}", args.trust.display()))?
+        }
+        Err(_) if args.trust_on_first_use => first_use(&args.rpc).await?,
+        Err(err) => bail!(
+            "cannot read trust file {}: {err} (pass --trust-on-first-use to create it)",
+            args.trust.display()
+        ),
+    };
+    if !trust.placement.contains_key(&args.log) {
+        if !args.trust_on_first_use {
+            bail!(
+                "log {:?} is not in the trust file (pass --trust-on-first-use to pin its placement)",
+                args.log
+            );
+        }
+        let logs = call(&args.rpc, "log_list", json!({})).await?;
+        let log = logs.as_array().into_iter().flatten().find(|l| l["name"] == args.log.as_str());
+        let placement: Vec<Vec<u64>> =
+            serde_json::from_value(log.context("no such log")?["placement"].clone())?;
+        eprintln!("warning: trusting on first use: the placement of log {:?}", args.log);
+        trust.placement.insert(args.log.clone(), placement);
+    }
+    let replicas = trust.placement[&args.log].get(args.partition as usize).context("no such partition")?;
+    let keys = replicas
+        .iter()
+        .map(|id| trust.members.get(id).copied().with_context(|| format!("replica {id} has no trusted key")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let signers = MemberSet::equal(keys)?;
+
+    let answer = call(
+        &args.rpc,
+        "log_getProof",
+        json!({ "log": args.log, "partition": args.partition, "offset": args.offset }),
+    )
+    .await?;
+    let evidence = evidence(&answer)?;
+    let query = RecordQuery {
+        cluster: ClusterId::new(trust.cluster.clone())?,
+        log: LogName::new(args.log.clone())?,
+        partition: args.partition,
+        offset: args.offset,
+    };
+    let slot = format!("{}/{}", args.log, args.partition);
+    let trusted = match trust.checkpoints.get(&slot) {
+        Some(encoded) => Some(Checkpoint::decode(&unhex(&json!(encoded), "trusted checkpoint")?)?),
+        None => None,
+    };
+    let new_size = evidence.certificate.message.size;
+    let consistency = match &trusted {
+        Some(old) if new_size > old.size => {
+            let params = json!({ "log": args.log, "partition": args.partition, "oldSize": old.size, "newSize": new_size });
+            let answer = call(&args.rpc, "log_getConsistencyProof", params).await?;
+            let path = answer["path"].as_array().context("path")?;
+            let path = path.iter().map(|d| digest(d, "consistency path")).collect::<anyhow::Result<_>>()?;
+            Some(ConsistencyProof::<Blake3Merkle>::new(old.size, new_size, path))
+        }
+        _ => None,
+    };
+    let checkpoint = verify_record(&query, &signers, &evidence, trusted.as_ref(), consistency.as_ref())?;
+
+    // The JSON record must say what the proven bytes say.
+    let proven = StoredRecord::decode(args.offset, &evidence.record).context("proven record bytes")?;
+    let served = &answer["record"];
+    let served_value = unhex(&served["value"], "record.value")?;
+    let served_key = match &served["key"] {
+        Value::Null => None,
+        key => Some(unhex(key, "record.key")?),
+    };
+    if served_value != proven.record.value || served_key != proven.record.key {
+        bail!("the record's JSON fields differ from its proven bytes");
+    }
+
+    let newer = trusted.as_ref().is_none_or(|old| checkpoint.size > old.size);
+    if newer {
+        trust.checkpoints.insert(slot, format!("0x{}", hex::encode(checkpoint.encode())));
+    }
+    let text = serde_json::to_vec_pretty(&trust)?;
+    std::fs::write(&args.trust, text).with_context(|| format!("cannot write {}", args.trust.display()))?;
+    Ok(json!({
+        "verified": true,
+        "cluster": trust.cluster,
+        "log": args.log,
+        "partition": args.partition,
+        "offset": args.offset,
+        "epoch": proven.epoch,
+        "key": proven.record.key.as_deref().map(|k| format!("0x{}", hex::encode(k))),
+        "value": format!("0x{}", hex::encode(&proven.record.value)),
+        "checkpoint": { "size": checkpoint.size, "epoch": checkpoint.epoch, "root": format!("0x{}", hex::encode(checkpoint.root.0)) },
+        "signatures": evidence.certificate.signatures.len(),
+        "extendsTrusted": trusted.map(|old| old.size),
+    }))
+}
+
+/// The evidence in a `log_getProof` answer.
+fn evidence(answer: &Value) -> anyhow::Result<RecordEvidence> {
+    let proof = &answer["proof"];
+    let path = proof["path"].as_array().context("proof.path")?;
+    let path = path.iter().map(|d| digest(d, "proof.path")).collect::<anyhow::Result<_>>()?;
+    let inclusion = InclusionProof::new(
+        u64_field(&proof["index"], "proof.index")?,
+        u64_field(&proof["treeSize"], "proof.treeSize")?,
+        path,
+    );
+    let certificate = &answer["certificate"];
+    let message = Checkpoint::decode(&unhex(&certificate["encoded"], "certificate.encoded")?)?;
+    let signatures = certificate["signatures"]
+        .as_array()
+        .context("certificate.signatures")?
+        .iter()
+        .map(|s| {
+            let signer: PublicKey = s["signer"].as_str().context("signer")?.parse()?;
+            let bytes: [u8; 64] = unhex(&s["signature"], "signature")?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("signature: not 64 bytes"))?;
+            Ok(SignatureShare { signer, signature: Signature::from_bytes(&bytes) })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(RecordEvidence {
+        record: unhex(&answer["encoded"], "encoded")?,
+        proof: inclusion,
+        certificate: QuorumCertificate { message, signatures },
+    })
+}

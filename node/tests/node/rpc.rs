@@ -246,6 +246,37 @@ async fn three_node_processes_serve_the_rpc_api() {
     .unwrap();
     assert!(consistency["path"].is_array());
 
+    // The light client verifies the same record end to end (pinning keys on first use) and
+    // refuses to run without trust.
+    let light = |extra: &[&str]| {
+        let trust = dir.path().join("trust.json");
+        let partition = k0_partition.to_string();
+        let mut args = vec![
+            "light",
+            "verify-record",
+            "--rpc",
+            &net.rpc[1],
+            "--log",
+            "orders",
+            "--partition",
+            &partition,
+            "--offset",
+            "0",
+        ];
+        args.extend_from_slice(&["--trust", trust.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_pyralog")).args(&args).output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.success(), report)
+    };
+    let (ok, report) = light(&[]);
+    assert!(!ok && report["verified"] == false, "{report}");
+    let (ok, report) = light(&["--trust-on-first-use"]);
+    assert!(ok && report["verified"] == true, "{report}");
+    assert_eq!(report["value"], hex(b"v0"));
+    let (ok, report) = light(&[]);
+    assert!(ok && report["verified"] == true, "with the saved trust file: {report}");
+
     // Bad requests: documented codes, nothing changes.
     let before = call(&a, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
     assert_eq!(

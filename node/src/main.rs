@@ -6,6 +6,7 @@ mod light;
 mod rpc;
 mod run;
 mod setup;
+mod subscriptions;
 
 use clap::{Parser, Subcommand};
 

@@ -79,10 +79,11 @@ pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
     module
         .register_async_method("log_getProof", |params, node, _| async move { proof(&node, params).await })
         .expect("unique method name");
+    crate::subscriptions::register(&mut module);
     module
 }
 
-fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
+pub(crate) fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObject::owned(jsonrpsee::types::error::INVALID_PARAMS_CODE, message.into(), None::<()>)
 }
 
@@ -101,7 +102,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// Maps engine errors to stable codes, with the details a client needs in `data`.
-fn cluster_error(err: ClusterError) -> ErrorObjectOwned {
+pub(crate) fn cluster_error(err: ClusterError) -> ErrorObjectOwned {
     let message = err.to_string();
     let (code, data) = match &err {
         ClusterError::UnknownLog(_) => (codes::UNKNOWN_LOG, None),
@@ -159,7 +160,7 @@ fn status_json(node: &Node) -> Value {
     })
 }
 
-fn record_json(stored: &StoredRecord) -> Value {
+pub(crate) fn record_json(stored: &StoredRecord) -> Value {
     let record = &stored.record;
     json!({
         "offset": stored.offset,
@@ -369,7 +370,9 @@ struct PartitionParams {
     partition: u32,
 }
 
-fn certificate_json(certificate: &pyralog_crypto::QuorumCertificate<pyralog_crypto::Checkpoint>) -> Value {
+pub(crate) fn certificate_json(
+    certificate: &pyralog_crypto::QuorumCertificate<pyralog_crypto::Checkpoint>,
+) -> Value {
     let c = &certificate.message;
     json!({
         "checkpoint": {

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jsonrpsee::core::client::{ClientT, Error as ClientError};
+use jsonrpsee::core::client::{ClientT, Error as ClientError, Subscription, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::ws_client::WsClientBuilder;
 use pyralog_crypto::merkle::{Blake3Merkle, InclusionProof};
 use pyralog_crypto::{Checkpoint, Digest};
 use serde_json::{Value, json};
@@ -206,6 +207,55 @@ async fn three_node_processes_serve_the_rpc_api() {
         let latest = call(url, "log_getLatest", json!({"log": "orders", "key": hex(b"k0")})).await.unwrap();
         assert_eq!(latest["value"], hex(b"v4"));
     }
+
+    // Subscriptions: every record from offset 0 once and in order, then new ones as they land;
+    // and checkpoints as they are certified.
+    let ws_url = net.rpc[1].replace("http://", "ws://");
+    let ws = WsClientBuilder::default().build(&ws_url).await.unwrap();
+    let mut records_sub: Subscription<Value> = ws
+        .subscribe(
+            "log_subscribeRecords",
+            params(json!({"log": "orders", "partition": k0_partition, "from": 0})),
+            "log_unsubscribeRecords",
+        )
+        .await
+        .unwrap();
+    let mut checkpoints_sub: Subscription<Value> = ws
+        .subscribe(
+            "log_subscribeCheckpoints",
+            params(json!({"log": "orders", "partition": k0_partition})),
+            "log_unsubscribeCheckpoints",
+        )
+        .await
+        .unwrap();
+    let extra: Vec<Value> = (0..3).map(|i| json!({"value": hex(format!("late{i}").as_bytes())})).collect();
+    call(&a, "log_append", json!({"log": "orders", "partition": k0_partition, "records": extra}))
+        .await
+        .unwrap();
+    let total = call(&a, "log_read", json!({"log": "orders", "partition": k0_partition}))
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    for expected in 0..total as u64 {
+        let next = tokio::time::timeout(DEADLINE, records_sub.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(next["offset"], expected, "records arrive once, in order");
+    }
+    // Nothing more (no duplicates) until something new is written.
+    let quiet = tokio::time::timeout(Duration::from_millis(500), records_sub.next()).await;
+    assert!(quiet.is_err(), "an unexpected record: {quiet:?}");
+    let certified_event =
+        tokio::time::timeout(DEADLINE, checkpoints_sub.next()).await.unwrap().unwrap().unwrap();
+    assert!(certified_event["checkpoint"]["size"].as_u64() > Some(0));
+    let unknown = ws
+        .subscribe::<Value, _>(
+            "log_subscribeRecords",
+            params(json!({"log": "nope", "partition": 0})),
+            "log_unsubscribeRecords",
+        )
+        .await;
+    assert!(matches!(unknown, Err(ClientError::Call(err)) if err.code() == 1001));
 
     // Proofs verify against the certified checkpoint; a changed value does not.
     let certified = eventually("a certified checkpoint", async || {

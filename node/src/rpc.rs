@@ -44,6 +44,8 @@ pub(crate) mod codes {
     pub(crate) const REJECTED: i32 = 1020;
     /// The node failed (storage, Raft).
     pub(crate) const INTERNAL: i32 = 1030;
+    /// The node does not serve the cluster yet (no global leader or members known).
+    pub(crate) const NOT_READY: i32 = 1031;
 }
 
 type Node = ClusterNode;
@@ -60,6 +62,17 @@ pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
         let status = node.status();
         let ok = status.global_leader.is_some() && !status.members.is_empty();
         Ok(json!({ "ok": ok, "globalLeader": status.global_leader, "members": status.members.len() }))
+    });
+    register(&mut module, "system_readiness", |node, _| {
+        let status = node.status();
+        match status.global_leader.is_some() && !status.members.is_empty() {
+            true => Ok(json!({ "ready": true })),
+            false => Err(ErrorObject::owned(
+                codes::NOT_READY,
+                "not ready: no global leader or members yet",
+                None::<()>,
+            )),
+        }
     });
     register(&mut module, "system_version", |_, _| {
         Ok(json!({ "name": "pyralog", "version": env!("CARGO_PKG_VERSION") }))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use jsonrpsee::server::middleware::http::ProxyGetRequestLayer;
 use jsonrpsee::server::{Server, ServerConfig};
 use pyralog_cluster::engine::{ClusterNode, NodeConfig, default_raft_config};
 use pyralog_cluster::raft::Member;
@@ -119,7 +120,13 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         .max_connections(config.rpc.max_connections)
         .max_subscriptions_per_connection(config.rpc.max_subscriptions_per_connection)
         .build();
+    // Plain HTTP probes for load balancers and orchestrators: `GET /health` (liveness, always
+    // 200 with the health JSON) and `GET /readiness` (200 once the node serves the cluster,
+    // 500 before).
+    let probes =
+        ProxyGetRequestLayer::new([("/health", "system_health"), ("/readiness", "system_readiness")])?;
     let server = Server::builder()
+        .set_http_middleware(tower::ServiceBuilder::new().layer(probes))
         .set_config(rpc_config)
         .build(&config.rpc.addr)
         .await

@@ -121,6 +121,16 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
+/// A raw HTTP GET (the probes).
+fn raw_get(url: &str, path: &str) -> String {
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// A raw HTTP POST, for bodies a JSON-RPC client would never send.
 fn raw_post(url: &str, body: &str) -> String {
     let addr = url.strip_prefix("http://").unwrap();
@@ -148,6 +158,9 @@ async fn three_node_processes_serve_the_rpc_api() {
         .await;
     }
     let (a, b) = (net.rpc[0].clone(), net.rpc[1].clone());
+    let probe = |path: &str| raw_get(&a, path);
+    assert!(probe("/health").starts_with("HTTP/1.1 200"), "{}", probe("/health"));
+    assert!(probe("/readiness").starts_with("HTTP/1.1 200"), "{}", probe("/readiness"));
     let version = call(&a, "system_version", json!({})).await.unwrap();
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
 

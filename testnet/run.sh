@@ -12,11 +12,13 @@ out=${TESTNET_DIR:-$here/out}
 nodes=${TESTNET_NODES:-3}
 raft_port=${TESTNET_RAFT_PORT:-30333}
 rpc_port=${TESTNET_RPC_PORT:-9944}
+metrics_port=${TESTNET_METRICS_PORT:-9615}
 
 TESTNET_DIR=$out "$here/stop.sh" >/dev/null
 "$bin" --version
 if [ ! -f "$out/node0/config.toml" ]; then
-  "$bin" testnet --nodes "$nodes" --out "$out" --raft-port "$raft_port" --rpc-port "$rpc_port"
+  "$bin" testnet --nodes "$nodes" --out "$out" --raft-port "$raft_port" --rpc-port "$rpc_port" \
+    --metrics-port "$metrics_port"
 fi
 for i in $(seq 0 $((nodes - 1))); do
   "$bin" start --base-path "$out/node$i" >>"$out/node$i/node.log" 2>&1 &
@@ -68,7 +70,7 @@ wait_for "a checkpoint covering the new record" grown
 cat <<MSG
 
 Testnet running ($out):
-$(for i in $(seq 0 $((nodes - 1))); do echo "  node$i  JSON-RPC http://127.0.0.1:$((rpc_port + i))  log $out/node$i/node.log"; done)
+$(for i in $(seq 0 $((nodes - 1))); do echo "  node$i  JSON-RPC http://127.0.0.1:$((rpc_port + i))  metrics http://127.0.0.1:$((metrics_port + i))/metrics  log $out/node$i/node.log"; done)
 Try:   curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"system_status","params":{}}' http://127.0.0.1:$rpc_port
 Stop:  testnet/stop.sh
 Light client: $bin light verify-record --rpc http://127.0.0.1:$rpc_port --log demo --partition 0 --offset 0 --trust $trust

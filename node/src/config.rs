@@ -27,6 +27,23 @@ pub(crate) struct Config {
     /// JSON-RPC server settings and limits.
     #[serde(default)]
     pub(crate) rpc: RpcSection,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub(crate) metrics: MetricsSection,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricsSection {
+    /// `GET /metrics` (Prometheus text format); empty to turn it off.
+    pub(crate) addr: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { addr: "127.0.0.1:9615".into() }
+    }
 }
 
 /// `[node]`.

@@ -3,6 +3,7 @@
 mod config;
 mod keys;
 mod light;
+mod metrics;
 mod rpc;
 mod run;
 mod setup;

@@ -15,6 +15,8 @@ use pyralog_cluster::raft::LogInfo;
 use pyralog_cluster::storage::AppendOutcome;
 use pyralog_crypto::LogName;
 use serde::Deserialize;
+
+use crate::metrics::RequestTimer;
 use serde_json::{Value, json};
 
 /// Stable error codes (besides JSON-RPC's own -32700..-32600 for malformed requests and -32602
@@ -56,7 +58,14 @@ pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
     let mut module = RpcModule::from_arc(node);
     let register =
         |module: &mut RpcModule<Node>, name: &'static str, f: fn(&Node, Params<'_>) -> RpcResult| {
-            module.register_method(name, move |params, node, _| f(node, params)).expect("unique method name");
+            module
+                .register_method(name, move |params, node, _| {
+                    let timer = RequestTimer::start(name);
+                    let result = f(node, params);
+                    timer.done(result.is_ok());
+                    result
+                })
+                .expect("unique method name");
         };
     register(&mut module, "system_health", |node, _| {
         let status = node.status();
@@ -84,16 +93,30 @@ pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
     register(&mut module, "log_getCheckpoint", checkpoint);
     register(&mut module, "log_getConsistencyProof", consistency_proof);
     module
-        .register_async_method("log_create", |params, node, _| async move { create(&node, params).await })
+        .register_async_method("log_create", |params, node, _| {
+            timed("log_create", async move { create(&node, params).await })
+        })
         .expect("unique method name");
     module
-        .register_async_method("log_append", |params, node, _| async move { append(&node, params).await })
+        .register_async_method("log_append", |params, node, _| {
+            timed("log_append", async move { append(&node, params).await })
+        })
         .expect("unique method name");
     module
-        .register_async_method("log_getProof", |params, node, _| async move { proof(&node, params).await })
+        .register_async_method("log_getProof", |params, node, _| {
+            timed("log_getProof", async move { proof(&node, params).await })
+        })
         .expect("unique method name");
     crate::subscriptions::register(&mut module);
     module
+}
+
+/// Runs an async method, recording its count and latency.
+async fn timed(method: &'static str, call: impl Future<Output = RpcResult>) -> RpcResult {
+    let timer = RequestTimer::start(method);
+    let result = call.await;
+    timer.done(result.is_ok());
+    result
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> ErrorObjectOwned {

@@ -52,6 +52,7 @@ pub(crate) fn start(args: StartArgs) -> anyhow::Result<()> {
                 node_id: 0,
                 raft_addr: args.raft_addr.clone().unwrap_or_else(|| "127.0.0.1:30333".into()),
                 rpc_addr: args.rpc_addr.clone().unwrap_or_else(|| "127.0.0.1:9944".into()),
+                metrics_addr: "127.0.0.1:9615".into(),
             };
             crate::setup::init(init)?;
             (BasePath(dir.clone()), Some(DevDir(dir)))
@@ -104,6 +105,17 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
     let node = Arc::new(ClusterNode::start(node_config, keypair, listener, TcpTransport).await?);
     tracing::info!(node = config.node.id, raft = %node.addr(), "cluster engine started");
 
+    let metrics = match config.metrics.addr.as_str() {
+        "" => None,
+        addr => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics)"))?;
+            tracing::info!(metrics = %addr, "Prometheus metrics at /metrics");
+            Some(tokio::spawn(crate::metrics::serve(listener, node.clone())))
+        }
+    };
+
     let founders: BTreeMap<u64, Member> = config
         .cluster
         .members
@@ -139,6 +151,10 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = handle.stop();
     handle.stopped().await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+        let _ = metrics.await;
+    }
     match Arc::try_unwrap(node) {
         Ok(node) => node.shutdown().await,
         Err(_) => tracing::warn!("requests still running at shutdown; the database closes with the process"),

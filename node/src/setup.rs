@@ -7,7 +7,7 @@ use clap::Args;
 use pyralog_crypto::Keypair;
 use pyralog_crypto::keys::{load_key_file, write_key_file};
 
-use crate::config::{BasePath, ClusterSection, Config, MemberEntry, NodeSection, RpcSection};
+use crate::config::{BasePath, ClusterSection, Config, MemberEntry, MetricsSection, NodeSection, RpcSection};
 
 /// `pyralog init`: a single-node cluster's base path (edit `[cluster] members` to join others).
 #[derive(Debug, Args)]
@@ -27,6 +27,9 @@ pub(crate) struct InitArgs {
     /// JSON-RPC address.
     #[arg(long, default_value = "127.0.0.1:9944")]
     pub(crate) rpc_addr: String,
+    /// Prometheus metrics address (empty: off).
+    #[arg(long, default_value = "127.0.0.1:9615")]
+    pub(crate) metrics_addr: String,
 }
 
 /// `pyralog testnet`: configs and keys for a local cluster, ports offset per node.
@@ -47,6 +50,9 @@ pub(crate) struct TestnetArgs {
     /// RPC port of node 0 (node i uses this + i).
     #[arg(long, default_value_t = 9944)]
     pub(crate) rpc_port: u16,
+    /// Metrics port of node 0 (node i uses this + i).
+    #[arg(long, default_value_t = 9615)]
+    pub(crate) metrics_port: u16,
 }
 
 /// The key at `path`, generated if missing.
@@ -84,6 +90,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
             }],
         },
         rpc: RpcSection { addr: args.rpc_addr, ..RpcSection::default() },
+        metrics: MetricsSection { addr: args.metrics_addr },
     };
     write_base_path(&base, &config)?;
     println!("initialized {} (node {}, key {})", base.0.display(), config.node.id, key.public());
@@ -113,6 +120,9 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
             rpc: RpcSection {
                 addr: format!("127.0.0.1:{}", u64::from(args.rpc_port) + i as u64),
                 ..RpcSection::default()
+            },
+            metrics: MetricsSection {
+                addr: format!("127.0.0.1:{}", u64::from(args.metrics_port) + i as u64),
             },
         };
         write_base_path(base, &config)?;

@@ -191,6 +191,11 @@ impl<T: Transport> ClusterNode<T> {
         &self.shared.storage
     }
 
+    /// Raft metrics of this node's global-group replica (term, log and apply indexes, role).
+    pub fn global_raft_metrics(&self) -> openraft::RaftMetrics<NodeId, openraft::BasicNode> {
+        self.shared.global.raft().metrics().borrow().clone()
+    }
+
     /// The global state as applied on this node.
     pub fn global_state(&self) -> watch::Receiver<GlobalState> {
         self.shared.global.state()

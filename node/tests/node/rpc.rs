@@ -22,6 +22,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 struct Testnet {
     children: Vec<Child>,
     rpc: Vec<String>,
+    metrics: Vec<String>,
 }
 
 impl Drop for Testnet {
@@ -53,17 +54,21 @@ fn free_base(n: u16) -> u16 {
 }
 
 fn start(dir: &Path) -> Testnet {
-    let (raft, rpc) = (free_base(3), free_base(3));
+    // Nine consecutive free ports: raft, rpc and metrics for three nodes, no overlaps.
+    let base = free_base(9);
+    let (raft, rpc, metrics) = (base, base + 3, base + 6);
     let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
         .args(["testnet", "--nodes", "3", "--out"])
         .arg(dir)
         .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
+        .args(["--metrics-port", &metrics.to_string()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let children = (0..3).map(|i| spawn_node(dir, i)).collect();
     let rpc = (0..3).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
-    Testnet { children, rpc }
+    let metrics = (0..3).map(|i| format!("http://127.0.0.1:{}", metrics + i)).collect();
+    Testnet { children, rpc, metrics }
 }
 
 fn spawn_node(dir: &Path, i: u16) -> Child {
@@ -125,7 +130,8 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 fn raw_get(url: &str, path: &str) -> String {
     let addr = url.strip_prefix("http://").unwrap();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
@@ -135,12 +141,11 @@ fn raw_get(url: &str, path: &str) -> String {
 fn raw_post(url: &str, body: &str) -> String {
     let addr = url.strip_prefix("http://").unwrap();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
+    let request = format!(
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    );
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
@@ -379,6 +384,19 @@ async fn three_node_processes_serve_the_rpc_api() {
     );
     assert!(raw_post(&a, "{not json").contains("-32700"));
     assert_eq!(call(&a, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap(), before);
+
+    // Prometheus metrics: request counts, Raft and partition figures.
+    let scraped = raw_get(&net.metrics[0], "/metrics");
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    for name in [
+        "pyralog_rpc_requests_total{",
+        "pyralog_raft_term{group=\"global\"}",
+        "pyralog_partition_records{",
+        "pyralog_wal_fsyncs ",
+    ] {
+        assert!(scraped.contains(name), "{name} missing from\n{scraped}");
+    }
+    assert!(raw_get(&net.metrics[0], "/other").starts_with("HTTP/1.1 404"));
 
     // SIGTERM: a clean exit.
     let pid = net.children[2].id().to_string();

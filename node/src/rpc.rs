@@ -108,6 +108,10 @@ pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
         })
         .expect("unique method name");
     crate::subscriptions::register(&mut module);
+    let mut openrpc: Value =
+        serde_json::from_str(include_str!("openrpc.json")).expect("openrpc.json is JSON");
+    openrpc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    module.register_method("rpc.discover", move |_, _, _| openrpc.clone()).expect("unique method name");
     module
 }
 

@@ -166,6 +166,17 @@ async fn three_node_processes_serve_the_rpc_api() {
     let probe = |path: &str| raw_get(&a, path);
     assert!(probe("/health").starts_with("HTTP/1.1 200"), "{}", probe("/health"));
     assert!(probe("/readiness").starts_with("HTTP/1.1 200"), "{}", probe("/readiness"));
+    // The OpenRPC document lists exactly the methods the node serves.
+    let discovered = call(&a, "rpc.discover", json!({})).await.unwrap();
+    assert_eq!(discovered["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let names: Vec<&str> =
+        discovered["methods"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 15);
+    for name in names.iter().filter(|n| !n.starts_with("log_subscribe")) {
+        let answer = call(&a, name, json!({})).await;
+        assert!(!matches!(&answer, Err(ClientError::Call(e)) if e.code() == -32601), "{name} is not served");
+    }
+    assert_eq!(code(call(&a, "log_nonexistent", json!({})).await), -32601);
     let version = call(&a, "system_version", json!({})).await.unwrap();
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
 

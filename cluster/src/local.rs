@@ -91,14 +91,7 @@ impl LocalNode {
         // Tasks of the stopped replica (state machine worker, snapshot builder) may still hold
         // the database for a moment: wait until ours is the last handle, so dropping it closes
         // RocksDB before the directory is wiped or reopened.
-        let started = tokio::time::Instant::now();
-        while storage.handles() > 1 {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err(ReplicaError::Io(format!("database of node {id} still in use after 30 s")));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        drop(storage); // the last handle: closes the database
+        close_database(storage, id).await.map_err(ReplicaError::Io)?;
         if wipe {
             std::fs::remove_dir_all(&dir).map_err(|err| io_error(&err))?;
         }
@@ -146,6 +139,20 @@ pub async fn wait_for_leader(nodes: &[LocalNode], deadline: Duration) -> Option<
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until `storage` is the database's last handle (tasks of a stopped node may hold it for
+/// a moment), then drops it, which closes RocksDB.
+async fn close_database(storage: Storage, node: NodeId) -> Result<(), String> {
+    let started = tokio::time::Instant::now();
+    while storage.handles() > 1 {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(format!("database of node {node} still in use after 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(storage); // the last handle
+    Ok(())
 }
 
 /// Rebinds a port a stopped node just released, retrying for a while as the old socket closes.
@@ -215,14 +222,7 @@ impl LocalClusterNode {
         let Some(node) = self.node.take() else { return Ok(()) };
         let storage = node.storage().clone();
         node.shutdown().await;
-        let started = tokio::time::Instant::now();
-        while storage.handles() > 1 {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err(ClusterError::Io(format!("database of node {} still in use", self.config.id)));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
+        close_database(storage, self.config.id).await.map_err(ClusterError::Io)
     }
 
     /// Deletes the stopped node's database, as if its disk was replaced; its key and Scarab

@@ -20,6 +20,8 @@ use pyralog_crypto::{Checkpoint, ClusterId, Digest, LogName, PublicKey, Signatur
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::rpc::{decode_hex, to_hex};
+
 /// `pyralog light ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum LightCommand {
@@ -89,9 +91,8 @@ async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
 }
 
 fn unhex(value: &Value, what: &str) -> anyhow::Result<Vec<u8>> {
-    let text =
-        value.as_str().and_then(|t| t.strip_prefix("0x")).with_context(|| format!("{what}: not 0x-hex"))?;
-    hex::decode(text).with_context(|| format!("{what}: bad hex"))
+    let text = value.as_str().with_context(|| format!("{what}: not a string"))?;
+    decode_hex(what, text).map_err(anyhow::Error::msg)
 }
 
 fn digest(value: &Value, what: &str) -> anyhow::Result<Digest> {
@@ -198,7 +199,7 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
 
     let newer = trusted.as_ref().is_none_or(|old| checkpoint.size > old.size);
     if newer {
-        trust.checkpoints.insert(slot, format!("0x{}", hex::encode(checkpoint.encode())));
+        trust.checkpoints.insert(slot, to_hex(&checkpoint.encode()));
     }
     let text = serde_json::to_vec_pretty(&trust)?;
     std::fs::write(&args.trust, text).with_context(|| format!("cannot write {}", args.trust.display()))?;
@@ -209,9 +210,9 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
         "partition": args.partition,
         "offset": args.offset,
         "epoch": proven.epoch,
-        "key": proven.record.key.as_deref().map(|k| format!("0x{}", hex::encode(k))),
-        "value": format!("0x{}", hex::encode(&proven.record.value)),
-        "checkpoint": { "size": checkpoint.size, "epoch": checkpoint.epoch, "root": format!("0x{}", hex::encode(checkpoint.root.0)) },
+        "key": proven.record.key.as_deref().map(to_hex),
+        "value": to_hex(&proven.record.value),
+        "checkpoint": { "size": checkpoint.size, "epoch": checkpoint.epoch, "root": to_hex(&checkpoint.root.0) },
         "signatures": evidence.certificate.signatures.len(),
         "extendsTrusted": trusted.map(|old| old.size),
     }))

@@ -137,9 +137,7 @@ fn render(node: &ClusterNode) -> String {
             let Some(replica) = node.replica(id) else { continue };
             let labels = PartitionLabels { log: log.config.name.to_string(), partition: p };
             m.partition_records.get_or_create(&labels).set(replica.state().size as i64);
-            let certified =
-                global.partitions.get(&id).and_then(|r| r.checkpoint.as_ref()).map_or(0, |c| c.message.size);
-            m.partition_certified.get_or_create(&labels).set(certified as i64);
+            m.partition_certified.get_or_create(&labels).set(global.certified_size(id) as i64);
             groups.push((format!("{}/{p}", log.config.name), replica.raft().metrics().borrow().clone()));
         }
     }

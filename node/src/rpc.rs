@@ -131,13 +131,18 @@ fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjec
     params.parse().map_err(|err| invalid(err.message().to_owned()))
 }
 
-fn hex_bytes(field: &str, text: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
-    let digits =
-        text.strip_prefix("0x").ok_or_else(|| invalid(format!("{field}: bytes are 0x-prefixed hex")))?;
-    hex::decode(digits).map_err(|err| invalid(format!("{field}: {err}")))
+/// The bytes of 0x-prefixed hex `text`; the error names `field`.
+pub(crate) fn decode_hex(field: &str, text: &str) -> Result<Vec<u8>, String> {
+    let digits = text.strip_prefix("0x").ok_or_else(|| format!("{field}: bytes are 0x-prefixed hex"))?;
+    hex::decode(digits).map_err(|err| format!("{field}: {err}"))
 }
 
-fn to_hex(bytes: &[u8]) -> String {
+fn hex_bytes(field: &str, text: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
+    decode_hex(field, text).map_err(invalid)
+}
+
+/// Bytes as 0x-prefixed hex.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 

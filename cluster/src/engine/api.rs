@@ -349,7 +349,6 @@ impl<T: Transport> ClusterNode<T> {
                 let log = global.log_by_id(id.log)?;
                 let metrics = replica.raft().metrics().borrow().clone();
                 let state = replica.state();
-                let certified = global.partitions.get(&id).and_then(|p| p.checkpoint.as_ref());
                 Some(PartitionStatus {
                     log: log.config.name.clone(),
                     partition: id.partition,
@@ -357,7 +356,7 @@ impl<T: Transport> ClusterNode<T> {
                     leader: metrics.current_leader,
                     epoch: state.epoch,
                     size: state.size,
-                    certified_size: certified.map_or(0, |c| c.message.size),
+                    certified_size: global.certified_size(id),
                 })
             })
             .collect();

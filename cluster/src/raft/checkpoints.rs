@@ -166,14 +166,7 @@ pub(crate) async fn certify_checkpoints<T: Transport>(
         tokio::time::sleep(signer.context.interval).await;
         let leads = raft.metrics().borrow().state == ServerState::Leader;
         let size = state.borrow_and_update().size;
-        let recorded = {
-            let global = signer.context.global.borrow();
-            global
-                .partitions
-                .get(&partition)
-                .and_then(|p| p.checkpoint.as_ref())
-                .map_or(0, |c| c.message.size)
-        };
+        let recorded = signer.context.global.borrow().certified_size(partition);
         let reported = pending.is_some_and(|(s, at)| s >= size && at.elapsed() < REPORT_GRACE);
         if !leads || size <= recorded || reported {
             continue;

@@ -107,16 +107,14 @@ impl RaftStateMachine<GroupRaft> for GlobalStateMachine {
         let persisted: Persisted = postcard::from_bytes(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         // The snapshot's metadata is the authority on what it contains.
-        let marker = AppliedMarker { applied: meta.last_log_id, membership: meta.last_membership.clone() };
-        self.persisted = Persisted { marker, state: persisted.state };
+        self.persisted = Persisted { marker: AppliedMarker::of_snapshot(meta), state: persisted.state };
         self.persist()?;
         self.published.send_replace(self.persisted.state.clone());
         save_snapshot(&self.storage, GroupId::GLOBAL, &StoredSnapshot { meta: meta.clone(), data })
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<GroupRaft>>, StorageError<NodeId>> {
-        let stored = load_snapshot(&self.storage, GroupId::GLOBAL)?;
-        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        load_snapshot(&self.storage, GroupId::GLOBAL)
     }
 }
 

@@ -200,6 +200,11 @@ impl GlobalState {
         log.placement.get(partition.partition as usize).map(Vec::as_slice)
     }
 
+    /// Size of `partition`'s latest certified checkpoint (0 before the first).
+    pub fn certified_size(&self, partition: PartitionId) -> u64 {
+        self.partitions.get(&partition).and_then(|p| p.checkpoint.as_ref()).map_or(0, |c| c.message.size)
+    }
+
     /// The keys that sign `partition`'s checkpoints (its replicas', equal weight).
     pub fn checkpoint_signers(&self, partition: PartitionId) -> Result<MemberSet, Rejection> {
         let replicas = self.replicas(partition).ok_or(Rejection::UnknownLog(partition.to_string()))?;

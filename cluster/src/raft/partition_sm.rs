@@ -141,14 +141,13 @@ impl RaftStateMachine<GroupRaft> for PartitionStateMachine {
         // `import` replaces the partition's data (marker included) and reopens the store.
         self.store.import(&export).map_err(sm_write)?;
         // The snapshot's metadata is the authority on what it contains.
-        self.marker = AppliedMarker { applied: meta.last_log_id, membership: meta.last_membership.clone() };
+        self.marker = AppliedMarker::of_snapshot(meta);
         self.published.send_replace(self.store.state());
         save_snapshot(self.store.storage(), self.group(), &StoredSnapshot { meta: meta.clone(), data })
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<GroupRaft>>, StorageError<NodeId>> {
-        let stored = load_snapshot(self.store.storage(), self.group())?;
-        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        load_snapshot(self.store.storage(), self.group())
     }
 }
 

@@ -2,6 +2,9 @@
 //! and membership) and the latest snapshot, kept in the `meta` column family so it survives
 //! restarts.
 
+use std::io::Cursor;
+
+use openraft::storage::Snapshot;
 use openraft::{BasicNode, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,11 @@ impl AppliedMarker {
         if let openraft::EntryPayload::Membership(membership) = payload {
             self.membership = StoredMembership::new(Some(log_id), membership.clone());
         }
+    }
+
+    /// The marker an installed snapshot leaves: its metadata is the authority on what it holds.
+    pub(crate) fn of_snapshot(meta: &SnapshotMeta<NodeId, BasicNode>) -> Self {
+        AppliedMarker { applied: meta.last_log_id, membership: meta.last_membership.clone() }
     }
 
     /// The snapshot id of a snapshot taken at this marker.
@@ -60,11 +68,13 @@ pub(crate) fn save_snapshot(
 pub(crate) fn load_snapshot(
     storage: &Storage,
     group: GroupId,
-) -> Result<Option<StoredSnapshot>, StorageError<NodeId>> {
+) -> Result<Option<Snapshot<GroupRaft>>, StorageError<NodeId>> {
     let Some(bytes) = storage.db().get_cf(storage.cf("meta"), snapshot_key(group)).map_err(sm_read)? else {
         return Ok(None);
     };
-    postcard::from_bytes(&bytes).map(Some).map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    let stored: StoredSnapshot =
+        postcard::from_bytes(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+    Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
 }
 
 pub(crate) fn sm_write(err: impl std::error::Error + 'static) -> StorageError<NodeId> {

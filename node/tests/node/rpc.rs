@@ -53,7 +53,9 @@ fn free_base(n: u16) -> u16 {
     }
 }
 
-fn start(dir: &Path) -> Testnet {
+/// Generates a 3-node testnet under `dir`, starts it, and waits until every node is ready and
+/// knows the three members.
+async fn start(dir: &Path) -> Testnet {
     // Nine consecutive free ports: raft, rpc and metrics for three nodes, no overlaps.
     let base = free_base(9);
     let (raft, rpc, metrics) = (base, base + 3, base + 6);
@@ -68,7 +70,15 @@ fn start(dir: &Path) -> Testnet {
     let children = (0..3).map(|i| spawn_node(dir, i)).collect();
     let rpc = (0..3).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
     let metrics = (0..3).map(|i| format!("http://127.0.0.1:{}", metrics + i)).collect();
-    Testnet { children, rpc, metrics }
+    let net = Testnet { children, rpc, metrics };
+    for url in &net.rpc {
+        eventually("a ready node that knows the three members", async || {
+            let health = call(url, "system_health", json!({})).await.ok()?;
+            (health["ok"] == true && health["globalLeader"].is_u64() && health["members"] == 3).then_some(())
+        })
+        .await;
+    }
+    net
 }
 
 fn spawn_node(dir: &Path, i: u16) -> Child {
@@ -154,14 +164,7 @@ fn raw_post(url: &str, body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_processes_serve_the_rpc_api() {
     let dir = tempfile::tempdir().unwrap();
-    let mut net = start(dir.path());
-    for url in net.rpc.clone() {
-        eventually("a healthy node that knows the three members", async || {
-            let health = call(&url, "system_health", json!({})).await.ok()?;
-            (health["globalLeader"].is_u64() && health["members"] == 3).then_some(())
-        })
-        .await;
-    }
+    let mut net = start(dir.path()).await;
     let (a, b) = (net.rpc[0].clone(), net.rpc[1].clone());
     let probe = |path: &str| raw_get(&a, path);
     assert!(probe("/health").starts_with("HTTP/1.1 200"), "{}", probe("/health"));
@@ -436,14 +439,7 @@ async fn partition_leader(url: &str, log: &str, partition: u64) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9_of_a_node_process() {
     let dir = tempfile::tempdir().unwrap();
-    let mut net = start(dir.path());
-    for url in net.rpc.clone() {
-        eventually("a ready node", async || {
-            let health = call(&url, "system_health", json!({})).await.ok()?;
-            (health["ok"] == true && health["members"] == 3).then_some(())
-        })
-        .await;
-    }
+    let mut net = start(dir.path()).await;
     call(&net.rpc[0], "log_create", json!({"name": "crash", "partitions": 1, "replicationFactor": 3}))
         .await
         .unwrap();

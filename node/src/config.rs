@@ -95,6 +95,11 @@ pub(crate) struct RpcSection {
     pub(crate) max_connections: u32,
     /// Most subscriptions per WebSocket connection.
     pub(crate) max_subscriptions_per_connection: u32,
+    /// Calls per second allowed from one client IP address; 0 turns the limit off.
+    pub(crate) rate_limit_per_ip: u32,
+    /// Calls one client IP may make at once before the rate applies; 0 means the same as
+    /// `rate_limit_per_ip`.
+    pub(crate) rate_limit_burst: u32,
 }
 
 impl Default for RpcSection {
@@ -105,6 +110,8 @@ impl Default for RpcSection {
             max_response_bytes: 10 << 20,
             max_connections: 100,
             max_subscriptions_per_connection: 1024,
+            rate_limit_per_ip: 0,
+            rate_limit_burst: 0,
         }
     }
 }

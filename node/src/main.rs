@@ -5,6 +5,7 @@ mod keys;
 mod light;
 mod metrics;
 mod rpc;
+mod rpc_server;
 mod run;
 mod setup;
 mod subscriptions;

@@ -47,6 +47,12 @@ struct Metrics {
     partition_certified: Family<PartitionLabels, Gauge>,
     wal_fsyncs: Gauge,
     wal_synced_appends: Gauge,
+    written_bytes: Family<KindLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -86,8 +92,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Raft appends those fsyncs covered since start",
         wal_synced_appends.clone(),
     );
+    let written_bytes = Family::<KindLabels, Gauge>::default();
+    registry.register(
+        "storage_written_bytes",
+        "Bytes written by RocksDB since start: user (keys and values), wal, flush, compaction",
+        written_bytes.clone(),
+    );
     Metrics {
         registry,
+        written_bytes,
         requests,
         latency,
         raft_term,
@@ -152,6 +165,15 @@ fn render(node: &ClusterNode) -> String {
     let stats = node.storage().syncer().stats();
     m.wal_fsyncs.set(stats.fsyncs as i64);
     m.wal_synced_appends.set(stats.callbacks as i64);
+    let written = node.storage().write_stats();
+    for (kind, bytes) in [
+        ("user", written.user),
+        ("wal", written.wal),
+        ("flush", written.flush),
+        ("compaction", written.compaction),
+    ] {
+        m.written_bytes.get_or_create(&KindLabels { kind }).set(bytes as i64);
+    }
     let mut text = String::new();
     encode(&mut text, &m.registry).expect("writing to a String cannot fail");
     text

@@ -48,6 +48,8 @@ pub(crate) mod codes {
     pub(crate) const INTERNAL: i32 = 1030;
     /// The node does not serve the cluster yet (no global leader or members known).
     pub(crate) const NOT_READY: i32 = 1031;
+    /// The client's IP made more calls than `[rpc] rate_limit_per_ip` allows; `data.retryAfterMs`.
+    pub(crate) const RATE_LIMITED: i32 = 1032;
 }
 
 type Node = ClusterNode;

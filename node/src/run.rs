@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use jsonrpsee::server::middleware::http::ProxyGetRequestLayer;
-use jsonrpsee::server::{Server, ServerConfig};
 use pyralog_cluster::engine::{ClusterNode, NodeConfig, default_raft_config};
 use pyralog_cluster::raft::Member;
 use pyralog_cluster::storage::StorageMode;
@@ -126,25 +124,7 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         tokio::spawn(bootstrap(node.clone(), founders));
     }
 
-    let rpc_config = ServerConfig::builder()
-        .max_request_body_size(config.rpc.max_request_bytes)
-        .max_response_body_size(config.rpc.max_response_bytes)
-        .max_connections(config.rpc.max_connections)
-        .max_subscriptions_per_connection(config.rpc.max_subscriptions_per_connection)
-        .build();
-    // Plain HTTP probes for load balancers and orchestrators: `GET /health` (liveness, always
-    // 200 with the health JSON) and `GET /readiness` (200 once the node serves the cluster,
-    // 500 before).
-    let probes =
-        ProxyGetRequestLayer::new([("/health", "system_health"), ("/readiness", "system_readiness")])?;
-    let server = Server::builder()
-        .set_http_middleware(tower::ServiceBuilder::new().layer(probes))
-        .set_config(rpc_config)
-        .build(&config.rpc.addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (rpc)", config.rpc.addr))?;
-    let rpc_addr = server.local_addr()?;
-    let handle = server.start(crate::rpc::module(node.clone()));
+    let (rpc_addr, handle) = crate::rpc_server::serve(&config.rpc, crate::rpc::module(node.clone())).await?;
     tracing::info!(rpc = %rpc_addr, "JSON-RPC (HTTP and WebSocket) listening");
 
     shutdown_signal().await;

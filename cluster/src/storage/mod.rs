@@ -31,6 +31,7 @@ pub use syncer::{SyncCallback, SyncStats, WalSyncer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rocksdb::statistics::{StatsLevel, Ticker};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Env, Options};
 
 /// Column family names, in creation order.
@@ -44,6 +45,19 @@ pub enum StorageMode {
     Disk(PathBuf),
     /// In memory only (tests, ephemeral nodes): lost when the process ends.
     Memory,
+}
+
+/// Bytes the database wrote since it was opened (RocksDB's tickers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Keys and values written by the node (before any amplification).
+    pub user: u64,
+    /// Bytes appended to the write-ahead log.
+    pub wal: u64,
+    /// Bytes written to SST files by memtable flushes.
+    pub flush: u64,
+    /// Bytes written to SST files by compactions.
+    pub compaction: u64,
 }
 
 /// A storage failure.
@@ -104,6 +118,8 @@ pub struct Storage {
 struct Inner {
     mode: StorageMode,
     db: Arc<DB>,
+    /// The options the database was opened with; they hold its statistics (tickers).
+    options: Options,
     /// Dropped after `db`'s handle: joins the thread holding the other handle, so the database
     /// is closed when the last `Storage` is dropped.
     syncer: WalSyncer,
@@ -120,6 +136,10 @@ impl Storage {
     pub fn open(mode: StorageMode) -> Result<Self, StorageError> {
         let mut options = Options::default();
         options.create_if_missing(true);
+        // Tickers only (no histograms or timers): a few atomic adds per write, for the
+        // bytes-written metrics.
+        options.enable_statistics();
+        options.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
         options.create_missing_column_families(true);
         let path: &Path = match &mode {
             StorageMode::Disk(path) => path,
@@ -133,7 +153,7 @@ impl Storage {
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let db = Arc::new(db);
         let syncer = WalSyncer::start(db.clone(), matches!(mode, StorageMode::Disk(_)));
-        Ok(Storage { inner: Arc::new(Inner { mode, db, syncer }) })
+        Ok(Storage { inner: Arc::new(Inner { mode, db, options, syncer }) })
     }
 
     /// Where the database lives.
@@ -157,6 +177,17 @@ impl Storage {
     /// The node's shared WAL syncer (group commit across Raft groups).
     pub fn syncer(&self) -> &WalSyncer {
         &self.inner.syncer
+    }
+
+    /// Bytes written since the database was opened.
+    pub fn write_stats(&self) -> WriteStats {
+        let ticker = |t| self.inner.options.get_ticker_count(t);
+        WriteStats {
+            user: ticker(Ticker::BytesWritten),
+            wal: ticker(Ticker::WalFileBytes),
+            flush: ticker(Ticker::FlushWriteBytes),
+            compaction: ticker(Ticker::CompactWriteBytes),
+        }
     }
 
     pub(crate) fn db(&self) -> &DB {

@@ -242,3 +242,18 @@ fn restart_restores_state_records_and_roots() {
         vec![AppendOutcome::Duplicate { original_offset: Some(73) }, AppendOutcome::Appended { offset: 74 }]
     );
 }
+
+#[test]
+fn write_stats_count_the_bytes_each_append_writes() {
+    each_mode(|storage| {
+        let mut p = PartitionStore::open(storage, P0).unwrap();
+        let before = storage.write_stats();
+        let value = "v".repeat(10_000);
+        let records: Vec<_> = (0..10).map(|_| record(None, &value)).collect();
+        apply(&mut p, 1, 1, &records).unwrap();
+        let after = storage.write_stats();
+        let payload = 10 * value.len() as u64;
+        assert!(after.user - before.user >= payload, "{before:?} -> {after:?}");
+        assert!(after.wal - before.wal >= payload, "{before:?} -> {after:?}");
+    });
+}

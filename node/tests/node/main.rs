@@ -1,4 +1,6 @@
 //! Integration tests of the `pyralog` binary (one test target for the crate).
 
 mod cli;
+mod limits;
 mod rpc;
+mod support;

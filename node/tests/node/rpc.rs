@@ -3,163 +3,18 @@
 //! checkpoint, bad requests get their documented codes and change nothing, and SIGTERM stops a
 //! node cleanly (exit 0).
 
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jsonrpsee::core::client::{ClientT, Error as ClientError, Subscription, SubscriptionClientT};
-use jsonrpsee::core::params::ObjectParams;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::core::client::{Error as ClientError, Subscription, SubscriptionClientT};
 use jsonrpsee::ws_client::WsClientBuilder;
 use pyralog_crypto::merkle::{Blake3Merkle, InclusionProof};
 use pyralog_crypto::{Checkpoint, Digest};
 use serde_json::{Value, json};
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// The node processes; killed when the test ends, however it ends.
-struct Testnet {
-    children: Vec<Child>,
-    rpc: Vec<String>,
-    metrics: Vec<String>,
-}
-
-impl Drop for Testnet {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-/// Two consecutive free ports for each of `n` nodes is not guaranteed; pick a base and check.
-fn free_base(n: u16) -> u16 {
-    loop {
-        let base = free_ports(1)[0];
-        if base > 60000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
-/// Generates a 3-node testnet under `dir`, starts it, and waits until every node is ready and
-/// knows the three members.
-async fn start(dir: &Path) -> Testnet {
-    // Nine consecutive free ports: raft, rpc and metrics for three nodes, no overlaps.
-    let base = free_base(9);
-    let (raft, rpc, metrics) = (base, base + 3, base + 6);
-    let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
-        .args(["testnet", "--nodes", "3", "--out"])
-        .arg(dir)
-        .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
-        .args(["--metrics-port", &metrics.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let children = (0..3).map(|i| spawn_node(dir, i)).collect();
-    let rpc = (0..3).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
-    let metrics = (0..3).map(|i| format!("http://127.0.0.1:{}", metrics + i)).collect();
-    let net = Testnet { children, rpc, metrics };
-    for url in &net.rpc {
-        eventually("a ready node that knows the three members", async || {
-            let health = call(url, "system_health", json!({})).await.ok()?;
-            (health["ok"] == true && health["globalLeader"].is_u64() && health["members"] == 3).then_some(())
-        })
-        .await;
-    }
-    net
-}
-
-fn spawn_node(dir: &Path, i: u16) -> Child {
-    let log = std::fs::File::create(dir.join(format!("node{i}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_pyralog"))
-        .args(["start", "--base-path"])
-        .arg(dir.join(format!("node{i}")))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn client(url: &str) -> HttpClient {
-    HttpClientBuilder::default().request_timeout(Duration::from_secs(40)).build(url).unwrap()
-}
-
-fn params(value: Value) -> ObjectParams {
-    let mut params = ObjectParams::new();
-    for (name, value) in value.as_object().unwrap() {
-        params.insert(name, value).unwrap();
-    }
-    params
-}
-
-async fn call(url: &str, method: &str, args: Value) -> Result<Value, ClientError> {
-    client(url).request(method, params(args)).await
-}
-
-fn code(result: Result<Value, ClientError>) -> i32 {
-    match result {
-        Err(ClientError::Call(err)) => err.code(),
-        other => panic!("expected an error object, got {other:?}"),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    format!("0x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
-fn unhex(value: &Value) -> Vec<u8> {
-    let text = value.as_str().unwrap().strip_prefix("0x").unwrap();
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
-}
-
-/// Polls `check` until it returns `Some`.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A raw HTTP GET (the probes).
-fn raw_get(url: &str, path: &str) -> String {
-    let addr = url.strip_prefix("http://").unwrap();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
-
-/// A raw HTTP POST, for bodies a JSON-RPC client would never send.
-fn raw_post(url: &str, body: &str) -> String {
-    let addr = url.strip_prefix("http://").unwrap();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
+use crate::support::{
+    DEADLINE, call, code, eventually, hex, params, raw_get, raw_post, spawn_node, start, unhex,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_processes_serve_the_rpc_api() {
@@ -409,6 +264,17 @@ async fn three_node_processes_serve_the_rpc_api() {
         "pyralog_wal_fsyncs ",
     ] {
         assert!(scraped.contains(name), "{name} missing from\n{scraped}");
+    }
+    // Records were appended, so the WAL and the user-bytes counters moved.
+    for kind in ["user", "wal"] {
+        let line = format!("pyralog_storage_written_bytes{{kind=\"{kind}\"}} ");
+        let value: u64 = scraped
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("{line} missing from\n{scraped}"))
+            .parse()
+            .unwrap();
+        assert!(value > 0, "{line}{value}");
     }
     assert!(raw_get(&net.metrics[0], "/other").starts_with("HTTP/1.1 404"));
 

@@ -1,0 +1,186 @@
+//! Shared helpers: real `pyralog` processes on free ports, JSON-RPC calls, polling.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonrpsee::core::client::{ClientT, Error as ClientError};
+use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use serde_json::{Value, json};
+
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The node processes; killed when the test ends, however it ends.
+pub(crate) struct Testnet {
+    pub(crate) children: Vec<Child>,
+    pub(crate) rpc: Vec<String>,
+    pub(crate) metrics: Vec<String>,
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Two consecutive free ports for each of `n` nodes is not guaranteed; pick a base and check.
+pub(crate) fn free_base(n: u16) -> u16 {
+    loop {
+        let base = free_ports(1)[0];
+        if base > 60000 {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// Generates a 3-node testnet under `dir`, starts it, and waits until every node is ready and
+/// knows the three members.
+pub(crate) async fn start(dir: &Path) -> Testnet {
+    start_with(dir, 3, |config| config.to_owned()).await
+}
+
+/// Generates an `nodes`-node testnet under `dir`, passes each node's `config.toml` text through
+/// `edit`, starts the nodes, and waits until every node is ready and knows every member.
+pub(crate) async fn start_with(dir: &Path, nodes: u16, edit: impl Fn(&str) -> String) -> Testnet {
+    // Consecutive free ports: raft, rpc and metrics for each node, no overlaps.
+    let base = free_base(3 * nodes);
+    let (raft, rpc, metrics) = (base, base + nodes, base + 2 * nodes);
+    let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
+        .args(["testnet", "--nodes", &nodes.to_string(), "--out"])
+        .arg(dir)
+        .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
+        .args(["--metrics-port", &metrics.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for i in 0..nodes {
+        let path = dir.join(format!("node{i}/config.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(&text)).unwrap();
+    }
+    let children = (0..nodes).map(|i| spawn_node(dir, i)).collect();
+    let rpc = (0..nodes).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
+    let metrics = (0..nodes).map(|i| format!("http://127.0.0.1:{}", metrics + i)).collect();
+    let net = Testnet { children, rpc, metrics };
+    for url in &net.rpc {
+        eventually("a ready node that knows every member", async || {
+            let health = call(url, "system_health", json!({})).await.ok()?;
+            (health["ok"] == true && health["globalLeader"].is_u64() && health["members"] == nodes)
+                .then_some(())
+        })
+        .await;
+    }
+    net
+}
+
+pub(crate) fn spawn_node(dir: &Path, i: u16) -> Child {
+    let log = std::fs::File::create(dir.join(format!("node{i}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pyralog"))
+        .args(["start", "--base-path"])
+        .arg(dir.join(format!("node{i}")))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+pub(crate) fn client(url: &str) -> HttpClient {
+    HttpClientBuilder::default().request_timeout(Duration::from_secs(40)).build(url).unwrap()
+}
+
+pub(crate) fn params(value: Value) -> ObjectParams {
+    let mut params = ObjectParams::new();
+    for (name, value) in value.as_object().unwrap() {
+        params.insert(name, value).unwrap();
+    }
+    params
+}
+
+pub(crate) async fn call(url: &str, method: &str, args: Value) -> Result<Value, ClientError> {
+    client(url).request(method, params(args)).await
+}
+
+pub(crate) fn code(result: Result<Value, ClientError>) -> i32 {
+    match result {
+        Err(ClientError::Call(err)) => err.code(),
+        other => panic!("expected an error object, got {other:?}"),
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    format!("0x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+pub(crate) fn unhex(value: &Value) -> Vec<u8> {
+    let text = value.as_str().unwrap().strip_prefix("0x").unwrap();
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Polls `check` until it returns `Some`.
+pub(crate) async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A raw HTTP GET (the probes).
+pub(crate) fn raw_get(url: &str, path: &str) -> String {
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// A raw HTTP POST, for bodies a JSON-RPC client would never send.
+pub(crate) fn raw_post(url: &str, body: &str) -> String {
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// A raw HTTP POST from the local address `from` (any of 127.0.0.0/8 on Linux), so a test can
+/// act as several clients with different IP addresses.
+pub(crate) async fn raw_post_from(from: [u8; 4], url: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr: std::net::SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(from), 0).into()).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::HttpClientBuilder;
 use pyralog_cluster::model::StoredRecord;
@@ -87,7 +87,11 @@ async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
     for (name, value) in params.as_object().expect("params are an object") {
         object.insert(name, value)?;
     }
-    client.request(method, object).await.with_context(|| format!("{method} at {url}"))
+    client.request(method, object).await.map_err(|err| match err {
+        // The server's error object, once (its Display and its source would repeat it).
+        ClientError::Call(e) => anyhow::anyhow!("{method} at {url}: error {}: {}", e.code(), e.message()),
+        other => anyhow::anyhow!("{method} at {url}: {other}"),
+    })
 }
 
 fn unhex(value: &Value, what: &str) -> anyhow::Result<Vec<u8>> {

@@ -11,17 +11,22 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/pyralog/target
 CARGO ?= cargo
 
 # Debian packages the build needs: mold (linker, see .cargo/config.toml), clang + libclang-dev
-# (bindgen for RocksDB in the cluster engine); curl + jq drive the local testnet's RPC calls.
-APT_PACKAGES := mold clang libclang-dev curl jq
+# (bindgen for RocksDB in the cluster engine); curl + jq drive the local testnet's RPC calls;
+# protobuf-compiler (protoc) builds the load generator's etcd client, and etcd-server is the
+# peer it is measured against (its smoke test and `make bench-etcd`).
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server
+# The load generator (testnet/) is its own workspace; see testnet/Cargo.toml.
+LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build lint test testnet bench bench-cluster clean
+.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet"
 	@echo "make test     install what is missing, lint, run every test"
 	@echo "make bench    run the crypto benchmarks (release profile; not part of make test)"
 	@echo "make bench-cluster  run the 3-replica replication benchmark"
+	@echo "make bench-etcd     Pyralog and etcd side by side (3 nodes each, loopback)"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 
@@ -46,15 +51,19 @@ FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
 
 lint: deps
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt $(LOADGEN) -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked $(LOADGEN) --all-targets -- -D warnings
 	@for crate in $(LIGHT_CRATES); do \
 	  bad=$$($(CARGO) tree --locked -p $$crate -e normal,build --prefix none | grep -E '^($(FORBIDDEN_DEPS))[ -]' || true); \
 	  if [ -n "$$bad" ]; then echo "layering: $$crate depends on:"; echo "$$bad"; exit 1; fi; \
 	  echo "layering: $$crate has no $(FORBIDDEN_DEPS) dependency"; \
 	done
 
+# The load generator's smoke test runs the pyralog binary the first run builds.
 test: lint
 	$(CARGO) nextest run --locked --workspace
+	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" $(CARGO) nextest run --locked $(LOADGEN)
 
 testnet: deps
 	$(CARGO) build --locked -p pyralog-node
@@ -67,6 +76,13 @@ bench: deps
 # tests, and this workload is bound by fsyncs and loopback round trips.
 bench-cluster: deps
 	$(CARGO) bench --locked --profile dev -p pyralog-cluster --bench replication
+
+# Not part of `make test`: about two minutes of load per system. Same dev profile as the tests.
+bench-etcd: deps
+	$(CARGO) build --locked -p pyralog-node
+	$(CARGO) build --locked $(LOADGEN)
+	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" LOADGEN_BIN="$(CARGO_TARGET_DIR)/debug/pyralog-loadgen" \
+	  testnet/bench-etcd.sh
 
 clean:
 	$(CARGO) clean

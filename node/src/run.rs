@@ -32,6 +32,9 @@ pub(crate) struct StartArgs {
     /// Overrides `[node] raft_addr` (where this node listens).
     #[arg(long, env = "PYRALOG_RAFT_ADDR")]
     pub(crate) raft_addr: Option<String>,
+    /// Overrides `[metrics] addr` ("" turns the metrics server off).
+    #[arg(long, env = "PYRALOG_METRICS_ADDR")]
+    pub(crate) metrics_addr: Option<String>,
     /// A throwaway single-node cluster in a temporary directory.
     #[arg(long, conflicts_with = "base_path")]
     pub(crate) dev: bool,
@@ -50,7 +53,7 @@ pub(crate) fn start(args: StartArgs) -> anyhow::Result<()> {
                 node_id: 0,
                 raft_addr: args.raft_addr.clone().unwrap_or_else(|| "127.0.0.1:30333".into()),
                 rpc_addr: args.rpc_addr.clone().unwrap_or_else(|| "127.0.0.1:9944".into()),
-                metrics_addr: "127.0.0.1:9615".into(),
+                metrics_addr: args.metrics_addr.clone().unwrap_or_else(|| "127.0.0.1:9615".into()),
             };
             crate::setup::init(init)?;
             (BasePath(dir.clone()), Some(DevDir(dir)))
@@ -62,6 +65,9 @@ pub(crate) fn start(args: StartArgs) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.raft_addr {
         config.node.raft_addr = addr;
+    }
+    if let Some(addr) = args.metrics_addr {
+        config.metrics.addr = addr;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve(base, config))

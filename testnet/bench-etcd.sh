@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Pyralog and etcd side by side (what `make bench-etcd` runs): a 3-member etcd (Debian's
+# etcd-server, default fsync) and a 3-node Pyralog cluster (disk storage, fsync per Raft append
+# batch), one at a time, on loopback, on this machine, with the same load generator settings:
+# 8-byte keys, 256-byte values, 1/16/64/256 concurrent clients (each with its own connection,
+# client i talking to member i mod 3), warm-up dropped. Prints throughput and p50/p99 for both
+# and the ratio, and writes the table to $BENCH_DIR/table.md.
+#
+# Pyralog writes one keyed record per `log_append` over WebSocket to a log of 3 partitions with
+# replication factor 3 (one Raft group per partition, leaders spread over the nodes); etcd does
+# one `Put` per call over gRPC (one Raft group). Both acknowledge only after a majority has the
+# write in its fsynced log.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${PYRALOG_BIN:?set PYRALOG_BIN to the pyralog binary (make bench-etcd does)}
+loadgen=${LOADGEN_BIN:?set LOADGEN_BIN to the pyralog-loadgen binary (make bench-etcd does)}
+out=${BENCH_DIR:-$here/out/bench-etcd}
+clients=${BENCH_CLIENTS:-1,16,64,256}
+warmup=${BENCH_WARMUP:-2}
+duration=${BENCH_DURATION:-10}
+etcd_client_port=${BENCH_ETCD_PORT:-23790}
+etcd_peer_port=$((etcd_client_port + 10))
+raft_port=${BENCH_RAFT_PORT:-31333}
+rpc_port=${BENCH_RPC_PORT:-19944}
+metrics_port=${BENCH_METRICS_PORT:-19615}
+load=(--clients "$clients" --warmup "$warmup" --duration "$duration" --key-bytes 8 --value-bytes 256)
+
+command -v etcd >/dev/null || { echo "bench-etcd: no etcd binary (apt-get install etcd-server)" >&2; exit 1; }
+rm -rf "$out"
+mkdir -p "$out"
+pids=()
+stop_all() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap stop_all EXIT
+
+wait_for() { # wait_for WHAT COMMAND...
+  local what=$1; shift
+  for _ in $(seq 1 600); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "bench-etcd: timed out waiting for $what; logs in $out" >&2
+  exit 1
+}
+
+echo "== etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members"
+cluster=""
+for i in 0 1 2; do cluster+="e$i=http://127.0.0.1:$((etcd_peer_port + i)),"; done
+for i in 0 1 2; do
+  client_url="http://127.0.0.1:$((etcd_client_port + i))"
+  peer_url="http://127.0.0.1:$((etcd_peer_port + i))"
+  etcd --name "e$i" --data-dir "$out/etcd$i" --logger zap --log-outputs stderr \
+    --listen-client-urls "$client_url" --advertise-client-urls "$client_url" \
+    --listen-peer-urls "$peer_url" --initial-advertise-peer-urls "$peer_url" \
+    --initial-cluster "${cluster%,}" --initial-cluster-state new --initial-cluster-token bench \
+    2>"$out/etcd$i.log" &
+  pids+=($!)
+done
+for i in 0 1 2; do
+  wait_for "etcd member $i" bash -c "curl -sf http://127.0.0.1:$((etcd_client_port + i))/health | grep -q '\"health\":\"true\"'"
+done
+endpoints=$(for i in 0 1 2; do printf 'http://127.0.0.1:%d,' $((etcd_client_port + i)); done)
+"$loadgen" run --system etcd --endpoints "${endpoints%,}" "${load[@]}" --out "$out/etcd.json"
+stop_all
+
+echo "== Pyralog $("$bin" --version | awk '{print $2}'): 3 nodes"
+"$bin" testnet --nodes 3 --out "$out/pyralog" --raft-port "$raft_port" --rpc-port "$rpc_port" \
+  --metrics-port "$metrics_port" >/dev/null
+# Room for 256 WebSocket clients (the default allows 100 connections per node).
+sed -i 's/^max_connections = .*/max_connections = 1024/' "$out"/pyralog/node*/config.toml
+for i in 0 1 2; do
+  "$bin" start --base-path "$out/pyralog/node$i" 2>"$out/pyralog$i.log" &
+  pids+=($!)
+done
+ready() {
+  curl -sf -H 'content-type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"system_health","params":{}}' "http://127.0.0.1:$1" |
+    jq -e '.result.ok and .result.members == 3'
+}
+for i in 0 1 2; do wait_for "pyralog node $i" ready $((rpc_port + i)); done
+endpoints=$(for i in 0 1 2; do printf 'http://127.0.0.1:%d,' $((rpc_port + i)); done)
+"$loadgen" run --system pyralog --endpoints "${endpoints%,}" "${load[@]}" --log bench --partitions 3 \
+  --replication-factor 3 --out "$out/pyralog.json"
+stop_all
+
+echo "== side by side ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+"$loadgen" report --pyralog "$out/pyralog.json" --etcd "$out/etcd.json" --out "$out/table.md"
+echo "table written to $out/table.md"

@@ -1,0 +1,146 @@
+//! The systems under load: one connection per client, one write per call.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use serde_json::{Value, json};
+
+use crate::{RunArgs, System};
+
+/// How long a single write may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A prepared system: endpoints known, Pyralog's log created and led.
+pub(crate) struct Target {
+    pub(crate) system: System,
+    endpoints: Vec<String>,
+    log: String,
+}
+
+impl Target {
+    /// Checks the endpoints answer; for Pyralog, creates the log and waits for its leaders.
+    pub(crate) async fn prepare(args: &RunArgs) -> anyhow::Result<Self> {
+        let target = Target { system: args.system, endpoints: args.endpoints.clone(), log: args.log.clone() };
+        match args.system {
+            System::Pyralog => {
+                let client = target.pyralog(0).await?;
+                let settings = json!({
+                    "name": args.log, "partitions": args.partitions,
+                    "replicationFactor": args.replication_factor,
+                });
+                client.request::<Value, _>("log_create", params(settings)).await.context("log_create")?;
+                wait_for_leaders(&client, &args.log, args.partitions).await?;
+            }
+            System::Etcd => {
+                let mut client = target.etcd(0).await?;
+                client.status().await.context("etcd status")?;
+            }
+        }
+        Ok(target)
+    }
+
+    /// A new connection for client `i`.
+    pub(crate) async fn connect(&self, i: usize) -> anyhow::Result<Connection> {
+        Ok(match self.system {
+            System::Pyralog => Connection::Pyralog { client: self.pyralog(i).await?, log: self.log.clone() },
+            System::Etcd => Connection::Etcd(Box::new(self.etcd(i).await?)),
+        })
+    }
+
+    fn endpoint(&self, i: usize) -> &str {
+        &self.endpoints[i % self.endpoints.len()]
+    }
+
+    async fn pyralog(&self, i: usize) -> anyhow::Result<WsClient> {
+        let url = self.endpoint(i).replacen("http://", "ws://", 1);
+        WsClientBuilder::default()
+            .request_timeout(CALL_TIMEOUT)
+            .build(&url)
+            .await
+            .with_context(|| format!("connect to {url}"))
+    }
+
+    async fn etcd(&self, i: usize) -> anyhow::Result<etcd_client::Client> {
+        let endpoint = self.endpoint(i);
+        let options = etcd_client::ConnectOptions::new()
+            .with_timeout(CALL_TIMEOUT)
+            .with_connect_timeout(Duration::from_secs(5));
+        etcd_client::Client::connect([endpoint], Some(options))
+            .await
+            .with_context(|| format!("connect to etcd at {endpoint}"))
+    }
+}
+
+/// One client's connection.
+pub(crate) enum Connection {
+    /// A WebSocket JSON-RPC connection and the log it appends to.
+    Pyralog {
+        /// The connection.
+        client: WsClient,
+        /// The log.
+        log: String,
+    },
+    /// A gRPC connection (boxed: it is several times larger than the other variant).
+    Etcd(Box<etcd_client::Client>),
+}
+
+impl Connection {
+    /// Writes `value` under `key`; returns once the system acknowledged it as durable.
+    pub(crate) async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Connection::Pyralog { client, log } => {
+                let record = json!({ "key": hex(key), "value": hex(value) });
+                let receipts: Value =
+                    client.request("log_append", params(json!({ "log": log, "records": [record] }))).await?;
+                if receipts.as_array().map(Vec::len) != Some(1) {
+                    bail!("unexpected log_append answer: {receipts}");
+                }
+            }
+            Connection::Etcd(client) => {
+                client.put(key, value, None).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Polls `system_status` until every partition of `log` has a leader.
+async fn wait_for_leaders(client: &WsClient, log: &str, partitions: u32) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let status: Value = client.request("system_status", params(json!({}))).await?;
+        let led = status["partitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["log"] == log && p["leader"].is_u64())
+            .count();
+        if led == partitions as usize {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("log {log:?}: {led} of {partitions} partitions have a leader after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn params(value: Value) -> ObjectParams {
+    let mut params = ObjectParams::new();
+    for (name, value) in value.as_object().expect("params are an object") {
+        params.insert(name, value).expect("JSON values serialize");
+    }
+    params
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(2 + 2 * bytes.len());
+    text.push_str("0x");
+    for byte in bytes {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}

@@ -1,0 +1,180 @@
+//! A short run of the load generator against a real single-node Pyralog (`pyralog start --dev`)
+//! and a real single-node etcd: every counted write is really stored, the report pairs the rows.
+//! The benchmark itself is `testnet/bench-etcd.sh`, not a test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A child process killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<_> = (0..N).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+fn loadgen(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_pyralog-loadgen")).args(args).output().unwrap();
+    assert!(output.status.success(), "loadgen {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// The results `run` printed, one JSON object per client count.
+fn results(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn check_results(results: &[Value], system: &str) -> u64 {
+    assert_eq!(results.len(), 2, "{results:?}");
+    for (result, clients) in results.iter().zip([1, 4]) {
+        assert_eq!(result["system"], system);
+        assert_eq!(result["clients"], clients);
+        assert!(result["ops"].as_u64().unwrap() > 0, "{result}");
+        assert_eq!(result["errors"], 0, "{result}");
+        assert!(result["p50Ms"].as_f64().unwrap() <= result["p99Ms"].as_f64().unwrap(), "{result}");
+    }
+    results.iter().map(|r| r["ops"].as_u64().unwrap()).sum()
+}
+
+/// The `pyralog` binary: `PYRALOG_BIN`, or next to this crate's binary in the shared target
+/// directory (the main workspace's tests build it first).
+fn pyralog_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("PYRALOG_BIN") {
+        return bin.into();
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_pyralog-loadgen")).with_file_name("pyralog");
+    assert!(bin.exists(), "{} missing: build the main workspace first (make test does)", bin.display());
+    bin
+}
+
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_load_against_pyralog_stores_every_counted_write() {
+    let [rpc, raft, metrics] = free_ports();
+    let _node = Running(
+        Command::new(pyralog_bin())
+            .args(["start", "--dev", "--rpc-addr", &format!("127.0.0.1:{rpc}")])
+            .args(["--raft-addr", &format!("127.0.0.1:{raft}")])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{rpc}");
+    let client = HttpClientBuilder::default().build(&url).unwrap();
+    eventually("the dev node", async || {
+        let health: Value = client.request("system_health", rpc_params![]).await.ok()?;
+        (health["ok"] == true).then_some(())
+    })
+    .await;
+
+    let output = loadgen(&[
+        "run",
+        "--system",
+        "pyralog",
+        "--endpoints",
+        &url,
+        "--clients",
+        "1,4",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "1",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "1",
+    ]);
+    let counted = check_results(&results(&output), "pyralog");
+    let status: Value = client.request("system_status", rpc_params![]).await.unwrap();
+    let stored: u64 = status["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["log"] == "loadgen")
+        .map(|p| p["size"].as_u64().unwrap())
+        .sum();
+    // Warm-up writes are stored too, so at least every counted one.
+    assert!(stored >= counted, "{stored} records stored, {counted} counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_load_against_etcd_stores_every_counted_write() {
+    if Command::new("etcd").arg("--version").output().is_err() {
+        println!("skipped: no etcd binary (make deps installs Debian's etcd-server)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let [client_port, peer_port] = free_ports();
+    let client_url = format!("http://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let _etcd = Running(
+        Command::new("etcd")
+            .args(["--name", "smoke", "--data-dir"])
+            .arg(dir.path().join("etcd"))
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("smoke={peer_url}"), "--logger", "zap"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut client = eventually("etcd", async || {
+        let mut client = etcd_client::Client::connect([&client_url], None).await.ok()?;
+        client.status().await.ok()?;
+        Some(client)
+    })
+    .await;
+
+    let out = dir.path().join("etcd.json");
+    let output = loadgen(&[
+        "run",
+        "--system",
+        "etcd",
+        "--endpoints",
+        &client_url,
+        "--clients",
+        "1,4",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let counted = check_results(&results(&output), "etcd");
+    let all = etcd_client::GetOptions::new().with_from_key().with_count_only();
+    let stored = client.get(vec![0u8], Some(all)).await.unwrap().count() as u64;
+    assert!(stored >= counted, "{stored} keys stored, {counted} counted");
+
+    // The report pairs rows by client count (here a file with itself: ratio 1).
+    let table = loadgen(&["report", "--pyralog", out.to_str().unwrap(), "--etcd", out.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(table.lines().skip(2).all(|row| row.ends_with("| 1.00x |")), "{table}");
+}

@@ -41,6 +41,7 @@ struct Metrics {
     latency: Family<MethodLabels, Histogram>,
     raft_term: Family<GroupLabels, Gauge>,
     raft_last_log_index: Family<GroupLabels, Gauge>,
+    raft_commit_index: Family<GroupLabels, Gauge>,
     raft_applied_index: Family<GroupLabels, Gauge>,
     raft_apply_lag: Family<GroupLabels, Gauge>,
     partition_records: Family<PartitionLabels, Gauge>,
@@ -70,6 +71,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     };
     let raft_term = gauge(&mut registry, "raft_term", "Raft term per group");
     let raft_last_log_index = gauge(&mut registry, "raft_last_log_index", "Last Raft log index per group");
+    let raft_commit_index = gauge(
+        &mut registry,
+        "raft_commit_index",
+        "Last committed Raft index per group (0 until a commit since start)",
+    );
     let raft_applied_index = gauge(&mut registry, "raft_applied_index", "Last applied Raft index per group");
     let raft_apply_lag = gauge(&mut registry, "raft_apply_lag", "Log entries not yet applied per group");
     let partition_records = Family::<PartitionLabels, Gauge>::default();
@@ -105,6 +111,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         latency,
         raft_term,
         raft_last_log_index,
+        raft_commit_index,
         raft_applied_index,
         raft_apply_lag,
         partition_records,
@@ -142,7 +149,7 @@ fn set(family: &Family<GroupLabels, Gauge>, group: &str, value: u64) {
 /// Reads the engine's figures into the gauges and renders everything.
 fn render(node: &ClusterNode) -> String {
     let m = &*METRICS;
-    let mut groups = vec![("global".to_owned(), node.global_raft_metrics())];
+    let mut groups = vec![("global".to_owned(), node.global_raft_metrics(), node.global_commit_index())];
     let global = node.global_state().borrow().clone();
     for log in global.logs.values() {
         for p in 0..log.config.partitions {
@@ -151,14 +158,16 @@ fn render(node: &ClusterNode) -> String {
             let labels = PartitionLabels { log: log.config.name.to_string(), partition: p };
             m.partition_records.get_or_create(&labels).set(replica.state().size as i64);
             m.partition_certified.get_or_create(&labels).set(global.certified_size(id) as i64);
-            groups.push((format!("{}/{p}", log.config.name), replica.raft().metrics().borrow().clone()));
+            let metrics = replica.raft().metrics().borrow().clone();
+            groups.push((format!("{}/{p}", log.config.name), metrics, replica.commit_index()));
         }
     }
-    for (group, metrics) in groups {
+    for (group, metrics, committed) in groups {
         let last = metrics.last_log_index.unwrap_or(0);
         let applied = metrics.last_applied.map_or(0, |id| id.index);
         set(&m.raft_term, &group, metrics.current_term);
         set(&m.raft_last_log_index, &group, last);
+        set(&m.raft_commit_index, &group, committed.unwrap_or(0));
         set(&m.raft_applied_index, &group, applied);
         set(&m.raft_apply_lag, &group, last.saturating_sub(applied));
     }

@@ -196,6 +196,11 @@ impl<T: Transport> ClusterNode<T> {
         self.shared.global.raft().metrics().borrow().clone()
     }
 
+    /// The global group's commit index as openraft last reported it (for metrics).
+    pub fn global_commit_index(&self) -> Option<u64> {
+        self.shared.global.commit_index()
+    }
+
     /// The global state as applied on this node.
     pub fn global_state(&self) -> watch::Receiver<GlobalState> {
         self.shared.global.state()

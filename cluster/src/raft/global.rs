@@ -11,8 +11,8 @@ use pyralog_crypto::ClusterId;
 use tokio::sync::watch;
 
 use super::{
-    GlobalCommand, GlobalReply, GlobalState, GlobalStateMachine, GroupCommand, GroupId, GroupNetworkFactory,
-    GroupRaft, GroupReply, NodeId, RocksLogStore,
+    CommitIndex, GlobalCommand, GlobalReply, GlobalState, GlobalStateMachine, GroupCommand, GroupId,
+    GroupNetworkFactory, GroupRaft, GroupReply, NodeId, RocksLogStore,
 };
 use crate::storage::Storage;
 use crate::transport::{ForwardRefusal, PeerPool, RaftRequest, RaftResponse, RaftRouter, Route, Transport};
@@ -40,6 +40,7 @@ pub struct GlobalReplica<T: Transport> {
     raft: Raft<GroupRaft>,
     state: watch::Receiver<GlobalState>,
     peers: Arc<PeerPool<T>>,
+    commit_index: CommitIndex,
 }
 
 impl<T: Transport> std::fmt::Debug for GlobalReplica<T> {
@@ -63,12 +64,13 @@ impl<T: Transport> GlobalReplica<T> {
             GlobalStateMachine::open(storage, cluster).map_err(|err| ProposeError::Raft(err.to_string()))?;
         let state = machine.subscribe();
         let log = RocksLogStore::new(storage.clone(), group);
+        let commit_index = log.commit_index();
         let network = GroupNetworkFactory::new(group, peers.clone());
         let raft = Raft::new(node, config, network, log, machine)
             .await
             .map_err(|err| ProposeError::Raft(err.to_string()))?;
         router.insert(group, Route { raft: raft.clone(), signer: None, appender: None });
-        Ok(GlobalReplica { raft, state, peers })
+        Ok(GlobalReplica { raft, state, peers, commit_index })
     }
 
     /// Makes `members` (node id -> RPC address) the group's first voters; a no-op if the group
@@ -80,6 +82,11 @@ impl<T: Transport> GlobalReplica<T> {
             Ok(()) | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
             Err(err) => Err(ProposeError::Raft(err.to_string())),
         }
+    }
+
+    /// The group's commit index as openraft last reported it (for metrics).
+    pub fn commit_index(&self) -> Option<u64> {
+        self.commit_index.get()
     }
 
     /// The applied global state on this node.

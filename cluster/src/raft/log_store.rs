@@ -10,6 +10,8 @@
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{LogId, OptionalSend, RaftLogId, RaftTypeConfig, StorageError, StorageIOError, Vote};
@@ -27,12 +29,36 @@ const LAST_PURGED: u8 = 2;
 pub struct RocksLogStore<C> {
     storage: Storage,
     group: GroupId,
+    committed: CommitIndex,
     config: PhantomData<fn() -> C>,
+}
+
+/// The group's latest commit index as openraft reports it (`save_committed`), kept in memory
+/// only, for metrics: openraft 0.9's own metrics have no commit index. It is not persisted (the
+/// state machines persist what they applied), so it reads 0 after a restart until the next
+/// commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitIndex(Arc<AtomicU64>);
+
+impl CommitIndex {
+    /// The last committed log index, if any commit happened since start.
+    pub fn get(&self) -> Option<u64> {
+        self.0.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    fn set(&self, index: Option<u64>) {
+        self.0.store(index.map_or(0, |i| i + 1), Ordering::Relaxed);
+    }
 }
 
 impl<C> Clone for RocksLogStore<C> {
     fn clone(&self) -> Self {
-        RocksLogStore { storage: self.storage.clone(), group: self.group, config: PhantomData }
+        RocksLogStore {
+            storage: self.storage.clone(),
+            group: self.group,
+            committed: self.committed.clone(),
+            config: PhantomData,
+        }
     }
 }
 
@@ -45,7 +71,12 @@ impl<C> Debug for RocksLogStore<C> {
 impl<C> RocksLogStore<C> {
     /// The log of `group` in `storage`.
     pub fn new(storage: Storage, group: GroupId) -> Self {
-        RocksLogStore { storage, group, config: PhantomData }
+        RocksLogStore { storage, group, committed: CommitIndex::default(), config: PhantomData }
+    }
+
+    /// A handle on the group's commit index (for metrics).
+    pub fn commit_index(&self) -> CommitIndex {
+        self.committed.clone()
     }
 
     fn entry_key(&self, index: u64) -> [u8; 16] {
@@ -157,6 +188,11 @@ where
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
         self.clone()
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        self.committed.set(committed.map(|id| id.index));
+        Ok(())
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {

@@ -26,7 +26,7 @@ pub use global_state::{
     CHECKPOINT_THRESHOLD, GlobalCommand, GlobalReply, GlobalState, LogInfo, MAX_PARTITIONS,
     MAX_RECORD_BYTES_LIMIT, Member, PartitionRecord, Rejection, SealedEpoch,
 };
-pub use log_store::RocksLogStore;
+pub use log_store::{CommitIndex, RocksLogStore};
 pub use network::{GroupNetwork, GroupNetworkFactory};
 pub use partition_sm::{PartitionSnapshotBuilder, PartitionStateMachine};
 pub use replica::{

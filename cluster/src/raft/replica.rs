@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 
 use super::checkpoints::certify_checkpoints;
 use super::{
-    CheckpointContext, CheckpointSigner, GlobalCommand, GroupCommand, GroupId, GroupNetworkFactory,
-    GroupRaft, GroupReply, NodeId, PartitionCommand, PartitionReply, PartitionStateMachine, RocksLogStore,
+    CheckpointContext, CheckpointSigner, CommitIndex, GlobalCommand, GroupCommand, GroupId,
+    GroupNetworkFactory, GroupRaft, GroupReply, NodeId, PartitionCommand, PartitionReply,
+    PartitionStateMachine, RocksLogStore,
 };
 use crate::model::Record;
 use crate::sequencer::{ScarabGenerator, SystemClock};
@@ -126,6 +127,7 @@ pub struct PartitionReplica {
     raft: Raft<GroupRaft>,
     state: watch::Receiver<PartitionState>,
     appender: Appender,
+    commit_index: CommitIndex,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -154,6 +156,7 @@ impl PartitionReplica {
         let machine = PartitionStateMachine::open(storage, partition)?;
         let state = machine.subscribe();
         let log = RocksLogStore::new(storage.clone(), group);
+        let commit_index = log.commit_index();
         let network = GroupNetworkFactory::new(group, peers.clone());
         let raft = Raft::new(node, config, network, log, machine)
             .await
@@ -172,7 +175,15 @@ impl PartitionReplica {
             tasks.push(tokio::spawn(certify_checkpoints(signer, raft.clone(), peers)));
         }
         tasks.push(tokio::spawn(batch_appends(partition, raft.clone(), pending, ids)));
-        Ok(PartitionReplica { partition, storage: storage.clone(), raft, state, appender, tasks })
+        Ok(PartitionReplica {
+            partition,
+            storage: storage.clone(),
+            raft,
+            state,
+            appender,
+            commit_index,
+            tasks,
+        })
     }
 
     /// Makes `members` (node id -> RPC address) the group's first voters. Call on one node once.
@@ -216,6 +227,11 @@ impl PartitionReplica {
     /// The group's Raft handle (metrics, membership changes).
     pub fn raft(&self) -> &Raft<GroupRaft> {
         &self.raft
+    }
+
+    /// The group's commit index as openraft last reported it (for metrics).
+    pub fn commit_index(&self) -> Option<u64> {
+        self.commit_index.get()
     }
 
     /// The partition this replica holds.

@@ -257,24 +257,26 @@ async fn three_node_processes_serve_the_rpc_api() {
     // Prometheus metrics: request counts, Raft and partition figures.
     let scraped = raw_get(&net.metrics[0], "/metrics");
     assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
-    for name in [
-        "pyralog_rpc_requests_total{",
-        "pyralog_raft_term{group=\"global\"}",
-        "pyralog_partition_records{",
-        "pyralog_wal_fsyncs ",
-    ] {
-        assert!(scraped.contains(name), "{name} missing from\n{scraped}");
+    let value = |series: &str| -> u64 {
+        let prefix = format!("{series} ");
+        let text = scraped.lines().find_map(|l| l.strip_prefix(&prefix));
+        text.unwrap_or_else(|| panic!("{series} missing from\n{scraped}")).parse().unwrap()
+    };
+    assert!(value("pyralog_rpc_requests_total{method=\"log_append\",outcome=\"ok\"}") > 0);
+    value("pyralog_wal_fsyncs");
+    // Every group committed since start (the log's creation and its writes), and no group
+    // commits past its log or applies past its commits.
+    for group in ["global", "orders/0"] {
+        let labels = format!("{{group=\"{group}\"}}");
+        let committed = value(&format!("pyralog_raft_commit_index{labels}"));
+        assert!(committed > 0, "{group}");
+        assert!(committed <= value(&format!("pyralog_raft_last_log_index{labels}")), "{group}");
+        value(&format!("pyralog_raft_term{labels}"));
     }
+    assert!(value("pyralog_partition_records{log=\"orders\",partition=\"0\"}") > 0);
     // Records were appended, so the WAL and the user-bytes counters moved.
     for kind in ["user", "wal"] {
-        let line = format!("pyralog_storage_written_bytes{{kind=\"{kind}\"}} ");
-        let value: u64 = scraped
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .unwrap_or_else(|| panic!("{line} missing from\n{scraped}"))
-            .parse()
-            .unwrap();
-        assert!(value > 0, "{line}{value}");
+        assert!(value(&format!("pyralog_storage_written_bytes{{kind=\"{kind}\"}}")) > 0, "{kind}");
     }
     assert!(raw_get(&net.metrics[0], "/other").starts_with("HTTP/1.1 404"));
 

@@ -1,0 +1,131 @@
+//! Sans-I/O consensus engines: state machines that never touch a socket, a clock or a disk.
+//!
+//! The driver feeds an engine [`Input`]s stamped with the current time and performs the
+//! [`Effect`]s it returns, in order. Because an engine is a pure function of its inputs, the
+//! simulator replays any run from its seed, and the driver can restart an engine from its WAL
+//! ([`Effect::PersistVote`] is performed, durably, before the effects that follow it: a
+//! validator never sends a vote it could forget and contradict after a crash).
+
+use std::time::Duration;
+
+use pyralog_crypto::PublicKey;
+
+use crate::validators::ValidatorSet;
+use crate::vote::{BlockId, FinalityProof, Vote};
+
+/// Milliseconds on the driver's monotonic clock (virtual time in the simulator).
+pub type Millis = u64;
+
+/// An engine's timers, named so that the driver can cancel and replace them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    /// The height it belongs to.
+    pub height: u64,
+    /// The round it belongs to.
+    pub round: u32,
+    /// Which step it times out.
+    pub step: u8,
+}
+
+/// What happens to an engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Start deciding `height` with `validators`.
+    StartHeight {
+        /// The height.
+        height: u64,
+        /// Who votes at it.
+        validators: ValidatorSet,
+    },
+    /// A peer's message, as opaque engine bytes (the engine decodes and checks it).
+    Message {
+        /// The peer that sent it (its transport identity, not yet the signer).
+        from: PublicKey,
+        /// The message.
+        bytes: Vec<u8>,
+    },
+    /// A timer set by [`Effect::SetTimer`] fired.
+    TimeoutFired(TimerId),
+    /// The app built the payload the engine asked for.
+    PayloadBuilt {
+        /// The height it is for.
+        height: u64,
+        /// The payload.
+        txs: Vec<Vec<u8>>,
+    },
+    /// The app checked a proposed payload.
+    PayloadChecked {
+        /// The block.
+        block: BlockId,
+        /// Whether to vote for it.
+        valid: bool,
+    },
+    /// The app applied a committed block.
+    BlockApplied {
+        /// The height.
+        height: u64,
+        /// The app hash after it.
+        app_hash: Vec<u8>,
+        /// Validator changes it made.
+        validator_updates: ValidatorSet,
+    },
+}
+
+/// What an engine asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send to every validator.
+    Broadcast(Vec<u8>),
+    /// Send to one peer.
+    SendTo {
+        /// The peer.
+        to: PublicKey,
+        /// The message.
+        bytes: Vec<u8>,
+    },
+    /// Fire [`Input::TimeoutFired`] after `after` unless cancelled or replaced.
+    SetTimer {
+        /// Which timer.
+        id: TimerId,
+        /// When, from now.
+        after: Duration,
+    },
+    /// Drop a pending timer.
+    CancelTimer(TimerId),
+    /// Ask the app for a payload ([`Input::PayloadBuilt`] answers).
+    BuildPayload {
+        /// The height.
+        height: u64,
+    },
+    /// Ask the app to check a payload ([`Input::PayloadChecked`] answers).
+    CheckPayload {
+        /// The block.
+        block: BlockId,
+        /// Its payload.
+        txs: Vec<Vec<u8>>,
+    },
+    /// The block at `height` is decided: store it with its proof, then apply it.
+    CommitBlock {
+        /// The height.
+        height: u64,
+        /// The block.
+        block: BlockId,
+        /// Its payload.
+        txs: Vec<Vec<u8>>,
+        /// Why it is final.
+        proof: FinalityProof,
+    },
+    /// Two conflicting signed votes of one validator: proof of equivocation.
+    Evidence(Box<(Vote, Vote)>),
+    /// Durably record this node's own vote before anything that follows.
+    PersistVote(Vote),
+}
+
+/// A sans-I/O consensus engine.
+pub trait ConsensusCore {
+    /// Handles one input at time `now`; returns the effects to perform, in order.
+    fn handle(&mut self, now: Millis, input: Input) -> Vec<Effect>;
+
+    /// The engine's name (`tendermint`, `pbft`, ...), recorded in block headers.
+    fn name(&self) -> &'static str;
+}

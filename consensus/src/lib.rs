@@ -1,0 +1,20 @@
+//! Pluggable consensus for the Pyralog Network.
+//!
+//! The chain is a [`ReplicatedApp`](app::ReplicatedApp), shaped 1:1 like ABCI 2.0, so any
+//! ordering and finality engine can drive it. Engines are sans-I/O
+//! [`ConsensusCore`](core::ConsensusCore)s: they take [`Input`](core::Input)s (messages, timeouts,
+//! the app's answers) and return [`Effect`](core::Effect)s (messages to send, timers to set,
+//! blocks to commit); one driver performs the effects for any engine, and a seeded simulator
+//! performs them on a virtual network. A committed block carries a
+//! [`FinalityProof`](vote::FinalityProof) that a light client checks with the validator set alone.
+//!
+//! Status: the types, traits and certificate verification are here; engines, the driver and the
+//! simulator come next (see issue 5).
+
+pub mod app;
+pub mod core;
+pub mod validators;
+pub mod vote;
+
+pub use validators::{Validator, ValidatorSet, ValidatorSetError};
+pub use vote::{BlockId, CommitCertificate, FinalityProof, Vote, VoteKind};

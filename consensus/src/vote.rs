@@ -1,0 +1,126 @@
+//! Votes and commit certificates: what validators sign, and the finality proof a light client
+//! checks against a validator set.
+
+use pyralog_crypto::quorum::{QuorumError, Signable};
+use pyralog_crypto::{Digest, QuorumCertificate};
+use serde::{Deserialize, Serialize};
+
+use crate::validators::{QUORUM, ValidatorSet};
+
+/// A block's identity: the hash of its header.
+pub type BlockId = Digest;
+
+/// Tendermint's two voting steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VoteKind {
+    /// First round of voting.
+    Prevote,
+    /// Second round; a quorum of these for a block commits it.
+    Precommit,
+}
+
+/// A validator's vote. `block: None` is a vote for nil (no block this round).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Vote {
+    /// The chain; a vote for one chain never counts on another.
+    pub chain_id: String,
+    /// The height voted at.
+    pub height: u64,
+    /// The round within the height.
+    pub round: u32,
+    /// Prevote or precommit.
+    pub kind: VoteKind,
+    /// The block voted for, or nil.
+    pub block: Option<BlockId>,
+}
+
+impl Signable for Vote {
+    const SIGNING_CONTEXT: &'static [u8] = b"pyralog/consensus/vote/v1\0";
+
+    /// Fixed layout: chain id length (u16 BE) and bytes, height (u64 BE), round (u32 BE), kind
+    /// (1 prevote, 2 precommit), then 0 for nil or 1 and the 32-byte block id.
+    fn encode(&self) -> Vec<u8> {
+        let chain = self.chain_id.as_bytes();
+        let mut bytes = Vec::with_capacity(2 + chain.len() + 8 + 4 + 1 + 33);
+        let chain_len = u16::try_from(chain.len()).expect("chain ids are short");
+        bytes.extend_from_slice(&chain_len.to_be_bytes());
+        bytes.extend_from_slice(chain);
+        bytes.extend_from_slice(&self.height.to_be_bytes());
+        bytes.extend_from_slice(&self.round.to_be_bytes());
+        bytes.push(match self.kind {
+            VoteKind::Prevote => 1,
+            VoteKind::Precommit => 2,
+        });
+        match &self.block {
+            None => bytes.push(0),
+            Some(block) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&block.0);
+            }
+        }
+        bytes
+    }
+}
+
+/// Precommits of more than 2/3 of the voting power for one block at one height and round.
+pub type CommitCertificate = QuorumCertificate<Vote>;
+
+/// Why a finality proof does not prove what it is said to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FinalityError {
+    /// The signed vote is not a precommit for the claimed block at the claimed height.
+    #[error(
+        "certificate is a {kind:?} for {block:?} at height {height} on {chain:?}, not a precommit for the claimed block"
+    )]
+    WrongVote {
+        /// The chain named in the vote.
+        chain: String,
+        /// Its height.
+        height: u64,
+        /// Its kind.
+        kind: VoteKind,
+        /// The block it is for.
+        block: Option<BlockId>,
+    },
+    /// The signatures do not make a quorum of the validator set.
+    #[error("commit certificate: {0}")]
+    Quorum(#[from] QuorumError),
+}
+
+/// Why a block is final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalityProof {
+    /// A commit certificate (quorum engines: Tendermint, PBFT, PoS).
+    Commit(CommitCertificate),
+}
+
+impl FinalityProof {
+    /// Checks that the proof finalizes `block` at `height` on `chain_id` under `validators`.
+    /// Returns the voting power that signed.
+    pub fn verify(
+        &self,
+        chain_id: &str,
+        height: u64,
+        block: &BlockId,
+        validators: &ValidatorSet,
+    ) -> Result<u64, FinalityError> {
+        match self {
+            FinalityProof::Commit(certificate) => {
+                let vote = &certificate.message;
+                if vote.chain_id != chain_id
+                    || vote.height != height
+                    || vote.kind != VoteKind::Precommit
+                    || vote.block.as_ref() != Some(block)
+                {
+                    return Err(FinalityError::WrongVote {
+                        chain: vote.chain_id.clone(),
+                        height: vote.height,
+                        kind: vote.kind,
+                        block: vote.block,
+                    });
+                }
+                Ok(certificate.verify(validators.members(), QUORUM)?)
+            }
+        }
+    }
+}

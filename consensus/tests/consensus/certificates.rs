@@ -1,0 +1,179 @@
+//! Validator sets, the quorum rule and commit certificates: what a light client relies on.
+
+use proptest::prelude::*;
+use pyralog_consensus::validators::{MAX_TOTAL_POWER, ValidatorSetError};
+use pyralog_consensus::vote::FinalityError;
+use pyralog_consensus::{CommitCertificate, FinalityProof, Validator, ValidatorSet, Vote, VoteKind};
+use pyralog_crypto::quorum::{QuorumError, SignatureShare};
+use pyralog_crypto::{Digest, Keypair};
+
+const CHAIN: &str = "pyralog-test";
+
+fn keys(n: usize) -> Vec<Keypair> {
+    (0..n).map(|_| Keypair::generate()).collect()
+}
+
+fn set(keys: &[Keypair], powers: &[u64]) -> ValidatorSet {
+    ValidatorSet::new(keys.iter().zip(powers).map(|(k, &power)| Validator { key: k.public(), power }))
+        .unwrap()
+}
+
+fn precommit(height: u64, block: Digest) -> Vote {
+    Vote { chain_id: CHAIN.into(), height, round: 0, kind: VoteKind::Precommit, block: Some(block) }
+}
+
+fn certificate(vote: Vote, signers: &[&Keypair]) -> FinalityProof {
+    let signatures = signers.iter().map(|k| SignatureShare::sign(k, &vote)).collect();
+    FinalityProof::Commit(CommitCertificate { message: vote, signatures })
+}
+
+const BLOCK: Digest = Digest([7; 32]);
+
+#[test]
+fn the_order_of_a_set_does_not_depend_on_the_input_order() {
+    let k = keys(4);
+    let a = set(&k, &[5, 10, 5, 1]);
+    let reversed: Vec<Keypair> = k.iter().rev().cloned().collect();
+    let b = set(&reversed, &[1, 5, 10, 5]);
+    assert_eq!(a.validators(), b.validators());
+    assert_eq!(a.validators()[0].power, 10);
+    assert_eq!(a.total_power(), 21);
+}
+
+#[test]
+fn invalid_sets_are_refused_with_the_reason() {
+    let k = keys(2);
+    assert_eq!(ValidatorSet::new([]), Err(ValidatorSetError::Empty));
+    let zero = [Validator { key: k[0].public(), power: 0 }];
+    assert_eq!(ValidatorSet::new(zero), Err(ValidatorSetError::ZeroPower(k[0].public())));
+    let twice = [Validator { key: k[0].public(), power: 1 }, Validator { key: k[0].public(), power: 2 }];
+    assert_eq!(ValidatorSet::new(twice), Err(ValidatorSetError::Duplicate(k[0].public())));
+    let huge = [
+        Validator { key: k[0].public(), power: MAX_TOTAL_POWER },
+        Validator { key: k[1].public(), power: 1 },
+    ];
+    assert_eq!(ValidatorSet::new(huge), Err(ValidatorSetError::PowerOverflow));
+}
+
+proptest! {
+    /// A quorum is exactly "more than 2/3 of the power", even for the largest totals.
+    #[test]
+    fn quorum_is_more_than_two_thirds(powers in prop::collection::vec(1u64..=MAX_TOTAL_POWER / 8, 1..8), pick in any::<u64>()) {
+        let k = keys(powers.len());
+        let set = set(&k, &powers);
+        let total = set.total_power();
+        let signed = pick % (total + 1);
+        prop_assert_eq!(set.is_quorum(signed), 3 * u128::from(signed) > 2 * u128::from(total));
+        prop_assert_eq!(set.is_one_third(signed), 3 * u128::from(signed) > u128::from(total));
+    }
+}
+
+#[test]
+fn a_quorum_of_precommits_finalizes_the_block() {
+    let k = keys(4);
+    let validators = set(&k, &[1, 1, 1, 1]);
+    let proof = certificate(precommit(9, BLOCK), &[&k[0], &k[2], &k[3]]);
+    assert_eq!(proof.verify(CHAIN, 9, &BLOCK, &validators), Ok(3));
+}
+
+#[test]
+fn two_thirds_exactly_is_not_enough() {
+    // 4 equal validators: 2 of 4 is a half; with 3 validators 2 of 3 is exactly 2/3, not more.
+    let k = keys(3);
+    let validators = set(&k, &[1, 1, 1]);
+    let proof = certificate(precommit(9, BLOCK), &[&k[0], &k[1]]);
+    assert!(matches!(
+        proof.verify(CHAIN, 9, &BLOCK, &validators),
+        Err(FinalityError::Quorum(QuorumError::InsufficientWeight { signed: 2, total: 3, .. }))
+    ));
+}
+
+#[test]
+fn power_counts_not_heads() {
+    let k = keys(4);
+    let validators = set(&k, &[70, 10, 10, 10]);
+    let big = validators.validators()[0].key;
+    let big = k.iter().find(|kp| kp.public() == big).unwrap();
+    assert_eq!(certificate(precommit(1, BLOCK), &[big]).verify(CHAIN, 1, &BLOCK, &validators), Ok(70));
+    let small: Vec<&Keypair> = k.iter().filter(|kp| kp.public() != big.public()).collect();
+    assert!(certificate(precommit(1, BLOCK), &small).verify(CHAIN, 1, &BLOCK, &validators).is_err());
+}
+
+#[test]
+fn forged_foreign_and_duplicate_signatures_are_rejected() {
+    let k = keys(4);
+    let validators = set(&k, &[1, 1, 1, 1]);
+    let vote = precommit(5, BLOCK);
+
+    // A signature over another vote, presented as one over this vote.
+    let mut forged = vec![SignatureShare::sign(&k[0], &vote), SignatureShare::sign(&k[1], &vote)];
+    let other = precommit(5, Digest([8; 32]));
+    forged.push(SignatureShare {
+        signer: k[2].public(),
+        signature: SignatureShare::sign(&k[2], &other).signature,
+    });
+    let proof = FinalityProof::Commit(CommitCertificate { message: vote.clone(), signatures: forged });
+    assert!(matches!(
+        proof.verify(CHAIN, 5, &BLOCK, &validators),
+        Err(FinalityError::Quorum(QuorumError::InvalidSignature(_)))
+    ));
+
+    // A non-validator's signature.
+    let outsider = Keypair::generate();
+    let proof = certificate(vote.clone(), &[&k[0], &k[1], &outsider]);
+    assert!(matches!(
+        proof.verify(CHAIN, 5, &BLOCK, &validators),
+        Err(FinalityError::Quorum(QuorumError::UnknownSigner(_)))
+    ));
+
+    // One validator counted twice.
+    let proof = certificate(vote, &[&k[0], &k[1], &k[1]]);
+    assert!(matches!(
+        proof.verify(CHAIN, 5, &BLOCK, &validators),
+        Err(FinalityError::Quorum(QuorumError::DuplicateSigner(_)))
+    ));
+}
+
+#[test]
+fn a_certificate_proves_only_its_own_vote() {
+    let k = keys(4);
+    let validators = set(&k, &[1, 1, 1, 1]);
+    let all: Vec<&Keypair> = k.iter().collect();
+    let proof = certificate(precommit(5, BLOCK), &all);
+    assert!(matches!(proof.verify(CHAIN, 6, &BLOCK, &validators), Err(FinalityError::WrongVote { .. })));
+    assert!(matches!(
+        proof.verify(CHAIN, 5, &Digest([9; 32]), &validators),
+        Err(FinalityError::WrongVote { .. })
+    ));
+    assert!(matches!(
+        proof.verify("other-chain", 5, &BLOCK, &validators),
+        Err(FinalityError::WrongVote { .. })
+    ));
+    let prevote = Vote { kind: VoteKind::Prevote, ..precommit(5, BLOCK) };
+    assert!(matches!(
+        certificate(prevote, &all).verify(CHAIN, 5, &BLOCK, &validators),
+        Err(FinalityError::WrongVote { .. })
+    ));
+    let nil = Vote { block: None, ..precommit(5, BLOCK) };
+    assert!(matches!(
+        certificate(nil, &all).verify(CHAIN, 5, &BLOCK, &validators),
+        Err(FinalityError::WrongVote { .. })
+    ));
+}
+
+#[test]
+fn vote_encodings_differ_in_every_field() {
+    let base = precommit(5, BLOCK);
+    let variants = [
+        Vote { chain_id: "x".into(), ..base.clone() },
+        Vote { height: 6, ..base.clone() },
+        Vote { round: 1, ..base.clone() },
+        Vote { kind: VoteKind::Prevote, ..base.clone() },
+        Vote { block: None, ..base.clone() },
+        Vote { block: Some(Digest([8; 32])), ..base.clone() },
+    ];
+    use pyralog_crypto::quorum::Signable;
+    for v in &variants {
+        assert_ne!(v.signing_bytes(), base.signing_bytes(), "{v:?}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Tests of pyralog-consensus (one test target for the crate).
+
+mod certificates;

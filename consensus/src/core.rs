@@ -17,7 +17,7 @@ use crate::vote::{BlockId, FinalityProof, Vote};
 pub type Millis = u64;
 
 /// An engine's timers, named so that the driver can cancel and replace them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerId {
     /// The height it belongs to.
     pub height: u64,

@@ -8,11 +8,12 @@
 //! performs them on a virtual network. A committed block carries a
 //! [`FinalityProof`](vote::FinalityProof) that a light client checks with the validator set alone.
 //!
-//! Status: the types, traits and certificate verification are here; engines, the driver and the
-//! simulator come next (see issue 5).
+//! Status: the types, traits, certificate verification and the Tendermint engine (Malachite) are
+//! here; the driver, the simulator and the other engines come next (see issue 5).
 
 pub mod app;
 pub mod core;
+pub mod tendermint;
 pub mod validators;
 pub mod vote;
 

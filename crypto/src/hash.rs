@@ -81,6 +81,8 @@ pub enum Domain {
     Checkpoint,
     /// Choosing a record's partition from its key (must never change: it places data).
     PartitionKey,
+    /// The id of a value (block payload) that consensus decides on.
+    ConsensusValue,
 }
 
 impl Domain {
@@ -91,6 +93,7 @@ impl Domain {
             Domain::Merkle => "pyralog 2026-11-23 merkle tree v1",
             Domain::Checkpoint => "pyralog 2026-11-23 checkpoint id v1",
             Domain::PartitionKey => "pyralog 2026-11-23 partition key v1",
+            Domain::ConsensusValue => "pyralog 2026-11-23 consensus value v1",
         }
     }
 
@@ -99,6 +102,7 @@ impl Domain {
         static MERKLE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::Merkle));
         static CHECKPOINT: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::Checkpoint));
         static PARTITION_KEY: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::PartitionKey));
+        static CONSENSUS_VALUE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ConsensusValue));
         fn derive(domain: Domain) -> [u8; 32] {
             blake3::derive_key(domain.context(), &[])
         }
@@ -106,6 +110,7 @@ impl Domain {
             Domain::Merkle => &MERKLE,
             Domain::Checkpoint => &CHECKPOINT,
             Domain::PartitionKey => &PARTITION_KEY,
+            Domain::ConsensusValue => &CONSENSUS_VALUE,
         }
     }
 

@@ -1,3 +1,4 @@
 //! Tests of pyralog-consensus (one test target for the crate).
 
 mod certificates;
+mod tendermint;

@@ -1,0 +1,428 @@
+//! Tendermint, as Malachite's `core-consensus` (informalsystems-malachitebft 0.5.0, pinned)
+//! wrapped into a [`ConsensusCore`].
+//!
+//! Why 0.5.0 of the `informalsystems-malachitebft-*` crates: its core is sans-I/O already (a
+//! coroutine that yields effects and is resumed with their results), it needs neither tokio nor
+//! libp2p at this layer, and its dependencies leave the host features of the rest of the
+//! workspace alone (no RocksDB rebuild).
+//!
+//! Malachite asks for signatures, signature checks and the validator set synchronously; the
+//! engine answers those itself (signing is computation, not I/O). Everything else becomes an
+//! [`Effect`] for the driver. Proposals carry their whole payload; a received proposal is held
+//! back from Malachite until the app has checked its payload ([`Effect::CheckPayload`]), so an
+//! invalid payload is never voted for (the round times out to a nil prevote instead).
+
+pub mod context;
+pub mod wire;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use malachitebft_core_consensus::{
+    ConsensusMsg, Effect as MEffect, Input as MInput, LivenessMsg, LocallyProposedValue, Params, Resume,
+    SignedConsensusMsg, State, ValuePayload, WalEntry,
+};
+use malachitebft_core_types::{
+    CertificateError, CommitCertificate as MCommitCertificate, Round, SignedMessage, Timeout, TimeoutKind,
+    ValidatorSet as _,
+};
+use malachitebft_metrics::Metrics;
+use pyralog_crypto::quorum::{Signable, SignatureShare};
+use pyralog_crypto::{Keypair, PublicKey, Signature};
+
+use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
+use crate::vote::{CommitCertificate, FinalityProof, Vote, VoteKind};
+use context::{
+    Address, EngineValidators, EngineVote, Height, Payload, PayloadId, ProposalSigning, PyralogContext, Sig,
+};
+
+type Ctx = PyralogContext;
+
+/// Round timeouts: `base + round * increase` per step, as in Tendermint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Waiting for the proposal.
+    pub propose: Duration,
+    /// Waiting for more prevotes after seeing 2/3 of any.
+    pub prevote: Duration,
+    /// Waiting for more precommits after seeing 2/3 of any.
+    pub precommit: Duration,
+    /// Re-sending own votes when a round is stuck.
+    pub rebroadcast: Duration,
+    /// Added per round.
+    pub increase: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            propose: Duration::from_millis(1000),
+            prevote: Duration::from_millis(500),
+            precommit: Duration::from_millis(500),
+            rebroadcast: Duration::from_millis(2000),
+            increase: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The Tendermint engine of one validator.
+pub struct TendermintEngine {
+    state: Option<State<Ctx>>,
+    metrics: Metrics,
+    io: EngineIo,
+}
+
+impl std::fmt::Debug for TendermintEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TendermintEngine").field("address", &self.io.address).finish_non_exhaustive()
+    }
+}
+
+/// Everything the effect handler touches (kept apart from Malachite's state, which the running
+/// coroutine borrows).
+struct EngineIo {
+    ctx: Ctx,
+    keypair: Keypair,
+    address: Address,
+    timeouts: Timeouts,
+    height: u64,
+    validators: Option<EngineValidators>,
+    timers: BTreeSet<TimerId>,
+    /// The round Malachite asked a payload for.
+    wanted_payload: Option<(u64, Round)>,
+    /// Payloads seen this height, by id.
+    payloads: HashMap<PayloadId, Payload>,
+    /// The app's verdicts on payloads this height.
+    verdicts: HashMap<PayloadId, bool>,
+    /// Proposals waiting for the app's verdict on their payload.
+    held: BTreeMap<PayloadId, Vec<SignedMessage<Ctx, context::Proposal>>>,
+    out: Vec<Effect>,
+}
+
+impl TendermintEngine {
+    /// The engine of the validator holding `keypair`, on chain `chain_id`.
+    pub fn new(chain_id: impl Into<String>, keypair: Keypair, timeouts: Timeouts) -> Self {
+        let address = Address(keypair.public());
+        TendermintEngine {
+            state: None,
+            metrics: Metrics::default(),
+            io: EngineIo {
+                ctx: PyralogContext { chain_id: chain_id.into() },
+                keypair,
+                address,
+                timeouts,
+                height: 0,
+                validators: None,
+                timers: BTreeSet::new(),
+                wanted_payload: None,
+                payloads: HashMap::new(),
+                verdicts: HashMap::new(),
+                held: BTreeMap::new(),
+                out: Vec::new(),
+            },
+        }
+    }
+
+    /// This validator's key.
+    pub fn public_key(&self) -> PublicKey {
+        self.io.address.0
+    }
+
+    fn run(&mut self, input: MInput<Ctx>) {
+        let Some(state) = self.state.as_mut() else { return };
+        let io = &mut self.io;
+        let result: Result<(), malachitebft_core_consensus::Error<Ctx>> = malachitebft_core_consensus::process!(
+            input: input,
+            state: state,
+            metrics: &self.metrics,
+            with: effect => io.perform(effect)
+        );
+        if let Err(err) = result {
+            // Malachite refuses inputs it cannot use (stale heights, bad signatures); the input
+            // is dropped, the engine goes on.
+            tracing::debug!(%err, "consensus input refused");
+        }
+    }
+
+    fn on_message(&mut self, bytes: &[u8]) {
+        let message = match wire::decode(bytes) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::debug!(%err, "undecodable consensus message dropped");
+                return;
+            }
+        };
+        match message {
+            SignedConsensusMsg::Vote(vote) => self.run(MInput::Vote(vote)),
+            SignedConsensusMsg::Proposal(proposal) => {
+                if proposal.height.0 != self.io.height || !self.io.verify_proposal(&proposal) {
+                    return;
+                }
+                let id = PayloadId(proposal.value.digest());
+                self.io.payloads.entry(id).or_insert_with(|| proposal.value.clone());
+                match self.io.verdicts.get(&id) {
+                    Some(true) => self.run(MInput::Proposal(proposal)),
+                    Some(false) => {}
+                    None => {
+                        let first = !self.io.held.contains_key(&id);
+                        self.io.held.entry(id).or_default().push(proposal.clone());
+                        if first {
+                            self.io
+                                .out
+                                .push(Effect::CheckPayload { block: id.0, txs: proposal.value.0.clone() });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ConsensusCore for TendermintEngine {
+    fn handle(&mut self, _now: Millis, input: Input) -> Vec<Effect> {
+        match input {
+            Input::StartHeight { height, validators } => {
+                let set = EngineValidators::new(validators);
+                let io = &mut self.io;
+                io.height = height;
+                io.validators = Some(set.clone());
+                io.payloads.clear();
+                io.verdicts.clear();
+                io.held.clear();
+                io.wanted_payload = None;
+                for timer in std::mem::take(&mut io.timers) {
+                    io.out.push(Effect::CancelTimer(timer));
+                }
+                if self.state.is_none() {
+                    let params = Params {
+                        initial_height: Height(height),
+                        initial_validator_set: set.clone(),
+                        address: self.io.address,
+                        threshold_params: Default::default(),
+                        value_payload: ValuePayload::ProposalOnly,
+                    };
+                    self.state = Some(State::new(self.io.ctx.clone(), params, 1024));
+                }
+                self.run(MInput::StartHeight(Height(height), set));
+            }
+            Input::Message { bytes, .. } => self.on_message(&bytes),
+            Input::TimeoutFired(id) => {
+                if id.height == self.io.height && self.io.timers.remove(&id) {
+                    let timeout = Timeout::new(Round::new(id.round), kind_of(id.step));
+                    self.run(MInput::TimeoutElapsed(timeout));
+                }
+            }
+            Input::PayloadBuilt { height, txs } => {
+                if let Some((wanted, round)) = self.io.wanted_payload
+                    && wanted == height
+                    && height == self.io.height
+                {
+                    self.io.wanted_payload = None;
+                    let value = Payload(txs);
+                    let id = PayloadId(value.digest());
+                    self.io.payloads.insert(id, value.clone());
+                    self.io.verdicts.insert(id, true);
+                    self.run(MInput::Propose(LocallyProposedValue::new(Height(height), round, value)));
+                }
+            }
+            Input::PayloadChecked { block, valid } => {
+                let id = PayloadId(block);
+                self.io.verdicts.insert(id, valid);
+                for proposal in self.io.held.remove(&id).unwrap_or_default() {
+                    if valid {
+                        self.run(MInput::Proposal(proposal));
+                    }
+                }
+            }
+            Input::BlockApplied { .. } => {}
+        }
+        std::mem::take(&mut self.io.out)
+    }
+
+    fn name(&self) -> &'static str {
+        "tendermint"
+    }
+}
+
+fn step_of(kind: TimeoutKind) -> u8 {
+    match kind {
+        TimeoutKind::Propose => 0,
+        TimeoutKind::Prevote => 1,
+        TimeoutKind::Precommit => 2,
+        TimeoutKind::Rebroadcast => 3,
+    }
+}
+
+fn kind_of(step: u8) -> TimeoutKind {
+    match step {
+        0 => TimeoutKind::Propose,
+        1 => TimeoutKind::Prevote,
+        2 => TimeoutKind::Precommit,
+        _ => TimeoutKind::Rebroadcast,
+    }
+}
+
+impl EngineIo {
+    fn chain_id(&self) -> &str {
+        &self.ctx.chain_id
+    }
+
+    fn sign_vote(&self, vote: &EngineVote) -> Sig {
+        Sig::from(self.keypair.sign(&vote.signed_message(self.chain_id()).signing_bytes()))
+    }
+
+    fn verify(&self, key: &PublicKey, bytes: &[u8], signature: &Sig) -> bool {
+        key.verify(bytes, &Signature::from_bytes(&signature.0)).is_ok()
+    }
+
+    fn verify_proposal(&self, proposal: &SignedMessage<Ctx, context::Proposal>) -> bool {
+        let Some(validators) = &self.validators else { return false };
+        if validators.set().power_of(&proposal.proposer.0).is_none() {
+            return false;
+        }
+        let bytes =
+            ProposalSigning { chain_id: self.chain_id(), proposal: &proposal.message }.signing_bytes();
+        self.verify(&proposal.proposer.0, &bytes, &proposal.signature)
+    }
+
+    /// Converts Malachite's commit certificate into ours (all precommits sign one message).
+    fn finality_proof(&self, certificate: &MCommitCertificate<Ctx>) -> FinalityProof {
+        let message = Vote {
+            chain_id: self.chain_id().to_owned(),
+            height: certificate.height.0,
+            round: certificate.round.as_u32().unwrap_or(u32::MAX),
+            kind: VoteKind::Precommit,
+            block: Some(certificate.value_id.0),
+        };
+        let signatures = certificate
+            .commit_signatures
+            .iter()
+            .map(|s| SignatureShare { signer: s.address.0, signature: Signature::from_bytes(&s.signature.0) })
+            .collect();
+        FinalityProof::Commit(CommitCertificate { message, signatures })
+    }
+
+    fn timer(&mut self, timeout: Timeout) -> TimerId {
+        TimerId {
+            height: self.height,
+            round: timeout.round.as_u32().unwrap_or(0),
+            step: step_of(timeout.kind),
+        }
+    }
+
+    fn perform(&mut self, effect: MEffect<Ctx>) -> Result<Resume<Ctx>, String> {
+        use malachitebft_core_consensus::Resumable;
+        Ok(match effect {
+            MEffect::ResetTimeouts(r) => r.resume_with(()),
+            MEffect::CancelAllTimeouts(r) => {
+                for timer in std::mem::take(&mut self.timers) {
+                    self.out.push(Effect::CancelTimer(timer));
+                }
+                r.resume_with(())
+            }
+            MEffect::CancelTimeout(timeout, r) => {
+                let id = self.timer(timeout);
+                if self.timers.remove(&id) {
+                    self.out.push(Effect::CancelTimer(id));
+                }
+                r.resume_with(())
+            }
+            MEffect::ScheduleTimeout(timeout, r) => {
+                let id = self.timer(timeout);
+                let t = self.timeouts;
+                let base = match timeout.kind {
+                    TimeoutKind::Propose => t.propose,
+                    TimeoutKind::Prevote => t.prevote,
+                    TimeoutKind::Precommit => t.precommit,
+                    TimeoutKind::Rebroadcast => t.rebroadcast,
+                };
+                let after = base + t.increase * id.round;
+                self.timers.insert(id);
+                self.out.push(Effect::SetTimer { id, after });
+                r.resume_with(())
+            }
+            MEffect::GetValidatorSet(_height, r) => r.resume_with(self.validators.clone()),
+            MEffect::StartRound(_, _, _, _, r) => r.resume_with(()),
+            MEffect::PublishConsensusMsg(message, r) => {
+                self.out.push(Effect::Broadcast(wire::encode(&message)));
+                r.resume_with(())
+            }
+            MEffect::PublishLivenessMsg(LivenessMsg::Vote(vote), r) | MEffect::RepublishVote(vote, r) => {
+                self.out.push(Effect::Broadcast(wire::encode(&SignedConsensusMsg::Vote(vote))));
+                r.resume_with(())
+            }
+            MEffect::PublishLivenessMsg(_, r) => r.resume_with(()),
+            MEffect::RepublishRoundCertificate(_, r) => r.resume_with(()),
+            MEffect::GetValue(height, round, _timeout, r) => {
+                self.wanted_payload = Some((height.0, round));
+                self.out.push(Effect::BuildPayload { height: height.0 });
+                r.resume_with(())
+            }
+            MEffect::RestreamProposal(.., r) => r.resume_with(()),
+            MEffect::SyncValue(_, r) => r.resume_with(()),
+            MEffect::Decide(certificate, _extensions, r) => {
+                let id = certificate.value_id;
+                let txs = self.payloads.get(&id).map(|p| p.0.clone()).unwrap_or_default();
+                let proof = self.finality_proof(&certificate);
+                self.out.push(Effect::CommitBlock { height: certificate.height.0, block: id.0, txs, proof });
+                r.resume_with(())
+            }
+            MEffect::SignVote(vote, r) => {
+                let signature = self.sign_vote(&vote);
+                r.resume_with(SignedMessage::new(vote, signature))
+            }
+            MEffect::SignProposal(proposal, r) => {
+                let bytes =
+                    ProposalSigning { chain_id: self.chain_id(), proposal: &proposal }.signing_bytes();
+                let signature = Sig::from(self.keypair.sign(&bytes));
+                r.resume_with(SignedMessage::new(proposal, signature))
+            }
+            MEffect::VerifySignature(signed, key, r) => {
+                let valid = match &signed.message {
+                    ConsensusMsg::Vote(vote) => {
+                        let bytes = vote.signed_message(self.chain_id()).signing_bytes();
+                        self.verify(&key, &bytes, &signed.signature)
+                    }
+                    ConsensusMsg::Proposal(proposal) => {
+                        let bytes = ProposalSigning { chain_id: self.chain_id(), proposal }.signing_bytes();
+                        self.verify(&key, &bytes, &signed.signature)
+                    }
+                };
+                r.resume_with(valid)
+            }
+            MEffect::VerifyCommitCertificate(certificate, validators, _, r) => {
+                let proof = self.finality_proof(&certificate);
+                let verdict = proof
+                    .verify(self.chain_id(), certificate.height.0, &certificate.value_id.0, validators.set())
+                    .map(|_| ())
+                    .map_err(|_| CertificateError::NotEnoughVotingPower {
+                        signed: 0,
+                        total: validators.set().total_power(),
+                        expected: validators.set().total_power(),
+                    });
+                r.resume_with(verdict)
+            }
+            // Polka and round certificates only come from peers' sync and liveness messages,
+            // which this engine neither sends nor trusts yet.
+            MEffect::VerifyPolkaCertificate(_, validators, _, r)
+            | MEffect::VerifyRoundCertificate(_, validators, _, r) => {
+                let total = validators.total_voting_power();
+                r.resume_with(Err(CertificateError::NotEnoughVotingPower {
+                    signed: 0,
+                    total,
+                    expected: total,
+                }))
+            }
+            MEffect::WalAppend(entry, r) => {
+                if let WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(vote)) = &entry
+                    && vote.voter == self.address
+                {
+                    self.out.push(Effect::PersistVote(vote.signed_message(self.chain_id())));
+                }
+                r.resume_with(())
+            }
+            MEffect::ExtendVote(.., r) => r.resume_with(None),
+            MEffect::VerifyVoteExtension(.., r) => r.resume_with(Ok(())),
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! Tendermint (Malachite) engines wired to each other by a tiny in-test loop: instant delivery,
+//! virtual time for timers, an app that builds and checks payloads. The seeded simulator with
+//! delays, drops, partitions and Byzantine nodes comes with the driver; this checks the engine
+//! itself: every honest validator commits the same blocks, with certificates that verify.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use pyralog_consensus::core::{ConsensusCore, Effect, Input, TimerId};
+use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
+use pyralog_consensus::{FinalityProof, Validator, ValidatorSet};
+use pyralog_crypto::{Digest, Keypair};
+
+const CHAIN: &str = "pyralog-sim";
+
+/// A committed block: its id, payload and finality proof.
+type Decided = (Digest, Vec<Vec<u8>>, FinalityProof);
+
+struct Net {
+    engines: Vec<TendermintEngine>,
+    validators: ValidatorSet,
+    now: u64,
+    inbox: VecDeque<(usize, Input)>,
+    timers: BTreeSet<(u64, usize, TimerId)>,
+    /// Per node: height -> (block, payload, proof).
+    committed: Vec<BTreeMap<u64, Decided>>,
+    /// Nodes that receive and do nothing (crashed).
+    down: BTreeSet<usize>,
+    /// Nodes that propose payloads the app rejects.
+    bad_proposers: BTreeSet<usize>,
+    persisted_votes: usize,
+}
+
+impl Net {
+    fn new(n: usize) -> Self {
+        let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate()).collect();
+        let validators =
+            ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
+        let fast = Timeouts {
+            propose: Duration::from_millis(300),
+            prevote: Duration::from_millis(100),
+            precommit: Duration::from_millis(100),
+            rebroadcast: Duration::from_millis(1000),
+            increase: Duration::from_millis(100),
+        };
+        Net {
+            engines: keys.into_iter().map(|k| TendermintEngine::new(CHAIN, k, fast)).collect(),
+            validators,
+            now: 0,
+            inbox: VecDeque::new(),
+            timers: BTreeSet::new(),
+            committed: vec![BTreeMap::new(); n],
+            down: BTreeSet::new(),
+            bad_proposers: BTreeSet::new(),
+            persisted_votes: 0,
+        }
+    }
+
+    fn perform(&mut self, node: usize, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Broadcast(bytes) => {
+                    let from = self.engines[node].public_key();
+                    for to in (0..self.engines.len()).filter(|&to| to != node) {
+                        self.inbox.push_back((to, Input::Message { from, bytes: bytes.clone() }));
+                    }
+                }
+                Effect::SendTo { to, bytes } => {
+                    let from = self.engines[node].public_key();
+                    let to = self.engines.iter().position(|e| e.public_key() == to).unwrap();
+                    self.inbox.push_back((to, Input::Message { from, bytes }));
+                }
+                Effect::SetTimer { id, after } => {
+                    self.timers.retain(|(_, n, t)| !(*n == node && *t == id));
+                    self.timers.insert((self.now + after.as_millis() as u64, node, id));
+                }
+                Effect::CancelTimer(id) => self.timers.retain(|(_, n, t)| !(*n == node && *t == id)),
+                Effect::BuildPayload { height } => {
+                    let tx = if self.bad_proposers.contains(&node) { "bad" } else { "tx" };
+                    let txs = vec![format!("{tx} h{height} by {node}").into_bytes()];
+                    self.inbox.push_back((node, Input::PayloadBuilt { height, txs }));
+                }
+                Effect::CheckPayload { block, txs } => {
+                    let valid = txs.iter().all(|tx| !tx.starts_with(b"bad"));
+                    self.inbox.push_back((node, Input::PayloadChecked { block, valid }));
+                }
+                Effect::CommitBlock { height, block, txs, proof } => {
+                    let signed = proof
+                        .verify(CHAIN, height, &block, &self.validators)
+                        .expect("a verifying certificate");
+                    assert!(self.validators.is_quorum(signed));
+                    assert!(
+                        self.committed[node].insert(height, (block, txs, proof)).is_none(),
+                        "height {height} twice"
+                    );
+                    let validators = self.validators.clone();
+                    self.inbox.push_back((node, Input::StartHeight { height: height + 1, validators }));
+                }
+                Effect::PersistVote(_) => self.persisted_votes += 1,
+                Effect::Evidence(_) => {}
+            }
+        }
+    }
+
+    fn start(&mut self) {
+        for node in 0..self.engines.len() {
+            let validators = self.validators.clone();
+            self.inbox.push_back((node, Input::StartHeight { height: 1, validators }));
+        }
+    }
+
+    /// Runs until every node up has committed `height`, or `deadline_ms` of virtual time passed.
+    fn run_until(&mut self, height: u64, deadline_ms: u64) {
+        while self.now <= deadline_ms {
+            let done = (0..self.engines.len())
+                .filter(|n| !self.down.contains(n))
+                .all(|n| self.committed[n].contains_key(&height));
+            if done {
+                return;
+            }
+            if let Some((to, input)) = self.inbox.pop_front() {
+                if self.down.contains(&to) {
+                    continue;
+                }
+                let effects = self.engines[to].handle(self.now, input);
+                self.perform(to, effects);
+            } else if let Some(&(due, node, id)) = self.timers.iter().next() {
+                self.timers.remove(&(due, node, id));
+                self.now = self.now.max(due);
+                if !self.down.contains(&node) {
+                    let effects = self.engines[node].handle(self.now, Input::TimeoutFired(id));
+                    self.perform(node, effects);
+                }
+            } else {
+                panic!("nothing left to do at {} ms", self.now);
+            }
+        }
+        panic!("height {height} not reached by {deadline_ms} ms of virtual time");
+    }
+
+    /// Safety: nodes that committed a height committed the same block with the same payload.
+    fn assert_agreement(&self) {
+        let mut decided: BTreeMap<u64, (Digest, Vec<Vec<u8>>)> = BTreeMap::new();
+        for node in &self.committed {
+            for (height, (block, txs, _)) in node {
+                let first = decided.entry(*height).or_insert((*block, txs.clone()));
+                assert_eq!(first, &(*block, txs.clone()), "disagreement at height {height}");
+            }
+        }
+    }
+}
+
+#[test]
+fn four_validators_commit_the_same_blocks_with_verifying_certificates() {
+    let mut net = Net::new(4);
+    net.start();
+    net.run_until(10, 60_000);
+    net.assert_agreement();
+    for node in &net.committed {
+        for (height, (_, txs, _)) in node {
+            assert_eq!(txs.len(), 1, "height {height}: the proposer's payload");
+        }
+    }
+    assert!(net.persisted_votes > 0, "own votes go to the WAL before they are sent");
+}
+
+#[test]
+fn a_crashed_validator_does_not_stop_the_other_three() {
+    let mut net = Net::new(4);
+    net.down.insert(2);
+    net.start();
+    net.run_until(8, 120_000);
+    net.assert_agreement();
+}
+
+#[test]
+fn an_invalid_payload_is_never_committed() {
+    let mut net = Net::new(4);
+    net.bad_proposers.insert(1);
+    net.start();
+    net.run_until(8, 120_000);
+    net.assert_agreement();
+    for node in &net.committed {
+        for (height, (_, txs, _)) in node {
+            assert!(
+                txs.iter().all(|tx| !tx.starts_with(b"bad")),
+                "height {height} committed an invalid payload"
+            );
+        }
+    }
+}
+
+#[test]
+fn seven_validators_with_two_down_keep_committing() {
+    let mut net = Net::new(7);
+    net.down.extend([0, 4]);
+    net.start();
+    net.run_until(6, 120_000);
+    net.assert_agreement();
+}

@@ -96,6 +96,9 @@ struct EngineIo {
     verdicts: HashMap<PayloadId, bool>,
     /// Proposals waiting for the app's verdict on their payload.
     held: BTreeMap<PayloadId, Vec<SignedMessage<Ctx, context::Proposal>>>,
+    /// What this validator signed per (height, round, kind), restored from its WAL after a
+    /// restart: it never signs another value there (CometBFT's last-sign-state, per vote).
+    signed: HashMap<(u64, u32, VoteKind), Option<pyralog_crypto::Digest>>,
     out: Vec<Effect>,
 }
 
@@ -118,9 +121,23 @@ impl TendermintEngine {
                 payloads: HashMap::new(),
                 verdicts: HashMap::new(),
                 held: BTreeMap::new(),
+                signed: HashMap::new(),
                 out: Vec::new(),
             },
         }
+    }
+
+    /// Votes this validator signed before a restart (its WAL, in order): it will sign the same
+    /// value again rather than a different one at the same height, round and kind.
+    pub fn restore_signed_votes(&mut self, votes: impl IntoIterator<Item = Vote>) {
+        for vote in votes {
+            self.io.signed.entry((vote.height, vote.round, vote.kind)).or_insert(vote.block);
+        }
+    }
+
+    /// The height and round the engine is at (`None` before the first height starts).
+    pub fn height_and_round(&self) -> Option<(u64, i64)> {
+        self.state.as_ref().map(|s| (s.height().0, s.round().as_i64()))
     }
 
     /// This validator's key.
@@ -145,8 +162,14 @@ impl TendermintEngine {
     }
 
     fn on_message(&mut self, bytes: &[u8]) {
-        let message = match wire::decode(bytes) {
-            Ok(message) => message,
+        let message = match wire::decode_message(bytes) {
+            Ok(wire::EngineMessage::Consensus(message)) => message,
+            Ok(wire::EngineMessage::Polka(certificate)) => {
+                return self.run(MInput::PolkaCertificate(certificate));
+            }
+            Ok(wire::EngineMessage::Round(certificate)) => {
+                return self.run(MInput::RoundCertificate(certificate));
+            }
             Err(err) => {
                 tracing::debug!(%err, "undecodable consensus message dropped");
                 return;
@@ -190,6 +213,7 @@ impl ConsensusCore for TendermintEngine {
                 io.verdicts.clear();
                 io.held.clear();
                 io.wanted_payload = None;
+                io.signed.retain(|(h, _, _), _| *h >= height);
                 for timer in std::mem::take(&mut io.timers) {
                     io.out.push(Effect::CancelTimer(timer));
                 }
@@ -302,6 +326,58 @@ impl EngineIo {
         FinalityProof::Commit(CommitCertificate { message, signatures })
     }
 
+    /// A round certificate mixes votes over different messages, so each signature is checked on
+    /// its own; skip certificates need more than 1/3 of the power, precommit ones a quorum.
+    // The error type is the one Malachite resumes with.
+    #[allow(clippy::result_large_err)]
+    fn verify_round_certificate(
+        &self,
+        certificate: &malachitebft_core_types::RoundCertificate<Ctx>,
+        validators: &EngineValidators,
+    ) -> Result<(), CertificateError<Ctx>> {
+        use malachitebft_core_types::{RoundCertificateType, VoteType};
+        let mut seen = BTreeSet::new();
+        let mut power = 0u64;
+        for s in &certificate.round_signatures {
+            if !seen.insert(s.address) {
+                return Err(CertificateError::DuplicateVote(s.address));
+            }
+            let Some(weight) = validators.set().power_of(&s.address.0) else {
+                return Err(CertificateError::UnknownValidator(s.address));
+            };
+            let kind = match s.vote_type {
+                VoteType::Prevote => context::EngineVoteKind::Prevote,
+                VoteType::Precommit => context::EngineVoteKind::Precommit,
+            };
+            if certificate.cert_type == RoundCertificateType::Precommit && s.vote_type != VoteType::Precommit
+            {
+                return Err(CertificateError::InvalidVoteType(s.address));
+            }
+            let vote = EngineVote {
+                height: certificate.height,
+                round: certificate.round,
+                kind,
+                value: s.value_id,
+                voter: s.address,
+            };
+            let bytes = vote.signed_message(self.chain_id()).signing_bytes();
+            if !self.verify(&s.address.0, &bytes, &s.signature) {
+                return Err(CertificateError::InvalidRoundSignature(s.clone()));
+            }
+            power += weight;
+        }
+        let set = validators.set();
+        let enough = match certificate.cert_type {
+            RoundCertificateType::Skip => set.is_one_third(power),
+            RoundCertificateType::Precommit => set.is_quorum(power),
+        };
+        if !enough {
+            let total = set.total_power();
+            return Err(CertificateError::NotEnoughVotingPower { signed: power, total, expected: total });
+        }
+        Ok(())
+    }
+
     fn timer(&mut self, timeout: Timeout) -> TimerId {
         TimerId {
             height: self.height,
@@ -351,8 +427,17 @@ impl EngineIo {
                 self.out.push(Effect::Broadcast(wire::encode(&SignedConsensusMsg::Vote(vote))));
                 r.resume_with(())
             }
-            MEffect::PublishLivenessMsg(_, r) => r.resume_with(()),
-            MEffect::RepublishRoundCertificate(_, r) => r.resume_with(()),
+            MEffect::PublishLivenessMsg(LivenessMsg::PolkaCertificate(certificate), r) => {
+                self.out
+                    .push(Effect::Broadcast(wire::encode_message(&wire::EngineMessage::Polka(certificate))));
+                r.resume_with(())
+            }
+            MEffect::PublishLivenessMsg(LivenessMsg::SkipRoundCertificate(certificate), r)
+            | MEffect::RepublishRoundCertificate(certificate, r) => {
+                self.out
+                    .push(Effect::Broadcast(wire::encode_message(&wire::EngineMessage::Round(certificate))));
+                r.resume_with(())
+            }
             MEffect::GetValue(height, round, _timeout, r) => {
                 self.wanted_payload = Some((height.0, round));
                 self.out.push(Effect::BuildPayload { height: height.0 });
@@ -367,7 +452,22 @@ impl EngineIo {
                 self.out.push(Effect::CommitBlock { height: certificate.height.0, block: id.0, txs, proof });
                 r.resume_with(())
             }
-            MEffect::SignVote(vote, r) => {
+            MEffect::SignVote(mut vote, r) => {
+                let message = vote.signed_message(self.chain_id());
+                let key = (message.height, message.round, message.kind);
+                match self.signed.get(&key) {
+                    // Signed before (a previous life): sign exactly that again.
+                    Some(block) if *block != message.block => {
+                        vote.value = match block {
+                            None => malachitebft_core_types::NilOrVal::Nil,
+                            Some(id) => malachitebft_core_types::NilOrVal::Val(PayloadId(*id)),
+                        };
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.signed.insert(key, message.block);
+                    }
+                }
                 let signature = self.sign_vote(&vote);
                 r.resume_with(SignedMessage::new(vote, signature))
             }
@@ -402,16 +502,35 @@ impl EngineIo {
                     });
                 r.resume_with(verdict)
             }
-            // Polka and round certificates only come from peers' sync and liveness messages,
-            // which this engine neither sends nor trusts yet.
-            MEffect::VerifyPolkaCertificate(_, validators, _, r)
-            | MEffect::VerifyRoundCertificate(_, validators, _, r) => {
+            MEffect::VerifyPolkaCertificate(certificate, validators, _, r) => {
+                let message = Vote {
+                    chain_id: self.chain_id().to_owned(),
+                    height: certificate.height.0,
+                    round: certificate.round.as_u32().unwrap_or(u32::MAX),
+                    kind: VoteKind::Prevote,
+                    block: Some(certificate.value_id.0),
+                };
+                let signatures = certificate
+                    .polka_signatures
+                    .iter()
+                    .map(|s| SignatureShare {
+                        signer: s.address.0,
+                        signature: Signature::from_bytes(&s.signature.0),
+                    })
+                    .collect();
                 let total = validators.total_voting_power();
-                r.resume_with(Err(CertificateError::NotEnoughVotingPower {
-                    signed: 0,
-                    total,
-                    expected: total,
-                }))
+                let verdict = CommitCertificate { message, signatures }
+                    .verify(validators.set().members(), crate::validators::QUORUM)
+                    .map(|_| ())
+                    .map_err(|_| CertificateError::NotEnoughVotingPower {
+                        signed: 0,
+                        total,
+                        expected: total,
+                    });
+                r.resume_with(verdict)
+            }
+            MEffect::VerifyRoundCertificate(certificate, validators, _, r) => {
+                r.resume_with(self.verify_round_certificate(&certificate, &validators))
             }
             MEffect::WalAppend(entry, r) => {
                 if let WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(vote)) = &entry

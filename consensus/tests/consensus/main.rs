@@ -1,4 +1,5 @@
 //! Tests of pyralog-consensus (one test target for the crate).
 
 mod certificates;
+mod simulator;
 mod tendermint;

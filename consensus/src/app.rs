@@ -27,8 +27,8 @@ pub struct DecidedBlock {
     pub id: BlockId,
     /// Block time, milliseconds since the Unix epoch.
     pub time_ms: u64,
-    /// The proposer's key.
-    pub proposer: pyralog_crypto::PublicKey,
+    /// The proposer's key, when the engine knows it.
+    pub proposer: Option<pyralog_crypto::PublicKey>,
     /// The transactions, in order.
     pub txs: Vec<Vec<u8>>,
     /// Misbehaviour the engine proved (double signs), for the app to punish.

@@ -128,4 +128,10 @@ pub trait ConsensusCore {
 
     /// The engine's name (`tendermint`, `pbft`, ...), recorded in block headers.
     fn name(&self) -> &'static str;
+
+    /// Gives back the own votes the WAL holds after a restart (in the order they were cast), so
+    /// the engine never signs a conflicting one. Engines without votes ignore them.
+    fn restore_signed_votes(&mut self, votes: Vec<Vote>) {
+        let _ = votes;
+    }
 }

@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod core;
+pub mod driver;
 pub mod sim;
 pub mod tendermint;
 pub mod validators;

@@ -88,7 +88,7 @@ pub enum FinalityError {
 }
 
 /// Why a block is final.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FinalityProof {
     /// A commit certificate (quorum engines: Tendermint, PBFT, PoS).
     Commit(CommitCertificate),

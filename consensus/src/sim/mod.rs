@@ -214,7 +214,7 @@ impl Sim<'_> {
         n.timers.clear();
         let key = n.key.clone();
         let mut engine = TendermintEngine::new(SIM_CHAIN, key, timeouts());
-        engine.restore_signed_votes(n.wal.iter().cloned());
+        engine.restore_signed_votes(n.wal.clone());
         n.engine = Some(engine);
         let height = n.committed() + 1;
         self.input(node, Input::StartHeight { height, validators: self.validators.clone() })

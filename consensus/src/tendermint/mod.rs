@@ -127,14 +127,6 @@ impl TendermintEngine {
         }
     }
 
-    /// Votes this validator signed before a restart (its WAL, in order): it will sign the same
-    /// value again rather than a different one at the same height, round and kind.
-    pub fn restore_signed_votes(&mut self, votes: impl IntoIterator<Item = Vote>) {
-        for vote in votes {
-            self.io.signed.entry((vote.height, vote.round, vote.kind)).or_insert(vote.block);
-        }
-    }
-
     /// The height and round the engine is at (`None` before the first height starts).
     pub fn height_and_round(&self) -> Option<(u64, i64)> {
         self.state.as_ref().map(|s| (s.height().0, s.round().as_i64()))
@@ -265,6 +257,14 @@ impl ConsensusCore for TendermintEngine {
 
     fn name(&self) -> &'static str {
         "tendermint"
+    }
+
+    /// Votes this validator signed before a restart: it will sign the same value again rather
+    /// than a different one at the same height, round and kind.
+    fn restore_signed_votes(&mut self, votes: Vec<Vote>) {
+        for vote in votes {
+            self.io.signed.entry((vote.height, vote.round, vote.kind)).or_insert(vote.block);
+        }
     }
 }
 

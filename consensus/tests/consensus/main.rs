@@ -1,5 +1,6 @@
 //! Tests of pyralog-consensus (one test target for the crate).
 
 mod certificates;
+mod driver;
 mod simulator;
 mod tendermint;

@@ -1,0 +1,396 @@
+//! The one driver that runs any [`ConsensusCore`]: it performs the engine's effects with real
+//! time, real storage and a real network, and calls into the app.
+//!
+//! - **Timers** are tokio deadlines, keyed by [`TimerId`] so the engine can replace and cancel
+//!   them.
+//! - **WAL**: an own vote ([`Effect::PersistVote`]) is written and fsynced before the effects that
+//!   follow it (its broadcast) are performed; after a crash the engine is given those votes back,
+//!   so it never signs a conflicting one.
+//! - **Blocks** are checked against the validator set, stored with their finality proof (fsynced),
+//!   then executed by the app (`finalize`, `commit`). At start, stored blocks the app has not
+//!   committed are replayed into it (the ABCI handshake).
+//! - **Block sync**: every `sync_interval` the driver asks a peer for blocks after its last one,
+//!   checks each certificate, stores and applies them, and moves the engine to the next height.
+//!   It serves the same request to its peers.
+//!
+//! The network is a [`ConsensusNet`]: `p2p/` implements it over libp2p; tests use an in-memory
+//! one.
+
+mod store;
+
+pub use store::{BlockStore, StoreError, StoredBlock};
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::time::Duration;
+
+use pyralog_crypto::PublicKey;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::app::{DecidedBlock, ReplicatedApp};
+use crate::core::{ConsensusCore, Effect, Input, TimerId};
+use crate::validators::ValidatorSet;
+use crate::vote::{BlockId, FinalityProof};
+
+/// What the network hands the driver.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A consensus message from a peer.
+    Message {
+        /// The sender's key (its authenticated transport identity).
+        from: PublicKey,
+        /// The engine message.
+        bytes: Vec<u8>,
+    },
+    /// A peer asks for blocks (block sync); answer on `reply`.
+    BlocksRequested {
+        /// The first height wanted.
+        from_height: u64,
+        /// At most this many.
+        max: u32,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Vec<StoredBlock>>,
+    },
+}
+
+/// Why the network could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("network: {0}")]
+pub struct NetError(pub String);
+
+/// The network as consensus sees it (no libp2p type here).
+pub trait ConsensusNet: Send + Sync + 'static {
+    /// Sends `bytes` to every validator.
+    fn broadcast(&self, bytes: Vec<u8>);
+    /// Sends `bytes` to one peer.
+    fn send_to(&self, to: PublicKey, bytes: Vec<u8>);
+    /// Asks some peer for up to `max` blocks from `from_height`. The future owns what it needs
+    /// (the driver runs it beside its loop, which keeps deciding meanwhile).
+    fn fetch_blocks(
+        &self,
+        from_height: u64,
+        max: u32,
+    ) -> impl Future<Output = Result<Vec<StoredBlock>, NetError>> + Send + 'static;
+}
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The chain.
+    pub chain_id: String,
+    /// The validators (genesis; validator updates come with PoS).
+    pub validators: ValidatorSet,
+    /// How often to ask peers for blocks we lack.
+    pub sync_interval: Duration,
+    /// Most payload bytes per block.
+    pub max_payload_bytes: usize,
+}
+
+/// Why the driver stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// Storage failed (the node must stop: it cannot keep its promises).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The app failed.
+    #[error("app: {0}")]
+    App(String),
+    /// The engine produced a block whose proof does not verify (a bug: never stored).
+    #[error("height {height}: the engine's finality proof does not verify: {reason}")]
+    BadProof {
+        /// The height.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Progress the driver reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The last committed height.
+    pub height: u64,
+    /// Blocks applied through sync.
+    pub synced: u64,
+}
+
+/// Runs one validator's engine.
+pub struct Driver<E, A, N> {
+    engine: E,
+    app: A,
+    net: N,
+    store: BlockStore,
+    config: DriverConfig,
+    inbound: mpsc::Receiver<NetEvent>,
+    timers: BTreeMap<TimerId, Instant>,
+    started: Instant,
+    /// The height the engine is deciding.
+    height: u64,
+    mempool: VecDeque<Vec<u8>>,
+    progress: watch::Sender<Progress>,
+    /// Answers of the block fetch in flight (at most one at a time).
+    fetched: mpsc::Sender<Vec<StoredBlock>>,
+    fetched_rx: mpsc::Receiver<Vec<StoredBlock>>,
+    fetching: bool,
+}
+
+impl<E, A, N> Driver<E, A, N>
+where
+    E: ConsensusCore,
+    A: ReplicatedApp,
+    N: ConsensusNet,
+{
+    /// A driver over `store`, fed by `inbound`; watch its progress with [`Driver::progress`].
+    pub fn new(
+        engine: E,
+        app: A,
+        net: N,
+        store: BlockStore,
+        config: DriverConfig,
+        inbound: mpsc::Receiver<NetEvent>,
+    ) -> Self {
+        let (fetched, fetched_rx) = mpsc::channel(1);
+        Driver {
+            fetched,
+            fetched_rx,
+            fetching: false,
+            engine,
+            app,
+            net,
+            store,
+            config,
+            inbound,
+            timers: BTreeMap::new(),
+            started: Instant::now(),
+            height: 0,
+            mempool: VecDeque::new(),
+            progress: watch::Sender::new(Progress::default()),
+        }
+    }
+
+    /// Progress updates (height after each commit).
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Queues a transaction for the next payloads this validator builds.
+    pub fn submit(&mut self, tx: Vec<u8>) {
+        self.mempool.push_back(tx);
+    }
+
+    /// Runs until `stop` changes or a fatal error.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), DriverError> {
+        self.handshake()?;
+        let last = self.store.last_height()?;
+        self.progress.send_modify(|p| p.height = last);
+        self.engine.restore_signed_votes(self.store.votes_from(last + 1)?);
+        self.start_height(last + 1)?;
+        let mut sync = tokio::time::interval(self.config.sync_interval);
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_timer = self.timers.values().min().copied();
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                event = self.inbound.recv() => match event {
+                    Some(event) => self.on_net(event)?,
+                    None => return Ok(()),
+                },
+                _ = sleep_until(next_timer) => self.fire_timers()?,
+                _ = sync.tick() => self.start_fetch(),
+                Some(blocks) = self.fetched_rx.recv() => {
+                    self.fetching = false;
+                    self.apply_fetched(blocks)?;
+                }
+            }
+        }
+    }
+
+    /// Replays stored blocks the app has not committed (it may lag after a crash).
+    fn handshake(&mut self) -> Result<(), DriverError> {
+        let app_height = self.app.info().map_err(app_err)?.last_height;
+        let last = self.store.last_height()?;
+        for height in app_height + 1..=last {
+            let block = self.store.block(height)?.ok_or(StoreError::Corrupt {
+                what: "block",
+                key: height,
+                reason: "missing below the last height".into(),
+            })?;
+            self.execute(&block)?;
+        }
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn start_height(&mut self, height: u64) -> Result<(), DriverError> {
+        self.height = height;
+        self.timers.clear();
+        self.input(Input::StartHeight { height, validators: self.config.validators.clone() })
+    }
+
+    /// Feeds `input` and performs the effects, including the inputs they lead to.
+    fn input(&mut self, input: Input) -> Result<(), DriverError> {
+        let mut pending = VecDeque::from([input]);
+        while let Some(input) = pending.pop_front() {
+            let effects = self.engine.handle(self.now_ms(), input);
+            for effect in effects {
+                if let Some(next) = self.perform(effect)? {
+                    pending.push_back(next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, effect: Effect) -> Result<Option<Input>, DriverError> {
+        Ok(match effect {
+            Effect::Broadcast(bytes) => {
+                self.net.broadcast(bytes);
+                None
+            }
+            Effect::SendTo { to, bytes } => {
+                self.net.send_to(to, bytes);
+                None
+            }
+            Effect::SetTimer { id, after } => {
+                self.timers.insert(id, Instant::now() + after);
+                None
+            }
+            Effect::CancelTimer(id) => {
+                self.timers.remove(&id);
+                None
+            }
+            Effect::BuildPayload { height } => {
+                let txs: Vec<Vec<u8>> = self.mempool.drain(..).collect();
+                let txs =
+                    self.app.prepare_payload(height, txs, self.config.max_payload_bytes).map_err(app_err)?;
+                Some(Input::PayloadBuilt { height, txs })
+            }
+            Effect::CheckPayload { block, txs } => {
+                let verdict = self.app.process_payload(self.height, &txs).map_err(app_err)?;
+                Some(Input::PayloadChecked { block, valid: verdict == crate::app::PayloadVerdict::Accept })
+            }
+            Effect::CommitBlock { height, block, txs, proof } => {
+                self.commit(StoredBlock { height, block, txs, proof }, false)?;
+                None
+            }
+            Effect::PersistVote(vote) => {
+                self.store.append_vote(&vote)?;
+                None
+            }
+            Effect::Evidence(evidence) => {
+                tracing::warn!(?evidence, "equivocation evidence");
+                None
+            }
+        })
+    }
+
+    /// Stores and executes `block`, then moves the engine to the next height.
+    fn commit(&mut self, block: StoredBlock, synced: bool) -> Result<(), DriverError> {
+        if block.height != self.height {
+            return Ok(()); // decided here and synced, or the other way round
+        }
+        check_proof(&self.config, block.height, &block.block, &block.proof)
+            .map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
+        self.store.put_block(&block)?;
+        self.execute(&block)?;
+        self.store.prune_votes_below(block.height)?;
+        self.progress.send_modify(|p| {
+            p.height = block.height;
+            p.synced += u64::from(synced);
+        });
+        self.start_height(block.height + 1)
+    }
+
+    fn execute(&mut self, block: &StoredBlock) -> Result<(), DriverError> {
+        let decided = DecidedBlock {
+            height: block.height,
+            id: block.block,
+            time_ms: 0,
+            proposer: None,
+            txs: block.txs.clone(),
+            evidence: Vec::new(),
+        };
+        self.app.finalize(&decided).map_err(app_err)?;
+        self.app.commit().map_err(app_err)?;
+        Ok(())
+    }
+
+    fn on_net(&mut self, event: NetEvent) -> Result<(), DriverError> {
+        match event {
+            NetEvent::Message { from, bytes } => self.input(Input::Message { from, bytes }),
+            NetEvent::BlocksRequested { from_height, max, reply } => {
+                let blocks = self.store.blocks_from(from_height, max.min(256) as usize)?;
+                let _ = reply.send(blocks);
+                Ok(())
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) -> Result<(), DriverError> {
+        let now = Instant::now();
+        let due: Vec<TimerId> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            if self.timers.remove(&id).is_some() {
+                self.input(Input::TimeoutFired(id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks a peer for blocks after our last one, in a task of its own.
+    fn start_fetch(&mut self) {
+        if self.fetching {
+            return;
+        }
+        self.fetching = true;
+        let fetch = self.net.fetch_blocks(self.height, 64);
+        let limit = self.config.sync_interval * 5;
+        let answer = self.fetched.clone();
+        tokio::spawn(async move {
+            let blocks = match tokio::time::timeout(limit, fetch).await {
+                Ok(Ok(blocks)) => blocks,
+                _ => Vec::new(),
+            };
+            let _ = answer.send(blocks).await;
+        });
+    }
+
+    /// Applies fetched blocks whose proofs verify, in order from our next height.
+    fn apply_fetched(&mut self, blocks: Vec<StoredBlock>) -> Result<(), DriverError> {
+        for block in blocks {
+            if block.height != self.height {
+                break;
+            }
+            if let Err(reason) = check_proof(&self.config, block.height, &block.block, &block.proof) {
+                tracing::warn!(height = block.height, %reason, "a peer served a block whose proof does not verify");
+                break;
+            }
+            self.commit(block, true)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_proof(
+    config: &DriverConfig,
+    height: u64,
+    block: &BlockId,
+    proof: &FinalityProof,
+) -> Result<(), String> {
+    proof.verify(&config.chain_id, height, block, &config.validators).map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn app_err(err: impl std::fmt::Display) -> DriverError {
+    DriverError::App(err.to_string())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

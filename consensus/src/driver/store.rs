@@ -1,0 +1,169 @@
+//! The driver's storage on RocksDB: committed blocks with their finality proofs, and the WAL of
+//! this validator's own votes. Every write is synced before the driver goes on: a block is not
+//! applied, and a vote not sent, before it is durable.
+
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::vote::{FinalityProof, Vote};
+
+const BLOCKS: &str = "blocks";
+const WAL: &str = "vote_wal";
+
+/// A committed block as stored and as served to syncing peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlock {
+    /// Its height.
+    pub height: u64,
+    /// Its id (the payload id the validators signed).
+    pub block: pyralog_crypto::Digest,
+    /// The transactions.
+    pub txs: Vec<Vec<u8>>,
+    /// Why it is final.
+    pub proof: FinalityProof,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// Stored bytes this code did not write.
+    #[error("corrupt {what} at {key}: {reason}")]
+    Corrupt {
+        /// What was read.
+        what: &'static str,
+        /// Where.
+        key: u64,
+        /// Why it does not decode.
+        reason: String,
+    },
+}
+
+/// Blocks and the vote WAL.
+pub struct BlockStore {
+    db: DB,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore").field("path", &self.db.path()).finish()
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+impl BlockStore {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let families = [BLOCKS, WAL].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        Ok(BlockStore { db: DB::open_cf_descriptors(&options, path, families)? })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("created at open")
+    }
+
+    /// The highest committed height (0: none).
+    pub fn last_height(&self) -> Result<u64, StoreError> {
+        match self.db.iterator_cf(self.cf(BLOCKS), IteratorMode::End).next() {
+            None => Ok(0),
+            Some(entry) => {
+                let (key, _) = entry?;
+                Ok(u64::from_be_bytes(key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    what: "block key",
+                    key: 0,
+                    reason: format!("{} bytes", key.len()),
+                })?))
+            }
+        }
+    }
+
+    /// The block at `height`, if committed.
+    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, StoreError> {
+        let Some(bytes) = self.db.get_cf(self.cf(BLOCKS), height.to_be_bytes())? else { return Ok(None) };
+        postcard::from_bytes(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
+            what: "block",
+            key: height,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Up to `max` consecutive blocks from `from`.
+    pub fn blocks_from(&self, from: u64, max: usize) -> Result<Vec<StoredBlock>, StoreError> {
+        let mut blocks = Vec::new();
+        for height in from.. {
+            if blocks.len() >= max {
+                break;
+            }
+            match self.block(height)? {
+                Some(block) => blocks.push(block),
+                None => break,
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// Stores a committed block, durably.
+    pub fn put_block(&self, block: &StoredBlock) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(block).expect("blocks serialize");
+        Ok(self.db.put_cf_opt(self.cf(BLOCKS), block.height.to_be_bytes(), bytes, &synced())?)
+    }
+
+    /// Appends an own vote to the WAL, durably.
+    pub fn append_vote(&self, vote: &Vote) -> Result<(), StoreError> {
+        let next = match self.db.iterator_cf(self.cf(WAL), IteratorMode::End).next() {
+            None => 0,
+            Some(entry) => {
+                let (key, _) = entry?;
+                u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0xff; 8])).wrapping_add(1)
+            }
+        };
+        let bytes = postcard::to_allocvec(vote).expect("votes serialize");
+        Ok(self.db.put_cf_opt(self.cf(WAL), next.to_be_bytes(), bytes, &synced())?)
+    }
+
+    /// The own votes in the WAL at `height` and above, in the order they were cast.
+    pub fn votes_from(&self, height: u64) -> Result<Vec<Vote>, StoreError> {
+        let mut votes = Vec::new();
+        for entry in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
+            let (key, value) = entry?;
+            let seq = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8]));
+            let vote: Vote = postcard::from_bytes(&value).map_err(|e| StoreError::Corrupt {
+                what: "WAL vote",
+                key: seq,
+                reason: e.to_string(),
+            })?;
+            if vote.height >= height {
+                votes.push(vote);
+            }
+        }
+        Ok(votes)
+    }
+
+    /// Forgets WAL votes below `height` (they can never be asked for again).
+    pub fn prune_votes_below(&self, height: u64) -> Result<(), StoreError> {
+        let mut doomed = Vec::new();
+        for entry in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
+            let (key, value) = entry?;
+            match postcard::from_bytes::<Vote>(&value) {
+                Ok(vote) if vote.height < height => doomed.push(key),
+                _ => {}
+            }
+        }
+        for key in doomed {
+            self.db.delete_cf(self.cf(WAL), key)?;
+        }
+        Ok(())
+    }
+}

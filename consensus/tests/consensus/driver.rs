@@ -1,0 +1,243 @@
+//! Four drivers, each with a Tendermint engine, a real RocksDB store and real timers, over an
+//! in-memory network (the libp2p network is `p2p/`'s): they commit blocks whose certificates
+//! verify; one is killed and the rest go on; restarted from its store it catches up by block
+//! sync and commits again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyralog_consensus::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
+use pyralog_consensus::driver::{
+    BlockStore, ConsensusNet, Driver, DriverConfig, NetError, NetEvent, Progress, StoredBlock,
+};
+use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
+use pyralog_consensus::{Validator, ValidatorSet};
+use pyralog_crypto::{Keypair, PublicKey};
+use tokio::sync::{mpsc, oneshot, watch};
+
+const CHAIN: &str = "pyralog-driver-test";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Peers by key; a node that is down has no entry.
+type Peers = Arc<Mutex<HashMap<PublicKey, mpsc::Sender<NetEvent>>>>;
+
+#[derive(Clone)]
+struct MemNet {
+    me: PublicKey,
+    peers: Peers,
+}
+
+impl ConsensusNet for MemNet {
+    fn broadcast(&self, bytes: Vec<u8>) {
+        for (key, peer) in self.peers.lock().unwrap().iter() {
+            if *key != self.me {
+                let _ = peer.try_send(NetEvent::Message { from: self.me, bytes: bytes.clone() });
+            }
+        }
+    }
+
+    fn send_to(&self, to: PublicKey, bytes: Vec<u8>) {
+        if let Some(peer) = self.peers.lock().unwrap().get(&to) {
+            let _ = peer.try_send(NetEvent::Message { from: self.me, bytes });
+        }
+    }
+
+    fn fetch_blocks(
+        &self,
+        from_height: u64,
+        max: u32,
+    ) -> impl std::future::Future<Output = Result<Vec<StoredBlock>, NetError>> + Send + 'static {
+        let others: Vec<mpsc::Sender<NetEvent>> = self
+            .peers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| **k != self.me)
+            .map(|(_, p)| p.clone())
+            .collect();
+        async move {
+            // Ask each peer in turn; the first with blocks answers.
+            for peer in others {
+                let (reply, answer) = oneshot::channel();
+                if peer.send(NetEvent::BlocksRequested { from_height, max, reply }).await.is_err() {
+                    continue;
+                }
+                if let Ok(Ok(blocks)) = tokio::time::timeout(Duration::from_secs(2), answer).await {
+                    if !blocks.is_empty() {
+                        return Ok(blocks);
+                    }
+                }
+            }
+            Err(NetError("no peer has newer blocks".into()))
+        }
+    }
+}
+
+/// An app that counts transactions; its state is the number of blocks and txs it committed.
+#[derive(Default)]
+struct CountingApp {
+    height: u64,
+    txs: u64,
+}
+
+impl ReplicatedApp for CountingApp {
+    type Error = std::convert::Infallible;
+
+    fn info(&self) -> Result<AppInfo, Self::Error> {
+        Ok(AppInfo { last_height: self.height, last_app_hash: self.txs.to_be_bytes().to_vec() })
+    }
+    fn init_chain(&mut self, _: &str, _: &[Validator], _: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        Ok(Vec::new())
+    }
+    fn check_tx(&self, _: &[u8]) -> Result<Result<(), String>, Self::Error> {
+        Ok(Ok(()))
+    }
+    fn prepare_payload(
+        &mut self,
+        height: u64,
+        mut txs: Vec<Vec<u8>>,
+        _: usize,
+    ) -> Result<Vec<Vec<u8>>, Self::Error> {
+        txs.push(format!("block {height}").into_bytes());
+        Ok(txs)
+    }
+    fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error> {
+        Ok(if txs.is_empty() { PayloadVerdict::Reject } else { PayloadVerdict::Accept })
+    }
+    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
+        assert_eq!(block.height, self.height + 1, "blocks are executed in order, once");
+        self.height = block.height;
+        self.txs += block.txs.len() as u64;
+        Ok(Finalized {
+            tx_results: Vec::new(),
+            validator_updates: Vec::new(),
+            app_hash: self.txs.to_be_bytes().to_vec(),
+        })
+    }
+    fn commit(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.height)
+    }
+    fn query(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        Ok(Vec::new())
+    }
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    progress: watch::Receiver<Progress>,
+}
+
+fn config(validators: &ValidatorSet) -> DriverConfig {
+    DriverConfig {
+        chain_id: CHAIN.into(),
+        validators: validators.clone(),
+        sync_interval: Duration::from_millis(200),
+        max_payload_bytes: 1 << 20,
+    }
+}
+
+fn timeouts() -> Timeouts {
+    Timeouts {
+        propose: Duration::from_millis(300),
+        prevote: Duration::from_millis(100),
+        precommit: Duration::from_millis(100),
+        rebroadcast: Duration::from_millis(500),
+        increase: Duration::from_millis(100),
+    }
+}
+
+/// Starts node `key` on the store in `dir`, with an app that replays from the store.
+fn start(key: &Keypair, dir: &std::path::Path, validators: &ValidatorSet, peers: &Peers) -> Running {
+    let (sender, inbound) = mpsc::channel(4096);
+    peers.lock().unwrap().insert(key.public(), sender);
+    let net = MemNet { me: key.public(), peers: peers.clone() };
+    let store = BlockStore::open(dir).unwrap();
+    let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
+    let driver = Driver::new(engine, CountingApp::default(), net, store, config(validators), inbound);
+    let progress = driver.progress();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move { driver.run(stopped).await.expect("the driver runs until stopped") });
+    Running { stop, task, progress }
+}
+
+async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) -> Progress {
+    tokio::time::timeout(DEADLINE, progress.wait_for(|p| p.height >= height))
+        .await
+        .unwrap_or_else(|_| panic!("height {height} not reached"))
+        .map(|p| *p)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_drivers_commit_and_a_restarted_one_catches_up_by_sync() {
+    let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate()).collect();
+    let validators = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let peers: Peers = Arc::default();
+    let mut nodes: Vec<Running> =
+        keys.iter().zip(&dirs).map(|(k, d)| start(k, d.path(), &validators, &peers)).collect();
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, 5).await;
+    }
+
+    // Kill node 3 (its task is dropped mid-flight; the store closes with it).
+    peers.lock().unwrap().remove(&keys[3].public());
+    let killed = nodes.pop().unwrap();
+    killed.task.abort();
+    let _ = killed.task.await;
+    let before = nodes[0].progress.borrow().height;
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, before + 5).await;
+    }
+
+    // Restart it from its store: it syncs what it missed, then decides with the others again.
+    let mut restarted = start(&keys[3], dirs[3].path(), &validators, &peers);
+    let target = nodes[0].progress.borrow().height + 3;
+    let progress = wait_for_height(&mut restarted.progress, target).await;
+    assert!(progress.synced > 0, "the restarted node caught up by sync: {progress:?}");
+
+    // Every store holds the same blocks, each with a verifying certificate.
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, target).await;
+    }
+    for node in nodes.iter().chain([&restarted]) {
+        let _ = node.stop.send(true);
+    }
+    for node in nodes.into_iter().chain([restarted]) {
+        node.task.await.unwrap();
+    }
+    let stores: Vec<BlockStore> = dirs.iter().map(|d| BlockStore::open(d.path()).unwrap()).collect();
+    let common = stores.iter().map(|s| s.last_height().unwrap()).min().unwrap();
+    assert!(common >= target, "{common} < {target}");
+    for height in 1..=common {
+        let first = stores[0].block(height).unwrap().unwrap();
+        first.proof.verify(CHAIN, height, &first.block, &validators).unwrap();
+        for store in &stores[1..] {
+            assert_eq!(store.block(height).unwrap().unwrap().block, first.block, "height {height}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vote_wal_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Keypair::generate();
+    let vote = pyralog_consensus::Vote {
+        chain_id: CHAIN.into(),
+        height: 7,
+        round: 0,
+        kind: pyralog_consensus::VoteKind::Prevote,
+        block: Some(pyralog_crypto::Digest([1; 32])),
+    };
+    {
+        let store = BlockStore::open(dir.path()).unwrap();
+        store.append_vote(&vote).unwrap();
+        store.append_vote(&pyralog_consensus::Vote { height: 8, ..vote.clone() }).unwrap();
+        store.prune_votes_below(8).unwrap();
+    }
+    let store = BlockStore::open(dir.path()).unwrap();
+    assert_eq!(store.votes_from(0).unwrap(), vec![pyralog_consensus::Vote { height: 8, ..vote }]);
+    drop(key);
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pyralog_crypto::PublicKey;
 
 use crate::validators::ValidatorSet;
-use crate::vote::{BlockId, FinalityProof, Vote};
+use crate::vote::{BlockId, DuplicateVote, FinalityProof, Vote};
 
 /// Milliseconds on the driver's monotonic clock (virtual time in the simulator).
 pub type Millis = u64;
@@ -115,8 +115,9 @@ pub enum Effect {
         /// Why it is final.
         proof: FinalityProof,
     },
-    /// Two conflicting signed votes of one validator: proof of equivocation.
-    Evidence(Box<(Vote, Vote)>),
+    /// Two conflicting signed votes of one validator: proof of equivocation, for the app to
+    /// punish (and the chain to record).
+    Evidence(Box<DuplicateVote>),
     /// Durably record this node's own vote before anything that follows.
     PersistVote(Vote),
 }

@@ -2,7 +2,7 @@
 //! checks against a validator set.
 
 use pyralog_crypto::quorum::{QuorumError, Signable};
-use pyralog_crypto::{Digest, QuorumCertificate};
+use pyralog_crypto::{Digest, PublicKey, QuorumCertificate, Signature};
 use serde::{Deserialize, Serialize};
 
 use crate::validators::{QUORUM, ValidatorSet};
@@ -59,6 +59,37 @@ impl Signable for Vote {
             }
         }
         bytes
+    }
+}
+
+/// Proof that a validator signed two different votes of one kind at one height and round
+/// (CometBFT's duplicate-vote evidence): anyone can check it with the validator's key alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateVote {
+    /// The validator.
+    pub validator: PublicKey,
+    /// One vote.
+    pub first: Vote,
+    /// Its signature.
+    pub first_signature: Signature,
+    /// The conflicting vote.
+    pub second: Vote,
+    /// Its signature.
+    pub second_signature: Signature,
+}
+
+impl DuplicateVote {
+    /// Whether this proves equivocation: same chain, height, round and kind, different blocks,
+    /// both signatures valid.
+    pub fn verify(&self) -> bool {
+        let (a, b) = (&self.first, &self.second);
+        a.chain_id == b.chain_id
+            && a.height == b.height
+            && a.round == b.round
+            && a.kind == b.kind
+            && a.block != b.block
+            && self.validator.verify(&a.signing_bytes(), &self.first_signature).is_ok()
+            && self.validator.verify(&b.signing_bytes(), &self.second_signature).is_ok()
     }
 }
 

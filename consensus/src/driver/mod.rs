@@ -28,7 +28,7 @@ use pyralog_crypto::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::app::{DecidedBlock, ReplicatedApp};
+use crate::app::{DecidedBlock, Misbehaviour, MisbehaviourKind, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, TimerId};
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, FinalityProof};
@@ -85,6 +85,12 @@ pub struct DriverConfig {
     pub sync_interval: Duration,
     /// Most payload bytes per block.
     pub max_payload_bytes: usize,
+    /// The pause between committing a block and starting the next height (CometBFT's
+    /// `timeout_commit`): it paces empty blocks and lets late precommits arrive. Zero cuts blocks
+    /// as fast as the network allows.
+    pub block_interval: Duration,
+    /// Most transactions waiting in the mempool; more are refused.
+    pub max_mempool_txs: usize,
 }
 
 /// Why the driver stopped.
@@ -128,6 +134,14 @@ pub struct Driver<E, A, N> {
     /// The height the engine is deciding.
     height: u64,
     mempool: VecDeque<Vec<u8>>,
+    /// Transactions submitted from outside (RPC, gossip).
+    tx_in: mpsc::Sender<Vec<u8>>,
+    tx_rx: mpsc::Receiver<Vec<u8>>,
+    /// When to start the next height (after the block interval).
+    next_height_at: Option<Instant>,
+    /// Proven equivocations, handed to the app with the next block it executes. (Not yet part
+    /// of the stored block: the chain's block format carries them, issue 6.)
+    evidence: Vec<Misbehaviour>,
     progress: watch::Sender<Progress>,
     /// Answers of the block fetch in flight (at most one at a time).
     fetched: mpsc::Sender<Vec<StoredBlock>>,
@@ -151,7 +165,11 @@ where
         inbound: mpsc::Receiver<NetEvent>,
     ) -> Self {
         let (fetched, fetched_rx) = mpsc::channel(1);
+        let (tx_in, tx_rx) = mpsc::channel(1024);
         Driver {
+            tx_in,
+            tx_rx,
+            next_height_at: None,
             fetched,
             fetched_rx,
             fetching: false,
@@ -165,6 +183,7 @@ where
             started: Instant::now(),
             height: 0,
             mempool: VecDeque::new(),
+            evidence: Vec::new(),
             progress: watch::Sender::new(Progress::default()),
         }
     }
@@ -174,9 +193,22 @@ where
         self.progress.subscribe()
     }
 
-    /// Queues a transaction for the next payloads this validator builds.
-    pub fn submit(&mut self, tx: Vec<u8>) {
-        self.mempool.push_back(tx);
+    /// Where to submit transactions: each is checked by the app (`check_tx`) and queued for the
+    /// next payload this validator builds.
+    pub fn tx_sender(&self) -> mpsc::Sender<Vec<u8>> {
+        self.tx_in.clone()
+    }
+
+    fn admit(&mut self, tx: Vec<u8>) -> Result<(), DriverError> {
+        if self.mempool.len() >= self.config.max_mempool_txs {
+            tracing::debug!("mempool full; transaction refused");
+            return Ok(());
+        }
+        match self.app.check_tx(&tx).map_err(app_err)? {
+            Ok(()) => self.mempool.push_back(tx),
+            Err(reason) => tracing::debug!(%reason, "transaction refused by check_tx"),
+        }
+        Ok(())
     }
 
     /// Runs until `stop` changes or a fatal error.
@@ -197,6 +229,11 @@ where
                     None => return Ok(()),
                 },
                 _ = sleep_until(next_timer) => self.fire_timers()?,
+                _ = sleep_until(self.next_height_at) => {
+                    self.next_height_at = None;
+                    self.start_height(self.height)?;
+                }
+                Some(tx) = self.tx_rx.recv() => self.admit(tx)?,
                 _ = sync.tick() => self.start_fetch(),
                 Some(blocks) = self.fetched_rx.recv() => {
                     self.fetching = false;
@@ -282,7 +319,14 @@ where
                 None
             }
             Effect::Evidence(evidence) => {
-                tracing::warn!(?evidence, "equivocation evidence");
+                if evidence.verify() {
+                    tracing::warn!(validator = %evidence.validator, height = evidence.first.height, "equivocation");
+                    self.evidence.push(Misbehaviour {
+                        validator: evidence.validator,
+                        height: evidence.first.height,
+                        kind: MisbehaviourKind::DuplicateVote,
+                    });
+                }
                 None
             }
         })
@@ -302,7 +346,16 @@ where
             p.height = block.height;
             p.synced += u64::from(synced);
         });
-        self.start_height(block.height + 1)
+        if synced || self.config.block_interval.is_zero() {
+            self.next_height_at = None;
+            return self.start_height(block.height + 1);
+        }
+        // Wait out the block interval; `self.height` already names the next height, so a
+        // block synced meanwhile is still accepted for it.
+        self.height = block.height + 1;
+        self.timers.clear();
+        self.next_height_at = Some(Instant::now() + self.config.block_interval);
+        Ok(())
     }
 
     fn execute(&mut self, block: &StoredBlock) -> Result<(), DriverError> {
@@ -312,7 +365,7 @@ where
             time_ms: 0,
             proposer: None,
             txs: block.txs.clone(),
-            evidence: Vec::new(),
+            evidence: std::mem::take(&mut self.evidence),
         };
         self.app.finalize(&decided).map_err(app_err)?;
         self.app.commit().map_err(app_err)?;

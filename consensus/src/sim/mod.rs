@@ -42,6 +42,8 @@ pub struct Outcome {
     pub delivered: u64,
     /// Blocks applied through sync rather than the validator's own decision.
     pub synced_blocks: u64,
+    /// Equivocations reported (each verified and naming a Byzantine validator).
+    pub evidence: u64,
 }
 
 /// Why a run failed.
@@ -70,6 +72,16 @@ pub enum SimFailure {
         height: u64,
         /// Why.
         reason: String,
+    },
+    /// Evidence that does not verify, or that accuses an honest validator.
+    #[error("seed {seed}: node {node} reported bad evidence against {accused}")]
+    FalseEvidence {
+        /// The seed.
+        seed: u64,
+        /// The reporter.
+        node: usize,
+        /// The accused validator's index.
+        accused: usize,
     },
     /// Honest validators did not reach the target height in time.
     #[error(
@@ -141,6 +153,7 @@ struct Sim<'a> {
     decided: BTreeMap<u64, Digest>,
     delivered: u64,
     synced_blocks: u64,
+    evidence: u64,
 }
 
 /// Runs `scenario` to completion.
@@ -173,6 +186,7 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, SimFailure> {
         decided: BTreeMap::new(),
         delivered: 0,
         synced_blocks: 0,
+        evidence: 0,
     };
     sim.start()?;
     sim.run()
@@ -304,7 +318,16 @@ impl Sim<'_> {
                     );
                 }
                 Effect::PersistVote(vote) => self.nodes[node].wal.push(vote),
-                Effect::Evidence(_) => {}
+                Effect::Evidence(evidence) => {
+                    let accused = self.nodes.iter().position(|n| n.key.public() == evidence.validator);
+                    let accused = accused.unwrap_or(usize::MAX);
+                    let byzantine =
+                        accused != usize::MAX && self.nodes[accused].behaviour != Behaviour::Honest;
+                    if !evidence.verify() || !byzantine {
+                        return Err(SimFailure::FalseEvidence { seed: self.scenario.seed, node, accused });
+                    }
+                    self.evidence += 1;
+                }
             }
         }
         Ok(())
@@ -454,6 +477,7 @@ impl Sim<'_> {
             virtual_ms: self.now,
             delivered: self.delivered,
             synced_blocks: self.synced_blocks,
+            evidence: self.evidence,
         })
     }
 }

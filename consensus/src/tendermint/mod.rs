@@ -31,7 +31,7 @@ use pyralog_crypto::quorum::{Signable, SignatureShare};
 use pyralog_crypto::{Keypair, PublicKey, Signature};
 
 use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
-use crate::vote::{CommitCertificate, FinalityProof, Vote, VoteKind};
+use crate::vote::{CommitCertificate, DuplicateVote, FinalityProof, Vote, VoteKind};
 use context::{
     Address, EngineValidators, EngineVote, Height, Payload, PayloadId, ProposalSigning, PyralogContext, Sig,
 };
@@ -99,6 +99,11 @@ struct EngineIo {
     /// What this validator signed per (height, round, kind), restored from its WAL after a
     /// restart: it never signs another value there (CometBFT's last-sign-state, per vote).
     signed: HashMap<(u64, u32, VoteKind), Option<pyralog_crypto::Digest>>,
+    /// Proposals for the next height, received before this engine got there (a peer that
+    /// committed earlier); replayed when the height starts.
+    early: Vec<SignedMessage<Ctx, context::Proposal>>,
+    /// Equivocations already reported, by (height, round, kind, validator).
+    reported: BTreeSet<(u64, u32, bool, PublicKey)>,
     out: Vec<Effect>,
 }
 
@@ -122,6 +127,8 @@ impl TendermintEngine {
                 verdicts: HashMap::new(),
                 held: BTreeMap::new(),
                 signed: HashMap::new(),
+                reported: BTreeSet::new(),
+                early: Vec::new(),
                 out: Vec::new(),
             },
         }
@@ -151,6 +158,36 @@ impl TendermintEngine {
             // is dropped, the engine goes on.
             tracing::debug!(%err, "consensus input refused");
         }
+        self.report_equivocations();
+    }
+
+    /// Turns the conflicting vote pairs Malachite's vote keeper recorded into evidence, once each.
+    fn report_equivocations(&mut self) {
+        let (Some(state), Some(validators)) = (self.state.as_ref(), self.io.validators.as_ref()) else {
+            return;
+        };
+        let evidence = state.driver.votes().evidence();
+        if evidence.is_empty() {
+            return;
+        }
+        for validator in validators.set().validators() {
+            let Some(pairs) = evidence.get(&Address(validator.key)) else { continue };
+            for (first, second) in pairs {
+                let round = first.round.as_u32().unwrap_or(u32::MAX);
+                let precommit = first.kind == context::EngineVoteKind::Precommit;
+                if !self.io.reported.insert((first.height.0, round, precommit, validator.key)) {
+                    continue;
+                }
+                let chain = self.io.chain_id();
+                self.io.out.push(Effect::Evidence(Box::new(DuplicateVote {
+                    validator: validator.key,
+                    first: first.signed_message(chain),
+                    first_signature: Signature::from_bytes(&first.signature.0),
+                    second: second.signed_message(chain),
+                    second_signature: Signature::from_bytes(&second.signature.0),
+                })));
+            }
+        }
     }
 
     fn on_message(&mut self, bytes: &[u8]) {
@@ -169,24 +206,30 @@ impl TendermintEngine {
         };
         match message {
             SignedConsensusMsg::Vote(vote) => self.run(MInput::Vote(vote)),
-            SignedConsensusMsg::Proposal(proposal) => {
-                if proposal.height.0 != self.io.height || !self.io.verify_proposal(&proposal) {
-                    return;
-                }
-                let id = PayloadId(proposal.value.digest());
-                self.io.payloads.entry(id).or_insert_with(|| proposal.value.clone());
-                match self.io.verdicts.get(&id) {
-                    Some(true) => self.run(MInput::Proposal(proposal)),
-                    Some(false) => {}
-                    None => {
-                        let first = !self.io.held.contains_key(&id);
-                        self.io.held.entry(id).or_default().push(proposal.clone());
-                        if first {
-                            self.io
-                                .out
-                                .push(Effect::CheckPayload { block: id.0, txs: proposal.value.0.clone() });
-                        }
-                    }
+            SignedConsensusMsg::Proposal(proposal) => self.on_proposal(proposal),
+        }
+    }
+
+    /// A proposal goes to Malachite once the app has found its payload valid.
+    fn on_proposal(&mut self, proposal: SignedMessage<Ctx, context::Proposal>) {
+        // Bounded: a proposal per round of the next height is plenty.
+        if proposal.height.0 == self.io.height + 1 && self.io.early.len() < 64 {
+            self.io.early.push(proposal);
+            return;
+        }
+        if proposal.height.0 != self.io.height || !self.io.verify_proposal(&proposal) {
+            return;
+        }
+        let id = PayloadId(proposal.value.digest());
+        self.io.payloads.entry(id).or_insert_with(|| proposal.value.clone());
+        match self.io.verdicts.get(&id) {
+            Some(true) => self.run(MInput::Proposal(proposal)),
+            Some(false) => {}
+            None => {
+                let first = !self.io.held.contains_key(&id);
+                self.io.held.entry(id).or_default().push(proposal.clone());
+                if first {
+                    self.io.out.push(Effect::CheckPayload { block: id.0, txs: proposal.value.0.clone() });
                 }
             }
         }
@@ -206,6 +249,7 @@ impl ConsensusCore for TendermintEngine {
                 io.held.clear();
                 io.wanted_payload = None;
                 io.signed.retain(|(h, _, _), _| *h >= height);
+                io.reported.retain(|(h, ..)| *h >= height);
                 for timer in std::mem::take(&mut io.timers) {
                     io.out.push(Effect::CancelTimer(timer));
                 }
@@ -220,6 +264,10 @@ impl ConsensusCore for TendermintEngine {
                     self.state = Some(State::new(self.io.ctx.clone(), params, 1024));
                 }
                 self.run(MInput::StartHeight(Height(height), set));
+                let early = std::mem::take(&mut self.io.early);
+                for proposal in early.into_iter().filter(|p| p.height.0 == height) {
+                    self.on_proposal(proposal);
+                }
             }
             Input::Message { bytes, .. } => self.on_message(&bytes),
             Input::TimeoutFired(id) => {

@@ -177,3 +177,26 @@ fn vote_encodings_differ_in_every_field() {
         assert_ne!(v.signing_bytes(), base.signing_bytes(), "{v:?}");
     }
 }
+
+#[test]
+fn duplicate_vote_evidence_holds_only_for_real_equivocation() {
+    use pyralog_consensus::vote::DuplicateVote;
+    use pyralog_crypto::quorum::Signable;
+    let key = Keypair::generate();
+    let first = precommit(3, BLOCK);
+    let second = Vote { block: None, ..first.clone() };
+    let evidence = |a: &Vote, b: &Vote, signer: &Keypair| DuplicateVote {
+        validator: key.public(),
+        first: a.clone(),
+        first_signature: signer.sign(&a.signing_bytes()),
+        second: b.clone(),
+        second_signature: key.sign(&b.signing_bytes()),
+    };
+    assert!(evidence(&first, &second, &key).verify());
+    // The same vote twice, votes at different heights or of different kinds: no equivocation.
+    assert!(!evidence(&first, &first, &key).verify());
+    assert!(!evidence(&first, &Vote { height: 4, ..second.clone() }, &key).verify());
+    assert!(!evidence(&first, &Vote { kind: VoteKind::Prevote, ..second.clone() }, &key).verify());
+    // A signature by someone else does not accuse this validator.
+    assert!(!evidence(&first, &second, &Keypair::generate()).verify());
+}

@@ -90,8 +90,8 @@ impl ReplicatedApp for CountingApp {
     fn init_chain(&mut self, _: &str, _: &[Validator], _: &[u8]) -> Result<Vec<u8>, Self::Error> {
         Ok(Vec::new())
     }
-    fn check_tx(&self, _: &[u8]) -> Result<Result<(), String>, Self::Error> {
-        Ok(Ok(()))
+    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Self::Error> {
+        Ok(if tx.starts_with(b"bad") { Err("refused".into()) } else { Ok(()) })
     }
     fn prepare_payload(
         &mut self,
@@ -127,6 +127,7 @@ struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     progress: watch::Receiver<Progress>,
+    txs: mpsc::Sender<Vec<u8>>,
 }
 
 fn config(validators: &ValidatorSet) -> DriverConfig {
@@ -135,6 +136,8 @@ fn config(validators: &ValidatorSet) -> DriverConfig {
         validators: validators.clone(),
         sync_interval: Duration::from_millis(200),
         max_payload_bytes: 1 << 20,
+        block_interval: Duration::ZERO,
+        max_mempool_txs: 1000,
     }
 }
 
@@ -150,16 +153,21 @@ fn timeouts() -> Timeouts {
 
 /// Starts node `key` on the store in `dir`, with an app that replays from the store.
 fn start(key: &Keypair, dir: &std::path::Path, validators: &ValidatorSet, peers: &Peers) -> Running {
+    start_with(key, dir, config(validators), peers)
+}
+
+fn start_with(key: &Keypair, dir: &std::path::Path, config: DriverConfig, peers: &Peers) -> Running {
     let (sender, inbound) = mpsc::channel(4096);
     peers.lock().unwrap().insert(key.public(), sender);
     let net = MemNet { me: key.public(), peers: peers.clone() };
     let store = BlockStore::open(dir).unwrap();
     let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
-    let driver = Driver::new(engine, CountingApp::default(), net, store, config(validators), inbound);
+    let driver = Driver::new(engine, CountingApp::default(), net, store, config, inbound);
     let progress = driver.progress();
+    let txs = driver.tx_sender();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { driver.run(stopped).await.expect("the driver runs until stopped") });
-    Running { stop, task, progress }
+    Running { stop, task, progress, txs }
 }
 
 async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) -> Progress {
@@ -240,4 +248,40 @@ async fn the_vote_wal_survives_a_restart() {
     let store = BlockStore::open(dir.path()).unwrap();
     assert_eq!(store.votes_from(0).unwrap(), vec![pyralog_consensus::Vote { height: 8, ..vote }]);
     drop(key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_are_paced_and_submitted_transactions_land() {
+    let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate()).collect();
+    let validators = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let peers: Peers = Arc::default();
+    let interval = Duration::from_millis(300);
+    let paced = DriverConfig { block_interval: interval, ..config(&validators) };
+    let mut nodes: Vec<Running> =
+        keys.iter().zip(&dirs).map(|(k, d)| start_with(k, d.path(), paced.clone(), &peers)).collect();
+    for tx in ["tx-1", "tx-2", "bad tx", "tx-3"] {
+        for node in &nodes {
+            node.txs.send(tx.as_bytes().to_vec()).await.unwrap();
+        }
+    }
+    let first = wait_for_height(&mut nodes[0].progress, 1).await.height;
+    let started = tokio::time::Instant::now();
+    wait_for_height(&mut nodes[0].progress, first + 5).await;
+    // Each height starts an interval after the previous commit; 5 heights take 5 intervals (the
+    // bound leaves 2 of them for scheduling noise).
+    assert!(started.elapsed() >= interval * 3, "{:?}", started.elapsed());
+    for node in &nodes {
+        let _ = node.stop.send(true);
+    }
+    for node in nodes {
+        node.task.await.unwrap();
+    }
+    let store = BlockStore::open(dirs[0].path()).unwrap();
+    let committed: Vec<Vec<u8>> =
+        (1..=store.last_height().unwrap()).flat_map(|h| store.block(h).unwrap().unwrap().txs).collect();
+    for tx in ["tx-1", "tx-2", "tx-3"] {
+        assert!(committed.iter().any(|t| t == tx.as_bytes()), "{tx} not committed");
+    }
+    assert!(!committed.iter().any(|t| t.starts_with(b"bad")), "a refused transaction was committed");
 }

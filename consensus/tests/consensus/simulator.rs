@@ -16,23 +16,28 @@ fn seeds() -> Vec<u64> {
 }
 
 fn run_seeds(validators: usize) {
-    let mut synced = 0;
-    let mut byzantine = 0;
+    let (mut synced, mut byzantine, mut evidence, mut equivocators) = (0, 0, 0, 0);
     for seed in seeds() {
         let scenario = Scenario::from_seed(seed, validators);
         byzantine += scenario.byzantine.len();
+        equivocators += scenario.byzantine.iter().filter(|(_, b)| *b == Behaviour::Equivocate).count();
         match run(&scenario) {
             Ok(outcome) => {
                 assert!(outcome.height >= scenario.target_height);
                 synced += outcome.synced_blocks;
+                evidence += outcome.evidence;
             }
             Err(failure) => panic!("{failure}\nscenario: {scenario:#?}"),
         }
     }
     println!(
-        "{validators} validators: {} runs, {byzantine} Byzantine validators in all, {synced} blocks caught up by sync",
+        "{validators} validators: {} runs, {byzantine} Byzantine validators in all ({equivocators} equivocating), \
+         {evidence} equivocations proven, {synced} blocks caught up by sync",
         seeds().len()
     );
+    if equivocators > 0 && seeds().len() > 1 {
+        assert!(evidence > 0, "equivocating validators were never caught");
+    }
 }
 
 #[test]

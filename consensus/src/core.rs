@@ -99,6 +99,8 @@ pub enum Effect {
     },
     /// Ask the app to check a payload ([`Input::PayloadChecked`] answers).
     CheckPayload {
+        /// The height it is proposed at.
+        height: u64,
         /// The block.
         block: BlockId,
         /// Its payload.

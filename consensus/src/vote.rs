@@ -7,8 +7,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::validators::{QUORUM, ValidatorSet};
 
-/// A block's identity: the hash of its header.
+/// A block's identity: the hash of its payload ([`payload_id`]).
 pub type BlockId = Digest;
+
+/// The id of a block payload: a domain-separated hash of its length-prefixed transactions. What
+/// validators vote for, so a block's transactions can be checked against its certificate.
+pub fn payload_id(txs: &[Vec<u8>]) -> BlockId {
+    let mut hasher = pyralog_crypto::Domain::ConsensusValue.hasher();
+    hasher.update(&(txs.len() as u64).to_be_bytes());
+    for tx in txs {
+        hasher.update(&(tx.len() as u64).to_be_bytes());
+        hasher.update(tx);
+    }
+    Digest(*hasher.finalize().as_bytes())
+}
 
 /// Tendermint's two voting steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

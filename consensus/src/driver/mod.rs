@@ -28,10 +28,10 @@ use pyralog_crypto::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::app::{DecidedBlock, Misbehaviour, MisbehaviourKind, ReplicatedApp};
+use crate::app::{DecidedBlock, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, TimerId};
 use crate::validators::ValidatorSet;
-use crate::vote::{BlockId, FinalityProof};
+use crate::vote::payload_id;
 
 /// What the network hands the driver.
 #[derive(Debug)]
@@ -119,6 +119,8 @@ pub struct Progress {
     pub height: u64,
     /// Blocks applied through sync.
     pub synced: u64,
+    /// Equivocations proven.
+    pub evidence: u64,
 }
 
 /// Runs one validator's engine.
@@ -139,9 +141,7 @@ pub struct Driver<E, A, N> {
     tx_rx: mpsc::Receiver<Vec<u8>>,
     /// When to start the next height (after the block interval).
     next_height_at: Option<Instant>,
-    /// Proven equivocations, handed to the app with the next block it executes. (Not yet part
-    /// of the stored block: the chain's block format carries them, issue 6.)
-    evidence: Vec<Misbehaviour>,
+
     progress: watch::Sender<Progress>,
     /// Answers of the block fetch in flight (at most one at a time).
     fetched: mpsc::Sender<Vec<StoredBlock>>,
@@ -183,7 +183,6 @@ where
             started: Instant::now(),
             height: 0,
             mempool: VecDeque::new(),
-            evidence: Vec::new(),
             progress: watch::Sender::new(Progress::default()),
         }
     }
@@ -301,13 +300,16 @@ where
                 None
             }
             Effect::BuildPayload { height } => {
-                let txs: Vec<Vec<u8>> = self.mempool.drain(..).collect();
-                let txs =
-                    self.app.prepare_payload(height, txs, self.config.max_payload_bytes).map_err(app_err)?;
+                // The app picks; the mempool keeps everything until a block carries it.
+                let candidates: Vec<Vec<u8>> = self.mempool.iter().cloned().collect();
+                let txs = self
+                    .app
+                    .prepare_payload(height, candidates, self.config.max_payload_bytes)
+                    .map_err(app_err)?;
                 Some(Input::PayloadBuilt { height, txs })
             }
-            Effect::CheckPayload { block, txs } => {
-                let verdict = self.app.process_payload(self.height, &txs).map_err(app_err)?;
+            Effect::CheckPayload { height, block, txs } => {
+                let verdict = self.app.process_payload(height, &txs).map_err(app_err)?;
                 Some(Input::PayloadChecked { block, valid: verdict == crate::app::PayloadVerdict::Accept })
             }
             Effect::CommitBlock { height, block, txs, proof } => {
@@ -319,13 +321,12 @@ where
                 None
             }
             Effect::Evidence(evidence) => {
+                // Logged and counted only: evidence reaches the app once it is part of the agreed
+                // block (the chain's block format, issue 6); handing each node's own sightings to
+                // `finalize` would make the replicas' states diverge.
                 if evidence.verify() {
                     tracing::warn!(validator = %evidence.validator, height = evidence.first.height, "equivocation");
-                    self.evidence.push(Misbehaviour {
-                        validator: evidence.validator,
-                        height: evidence.first.height,
-                        kind: MisbehaviourKind::DuplicateVote,
-                    });
+                    self.progress.send_modify(|p| p.evidence += 1);
                 }
                 None
             }
@@ -337,7 +338,7 @@ where
         if block.height != self.height {
             return Ok(()); // decided here and synced, or the other way round
         }
-        check_proof(&self.config, block.height, &block.block, &block.proof)
+        check_block(&self.config, &block)
             .map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
         self.store.put_block(&block)?;
         self.execute(&block)?;
@@ -365,8 +366,11 @@ where
             time_ms: 0,
             proposer: None,
             txs: block.txs.clone(),
-            evidence: std::mem::take(&mut self.evidence),
+            evidence: Vec::new(),
         };
+        // Whatever the block carried leaves the mempool.
+        let included: std::collections::HashSet<&Vec<u8>> = block.txs.iter().collect();
+        self.mempool.retain(|tx| !included.contains(tx));
         self.app.finalize(&decided).map_err(app_err)?;
         self.app.commit().map_err(app_err)?;
         Ok(())
@@ -418,8 +422,8 @@ where
             if block.height != self.height {
                 break;
             }
-            if let Err(reason) = check_proof(&self.config, block.height, &block.block, &block.proof) {
-                tracing::warn!(height = block.height, %reason, "a peer served a block whose proof does not verify");
+            if let Err(reason) = check_block(&self.config, &block) {
+                tracing::warn!(height = block.height, %reason, "a peer served a block that does not verify");
                 break;
             }
             self.commit(block, true)?;
@@ -428,13 +432,16 @@ where
     }
 }
 
-fn check_proof(
-    config: &DriverConfig,
-    height: u64,
-    block: &BlockId,
-    proof: &FinalityProof,
-) -> Result<(), String> {
-    proof.verify(&config.chain_id, height, block, &config.validators).map(|_| ()).map_err(|e| e.to_string())
+/// A block is what its proof finalizes only if its transactions hash to the finalized id.
+fn check_block(config: &DriverConfig, block: &StoredBlock) -> Result<(), String> {
+    if payload_id(&block.txs) != block.block {
+        return Err("the transactions do not hash to the certified block id".into());
+    }
+    block
+        .proof
+        .verify(&config.chain_id, block.height, &block.block, &config.validators)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn app_err(err: impl std::fmt::Display) -> DriverError {

@@ -303,7 +303,7 @@ impl Sim<'_> {
                         Event::Local { node, life, input: LocalInput::PayloadBuilt { height, txs } },
                     );
                 }
-                Effect::CheckPayload { block, txs } => {
+                Effect::CheckPayload { block, txs, .. } => {
                     let valid = !txs.is_empty();
                     let at = self.now + 1 + self.rng.below(5);
                     let input = LocalInput::PayloadChecked { block: block.0, valid };
@@ -336,6 +336,10 @@ impl Sim<'_> {
     /// Records a block in `node`'s store after checking its certificate and agreement.
     fn commit(&mut self, node: usize, height: u64, block: Block) -> Result<(), SimFailure> {
         let seed = self.scenario.seed;
+        if crate::vote::payload_id(&block.1) != block.0 {
+            let reason = "the transactions do not hash to the certified block id".into();
+            return Err(SimFailure::BadCertificate { seed, node, height, reason });
+        }
         if let Err(err) = block.2.verify(SIM_CHAIN, height, &block.0, &self.validators) {
             return Err(SimFailure::BadCertificate { seed, node, height, reason: err.to_string() });
         }
@@ -373,14 +377,22 @@ impl Sim<'_> {
             return Ok(());
         }
         let ours = self.nodes[node].committed();
-        let theirs: Vec<(u64, Block)> =
+        let mut theirs: Vec<(u64, Block)> =
             self.nodes[peer].blocks.range(ours + 1..).map(|(h, b)| (*h, b.clone())).collect();
+        // A Byzantine peer serves real certificates with forged transactions half the time.
+        if self.nodes[peer].behaviour != Behaviour::Honest && self.rng.chance(500) {
+            for (_, block) in &mut theirs {
+                block.1.push(b"forged".to_vec());
+            }
+        }
         if theirs.is_empty() {
             return Ok(());
         }
         let mut last = ours;
         for (height, block) in theirs {
-            if height != last + 1 || block.2.verify(SIM_CHAIN, height, &block.0, &self.validators).is_err() {
+            let valid = crate::vote::payload_id(&block.1) == block.0
+                && block.2.verify(SIM_CHAIN, height, &block.0, &self.validators).is_ok();
+            if height != last + 1 || !valid {
                 break;
             }
             self.commit(node, height, block)?;

@@ -10,7 +10,7 @@ use std::fmt;
 use malachitebft_core_types as mc;
 use malachitebft_core_types::{NilOrVal, Round, VoteType};
 use pyralog_crypto::quorum::Signable;
-use pyralog_crypto::{Digest, Domain, Keypair, PublicKey, Signature};
+use pyralog_crypto::{Digest, Keypair, PublicKey, Signature};
 
 use crate::validators::ValidatorSet;
 use crate::vote::{Vote, VoteKind};
@@ -66,15 +66,9 @@ impl mc::Address for Address {}
 pub struct Payload(pub Vec<Vec<u8>>);
 
 impl Payload {
-    /// The payload's id: a domain-separated hash of its length-prefixed transactions.
+    /// The payload's id ([`crate::vote::payload_id`]).
     pub fn digest(&self) -> Digest {
-        let mut hasher = Domain::ConsensusValue.hasher();
-        hasher.update(&(self.0.len() as u64).to_be_bytes());
-        for tx in &self.0 {
-            hasher.update(&(tx.len() as u64).to_be_bytes());
-            hasher.update(tx);
-        }
-        Digest(*hasher.finalize().as_bytes())
+        crate::vote::payload_id(&self.0)
     }
 }
 

@@ -212,9 +212,14 @@ impl TendermintEngine {
 
     /// A proposal goes to Malachite once the app has found its payload valid.
     fn on_proposal(&mut self, proposal: SignedMessage<Ctx, context::Proposal>) {
-        // Bounded: a proposal per round of the next height is plenty.
-        if proposal.height.0 == self.io.height + 1 && self.io.early.len() < 64 {
-            self.io.early.push(proposal);
+        // Kept for the next height if signed by that round's proposer: one per round, for the
+        // first 64 rounds.
+        if proposal.height.0 == self.io.height + 1 {
+            let round = proposal.round.as_u32().unwrap_or(u32::MAX);
+            let fresh = !self.io.early.iter().any(|p| p.round == proposal.round);
+            if round < 64 && fresh && self.io.verify_proposal(&proposal) {
+                self.io.early.push(proposal);
+            }
             return;
         }
         if proposal.height.0 != self.io.height || !self.io.verify_proposal(&proposal) {
@@ -229,7 +234,11 @@ impl TendermintEngine {
                 let first = !self.io.held.contains_key(&id);
                 self.io.held.entry(id).or_default().push(proposal.clone());
                 if first {
-                    self.io.out.push(Effect::CheckPayload { block: id.0, txs: proposal.value.0.clone() });
+                    self.io.out.push(Effect::CheckPayload {
+                        height: proposal.height.0,
+                        block: id.0,
+                        txs: proposal.value.0.clone(),
+                    });
                 }
             }
         }
@@ -316,6 +325,18 @@ impl ConsensusCore for TendermintEngine {
     }
 }
 
+/// Signature shares with each signer once (the first share of each).
+fn unique_shares(signatures: impl Iterator<Item = (Address, Sig)>) -> Vec<SignatureShare> {
+    let mut seen = BTreeSet::new();
+    signatures
+        .filter(|(address, _)| seen.insert(*address))
+        .map(|(address, signature)| SignatureShare {
+            signer: address.0,
+            signature: Signature::from_bytes(&signature.0),
+        })
+        .collect()
+}
+
 fn step_of(kind: TimeoutKind) -> u8 {
     match kind {
         TimeoutKind::Propose => 0,
@@ -349,7 +370,11 @@ impl EngineIo {
 
     fn verify_proposal(&self, proposal: &SignedMessage<Ctx, context::Proposal>) -> bool {
         let Some(validators) = &self.validators else { return false };
-        if validators.set().power_of(&proposal.proposer.0).is_none() {
+        // Only the round's proposer may propose (anyone else's proposals would each cost an app
+        // check and memory until the height ends).
+        use malachitebft_core_types::{Context as _, Validator as _};
+        let expected = self.ctx.select_proposer(validators, proposal.height, proposal.round);
+        if *expected.address() != proposal.proposer {
             return false;
         }
         let bytes =
@@ -366,11 +391,10 @@ impl EngineIo {
             kind: VoteKind::Precommit,
             block: Some(certificate.value_id.0),
         };
-        let signatures = certificate
-            .commit_signatures
-            .iter()
-            .map(|s| SignatureShare { signer: s.address.0, signature: Signature::from_bytes(&s.signature.0) })
-            .collect();
+        // One share per signer: a validator can sign the same vote twice (ed25519 signatures are
+        // not unique), Malachite keeps both, and a certificate listing a signer twice is invalid.
+        let signatures =
+            unique_shares(certificate.commit_signatures.iter().map(|s| (s.address, s.signature)));
         FinalityProof::Commit(CommitCertificate { message, signatures })
     }
 
@@ -388,7 +412,7 @@ impl EngineIo {
         let mut power = 0u64;
         for s in &certificate.round_signatures {
             if !seen.insert(s.address) {
-                return Err(CertificateError::DuplicateVote(s.address));
+                continue; // the same validator's vote signed twice counts once
             }
             let Some(weight) = validators.set().power_of(&s.address.0) else {
                 return Err(CertificateError::UnknownValidator(s.address));
@@ -495,9 +519,24 @@ impl EngineIo {
             MEffect::SyncValue(_, r) => r.resume_with(()),
             MEffect::Decide(certificate, _extensions, r) => {
                 let id = certificate.value_id;
-                let txs = self.payloads.get(&id).map(|p| p.0.clone()).unwrap_or_default();
-                let proof = self.finality_proof(&certificate);
-                self.out.push(Effect::CommitBlock { height: certificate.height.0, block: id.0, txs, proof });
+                match self.payloads.get(&id) {
+                    Some(payload) => {
+                        let txs = payload.0.clone();
+                        let proof = self.finality_proof(&certificate);
+                        self.out.push(Effect::CommitBlock {
+                            height: certificate.height.0,
+                            block: id.0,
+                            txs,
+                            proof,
+                        });
+                    }
+                    // Decided without the payload (never seen here): block sync fetches it, with
+                    // transactions that hash to the id.
+                    None => tracing::error!(
+                        height = certificate.height.0,
+                        "decided a payload this node never saw"
+                    ),
+                }
                 r.resume_with(())
             }
             MEffect::SignVote(mut vote, r) => {
@@ -558,14 +597,8 @@ impl EngineIo {
                     kind: VoteKind::Prevote,
                     block: Some(certificate.value_id.0),
                 };
-                let signatures = certificate
-                    .polka_signatures
-                    .iter()
-                    .map(|s| SignatureShare {
-                        signer: s.address.0,
-                        signature: Signature::from_bytes(&s.signature.0),
-                    })
-                    .collect();
+                let signatures =
+                    unique_shares(certificate.polka_signatures.iter().map(|s| (s.address, s.signature)));
                 let total = validators.total_voting_power();
                 let verdict = CommitCertificate { message, signatures }
                     .verify(validators.set().members(), crate::validators::QUORUM)

@@ -80,7 +80,7 @@ impl Net {
                     let txs = vec![format!("{tx} h{height} by {node}").into_bytes()];
                     self.inbox.push_back((node, Input::PayloadBuilt { height, txs }));
                 }
-                Effect::CheckPayload { block, txs } => {
+                Effect::CheckPayload { block, txs, .. } => {
                     let valid = txs.iter().all(|tx| !tx.starts_with(b"bad"));
                     self.inbox.push_back((node, Input::PayloadChecked { block, valid }));
                 }

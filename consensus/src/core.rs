@@ -3,7 +3,7 @@
 //! The driver feeds an engine [`Input`]s stamped with the current time and performs the
 //! [`Effect`]s it returns, in order. Because an engine is a pure function of its inputs, the
 //! simulator replays any run from its seed, and the driver can restart an engine from its WAL
-//! ([`Effect::PersistVote`] is performed, durably, before the effects that follow it: a
+//! ([`Effect::PersistWal`] is performed, durably, before the effects that follow it: a
 //! validator never sends a vote it could forget and contradict after a crash).
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use pyralog_crypto::PublicKey;
 
 use crate::validators::ValidatorSet;
-use crate::vote::{BlockId, DuplicateVote, FinalityProof, Vote};
+use crate::vote::{BlockId, DuplicateVote, FinalityProof};
 
 /// Milliseconds on the driver's monotonic clock (virtual time in the simulator).
 pub type Millis = u64;
@@ -120,8 +120,15 @@ pub enum Effect {
     /// Two conflicting signed votes of one validator: proof of equivocation, for the app to
     /// punish (and the chain to record).
     Evidence(Box<DuplicateVote>),
-    /// Durably record this node's own vote before anything that follows.
-    PersistVote(Vote),
+    /// Durably append an entry to the engine's write-ahead log before anything that follows (its
+    /// own votes and proposals, the messages and timeouts that moved it): after a crash the
+    /// engine replays them and resumes with its lock and its signatures intact.
+    PersistWal {
+        /// The height the entry belongs to (entries below the committed height can go).
+        height: u64,
+        /// The engine's encoding of the entry.
+        entry: Vec<u8>,
+    },
 }
 
 /// A sans-I/O consensus engine.
@@ -132,9 +139,9 @@ pub trait ConsensusCore {
     /// The engine's name (`tendermint`, `pbft`, ...), recorded in block headers.
     fn name(&self) -> &'static str;
 
-    /// Gives back the own votes the WAL holds after a restart (in the order they were cast), so
-    /// the engine never signs a conflicting one. Engines without votes ignore them.
-    fn restore_signed_votes(&mut self, votes: Vec<Vote>) {
-        let _ = votes;
+    /// Gives back the WAL entries of the heights not yet committed, in the order they were
+    /// persisted, before the first [`Input::StartHeight`] after a restart.
+    fn restore_wal(&mut self, entries: Vec<Vec<u8>>) {
+        let _ = entries;
     }
 }

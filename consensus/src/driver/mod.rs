@@ -3,9 +3,10 @@
 //!
 //! - **Timers** are tokio deadlines, keyed by [`TimerId`] so the engine can replace and cancel
 //!   them.
-//! - **WAL**: an own vote ([`Effect::PersistVote`]) is written and fsynced before the effects that
-//!   follow it (its broadcast) are performed; after a crash the engine is given those votes back,
-//!   so it never signs a conflicting one.
+//! - **WAL**: an engine WAL entry ([`Effect::PersistWal`]: own votes and proposals, received
+//!   messages, timeouts) is written and fsynced before the effects that follow it (a broadcast)
+//!   are performed; after a crash the engine replays the entries of the undecided heights, so it
+//!   resumes with its lock and never signs a conflicting vote or proposal.
 //! - **Blocks** are checked against the validator set, stored with their finality proof (fsynced),
 //!   then executed by the app (`finalize`, `commit`). At start, stored blocks the app has not
 //!   committed are replayed into it (the ABCI handshake).
@@ -215,7 +216,7 @@ where
         self.handshake()?;
         let last = self.store.last_height()?;
         self.progress.send_modify(|p| p.height = last);
-        self.engine.restore_signed_votes(self.store.votes_from(last + 1)?);
+        self.engine.restore_wal(self.store.wal_from(last + 1)?);
         self.start_height(last + 1)?;
         let mut sync = tokio::time::interval(self.config.sync_interval);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -316,8 +317,8 @@ where
                 self.commit(StoredBlock { height, block, txs, proof }, false)?;
                 None
             }
-            Effect::PersistVote(vote) => {
-                self.store.append_vote(&vote)?;
+            Effect::PersistWal { height, entry } => {
+                self.store.append_wal(height, &entry)?;
                 None
             }
             Effect::Evidence(evidence) => {
@@ -342,7 +343,7 @@ where
             .map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
         self.store.put_block(&block)?;
         self.execute(&block)?;
-        self.store.prune_votes_below(block.height)?;
+        self.store.prune_wal_below(block.height + 1)?;
         self.progress.send_modify(|p| {
             p.height = block.height;
             p.synced += u64::from(synced);

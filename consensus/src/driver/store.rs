@@ -7,10 +7,10 @@ use std::path::Path;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::vote::{FinalityProof, Vote};
+use crate::vote::FinalityProof;
 
 const BLOCKS: &str = "blocks";
-const WAL: &str = "vote_wal";
+const WAL: &str = "wal";
 
 /// A committed block as stored and as served to syncing peers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,45 +120,41 @@ impl BlockStore {
         Ok(self.db.put_cf_opt(self.cf(BLOCKS), block.height.to_be_bytes(), bytes, &synced())?)
     }
 
-    /// Appends an own vote to the WAL, durably.
-    pub fn append_vote(&self, vote: &Vote) -> Result<(), StoreError> {
+    /// Appends an engine WAL entry of `height`, durably.
+    pub fn append_wal(&self, height: u64, entry: &[u8]) -> Result<(), StoreError> {
         let next = match self.db.iterator_cf(self.cf(WAL), IteratorMode::End).next() {
             None => 0,
-            Some(entry) => {
-                let (key, _) = entry?;
+            Some(item) => {
+                let (key, _) = item?;
                 u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0xff; 8])).wrapping_add(1)
             }
         };
-        let bytes = postcard::to_allocvec(vote).expect("votes serialize");
+        let bytes = postcard::to_allocvec(&(height, entry)).expect("entries serialize");
         Ok(self.db.put_cf_opt(self.cf(WAL), next.to_be_bytes(), bytes, &synced())?)
     }
 
-    /// The own votes in the WAL at `height` and above, in the order they were cast.
-    pub fn votes_from(&self, height: u64) -> Result<Vec<Vote>, StoreError> {
-        let mut votes = Vec::new();
-        for entry in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
-            let (key, value) = entry?;
-            let seq = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8]));
-            let vote: Vote = postcard::from_bytes(&value).map_err(|e| StoreError::Corrupt {
-                what: "WAL vote",
-                key: seq,
-                reason: e.to_string(),
-            })?;
-            if vote.height >= height {
-                votes.push(vote);
+    /// The WAL entries of `height` and above, in the order they were appended.
+    pub fn wal_from(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut entries = Vec::new();
+        for item in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
+            let (key, value) = item?;
+            let (entry_height, entry) = decode_wal(&key, &value)?;
+            if entry_height >= height {
+                entries.push(entry);
             }
         }
-        Ok(votes)
+        Ok(entries)
     }
 
-    /// Forgets WAL votes below `height` (they can never be asked for again).
-    pub fn prune_votes_below(&self, height: u64) -> Result<(), StoreError> {
+    /// Forgets WAL entries below `height` (committed heights are never replayed).
+    pub fn prune_wal_below(&self, height: u64) -> Result<(), StoreError> {
         let mut doomed = Vec::new();
-        for entry in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
-            let (key, value) = entry?;
-            match postcard::from_bytes::<Vote>(&value) {
-                Ok(vote) if vote.height < height => doomed.push(key),
-                _ => {}
+        for item in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
+            let (key, value) = item?;
+            if decode_wal(&key, &value)?.0 < height {
+                doomed.push(key);
+            } else {
+                break; // appended in height order
             }
         }
         for key in doomed {
@@ -166,4 +162,13 @@ impl BlockStore {
         }
         Ok(())
     }
+}
+
+fn decode_wal(key: &[u8], value: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
+    let seq = u64::from_be_bytes(key.try_into().unwrap_or([0; 8]));
+    postcard::from_bytes(value).map_err(|e| StoreError::Corrupt {
+        what: "WAL entry",
+        key: seq,
+        reason: e.to_string(),
+    })
 }

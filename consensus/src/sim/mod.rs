@@ -24,7 +24,7 @@ use pyralog_crypto::{Digest, Keypair};
 use crate::core::{ConsensusCore, Effect, Input, TimerId};
 use crate::tendermint::{TendermintEngine, Timeouts};
 use crate::validators::{Validator, ValidatorSet};
-use crate::vote::{FinalityProof, Vote};
+use crate::vote::FinalityProof;
 
 /// The chain id of simulated runs.
 pub const SIM_CHAIN: &str = "pyralog-sim";
@@ -113,7 +113,7 @@ struct Node {
     /// The block store (survives crashes).
     blocks: BTreeMap<u64, Block>,
     /// Own votes, persisted before they were sent (survives crashes).
-    wal: Vec<Vote>,
+    wal: Vec<(u64, Vec<u8>)>,
 }
 
 impl Node {
@@ -228,7 +228,8 @@ impl Sim<'_> {
         n.timers.clear();
         let key = n.key.clone();
         let mut engine = TendermintEngine::new(SIM_CHAIN, key, timeouts());
-        engine.restore_signed_votes(n.wal.clone());
+        let next = n.committed() + 1;
+        engine.restore_wal(n.wal.iter().filter(|(h, _)| *h >= next).map(|(_, e)| e.clone()).collect());
         n.engine = Some(engine);
         let height = n.committed() + 1;
         self.input(node, Input::StartHeight { height, validators: self.validators.clone() })
@@ -317,7 +318,7 @@ impl Sim<'_> {
                         Event::Local { node, life, input: LocalInput::StartHeight { height: height + 1 } },
                     );
                 }
-                Effect::PersistVote(vote) => self.nodes[node].wal.push(vote),
+                Effect::PersistWal { height, entry } => self.nodes[node].wal.push((height, entry)),
                 Effect::Evidence(evidence) => {
                     let accused = self.nodes.iter().position(|n| n.key.public() == evidence.validator);
                     let accused = accused.unwrap_or(usize::MAX);

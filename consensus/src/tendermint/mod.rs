@@ -13,6 +13,8 @@
 //! invalid payload is never voted for (the round times out to a nil prevote instead).
 
 pub mod context;
+mod effects;
+mod wal;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use malachitebft_core_consensus::{
     ConsensusMsg, Effect as MEffect, Input as MInput, LivenessMsg, LocallyProposedValue, Params, Resume,
-    SignedConsensusMsg, State, ValuePayload, WalEntry,
+    SignedConsensusMsg, State, ValuePayload,
 };
 use malachitebft_core_types::{
     CertificateError, CommitCertificate as MCommitCertificate, Round, SignedMessage, Timeout, TimeoutKind,
@@ -102,6 +104,16 @@ struct EngineIo {
     /// Proposals for the next height, received before this engine got there (a peer that
     /// committed earlier); replayed when the height starts.
     early: Vec<SignedMessage<Ctx, context::Proposal>>,
+    /// WAL entries restored after a restart, replayed when their height starts.
+    replay: Vec<(u64, wal::WalRecord)>,
+    /// True while replaying (those entries are in the WAL already).
+    replaying: bool,
+    /// Payloads this validator proposed, by (height, round): after a restart it proposes the
+    /// same one again, never a second one.
+    own_proposals: HashMap<(u64, u32), Payload>,
+    /// Inputs an effect produced that must run after the current one (Malachite's state is
+    /// borrowed while an input runs).
+    deferred: Vec<MInput<Ctx>>,
     /// Equivocations already reported, by (height, round, kind, validator).
     reported: BTreeSet<(u64, u32, bool, PublicKey)>,
     out: Vec<Effect>,
@@ -129,9 +141,20 @@ impl TendermintEngine {
                 signed: HashMap::new(),
                 reported: BTreeSet::new(),
                 early: Vec::new(),
+                replay: Vec::new(),
+                replaying: false,
+                own_proposals: HashMap::new(),
+                deferred: Vec::new(),
                 out: Vec::new(),
             },
         }
+    }
+
+    /// The payload this validator is locked on at the current height, and the round it locked in
+    /// (Tendermint's lockedValue/lockedRound).
+    pub fn locked(&self) -> Option<(u32, pyralog_crypto::Digest)> {
+        let locked = self.state.as_ref()?.driver.round_state().locked.as_ref()?;
+        Some((locked.round.as_u32()?, locked.value.digest()))
     }
 
     /// The height and round the engine is at (`None` before the first height starts).
@@ -145,20 +168,51 @@ impl TendermintEngine {
     }
 
     fn run(&mut self, input: MInput<Ctx>) {
-        let Some(state) = self.state.as_mut() else { return };
-        let io = &mut self.io;
-        let result: Result<(), malachitebft_core_consensus::Error<Ctx>> = malachitebft_core_consensus::process!(
-            input: input,
-            state: state,
-            metrics: &self.metrics,
-            with: effect => io.perform(effect)
-        );
-        if let Err(err) = result {
-            // Malachite refuses inputs it cannot use (stale heights, bad signatures); the input
-            // is dropped, the engine goes on.
-            tracing::debug!(%err, "consensus input refused");
+        let mut next = Some(input);
+        while let Some(input) = next.take().or_else(|| self.io.deferred.pop()) {
+            let Some(state) = self.state.as_mut() else { return };
+            let io = &mut self.io;
+            let result: Result<(), malachitebft_core_consensus::Error<Ctx>> = malachitebft_core_consensus::process!(
+                input: input,
+                state: state,
+                metrics: &self.metrics,
+                with: effect => io.perform(effect)
+            );
+            if let Err(err) = result {
+                // Malachite refuses inputs it cannot use (stale heights, bad signatures); the
+                // input is dropped, the engine goes on.
+                tracing::debug!(%err, "consensus input refused");
+            }
         }
         self.report_equivocations();
+    }
+
+    /// Replays the restored WAL entries of `height` into Malachite: the messages and timeouts
+    /// that moved it, so it resumes in the same round with the same lock.
+    fn replay(&mut self, height: u64) {
+        let (now, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.io.replay).into_iter().partition(|(h, _)| *h == height);
+        self.io.replay = later.into_iter().filter(|(h, _)| *h > height).collect();
+        self.io.replaying = true;
+        for (_, record) in now {
+            match record {
+                wal::WalRecord::Message(SignedConsensusMsg::Vote(vote)) => self.run(MInput::Vote(vote)),
+                wal::WalRecord::Message(SignedConsensusMsg::Proposal(proposal)) => {
+                    // It was checked before it was first fed in.
+                    let id = PayloadId(proposal.value.digest());
+                    self.io.payloads.insert(id, proposal.value.clone());
+                    self.io.verdicts.insert(id, true);
+                    self.run(MInput::Proposal(proposal));
+                }
+                wal::WalRecord::Timeout(timeout) => self.run(MInput::TimeoutElapsed(timeout)),
+                wal::WalRecord::Value(value) => {
+                    let id = PayloadId(value.value.digest());
+                    self.io.payloads.insert(id, value.value.clone());
+                    self.run(MInput::ProposedValue(value, malachitebft_core_types::ValueOrigin::Consensus));
+                }
+            }
+        }
+        self.io.replaying = false;
     }
 
     /// Turns the conflicting vote pairs Malachite's vote keeper recorded into evidence, once each.
@@ -273,6 +327,7 @@ impl ConsensusCore for TendermintEngine {
                     self.state = Some(State::new(self.io.ctx.clone(), params, 1024));
                 }
                 self.run(MInput::StartHeight(Height(height), set));
+                self.replay(height);
                 let early = std::mem::take(&mut self.io.early);
                 for proposal in early.into_iter().filter(|p| p.height.0 == height) {
                     self.on_proposal(proposal);
@@ -318,311 +373,34 @@ impl ConsensusCore for TendermintEngine {
 
     /// Votes this validator signed before a restart: it will sign the same value again rather
     /// than a different one at the same height, round and kind.
-    fn restore_signed_votes(&mut self, votes: Vec<Vote>) {
-        for vote in votes {
-            self.io.signed.entry((vote.height, vote.round, vote.kind)).or_insert(vote.block);
-        }
-    }
-}
-
-/// Signature shares with each signer once (the first share of each).
-fn unique_shares(signatures: impl Iterator<Item = (Address, Sig)>) -> Vec<SignatureShare> {
-    let mut seen = BTreeSet::new();
-    signatures
-        .filter(|(address, _)| seen.insert(*address))
-        .map(|(address, signature)| SignatureShare {
-            signer: address.0,
-            signature: Signature::from_bytes(&signature.0),
-        })
-        .collect()
-}
-
-fn step_of(kind: TimeoutKind) -> u8 {
-    match kind {
-        TimeoutKind::Propose => 0,
-        TimeoutKind::Prevote => 1,
-        TimeoutKind::Precommit => 2,
-        TimeoutKind::Rebroadcast => 3,
-    }
-}
-
-fn kind_of(step: u8) -> TimeoutKind {
-    match step {
-        0 => TimeoutKind::Propose,
-        1 => TimeoutKind::Prevote,
-        2 => TimeoutKind::Precommit,
-        _ => TimeoutKind::Rebroadcast,
-    }
-}
-
-impl EngineIo {
-    fn chain_id(&self) -> &str {
-        &self.ctx.chain_id
-    }
-
-    fn sign_vote(&self, vote: &EngineVote) -> Sig {
-        Sig::from(self.keypair.sign(&vote.signed_message(self.chain_id()).signing_bytes()))
-    }
-
-    fn verify(&self, key: &PublicKey, bytes: &[u8], signature: &Sig) -> bool {
-        key.verify(bytes, &Signature::from_bytes(&signature.0)).is_ok()
-    }
-
-    fn verify_proposal(&self, proposal: &SignedMessage<Ctx, context::Proposal>) -> bool {
-        let Some(validators) = &self.validators else { return false };
-        // Only the round's proposer may propose (anyone else's proposals would each cost an app
-        // check and memory until the height ends).
-        use malachitebft_core_types::{Context as _, Validator as _};
-        let expected = self.ctx.select_proposer(validators, proposal.height, proposal.round);
-        if *expected.address() != proposal.proposer {
-            return false;
-        }
-        let bytes =
-            ProposalSigning { chain_id: self.chain_id(), proposal: &proposal.message }.signing_bytes();
-        self.verify(&proposal.proposer.0, &bytes, &proposal.signature)
-    }
-
-    /// Converts Malachite's commit certificate into ours (all precommits sign one message).
-    fn finality_proof(&self, certificate: &MCommitCertificate<Ctx>) -> FinalityProof {
-        let message = Vote {
-            chain_id: self.chain_id().to_owned(),
-            height: certificate.height.0,
-            round: certificate.round.as_u32().unwrap_or(u32::MAX),
-            kind: VoteKind::Precommit,
-            block: Some(certificate.value_id.0),
-        };
-        // One share per signer: a validator can sign the same vote twice (ed25519 signatures are
-        // not unique), Malachite keeps both, and a certificate listing a signer twice is invalid.
-        let signatures =
-            unique_shares(certificate.commit_signatures.iter().map(|s| (s.address, s.signature)));
-        FinalityProof::Commit(CommitCertificate { message, signatures })
-    }
-
-    /// A round certificate mixes votes over different messages, so each signature is checked on
-    /// its own; skip certificates need more than 1/3 of the power, precommit ones a quorum.
-    // The error type is the one Malachite resumes with.
-    #[allow(clippy::result_large_err)]
-    fn verify_round_certificate(
-        &self,
-        certificate: &malachitebft_core_types::RoundCertificate<Ctx>,
-        validators: &EngineValidators,
-    ) -> Result<(), CertificateError<Ctx>> {
-        use malachitebft_core_types::{RoundCertificateType, VoteType};
-        let mut seen = BTreeSet::new();
-        let mut power = 0u64;
-        for s in &certificate.round_signatures {
-            if !seen.insert(s.address) {
-                continue; // the same validator's vote signed twice counts once
-            }
-            let Some(weight) = validators.set().power_of(&s.address.0) else {
-                return Err(CertificateError::UnknownValidator(s.address));
+    fn restore_wal(&mut self, entries: Vec<Vec<u8>>) {
+        let me = self.io.address;
+        for bytes in entries {
+            let Some((height, record)) = wal::decode(&bytes) else {
+                tracing::warn!("undecodable WAL entry skipped");
+                continue;
             };
-            let kind = match s.vote_type {
-                VoteType::Prevote => context::EngineVoteKind::Prevote,
-                VoteType::Precommit => context::EngineVoteKind::Precommit,
-            };
-            if certificate.cert_type == RoundCertificateType::Precommit && s.vote_type != VoteType::Precommit
-            {
-                return Err(CertificateError::InvalidVoteType(s.address));
+            match &record {
+                wal::WalRecord::Message(SignedConsensusMsg::Vote(vote)) if vote.voter == me => {
+                    let message = vote.signed_message(self.io.chain_id());
+                    self.io
+                        .signed
+                        .entry((message.height, message.round, message.kind))
+                        .or_insert(message.block);
+                }
+                wal::WalRecord::Message(SignedConsensusMsg::Proposal(p)) if p.proposer == me => {
+                    let round = p.round.as_u32().unwrap_or(0);
+                    self.io.own_proposals.entry((p.height.0, round)).or_insert_with(|| p.value.clone());
+                }
+                wal::WalRecord::Value(v) if v.proposer == me => {
+                    let round = v.round.as_u32().unwrap_or(0);
+                    self.io.own_proposals.entry((v.height.0, round)).or_insert_with(|| v.value.clone());
+                }
+                _ => {}
             }
-            let vote = EngineVote {
-                height: certificate.height,
-                round: certificate.round,
-                kind,
-                value: s.value_id,
-                voter: s.address,
-            };
-            let bytes = vote.signed_message(self.chain_id()).signing_bytes();
-            if !self.verify(&s.address.0, &bytes, &s.signature) {
-                return Err(CertificateError::InvalidRoundSignature(s.clone()));
-            }
-            power += weight;
+            self.io.replay.push((height, record));
         }
-        let set = validators.set();
-        let enough = match certificate.cert_type {
-            RoundCertificateType::Skip => set.is_one_third(power),
-            RoundCertificateType::Precommit => set.is_quorum(power),
-        };
-        if !enough {
-            let total = set.total_power();
-            return Err(CertificateError::NotEnoughVotingPower { signed: power, total, expected: total });
-        }
-        Ok(())
-    }
-
-    fn timer(&mut self, timeout: Timeout) -> TimerId {
-        TimerId {
-            height: self.height,
-            round: timeout.round.as_u32().unwrap_or(0),
-            step: step_of(timeout.kind),
-        }
-    }
-
-    fn perform(&mut self, effect: MEffect<Ctx>) -> Result<Resume<Ctx>, String> {
-        use malachitebft_core_consensus::Resumable;
-        Ok(match effect {
-            MEffect::ResetTimeouts(r) => r.resume_with(()),
-            MEffect::CancelAllTimeouts(r) => {
-                for timer in std::mem::take(&mut self.timers) {
-                    self.out.push(Effect::CancelTimer(timer));
-                }
-                r.resume_with(())
-            }
-            MEffect::CancelTimeout(timeout, r) => {
-                let id = self.timer(timeout);
-                if self.timers.remove(&id) {
-                    self.out.push(Effect::CancelTimer(id));
-                }
-                r.resume_with(())
-            }
-            MEffect::ScheduleTimeout(timeout, r) => {
-                let id = self.timer(timeout);
-                let t = self.timeouts;
-                let base = match timeout.kind {
-                    TimeoutKind::Propose => t.propose,
-                    TimeoutKind::Prevote => t.prevote,
-                    TimeoutKind::Precommit => t.precommit,
-                    TimeoutKind::Rebroadcast => t.rebroadcast,
-                };
-                let after = base + t.increase * id.round;
-                self.timers.insert(id);
-                self.out.push(Effect::SetTimer { id, after });
-                r.resume_with(())
-            }
-            MEffect::GetValidatorSet(_height, r) => r.resume_with(self.validators.clone()),
-            MEffect::StartRound(_, _, _, _, r) => r.resume_with(()),
-            MEffect::PublishConsensusMsg(message, r) => {
-                self.out.push(Effect::Broadcast(wire::encode(&message)));
-                r.resume_with(())
-            }
-            MEffect::PublishLivenessMsg(LivenessMsg::Vote(vote), r) | MEffect::RepublishVote(vote, r) => {
-                self.out.push(Effect::Broadcast(wire::encode(&SignedConsensusMsg::Vote(vote))));
-                r.resume_with(())
-            }
-            MEffect::PublishLivenessMsg(LivenessMsg::PolkaCertificate(certificate), r) => {
-                self.out
-                    .push(Effect::Broadcast(wire::encode_message(&wire::EngineMessage::Polka(certificate))));
-                r.resume_with(())
-            }
-            MEffect::PublishLivenessMsg(LivenessMsg::SkipRoundCertificate(certificate), r)
-            | MEffect::RepublishRoundCertificate(certificate, r) => {
-                self.out
-                    .push(Effect::Broadcast(wire::encode_message(&wire::EngineMessage::Round(certificate))));
-                r.resume_with(())
-            }
-            MEffect::GetValue(height, round, _timeout, r) => {
-                self.wanted_payload = Some((height.0, round));
-                self.out.push(Effect::BuildPayload { height: height.0 });
-                r.resume_with(())
-            }
-            MEffect::RestreamProposal(.., r) => r.resume_with(()),
-            MEffect::SyncValue(_, r) => r.resume_with(()),
-            MEffect::Decide(certificate, _extensions, r) => {
-                let id = certificate.value_id;
-                match self.payloads.get(&id) {
-                    Some(payload) => {
-                        let txs = payload.0.clone();
-                        let proof = self.finality_proof(&certificate);
-                        self.out.push(Effect::CommitBlock {
-                            height: certificate.height.0,
-                            block: id.0,
-                            txs,
-                            proof,
-                        });
-                    }
-                    // Decided without the payload (never seen here): block sync fetches it, with
-                    // transactions that hash to the id.
-                    None => tracing::error!(
-                        height = certificate.height.0,
-                        "decided a payload this node never saw"
-                    ),
-                }
-                r.resume_with(())
-            }
-            MEffect::SignVote(mut vote, r) => {
-                let message = vote.signed_message(self.chain_id());
-                let key = (message.height, message.round, message.kind);
-                match self.signed.get(&key) {
-                    // Signed before (a previous life): sign exactly that again.
-                    Some(block) if *block != message.block => {
-                        vote.value = match block {
-                            None => malachitebft_core_types::NilOrVal::Nil,
-                            Some(id) => malachitebft_core_types::NilOrVal::Val(PayloadId(*id)),
-                        };
-                    }
-                    Some(_) => {}
-                    None => {
-                        self.signed.insert(key, message.block);
-                    }
-                }
-                let signature = self.sign_vote(&vote);
-                r.resume_with(SignedMessage::new(vote, signature))
-            }
-            MEffect::SignProposal(proposal, r) => {
-                let bytes =
-                    ProposalSigning { chain_id: self.chain_id(), proposal: &proposal }.signing_bytes();
-                let signature = Sig::from(self.keypair.sign(&bytes));
-                r.resume_with(SignedMessage::new(proposal, signature))
-            }
-            MEffect::VerifySignature(signed, key, r) => {
-                let valid = match &signed.message {
-                    ConsensusMsg::Vote(vote) => {
-                        let bytes = vote.signed_message(self.chain_id()).signing_bytes();
-                        self.verify(&key, &bytes, &signed.signature)
-                    }
-                    ConsensusMsg::Proposal(proposal) => {
-                        let bytes = ProposalSigning { chain_id: self.chain_id(), proposal }.signing_bytes();
-                        self.verify(&key, &bytes, &signed.signature)
-                    }
-                };
-                r.resume_with(valid)
-            }
-            MEffect::VerifyCommitCertificate(certificate, validators, _, r) => {
-                let proof = self.finality_proof(&certificate);
-                let verdict = proof
-                    .verify(self.chain_id(), certificate.height.0, &certificate.value_id.0, validators.set())
-                    .map(|_| ())
-                    .map_err(|_| CertificateError::NotEnoughVotingPower {
-                        signed: 0,
-                        total: validators.set().total_power(),
-                        expected: validators.set().total_power(),
-                    });
-                r.resume_with(verdict)
-            }
-            MEffect::VerifyPolkaCertificate(certificate, validators, _, r) => {
-                let message = Vote {
-                    chain_id: self.chain_id().to_owned(),
-                    height: certificate.height.0,
-                    round: certificate.round.as_u32().unwrap_or(u32::MAX),
-                    kind: VoteKind::Prevote,
-                    block: Some(certificate.value_id.0),
-                };
-                let signatures =
-                    unique_shares(certificate.polka_signatures.iter().map(|s| (s.address, s.signature)));
-                let total = validators.total_voting_power();
-                let verdict = CommitCertificate { message, signatures }
-                    .verify(validators.set().members(), crate::validators::QUORUM)
-                    .map(|_| ())
-                    .map_err(|_| CertificateError::NotEnoughVotingPower {
-                        signed: 0,
-                        total,
-                        expected: total,
-                    });
-                r.resume_with(verdict)
-            }
-            MEffect::VerifyRoundCertificate(certificate, validators, _, r) => {
-                r.resume_with(self.verify_round_certificate(&certificate, &validators))
-            }
-            MEffect::WalAppend(entry, r) => {
-                if let WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(vote)) = &entry
-                    && vote.voter == self.address
-                {
-                    self.out.push(Effect::PersistVote(vote.signed_message(self.chain_id())));
-                }
-                r.resume_with(())
-            }
-            MEffect::ExtendVote(.., r) => r.resume_with(None),
-            MEffect::VerifyVoteExtension(.., r) => r.resume_with(Ok(())),
-        })
     }
 }
+
+pub(crate) use effects::{kind_of, step_of};

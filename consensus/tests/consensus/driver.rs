@@ -228,26 +228,19 @@ async fn four_drivers_commit_and_a_restarted_one_catches_up_by_sync() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_vote_wal_survives_a_restart() {
+#[test]
+fn the_wal_survives_a_reopen_and_prunes_committed_heights() {
     let dir = tempfile::tempdir().unwrap();
-    let key = Keypair::generate();
-    let vote = pyralog_consensus::Vote {
-        chain_id: CHAIN.into(),
-        height: 7,
-        round: 0,
-        kind: pyralog_consensus::VoteKind::Prevote,
-        block: Some(pyralog_crypto::Digest([1; 32])),
-    };
     {
         let store = BlockStore::open(dir.path()).unwrap();
-        store.append_vote(&vote).unwrap();
-        store.append_vote(&pyralog_consensus::Vote { height: 8, ..vote.clone() }).unwrap();
-        store.prune_votes_below(8).unwrap();
+        store.append_wal(7, b"seven").unwrap();
+        store.append_wal(8, b"eight").unwrap();
+        store.append_wal(8, b"eight again").unwrap();
+        store.prune_wal_below(8).unwrap();
     }
     let store = BlockStore::open(dir.path()).unwrap();
-    assert_eq!(store.votes_from(0).unwrap(), vec![pyralog_consensus::Vote { height: 8, ..vote }]);
-    drop(key);
+    assert_eq!(store.wal_from(0).unwrap(), vec![b"eight".to_vec(), b"eight again".to_vec()]);
+    assert!(store.wal_from(9).unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,12 @@ struct Net {
     /// Nodes that propose payloads the app rejects.
     bad_proposers: BTreeSet<usize>,
     persisted_votes: usize,
+    keys: Vec<Keypair>,
+    fast: Timeouts,
+    /// Per node: its WAL entries, in order.
+    wal: Vec<Vec<Vec<u8>>>,
+    /// Drop every precommit (no height is ever decided).
+    drop_precommits: bool,
 }
 
 impl Net {
@@ -44,7 +50,11 @@ impl Net {
             increase: Duration::from_millis(100),
         };
         Net {
-            engines: keys.into_iter().map(|k| TendermintEngine::new(CHAIN, k, fast)).collect(),
+            engines: keys.iter().map(|k| TendermintEngine::new(CHAIN, k.clone(), fast)).collect(),
+            keys,
+            fast,
+            wal: vec![Vec::new(); n],
+            drop_precommits: false,
             validators,
             now: 0,
             inbox: VecDeque::new(),
@@ -60,6 +70,9 @@ impl Net {
         for effect in effects {
             match effect {
                 Effect::Broadcast(bytes) => {
+                    if self.drop_precommits && is_precommit(&bytes) {
+                        continue;
+                    }
                     let from = self.engines[node].public_key();
                     for to in (0..self.engines.len()).filter(|&to| to != node) {
                         self.inbox.push_back((to, Input::Message { from, bytes: bytes.clone() }));
@@ -96,7 +109,10 @@ impl Net {
                     let validators = self.validators.clone();
                     self.inbox.push_back((node, Input::StartHeight { height: height + 1, validators }));
                 }
-                Effect::PersistVote(_) => self.persisted_votes += 1,
+                Effect::PersistWal { entry, .. } => {
+                    self.persisted_votes += 1;
+                    self.wal[node].push(entry);
+                }
                 Effect::Evidence(_) => {}
             }
         }
@@ -111,11 +127,17 @@ impl Net {
 
     /// Runs until every node up has committed `height`, or `deadline_ms` of virtual time passed.
     fn run_until(&mut self, height: u64, deadline_ms: u64) {
+        self.run_until_true(deadline_ms, |net| {
+            (0..net.engines.len())
+                .filter(|n| !net.down.contains(n))
+                .all(|n| net.committed[n].contains_key(&height))
+        });
+    }
+
+    /// Delivers messages and fires timers until `done` holds.
+    fn run_until_true(&mut self, deadline_ms: u64, done: impl Fn(&Net) -> bool) {
         while self.now <= deadline_ms {
-            let done = (0..self.engines.len())
-                .filter(|n| !self.down.contains(n))
-                .all(|n| self.committed[n].contains_key(&height));
-            if done {
+            if done(self) {
                 return;
             }
             if let Some((to, input)) = self.inbox.pop_front() {
@@ -135,7 +157,7 @@ impl Net {
                 panic!("nothing left to do at {} ms", self.now);
             }
         }
-        panic!("height {height} not reached by {deadline_ms} ms of virtual time");
+        panic!("condition not reached by {deadline_ms} ms of virtual time");
     }
 
     /// Safety: nodes that committed a height committed the same block with the same payload.
@@ -197,4 +219,37 @@ fn seven_validators_with_two_down_keep_committing() {
     net.start();
     net.run_until(6, 120_000);
     net.assert_agreement();
+}
+
+fn is_precommit(bytes: &[u8]) -> bool {
+    use malachitebft_core_consensus::SignedConsensusMsg;
+    use pyralog_consensus::tendermint::context::EngineVoteKind;
+    matches!(
+        pyralog_consensus::tendermint::wire::decode(bytes),
+        Ok(SignedConsensusMsg::Vote(v)) if v.kind == EngineVoteKind::Precommit
+    )
+}
+
+/// Tendermint's safety rests on locks: a validator that precommitted a value in a round must not
+/// prevote another one later unless a newer polka frees it. A restart must not forget the lock
+/// ("amnesia"): the replayed WAL brings the engine back to the same lock.
+#[test]
+fn a_restarted_validator_keeps_its_lock() {
+    let mut net = Net::new(4);
+    net.drop_precommits = true; // polkas form, nothing is decided
+    net.start();
+    net.run_until_true(60_000, |net| net.engines.iter().any(|e| e.locked().is_some()));
+    let node = net.engines.iter().position(|e| e.locked().is_some()).unwrap();
+    let lock = net.engines[node].locked().unwrap();
+
+    let validators = net.validators.clone();
+    let mut restarted = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
+    restarted.restore_wal(net.wal[node].clone());
+    let _ = restarted.handle(net.now, Input::StartHeight { height: 1, validators: validators.clone() });
+    assert_eq!(restarted.locked(), Some(lock), "the lock is restored from the WAL");
+
+    // Without the WAL the same validator would come back unlocked.
+    let mut forgetful = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
+    let _ = forgetful.handle(net.now, Input::StartHeight { height: 1, validators });
+    assert_eq!(forgetful.locked(), None);
 }

@@ -2,9 +2,9 @@
 //! to the messages they send.
 
 use malachitebft_core_consensus::SignedConsensusMsg;
-use malachitebft_core_types::{NilOrVal, SignedMessage};
+use malachitebft_core_types::{NilOrVal, Round, SignedMessage};
+use pyralog_crypto::Keypair;
 use pyralog_crypto::quorum::Signable;
-use pyralog_crypto::{Digest, Keypair};
 
 use super::SIM_CHAIN;
 use super::rng::SimRng;
@@ -18,7 +18,8 @@ pub enum Behaviour {
     Honest,
     /// Runs but sends nothing.
     Silent,
-    /// Sends some peers a conflicting vote or proposal (validly signed) for each it sends.
+    /// Shows odd-numbered peers a coherent alternative: a twin proposal and votes for it
+    /// (validly signed), beside what it shows the others.
     Equivocate,
     /// Sends some peers its messages with broken signatures.
     BadSignatures,
@@ -156,12 +157,13 @@ fn shuffle(items: &mut [usize], rng: &mut SimRng) {
     }
 }
 
-/// What a validator behaving as `behaviour` sends to peer `to` in place of `bytes` (`None`:
-/// nothing).
+/// What a validator behaving as `behaviour` sends to peer `to` (an honest `victim` or a fellow
+/// Byzantine validator) in place of `bytes` (`None`: nothing).
 pub(super) fn tamper(
     behaviour: Behaviour,
     key: &Keypair,
     to: usize,
+    victim: bool,
     bytes: &[u8],
     rng: &mut SimRng,
 ) -> Option<Vec<u8>> {
@@ -175,29 +177,34 @@ pub(super) fn tamper(
             Some(broken)
         }
         Behaviour::BadSignatures => Some(bytes.to_vec()),
-        Behaviour::Equivocate if to % 2 == 1 => {
+        Behaviour::Equivocate if victim && to % 2 == 1 => {
             Some(conflicting(key, bytes, rng).unwrap_or_else(|| bytes.to_vec()))
         }
         Behaviour::Equivocate => Some(bytes.to_vec()),
     }
 }
 
-/// A validly signed message that conflicts with `bytes`: a vote for something else, or a
-/// proposal of another payload, at the same height and round.
-fn conflicting(key: &Keypair, bytes: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
+/// The payload an equivocating validator shows its odd-numbered peers at a height and round
+/// (the same one every time, so its votes can back it).
+fn twin_payload(height: u64, round: Round) -> Payload {
+    Payload(vec![format!("conflicting h{height} r{}", round.as_i64()).into_bytes()])
+}
+
+/// A validly signed message that conflicts with `bytes`: the twin proposal at the same height and
+/// round, or a vote for that twin (nil when the original already was), so the odd peers see a
+/// coherent alternative history: proposal and votes that agree with each other.
+fn conflicting(key: &Keypair, bytes: &[u8], _rng: &mut SimRng) -> Option<Vec<u8>> {
     let message = match wire::decode(bytes).ok()? {
         SignedConsensusMsg::Vote(signed) => {
             let mut vote = signed.message;
-            vote.value = match vote.value {
-                NilOrVal::Nil => NilOrVal::Val(PayloadId(Digest(rng.bytes32()))),
-                NilOrVal::Val(_) => NilOrVal::Nil,
-            };
+            let twin = NilOrVal::Val(PayloadId(twin_payload(vote.height.0, vote.round).digest()));
+            vote.value = if vote.value == twin { NilOrVal::Nil } else { twin };
             let signature = Sig::from(key.sign(&vote.signed_message(SIM_CHAIN).signing_bytes()));
             SignedConsensusMsg::Vote(SignedMessage::new(vote, signature))
         }
         SignedConsensusMsg::Proposal(signed) => {
             let mut proposal = signed.message;
-            proposal.value = Payload(vec![format!("conflicting {}", rng.next_u64()).into_bytes()]);
+            proposal.value = twin_payload(proposal.height.0, proposal.round);
             let signing = ProposalSigning { chain_id: SIM_CHAIN, proposal: &proposal }.signing_bytes();
             let signature = Sig::from(key.sign(&signing));
             SignedConsensusMsg::Proposal(SignedMessage::new(proposal, signature))

@@ -263,8 +263,16 @@ impl Sim<'_> {
             if to == from {
                 continue;
             }
-            let bytes =
-                faults::tamper(self.nodes[from].behaviour, &self.nodes[from].key, to, &bytes, &mut self.rng);
+            // Byzantine validators collude: they show each other the real history.
+            let victim = self.nodes[to].behaviour == Behaviour::Honest;
+            let bytes = faults::tamper(
+                self.nodes[from].behaviour,
+                &self.nodes[from].key,
+                to,
+                victim,
+                &bytes,
+                &mut self.rng,
+            );
             if let Some(bytes) = bytes {
                 self.send(from, to, bytes);
             }

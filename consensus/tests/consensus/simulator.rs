@@ -4,7 +4,7 @@
 //! safety after each commit and liveness at the end. A failure prints its seed; replay it with
 //! `PYRALOG_SIM_SEED=<seed> cargo nextest run -p pyralog-consensus simulator`.
 
-use pyralog_consensus::sim::{Behaviour, Scenario, run};
+use pyralog_consensus::sim::{Behaviour, Scenario, SimFailure, run};
 
 const RUNS_PER_SIZE: u64 = 100;
 
@@ -76,4 +76,20 @@ fn a_calm_network_commits_quickly() {
     let outcome = run(&Scenario::calm(7, 4)).unwrap();
     assert!(outcome.height >= 6);
     assert!(outcome.virtual_ms < 2_000, "{outcome:?}");
+}
+
+/// The checks can fail: with more than f (here 2 of 4) validators showing the odd-numbered peers
+/// a coherent alternative history, two honest validators commit different blocks, and the
+/// simulator reports the violation with its seed.
+#[test]
+fn more_than_f_equivocators_break_safety_and_the_simulator_says_so() {
+    let violations = (1..=10)
+        .filter(|&seed| {
+            let mut scenario = Scenario::calm(seed, 4);
+            scenario.byzantine = vec![(2, Behaviour::Equivocate), (3, Behaviour::Equivocate)];
+            scenario.deadline_ms = 20_000;
+            matches!(run(&scenario), Err(SimFailure::Safety { seed: s, .. }) if s == seed)
+        })
+        .count();
+    assert!(violations > 0, "no safety violation detected in 10 runs beyond the fault bound");
 }

@@ -1,5 +1,5 @@
-//! The driver's storage on RocksDB: committed blocks with their finality proofs, and the WAL of
-//! this validator's own votes. Every write is synced before the driver goes on: a block is not
+//! The driver's storage on RocksDB: committed blocks with their finality proofs, and the
+//! engine's write-ahead log. Every write is synced before the driver goes on: a block is not
 //! applied, and a vote not sent, before it is durable.
 
 use std::path::Path;
@@ -43,7 +43,7 @@ pub enum StoreError {
     },
 }
 
-/// Blocks and the vote WAL.
+/// Blocks and the engine's WAL.
 pub struct BlockStore {
     db: DB,
 }

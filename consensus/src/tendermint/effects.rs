@@ -60,20 +60,38 @@ impl EngineIo {
         self.verify(&proposal.proposer.0, &bytes, &proposal.signature)
     }
 
-    /// Converts Malachite's commit certificate into ours (all precommits sign one message).
-    pub(super) fn finality_proof(&self, certificate: &MCommitCertificate<Ctx>) -> FinalityProof {
+    /// The quorum certificate behind a Malachite commit or polka certificate: votes of `kind`
+    /// for `value_id` at `height` and `round` are signatures over one message. One share per
+    /// signer: a validator can sign the same vote twice (ed25519 signatures are not unique),
+    /// Malachite keeps both, and a certificate listing a signer twice is invalid.
+    fn vote_certificate(
+        &self,
+        kind: VoteKind,
+        height: Height,
+        round: Round,
+        value_id: PayloadId,
+        signatures: impl Iterator<Item = (Address, Sig)>,
+    ) -> CommitCertificate {
         let message = Vote {
             chain_id: self.chain_id().to_owned(),
-            height: certificate.height.0,
-            round: certificate.round.as_u32().unwrap_or(u32::MAX),
-            kind: VoteKind::Precommit,
-            block: Some(certificate.value_id.0),
+            height: height.0,
+            round: round.as_u32().unwrap_or(u32::MAX),
+            kind,
+            block: Some(value_id.0),
         };
-        // One share per signer: a validator can sign the same vote twice (ed25519 signatures are
-        // not unique), Malachite keeps both, and a certificate listing a signer twice is invalid.
-        let signatures =
-            unique_shares(certificate.commit_signatures.iter().map(|s| (s.address, s.signature)));
-        FinalityProof::Commit(CommitCertificate { message, signatures })
+        CommitCertificate { message, signatures: unique_shares(signatures) }
+    }
+
+    /// Converts Malachite's commit certificate into ours.
+    pub(super) fn finality_proof(&self, certificate: &MCommitCertificate<Ctx>) -> FinalityProof {
+        let signatures = certificate.commit_signatures.iter().map(|s| (s.address, s.signature));
+        FinalityProof::Commit(self.vote_certificate(
+            VoteKind::Precommit,
+            certificate.height,
+            certificate.round,
+            certificate.value_id,
+            signatures,
+        ))
     }
 
     /// A round certificate mixes votes over different messages, so each signature is checked on
@@ -282,24 +300,19 @@ impl EngineIo {
                 r.resume_with(verdict)
             }
             MEffect::VerifyPolkaCertificate(certificate, validators, _, r) => {
-                let message = Vote {
-                    chain_id: self.chain_id().to_owned(),
-                    height: certificate.height.0,
-                    round: certificate.round.as_u32().unwrap_or(u32::MAX),
-                    kind: VoteKind::Prevote,
-                    block: Some(certificate.value_id.0),
-                };
-                let signatures =
-                    unique_shares(certificate.polka_signatures.iter().map(|s| (s.address, s.signature)));
+                let signatures = certificate.polka_signatures.iter().map(|s| (s.address, s.signature));
+                let polka = self.vote_certificate(
+                    VoteKind::Prevote,
+                    certificate.height,
+                    certificate.round,
+                    certificate.value_id,
+                    signatures,
+                );
                 let total = validators.total_voting_power();
-                let verdict = CommitCertificate { message, signatures }
-                    .verify(validators.set().members(), crate::validators::QUORUM)
-                    .map(|_| ())
-                    .map_err(|_| CertificateError::NotEnoughVotingPower {
-                        signed: 0,
-                        total,
-                        expected: total,
-                    });
+                let verdict =
+                    polka.verify(validators.set().members(), crate::validators::QUORUM).map(|_| ()).map_err(
+                        |_| CertificateError::NotEnoughVotingPower { signed: 0, total, expected: total },
+                    );
                 r.resume_with(verdict)
             }
             MEffect::VerifyRoundCertificate(certificate, validators, _, r) => {

@@ -3,6 +3,7 @@
 //! applied, and a vote not sent, before it is durable.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,9 @@ pub enum StoreError {
 /// Blocks and the engine's WAL.
 pub struct BlockStore {
     db: DB,
+    /// The key of the next WAL entry (appends are frequent: one per message that moves the
+    /// engine, so the last key is read once, at open).
+    next_wal: AtomicU64,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -67,7 +71,27 @@ impl BlockStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         let families = [BLOCKS, WAL].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        Ok(BlockStore { db: DB::open_cf_descriptors(&options, path, families)? })
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        let store = BlockStore { db, next_wal: AtomicU64::new(0) };
+        let next_wal = store.last_key(WAL, "WAL key")?.map_or(0, |last| last + 1);
+        store.next_wal.store(next_wal, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// The largest key of column family `name`, read as a big-endian u64.
+    fn last_key(&self, name: &str, what: &'static str) -> Result<Option<u64>, StoreError> {
+        match self.db.iterator_cf(self.cf(name), IteratorMode::End).next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, _) = entry?;
+                let bytes: [u8; 8] = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    what,
+                    key: 0,
+                    reason: format!("{} bytes", key.len()),
+                })?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+        }
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -76,17 +100,7 @@ impl BlockStore {
 
     /// The highest committed height (0: none).
     pub fn last_height(&self) -> Result<u64, StoreError> {
-        match self.db.iterator_cf(self.cf(BLOCKS), IteratorMode::End).next() {
-            None => Ok(0),
-            Some(entry) => {
-                let (key, _) = entry?;
-                Ok(u64::from_be_bytes(key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    what: "block key",
-                    key: 0,
-                    reason: format!("{} bytes", key.len()),
-                })?))
-            }
-        }
+        Ok(self.last_key(BLOCKS, "block key")?.unwrap_or(0))
     }
 
     /// The block at `height`, if committed.
@@ -122,13 +136,7 @@ impl BlockStore {
 
     /// Appends an engine WAL entry of `height`, durably.
     pub fn append_wal(&self, height: u64, entry: &[u8]) -> Result<(), StoreError> {
-        let next = match self.db.iterator_cf(self.cf(WAL), IteratorMode::End).next() {
-            None => 0,
-            Some(item) => {
-                let (key, _) = item?;
-                u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0xff; 8])).wrapping_add(1)
-            }
-        };
+        let next = self.next_wal.fetch_add(1, Ordering::Relaxed);
         let bytes = postcard::to_allocvec(&(height, entry)).expect("entries serialize");
         Ok(self.db.put_cf_opt(self.cf(WAL), next.to_be_bytes(), bytes, &synced())?)
     }

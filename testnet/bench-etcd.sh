@@ -36,15 +36,8 @@ stop_all() {
 }
 trap stop_all EXIT
 
-wait_for() { # wait_for WHAT COMMAND...
-  local what=$1; shift
-  for _ in $(seq 1 600); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "bench-etcd: timed out waiting for $what; logs in $out" >&2
-  exit 1
-}
+logs=$out
+. "$here/lib.sh"
 
 echo "== etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members"
 cluster=""
@@ -75,12 +68,7 @@ for i in 0 1 2; do
   "$bin" start --base-path "$out/pyralog/node$i" 2>"$out/pyralog$i.log" &
   pids+=($!)
 done
-ready() {
-  curl -sf -H 'content-type: application/json' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"system_health","params":{}}' "http://127.0.0.1:$1" |
-    jq -e '.result.ok and .result.members == 3'
-}
-for i in 0 1 2; do wait_for "pyralog node $i" ready $((rpc_port + i)); done
+for i in 0 1 2; do wait_for "pyralog node $i" ready $((rpc_port + i)) 3; done
 endpoints=$(for i in 0 1 2; do printf 'http://127.0.0.1:%d,' $((rpc_port + i)); done)
 "$loadgen" run --system pyralog --endpoints "${endpoints%,}" "${load[@]}" --log bench --partitions 3 \
   --replication-factor 3 --out "$out/pyralog.json"

@@ -25,21 +25,9 @@ for i in $(seq 0 $((nodes - 1))); do
   echo $! >"$out/node$i/pid"
 done
 
-rpc() { # rpc PORT METHOD PARAMS_JSON
-  curl -sS --max-time 40 -H 'content-type: application/json' \
-    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\",\"params\":$3}" "http://127.0.0.1:$1"
-}
-wait_for() { # wait_for WHAT COMMAND...
-  local what=$1; shift
-  for _ in $(seq 1 600); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "testnet: timed out waiting for $what; see $out/node*/node.log" >&2
-  exit 1
-}
-ready() { rpc "$1" system_health '{}' | jq -e --argjson n "$nodes" '.result.ok and .result.members == $n'; }
-for i in $(seq 0 $((nodes - 1))); do wait_for "node$i to be ready" ready $((rpc_port + i)); done
+logs="$out/node*/node.log"
+. "$here/lib.sh"
+for i in $(seq 0 $((nodes - 1))); do wait_for "node$i to be ready" ready $((rpc_port + i)) "$nodes"; done
 echo "testnet: $nodes nodes ready"
 
 rpc "$rpc_port" log_create '{"name":"demo","partitions":3,"replicationFactor":3}' | jq -c '.result // .error'

@@ -19,7 +19,7 @@ APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd clean
+.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench    run the crypto benchmarks (release profile; not part of make test)"
 	@echo "make bench-cluster  run the 3-replica replication benchmark"
 	@echo "make bench-etcd     Pyralog and etcd side by side (3 nodes each, loopback)"
+	@echo "make bench-consensus  Tendermint over libp2p: 4 and 7 validators, empty and 1,000 tx/s"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 
@@ -76,6 +77,10 @@ bench: deps
 # tests, and this workload is bound by fsyncs and loopback round trips.
 bench-cluster: deps
 	$(CARGO) bench --locked --profile dev -p pyralog-cluster --bench replication
+
+# Validators over real libp2p on loopback; same dev profile as the tests (see bench-cluster).
+bench-consensus: deps
+	$(CARGO) bench --locked --profile dev -p pyralog-p2p --bench consensus
 
 # Not part of `make test`: about two minutes of load per system. Same dev profile as the tests.
 bench-etcd: deps

@@ -129,6 +129,14 @@ pub enum Effect {
         /// The engine's encoding of the entry.
         entry: Vec<u8>,
     },
+    /// A peer sent something no honest node sends (bytes that do not decode): the network
+    /// scores it down and, past a limit, bans it for a while.
+    PeerMisbehaved {
+        /// The peer (the authenticated sender).
+        peer: PublicKey,
+        /// What it sent.
+        reason: String,
+    },
 }
 
 /// A sans-I/O consensus engine.

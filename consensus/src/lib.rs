@@ -8,14 +8,15 @@
 //! performs them on a virtual network. A committed block carries a
 //! [`FinalityProof`](vote::FinalityProof) that a light client checks with the validator set alone.
 //!
-//! Status: the types, traits, certificate verification and the Tendermint engine (Malachite) are
-//! here; the driver, the simulator and the other engines come next (see issue 5).
+//! Engines: Tendermint (Malachite). The network the driver runs on in production is libp2p
+//! (`pyralog-p2p`).
 
 pub mod app;
 pub mod core;
 pub mod driver;
 pub mod sim;
 pub mod tendermint;
+pub mod testkit;
 pub mod validators;
 pub mod vote;
 

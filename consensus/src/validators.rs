@@ -103,6 +103,21 @@ impl ValidatorSet {
         Threshold::more_than(1, 3).is_met(power, self.total)
     }
 
+    /// The set after ABCI-style `updates`: a validator with power 0 leaves, any other is added
+    /// or gets the new power. The result is checked like any set (not empty, bounded).
+    pub fn with_updates(&self, updates: &[Validator]) -> Result<ValidatorSet, ValidatorSetError> {
+        let mut next: std::collections::BTreeMap<PublicKey, u64> =
+            self.validators.iter().map(|v| (v.key, v.power)).collect();
+        for update in updates {
+            if update.power == 0 {
+                next.remove(&update.key);
+            } else {
+                next.insert(update.key, update.power);
+            }
+        }
+        ValidatorSet::new(next.into_iter().map(|(key, power)| Validator { key, power }))
+    }
+
     /// The set as the quorum-certificate layer sees it.
     pub fn members(&self) -> &MemberSet {
         &self.members

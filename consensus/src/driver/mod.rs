@@ -4,9 +4,13 @@
 //! - **Timers** are tokio deadlines, keyed by [`TimerId`] so the engine can replace and cancel
 //!   them.
 //! - **WAL**: an engine WAL entry ([`Effect::PersistWal`]: own votes and proposals, received
-//!   messages, timeouts) is written and fsynced before the effects that follow it (a broadcast)
-//!   are performed; after a crash the engine replays the entries of the undecided heights, so it
-//!   resumes with its lock and never signs a conflicting vote or proposal.
+//!   messages, timeouts) is durable before any effect that follows it leaves the node (a
+//!   broadcast, a commit); after a crash the engine replays the entries of the undecided
+//!   heights, so it resumes with its lock and never signs a conflicting vote or proposal.
+//!   Entries are group-committed: they collect while the driver works through the events that
+//!   are ready and go to disk in one fsync, before the next message leaves or when the batch of
+//!   events is done. (Losing received-but-unflushed entries in a crash is like never having
+//!   received them.)
 //! - **Blocks** are checked against the validator set, stored with their finality proof (fsynced),
 //!   then executed by the app (`finalize`, `commit`). At start, stored blocks the app has not
 //!   committed are replayed into it (the ABCI handshake).
@@ -17,6 +21,7 @@
 //! The network is a [`ConsensusNet`]: `p2p/` implements it over libp2p; tests use an in-memory
 //! one.
 
+mod mempool;
 mod store;
 
 pub use store::{BlockStore, StoreError, StoredBlock};
@@ -33,6 +38,7 @@ use crate::app::{DecidedBlock, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, TimerId};
 use crate::validators::ValidatorSet;
 use crate::vote::payload_id;
+use mempool::{Mempool, Refusal};
 
 /// What the network hands the driver.
 #[derive(Debug)]
@@ -53,6 +59,19 @@ pub enum NetEvent {
         /// Where the answer goes.
         reply: oneshot::Sender<Vec<StoredBlock>>,
     },
+    /// A transaction gossiped by a peer: checked and queued like a local one, not re-gossiped
+    /// (the network forwards it).
+    Transaction(Vec<u8>),
+}
+
+/// Blocks a peer served, and who served them (a peer that serves blocks that do not verify
+/// is reported).
+#[derive(Debug, Clone)]
+pub struct FetchedBlocks {
+    /// The serving peer.
+    pub from: PublicKey,
+    /// Its blocks, in height order.
+    pub blocks: Vec<StoredBlock>,
 }
 
 /// Why the network could not answer.
@@ -72,7 +91,14 @@ pub trait ConsensusNet: Send + Sync + 'static {
         &self,
         from_height: u64,
         max: u32,
-    ) -> impl Future<Output = Result<Vec<StoredBlock>, NetError>> + Send + 'static;
+    ) -> impl Future<Output = Result<FetchedBlocks, NetError>> + Send + 'static;
+    /// Spreads a transaction this node admitted to the other validators' mempools.
+    fn gossip_tx(&self, tx: Vec<u8>);
+    /// Reports a peer that sent invalid data (scored down; banned past a limit).
+    fn report(&self, peer: PublicKey, reason: String);
+    /// The keys whose consensus messages count from now on: the current validators and those of
+    /// an announced next set (validator updates take effect two heights after their block).
+    fn set_validators(&self, keys: Vec<PublicKey>);
 }
 
 /// Driver settings.
@@ -80,7 +106,8 @@ pub trait ConsensusNet: Send + Sync + 'static {
 pub struct DriverConfig {
     /// The chain.
     pub chain_id: String,
-    /// The validators (genesis; validator updates come with PoS).
+    /// The genesis validators. A block's validator updates (from the app's `finalize`) take
+    /// effect two heights later, as in CometBFT; the driver records each change in its store.
     pub validators: ValidatorSet,
     /// How often to ask peers for blocks we lack.
     pub sync_interval: Duration,
@@ -136,7 +163,7 @@ pub struct Driver<E, A, N> {
     started: Instant,
     /// The height the engine is deciding.
     height: u64,
-    mempool: VecDeque<Vec<u8>>,
+    mempool: Mempool,
     /// Transactions submitted from outside (RPC, gossip).
     tx_in: mpsc::Sender<Vec<u8>>,
     tx_rx: mpsc::Receiver<Vec<u8>>,
@@ -145,9 +172,15 @@ pub struct Driver<E, A, N> {
 
     progress: watch::Sender<Progress>,
     /// Answers of the block fetch in flight (at most one at a time).
-    fetched: mpsc::Sender<Vec<StoredBlock>>,
-    fetched_rx: mpsc::Receiver<Vec<StoredBlock>>,
+    fetched: mpsc::Sender<Option<FetchedBlocks>>,
+    fetched_rx: mpsc::Receiver<Option<FetchedBlocks>>,
     fetching: bool,
+    /// Validator sets by the height they take effect at (genesis at 0).
+    sets: BTreeMap<u64, ValidatorSet>,
+    /// What the network was last told may send consensus messages.
+    announced: Vec<PublicKey>,
+    /// WAL entries not yet on disk (group commit).
+    wal_pending: Vec<(u64, Vec<u8>)>,
 }
 
 impl<E, A, N> Driver<E, A, N>
@@ -167,6 +200,8 @@ where
     ) -> Self {
         let (fetched, fetched_rx) = mpsc::channel(1);
         let (tx_in, tx_rx) = mpsc::channel(1024);
+        let mempool = Mempool::new(config.max_mempool_txs);
+        let sets = BTreeMap::from([(0, config.validators.clone())]);
         Driver {
             tx_in,
             tx_rx,
@@ -183,7 +218,10 @@ where
             timers: BTreeMap::new(),
             started: Instant::now(),
             height: 0,
-            mempool: VecDeque::new(),
+            mempool,
+            sets,
+            announced: Vec::new(),
+            wal_pending: Vec::new(),
             progress: watch::Sender::new(Progress::default()),
         }
     }
@@ -199,13 +237,24 @@ where
         self.tx_in.clone()
     }
 
-    fn admit(&mut self, tx: Vec<u8>) -> Result<(), DriverError> {
-        if self.mempool.len() >= self.config.max_mempool_txs {
-            tracing::debug!("mempool full; transaction refused");
-            return Ok(());
+    /// Queues `tx` if the app accepts it; a local one is also gossiped to the other validators,
+    /// so whoever proposes next can include it.
+    fn admit(&mut self, tx: Vec<u8>, local: bool) -> Result<(), DriverError> {
+        match self.mempool.admissible(&tx) {
+            Ok(()) => {}
+            Err(Refusal::Full) => {
+                tracing::debug!("mempool full; transaction refused");
+                return Ok(());
+            }
+            Err(Refusal::Seen) => return Ok(()),
         }
         match self.app.check_tx(&tx).map_err(app_err)? {
-            Ok(()) => self.mempool.push_back(tx),
+            Ok(()) => {
+                if local {
+                    self.net.gossip_tx(tx.clone());
+                }
+                self.mempool.push(tx);
+            }
             Err(reason) => tracing::debug!(%reason, "transaction refused by check_tx"),
         }
         Ok(())
@@ -213,6 +262,7 @@ where
 
     /// Runs until `stop` changes or a fatal error.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), DriverError> {
+        self.sets.extend(self.store.validator_sets()?);
         self.handshake()?;
         let last = self.store.last_height()?;
         self.progress.send_modify(|p| p.height = last);
@@ -225,7 +275,14 @@ where
             tokio::select! {
                 _ = stop.changed() => return Ok(()),
                 event = self.inbound.recv() => match event {
-                    Some(event) => self.on_net(event)?,
+                    Some(event) => {
+                        self.on_net(event)?;
+                        // Whatever else is ready shares the next WAL fsync.
+                        for _ in 0..256 {
+                            let Ok(event) = self.inbound.try_recv() else { break };
+                            self.on_net(event)?;
+                        }
+                    }
                     None => return Ok(()),
                 },
                 _ = sleep_until(next_timer) => self.fire_timers()?,
@@ -233,13 +290,16 @@ where
                     self.next_height_at = None;
                     self.start_height(self.height)?;
                 }
-                Some(tx) = self.tx_rx.recv() => self.admit(tx)?,
+                Some(tx) = self.tx_rx.recv() => self.admit(tx, true)?,
                 _ = sync.tick() => self.start_fetch(),
-                Some(blocks) = self.fetched_rx.recv() => {
+                Some(fetched) = self.fetched_rx.recv() => {
                     self.fetching = false;
-                    self.apply_fetched(blocks)?;
+                    if let Some(fetched) = fetched {
+                        self.apply_fetched(fetched)?;
+                    }
                 }
             }
+            self.flush_wal()?;
         }
     }
 
@@ -265,7 +325,28 @@ where
     fn start_height(&mut self, height: u64) -> Result<(), DriverError> {
         self.height = height;
         self.timers.clear();
-        self.input(Input::StartHeight { height, validators: self.config.validators.clone() })
+        self.announce_validators();
+        let validators = self.validators_at(height).clone();
+        self.input(Input::StartHeight { height, validators })
+    }
+
+    /// The validator set deciding `height`.
+    fn validators_at(&self, height: u64) -> &ValidatorSet {
+        self.sets.range(..=height).next_back().map(|(_, set)| set).unwrap_or(&self.config.validators)
+    }
+
+    /// Tells the network who may send consensus messages: the current set and later ones.
+    fn announce_validators(&mut self) {
+        let mut keys: Vec<PublicKey> = std::iter::once(self.validators_at(self.height))
+            .chain(self.sets.range(self.height + 1..).map(|(_, set)| set))
+            .flat_map(|set| set.validators().iter().map(|v| v.key))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys != self.announced {
+            self.net.set_validators(keys.clone());
+            self.announced = keys;
+        }
     }
 
     /// Feeds `input` and performs the effects, including the inputs they lead to.
@@ -285,10 +366,12 @@ where
     fn perform(&mut self, effect: Effect) -> Result<Option<Input>, DriverError> {
         Ok(match effect {
             Effect::Broadcast(bytes) => {
+                self.flush_wal()?;
                 self.net.broadcast(bytes);
                 None
             }
             Effect::SendTo { to, bytes } => {
+                self.flush_wal()?;
                 self.net.send_to(to, bytes);
                 None
             }
@@ -302,7 +385,7 @@ where
             }
             Effect::BuildPayload { height } => {
                 // The app picks; the mempool keeps everything until a block carries it.
-                let candidates: Vec<Vec<u8>> = self.mempool.iter().cloned().collect();
+                let candidates = self.mempool.candidates();
                 let txs = self
                     .app
                     .prepare_payload(height, candidates, self.config.max_payload_bytes)
@@ -318,7 +401,11 @@ where
                 None
             }
             Effect::PersistWal { height, entry } => {
-                self.store.append_wal(height, &entry)?;
+                self.wal_pending.push((height, entry));
+                None
+            }
+            Effect::PeerMisbehaved { peer, reason } => {
+                self.net.report(peer, reason);
                 None
             }
             Effect::Evidence(evidence) => {
@@ -334,12 +421,23 @@ where
         })
     }
 
+    /// Writes the pending WAL entries with one fsync.
+    fn flush_wal(&mut self) -> Result<(), DriverError> {
+        if !self.wal_pending.is_empty() {
+            self.store.append_wal_batch(&self.wal_pending)?;
+            self.wal_pending.clear();
+        }
+        Ok(())
+    }
+
     /// Stores and executes `block`, then moves the engine to the next height.
     fn commit(&mut self, block: StoredBlock, synced: bool) -> Result<(), DriverError> {
         if block.height != self.height {
             return Ok(()); // decided here and synced, or the other way round
         }
-        check_block(&self.config, &block)
+        // The WAL stays in height order (pruning relies on it).
+        self.flush_wal()?;
+        check_block(&self.config.chain_id, self.validators_at(block.height), &block)
             .map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
         self.store.put_block(&block)?;
         self.execute(&block)?;
@@ -370,9 +468,26 @@ where
             evidence: Vec::new(),
         };
         // Whatever the block carried leaves the mempool.
-        let included: std::collections::HashSet<&Vec<u8>> = block.txs.iter().collect();
-        self.mempool.retain(|tx| !included.contains(tx));
-        self.app.finalize(&decided).map_err(app_err)?;
+        self.mempool.committed(&block.txs);
+        let finalized = self.app.finalize(&decided).map_err(app_err)?;
+        if !finalized.validator_updates.is_empty() {
+            // Applying the same updates twice gives the same set, so replaying this block after
+            // a crash rewrites the same record.
+            let effective = block.height + 2;
+            let next =
+                self.validators_at(block.height + 1).with_updates(&finalized.validator_updates).map_err(
+                    |e| DriverError::App(format!("height {}: invalid validator updates: {e}", block.height)),
+                )?;
+            tracing::info!(
+                height = block.height,
+                effective,
+                validators = next.validators().len(),
+                "validator set changes"
+            );
+            self.store.put_validator_set(effective, &next)?;
+            self.sets.insert(effective, next);
+            self.announce_validators();
+        }
         self.app.commit().map_err(app_err)?;
         Ok(())
     }
@@ -385,6 +500,7 @@ where
                 let _ = reply.send(blocks);
                 Ok(())
             }
+            NetEvent::Transaction(tx) => self.admit(tx, false),
         }
     }
 
@@ -409,22 +525,24 @@ where
         let limit = self.config.sync_interval * 5;
         let answer = self.fetched.clone();
         tokio::spawn(async move {
-            let blocks = match tokio::time::timeout(limit, fetch).await {
-                Ok(Ok(blocks)) => blocks,
-                _ => Vec::new(),
+            let fetched = match tokio::time::timeout(limit, fetch).await {
+                Ok(Ok(fetched)) => Some(fetched),
+                _ => None,
             };
-            let _ = answer.send(blocks).await;
+            let _ = answer.send(fetched).await;
         });
     }
 
     /// Applies fetched blocks whose proofs verify, in order from our next height.
-    fn apply_fetched(&mut self, blocks: Vec<StoredBlock>) -> Result<(), DriverError> {
-        for block in blocks {
+    fn apply_fetched(&mut self, fetched: FetchedBlocks) -> Result<(), DriverError> {
+        for block in fetched.blocks {
             if block.height != self.height {
                 break;
             }
-            if let Err(reason) = check_block(&self.config, &block) {
+            if let Err(reason) = check_block(&self.config.chain_id, self.validators_at(block.height), &block)
+            {
                 tracing::warn!(height = block.height, %reason, "a peer served a block that does not verify");
+                self.net.report(fetched.from, format!("served block {}: {reason}", block.height));
                 break;
             }
             self.commit(block, true)?;
@@ -434,13 +552,13 @@ where
 }
 
 /// A block is what its proof finalizes only if its transactions hash to the finalized id.
-fn check_block(config: &DriverConfig, block: &StoredBlock) -> Result<(), String> {
+fn check_block(chain_id: &str, validators: &ValidatorSet, block: &StoredBlock) -> Result<(), String> {
     if payload_id(&block.txs) != block.block {
         return Err("the transactions do not hash to the certified block id".into());
     }
     block
         .proof
-        .verify(&config.chain_id, block.height, &block.block, &config.validators)
+        .verify(chain_id, block.height, &block.block, validators)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

@@ -1,17 +1,21 @@
-//! The driver's storage on RocksDB: committed blocks with their finality proofs, and the
-//! engine's write-ahead log. Every write is synced before the driver goes on: a block is not
+//! The driver's storage on RocksDB: committed blocks with their finality proofs, validator-set
+//! changes, and the engine's write-ahead log. Every write is synced before the driver goes on: a block is not
 //! applied, and a vote not sent, before it is durable.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::validators::{Validator, ValidatorSet};
 use crate::vote::FinalityProof;
 
 const BLOCKS: &str = "blocks";
 const WAL: &str = "wal";
+/// Validator sets by the height they take effect at (changes only; genesis is config).
+const VALIDATORS: &str = "validators";
 
 /// A committed block as stored and as served to syncing peers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +74,8 @@ impl BlockStore {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = [BLOCKS, WAL].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let families =
+            [BLOCKS, WAL, VALIDATORS].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let store = BlockStore { db, next_wal: AtomicU64::new(0) };
         let next_wal = store.last_key(WAL, "WAL key")?.map_or(0, |last| last + 1);
@@ -134,11 +139,40 @@ impl BlockStore {
         Ok(self.db.put_cf_opt(self.cf(BLOCKS), block.height.to_be_bytes(), bytes, &synced())?)
     }
 
+    /// Records, durably, that `set` decides from `height` on (a validator update).
+    pub fn put_validator_set(&self, height: u64, set: &ValidatorSet) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(set.validators()).expect("validators serialize");
+        Ok(self.db.put_cf_opt(self.cf(VALIDATORS), height.to_be_bytes(), bytes, &synced())?)
+    }
+
+    /// Every recorded validator-set change, by the height it takes effect at.
+    pub fn validator_sets(&self) -> Result<BTreeMap<u64, ValidatorSet>, StoreError> {
+        let mut sets = BTreeMap::new();
+        for item in self.db.iterator_cf(self.cf(VALIDATORS), IteratorMode::Start) {
+            let (key, value) = item?;
+            let height = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8]));
+            let corrupt = |reason: String| StoreError::Corrupt { what: "validator set", key: height, reason };
+            let validators: Vec<Validator> =
+                postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?;
+            sets.insert(height, ValidatorSet::new(validators).map_err(|e| corrupt(e.to_string()))?);
+        }
+        Ok(sets)
+    }
+
     /// Appends an engine WAL entry of `height`, durably.
     pub fn append_wal(&self, height: u64, entry: &[u8]) -> Result<(), StoreError> {
-        let next = self.next_wal.fetch_add(1, Ordering::Relaxed);
-        let bytes = postcard::to_allocvec(&(height, entry)).expect("entries serialize");
-        Ok(self.db.put_cf_opt(self.cf(WAL), next.to_be_bytes(), bytes, &synced())?)
+        self.append_wal_batch(&[(height, entry.to_vec())])
+    }
+
+    /// Appends WAL entries `(height, entry)` in order, durably, with one fsync (group commit).
+    pub fn append_wal_batch(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (height, entry) in entries {
+            let next = self.next_wal.fetch_add(1, Ordering::Relaxed);
+            let bytes = postcard::to_allocvec(&(height, entry)).expect("entries serialize");
+            batch.put_cf(self.cf(WAL), next.to_be_bytes(), bytes);
+        }
+        Ok(self.db.write_opt(batch, &synced())?)
     }
 
     /// The WAL entries of `height` and above, in the order they were appended.

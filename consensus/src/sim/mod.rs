@@ -337,6 +337,14 @@ impl Sim<'_> {
                     }
                     self.evidence += 1;
                 }
+                Effect::PeerMisbehaved { peer, .. } => {
+                    // Honest nodes never send undecodable bytes: blaming one is a bug.
+                    let accused = self.nodes.iter().position(|n| n.key.public() == peer);
+                    let accused = accused.unwrap_or(usize::MAX);
+                    if accused == usize::MAX || self.nodes[accused].behaviour == Behaviour::Honest {
+                        return Err(SimFailure::FalseEvidence { seed: self.scenario.seed, node, accused });
+                    }
+                }
             }
         }
         Ok(())

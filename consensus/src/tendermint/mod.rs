@@ -244,7 +244,7 @@ impl TendermintEngine {
         }
     }
 
-    fn on_message(&mut self, bytes: &[u8]) {
+    fn on_message(&mut self, from: PublicKey, bytes: &[u8]) {
         let message = match wire::decode_message(bytes) {
             Ok(wire::EngineMessage::Consensus(message)) => message,
             Ok(wire::EngineMessage::Polka(certificate)) => {
@@ -255,6 +255,7 @@ impl TendermintEngine {
             }
             Err(err) => {
                 tracing::debug!(%err, "undecodable consensus message dropped");
+                self.io.out.push(Effect::PeerMisbehaved { peer: from, reason: err.to_string() });
                 return;
             }
         };
@@ -333,7 +334,7 @@ impl ConsensusCore for TendermintEngine {
                     self.on_proposal(proposal);
                 }
             }
-            Input::Message { bytes, .. } => self.on_message(&bytes),
+            Input::Message { from, bytes } => self.on_message(from, &bytes),
             Input::TimeoutFired(id) => {
                 if id.height == self.io.height && self.io.timers.remove(&id) {
                     let timeout = Timeout::new(Round::new(id.round), kind_of(id.step));

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyralog_consensus::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
 use pyralog_consensus::driver::{
-    BlockStore, ConsensusNet, Driver, DriverConfig, NetError, NetEvent, Progress, StoredBlock,
+    BlockStore, ConsensusNet, Driver, DriverConfig, FetchedBlocks, NetError, NetEvent, Progress,
 };
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
+use pyralog_consensus::testkit::CountingApp;
 use pyralog_consensus::{Validator, ValidatorSet};
 use pyralog_crypto::{Keypair, PublicKey};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -47,79 +47,46 @@ impl ConsensusNet for MemNet {
         &self,
         from_height: u64,
         max: u32,
-    ) -> impl std::future::Future<Output = Result<Vec<StoredBlock>, NetError>> + Send + 'static {
-        let others: Vec<mpsc::Sender<NetEvent>> = self
+    ) -> impl std::future::Future<Output = Result<FetchedBlocks, NetError>> + Send + 'static {
+        let others: Vec<(PublicKey, mpsc::Sender<NetEvent>)> = self
             .peers
             .lock()
             .unwrap()
             .iter()
             .filter(|(k, _)| **k != self.me)
-            .map(|(_, p)| p.clone())
+            .map(|(k, p)| (*k, p.clone()))
             .collect();
         async move {
             // Ask each peer in turn; the first with blocks answers.
-            for peer in others {
+            for (from, peer) in others {
                 let (reply, answer) = oneshot::channel();
                 if peer.send(NetEvent::BlocksRequested { from_height, max, reply }).await.is_err() {
                     continue;
                 }
                 if let Ok(Ok(blocks)) = tokio::time::timeout(Duration::from_secs(2), answer).await {
                     if !blocks.is_empty() {
-                        return Ok(blocks);
+                        return Ok(FetchedBlocks { from, blocks });
                     }
                 }
             }
             Err(NetError("no peer has newer blocks".into()))
         }
     }
-}
 
-/// An app that counts transactions; its state is the number of blocks and txs it committed.
-#[derive(Default)]
-struct CountingApp {
-    height: u64,
-    txs: u64,
-}
+    fn gossip_tx(&self, tx: Vec<u8>) {
+        for (key, peer) in self.peers.lock().unwrap().iter() {
+            if *key != self.me {
+                let _ = peer.try_send(NetEvent::Transaction(tx.clone()));
+            }
+        }
+    }
 
-impl ReplicatedApp for CountingApp {
-    type Error = std::convert::Infallible;
+    fn report(&self, peer: PublicKey, reason: String) {
+        panic!("an honest peer {peer} was reported: {reason}");
+    }
 
-    fn info(&self) -> Result<AppInfo, Self::Error> {
-        Ok(AppInfo { last_height: self.height, last_app_hash: self.txs.to_be_bytes().to_vec() })
-    }
-    fn init_chain(&mut self, _: &str, _: &[Validator], _: &[u8]) -> Result<Vec<u8>, Self::Error> {
-        Ok(Vec::new())
-    }
-    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Self::Error> {
-        Ok(if tx.starts_with(b"bad") { Err("refused".into()) } else { Ok(()) })
-    }
-    fn prepare_payload(
-        &mut self,
-        height: u64,
-        mut txs: Vec<Vec<u8>>,
-        _: usize,
-    ) -> Result<Vec<Vec<u8>>, Self::Error> {
-        txs.push(format!("block {height}").into_bytes());
-        Ok(txs)
-    }
-    fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error> {
-        Ok(if txs.is_empty() { PayloadVerdict::Reject } else { PayloadVerdict::Accept })
-    }
-    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
-        assert_eq!(block.height, self.height + 1, "blocks are executed in order, once");
-        self.height = block.height;
-        self.txs += block.txs.len() as u64;
-        Ok(Finalized {
-            tx_results: Vec::new(),
-            validator_updates: Vec::new(),
-            app_hash: self.txs.to_be_bytes().to_vec(),
-        })
-    }
-    fn commit(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.height)
-    }
-    fn query(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Self::Error> {
-        Ok(Vec::new())
+    fn set_validators(&self, _: Vec<PublicKey>) {
+        // Everyone hears everyone on this network; the engine checks who may vote.
     }
 }
 
@@ -157,12 +124,22 @@ fn start(key: &Keypair, dir: &std::path::Path, validators: &ValidatorSet, peers:
 }
 
 fn start_with(key: &Keypair, dir: &std::path::Path, config: DriverConfig, peers: &Peers) -> Running {
+    start_app(key, dir, config, peers, CountingApp::default())
+}
+
+fn start_app(
+    key: &Keypair,
+    dir: &std::path::Path,
+    config: DriverConfig,
+    peers: &Peers,
+    app: CountingApp,
+) -> Running {
     let (sender, inbound) = mpsc::channel(4096);
     peers.lock().unwrap().insert(key.public(), sender);
     let net = MemNet { me: key.public(), peers: peers.clone() };
     let store = BlockStore::open(dir).unwrap();
     let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
-    let driver = Driver::new(engine, CountingApp::default(), net, store, config, inbound);
+    let driver = Driver::new(engine, app, net, store, config, inbound);
     let progress = driver.progress();
     let txs = driver.tx_sender();
     let (stop, stopped) = watch::channel(false);
@@ -253,10 +230,9 @@ async fn blocks_are_paced_and_submitted_transactions_land() {
     let paced = DriverConfig { block_interval: interval, ..config(&validators) };
     let mut nodes: Vec<Running> =
         keys.iter().zip(&dirs).map(|(k, d)| start_with(k, d.path(), paced.clone(), &peers)).collect();
+    // Submitted to one validator only: gossip carries them to whoever proposes.
     for tx in ["tx-1", "tx-2", "bad tx", "tx-3"] {
-        for node in &nodes {
-            node.txs.send(tx.as_bytes().to_vec()).await.unwrap();
-        }
+        nodes[3].txs.send(tx.as_bytes().to_vec()).await.unwrap();
     }
     let first = wait_for_height(&mut nodes[0].progress, 1).await.height;
     let started = tokio::time::Instant::now();
@@ -277,4 +253,52 @@ async fn blocks_are_paced_and_submitted_transactions_land() {
         assert!(committed.iter().any(|t| t == tx.as_bytes()), "{tx} not committed");
     }
     assert!(!committed.iter().any(|t| t.starts_with(b"bad")), "a refused transaction was committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_added_by_the_app_votes_two_heights_later() {
+    // Four genesis validators and a fifth node that only follows; the app adds it at height 3.
+    let keys: Vec<Keypair> = (0..5).map(|_| Keypair::generate()).collect();
+    let genesis =
+        ValidatorSet::new(keys[..4].iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
+    let newcomer = Validator { key: keys[4].public(), power: 1 };
+    let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let peers: Peers = Arc::default();
+    let app = || CountingApp::default().with_validator_updates(3, vec![newcomer]);
+    let mut nodes: Vec<Running> = keys
+        .iter()
+        .zip(&dirs)
+        .map(|(k, d)| start_app(k, d.path(), config(&genesis), &peers, app()))
+        .collect();
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, 6).await;
+    }
+
+    // With five validators a quorum is four: after one of the genesis four is killed, blocks
+    // are only decided if the newcomer votes.
+    peers.lock().unwrap().remove(&keys[0].public());
+    let killed = nodes.remove(0);
+    killed.task.abort();
+    let _ = killed.task.await;
+    let before = nodes[0].progress.borrow().height;
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, before + 3).await;
+    }
+    for node in &nodes {
+        let _ = node.stop.send(true);
+    }
+    for node in nodes {
+        node.task.await.unwrap();
+    }
+
+    // Heights 1-4 are certified by the genesis set, 5 on by the set with the newcomer, and the
+    // change is on disk for a restart.
+    let grown = genesis.with_updates(&[newcomer]).unwrap();
+    let store = BlockStore::open(dirs[4].path()).unwrap();
+    assert_eq!(store.validator_sets().unwrap().into_iter().collect::<Vec<_>>(), vec![(5, grown.clone())]);
+    for height in 1..=store.last_height().unwrap() {
+        let block = store.block(height).unwrap().unwrap();
+        let set = if height < 5 { &genesis } else { &grown };
+        block.proof.verify(CHAIN, height, &block.block, set).unwrap();
+    }
 }

@@ -114,6 +114,7 @@ impl Net {
                     self.wal[node].push(entry);
                 }
                 Effect::Evidence(_) => {}
+                Effect::PeerMisbehaved { peer, reason } => panic!("honest peer {peer} blamed: {reason}"),
             }
         }
     }
@@ -210,6 +211,20 @@ fn an_invalid_payload_is_never_committed() {
             );
         }
     }
+}
+
+#[test]
+fn undecodable_bytes_blame_their_sender_and_change_nothing() {
+    let net = Net::new(4);
+    let mut engine = TendermintEngine::new(CHAIN, net.keys[0].clone(), net.fast);
+    let validators = net.validators.clone();
+    engine.handle(0, Input::StartHeight { height: 1, validators });
+    let sender = net.keys[2].public();
+    let effects = engine.handle(1, Input::Message { from: sender, bytes: vec![0xff; 40] });
+    assert!(
+        matches!(effects.as_slice(), [Effect::PeerMisbehaved { peer, .. }] if *peer == sender),
+        "{effects:?}"
+    );
 }
 
 #[test]

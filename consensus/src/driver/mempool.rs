@@ -1,0 +1,82 @@
+//! Transactions waiting for a block, and a cache of recently seen ones (as CometBFT's mempool
+//! cache): a transaction gossiped back, or arriving after a block already carried it, is not
+//! queued again, so it is not committed twice.
+
+use std::collections::{HashSet, VecDeque};
+
+use pyralog_crypto::{Digest, Domain};
+
+/// The mempool.
+pub(crate) struct Mempool {
+    queue: VecDeque<Vec<u8>>,
+    max_txs: usize,
+    seen: HashSet<Digest>,
+    /// `seen` in insertion order, to forget the oldest first.
+    seen_order: VecDeque<Digest>,
+    seen_capacity: usize,
+}
+
+/// Why a transaction was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Full,
+    Seen,
+}
+
+fn key(tx: &[u8]) -> Digest {
+    Domain::ConsensusValue.hash(tx)
+}
+
+impl Mempool {
+    pub(crate) fn new(max_txs: usize) -> Self {
+        Mempool {
+            queue: VecDeque::new(),
+            max_txs,
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            seen_capacity: max_txs.saturating_mul(4).max(10_000),
+        }
+    }
+
+    /// Whether `tx` may be queued (checked before the app's `check_tx`, which costs more).
+    pub(crate) fn admissible(&self, tx: &[u8]) -> Result<(), Refusal> {
+        if self.seen.contains(&key(tx)) {
+            return Err(Refusal::Seen);
+        }
+        if self.queue.len() >= self.max_txs {
+            return Err(Refusal::Full);
+        }
+        Ok(())
+    }
+
+    /// Queues `tx` (after [`Mempool::admissible`] and the app's check).
+    pub(crate) fn push(&mut self, tx: Vec<u8>) {
+        self.remember(key(&tx));
+        self.queue.push_back(tx);
+    }
+
+    /// The queued transactions, oldest first.
+    pub(crate) fn candidates(&self) -> Vec<Vec<u8>> {
+        self.queue.iter().cloned().collect()
+    }
+
+    /// Drops what a committed block carried, and remembers it.
+    pub(crate) fn committed(&mut self, txs: &[Vec<u8>]) {
+        let included: HashSet<Digest> = txs.iter().map(|tx| key(tx)).collect();
+        self.queue.retain(|tx| !included.contains(&key(tx)));
+        for digest in included {
+            self.remember(digest);
+        }
+    }
+
+    fn remember(&mut self, digest: Digest) {
+        if self.seen.insert(digest) {
+            self.seen_order.push_back(digest);
+            while self.seen_order.len() > self.seen_capacity {
+                if let Some(old) = self.seen_order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+}

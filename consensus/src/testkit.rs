@@ -1,0 +1,80 @@
+//! Test doubles for the layers above consensus (driver tests, the p2p tests and the consensus
+//! benchmark): an app simple enough that any disagreement between replicas shows.
+
+use crate::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
+use crate::validators::Validator;
+
+/// An app that counts blocks and transactions; its app hash is the transaction count. Every
+/// payload it builds ends with a `block <height>` marker so that no payload is empty; payloads
+/// without one are rejected, and so are transactions starting with `bad`.
+#[derive(Debug, Default)]
+pub struct CountingApp {
+    height: u64,
+    txs: u64,
+    /// Validator updates to return when finalizing a height.
+    updates: Vec<(u64, Vec<Validator>)>,
+}
+
+impl CountingApp {
+    /// The app, returning `updates` from `finalize` at `height`.
+    pub fn with_validator_updates(mut self, height: u64, updates: Vec<Validator>) -> Self {
+        self.updates.push((height, updates));
+        self
+    }
+
+    /// Transactions committed so far (the markers included).
+    pub fn txs(&self) -> u64 {
+        self.txs
+    }
+}
+
+impl ReplicatedApp for CountingApp {
+    type Error = std::convert::Infallible;
+
+    fn info(&self) -> Result<AppInfo, Self::Error> {
+        Ok(AppInfo { last_height: self.height, last_app_hash: self.txs.to_be_bytes().to_vec() })
+    }
+    fn init_chain(&mut self, _: &str, _: &[Validator], _: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        Ok(Vec::new())
+    }
+    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Self::Error> {
+        Ok(if tx.starts_with(b"bad") { Err("refused".into()) } else { Ok(()) })
+    }
+    fn prepare_payload(
+        &mut self,
+        height: u64,
+        candidates: Vec<Vec<u8>>,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, Self::Error> {
+        let marker = format!("block {height}").into_bytes();
+        let mut room = max_bytes.saturating_sub(marker.len());
+        let mut txs: Vec<Vec<u8>> = candidates
+            .into_iter()
+            .take_while(|tx| {
+                let fits = tx.len() <= room;
+                room = room.saturating_sub(tx.len());
+                fits
+            })
+            .collect();
+        txs.push(marker);
+        Ok(txs)
+    }
+    fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error> {
+        let marked = txs.last().is_some_and(|tx| tx.starts_with(b"block "));
+        Ok(if marked { PayloadVerdict::Accept } else { PayloadVerdict::Reject })
+    }
+    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
+        assert_eq!(block.height, self.height + 1, "blocks are executed in order, once");
+        self.height = block.height;
+        self.txs += block.txs.len() as u64;
+        let validator_updates =
+            self.updates.iter().filter(|(h, _)| *h == block.height).flat_map(|(_, u)| u.clone()).collect();
+        Ok(Finalized { tx_results: Vec::new(), validator_updates, app_hash: self.txs.to_be_bytes().to_vec() })
+    }
+    fn commit(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.height)
+    }
+    fn query(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        Ok(Vec::new())
+    }
+}

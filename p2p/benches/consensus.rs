@@ -1,0 +1,204 @@
+//! Consensus benchmark: 4 and 7 Tendermint validators over real libp2p on loopback (gossipsub
+//! for votes and proposals, RocksDB stores with the WAL fsynced before every vote), blocks cut
+//! as fast as the network allows (block interval 0), first with empty blocks, then with 1,000
+//! transactions/s of 256 bytes submitted round-robin to the validators.
+//!
+//! Figures: blocks/s and the time between consecutive commits (p50/p99) at validator 0; with
+//! transactions, also commit latency: submission to a validator until that validator commits
+//! the block carrying it (p50/p99).
+//!
+//! Run: `make bench-consensus` (`BENCH_SECONDS` sets the measured time per case, default 10;
+//! a 3-second warm-up is dropped; `BENCH_VALIDATORS=7` runs one size only).
+
+#[allow(dead_code)]
+#[path = "../tests/p2p/support.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pyralog_consensus::Validator;
+use pyralog_consensus::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
+use pyralog_consensus::testkit::CountingApp;
+
+/// When each transaction (by its 8-byte sequence number) was committed, per validator.
+type Commits = Arc<Mutex<HashMap<u64, Instant>>>;
+
+/// The counting app, noting when it commits each benchmark transaction and each block.
+struct TimedApp {
+    inner: CountingApp,
+    commits: Commits,
+    blocks: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl ReplicatedApp for TimedApp {
+    type Error = std::convert::Infallible;
+    fn info(&self) -> Result<AppInfo, Self::Error> {
+        self.inner.info()
+    }
+    fn init_chain(
+        &mut self,
+        chain: &str,
+        validators: &[Validator],
+        state: &[u8],
+    ) -> Result<Vec<u8>, Self::Error> {
+        self.inner.init_chain(chain, validators, state)
+    }
+    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Self::Error> {
+        self.inner.check_tx(tx)
+    }
+    fn prepare_payload(
+        &mut self,
+        height: u64,
+        txs: Vec<Vec<u8>>,
+        max: usize,
+    ) -> Result<Vec<Vec<u8>>, Self::Error> {
+        self.inner.prepare_payload(height, txs, max)
+    }
+    fn process_payload(&mut self, height: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error> {
+        self.inner.process_payload(height, txs)
+    }
+    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
+        let now = Instant::now();
+        self.blocks.lock().unwrap().push(now);
+        let mut commits = self.commits.lock().unwrap();
+        for tx in block.txs.iter().filter(|tx| tx.len() == TX_BYTES) {
+            commits.insert(u64::from_be_bytes(tx[..8].try_into().unwrap()), now);
+        }
+        drop(commits);
+        self.inner.finalize(block)
+    }
+    fn commit(&mut self) -> Result<u64, Self::Error> {
+        self.inner.commit()
+    }
+    fn query(&self, path: &str, data: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        self.inner.query(path, data)
+    }
+}
+
+const TX_BYTES: usize = 256;
+const WARM_UP: Duration = Duration::from_secs(3);
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+async fn case(validators: usize, tx_rate: u64, seconds: u64) {
+    let (keys, set) = support::validators(validators);
+    let dirs: Vec<tempfile::TempDir> = (0..validators).map(|_| tempfile::tempdir().unwrap()).collect();
+    let config = support::driver_config(&set, Duration::ZERO);
+    let commits: Vec<Commits> = (0..validators).map(|_| Commits::default()).collect();
+    let blocks: Vec<Arc<Mutex<Vec<Instant>>>> = (0..validators).map(|_| Arc::default()).collect();
+    let app = |i: usize| TimedApp {
+        inner: CountingApp::default(),
+        commits: commits[i].clone(),
+        blocks: blocks[i].clone(),
+    };
+    let first = support::start_with_app(&keys[0], dirs[0].path(), config.clone(), Vec::new(), app(0)).await;
+    let bootstrap = support::dial_addr(first.handle(), "tcp").await;
+    let mut nodes = vec![first];
+    for i in 1..validators {
+        nodes.push(
+            support::start_with_app(
+                &keys[i],
+                dirs[i].path(),
+                config.clone(),
+                vec![bootstrap.clone()],
+                app(i),
+            )
+            .await,
+        );
+    }
+    support::wait_for_height(&mut nodes[0].progress, 3).await;
+
+    let start = Instant::now();
+    let measured_from = start + WARM_UP;
+    let end = measured_from + Duration::from_secs(seconds);
+    let mut submitted: Vec<(u64, usize, Instant)> = Vec::new();
+    if tx_rate > 0 {
+        let mut ticker = tokio::time::interval(Duration::from_millis(10));
+        let per_tick = tx_rate / 100;
+        let mut seq = 0u64;
+        while Instant::now() < end {
+            ticker.tick().await;
+            for _ in 0..per_tick {
+                let node = (seq as usize) % validators;
+                let mut tx = vec![0x5a; TX_BYTES];
+                tx[..8].copy_from_slice(&seq.to_be_bytes());
+                submitted.push((seq, node, Instant::now()));
+                let _ = nodes[node].txs.try_send(tx);
+                seq += 1;
+            }
+        }
+    } else {
+        tokio::time::sleep_until((end).into()).await;
+    }
+    // Let the last transactions land.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for node in nodes {
+        node.stop().await;
+    }
+
+    let times: Vec<Instant> =
+        blocks[0].lock().unwrap().iter().copied().filter(|t| *t >= measured_from && *t < end).collect();
+    let mut gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort();
+    let blocks_per_s = times.len() as f64 / seconds as f64;
+    let mut latencies = Vec::new();
+    let mut lost = 0usize;
+    for (seq, node, at) in submitted.iter().filter(|(_, _, at)| *at >= measured_from) {
+        match commits[*node].lock().unwrap().get(seq) {
+            Some(done) => latencies.push(*done - *at),
+            None => lost += 1,
+        }
+    }
+    latencies.sort();
+    let load = if tx_rate == 0 { "empty".to_string() } else { format!("{tx_rate} tx/s") };
+    let (p50, p99) = if tx_rate == 0 {
+        ("-".to_string(), "-".to_string())
+    } else {
+        (ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)))
+    };
+    println!(
+        "{:>10} {:>11} {:>9.1} {:>11} {:>11} {:>11} {:>11} {:>12}",
+        validators,
+        load,
+        blocks_per_s,
+        ms(percentile(&gaps, 0.5)),
+        ms(percentile(&gaps, 0.99)),
+        p50,
+        p99,
+        if tx_rate == 0 { "-".to_string() } else { lost.to_string() },
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    println!(
+        "Tendermint (Malachite) over libp2p on loopback, block interval 0, {seconds} s per case after a 3 s warm-up"
+    );
+    println!(
+        "{:>10} {:>11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12}",
+        "validators", "load", "blocks/s", "block p50", "block p99", "commit p50", "commit p99", "uncommitted"
+    );
+    // `BENCH_VALIDATORS=7` runs one size only.
+    let sizes: Vec<usize> = match std::env::var("BENCH_VALIDATORS").ok().and_then(|s| s.parse().ok()) {
+        Some(n) => vec![n],
+        None => vec![4, 7],
+    };
+    for validators in sizes {
+        for rate in [0, 1000] {
+            case(validators, rate, seconds).await;
+        }
+    }
+    println!("(times in ms; commit latency: submission to a validator -> that validator commits it)");
+}

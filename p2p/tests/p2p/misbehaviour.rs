@@ -1,0 +1,89 @@
+//! Peers that send invalid data are banned; honest validators are not.
+
+use std::time::Duration;
+
+use pyralog_crypto::Keypair;
+use pyralog_p2p::{Overlay, P2pConfig, Topic};
+
+use crate::support::{CHAIN, dial_addr, loopback};
+
+/// Polls `check` until it holds (generous deadline; no fixed sleeps).
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_validator_publishing_consensus_messages_is_banned() {
+    let validator = Keypair::generate();
+    let intruder = Keypair::generate();
+    let mut config = P2pConfig::new(CHAIN, loopback());
+    config.validators = vec![validator.public()];
+    let (honest, mut inbox) = Overlay::start(&validator, config.clone()).await.unwrap();
+    let mut intruder_config = P2pConfig::new(CHAIN, loopback());
+    intruder_config.bootstrap = vec![dial_addr(&honest.handle, "tcp").await];
+    intruder_config.validators = config.validators.clone();
+    let (intruder_overlay, _intruder_inbox) = Overlay::start(&intruder, intruder_config).await.unwrap();
+    let intruder_id = intruder_overlay.handle.peer_id();
+
+    // Once both are subscribed, the intruder's transactions are fine: they are delivered.
+    eventually("the peers see each other's subscriptions", async || {
+        honest.handle.status().await.unwrap().consensus_peers == 1
+            && intruder_overlay.handle.status().await.unwrap().consensus_peers == 1
+    })
+    .await;
+    intruder_overlay.handle.publish(Topic::Txs, b"a transaction".to_vec());
+    let delivered =
+        tokio::time::timeout(Duration::from_secs(30), inbox.events.recv()).await.unwrap().unwrap();
+    assert!(
+        matches!(delivered, pyralog_consensus::driver::NetEvent::Transaction(tx) if tx == b"a transaction")
+    );
+
+    // Its consensus messages are rejected, never delivered, and get it banned.
+    for i in 0..5u8 {
+        intruder_overlay.handle.publish(Topic::Consensus, vec![i; 64]);
+    }
+    eventually("the intruder is banned", async || {
+        let status = honest.handle.status().await.unwrap();
+        status.banned.contains(&intruder_id) && !status.connected.contains(&intruder_id)
+    })
+    .await;
+    while let Ok(event) = inbox.events.try_recv() {
+        assert!(
+            !matches!(event, pyralog_consensus::driver::NetEvent::Message { .. }),
+            "a consensus message from a non-validator was delivered"
+        );
+    }
+    // Banned peers cannot reconnect (the intruder keeps redialing its bootstrap peer).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!honest.handle.status().await.unwrap().connected.contains(&intruder_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_reported_for_bad_blocks_is_banned_after_the_limit() {
+    use pyralog_consensus::driver::ConsensusNet;
+
+    let a = Keypair::generate();
+    let b = Keypair::generate();
+    let mut config = P2pConfig::new(CHAIN, loopback());
+    config.validators = vec![a.public(), b.public()];
+    config.faults_before_ban = 2;
+    let (first, _first_inbox) = Overlay::start(&a, config.clone()).await.unwrap();
+    let mut second_config = config.clone();
+    second_config.bootstrap = vec![dial_addr(&first.handle, "quic-v1").await];
+    let (second, _second_inbox) = Overlay::start(&b, second_config).await.unwrap();
+    eventually("connected over QUIC", async || first.handle.status().await.unwrap().connected.len() == 1)
+        .await;
+
+    first.handle.report(b.public(), "served a block that does not verify".into());
+    assert!(first.handle.status().await.unwrap().banned.is_empty(), "one fault is under the limit");
+    first.handle.report(b.public(), "served a block that does not verify".into());
+    eventually("the reported peer is banned", async || {
+        let status = first.handle.status().await.unwrap();
+        status.banned == vec![second.handle.peer_id()] && status.connected.is_empty()
+    })
+    .await;
+}

@@ -1,0 +1,159 @@
+//! Validators running the Tendermint driver over the overlay, on loopback TCP and QUIC.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pyralog_consensus::app::ReplicatedApp;
+use pyralog_consensus::driver::{BlockStore, Driver, DriverConfig, Progress};
+use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
+use pyralog_consensus::testkit::CountingApp;
+use pyralog_consensus::{Validator, ValidatorSet};
+use pyralog_crypto::Keypair;
+use pyralog_p2p::libp2p::Multiaddr;
+use pyralog_p2p::libp2p::multiaddr::Protocol;
+use pyralog_p2p::{Overlay, P2pConfig, P2pHandle};
+use tokio::sync::{mpsc, watch};
+
+/// The chain of these tests.
+pub(crate) const CHAIN: &str = "pyralog-p2p-test";
+
+/// A validator process in all but name: its overlay and its driver.
+pub(crate) struct Validating {
+    /// Its overlay (dropped on kill: its connections close).
+    pub(crate) overlay: Overlay,
+    /// Stops the driver.
+    pub(crate) stop: watch::Sender<bool>,
+    /// The driver task.
+    pub(crate) task: tokio::task::JoinHandle<()>,
+    /// Commit progress.
+    pub(crate) progress: watch::Receiver<Progress>,
+    /// Where to submit transactions.
+    pub(crate) txs: mpsc::Sender<Vec<u8>>,
+}
+
+impl Validating {
+    /// The overlay handle.
+    pub(crate) fn handle(&self) -> &P2pHandle {
+        &self.overlay.handle
+    }
+
+    /// Kills it: the driver task is dropped mid-flight and the overlay with it.
+    pub(crate) async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        drop(self.overlay);
+    }
+
+    /// Stops it cleanly.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("the driver runs until stopped");
+    }
+}
+
+/// `n` fresh validator keys and their equal-power set.
+pub(crate) fn validators(n: usize) -> (Vec<Keypair>, ValidatorSet) {
+    let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate()).collect();
+    let set = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
+    (keys, set)
+}
+
+/// Loopback TCP and QUIC on ports the OS picks.
+pub(crate) fn loopback() -> Vec<Multiaddr> {
+    vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap(), "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()]
+}
+
+/// `handle`'s address on `transport` ("tcp" or "quic-v1"), with its `/p2p/` suffix.
+pub(crate) async fn dial_addr(handle: &P2pHandle, transport: &str) -> Multiaddr {
+    let status = handle.status().await.unwrap();
+    let addr = status
+        .listen_addrs
+        .into_iter()
+        .find(|a| a.iter().any(|p| p.tag() == transport))
+        .unwrap_or_else(|| panic!("no {transport} listener"));
+    addr.with(Protocol::P2p(handle.peer_id()))
+}
+
+/// Engine timeouts for loopback: short, so a missing validator costs little.
+pub(crate) fn timeouts() -> Timeouts {
+    Timeouts {
+        propose: Duration::from_millis(500),
+        prevote: Duration::from_millis(200),
+        precommit: Duration::from_millis(200),
+        rebroadcast: Duration::from_millis(1000),
+        increase: Duration::from_millis(200),
+    }
+}
+
+/// Driver settings for `validators`, with blocks `block_interval` apart.
+pub(crate) fn driver_config(validators: &ValidatorSet, block_interval: Duration) -> DriverConfig {
+    DriverConfig {
+        chain_id: CHAIN.into(),
+        validators: validators.clone(),
+        sync_interval: Duration::from_millis(300),
+        max_payload_bytes: 4 << 20,
+        block_interval,
+        max_mempool_txs: 100_000,
+    }
+}
+
+/// Starts validator `key` on the store in `dir`, bootstrapping from `bootstrap`.
+pub(crate) async fn start(
+    key: &Keypair,
+    dir: &Path,
+    config: DriverConfig,
+    bootstrap: Vec<Multiaddr>,
+) -> Validating {
+    start_with_app(key, dir, config, bootstrap, CountingApp::default()).await
+}
+
+/// [`start`] with another app.
+pub(crate) async fn start_with_app<A: ReplicatedApp + Send + 'static>(
+    key: &Keypair,
+    dir: &Path,
+    config: DriverConfig,
+    bootstrap: Vec<Multiaddr>,
+    app: A,
+) -> Validating {
+    let mut p2p = P2pConfig::new(CHAIN, loopback());
+    p2p.bootstrap = bootstrap;
+    p2p.validators = config.validators.validators().iter().map(|v| v.key).collect();
+    let (overlay, inbox) = Overlay::start(key, p2p).await.expect("the overlay starts");
+    let store = BlockStore::open(dir).expect("the block store opens");
+    let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
+    let driver = Driver::new(engine, app, overlay.handle.clone(), store, config, inbox.events);
+    let progress = driver.progress();
+    let txs = driver.tx_sender();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move { driver.run(stopped).await.expect("the driver runs until stopped") });
+    Validating { overlay, stop, task, progress, txs }
+}
+
+/// Starts one validator per key: the first listens, the others bootstrap from it (half over
+/// TCP, half over QUIC).
+pub(crate) async fn start_network(
+    keys: &[Keypair],
+    dirs: &[tempfile::TempDir],
+    config: &DriverConfig,
+) -> Vec<Validating> {
+    let first = start(&keys[0], dirs[0].path(), config.clone(), Vec::new()).await;
+    let tcp = dial_addr(first.handle(), "tcp").await;
+    let quic = dial_addr(first.handle(), "quic-v1").await;
+    let mut nodes = vec![first];
+    for (i, (key, dir)) in keys.iter().zip(dirs).enumerate().skip(1) {
+        let bootstrap = if i % 2 == 1 { tcp.clone() } else { quic.clone() };
+        nodes.push(start(key, dir.path(), config.clone(), vec![bootstrap]).await);
+    }
+    nodes
+}
+
+/// Waits (generously) until `progress` reaches `height`.
+pub(crate) async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) -> Progress {
+    let reached = tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.height >= height))
+        .await
+        .map(|result| result.map(|p| *p));
+    match reached {
+        Ok(progress) => progress.expect("the driver is running"),
+        Err(_) => panic!("height {height} not reached; at {:?}", *progress.borrow()),
+    }
+}

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use pyralog_crypto::PublicKey;
+use pyralog_crypto::{Keypair, PublicKey, Signature};
 
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, DuplicateVote, FinalityProof};
@@ -66,7 +66,8 @@ pub enum Input {
         height: u64,
         /// The app hash after it.
         app_hash: Vec<u8>,
-        /// Validator changes it made.
+        /// The validator set from `height + 2` on, after the block's validator updates (the
+        /// same set when it made none).
         validator_updates: ValidatorSet,
     },
 }
@@ -137,6 +138,25 @@ pub enum Effect {
         /// What it sent.
         reason: String,
     },
+}
+
+/// Signs for one validator. Engines sign only through it: the node key in memory implements
+/// it, and a remote signer or an HSM (CometBFT's privval, tmkms) can, without the engine
+/// changing. Messages arrive already domain-separated (their signing context included).
+pub trait Signer: Send + Sync + 'static {
+    /// The key the signatures verify under (the validator's identity).
+    fn public_key(&self) -> PublicKey;
+    /// Signs `message`.
+    fn sign(&self, message: &[u8]) -> Signature;
+}
+
+impl Signer for Keypair {
+    fn public_key(&self) -> PublicKey {
+        self.public()
+    }
+    fn sign(&self, message: &[u8]) -> Signature {
+        Keypair::sign(self, message)
+    }
 }
 
 /// A sans-I/O consensus engine.

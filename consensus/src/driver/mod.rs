@@ -440,7 +440,9 @@ where
         check_block(&self.config.chain_id, self.validators_at(block.height), &block)
             .map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
         self.store.put_block(&block)?;
-        self.execute(&block)?;
+        let app_hash = self.execute(&block)?;
+        let validators = self.validators_at(block.height + 2).clone();
+        self.input(Input::BlockApplied { height: block.height, app_hash, validator_updates: validators })?;
         self.store.prune_wal_below(block.height + 1)?;
         self.progress.send_modify(|p| {
             p.height = block.height;
@@ -458,7 +460,8 @@ where
         Ok(())
     }
 
-    fn execute(&mut self, block: &StoredBlock) -> Result<(), DriverError> {
+    /// Runs `block` through the app; returns the app hash after it.
+    fn execute(&mut self, block: &StoredBlock) -> Result<Vec<u8>, DriverError> {
         let decided = DecidedBlock {
             height: block.height,
             id: block.block,
@@ -489,7 +492,7 @@ where
             self.announce_validators();
         }
         self.app.commit().map_err(app_err)?;
-        Ok(())
+        Ok(finalized.app_hash)
     }
 
     fn on_net(&mut self, event: NetEvent) -> Result<(), DriverError> {

@@ -39,7 +39,7 @@ impl EngineIo {
     }
 
     pub(super) fn sign_vote(&self, vote: &EngineVote) -> Sig {
-        Sig::from(self.keypair.sign(&vote.signed_message(self.chain_id()).signing_bytes()))
+        Sig::from(self.signer.sign(&vote.signed_message(self.chain_id()).signing_bytes()))
     }
 
     pub(super) fn verify(&self, key: &PublicKey, bytes: &[u8], signature: &Sig) -> bool {
@@ -271,7 +271,7 @@ impl EngineIo {
                 self.own_proposals.entry(key).or_insert_with(|| proposal.value.clone());
                 let bytes =
                     ProposalSigning { chain_id: self.chain_id(), proposal: &proposal }.signing_bytes();
-                let signature = Sig::from(self.keypair.sign(&bytes));
+                let signature = Sig::from(self.signer.sign(&bytes));
                 r.resume_with(SignedMessage::new(proposal, signature))
             }
             MEffect::VerifySignature(signed, key, r) => {

@@ -30,9 +30,9 @@ use malachitebft_core_types::{
 };
 use malachitebft_metrics::Metrics;
 use pyralog_crypto::quorum::{Signable, SignatureShare};
-use pyralog_crypto::{Keypair, PublicKey, Signature};
+use pyralog_crypto::{PublicKey, Signature};
 
-use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
+use crate::core::{ConsensusCore, Effect, Input, Millis, Signer, TimerId};
 use crate::vote::{CommitCertificate, DuplicateVote, FinalityProof, Vote, VoteKind};
 use context::{
     Address, EngineValidators, EngineVote, Height, Payload, PayloadId, ProposalSigning, PyralogContext, Sig,
@@ -84,7 +84,7 @@ impl std::fmt::Debug for TendermintEngine {
 /// coroutine borrows).
 struct EngineIo {
     ctx: Ctx,
-    keypair: Keypair,
+    signer: Box<dyn Signer>,
     address: Address,
     timeouts: Timeouts,
     height: u64,
@@ -120,15 +120,16 @@ struct EngineIo {
 }
 
 impl TendermintEngine {
-    /// The engine of the validator holding `keypair`, on chain `chain_id`.
-    pub fn new(chain_id: impl Into<String>, keypair: Keypair, timeouts: Timeouts) -> Self {
-        let address = Address(keypair.public());
+    /// The engine of the validator that signs with `signer` (a [`pyralog_crypto::Keypair`] or a remote
+    /// signer), on chain `chain_id`.
+    pub fn new(chain_id: impl Into<String>, signer: impl Signer, timeouts: Timeouts) -> Self {
+        let address = Address(signer.public_key());
         TendermintEngine {
             state: None,
             metrics: Metrics::default(),
             io: EngineIo {
                 ctx: PyralogContext { chain_id: chain_id.into() },
-                keypair,
+                signer: Box::new(signer),
                 address,
                 timeouts,
                 height: 0,

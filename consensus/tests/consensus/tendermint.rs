@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use pyralog_consensus::core::{ConsensusCore, Effect, Input, TimerId};
+use pyralog_consensus::core::{ConsensusCore, Effect, Input, Signer, TimerId};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::{FinalityProof, Validator, ValidatorSet};
 use pyralog_crypto::{Digest, Keypair};
@@ -225,6 +225,35 @@ fn undecodable_bytes_blame_their_sender_and_change_nothing() {
         matches!(effects.as_slice(), [Effect::PeerMisbehaved { peer, .. }] if *peer == sender),
         "{effects:?}"
     );
+}
+
+/// A signer that counts what it signs (a stand-in for a remote signer).
+struct CountingSigner {
+    key: Keypair,
+    signed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Signer for CountingSigner {
+    fn public_key(&self) -> pyralog_crypto::PublicKey {
+        self.key.public()
+    }
+    fn sign(&self, message: &[u8]) -> pyralog_crypto::Signature {
+        self.signed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.key.sign(message)
+    }
+}
+
+#[test]
+fn an_engine_signs_through_its_signer() {
+    let mut net = Net::new(4);
+    let signed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let signer = CountingSigner { key: net.keys[0].clone(), signed: signed.clone() };
+    net.engines[0] = TendermintEngine::new(CHAIN, signer, net.fast);
+    net.start();
+    net.run_until(4, 120_000);
+    net.assert_agreement();
+    // At least a prevote and a precommit per height, all through the signer.
+    assert!(signed.load(std::sync::atomic::Ordering::Relaxed) >= 8);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pyralog_crypto::{Keypair, PublicKey, Signature};
 
 use crate::validators::ValidatorSet;
-use crate::vote::{BlockId, DuplicateVote, FinalityProof};
+use crate::vote::{BlockId, Evidence, FinalityProof};
 
 /// Milliseconds on the driver's monotonic clock (virtual time in the simulator).
 pub type Millis = u64;
@@ -118,9 +118,9 @@ pub enum Effect {
         /// Why it is final.
         proof: FinalityProof,
     },
-    /// Two conflicting signed votes of one validator: proof of equivocation, for the app to
-    /// punish (and the chain to record).
-    Evidence(Box<DuplicateVote>),
+    /// Two conflicting signed votes or proposals of one validator: proof of equivocation, for
+    /// the app to punish (and the chain to record).
+    Evidence(Box<Evidence>),
     /// Durably append an entry to the engine's write-ahead log before anything that follows (its
     /// own votes and proposals, the messages and timeouts that moved it): after a crash the
     /// engine replays them and resumes with its lock and its signatures intact.

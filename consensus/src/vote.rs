@@ -105,6 +105,101 @@ impl DuplicateVote {
     }
 }
 
+/// What a proposer signs: chain, height, round, proof-of-lock round (-1: none) and block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalHeader {
+    /// The chain.
+    pub chain_id: String,
+    /// The height.
+    pub height: u64,
+    /// The round.
+    pub round: i64,
+    /// The round of the proof-of-lock it re-proposes from, or -1.
+    pub pol_round: i64,
+    /// The proposed block.
+    pub block: BlockId,
+}
+
+impl Signable for ProposalHeader {
+    const SIGNING_CONTEXT: &'static [u8] = b"pyralog/consensus/proposal/v1\0";
+
+    fn encode(&self) -> Vec<u8> {
+        let chain = self.chain_id.as_bytes();
+        let mut bytes = Vec::with_capacity(2 + chain.len() + 8 + 8 + 8 + 32);
+        bytes.extend_from_slice(&u16::try_from(chain.len()).expect("chain ids are short").to_be_bytes());
+        bytes.extend_from_slice(chain);
+        bytes.extend_from_slice(&self.height.to_be_bytes());
+        bytes.extend_from_slice(&self.round.to_be_bytes());
+        bytes.extend_from_slice(&self.pol_round.to_be_bytes());
+        bytes.extend_from_slice(&self.block.0);
+        bytes
+    }
+}
+
+/// Proof that a proposer signed two different blocks for one height and round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateProposal {
+    /// The proposer.
+    pub validator: PublicKey,
+    /// One proposal.
+    pub first: ProposalHeader,
+    /// Its signature.
+    pub first_signature: Signature,
+    /// The conflicting proposal.
+    pub second: ProposalHeader,
+    /// Its signature.
+    pub second_signature: Signature,
+}
+
+impl DuplicateProposal {
+    /// Whether this proves equivocation: same chain, height and round, different blocks, both
+    /// signatures valid.
+    pub fn verify(&self) -> bool {
+        let (a, b) = (&self.first, &self.second);
+        a.chain_id == b.chain_id
+            && a.height == b.height
+            && a.round == b.round
+            && a.block != b.block
+            && self.validator.verify(&a.signing_bytes(), &self.first_signature).is_ok()
+            && self.validator.verify(&b.signing_bytes(), &self.second_signature).is_ok()
+    }
+}
+
+/// Misbehaviour a validator can be punished for, provable with its key alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// Two conflicting votes.
+    DuplicateVote(DuplicateVote),
+    /// Two conflicting proposals.
+    DuplicateProposal(DuplicateProposal),
+}
+
+impl Evidence {
+    /// The accused validator.
+    pub fn validator(&self) -> PublicKey {
+        match self {
+            Evidence::DuplicateVote(e) => e.validator,
+            Evidence::DuplicateProposal(e) => e.validator,
+        }
+    }
+
+    /// The height of the misbehaviour.
+    pub fn height(&self) -> u64 {
+        match self {
+            Evidence::DuplicateVote(e) => e.first.height,
+            Evidence::DuplicateProposal(e) => e.first.height,
+        }
+    }
+
+    /// Whether it proves what it claims.
+    pub fn verify(&self) -> bool {
+        match self {
+            Evidence::DuplicateVote(e) => e.verify(),
+            Evidence::DuplicateProposal(e) => e.verify(),
+        }
+    }
+}
+
 /// Precommits of more than 2/3 of the voting power for one block at one height and round.
 pub type CommitCertificate = QuorumCertificate<Vote>;
 

@@ -413,7 +413,7 @@ where
                 // block (the chain's block format, issue 6); handing each node's own sightings to
                 // `finalize` would make the replicas' states diverge.
                 if evidence.verify() {
-                    tracing::warn!(validator = %evidence.validator, height = evidence.first.height, "equivocation");
+                    tracing::warn!(validator = %evidence.validator(), height = evidence.height(), "equivocation");
                     self.progress.send_modify(|p| p.evidence += 1);
                 }
                 None

@@ -8,7 +8,7 @@ use pyralog_crypto::quorum::Signable;
 
 use super::SIM_CHAIN;
 use super::rng::SimRng;
-use crate::tendermint::context::{Payload, PayloadId, ProposalSigning, Sig};
+use crate::tendermint::context::{Payload, PayloadId, Sig};
 use crate::tendermint::wire;
 
 /// How a validator behaves.
@@ -158,7 +158,7 @@ fn shuffle(items: &mut [usize], rng: &mut SimRng) {
 }
 
 /// What a validator behaving as `behaviour` sends to peer `to` (an honest `victim` or a fellow
-/// Byzantine validator) in place of `bytes` (`None`: nothing).
+/// Byzantine validator) in place of `bytes` (nothing, one message, or two).
 pub(super) fn tamper(
     behaviour: Behaviour,
     key: &Keypair,
@@ -166,22 +166,33 @@ pub(super) fn tamper(
     victim: bool,
     bytes: &[u8],
     rng: &mut SimRng,
-) -> Option<Vec<u8>> {
+) -> Vec<Vec<u8>> {
     match behaviour {
-        Behaviour::Honest => Some(bytes.to_vec()),
-        Behaviour::Silent => None,
+        Behaviour::Honest => vec![bytes.to_vec()],
+        Behaviour::Silent => Vec::new(),
         // Every encoding ends with the signature: flipping its last byte breaks it.
         Behaviour::BadSignatures if rng.chance(500) => {
             let mut broken = bytes.to_vec();
-            *broken.last_mut()? ^= 0x01;
-            Some(broken)
+            if let Some(last) = broken.last_mut() {
+                *last ^= 0x01;
+            }
+            vec![broken]
         }
-        Behaviour::BadSignatures => Some(bytes.to_vec()),
+        Behaviour::BadSignatures => vec![bytes.to_vec()],
         Behaviour::Equivocate if victim && to % 2 == 1 => {
-            Some(conflicting(key, bytes, rng).unwrap_or_else(|| bytes.to_vec()))
+            vec![conflicting(key, bytes, rng).unwrap_or_else(|| bytes.to_vec())]
         }
-        Behaviour::Equivocate => Some(bytes.to_vec()),
+        // Half the time an even peer sees both proposals: it must report the equivocation.
+        Behaviour::Equivocate if victim && is_proposal(bytes) && rng.chance(500) => {
+            let twin = conflicting(key, bytes, rng).unwrap_or_else(|| bytes.to_vec());
+            vec![bytes.to_vec(), twin]
+        }
+        Behaviour::Equivocate => vec![bytes.to_vec()],
     }
+}
+
+fn is_proposal(bytes: &[u8]) -> bool {
+    matches!(wire::decode(bytes), Ok(SignedConsensusMsg::Proposal(_)))
 }
 
 /// The payload an equivocating validator shows its odd-numbered peers at a height and round
@@ -205,7 +216,7 @@ fn conflicting(key: &Keypair, bytes: &[u8], _rng: &mut SimRng) -> Option<Vec<u8>
         SignedConsensusMsg::Proposal(signed) => {
             let mut proposal = signed.message;
             proposal.value = twin_payload(proposal.height.0, proposal.round);
-            let signing = ProposalSigning { chain_id: SIM_CHAIN, proposal: &proposal }.signing_bytes();
+            let signing = proposal.header(SIM_CHAIN).signing_bytes();
             let signature = Sig::from(key.sign(&signing));
             SignedConsensusMsg::Proposal(SignedMessage::new(proposal, signature))
         }

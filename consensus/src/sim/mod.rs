@@ -44,6 +44,8 @@ pub struct Outcome {
     pub synced_blocks: u64,
     /// Equivocations reported (each verified and naming a Byzantine validator).
     pub evidence: u64,
+    /// Of those, conflicting proposals.
+    pub proposal_evidence: u64,
 }
 
 /// Why a run failed.
@@ -154,6 +156,7 @@ struct Sim<'a> {
     delivered: u64,
     synced_blocks: u64,
     evidence: u64,
+    proposal_evidence: u64,
 }
 
 /// Runs `scenario` to completion.
@@ -187,6 +190,7 @@ pub fn run(scenario: &Scenario) -> Result<Outcome, SimFailure> {
         delivered: 0,
         synced_blocks: 0,
         evidence: 0,
+        proposal_evidence: 0,
     };
     sim.start()?;
     sim.run()
@@ -265,7 +269,7 @@ impl Sim<'_> {
             }
             // Byzantine validators collude: they show each other the real history.
             let victim = self.nodes[to].behaviour == Behaviour::Honest;
-            let bytes = faults::tamper(
+            let sent = faults::tamper(
                 self.nodes[from].behaviour,
                 &self.nodes[from].key,
                 to,
@@ -273,7 +277,7 @@ impl Sim<'_> {
                 &bytes,
                 &mut self.rng,
             );
-            if let Some(bytes) = bytes {
+            for bytes in sent {
                 self.send(from, to, bytes);
             }
         }
@@ -328,7 +332,7 @@ impl Sim<'_> {
                 }
                 Effect::PersistWal { height, entry } => self.nodes[node].wal.push((height, entry)),
                 Effect::Evidence(evidence) => {
-                    let accused = self.nodes.iter().position(|n| n.key.public() == evidence.validator);
+                    let accused = self.nodes.iter().position(|n| n.key.public() == evidence.validator());
                     let accused = accused.unwrap_or(usize::MAX);
                     let byzantine =
                         accused != usize::MAX && self.nodes[accused].behaviour != Behaviour::Honest;
@@ -336,6 +340,9 @@ impl Sim<'_> {
                         return Err(SimFailure::FalseEvidence { seed: self.scenario.seed, node, accused });
                     }
                     self.evidence += 1;
+                    if matches!(*evidence, crate::vote::Evidence::DuplicateProposal(_)) {
+                        self.proposal_evidence += 1;
+                    }
                 }
                 Effect::PeerMisbehaved { peer, .. } => {
                     // Honest nodes never send undecodable bytes: blaming one is a bug.
@@ -507,6 +514,7 @@ impl Sim<'_> {
             delivered: self.delivered,
             synced_blocks: self.synced_blocks,
             evidence: self.evidence,
+            proposal_evidence: self.proposal_evidence,
         })
     }
 }

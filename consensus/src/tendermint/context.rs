@@ -9,11 +9,10 @@ use std::fmt;
 
 use malachitebft_core_types as mc;
 use malachitebft_core_types::{NilOrVal, Round, VoteType};
-use pyralog_crypto::quorum::Signable;
 use pyralog_crypto::{Digest, Keypair, PublicKey, Signature};
 
 use crate::validators::ValidatorSet;
-use crate::vote::{Vote, VoteKind};
+use crate::vote::{ProposalHeader, Vote, VoteKind};
 
 /// The Malachite context of the Pyralog chain.
 #[derive(Debug, Clone)]
@@ -126,25 +125,16 @@ impl mc::Proposal<PyralogContext> for Proposal {
     }
 }
 
-/// What a proposer signs: chain, height, round, proof-of-lock round and payload id.
-pub(crate) struct ProposalSigning<'a> {
-    pub(crate) chain_id: &'a str,
-    pub(crate) proposal: &'a Proposal,
-}
-
-impl Signable for ProposalSigning<'_> {
-    const SIGNING_CONTEXT: &'static [u8] = b"pyralog/consensus/proposal/v1\0";
-
-    fn encode(&self) -> Vec<u8> {
-        let chain = self.chain_id.as_bytes();
-        let mut bytes = Vec::with_capacity(2 + chain.len() + 8 + 8 + 8 + 32);
-        bytes.extend_from_slice(&u16::try_from(chain.len()).expect("chain ids are short").to_be_bytes());
-        bytes.extend_from_slice(chain);
-        bytes.extend_from_slice(&self.proposal.height.0.to_be_bytes());
-        bytes.extend_from_slice(&self.proposal.round.as_i64().to_be_bytes());
-        bytes.extend_from_slice(&self.proposal.pol_round.as_i64().to_be_bytes());
-        bytes.extend_from_slice(&self.proposal.value.digest().0);
-        bytes
+impl Proposal {
+    /// What the proposer signs (chain, height, round, proof-of-lock round, payload id).
+    pub(crate) fn header(&self, chain_id: &str) -> ProposalHeader {
+        ProposalHeader {
+            chain_id: chain_id.to_owned(),
+            height: self.height.0,
+            round: self.round.as_i64(),
+            pol_round: self.pol_round.as_i64(),
+            block: self.value.digest(),
+        }
     }
 }
 

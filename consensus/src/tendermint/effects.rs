@@ -55,8 +55,7 @@ impl EngineIo {
         if *expected.address() != proposal.proposer {
             return false;
         }
-        let bytes =
-            ProposalSigning { chain_id: self.chain_id(), proposal: &proposal.message }.signing_bytes();
+        let bytes = proposal.message.header(self.chain_id()).signing_bytes();
         self.verify(&proposal.proposer.0, &bytes, &proposal.signature)
     }
 
@@ -269,8 +268,7 @@ impl EngineIo {
             MEffect::SignProposal(proposal, r) => {
                 let key = (proposal.height.0, proposal.round.as_u32().unwrap_or(0));
                 self.own_proposals.entry(key).or_insert_with(|| proposal.value.clone());
-                let bytes =
-                    ProposalSigning { chain_id: self.chain_id(), proposal: &proposal }.signing_bytes();
+                let bytes = proposal.header(self.chain_id()).signing_bytes();
                 let signature = Sig::from(self.signer.sign(&bytes));
                 r.resume_with(SignedMessage::new(proposal, signature))
             }
@@ -281,7 +279,7 @@ impl EngineIo {
                         self.verify(&key, &bytes, &signed.signature)
                     }
                     ConsensusMsg::Proposal(proposal) => {
-                        let bytes = ProposalSigning { chain_id: self.chain_id(), proposal }.signing_bytes();
+                        let bytes = proposal.header(self.chain_id()).signing_bytes();
                         self.verify(&key, &bytes, &signed.signature)
                     }
                 };

@@ -33,10 +33,15 @@ use pyralog_crypto::quorum::{Signable, SignatureShare};
 use pyralog_crypto::{PublicKey, Signature};
 
 use crate::core::{ConsensusCore, Effect, Input, Millis, Signer, TimerId};
-use crate::vote::{CommitCertificate, DuplicateVote, FinalityProof, Vote, VoteKind};
-use context::{
-    Address, EngineValidators, EngineVote, Height, Payload, PayloadId, ProposalSigning, PyralogContext, Sig,
+use crate::vote::{
+    CommitCertificate, DuplicateProposal, DuplicateVote, Evidence, FinalityProof, Vote, VoteKind,
 };
+
+/// Kinds of reported equivocation.
+const PREVOTE: u8 = 0;
+const PRECOMMIT: u8 = 1;
+const PROPOSAL: u8 = 2;
+use context::{Address, EngineValidators, EngineVote, Height, Payload, PayloadId, PyralogContext, Sig};
 
 type Ctx = PyralogContext;
 
@@ -114,8 +119,9 @@ struct EngineIo {
     /// Inputs an effect produced that must run after the current one (Malachite's state is
     /// borrowed while an input runs).
     deferred: Vec<MInput<Ctx>>,
-    /// Equivocations already reported, by (height, round, kind, validator).
-    reported: BTreeSet<(u64, u32, bool, PublicKey)>,
+    /// Equivocations already reported, by (height, round, kind, validator); kind is
+    /// [`PREVOTE`], [`PRECOMMIT`] or [`PROPOSAL`].
+    reported: BTreeSet<(u64, u32, u8, PublicKey)>,
     out: Vec<Effect>,
 }
 
@@ -216,31 +222,44 @@ impl TendermintEngine {
         self.io.replaying = false;
     }
 
-    /// Turns the conflicting vote pairs Malachite's vote keeper recorded into evidence, once each.
+    /// Turns the conflicting votes and proposals Malachite recorded into evidence, once each.
     fn report_equivocations(&mut self) {
         let (Some(state), Some(validators)) = (self.state.as_ref(), self.io.validators.as_ref()) else {
             return;
         };
-        let evidence = state.driver.votes().evidence();
-        if evidence.is_empty() {
+        let votes = state.driver.votes().evidence();
+        let proposals = state.driver.evidence();
+        if votes.is_empty() && proposals.is_empty() {
             return;
         }
+        let chain = self.io.ctx.chain_id.as_str();
         for validator in validators.set().validators() {
-            let Some(pairs) = evidence.get(&Address(validator.key)) else { continue };
-            for (first, second) in pairs {
+            let address = Address(validator.key);
+            for (first, second) in votes.get(&address).into_iter().flatten() {
                 let round = first.round.as_u32().unwrap_or(u32::MAX);
-                let precommit = first.kind == context::EngineVoteKind::Precommit;
-                if !self.io.reported.insert((first.height.0, round, precommit, validator.key)) {
-                    continue;
+                let kind = if first.kind == context::EngineVoteKind::Precommit { PRECOMMIT } else { PREVOTE };
+                if self.io.reported.insert((first.height.0, round, kind, validator.key)) {
+                    self.io.out.push(Effect::Evidence(Box::new(Evidence::DuplicateVote(DuplicateVote {
+                        validator: validator.key,
+                        first: first.signed_message(chain),
+                        first_signature: Signature::from_bytes(&first.signature.0),
+                        second: second.signed_message(chain),
+                        second_signature: Signature::from_bytes(&second.signature.0),
+                    }))));
                 }
-                let chain = self.io.chain_id();
-                self.io.out.push(Effect::Evidence(Box::new(DuplicateVote {
-                    validator: validator.key,
-                    first: first.signed_message(chain),
-                    first_signature: Signature::from_bytes(&first.signature.0),
-                    second: second.signed_message(chain),
-                    second_signature: Signature::from_bytes(&second.signature.0),
-                })));
+            }
+            for (first, second) in proposals.get(&address).into_iter().flatten() {
+                let round = first.round.as_u32().unwrap_or(u32::MAX);
+                if self.io.reported.insert((first.height.0, round, PROPOSAL, validator.key)) {
+                    let evidence = DuplicateProposal {
+                        validator: validator.key,
+                        first: first.message.header(chain),
+                        first_signature: Signature::from_bytes(&first.signature.0),
+                        second: second.message.header(chain),
+                        second_signature: Signature::from_bytes(&second.signature.0),
+                    };
+                    self.io.out.push(Effect::Evidence(Box::new(Evidence::DuplicateProposal(evidence))));
+                }
             }
         }
     }

@@ -200,3 +200,31 @@ fn duplicate_vote_evidence_holds_only_for_real_equivocation() {
     // A signature by someone else does not accuse this validator.
     assert!(!evidence(&first, &second, &Keypair::generate()).verify());
 }
+
+#[test]
+fn duplicate_proposal_evidence_holds_only_for_real_equivocation() {
+    use pyralog_consensus::vote::{DuplicateProposal, Evidence, ProposalHeader};
+    use pyralog_crypto::quorum::Signable;
+    let key = Keypair::generate();
+    let first = ProposalHeader { chain_id: CHAIN.into(), height: 3, round: 0, pol_round: -1, block: BLOCK };
+    let second = ProposalHeader { block: Digest([9; 32]), ..first.clone() };
+    let evidence = |a: &ProposalHeader, b: &ProposalHeader, signer: &Keypair| {
+        Evidence::DuplicateProposal(DuplicateProposal {
+            validator: key.public(),
+            first: a.clone(),
+            first_signature: signer.sign(&a.signing_bytes()),
+            second: b.clone(),
+            second_signature: key.sign(&b.signing_bytes()),
+        })
+    };
+    let proven = evidence(&first, &second, &key);
+    assert!(proven.verify());
+    assert_eq!((proven.validator(), proven.height()), (key.public(), 3));
+    // The same block twice, another round, another height, another chain: no equivocation.
+    assert!(!evidence(&first, &first, &key).verify());
+    assert!(!evidence(&first, &ProposalHeader { round: 1, ..second.clone() }, &key).verify());
+    assert!(!evidence(&first, &ProposalHeader { height: 4, ..second.clone() }, &key).verify());
+    assert!(!evidence(&first, &ProposalHeader { chain_id: "other".into(), ..second.clone() }, &key).verify());
+    // A signature by someone else does not accuse this proposer.
+    assert!(!evidence(&first, &second, &Keypair::generate()).verify());
+}

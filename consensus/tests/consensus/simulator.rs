@@ -17,6 +17,7 @@ fn seeds() -> Vec<u64> {
 
 fn run_seeds(validators: usize) {
     let (mut synced, mut byzantine, mut evidence, mut equivocators) = (0, 0, 0, 0);
+    let mut proposal_evidence = 0;
     for seed in seeds() {
         let scenario = Scenario::from_seed(seed, validators);
         byzantine += scenario.byzantine.len();
@@ -26,17 +27,19 @@ fn run_seeds(validators: usize) {
                 assert!(outcome.height >= scenario.target_height);
                 synced += outcome.synced_blocks;
                 evidence += outcome.evidence;
+                proposal_evidence += outcome.proposal_evidence;
             }
             Err(failure) => panic!("{failure}\nscenario: {scenario:#?}"),
         }
     }
     println!(
         "{validators} validators: {} runs, {byzantine} Byzantine validators in all ({equivocators} equivocating), \
-         {evidence} equivocations proven, {synced} blocks caught up by sync",
+         {evidence} equivocations proven ({proposal_evidence} of proposals), {synced} blocks caught up by sync",
         seeds().len()
     );
     if equivocators > 0 && seeds().len() > 1 {
         assert!(evidence > 0, "equivocating validators were never caught");
+        assert!(proposal_evidence > 0, "conflicting proposals were never proven");
     }
 }
 

@@ -83,6 +83,8 @@ pub enum Domain {
     PartitionKey,
     /// The id of a value (block payload) that consensus decides on.
     ConsensusValue,
+    /// The chain's authenticated state (the Jellyfish Merkle tree's keys and nodes).
+    ChainState,
 }
 
 impl Domain {
@@ -94,6 +96,7 @@ impl Domain {
             Domain::Checkpoint => "pyralog 2026-11-23 checkpoint id v1",
             Domain::PartitionKey => "pyralog 2026-11-23 partition key v1",
             Domain::ConsensusValue => "pyralog 2026-11-23 consensus value v1",
+            Domain::ChainState => "pyralog 2026-11-23 chain state v1",
         }
     }
 
@@ -103,6 +106,7 @@ impl Domain {
         static CHECKPOINT: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::Checkpoint));
         static PARTITION_KEY: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::PartitionKey));
         static CONSENSUS_VALUE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ConsensusValue));
+        static CHAIN_STATE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ChainState));
         fn derive(domain: Domain) -> [u8; 32] {
             blake3::derive_key(domain.context(), &[])
         }
@@ -111,6 +115,7 @@ impl Domain {
             Domain::Checkpoint => &CHECKPOINT,
             Domain::PartitionKey => &PARTITION_KEY,
             Domain::ConsensusValue => &CONSENSUS_VALUE,
+            Domain::ChainState => &CHAIN_STATE,
         }
     }
 

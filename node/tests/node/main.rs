@@ -4,4 +4,5 @@ mod cli;
 mod light_proxy;
 mod limits;
 mod rpc;
+mod state;
 mod support;

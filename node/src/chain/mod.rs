@@ -1,0 +1,3 @@
+//! The Pyralog Network's chain.
+
+pub mod state;

@@ -1,0 +1,310 @@
+//! The chain's authenticated state: a versioned key-value map in a Jellyfish Merkle tree (the
+//! `jmt` crate) whose nodes live in RocksDB. Every committed version has a root; any key has an
+//! inclusion proof, and a missing one a non-inclusion proof, against the root of any version
+//! not yet pruned. The tree hashes with BLAKE3 keyed for [`Domain::ChainState`].
+//!
+//! One version per block, consecutive from 0 (the genesis state; the tree reads version v - 1 to
+//! build version v): `commit(version, writes)` applies a block's writes atomically (the
+//! tree's new nodes, the values, and the index of nodes the version made stale, in one RocksDB
+//! write batch, fsynced); `prune_below(version)` deletes what only older versions need.
+
+use std::path::Path;
+
+use borsh::BorshDeserialize;
+use jmt::proof::SparseMerkleProof;
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, SimpleHasher, Version};
+use pyralog_crypto::Domain;
+use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+
+const NODES: &str = "state_nodes";
+const VALUES: &str = "state_values";
+const STALE: &str = "state_stale";
+const META: &str = "state_meta";
+const LATEST: &[u8] = b"latest";
+const PRUNED: &[u8] = b"pruned_below";
+
+/// BLAKE3 keyed for the chain state, as the tree's hasher.
+#[derive(Clone)]
+pub struct StateHasher(blake3::Hasher);
+
+impl SimpleHasher for StateHasher {
+    fn new() -> Self {
+        StateHasher(Domain::ChainState.hasher())
+    }
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finalize(self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+/// A proof that a key has a value, or has none, in the state of one version.
+pub type StateProof = SparseMerkleProof<StateHasher>;
+
+/// A state root.
+pub type StateRoot = [u8; 32];
+
+/// Why the state store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// Stored bytes this code did not write.
+    #[error("corrupt state {what}: {reason}")]
+    Corrupt {
+        /// What was read.
+        what: &'static str,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// A version that was pruned (or never committed).
+    #[error("state version {version} is not available (pruned below {pruned_below}, latest {latest:?})")]
+    Unavailable {
+        /// The version asked for.
+        version: Version,
+        /// Versions below this are gone.
+        pruned_below: Version,
+        /// The latest committed version.
+        latest: Option<Version>,
+    },
+    /// Versions must follow each other, from 0.
+    #[error("version {version} given, {expected} expected next")]
+    OutOfOrder {
+        /// The version given.
+        version: Version,
+        /// The version that comes next.
+        expected: Version,
+    },
+    /// The tree refused an operation.
+    #[error("state tree: {0}")]
+    Tree(String),
+}
+
+/// Why a state proof was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state proof rejected: {0}")]
+pub struct StateProofError(pub String);
+
+/// Checks that in the state with root `root`, `key` holds `value` (`None`: has no value).
+pub fn verify_state_proof(
+    root: &StateRoot,
+    key: &[u8],
+    value: Option<&[u8]>,
+    proof: &StateProof,
+) -> Result<(), StateProofError> {
+    proof
+        .verify(RootHash(*root), KeyHash::with::<StateHasher>(key), value)
+        .map_err(|e| StateProofError(e.to_string()))
+}
+
+/// The state store.
+pub struct StateStore {
+    db: DB,
+}
+
+fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+fn corrupt(what: &'static str) -> impl Fn(std::io::Error) -> StateError {
+    move |e| StateError::Corrupt { what, reason: e.to_string() }
+}
+
+/// A value's key: the key hash, then the version big-endian (so the newest version at or
+/// below a bound is one reverse seek away).
+fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..32].copy_from_slice(&key_hash.0);
+    out[32..].copy_from_slice(&version.to_be_bytes());
+    out
+}
+
+impl StateStore {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let families =
+            [NODES, VALUES, STALE, META].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        Ok(StateStore { db: DB::open_cf_descriptors(&options, path, families)? })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("created at open")
+    }
+
+    fn meta(&self, key: &[u8]) -> Result<Option<Version>, StateError> {
+        match self.db.get_cf(self.cf(META), key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StateError::Corrupt {
+                    what: "metadata",
+                    reason: format!("{} bytes", bytes.len()),
+                })?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+        }
+    }
+
+    /// The latest committed version.
+    pub fn latest_version(&self) -> Result<Option<Version>, StateError> {
+        self.meta(LATEST)
+    }
+
+    /// Versions below this have been pruned.
+    pub fn pruned_below(&self) -> Result<Version, StateError> {
+        Ok(self.meta(PRUNED)?.unwrap_or(0))
+    }
+
+    fn check_available(&self, version: Version) -> Result<(), StateError> {
+        let latest = self.latest_version()?;
+        let pruned_below = self.pruned_below()?;
+        if version < pruned_below || latest.is_none_or(|l| version > l) {
+            return Err(StateError::Unavailable { version, pruned_below, latest });
+        }
+        Ok(())
+    }
+
+    fn tree(&self) -> JellyfishMerkleTree<'_, Self, StateHasher> {
+        JellyfishMerkleTree::new(self)
+    }
+
+    /// Applies `writes` (key, new value or `None` to delete) as `version`, durably; returns the
+    /// new root. `version` must be the next one: 0 first, then one more each time (a block that
+    /// writes nothing still commits its version, with the same root).
+    pub fn commit(
+        &self,
+        version: Version,
+        writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<StateRoot, StateError> {
+        let expected = self.latest_version()?.map_or(0, |latest| latest + 1);
+        if version != expected {
+            return Err(StateError::OutOfOrder { version, expected });
+        }
+        let writes: Vec<(KeyHash, Option<OwnedValue>)> =
+            writes.into_iter().map(|(key, value)| (KeyHash::with::<StateHasher>(&key), value)).collect();
+        let (root, update) =
+            self.tree().put_value_set(writes, version).map_err(|e| StateError::Tree(e.to_string()))?;
+        self.write_update(version, &update)?;
+        Ok(root.0)
+    }
+
+    fn write_update(&self, version: Version, update: &TreeUpdateBatch) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        for (key, node) in update.node_batch.nodes() {
+            batch.put_cf(
+                self.cf(NODES),
+                borsh::to_vec(key).expect("keys serialize"),
+                borsh::to_vec(node).expect("nodes serialize"),
+            );
+        }
+        for ((value_version, key_hash), value) in update.node_batch.values() {
+            let bytes = borsh::to_vec(value).expect("values serialize");
+            batch.put_cf(self.cf(VALUES), value_key(key_hash, *value_version), bytes);
+        }
+        for stale in &update.stale_node_index_batch {
+            let mut key = stale.stale_since_version.to_be_bytes().to_vec();
+            key.extend(borsh::to_vec(&stale.node_key).expect("keys serialize"));
+            batch.put_cf(self.cf(STALE), key, []);
+        }
+        batch.put_cf(self.cf(META), LATEST, version.to_be_bytes());
+        Ok(self.db.write_opt(batch, &synced())?)
+    }
+
+    /// The root of `version`.
+    pub fn root(&self, version: Version) -> Result<StateRoot, StateError> {
+        self.check_available(version)?;
+        self.tree().get_root_hash(version).map(|r| r.0).map_err(|e| StateError::Tree(e.to_string()))
+    }
+
+    /// The value of `key` at `version`.
+    pub fn get(&self, key: &[u8], version: Version) -> Result<Option<Vec<u8>>, StateError> {
+        self.check_available(version)?;
+        self.get_value_option(version, KeyHash::with::<StateHasher>(key))
+            .map_err(|e| StateError::Tree(e.to_string()))
+    }
+
+    /// The value of `key` at `version` with its proof against that version's root.
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        version: Version,
+    ) -> Result<(Option<Vec<u8>>, StateProof), StateError> {
+        self.check_available(version)?;
+        self.tree()
+            .get_with_proof(KeyHash::with::<StateHasher>(key), version)
+            .map_err(|e| StateError::Tree(e.to_string()))
+    }
+
+    /// Deletes the tree nodes that only versions below `version` need (nodes that became stale
+    /// at or before it). Those versions can no longer be read or proven.
+    pub fn prune_below(&self, version: Version) -> Result<usize, StateError> {
+        let mut batch = WriteBatch::default();
+        let mut pruned = 0;
+        for item in self.db.iterator_cf(self.cf(STALE), IteratorMode::Start) {
+            let (key, _) = item?;
+            let since = u64::from_be_bytes(key[..8].try_into().map_err(|_| StateError::Corrupt {
+                what: "stale index",
+                reason: format!("{} bytes", key.len()),
+            })?);
+            if since > version {
+                break;
+            }
+            batch.delete_cf(self.cf(NODES), &key[8..]);
+            batch.delete_cf(self.cf(STALE), &key);
+            pruned += 1;
+        }
+        batch.put_cf(self.cf(META), PRUNED, version.max(self.pruned_below()?).to_be_bytes());
+        self.db.write_opt(batch, &synced())?;
+        Ok(pruned)
+    }
+}
+
+impl TreeReader for StateStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let key = borsh::to_vec(node_key)?;
+        match self.db.get_cf(self.cf(NODES), key)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(Node::try_from_slice(&bytes).map_err(corrupt("tree node"))?)),
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let bound = value_key(&key_hash, max_version);
+        let mut iter = self.db.iterator_cf(self.cf(VALUES), IteratorMode::From(&bound, Direction::Reverse));
+        match iter.next() {
+            Some(item) => {
+                let (key, value) = item?;
+                if key.len() != 40 || key[..32] != key_hash.0 {
+                    return Ok(None);
+                }
+                Ok(Option::<OwnedValue>::try_from_slice(&value).map_err(corrupt("value"))?)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // Only state restore asks for this; a full scan is fine there.
+        let mut best: Option<(NodeKey, LeafNode)> = None;
+        for item in self.db.iterator_cf(self.cf(NODES), IteratorMode::Start) {
+            let (key, value) = item?;
+            if let Node::Leaf(leaf) = Node::try_from_slice(&value).map_err(corrupt("tree node"))? {
+                if best.as_ref().is_none_or(|(_, b)| leaf.key_hash() > b.key_hash()) {
+                    best = Some((NodeKey::try_from_slice(&key).map_err(corrupt("node key"))?, leaf));
+                }
+            }
+        }
+        Ok(best)
+    }
+}

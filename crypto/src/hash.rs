@@ -85,6 +85,8 @@ pub enum Domain {
     ConsensusValue,
     /// The chain's authenticated state (the Jellyfish Merkle tree's keys and nodes).
     ChainState,
+    /// Chain transaction ids.
+    ChainTx,
 }
 
 impl Domain {
@@ -97,6 +99,7 @@ impl Domain {
             Domain::PartitionKey => "pyralog 2026-11-23 partition key v1",
             Domain::ConsensusValue => "pyralog 2026-11-23 consensus value v1",
             Domain::ChainState => "pyralog 2026-11-23 chain state v1",
+            Domain::ChainTx => "pyralog 2026-11-23 chain transaction v1",
         }
     }
 
@@ -107,6 +110,7 @@ impl Domain {
         static PARTITION_KEY: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::PartitionKey));
         static CONSENSUS_VALUE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ConsensusValue));
         static CHAIN_STATE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ChainState));
+        static CHAIN_TX: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ChainTx));
         fn derive(domain: Domain) -> [u8; 32] {
             blake3::derive_key(domain.context(), &[])
         }
@@ -116,6 +120,7 @@ impl Domain {
             Domain::PartitionKey => &PARTITION_KEY,
             Domain::ConsensusValue => &CONSENSUS_VALUE,
             Domain::ChainState => &CHAIN_STATE,
+            Domain::ChainTx => &CHAIN_TX,
         }
     }
 

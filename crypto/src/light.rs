@@ -116,8 +116,10 @@ pub fn verify_record(
     Ok(checkpoint.clone())
 }
 
-/// Checks that `newer` extends `trusted` (same partition assumed).
-fn check_extends(
+/// Checks that `newer` extends `trusted` (same partition assumed): not smaller, the same root at
+/// the same size, and a consistency proof between them when it grew (the chain's rule for
+/// anchoring a checkpoint after an earlier one, too).
+pub fn check_extends(
     trusted: &Checkpoint,
     newer: &Checkpoint,
     consistency: Option<&ConsistencyProof<Blake3Merkle>>,

@@ -1,3 +1,5 @@
-//! The Pyralog Network's chain.
+//! The Pyralog Network's chain: its transactions, its application and its authenticated state.
 
+pub mod app;
 pub mod state;
+pub mod tx;

@@ -1,5 +1,6 @@
 //! Integration tests of the `pyralog` binary (one test target for the crate).
 
+mod chain_app;
 mod cli;
 mod light_proxy;
 mod limits;

@@ -1,0 +1,270 @@
+//! The chain application: transfers, nonces and fees; cluster registration; checkpoint anchors
+//! that must be certified by the cluster and extend the previous anchor.
+
+use pyralog_consensus::app::{DecidedBlock, PayloadVerdict, ReplicatedApp};
+use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
+use pyralog_crypto::quorum::SignatureShare;
+use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName, QuorumCertificate};
+use pyralog_node::chain::app::{Account, ChainApp, Genesis, account_key, codes};
+use pyralog_node::chain::state::{StateStore, verify_state_proof};
+use pyralog_node::chain::tx::{Action, SignedTx, Tx};
+
+const CHAIN: &str = "pyralog-chain-test";
+
+struct Chain {
+    app: ChainApp,
+    height: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Chain {
+    fn new(accounts: &[(&Keypair, u64)]) -> Chain {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap());
+        let genesis = Genesis { accounts: accounts.iter().map(|(k, b)| (k.public(), *b)).collect() };
+        app.init_chain(CHAIN, &[], &postcard::to_allocvec(&genesis).unwrap()).unwrap();
+        Chain { app, height: 0, _dir: dir }
+    }
+
+    /// Runs one block of `txs`; returns their result codes.
+    fn block(&mut self, txs: Vec<Vec<u8>>) -> Vec<u32> {
+        self.height += 1;
+        let block = DecidedBlock {
+            height: self.height,
+            id: pyralog_crypto::Digest([0; 32]),
+            time_ms: 0,
+            proposer: None,
+            txs,
+            evidence: Vec::new(),
+        };
+        let finalized = self.app.finalize(&block).unwrap();
+        assert_eq!(self.app.commit().unwrap(), self.height);
+        assert_eq!(finalized.app_hash, self.app.state().root(self.height).unwrap().to_vec());
+        finalized.tx_results.iter().map(|r| r.code).collect()
+    }
+
+    fn account(&self, key: &Keypair) -> Account {
+        let version = self.app.state().latest_version().unwrap().unwrap();
+        let (value, proof) = self.app.state().get_with_proof(&account_key(&key.public()), version).unwrap();
+        let root = self.app.state().root(version).unwrap();
+        verify_state_proof(&root, &account_key(&key.public()), value.as_deref(), &proof).unwrap();
+        value.map(|v| postcard::from_bytes(&v).unwrap()).unwrap_or_default()
+    }
+}
+
+fn tx(sender: &Keypair, nonce: u64, fee: u64, action: Action) -> Vec<u8> {
+    SignedTx::sign(Tx { chain_id: CHAIN.into(), sender: sender.public(), nonce, fee, action }, sender)
+        .encode()
+}
+
+fn transfer(sender: &Keypair, nonce: u64, to: &Keypair, amount: u64) -> Vec<u8> {
+    tx(sender, nonce, 1, Action::Transfer { to: to.public(), amount })
+}
+
+#[test]
+fn transfers_take_fees_and_nonces_and_refuse_replays_and_forgeries() {
+    let (alice, bob) = (Keypair::generate(), Keypair::generate());
+    let mut chain = Chain::new(&[(&alice, 100)]);
+    let first = transfer(&alice, 0, &bob, 30);
+    assert_eq!(chain.app.check_tx(&first).unwrap(), Ok(()));
+    assert_eq!(chain.block(vec![first.clone()]), vec![codes::OK]);
+    assert_eq!(chain.account(&alice), Account { balance: 69, nonce: 1 });
+    assert_eq!(chain.account(&bob), Account { balance: 30, nonce: 0 });
+
+    let root = chain.app.state().root(chain.height).unwrap();
+    let mut forged = SignedTx::sign(
+        Tx {
+            chain_id: CHAIN.into(),
+            sender: alice.public(),
+            nonce: 1,
+            fee: 1,
+            action: Action::Transfer { to: bob.public(), amount: 60 },
+        },
+        &bob,
+    );
+    let other_chain =
+        SignedTx::sign(Tx { chain_id: "elsewhere".into(), ..forged.tx.clone() }, &alice).encode();
+    forged.tx.nonce = 1;
+    let results = chain.block(vec![
+        first,                                                               // replayed: nonce 0 was used
+        forged.encode(),                                                     // signed by bob in alice's name
+        other_chain,                                                         // for another chain
+        transfer(&bob, 0, &alice, 0)[..10].to_vec(),                         // truncated
+        tx(&bob, 0, 31, Action::Transfer { to: alice.public(), amount: 1 }), // fee over the balance
+    ]);
+    assert_eq!(results, vec![codes::BAD_NONCE, codes::INVALID, codes::INVALID, codes::INVALID, codes::FEE]);
+    assert_eq!(chain.app.state().root(chain.height).unwrap(), root, "nothing changed");
+
+    // A failing action still costs its fee and nonce; the next nonce then works.
+    let results = chain.block(vec![transfer(&bob, 0, &alice, 1_000), transfer(&bob, 1, &alice, 9)]);
+    assert_eq!(results, vec![codes::ACTION_FAILED, codes::OK]);
+    assert_eq!(chain.account(&bob), Account { balance: 30 - 1 - 1 - 9, nonce: 2 });
+    assert_eq!(chain.account(&alice).balance, 69 + 9);
+}
+
+#[test]
+fn payloads_with_garbage_are_rejected_and_proposals_keep_nonces_in_order() {
+    let (alice, bob) = (Keypair::generate(), Keypair::generate());
+    let mut chain = Chain::new(&[(&alice, 10)]);
+    let ok = transfer(&alice, 0, &bob, 1);
+    assert_eq!(chain.app.process_payload(1, std::slice::from_ref(&ok)).unwrap(), PayloadVerdict::Accept);
+    assert_eq!(
+        chain.app.process_payload(1, &[ok.clone(), b"garbage".to_vec()]).unwrap(),
+        PayloadVerdict::Reject
+    );
+    // A proposer takes a sender's consecutive nonces in order and skips what cannot apply.
+    let candidates = vec![
+        transfer(&alice, 1, &bob, 1),
+        ok.clone(),
+        transfer(&alice, 1, &bob, 1),
+        transfer(&alice, 5, &bob, 1),
+    ];
+    let picked = chain.app.prepare_payload(1, candidates.clone(), 1 << 20).unwrap();
+    assert_eq!(picked, vec![candidates[1].clone(), candidates[2].clone()]);
+}
+
+/// A cluster of three replicas with a real Merkle tree, certifying checkpoints.
+struct Cluster {
+    id: ClusterId,
+    replicas: Vec<Keypair>,
+    tree: MerkleTree<Blake3Merkle, MemoryNodeStore>,
+}
+
+impl Cluster {
+    fn new(name: &str) -> Cluster {
+        Cluster {
+            id: ClusterId::new(name).unwrap(),
+            replicas: (0..3).map(|_| Keypair::generate()).collect(),
+            tree: MerkleTree::new(MemoryNodeStore::default()),
+        }
+    }
+
+    fn append(&mut self, records: usize) {
+        for i in 0..records {
+            self.tree.append(format!("record {}", self.tree.size() + i as u64).as_bytes()).unwrap();
+        }
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            cluster: self.id.clone(),
+            log: LogName::new("events").unwrap(),
+            partition: 0,
+            epoch: 1,
+            size: self.tree.size(),
+            root: self.tree.root(),
+            time_ms: 0,
+        }
+    }
+
+    /// `checkpoint` signed by the first `signers` replicas.
+    fn certify(&self, checkpoint: Checkpoint, signers: usize) -> QuorumCertificate<Checkpoint> {
+        let signatures =
+            self.replicas[..signers].iter().map(|k| SignatureShare::sign(k, &checkpoint)).collect();
+        QuorumCertificate { message: checkpoint, signatures }
+    }
+
+    fn register(&self, owner: &Keypair, nonce: u64) -> Vec<u8> {
+        let members = self.replicas.iter().map(|k| k.public()).collect();
+        tx(owner, nonce, 1, Action::RegisterCluster { cluster: self.id.clone(), members, peers: Vec::new() })
+    }
+}
+
+fn anchor(
+    sender: &Keypair,
+    nonce: u64,
+    certificate: QuorumCertificate<Checkpoint>,
+    consistency: Option<pyralog_crypto::merkle::ConsistencyProof<Blake3Merkle>>,
+) -> Vec<u8> {
+    tx(sender, nonce, 1, Action::AnchorCheckpoint { certificate, consistency })
+}
+
+#[test]
+fn anchors_must_be_certified_by_the_cluster_and_extend_the_previous_one() {
+    let owner = Keypair::generate();
+    let mut chain = Chain::new(&[(&owner, 1_000)]);
+    let mut cluster = Cluster::new("cluster-a");
+    cluster.append(5);
+
+    // Unregistered clusters cannot anchor; registered ones can, with a majority of signatures.
+    let first = cluster.checkpoint();
+    assert_eq!(
+        chain.block(vec![anchor(&owner, 0, cluster.certify(first.clone(), 2), None)]),
+        vec![codes::ACTION_FAILED]
+    );
+    assert_eq!(chain.block(vec![cluster.register(&owner, 1)]), vec![codes::OK]);
+    let results = chain.block(vec![
+        anchor(&owner, 2, cluster.certify(first.clone(), 1), None), // 1 of 3 signed
+        anchor(&owner, 3, cluster.certify(first.clone(), 2), None), // 2 of 3
+    ]);
+    assert_eq!(results, vec![codes::ACTION_FAILED, codes::OK]);
+
+    // Growth needs a consistency proof from the anchored checkpoint.
+    cluster.append(4);
+    let grown = cluster.checkpoint();
+    let proof = cluster.tree.consistency_proof(first.size, grown.size).unwrap();
+    let results = chain.block(vec![
+        anchor(&owner, 4, cluster.certify(grown.clone(), 2), None),
+        anchor(&owner, 5, cluster.certify(grown.clone(), 3), Some(proof.clone())),
+    ]);
+    assert_eq!(results, vec![codes::ACTION_FAILED, codes::OK]);
+
+    // A checkpoint that contradicts the anchor is refused even with every signature: a fork (a
+    // different tree of the same size), a rollback (smaller), and a forged extension proof.
+    let mut fork = Cluster::new("cluster-a");
+    fork.replicas = cluster.replicas.clone();
+    fork.append(12);
+    let forked =
+        Checkpoint { size: grown.size, root: fork.tree.root_at(grown.size).unwrap(), ..grown.clone() };
+    let rollback = Checkpoint { size: first.size, root: first.root, ..grown.clone() };
+    let grown_fork = fork.checkpoint();
+    let wrong_proof = fork.tree.consistency_proof(grown.size, grown_fork.size).unwrap();
+    let before = chain.app.state().root(chain.height).unwrap();
+    let results = chain.block(vec![
+        anchor(&owner, 6, cluster.certify(forked, 3), None),
+        anchor(&owner, 7, cluster.certify(rollback, 3), None),
+        anchor(&owner, 8, fork.certify(grown_fork, 3), Some(wrong_proof)),
+    ]);
+    assert_eq!(results, vec![codes::ACTION_FAILED; 3]);
+    // Only fees and nonces moved: the anchor is still the grown checkpoint.
+    let anchored = chain.app.query("state", b"anchor/cluster-a/events/0").unwrap();
+    let anchored: pyralog_node::chain::app::Anchor = postcard::from_bytes(&anchored).unwrap();
+    assert_eq!(anchored.certificate.message, grown);
+    assert_ne!(chain.app.state().root(chain.height).unwrap(), before, "fees were charged");
+
+    // Only the owner may re-register the cluster.
+    let intruder = Keypair::generate();
+    let mut chain_with_intruder = Chain::new(&[(&owner, 10), (&intruder, 10)]);
+    assert_eq!(chain_with_intruder.block(vec![cluster.register(&owner, 0)]), vec![codes::OK]);
+    assert_eq!(chain_with_intruder.block(vec![cluster.register(&intruder, 0)]), vec![codes::ACTION_FAILED]);
+}
+
+#[test]
+fn the_app_resumes_from_its_store() {
+    let (alice, bob) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = postcard::to_allocvec(&Genesis { accounts: vec![(alice.public(), 50)] }).unwrap();
+    let hash = {
+        let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap());
+        app.init_chain(CHAIN, &[], &genesis).unwrap();
+        let block = DecidedBlock {
+            height: 1,
+            id: pyralog_crypto::Digest([0; 32]),
+            time_ms: 0,
+            proposer: None,
+            txs: vec![transfer(&alice, 0, &bob, 5)],
+            evidence: Vec::new(),
+        };
+        app.finalize(&block).unwrap().app_hash
+    };
+    let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap());
+    let info = app.info().unwrap();
+    assert_eq!((info.last_height, info.last_app_hash), (1, hash.clone()));
+    // init_chain on an initialized store changes nothing.
+    app.init_chain(CHAIN, &[], &genesis).unwrap();
+    assert_eq!(app.info().unwrap().last_app_hash, hash);
+    assert_eq!(
+        app.check_tx(&transfer(&alice, 0, &bob, 5)).unwrap().unwrap_err(),
+        "nonce 0 given, 1 expected"
+    );
+}

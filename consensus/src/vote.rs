@@ -1,6 +1,7 @@
 //! Votes and commit certificates: what validators sign, and the finality proof a light client
 //! checks against a validator set.
 
+use pyralog_crypto::merkle::{Blake3Merkle, Frontier, MerkleHasher};
 use pyralog_crypto::quorum::{QuorumError, Signable};
 use pyralog_crypto::{Digest, PublicKey, QuorumCertificate, Signature};
 use serde::{Deserialize, Serialize};
@@ -10,16 +11,37 @@ use crate::validators::{QUORUM, ValidatorSet};
 /// A block's identity: the hash of its payload ([`payload_id`]).
 pub type BlockId = Digest;
 
-/// The id of a block payload: a domain-separated hash of its length-prefixed transactions. What
-/// validators vote for, so a block's transactions can be checked against its certificate.
+/// The id of a block payload: what validators vote for. It hashes the transaction count, the
+/// first transaction (the chain puts its block header there) and the RFC 6962 Merkle root
+/// (BLAKE3) of the others, so a light client holding only the header, which carries that count
+/// and root, can recompute the id the certificate signs; anyone holding the transactions can
+/// check them against it.
 pub fn payload_id(txs: &[Vec<u8>]) -> BlockId {
-    let mut hasher = pyralog_crypto::Domain::ConsensusValue.hasher();
-    hasher.update(&(txs.len() as u64).to_be_bytes());
-    for tx in txs {
-        hasher.update(&(tx.len() as u64).to_be_bytes());
-        hasher.update(tx);
+    match txs.split_first() {
+        Some((first, rest)) => payload_id_from_parts(txs.len() as u64, first, &tx_root(rest)),
+        None => payload_id_from_parts(0, &[], &Blake3Merkle::empty_root()),
     }
+}
+
+/// [`payload_id`] from its parts: the transaction count, the first transaction and the Merkle
+/// root of the others.
+pub fn payload_id_from_parts(count: u64, first: &[u8], rest_root: &Digest) -> BlockId {
+    let mut hasher = pyralog_crypto::Domain::ConsensusValue.hasher();
+    hasher.update(&count.to_be_bytes());
+    hasher.update(Blake3Merkle::hash_leaf(first).as_bytes());
+    hasher.update(rest_root.as_bytes());
     Digest(*hasher.finalize().as_bytes())
+}
+
+/// The RFC 6962 Merkle root (BLAKE3) of `txs`.
+pub fn tx_root(txs: &[Vec<u8>]) -> Digest {
+    let mut frontier = Frontier::<Blake3Merkle>::new();
+    let mut scratch = Vec::new();
+    for tx in txs {
+        frontier.push(Blake3Merkle::hash_leaf(tx), &mut scratch);
+        scratch.clear();
+    }
+    frontier.root()
 }
 
 /// Tendermint's two voting steps.

@@ -228,3 +228,28 @@ fn duplicate_proposal_evidence_holds_only_for_real_equivocation() {
     // A signature by someone else does not accuse this proposer.
     assert!(!evidence(&first, &second, &Keypair::generate()).verify());
 }
+
+proptest::proptest! {
+    /// The id the validators sign can be rebuilt from the first transaction (the chain's header)
+    /// and the count and Merkle root of the rest, and any change to the payload changes it.
+    #[test]
+    fn payload_ids_rebuild_from_parts_and_bind_every_byte(
+        txs in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 1..12),
+        flip in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        use pyralog_consensus::vote::{payload_id, payload_id_from_parts, tx_root};
+        let id = payload_id(&txs);
+        proptest::prop_assert_eq!(id, payload_id_from_parts(txs.len() as u64, &txs[0], &tx_root(&txs[1..])));
+        // Another byte in any transaction, one transaction fewer, or the first two merged.
+        let mut changed = txs.clone();
+        let which = flip.index(changed.len());
+        changed[which].push(0x5a);
+        proptest::prop_assert_ne!(payload_id(&changed), id);
+        proptest::prop_assert_ne!(payload_id(&txs[..txs.len() - 1]), id);
+        if txs.len() > 1 {
+            let mut merged = txs[1..].to_vec();
+            merged[0] = [txs[0].clone(), txs[1].clone()].concat();
+            proptest::prop_assert_ne!(payload_id(&merged), id);
+        }
+    }
+}

@@ -6,6 +6,14 @@
 //! - `anchor/<cluster>/<log>/<partition>`: the partition's latest anchored checkpoint with its
 //!   certificate and the height that anchored it.
 //!
+//! - `meta/validators`: the validator set (from genesis); `meta/last_block`: the last block's
+//!   id and time (the next header's parent).
+//!
+//! Every payload starts with the block [`Header`] the proposer built (`prepare_payload`) and
+//! every validator checked (`process_payload`): height, parent, state root, transaction count
+//! and root, validator hashes, engine, and a time after the parent's and not ahead of the
+//! validator's clock by more than [`MAX_CLOCK_DRIFT_MS`].
+//!
 //! A transaction with a valid signature, the sender's next nonce and a fee the sender can pay
 //! always charges the fee and takes the nonce, even when its action fails (so a failing
 //! transaction still costs its sender, as in Ethereum); anything else changes nothing.
@@ -18,6 +26,7 @@ use pyralog_crypto::light::check_extends;
 use pyralog_crypto::{Checkpoint, ClusterId, MemberSet, PublicKey, QuorumCertificate};
 use serde::{Deserialize, Serialize};
 
+use super::block::{ENGINE_TENDERMINT, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
 use super::state::{StateError, StateStore};
 use super::tx::{ANCHOR_THRESHOLD, Action, MAX_CLUSTER_MEMBERS, SignedTx, Tx};
 
@@ -56,6 +65,20 @@ pub struct Genesis {
     /// Accounts and their balances.
     pub accounts: Vec<(PublicKey, u64)>,
 }
+
+/// The last committed block, as the next header refers to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastBlock {
+    /// Its height.
+    pub height: u64,
+    /// Its id.
+    pub id: pyralog_crypto::Digest,
+    /// Its header time.
+    pub time_ms: u64,
+}
+
+const VALIDATORS_KEY: &[u8] = b"meta/validators";
+const LAST_BLOCK_KEY: &[u8] = b"meta/last_block";
 
 /// The lowest fee a transaction may carry (spam costs at least this).
 pub const MIN_FEE: u64 = 1;
@@ -97,6 +120,8 @@ type Screened = Result<(SignedTx, Account), (u32, String)>;
 pub struct ChainApp {
     chain_id: String,
     state: StateStore,
+    /// This validator (the proposer of the payloads it builds).
+    proposer: PublicKey,
     /// The height `finalize` last wrote (what `commit` reports).
     last_height: u64,
 }
@@ -138,10 +163,66 @@ impl Overlay<'_> {
 }
 
 impl ChainApp {
-    /// The app of `chain_id` over `state`.
-    pub fn new(chain_id: impl Into<String>, state: StateStore) -> Self {
+    /// The app of `chain_id` over `state`, run by validator `proposer`.
+    pub fn new(chain_id: impl Into<String>, state: StateStore, proposer: PublicKey) -> Self {
         let last_height = state.latest_version().ok().flatten().unwrap_or(0);
-        ChainApp { chain_id: chain_id.into(), state, last_height }
+        ChainApp { chain_id: chain_id.into(), state, proposer, last_height }
+    }
+
+    /// The header the block at `height` carrying `txs` must have, proposed at `now_ms` by
+    /// this node.
+    pub fn build_header(&self, height: u64, txs: &[Vec<u8>], now_ms: u64) -> Result<Header, AppError> {
+        let view = self.overlay()?;
+        let validators: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
+        let last: Option<LastBlock> = view.get(LAST_BLOCK_KEY)?;
+        let state_root = match self.state.latest_version()? {
+            Some(version) => self.state.root(version)?,
+            None => [0; 32],
+        };
+        let parent_time = last.map_or(0, |l| l.time_ms);
+        Ok(Header {
+            chain_id: self.chain_id.clone(),
+            height,
+            time_ms: now_ms.max(parent_time + 1),
+            parent: last.map_or(pyralog_crypto::Digest([0; 32]), |l| l.id),
+            tx_count: txs.len() as u64,
+            tx_root: transactions_root(txs),
+            state_root: pyralog_crypto::Digest(state_root),
+            validators_hash: validators_hash(&validators),
+            next_validators_hash: validators_hash(&validators),
+            proposer: self.proposer,
+            engine: ENGINE_TENDERMINT.into(),
+        })
+    }
+
+    /// Why `payload` (header first) cannot be the block at `height`, checked at `now_ms`.
+    pub fn check_payload(
+        &self,
+        height: u64,
+        payload: &[Vec<u8>],
+        now_ms: u64,
+    ) -> Result<Result<(), String>, AppError> {
+        let Some((first, txs)) = payload.split_first() else { return Ok(Err("no header".into())) };
+        let header = match Header::decode(first) {
+            Ok(header) => header,
+            Err(why) => return Ok(Err(why)),
+        };
+        let last: Option<LastBlock> = self.overlay()?.get(LAST_BLOCK_KEY)?;
+        if header.time_ms <= last.map_or(0, |l| l.time_ms) {
+            return Ok(Err(format!("block time {} is not after the parent's", header.time_ms)));
+        }
+        if header.time_ms > now_ms + MAX_CLOCK_DRIFT_MS {
+            return Ok(Err(format!("block time {} is ahead of this clock ({now_ms})", header.time_ms)));
+        }
+        let mut expected = self.build_header(height, txs, header.time_ms)?;
+        expected.proposer = header.proposer;
+        if header != expected {
+            return Ok(Err(format!("header {header:?} differs from the expected {expected:?}")));
+        }
+        if let Some(bad) = txs.iter().find_map(|tx| SignedTx::decode_and_verify(tx, &self.chain_id).err()) {
+            return Ok(Err(format!("invalid transaction: {bad}")));
+        }
+        Ok(Ok(()))
     }
 
     /// The state store (for RPC reads and proofs).
@@ -189,6 +270,10 @@ impl ChainApp {
             Err(log) => TxResult { code: codes::ACTION_FAILED, log },
         })
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Applies one action for `sender` (fee and nonce already taken); `Err` is why it failed.
@@ -268,7 +353,12 @@ impl ReplicatedApp for ChainApp {
         Ok(AppInfo { last_height, last_app_hash })
     }
 
-    fn init_chain(&mut self, chain_id: &str, _: &[Validator], app_state: &[u8]) -> Result<Vec<u8>, AppError> {
+    fn init_chain(
+        &mut self,
+        chain_id: &str,
+        validators: &[Validator],
+        app_state: &[u8],
+    ) -> Result<Vec<u8>, AppError> {
         if let Some(version) = self.state.latest_version()? {
             return Ok(self.state.root(version)?.to_vec()); // already initialized
         }
@@ -279,13 +369,16 @@ impl ReplicatedApp for ChainApp {
             postcard::from_bytes(app_state)
                 .map_err(|e| StateError::Corrupt { what: "genesis app state", reason: e.to_string() })?
         };
-        let writes = genesis.accounts.iter().map(|(key, balance)| {
-            (
-                account_key(key),
-                Some(postcard::to_allocvec(&Account { balance: *balance, nonce: 0 }).expect("serializes")),
-            )
-        });
-        Ok(self.state.commit(0, writes.collect::<Vec<_>>())?.to_vec())
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = genesis
+            .accounts
+            .iter()
+            .map(|(key, balance)| {
+                let account = Account { balance: *balance, nonce: 0 };
+                (account_key(key), Some(postcard::to_allocvec(&account).expect("serializes")))
+            })
+            .collect();
+        writes.push((VALIDATORS_KEY.to_vec(), Some(postcard::to_allocvec(validators).expect("serializes"))));
+        Ok(self.state.commit(0, writes)?.to_vec())
     }
 
     fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, AppError> {
@@ -295,14 +388,14 @@ impl ReplicatedApp for ChainApp {
 
     fn prepare_payload(
         &mut self,
-        _: u64,
+        height: u64,
         candidates: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, AppError> {
         // Candidates in mempool order, screened in sequence (a sender's consecutive nonces).
         let mut view = self.overlay()?;
         let mut picked = Vec::new();
-        let mut room = max_bytes;
+        let mut room = max_bytes.saturating_sub(1024); // the header
         for tx in candidates {
             if tx.len() > room {
                 continue;
@@ -315,22 +408,37 @@ impl ReplicatedApp for ChainApp {
                 picked.push(tx);
             }
         }
+        let header = self.build_header(height, &picked, now_ms())?;
+        picked.insert(0, header.encode());
         Ok(picked)
     }
 
-    fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, AppError> {
+    fn process_payload(&mut self, height: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, AppError> {
         // A block may carry failing transactions (they get a result code), but not ones that
-        // could never have been valid: undecodable, unsigned, or over the size limit.
-        let valid = txs.iter().all(|tx| SignedTx::decode_and_verify(tx, &self.chain_id).is_ok());
-        Ok(if valid { PayloadVerdict::Accept } else { PayloadVerdict::Reject })
+        // could never have been valid (undecodable, unsigned, too large), nor a wrong header.
+        Ok(match self.check_payload(height, txs, now_ms())? {
+            Ok(()) => PayloadVerdict::Accept,
+            Err(why) => {
+                tracing::info!(height, %why, "payload rejected");
+                PayloadVerdict::Reject
+            }
+        })
     }
 
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, AppError> {
         let mut view = self.overlay()?;
         let mut tx_results = Vec::with_capacity(block.txs.len());
-        for tx in &block.txs {
+        // The header (checked by more than 2/3 of the validators before they voted) opens it.
+        let header = block.txs.first().and_then(|first| Header::decode(first).ok());
+        let time_ms = header.as_ref().map_or(block.time_ms, |h| h.time_ms);
+        for (i, tx) in block.txs.iter().enumerate() {
+            if i == 0 && header.is_some() {
+                tx_results.push(TxResult { code: codes::OK, log: "header".into() });
+                continue;
+            }
             tx_results.push(self.deliver(&mut view, tx, block.height)?);
         }
+        view.put(LAST_BLOCK_KEY.to_vec(), &LastBlock { height: block.height, id: block.id, time_ms });
         let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = view.writes.into_iter().collect();
         let root = self.state.commit(block.height, writes)?;
         self.last_height = block.height;

@@ -2,10 +2,12 @@
 //! that must be certified by the cluster and extend the previous anchor.
 
 use pyralog_consensus::app::{DecidedBlock, PayloadVerdict, ReplicatedApp};
+use pyralog_consensus::vote::payload_id;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName, QuorumCertificate};
 use pyralog_node::chain::app::{Account, ChainApp, Genesis, account_key, codes};
+use pyralog_node::chain::block::Header;
 use pyralog_node::chain::state::{StateStore, verify_state_proof};
 use pyralog_node::chain::tx::{Action, SignedTx, Tx};
 
@@ -20,27 +22,33 @@ struct Chain {
 impl Chain {
     fn new(accounts: &[(&Keypair, u64)]) -> Chain {
         let dir = tempfile::tempdir().unwrap();
-        let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap());
+        let mut app =
+            ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
         let genesis = Genesis { accounts: accounts.iter().map(|(k, b)| (k.public(), *b)).collect() };
         app.init_chain(CHAIN, &[], &postcard::to_allocvec(&genesis).unwrap()).unwrap();
         Chain { app, height: 0, _dir: dir }
     }
 
-    /// Runs one block of `txs`; returns their result codes.
+    /// Runs one block of `txs` (after the header a proposer would build); returns their
+    /// result codes.
     fn block(&mut self, txs: Vec<Vec<u8>>) -> Vec<u32> {
         self.height += 1;
+        let header = self.app.build_header(self.height, &txs, now_ms()).unwrap();
+        let payload: Vec<Vec<u8>> = std::iter::once(header.encode()).chain(txs).collect();
+        assert_eq!(payload_id(&payload), header.block_id(), "the header alone rebuilds the block id");
         let block = DecidedBlock {
             height: self.height,
-            id: pyralog_crypto::Digest([0; 32]),
+            id: header.block_id(),
             time_ms: 0,
             proposer: None,
-            txs,
+            txs: payload,
             evidence: Vec::new(),
         };
         let finalized = self.app.finalize(&block).unwrap();
         assert_eq!(self.app.commit().unwrap(), self.height);
         assert_eq!(finalized.app_hash, self.app.state().root(self.height).unwrap().to_vec());
-        finalized.tx_results.iter().map(|r| r.code).collect()
+        assert_eq!(finalized.tx_results[0].log, "header");
+        finalized.tx_results[1..].iter().map(|r| r.code).collect()
     }
 
     fn account(&self, key: &Keypair) -> Account {
@@ -71,7 +79,7 @@ fn transfers_take_fees_and_nonces_and_refuse_replays_and_forgeries() {
     assert_eq!(chain.account(&alice), Account { balance: 69, nonce: 1 });
     assert_eq!(chain.account(&bob), Account { balance: 30, nonce: 0 });
 
-    let root = chain.app.state().root(chain.height).unwrap();
+    let accounts = (chain.account(&alice), chain.account(&bob));
     let mut forged = SignedTx::sign(
         Tx {
             chain_id: CHAIN.into(),
@@ -93,7 +101,8 @@ fn transfers_take_fees_and_nonces_and_refuse_replays_and_forgeries() {
         tx(&bob, 0, 31, Action::Transfer { to: alice.public(), amount: 1 }), // fee over the balance
     ]);
     assert_eq!(results, vec![codes::BAD_NONCE, codes::INVALID, codes::INVALID, codes::INVALID, codes::FEE]);
-    assert_eq!(chain.app.state().root(chain.height).unwrap(), root, "nothing changed");
+    // Nothing changed but the block record (the next header's parent).
+    assert_eq!((chain.account(&alice), chain.account(&bob)), accounts);
 
     // A failing action still costs its fee and nonce; the next nonce then works.
     let results = chain.block(vec![transfer(&bob, 0, &alice, 1_000), transfer(&bob, 1, &alice, 9)]);
@@ -102,16 +111,49 @@ fn transfers_take_fees_and_nonces_and_refuse_replays_and_forgeries() {
     assert_eq!(chain.account(&alice).balance, 69 + 9);
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
 #[test]
-fn payloads_with_garbage_are_rejected_and_proposals_keep_nonces_in_order() {
+fn payloads_need_the_right_header_and_valid_transactions() {
     let (alice, bob) = (Keypair::generate(), Keypair::generate());
     let mut chain = Chain::new(&[(&alice, 10)]);
+    chain.block(Vec::new());
     let ok = transfer(&alice, 0, &bob, 1);
-    assert_eq!(chain.app.process_payload(1, std::slice::from_ref(&ok)).unwrap(), PayloadVerdict::Accept);
+    let now = now_ms();
+    let header = chain.app.build_header(2, std::slice::from_ref(&ok), now).unwrap();
+    let payload = |header: &Header, txs: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        std::iter::once(header.encode()).chain(txs.iter().cloned()).collect()
+    };
     assert_eq!(
-        chain.app.process_payload(1, &[ok.clone(), b"garbage".to_vec()]).unwrap(),
+        chain.app.process_payload(2, &payload(&header, std::slice::from_ref(&ok))).unwrap(),
+        PayloadVerdict::Accept
+    );
+    // Garbage after a matching header, or no header at all.
+    let with_garbage = chain.app.build_header(2, &[ok.clone(), b"garbage".to_vec()], now).unwrap();
+    assert_eq!(
+        chain.app.process_payload(2, &payload(&with_garbage, &[ok.clone(), b"garbage".to_vec()])).unwrap(),
         PayloadVerdict::Reject
     );
+    assert_eq!(chain.app.process_payload(2, std::slice::from_ref(&ok)).unwrap(), PayloadVerdict::Reject);
+    // Each header field that lies: refused, with the reason.
+    let lies: Vec<(&str, Header)> = vec![
+        ("height", Header { height: 3, ..header.clone() }),
+        ("parent", Header { parent: pyralog_crypto::Digest([1; 32]), ..header.clone() }),
+        ("state root", Header { state_root: pyralog_crypto::Digest([2; 32]), ..header.clone() }),
+        ("tx count", Header { tx_count: 2, ..header.clone() }),
+        ("tx root", Header { tx_root: pyralog_crypto::Digest([3; 32]), ..header.clone() }),
+        ("validators", Header { validators_hash: pyralog_crypto::Digest([4; 32]), ..header.clone() }),
+        ("engine", Header { engine: "pow".into(), ..header.clone() }),
+        ("chain", Header { chain_id: "elsewhere".into(), ..header.clone() }),
+        ("time ahead", Header { time_ms: now + 60_000, ..header.clone() }),
+        ("time before the parent", Header { time_ms: 1, ..header.clone() }),
+    ];
+    for (what, lie) in lies {
+        let verdict = chain.app.check_payload(2, &payload(&lie, std::slice::from_ref(&ok)), now).unwrap();
+        assert!(verdict.is_err(), "a header with a wrong {what} was accepted");
+    }
     // A proposer takes a sender's consecutive nonces in order and skips what cannot apply.
     let candidates = vec![
         transfer(&alice, 1, &bob, 1),
@@ -119,8 +161,13 @@ fn payloads_with_garbage_are_rejected_and_proposals_keep_nonces_in_order() {
         transfer(&alice, 1, &bob, 1),
         transfer(&alice, 5, &bob, 1),
     ];
-    let picked = chain.app.prepare_payload(1, candidates.clone(), 1 << 20).unwrap();
-    assert_eq!(picked, vec![candidates[1].clone(), candidates[2].clone()]);
+    let picked = chain.app.prepare_payload(2, candidates.clone(), 1 << 20).unwrap();
+    assert_eq!(picked[1..], [candidates[1].clone(), candidates[2].clone()]);
+    assert_eq!(
+        chain.app.process_payload(2, &picked).unwrap(),
+        PayloadVerdict::Accept,
+        "its own header checks out"
+    );
 }
 
 /// A cluster of three replicas with a real Merkle tree, certifying checkpoints.
@@ -245,7 +292,8 @@ fn the_app_resumes_from_its_store() {
     let dir = tempfile::tempdir().unwrap();
     let genesis = postcard::to_allocvec(&Genesis { accounts: vec![(alice.public(), 50)] }).unwrap();
     let hash = {
-        let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap());
+        let mut app =
+            ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
         app.init_chain(CHAIN, &[], &genesis).unwrap();
         let block = DecidedBlock {
             height: 1,
@@ -257,7 +305,7 @@ fn the_app_resumes_from_its_store() {
         };
         app.finalize(&block).unwrap().app_hash
     };
-    let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap());
+    let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
     let info = app.info().unwrap();
     assert_eq!((info.last_height, info.last_app_hash), (1, hash.clone()));
     // init_chain on an initialized store changes nothing.

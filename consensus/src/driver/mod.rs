@@ -119,6 +119,8 @@ pub struct DriverConfig {
     pub block_interval: Duration,
     /// Most transactions waiting in the mempool; more are refused.
     pub max_mempool_txs: usize,
+    /// The genesis app state, handed to the app's `init_chain` while it is at height 0.
+    pub app_state: Vec<u8>,
 }
 
 /// Why the driver stopped.
@@ -303,9 +305,18 @@ where
         }
     }
 
-    /// Replays stored blocks the app has not committed (it may lag after a crash).
+    /// Initializes the app at genesis, then replays stored blocks it has not committed (it may lag
+    /// after a crash).
     fn handshake(&mut self) -> Result<(), DriverError> {
         let app_height = self.app.info().map_err(app_err)?.last_height;
+        if app_height == 0 {
+            // ABCI InitChain: the app sets up its genesis state (apps that already did answer
+            // with what they have).
+            let validators = self.config.validators.validators().to_vec();
+            self.app
+                .init_chain(&self.config.chain_id, &validators, &self.config.app_state)
+                .map_err(app_err)?;
+        }
         let last = self.store.last_height()?;
         for height in app_height + 1..=last {
             let block = self.store.block(height)?.ok_or(StoreError::Corrupt {

@@ -104,6 +104,7 @@ fn config(validators: &ValidatorSet) -> DriverConfig {
         sync_interval: Duration::from_millis(200),
         max_payload_bytes: 1 << 20,
         block_interval: Duration::ZERO,
+        app_state: Vec::new(),
         max_mempool_txs: 1000,
     }
 }

@@ -80,6 +80,9 @@ pub struct LastBlock {
 const VALIDATORS_KEY: &[u8] = b"meta/validators";
 const LAST_BLOCK_KEY: &[u8] = b"meta/last_block";
 
+/// How far past a sender's next nonce the mempool accepts transactions.
+pub const MEMPOOL_NONCE_WINDOW: u64 = 64;
+
 /// The lowest fee a transaction may carry (spam costs at least this).
 pub const MIN_FEE: u64 = 1;
 
@@ -382,8 +385,24 @@ impl ReplicatedApp for ChainApp {
     }
 
     fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, AppError> {
-        let view = self.overlay()?;
-        Ok(self.screen(&view, tx)?.map(|_| ()).map_err(|(_, log)| log))
+        // The mempool holds a sender's next few nonces (they apply in order, block by block);
+        // the block checks the exact nonce.
+        let signed = match SignedTx::decode_and_verify(tx, &self.chain_id) {
+            Ok(signed) => signed,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
+        let account = self.overlay()?.account(&signed.tx.sender)?;
+        let window = account.nonce..account.nonce.saturating_add(MEMPOOL_NONCE_WINDOW);
+        if !window.contains(&signed.tx.nonce) {
+            return Ok(Err(format!("nonce {} outside {window:?}", signed.tx.nonce)));
+        }
+        if signed.tx.fee < MIN_FEE || signed.tx.fee > account.balance {
+            return Ok(Err(format!(
+                "fee {} (minimum {MIN_FEE}) with a balance of {}",
+                signed.tx.fee, account.balance
+            )));
+        }
+        Ok(Ok(()))
     }
 
     fn prepare_payload(

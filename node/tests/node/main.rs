@@ -1,6 +1,7 @@
 //! Integration tests of the `pyralog` binary (one test target for the crate).
 
 mod chain_app;
+mod chain_net;
 mod cli;
 mod light_proxy;
 mod limits;

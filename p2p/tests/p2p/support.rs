@@ -93,6 +93,7 @@ pub(crate) fn driver_config(validators: &ValidatorSet, block_interval: Duration)
         sync_interval: Duration::from_millis(300),
         max_payload_bytes: 4 << 20,
         block_interval,
+        app_state: Vec::new(),
         max_mempool_txs: 100_000,
     }
 }

@@ -6,7 +6,7 @@
 //! One version per block, consecutive from 0 (the genesis state; the tree reads version v - 1 to
 //! build version v): `commit(version, writes)` applies a block's writes atomically (the
 //! tree's new nodes, the values, and the index of nodes the version made stale, in one RocksDB
-//! write batch, fsynced); `prune_below(version)` deletes what only older versions need.
+//! write batch, fsynced); `prune_below(version)` deletes what only older versions need (tree nodes, and values written over since).
 
 use std::path::Path;
 
@@ -99,6 +99,9 @@ pub fn verify_state_proof(
         .verify(RootHash(*root), KeyHash::with::<StateHasher>(key), value)
         .map_err(|e| StateProofError(e.to_string()))
 }
+
+/// A stored value entry: the version that wrote it and its encoding.
+type ValueEntry = (Version, Box<[u8]>);
 
 /// The state store.
 pub struct StateStore {
@@ -242,8 +245,34 @@ impl StateStore {
             .map_err(|e| StateError::Tree(e.to_string()))
     }
 
-    /// Deletes the tree nodes that only versions below `version` need (nodes that became stale
-    /// at or before it). Those versions can no longer be read or proven.
+    /// The newest entry (version, encoded value) of `key_hash` at or below `max_version`: one
+    /// reverse seek, as value keys end with the version.
+    fn newest_entry(
+        &self,
+        key_hash: &KeyHash,
+        max_version: Version,
+    ) -> Result<Option<ValueEntry>, StateError> {
+        let bound = value_key(key_hash, max_version);
+        let mut iter = self.db.iterator_cf(self.cf(VALUES), IteratorMode::From(&bound, Direction::Reverse));
+        match iter.next() {
+            Some(item) => {
+                let (key, value) = item?;
+                if key.len() != 40 || key[..32] != key_hash.0 {
+                    return Ok(None);
+                }
+                Ok(Some((u64::from_be_bytes(key[32..].try_into().expect("40-byte value keys")), value)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The version of the newest write (or deletion) of `key_hash` at or below `max_version`.
+    fn latest_write(&self, key_hash: &KeyHash, max_version: Version) -> Result<Option<Version>, StateError> {
+        Ok(self.newest_entry(key_hash, max_version)?.map(|(version, _)| version))
+    }
+
+    /// Deletes the tree nodes, and the superseded values, that only versions below `version`
+    /// need (they became stale at or before it). Those versions can no longer be read or proven.
     pub fn prune_below(&self, version: Version) -> Result<usize, StateError> {
         let mut batch = WriteBatch::default();
         let mut pruned = 0;
@@ -255,6 +284,19 @@ impl StateStore {
             })?);
             if since > version {
                 break;
+            }
+            // A stale leaf's value (written at the leaf's version) goes with it if the key was
+            // written again (or deleted) by `version`; a leaf also goes stale when it only moves
+            // in the tree, and then its value is still the current one.
+            let node_key = NodeKey::try_from_slice(&key[8..])
+                .map_err(|e| StateError::Corrupt { what: "stale node key", reason: e.to_string() })?;
+            if let Some(Node::Leaf(leaf)) =
+                self.get_node_option(&node_key).map_err(|e| StateError::Tree(e.to_string()))?
+            {
+                let written = node_key.version();
+                if self.latest_write(&leaf.key_hash(), version)?.is_some_and(|latest| latest > written) {
+                    batch.delete_cf(self.cf(VALUES), value_key(&leaf.key_hash(), written));
+                }
             }
             batch.delete_cf(self.cf(NODES), &key[8..]);
             batch.delete_cf(self.cf(STALE), &key);
@@ -280,16 +322,8 @@ impl TreeReader for StateStore {
         max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let bound = value_key(&key_hash, max_version);
-        let mut iter = self.db.iterator_cf(self.cf(VALUES), IteratorMode::From(&bound, Direction::Reverse));
-        match iter.next() {
-            Some(item) => {
-                let (key, value) = item?;
-                if key.len() != 40 || key[..32] != key_hash.0 {
-                    return Ok(None);
-                }
-                Ok(Option::<OwnedValue>::try_from_slice(&value).map_err(corrupt("value"))?)
-            }
+        match self.newest_entry(&key_hash, max_version)? {
+            Some((_, value)) => Ok(Option::<OwnedValue>::try_from_slice(&value).map_err(corrupt("value"))?),
             None => Ok(None),
         }
     }

@@ -143,3 +143,38 @@ fn pruning_keeps_recent_versions_provable_and_drops_old_ones() {
     }
     assert!(matches!(store.get_with_proof(&key(3), 14), Err(StateError::Unavailable { version: 14, .. })));
 }
+
+#[test]
+fn pruning_drops_superseded_values_and_keeps_untouched_ones_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    // Key 0 is written once at version 0 and never again; keys arriving later reshape the tree
+    // around it. Key 1 is rewritten at every version.
+    store.commit(0, [(key(0), Some(b"kept".to_vec())), (key(1), Some(b"v0".to_vec()))]).unwrap();
+    for version in 1..40u64 {
+        let writes = [
+            (key(1), Some(format!("v{version}").into_bytes())),
+            (key((version % 200) as u8 + 2), Some(vec![1])),
+        ];
+        store.commit(version, writes).unwrap();
+    }
+    let size_before = value_entries(dir.path());
+    store.prune_below(39).unwrap();
+    drop(store);
+    let store = StateStore::open(dir.path()).unwrap();
+    let root = store.root(39).unwrap();
+    for (k, expected) in [(key(0), b"kept".to_vec()), (key(1), b"v39".to_vec())] {
+        let (value, proof) = store.get_with_proof(&k, 39).unwrap();
+        assert_eq!(value.as_ref(), Some(&expected));
+        verify_state_proof(&root, &k, value.as_deref(), &proof).unwrap();
+    }
+    drop(store);
+    assert!(value_entries(dir.path()) < size_before - 30, "the 39 superseded values of key 1 are gone");
+}
+
+/// How many value entries the store holds (opened read-only beside the test's own handle).
+fn value_entries(path: &std::path::Path) -> usize {
+    let families = ["state_nodes", "state_values", "state_stale", "state_meta"];
+    let db = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), path, families, false).unwrap();
+    db.iterator_cf(db.cf_handle("state_values").unwrap(), rocksdb::IteratorMode::Start).count()
+}

@@ -1,8 +1,10 @@
-//! Test doubles for the layers above consensus (driver tests, the p2p tests and the consensus
-//! benchmark): an app simple enough that any disagreement between replicas shows.
+//! Test doubles and checks for the layers above consensus (driver tests, the p2p tests and the
+//! consensus benchmark): an app simple enough that any disagreement between replicas shows, and
+//! a check that replicas stored the same certified blocks.
 
 use crate::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
-use crate::validators::Validator;
+use crate::driver::BlockStore;
+use crate::validators::{Validator, ValidatorSet};
 
 /// An app that counts blocks and transactions; its app hash is the transaction count. Every
 /// payload it builds ends with a `block <height>` marker so that no payload is empty; payloads
@@ -77,4 +79,26 @@ impl ReplicatedApp for CountingApp {
     fn query(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Self::Error> {
         Ok(Vec::new())
     }
+}
+
+/// Asserts that `stores` hold the same blocks up to the lowest last height among them, which is
+/// at least `at_least`, each with a finality proof that verifies against `validators`; returns
+/// that height. Panics otherwise (it is a test helper).
+pub fn assert_same_certified_blocks(
+    stores: &[BlockStore],
+    chain_id: &str,
+    validators: &ValidatorSet,
+    at_least: u64,
+) -> u64 {
+    let common = stores.iter().map(|s| s.last_height().expect("readable store")).min().expect("some stores");
+    assert!(common >= at_least, "{common} < {at_least}");
+    for height in 1..=common {
+        let first = stores[0].block(height).expect("readable store").expect("a block below the last height");
+        first.proof.verify(chain_id, height, &first.block, validators).expect("the finality proof verifies");
+        for store in &stores[1..] {
+            let block = store.block(height).expect("readable store").expect("a block below the last height");
+            assert_eq!(block.block, first.block, "height {height}");
+        }
+    }
+    common
 }

@@ -122,9 +122,20 @@ impl DuplicateVote {
             && a.round == b.round
             && a.kind == b.kind
             && a.block != b.block
-            && self.validator.verify(&a.signing_bytes(), &self.first_signature).is_ok()
-            && self.validator.verify(&b.signing_bytes(), &self.second_signature).is_ok()
+            && signed_both(&self.validator, a, &self.first_signature, b, &self.second_signature)
     }
+}
+
+/// Whether `validator` signed both `a` and `b` (the second half of every equivocation proof).
+fn signed_both<M: Signable>(
+    validator: &PublicKey,
+    a: &M,
+    a_signature: &Signature,
+    b: &M,
+    b_signature: &Signature,
+) -> bool {
+    validator.verify(&a.signing_bytes(), a_signature).is_ok()
+        && validator.verify(&b.signing_bytes(), b_signature).is_ok()
 }
 
 /// What a proposer signs: chain, height, round, proof-of-lock round (-1: none) and block.
@@ -182,8 +193,7 @@ impl DuplicateProposal {
             && a.height == b.height
             && a.round == b.round
             && a.block != b.block
-            && self.validator.verify(&a.signing_bytes(), &self.first_signature).is_ok()
-            && self.validator.verify(&b.signing_bytes(), &self.second_signature).is_ok()
+            && signed_both(&self.validator, a, &self.first_signature, b, &self.second_signature)
     }
 }
 

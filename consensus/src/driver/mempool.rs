@@ -8,7 +8,8 @@ use pyralog_crypto::{Digest, Domain};
 
 /// The mempool.
 pub(crate) struct Mempool {
-    queue: VecDeque<Vec<u8>>,
+    /// Queued transactions with their cache keys (computed once, at admission).
+    queue: VecDeque<(Digest, Vec<u8>)>,
     max_txs: usize,
     seen: HashSet<Digest>,
     /// `seen` in insertion order, to forget the oldest first.
@@ -51,19 +52,20 @@ impl Mempool {
 
     /// Queues `tx` (after [`Mempool::admissible`] and the app's check).
     pub(crate) fn push(&mut self, tx: Vec<u8>) {
-        self.remember(key(&tx));
-        self.queue.push_back(tx);
+        let digest = key(&tx);
+        self.remember(digest);
+        self.queue.push_back((digest, tx));
     }
 
     /// The queued transactions, oldest first.
     pub(crate) fn candidates(&self) -> Vec<Vec<u8>> {
-        self.queue.iter().cloned().collect()
+        self.queue.iter().map(|(_, tx)| tx.clone()).collect()
     }
 
     /// Drops what a committed block carried, and remembers it.
     pub(crate) fn committed(&mut self, txs: &[Vec<u8>]) {
         let included: HashSet<Digest> = txs.iter().map(|tx| key(tx)).collect();
-        self.queue.retain(|tx| !included.contains(&key(tx)));
+        self.queue.retain(|(digest, _)| !included.contains(digest));
         for digest in included {
             self.remember(digest);
         }

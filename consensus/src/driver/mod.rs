@@ -177,7 +177,8 @@ pub struct Driver<E, A, N> {
     fetched: mpsc::Sender<Option<FetchedBlocks>>,
     fetched_rx: mpsc::Receiver<Option<FetchedBlocks>>,
     fetching: bool,
-    /// Validator sets by the height they take effect at (genesis at 0).
+    /// Validator-set changes by the height they take effect at (before the first, the genesis
+    /// set of the config).
     sets: BTreeMap<u64, ValidatorSet>,
     /// What the network was last told may send consensus messages.
     announced: Vec<PublicKey>,
@@ -203,7 +204,7 @@ where
         let (fetched, fetched_rx) = mpsc::channel(1);
         let (tx_in, tx_rx) = mpsc::channel(1024);
         let mempool = Mempool::new(config.max_mempool_txs);
-        let sets = BTreeMap::from([(0, config.validators.clone())]);
+
         Driver {
             tx_in,
             tx_rx,
@@ -221,7 +222,7 @@ where
             started: Instant::now(),
             height: 0,
             mempool,
-            sets,
+            sets: BTreeMap::new(),
             announced: Vec::new(),
             wal_pending: Vec::new(),
             progress: watch::Sender::new(Progress::default()),

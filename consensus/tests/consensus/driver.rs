@@ -11,7 +11,7 @@ use pyralog_consensus::driver::{
     BlockStore, ConsensusNet, Driver, DriverConfig, FetchedBlocks, NetError, NetEvent, Progress,
 };
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
-use pyralog_consensus::testkit::CountingApp;
+use pyralog_consensus::testkit::{CountingApp, assert_same_certified_blocks};
 use pyralog_consensus::{Validator, ValidatorSet};
 use pyralog_crypto::{Keypair, PublicKey};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -195,15 +195,7 @@ async fn four_drivers_commit_and_a_restarted_one_catches_up_by_sync() {
         node.task.await.unwrap();
     }
     let stores: Vec<BlockStore> = dirs.iter().map(|d| BlockStore::open(d.path()).unwrap()).collect();
-    let common = stores.iter().map(|s| s.last_height().unwrap()).min().unwrap();
-    assert!(common >= target, "{common} < {target}");
-    for height in 1..=common {
-        let first = stores[0].block(height).unwrap().unwrap();
-        first.proof.verify(CHAIN, height, &first.block, &validators).unwrap();
-        for store in &stores[1..] {
-            assert_eq!(store.block(height).unwrap().unwrap().block, first.block, "height {height}");
-        }
-    }
+    assert_same_certified_blocks(&stores, CHAIN, &validators, target);
 }
 
 #[test]

@@ -125,8 +125,6 @@ pub struct ChainApp {
     state: StateStore,
     /// This validator (the proposer of the payloads it builds).
     proposer: PublicKey,
-    /// The height `finalize` last wrote (what `commit` reports).
-    last_height: u64,
 }
 
 /// A storage failure of the app (fatal to the node, as the driver treats app errors).
@@ -168,8 +166,7 @@ impl Overlay<'_> {
 impl ChainApp {
     /// The app of `chain_id` over `state`, run by validator `proposer`.
     pub fn new(chain_id: impl Into<String>, state: StateStore, proposer: PublicKey) -> Self {
-        let last_height = state.latest_version().ok().flatten().unwrap_or(0);
-        ChainApp { chain_id: chain_id.into(), state, proposer, last_height }
+        ChainApp { chain_id: chain_id.into(), state, proposer }
     }
 
     /// The header the block at `height` carrying `txs` must have, proposed at `now_ms` by
@@ -348,12 +345,12 @@ impl ReplicatedApp for ChainApp {
     type Error = AppError;
 
     fn info(&self) -> Result<AppInfo, AppError> {
-        let last_height = self.state.latest_version()?.unwrap_or(0);
-        let last_app_hash = match self.state.latest_version()? {
-            Some(version) => self.state.root(version)?.to_vec(),
-            None => Vec::new(),
-        };
-        Ok(AppInfo { last_height, last_app_hash })
+        Ok(match self.state.latest_version()? {
+            Some(version) => {
+                AppInfo { last_height: version, last_app_hash: self.state.root(version)?.to_vec() }
+            }
+            None => AppInfo { last_height: 0, last_app_hash: Vec::new() },
+        })
     }
 
     fn init_chain(
@@ -460,13 +457,12 @@ impl ReplicatedApp for ChainApp {
         view.put(LAST_BLOCK_KEY.to_vec(), &LastBlock { height: block.height, id: block.id, time_ms });
         let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = view.writes.into_iter().collect();
         let root = self.state.commit(block.height, writes)?;
-        self.last_height = block.height;
         Ok(Finalized { tx_results, validator_updates: Vec::new(), app_hash: root.to_vec() })
     }
 
     fn commit(&mut self) -> Result<u64, AppError> {
         // `finalize` already wrote the block's state durably (one RocksDB batch).
-        Ok(self.last_height)
+        Ok(self.state.latest_version()?.unwrap_or(0))
     }
 
     fn query(&self, path: &str, data: &[u8]) -> Result<Vec<u8>, AppError> {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use pyralog_consensus::driver::BlockStore;
+use pyralog_consensus::testkit::assert_same_certified_blocks;
 
 use crate::support::{CHAIN, driver_config, start, start_network, validators, wait_for_height};
 
@@ -50,15 +51,7 @@ async fn four_validators_over_libp2p_survive_a_kill_and_a_restart() {
 
     // Every store holds the same blocks, each with a commit certificate that verifies.
     let stores: Vec<BlockStore> = dirs.iter().map(|d| BlockStore::open(d.path()).unwrap()).collect();
-    let common = stores.iter().map(|s| s.last_height().unwrap()).min().unwrap();
-    assert!(common >= target, "{common} < {target}");
-    for height in 1..=common {
-        let first = stores[0].block(height).unwrap().unwrap();
-        first.proof.verify(CHAIN, height, &first.block, &set).unwrap();
-        for store in &stores[1..] {
-            assert_eq!(store.block(height).unwrap().unwrap().block, first.block, "height {height}");
-        }
-    }
+    assert_same_certified_blocks(&stores, CHAIN, &set, target);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! BASE/config.toml   settings (below)
-//! BASE/node.key      the node's ed25519 key (0600)
+//! BASE/node.key      the node's ed25519 key (0600): Raft, checkpoints, overlay, validator
+//! BASE/genesis.json  the chain's genesis (see `pyralog_node::chain::genesis`)
 //! BASE/data/db       RocksDB
 //! BASE/data/scarab.hwm  Scarab id high-water mark
+//! BASE/data/chain    the chain's blocks (and consensus WAL) and its state
 //! ```
 //!
 //! Precedence, as in Substrate and CometBFT: command-line flags, then `PYRALOG_*` environment
@@ -30,6 +32,49 @@ pub(crate) struct Config {
     /// Prometheus metrics.
     #[serde(default)]
     pub(crate) metrics: MetricsSection,
+    /// The Pyralog Network chain; without it the node runs its cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) chain: Option<ChainSection>,
+}
+
+/// `[chain]`: this node's part in the Pyralog Network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChainSection {
+    /// The genesis file, relative to the base path unless absolute.
+    #[serde(default = "default_genesis")]
+    pub(crate) genesis: PathBuf,
+    /// Overlay listen addresses (multiaddrs: TCP and/or QUIC).
+    pub(crate) p2p_listen: Vec<String>,
+    /// Peers to dial at start (multiaddrs ending in `/p2p/<peer id>`).
+    #[serde(default)]
+    pub(crate) bootstrap: Vec<String>,
+    /// How often partition leaders anchor their certified checkpoints, ms (0: only on demand,
+    /// through `log_anchor`).
+    #[serde(default = "default_anchor_interval")]
+    pub(crate) anchor_interval_ms: u64,
+    /// Pause after each block (CometBFT's `timeout_commit`), ms.
+    #[serde(default = "default_block_interval")]
+    pub(crate) block_interval_ms: u64,
+    /// Tendermint's propose timeout, ms (prevote and precommit wait half of it).
+    #[serde(default = "default_propose_timeout")]
+    pub(crate) propose_timeout_ms: u64,
+}
+
+fn default_genesis() -> PathBuf {
+    "genesis.json".into()
+}
+
+fn default_anchor_interval() -> u64 {
+    1000
+}
+
+fn default_block_interval() -> u64 {
+    200
+}
+
+fn default_propose_timeout() -> u64 {
+    1000
 }
 
 /// `[metrics]`.
@@ -156,6 +201,15 @@ impl Config {
         if ids.len() != self.cluster.members.len() {
             bail!("cluster.members lists an id twice");
         }
+        if let Some(chain) = &self.chain {
+            if chain.p2p_listen.is_empty() {
+                bail!("chain.p2p_listen is empty");
+            }
+            for addr in chain.p2p_listen.iter().chain(&chain.bootstrap) {
+                addr.parse::<pyralog_p2p::libp2p::Multiaddr>()
+                    .with_context(|| format!("chain: {addr:?} is not a multiaddr"))?;
+            }
+        }
         Ok(())
     }
 }
@@ -173,6 +227,11 @@ impl BasePath {
     /// `BASE/node.key`.
     pub(crate) fn key(&self) -> PathBuf {
         self.0.join("node.key")
+    }
+
+    /// The genesis file `chain` names.
+    pub(crate) fn genesis(&self, chain: &ChainSection) -> PathBuf {
+        self.0.join(&chain.genesis)
     }
 
     /// `BASE/data`.

@@ -26,8 +26,10 @@ use crate::rpc::{decode_hex, to_hex};
 #[derive(Debug, Subcommand)]
 pub(crate) enum LightCommand {
     /// Verify one record end to end: inclusion proof, certified checkpoint, consistency with
-    /// the last trusted checkpoint.
+    /// the last trusted checkpoint; with --finality, up to a finalized chain header.
     VerifyRecord(VerifyArgs),
+    /// Follow the chain's finalized headers from the genesis (or the last trusted header).
+    Sync(crate::light_chain::SyncArgs),
 }
 
 /// `pyralog light verify-record`.
@@ -51,6 +53,17 @@ pub(crate) struct VerifyArgs {
     /// Without a trust file, pin the members and placement the server reports.
     #[arg(long)]
     trust_on_first_use: bool,
+    /// Verify up to a finalized chain header (record -> anchored checkpoint -> state root ->
+    /// header signed by >= 2/3 of the trusted validators), with the state of `light sync`.
+    #[arg(long)]
+    finality: bool,
+    /// With --finality: the cluster holding the log (default: the server's own; any node
+    /// serves any registered cluster's records).
+    #[arg(long, requires = "finality")]
+    cluster: Option<String>,
+    /// With --finality: the light client's state file (`light sync` writes it).
+    #[arg(long, default_value = "pyralog-light.json")]
+    state: PathBuf,
 }
 
 /// What the client trusts.
@@ -67,21 +80,35 @@ struct Trust {
 
 /// Runs `pyralog light ...`; the outcome is printed as JSON, and only a verified record exits 0.
 pub(crate) fn run(command: LightCommand) -> anyhow::Result<()> {
-    let LightCommand::VerifyRecord(args) = command;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    match runtime.block_on(verify(&args)) {
+    let (outcome, failed) = match &command {
+        LightCommand::Sync(args) => (runtime.block_on(crate::light_chain::sync(args)), "synced"),
+        LightCommand::VerifyRecord(args) if args.finality => {
+            let finality = crate::light_chain::FinalityArgs {
+                rpc: &args.rpc,
+                state: &args.state,
+                cluster: args.cluster.as_deref(),
+                log: &args.log,
+                partition: args.partition,
+                offset: args.offset,
+            };
+            (runtime.block_on(crate::light_chain::verify_record_finality(finality)), "verified")
+        }
+        LightCommand::VerifyRecord(args) => (runtime.block_on(verify(args)), "verified"),
+    };
+    match outcome {
         Ok(report) => {
             println!("{report}");
             Ok(())
         }
         Err(err) => {
-            println!("{}", json!({ "verified": false, "reason": format!("{err:#}") }));
+            println!("{}", json!({ failed: false, "reason": format!("{err:#}") }));
             Err(err)
         }
     }
 }
 
-async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
+pub(crate) async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
     let client = HttpClientBuilder::default().build(url)?;
     let mut object = ObjectParams::new();
     for (name, value) in params.as_object().expect("params are an object") {
@@ -94,18 +121,18 @@ async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
     })
 }
 
-fn unhex(value: &Value, what: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn unhex(value: &Value, what: &str) -> anyhow::Result<Vec<u8>> {
     let text = value.as_str().with_context(|| format!("{what}: not a string"))?;
     decode_hex(what, text).map_err(anyhow::Error::msg)
 }
 
-fn digest(value: &Value, what: &str) -> anyhow::Result<Digest> {
+pub(crate) fn digest(value: &Value, what: &str) -> anyhow::Result<Digest> {
     let bytes: [u8; 32] =
         unhex(value, what)?.try_into().map_err(|_| anyhow::anyhow!("{what}: not 32 bytes"))?;
     Ok(Digest(bytes))
 }
 
-fn u64_field(value: &Value, what: &str) -> anyhow::Result<u64> {
+pub(crate) fn u64_field(value: &Value, what: &str) -> anyhow::Result<u64> {
     value.as_u64().with_context(|| format!("{what}: not a number"))
 }
 
@@ -189,17 +216,8 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
     };
     let checkpoint = verify_record(&query, &signers, &evidence, trusted.as_ref(), consistency.as_ref())?;
 
-    // The JSON record must say what the proven bytes say.
     let proven = StoredRecord::decode(args.offset, &evidence.record).context("proven record bytes")?;
-    let served = &answer["record"];
-    let served_value = unhex(&served["value"], "record.value")?;
-    let served_key = match &served["key"] {
-        Value::Null => None,
-        key => Some(unhex(key, "record.key")?),
-    };
-    if served_value != proven.record.value || served_key != proven.record.key {
-        bail!("the record's JSON fields differ from its proven bytes");
-    }
+    check_json_matches(&answer["record"], &proven)?;
 
     let newer = trusted.as_ref().is_none_or(|old| checkpoint.size > old.size);
     if newer {
@@ -220,6 +238,19 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
         "signatures": evidence.certificate.signatures.len(),
         "extendsTrusted": trusted.map(|old| old.size),
     }))
+}
+
+/// The JSON record must say what the proven bytes say.
+pub(crate) fn check_json_matches(served: &Value, proven: &StoredRecord) -> anyhow::Result<()> {
+    let served_value = unhex(&served["value"], "record.value")?;
+    let served_key = match &served["key"] {
+        Value::Null => None,
+        key => Some(unhex(key, "record.key")?),
+    };
+    if served_value != proven.record.value || served_key != proven.record.key {
+        bail!("the record's JSON fields differ from its proven bytes");
+    }
+    Ok(())
 }
 
 /// The evidence in a `log_getProof` answer.

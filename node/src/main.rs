@@ -1,14 +1,20 @@
 //! `pyralog`: the Pyralog node binary.
 
+mod anchor;
+mod chain_node;
+mod chain_rpc;
 mod config;
 mod keys;
 mod light;
+mod light_chain;
+mod log_proof;
 mod metrics;
 mod rpc;
 mod rpc_server;
 mod run;
 mod setup;
 mod subscriptions;
+mod xcluster;
 
 use clap::{Parser, Subcommand};
 

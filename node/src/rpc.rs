@@ -50,13 +50,28 @@ pub(crate) mod codes {
     pub(crate) const NOT_READY: i32 = 1031;
     /// The client's IP made more calls than `[rpc] rate_limit_per_ip` allows; `data.retryAfterMs`.
     pub(crate) const RATE_LIMITED: i32 = 1032;
+    /// No block (or state) at that height; `data.finalizedHead` or `data.latest`.
+    pub(crate) const UNKNOWN_HEIGHT: i32 = 1040;
+    /// The transaction is invalid (decoding, signature, chain, nonce, fee).
+    pub(crate) const TX_REJECTED: i32 = 1041;
+    /// No anchored checkpoint covers the record yet; `data.anchoredSize`.
+    pub(crate) const NOT_ANCHORED: i32 = 1042;
+    /// No cluster of that id is registered on the chain.
+    pub(crate) const UNKNOWN_CLUSTER: i32 = 1043;
+    /// No member of the cluster holding the log answered; `data.errors`.
+    pub(crate) const CLUSTER_UNREACHABLE: i32 = 1044;
+    /// The node runs no chain (no `[chain]` section).
+    pub(crate) const NO_CHAIN: i32 = 1045;
 }
 
 type Node = ClusterNode;
 type RpcResult = Result<Value, ErrorObjectOwned>;
 
-/// Builds the RPC module over `node`.
-pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
+/// Builds the RPC module over `node` (and the chain, when it runs).
+pub(crate) fn module(
+    node: Arc<Node>,
+    chain: Option<Arc<crate::chain_node::ChainService>>,
+) -> RpcModule<Node> {
     let mut module = RpcModule::from_arc(node);
     let register =
         |module: &mut RpcModule<Node>, name: &'static str, f: fn(&Node, Params<'_>) -> RpcResult| {
@@ -105,8 +120,11 @@ pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
         })
         .expect("unique method name");
     module
-        .register_async_method("log_getProof", |params, node, _| {
-            timed("log_getProof", async move { proof(&node, params).await })
+        .register_async_method("log_getProof", move |params, node, _| {
+            let chain = chain.clone();
+            timed("log_getProof", async move {
+                crate::log_proof::get_proof(&node, chain.as_deref(), params).await
+            })
         })
         .expect("unique method name");
     crate::subscriptions::register(&mut module);
@@ -118,7 +136,7 @@ pub(crate) fn module(node: Arc<Node>) -> RpcModule<Node> {
 }
 
 /// Runs an async method, recording its count and latency.
-async fn timed(method: &'static str, call: impl Future<Output = RpcResult>) -> RpcResult {
+pub(crate) async fn timed(method: &'static str, call: impl Future<Output = RpcResult>) -> RpcResult {
     let timer = RequestTimer::start(method);
     let result = call.await;
     timer.done(result.is_ok());
@@ -454,31 +472,5 @@ fn consistency_proof(node: &Node, params: Params<'_>) -> RpcResult {
     Ok(json!({
         "oldSize": p.old_size, "newSize": p.new_size,
         "path": proof.path.iter().map(|d| to_hex(&d.0)).collect::<Vec<_>>(),
-    }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProofParams {
-    log: String,
-    partition: u32,
-    offset: u64,
-}
-
-async fn proof(node: &Node, params: Params<'static>) -> RpcResult {
-    let p: ProofParams = parse(&params)?;
-    let proof = node.proof(&p.log, p.partition, p.offset).await.map_err(cluster_error)?;
-    let encoded = proof
-        .record
-        .encode()
-        .map_err(|err| ErrorObject::owned(codes::INTERNAL, err.to_string(), None::<()>))?;
-    Ok(json!({
-        "record": record_json(&proof.record),
-        "encoded": to_hex(&encoded),
-        "proof": {
-            "index": proof.proof.index, "treeSize": proof.proof.size,
-            "path": proof.proof.path.iter().map(|d| to_hex(&d.0)).collect::<Vec<_>>(),
-        },
-        "certificate": certificate_json(&proof.certificate),
     }))
 }

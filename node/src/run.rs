@@ -54,6 +54,8 @@ pub(crate) fn start(args: StartArgs) -> anyhow::Result<()> {
                 raft_addr: args.raft_addr.clone().unwrap_or_else(|| "127.0.0.1:30333".into()),
                 rpc_addr: args.rpc_addr.clone().unwrap_or_else(|| "127.0.0.1:9944".into()),
                 metrics_addr: args.metrics_addr.clone().unwrap_or_else(|| "127.0.0.1:9615".into()),
+                // A chain of one validator needs no fixed overlay port.
+                p2p_addr: "/ip4/127.0.0.1/tcp/0".into(),
             };
             crate::setup::init(init)?;
             (BasePath(dir.clone()), Some(DevDir(dir)))
@@ -130,7 +132,20 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         tokio::spawn(bootstrap(node.clone(), founders));
     }
 
-    let (rpc_addr, handle) = crate::rpc_server::serve(&config.rpc, crate::rpc::module(node.clone())).await?;
+    let chain = match &config.chain {
+        Some(section) => {
+            let key = load_key_file(&base.key())?;
+            Some(crate::chain_node::ChainRuntime::start(&base, section, &key, node.clone()).await?)
+        }
+        None => None,
+    };
+    let service = chain.as_ref().map(|c| c.service.clone());
+    let mut methods = crate::rpc::module(node.clone(), service.clone());
+    if let Some(chain) = service {
+        let ctx = crate::chain_rpc::ChainCtx { chain, node: node.clone() };
+        methods.merge(crate::chain_rpc::module(ctx)).expect("chain method names are unique");
+    }
+    let (rpc_addr, handle) = crate::rpc_server::serve(&config.rpc, methods).await?;
     tracing::info!(rpc = %rpc_addr, "JSON-RPC (HTTP and WebSocket) listening");
 
     shutdown_signal().await;
@@ -140,6 +155,9 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
     if let Some(metrics) = metrics {
         metrics.abort();
         let _ = metrics.await;
+    }
+    if let Some(chain) = chain {
+        chain.shutdown().await;
     }
     match Arc::try_unwrap(node) {
         Ok(node) => node.shutdown().await,

@@ -7,7 +7,12 @@ use clap::Args;
 use pyralog_crypto::Keypair;
 use pyralog_crypto::keys::{load_key_file, write_key_file};
 
-use crate::config::{BasePath, ClusterSection, Config, MemberEntry, MetricsSection, NodeSection, RpcSection};
+use pyralog_crypto::ClusterId;
+use pyralog_node::chain::genesis::{GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator};
+
+use crate::config::{
+    BasePath, ChainSection, ClusterSection, Config, MemberEntry, MetricsSection, NodeSection, RpcSection,
+};
 
 /// `pyralog init`: a single-node cluster's base path (edit `[cluster] members` to join others).
 #[derive(Debug, Args)]
@@ -30,6 +35,9 @@ pub(crate) struct InitArgs {
     /// Prometheus metrics address (empty: off).
     #[arg(long, default_value = "127.0.0.1:9615")]
     pub(crate) metrics_addr: String,
+    /// Overlay (libp2p) listen address of the chain this node validates alone.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/40333")]
+    pub(crate) p2p_addr: String,
 }
 
 /// `pyralog testnet`: configs and keys for a local cluster, ports offset per node.
@@ -53,6 +61,39 @@ pub(crate) struct TestnetArgs {
     /// Metrics port of node 0 (node i uses this + i).
     #[arg(long, default_value_t = 9615)]
     pub(crate) metrics_port: u16,
+    /// Overlay (libp2p TCP) port of node 0 (node i uses this + i).
+    #[arg(long, default_value_t = 40333)]
+    pub(crate) p2p_port: u16,
+    /// Number of clusters of `--nodes` nodes each, named `<cluster-id>-a`, `-b`, ... when more
+    /// than one. Every node is a validator of the chain that links them.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) clusters: u64,
+    /// The chain's id.
+    #[arg(long, default_value = "pyralog-testnet")]
+    pub(crate) chain_id: String,
+    /// Without the chain (cluster only).
+    #[arg(long)]
+    pub(crate) no_chain: bool,
+}
+
+/// Each genesis account's balance (fees for anchoring).
+const GENESIS_BALANCE: u64 = 1_000_000_000_000;
+
+/// The chain section of a node listening on `p2p`, dialing `bootstrap`.
+fn chain_section(p2p: &str, bootstrap: Vec<String>) -> ChainSection {
+    ChainSection {
+        genesis: "genesis.json".into(),
+        p2p_listen: vec![p2p.to_owned()],
+        bootstrap,
+        anchor_interval_ms: 1000,
+        block_interval_ms: 200,
+        propose_timeout_ms: 1000,
+    }
+}
+
+/// A node's overlay address with its peer id.
+fn dialable(p2p: &str, key: &pyralog_crypto::PublicKey) -> String {
+    format!("{p2p}/p2p/{}", pyralog_p2p::peer_id(key))
 }
 
 /// The key at `path`, generated if missing.
@@ -61,6 +102,14 @@ fn key_at(path: &Path) -> anyhow::Result<Keypair> {
         write_key_file(path, &Keypair::generate())?;
     }
     Ok(load_key_file(path)?)
+}
+
+fn write_genesis_new(base: &BasePath, genesis: &GenesisFile) -> anyhow::Result<()> {
+    let path = base.0.join("genesis.json");
+    if path.exists() {
+        anyhow::bail!("{} exists already", path.display());
+    }
+    genesis.write(&path)
 }
 
 fn write_base_path(base: &BasePath, config: &Config) -> anyhow::Result<()> {
@@ -91,8 +140,21 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         },
         rpc: RpcSection { addr: args.rpc_addr, ..RpcSection::default() },
         metrics: MetricsSection { addr: args.metrics_addr },
+        chain: Some(chain_section(&args.p2p_addr, Vec::new())),
+    };
+    let genesis = GenesisFile {
+        chain_id: format!("pyralog-{}", config.node.cluster_id),
+        validators: vec![GenesisValidator { public_key: key.public(), power: 1 }],
+        accounts: vec![GenesisAccount { public_key: key.public(), balance: GENESIS_BALANCE }],
+        clusters: vec![GenesisCluster {
+            id: ClusterId::new(config.node.cluster_id.clone())?,
+            owner: key.public(),
+            members: vec![key.public()],
+            peers: vec![dialable(&args.p2p_addr, &key.public())],
+        }],
     };
     write_base_path(&base, &config)?;
+    write_genesis_new(&base, &genesis)?;
     println!("initialized {} (node {}, key {})", base.0.display(), config.node.id, key.public());
     println!("start it with: pyralog start --base-path {}", base.0.display());
     Ok(())
@@ -100,38 +162,82 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
 
 /// Runs `pyralog testnet`.
 pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
-    let bases: Vec<BasePath> = (0..args.nodes).map(|i| BasePath(args.out.join(format!("node{i}")))).collect();
-    let mut members = Vec::new();
-    for (i, base) in bases.iter().enumerate() {
+    let total = args.nodes * args.clusters;
+    let bases: Vec<BasePath> = (0..total).map(|i| BasePath(args.out.join(format!("node{i}")))).collect();
+    let port = |base: u16, i: u64| u64::from(base) + i;
+    let mut keys = Vec::new();
+    for base in &bases {
         std::fs::create_dir_all(&base.0).with_context(|| format!("cannot create {}", base.0.display()))?;
-        let key = key_at(&base.key())?;
-        let raft_addr = format!("127.0.0.1:{}", u64::from(args.raft_port) + i as u64);
-        members.push(MemberEntry { id: i as u64, raft_addr, public_key: key.public() });
+        keys.push(key_at(&base.key())?.public());
     }
-    for (i, base) in bases.iter().enumerate() {
-        let config = Config {
-            node: NodeSection {
-                id: i as u64,
-                cluster_id: args.cluster_id.clone(),
-                raft_addr: members[i].raft_addr.clone(),
-                storage: "disk".into(),
-            },
-            cluster: ClusterSection { members: members.clone() },
-            rpc: RpcSection {
-                addr: format!("127.0.0.1:{}", u64::from(args.rpc_port) + i as u64),
-                ..RpcSection::default()
-            },
-            metrics: MetricsSection {
-                addr: format!("127.0.0.1:{}", u64::from(args.metrics_port) + i as u64),
-            },
-        };
-        write_base_path(base, &config)?;
-        println!(
-            "node{i}  raft {}  rpc http://{}  {}",
-            config.node.raft_addr,
-            config.rpc.addr,
-            base.0.display()
-        );
+    let p2p: Vec<String> =
+        (0..total).map(|i| format!("/ip4/127.0.0.1/tcp/{}", port(args.p2p_port, i))).collect();
+    let cluster_name = |c: u64| match args.clusters {
+        1 => args.cluster_id.clone(),
+        _ => format!("{}-{}", args.cluster_id, char::from(b'a' + (c % 26) as u8)),
+    };
+    let mut clusters = Vec::new();
+    for c in 0..args.clusters {
+        let range = (c * args.nodes) as usize..((c + 1) * args.nodes) as usize;
+        clusters.push(GenesisCluster {
+            id: ClusterId::new(cluster_name(c))?,
+            owner: keys[range.start],
+            members: keys[range.clone()].to_vec(),
+            peers: range.map(|i| dialable(&p2p[i], &keys[i])).collect(),
+        });
+    }
+    let genesis = GenesisFile {
+        chain_id: args.chain_id.clone(),
+        validators: keys.iter().map(|k| GenesisValidator { public_key: *k, power: 1 }).collect(),
+        accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
+        clusters,
+    };
+    for c in 0..args.clusters {
+        let first = c * args.nodes;
+        let members: Vec<MemberEntry> = (0..args.nodes)
+            .map(|id| MemberEntry {
+                id,
+                raft_addr: format!("127.0.0.1:{}", port(args.raft_port, first + id)),
+                public_key: keys[(first + id) as usize],
+            })
+            .collect();
+        for id in 0..args.nodes {
+            let i = first + id;
+            let base = &bases[i as usize];
+            let bootstrap = (0..total)
+                .filter(|&j| j != i)
+                .map(|j| dialable(&p2p[j as usize], &keys[j as usize]))
+                .collect();
+            let config = Config {
+                node: NodeSection {
+                    id,
+                    cluster_id: cluster_name(c),
+                    raft_addr: members[id as usize].raft_addr.clone(),
+                    storage: "disk".into(),
+                },
+                cluster: ClusterSection { members: members.clone() },
+                rpc: RpcSection {
+                    addr: format!("127.0.0.1:{}", port(args.rpc_port, i)),
+                    ..RpcSection::default()
+                },
+                metrics: MetricsSection { addr: format!("127.0.0.1:{}", port(args.metrics_port, i)) },
+                chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap)),
+            };
+            write_base_path(base, &config)?;
+            if !args.no_chain {
+                write_genesis_new(base, &genesis)?;
+            }
+            println!(
+                "node{i}  cluster {}  raft {}  rpc http://{}  {}",
+                config.node.cluster_id,
+                config.node.raft_addr,
+                config.rpc.addr,
+                base.0.display()
+            );
+        }
+    }
+    if !args.no_chain {
+        genesis.write(&args.out.join("genesis.json"))?;
     }
     Ok(())
 }

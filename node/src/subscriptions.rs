@@ -52,7 +52,7 @@ pub(crate) fn register(module: &mut RpcModule<ClusterNode>) {
         .expect("unique method names");
 }
 
-async fn send(sink: &SubscriptionSink, value: serde_json::Value) -> bool {
+pub(crate) async fn send(sink: &SubscriptionSink, value: serde_json::Value) -> bool {
     match serde_json::value::to_raw_value(&value) {
         Ok(raw) => sink.send(raw).await.is_ok(),
         Err(_) => false,

@@ -267,8 +267,24 @@ impl<T: Transport> ClusterNode<T> {
             .checkpoint(log, partition)?
             .filter(|c| offset < c.message.size)
             .ok_or(ClusterError::NotCertified { partition: id, offset })?;
+        let (record, proof) = self.proof_at(log, partition, offset, certificate.message.size).await?;
+        Ok(RecordProof { record, proof, certificate })
+    }
+
+    /// The record at `offset` with its inclusion proof in the partition's first `size` records
+    /// (an anchored checkpoint's size, say); waits briefly for this replica to apply that far.
+    pub async fn proof_at(
+        &self,
+        log: &str,
+        partition: u32,
+        offset: u64,
+        size: u64,
+    ) -> Result<(StoredRecord, InclusionProof<Blake3Merkle>), ClusterError> {
+        let id = self.log(log)?.partition_id(partition);
+        if offset >= size {
+            return Err(ClusterError::OffsetOutOfRange { partition: id, offset, size });
+        }
         let replica = self.local_replica(log, partition)?;
-        let size = certificate.message.size;
         let mut applied = replica.subscribe();
         // The watch guard must not outlive this statement: it blocks the state machine.
         let caught_up =
@@ -279,8 +295,7 @@ impl<T: Transport> ClusterNode<T> {
         let reader = replica.reader();
         let record =
             reader.get(offset)?.ok_or(ClusterError::OffsetOutOfRange { partition: id, offset, size })?;
-        let proof = reader.inclusion_proof(offset, size)?;
-        Ok(RecordProof { record, proof, certificate })
+        Ok((record, reader.inclusion_proof(offset, size)?))
     }
 
     /// Proof that a partition's first `old_size` records are a prefix of its first `new_size`.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
@@ -48,12 +49,14 @@ pub enum StoreError {
     },
 }
 
-/// Blocks and the engine's WAL.
+/// Blocks and the engine's WAL. Clones share one database: the driver writes, readers (RPC)
+/// read.
+#[derive(Clone)]
 pub struct BlockStore {
-    db: DB,
+    db: Arc<DB>,
     /// The key of the next WAL entry (appends are frequent: one per message that moves the
     /// engine, so the last key is read once, at open).
-    next_wal: AtomicU64,
+    next_wal: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -77,7 +80,7 @@ impl BlockStore {
         let families =
             [BLOCKS, WAL, VALIDATORS].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)?;
-        let store = BlockStore { db, next_wal: AtomicU64::new(0) };
+        let store = BlockStore { db: Arc::new(db), next_wal: Arc::new(AtomicU64::new(0)) };
         let next_wal = store.last_key(WAL, "WAL key")?.map_or(0, |last| last + 1);
         store.next_wal.store(next_wal, Ordering::Relaxed);
         Ok(store)

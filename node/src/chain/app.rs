@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use pyralog_consensus::Validator;
 use pyralog_consensus::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp, TxResult};
 use pyralog_crypto::light::check_extends;
-use pyralog_crypto::{Checkpoint, ClusterId, MemberSet, PublicKey, QuorumCertificate};
+use pyralog_crypto::{Checkpoint, ClusterId, LogName, MemberSet, PublicKey, QuorumCertificate};
 use serde::{Deserialize, Serialize};
 
 use super::block::{ENGINE_TENDERMINT, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
@@ -59,11 +59,51 @@ pub struct Anchor {
     pub height: u64,
 }
 
-/// The genesis app state: initial balances.
+/// The genesis app state: initial balances and the clusters registered from the start.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
     /// Accounts and their balances.
     pub accounts: Vec<(PublicKey, u64)>,
+    /// Clusters registered at genesis.
+    pub clusters: Vec<(ClusterId, ClusterRecord)>,
+}
+
+/// Where a committed transaction landed and how it went (`tx_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    /// The block's height.
+    pub height: u64,
+    /// Its position in the block (0 is the header).
+    pub index: u32,
+    /// The result code ([`codes`]).
+    pub code: u32,
+    /// What happened.
+    pub log: String,
+}
+
+/// The committed location of transaction `id`, if any.
+pub fn tx_location(
+    state: &StateStore,
+    id: &pyralog_crypto::Digest,
+) -> Result<Option<TxLocation>, StateError> {
+    state
+        .index(&tx_index_key(id))?
+        .map(|bytes| postcard::from_bytes(&bytes))
+        .transpose()
+        .map_err(|e| StateError::Corrupt { what: "transaction index", reason: e.to_string() })
+}
+
+fn tx_index_key(id: &pyralog_crypto::Digest) -> Vec<u8> {
+    [b"tx/".as_slice(), &id.0].concat()
+}
+
+/// The value of `key` at `version`, decoded (state values are postcard).
+pub fn read_state<T: for<'de> Deserialize<'de>>(
+    state: &StateStore,
+    key: &[u8],
+    version: u64,
+) -> Result<Option<T>, StateError> {
+    Overlay { state, version: Some(version), writes: BTreeMap::new() }.get(key)
 }
 
 /// The last committed block, as the next header refers to it.
@@ -97,8 +137,8 @@ pub fn cluster_key(cluster: &ClusterId) -> Vec<u8> {
 }
 
 /// The state key of a partition's anchor.
-pub fn anchor_key(checkpoint: &Checkpoint) -> Vec<u8> {
-    format!("anchor/{}/{}/{}", checkpoint.cluster, checkpoint.log, checkpoint.partition).into_bytes()
+pub fn anchor_key(cluster: &ClusterId, log: &LogName, partition: u32) -> Vec<u8> {
+    format!("anchor/{cluster}/{log}/{partition}").into_bytes()
 }
 
 /// Result codes of transactions in a block.
@@ -326,7 +366,7 @@ fn apply(
             if let Err(err) = certificate.verify(&members, ANCHOR_THRESHOLD) {
                 return Ok(Err(format!("checkpoint certificate: {err}")));
             }
-            let key = anchor_key(checkpoint);
+            let key = anchor_key(&checkpoint.cluster, &checkpoint.log, checkpoint.partition);
             if let Some(previous) = view.get::<Anchor>(&key)? {
                 if let Err(err) =
                     check_extends(&previous.certificate.message, checkpoint, consistency.as_ref())
@@ -377,6 +417,9 @@ impl ReplicatedApp for ChainApp {
                 (account_key(key), Some(postcard::to_allocvec(&account).expect("serializes")))
             })
             .collect();
+        for (cluster, record) in &genesis.clusters {
+            writes.push((cluster_key(cluster), Some(postcard::to_allocvec(record).expect("serializes"))));
+        }
         writes.push((VALIDATORS_KEY.to_vec(), Some(postcard::to_allocvec(validators).expect("serializes"))));
         Ok(self.state.commit(0, writes)?.to_vec())
     }
@@ -444,6 +487,7 @@ impl ReplicatedApp for ChainApp {
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, AppError> {
         let mut view = self.overlay()?;
         let mut tx_results = Vec::with_capacity(block.txs.len());
+        let mut index = Vec::new();
         // The header (checked by more than 2/3 of the validators before they voted) opens it.
         let header = block.txs.first().and_then(|first| Header::decode(first).ok());
         let time_ms = header.as_ref().map_or(block.time_ms, |h| h.time_ms);
@@ -452,11 +496,24 @@ impl ReplicatedApp for ChainApp {
                 tx_results.push(TxResult { code: codes::OK, log: "header".into() });
                 continue;
             }
-            tx_results.push(self.deliver(&mut view, tx, block.height)?);
+            let result = self.deliver(&mut view, tx, block.height)?;
+            if let Ok(signed) = postcard::from_bytes::<SignedTx>(tx) {
+                let location = TxLocation {
+                    height: block.height,
+                    index: i as u32,
+                    code: result.code,
+                    log: result.log.clone(),
+                };
+                index.push((
+                    tx_index_key(&signed.id()),
+                    postcard::to_allocvec(&location).expect("serializes"),
+                ));
+            }
+            tx_results.push(result);
         }
         view.put(LAST_BLOCK_KEY.to_vec(), &LastBlock { height: block.height, id: block.id, time_ms });
         let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = view.writes.into_iter().collect();
-        let root = self.state.commit(block.height, writes)?;
+        let root = self.state.commit_indexed(block.height, writes, index)?;
         Ok(Finalized { tx_results, validator_updates: Vec::new(), app_hash: root.to_vec() })
     }
 

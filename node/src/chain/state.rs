@@ -21,6 +21,9 @@ const NODES: &str = "state_nodes";
 const VALUES: &str = "state_values";
 const STALE: &str = "state_stale";
 const META: &str = "state_meta";
+/// Lookups outside the authenticated state (transaction results by id), written with the
+/// version they belong to.
+const INDEX: &str = "chain_index";
 const LATEST: &[u8] = b"latest";
 const PRUNED: &[u8] = b"pruned_below";
 
@@ -103,9 +106,10 @@ pub fn verify_state_proof(
 /// A stored value entry: the version that wrote it and its encoding.
 type ValueEntry = (Version, Box<[u8]>);
 
-/// The state store.
+/// The state store. Clones share one database (the app writes, RPC reads).
+#[derive(Clone)]
 pub struct StateStore {
-    db: DB,
+    db: std::sync::Arc<DB>,
 }
 
 fn synced() -> WriteOptions {
@@ -133,9 +137,9 @@ impl StateStore {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families =
-            [NODES, VALUES, STALE, META].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        Ok(StateStore { db: DB::open_cf_descriptors(&options, path, families)? })
+        let families = [NODES, VALUES, STALE, META, INDEX]
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        Ok(StateStore { db: std::sync::Arc::new(DB::open_cf_descriptors(&options, path, families)?) })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -186,6 +190,16 @@ impl StateStore {
         version: Version,
         writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<StateRoot, StateError> {
+        self.commit_indexed(version, writes, Vec::new())
+    }
+
+    /// [`StateStore::commit`], writing `index` entries (outside the tree) in the same batch.
+    pub fn commit_indexed(
+        &self,
+        version: Version,
+        writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+        index: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<StateRoot, StateError> {
         let expected = self.latest_version()?.map_or(0, |latest| latest + 1);
         if version != expected {
             return Err(StateError::OutOfOrder { version, expected });
@@ -194,12 +208,20 @@ impl StateStore {
             writes.into_iter().map(|(key, value)| (KeyHash::with::<StateHasher>(&key), value)).collect();
         let (root, update) =
             self.tree().put_value_set(writes, version).map_err(|e| StateError::Tree(e.to_string()))?;
-        self.write_update(version, &update)?;
+        self.write_update(version, &update, index)?;
         Ok(root.0)
     }
 
-    fn write_update(&self, version: Version, update: &TreeUpdateBatch) -> Result<(), StateError> {
+    fn write_update(
+        &self,
+        version: Version,
+        update: &TreeUpdateBatch,
+        index: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StateError> {
         let mut batch = WriteBatch::default();
+        for (key, value) in index {
+            batch.put_cf(self.cf(INDEX), key, value);
+        }
         for (key, node) in update.node_batch.nodes() {
             batch.put_cf(
                 self.cf(NODES),
@@ -218,6 +240,11 @@ impl StateStore {
         }
         batch.put_cf(self.cf(META), LATEST, version.to_be_bytes());
         Ok(self.db.write_opt(batch, &synced())?)
+    }
+
+    /// An index entry written by [`StateStore::commit_indexed`].
+    pub fn index(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.db.get_cf(self.cf(INDEX), key)?)
     }
 
     /// The root of `version`.

@@ -24,7 +24,10 @@ impl Chain {
         let dir = tempfile::tempdir().unwrap();
         let mut app =
             ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
-        let genesis = Genesis { accounts: accounts.iter().map(|(k, b)| (k.public(), *b)).collect() };
+        let genesis = Genesis {
+            accounts: accounts.iter().map(|(k, b)| (k.public(), *b)).collect(),
+            ..Genesis::default()
+        };
         app.init_chain(CHAIN, &[], &postcard::to_allocvec(&genesis).unwrap()).unwrap();
         Chain { app, height: 0, _dir: dir }
     }
@@ -290,7 +293,9 @@ fn anchors_must_be_certified_by_the_cluster_and_extend_the_previous_one() {
 fn the_app_resumes_from_its_store() {
     let (alice, bob) = (Keypair::generate(), Keypair::generate());
     let dir = tempfile::tempdir().unwrap();
-    let genesis = postcard::to_allocvec(&Genesis { accounts: vec![(alice.public(), 50)] }).unwrap();
+    let genesis =
+        postcard::to_allocvec(&Genesis { accounts: vec![(alice.public(), 50)], ..Genesis::default() })
+            .unwrap();
     let hash = {
         let mut app =
             ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());

@@ -68,7 +68,7 @@ async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() 
     let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate()).collect();
     let set = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
     let (alice, bob) = (Keypair::generate(), Keypair::generate());
-    let genesis = Genesis { accounts: vec![(alice.public(), 1_000)] };
+    let genesis = Genesis { accounts: vec![(alice.public(), 1_000)], ..Genesis::default() };
     let config = DriverConfig {
         chain_id: CHAIN.into(),
         validators: set.clone(),

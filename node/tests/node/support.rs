@@ -56,14 +56,14 @@ pub(crate) async fn start(dir: &Path) -> Testnet {
 /// Generates an `nodes`-node testnet under `dir`, passes each node's `config.toml` text through
 /// `edit`, starts the nodes, and waits until every node is ready and knows every member.
 pub(crate) async fn start_with(dir: &Path, nodes: u16, edit: impl Fn(&str) -> String) -> Testnet {
-    // Consecutive free ports: raft, rpc and metrics for each node, no overlaps.
-    let base = free_base(3 * nodes);
-    let (raft, rpc, metrics) = (base, base + nodes, base + 2 * nodes);
+    // Consecutive free ports: raft, rpc, metrics and overlay for each node, no overlaps.
+    let base = free_base(4 * nodes);
+    let (raft, rpc, metrics, p2p) = (base, base + nodes, base + 2 * nodes, base + 3 * nodes);
     let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
         .args(["testnet", "--nodes", &nodes.to_string(), "--out"])
         .arg(dir)
         .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
-        .args(["--metrics-port", &metrics.to_string()])
+        .args(["--metrics-port", &metrics.to_string(), "--p2p-port", &p2p.to_string()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,0 +1,346 @@
+//! JSON-RPC of the chain: `chain_*` (headers, blocks, commits, validators, finalized heads),
+//! `state_*` (values and proofs), `tx_*` (submit, status) and `log_anchor`. Binary structures
+//! a light client verifies travel as 0x-hex of their canonical encoding (`encoded`) next to a
+//! readable JSON rendering.
+
+use std::sync::Arc;
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::server::PendingSubscriptionSink;
+use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
+use pyralog_cluster::engine::ClusterNode;
+use pyralog_consensus::FinalityProof;
+use pyralog_consensus::vote::CommitCertificate;
+use pyralog_crypto::Digest;
+use pyralog_node::chain::app::tx_location;
+use pyralog_node::chain::block::{Header, validators_hash};
+use pyralog_node::chain::tx::SignedTx;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::chain_node::ChainService;
+use crate::rpc::{codes, decode_hex, invalid, to_hex};
+
+type RpcResult = Result<Value, ErrorObjectOwned>;
+
+/// What chain methods run against.
+pub(crate) struct ChainCtx {
+    /// The chain.
+    pub(crate) chain: Arc<ChainService>,
+    /// This node's cluster engine (anchoring on demand, local proofs).
+    pub(crate) node: Arc<ClusterNode>,
+}
+
+pub(crate) fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObject::owned(codes::INTERNAL, err.to_string(), None::<()>)
+}
+
+fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjectOwned> {
+    params.parse().map_err(|err| invalid(err.message().to_owned()))
+}
+
+/// The chain methods.
+pub(crate) fn module(ctx: ChainCtx) -> RpcModule<ChainCtx> {
+    let mut module = RpcModule::new(ctx);
+    let register = |module: &mut RpcModule<ChainCtx>,
+                    name: &'static str,
+                    f: fn(&ChainService, Params<'_>) -> RpcResult| {
+        module
+            .register_method(name, move |params, ctx, _| {
+                let timer = crate::metrics::RequestTimer::start(name);
+                let result = f(&ctx.chain, params);
+                timer.done(result.is_ok());
+                result
+            })
+            .expect("unique method name");
+    };
+    register(&mut module, "chain_getHeader", get_header);
+    register(&mut module, "chain_getBlock", get_block);
+    register(&mut module, "chain_getCommit", get_commit);
+    register(&mut module, "chain_getFinalizedHead", finalized_head);
+    register(&mut module, "chain_getValidators", get_validators);
+    register(&mut module, "state_get", state_get);
+    register(&mut module, "state_getProof", state_get_proof);
+    register(&mut module, "tx_status", tx_status);
+    module
+        .register_async_method("tx_submit", |params, ctx, _| async move {
+            crate::rpc::timed("tx_submit", submit(&ctx.chain, params)).await
+        })
+        .expect("unique method name");
+    module
+        .register_async_method("log_anchor", |_, ctx, _| async move {
+            crate::rpc::timed("log_anchor", anchor_now(ctx.chain.clone(), ctx.node.clone())).await
+        })
+        .expect("unique method name");
+    module
+        .register_subscription(
+            "chain_subscribeFinalizedHeads",
+            "chain_finalizedHead",
+            "chain_unsubscribeFinalizedHeads",
+            |_, pending, ctx, _| async move { finalized_heads(ctx.chain.clone(), pending).await },
+        )
+        .expect("unique method names");
+    module
+}
+
+/// A header as JSON, with its block id and canonical encoding.
+pub(crate) fn header_json(header: &Header) -> Value {
+    json!({
+        "chainId": header.chain_id,
+        "height": header.height,
+        "timeMs": header.time_ms,
+        "parent": to_hex(&header.parent.0),
+        "txCount": header.tx_count,
+        "txRoot": to_hex(&header.tx_root.0),
+        "stateRoot": to_hex(&header.state_root.0),
+        "validatorsHash": to_hex(&header.validators_hash.0),
+        "nextValidatorsHash": to_hex(&header.next_validators_hash.0),
+        "proposer": header.proposer.to_string(),
+        "engine": header.engine,
+        "blockId": to_hex(&header.block_id().0),
+        "encoded": to_hex(&header.encode()),
+    })
+}
+
+/// A commit certificate as JSON, with its postcard encoding.
+pub(crate) fn commit_json(commit: &CommitCertificate) -> Value {
+    json!({
+        "height": commit.message.height,
+        "round": commit.message.round,
+        "blockId": commit.message.block.map(|b| to_hex(&b.0)),
+        "signatures": commit.signatures.iter().map(|s| json!({
+            "signer": s.signer.to_string(), "signature": to_hex(&s.signature.to_bytes()),
+        })).collect::<Vec<_>>(),
+        "encoded": to_hex(&postcard::to_allocvec(commit).expect("certificates serialize")),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HeightParams {
+    #[serde(default)]
+    height: Option<u64>,
+}
+
+/// `params` may be omitted entirely (`[]` or none) for the defaults.
+fn height_param(params: &Params<'_>) -> Result<Option<u64>, ErrorObjectOwned> {
+    if params.as_str().is_none_or(|s| s.trim().is_empty() || s.trim() == "[]") {
+        return Ok(None);
+    }
+    Ok(parse::<HeightParams>(params)?.height)
+}
+
+/// The block at `height` (default: the finalized head) or a clear error.
+fn block_at(
+    chain: &ChainService,
+    height: Option<u64>,
+) -> Result<(Header, pyralog_consensus::driver::StoredBlock), ErrorObjectOwned> {
+    let head = chain.finalized_height();
+    let height = height.unwrap_or(head);
+    if height == 0 || height > head {
+        return Err(ErrorObject::owned(
+            codes::UNKNOWN_HEIGHT,
+            format!("no block at height {height} (finalized head {head})"),
+            Some(json!({ "finalizedHead": head })),
+        ));
+    }
+    chain.block(height).map_err(internal)?.ok_or_else(|| {
+        ErrorObject::owned(codes::UNKNOWN_HEIGHT, format!("block {height} not stored"), None::<()>)
+    })
+}
+
+fn commit_of(block: &pyralog_consensus::driver::StoredBlock) -> &CommitCertificate {
+    match &block.proof {
+        FinalityProof::Commit(commit) => commit,
+    }
+}
+
+fn get_header(chain: &ChainService, params: Params<'_>) -> RpcResult {
+    let (header, _) = block_at(chain, height_param(&params)?)?;
+    Ok(header_json(&header))
+}
+
+fn get_commit(chain: &ChainService, params: Params<'_>) -> RpcResult {
+    let (_, block) = block_at(chain, height_param(&params)?)?;
+    Ok(commit_json(commit_of(&block)))
+}
+
+fn finalized_head(chain: &ChainService, _: Params<'_>) -> RpcResult {
+    let (header, block) = block_at(chain, None)?;
+    Ok(
+        json!({ "height": header.height, "header": header_json(&header), "commit": commit_json(commit_of(&block)) }),
+    )
+}
+
+fn get_block(chain: &ChainService, params: Params<'_>) -> RpcResult {
+    let (header, block) = block_at(chain, height_param(&params)?)?;
+    let txs: Vec<Value> = block.txs[1..]
+        .iter()
+        .map(|bytes| {
+            let summary = postcard::from_bytes::<SignedTx>(bytes).ok().map(|signed| {
+                let location = tx_location(&chain.state, &signed.id()).ok().flatten();
+                json!({
+                    "id": to_hex(&signed.id().0),
+                    "sender": signed.tx.sender.to_string(),
+                    "nonce": signed.tx.nonce,
+                    "fee": signed.tx.fee,
+                    "action": action_name(&signed),
+                    "code": location.as_ref().map(|l| l.code),
+                    "log": location.map(|l| l.log),
+                })
+            });
+            json!({ "bytes": to_hex(bytes), "decoded": summary })
+        })
+        .collect();
+    Ok(json!({ "header": header_json(&header), "txs": txs, "commit": commit_json(commit_of(&block)) }))
+}
+
+fn action_name(signed: &SignedTx) -> &'static str {
+    match signed.tx.action {
+        pyralog_node::chain::tx::Action::RegisterCluster { .. } => "registerCluster",
+        pyralog_node::chain::tx::Action::AnchorCheckpoint { .. } => "anchorCheckpoint",
+        pyralog_node::chain::tx::Action::Transfer { .. } => "transfer",
+    }
+}
+
+fn get_validators(chain: &ChainService, params: Params<'_>) -> RpcResult {
+    let head = chain.finalized_height();
+    let height = height_param(&params)?.unwrap_or(head.max(1));
+    let set = chain.validators_at(height).map_err(internal)?;
+    Ok(json!({
+        "height": height,
+        "hash": to_hex(&validators_hash(set.validators()).0),
+        "totalPower": set.total_power(),
+        "validators": set.validators().iter().map(|v| json!({
+            "publicKey": v.key.to_string(), "power": v.power,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateParams {
+    /// Raw key bytes (0x hex) ...
+    #[serde(default)]
+    key: Option<String>,
+    /// ... or the key as text (`anchor/alpha/demo/0`).
+    #[serde(default, rename = "keyText")]
+    key_text: Option<String>,
+    /// State version (the state after that block); default: the latest.
+    #[serde(default)]
+    height: Option<u64>,
+}
+
+fn state_key(p: &StateParams) -> Result<Vec<u8>, ErrorObjectOwned> {
+    match (&p.key, &p.key_text) {
+        (Some(hex), None) => decode_hex("key", hex).map_err(invalid),
+        (None, Some(text)) => Ok(text.as_bytes().to_vec()),
+        _ => Err(invalid("give exactly one of key (0x hex) and keyText")),
+    }
+}
+
+fn state_version(chain: &ChainService, height: Option<u64>) -> Result<u64, ErrorObjectOwned> {
+    let latest = chain.state.latest_version().map_err(internal)?.unwrap_or(0);
+    let version = height.unwrap_or(latest);
+    let pruned = chain.state.pruned_below().map_err(internal)?;
+    if version > latest || version < pruned {
+        return Err(ErrorObject::owned(
+            codes::UNKNOWN_HEIGHT,
+            format!("state at height {version} is not available (latest {latest}, pruned below {pruned})"),
+            Some(json!({ "latest": latest, "prunedBelow": pruned })),
+        ));
+    }
+    Ok(version)
+}
+
+fn state_get(chain: &ChainService, params: Params<'_>) -> RpcResult {
+    let p: StateParams = parse(&params)?;
+    let key = state_key(&p)?;
+    let version = state_version(chain, p.height)?;
+    let value = chain.state.get(&key, version).map_err(internal)?;
+    Ok(json!({ "height": version, "key": to_hex(&key), "value": value.as_deref().map(to_hex) }))
+}
+
+fn state_get_proof(chain: &ChainService, params: Params<'_>) -> RpcResult {
+    let p: StateParams = parse(&params)?;
+    let key = state_key(&p)?;
+    let version = state_version(chain, p.height)?;
+    let (value, proof) = chain.state.get_with_proof(&key, version).map_err(internal)?;
+    let root = chain.state.root(version).map_err(internal)?;
+    Ok(json!({
+        "height": version,
+        "key": to_hex(&key),
+        "value": value.as_deref().map(to_hex),
+        "stateRoot": to_hex(&root),
+        // The header carrying this root is the next block's.
+        "headerHeight": version + 1,
+        "proof": to_hex(&postcard::to_allocvec(&proof).expect("proofs serialize")),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitParams {
+    tx: String,
+}
+
+async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
+    let p: SubmitParams = parse(&params)?;
+    let bytes = decode_hex("tx", &p.tx).map_err(invalid)?;
+    let signed = SignedTx::decode_and_verify(&bytes, &chain.chain_id)
+        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
+    if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
+        return Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>));
+    }
+    chain.txs.send(bytes).await.map_err(|_| internal("the chain driver stopped"))?;
+    Ok(json!({ "id": to_hex(&signed.id().0) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusParams {
+    id: String,
+}
+
+fn tx_status(chain: &ChainService, params: Params<'_>) -> RpcResult {
+    let p: StatusParams = parse(&params)?;
+    let id: [u8; 32] = decode_hex("id", &p.id)
+        .map_err(invalid)?
+        .try_into()
+        .map_err(|_| invalid("id: a transaction id is 32 bytes"))?;
+    Ok(match tx_location(&chain.state, &Digest(id)).map_err(internal)? {
+        Some(location) => json!({
+            "status": "committed", "height": location.height, "index": location.index,
+            "code": location.code, "log": location.log,
+        }),
+        None => json!({ "status": "unknown" }),
+    })
+}
+
+async fn anchor_now(chain: Arc<ChainService>, node: Arc<ClusterNode>) -> RpcResult {
+    let mut memory = chain.anchoring.lock().await;
+    let submitted = crate::anchor::round(&chain, &node, &mut memory).await.map_err(internal)?;
+    Ok(json!({ "submitted": submitted }))
+}
+
+async fn finalized_heads(chain: Arc<ChainService>, pending: PendingSubscriptionSink) {
+    let Ok(sink) = pending.accept().await else { return };
+    let mut progress = chain.progress.clone();
+    let mut sent = 0;
+    loop {
+        let head = progress.borrow_and_update().height;
+        // Every height once, in order, from the head at subscription on.
+        let from = if sent == 0 { head } else { sent + 1 };
+        for height in from.max(1)..=head {
+            let Ok(Some((header, _))) = chain.block(height) else { return };
+            if !crate::subscriptions::send(&sink, header_json(&header)).await {
+                return;
+            }
+            sent = height;
+        }
+        tokio::select! {
+            changed = progress.changed() => if changed.is_err() { return },
+            () = sink.closed() => return,
+        }
+    }
+}

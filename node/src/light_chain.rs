@@ -1,0 +1,283 @@
+//! `pyralog light sync` and `pyralog light verify-record --finality`: the chain light client.
+//!
+//! Its state file (JSON) holds the trusted head (height, block id, time, the validators of the
+//! next height) and, per partition, the latest anchored checkpoint it verified. `sync` starts
+//! from the genesis file the first time. The checks themselves are `pyralog_node::chain::light`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use pyralog_cluster::model::StoredRecord;
+use pyralog_consensus::Validator;
+use pyralog_consensus::vote::CommitCertificate;
+use pyralog_crypto::light::RecordQuery;
+use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof};
+use pyralog_crypto::{Checkpoint, ClusterId, LogName, PublicKey};
+use pyralog_node::chain::block::Header;
+use pyralog_node::chain::genesis::GenesisFile;
+use pyralog_node::chain::light::{
+    ChainLightError, FinalityEvidence, TrustedHead, verify_adjacent, verify_finality, verify_skipping,
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::light::{call, digest, u64_field, unhex};
+use crate::rpc::to_hex;
+
+/// `pyralog light sync`.
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// A node's JSON-RPC URL.
+    #[arg(long)]
+    rpc: String,
+    /// The chain's genesis file (trusted; used when the state file does not exist yet).
+    #[arg(long)]
+    genesis: PathBuf,
+    /// The light client's state file.
+    #[arg(long, default_value = "pyralog-light.json")]
+    state: PathBuf,
+    /// Verify every header in turn instead of skipping (bisecting when a skip lacks trust).
+    #[arg(long)]
+    sequential: bool,
+}
+
+/// What the chain light client keeps between runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LightState {
+    /// The trusted head.
+    pub(crate) head: TrustedHead,
+    /// `cluster/log/partition` -> the latest anchored checkpoint verified (hex of its encoding).
+    #[serde(default)]
+    pub(crate) anchors: BTreeMap<String, String>,
+}
+
+impl LightState {
+    fn load(path: &Path) -> anyhow::Result<Option<LightState>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).with_context(|| format!("light state {}", path.display()))?,
+            )),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the state atomically (a crash leaves the old or the new file).
+    fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// A header and its commit at `height`, as the server says.
+async fn header_at(rpc: &str, height: u64) -> anyhow::Result<(Header, CommitCertificate)> {
+    let header = call(rpc, "chain_getHeader", json!({ "height": height })).await?;
+    let header = Header::decode(&unhex(&header["encoded"], "header.encoded")?).map_err(anyhow::Error::msg)?;
+    if header.height != height {
+        bail!("asked for header {height}, got header {}", header.height);
+    }
+    let commit = call(rpc, "chain_getCommit", json!({ "height": height })).await?;
+    let commit: CommitCertificate = postcard::from_bytes(&unhex(&commit["encoded"], "commit.encoded")?)
+        .context("undecodable commit certificate")?;
+    Ok((header, commit))
+}
+
+/// The validators of `height`, as the server says (checked against header hashes by the caller).
+async fn validators_at(rpc: &str, height: u64) -> anyhow::Result<Vec<Validator>> {
+    let answer = call(rpc, "chain_getValidators", json!({ "height": height })).await?;
+    answer["validators"]
+        .as_array()
+        .context("validators")?
+        .iter()
+        .map(|v| {
+            let key: PublicKey = v["publicKey"].as_str().context("publicKey")?.parse()?;
+            Ok(Validator { key, power: u64_field(&v["power"], "power")? })
+        })
+        .collect()
+}
+
+/// The set `header` announces for its next height, when it differs from its own.
+async fn announced_next(rpc: &str, header: &Header) -> anyhow::Result<Option<Vec<Validator>>> {
+    Ok(match header.next_validators_hash == header.validators_hash {
+        true => None,
+        false => Some(validators_at(rpc, header.height + 1).await?),
+    })
+}
+
+/// One step from the trusted head to `height`: adjacent when it is next, else skipping.
+async fn step(
+    rpc: &str,
+    trusted: &TrustedHead,
+    height: u64,
+) -> anyhow::Result<Result<TrustedHead, ChainLightError>> {
+    let (header, commit) = header_at(rpc, height).await?;
+    let next = announced_next(rpc, &header).await?;
+    if height == trusted.height + 1 {
+        return Ok(verify_adjacent(trusted, &header, &commit, next.as_deref()));
+    }
+    let validators = match header.validators_hash == trusted_hash(trusted) {
+        true => trusted.next_validators.clone(),
+        false => validators_at(rpc, height).await?,
+    };
+    Ok(verify_skipping(trusted, &header, &commit, &validators, next.as_deref()))
+}
+
+fn trusted_hash(trusted: &TrustedHead) -> pyralog_crypto::Digest {
+    pyralog_node::chain::block::validators_hash(&trusted.next_validators)
+}
+
+/// Runs `pyralog light sync`.
+pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
+    let genesis = GenesisFile::load(&args.genesis)?;
+    let mut state = match LightState::load(&args.state)? {
+        Some(state) => state,
+        None => LightState {
+            head: TrustedHead::genesis(&genesis.chain_id, &genesis.validator_set()?),
+            anchors: BTreeMap::new(),
+        },
+    };
+    if state.head.chain_id != genesis.chain_id {
+        bail!(
+            "the state file follows chain {:?}, the genesis is {:?}",
+            state.head.chain_id,
+            genesis.chain_id
+        );
+    }
+    let from = state.head.height;
+    let head = call(&args.rpc, "chain_getFinalizedHead", json!({})).await?;
+    let target = u64_field(&head["height"], "height")?;
+    let mut steps = 0;
+    if args.sequential {
+        for height in from + 1..=target {
+            let (header, commit) = header_at(&args.rpc, height).await?;
+            let next = announced_next(&args.rpc, &header).await?;
+            state.head = verify_adjacent(&state.head, &header, &commit, next.as_deref())
+                .with_context(|| format!("header {height}"))?;
+            steps += 1;
+        }
+    } else {
+        // Skip to the target; where the trusted set's overlap is too small, bisect (CometBFT's
+        // light client does the same).
+        let mut goal = target;
+        while state.head.height < target {
+            steps += 1;
+            match step(&args.rpc, &state.head, goal).await? {
+                Ok(next) => {
+                    state.head = next;
+                    goal = target;
+                }
+                Err(ChainLightError::NotEnoughTrust { .. }) if goal > state.head.height + 1 => {
+                    goal = state.head.height + (goal - state.head.height) / 2;
+                }
+                Err(err) => return Err(anyhow::Error::new(err).context(format!("header {goal}"))),
+            }
+        }
+    }
+    state.save(&args.state)?;
+    Ok(json!({
+        "synced": true,
+        "chainId": state.head.chain_id,
+        "from": from,
+        "height": state.head.height,
+        "blockId": to_hex(&state.head.block_id.0),
+        "mode": if args.sequential { "sequential" } else { "skipping" },
+        "steps": steps,
+        "validators": state.head.next_validators.len(),
+    }))
+}
+
+/// `verify-record --finality`'s inputs.
+pub(crate) struct FinalityArgs<'a> {
+    /// The server.
+    pub(crate) rpc: &'a str,
+    /// The state file.
+    pub(crate) state: &'a Path,
+    /// The cluster holding the log (default: the server's own).
+    pub(crate) cluster: Option<&'a str>,
+    /// The log.
+    pub(crate) log: &'a str,
+    /// The partition.
+    pub(crate) partition: u32,
+    /// The offset.
+    pub(crate) offset: u64,
+}
+
+/// Runs `pyralog light verify-record --finality`.
+pub(crate) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Result<Value> {
+    let mut state = LightState::load(args.state)?.with_context(|| {
+        format!("no light state at {} (run `pyralog light sync` first)", args.state.display())
+    })?;
+    let cluster = match args.cluster {
+        Some(cluster) => cluster.to_owned(),
+        None => {
+            let status = call(args.rpc, "system_status", json!({})).await?;
+            status["cluster"].as_str().context("system_status.cluster")?.to_owned()
+        }
+    };
+    let query = RecordQuery {
+        cluster: ClusterId::new(cluster.clone())?,
+        log: LogName::new(args.log.to_owned())?,
+        partition: args.partition,
+        offset: args.offset,
+    };
+    let slot = format!("{cluster}/{}/{}", args.log, args.partition);
+    let trusted = match state.anchors.get(&slot) {
+        Some(encoded) => Some(Checkpoint::decode(&unhex(&json!(encoded), "trusted anchor")?)?),
+        None => None,
+    };
+    let mut params = json!({
+        "log": args.log, "partition": args.partition, "offset": args.offset,
+        "cluster": cluster, "finality": true,
+    });
+    if let Some(old) = &trusted {
+        params["trustedSize"] = json!(old.size);
+    }
+    let answer = call(args.rpc, "log_getProof", params).await?;
+    let evidence: FinalityEvidence =
+        postcard::from_bytes(&unhex(&answer["finality"]["evidence"], "finality.evidence")?)
+            .context("undecodable finality evidence")?;
+    let consistency = match &answer["consistency"] {
+        Value::Null => None,
+        c => {
+            let path = c["path"].as_array().context("consistency.path")?;
+            let path = path.iter().map(|d| digest(d, "consistency.path")).collect::<anyhow::Result<_>>()?;
+            Some(ConsistencyProof::<Blake3Merkle>::new(
+                u64_field(&c["oldSize"], "consistency.oldSize")?,
+                u64_field(&c["newSize"], "consistency.newSize")?,
+                path,
+            ))
+        }
+    };
+    let anchored = verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref())?;
+    let proven = StoredRecord::decode(args.offset, &evidence.record).context("proven record bytes")?;
+    crate::light::check_json_matches(&answer["record"], &proven)?;
+    if trusted.as_ref().is_none_or(|old| anchored.size > old.size) {
+        state.anchors.insert(slot, to_hex(&anchored.encode()));
+        state.save(args.state)?;
+    }
+    let header = &evidence.header;
+    Ok(json!({
+        "verified": true,
+        "finality": {
+            "height": header.height,
+            "blockId": to_hex(&header.block_id().0),
+            "stateRoot": to_hex(&header.state_root.0),
+            "signatures": evidence.commit.signatures.len(),
+            "anchoredSize": anchored.size,
+            "anchoredRoot": to_hex(&anchored.root.0),
+            "trustedHeight": state.head.height,
+        },
+        "cluster": cluster,
+        "log": args.log,
+        "partition": args.partition,
+        "offset": args.offset,
+        "key": proven.record.key.as_deref().map(to_hex),
+        "value": to_hex(&proven.record.value),
+        "extendsTrusted": trusted.map(|old| old.size),
+    }))
+}

@@ -54,7 +54,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     trust_on_first_use: bool,
     /// Verify up to a finalized chain header (record -> anchored checkpoint -> state root ->
-    /// header signed by >= 2/3 of the trusted validators), with the state of `light sync`.
+    /// header signed by more than 2/3 of the trusted validators), with the state of `light sync`.
     #[arg(long)]
     finality: bool,
     /// With --finality: the cluster holding the log (default: the server's own; any node

@@ -4,12 +4,12 @@
 //! record -> partition root (inclusion proof) -> the anchored checkpoint, certified by the
 //! cluster's registered members -> the chain state (two state proofs: the anchor and the
 //! cluster's registration) -> the state root in a header -> the header's commit certificate,
-//! signed by >= 2/3 of a validator set the client trusts.
+//! signed by more than 2/3 of a validator set the client trusts.
 //!
 //! Headers are followed the way CometBFT's light client does: *sequentially* (each header's
 //! validators must be the set its parent announced in `next_validators_hash`) or by *skipping*
-//! (a later header is trusted when validators holding >= 1/3 of the trusted set's power signed
-//! it, so at least one honest validator vouches for the change, and >= 2/3 of its own set did).
+//! (a later header is trusted when validators holding more than 1/3 of the trusted set's power signed
+//! it, so at least one honest validator vouches for the change, and more than 2/3 of its own set did).
 
 use pyralog_consensus::vote::{CommitCertificate, FinalityError, FinalityProof};
 use pyralog_consensus::{Validator, ValidatorSet};
@@ -107,7 +107,7 @@ pub enum ChainLightError {
     #[error("invalid validator set: {0}")]
     BadValidators(String),
     /// The commit certificate does not finalize the header (< 2/3, non-validators, forged).
-    #[error("commit certificate: {0}")]
+    #[error(transparent)]
     Commit(#[from] FinalityError),
     /// Skipping: too little of the trusted set signed the new header.
     #[error(
@@ -222,8 +222,8 @@ pub fn verify_adjacent(
     advance(trusted, header, &set, next)
 }
 
-/// Skipping step: `header` (above the trusted height) is signed by >= 2/3 of `validators` (its
-/// own set, which must hash to its `validators_hash`) and by trusted validators holding >= 1/3
+/// Skipping step: `header` (above the trusted height) is signed by more than 2/3 of `validators` (its
+/// own set, which must hash to its `validators_hash`) and by trusted validators holding more than 1/3
 /// of the trusted set's power. `next` as in [`verify_adjacent`].
 pub fn verify_skipping(
     trusted: &TrustedHead,
@@ -301,7 +301,7 @@ fn proven<T: for<'de> Deserialize<'de>>(
     postcard::from_bytes(bytes).map_err(|e| ChainLightError::State(format!("{what}: undecodable: {e}")))
 }
 
-/// Verifies `evidence` for `query` against the trusted head: the header must be signed by >= 2/3
+/// Verifies `evidence` for `query` against the trusted head: the header must be signed by more than 2/3
 /// of the trusted validators (a header under another set needs a `light sync` first); the
 /// anchored checkpoint must extend `trusted_anchor`, the partition's last anchored checkpoint the
 /// client saw (`consistency` proves it when it grew). Returns the anchored checkpoint.

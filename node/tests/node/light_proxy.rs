@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{call, client, eventually, hex, params, start};
+use crate::support::{ProxyHook, call, eventually, hex, proxy, start};
 
 /// How the proxy lies.
 #[derive(Debug, Clone)]
@@ -80,65 +78,16 @@ fn rewrite_answer(lie: &Lie, method: &str, answer: &mut Value) {
     }
 }
 
-/// An HTTP JSON-RPC proxy to `upstream` (one request per connection), lying as `lie` says.
-async fn proxy(upstream: String, lie: Arc<Mutex<Lie>>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let (upstream, lie) = (upstream.clone(), lie.clone());
-            tokio::spawn(async move {
-                let request = read_request(&mut socket).await;
-                let lie = lie.lock().unwrap().clone();
-                let method = request["method"].as_str().unwrap().to_owned();
-                // A call without params has none in the request; forward an empty object.
-                let mut args = match &request["params"] {
-                    Value::Null => json!({}),
-                    given => given.clone(),
-                };
-                rewrite_request(&lie, &method, &mut args);
-                let reply = match client(&upstream).request::<Value, _>(&method, params(args)).await {
-                    Ok(mut answer) => {
-                        rewrite_answer(&lie, &method, &mut answer);
-                        json!({"jsonrpc": "2.0", "id": request["id"], "result": answer})
-                    }
-                    Err(ClientError::Call(err)) => {
-                        json!({"jsonrpc": "2.0", "id": request["id"], "error": err})
-                    }
-                    Err(err) => panic!("upstream failed: {err}"),
-                };
-                let body = reply.to_string();
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                socket.write_all(head.as_bytes()).await.unwrap();
-                socket.write_all(body.as_bytes()).await.unwrap();
-            });
-        }
-    });
-    url
-}
+/// The proxy's hook: the current lie.
+struct Liar(Arc<Mutex<Lie>>);
 
-/// Reads one HTTP request and returns its JSON body.
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Value {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = socket.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "client closed mid-request");
-        bytes.extend_from_slice(&chunk[..n]);
-        let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-        let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0);
-        if bytes.len() >= end + 4 + length {
-            return serde_json::from_slice(&bytes[end + 4..end + 4 + length]).unwrap();
-        }
+impl ProxyHook for Liar {
+    fn request(&self, method: &str, params: &mut Value) {
+        rewrite_request(&self.0.lock().unwrap(), method, params);
+    }
+
+    fn answer(&self, method: &str, answer: &mut Value) {
+        rewrite_answer(&self.0.lock().unwrap(), method, answer);
     }
 }
 
@@ -195,7 +144,7 @@ async fn the_light_client_rejects_every_lie_of_a_malicious_server() {
     })
     .await;
     let lie = Arc::new(Mutex::new(Lie::None));
-    let rpc = proxy(node.clone(), lie.clone()).await;
+    let rpc = proxy(node.clone(), Arc::new(Liar(lie.clone()))).await;
     let set = |l: Lie| *lie.lock().unwrap() = l;
 
     // An honest first verification pins the cluster and the first certified checkpoint.

@@ -2,7 +2,9 @@
 
 mod chain_app;
 mod chain_net;
+mod chain_testnet;
 mod cli;
+mod light_chain;
 mod light_proxy;
 mod limits;
 mod rpc;

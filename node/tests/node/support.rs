@@ -3,12 +3,14 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonrpsee::core::client::{ClientT, Error as ClientError};
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -56,11 +58,24 @@ pub(crate) async fn start(dir: &Path) -> Testnet {
 /// Generates an `nodes`-node testnet under `dir`, passes each node's `config.toml` text through
 /// `edit`, starts the nodes, and waits until every node is ready and knows every member.
 pub(crate) async fn start_with(dir: &Path, nodes: u16, edit: impl Fn(&str) -> String) -> Testnet {
+    start_clusters(dir, 1, nodes, edit).await
+}
+
+/// Generates `clusters` clusters of `per_cluster` nodes (all validators of one chain) under
+/// `dir`, passes each `config.toml` through `edit`, starts them, and waits until every node is
+/// ready and knows its cluster's members. Node `i` of the result is `dir/node{i}`.
+pub(crate) async fn start_clusters(
+    dir: &Path,
+    clusters: u16,
+    per_cluster: u16,
+    edit: impl Fn(&str) -> String,
+) -> Testnet {
+    let nodes = clusters * per_cluster;
     // Consecutive free ports: raft, rpc, metrics and overlay for each node, no overlaps.
     let base = free_base(4 * nodes);
     let (raft, rpc, metrics, p2p) = (base, base + nodes, base + 2 * nodes, base + 3 * nodes);
     let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
-        .args(["testnet", "--nodes", &nodes.to_string(), "--out"])
+        .args(["testnet", "--nodes", &per_cluster.to_string(), "--clusters", &clusters.to_string(), "--out"])
         .arg(dir)
         .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
         .args(["--metrics-port", &metrics.to_string(), "--p2p-port", &p2p.to_string()])
@@ -79,7 +94,7 @@ pub(crate) async fn start_with(dir: &Path, nodes: u16, edit: impl Fn(&str) -> St
     for url in &net.rpc {
         eventually("a ready node that knows every member", async || {
             let health = call(url, "system_health", json!({})).await.ok()?;
-            (health["ok"] == true && health["globalLeader"].is_u64() && health["members"] == nodes)
+            (health["ok"] == true && health["globalLeader"].is_u64() && health["members"] == per_cluster)
                 .then_some(())
         })
         .await;
@@ -170,7 +185,6 @@ pub(crate) fn raw_post(url: &str, body: &str) -> String {
 /// A raw HTTP POST from the local address `from` (any of 127.0.0.0/8 on Linux), so a test can
 /// act as several clients with different IP addresses.
 pub(crate) async fn raw_post_from(from: [u8; 4], url: &str, body: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr: std::net::SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind((std::net::Ipv4Addr::from(from), 0).into()).unwrap();
@@ -183,4 +197,73 @@ pub(crate) async fn raw_post_from(from: [u8; 4], url: &str, body: &str) -> Strin
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     answer
+}
+
+/// What a malicious server does to what it forwards.
+pub(crate) trait ProxyHook: Send + Sync + 'static {
+    /// Rewrites a request's params before forwarding.
+    fn request(&self, _method: &str, _params: &mut Value) {}
+    /// Rewrites the upstream node's answer.
+    fn answer(&self, method: &str, answer: &mut Value);
+}
+
+/// An HTTP JSON-RPC proxy to `upstream` (one request per connection), lying as `hook` says.
+pub(crate) async fn proxy(upstream: String, hook: Arc<dyn ProxyHook>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (upstream, hook) = (upstream.clone(), hook.clone());
+            tokio::spawn(async move {
+                let request = read_request(&mut socket).await;
+                let method = request["method"].as_str().unwrap().to_owned();
+                // A call without params has none in the request; forward an empty object.
+                let mut args = match &request["params"] {
+                    Value::Null => json!({}),
+                    given => given.clone(),
+                };
+                hook.request(&method, &mut args);
+                let reply = match client(&upstream).request::<Value, _>(&method, params(args)).await {
+                    Ok(mut answer) => {
+                        hook.answer(&method, &mut answer);
+                        json!({"jsonrpc": "2.0", "id": request["id"], "result": answer})
+                    }
+                    Err(ClientError::Call(err)) => {
+                        json!({"jsonrpc": "2.0", "id": request["id"], "error": err})
+                    }
+                    Err(err) => panic!("upstream failed: {err}"),
+                };
+                let body = reply.to_string();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await.unwrap();
+                socket.write_all(body.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    url
+}
+
+/// Reads one HTTP request and returns its JSON body.
+pub(crate) async fn read_request(socket: &mut tokio::net::TcpStream) -> Value {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "client closed mid-request");
+        bytes.extend_from_slice(&chunk[..n]);
+        let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or(0);
+        if bytes.len() >= end + 4 + length {
+            return serde_json::from_slice(&bytes[end + 4..end + 4 + length]).unwrap();
+        }
+    }
 }

@@ -19,7 +19,7 @@ APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus clean
+.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus bench-chain clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-cluster  run the 3-replica replication benchmark"
 	@echo "make bench-etcd     Pyralog and etcd side by side (3 nodes each, loopback)"
 	@echo "make bench-consensus  Tendermint over libp2p: 4 and 7 validators, empty and 1,000 tx/s"
+	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 
@@ -88,6 +89,14 @@ bench-etcd: deps
 	$(CARGO) build --locked $(LOADGEN)
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" LOADGEN_BIN="$(CARGO_TARGET_DIR)/debug/pyralog-loadgen" \
 	  testnet/bench-etcd.sh
+
+# The light client's verification cost (criterion), then the anchoring lag measured on the
+# local 2x3 testnet (started and stopped here). Same dev profile as the tests.
+bench-chain: deps
+	$(CARGO) bench --locked --profile dev --workspace --bench light
+	$(CARGO) build --locked -p pyralog-node
+	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh >/dev/null
+	testnet/bench-anchoring.sh; status=$$?; testnet/stop.sh >/dev/null; exit $$status
 
 clean:
 	$(CARGO) clean

@@ -2,6 +2,7 @@
 
 mod chain_app;
 mod chain_net;
+mod chain_rpc;
 mod chain_testnet;
 mod cli;
 mod light_chain;

@@ -19,9 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::chain_node::ChainService;
-use crate::rpc::{codes, decode_hex, invalid, to_hex};
-
-type RpcResult = Result<Value, ErrorObjectOwned>;
+use crate::rpc::{RpcResult, codes, decode_hex, internal, invalid, parse, register_timed, to_hex};
 
 /// What chain methods run against.
 pub(crate) struct ChainCtx {
@@ -31,29 +29,11 @@ pub(crate) struct ChainCtx {
     pub(crate) node: Arc<ClusterNode>,
 }
 
-pub(crate) fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {
-    ErrorObject::owned(codes::INTERNAL, err.to_string(), None::<()>)
-}
-
-fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjectOwned> {
-    params.parse().map_err(|err| invalid(err.message().to_owned()))
-}
-
 /// The chain methods.
 pub(crate) fn module(ctx: ChainCtx) -> RpcModule<ChainCtx> {
     let mut module = RpcModule::new(ctx);
-    let register = |module: &mut RpcModule<ChainCtx>,
-                    name: &'static str,
-                    f: fn(&ChainService, Params<'_>) -> RpcResult| {
-        module
-            .register_method(name, move |params, ctx, _| {
-                let timer = crate::metrics::RequestTimer::start(name);
-                let result = f(&ctx.chain, params);
-                timer.done(result.is_ok());
-                result
-            })
-            .expect("unique method name");
-    };
+    let register = register_timed::<ChainCtx>;
+
     register(&mut module, "chain_getHeader", get_header);
     register(&mut module, "chain_getBlock", get_block);
     register(&mut module, "chain_getCommit", get_commit);
@@ -155,24 +135,28 @@ fn commit_of(block: &pyralog_consensus::driver::StoredBlock) -> &CommitCertifica
     }
 }
 
-fn get_header(chain: &ChainService, params: Params<'_>) -> RpcResult {
+fn get_header(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let (header, _) = block_at(chain, height_param(&params)?)?;
     Ok(header_json(&header))
 }
 
-fn get_commit(chain: &ChainService, params: Params<'_>) -> RpcResult {
+fn get_commit(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let (_, block) = block_at(chain, height_param(&params)?)?;
     Ok(commit_json(commit_of(&block)))
 }
 
-fn finalized_head(chain: &ChainService, _: Params<'_>) -> RpcResult {
+fn finalized_head(ctx: &ChainCtx, _: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let (header, block) = block_at(chain, None)?;
     Ok(
         json!({ "height": header.height, "header": header_json(&header), "commit": commit_json(commit_of(&block)) }),
     )
 }
 
-fn get_block(chain: &ChainService, params: Params<'_>) -> RpcResult {
+fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let (header, block) = block_at(chain, height_param(&params)?)?;
     let txs: Vec<Value> = block.txs[1..]
         .iter()
@@ -203,7 +187,8 @@ fn action_name(signed: &SignedTx) -> &'static str {
     }
 }
 
-fn get_validators(chain: &ChainService, params: Params<'_>) -> RpcResult {
+fn get_validators(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let head = chain.finalized_height();
     let height = height_param(&params)?.unwrap_or(head.max(1));
     let set = chain.validators_at(height).map_err(internal)?;
@@ -253,7 +238,8 @@ fn state_version(chain: &ChainService, height: Option<u64>) -> Result<u64, Error
     Ok(version)
 }
 
-fn state_get(chain: &ChainService, params: Params<'_>) -> RpcResult {
+fn state_get(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let p: StateParams = parse(&params)?;
     let key = state_key(&p)?;
     let version = state_version(chain, p.height)?;
@@ -261,7 +247,8 @@ fn state_get(chain: &ChainService, params: Params<'_>) -> RpcResult {
     Ok(json!({ "height": version, "key": to_hex(&key), "value": value.as_deref().map(to_hex) }))
 }
 
-fn state_get_proof(chain: &ChainService, params: Params<'_>) -> RpcResult {
+fn state_get_proof(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let p: StateParams = parse(&params)?;
     let key = state_key(&p)?;
     let version = state_version(chain, p.height)?;
@@ -302,7 +289,8 @@ struct StatusParams {
     id: String,
 }
 
-fn tx_status(chain: &ChainService, params: Params<'_>) -> RpcResult {
+fn tx_status(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
     let p: StatusParams = parse(&params)?;
     let id: [u8; 32] = decode_hex("id", &p.id)
         .map_err(invalid)?

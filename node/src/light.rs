@@ -199,25 +199,19 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
         offset: args.offset,
     };
     let slot = format!("{}/{}", args.log, args.partition);
-    let trusted = match trust.checkpoints.get(&slot) {
-        Some(encoded) => Some(Checkpoint::decode(&unhex(&json!(encoded), "trusted checkpoint")?)?),
-        None => None,
-    };
+    let trusted = trusted_checkpoint(&trust.checkpoints, &slot)?;
     let new_size = evidence.certificate.message.size;
     let consistency = match &trusted {
         Some(old) if new_size > old.size => {
             let params = json!({ "log": args.log, "partition": args.partition, "oldSize": old.size, "newSize": new_size });
             let answer = call(&args.rpc, "log_getConsistencyProof", params).await?;
-            let path = answer["path"].as_array().context("path")?;
-            let path = path.iter().map(|d| digest(d, "consistency path")).collect::<anyhow::Result<_>>()?;
-            Some(ConsistencyProof::<Blake3Merkle>::new(old.size, new_size, path))
+            Some(ConsistencyProof::<Blake3Merkle>::new(old.size, new_size, consistency_path(&answer)?))
         }
         _ => None,
     };
     let checkpoint = verify_record(&query, &signers, &evidence, trusted.as_ref(), consistency.as_ref())?;
 
-    let proven = StoredRecord::decode(args.offset, &evidence.record).context("proven record bytes")?;
-    check_json_matches(&answer["record"], &proven)?;
+    let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
 
     let newer = trusted.as_ref().is_none_or(|old| checkpoint.size > old.size);
     if newer {
@@ -240,8 +234,33 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
     }))
 }
 
+/// The checkpoint a trust map keeps for `slot` (hex of its canonical encoding), if any.
+pub(crate) fn trusted_checkpoint(
+    map: &BTreeMap<String, String>,
+    slot: &str,
+) -> anyhow::Result<Option<Checkpoint>> {
+    match map.get(slot) {
+        Some(encoded) => Ok(Some(Checkpoint::decode(&unhex(&json!(encoded), "trusted checkpoint")?)?)),
+        None => Ok(None),
+    }
+}
+
+/// The hashes of a consistency proof's JSON `path`.
+pub(crate) fn consistency_path(proof: &Value) -> anyhow::Result<Vec<Digest>> {
+    let path = proof["path"].as_array().context("consistency path")?;
+    path.iter().map(|d| digest(d, "consistency path")).collect()
+}
+
+/// The record at `offset` decoded from its proven bytes, checked against the JSON the server
+/// also sent (which must say the same).
+pub(crate) fn proven_record(offset: u64, bytes: &[u8], served: &Value) -> anyhow::Result<StoredRecord> {
+    let proven = StoredRecord::decode(offset, bytes).context("proven record bytes")?;
+    check_json_matches(served, &proven)?;
+    Ok(proven)
+}
+
 /// The JSON record must say what the proven bytes say.
-pub(crate) fn check_json_matches(served: &Value, proven: &StoredRecord) -> anyhow::Result<()> {
+fn check_json_matches(served: &Value, proven: &StoredRecord) -> anyhow::Result<()> {
     let served_value = unhex(&served["value"], "record.value")?;
     let served_key = match &served["key"] {
         Value::Null => None,

@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pyralog_cluster::model::StoredRecord;
 use pyralog_consensus::Validator;
 use pyralog_consensus::vote::CommitCertificate;
 use pyralog_crypto::light::RecordQuery;
 use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof};
-use pyralog_crypto::{Checkpoint, ClusterId, LogName, PublicKey};
+use pyralog_crypto::{ClusterId, LogName, PublicKey};
 use pyralog_node::chain::block::Header;
 use pyralog_node::chain::genesis::GenesisFile;
 use pyralog_node::chain::light::{
@@ -24,7 +23,7 @@ use pyralog_node::chain::light::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::light::{call, digest, u64_field, unhex};
+use crate::light::{call, consistency_path, proven_record, trusted_checkpoint, u64_field, unhex};
 use crate::rpc::to_hex;
 
 /// `pyralog light sync`.
@@ -154,10 +153,8 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
     let mut steps = 0;
     if args.sequential {
         for height in from + 1..=target {
-            let (header, commit) = header_at(&args.rpc, height).await?;
-            let next = announced_next(&args.rpc, &header).await?;
-            state.head = verify_adjacent(&state.head, &header, &commit, next.as_deref())
-                .with_context(|| format!("header {height}"))?;
+            state.head =
+                step(&args.rpc, &state.head, height).await?.with_context(|| format!("header {height}"))?;
             steps += 1;
         }
     } else {
@@ -226,10 +223,7 @@ pub(crate) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         offset: args.offset,
     };
     let slot = format!("{cluster}/{}/{}", args.log, args.partition);
-    let trusted = match state.anchors.get(&slot) {
-        Some(encoded) => Some(Checkpoint::decode(&unhex(&json!(encoded), "trusted anchor")?)?),
-        None => None,
-    };
+    let trusted = trusted_checkpoint(&state.anchors, &slot)?;
     let mut params = json!({
         "log": args.log, "partition": args.partition, "offset": args.offset,
         "cluster": cluster, "finality": true,
@@ -243,19 +237,14 @@ pub(crate) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
             .context("undecodable finality evidence")?;
     let consistency = match &answer["consistency"] {
         Value::Null => None,
-        c => {
-            let path = c["path"].as_array().context("consistency.path")?;
-            let path = path.iter().map(|d| digest(d, "consistency.path")).collect::<anyhow::Result<_>>()?;
-            Some(ConsistencyProof::<Blake3Merkle>::new(
-                u64_field(&c["oldSize"], "consistency.oldSize")?,
-                u64_field(&c["newSize"], "consistency.newSize")?,
-                path,
-            ))
-        }
+        c => Some(ConsistencyProof::<Blake3Merkle>::new(
+            u64_field(&c["oldSize"], "consistency.oldSize")?,
+            u64_field(&c["newSize"], "consistency.newSize")?,
+            consistency_path(c)?,
+        )),
     };
     let anchored = verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref())?;
-    let proven = StoredRecord::decode(args.offset, &evidence.record).context("proven record bytes")?;
-    crate::light::check_json_matches(&answer["record"], &proven)?;
+    let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
     if trusted.as_ref().is_none_or(|old| anchored.size > old.size) {
         state.anchors.insert(slot, to_hex(&anchored.encode()));
         state.save(args.state)?;

@@ -20,8 +20,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::chain_node::ChainService;
-use crate::chain_rpc::{header_json, internal};
-use crate::rpc::{certificate_json, cluster_error, codes, invalid, record_json, to_hex};
+use crate::chain_rpc::header_json;
+use crate::rpc::{
+    certificate_json, cluster_error, codes, consistency_json, internal, invalid, record_json, to_hex,
+};
 use crate::xcluster::{PROOF_PATH, ProofAnswer, ProofRequest, answer};
 
 #[derive(Deserialize)]
@@ -185,9 +187,6 @@ fn proof_json(
             "path": answer.inclusion.path.iter().map(|d| to_hex(&d.0)).collect::<Vec<_>>(),
         },
         "certificate": certificate_json(certificate),
-        "consistency": answer.consistency.as_ref().map(|c| json!({
-            "oldSize": c.old_size, "newSize": c.new_size,
-                        "path": c.path.iter().map(|d| to_hex(&d.0)).collect::<Vec<_>>(),
-        })),
+                "consistency": answer.consistency.as_ref().map(consistency_json),
     }))
 }

@@ -14,6 +14,7 @@ use pyralog_cluster::model::{Header, LogConfig, ProducerSeq, Record, StoredRecor
 use pyralog_cluster::raft::LogInfo;
 use pyralog_cluster::storage::AppendOutcome;
 use pyralog_crypto::LogName;
+use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof};
 use serde::Deserialize;
 
 use crate::metrics::RequestTimer;
@@ -65,7 +66,7 @@ pub(crate) mod codes {
 }
 
 type Node = ClusterNode;
-type RpcResult = Result<Value, ErrorObjectOwned>;
+pub(crate) type RpcResult = Result<Value, ErrorObjectOwned>;
 
 /// Builds the RPC module over `node` (and the chain, when it runs).
 pub(crate) fn module(
@@ -73,17 +74,8 @@ pub(crate) fn module(
     chain: Option<Arc<crate::chain_node::ChainService>>,
 ) -> RpcModule<Node> {
     let mut module = RpcModule::from_arc(node);
-    let register =
-        |module: &mut RpcModule<Node>, name: &'static str, f: fn(&Node, Params<'_>) -> RpcResult| {
-            module
-                .register_method(name, move |params, node, _| {
-                    let timer = RequestTimer::start(name);
-                    let result = f(node, params);
-                    timer.done(result.is_ok());
-                    result
-                })
-                .expect("unique method name");
-        };
+    let register = register_timed::<Node>;
+
     register(&mut module, "system_health", |node, _| {
         let status = node.status();
         let ok = status.global_leader.is_some() && !status.members.is_empty();
@@ -135,6 +127,22 @@ pub(crate) fn module(
     module
 }
 
+/// Registers a synchronous method over context `C`, recording its count and latency.
+pub(crate) fn register_timed<C: Send + Sync + 'static>(
+    module: &mut RpcModule<C>,
+    name: &'static str,
+    f: fn(&C, Params<'_>) -> RpcResult,
+) {
+    module
+        .register_method(name, move |params, ctx, _| {
+            let timer = RequestTimer::start(name);
+            let result = f(ctx, params);
+            timer.done(result.is_ok());
+            result
+        })
+        .expect("unique method name");
+}
+
 /// Runs an async method, recording its count and latency.
 pub(crate) async fn timed(method: &'static str, call: impl Future<Output = RpcResult>) -> RpcResult {
     let timer = RequestTimer::start(method);
@@ -143,11 +151,17 @@ pub(crate) async fn timed(method: &'static str, call: impl Future<Output = RpcRe
     result
 }
 
+/// A node-side failure (code 1030) with its message.
+pub(crate) fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObject::owned(codes::INTERNAL, err.to_string(), None::<()>)
+}
+
 pub(crate) fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObject::owned(jsonrpsee::types::error::INVALID_PARAMS_CODE, message.into(), None::<()>)
 }
 
-fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjectOwned> {
+/// The params as `T`, or an invalid-params error saying what is wrong.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjectOwned> {
     params.parse().map_err(|err| invalid(err.message().to_owned()))
 }
 
@@ -406,8 +420,7 @@ fn read(node: &Node, params: Params<'_>) -> RpcResult {
         }
         Some("arrow") => {
             let batch = node.read_arrow(&p.log, p.partition, p.from, max).map_err(cluster_error)?;
-            let ipc = pyralog_cluster::columnar::batch_to_ipc(&batch)
-                .map_err(|err| ErrorObject::owned(codes::INTERNAL, err.to_string(), None::<()>))?;
+            let ipc = pyralog_cluster::columnar::batch_to_ipc(&batch).map_err(internal)?;
             Ok(json!({ "format": "arrow-ipc-stream", "rows": batch.num_rows(), "data": to_hex(&ipc) }))
         }
         Some(other) => Err(invalid(format!("format: \"json\" or \"arrow\", not {other:?}"))),
@@ -469,8 +482,13 @@ struct ConsistencyParams {
 fn consistency_proof(node: &Node, params: Params<'_>) -> RpcResult {
     let p: ConsistencyParams = parse(&params)?;
     let proof = node.consistency_proof(&p.log, p.partition, p.old_size, p.new_size).map_err(cluster_error)?;
-    Ok(json!({
-        "oldSize": p.old_size, "newSize": p.new_size,
+    Ok(consistency_json(&proof))
+}
+
+/// A consistency proof as JSON: `{oldSize, newSize, path}`.
+pub(crate) fn consistency_json(proof: &ConsistencyProof<Blake3Merkle>) -> Value {
+    json!({
+        "oldSize": proof.old_size, "newSize": proof.new_size,
         "path": proof.path.iter().map(|d| to_hex(&d.0)).collect::<Vec<_>>(),
-    }))
+    })
 }

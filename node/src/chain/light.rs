@@ -181,13 +181,18 @@ fn advance(
     })
 }
 
-fn check_chain_and_time(trusted: &TrustedHead, header: &Header) -> Result<(), ChainLightError> {
+fn check_chain(trusted: &TrustedHead, header: &Header) -> Result<(), ChainLightError> {
     if header.chain_id != trusted.chain_id {
         return Err(ChainLightError::WrongChain {
             expected: trusted.chain_id.clone(),
             got: header.chain_id.clone(),
         });
     }
+    Ok(())
+}
+
+fn check_chain_and_time(trusted: &TrustedHead, header: &Header) -> Result<(), ChainLightError> {
+    check_chain(trusted, header)?;
     if header.time_ms <= trusted.time_ms {
         return Err(ChainLightError::TimeNotMonotonic { trusted: trusted.time_ms, got: header.time_ms });
     }
@@ -210,6 +215,17 @@ pub fn verify_adjacent(
     if header.parent != trusted.block_id {
         return Err(ChainLightError::WrongParent { expected: trusted.block_id, got: header.parent });
     }
+    let set = committed_by_trusted_set(trusted, header, commit)?;
+    advance(trusted, header, &set, next)
+}
+
+/// Checks that `header` is decided by the set the trusted head announced (its next
+/// validators) and that `commit` carries more than 2/3 of it; returns that set.
+fn committed_by_trusted_set(
+    trusted: &TrustedHead,
+    header: &Header,
+    commit: &CommitCertificate,
+) -> Result<ValidatorSet, ChainLightError> {
     let set = trusted.next_set()?;
     let announced = validators_hash(set.validators());
     if header.validators_hash != announced {
@@ -219,7 +235,7 @@ pub fn verify_adjacent(
         });
     }
     verify_commit(header, commit, &set)?;
-    advance(trusted, header, &set, next)
+    Ok(set)
 }
 
 /// Skipping step: `header` (above the trusted height) is signed by more than 2/3 of `validators` (its
@@ -313,21 +329,8 @@ pub fn verify_finality(
     consistency: Option<&ConsistencyProof<Blake3Merkle>>,
 ) -> Result<Checkpoint, ChainLightError> {
     let header = &evidence.header;
-    if header.chain_id != trusted.chain_id {
-        return Err(ChainLightError::WrongChain {
-            expected: trusted.chain_id.clone(),
-            got: header.chain_id.clone(),
-        });
-    }
-    let set = trusted.next_set()?;
-    let trusted_hash = validators_hash(set.validators());
-    if header.validators_hash != trusted_hash {
-        return Err(ChainLightError::ValidatorSetNotCommitted {
-            expected: trusted_hash,
-            got: header.validators_hash,
-        });
-    }
-    verify_commit(header, &evidence.commit, &set)?;
+    check_chain(trusted, header)?;
+    committed_by_trusted_set(trusted, header, &evidence.commit)?;
 
     let cluster: ClusterRecord =
         proven(header, &cluster_key(&query.cluster), &evidence.cluster, "cluster registration")?;

@@ -61,7 +61,7 @@ async fn wait_anchored(url: &str, cluster: &str, offset: u64) {
 }
 
 /// Runs `pyralog light ARGS`; returns its JSON report and whether it exited 0.
-pub(crate) async fn light(args: Vec<String>) -> (Value, bool) {
+async fn light(args: Vec<String>) -> (Value, bool) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pyralog"));
     command.arg("light").args(args);
     let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
@@ -70,11 +70,17 @@ pub(crate) async fn light(args: Vec<String>) -> (Value, bool) {
     (report, output.status.success())
 }
 
+/// `pyralog light sync` from `dir/genesis.json` (skipping).
 pub(crate) async fn sync(rpc: &str, dir: &Path, state: &Path) -> (Value, bool) {
+    sync_with(rpc, dir, state, &[]).await
+}
+
+/// `pyralog light sync` with `extra` flags (`--sequential`).
+pub(crate) async fn sync_with(rpc: &str, dir: &Path, state: &Path, extra: &[&str]) -> (Value, bool) {
     let genesis = dir.join("genesis.json");
     let args =
         ["sync", "--rpc", rpc, "--genesis", genesis.to_str().unwrap(), "--state", state.to_str().unwrap()];
-    light(args.map(String::from).to_vec()).await
+    light(args.iter().chain(extra).map(|a| a.to_string()).collect()).await
 }
 
 pub(crate) async fn verify_final(

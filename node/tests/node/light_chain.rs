@@ -21,7 +21,7 @@ use pyralog_node::chain::light::{FinalityEvidence, ProvenValue};
 use pyralog_node::chain::state::StateStore;
 use serde_json::{Value, json};
 
-use crate::chain_testnet::{light, sync, verify_final};
+use crate::chain_testnet::{sync, sync_with, verify_final};
 use crate::support::{ProxyHook, call, eventually, hex, proxy, start, unhex};
 
 /// How the proxy lies.
@@ -271,21 +271,6 @@ async fn the_chain_light_client_rejects_every_lie_of_a_malicious_server() {
     assert_eq!(report["value"], hex(b"and final"));
 
     // Header lies, on sync (skipping, then sequential) and on the finality path.
-    let sequential = |rpc: String, dir: std::path::PathBuf, state: std::path::PathBuf| async move {
-        let genesis = dir.join("genesis.json");
-        let args = [
-            "sync",
-            "--rpc",
-            &rpc,
-            "--genesis",
-            genesis.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ];
-        let mut args: Vec<String> = args.map(String::from).to_vec();
-        args.push("--sequential".into());
-        light(args).await
-    };
     let reasons = [
         (Lie::CommitBelowTwoThirds, "commit certificate: signatures carry weight 1 of 3"),
         (Lie::NonValidatorSignatures, "is not a member"),
@@ -294,8 +279,7 @@ async fn the_chain_light_client_rejects_every_lie_of_a_malicious_server() {
         wait_for_new_head(&node, &state).await;
         set(lie.clone());
         refused(async || sync(&rpc, dir.path(), &state).await, &state, reason).await;
-        refused(async || sequential(rpc.clone(), dir.path().into(), state.clone()).await, &state, reason)
-            .await;
+        refused(async || sync_with(&rpc, dir.path(), &state, &["--sequential"]).await, &state, reason).await;
         refused(async || verify_final(&rpc, &cluster, "audit", 1, &state).await, &state, reason).await;
         set(Lie::None);
     }
@@ -303,7 +287,7 @@ async fn the_chain_light_client_rejects_every_lie_of_a_malicious_server() {
     set(Lie::ForeignValidatorSet);
     let not_committed = "without the previous set committing it";
     refused(async || sync(&rpc, dir.path(), &state).await, &state, not_committed).await;
-    refused(async || sequential(rpc.clone(), dir.path().into(), state.clone()).await, &state, not_committed)
+    refused(async || sync_with(&rpc, dir.path(), &state, &["--sequential"]).await, &state, not_committed)
         .await;
 
     // State and anchor lies on the finality path.

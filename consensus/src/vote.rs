@@ -274,6 +274,29 @@ impl FinalityProof {
         block: &BlockId,
         validators: &ValidatorSet,
     ) -> Result<u64, FinalityError> {
+        self.check(chain_id, height, block, validators, false)
+    }
+
+    /// [`FinalityProof::verify`] for light clients: signatures are verified only until they make
+    /// a quorum ([`QuorumCertificate::verify_quorum`](pyralog_crypto::QuorumCertificate::verify_quorum)).
+    pub fn verify_light(
+        &self,
+        chain_id: &str,
+        height: u64,
+        block: &BlockId,
+        validators: &ValidatorSet,
+    ) -> Result<u64, FinalityError> {
+        self.check(chain_id, height, block, validators, true)
+    }
+
+    fn check(
+        &self,
+        chain_id: &str,
+        height: u64,
+        block: &BlockId,
+        validators: &ValidatorSet,
+        light: bool,
+    ) -> Result<u64, FinalityError> {
         match self {
             FinalityProof::Commit(certificate) => {
                 let vote = &certificate.message;
@@ -289,7 +312,12 @@ impl FinalityProof {
                         block: vote.block,
                     });
                 }
-                Ok(certificate.verify(validators.members(), QUORUM)?)
+                let members = validators.members();
+                Ok(if light {
+                    certificate.verify_quorum(members, QUORUM)?
+                } else {
+                    certificate.verify(members, QUORUM)?
+                })
             }
         }
     }

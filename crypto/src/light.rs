@@ -108,7 +108,7 @@ pub fn verify_record(
     if evidence.proof.index != query.offset {
         return Err(LightError::WrongOffset { asked: query.offset, got: evidence.proof.index });
     }
-    evidence.certificate.verify(signers, CHECKPOINT_THRESHOLD).map_err(LightError::Certificate)?;
+    evidence.certificate.verify_quorum(signers, CHECKPOINT_THRESHOLD).map_err(LightError::Certificate)?;
     checkpoint.verify_inclusion(&evidence.record, &evidence.proof).map_err(LightError::Inclusion)?;
     if let Some(trusted) = trusted {
         check_extends(trusted, checkpoint, consistency)?;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use ed25519_dalek::VerifyingKey;
 
-use crate::keys::{Keypair, PublicKey, Signature, verify_with};
+use crate::keys::{Keypair, PublicKey, Signature, verify_all, verify_with};
 
 /// A message type that members sign.
 pub trait Signable {
@@ -205,14 +205,46 @@ pub struct QuorumCertificate<M> {
 
 impl<M: Signable> QuorumCertificate<M> {
     /// Checks every signature and the total weight; returns the signed weight.
+    ///
+    /// Signers are checked first (members, no repeats), then all signatures in one batch
+    /// (batch verification; a failing batch falls back to strict checks that name the bad share).
     pub fn verify(&self, members: &MemberSet, threshold: Threshold) -> Result<u64, QuorumError> {
-        let bytes = self.message.signing_bytes();
+        self.check(members, threshold, false)
+    }
+
+    /// A light client's check, as CometBFT's `VerifyCommitLight`: every signer must be a distinct
+    /// member, but only the signatures of the first shares whose weight meets the threshold are
+    /// verified; the rest cannot add to what the certificate proves. Returns the verified weight.
+    /// Full nodes, which store and forward certificates, use [`QuorumCertificate::verify`].
+    pub fn verify_quorum(&self, members: &MemberSet, threshold: Threshold) -> Result<u64, QuorumError> {
+        self.check(members, threshold, true)
+    }
+
+    fn check(
+        &self,
+        members: &MemberSet,
+        threshold: Threshold,
+        stop_at_quorum: bool,
+    ) -> Result<u64, QuorumError> {
+        let total = members.total_weight();
         let mut seen = BTreeSet::new();
         let mut signed = 0;
+        let mut keys = Vec::with_capacity(self.signatures.len());
         for share in &self.signatures {
-            signed += check_share(members, &bytes, &mut seen, share)?;
+            let (weight, key) =
+                members.members.get(&share.signer).ok_or(QuorumError::UnknownSigner(share.signer))?;
+            if !seen.insert(share.signer) {
+                return Err(QuorumError::DuplicateSigner(share.signer));
+            }
+            if !(stop_at_quorum && threshold.is_met(signed, total)) {
+                signed += weight;
+                keys.push(*key);
+            }
         }
-        let total = members.total_weight();
+        let signatures: Vec<Signature> =
+            self.signatures[..keys.len()].iter().map(|share| share.signature).collect();
+        verify_all(&keys, &self.message.signing_bytes(), &signatures)
+            .map_err(|bad| QuorumError::InvalidSignature(self.signatures[bad].signer))?;
         if !threshold.is_met(signed, total) {
             return Err(QuorumError::InsufficientWeight { signed, total, threshold });
         }

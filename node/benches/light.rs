@@ -1,7 +1,8 @@
 //! The chain light client's cost: verifying a record's whole path to finality (inclusion proof,
 //! anchored checkpoint certified by 3 cluster members, its consistency with the previously
 //! trusted anchor, two state proofs in a state of 10,000 accounts, the header and its commit
-//! certificate signed by all 6 validators), and one sequential header step. `make bench-chain`.
+//! certificate signed by all 6 validators), one sequential header step, and one ed25519
+//! verification as the yardstick. `make bench-chain`.
 
 use std::hint::black_box;
 
@@ -128,6 +129,14 @@ fn bench_light(c: &mut Criterion) {
             verify_finality(black_box(&trusted), &query, black_box(&evidence), Some(&old), Some(&consistency))
                 .unwrap()
         })
+    });
+
+    // The yardstick: one strict ed25519 verification, in the same run.
+    let message = b"one message of realistic length for a signature yardstick";
+    let signature = validators[0].sign(message);
+    let key = validators[0].public();
+    c.bench_function("light/one_ed25519_verification", |b| {
+        b.iter(|| key.verify(black_box(message), black_box(&signature)).unwrap())
     });
 
     let next = header(42, trusted.block_id, Digest(root), &set);

@@ -157,8 +157,121 @@ fn builder_checks_each_share_and_completes_at_the_threshold() {
     assert_eq!(cert.verify(&members, Threshold::MAJORITY), Ok(3));
 }
 
+/// The light check verifies signatures only until they make a quorum, but every signer must
+/// still be a distinct member.
+#[test]
+fn light_check_stops_at_the_quorum_but_checks_every_signer() {
+    let keys = keypairs(4);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    // 3 of 4 is a majority: the fourth share is not needed.
+    let mut late = certificate(&keys);
+    late.signatures[3].signature = Signature::from_bytes(&[7; 64]);
+    assert_eq!(late.verify_quorum(&members, Threshold::MAJORITY), Ok(3));
+    assert_eq!(
+        late.verify(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(keys[3].public()))
+    );
+    // A bad share inside the quorum is caught.
+    let mut early = certificate(&keys);
+    early.signatures[1].signature = Signature::from_bytes(&[7; 64]);
+    assert_eq!(
+        early.verify_quorum(&members, Threshold::MAJORITY),
+        Err(QuorumError::InvalidSignature(keys[1].public()))
+    );
+    // Outsiders and repeats are refused wherever they sit.
+    let outsider = keypairs(1).remove(0);
+    let mut stranger = certificate(&keys[..3]);
+    stranger.signatures.push(SignatureShare::sign(&outsider, &stranger.message));
+    assert_eq!(
+        stranger.verify_quorum(&members, Threshold::MAJORITY),
+        Err(QuorumError::UnknownSigner(outsider.public()))
+    );
+    let mut repeated = certificate(&keys[..3]);
+    repeated.signatures.push(repeated.signatures[0]);
+    assert_eq!(
+        repeated.verify_quorum(&members, Threshold::MAJORITY),
+        Err(QuorumError::DuplicateSigner(keys[0].public()))
+    );
+    // Too little weight is still too little.
+    assert_eq!(
+        certificate(&keys[..2]).verify_quorum(&members, Threshold::MAJORITY),
+        Err(QuorumError::InsufficientWeight { signed: 2, total: 4, threshold: Threshold::MAJORITY })
+    );
+}
+
+/// The group order l, little-endian: adding it to `s` gives the same point equation with a
+/// non-canonical scalar, the classic ed25519 malleation.
+const GROUP_ORDER: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+fn malleated(signature: &Signature) -> Signature {
+    let mut bytes = signature.to_bytes();
+    let mut carry = 0u16;
+    for (byte, add) in bytes[32..].iter_mut().zip(GROUP_ORDER) {
+        let sum = u16::from(*byte) + u16::from(add) + carry;
+        *byte = sum as u8;
+        carry = sum >> 8;
+    }
+    Signature::from_bytes(&bytes)
+}
+
+/// Certificates with several shares are verified in one batch; a malleated signature (s + l)
+/// must not slip through it, wherever it sits.
+#[test]
+fn malleated_signatures_are_rejected_in_a_batch() {
+    let keys = keypairs(4);
+    let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+    for position in 0..keys.len() {
+        let mut cert = certificate(&keys);
+        cert.signatures[position].signature = malleated(&cert.signatures[position].signature);
+        assert_eq!(
+            cert.verify(&members, Threshold::MAJORITY),
+            Err(QuorumError::InvalidSignature(keys[position].public()))
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Batch verification and strict per-signature verification agree: a certificate passes
+    /// exactly when every share verifies on its own, and a failing one names the first share that
+    /// does not.
+    #[test]
+    fn batch_agrees_with_strict_verification(
+        signers in 1usize..8,
+        tampered in any::<u8>(),
+        mode in 0u8..4,
+        bit in 0usize..512,
+    ) {
+        let keys = keypairs(signers);
+        let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+        let mut cert = certificate(&keys);
+        let other = checkpoint(11, Digest([3; 32]));
+        for (i, share) in cert.signatures.iter_mut().enumerate().filter(|(i, _)| tampered & (1 << i) != 0) {
+            share.signature = match mode {
+                0 => {
+                    let mut bytes = share.signature.to_bytes();
+                    bytes[bit / 8] ^= 1 << (bit % 8);
+                    Signature::from_bytes(&bytes)
+                }
+                1 => malleated(&share.signature),
+                2 => SignatureShare::sign(&keys[i], &other).signature,
+                _ => SignatureShare::sign(&keys[(i + 1) % keys.len()], &cert.message).signature,
+            };
+        }
+        let bytes = cert.message.signing_bytes();
+        let first_bad = cert.signatures.iter().find(|s| s.signer.verify(&bytes, &s.signature).is_err());
+        match first_bad {
+            Some(bad) => prop_assert_eq!(
+                cert.verify(&members, Threshold::MAJORITY),
+                Err(QuorumError::InvalidSignature(bad.signer))
+            ),
+            None => prop_assert_eq!(cert.verify(&members, Threshold::MAJORITY), Ok(signers as u64)),
+        }
+    }
 
     /// Any subset of signers passes exactly when its weight reaches the threshold.
     #[test]

@@ -15,7 +15,6 @@ use pyralog_consensus::vote::{CommitCertificate, FinalityError, FinalityProof};
 use pyralog_consensus::{Validator, ValidatorSet};
 use pyralog_crypto::light::{LightError, RecordEvidence, RecordQuery, verify_record};
 use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof, InclusionProof};
-use pyralog_crypto::quorum::Signable;
 use pyralog_crypto::{Checkpoint, Digest, MemberSet};
 use serde::{Deserialize, Serialize};
 
@@ -143,7 +142,8 @@ pub enum ChainLightError {
     Record(#[from] LightError),
 }
 
-/// Checks that `commit` finalizes `header` under `validators` (which must be the header's set).
+/// Checks that `commit` finalizes `header` under `validators` (which must be the header's set),
+/// verifying every signature (skipping then counts the trusted validators among the signers).
 pub fn verify_commit(
     header: &Header,
     commit: &CommitCertificate,
@@ -234,7 +234,9 @@ fn committed_by_trusted_set(
             got: header.validators_hash,
         });
     }
-    verify_commit(header, commit, &set)?;
+    // Signatures are checked until they make a quorum, as CometBFT's light client does.
+    let proof = FinalityProof::Commit(commit.clone());
+    proof.verify_light(&header.chain_id, header.height, &header.block_id(), &set)?;
     Ok(set)
 }
 
@@ -263,18 +265,17 @@ pub fn verify_skipping(
     advance(trusted, header, &set, next)
 }
 
-/// The power of the trusted validators whose signatures in `commit` verify, and the set's total.
+/// The power of the distinct trusted validators among `commit`'s signers, and the set's total.
+/// Counts signers without checking signatures: [`verify_skipping`] verifies every signature of the
+/// commit right after, so a header passes only if all of them verify.
 fn trusted_power(commit: &CommitCertificate, trusted: &ValidatorSet) -> (u64, u64) {
-    let bytes = commit.message.signing_bytes();
     let mut counted = std::collections::BTreeSet::new();
-    let mut signed = 0;
-    for share in &commit.signatures {
-        if let Some(power) = trusted.power_of(&share.signer) {
-            if share.signer.verify(&bytes, &share.signature).is_ok() && counted.insert(share.signer) {
-                signed += power;
-            }
-        }
-    }
+    let signed = commit
+        .signatures
+        .iter()
+        .filter(|share| counted.insert(share.signer))
+        .filter_map(|share| trusted.power_of(&share.signer))
+        .sum();
     (signed, trusted.total_power())
 }
 

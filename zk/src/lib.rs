@@ -1,0 +1,12 @@
+//! Zero-knowledge proofs over Pyralog's Merkle state.
+//!
+//! A log created with zk proofs keeps, per partition, append-only trees over ZK-friendly hashes
+//! next to its BLAKE3 tree ([`tree`]): Poseidon on BN254 ([`poseidon`]) for Groth16 membership
+//! proofs ([`groth16`]).
+
+pub mod groth16;
+pub mod poseidon;
+pub mod tree;
+
+/// The Poseidon tree.
+pub type PoseidonTree = tree::AppendTree<poseidon::PoseidonHasher>;

@@ -1,0 +1,144 @@
+//! Poseidon on BN254's scalar field: the hash of the Groth16 tree.
+//!
+//! **Parameters** (pinned by tests): width 3 (rate 2, capacity 1), S-box x^5, 8 full and 57
+//! partial rounds, round constants and MDS matrix from arkworks' `find_poseidon_ark_and_mds`
+//! (the Grain LFSR of the Poseidon paper's reference script, 254-bit prime, no skipped matrices).
+//! These are the permutation constants circomlib uses for 3 inputs (a test checks the first
+//! round constant against circomlib's); the *sponge* is arkworks' (capacity element first, the
+//! output is the first rate element), so digests differ from circomlib's `Poseidon(2)`, which
+//! puts the inputs after a zero capacity element and outputs element 0 of the state.
+//!
+//! **Domain separation**: every hash absorbs a tag first (a small field element), so leaves,
+//! inner nodes, empty slots and value commitments never collide across roles:
+//! - value commitment `Poseidon(TAG_VALUE, value, blinding)`;
+//! - leaf `Poseidon(TAG_LEAF, key, commitment)`;
+//! - inner node `Poseidon(TAG_NODE, left, right)`;
+//! - empty slot `Poseidon(TAG_EMPTY)`.
+
+use std::sync::OnceLock;
+
+use ark_bn254::Fr;
+use ark_crypto_primitives::sponge::poseidon::{PoseidonConfig, PoseidonSponge, find_poseidon_ark_and_mds};
+use ark_crypto_primitives::sponge::{CryptographicSponge, FieldBasedCryptographicSponge};
+use ark_ff::PrimeField;
+
+/// Full rounds.
+pub const FULL_ROUNDS: usize = 8;
+/// Partial rounds (57 for width 3 at 128-bit security, as in the Poseidon paper's table).
+pub const PARTIAL_ROUNDS: usize = 57;
+/// S-box exponent.
+pub const ALPHA: u64 = 5;
+/// Field elements absorbed per permutation.
+pub const RATE: usize = 2;
+
+/// Tag of value commitments.
+pub const TAG_VALUE: u64 = 1;
+/// Tag of leaves.
+pub const TAG_LEAF: u64 = 2;
+/// Tag of inner nodes.
+pub const TAG_NODE: u64 = 3;
+/// Tag of the empty slot.
+pub const TAG_EMPTY: u64 = 4;
+
+/// The pinned parameters.
+pub fn config() -> &'static PoseidonConfig<Fr> {
+    static CONFIG: OnceLock<PoseidonConfig<Fr>> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let (ark, mds) = find_poseidon_ark_and_mds::<Fr>(
+            u64::from(Fr::MODULUS_BIT_SIZE),
+            RATE,
+            FULL_ROUNDS as u64,
+            PARTIAL_ROUNDS as u64,
+            0,
+        );
+        PoseidonConfig::new(FULL_ROUNDS, PARTIAL_ROUNDS, ALPHA, mds, ark, RATE, 1)
+    })
+}
+
+/// Poseidon over `tag` followed by `inputs`, one output element.
+pub fn hash_tagged(tag: u64, inputs: &[Fr]) -> Fr {
+    let mut sponge = PoseidonSponge::new(config());
+    let mut absorbed = Vec::with_capacity(inputs.len() + 1);
+    absorbed.push(Fr::from(tag));
+    absorbed.extend_from_slice(inputs);
+    sponge.absorb(&absorbed);
+    sponge.squeeze_native_field_elements(1)[0]
+}
+
+/// The commitment to a value with a blinding factor.
+pub fn value_commitment(value: Fr, blinding: Fr) -> Fr {
+    hash_tagged(TAG_VALUE, &[value, blinding])
+}
+
+/// A leaf: a key and a value commitment.
+pub fn leaf(key: Fr, commitment: Fr) -> Fr {
+    hash_tagged(TAG_LEAF, &[key, commitment])
+}
+
+/// An inner node.
+pub fn node(left: Fr, right: Fr) -> Fr {
+    hash_tagged(TAG_NODE, &[left, right])
+}
+
+/// The digest of an empty slot.
+pub fn empty() -> Fr {
+    hash_tagged(TAG_EMPTY, &[])
+}
+
+/// The Poseidon tree's hasher.
+#[derive(Debug, Clone, Copy)]
+pub struct PoseidonHasher;
+
+impl crate::tree::TreeHasher for PoseidonHasher {
+    type Digest = Fr;
+
+    fn node(left: &Fr, right: &Fr) -> Fr {
+        node(*left, *right)
+    }
+
+    fn empty() -> Fr {
+        empty()
+    }
+}
+
+/// A byte string as a field element: BLAKE3 in key-derivation mode under `context`, 64 output
+/// bytes reduced modulo the field order (the bias is below 2^-250).
+pub fn field_from_bytes(context: &str, bytes: &[u8]) -> Fr {
+    let mut wide = [0u8; 64];
+    let mut hasher = blake3::Hasher::new_derive_key(context);
+    hasher.update(bytes);
+    hasher.finalize_xof().fill(&mut wide);
+    Fr::from_le_bytes_mod_order(&wide)
+}
+
+/// A record's fields as the Groth16 tree commits to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordFields {
+    /// The key (absent and empty keys differ).
+    pub key: Fr,
+    /// The value.
+    pub value: Fr,
+    /// The blinding (zero when the record carries none).
+    pub blinding: Fr,
+}
+
+impl RecordFields {
+    /// The fields of a record with `key`, `value` and an optional 32-byte `blinding` (the
+    /// writer's random secret; records without one commit with blinding 0).
+    pub fn of_record(key: Option<&[u8]>, value: &[u8], blinding: Option<&[u8; 32]>) -> Self {
+        let key = match key {
+            Some(key) => field_from_bytes("pyralog zk record key v1", &[&[1u8][..], key].concat()),
+            None => field_from_bytes("pyralog zk record key v1", &[0u8]),
+        };
+        RecordFields {
+            key,
+            value: field_from_bytes("pyralog zk record value v1", value),
+            blinding: blinding.map_or(Fr::from(0u64), |b| Fr::from_le_bytes_mod_order(b)),
+        }
+    }
+
+    /// The record's leaf.
+    pub fn leaf(&self) -> Fr {
+        leaf(self.key, value_commitment(self.value, self.blinding))
+    }
+}

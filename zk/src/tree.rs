@@ -1,0 +1,192 @@
+//! Fixed-depth, append-only Merkle trees over a ZK-friendly hash (Poseidon for Groth16,
+//! Rescue-Prime for STARKs).
+//!
+//! Slots past the last leaf hold the empty digest, so the root at any size is defined and a
+//! proof for it is `depth` siblings. The tree keeps every complete node (two digests per leaf)
+//! and the empty subtrees' digests per level; the right edge of a past size is recomputed from
+//! them in `depth` hashes. Roots and paths are available for *any past size*, like the BLAKE3
+//! tree's, so a proof can target the root a checkpoint certified.
+
+use std::fmt::Debug;
+
+/// The hash a tree is built with.
+pub trait TreeHasher {
+    /// A node digest.
+    type Digest: Copy + Eq + Debug;
+    /// An inner node over two children.
+    fn node(left: &Self::Digest, right: &Self::Digest) -> Self::Digest;
+    /// The digest of an empty slot.
+    fn empty() -> Self::Digest;
+}
+
+/// The deepest tree supported (2^32 leaves per partition).
+pub const MAX_DEPTH: usize = 32;
+
+/// Why a tree operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeError {
+    /// A depth of 0 or more than [`MAX_DEPTH`].
+    #[error("tree depth {0} is not in 1..={MAX_DEPTH}")]
+    BadDepth(usize),
+    /// Every slot is taken.
+    #[error("the tree is full ({0} leaves)")]
+    Full(u64),
+    /// A size the tree has not reached.
+    #[error("size {size} is beyond the tree's {len} leaves")]
+    SizeBeyondTree {
+        /// Asked.
+        size: u64,
+        /// Leaves appended.
+        len: u64,
+    },
+    /// A leaf at or past the size.
+    #[error("leaf {index} is not below size {size}")]
+    IndexBeyondSize {
+        /// Asked.
+        index: u64,
+        /// The size.
+        size: u64,
+    },
+}
+
+/// An authentication path: the leaf's position and its siblings from the leaf level up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthPath<D> {
+    /// The leaf's position.
+    pub index: u64,
+    /// Sibling digests, `siblings[0]` at the leaf level, `depth` in all.
+    pub siblings: Vec<D>,
+}
+
+impl<D: Copy> AuthPath<D> {
+    /// The root this path leads to from `leaf`.
+    pub fn root<H: TreeHasher<Digest = D>>(&self, leaf: &D) -> D {
+        self.siblings.iter().enumerate().fold(*leaf, |current, (level, sibling)| {
+            if (self.index >> level) & 1 == 0 {
+                H::node(&current, sibling)
+            } else {
+                H::node(sibling, &current)
+            }
+        })
+    }
+}
+
+/// An append-only tree of fixed depth.
+pub struct AppendTree<H: TreeHasher> {
+    depth: usize,
+    /// `levels[l][i]`: the complete node `i` of level `l` (level 0: leaves).
+    levels: Vec<Vec<H::Digest>>,
+    /// `zeros[l]`: the digest of an empty subtree of height `l`.
+    zeros: Vec<H::Digest>,
+}
+
+impl<H: TreeHasher> Clone for AppendTree<H> {
+    fn clone(&self) -> Self {
+        AppendTree { depth: self.depth, levels: self.levels.clone(), zeros: self.zeros.clone() }
+    }
+}
+
+impl<H: TreeHasher> std::fmt::Debug for AppendTree<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendTree").field("depth", &self.depth).field("len", &self.len()).finish()
+    }
+}
+
+impl<H: TreeHasher> AppendTree<H> {
+    /// An empty tree of `depth` levels above the leaves.
+    pub fn new(depth: usize) -> Result<Self, TreeError> {
+        if depth == 0 || depth > MAX_DEPTH {
+            return Err(TreeError::BadDepth(depth));
+        }
+        let mut zeros = vec![H::empty()];
+        for level in 0..depth {
+            zeros.push(H::node(&zeros[level], &zeros[level]));
+        }
+        Ok(AppendTree { depth, levels: vec![Vec::new(); depth + 1], zeros })
+    }
+
+    /// Levels above the leaves.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Leaves appended.
+    pub fn len(&self) -> u64 {
+        self.levels[0].len() as u64
+    }
+
+    /// Whether no leaf was appended.
+    pub fn is_empty(&self) -> bool {
+        self.levels[0].is_empty()
+    }
+
+    /// Appends a leaf digest; returns its position. Costs one hash per completed subtree
+    /// (amortized under one).
+    pub fn append(&mut self, leaf: H::Digest) -> Result<u64, TreeError> {
+        let position = self.len();
+        if position == 1u64 << self.depth {
+            return Err(TreeError::Full(position));
+        }
+        self.levels[0].push(leaf);
+        let mut index = position;
+        for level in 0..self.depth {
+            if index & 1 == 0 {
+                break;
+            }
+            let row = &self.levels[level];
+            let parent = H::node(&row[row.len() - 2], &row[row.len() - 1]);
+            self.levels[level + 1].push(parent);
+            index >>= 1;
+        }
+        Ok(position)
+    }
+
+    /// The root now.
+    pub fn root(&self) -> H::Digest {
+        self.node_at(self.depth, 0, self.len())
+    }
+
+    /// The root when the tree had `size` leaves.
+    pub fn root_at(&self, size: u64) -> Result<H::Digest, TreeError> {
+        self.check_size(size)?;
+        Ok(self.node_at(self.depth, 0, size))
+    }
+
+    /// The path of leaf `index` in the tree of `size` leaves.
+    pub fn path(&self, index: u64, size: u64) -> Result<AuthPath<H::Digest>, TreeError> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(TreeError::IndexBeyondSize { index, size });
+        }
+        let siblings = (0..self.depth).map(|level| self.node_at(level, (index >> level) ^ 1, size)).collect();
+        Ok(AuthPath { index, siblings })
+    }
+
+    /// The leaf digest at `index`.
+    pub fn leaf(&self, index: u64) -> Option<H::Digest> {
+        self.levels[0].get(usize::try_from(index).ok()?).copied()
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), TreeError> {
+        if size > self.len() {
+            return Err(TreeError::SizeBeyondTree { size, len: self.len() });
+        }
+        Ok(())
+    }
+
+    /// Node `index` of `level` in the tree of `size` leaves: stored when complete, empty when
+    /// past the size, recomputed on the right edge.
+    fn node_at(&self, level: usize, index: u64, size: u64) -> H::Digest {
+        let start = index << level;
+        if start >= size {
+            return self.zeros[level];
+        }
+        if start + (1u64 << level) <= size {
+            return self.levels[level][index as usize];
+        }
+        let left = self.node_at(level - 1, index * 2, size);
+        let right = self.node_at(level - 1, index * 2 + 1, size);
+        H::node(&left, &right)
+    }
+}

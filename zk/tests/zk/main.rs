@@ -1,0 +1,5 @@
+//! pyralog-zk's integration tests (one binary).
+
+mod groth16;
+mod poseidon;
+mod tree;

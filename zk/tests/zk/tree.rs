@@ -1,0 +1,122 @@
+//! The append-only trees against a naive model: roots at every size, paths, limits; and the
+//! Poseidon tree's root recomputed in the circuit.
+
+use ark_bn254::Fr;
+use ark_crypto_primitives::crh::poseidon::constraints::CRHParametersVar;
+use ark_crypto_primitives::merkle_tree::constraints::PathVar;
+use ark_r1cs_std::R1CSVar;
+use ark_r1cs_std::alloc::AllocVar;
+use ark_r1cs_std::fields::fp::FpVar;
+use ark_relations::r1cs::ConstraintSystem;
+use proptest::prelude::*;
+use pyralog_zk::PoseidonTree;
+use pyralog_zk::groth16::{PoseidonTreeConfig, PoseidonTreeConfigVar, ark_path};
+use pyralog_zk::poseidon::{self, PoseidonHasher, RecordFields};
+use pyralog_zk::tree::{AppendTree, TreeError, TreeHasher};
+
+/// A cheap, order-sensitive test hasher.
+struct Blake;
+
+impl TreeHasher for Blake {
+    type Digest = [u8; 32];
+    fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+        *blake3::hash(&[&left[..], &right[..]].concat()).as_bytes()
+    }
+    fn empty() -> [u8; 32] {
+        [0; 32]
+    }
+}
+
+/// The root of `leaves` padded with empty slots to 2^depth, level by level.
+fn naive_root<H: TreeHasher>(depth: usize, leaves: &[H::Digest]) -> H::Digest {
+    let mut level: Vec<H::Digest> = leaves.to_vec();
+    level.resize(1 << depth, H::empty());
+    while level.len() > 1 {
+        level = level.chunks(2).map(|pair| H::node(&pair[0], &pair[1])).collect();
+    }
+    level[0]
+}
+
+fn leaf(i: u64) -> [u8; 32] {
+    *blake3::hash(&i.to_le_bytes()).as_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Every past size has the naive root, and every leaf's path leads to it.
+    #[test]
+    fn roots_and_paths_at_every_size(depth in 1usize..7, fill in 0.0f64..1.0) {
+        let n = ((1u64 << depth) as f64 * fill) as u64;
+        let leaves: Vec<[u8; 32]> = (0..n).map(leaf).collect();
+        let mut tree = AppendTree::<Blake>::new(depth).unwrap();
+        for (i, l) in leaves.iter().enumerate() {
+            prop_assert_eq!(tree.append(*l).unwrap(), i as u64);
+        }
+        prop_assert_eq!(tree.root(), naive_root::<Blake>(depth, &leaves));
+        for size in 0..=n {
+            let root = tree.root_at(size).unwrap();
+            prop_assert_eq!(root, naive_root::<Blake>(depth, &leaves[..size as usize]));
+            for index in 0..size {
+                let path = tree.path(index, size).unwrap();
+                prop_assert_eq!(path.siblings.len(), depth);
+                prop_assert_eq!(path.root::<Blake>(&leaves[index as usize]), root);
+                // Another leaf, or the right leaf at another position, does not lead there.
+                prop_assert_ne!(path.root::<Blake>(&leaf(n + 1)), root);
+            }
+        }
+    }
+}
+
+#[test]
+fn limits_are_typed_errors() {
+    assert_eq!(AppendTree::<Blake>::new(0).unwrap_err(), TreeError::BadDepth(0));
+    assert_eq!(AppendTree::<Blake>::new(33).unwrap_err(), TreeError::BadDepth(33));
+    let mut tree = AppendTree::<Blake>::new(2).unwrap();
+    for i in 0..4 {
+        tree.append(leaf(i)).unwrap();
+    }
+    assert_eq!(tree.append(leaf(4)), Err(TreeError::Full(4)));
+    assert_eq!(tree.root_at(5), Err(TreeError::SizeBeyondTree { size: 5, len: 4 }));
+    assert_eq!(tree.path(3, 3), Err(TreeError::IndexBeyondSize { index: 3, size: 3 }));
+}
+
+/// A depth-32 tree (the product's) agrees with the empty-subtree ladder, and its root at a past
+/// size is recomputed by the circuit from a leaf and its path.
+#[test]
+fn poseidon_tree_roots_match_the_circuit() {
+    let mut tree = PoseidonTree::new(32).unwrap();
+    let mut zero = poseidon::empty();
+    for _ in 0..32 {
+        zero = poseidon::node(zero, zero);
+    }
+    assert_eq!(tree.root(), zero);
+
+    let records: Vec<RecordFields> = (0..13u32)
+        .map(|i| RecordFields::of_record(Some(format!("k{i}").as_bytes()), b"value", Some(&[i as u8; 32])))
+        .collect();
+    for record in &records {
+        tree.append(record.leaf()).unwrap();
+    }
+    let params = CRHParametersVar { parameters: poseidon::config().clone() };
+    for (index, size) in [(0u64, 1u64), (4, 9), (12, 13)] {
+        let record = records[index as usize];
+        let path = tree.path(index, size).unwrap();
+        let root = tree.root_at(size).unwrap();
+        assert_eq!(path.root::<PoseidonHasher>(&record.leaf()), root);
+
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        let path_var =
+            PathVar::<PoseidonTreeConfig, Fr, PoseidonTreeConfigVar>::new_witness(cs.clone(), || {
+                Ok(ark_path(&path))
+            })
+            .unwrap();
+        let key = FpVar::new_witness(cs.clone(), || Ok(record.key)).unwrap();
+        let commitment =
+            FpVar::new_witness(cs.clone(), || Ok(poseidon::value_commitment(record.value, record.blinding)))
+                .unwrap();
+        let computed = path_var.calculate_root(&params, &params, &[key, commitment][..]).unwrap();
+        assert_eq!(computed.value().unwrap(), root, "leaf {index} at size {size}");
+        assert!(cs.is_satisfied().unwrap());
+    }
+}

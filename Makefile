@@ -19,7 +19,7 @@ APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus bench-chain clean
+.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus bench-chain bench-zk clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-etcd     Pyralog and etcd side by side (3 nodes each, loopback)"
 	@echo "make bench-consensus  Tendermint over libp2p: 4 and 7 validators, empty and 1,000 tx/s"
 	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
+	@echo "make bench-zk     Poseidon tree appends; Groth16 membership setup/prove/verify at depths 16, 20, 32"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 
@@ -97,6 +98,9 @@ bench-chain: deps
 	$(CARGO) build --locked -p pyralog-node
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh >/dev/null
 	testnet/bench-anchoring.sh; status=$$?; testnet/stop.sh >/dev/null; exit $$status
+
+bench-zk: deps
+	$(CARGO) bench --locked --profile dev --workspace --bench zk
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,94 @@
+//! zk costs: Poseidon tree appends, and Groth16 membership proofs at depths 16, 20 and 32
+//! (setup, prove, verify; proof, key sizes and constraint counts printed). `make bench-zk`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use ark_bn254::Fr;
+use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use pyralog_zk::PoseidonTree;
+use pyralog_zk::groth16::{
+    self, MembershipCircuit, MembershipStatement, MembershipWitness, prepare, proof_to_bytes,
+    proving_key_to_bytes, verifying_key_to_bytes,
+};
+use pyralog_zk::poseidon::RecordFields;
+
+fn record(i: u64) -> RecordFields {
+    RecordFields::of_record(Some(&i.to_le_bytes()), b"a credential of some realistic length", Some(&[7; 32]))
+}
+
+fn bench_tree(c: &mut Criterion) {
+    // A depth-32 tree already holding 100,000 leaves: one append (the record's leaf, then the
+    // subtrees it completes), and the root a checkpoint needs (the right edge, 32 hashes).
+    let mut tree = PoseidonTree::new(32).unwrap();
+    for i in 0..100_000 {
+        tree.append(record(i).leaf()).unwrap();
+    }
+    let mut next = 100_000;
+    c.bench_function("zk/poseidon_tree_append_record_depth_32", |b| {
+        b.iter(|| {
+            next += 1;
+            tree.append(record(next).leaf()).unwrap()
+        })
+    });
+    c.bench_function("zk/poseidon_tree_root_depth_32", |b| b.iter(|| black_box(tree.root())));
+    c.bench_function("zk/poseidon_hash_two_elements", |b| {
+        b.iter(|| black_box(pyralog_zk::poseidon::node(black_box(Fr::from(1u64)), Fr::from(2u64))))
+    });
+}
+
+fn bench_groth16(c: &mut Criterion) {
+    let mut group = c.benchmark_group("zk/groth16");
+    group.sample_size(10);
+    for depth in [16usize, 20, 32] {
+        let started = Instant::now();
+        let keys = groth16::setup(depth).unwrap();
+        let setup = started.elapsed();
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        MembershipCircuit::blank(depth).generate_constraints(cs.clone()).unwrap();
+        println!(
+            "groth16 depth {depth}: {} constraints, setup {:.2} s, proving key {} bytes, verifying key {} bytes",
+            cs.num_constraints(),
+            setup.as_secs_f64(),
+            proving_key_to_bytes(&keys.proving).len(),
+            verifying_key_to_bytes(&keys.verifying).len(),
+        );
+
+        let mut tree = PoseidonTree::new(depth).unwrap();
+        for i in 0..1_000 {
+            tree.append(record(i).leaf()).unwrap();
+        }
+        let statement = MembershipStatement {
+            root: tree.root(),
+            epoch: 1,
+            size: tree.len(),
+            disclosed_key: None,
+            nonce: Fr::from(42u64),
+        };
+        let fields = record(500);
+        let witness = MembershipWitness {
+            key: fields.key,
+            value: fields.value,
+            blinding: fields.blinding,
+            path: tree.path(500, tree.len()).unwrap(),
+        };
+        let proof = groth16::prove(&keys, &statement, &witness).unwrap();
+        println!("groth16 depth {depth}: proof {} bytes", proof_to_bytes(&proof).len());
+        group.bench_function(format!("prove_depth_{depth}"), |b| {
+            b.iter_batched(
+                || witness.clone(),
+                |w| groth16::prove(&keys, &statement, &w).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        let vk = prepare(&keys.verifying);
+        group.bench_function(format!("verify_depth_{depth}"), |b| {
+            b.iter(|| groth16::verify(&vk, black_box(&statement), black_box(&proof)).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_tree, bench_groth16);
+criterion_main!(benches);

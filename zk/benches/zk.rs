@@ -1,4 +1,4 @@
-//! zk costs: Poseidon tree appends, and Groth16 membership proofs at depths 16, 20 and 32
+//! zk costs: Poseidon and Rescue-Prime tree appends, and Groth16 membership proofs at depths 16, 20 and 32
 //! (setup, prove, verify; proof, key sizes and constraint counts printed). `make bench-zk`.
 
 use std::hint::black_box;
@@ -33,6 +33,20 @@ fn bench_tree(c: &mut Criterion) {
         })
     });
     c.bench_function("zk/poseidon_tree_root_depth_32", |b| b.iter(|| black_box(tree.root())));
+    let mut rescue = pyralog_zk::RescueTree::new(32).unwrap();
+    let rescue_leaf =
+        |i: u64| pyralog_zk::rescue::record_leaf(Some(&i.to_le_bytes()), b"a value of some length");
+    for i in 0..100_000 {
+        rescue.append(rescue_leaf(i)).unwrap();
+    }
+    let mut next = 100_000;
+    c.bench_function("zk/rescue_tree_append_record_depth_32", |b| {
+        b.iter(|| {
+            next += 1;
+            rescue.append(rescue_leaf(next)).unwrap()
+        })
+    });
+    c.bench_function("zk/rescue_tree_root_depth_32", |b| b.iter(|| black_box(rescue.root())));
     c.bench_function("zk/poseidon_hash_two_elements", |b| {
         b.iter(|| black_box(pyralog_zk::poseidon::node(black_box(Fr::from(1u64)), Fr::from(2u64))))
     });

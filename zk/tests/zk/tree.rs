@@ -120,3 +120,33 @@ fn poseidon_tree_roots_match_the_circuit() {
         assert!(cs.is_satisfied().unwrap());
     }
 }
+
+/// The Rescue tree: leaves, nodes and the empty slot are separated, and roots match the naive
+/// model over winter-crypto's merge.
+#[test]
+fn rescue_tree_roots_and_domains() {
+    use pyralog_zk::RescueTree;
+    use pyralog_zk::rescue::{RescueHasher, record_leaf};
+    use winter_crypto::ElementHasher;
+    use winter_crypto::hashers::Rp64_256;
+
+    let leaves: Vec<_> = (0..11u32).map(|i| record_leaf(Some(&i.to_le_bytes()), b"value")).collect();
+    let mut tree = RescueTree::new(5).unwrap();
+    for leaf in &leaves {
+        tree.append(*leaf).unwrap();
+    }
+    for size in 0..=11u64 {
+        assert_eq!(tree.root_at(size).unwrap(), naive_root::<RescueHasher>(5, &leaves[..size as usize]));
+    }
+    let path = tree.path(7, 11).unwrap();
+    assert_eq!(path.root::<RescueHasher>(&leaves[7]), tree.root());
+
+    // A node is merge(left, right), which equals hashing their 8 elements; a leaf hashes 9 and
+    // the empty slot 1, so neither is a node's preimage shape.
+    let (a, b) = (leaves[0], leaves[1]);
+    let elements: Vec<_> = a.as_elements().iter().chain(b.as_elements()).copied().collect();
+    assert_eq!(RescueHasher::node(&a, &b), Rp64_256::hash_elements(&elements));
+    assert_ne!(record_leaf(None, b"v"), record_leaf(Some(b""), b"v"));
+    assert_ne!(record_leaf(Some(b"k"), b"v"), record_leaf(Some(b"k"), b"w"));
+    assert_ne!(RescueHasher::empty(), RescueHasher::node(&RescueHasher::empty(), &RescueHasher::empty()));
+}

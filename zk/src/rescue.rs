@@ -1,0 +1,61 @@
+//! Rescue-Prime `Rp64_256` (winter-crypto): the hash of the STARK tree, over the 64-bit field
+//! p = 2^64 - 2^32 + 1.
+//!
+//! Inner nodes are winter-crypto's `merge` (8 elements, the first capacity element set to 8),
+//! which is what an AIR for the tree computes in one permutation. Leaves and the empty slot go
+//! through `hash_elements`, whose first capacity element is the input length: leaves hash 9
+//! elements (a tag, the key's 4, the value's 4) and the empty slot 1, so neither can collide
+//! with a node, and the tags keep them apart from each other.
+
+use winter_crypto::hashers::Rp64_256;
+use winter_crypto::{ElementHasher, Hasher};
+use winter_math::fields::f64::BaseElement;
+
+/// A digest: 4 field elements.
+pub type RescueDigest = <Rp64_256 as Hasher>::Digest;
+
+/// Tag of leaves.
+pub const TAG_LEAF: u64 = 2;
+/// Tag of the empty slot.
+pub const TAG_EMPTY: u64 = 4;
+
+/// The Rescue tree's hasher.
+#[derive(Debug, Clone, Copy)]
+pub struct RescueHasher;
+
+impl crate::tree::TreeHasher for RescueHasher {
+    type Digest = RescueDigest;
+
+    fn node(left: &RescueDigest, right: &RescueDigest) -> RescueDigest {
+        Rp64_256::merge(&[*left, *right])
+    }
+
+    fn empty() -> RescueDigest {
+        Rp64_256::hash_elements(&[BaseElement::new(TAG_EMPTY)])
+    }
+}
+
+/// A byte string as 4 field elements: BLAKE3 in key-derivation mode under `context`, each
+/// element from 8 output bytes reduced modulo p.
+pub fn elements_from_bytes(context: &str, bytes: &[u8]) -> [BaseElement; 4] {
+    let mut wide = [0u8; 32];
+    let mut hasher = blake3::Hasher::new_derive_key(context);
+    hasher.update(bytes);
+    hasher.finalize_xof().fill(&mut wide);
+    std::array::from_fn(|i| {
+        BaseElement::new(u64::from_le_bytes(wide[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
+    })
+}
+
+/// A record's leaf: `hash_elements(TAG_LEAF, key, value)` (absent and empty keys differ).
+pub fn record_leaf(key: Option<&[u8]>, value: &[u8]) -> RescueDigest {
+    let key = match key {
+        Some(key) => elements_from_bytes("pyralog zk rescue key v1", &[&[1u8][..], key].concat()),
+        None => elements_from_bytes("pyralog zk rescue key v1", &[0u8]),
+    };
+    let value = elements_from_bytes("pyralog zk rescue value v1", value);
+    let mut input = vec![BaseElement::new(TAG_LEAF)];
+    input.extend_from_slice(&key);
+    input.extend_from_slice(&value);
+    Rp64_256::hash_elements(&input)
+}

@@ -105,9 +105,7 @@ impl crate::tree::TreeHasher for PoseidonHasher {
 /// bytes reduced modulo the field order (the bias is below 2^-250).
 pub fn field_from_bytes(context: &str, bytes: &[u8]) -> Fr {
     let mut wide = [0u8; 64];
-    let mut hasher = blake3::Hasher::new_derive_key(context);
-    hasher.update(bytes);
-    hasher.finalize_xof().fill(&mut wide);
+    crate::derive_bytes(context, bytes, &mut wide);
     Fr::from_le_bytes_mod_order(&wide)
 }
 
@@ -126,12 +124,8 @@ impl RecordFields {
     /// The fields of a record with `key`, `value` and an optional 32-byte `blinding` (the
     /// writer's random secret; records without one commit with blinding 0).
     pub fn of_record(key: Option<&[u8]>, value: &[u8], blinding: Option<&[u8; 32]>) -> Self {
-        let key = match key {
-            Some(key) => field_from_bytes("pyralog zk record key v1", &[&[1u8][..], key].concat()),
-            None => field_from_bytes("pyralog zk record key v1", &[0u8]),
-        };
         RecordFields {
-            key,
+            key: field_from_bytes("pyralog zk record key v1", &crate::key_encoding(key)),
             value: field_from_bytes("pyralog zk record value v1", value),
             blinding: blinding.map_or(Fr::from(0u64), |b| Fr::from_le_bytes_mod_order(b)),
         }

@@ -39,9 +39,7 @@ impl crate::tree::TreeHasher for RescueHasher {
 /// element from 8 output bytes reduced modulo p.
 pub fn elements_from_bytes(context: &str, bytes: &[u8]) -> [BaseElement; 4] {
     let mut wide = [0u8; 32];
-    let mut hasher = blake3::Hasher::new_derive_key(context);
-    hasher.update(bytes);
-    hasher.finalize_xof().fill(&mut wide);
+    crate::derive_bytes(context, bytes, &mut wide);
     std::array::from_fn(|i| {
         BaseElement::new(u64::from_le_bytes(wide[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
     })
@@ -49,10 +47,7 @@ pub fn elements_from_bytes(context: &str, bytes: &[u8]) -> [BaseElement; 4] {
 
 /// A record's leaf: `hash_elements(TAG_LEAF, key, value)` (absent and empty keys differ).
 pub fn record_leaf(key: Option<&[u8]>, value: &[u8]) -> RescueDigest {
-    let key = match key {
-        Some(key) => elements_from_bytes("pyralog zk rescue key v1", &[&[1u8][..], key].concat()),
-        None => elements_from_bytes("pyralog zk rescue key v1", &[0u8]),
-    };
+    let key = elements_from_bytes("pyralog zk rescue key v1", &crate::key_encoding(key));
     let value = elements_from_bytes("pyralog zk rescue value v1", value);
     let mut input = vec![BaseElement::new(TAG_LEAF)];
     input.extend_from_slice(&key);

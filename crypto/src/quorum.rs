@@ -231,11 +231,8 @@ impl<M: Signable> QuorumCertificate<M> {
         let mut signed = 0;
         let mut keys = Vec::with_capacity(self.signatures.len());
         for share in &self.signatures {
-            let (weight, key) =
-                members.members.get(&share.signer).ok_or(QuorumError::UnknownSigner(share.signer))?;
-            if !seen.insert(share.signer) {
-                return Err(QuorumError::DuplicateSigner(share.signer));
-            }
+            let (weight, key) = admit(members, &seen, share)?;
+            seen.insert(share.signer);
             if !(stop_at_quorum && threshold.is_met(signed, total)) {
                 signed += weight;
                 keys.push(*key);
@@ -252,6 +249,19 @@ impl<M: Signable> QuorumCertificate<M> {
     }
 }
 
+/// A share's signer must be a member not seen yet; returns its weight and decompressed key.
+fn admit<'m>(
+    members: &'m MemberSet,
+    seen: &BTreeSet<PublicKey>,
+    share: &SignatureShare,
+) -> Result<(u64, &'m VerifyingKey), QuorumError> {
+    let (weight, key) = members.members.get(&share.signer).ok_or(QuorumError::UnknownSigner(share.signer))?;
+    if seen.contains(&share.signer) {
+        return Err(QuorumError::DuplicateSigner(share.signer));
+    }
+    Ok((*weight, key))
+}
+
 /// Checks one share; returns its weight and records its signer.
 fn check_share(
     members: &MemberSet,
@@ -259,14 +269,11 @@ fn check_share(
     seen: &mut BTreeSet<PublicKey>,
     share: &SignatureShare,
 ) -> Result<u64, QuorumError> {
-    let (weight, key) = members.members.get(&share.signer).ok_or(QuorumError::UnknownSigner(share.signer))?;
-    if seen.contains(&share.signer) {
-        return Err(QuorumError::DuplicateSigner(share.signer));
-    }
+    let (weight, key) = admit(members, seen, share)?;
     verify_with(key, signing_bytes, &share.signature)
         .map_err(|_| QuorumError::InvalidSignature(share.signer))?;
     seen.insert(share.signer);
-    Ok(*weight)
+    Ok(weight)
 }
 
 /// Gathers shares for one message, checking each on arrival, until the threshold is met.

@@ -80,13 +80,7 @@ fn bench_groth16(c: &mut Criterion) {
             disclosed_key: None,
             nonce: Fr::from(42u64),
         };
-        let fields = record(500);
-        let witness = MembershipWitness {
-            key: fields.key,
-            value: fields.value,
-            blinding: fields.blinding,
-            path: tree.path(500, tree.len()).unwrap(),
-        };
+        let witness = MembershipWitness::of_record(&record(500), tree.path(500, tree.len()).unwrap());
         let proof = groth16::prove(&keys, &statement, &witness).unwrap();
         println!("groth16 depth {depth}: proof {} bytes", proof_to_bytes(&proof).len());
         group.bench_function(format!("prove_depth_{depth}"), |b| {

@@ -163,11 +163,6 @@ impl<H: TreeHasher> AppendTree<H> {
         Ok(AuthPath { index, siblings })
     }
 
-    /// The leaf digest at `index`.
-    pub fn leaf(&self, index: u64) -> Option<H::Digest> {
-        self.levels[0].get(usize::try_from(index).ok()?).copied()
-    }
-
     fn check_size(&self, size: u64) -> Result<(), TreeError> {
         if size > self.len() {
             return Err(TreeError::SizeBeyondTree { size, len: self.len() });

@@ -22,6 +22,7 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate
 use ark_snark::SNARK;
 use rand_core::OsRng;
 
+use crate::poseidon::RecordFields;
 use crate::tree::AuthPath;
 
 /// What the verifier sees.
@@ -64,6 +65,13 @@ pub struct MembershipWitness {
     pub blinding: Fr,
     /// The leaf's path in the tree of the checkpoint's size.
     pub path: AuthPath<Fr>,
+}
+
+impl MembershipWitness {
+    /// The witness for a record at the end of `path`.
+    pub fn of_record(record: &RecordFields, path: AuthPath<Fr>) -> Self {
+        MembershipWitness { key: record.key, value: record.value, blinding: record.blinding, path }
+    }
 }
 
 /// Why proving or verifying failed.

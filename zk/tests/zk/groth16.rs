@@ -43,13 +43,7 @@ impl Fixture {
     }
 
     fn witness(&self, index: usize, size: u64) -> MembershipWitness {
-        let record = self.records[index];
-        MembershipWitness {
-            key: record.key,
-            value: record.value,
-            blinding: record.blinding,
-            path: self.tree.path(index as u64, size).unwrap(),
-        }
+        MembershipWitness::of_record(&self.records[index], self.tree.path(index as u64, size).unwrap())
     }
 }
 
@@ -104,12 +98,7 @@ fn a_record_not_in_the_tree_cannot_be_proven() {
     let mut tree = f.tree.clone();
     let late = RecordFields::of_record(Some(b"late"), b"credential", None);
     tree.append(late.leaf()).unwrap();
-    let witness = MembershipWitness {
-        key: late.key,
-        value: late.value,
-        blinding: late.blinding,
-        path: tree.path(10, 11).unwrap(),
-    };
+    let witness = MembershipWitness::of_record(&late, tree.path(10, 11).unwrap());
     assert!(matches!(groth16::prove(&f.keys, &statement, &witness), Err(Groth16Error::Unsatisfied(_))));
     // Its proof against the tree it is in verifies, but not against the checkpoint's root.
     let grown = MembershipStatement { root: tree.root_at(11).unwrap(), size: 11, ..statement.clone() };

@@ -1,5 +1,7 @@
-//! zk costs: Poseidon and Rescue-Prime tree appends, and Groth16 membership proofs at depths 16, 20 and 32
-//! (setup, prove, verify; proof, key sizes and constraint counts printed). `make bench-zk`.
+//! zk costs: Poseidon and Rescue-Prime tree appends; Groth16 membership proofs at depths 16, 20 and 32
+//! (setup, prove, verify; proof, key sizes and constraint counts printed); append-batch STARKs for
+//! k = 64, 1024 and 4096 leaves (prove, verify, proof size; `PYRALOG_BENCH_STARK_K=64,16384` picks
+//! others: 16384 needs about 29 GB). `make bench-zk`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -98,5 +100,47 @@ fn bench_groth16(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_tree, bench_groth16);
+fn bench_stark(c: &mut Criterion) {
+    use pyralog_zk::stark::{prove_appends, verify_appends};
+    let mut group = c.benchmark_group("zk/stark");
+    group.sample_size(10);
+    // Batches appended to a tree of 100,000 leaves.
+    let base = 100_000u64;
+    let sizes: Vec<u64> = std::env::var("PYRALOG_BENCH_STARK_K")
+        .map(|list| list.split(',').map(|k| k.trim().parse().expect("a batch size")).collect())
+        .unwrap_or_else(|_| vec![64, 1024, 4096]);
+    let mut tree = pyralog_zk::RescueTree::new(32).unwrap();
+    let leaf = |i: u64| pyralog_zk::rescue::record_leaf(Some(&i.to_le_bytes()), b"a value of some length");
+    for i in 0..base + sizes.iter().max().copied().unwrap_or(0) {
+        tree.append(leaf(i)).unwrap();
+    }
+    for k in sizes {
+        let started = Instant::now();
+        let (statement, proof) = prove_appends(&tree, base, base + k).unwrap();
+        let prove = started.elapsed();
+        let started = Instant::now();
+        verify_appends(&statement, &proof).unwrap();
+        let verify = started.elapsed();
+        println!(
+            "stark k={k}: trace {} rows, prove {:.2} s, verify {:.2} ms, proof {} bytes, {} bits conjectured",
+            (k as usize).next_power_of_two() * 256,
+            prove.as_secs_f64(),
+            verify.as_secs_f64() * 1e3,
+            proof.to_bytes().len(),
+            proof.security_bits(),
+        );
+        // Proving the larger batches takes minutes: they are timed once, above.
+        if k <= 1024 {
+            group.bench_function(format!("prove_k_{k}"), |b| {
+                b.iter(|| prove_appends(&tree, base, base + k).unwrap())
+            });
+        }
+        group.bench_function(format!("verify_k_{k}"), |b| {
+            b.iter(|| verify_appends(black_box(&statement), black_box(&proof)).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_tree, bench_groth16, bench_stark);
 criterion_main!(benches);

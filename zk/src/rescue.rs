@@ -18,6 +18,8 @@ pub type RescueDigest = <Rp64_256 as Hasher>::Digest;
 pub const TAG_LEAF: u64 = 2;
 /// Tag of the empty slot.
 pub const TAG_EMPTY: u64 = 4;
+/// Tag of the batch digest's start.
+pub const TAG_BATCH: u64 = 5;
 
 /// The Rescue tree's hasher.
 #[derive(Debug, Clone, Copy)]
@@ -53,4 +55,15 @@ pub fn record_leaf(key: Option<&[u8]>, value: &[u8]) -> RescueDigest {
     input.extend_from_slice(&key);
     input.extend_from_slice(&value);
     Rp64_256::hash_elements(&input)
+}
+
+/// The batch digest before any leaf: `hash_elements(TAG_BATCH)`.
+pub fn batch_start() -> RescueDigest {
+    Rp64_256::hash_elements(&[BaseElement::new(TAG_BATCH)])
+}
+
+/// The digest of a batch of leaves, in order: `d = merge(d, leaf)` from [`batch_start`]. This is
+/// what an append-batch STARK names the batch by.
+pub fn batch_digest(leaves: &[RescueDigest]) -> RescueDigest {
+    leaves.iter().fold(batch_start(), |digest, leaf| Rp64_256::merge(&[digest, *leaf]))
 }

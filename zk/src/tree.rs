@@ -159,8 +159,27 @@ impl<H: TreeHasher> AppendTree<H> {
         if index >= size {
             return Err(TreeError::IndexBeyondSize { index, size });
         }
+        Ok(self.siblings(index, size))
+    }
+
+    /// The path of the next slot in the tree of `size` leaves: the siblings an append at
+    /// `size` hashes with (with the empty digest as leaf it leads to the root at `size`).
+    pub fn append_path(&self, size: u64) -> Result<AuthPath<H::Digest>, TreeError> {
+        self.check_size(size)?;
+        if size == 1u64 << self.depth {
+            return Err(TreeError::Full(size));
+        }
+        Ok(self.siblings(size, size))
+    }
+
+    /// Leaf `index`, if appended.
+    pub fn leaf(&self, index: u64) -> Option<H::Digest> {
+        usize::try_from(index).ok().and_then(|index| self.levels[0].get(index)).copied()
+    }
+
+    fn siblings(&self, index: u64, size: u64) -> AuthPath<H::Digest> {
         let siblings = (0..self.depth).map(|level| self.node_at(level, (index >> level) ^ 1, size)).collect();
-        Ok(AuthPath { index, siblings })
+        AuthPath { index, siblings }
     }
 
     fn check_size(&self, size: u64) -> Result<(), TreeError> {

@@ -2,4 +2,5 @@
 
 mod groth16;
 mod poseidon;
+mod stark;
 mod tree;

@@ -64,6 +64,16 @@ proptest! {
                 // Another leaf, or the right leaf at another position, does not lead there.
                 prop_assert_ne!(path.root::<Blake>(&leaf(n + 1)), root);
             }
+            // The next slot's path leads to this root from the empty slot, and to the next
+            // size's root from the leaf appended there.
+            if size < 1 << depth {
+                let next = tree.append_path(size).unwrap();
+                prop_assert_eq!(next.root::<Blake>(&Blake::empty()), root);
+                if size < n {
+                    prop_assert_eq!(next.root::<Blake>(&leaves[size as usize]), tree.root_at(size + 1).unwrap());
+                    prop_assert_eq!(tree.leaf(size), Some(leaves[size as usize]));
+                }
+            }
         }
     }
 }
@@ -79,6 +89,9 @@ fn limits_are_typed_errors() {
     assert_eq!(tree.append(leaf(4)), Err(TreeError::Full(4)));
     assert_eq!(tree.root_at(5), Err(TreeError::SizeBeyondTree { size: 5, len: 4 }));
     assert_eq!(tree.path(3, 3), Err(TreeError::IndexBeyondSize { index: 3, size: 3 }));
+    assert_eq!(tree.append_path(4), Err(TreeError::Full(4)));
+    assert_eq!(tree.append_path(5), Err(TreeError::SizeBeyondTree { size: 5, len: 4 }));
+    assert_eq!(tree.leaf(4), None);
 }
 
 /// A depth-32 tree (the product's) agrees with the empty-subtree ladder, and its root at a past

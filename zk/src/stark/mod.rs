@@ -1,0 +1,211 @@
+//! STARKs (Winterfell 0.13) that appending a batch of leaves moved the Rescue tree from one
+//! root to another: public old root, old size, leaf count, batch digest and new root; anyone
+//! checks the transition without replaying the batch or trusting the prover.
+//!
+//! These proofs are **not zero-knowledge**: Winterfell adds no masking, so a proof can leak the
+//! leaves, which the digest names anyway. Treat the batch as public. The proof is transparent
+//! (no trusted setup) and rests on hashes only (BLAKE3 for commitments), so it is plausibly
+//! post-quantum. The arithmetization is described in `air.rs`.
+
+mod air;
+mod trace;
+
+pub use air::AppendStatement;
+
+use winterfell::{AcceptableOptions, BatchingMethod, FieldExtension, Proof, ProofOptions, Prover};
+
+use crate::RescueTree;
+use crate::rescue::RescueDigest;
+use crate::tree::{MAX_DEPTH, TreeError};
+use trace::{BatchProver, CommitmentHash};
+
+/// Columns of an append trace.
+#[doc(hidden)]
+pub const TRACE_WIDTH: usize = air::WIDTH;
+
+/// The conjectured security, in bits, below which a verifier refuses a proof.
+pub const MIN_SECURITY_BITS: u32 = 96;
+
+/// The options proofs are made with: 28 queries at blowup 8 and 16 bits of grinding over the
+/// quadratic extension of the 64-bit field, 99 bits of conjectured security.
+pub fn proof_options() -> ProofOptions {
+    ProofOptions::new(
+        28,
+        8,
+        16,
+        FieldExtension::Quadratic,
+        8,
+        255,
+        BatchingMethod::Linear,
+        BatchingMethod::Linear,
+    )
+}
+
+/// Why a proof was not made or not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StarkError {
+    /// A batch of no leaves.
+    #[error("an append batch needs at least one leaf")]
+    EmptyBatch,
+    /// The STARK covers depth-32 trees only.
+    #[error("append proofs cover depth-{MAX_DEPTH} trees, not depth {0}")]
+    WrongDepth(usize),
+    /// The batch, padded to a power of two, runs past the tree's last slot.
+    #[error("{count} leaves at size {old_size}, padded to a power of two, do not fit 2^32 slots")]
+    TooLarge {
+        /// Leaves before the batch.
+        old_size: u64,
+        /// Leaves in the batch.
+        count: u64,
+    },
+    /// Sizes the tree does not have.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// The proof does not prove the statement.
+    #[error("append proof rejected: {0}")]
+    Rejected(String),
+    /// Bytes that are not a proof.
+    #[error("malformed append proof: {0}")]
+    Malformed(String),
+    /// The prover failed on valid input (a bug).
+    #[error("append prover failed: {0}")]
+    Internal(String),
+}
+
+/// A proof for an [`AppendStatement`].
+#[derive(Debug, Clone)]
+pub struct AppendProof(Proof);
+
+impl AppendProof {
+    /// The proof's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.to_bytes()
+    }
+
+    /// Reads a proof; the bytes must be exactly one proof's encoding.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StarkError> {
+        let proof = Proof::from_bytes(bytes).map_err(|e| StarkError::Malformed(e.to_string()))?;
+        if proof.to_bytes() != bytes {
+            return Err(StarkError::Malformed("not a canonical encoding (trailing bytes?)".into()));
+        }
+        Ok(AppendProof(proof))
+    }
+
+    /// Columns of an append trace.
+    #[doc(hidden)]
+    pub const TRACE_WIDTH: usize = air::WIDTH;
+
+    /// The conjectured security of the options the proof was made with, in bits.
+    pub fn security_bits(&self) -> u32 {
+        self.0.conjectured_security::<CommitmentHash>().bits()
+    }
+}
+
+/// Proves that appending leaves `from_size..to_size` of `tree` moved its root from the one at
+/// `from_size` to the one at `to_size`.
+pub fn prove_appends(
+    tree: &RescueTree,
+    from_size: u64,
+    to_size: u64,
+) -> Result<(AppendStatement, AppendProof), StarkError> {
+    prove_appends_with(tree, from_size, to_size, proof_options())
+}
+
+/// [`prove_appends`] with one trace cell changed after the honest trace is built (tests see
+/// that the AIR constrains it: the proof must not verify).
+#[doc(hidden)]
+pub fn prove_tampered(
+    tree: &RescueTree,
+    from_size: u64,
+    to_size: u64,
+    column: usize,
+    row: usize,
+) -> Result<(AppendStatement, AppendProof), StarkError> {
+    prove_inner(tree, from_size, to_size, proof_options(), Some((column, row)))
+}
+
+/// [`prove_appends`] with other options (tests prove with weak ones to see them refused).
+#[doc(hidden)]
+pub fn prove_appends_with(
+    tree: &RescueTree,
+    from_size: u64,
+    to_size: u64,
+    options: ProofOptions,
+) -> Result<(AppendStatement, AppendProof), StarkError> {
+    prove_inner(tree, from_size, to_size, options, None)
+}
+
+fn prove_inner(
+    tree: &RescueTree,
+    from_size: u64,
+    to_size: u64,
+    options: ProofOptions,
+    tamper: Option<(usize, usize)>,
+) -> Result<(AppendStatement, AppendProof), StarkError> {
+    if tree.depth() != MAX_DEPTH {
+        return Err(StarkError::WrongDepth(tree.depth()));
+    }
+    let old_root = tree.root_at(from_size)?;
+    let new_root = tree.root_at(to_size)?;
+    let count = to_size.checked_sub(from_size).filter(|count| *count > 0).ok_or(StarkError::EmptyBatch)?;
+    check_fits(from_size, count)?;
+    let leaves: Vec<RescueDigest> =
+        (from_size..to_size).map(|index| tree.leaf(index).expect("below the tree's size")).collect();
+    let siblings = tree.append_path(from_size)?.siblings;
+    let mut built = trace::build(from_size, &siblings, &leaves).map_err(StarkError::Internal)?;
+    if let Some((column, row)) = tamper {
+        built.columns[column][row] += winterfell::math::fields::f64::BaseElement::new(1);
+    }
+    if built.old_root != old_root || built.new_root != new_root {
+        return Err(StarkError::Internal("the trace's roots differ from the tree's".into()));
+    }
+    let statement = AppendStatement {
+        old_root,
+        old_size: from_size,
+        count,
+        batch_digest: crate::rescue::batch_digest(&leaves),
+        new_root,
+    };
+    let proof = BatchProver { options, statement }
+        .prove(winterfell::TraceTable::init(built.columns))
+        .map_err(|e| StarkError::Internal(e.to_string()))?;
+    Ok((statement, AppendProof(proof)))
+}
+
+/// Checks `proof` against `statement`, demanding [`MIN_SECURITY_BITS`] of conjectured security.
+pub fn verify_appends(statement: &AppendStatement, proof: &AppendProof) -> Result<(), StarkError> {
+    if statement.count == 0 {
+        return Err(StarkError::EmptyBatch);
+    }
+    check_fits(statement.old_size, statement.count)?;
+    // The AIR places its assertions by the count; a trace of another shape is refused before
+    // Winterfell sees it.
+    let shape = proof.0.trace_info();
+    let rows = air::slots(statement.count) * air::SLOT;
+    if shape.length() != rows || shape.main_trace_width() != air::WIDTH || shape.is_multi_segment() {
+        return Err(StarkError::Rejected(format!(
+            "trace of {} rows and {} columns, expected {rows} and {}",
+            shape.length(),
+            shape.main_trace_width(),
+            air::WIDTH
+        )));
+    }
+    let acceptable = AcceptableOptions::MinConjecturedSecurity(MIN_SECURITY_BITS);
+    winterfell::verify::<
+        air::AppendAir,
+        CommitmentHash,
+        winter_crypto::DefaultRandomCoin<CommitmentHash>,
+        winter_crypto::MerkleTree<CommitmentHash>,
+    >(proof.0.clone(), *statement, &acceptable)
+    .map_err(|e| StarkError::Rejected(e.to_string()))
+}
+
+/// The padded batch's positions must stay below 2^32.
+fn check_fits(old_size: u64, count: u64) -> Result<(), StarkError> {
+    let slots = u64::try_from(air::slots(count.min(1 << MAX_DEPTH))).unwrap_or(u64::MAX);
+    match old_size.checked_add(slots) {
+        Some(end) if count <= 1 << MAX_DEPTH && end <= 1 << MAX_DEPTH => Ok(()),
+        _ => Err(StarkError::TooLarge { old_size, count }),
+    }
+}

@@ -1,12 +1,14 @@
 //! Checkpoints: "partition P of log L in cluster C had `size` records with Merkle root R at epoch E".
 //!
-//! # Canonical encoding (version 1)
+//! # Canonical encoding (versions 1 and 2)
 //!
 //! All integers big-endian; names are 1-64 bytes of `[A-Za-z0-9._-]` starting with a letter or digit.
+//! A checkpoint without zk roots is encoded in version 1; one with zk roots in version 2, which
+//! appends them. Each checkpoint has exactly one encoding.
 //!
 //! | field | bytes |
 //! |---|---|
-//! | version (= 1) | 1 |
+//! | version (1, or 2 with zk roots) | 1 |
 //! | cluster id length, cluster id | 1 + n |
 //! | log name length, log name | 1 + n |
 //! | partition | 4 |
@@ -14,11 +16,14 @@
 //! | size (records) | 8 |
 //! | root (BLAKE3 Merkle root) | 32 |
 //! | time (ms since the Unix epoch) | 8 |
+//! | version 2 only: number of zk roots (1 or 2) | 1 |
+//! | version 2 only, per zk root in increasing tree id: tree id ([`ZkTree`]), root | 1 + 32 |
 //!
 //! Decoding is strict: one encoding per checkpoint, so equal checkpoints have equal bytes,
 //! signatures and [ids](Checkpoint::id). Replicas sign [`Checkpoint::SIGNING_CONTEXT`] followed by
 //! the encoding.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +36,28 @@ use crate::quorum::Signable;
 pub const MAX_NAME_LEN: usize = 64;
 
 const ENCODING_VERSION: u8 = 1;
+const ENCODING_VERSION_ZK: u8 = 2;
+
+/// A zk tree a log may keep next to its BLAKE3 tree; its root rides in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZkTree {
+    /// Poseidon on BN254 (Groth16 membership proofs); the root is the scalar's canonical
+    /// 32-byte little-endian encoding.
+    Poseidon = 1,
+    /// Rescue-Prime `Rp64_256` (append-batch STARKs); the root is its 4 elements as 8-byte
+    /// little-endian integers.
+    Rescue = 2,
+}
+
+impl ZkTree {
+    /// Every tree, in id order.
+    pub const ALL: [ZkTree; 2] = [ZkTree::Poseidon, ZkTree::Rescue];
+
+    fn from_id(id: u8) -> Option<ZkTree> {
+        ZkTree::ALL.into_iter().find(|tree| *tree as u8 == id)
+    }
+}
 
 /// Checks the shared name rule; returns what is wrong.
 fn validate_name(name: &str) -> Result<(), NameError> {
@@ -136,6 +163,10 @@ pub struct Checkpoint {
     pub root: Digest,
     /// When the checkpoint was taken, ms since the Unix epoch.
     pub time_ms: u64,
+    /// The zk trees' roots over the same records, for logs created with zk proofs. (Always
+    /// serialized: postcard, which certificates travel in, has no optional fields.)
+    #[serde(default)]
+    pub zk_roots: BTreeMap<ZkTree, Digest>,
 }
 
 /// Why bytes are not a canonical checkpoint.
@@ -159,13 +190,20 @@ pub enum DecodeError {
     /// Bytes follow the last field.
     #[error("{0} unexpected bytes after the checkpoint")]
     TrailingBytes(usize),
+    /// A zk tree id this code does not know.
+    #[error("unknown zk tree id {0}")]
+    UnknownZkTree(u8),
+    /// Version 2 with no zk roots, or zk roots out of order or repeated.
+    #[error("zk roots not in canonical form")]
+    NonCanonicalZkRoots,
 }
 
 impl Checkpoint {
     /// The canonical encoding (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 2 + self.cluster.0.len() + self.log.0.len() + 60);
-        out.push(ENCODING_VERSION);
+        let zk_len = if self.zk_roots.is_empty() { 0 } else { 1 + 33 * self.zk_roots.len() };
+        let mut out = Vec::with_capacity(1 + 2 + self.cluster.0.len() + self.log.0.len() + 60 + zk_len);
+        out.push(if self.zk_roots.is_empty() { ENCODING_VERSION } else { ENCODING_VERSION_ZK });
         for name in [self.cluster.as_str(), self.log.as_str()] {
             out.push(name.len() as u8); // validated: at most 64
             out.extend_from_slice(name.as_bytes());
@@ -175,6 +213,13 @@ impl Checkpoint {
         out.extend_from_slice(&self.size.to_be_bytes());
         out.extend_from_slice(self.root.as_bytes());
         out.extend_from_slice(&self.time_ms.to_be_bytes());
+        if !self.zk_roots.is_empty() {
+            out.push(self.zk_roots.len() as u8); // at most one per tree
+            for (tree, root) in &self.zk_roots {
+                out.push(*tree as u8);
+                out.extend_from_slice(root.as_bytes());
+            }
+        }
         out
     }
 
@@ -182,12 +227,12 @@ impl Checkpoint {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader(bytes);
         let version = reader.array::<1>("version")?[0];
-        if version != ENCODING_VERSION {
+        if version != ENCODING_VERSION && version != ENCODING_VERSION_ZK {
             return Err(DecodeError::UnknownVersion(version));
         }
         let cluster = reader.name("cluster")?;
         let log = reader.name("log")?;
-        let checkpoint = Checkpoint {
+        let mut checkpoint = Checkpoint {
             cluster: ClusterId(cluster),
             log: LogName(log),
             partition: u32::from_be_bytes(reader.array("partition")?),
@@ -195,7 +240,11 @@ impl Checkpoint {
             size: u64::from_be_bytes(reader.array("size")?),
             root: Digest(reader.array("root")?),
             time_ms: u64::from_be_bytes(reader.array("time_ms")?),
+            zk_roots: BTreeMap::new(),
         };
+        if version == ENCODING_VERSION_ZK {
+            checkpoint.zk_roots = reader.zk_roots()?;
+        }
         match reader.0.len() {
             0 => Ok(checkpoint),
             extra => Err(DecodeError::TrailingBytes(extra)),
@@ -257,6 +306,26 @@ impl Reader<'_> {
         Ok(*head)
     }
 
+    /// Version 2's zk roots: at least one, tree ids strictly increasing.
+    fn zk_roots(&mut self) -> Result<BTreeMap<ZkTree, Digest>, DecodeError> {
+        let count = self.array::<1>("zk root count")?[0];
+        let mut roots = BTreeMap::new();
+        let mut last = None;
+        for _ in 0..count {
+            let id = self.array::<1>("zk tree")?[0];
+            let tree = ZkTree::from_id(id).ok_or(DecodeError::UnknownZkTree(id))?;
+            if last.is_some_and(|last| last >= tree) {
+                return Err(DecodeError::NonCanonicalZkRoots);
+            }
+            last = Some(tree);
+            roots.insert(tree, Digest(self.array("zk root")?));
+        }
+        if roots.is_empty() {
+            return Err(DecodeError::NonCanonicalZkRoots);
+        }
+        Ok(roots)
+    }
+
     fn name(&mut self, field: &'static str) -> Result<String, DecodeError> {
         let len = usize::from(self.array::<1>(field)?[0]);
         if self.0.len() < len {
@@ -286,6 +355,7 @@ mod tests {
             size: 1000,
             root: Digest([9; 32]),
             time_ms: 1_763_856_000_000,
+            zk_roots: BTreeMap::new(),
         }
     }
 
@@ -306,6 +376,51 @@ mod tests {
     }
 
     #[test]
+    fn zk_roots_use_version_2_exactly_as_documented() {
+        let mut checkpoint = sample();
+        checkpoint.zk_roots.insert(ZkTree::Rescue, Digest([2; 32]));
+        checkpoint.zk_roots.insert(ZkTree::Poseidon, Digest([1; 32]));
+        let bytes = checkpoint.encode();
+        let mut expected = sample().encode();
+        expected[0] = 2;
+        expected.push(2);
+        expected.push(1);
+        expected.extend_from_slice(&[1; 32]);
+        expected.push(2);
+        expected.extend_from_slice(&[2; 32]);
+        assert_eq!(bytes, expected);
+        assert_eq!(Checkpoint::decode(&bytes), Ok(checkpoint.clone()));
+        assert_ne!(checkpoint.id(), sample().id());
+
+        let v1_len = sample().encode().len();
+        let with = |tail: &[u8]| [&[2u8][..], &expected[1..v1_len], tail].concat();
+        // Version 2 without roots, repeated or swapped trees, unknown trees, a cut root.
+        assert_eq!(Checkpoint::decode(&with(&[0])), Err(DecodeError::NonCanonicalZkRoots));
+        let mut repeated = vec![2, 1];
+        repeated.extend_from_slice(&[1; 32]);
+        repeated.push(1);
+        repeated.extend_from_slice(&[1; 32]);
+        assert_eq!(Checkpoint::decode(&with(&repeated)), Err(DecodeError::NonCanonicalZkRoots));
+        let mut swapped = vec![2, 2];
+        swapped.extend_from_slice(&[2; 32]);
+        swapped.push(1);
+        swapped.extend_from_slice(&[1; 32]);
+        assert_eq!(Checkpoint::decode(&with(&swapped)), Err(DecodeError::NonCanonicalZkRoots));
+        assert_eq!(Checkpoint::decode(&with(&[1, 3])), Err(DecodeError::UnknownZkTree(3)));
+        assert_eq!(Checkpoint::decode(&with(&[1, 2, 7])), Err(DecodeError::Truncated("zk root")));
+        // A version-1 checkpoint followed by roots is not version 2.
+        let mut v1_with_roots = sample().encode();
+        v1_with_roots.extend_from_slice(&expected[v1_len..]);
+        assert_eq!(Checkpoint::decode(&v1_with_roots), Err(DecodeError::TrailingBytes(67)));
+
+        let json = serde_json::to_value(&checkpoint).unwrap();
+        assert_eq!(json["zk_roots"]["poseidon"], serde_json::to_value(Digest([1; 32])).unwrap());
+        assert_eq!(serde_json::to_value(sample()).unwrap()["zk_roots"], serde_json::json!({}));
+        let postcard = postcard::to_allocvec(&checkpoint).unwrap();
+        assert_eq!(postcard::from_bytes::<Checkpoint>(&postcard).unwrap(), checkpoint);
+    }
+
+    #[test]
     fn names_are_validated() {
         assert_eq!(LogName::new(""), Err(NameError::Length(0)));
         assert_eq!(LogName::new("a".repeat(65)), Err(NameError::Length(65)));
@@ -319,7 +434,7 @@ mod tests {
     fn malformed_encodings_get_typed_errors() {
         let bytes = sample().encode();
         assert_eq!(Checkpoint::decode(&[]), Err(DecodeError::Truncated("version")));
-        assert_eq!(Checkpoint::decode(&[2]), Err(DecodeError::UnknownVersion(2)));
+        assert_eq!(Checkpoint::decode(&[3]), Err(DecodeError::UnknownVersion(3)));
         assert_eq!(Checkpoint::decode(&bytes[..bytes.len() - 1]), Err(DecodeError::Truncated("time_ms")));
         let mut long = bytes.clone();
         long.push(0);
@@ -341,7 +456,7 @@ mod tests {
     #[test]
     fn id_changes_with_every_field() {
         let base = sample();
-        let mut variants = vec![base.clone(); 7];
+        let mut variants = vec![base.clone(); 9];
         variants[0].cluster = ClusterId::new("eu-west-2").unwrap();
         variants[1].log = LogName::new("orderz").unwrap();
         variants[2].partition += 1;
@@ -349,6 +464,8 @@ mod tests {
         variants[4].size += 1;
         variants[5].root.0[31] ^= 1;
         variants[6].time_ms += 1;
+        variants[7].zk_roots.insert(ZkTree::Rescue, Digest([0; 32]));
+        variants[8].zk_roots.insert(ZkTree::Poseidon, Digest([0; 32]));
         for variant in variants {
             assert_ne!(variant.id(), base.id(), "{variant:?}");
         }

@@ -18,7 +18,7 @@ pub mod light;
 pub mod merkle;
 pub mod quorum;
 
-pub use checkpoint::{Checkpoint, ClusterId, LogName};
+pub use checkpoint::{Checkpoint, ClusterId, LogName, ZkTree};
 pub use hash::{Digest, Domain};
 pub use keys::{Keypair, PublicKey, Signature};
 pub use quorum::{MemberSet, QuorumCertificate, Threshold};

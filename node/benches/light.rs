@@ -74,6 +74,7 @@ fn bench_light(c: &mut Criterion) {
         size,
         root: tree.root_at(size).unwrap(),
         time_ms: 1,
+        zk_roots: Default::default(),
     };
     let (old, new) = (checkpoint(RECORDS / 2), checkpoint(RECORDS));
     let consistency = tree.consistency_proof(old.size, new.size).unwrap();

@@ -137,6 +137,7 @@ impl CheckpointSigner {
             size: state.size,
             root,
             time_ms,
+            zk_roots: Default::default(),
         })
     }
 }

@@ -308,6 +308,7 @@ mod tests {
             size: 20,
             root: store.root(),
             time_ms: 0,
+            zk_roots: Default::default(),
         };
         let proof = store.reader().inclusion_proof(7, 20).unwrap();
         let honest = store.reader().get(7).unwrap().unwrap();

@@ -139,6 +139,7 @@ fn only_genuine_majority_certificates_are_recorded() {
         size,
         root: Digest([size as u8; 32]),
         time_ms: 1,
+        zk_roots: Default::default(),
     };
     let certify = |message: Checkpoint, signers: &[&Keypair]| QuorumCertificate {
         signatures: signers.iter().map(|k| SignatureShare::sign(k, &message)).collect(),

@@ -170,6 +170,7 @@ fn proofs_verify_against_checkpoints() {
             size,
             root,
             time_ms: 0,
+            zk_roots: Default::default(),
         };
         let latest = checkpoint(size, p.root());
         for stored in p.reader().read(0, 1000).unwrap() {

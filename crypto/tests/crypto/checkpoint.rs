@@ -2,24 +2,39 @@
 
 use proptest::prelude::*;
 use pyralog_crypto::checkpoint::DecodeError;
-use pyralog_crypto::{Checkpoint, ClusterId, Digest, LogName};
+use pyralog_crypto::{Checkpoint, ClusterId, Digest, LogName, ZkTree};
 
 fn name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 }
 
 fn any_checkpoint() -> impl Strategy<Value = Checkpoint> {
-    (name(), name(), any::<u32>(), any::<u64>(), any::<u64>(), any::<[u8; 32]>(), any::<u64>()).prop_map(
-        |(cluster, log, partition, epoch, size, root, time_ms)| Checkpoint {
-            cluster: ClusterId::new(cluster).unwrap(),
-            log: LogName::new(log).unwrap(),
-            partition,
-            epoch,
-            size,
-            root: Digest(root),
-            time_ms,
-        },
+    let zk_root = proptest::option::of(any::<[u8; 32]>());
+    (
+        name(),
+        name(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        (zk_root.clone(), zk_root),
     )
+        .prop_map(|(cluster, log, partition, epoch, size, root, time_ms, (poseidon, rescue))| {
+            Checkpoint {
+                cluster: ClusterId::new(cluster).unwrap(),
+                log: LogName::new(log).unwrap(),
+                partition,
+                epoch,
+                size,
+                root: Digest(root),
+                time_ms,
+                zk_roots: [(ZkTree::Poseidon, poseidon), (ZkTree::Rescue, rescue)]
+                    .into_iter()
+                    .filter_map(|(tree, root)| Some((tree, Digest(root?))))
+                    .collect(),
+            }
+        })
 }
 
 proptest! {

@@ -20,6 +20,7 @@ pub(crate) fn checkpoint(size: u64, root: Digest) -> Checkpoint {
         size,
         root,
         time_ms: 1_763_856_000_000,
+        zk_roots: Default::default(),
     }
 }
 

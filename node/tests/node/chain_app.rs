@@ -204,6 +204,7 @@ impl Cluster {
             size: self.tree.size(),
             root: self.tree.root(),
             time_ms: 0,
+            zk_roots: Default::default(),
         }
     }
 

@@ -310,8 +310,8 @@ impl Air for AppendAir {
 /// `MDS(x^7) + ARK1 - (MDS^-1(y - ARK2))^7`: zero when `y` is one round after `x` (the
 /// round's second half is checked backwards, so the inverse S-box costs degree 7 too).
 fn round_gap<E: FieldElement + From<BaseElement>>(x: &[E], y: &[E], ark1: &[E], ark2: &[E]) -> [E; STATE] {
-    let forward: Vec<E> = x.iter().map(|&v| pow7(v)).collect();
-    let backward: Vec<E> = y.iter().zip(ark2).map(|(&v, &k)| v - k).collect();
+    let forward: [E; STATE] = std::array::from_fn(|j| pow7(x[j]));
+    let backward: [E; STATE] = std::array::from_fn(|j| y[j] - ark2[j]);
     let forward = multiply(&Rp64_256::MDS, &forward);
     let backward = multiply(&Rp64_256::INV_MDS, &backward);
     std::array::from_fn(|j| forward[j] + ark1[j] - pow7(backward[j]))

@@ -20,6 +20,10 @@ fn record(i: u64) -> RecordFields {
     RecordFields::of_record(Some(&i.to_le_bytes()), b"a credential of some realistic length", Some(&[7; 32]))
 }
 
+fn rescue_leaf(i: u64) -> pyralog_zk::rescue::RescueDigest {
+    pyralog_zk::rescue::record_leaf(Some(&i.to_le_bytes()), b"a value of some length")
+}
+
 fn bench_tree(c: &mut Criterion) {
     // A depth-32 tree already holding 100,000 leaves: one append (the record's leaf, then the
     // subtrees it completes), and the root a checkpoint needs (the right edge, 32 hashes).
@@ -36,8 +40,6 @@ fn bench_tree(c: &mut Criterion) {
     });
     c.bench_function("zk/poseidon_tree_root_depth_32", |b| b.iter(|| black_box(tree.root())));
     let mut rescue = pyralog_zk::RescueTree::new(32).unwrap();
-    let rescue_leaf =
-        |i: u64| pyralog_zk::rescue::record_leaf(Some(&i.to_le_bytes()), b"a value of some length");
     for i in 0..100_000 {
         rescue.append(rescue_leaf(i)).unwrap();
     }
@@ -110,9 +112,8 @@ fn bench_stark(c: &mut Criterion) {
         .map(|list| list.split(',').map(|k| k.trim().parse().expect("a batch size")).collect())
         .unwrap_or_else(|_| vec![64, 1024, 4096]);
     let mut tree = pyralog_zk::RescueTree::new(32).unwrap();
-    let leaf = |i: u64| pyralog_zk::rescue::record_leaf(Some(&i.to_le_bytes()), b"a value of some length");
     for i in 0..base + sizes.iter().max().copied().unwrap_or(0) {
-        tree.append(leaf(i)).unwrap();
+        tree.append(rescue_leaf(i)).unwrap();
     }
     for k in sizes {
         let started = Instant::now();

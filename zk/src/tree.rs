@@ -50,6 +50,15 @@ pub enum TreeError {
     },
 }
 
+/// `zeros[l]` for `l` in `0..=depth`: the digest of an empty subtree of height `l`.
+pub fn empty_subtrees<H: TreeHasher>(depth: usize) -> Vec<H::Digest> {
+    let mut zeros = vec![H::empty()];
+    for level in 0..depth {
+        zeros.push(H::node(&zeros[level], &zeros[level]));
+    }
+    zeros
+}
+
 /// An authentication path: the leaf's position and its siblings from the leaf level up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthPath<D> {
@@ -99,11 +108,7 @@ impl<H: TreeHasher> AppendTree<H> {
         if depth == 0 || depth > MAX_DEPTH {
             return Err(TreeError::BadDepth(depth));
         }
-        let mut zeros = vec![H::empty()];
-        for level in 0..depth {
-            zeros.push(H::node(&zeros[level], &zeros[level]));
-        }
-        Ok(AppendTree { depth, levels: vec![Vec::new(); depth + 1], zeros })
+        Ok(AppendTree { depth, levels: vec![Vec::new(); depth + 1], zeros: empty_subtrees::<H>(depth) })
     }
 
     /// Levels above the leaves.

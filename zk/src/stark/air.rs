@@ -116,6 +116,10 @@ mod periodic {
     pub(super) const ROOT_CHECK: usize = 29;
 }
 
+/// Assertions: four digests (the old root, the digest's start and end, the new root) and the
+/// old size.
+const ASSERTIONS: usize = 4 * 4 + 1;
+
 /// The AIR; see the module documentation.
 pub(super) struct AppendAir {
     context: AirContext<BaseElement>,
@@ -164,7 +168,7 @@ impl Air for AppendAir {
     fn new(trace_info: TraceInfo, statement: AppendStatement, options: ProofOptions) -> Self {
         let empty_leaf = RescueHasher::empty().as_elements().try_into().expect("4 elements");
         AppendAir {
-            context: AirContext::new(trace_info, constraint_degrees(), 17, options),
+            context: AirContext::new(trace_info, constraint_degrees(), ASSERTIONS, options),
             statement,
             empty_leaf,
         }

@@ -203,9 +203,8 @@ pub fn verify_appends(statement: &AppendStatement, proof: &AppendProof) -> Resul
 
 /// The padded batch's positions must stay below 2^32.
 fn check_fits(old_size: u64, count: u64) -> Result<(), StarkError> {
-    let slots = u64::try_from(air::slots(count.min(1 << MAX_DEPTH))).unwrap_or(u64::MAX);
-    match old_size.checked_add(slots) {
-        Some(end) if count <= 1 << MAX_DEPTH && end <= 1 << MAX_DEPTH => Ok(()),
-        _ => Err(StarkError::TooLarge { old_size, count }),
-    }
+    let capacity = 1u64 << MAX_DEPTH;
+    let fits = count <= capacity
+        && old_size.checked_add(air::slots(count) as u64).is_some_and(|end| end <= capacity);
+    if fits { Ok(()) } else { Err(StarkError::TooLarge { old_size, count }) }
 }

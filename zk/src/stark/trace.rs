@@ -1,7 +1,7 @@
 //! The execution trace of an append batch, and the Winterfell prover over it.
 
 use winter_crypto::hashers::{Blake3_256, Rp64_256};
-use winter_crypto::{DefaultRandomCoin, Hasher, MerkleTree};
+use winter_crypto::{DefaultRandomCoin, MerkleTree};
 use winterfell::math::FieldElement;
 use winterfell::math::fields::f64::BaseElement;
 use winterfell::matrix::ColMatrix;
@@ -16,7 +16,7 @@ use super::air::{
     SLOT, STATE, WIDTH, merge_capacity, slots,
 };
 use crate::rescue::{RescueDigest, RescueHasher};
-use crate::tree::TreeHasher;
+use crate::tree::empty_subtrees;
 
 /// The hash of the proof's commitments.
 pub(super) type CommitmentHash = Blake3_256<BaseElement>;
@@ -41,20 +41,20 @@ pub(super) fn build(
 ) -> Result<BatchTrace, String> {
     let slot_count = slots(leaves.len() as u64);
     let mut columns = vec![vec![BaseElement::ZERO; slot_count * SLOT]; WIDTH];
-    let zeros = empty_subtrees();
-    let empty_leaf = RescueHasher::empty();
+    let zeros = empty_subtrees::<RescueHasher>(DEPTH);
     let mut siblings = siblings.to_vec();
     let mut digest = crate::rescue::batch_start();
-    let mut old_root = None;
+    // The root before the slot: the old path's at the first slot, the new path's after that.
     let mut root = RescueDigest::default();
-    let mut new_root = RescueDigest::default();
+    let mut old_root = root;
+    let mut new_root = root;
 
     for slot in 0..slot_count {
         let index = old_size + slot as u64;
         let leaf = leaves.get(slot).copied().unwrap_or_default();
         let base = slot * SLOT;
         let mut new_path = Vec::with_capacity(DEPTH);
-        let (mut old_node, mut new_node) = (empty_leaf, leaf);
+        let (mut old_node, mut new_node) = (zeros[0], leaf);
         for (level, sibling) in siblings.iter().enumerate() {
             new_path.push(new_node);
             let bit = (index >> level) & 1 == 1;
@@ -75,12 +75,10 @@ pub(super) fn build(
             old_node = digest_of(&old_state);
             new_node = digest_of(&new_state);
         }
-        match old_root {
-            None => old_root = Some(old_node),
-            Some(_) if old_node != root => {
-                return Err(format!("slot {slot}'s siblings do not lead to the root"));
-            }
-            Some(_) => {}
+        if slot == 0 {
+            old_root = old_node;
+        } else if old_node != root {
+            return Err(format!("slot {slot}'s siblings do not lead to the root"));
         }
         for (j, value) in old_node.as_elements().iter().enumerate() {
             columns[ROOT + j][base..base + SLOT].fill(*value);
@@ -108,7 +106,7 @@ pub(super) fn build(
             new_root = root;
         }
     }
-    Ok(BatchTrace { columns, old_root: old_root.unwrap_or_default(), new_root })
+    Ok(BatchTrace { columns, old_root, new_root })
 }
 
 fn merge_input(node: &RescueDigest, sibling: &RescueDigest, node_is_right: bool) -> State {
@@ -128,15 +126,6 @@ fn put_state(columns: &mut [Vec<BaseElement>], hasher: usize, row: usize, state:
     for (j, value) in state.iter().enumerate() {
         columns[hasher + j][row] = *value;
     }
-}
-
-/// `zeros[l]`: the digest of an empty subtree of height `l`.
-fn empty_subtrees() -> Vec<RescueDigest> {
-    let mut zeros = vec![RescueHasher::empty()];
-    for level in 0..DEPTH {
-        zeros.push(Rp64_256::merge(&[zeros[level], zeros[level]]));
-    }
-    zeros
 }
 
 /// The Winterfell prover of one batch.

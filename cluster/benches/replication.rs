@@ -31,6 +31,7 @@ async fn main() {
         partitions: 1,
         replication_factor: 3,
         max_record_bytes: 4096,
+        zk: Default::default(),
     };
     let info = nodes[0].node().create_log(config).await.unwrap();
     assert!(nodes[0].node().wait_until_writable("bench", Duration::from_secs(60)).await.unwrap());

@@ -60,8 +60,18 @@ impl LocalNode {
         let ids = ScarabGenerator::open(PathBuf::from(hwm), (id % 1024) as u16, SystemClock, 1000)
             .map_err(|err| ReplicaError::Sequencer(err.to_string()))?;
         let ids = Arc::new(std::sync::Mutex::new(ids));
-        let replica =
-            PartitionReplica::start(id, &storage, partition, peers, &router, config, ids, None).await?;
+        let replica = PartitionReplica::start(
+            id,
+            &storage,
+            partition,
+            &Default::default(),
+            peers,
+            &router,
+            config,
+            ids,
+            None,
+        )
+        .await?;
         Ok(LocalNode { id, addr, dir, storage, partition, router, server, replica: Some(replica) })
     }
 

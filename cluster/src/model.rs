@@ -22,7 +22,9 @@
 //! has exactly one encoding and one leaf hash.
 
 use pyralog_crypto::merkle::{Blake3Merkle, MerkleHasher};
-use pyralog_crypto::{Digest, Domain, LogName};
+use std::collections::BTreeSet;
+
+use pyralog_crypto::{Digest, Domain, LogName, ZkTree};
 use serde::{Deserialize, Serialize};
 
 const RECORD_VERSION: u8 = 1;
@@ -40,6 +42,23 @@ pub struct LogConfig {
     pub replication_factor: u8,
     /// Largest encoded record accepted, in bytes.
     pub max_record_bytes: u32,
+    /// The zk trees each partition keeps next to its BLAKE3 tree (Poseidon for Groth16
+    /// membership proofs, Rescue for append-batch STARKs); their roots ride in checkpoints.
+    #[serde(default)]
+    pub zk: BTreeSet<ZkTree>,
+}
+
+/// The name a log's `zk` option gives a tree: the proof system it serves.
+pub fn zk_option(tree: ZkTree) -> &'static str {
+    match tree {
+        ZkTree::Poseidon => "groth16",
+        ZkTree::Rescue => "stark",
+    }
+}
+
+/// The tree a `zk` option names (`groth16` or `stark`).
+pub fn zk_tree_of_option(option: &str) -> Option<ZkTree> {
+    ZkTree::ALL.into_iter().find(|tree| zk_option(*tree) == option)
 }
 
 /// An idempotent producer's identity and the sequence number of one record.

@@ -35,6 +35,18 @@ pub(crate) struct Config {
     /// The Pyralog Network chain; without it the node runs its cluster only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) chain: Option<ChainSection>,
+    /// zk proving on this node (`zk_proveMembership` needs Groth16 keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) zk: Option<ZkSection>,
+}
+
+/// `[zk]`: where `pyralog zk setup` wrote the Groth16 membership keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ZkSection {
+    /// The key directory (`membership.pk`, `membership.vk`), relative to the base path unless
+    /// absolute.
+    pub(crate) keys: PathBuf,
 }
 
 /// `[chain]`: this node's part in the Pyralog Network.
@@ -232,6 +244,11 @@ impl BasePath {
     /// The genesis file `chain` names.
     pub(crate) fn genesis(&self, chain: &ChainSection) -> PathBuf {
         self.0.join(&chain.genesis)
+    }
+
+    /// The zk key directory `zk` names.
+    pub(crate) fn zk_keys(&self, zk: &ZkSection) -> PathBuf {
+        self.0.join(&zk.keys)
     }
 
     /// `BASE/data`.

@@ -5,7 +5,7 @@
 //! server says (with a warning): the same leap of faith as SSH's first connection.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -30,6 +30,9 @@ pub(crate) enum LightCommand {
     VerifyRecord(VerifyArgs),
     /// Follow the chain's finalized headers from the genesis (or the last trusted header).
     Sync(crate::light_chain::SyncArgs),
+    /// Verify a zk proof file (a Groth16 membership proof or an append-batch STARK) against the
+    /// roots of a certified checkpoint.
+    VerifyZk(crate::light_zk::VerifyZkArgs),
 }
 
 /// `pyralog light verify-record`.
@@ -68,14 +71,14 @@ pub(crate) struct VerifyArgs {
 
 /// What the client trusts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Trust {
-    cluster: String,
+pub(crate) struct Trust {
+    pub(crate) cluster: String,
     /// Node id -> key.
     members: BTreeMap<u64, PublicKey>,
     /// Log -> per partition, its replicas.
     placement: BTreeMap<String, Vec<Vec<u64>>>,
     /// `log/partition` -> the latest verified checkpoint's canonical encoding (hex).
-    checkpoints: BTreeMap<String, String>,
+    pub(crate) checkpoints: BTreeMap<String, String>,
 }
 
 /// Runs `pyralog light ...`; the outcome is printed as JSON, and only a verified record exits 0.
@@ -95,6 +98,7 @@ pub(crate) fn run(command: LightCommand) -> anyhow::Result<()> {
             (runtime.block_on(crate::light_chain::verify_record_finality(finality)), "verified")
         }
         LightCommand::VerifyRecord(args) => (runtime.block_on(verify(args)), "verified"),
+        LightCommand::VerifyZk(args) => (runtime.block_on(crate::light_zk::verify_zk(args)), "verified"),
     };
     match outcome {
         Ok(report) => {
@@ -153,37 +157,61 @@ async fn first_use(rpc: &str) -> anyhow::Result<Trust> {
     Ok(trust)
 }
 
-async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
-    let mut trust: Trust = match std::fs::read(&args.trust) {
+/// The trust file at `path` with `log`'s placement pinned: read, or (with `first_use`) made
+/// from what the server at `rpc` reports.
+pub(crate) async fn load_trust(
+    path: &Path,
+    first_use_ok: bool,
+    rpc: &str,
+    log: &str,
+) -> anyhow::Result<Trust> {
+    let mut trust: Trust = match std::fs::read(path) {
         Ok(bytes) => {
-            serde_json::from_slice(&bytes).with_context(|| format!("trust file {}", args.trust.display()))?
+            serde_json::from_slice(&bytes).with_context(|| format!("trust file {}", path.display()))?
         }
-        Err(_) if args.trust_on_first_use => first_use(&args.rpc).await?,
-        Err(err) => bail!(
-            "cannot read trust file {}: {err} (pass --trust-on-first-use to create it)",
-            args.trust.display()
-        ),
+        Err(_) if first_use_ok => first_use(rpc).await?,
+        Err(err) => {
+            bail!("cannot read trust file {}: {err} (pass --trust-on-first-use to create it)", path.display())
+        }
     };
-    if !trust.placement.contains_key(&args.log) {
-        if !args.trust_on_first_use {
-            bail!(
-                "log {:?} is not in the trust file (pass --trust-on-first-use to pin its placement)",
-                args.log
-            );
+    if !trust.placement.contains_key(log) {
+        if !first_use_ok {
+            bail!("log {log:?} is not in the trust file (pass --trust-on-first-use to pin its placement)");
         }
-        let logs = call(&args.rpc, "log_list", json!({})).await?;
-        let log = logs.as_array().into_iter().flatten().find(|l| l["name"] == args.log.as_str());
+        let logs = call(rpc, "log_list", json!({})).await?;
+        let info = logs.as_array().into_iter().flatten().find(|l| l["name"] == log);
         let placement: Vec<Vec<u64>> =
-            serde_json::from_value(log.context("no such log")?["placement"].clone())?;
-        eprintln!("warning: trusting on first use: the placement of log {:?}", args.log);
-        trust.placement.insert(args.log.clone(), placement);
+            serde_json::from_value(info.context("no such log")?["placement"].clone())?;
+        eprintln!("warning: trusting on first use: the placement of log {log:?}");
+        trust.placement.insert(log.to_owned(), placement);
     }
-    let replicas = trust.placement[&args.log].get(args.partition as usize).context("no such partition")?;
-    let keys = replicas
-        .iter()
-        .map(|id| trust.members.get(id).copied().with_context(|| format!("replica {id} has no trusted key")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let signers = MemberSet::equal(keys)?;
+    Ok(trust)
+}
+
+impl Trust {
+    /// The keys whose majority certifies the partition's checkpoints.
+    pub(crate) fn signers(&self, log: &str, partition: u32) -> anyhow::Result<MemberSet> {
+        let placement = self.placement.get(log).context("log not in the trust file")?;
+        let replicas = placement.get(partition as usize).context("no such partition")?;
+        let keys = replicas
+            .iter()
+            .map(|id| {
+                self.members.get(id).copied().with_context(|| format!("replica {id} has no trusted key"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(MemberSet::equal(keys)?)
+    }
+
+    /// Writes the trust file.
+    pub(crate) fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_vec_pretty(self)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
+    let mut trust = load_trust(&args.trust, args.trust_on_first_use, &args.rpc, &args.log).await?;
+    let signers = trust.signers(&args.log, args.partition)?;
 
     let answer = call(
         &args.rpc,
@@ -217,8 +245,7 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
     if newer {
         trust.checkpoints.insert(slot, to_hex(&checkpoint.encode()));
     }
-    let text = serde_json::to_vec_pretty(&trust)?;
-    std::fs::write(&args.trust, text).with_context(|| format!("cannot write {}", args.trust.display()))?;
+    trust.save(&args.trust)?;
     Ok(json!({
         "verified": true,
         "cluster": trust.cluster,
@@ -282,7 +309,16 @@ fn evidence(answer: &Value) -> anyhow::Result<RecordEvidence> {
         u64_field(&proof["treeSize"], "proof.treeSize")?,
         path,
     );
-    let certificate = &answer["certificate"];
+    Ok(RecordEvidence {
+        record: unhex(&answer["encoded"], "encoded")?,
+        proof: inclusion,
+        certificate: certificate(&answer["certificate"])?,
+    })
+}
+
+/// A checkpoint certificate from its JSON (`certificate_json`'s shape): the canonical encoding
+/// and the signatures; the readable fields are ignored.
+pub(crate) fn certificate(certificate: &Value) -> anyhow::Result<QuorumCertificate<Checkpoint>> {
     let message = Checkpoint::decode(&unhex(&certificate["encoded"], "certificate.encoded")?)?;
     let signatures = certificate["signatures"]
         .as_array()
@@ -296,9 +332,5 @@ fn evidence(answer: &Value) -> anyhow::Result<RecordEvidence> {
             Ok(SignatureShare { signer, signature: Signature::from_bytes(&bytes) })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(RecordEvidence {
-        record: unhex(&answer["encoded"], "encoded")?,
-        proof: inclusion,
-        certificate: QuorumCertificate { message, signatures },
-    })
+    Ok(QuorumCertificate { message, signatures })
 }

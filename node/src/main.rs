@@ -7,6 +7,7 @@ mod config;
 mod keys;
 mod light;
 mod light_chain;
+mod light_zk;
 mod log_proof;
 mod metrics;
 mod rpc;
@@ -15,6 +16,8 @@ mod run;
 mod setup;
 mod subscriptions;
 mod xcluster;
+mod zk_cli;
+mod zk_rpc;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +43,9 @@ enum Command {
     /// Light client: verify what a node serves without trusting it.
     #[command(subcommand)]
     Light(light::LightCommand),
+    /// zk proofs: Groth16 key setup, client-side membership proofs.
+    #[command(subcommand)]
+    Zk(zk_cli::ZkCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Testnet(args) => setup::testnet(args),
         Command::Keys(command) => keys::run(command),
         Command::Light(command) => light::run(command),
+        Command::Zk(command) => zk_cli::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use pyralog_cluster::engine::{AppendReceipt, ClusterError, ClusterNode, Role};
-use pyralog_cluster::model::{Header, LogConfig, ProducerSeq, Record, StoredRecord};
+use pyralog_cluster::model::{
+    Header, LogConfig, ProducerSeq, Record, StoredRecord, zk_option, zk_tree_of_option,
+};
 use pyralog_cluster::raft::LogInfo;
 use pyralog_cluster::storage::AppendOutcome;
 use pyralog_crypto::LogName;
@@ -25,6 +27,14 @@ use serde_json::{Value, json};
 pub(crate) mod codes {
     /// No log with that name.
     pub(crate) const UNKNOWN_LOG: i32 = 1001;
+    /// The log keeps no zk tree for that proof system.
+    pub(crate) const ZK_TREE_NOT_KEPT: i32 = 1050;
+    /// The node has no Groth16 keys configured (`[zk] keys`).
+    pub(crate) const ZK_NO_KEYS: i32 = 1051;
+    /// The prover refused: the witness does not satisfy the statement (or proving failed).
+    pub(crate) const ZK_PROVE_FAILED: i32 = 1052;
+    /// A prover is already busy on this node; retry later.
+    pub(crate) const ZK_BUSY: i32 = 1053;
     /// The log has no such partition.
     pub(crate) const UNKNOWN_PARTITION: i32 = 1002;
     /// Offset or size beyond the partition.
@@ -195,7 +205,10 @@ pub(crate) fn cluster_error(err: ClusterError) -> ErrorObjectOwned {
             (codes::RECORD_TOO_LARGE, Some(json!({ "index": index, "max": max })))
         }
         ClusterError::BatchTooLarge { max, .. } => (codes::BATCH_TOO_LARGE, Some(json!({ "max": max }))),
-        ClusterError::InvalidRecord { index, .. } => (codes::INVALID_RECORD, Some(json!({ "index": index }))),
+        ClusterError::InvalidRecord { index, .. } | ClusterError::BadZkBlinding { index, .. } => {
+            (codes::INVALID_RECORD, Some(json!({ "index": index })))
+        }
+        ClusterError::ZkTreeNotKept { .. } => (codes::ZK_TREE_NOT_KEPT, None),
         ClusterError::NotLeader { leader, leader_addr, .. } => {
             (codes::NOT_LEADER, Some(json!({ "leader": leader, "leaderRaftAddr": leader_addr })))
         }
@@ -217,6 +230,7 @@ fn log_json(log: &LogInfo) -> Value {
         "partitions": log.config.partitions,
         "replicationFactor": log.config.replication_factor,
         "maxRecordBytes": log.config.max_record_bytes,
+        "zk": log.config.zk.iter().map(|tree| zk_option(*tree)).collect::<Vec<_>>(),
         "placement": log.placement,
     })
 }
@@ -261,6 +275,9 @@ struct CreateParams {
     replication_factor: u8,
     #[serde(default = "default_max_record_bytes")]
     max_record_bytes: u32,
+    /// zk trees to keep: `groth16` (Poseidon) and/or `stark` (Rescue).
+    #[serde(default)]
+    zk: Vec<String>,
 }
 
 fn default_max_record_bytes() -> u32 {
@@ -270,11 +287,19 @@ fn default_max_record_bytes() -> u32 {
 async fn create(node: &Node, params: Params<'static>) -> RpcResult {
     let p: CreateParams = parse(&params)?;
     let name = LogName::new(p.name).map_err(|err| invalid(format!("name: {err}")))?;
+    let zk =
+        p.zk.iter()
+            .map(|option| {
+                zk_tree_of_option(option)
+                    .ok_or_else(|| invalid(format!("zk: unknown proof system {option:?} (groth16, stark)")))
+            })
+            .collect::<Result<_, _>>()?;
     let config = LogConfig {
         name,
         partitions: p.partitions,
         replication_factor: p.replication_factor,
         max_record_bytes: p.max_record_bytes,
+        zk,
     };
     node.create_log(config).await.map(|info| log_json(&info)).map_err(cluster_error)
 }
@@ -456,12 +481,24 @@ pub(crate) fn certificate_json(
         "checkpoint": {
             "cluster": c.cluster.as_str(), "log": c.log.as_str(), "partition": c.partition, "epoch": c.epoch,
             "size": c.size, "root": to_hex(&c.root.0), "timeMs": c.time_ms,
+            "zkRoots": zk_roots_json(&c.zk_roots),
         },
         "encoded": to_hex(&c.encode()),
         "signatures": certificate.signatures.iter().map(|s| json!({
             "signer": s.signer.to_string(), "signature": to_hex(&s.signature.to_bytes()),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// zk roots by tree name (`poseidon`, `rescue`), as 0x-hex.
+pub(crate) fn zk_roots_json(
+    roots: &std::collections::BTreeMap<pyralog_crypto::ZkTree, pyralog_crypto::Digest>,
+) -> Value {
+    let entries = roots.iter().map(|(tree, root)| {
+        let name = serde_json::to_value(tree).expect("a tree name is JSON");
+        (name.as_str().expect("tree names are strings").to_owned(), json!(to_hex(&root.0)))
+    });
+    Value::Object(entries.collect())
 }
 
 fn checkpoint(node: &Node, params: Params<'_>) -> RpcResult {

@@ -85,8 +85,11 @@ impl Drop for DevDir {
 }
 
 fn init_tracing() {
+    // arkworks' constraint gadgets open `r1cs` spans whose fields Debug-print the constraint
+    // system: with them enabled, one depth-32 membership proof takes minutes and gigabytes.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"))
+        .add_directive("r1cs=off".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -141,6 +144,20 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
     };
     let service = chain.as_ref().map(|c| c.service.clone());
     let mut methods = crate::rpc::module(node.clone(), service.clone());
+    let keys = match &config.zk {
+        Some(zk) => {
+            let dir = base.zk_keys(zk);
+            let keys = tokio::task::spawn_blocking(move || crate::zk_cli::load_keys(&dir)).await??;
+            Some(std::sync::Arc::new(keys))
+        }
+        None => None,
+    };
+    let zk = crate::zk_rpc::ZkCtx {
+        node: node.clone(),
+        keys,
+        prover: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+    };
+    methods.merge(crate::zk_rpc::module(zk)).expect("zk method names are unique");
     if let Some(chain) = service {
         let ctx = crate::chain_rpc::ChainCtx { chain, node: node.clone() };
         methods.merge(crate::chain_rpc::module(ctx)).expect("chain method names are unique");

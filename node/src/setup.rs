@@ -138,6 +138,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
                 public_key: key.public(),
             }],
         },
+        zk: None,
         rpc: RpcSection { addr: args.rpc_addr, ..RpcSection::default() },
         metrics: MetricsSection { addr: args.metrics_addr },
         chain: Some(chain_section(&args.p2p_addr, Vec::new())),
@@ -222,6 +223,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                 },
                 metrics: MetricsSection { addr: format!("127.0.0.1:{}", port(args.metrics_port, i)) },
                 chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap)),
+                zk: None,
             };
             write_base_path(base, &config)?;
             if !args.no_chain {

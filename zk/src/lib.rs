@@ -3,10 +3,11 @@
 //! A log created with zk proofs keeps, per partition, append-only trees over ZK-friendly hashes
 //! next to its BLAKE3 tree ([`tree`]): Poseidon on BN254 ([`poseidon`]) for Groth16 membership
 //! proofs ([`groth16`]), and Rescue-Prime `Rp64_256` ([`rescue`]) for STARKs over append batches
-//! ([`stark`]).
+//! ([`stark`]). [`proof`] is the one interface over both.
 
 pub mod groth16;
 pub mod poseidon;
+pub mod proof;
 pub mod rescue;
 pub mod stark;
 pub mod tree;

@@ -17,10 +17,11 @@
 
 use std::sync::OnceLock;
 
-use ark_bn254::Fr;
+pub use ark_bn254::Fr;
 use ark_crypto_primitives::sponge::poseidon::{PoseidonConfig, PoseidonSponge, find_poseidon_ark_and_mds};
 use ark_crypto_primitives::sponge::{CryptographicSponge, FieldBasedCryptographicSponge};
-use ark_ff::PrimeField;
+use ark_ff::{BigInteger, PrimeField};
+use ark_serialize::CanonicalDeserialize;
 
 /// Full rounds.
 pub const FULL_ROUNDS: usize = 8;
@@ -98,6 +99,19 @@ impl crate::tree::TreeHasher for PoseidonHasher {
 
     fn empty() -> Fr {
         empty()
+    }
+}
+
+impl crate::tree::DigestCodec for PoseidonHasher {
+    fn to_bytes(digest: &Fr) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&digest.into_bigint().to_bytes_le());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8; 32]) -> Option<Fr> {
+        // Checked: a value at or above the modulus is not a canonical encoding.
+        Fr::deserialize_compressed(&bytes[..]).ok()
     }
 }
 

@@ -8,8 +8,9 @@
 //! with a node, and the tags keep them apart from each other.
 
 use winter_crypto::hashers::Rp64_256;
-use winter_crypto::{ElementHasher, Hasher};
+use winter_crypto::{Digest, ElementHasher, Hasher};
 use winter_math::fields::f64::BaseElement;
+use winter_math::{FieldElement, StarkField};
 
 /// A digest: 4 field elements.
 pub type RescueDigest = <Rp64_256 as Hasher>::Digest;
@@ -34,6 +35,25 @@ impl crate::tree::TreeHasher for RescueHasher {
 
     fn empty() -> RescueDigest {
         Rp64_256::hash_elements(&[BaseElement::new(TAG_EMPTY)])
+    }
+}
+
+impl crate::tree::DigestCodec for RescueHasher {
+    fn to_bytes(digest: &RescueDigest) -> [u8; 32] {
+        digest.as_bytes()
+    }
+
+    fn from_bytes(bytes: &[u8; 32]) -> Option<RescueDigest> {
+        let mut elements = [BaseElement::ZERO; 4];
+        for (element, chunk) in elements.iter_mut().zip(bytes.chunks_exact(8)) {
+            let value = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            // Checked: a value at or above the modulus is not a canonical encoding.
+            if value >= BaseElement::MODULUS {
+                return None;
+            }
+            *element = BaseElement::new(value);
+        }
+        Some(RescueDigest::new(elements))
     }
 }
 

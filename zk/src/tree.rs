@@ -81,6 +81,158 @@ impl<D: Copy> AuthPath<D> {
     }
 }
 
+/// How a tree's digests are stored: 32 canonical bytes.
+pub trait DigestCodec: TreeHasher {
+    /// The digest's 32 bytes.
+    fn to_bytes(digest: &Self::Digest) -> [u8; 32];
+    /// The digest of 32 bytes, if they are a canonical encoding.
+    fn from_bytes(bytes: &[u8; 32]) -> Option<Self::Digest>;
+}
+
+/// Where a tree's complete nodes are kept: in memory ([`AppendTree`]) or in a database.
+pub trait NodeSource<D> {
+    /// Why a node could not be read.
+    type Error;
+    /// Complete node `index` of `level` (level 0: the leaves). Only nodes whose whole subtree
+    /// lies below a size the source has reached are asked for.
+    fn complete_node(&self, level: usize, index: u64) -> Result<D, Self::Error>;
+}
+
+/// Node `index` of `level` in the tree of `size` leaves: stored when complete, empty when past
+/// the size, recomputed on the right edge (at most `level` hashes).
+pub fn node_at<H: TreeHasher, S: NodeSource<H::Digest>>(
+    source: &S,
+    zeros: &[H::Digest],
+    level: usize,
+    index: u64,
+    size: u64,
+) -> Result<H::Digest, S::Error> {
+    let start = index << level;
+    if start >= size {
+        return Ok(zeros[level]);
+    }
+    if start + (1u64 << level) <= size {
+        return source.complete_node(level, index);
+    }
+    let left = node_at::<H, S>(source, zeros, level - 1, index * 2, size)?;
+    let right = node_at::<H, S>(source, zeros, level - 1, index * 2 + 1, size)?;
+    Ok(H::node(&left, &right))
+}
+
+/// The siblings of slot `index` in the tree of `size` leaves (`zeros` has `depth + 1` levels).
+/// The caller checks that the slot exists.
+pub fn siblings<H: TreeHasher, S: NodeSource<H::Digest>>(
+    source: &S,
+    zeros: &[H::Digest],
+    index: u64,
+    size: u64,
+) -> Result<AuthPath<H::Digest>, S::Error> {
+    let depth = zeros.len() - 1;
+    let siblings = (0..depth)
+        .map(|level| node_at::<H, S>(source, zeros, level, (index >> level) ^ 1, size))
+        .collect::<Result<_, _>>()?;
+    Ok(AuthPath { index, siblings })
+}
+
+/// The append-only tree's right edge: what appending and the current root need, without the
+/// rest of the tree. Each append returns the nodes it completed, for the caller to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontier<H: TreeHasher> {
+    len: u64,
+    /// `edge[l]`: the complete node of level `l` left of the next slot's path, where bit `l` of
+    /// `len` is set (level `depth`: the root of a full tree).
+    edge: Vec<Option<H::Digest>>,
+    zeros: Vec<H::Digest>,
+}
+
+/// A node an append completed: level, index, digest.
+pub type CompletedNode<D> = (usize, u64, D);
+
+impl<H: TreeHasher> Frontier<H> {
+    /// The frontier of an empty tree of `depth` levels above the leaves.
+    pub fn new(depth: usize) -> Result<Self, TreeError> {
+        if depth == 0 || depth > MAX_DEPTH {
+            return Err(TreeError::BadDepth(depth));
+        }
+        Ok(Frontier { len: 0, edge: vec![None; depth + 1], zeros: empty_subtrees::<H>(depth) })
+    }
+
+    /// The frontier of the tree of `size` leaves whose complete nodes `source` holds (one read
+    /// per set bit of `size`).
+    pub fn load<S>(depth: usize, source: &S, size: u64) -> Result<Self, S::Error>
+    where
+        S: NodeSource<H::Digest>,
+        S::Error: From<TreeError>,
+    {
+        let mut frontier = Frontier::new(depth)?;
+        if size > 1u64 << depth {
+            return Err(TreeError::Full(1u64 << depth).into());
+        }
+        for level in 0..=depth {
+            if (size >> level) & 1 == 1 {
+                frontier.edge[level] = Some(source.complete_node(level, (size >> level) - 1)?);
+            }
+        }
+        frontier.len = size;
+        Ok(frontier)
+    }
+
+    /// Leaves appended.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no leaf was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Levels above the leaves.
+    pub fn depth(&self) -> usize {
+        self.zeros.len() - 1
+    }
+
+    /// The empty subtrees' digests, level by level.
+    pub fn zeros(&self) -> &[H::Digest] {
+        &self.zeros
+    }
+
+    /// Appends `leaf`; returns the nodes it completed, the leaf first (one hash per completed
+    /// inner node, amortized under one per append).
+    pub fn push(&mut self, leaf: H::Digest) -> Result<Vec<CompletedNode<H::Digest>>, TreeError> {
+        let depth = self.depth();
+        if self.len == 1u64 << depth {
+            return Err(TreeError::Full(self.len));
+        }
+        let mut completed = vec![(0, self.len, leaf)];
+        let mut node = leaf;
+        let mut level = 0;
+        // Climb while the new node is a right child: its left sibling is on the edge.
+        while (self.len >> level) & 1 == 1 {
+            let left = self.edge[level].take().expect("the edge holds a node where len's bit is set");
+            node = H::node(&left, &node);
+            level += 1;
+            completed.push((level, self.len >> level, node));
+        }
+        self.edge[level] = Some(node);
+        self.len += 1;
+        Ok(completed)
+    }
+
+    /// The root now (`depth` hashes).
+    pub fn root(&self) -> H::Digest {
+        let depth = self.depth();
+        if let Some(root) = self.edge[depth] {
+            return root;
+        }
+        // Climb from the next (empty) slot: left siblings from the edge, right ones empty.
+        (0..depth).fold(self.zeros[0], |node, level| match self.edge[level] {
+            Some(left) if (self.len >> level) & 1 == 1 => H::node(&left, &node),
+            _ => H::node(&node, &self.zeros[level]),
+        })
+    }
+}
+
 /// An append-only tree of fixed depth.
 pub struct AppendTree<H: TreeHasher> {
     depth: usize,
@@ -183,8 +335,8 @@ impl<H: TreeHasher> AppendTree<H> {
     }
 
     fn siblings(&self, index: u64, size: u64) -> AuthPath<H::Digest> {
-        let siblings = (0..self.depth).map(|level| self.node_at(level, (index >> level) ^ 1, size)).collect();
-        AuthPath { index, siblings }
+        let Ok(path) = siblings::<H, Self>(self, &self.zeros, index, size);
+        path
     }
 
     fn check_size(&self, size: u64) -> Result<(), TreeError> {
@@ -194,18 +346,16 @@ impl<H: TreeHasher> AppendTree<H> {
         Ok(())
     }
 
-    /// Node `index` of `level` in the tree of `size` leaves: stored when complete, empty when
-    /// past the size, recomputed on the right edge.
     fn node_at(&self, level: usize, index: u64, size: u64) -> H::Digest {
-        let start = index << level;
-        if start >= size {
-            return self.zeros[level];
-        }
-        if start + (1u64 << level) <= size {
-            return self.levels[level][index as usize];
-        }
-        let left = self.node_at(level - 1, index * 2, size);
-        let right = self.node_at(level - 1, index * 2 + 1, size);
-        H::node(&left, &right)
+        let Ok(node) = node_at::<H, Self>(self, &self.zeros, level, index, size);
+        node
+    }
+}
+
+impl<H: TreeHasher> NodeSource<H::Digest> for AppendTree<H> {
+    type Error = std::convert::Infallible;
+
+    fn complete_node(&self, level: usize, index: u64) -> Result<H::Digest, Self::Error> {
+        Ok(self.levels[level][index as usize])
     }
 }

@@ -5,7 +5,7 @@
 //! what it has applied (like Kafka's follower fetching), so a read right after a write sees it
 //! only on the leader.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,10 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof, InclusionProof};
 use pyralog_crypto::quorum::{MemberSet, QuorumCertificate};
-use pyralog_crypto::{Checkpoint, ClusterId, LogName};
+use pyralog_crypto::{Checkpoint, ClusterId, Digest, LogName, ZkTree};
+use pyralog_zk::poseidon::Fr;
+use pyralog_zk::rescue::RescueDigest;
+use pyralog_zk::tree::AuthPath;
 
 use super::{ClusterError, ClusterNode};
 use crate::model::{LogConfig, Record, StoredRecord, partition_for_key};
@@ -22,6 +25,7 @@ use crate::raft::GroupId;
 use crate::raft::{
     GlobalCommand, GlobalReply, LogInfo, MAX_BATCH_BYTES, Member, NodeId, PartitionReplica, ProposeError,
 };
+use crate::storage::zk::record_blinding;
 use crate::storage::{AppendOutcome, PartitionId, PartitionReader};
 use crate::transport::{CallError, ForwardRefusal, RaftRequest, RaftResponse, Transport};
 
@@ -284,18 +288,94 @@ impl<T: Transport> ClusterNode<T> {
         if offset >= size {
             return Err(ClusterError::OffsetOutOfRange { partition: id, offset, size });
         }
+        let reader = self
+            .applied_reader(log, partition, size)
+            .await?
+            .ok_or(ClusterError::NotCertified { partition: id, offset })?;
+        let record =
+            reader.get(offset)?.ok_or(ClusterError::OffsetOutOfRange { partition: id, offset, size })?;
+        Ok((record, reader.inclusion_proof(offset, size)?))
+    }
+
+    /// The roots of the log's zk trees when the partition had `size` records (default: what
+    /// this replica has applied), with that size.
+    pub async fn zk_roots(
+        &self,
+        log: &str,
+        partition: u32,
+        size: Option<u64>,
+    ) -> Result<(u64, BTreeMap<ZkTree, Digest>), ClusterError> {
+        let info = self.log(log)?;
+        let reader = match size {
+            Some(size) => self.reader_at(log, partition, size).await?,
+            None => self.reader(log, partition)?,
+        };
+        let size = size.unwrap_or(reader.size());
+        let roots = info.config.zk.iter().map(|tree| Ok((*tree, reader.zk_root_at(*tree, size)?)));
+        Ok((size, roots.collect::<Result<_, ClusterError>>()?))
+    }
+
+    /// The Poseidon leaf of the record at `offset` and its path in the tree of `size` records:
+    /// the witness of a Groth16 membership proof (with the record's key, value and blinding).
+    pub async fn poseidon_path(
+        &self,
+        log: &str,
+        partition: u32,
+        offset: u64,
+        size: u64,
+    ) -> Result<(Fr, AuthPath<Fr>), ClusterError> {
+        self.require_zk_tree(log, ZkTree::Poseidon)?;
+        let reader = self.reader_at(log, partition, size).await?;
+        Ok(reader.poseidon_path(offset, size)?)
+    }
+
+    /// What an append-batch STARK over records `from_size..to_size` needs: the Rescue tree's
+    /// append path at `from_size` and the batch's leaves.
+    pub async fn rescue_batch(
+        &self,
+        log: &str,
+        partition: u32,
+        from_size: u64,
+        to_size: u64,
+    ) -> Result<(Vec<RescueDigest>, Vec<RescueDigest>), ClusterError> {
+        self.require_zk_tree(log, ZkTree::Rescue)?;
+        let reader = self.reader_at(log, partition, to_size).await?;
+        Ok(reader.rescue_batch(from_size, to_size)?)
+    }
+
+    fn require_zk_tree(&self, log: &str, tree: ZkTree) -> Result<(), ClusterError> {
+        match self.log(log)?.config.zk.contains(&tree) {
+            true => Ok(()),
+            false => Err(ClusterError::ZkTreeNotKept { log: log.to_owned(), tree }),
+        }
+    }
+
+    /// This replica's view of the partition once it has applied `size` records; waits briefly,
+    /// `None` if it has not applied that far by then.
+    async fn applied_reader(
+        &self,
+        log: &str,
+        partition: u32,
+        size: u64,
+    ) -> Result<Option<PartitionReader>, ClusterError> {
         let replica = self.local_replica(log, partition)?;
         let mut applied = replica.subscribe();
         // The watch guard must not outlive this statement: it blocks the state machine.
         let caught_up =
             matches!(tokio::time::timeout(APPLY_WAIT, applied.wait_for(|s| s.size >= size)).await, Ok(Ok(_)));
-        if !caught_up {
-            return Err(ClusterError::NotCertified { partition: id, offset });
+        Ok(caught_up.then(|| replica.reader()))
+    }
+
+    /// [`Self::applied_reader`], a size not reached being out of range.
+    async fn reader_at(&self, log: &str, partition: u32, size: u64) -> Result<PartitionReader, ClusterError> {
+        match self.applied_reader(log, partition, size).await? {
+            Some(reader) => Ok(reader),
+            None => {
+                let reader = self.reader(log, partition)?;
+                let id = self.log(log)?.partition_id(partition);
+                Err(ClusterError::OffsetOutOfRange { partition: id, offset: size, size: reader.size() })
+            }
         }
-        let reader = replica.reader();
-        let record =
-            reader.get(offset)?.ok_or(ClusterError::OffsetOutOfRange { partition: id, offset, size })?;
-        Ok((record, reader.inclusion_proof(offset, size)?))
     }
 
     /// Proof that a partition's first `old_size` records are a prefix of its first `new_size`.
@@ -500,6 +580,9 @@ fn check_records(info: &LogInfo, records: &[Record]) -> Result<(), ClusterError>
         let size = stored.encode().map_err(|reason| ClusterError::InvalidRecord { index, reason })?.len();
         if size > info.config.max_record_bytes as usize {
             return Err(ClusterError::RecordTooLarge { index, size, max: info.config.max_record_bytes });
+        }
+        if info.config.zk.contains(&ZkTree::Poseidon) {
+            record_blinding(record).map_err(|reason| ClusterError::BadZkBlinding { index, reason })?;
         }
         total += size;
     }

@@ -2,7 +2,9 @@
 //! placement (not the leader, not a replica: retry elsewhere), and the node's own (storage,
 //! Raft).
 
-use crate::model::RecordEncodeError;
+use pyralog_crypto::ZkTree;
+
+use crate::model::{RecordEncodeError, zk_option};
 use crate::raft::{NodeId, ProposeError, Rejection, ReplicaError};
 use crate::storage::{PartitionId, StorageError};
 
@@ -50,6 +52,23 @@ pub enum ClusterError {
         index: usize,
         /// What is wrong.
         reason: RecordEncodeError,
+    },
+    /// A record's zk blinding header is malformed (a Poseidon log's records carry at most one,
+    /// of 32 bytes).
+    #[error("record {index} of the batch is invalid: {reason}")]
+    BadZkBlinding {
+        /// Position in the batch.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log does not keep this zk tree (it was created without it).
+    #[error("log {log:?} keeps no {tree:?} tree; create it with zk [{}]", zk_option(*tree))]
+    ZkTreeNotKept {
+        /// The log.
+        log: String,
+        /// The tree asked for.
+        tree: ZkTree,
     },
     /// This node does not lead the partition (or the global group, if `partition` is `None`);
     /// retry at the hinted leader.

@@ -274,6 +274,7 @@ async fn start_replica<T: Transport>(
         shared.id,
         &shared.storage,
         id,
+        &log.config.zk,
         shared.peers.clone(),
         &shared.router,
         shared.raft_config.clone(),

@@ -5,19 +5,20 @@
 //! A replica signs a checkpoint only for a size it has applied and a root it computed itself, so
 //! a certificate means a majority holds exactly those records.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::{Raft, ServerState};
 use pyralog_crypto::quorum::{CertificateBuilder, SignatureShare};
-use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName};
+use pyralog_crypto::{Checkpoint, ClusterId, Digest, Keypair, LogName, ZkTree};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::global_state::CHECKPOINT_THRESHOLD;
 use super::{GlobalCommand, GlobalState, GroupId, GroupRaft};
-use crate::storage::{PartitionId, PartitionReader, PartitionState, Storage};
+use crate::storage::{PartitionId, PartitionReader, PartitionState, Storage, StorageError};
 use crate::transport::{PeerPool, RaftRequest, RaftResponse, Transport};
 
 /// How long a replica waits to apply up to a checkpoint it is asked to sign.
@@ -65,6 +66,9 @@ pub enum SignRefusal {
     /// The replica computes another root for that size.
     #[error("root differs from this replica's")]
     RootMismatch,
+    /// The replica computes other zk roots for that size (or the log keeps other zk trees).
+    #[error("zk roots differ from this replica's")]
+    ZkRootMismatch,
     /// The checkpoint's epoch is newer than any this replica applied.
     #[error("epoch {epoch} is newer than this replica's {applied}")]
     FutureEpoch {
@@ -85,17 +89,28 @@ pub struct CheckpointSigner {
     context: CheckpointContext,
     storage: Storage,
     state: watch::Receiver<PartitionState>,
+    zk_trees: BTreeSet<ZkTree>,
 }
 
 impl CheckpointSigner {
-    /// A signer for `partition`, following its applied `state`.
+    /// A signer for `partition` (of a log keeping `zk_trees`), following its applied `state`.
     pub fn new(
         partition: PartitionId,
         context: CheckpointContext,
         storage: Storage,
         state: watch::Receiver<PartitionState>,
+        zk_trees: BTreeSet<ZkTree>,
     ) -> Self {
-        CheckpointSigner { partition, context, storage, state }
+        CheckpointSigner { partition, context, storage, state, zk_trees }
+    }
+
+    /// The roots of the log's zk trees at `size`, from `reader`.
+    fn zk_roots(&self, reader: &PartitionReader, size: u64) -> Result<BTreeMap<ZkTree, Digest>, SignRefusal> {
+        self.zk_trees
+            .iter()
+            .map(|tree| Ok((*tree, reader.zk_root_at(*tree, size)?)))
+            .collect::<Result<_, StorageError>>()
+            .map_err(|err| SignRefusal::Storage(err.to_string()))
     }
 
     /// Signs `checkpoint` once this replica has applied its size, if the root matches.
@@ -120,6 +135,9 @@ impl CheckpointSigner {
         if root != checkpoint.root {
             return Err(SignRefusal::RootMismatch);
         }
+        if self.zk_roots(&reader, checkpoint.size)? != checkpoint.zk_roots {
+            return Err(SignRefusal::ZkRootMismatch);
+        }
         Ok(SignatureShare::sign(&self.context.keypair, checkpoint))
     }
 
@@ -128,6 +146,7 @@ impl CheckpointSigner {
         let state = *self.state.borrow();
         let reader = PartitionReader::new(self.storage.clone(), self.partition, state.size);
         let root = reader.root_at(state.size).map_err(|err| SignRefusal::Storage(err.to_string()))?;
+        let zk_roots = self.zk_roots(&reader, state.size)?;
         let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         Ok(Checkpoint {
             cluster: self.context.cluster.clone(),
@@ -137,7 +156,7 @@ impl CheckpointSigner {
             size: state.size,
             root,
             time_ms,
-            zk_roots: Default::default(),
+            zk_roots,
         })
     }
 }

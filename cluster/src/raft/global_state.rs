@@ -343,6 +343,13 @@ impl GlobalState {
                 partition.partition
             )));
         }
+        if !checkpoint.zk_roots.keys().eq(log.config.zk.iter()) {
+            return Err(Rejection::BadCertificate(format!(
+                "checkpoint carries zk roots {:?}, the log keeps {:?}",
+                checkpoint.zk_roots.keys().collect::<Vec<_>>(),
+                log.config.zk
+            )));
+        }
         let signers = self.checkpoint_signers(partition)?;
         certificate
             .verify(&signers, CHECKPOINT_THRESHOLD)

@@ -6,6 +6,7 @@
 //! column family so the latest one survives restarts. They are held in memory while built and
 //! sent, which bounds partition size by memory for now.
 
+use std::collections::BTreeSet;
 use std::io::Cursor;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
@@ -13,6 +14,7 @@ use openraft::{
     BasicNode, EntryPayload, LogId, OptionalSend, RaftLogId, SnapshotMeta, StorageError, StorageIOError,
     StoredMembership,
 };
+use pyralog_crypto::ZkTree;
 use tokio::sync::watch;
 
 use super::sm_store::{AppliedMarker, StoredSnapshot, load_snapshot, save_snapshot, sm_write, snapshot_err};
@@ -31,9 +33,9 @@ pub struct PartitionStateMachine {
 }
 
 impl PartitionStateMachine {
-    /// Opens the state machine of partition `id`.
-    pub fn open(storage: &Storage, id: PartitionId) -> Result<Self, DbError> {
-        let store = PartitionStore::open(storage, id)?;
+    /// Opens the state machine of partition `id`, whose log keeps `zk_trees`.
+    pub fn open(storage: &Storage, id: PartitionId, zk_trees: &BTreeSet<ZkTree>) -> Result<Self, DbError> {
+        let store = PartitionStore::open_with_zk(storage, id, zk_trees)?;
         let marker = match store.marker()? {
             None => AppliedMarker::default(),
             Some(bytes) => postcard::from_bytes(&bytes).map_err(|err| DbError::Corrupt {

@@ -10,11 +10,12 @@
 //! partition's current epoch + 1 (read from the applied state, retried if another activation won
 //! the race). The epoch is state-machine data; the Raft term is never used as the epoch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, ServerState};
+use pyralog_crypto::ZkTree;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -138,7 +139,8 @@ impl std::fmt::Debug for PartitionReplica {
 }
 
 impl PartitionReplica {
-    /// Starts the replica of `partition` on node `node` and routes its RPCs; `ids` stamps the
+    /// Starts the replica of `partition` (of a log keeping `zk_trees`) on node `node` and routes
+    /// its RPCs; `ids` stamps the
     /// records this node appends as leader. With `checkpoints`, the replica signs checkpoints,
     /// certifies them while it leads, and reports epochs and certificates.
     #[allow(clippy::too_many_arguments)]
@@ -146,6 +148,7 @@ impl PartitionReplica {
         node: NodeId,
         storage: &Storage,
         partition: PartitionId,
+        zk_trees: &BTreeSet<ZkTree>,
         peers: Arc<PeerPool<T>>,
         router: &RaftRouter,
         config: Arc<Config>,
@@ -153,7 +156,7 @@ impl PartitionReplica {
         checkpoints: Option<CheckpointContext>,
     ) -> Result<Self, ReplicaError> {
         let group = GroupId::partition(partition);
-        let machine = PartitionStateMachine::open(storage, partition)?;
+        let machine = PartitionStateMachine::open(storage, partition, zk_trees)?;
         let state = machine.subscribe();
         let log = RocksLogStore::new(storage.clone(), group);
         let commit_index = log.commit_index();
@@ -162,7 +165,8 @@ impl PartitionReplica {
             .await
             .map_err(|err| ReplicaError::Raft { group, reason: err.to_string() })?;
         let signer = checkpoints.as_ref().map(|context| {
-            Arc::new(CheckpointSigner::new(partition, context.clone(), storage.clone(), state.clone()))
+            let zk = zk_trees.clone();
+            Arc::new(CheckpointSigner::new(partition, context.clone(), storage.clone(), state.clone(), zk))
         });
         let (queue, pending) = mpsc::channel(MAX_BATCH_RECORDS);
         let appender = Appender { partition, queue };

@@ -66,6 +66,15 @@ impl PartitionId {
         out
     }
 
+    pub(crate) fn zk_node_key(&self, tree: u8, level: u8, index: u64) -> [u8; 18] {
+        let mut out = [0u8; 18];
+        out[..8].copy_from_slice(&self.prefix());
+        out[8] = tree;
+        out[9] = level;
+        out[10..].copy_from_slice(&index.to_be_bytes());
+        out
+    }
+
     pub(crate) fn merkle_key(&self, level: u8, index: u64) -> [u8; 17] {
         let mut out = [0u8; 17];
         out[..8].copy_from_slice(&self.prefix());

@@ -11,6 +11,7 @@
 //! | `records` | partition, offset | record encoding ([`crate::model`]) |
 //! | `key_index` | partition, key | offset of the latest record with that key |
 //! | `merkle` | partition, level, index | perfect-subtree hash |
+//! | `zk_nodes` | partition, zk tree id, level, index | complete node of a zk tree ([`zk`]) |
 //!
 //! A partition's records, Merkle nodes, key index, producer sequences and state (with the Raft
 //! index applied) change in one `WriteBatch`, so a crash never leaves them out of step.
@@ -22,6 +23,7 @@ mod keys;
 mod partition;
 mod reader;
 mod syncer;
+pub mod zk;
 
 pub use keys::PartitionId;
 pub use partition::{AppendOutcome, PartitionExport, PartitionState, PartitionStore};
@@ -35,8 +37,8 @@ use rocksdb::statistics::{StatsLevel, Ticker};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Env, Options};
 
 /// Column family names, in creation order.
-pub(crate) const COLUMN_FAMILIES: [&str; 7] =
-    ["raft_log", "raft_state", "meta", "partition_state", "records", "key_index", "merkle"];
+pub(crate) const COLUMN_FAMILIES: [&str; 8] =
+    ["raft_log", "raft_state", "meta", "partition_state", "records", "key_index", "merkle", "zk_nodes"];
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,9 @@ pub enum StorageError {
         /// Requested new size.
         new_size: u64,
     },
+    /// A zk tree refused an operation (full, or asked past its size).
+    #[error("zk tree: {0}")]
+    ZkTree(#[from] pyralog_zk::tree::TreeError),
     /// Stored bytes are not what this code writes: the data is damaged.
     #[error("corrupt {what} in partition {partition}: {reason}")]
     Corrupt {

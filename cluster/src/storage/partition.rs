@@ -5,14 +5,15 @@
 //! record, and the applied Raft index is stored in the same batch, so after a crash the state
 //! machine resumes from a consistent point and Raft re-applies the rest.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use pyralog_crypto::Digest;
 use pyralog_crypto::merkle::{Blake3Merkle, Frontier, MerkleHasher};
+use pyralog_crypto::{Digest, ZkTree};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::keys::MARKER_TAG;
 use super::reader::{RocksNodes, corrupt, prove_error};
+use super::zk::ZkFrontiers;
 use super::{PartitionId, PartitionReader, Storage, StorageError};
 use crate::model::{Record, StoredRecord};
 
@@ -45,7 +46,7 @@ impl PartitionState {
 
 /// Column families holding partition data, in export order (the index is part of the export
 /// format: only append).
-const PARTITION_FAMILIES: [&str; 4] = ["partition_state", "records", "key_index", "merkle"];
+const PARTITION_FAMILIES: [&str; 5] = ["partition_state", "records", "key_index", "merkle", "zk_nodes"];
 
 /// Everything a partition stores, keyed relative to the partition: what a Raft snapshot carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -96,11 +97,23 @@ pub struct PartitionStore {
     id: PartitionId,
     state: PartitionState,
     frontier: Frontier<Blake3Merkle>,
+    zk_trees: BTreeSet<ZkTree>,
+    zk: ZkFrontiers,
 }
 
 impl PartitionStore {
-    /// Opens the partition, rebuilding the Merkle frontier from stored nodes (O(log n) reads).
+    /// Opens the partition of a log without zk trees; see [`PartitionStore::open_with_zk`].
     pub fn open(storage: &Storage, id: PartitionId) -> Result<Self, StorageError> {
+        PartitionStore::open_with_zk(storage, id, &BTreeSet::new())
+    }
+
+    /// Opens the partition, rebuilding the Merkle frontier and those of its log's `zk_trees` from
+    /// stored nodes (O(log n) reads each).
+    pub fn open_with_zk(
+        storage: &Storage,
+        id: PartitionId,
+        zk_trees: &BTreeSet<ZkTree>,
+    ) -> Result<Self, StorageError> {
         let state = match storage.db().get_cf(storage.cf("partition_state"), id.state_key())? {
             None => PartitionState::default(),
             Some(bytes) => {
@@ -109,7 +122,8 @@ impl PartitionStore {
         };
         let reader = RocksNodes { storage, id };
         let frontier = Frontier::load(&reader, state.size).map_err(|err| prove_error(id, err))?;
-        Ok(PartitionStore { storage: storage.clone(), id, state, frontier })
+        let zk = ZkFrontiers::load(storage, id, zk_trees, state.size)?;
+        Ok(PartitionStore { storage: storage.clone(), id, state, frontier, zk_trees: zk_trees.clone(), zk })
     }
 
     /// The node storage this partition lives in.
@@ -132,6 +146,11 @@ impl PartitionStore {
         self.frontier.root()
     }
 
+    /// The current roots of the log's zk trees.
+    pub fn zk_roots(&self) -> BTreeMap<ZkTree, Digest> {
+        self.zk.roots()
+    }
+
     /// Applies the records of Raft entry `raft_index`, written in `epoch`, in one atomic write
     /// together with the Raft layer's opaque applied `marker`.
     pub fn apply(
@@ -145,6 +164,7 @@ impl PartitionStore {
         let mut batch = WriteBatch::default();
         let mut state = self.state;
         let mut frontier = self.frontier.clone();
+        let mut zk = self.zk.clone();
         let mut nodes = Vec::new();
         // Producer sequences touched by this batch, ahead of what is in the database.
         let mut producers: HashMap<u64, (u64, u64)> = HashMap::new();
@@ -175,6 +195,7 @@ impl PartitionStore {
             let stored = StoredRecord { offset: state.size, epoch, record: record.clone() };
             let bytes = stored.encode().map_err(|err| corrupt(id, "record", &err.to_string()))?;
             frontier.push(Blake3Merkle::hash_leaf(&bytes), &mut nodes);
+            zk.push(&self.storage, id, record, &mut batch)?;
             batch.put_cf(self.storage.cf("records"), id.record_key(state.size), &bytes);
             if let Some(key) = &record.key {
                 batch.put_cf(self.storage.cf("key_index"), id.key_index_key(key), state.size.to_be_bytes());
@@ -201,6 +222,7 @@ impl PartitionStore {
         db.write_opt(batch, &options)?;
         self.state = state;
         self.frontier = frontier;
+        self.zk = zk;
         Ok(outcomes)
     }
 
@@ -216,7 +238,7 @@ impl PartitionStore {
     }
 
     /// A consistent copy of everything partition `id` stores (state, marker, producers,
-    /// records, key index, Merkle nodes), for a Raft snapshot. Needs no open store, so a
+    /// records, key index, Merkle and zk tree nodes), for a Raft snapshot. Needs no open store, so a
     /// snapshot builder runs beside the state machine without loading the frontier.
     pub fn export(storage: &Storage, id: PartitionId) -> Result<PartitionExport, StorageError> {
         let snapshot = storage.db().snapshot();
@@ -257,7 +279,7 @@ impl PartitionStore {
             batch.put_cf(self.storage.cf(name), full_key, value);
         }
         self.storage.db().write(batch)?;
-        *self = PartitionStore::open(&self.storage, self.id)?;
+        *self = PartitionStore::open_with_zk(&self.storage, self.id, &self.zk_trees)?;
         Ok(())
     }
 
@@ -330,5 +352,64 @@ mod tests {
         // Truncated bytes are refused as corrupt rather than misread.
         storage.db().put_cf(storage.cf("records"), key, &bytes[..bytes.len() - 1]).unwrap();
         assert!(matches!(store.reader().get(7), Err(StorageError::Corrupt { what: "record", .. })));
+    }
+
+    /// A log's zk trees follow its records: the roots equal in-memory trees over the same leaves,
+    /// survive a reopen (frontiers reloaded from stored nodes), serve paths at past sizes, and
+    /// travel in a Raft snapshot export.
+    #[test]
+    fn zk_trees_follow_the_records_and_survive_reopen_and_snapshots() {
+        use pyralog_zk::poseidon::PoseidonHasher;
+        use pyralog_zk::rescue::{self, RescueHasher};
+        use pyralog_zk::tree::DigestCodec;
+        use pyralog_zk::{PoseidonTree, RescueTree};
+
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(StorageMode::Disk(dir.path().join("db"))).unwrap();
+        let id = PartitionId { log: 3, partition: 0 };
+        let trees: BTreeSet<ZkTree> = ZkTree::ALL.into_iter().collect();
+        let mut store = PartitionStore::open_with_zk(&storage, id, &trees).unwrap();
+        let records: Vec<Record> = (0..13u8)
+            .map(|i| Record { key: Some(vec![i]), value: vec![i; 3], ..Record::default() })
+            .collect();
+        let (mut poseidon, mut rescue_tree) = (PoseidonTree::new(32).unwrap(), RescueTree::new(32).unwrap());
+        for record in &records {
+            poseidon.append(super::super::zk::poseidon_leaf(record)).unwrap();
+            rescue_tree.append(rescue::record_leaf(record.key.as_deref(), &record.value)).unwrap();
+        }
+        store.apply(1, 1, &records[..6], b"m").unwrap();
+        store.apply(2, 1, &records[6..], b"m").unwrap();
+        let expected = |size: u64| {
+            BTreeMap::from([
+                (ZkTree::Poseidon, Digest(PoseidonHasher::to_bytes(&poseidon.root_at(size).unwrap()))),
+                (ZkTree::Rescue, Digest(RescueHasher::to_bytes(&rescue_tree.root_at(size).unwrap()))),
+            ])
+        };
+        assert_eq!(store.zk_roots(), expected(13));
+        let reader = store.reader();
+        for size in [0, 1, 6, 13] {
+            for tree in ZkTree::ALL {
+                assert_eq!(reader.zk_root_at(tree, size).unwrap(), expected(size)[&tree]);
+            }
+        }
+        assert_eq!(
+            reader.poseidon_path(4, 6).unwrap(),
+            (poseidon.leaf(4).unwrap(), poseidon.path(4, 6).unwrap())
+        );
+        let (siblings, leaves) = reader.rescue_batch(6, 13).unwrap();
+        assert_eq!(siblings, rescue_tree.append_path(6).unwrap().siblings);
+        assert_eq!(leaves.len(), 7);
+
+        let reopened = PartitionStore::open_with_zk(&storage, id, &trees).unwrap();
+        assert_eq!(reopened.zk_roots(), expected(13));
+        let export = PartitionStore::export(&storage, id).unwrap();
+        let other = Storage::open(StorageMode::Memory).unwrap();
+        let mut copy = PartitionStore::open_with_zk(&other, id, &trees).unwrap();
+        copy.import(&export).unwrap();
+        assert_eq!(copy.zk_roots(), expected(13));
+        assert!(matches!(
+            reader.zk_root_at(ZkTree::Rescue, 14),
+            Err(StorageError::SizeBeyondPartition { .. })
+        ));
     }
 }

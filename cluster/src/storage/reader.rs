@@ -1,13 +1,17 @@
 //! Read-only views of a partition: records, the key index and Merkle proofs, bounded by the
 //! size the view was taken at, so a reader never sees past what was applied when it was made.
 
-use pyralog_crypto::Digest;
 use pyralog_crypto::merkle::{
     Blake3Merkle, ConsistencyProof, InclusionProof, NodeId, NodeReader, ProveError, consistency_path,
     inclusion_path, root_at,
 };
+use pyralog_crypto::{Digest, ZkTree};
+use pyralog_zk::poseidon::{Fr, PoseidonHasher};
+use pyralog_zk::rescue::{RescueDigest, RescueHasher};
+use pyralog_zk::tree::AuthPath;
 use rocksdb::{Direction, IteratorMode};
 
+use super::zk::{self, RocksZkNodes};
 use super::{PartitionId, Storage, StorageError};
 use crate::model::StoredRecord;
 
@@ -120,6 +124,51 @@ impl PartitionReader {
         let path = consistency_path::<Blake3Merkle, _>(&self.nodes(), old_size, new_size)
             .map_err(|err| prove_error(self.id, err))?;
         Ok(ConsistencyProof::new(old_size, new_size, path))
+    }
+
+    /// The root of the log's zk tree `tree` at `size` records (the caller knows the log keeps
+    /// it: a tree it does not keep reads as corrupt).
+    pub fn zk_root_at(&self, tree: ZkTree, size: u64) -> Result<Digest, StorageError> {
+        self.check_size(size)?;
+        zk::root_at(&self.zk_nodes(tree), size)
+    }
+
+    /// The Poseidon tree's path of the record at `offset` in the tree of `size` records, with
+    /// the leaf.
+    pub fn poseidon_path(&self, offset: u64, size: u64) -> Result<(Fr, AuthPath<Fr>), StorageError> {
+        self.check_size(size)?;
+        if offset >= size {
+            return Err(StorageError::OffsetOutOfRange { partition: self.id, offset, size });
+        }
+        let source = self.zk_nodes(ZkTree::Poseidon);
+        Ok((zk::leaf::<PoseidonHasher>(&source, offset)?, zk::path::<PoseidonHasher>(&source, offset, size)?))
+    }
+
+    /// What an append-batch STARK over records `from_size..to_size` needs from the Rescue tree:
+    /// the append path's siblings at `from_size` and the batch's leaves.
+    pub fn rescue_batch(
+        &self,
+        from_size: u64,
+        to_size: u64,
+    ) -> Result<(Vec<RescueDigest>, Vec<RescueDigest>), StorageError> {
+        self.check_size(to_size)?;
+        if from_size > to_size {
+            return Err(StorageError::SizeDecreased {
+                partition: self.id,
+                old_size: from_size,
+                new_size: to_size,
+            });
+        }
+        let source = self.zk_nodes(ZkTree::Rescue);
+        let siblings = zk::path::<RescueHasher>(&source, from_size, from_size)?.siblings;
+        let leaves = (from_size..to_size)
+            .map(|index| zk::leaf::<RescueHasher>(&source, index))
+            .collect::<Result<_, _>>()?;
+        Ok((siblings, leaves))
+    }
+
+    fn zk_nodes(&self, tree: ZkTree) -> RocksZkNodes<'_> {
+        RocksZkNodes { storage: &self.storage, id: self.id, tree }
     }
 
     fn nodes(&self) -> RocksNodes<'_> {

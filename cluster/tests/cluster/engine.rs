@@ -22,7 +22,13 @@ fn cluster_id() -> ClusterId {
 }
 
 fn log_config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig {
-    LogConfig { name: LogName::new(name).unwrap(), partitions, replication_factor, max_record_bytes: 1024 }
+    LogConfig {
+        name: LogName::new(name).unwrap(),
+        partitions,
+        replication_factor,
+        max_record_bytes: 1024,
+        zk: Default::default(),
+    }
 }
 
 fn record(key: Option<&str>, value: &str) -> Record {

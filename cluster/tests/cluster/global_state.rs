@@ -13,7 +13,13 @@ fn cluster() -> ClusterId {
 }
 
 fn config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig {
-    LogConfig { name: LogName::new(name).unwrap(), partitions, replication_factor, max_record_bytes: 4096 }
+    LogConfig {
+        name: LogName::new(name).unwrap(),
+        partitions,
+        replication_factor,
+        max_record_bytes: 4096,
+        zk: Default::default(),
+    }
 }
 
 /// A state with `n` members and their keys.

@@ -28,7 +28,7 @@ impl StoreBuilder<GroupRaft, RocksLogStore<GroupRaft>, PartitionStateMachine, Op
         };
         let storage = Storage::open(mode).unwrap();
         let log = RocksLogStore::new(storage.clone(), GroupId::partition(PARTITION));
-        let machine = PartitionStateMachine::open(&storage, PARTITION).unwrap();
+        let machine = PartitionStateMachine::open(&storage, PARTITION, &Default::default()).unwrap();
         Ok((dir, log, machine))
     }
 }

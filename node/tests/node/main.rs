@@ -11,3 +11,4 @@ mod limits;
 mod rpc;
 mod state;
 mod support;
+mod zk;

@@ -148,24 +148,55 @@ fn prove_inner(
     }
     let old_root = tree.root_at(from_size)?;
     let new_root = tree.root_at(to_size)?;
-    let count = to_size.checked_sub(from_size).filter(|count| *count > 0).ok_or(StarkError::EmptyBatch)?;
-    check_fits(from_size, count)?;
+    if to_size <= from_size {
+        return Err(StarkError::EmptyBatch);
+    }
     let leaves: Vec<RescueDigest> =
         (from_size..to_size).map(|index| tree.leaf(index).expect("below the tree's size")).collect();
     let siblings = tree.append_path(from_size)?.siblings;
-    let mut built = trace::build(from_size, &siblings, &leaves).map_err(StarkError::Internal)?;
+    let proved = prove_parts(from_size, &siblings, &leaves, options, tamper)?;
+    if proved.0.old_root != old_root || proved.0.new_root != new_root {
+        return Err(StarkError::Internal("the trace's roots differ from the tree's".into()));
+    }
+    Ok(proved)
+}
+
+/// Proves appending `leaves` at `old_size` to the depth-32 tree whose next slot has `siblings`
+/// (its append path at `old_size`, e.g. read from a database). The statement's roots are the
+/// ones the siblings lead to; the verifier compares them with certified ones.
+pub fn prove_batch(
+    old_size: u64,
+    siblings: &[RescueDigest],
+    leaves: &[RescueDigest],
+) -> Result<(AppendStatement, AppendProof), StarkError> {
+    prove_parts(old_size, siblings, leaves, proof_options(), None)
+}
+
+fn prove_parts(
+    old_size: u64,
+    siblings: &[RescueDigest],
+    leaves: &[RescueDigest],
+    options: ProofOptions,
+    tamper: Option<(usize, usize)>,
+) -> Result<(AppendStatement, AppendProof), StarkError> {
+    if siblings.len() != MAX_DEPTH {
+        return Err(StarkError::WrongDepth(siblings.len()));
+    }
+    let count = leaves.len() as u64;
+    if count == 0 {
+        return Err(StarkError::EmptyBatch);
+    }
+    check_fits(old_size, count)?;
+    let mut built = trace::build(old_size, siblings, leaves).map_err(StarkError::Internal)?;
     if let Some((column, row)) = tamper {
         built.columns[column][row] += winterfell::math::fields::f64::BaseElement::new(1);
     }
-    if built.old_root != old_root || built.new_root != new_root {
-        return Err(StarkError::Internal("the trace's roots differ from the tree's".into()));
-    }
     let statement = AppendStatement {
-        old_root,
-        old_size: from_size,
+        old_root: built.old_root,
+        old_size,
         count,
-        batch_digest: crate::rescue::batch_digest(&leaves),
-        new_root,
+        batch_digest: crate::rescue::batch_digest(leaves),
+        new_root: built.new_root,
     };
     let proof = BatchProver { options, statement }
         .prove(winterfell::TraceTable::init(built.columns))

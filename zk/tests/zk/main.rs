@@ -2,5 +2,6 @@
 
 mod groth16;
 mod poseidon;
+mod proof;
 mod stark;
 mod tree;

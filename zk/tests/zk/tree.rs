@@ -12,7 +12,10 @@ use proptest::prelude::*;
 use pyralog_zk::PoseidonTree;
 use pyralog_zk::groth16::{PoseidonTreeConfig, PoseidonTreeConfigVar, ark_path};
 use pyralog_zk::poseidon::{self, PoseidonHasher, RecordFields};
-use pyralog_zk::tree::{AppendTree, TreeError, TreeHasher};
+use std::collections::HashMap;
+
+use pyralog_zk::rescue::{self, RescueHasher};
+use pyralog_zk::tree::{self as ztree, AppendTree, DigestCodec, Frontier, NodeSource, TreeError, TreeHasher};
 
 /// A cheap, order-sensitive test hasher.
 struct Blake;
@@ -35,6 +38,18 @@ fn naive_root<H: TreeHasher>(depth: usize, leaves: &[H::Digest]) -> H::Digest {
         level = level.chunks(2).map(|pair| H::node(&pair[0], &pair[1])).collect();
     }
     level[0]
+}
+
+/// Complete nodes kept by (level, index), the way a database keeps them.
+#[derive(Default)]
+struct MapNodes(HashMap<(usize, u64), [u8; 32]>);
+
+impl NodeSource<[u8; 32]> for MapNodes {
+    type Error = TreeError;
+    fn complete_node(&self, level: usize, index: u64) -> Result<[u8; 32], TreeError> {
+        // A missing node stands for a read error; the frontier must never ask for one.
+        self.0.get(&(level, index)).copied().ok_or(TreeError::IndexBeyondSize { index, size: level as u64 })
+    }
 }
 
 fn leaf(i: u64) -> [u8; 32] {
@@ -68,6 +83,7 @@ proptest! {
             // size's root from the leaf appended there.
             if size < 1 << depth {
                 let next = tree.append_path(size).unwrap();
+                prop_assert_eq!(&next, &ztree::siblings::<Blake, _>(&tree, &ztree::empty_subtrees::<Blake>(depth), size, size).unwrap());
                 prop_assert_eq!(next.root::<Blake>(&Blake::empty()), root);
                 if size < n {
                     prop_assert_eq!(next.root::<Blake>(&leaves[size as usize]), tree.root_at(size + 1).unwrap());
@@ -162,4 +178,60 @@ fn rescue_tree_roots_and_domains() {
     assert_ne!(record_leaf(None, b"v"), record_leaf(Some(b""), b"v"));
     assert_ne!(record_leaf(Some(b"k"), b"v"), record_leaf(Some(b"k"), b"w"));
     assert_ne!(RescueHasher::empty(), RescueHasher::node(&RescueHasher::empty(), &RescueHasher::empty()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The frontier keeps the naive root at every size; the nodes its appends complete are the
+    /// tree's, and are all a reloaded frontier and the paths need.
+    #[test]
+    fn frontier_matches_the_tree_and_reloads_from_its_nodes(depth in 1usize..7, fill in 0.0f64..1.0, full: bool) {
+        let n = if full { 1u64 << depth } else { ((1u64 << depth) as f64 * fill) as u64 };
+        let leaves: Vec<[u8; 32]> = (0..n).map(leaf).collect();
+        let mut frontier = Frontier::<Blake>::new(depth).unwrap();
+        let mut tree = AppendTree::<Blake>::new(depth).unwrap();
+        let mut nodes = MapNodes::default();
+        prop_assert_eq!(frontier.root(), naive_root::<Blake>(depth, &[]));
+        for (i, l) in leaves.iter().enumerate() {
+            let completed = frontier.push(*l).unwrap();
+            tree.append(*l).unwrap();
+            prop_assert_eq!(completed[0], (0, i as u64, *l));
+            for (level, index, digest) in completed {
+                let size = i as u64 + 1;
+                prop_assert_eq!(digest, ztree::node_at::<Blake, _>(&tree, frontier.zeros(), level, index, size).unwrap());
+                prop_assert!(nodes.0.insert((level, index), digest).is_none(), "a node is completed once");
+            }
+            prop_assert_eq!(frontier.len(), i as u64 + 1);
+            prop_assert_eq!(frontier.root(), naive_root::<Blake>(depth, &leaves[..=i]));
+        }
+        // n leaves make 2n - popcount(n) complete nodes (one perfect subtree per set bit).
+        prop_assert_eq!(nodes.0.len() as u64, 2 * n - u64::from(n.count_ones()));
+        for size in 0..=n {
+            let reloaded = Frontier::<Blake>::load(depth, &nodes, size).unwrap();
+            prop_assert_eq!(reloaded.root(), tree.root_at(size).unwrap());
+            prop_assert_eq!(reloaded.len(), size);
+            for index in 0..size {
+                let path = ztree::siblings::<Blake, _>(&nodes, frontier.zeros(), index, size).unwrap();
+                prop_assert_eq!(path, tree.path(index, size).unwrap());
+            }
+        }
+        if n == 1 << depth {
+            prop_assert_eq!(frontier.push(leaf(0)), Err(TreeError::Full(n)));
+        }
+    }
+}
+
+/// Stored digests round-trip through 32 bytes, and non-canonical bytes (a field element at or
+/// past the modulus) are refused.
+#[test]
+fn digest_codecs_round_trip_and_refuse_non_canonical_bytes() {
+    let p = RecordFields::of_record(Some(b"k"), b"v", None).leaf();
+    assert_eq!(PoseidonHasher::from_bytes(&PoseidonHasher::to_bytes(&p)), Some(p));
+    assert_eq!(PoseidonHasher::from_bytes(&[0xff; 32]), None);
+    let r = rescue::record_leaf(Some(b"k"), b"v");
+    assert_eq!(RescueHasher::from_bytes(&RescueHasher::to_bytes(&r)), Some(r));
+    let mut bytes = RescueHasher::to_bytes(&r);
+    bytes[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_eq!(RescueHasher::from_bytes(&bytes), None);
 }

@@ -18,9 +18,8 @@
 use std::sync::OnceLock;
 
 pub use ark_bn254::Fr;
-use ark_crypto_primitives::sponge::poseidon::{PoseidonConfig, PoseidonSponge, find_poseidon_ark_and_mds};
-use ark_crypto_primitives::sponge::{CryptographicSponge, FieldBasedCryptographicSponge};
-use ark_ff::{BigInteger, PrimeField};
+use ark_crypto_primitives::sponge::poseidon::{PoseidonConfig, find_poseidon_ark_and_mds};
+use ark_ff::{BigInteger, Field, PrimeField};
 use ark_serialize::CanonicalDeserialize;
 
 /// Full rounds.
@@ -56,14 +55,73 @@ pub fn config() -> &'static PoseidonConfig<Fr> {
     })
 }
 
-/// Poseidon over `tag` followed by `inputs`, one output element.
+/// Poseidon over `tag` followed by `inputs`, one output element: arkworks' duplex sponge
+/// (absorb into the rate, permute when it is full and more comes; squeeze permutes once and
+/// returns the first rate element), computed with [`permute`] on a fixed-size state.
 pub fn hash_tagged(tag: u64, inputs: &[Fr]) -> Fr {
-    let mut sponge = PoseidonSponge::new(config());
-    let mut absorbed = Vec::with_capacity(inputs.len() + 1);
-    absorbed.push(Fr::from(tag));
-    absorbed.extend_from_slice(inputs);
-    sponge.absorb(&absorbed);
-    sponge.squeeze_native_field_elements(1)[0]
+    let mut state = [Fr::from(0u64); WIDTH];
+    let mut next = 0;
+    for element in std::iter::once(Fr::from(tag)).chain(inputs.iter().copied()) {
+        if next == RATE {
+            permute(&mut state);
+            next = 0;
+        }
+        state[CAPACITY + next] += element;
+        next += 1;
+    }
+    permute(&mut state);
+    state[CAPACITY]
+}
+
+/// State elements: capacity first, then the rate.
+const WIDTH: usize = RATE + CAPACITY;
+/// Capacity elements.
+const CAPACITY: usize = 1;
+
+/// The pinned constants in fixed-size arrays.
+struct Constants {
+    ark: Vec<[Fr; WIDTH]>,
+    mds: [[Fr; WIDTH]; WIDTH],
+}
+
+fn constants() -> &'static Constants {
+    static CONSTANTS: OnceLock<Constants> = OnceLock::new();
+    CONSTANTS.get_or_init(|| {
+        let config = config();
+        let row = |r: &Vec<Fr>| -> [Fr; WIDTH] { std::array::from_fn(|i| r[i]) };
+        Constants {
+            ark: config.ark.iter().map(row).collect(),
+            mds: std::array::from_fn(|i| row(&config.mds[i])),
+        }
+    })
+}
+
+/// The Poseidon permutation (what arkworks' sponge applies): per round add the round
+/// constants, apply x^5 to every element in full rounds and to the first in partial ones, then
+/// multiply by the MDS matrix. Without the sponge's per-hash configuration copy and per-round
+/// allocations.
+pub fn permute(state: &mut [Fr; WIDTH]) {
+    let constants = constants();
+    let half = FULL_ROUNDS / 2;
+    for (round, ark) in constants.ark.iter().enumerate() {
+        for (x, c) in state.iter_mut().zip(ark) {
+            *x += c;
+        }
+        if round < half || round >= half + PARTIAL_ROUNDS {
+            state.iter_mut().for_each(|x| *x = pow5(*x));
+        } else {
+            state[0] = pow5(state[0]);
+        }
+        let old = *state;
+        for (x, row) in state.iter_mut().zip(&constants.mds) {
+            *x = old[0] * row[0] + old[1] * row[1] + old[2] * row[2];
+        }
+    }
+}
+
+fn pow5(x: Fr) -> Fr {
+    let x4 = x.square().square();
+    x4 * x
 }
 
 /// The commitment to a value with a blinding factor.

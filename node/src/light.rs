@@ -78,7 +78,7 @@ pub(crate) struct Trust {
     /// Log -> per partition, its replicas.
     placement: BTreeMap<String, Vec<Vec<u64>>>,
     /// `log/partition` -> the latest verified checkpoint's canonical encoding (hex).
-    pub(crate) checkpoints: BTreeMap<String, String>,
+    checkpoints: BTreeMap<String, String>,
 }
 
 /// Runs `pyralog light ...`; the outcome is printed as JSON, and only a verified record exits 0.
@@ -202,6 +202,25 @@ impl Trust {
         Ok(MemberSet::equal(keys)?)
     }
 
+    /// Keeps `checkpoint` for `log/partition` if it is newer than the one trusted before.
+    pub(crate) fn keep_newer(
+        &mut self,
+        log: &str,
+        partition: u32,
+        checkpoint: &Checkpoint,
+    ) -> anyhow::Result<()> {
+        let slot = format!("{log}/{partition}");
+        if self.trusted(log, partition)?.is_none_or(|old| checkpoint.size > old.size) {
+            self.checkpoints.insert(slot, to_hex(&checkpoint.encode()));
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of `log/partition` verified last, if any.
+    pub(crate) fn trusted(&self, log: &str, partition: u32) -> anyhow::Result<Option<Checkpoint>> {
+        trusted_checkpoint(&self.checkpoints, &format!("{log}/{partition}"))
+    }
+
     /// Writes the trust file.
     pub(crate) fn save(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_vec_pretty(self)?;
@@ -226,25 +245,15 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
         partition: args.partition,
         offset: args.offset,
     };
-    let slot = format!("{}/{}", args.log, args.partition);
-    let trusted = trusted_checkpoint(&trust.checkpoints, &slot)?;
+    let trusted = trust.trusted(&args.log, args.partition)?;
     let new_size = evidence.certificate.message.size;
-    let consistency = match &trusted {
-        Some(old) if new_size > old.size => {
-            let params = json!({ "log": args.log, "partition": args.partition, "oldSize": old.size, "newSize": new_size });
-            let answer = call(&args.rpc, "log_getConsistencyProof", params).await?;
-            Some(ConsistencyProof::<Blake3Merkle>::new(old.size, new_size, consistency_path(&answer)?))
-        }
-        _ => None,
-    };
+    let consistency =
+        consistency_since(&args.rpc, &args.log, args.partition, trusted.as_ref(), new_size).await?;
     let checkpoint = verify_record(&query, &signers, &evidence, trusted.as_ref(), consistency.as_ref())?;
 
     let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
 
-    let newer = trusted.as_ref().is_none_or(|old| checkpoint.size > old.size);
-    if newer {
-        trust.checkpoints.insert(slot, to_hex(&checkpoint.encode()));
-    }
+    trust.keep_newer(&args.log, args.partition, &checkpoint)?;
     trust.save(&args.trust)?;
     Ok(json!({
         "verified": true,
@@ -270,6 +279,21 @@ pub(crate) fn trusted_checkpoint(
         Some(encoded) => Ok(Some(Checkpoint::decode(&unhex(&json!(encoded), "trusted checkpoint")?)?)),
         None => Ok(None),
     }
+}
+
+/// The server's proof that the partition's tree of `new_size` records extends the `trusted`
+/// checkpoint's; `None` when nothing is trusted or the size did not grow.
+pub(crate) async fn consistency_since(
+    rpc: &str,
+    log: &str,
+    partition: u32,
+    trusted: Option<&Checkpoint>,
+    new_size: u64,
+) -> anyhow::Result<Option<ConsistencyProof<Blake3Merkle>>> {
+    let Some(old) = trusted.filter(|old| new_size > old.size) else { return Ok(None) };
+    let params = json!({ "log": log, "partition": partition, "oldSize": old.size, "newSize": new_size });
+    let answer = call(rpc, "log_getConsistencyProof", params).await?;
+    Ok(Some(ConsistencyProof::new(old.size, new_size, consistency_path(&answer)?)))
 }
 
 /// The hashes of a consistency proof's JSON `path`.

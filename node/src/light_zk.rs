@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use pyralog_crypto::light::{CHECKPOINT_THRESHOLD, check_extends};
-use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof};
 use pyralog_crypto::{ClusterId, LogName};
 use pyralog_zk::poseidon::PoseidonHasher;
 use pyralog_zk::proof::{Statement, ZkProof};
@@ -21,7 +20,7 @@ use pyralog_zk::tree::DigestCodec;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::light::{call, certificate, consistency_path, load_trust, trusted_checkpoint};
+use crate::light::{call, certificate, consistency_since, load_trust};
 use crate::rpc::to_hex;
 
 /// `pyralog light verify-zk`.
@@ -95,25 +94,17 @@ pub(crate) async fn verify_zk(args: &VerifyZkArgs) -> anyhow::Result<Value> {
         bail!("the server's checkpoint is for another partition");
     }
     certificate.verify_quorum(&signers, CHECKPOINT_THRESHOLD).context("checkpoint certificate")?;
-    let slot = format!("{}/{}", file.log, file.partition);
-    let trusted = trusted_checkpoint(&trust.checkpoints, &slot)?;
+    let trusted = trust.trusted(&file.log, file.partition)?;
     if let Some(old) = &trusted {
-        let consistency = if checkpoint.size > old.size {
-            let params = json!({ "log": file.log, "partition": file.partition, "oldSize": old.size, "newSize": checkpoint.size });
-            let answer = call(&args.rpc, "log_getConsistencyProof", params).await?;
-            Some(ConsistencyProof::<Blake3Merkle>::new(old.size, checkpoint.size, consistency_path(&answer)?))
-        } else {
-            None
-        };
+        let consistency =
+            consistency_since(&args.rpc, &file.log, file.partition, Some(old), checkpoint.size).await?;
         check_extends(old, checkpoint, consistency.as_ref()).context("the certified checkpoint")?;
     }
 
     // 3. The statement is about that checkpoint (and, for a batch, the trusted one before it).
     file.proof.check_certified(checkpoint, trusted.as_ref())?;
 
-    if trusted.as_ref().is_none_or(|old| checkpoint.size > old.size) {
-        trust.checkpoints.insert(slot, to_hex(&checkpoint.encode()));
-    }
+    trust.keep_newer(&file.log, file.partition, checkpoint)?;
     trust.save(&args.trust)?;
     let claim = match &file.proof.statement {
         Statement::Membership(s) => json!({

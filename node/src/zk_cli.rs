@@ -13,10 +13,9 @@ use ark_bn254::Bn254;
 use ark_groth16::VerifyingKey;
 use clap::{Args, Subcommand};
 use pyralog_cluster::storage::zk::ZK_TREE_DEPTH;
-use pyralog_crypto::ZkTree;
-use pyralog_zk::groth16::{self, MembershipKeys, MembershipStatement, MembershipWitness};
+use pyralog_zk::groth16::{self, MembershipKeys, MembershipWitness};
 use pyralog_zk::poseidon::{PoseidonHasher, RecordFields};
-use pyralog_zk::proof::ZkProof;
+use pyralog_zk::proof::{ZkProof, membership_statement};
 use pyralog_zk::tree::{AuthPath, DigestCodec};
 use serde::Deserialize;
 use serde_json::json;
@@ -169,10 +168,7 @@ async fn prove_membership(args: &ProveArgs) -> anyhow::Result<serde_json::Value>
     if held.offset >= checkpoint.size {
         bail!("offset {} is not certified yet (checkpoint size {})", held.offset, checkpoint.size);
     }
-    let root = checkpoint
-        .zk_roots
-        .get(&ZkTree::Poseidon)
-        .and_then(|root| PoseidonHasher::from_bytes(&root.0))
+    let statement = membership_statement(&checkpoint, args.disclose_key.then_some(fields.key), nonce)
         .context("the log keeps no Poseidon tree (create it with zk [\"groth16\"])")?;
     let params = json!({ "log": args.log, "partition": args.partition, "offset": held.offset, "size": checkpoint.size });
     let served = call(&args.rpc, "log_getZkPath", params).await?;
@@ -189,16 +185,9 @@ async fn prove_membership(args: &ProveArgs) -> anyhow::Result<serde_json::Value>
     let path = AuthPath { index: held.offset, siblings };
     // The served path must lead from *our* record to the certified root; otherwise the record
     // file is wrong or the node lied, and a proof would be refused anyway.
-    if path.siblings.len() != ZK_TREE_DEPTH || path.root::<PoseidonHasher>(&fields.leaf()) != root {
+    if path.siblings.len() != ZK_TREE_DEPTH || path.root::<PoseidonHasher>(&fields.leaf()) != statement.root {
         bail!("the record at offset {} is not this record in the certified tree", held.offset);
     }
-    let statement = MembershipStatement {
-        root,
-        epoch: checkpoint.epoch,
-        size: checkpoint.size,
-        disclosed_key: args.disclose_key.then_some(fields.key),
-        nonce,
-    };
     let keys = load_keys(&args.keys)?;
     let witness = MembershipWitness::of_record(&fields, path);
     let proof =

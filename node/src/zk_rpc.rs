@@ -11,11 +11,11 @@ use std::sync::Arc;
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use pyralog_cluster::engine::{ClusterError, ClusterNode};
-use pyralog_cluster::storage::zk::record_blinding;
+use pyralog_cluster::storage::zk::record_fields;
 use pyralog_crypto::ZkTree;
-use pyralog_zk::groth16::{self, MembershipKeys, MembershipStatement, MembershipWitness};
-use pyralog_zk::poseidon::{Fr, PoseidonHasher, RecordFields};
-use pyralog_zk::proof::{ZkError, ZkProof};
+use pyralog_zk::groth16::{self, MembershipKeys, MembershipWitness};
+use pyralog_zk::poseidon::{Fr, PoseidonHasher};
+use pyralog_zk::proof::{ZkError, ZkProof, membership_statement};
 use pyralog_zk::tree::DigestCodec;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -117,28 +117,17 @@ async fn prove_membership(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult
         .ok_or(ClusterError::NotCertified { partition: id, offset: p.offset })
         .map_err(cluster_error)?;
     let checkpoint = certificate.message;
-    let root = checkpoint
-        .zk_roots
-        .get(&ZkTree::Poseidon)
-        .and_then(|root| PoseidonHasher::from_bytes(&root.0))
-        .ok_or(ClusterError::ZkTreeNotKept { log: p.log.clone(), tree: ZkTree::Poseidon })
-        .map_err(cluster_error)?;
     let stored = node.read(&p.log, p.partition, p.offset, 1).map_err(cluster_error)?;
     let record = &stored.first().ok_or_else(|| internal("the certified record is missing"))?.record;
-    let blinding = record_blinding(record).ok().flatten();
-    let fields = RecordFields::of_record(record.key.as_deref(), &record.value, blinding.as_ref());
+    let fields = record_fields(record);
+    let statement = membership_statement(&checkpoint, p.disclose_key.then_some(fields.key), nonce)
+        .ok_or(ClusterError::ZkTreeNotKept { log: p.log.clone(), tree: ZkTree::Poseidon })
+        .map_err(cluster_error)?;
     let (leaf, path) =
         node.poseidon_path(&p.log, p.partition, p.offset, checkpoint.size).await.map_err(cluster_error)?;
     if leaf != fields.leaf() {
         return Err(internal("the stored Poseidon leaf is not the record's"));
     }
-    let statement = MembershipStatement {
-        root,
-        epoch: checkpoint.epoch,
-        size: checkpoint.size,
-        disclosed_key: p.disclose_key.then_some(fields.key),
-        nonce,
-    };
     let witness = MembershipWitness::of_record(&fields, path);
     let proof = prove(&ctx, move || ZkProof::prove_membership(&keys, statement, &witness)).await?;
     Ok(proof_answer(&checkpoint.cluster.to_string(), &p.log, p.partition, &proof))

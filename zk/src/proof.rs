@@ -141,6 +141,19 @@ impl ZkProof {
     }
 }
 
+/// The membership statement about `checkpoint`'s Poseidon tree (its root, epoch and size) for
+/// the verifier's `nonce`, disclosing `disclosed_key` if given; `None` when the checkpoint
+/// carries no Poseidon root (or a non-canonical one).
+pub fn membership_statement(
+    checkpoint: &Checkpoint,
+    disclosed_key: Option<Fr>,
+    nonce: Fr,
+) -> Option<MembershipStatement> {
+    let root =
+        checkpoint.zk_roots.get(&ZkTree::Poseidon).and_then(|root| PoseidonHasher::from_bytes(&root.0))?;
+    Some(MembershipStatement { root, epoch: checkpoint.epoch, size: checkpoint.size, disclosed_key, nonce })
+}
+
 impl ZkProof {
     /// Checks that the statement is about certified state: a membership statement's root, epoch
     /// and size are `certified`'s; an append batch ends at `certified` and starts at the empty

@@ -311,8 +311,7 @@ impl<T: Transport> ClusterNode<T> {
             None => self.reader(log, partition)?,
         };
         let size = size.unwrap_or(reader.size());
-        let roots = info.config.zk.iter().map(|tree| Ok((*tree, reader.zk_root_at(*tree, size)?)));
-        Ok((size, roots.collect::<Result<_, ClusterError>>()?))
+        Ok((size, reader.zk_roots_at(&info.config.zk, size)?))
     }
 
     /// The Poseidon leaf of the record at `offset` and its path in the tree of `size` records:

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::global_state::CHECKPOINT_THRESHOLD;
 use super::{GlobalCommand, GlobalState, GroupId, GroupRaft};
-use crate::storage::{PartitionId, PartitionReader, PartitionState, Storage, StorageError};
+use crate::storage::{PartitionId, PartitionReader, PartitionState, Storage};
 use crate::transport::{PeerPool, RaftRequest, RaftResponse, Transport};
 
 /// How long a replica waits to apply up to a checkpoint it is asked to sign.
@@ -106,11 +106,7 @@ impl CheckpointSigner {
 
     /// The roots of the log's zk trees at `size`, from `reader`.
     fn zk_roots(&self, reader: &PartitionReader, size: u64) -> Result<BTreeMap<ZkTree, Digest>, SignRefusal> {
-        self.zk_trees
-            .iter()
-            .map(|tree| Ok((*tree, reader.zk_root_at(*tree, size)?)))
-            .collect::<Result<_, StorageError>>()
-            .map_err(|err| SignRefusal::Storage(err.to_string()))
+        reader.zk_roots_at(&self.zk_trees, size).map_err(|err| SignRefusal::Storage(err.to_string()))
     }
 
     /// Signs `checkpoint` once this replica has applied its size, if the root matches.

@@ -5,6 +5,8 @@ use pyralog_crypto::merkle::{
     Blake3Merkle, ConsistencyProof, InclusionProof, NodeId, NodeReader, ProveError, consistency_path,
     inclusion_path, root_at,
 };
+use std::collections::{BTreeMap, BTreeSet};
+
 use pyralog_crypto::{Digest, ZkTree};
 use pyralog_zk::poseidon::{Fr, PoseidonHasher};
 use pyralog_zk::rescue::{RescueDigest, RescueHasher};
@@ -131,6 +133,15 @@ impl PartitionReader {
     pub fn zk_root_at(&self, tree: ZkTree, size: u64) -> Result<Digest, StorageError> {
         self.check_size(size)?;
         zk::root_at(&self.zk_nodes(tree), size)
+    }
+
+    /// The roots of `trees` at `size` records.
+    pub fn zk_roots_at(
+        &self,
+        trees: &BTreeSet<ZkTree>,
+        size: u64,
+    ) -> Result<BTreeMap<ZkTree, Digest>, StorageError> {
+        trees.iter().map(|tree| Ok((*tree, self.zk_root_at(*tree, size)?))).collect()
     }
 
     /// The Poseidon tree's path of the record at `offset` in the tree of `size` records, with

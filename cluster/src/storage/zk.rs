@@ -6,10 +6,11 @@
 //! a restart reloads the frontier with one read per level.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use pyralog_crypto::{Digest, ZkTree};
 use pyralog_zk::poseidon::{Fr, PoseidonHasher, RecordFields};
-use pyralog_zk::rescue::{self, RescueHasher};
+use pyralog_zk::rescue::{self, RescueDigest, RescueHasher};
 use pyralog_zk::tree::{self as ztree, AuthPath, DigestCodec, Frontier, MAX_DEPTH, NodeSource};
 use rocksdb::WriteBatch;
 
@@ -39,12 +40,17 @@ pub fn record_blinding(record: &Record) -> Result<Option<[u8; 32]>, String> {
     Ok(Some(blinding))
 }
 
-/// The record's Poseidon leaf: its key, and its value committed with its blinding. Appends with
-/// a malformed blinding header are refused; one that got into the log anyway (a bypassed check)
-/// commits with blinding 0, so every replica computes the same leaf.
-pub fn poseidon_leaf(record: &Record) -> Fr {
+/// The record's fields as the Poseidon tree commits to them: its key, its value and its
+/// blinding. Appends with a malformed blinding header are refused; one that got into the log
+/// anyway (a bypassed check) commits with blinding 0, so every replica computes the same leaf.
+pub fn record_fields(record: &Record) -> RecordFields {
     let blinding = record_blinding(record).ok().flatten();
-    RecordFields::of_record(record.key.as_deref(), &record.value, blinding.as_ref()).leaf()
+    RecordFields::of_record(record.key.as_deref(), &record.value, blinding.as_ref())
+}
+
+/// The record's Poseidon leaf ([`record_fields`]).
+pub fn poseidon_leaf(record: &Record) -> Fr {
+    record_fields(record).leaf()
 }
 
 /// Complete nodes of one zk tree of one partition, read from `zk_nodes`.
@@ -93,21 +99,40 @@ pub(crate) fn root_at(source: &RocksZkNodes<'_>, size: u64) -> Result<Digest, St
     }))
 }
 
-fn root_bytes<H: DigestCodec>(source: &RocksZkNodes<'_>, size: u64) -> Result<[u8; 32], StorageError> {
-    let zeros = ztree::empty_subtrees::<H>(ZK_TREE_DEPTH);
-    let root = ztree::node_at::<H, _>(&Nodes::<H>::new(source), &zeros, ZK_TREE_DEPTH, 0, size)?;
+/// A zk tree's empty-subtree digests, computed once per process: every root and path needs them,
+/// and the ladder costs 32 hashes (2.5 ms for Poseidon).
+pub(crate) trait CachedZeros: DigestCodec<Digest: 'static> {
+    /// `zeros[l]` for `l` in `0..=ZK_TREE_DEPTH`.
+    fn zeros() -> &'static [Self::Digest];
+}
+
+impl CachedZeros for PoseidonHasher {
+    fn zeros() -> &'static [Fr] {
+        static ZEROS: OnceLock<Vec<Fr>> = OnceLock::new();
+        ZEROS.get_or_init(|| ztree::empty_subtrees::<Self>(ZK_TREE_DEPTH))
+    }
+}
+
+impl CachedZeros for RescueHasher {
+    fn zeros() -> &'static [RescueDigest] {
+        static ZEROS: OnceLock<Vec<RescueDigest>> = OnceLock::new();
+        ZEROS.get_or_init(|| ztree::empty_subtrees::<Self>(ZK_TREE_DEPTH))
+    }
+}
+
+fn root_bytes<H: CachedZeros>(source: &RocksZkNodes<'_>, size: u64) -> Result<[u8; 32], StorageError> {
+    let root = ztree::node_at::<H, _>(&Nodes::<H>::new(source), H::zeros(), ZK_TREE_DEPTH, 0, size)?;
     Ok(H::to_bytes(&root))
 }
 
 /// The path of slot `index` of `tree` at `size` records (a leaf's path when `index < size`, the
 /// next append's when `index == size`).
-pub(crate) fn path<H: DigestCodec>(
+pub(crate) fn path<H: CachedZeros>(
     source: &RocksZkNodes<'_>,
     index: u64,
     size: u64,
 ) -> Result<AuthPath<H::Digest>, StorageError> {
-    let zeros = ztree::empty_subtrees::<H>(ZK_TREE_DEPTH);
-    ztree::siblings::<H, _>(&Nodes::<H>::new(source), &zeros, index, size)
+    ztree::siblings::<H, _>(&Nodes::<H>::new(source), H::zeros(), index, size)
 }
 
 /// Leaf `index` of `tree` (stored as the level-0 node).

@@ -125,13 +125,15 @@ fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The membership keys in `dir` (checked deserialization: a damaged file is refused).
+/// The membership keys in `dir`: the proving key checked against its digest, the verifying key
+/// with checked deserialization, and the two required to come from one setup.
 pub(crate) fn load_keys(dir: &Path) -> anyhow::Result<MembershipKeys> {
     let path = dir.join(PROVING_KEY);
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let proving = groth16::proving_key_from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
-    let verifying = proving.vk.clone();
-    Ok(MembershipKeys { depth: ZK_TREE_DEPTH, proving, verifying })
+    let verifying = load_verifying_key(dir)?;
+    MembershipKeys::from_parts(ZK_TREE_DEPTH, proving, verifying)
+        .with_context(|| format!("{}", dir.display()))
 }
 
 /// The verifying key in `dir`.

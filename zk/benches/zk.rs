@@ -12,7 +12,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pyralog_zk::PoseidonTree;
 use pyralog_zk::groth16::{
     self, MembershipCircuit, MembershipStatement, MembershipWitness, prepare, proof_to_bytes,
-    proving_key_to_bytes, verifying_key_to_bytes,
+    proving_key_from_bytes, proving_key_to_bytes, verifying_key_to_bytes,
 };
 use pyralog_zk::poseidon::RecordFields;
 
@@ -93,6 +93,10 @@ fn bench_groth16(c: &mut Criterion) {
                 |w| groth16::prove(&keys, &statement, &w).unwrap(),
                 BatchSize::SmallInput,
             )
+        });
+        let pk_bytes = proving_key_to_bytes(&keys.proving);
+        group.bench_function(format!("load_proving_key_depth_{depth}"), |b| {
+            b.iter(|| proving_key_from_bytes(black_box(&pk_bytes)).unwrap())
         });
         let vk = prepare(&keys.verifying);
         group.bench_function(format!("verify_depth_{depth}"), |b| {

@@ -1,7 +1,7 @@
 //! Shared helpers: real `pyralog` processes on free ports, JSON-RPC calls, polling.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,13 +19,28 @@ pub(crate) struct Testnet {
     pub(crate) children: Vec<Child>,
     pub(crate) rpc: Vec<String>,
     pub(crate) metrics: Vec<String>,
+    /// Where the nodes' `node{i}.log` files are.
+    pub(crate) dir: PathBuf,
 }
+
+/// Lines of each node's log a failing test prints.
+const LOG_TAIL_LINES: usize = 60;
 
 impl Drop for Testnet {
     fn drop(&mut self) {
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // The test directory goes away with the test: a failure shows what the nodes said.
+        if std::thread::panicking() {
+            for i in 0..self.rpc.len() {
+                let path = self.dir.join(format!("node{i}.log"));
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+                eprintln!("---- last {} lines of {} ----\n{}", tail.len(), path.display(), tail.join("\n"));
+            }
         }
     }
 }
@@ -90,7 +105,7 @@ pub(crate) async fn start_clusters(
     let children = (0..nodes).map(|i| spawn_node(dir, i)).collect();
     let rpc = (0..nodes).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
     let metrics = (0..nodes).map(|i| format!("http://127.0.0.1:{}", metrics + i)).collect();
-    let net = Testnet { children, rpc, metrics };
+    let net = Testnet { children, rpc, metrics, dir: dir.to_owned() };
     for url in &net.rpc {
         eventually("a ready node that knows every member", async || {
             let health = call(url, "system_health", json!({})).await.ok()?;

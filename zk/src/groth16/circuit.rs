@@ -212,6 +212,18 @@ impl MembershipCircuit {
         }
     }
 
+    /// The public inputs in the circuit's order (as [`super::MembershipStatement::public_inputs`]).
+    pub fn public_inputs(&self) -> Vec<Fr> {
+        vec![
+            self.root,
+            self.epoch,
+            self.size,
+            Fr::from(u64::from(self.disclosed_key.is_some())),
+            self.disclosed_key.unwrap_or_default(),
+            self.nonce,
+        ]
+    }
+
     /// The same circuit without enforcing that the computed root is the public one: the bug
     /// the regression test shows to be caught (proofs of non-members would verify).
     #[doc(hidden)]

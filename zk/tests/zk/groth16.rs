@@ -1,10 +1,12 @@
 //! Groth16 membership proofs: a valid proof verifies; every way of lying is refused.
 
 use ark_bn254::Fr;
+use ark_serialize::CanonicalSerialize;
 use pyralog_zk::PoseidonTree;
 use pyralog_zk::groth16::{
-    self, Groth16Error, MembershipKeys, MembershipStatement, MembershipWitness, prepare, proof_from_bytes,
-    proof_to_bytes, verifying_key_from_bytes, verifying_key_to_bytes,
+    self, Groth16Error, MembershipKeys, MembershipStatement, MembershipWitness, PROVING_KEY_MAGIC, prepare,
+    proof_from_bytes, proof_to_bytes, proving_key_from_bytes, proving_key_to_bytes, verifying_key_from_bytes,
+    verifying_key_to_bytes,
 };
 use pyralog_zk::poseidon::RecordFields;
 
@@ -166,6 +168,62 @@ fn tampered_and_malformed_bytes_are_refused() {
     if let Ok(key) = verifying_key_from_bytes(&tampered) {
         assert_eq!(groth16::verify(&prepare(&key), &statement, &proof), Err(Groth16Error::Rejected));
     }
+}
+
+/// The proving key is read without point checks; damage is caught by the file's digest, and a
+/// key that still decodes but is wrong (altered behind the digest, from another setup) makes no
+/// proof at all instead of a proof that fails later.
+#[test]
+fn a_damaged_or_foreign_proving_key_makes_no_proof() {
+    let f = fixture(DEPTH);
+    let statement = f.statement(8, None);
+    let witness = f.witness(5, 8);
+    let bytes = proving_key_to_bytes(&f.keys.proving);
+    assert!(bytes.starts_with(PROVING_KEY_MAGIC));
+    let read = proving_key_from_bytes(&bytes).unwrap();
+    let keys = MembershipKeys::from_parts(DEPTH, read, f.keys.verifying.clone()).unwrap();
+    groth16::verify(
+        &prepare(&keys.verifying),
+        &statement,
+        &groth16::prove(&keys, &statement, &witness).unwrap(),
+    )
+    .unwrap();
+
+    let malformed =
+        |bytes: &[u8]| matches!(proving_key_from_bytes(bytes), Err(Groth16Error::Malformed { .. }));
+    for at in [0, 8, 40, bytes.len() / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x01;
+        assert!(malformed(&damaged), "a flipped byte at {at} is refused");
+    }
+    assert!(malformed(&bytes[..bytes.len() - 1]), "truncated");
+    assert!(malformed(&bytes[..20]), "shorter than the header");
+    assert!(malformed(&[bytes.clone(), vec![0]].concat()), "trailing bytes");
+
+    // An altered point behind a recomputed digest (delta in G1, used by every proof): it decodes,
+    // and proving refuses it.
+    let body_at = PROVING_KEY_MAGIC.len() + 32;
+    let delta_g1_at =
+        body_at + f.keys.verifying.uncompressed_size() + f.keys.proving.beta_g1.uncompressed_size();
+    let mut body = bytes[body_at..].to_vec();
+    body[delta_g1_at - body_at] ^= 0x01;
+    let forged = [&PROVING_KEY_MAGIC[..], blake3::hash(&body).as_bytes(), &body].concat();
+    let altered = MembershipKeys {
+        depth: DEPTH,
+        proving: proving_key_from_bytes(&forged).unwrap(),
+        verifying: f.keys.verifying.clone(),
+    };
+    assert_eq!(groth16::prove(&altered, &statement, &witness).unwrap_err(), Groth16Error::BadProvingKey);
+
+    // Keys of another setup for the same circuit: refused when paired, and refused when proving.
+    let other = groth16::setup(DEPTH).unwrap();
+    assert_eq!(
+        MembershipKeys::from_parts(DEPTH, other.proving.clone(), f.keys.verifying.clone()).err(),
+        Some(Groth16Error::KeyMismatch)
+    );
+    let foreign =
+        MembershipKeys { depth: DEPTH, proving: other.proving, verifying: f.keys.verifying.clone() };
+    assert_eq!(groth16::prove(&foreign, &statement, &witness).unwrap_err(), Groth16Error::BadProvingKey);
 }
 
 #[test]

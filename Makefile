@@ -29,7 +29,7 @@ help:
 	@echo "make bench-etcd     Pyralog and etcd side by side (3 nodes each, loopback)"
 	@echo "make bench-consensus  Tendermint over libp2p: 4 and 7 validators, empty and 1,000 tx/s"
 	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
-	@echo "make bench-zk     Poseidon and Rescue tree appends; Groth16 membership at depths 16, 20, 32; append STARKs, k = 64, 1024, 4096"
+	@echo "make bench-zk     Poseidon and Rescue tree appends; Groth16 membership at depths 16, 20, 32; append STARKs, k = 64, 1024, 16384"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 

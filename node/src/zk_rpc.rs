@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 
 use crate::rpc::{RpcResult, cluster_error, codes, decode_hex, internal, invalid, parse, timed, to_hex};
 
-/// Most appends one `zk_proveAppends` call proves (about 2 GB and 20 s of proving at 1,024).
-pub(crate) const MAX_RPC_STARK_BATCH: u64 = 1024;
+/// Most appends one `zk_proveAppends` call proves (about 2.2 GB and 15 s of proving at 4,096).
+pub(crate) const MAX_RPC_STARK_BATCH: u64 = 4096;
 
 /// What zk methods run against.
 pub(crate) struct ZkCtx {

@@ -1,7 +1,7 @@
 //! zk costs: Poseidon and Rescue-Prime tree appends; Groth16 membership proofs at depths 16, 20 and 32
 //! (setup, prove, verify; proof, key sizes and constraint counts printed); append-batch STARKs for
-//! k = 64, 1024 and 4096 leaves (prove, verify, proof size; `PYRALOG_BENCH_STARK_K=64,16384` picks
-//! others: 16384 needs about 29 GB). `make bench-zk`.
+//! k = 64, 1024 and 16384 leaves (prove, verify, proof size; `PYRALOG_BENCH_STARK_K=64,4096` picks
+//! others). `make bench-zk`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -107,14 +107,14 @@ fn bench_groth16(c: &mut Criterion) {
 }
 
 fn bench_stark(c: &mut Criterion) {
-    use pyralog_zk::stark::{prove_appends, verify_appends};
+    use pyralog_zk::stark::{prove_appends, trace_rows, verify_appends};
     let mut group = c.benchmark_group("zk/stark");
     group.sample_size(10);
     // Batches appended to a tree of 100,000 leaves.
     let base = 100_000u64;
     let sizes: Vec<u64> = std::env::var("PYRALOG_BENCH_STARK_K")
         .map(|list| list.split(',').map(|k| k.trim().parse().expect("a batch size")).collect())
-        .unwrap_or_else(|_| vec![64, 1024, 4096]);
+        .unwrap_or_else(|_| vec![64, 1024, 16_384]);
     let mut tree = pyralog_zk::RescueTree::new(32).unwrap();
     for i in 0..base + sizes.iter().max().copied().unwrap_or(0) {
         tree.append(rescue_leaf(i)).unwrap();
@@ -128,7 +128,7 @@ fn bench_stark(c: &mut Criterion) {
         let verify = started.elapsed();
         println!(
             "stark k={k}: trace {} rows, prove {:.2} s, verify {:.2} ms, proof {} bytes, {} bits conjectured",
-            (k as usize).next_power_of_two() * 256,
+            trace_rows(base, k),
             prove.as_secs_f64(),
             verify.as_secs_f64() * 1e3,
             proof.to_bytes().len(),

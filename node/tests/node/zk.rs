@@ -168,5 +168,8 @@ async fn membership_and_append_proofs_verify_against_certified_checkpoints() {
     assert!(!ok && report["reason"].as_str().unwrap().contains("certified"), "{report}");
     let empty = json!({"log": LOG, "partition": 0, "fromSize": 3, "toSize": 3});
     assert_eq!(code(call(&rpc, "zk_proveAppends", empty).await), -32602);
+    // More than one call proves (4,096) is refused before anything is read.
+    let too_many = json!({"log": LOG, "partition": 0, "fromSize": 0, "toSize": 4097});
+    assert_eq!(code(call(&rpc, "zk_proveAppends", too_many).await), -32602);
     drop(net);
 }

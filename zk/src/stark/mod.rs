@@ -10,7 +10,7 @@
 mod air;
 mod trace;
 
-pub use air::AppendStatement;
+pub use air::{AppendStatement, leaf_cycles, trace_rows};
 
 use winterfell::{AcceptableOptions, BatchingMethod, FieldExtension, Proof, ProofOptions, Prover};
 
@@ -51,8 +51,8 @@ pub enum StarkError {
     /// The STARK covers depth-32 trees only.
     #[error("append proofs cover depth-{MAX_DEPTH} trees, not depth {0}")]
     WrongDepth(usize),
-    /// The batch, padded to a power of two, runs past the tree's last slot.
-    #[error("{count} leaves at size {old_size}, padded to a power of two, do not fit 2^32 slots")]
+    /// The batch would fill the tree's 2^32 slots or run past them.
+    #[error("{count} leaves at size {old_size} do not leave the tree short of 2^32 leaves")]
     TooLarge {
         /// Leaves before the batch.
         old_size: u64,
@@ -213,8 +213,8 @@ pub fn verify_appends(statement: &AppendStatement, proof: &AppendProof) -> Resul
     // The AIR places its assertions by the count; a trace of another shape is refused before
     // Winterfell sees it.
     let shape = proof.0.trace_info();
-    let rows = air::slots(statement.count) * air::SLOT;
-    if shape.length() != rows || shape.main_trace_width() != air::WIDTH || shape.is_multi_segment() {
+    let rows = air::trace_rows(statement.old_size, statement.count);
+    if shape.length() as u64 != rows || shape.main_trace_width() != air::WIDTH || shape.is_multi_segment() {
         return Err(StarkError::Rejected(format!(
             "trace of {} rows and {} columns, expected {rows} and {}",
             shape.length(),
@@ -232,10 +232,9 @@ pub fn verify_appends(statement: &AppendStatement, proof: &AppendProof) -> Resul
     .map_err(|e| StarkError::Rejected(e.to_string()))
 }
 
-/// The padded batch's positions must stay below 2^32.
+/// The batch must leave the tree short of full (2^32 leaves), so that every append stores its
+/// node in the frontier.
 fn check_fits(old_size: u64, count: u64) -> Result<(), StarkError> {
-    let capacity = 1u64 << MAX_DEPTH;
-    let fits = count <= capacity
-        && old_size.checked_add(air::slots(count) as u64).is_some_and(|end| end <= capacity);
+    let fits = old_size.checked_add(count).is_some_and(|end| end < 1u64 << MAX_DEPTH);
     if fits { Ok(()) } else { Err(StarkError::TooLarge { old_size, count }) }
 }

@@ -12,8 +12,8 @@ use winterfell::{
 };
 
 use super::air::{
-    AppendAir, AppendStatement, BATCH, BIT, CAPACITY, CYCLE, DEPTH, INDEX, LEFT, NEW, OLD, POS, RIGHT, ROOT,
-    SLOT, STATE, WIDTH, merge_capacity, slots,
+    AppendAir, AppendStatement, B, C, CAPACITY, CLIMB, CYCLE, D, DEPTH, F, G, H, LEFT, LS, LVL, M, RC, RIGHT,
+    STATE, WIDTH, X, merge_capacity, trace_rows,
 };
 use crate::rescue::{RescueDigest, RescueHasher};
 use crate::tree::empty_subtrees;
@@ -24,93 +24,153 @@ pub(super) type CommitmentHash = Blake3_256<BaseElement>;
 type State = [BaseElement; STATE];
 
 /// The trace of appending `leaves` at `old_size`, whose next slot has `siblings` (from
-/// `AppendTree::append_path`), with the roots the old and new paths reached.
+/// `AppendTree::append_path`), with the roots its two climbs reached.
 pub(super) struct BatchTrace {
     pub columns: Vec<Vec<BaseElement>>,
     pub old_root: RescueDigest,
     pub new_root: RescueDigest,
 }
 
-/// Builds the trace. Slots past the batch append dummy leaves, so the caller makes sure their
-/// positions fit the tree. Fails if consecutive slots' roots do not chain (siblings that are
-/// not the tree's).
+/// The registers a cycle starts with; see `air.rs` for their meaning.
+struct Registers {
+    frontier: [RescueDigest; DEPTH],
+    size: u64,
+    digest: RescueDigest,
+}
+
+/// Writes cycles into the trace's columns.
+struct Writer {
+    columns: Vec<Vec<BaseElement>>,
+    cycle: usize,
+    zeros: Vec<RescueDigest>,
+}
+
+/// What one cycle does besides hashing.
+struct Cycle {
+    node: RescueDigest,
+    level: usize,
+    root_climb: bool,
+    leaf_start: bool,
+}
+
+impl Writer {
+    /// Writes one cycle and returns the node hasher's output.
+    fn cycle(&mut self, registers: &mut Registers, cycle: Cycle) -> RescueDigest {
+        let Cycle { node, level, root_climb, leaf_start } = cycle;
+        let merges = (registers.size >> level) & 1 == 1;
+        let next_bit = level + 1 < DEPTH && (registers.size >> (level + 1)) & 1 == 1;
+        let mut hasher = if merges {
+            merge_input(&registers.frontier[level], &node)
+        } else {
+            merge_input(&node, &self.zeros[level])
+        };
+        let mut batch = merge_input(&registers.digest, &node);
+        let row0 = self.cycle * CYCLE;
+        for step in 0..CYCLE {
+            let row = row0 + step;
+            put(&mut self.columns, H, row, &hasher);
+            put(&mut self.columns, G, row, &batch);
+            put(&mut self.columns, D, row, registers.digest.as_elements());
+            put(&mut self.columns, X, row, node.as_elements());
+            self.columns[M][row] = BaseElement::from(merges);
+            self.columns[C][row] = BaseElement::from(merges && next_bit);
+            self.columns[RC][row] = BaseElement::from(root_climb);
+            self.columns[LS][row] = BaseElement::from(leaf_start);
+            self.columns[LVL + level][row] = BaseElement::ONE;
+            for l in 0..DEPTH {
+                self.columns[B + l][row] = BaseElement::from((registers.size >> l) & 1 == 1);
+                put(&mut self.columns, F + 4 * l, row, registers.frontier[l].as_elements());
+            }
+            if step + 1 < CYCLE {
+                Rp64_256::apply_round(&mut hasher, step);
+                Rp64_256::apply_round(&mut batch, step);
+            }
+        }
+        if leaf_start {
+            registers.digest = digest_of(&batch);
+        }
+        self.cycle += 1;
+        digest_of(&hasher)
+    }
+
+    /// A climb from the empty slot at the tree's size to the root, which it returns; it stops
+    /// early at the trace's end (the last padding climb is cut short, unconstrained past it).
+    fn root_climb(&mut self, registers: &mut Registers) -> RescueDigest {
+        let mut node = self.zeros[0];
+        for level in 0..CLIMB {
+            if self.cycle * CYCLE == self.columns[0].len() {
+                break;
+            }
+            node = self.cycle(registers, Cycle { node, level, root_climb: true, leaf_start: false });
+        }
+        node
+    }
+
+    /// Appends one leaf: merges while the size's bit at the node's level is set, then stores
+    /// the node in the frontier.
+    fn append(&mut self, registers: &mut Registers, leaf: RescueDigest) {
+        let mut node = leaf;
+        let mut level = 0;
+        loop {
+            let leaf_start = level == 0;
+            let merges = (registers.size >> level) & 1 == 1;
+            let output = self.cycle(registers, Cycle { node, level, root_climb: false, leaf_start });
+            if !merges {
+                registers.frontier[level] = node;
+                registers.size += 1 << level;
+                break;
+            }
+            // The merged subtree leaves the frontier: its bit clears.
+            registers.size -= 1 << level;
+            level += 1;
+            if (registers.size >> level) & 1 == 0 {
+                registers.frontier[level] = output;
+                registers.size += 1 << level;
+                break;
+            }
+            node = output;
+        }
+    }
+}
+
+/// Builds the trace: the old root's climb, the leaves, the new root's climb, and more new-root
+/// climbs as padding. The caller makes sure the batch fits the tree.
 pub(super) fn build(
     old_size: u64,
     siblings: &[RescueDigest],
     leaves: &[RescueDigest],
 ) -> Result<BatchTrace, String> {
-    let slot_count = slots(leaves.len() as u64);
-    let mut columns = vec![vec![BaseElement::ZERO; slot_count * SLOT]; WIDTH];
-    let zeros = empty_subtrees::<RescueHasher>(DEPTH);
-    let mut siblings = siblings.to_vec();
-    let mut digest = crate::rescue::batch_start();
-    // The root before the slot: the old path's at the first slot, the new path's after that.
-    let mut root = RescueDigest::default();
-    let mut old_root = root;
-    let mut new_root = root;
-
-    for slot in 0..slot_count {
-        let index = old_size + slot as u64;
-        let leaf = leaves.get(slot).copied().unwrap_or_default();
-        let base = slot * SLOT;
-        let mut new_path = Vec::with_capacity(DEPTH);
-        let (mut old_node, mut new_node) = (zeros[0], leaf);
-        for (level, sibling) in siblings.iter().enumerate() {
-            new_path.push(new_node);
-            let bit = (index >> level) & 1 == 1;
-            let mut old_state = merge_input(&old_node, sibling, bit);
-            let mut new_state = merge_input(&new_node, sibling, bit);
-            for step in 0..CYCLE {
-                let row = base + level * CYCLE + step;
-                put_state(&mut columns, OLD, row, &old_state);
-                put_state(&mut columns, NEW, row, &new_state);
-                columns[BIT][row] = BaseElement::from(bit as u8);
-                columns[POS][row] = BaseElement::new(index >> level);
-                columns[INDEX][row] = BaseElement::new(index);
-                if step + 1 < CYCLE {
-                    Rp64_256::apply_round(&mut old_state, step);
-                    Rp64_256::apply_round(&mut new_state, step);
-                }
-            }
-            old_node = digest_of(&old_state);
-            new_node = digest_of(&new_state);
-        }
-        if slot == 0 {
-            old_root = old_node;
-        } else if old_node != root {
-            return Err(format!("slot {slot}'s siblings do not lead to the root"));
-        }
-        for (j, value) in old_node.as_elements().iter().enumerate() {
-            columns[ROOT + j][base..base + SLOT].fill(*value);
-        }
-
-        // The batch hasher absorbs (digest, leaf) and then holds its state for the slot.
-        let mut batch_state = merge_input(&digest, &leaf, false);
-        for step in 0..SLOT {
-            put_state(&mut columns, BATCH, base + step, &batch_state);
-            if step + 1 < CYCLE {
-                Rp64_256::apply_round(&mut batch_state, step);
-            }
-        }
-        digest = digest_of(&batch_state);
-
-        // The next position's siblings: its lowest set bit's level takes this path's node,
-        // the levels below it are empty, the ones above do not change.
-        let carry = (!index).trailing_zeros() as usize;
-        if carry < DEPTH {
-            siblings[carry] = new_path[carry];
-            siblings[..carry].copy_from_slice(&zeros[..carry]);
-        }
-        root = new_node;
-        if slot + 1 == leaves.len() {
-            new_root = root;
-        }
+    if siblings.len() != DEPTH {
+        return Err(format!("{} siblings for a depth-{DEPTH} tree", siblings.len()));
     }
-    Ok(BatchTrace { columns, old_root, new_root })
+    let rows = trace_rows(old_size, leaves.len() as u64) as usize;
+    let mut writer = Writer {
+        columns: vec![vec![BaseElement::ZERO; rows]; WIDTH],
+        cycle: 0,
+        zeros: empty_subtrees::<RescueHasher>(DEPTH),
+    };
+    // The append path's left siblings are the frontier; the right ones are empty subtrees,
+    // which the climb takes from its constants (the other entries are never read before a
+    // store writes them).
+    let mut registers = Registers {
+        frontier: siblings.try_into().expect("DEPTH siblings"),
+        size: old_size,
+        digest: crate::rescue::batch_start(),
+    };
+    let old_root = writer.root_climb(&mut registers);
+    for leaf in leaves {
+        writer.append(&mut registers, *leaf);
+    }
+    let new_root = writer.root_climb(&mut registers);
+    while writer.cycle * CYCLE < rows {
+        writer.root_climb(&mut registers);
+    }
+    debug_assert_eq!(writer.cycle * CYCLE, rows);
+    debug_assert_eq!(registers.digest, crate::rescue::batch_digest(leaves));
+    Ok(BatchTrace { columns: writer.columns, old_root, new_root })
 }
 
-fn merge_input(node: &RescueDigest, sibling: &RescueDigest, node_is_right: bool) -> State {
-    let (left, right) = if node_is_right { (sibling, node) } else { (node, sibling) };
+fn merge_input(left: &RescueDigest, right: &RescueDigest) -> State {
     let mut state = [BaseElement::ZERO; STATE];
     state[CAPACITY].copy_from_slice(&merge_capacity());
     state[LEFT].copy_from_slice(left.as_elements());
@@ -122,9 +182,9 @@ fn digest_of(state: &State) -> RescueDigest {
     RescueDigest::new(state[LEFT].try_into().expect("4 elements"))
 }
 
-fn put_state(columns: &mut [Vec<BaseElement>], hasher: usize, row: usize, state: &State) {
-    for (j, value) in state.iter().enumerate() {
-        columns[hasher + j][row] = *value;
+fn put(columns: &mut [Vec<BaseElement>], first: usize, row: usize, values: &[BaseElement]) {
+    for (j, value) in values.iter().enumerate() {
+        columns[first + j][row] = *value;
     }
 }
 

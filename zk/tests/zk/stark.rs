@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use pyralog_zk::RescueTree;
 use pyralog_zk::rescue::{RescueDigest, batch_digest, record_leaf};
 use pyralog_zk::stark::{
-    AppendProof, AppendStatement, MIN_SECURITY_BITS, StarkError, TRACE_WIDTH, prove_appends,
-    prove_appends_with, prove_tampered, verify_appends,
+    AppendProof, AppendStatement, MIN_SECURITY_BITS, StarkError, TRACE_WIDTH, leaf_cycles, prove_appends,
+    prove_appends_with, prove_tampered, trace_rows, verify_appends,
 };
 use winterfell::{BatchingMethod, FieldExtension, ProofOptions};
 
@@ -26,7 +26,7 @@ fn rejected(result: Result<(), StarkError>) -> bool {
     matches!(result, Err(StarkError::Rejected(_)))
 }
 
-/// A batch that needs padding (6 leaves in 8 slots) after an odd-sized tree.
+/// A batch after an odd-sized tree (its trace is padded with more climbs).
 #[test]
 fn honest_batch_verifies_and_every_public_input_is_bound() {
     let tree = tree_of(11);
@@ -54,9 +54,9 @@ fn honest_batch_verifies_and_every_public_input_is_bound() {
         ("old root of another size", AppendStatement { old_root: tree.root_at(4).unwrap(), ..statement }),
         ("old size", AppendStatement { old_size: 4, ..statement }),
         ("old size", AppendStatement { old_size: 6, ..statement }),
-        ("count within the padding", AppendStatement { count: 5, ..statement }),
-        ("count within the padding", AppendStatement { count: 7, ..statement }),
-        ("count of another trace length", AppendStatement { count: 9, ..statement }),
+        ("count one less", AppendStatement { count: 5, ..statement }),
+        ("count one more", AppendStatement { count: 7, ..statement }),
+        ("count of another trace length", AppendStatement { count: 60, ..statement }),
         ("digest of other leaves", AppendStatement { batch_digest: batch_digest(&leaves[1..]), ..statement }),
         (
             "digest of reordered leaves",
@@ -68,7 +68,8 @@ fn honest_batch_verifies_and_every_public_input_is_bound() {
     }
 }
 
-/// The first append of a tree, and a power-of-two batch (no padding) after a full subtree.
+/// The first append of a tree, a batch after a full subtree, and one leaf that merges up three
+/// levels (position 11).
 #[test]
 fn edge_batches_verify() {
     let tree = tree_of(12);
@@ -96,27 +97,37 @@ fn tampered_proof_bytes_are_refused() {
     }
 }
 
-/// One changed cell in each part of the trace (a hasher's round, the shared sibling, the leaf,
-/// the position's bit and shift, the index, the root register, the carried digest) makes the
-/// proof fail: the AIR constrains them all.
+/// One changed cell in each part of the trace makes the proof fail: the AIR constrains them
+/// all. The batch appends leaves 6, 7 and 8 to a tree of 6 (bits 110): the old root's climb is
+/// cycles 0..32 (rows 0..256), leaf 6 stores at level 0 (cycle 32), leaf 7 merges with it, F[1]
+/// and F[2] and stores at level 3 (cycles 33..36), leaf 8 stores at level 0 (cycle 36), and the
+/// new root's climb starts at cycle 37.
 #[test]
 fn a_changed_trace_cell_fails_verification() {
     let tree = tree_of(9);
-    let slot = 256;
-    let (old, new, batch, bit, pos, index, root) = (0, 12, 24, 36, 37, 38, 39);
-    assert_eq!(TRACE_WIDTH, root + 4);
+    let (h, g, d, x, m, c, rc, ls, lvl, b, f) = (0, 12, 24, 28, 32, 33, 34, 35, 36, 68, 100);
+    assert_eq!(TRACE_WIDTH, f + 4 * 32);
+    let cycle = |n: usize| n * 8;
     let cells = [
-        (old + 5, 3),               // old path, mid-permutation
-        (new + 9, slot + 8),        // new path's input at level 1 of the second slot
-        (old + 9, 0),               // the first slot's sibling, old side only
-        (new + 4, slot),            // the second slot's leaf (or sibling), new side only
-        (batch + 10, slot),         // the leaf the batch hasher absorbs
-        (bit, slot + 40),           // a bit
-        (pos, 2 * slot + 16),       // a shifted position
-        (index, slot + 100),        // the index
-        (root + 2, slot + 30),      // the root register
-        (batch + 6, 2 * slot + 77), // the carried digest
-        (old, 8),                   // a permutation's capacity
+        (h + 5, 3),                     // the node hasher, mid-permutation
+        (h + 4, cycle(1)),              // the old climb's left input at level 1 (F[1])
+        (h + 9, cycle(2)),              // its right input at level 2 (X)
+        (h + 8, cycle(0)),              // an empty subtree beside the old climb
+        (h, cycle(3)),                  // a permutation's capacity
+        (g + 9, cycle(33)),             // the leaf the batch hasher absorbs
+        (g + 5, cycle(36)),             // the digest it absorbs it into
+        (d + 1, cycle(34) + 3),         // the carried digest
+        (x + 2, cycle(34)),             // the node a continued climb carries
+        (x, cycle(32)),                 // a leaf
+        (m, cycle(33)),                 // a merge flag
+        (c, cycle(33) + 7),             // a continue flag
+        (rc, cycle(35)),                // the mode
+        (ls, cycle(34)),                // a leaf's start
+        (lvl + 1, cycle(34) + 2),       // the level
+        (b + 3, cycle(38) + 1),         // a bit of the size after the batch
+        (f + 4 + 2, cycle(34)),         // a frontier entry a merge reads (F[1])
+        (f + 4 * 3 + 1, cycle(36) + 4), // the entry leaf 7 stored (F[3])
+        (f + 1, cycle(40)),             // F[0] in the new root's climb
     ];
     for (column, row) in cells {
         let (statement, proof) = prove_tampered(&tree, 6, 9, column, row).unwrap();
@@ -170,6 +181,8 @@ fn bad_requests_are_typed_errors() {
         verify_appends(&AppendStatement { count: 0, ..statement }, &proof),
         Err(StarkError::EmptyBatch)
     );
+    let full = AppendStatement { old_size: (1 << 32) - 4, ..statement };
+    assert!(matches!(verify_appends(&full, &proof), Err(StarkError::TooLarge { .. })));
     let near_full = AppendStatement { old_size: (1 << 32) - 2, ..statement };
     assert!(matches!(verify_appends(&near_full, &proof), Err(StarkError::TooLarge { .. })));
     let huge = AppendStatement { count: u64::MAX, ..statement };
@@ -189,4 +202,23 @@ proptest! {
         prop_assert_eq!(statement.new_root, tree.root_at(from + count).unwrap());
         prop_assert!(verify_appends(&statement, &proof).is_ok());
     }
+}
+
+/// The closed form the verifier uses counts the cycles the incremental append takes, position
+/// by position (max(1, trailing ones) each).
+#[test]
+fn leaf_cycles_match_the_append_loop() {
+    let walk = |from: u64, count: u64| -> u64 {
+        (from..from + count).map(|p| u64::from(p.trailing_ones().max(1))).sum()
+    };
+    for old_size in 0..70u64 {
+        for count in 1..40u64 {
+            assert_eq!(leaf_cycles(old_size, count), walk(old_size, count), "{old_size} + {count}");
+        }
+    }
+    let near_top = (1u64 << 32) - 40;
+    assert_eq!(leaf_cycles(near_top, 39), walk(near_top, 39));
+    // Two climbs of 32 cycles, 8 rows each, padded to a power of two.
+    assert_eq!(trace_rows(0, 1), 1024);
+    assert_eq!(trace_rows(0, 16_384), 262_144);
 }

@@ -8,7 +8,8 @@
 # the chain finalizes, creates a log in cluster A, appends records through one node, reads them
 # back through every node of A, verifies a record with the cluster light client, then syncs the
 # chain light client from genesis and verifies a record of cluster A through a node of cluster B
-# up to a finalized header. Stop with testnet/stop.sh.
+# up to a finalized header; last, a zk log: a client-made membership proof and a node-made
+# append STARK verified by the light client. Stop with testnet/stop.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${PYRALOG_BIN:?set PYRALOG_BIN to the pyralog binary (make testnet does)}
@@ -72,6 +73,38 @@ rm -f "$light"
 "$bin" light verify-record --rpc "http://127.0.0.1:$((b + 1))" --cluster "$cluster_a" --log demo --partition 0 \
   --offset 0 --finality --state "$light" | jq -c .
 
+# zk proofs: a log that also keeps Poseidon and Rescue trees. The client proves it holds one of
+# its records without saying which (Groth16, keys from a single-party setup kept in $out), a node
+# proves the appends so far (STARK), and the light client checks both against the certified
+# checkpoint through another node.
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+zk_keys="$out/zk-keys"
+[ -f "$zk_keys/membership.vk" ] || "$bin" zk setup --out "$zk_keys" 2>/dev/null | jq -c .
+rpc "$rpc_port" log_create '{"name":"zk-demo","partitions":1,"replicationFactor":3,"zk":["groth16","stark"]}' \
+  | jq -c '.result.zk // .error'
+zk_writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[] | select(.log=="zk-demo") | .leader] | all(. != null) and length == 1'; }
+wait_for "the zk-demo log's partition leader" zk_writable
+blinding=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+zk_records=$(for i in 1 2 3 4; do printf '{"key":"0x%s","value":"0x%s","headers":[{"name":"zk-blinding","value":"0x%s"}]},' "$(hex "member-$i")" "$(hex "credential $i")" "$blinding"; done)
+first=$(rpc "$rpc_port" log_append "{\"log\":\"zk-demo\",\"partition\":0,\"records\":[${zk_records%,}]}" | jq -e '.result[0].offset')
+zk_size=$((first + 4))
+zk_certified() { rpc "$rpc_port" log_getCheckpoint '{"log":"zk-demo","partition":0}' | jq -e --argjson n "$zk_size" '.result.checkpoint.size >= $n'; }
+wait_for "a certified checkpoint of zk-demo" zk_certified
+printf '{"offset":%s,"key":"0x%s","value":"0x%s","blinding":"0x%s"}\n' "$((first + 1))" "$(hex member-2)" "$(hex "credential 2")" "$blinding" >"$out/zk-record.json"
+# The verifier's nonce is a BN254 scalar (32 bytes, little-endian): 31 random bytes and a zero
+# top byte are always below the modulus.
+nonce=$(od -An -tx1 -N31 /dev/urandom | tr -d ' \n')00
+zk_trust="$out/zk-trust.json"
+rm -f "$zk_trust"
+"$bin" zk prove-membership --rpc "http://127.0.0.1:$rpc_port" --log zk-demo --partition 0 \
+  --record-file "$out/zk-record.json" --keys "$zk_keys" --nonce "0x$nonce" --out "$out/zk-membership.json"
+echo "zk: membership proof made by the client: $out/zk-membership.json"
+"$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-membership.json" --keys "$zk_keys" \
+  --nonce "0x$nonce" --trust "$zk_trust" --trust-on-first-use | jq -c .
+size=$(rpc "$rpc_port" log_getCheckpoint '{"log":"zk-demo","partition":0}' | jq -e '.result.checkpoint.size')
+rpc "$rpc_port" zk_proveAppends "{\"log\":\"zk-demo\",\"partition\":0,\"fromSize\":0,\"toSize\":$size}" | jq -e .result >"$out/zk-appends.json"
+"$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-appends.json" --trust "$zk_trust" | jq -c .
+
 cat <<MSG
 
 Testnet running ($out): chain $(jq -r .chainId "$out/genesis.json"), $clusters clusters
@@ -81,4 +114,5 @@ Stop:  testnet/stop.sh
 Light client:
   $bin light sync --rpc http://127.0.0.1:$b --genesis $out/genesis.json --state $light
   $bin light verify-record --rpc http://127.0.0.1:$b --cluster $cluster_a --log demo --partition 0 --offset 0 --finality --state $light
+  $bin light verify-zk --rpc http://127.0.0.1:$rpc_port --proof $out/zk-membership.json --keys $zk_keys --nonce 0x$nonce --trust $zk_trust
 MSG

@@ -128,7 +128,7 @@ fn bench_stark(c: &mut Criterion) {
         let verify = started.elapsed();
         println!(
             "stark k={k}: trace {} rows, prove {:.2} s, verify {:.2} ms, proof {} bytes, {} bits conjectured",
-            trace_rows(base, k),
+            trace_rows(base, k).expect("fits"),
             prove.as_secs_f64(),
             verify.as_secs_f64() * 1e3,
             proof.to_bytes().len(),

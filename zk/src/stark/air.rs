@@ -109,17 +109,25 @@ impl ToElements<BaseElement> for AppendStatement {
 
 /// Cycles the leaves of a batch of `count` at `old_size` take: max(1, trailing ones) per
 /// position. The trailing ones sum to `count` plus the change in the size's popcount (each
-/// append clears them and sets one bit); the positions without any are the even ones.
-pub fn leaf_cycles(old_size: u64, count: u64) -> u64 {
-    let end = old_size + count;
+/// append clears them and sets one bit); the positions without any are the even ones. `None`
+/// when `old_size + count` overflows.
+pub fn leaf_cycles(old_size: u64, count: u64) -> Option<u64> {
+    let end = old_size.checked_add(count)?;
     let ones = count + u64::from(old_size.count_ones()) - u64::from(end.count_ones());
     let evens = end.div_ceil(2) - old_size.div_ceil(2);
-    ones + evens
+    ones.checked_add(evens)
 }
 
-/// Rows of the trace of a batch (a power of two).
-pub fn trace_rows(old_size: u64, count: u64) -> u64 {
-    ((2 * CLIMB as u64 + leaf_cycles(old_size, count)) * CYCLE as u64).next_power_of_two()
+/// Rows of the trace of a batch (a power of two); `None` past what a `u64` counts.
+pub fn trace_rows(old_size: u64, count: u64) -> Option<u64> {
+    let cycles = leaf_cycles(old_size, count)?.checked_add(2 * CLIMB as u64)?;
+    cycles.checked_mul(CYCLE as u64)?.checked_next_power_of_two()
+}
+
+/// The smallest blowup factor the constraints can be evaluated at (Winterfell asserts it, so a
+/// verifier checks it before building the AIR from an untrusted proof's options).
+pub(super) fn min_blowup() -> usize {
+    constraint_degrees().iter().map(|degree| degree.min_blowup_factor()).max().unwrap_or(1)
 }
 
 /// Periodic columns (period 8), in the order [`AppendAir::evaluate_transition`] reads them.
@@ -301,7 +309,8 @@ impl Air for AppendAir {
         }
         // B and F change only in leaf cycles: a merge clears the level's bit; a store puts its
         // node (the merge's output, or X without a merge) at the level above a merge or at X's
-        // level, and sets that bit.
+        // level, and sets that bit. A merge at level 31 would store at no level (the tree would
+        // be full); it cannot happen, as the verifier refuses batches that reach 2^32 leaves.
         let stored: [E; 4] = std::array::from_fn(|e| (one - m) * cur[X + e] + m * output[e]);
         let store_level = |l: usize| {
             let below = if l == 0 { E::ZERO } else { level[l - 1] };
@@ -349,8 +358,10 @@ impl Air for AppendAir {
 
     fn get_assertions(&self) -> Vec<Assertion<BaseElement>> {
         let statement = &self.statement;
+        // Prover and verifier build the AIR only for batches that fit the tree.
         let end_size = statement.old_size + statement.count;
-        let leaves_end = CLIMB + leaf_cycles(statement.old_size, statement.count) as usize;
+        let cycles = leaf_cycles(statement.old_size, statement.count).expect("a batch that fits");
+        let leaves_end = CLIMB + cycles as usize;
         let cycle_row = |cycle: usize| cycle * CYCLE;
         let mut assertions = Vec::with_capacity(ASSERTIONS);
         let mut digest = |column: usize, row: usize, digest: &RescueDigest| {

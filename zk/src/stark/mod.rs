@@ -85,7 +85,11 @@ impl AppendProof {
 
     /// Reads a proof; the bytes must be exactly one proof's encoding.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StarkError> {
-        let proof = Proof::from_bytes(bytes).map_err(|e| StarkError::Malformed(e.to_string()))?;
+        // Winterfell's decoder asserts on some invalid option values (a blowup of 3, no
+        // queries) instead of returning an error; untrusted bytes must not panic the caller.
+        let decoded = std::panic::catch_unwind(|| Proof::from_bytes(bytes))
+            .map_err(|_| StarkError::Malformed("invalid proof options or trace shape".into()))?;
+        let proof = decoded.map_err(|e| StarkError::Malformed(e.to_string()))?;
         if proof.to_bytes() != bytes {
             return Err(StarkError::Malformed("not a canonical encoding (trailing bytes?)".into()));
         }
@@ -213,7 +217,7 @@ pub fn verify_appends(statement: &AppendStatement, proof: &AppendProof) -> Resul
     // The AIR places its assertions by the count; a trace of another shape is refused before
     // Winterfell sees it.
     let shape = proof.0.trace_info();
-    let rows = air::trace_rows(statement.old_size, statement.count);
+    let rows = air::trace_rows(statement.old_size, statement.count).expect("a batch that fits");
     if shape.length() as u64 != rows || shape.main_trace_width() != air::WIDTH || shape.is_multi_segment() {
         return Err(StarkError::Rejected(format!(
             "trace of {} rows and {} columns, expected {rows} and {}",
@@ -222,13 +226,26 @@ pub fn verify_appends(statement: &AppendStatement, proof: &AppendProof) -> Resul
             air::WIDTH
         )));
     }
+    // Winterfell asserts the blowup covers the constraint degrees when it builds the AIR.
+    let blowup = proof.0.options().blowup_factor();
+    if blowup < air::min_blowup() {
+        return Err(StarkError::Rejected(format!(
+            "blowup factor {blowup} is below the constraints' {}",
+            air::min_blowup()
+        )));
+    }
     let acceptable = AcceptableOptions::MinConjecturedSecurity(MIN_SECURITY_BITS);
-    winterfell::verify::<
-        air::AppendAir,
-        CommitmentHash,
-        winter_crypto::DefaultRandomCoin<CommitmentHash>,
-        winter_crypto::MerkleTree<CommitmentHash>,
-    >(proof.0.clone(), *statement, &acceptable)
+    // The checks above cover the assertions known to be reachable from a decoded proof; a
+    // panic from one not known is still a rejection of that proof, not the caller's crash.
+    std::panic::catch_unwind(|| {
+        winterfell::verify::<
+            air::AppendAir,
+            CommitmentHash,
+            winter_crypto::DefaultRandomCoin<CommitmentHash>,
+            winter_crypto::MerkleTree<CommitmentHash>,
+        >(proof.0.clone(), *statement, &acceptable)
+    })
+    .map_err(|_| StarkError::Rejected("the verifier refused the proof's parameters".into()))?
     .map_err(|e| StarkError::Rejected(e.to_string()))
 }
 

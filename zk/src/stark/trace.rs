@@ -143,7 +143,7 @@ pub(super) fn build(
     if siblings.len() != DEPTH {
         return Err(format!("{} siblings for a depth-{DEPTH} tree", siblings.len()));
     }
-    let rows = trace_rows(old_size, leaves.len() as u64) as usize;
+    let rows = trace_rows(old_size, leaves.len() as u64).ok_or("the batch overflows the size")? as usize;
     let mut writer = Writer {
         columns: vec![vec![BaseElement::ZERO; rows]; WIDTH],
         cycle: 0,

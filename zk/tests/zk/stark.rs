@@ -5,9 +5,10 @@ use proptest::prelude::*;
 use pyralog_zk::RescueTree;
 use pyralog_zk::rescue::{RescueDigest, batch_digest, record_leaf};
 use pyralog_zk::stark::{
-    AppendProof, AppendStatement, MIN_SECURITY_BITS, StarkError, TRACE_WIDTH, leaf_cycles, prove_appends,
-    prove_appends_with, prove_tampered, trace_rows, verify_appends,
+    AppendProof, AppendStatement, MIN_SECURITY_BITS, StarkError, TRACE_WIDTH, leaf_cycles, proof_options,
+    prove_appends, prove_appends_with, prove_tampered, trace_rows, verify_appends,
 };
+use winter_utils::Serializable;
 use winterfell::{BatchingMethod, FieldExtension, ProofOptions};
 
 fn leaf(i: u64) -> RescueDigest {
@@ -167,6 +168,44 @@ fn weak_options_are_refused() {
     assert!(rejected(verify_appends(&statement, &proof)));
 }
 
+/// The offset of the proof options inside a proof's encoding (they follow the trace shape).
+fn options_offset(bytes: &[u8]) -> usize {
+    let options = proof_options().to_bytes();
+    let found: Vec<usize> =
+        bytes.windows(options.len()).enumerate().filter(|(_, w)| *w == options).map(|(i, _)| i).collect();
+    assert_eq!(found.len(), 1, "the options appear once near the start");
+    found[0]
+}
+
+/// Option values Winterfell asserts on (instead of returning an error) are a typed error for
+/// untrusted bytes, not a panic: a blowup that is not a power of two, no queries, and a blowup
+/// below what the constraints need with enough queries to still claim 96 bits.
+#[test]
+fn invalid_options_in_proof_bytes_are_typed_errors() {
+    let tree = tree_of(4);
+    let (statement, proof) = prove_appends(&tree, 1, 4).unwrap();
+    let bytes = proof.to_bytes();
+    let at = options_offset(&bytes);
+    let (queries, blowup) = (at, at + 1);
+    for (index, value) in [(blowup, 3u8), (blowup, 0), (queries, 0)] {
+        let mut crafted = bytes.clone();
+        crafted[index] = value;
+        assert!(
+            matches!(AppendProof::from_bytes(&crafted), Err(StarkError::Malformed(_))),
+            "byte {index} = {value}"
+        );
+    }
+    // 42 queries at blowup 4 with 16 bits of grinding claim over 96 bits, but the AIR's
+    // degree-8 constraints need a blowup of 8.
+    let mut crafted = bytes.clone();
+    crafted[queries] = 42;
+    crafted[blowup] = 4;
+    let low_blowup = AppendProof::from_bytes(&crafted).unwrap();
+    assert!(low_blowup.security_bits() >= MIN_SECURITY_BITS);
+    let error = verify_appends(&statement, &low_blowup).unwrap_err();
+    assert!(matches!(&error, StarkError::Rejected(why) if why.contains("blowup")), "{error}");
+}
+
 #[test]
 fn bad_requests_are_typed_errors() {
     let tree = tree_of(4);
@@ -213,12 +252,16 @@ fn leaf_cycles_match_the_append_loop() {
     };
     for old_size in 0..70u64 {
         for count in 1..40u64 {
-            assert_eq!(leaf_cycles(old_size, count), walk(old_size, count), "{old_size} + {count}");
+            assert_eq!(leaf_cycles(old_size, count), Some(walk(old_size, count)), "{old_size} + {count}");
         }
     }
     let near_top = (1u64 << 32) - 40;
-    assert_eq!(leaf_cycles(near_top, 39), walk(near_top, 39));
+    assert_eq!(leaf_cycles(near_top, 39), Some(walk(near_top, 39)));
     // Two climbs of 32 cycles, 8 rows each, padded to a power of two.
-    assert_eq!(trace_rows(0, 1), 1024);
-    assert_eq!(trace_rows(0, 16_384), 262_144);
+    assert_eq!(trace_rows(0, 1), Some(1024));
+    assert_eq!(trace_rows(0, 16_384), Some(262_144));
+    // Unchecked sizes give no count rather than a wrapped one.
+    assert_eq!(leaf_cycles(u64::MAX, 1), None);
+    assert_eq!(trace_rows(2, u64::MAX - 1), None);
+    assert_eq!(trace_rows(0, u64::MAX), None);
 }

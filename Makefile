@@ -9,17 +9,22 @@ SHELL := /bin/bash
 
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/pyralog/target
 CARGO ?= cargo
+# Tools the tests run beside our code (the rosenpass binary), outside the clone like the target.
+TOOLS := $(HOME)/.cache/pyralog/tools
+ROSENPASS := $(TOOLS)/bin/rosenpass
 
 # Debian packages the build needs: mold (linker, see .cargo/config.toml), clang + libclang-dev
 # (bindgen for RocksDB in the cluster engine); curl + jq drive the local testnet's RPC calls;
 # protobuf-compiler (protoc) builds the load generator's etcd client, and etcd-server is the
-# peer it is measured against (its smoke test and `make bench-etcd`).
-APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server
+# peer it is measured against (its smoke test and `make bench-etcd`); cmake, pkg-config and
+# libsodium-dev build Rosenpass (liboqs); wireguard-go, wireguard-tools, socat and iproute2 run
+# the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root).
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2
 # The load generator (testnet/) is its own workspace; see testnet/Cargo.toml.
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus bench-chain bench-zk clean
+.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet"
@@ -28,6 +33,7 @@ help:
 	@echo "make bench-cluster  run the 3-replica replication benchmark"
 	@echo "make bench-etcd     Pyralog and etcd side by side (3 nodes each, loopback)"
 	@echo "make bench-consensus  Tendermint over libp2p: 4 and 7 validators, empty and 1,000 tx/s"
+	@echo "make bench-tunnel  WireGuard+smoltcp stream throughput and latency vs loopback TCP; Rosenpass handshake"
 	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
 	@echo "make bench-zk     Poseidon and Rescue tree appends; Groth16 membership at depths 16, 20, 32; append STARKs, k = 64, 1024, 16384"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
@@ -44,6 +50,8 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "deps: installing cargo-nextest"; $(CARGO) install --locked cargo-nextest; }
+	@test -x "$(ROSENPASS)" || { echo "deps: installing the rosenpass 0.2.3 binary (tunnel interop tests)"; \
+	  $(CARGO) install --locked rosenpass --version 0.2.3 --root "$(TOOLS)"; }
 
 build: deps
 	$(CARGO) build --locked --workspace
@@ -83,6 +91,10 @@ bench-cluster: deps
 # Validators over real libp2p on loopback; same dev profile as the tests (see bench-cluster).
 bench-consensus: deps
 	$(CARGO) bench --locked --profile dev -p pyralog-p2p --bench consensus
+
+# Tunnel throughput and latency against loopback TCP in the same run; the Rosenpass handshake.
+bench-tunnel: deps
+	$(CARGO) bench --locked --profile dev -p pyralog-p2p --bench tunnel
 
 # Not part of `make test`: about two minutes of load per system. Same dev profile as the tests.
 bench-etcd: deps

@@ -59,9 +59,13 @@ endpoints=$(for i in 0 1 2; do printf 'http://127.0.0.1:%d,' $((etcd_client_port
 "$loadgen" run --system etcd --endpoints "${endpoints%,}" "${load[@]}" --out "$out/etcd.json"
 stop_all
 
-echo "== Pyralog $("$bin" --version | awk '{print $2}'): 3 nodes"
+# etcd's peers talk plaintext here, so Pyralog's do too (--dev: plain TCP cluster links);
+# BENCH_TRANSPORT=wireguard measures Pyralog over its WireGuard + Rosenpass tunnels instead.
+transport_flag=--dev
+[ "${BENCH_TRANSPORT:-tcp}" = wireguard ] && transport_flag=
+echo "== Pyralog $("$bin" --version | awk '{print $2}'): 3 nodes, ${BENCH_TRANSPORT:-tcp} links"
 "$bin" testnet --nodes 3 --out "$out/pyralog" --raft-port "$raft_port" --rpc-port "$rpc_port" \
-  --metrics-port "$metrics_port" >/dev/null
+  --metrics-port "$metrics_port" $transport_flag >/dev/null
 # Room for 256 WebSocket clients (the default allows 100 connections per node).
 sed -i 's/^max_connections = .*/max_connections = 1024/' "$out"/pyralog/node*/config.toml
 for i in 0 1 2; do

@@ -24,8 +24,10 @@ p2p_port=${TESTNET_P2P_PORT:-40333}
 
 TESTNET_DIR=$out "$here/stop.sh" >/dev/null
 "$bin" --version
-# A layout from before the chain (no genesis) or of another shape is generated afresh.
-if [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" ] || [ -e "$out/node$nodes" ]; then
+# A layout from before the chain (no genesis) or the tunnels (no WireGuard key), or of another
+# shape, is generated afresh.
+if [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" ] || [ -e "$out/node$nodes" ] \
+  || [ ! -f "$out/node0/wireguard.key" ]; then
   rm -rf "$out"
   "$bin" testnet --nodes "$per_cluster" --clusters "$clusters" --out "$out" --raft-port "$raft_port" \
     --rpc-port "$rpc_port" --metrics-port "$metrics_port" --p2p-port "$p2p_port"
@@ -43,6 +45,13 @@ for i in $(seq 0 $((nodes - 1))); do wait_for "node$i to finalize chain blocks" 
 cluster_a=$(rpc "$rpc_port" system_status '{}' | jq -r .result.cluster)
 b=$((rpc_port + per_cluster)) # the first node of cluster B
 echo "testnet: $clusters clusters x $per_cluster nodes ready; chain at height $(rpc "$rpc_port" chain_getFinalizedHead '{}' | jq .result.height)"
+
+# Cluster links run in WireGuard tunnels keyed by Rosenpass: every node has exchanged a
+# post-quantum key and completed a WireGuard handshake.
+tunnel_metric() { curl -fsS "http://127.0.0.1:$1/metrics" | awk -v k="kind=\"$2\"" '$1 ~ /^pyralog_tunnel_events/ && index($1, k) { print $2 }'; }
+tunneled() { [ "$(tunnel_metric "$1" rosenpass_exchanges)" -ge 1 ] && [ "$(tunnel_metric "$1" handshakes)" -ge 1 ]; }
+for i in $(seq 0 $((nodes - 1))); do wait_for "node$i's WireGuard+Rosenpass links" tunneled $((metrics_port + i)); done
+echo "cluster links: WireGuard+Rosenpass; node0: $(tunnel_metric "$metrics_port" handshakes) handshakes, $(tunnel_metric "$metrics_port" rosenpass_exchanges) Rosenpass key exchanges"
 
 rpc "$rpc_port" log_create '{"name":"demo","partitions":3,"replicationFactor":3}' | jq -c '.result // .error'
 writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[] | select(.log=="demo") | .leader] | length == 3 and all(. != null)'; }

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pyralog_cluster::engine::{ClusterNode, Role};
+use crate::links::ClusterNode;
+use pyralog_cluster::engine::Role;
 use pyralog_crypto::Digest;
 use pyralog_node::chain::app::{Account, Anchor, MIN_FEE, account_key, anchor_key, read_state};
 use pyralog_node::chain::tx::{Action, SignedTx, Tx};

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::links::ClusterNode;
 use anyhow::Context;
-use pyralog_cluster::engine::ClusterNode;
 use pyralog_consensus::ValidatorSet;
 use pyralog_consensus::app::ReplicatedApp;
 use pyralog_consensus::driver::{BlockStore, Driver, DriverConfig, DriverError, Progress, StoredBlock};

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use crate::links::ClusterNode;
 use jsonrpsee::RpcModule;
 use jsonrpsee::core::server::PendingSubscriptionSink;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
-use pyralog_cluster::engine::ClusterNode;
 use pyralog_consensus::FinalityProof;
 use pyralog_consensus::vote::CommitCertificate;
 use pyralog_crypto::Digest;

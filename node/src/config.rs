@@ -3,6 +3,10 @@
 //! ```text
 //! BASE/config.toml   settings (below)
 //! BASE/node.key      the node's ed25519 key (0600): Raft, checkpoints, overlay, validator
+//! BASE/wireguard.key the node's WireGuard key (base64, 0600): cluster tunnels
+//! BASE/rosenpass.secret, BASE/rosenpass.pub  the node's Rosenpass keys (raw, as the
+//!                    `rosenpass` binary writes them; the public key is 524,160 bytes)
+//! BASE/peers/        copies of the other members' `rosenpass.pub` (config names them)
 //! BASE/genesis.json  the chain's genesis (see `pyralog_node::chain::genesis`)
 //! BASE/data/db       RocksDB
 //! BASE/data/scarab.hwm  Scarab id high-water mark
@@ -116,6 +120,20 @@ pub(crate) struct NodeSection {
     /// `disk` (default) or `memory` (nothing survives a restart).
     #[serde(default = "default_storage")]
     pub(crate) storage: String,
+    /// How cluster members link: `wireguard` (WireGuard + Rosenpass tunnels; the default with
+    /// several members) or `tcp` (plain; the default for a single member, and `--dev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) transport: Option<LinkTransport>,
+}
+
+/// `node.transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LinkTransport {
+    /// Plain TCP between `raft_addr`s.
+    Tcp,
+    /// WireGuard tunnels (UDP at `raft_addr`) keyed by Rosenpass.
+    Wireguard,
 }
 
 /// `[cluster]`.
@@ -136,6 +154,14 @@ pub(crate) struct MemberEntry {
     pub(crate) raft_addr: String,
     /// Its public key (`pyrpub1...`).
     pub(crate) public_key: PublicKey,
+    /// Its WireGuard public key (base64, as `wg pubkey` prints it); needed with the
+    /// `wireguard` transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) wireguard_public_key: Option<String>,
+    /// A copy of its `rosenpass.pub`, relative to the base path unless absolute; needed with
+    /// the `wireguard` transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rosenpass_public_key: Option<PathBuf>,
 }
 
 /// `[rpc]`.
@@ -198,6 +224,15 @@ impl Config {
         Ok(())
     }
 
+    /// The link transport: as set, else WireGuard for several members and TCP for one.
+    pub(crate) fn transport(&self) -> LinkTransport {
+        self.node.transport.unwrap_or(if self.cluster.members.len() > 1 {
+            LinkTransport::Wireguard
+        } else {
+            LinkTransport::Tcp
+        })
+    }
+
     /// Consistency checks a TOML schema cannot express.
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         pyralog_crypto::ClusterId::new(self.node.cluster_id.clone()).context("node.cluster_id")?;
@@ -212,6 +247,25 @@ impl Config {
         ids.dedup();
         if ids.len() != self.cluster.members.len() {
             bail!("cluster.members lists an id twice");
+        }
+        if self.transport() == LinkTransport::Wireguard {
+            self.node.raft_addr.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("node.raft_addr {:?} must be ip:port (the tunnel's UDP address)", self.node.raft_addr)
+            })?;
+            for member in self.cluster.members.iter().filter(|m| m.id != self.node.id) {
+                let id = member.id;
+                let key = member.wireguard_public_key.as_deref().with_context(|| {
+                    format!("transport is wireguard but cluster member {id} has no wireguard_public_key")
+                })?;
+                key.parse::<pyralog_p2p::tunnel::WireGuardPublic>()
+                    .with_context(|| format!("cluster member {id}: wireguard_public_key"))?;
+                if member.rosenpass_public_key.is_none() {
+                    bail!("transport is wireguard but cluster member {id} has no rosenpass_public_key");
+                }
+                member.raft_addr.parse::<std::net::SocketAddr>().with_context(|| {
+                    format!("cluster member {id}: raft_addr {:?} must be ip:port", member.raft_addr)
+                })?;
+            }
         }
         if let Some(chain) = &self.chain {
             if chain.p2p_listen.is_empty() {
@@ -249,6 +303,21 @@ impl BasePath {
     /// The zk key directory `zk` names.
     pub(crate) fn zk_keys(&self, zk: &ZkSection) -> PathBuf {
         self.0.join(&zk.keys)
+    }
+
+    /// `BASE/wireguard.key`.
+    pub(crate) fn wireguard_key(&self) -> PathBuf {
+        self.0.join("wireguard.key")
+    }
+
+    /// `BASE/rosenpass.secret`.
+    pub(crate) fn rosenpass_secret(&self) -> PathBuf {
+        self.0.join("rosenpass.secret")
+    }
+
+    /// `BASE/rosenpass.pub`.
+    pub(crate) fn rosenpass_public(&self) -> PathBuf {
+        self.0.join("rosenpass.pub")
     }
 
     /// `BASE/data`.

@@ -10,8 +10,8 @@
 //!   finalized head, the head, and its commit certificate. `trustedSize`: the anchored size the
 //!   client trusts already; `consistency` then proves the new anchor extends it.
 
+use crate::links::ClusterNode;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
-use pyralog_cluster::engine::ClusterNode;
 use pyralog_consensus::FinalityProof;
 use pyralog_crypto::{ClusterId, LogName};
 use pyralog_node::chain::app::{Anchor, anchor_key, cluster_key};

@@ -8,6 +8,7 @@ mod keys;
 mod light;
 mod light_chain;
 mod light_zk;
+mod links;
 mod log_proof;
 mod metrics;
 mod rpc;

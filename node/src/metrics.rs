@@ -6,6 +6,7 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use crate::links::ClusterNode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -13,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use pyralog_cluster::engine::ClusterNode;
+use pyralog_p2p::tunnel::Tunnel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -49,6 +50,7 @@ struct Metrics {
     wal_fsyncs: Gauge,
     wal_synced_appends: Gauge,
     written_bytes: Family<KindLabels, Gauge>,
+    tunnel: Family<KindLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,9 +106,17 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Bytes written by RocksDB since start: user (keys and values), wal, flush, compaction",
         written_bytes.clone(),
     );
+    let tunnel = Family::<KindLabels, Gauge>::default();
+    registry.register(
+        "tunnel_events",
+        "Cluster tunnel counters since start: handshakes, psk_rotations, rosenpass_exchanges, \
+         rosenpass_stale, tx_bytes, rx_bytes, and dropped_* datagrams by reason",
+        tunnel.clone(),
+    );
     Metrics {
         registry,
         written_bytes,
+        tunnel,
         requests,
         latency,
         raft_term,
@@ -147,8 +157,25 @@ fn set(family: &Family<GroupLabels, Gauge>, group: &str, value: u64) {
 }
 
 /// Reads the engine's figures into the gauges and renders everything.
-fn render(node: &ClusterNode) -> String {
+fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
     let m = &*METRICS;
+    if let Some(tunnel) = tunnel {
+        let t = tunnel.stats();
+        for (kind, value) in [
+            ("handshakes", t.handshakes),
+            ("psk_rotations", t.psk_rotations),
+            ("rosenpass_exchanges", t.rosenpass_exchanges),
+            ("rosenpass_stale", t.rosenpass_stale),
+            ("tx_bytes", t.tx_bytes),
+            ("rx_bytes", t.rx_bytes),
+            ("dropped_unknown_peer", t.dropped_unknown_peer),
+            ("dropped_invalid", t.dropped_invalid),
+            ("dropped_no_route", t.dropped_no_route),
+            ("dropped_no_endpoint", t.dropped_no_endpoint),
+        ] {
+            m.tunnel.get_or_create(&KindLabels { kind }).set(value as i64);
+        }
+    }
     let mut groups = vec![("global".to_owned(), node.global_raft_metrics(), node.global_commit_index())];
     let global = node.global_state().borrow().clone();
     for log in global.logs.values() {
@@ -189,13 +216,13 @@ fn render(node: &ClusterNode) -> String {
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, node: Arc<ClusterNode>) {
+pub(crate) async fn serve(listener: TcpListener, node: Arc<ClusterNode>, tunnel: Option<Tunnel>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let node = node.clone();
+        let (node, tunnel) = (node.clone(), tunnel.clone());
         tokio::spawn(async move {
             // Read the request head (a scrape request is small) before answering, so the client
             // is not cut off mid-request; only the request line matters.
@@ -215,7 +242,7 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<ClusterNode>) {
             }
             let request = String::from_utf8_lossy(&head);
             let (status, body) = match request.split_whitespace().take(2).collect::<Vec<_>>()[..] {
-                ["GET", "/metrics"] => ("200 OK", render(&node)),
+                ["GET", "/metrics"] => ("200 OK", render(&node, tunnel.as_ref())),
                 _ => ("404 Not Found", "only GET /metrics is served here\n".to_owned()),
             };
             let response = format!(

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::links::ClusterNode;
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
-use pyralog_cluster::engine::{AppendReceipt, ClusterError, ClusterNode, Role};
+use pyralog_cluster::engine::{AppendReceipt, ClusterError, Role};
 use pyralog_cluster::model::{
     Header, LogConfig, ProducerSeq, Record, StoredRecord, zk_option, zk_tree_of_option,
 };

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::links::ClusterNode;
 use anyhow::Context;
 use clap::Args;
-use pyralog_cluster::engine::{ClusterNode, NodeConfig, default_raft_config};
+use pyralog_cluster::engine::{NodeConfig, default_raft_config};
 use pyralog_cluster::raft::Member;
 use pyralog_cluster::storage::StorageMode;
-use pyralog_cluster::transport::TcpTransport;
 use pyralog_crypto::ClusterId;
 use pyralog_crypto::keys::load_key_file;
 
@@ -114,11 +114,15 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         raft: Arc::new(default_raft_config().validate()?),
         checkpoint_interval: Duration::from_millis(100),
     };
-    let listener = tokio::net::TcpListener::bind(&config.node.raft_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (raft)", config.node.raft_addr))?;
-    let node = Arc::new(ClusterNode::start(node_config, keypair, listener, TcpTransport).await?);
-    tracing::info!(node = config.node.id, raft = %node.addr(), "cluster engine started");
+    let (links, listener) = crate::links::open(&base, &config).await?;
+    let tunnel = links.tunnel().cloned();
+    let node = Arc::new(ClusterNode::start(node_config, keypair, listener, links).await?);
+    tracing::info!(
+        node = config.node.id,
+        raft = %node.addr(),
+        transport = ?config.transport(),
+        "cluster engine started"
+    );
 
     let metrics = match config.metrics.addr.as_str() {
         "" => None,
@@ -127,7 +131,7 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {addr} (metrics)"))?;
             tracing::info!(metrics = %addr, "Prometheus metrics at /metrics");
-            Some(tokio::spawn(crate::metrics::serve(listener, node.clone())))
+            Some(tokio::spawn(crate::metrics::serve(listener, node.clone(), tunnel)))
         }
     };
 

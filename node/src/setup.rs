@@ -11,8 +11,10 @@ use pyralog_crypto::ClusterId;
 use pyralog_node::chain::genesis::{GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator};
 
 use crate::config::{
-    BasePath, ChainSection, ClusterSection, Config, MemberEntry, MetricsSection, NodeSection, RpcSection,
+    BasePath, ChainSection, ClusterSection, Config, LinkTransport, MemberEntry, MetricsSection, NodeSection,
+    RpcSection,
 };
+use crate::links::ensure_tunnel_keys;
 
 /// `pyralog init`: a single-node cluster's base path (edit `[cluster] members` to join others).
 #[derive(Debug, Args)]
@@ -74,6 +76,10 @@ pub(crate) struct TestnetArgs {
     /// Without the chain (cluster only).
     #[arg(long)]
     pub(crate) no_chain: bool,
+    /// Plain TCP between cluster members instead of WireGuard + Rosenpass tunnels (no tunnel
+    /// keys are generated).
+    #[arg(long)]
+    pub(crate) dev: bool,
 }
 
 /// Each genesis account's balance (fees for anchoring).
@@ -124,18 +130,23 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
     let base = BasePath(args.base_path);
     std::fs::create_dir_all(&base.0).with_context(|| format!("cannot create {}", base.0.display()))?;
     let key = key_at(&base.key())?;
+    // Tunnel keys now, so joining a multi-member cluster later needs only the config.
+    let wireguard = ensure_tunnel_keys(&base)?;
     let config = Config {
         node: NodeSection {
             id: args.node_id,
             cluster_id: args.cluster_id,
             raft_addr: args.raft_addr.clone(),
             storage: "disk".into(),
+            transport: None,
         },
         cluster: ClusterSection {
             members: vec![MemberEntry {
                 id: args.node_id,
                 raft_addr: args.raft_addr,
                 public_key: key.public(),
+                wireguard_public_key: Some(wireguard.to_string()),
+                rosenpass_public_key: Some("rosenpass.pub".into()),
             }],
         },
         zk: None,
@@ -157,8 +168,14 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
     write_base_path(&base, &config)?;
     write_genesis_new(&base, &genesis)?;
     println!("initialized {} (node {}, key {})", base.0.display(), config.node.id, key.public());
+    println!("wireguard public key {wireguard}; rosenpass public key {}", base.rosenpass_public().display());
     println!("start it with: pyralog start --base-path {}", base.0.display());
     Ok(())
+}
+
+/// Where a base path keeps its copy of cluster member `id`'s Rosenpass public key.
+fn peer_rosenpass_key(id: u64) -> PathBuf {
+    PathBuf::from(format!("peers/member{id}.rosenpass.pub"))
 }
 
 /// Runs `pyralog testnet`.
@@ -167,9 +184,13 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
     let bases: Vec<BasePath> = (0..total).map(|i| BasePath(args.out.join(format!("node{i}")))).collect();
     let port = |base: u16, i: u64| u64::from(base) + i;
     let mut keys = Vec::new();
+    let mut tunnel_keys = Vec::new();
     for base in &bases {
         std::fs::create_dir_all(&base.0).with_context(|| format!("cannot create {}", base.0.display()))?;
         keys.push(key_at(&base.key())?.public());
+        if !args.dev {
+            tunnel_keys.push(ensure_tunnel_keys(base)?.to_string());
+        }
     }
     let p2p: Vec<String> =
         (0..total).map(|i| format!("/ip4/127.0.0.1/tcp/{}", port(args.p2p_port, i))).collect();
@@ -200,8 +221,21 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                 id,
                 raft_addr: format!("127.0.0.1:{}", port(args.raft_port, first + id)),
                 public_key: keys[(first + id) as usize],
+                wireguard_public_key: tunnel_keys.get((first + id) as usize).cloned(),
+                rosenpass_public_key: (!args.dev).then(|| peer_rosenpass_key(id)),
             })
             .collect();
+        if !args.dev {
+            // Each member keeps copies of the others' Rosenpass public keys (512 KiB each).
+            for id in 0..args.nodes {
+                for peer in (0..args.nodes).filter(|&peer| peer != id) {
+                    let to = bases[(first + id) as usize].0.join(peer_rosenpass_key(peer));
+                    std::fs::create_dir_all(to.parent().expect("peers/"))?;
+                    std::fs::copy(bases[(first + peer) as usize].rosenpass_public(), &to)
+                        .with_context(|| format!("cannot write {}", to.display()))?;
+                }
+            }
+        }
         for id in 0..args.nodes {
             let i = first + id;
             let base = &bases[i as usize];
@@ -215,6 +249,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                     cluster_id: cluster_name(c),
                     raft_addr: members[id as usize].raft_addr.clone(),
                     storage: "disk".into(),
+                    transport: Some(if args.dev { LinkTransport::Tcp } else { LinkTransport::Wireguard }),
                 },
                 cluster: ClusterSection { members: members.clone() },
                 rpc: RpcSection {

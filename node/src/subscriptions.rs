@@ -5,10 +5,11 @@
 //! disconnected rather than buffered without bound. `log_subscribeCheckpoints {log, partition}`
 //! sends each newly certified checkpoint (notifications `log_checkpoint`).
 
+use crate::links::ClusterNode;
 use jsonrpsee::RpcModule;
 use jsonrpsee::core::server::{PendingSubscriptionSink, SubscriptionSink};
 use jsonrpsee::types::Params;
-use pyralog_cluster::engine::{ClusterError, ClusterNode};
+use pyralog_cluster::engine::ClusterError;
 use serde::Deserialize;
 
 use crate::rpc::{certificate_json, cluster_error, invalid, record_json};

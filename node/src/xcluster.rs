@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use pyralog_cluster::engine::{ClusterError, ClusterNode};
+use crate::links::ClusterNode;
+use pyralog_cluster::engine::ClusterError;
 use pyralog_cluster::model::StoredRecord;
 use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof, InclusionProof};
 use pyralog_crypto::{Checkpoint, QuorumCertificate};

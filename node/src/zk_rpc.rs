@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
+use crate::links::ClusterNode;
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
-use pyralog_cluster::engine::{ClusterError, ClusterNode};
+use pyralog_cluster::engine::ClusterError;
 use pyralog_cluster::storage::zk::record_fields;
 use pyralog_crypto::ZkTree;
 use pyralog_zk::groth16::{self, MembershipKeys, MembershipWitness};

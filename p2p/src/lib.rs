@@ -10,12 +10,16 @@
 //!
 //! [`P2pHandle`] implements the consensus driver's [`ConsensusNet`]; the driver's inbox is
 //! [`Inbox::events`].
+//!
+//! [`tunnel`] is the other link layer: WireGuard + Rosenpass tunnels between the members of
+//! one cluster, which carry its Raft traffic.
 
 mod behaviour;
 mod codec;
 mod config;
 mod identity;
 mod service;
+pub mod tunnel;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use openraft::Config;
 use pyralog_crypto::{ClusterId, Keypair};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -30,7 +29,7 @@ use crate::raft::{
 };
 use crate::sequencer::{ScarabGenerator, SystemClock};
 use crate::storage::{PartitionId, Storage, StorageMode};
-use crate::transport::{PeerPool, RaftRouter, TcpTransport, Transport, serve};
+use crate::transport::{Listener, PeerPool, RaftRouter, TcpTransport, Transport, serve};
 
 /// How a node is set up.
 #[derive(Debug, Clone)]
@@ -109,10 +108,10 @@ impl<T: Transport> std::fmt::Debug for ClusterNode<T> {
 impl<T: Transport> ClusterNode<T> {
     /// Opens the node's storage and starts its global replica, its RPC server on `listener`,
     /// and the replicas of partitions already placed on it.
-    pub async fn start(
+    pub async fn start<L: Listener>(
         config: NodeConfig,
         keypair: Keypair,
-        listener: TcpListener,
+        listener: L,
         transport: T,
     ) -> Result<Self, ClusterError> {
         let addr = listener.local_addr().map_err(|err| ClusterError::Io(err.to_string()))?.to_string();

@@ -13,6 +13,8 @@ pub use frame::{MAX_FRAME_BYTES, read_frame, write_frame};
 pub use peers::{CallError, PeerPool};
 pub use server::{RaftRouter, Route, serve};
 
+use std::net::SocketAddr;
+
 use std::future::Future;
 use std::io;
 
@@ -23,7 +25,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 use pyralog_crypto::Checkpoint;
 use pyralog_crypto::quorum::SignatureShare;
@@ -106,6 +108,32 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Connects to the peer listening at `addr`.
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Accepts byte streams from peers: the server side of a [`Transport`].
+pub trait Listener: Send + 'static {
+    /// An accepted, reliable, ordered byte stream.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+
+    /// The address peers dial to reach this listener (the node's registered address).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+
+    async fn accept(&mut self) -> io::Result<TcpStream> {
+        let (stream, _) = TcpListener::accept(self).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
 }
 
 /// Plain TCP (with `TCP_NODELAY`: Raft messages are latency-bound).

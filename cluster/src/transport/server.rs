@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use openraft::Raft;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::{
-    ForwardRefusal, RaftRequest, RaftResponse, RequestFrame, ResponseFrame, read_frame, write_frame,
+    ForwardRefusal, Listener, RaftRequest, RaftResponse, RequestFrame, ResponseFrame, read_frame, write_frame,
 };
 use crate::raft::{Appender, CheckpointSigner, GroupId, GroupRaft, ReplicaError, SignRefusal};
 
@@ -91,17 +91,16 @@ impl RaftRouter {
 
 /// Accepts peers on `listener` until the returned future is dropped; dropping it also closes
 /// every connection it accepted.
-pub async fn serve(listener: TcpListener, router: Arc<RaftRouter>) {
+pub async fn serve<L: Listener>(mut listener: L, router: Arc<RaftRouter>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
+                let Ok(stream) = accepted else {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
                 connections.spawn(serve_connection(stream, router.clone()));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -111,7 +110,10 @@ pub async fn serve(listener: TcpListener, router: Arc<RaftRouter>) {
 
 /// Reads requests, answers each from its own task (a slow snapshot does not hold up
 /// heartbeats), and writes answers in completion order.
-async fn serve_connection(stream: tokio::net::TcpStream, router: Arc<RaftRouter>) {
+async fn serve_connection<S>(stream: S, router: Arc<RaftRouter>)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (answers, mut to_write) = mpsc::channel::<ResponseFrame>(1024);
     let mut handlers = JoinSet::new();

@@ -2,7 +2,9 @@
 //! (`log_anchor`) and its transaction's status, `log_getProof` with finality before and after,
 //! state values and proofs checked against the next header's state root, transfers through
 //! `tx_submit` (a forged or replayed one refused with a code), headers, commits and validators,
-//! clear errors for unknown heights and clusters, and the finalized-head subscription.
+//! clear errors for unknown heights and clusters, and the finalized-head subscription. Its
+//! cluster links are plain TCP (`transport = "tcp"`, as `pyralog testnet --dev` writes), so the
+//! TCP transport stays covered while the other multi-node tests run over WireGuard tunnels.
 
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::ws_client::WsClientBuilder;
@@ -34,7 +36,11 @@ async fn committed(url: &str, id: &Value) -> Value {
 async fn the_chain_rpc_anchors_on_demand_and_serves_verifiable_state() {
     let dir = tempfile::tempdir().unwrap();
     let net = start_with(dir.path(), 3, |config| {
-        config.replace("anchor_interval_ms = 1000", "anchor_interval_ms = 0")
+        let edited = config
+            .replace("anchor_interval_ms = 1000", "anchor_interval_ms = 0")
+            .replace("transport = \"wireguard\"", "transport = \"tcp\"");
+        assert!(edited.contains("transport = \"tcp\""), "testnet configs name their transport");
+        edited
     })
     .await;
     let (a, b) = (net.rpc[0].clone(), net.rpc[1].clone());

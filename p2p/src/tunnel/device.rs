@@ -1,0 +1,61 @@
+//! The smoltcp side of the tunnel: a packet queue device. smoltcp writes whole IPv4 packets
+//! (headers and checksums filled in) to `outbound`; the driver encrypts them with WireGuard.
+//! Decrypted inner packets are pushed to `inbound` for smoltcp to read.
+
+use std::collections::VecDeque;
+
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// The inner MTU: WireGuard's usual 1420 (1500 minus the outer IPv4/UDP and WireGuard headers).
+pub(crate) const INNER_MTU: usize = 1420;
+
+/// Inner packets waiting either way; bounded so a stalled peer cannot grow memory.
+#[derive(Debug, Default)]
+pub(crate) struct QueueDevice {
+    pub inbound: VecDeque<Vec<u8>>,
+    pub outbound: VecDeque<Vec<u8>>,
+}
+
+/// At most this many decrypted packets wait for smoltcp; more are dropped (TCP resends them).
+pub(crate) const MAX_INBOUND: usize = 4096;
+
+impl Device for QueueDevice {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+        let packet = self.inbound.pop_front()?;
+        Some((RxToken(packet), TxToken(&mut self.outbound)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        Some(TxToken(&mut self.outbound))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = INNER_MTU;
+        caps
+    }
+}
+
+pub(crate) struct RxToken(Vec<u8>);
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+pub(crate) struct TxToken<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut packet = vec![0u8; len];
+        let result = f(&mut packet);
+        self.0.push_back(packet);
+        result
+    }
+}

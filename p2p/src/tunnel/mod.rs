@@ -1,0 +1,259 @@
+//! Cluster links over WireGuard with Rosenpass preshared keys, in userspace: no root, no TUN.
+//!
+//! A [`Tunnel`] is one UDP socket per node. WireGuard (boringtun's `Tunn`, one per peer and
+//! preshared key) encrypts inner IPv4 packets between overlay addresses derived from the
+//! peers' keys ([`WireGuardPublic::overlay_ipv4`]); smoltcp runs TCP over them, so a
+//! [`TunnelStream`] is an ordinary async byte stream whose other end is authenticated by key.
+//! Because the inner packets are real IPv4/TCP with valid checksums, a kernel WireGuard peer
+//! (wireguard-go, the Linux module) can be the other end.
+//!
+//! Rosenpass (post-quantum key exchange, Classic McEliece + Kyber) runs in-process on the
+//! same socket: datagrams starting with 1-4 are WireGuard, 0x81-0x86 Rosenpass. Each key it
+//! derives becomes the peer's WireGuard preshared key (responder rekeys every 120 s,
+//! initiator every 130 s); a key with no successor for 180 s is replaced by a random one, so
+//! the link fails closed. Until the first exchange the preshared key is random. Of each pair,
+//! the side with the lower WireGuard public key starts the exchanges (Rosenpass cannot settle
+//! two started at once).
+
+mod device;
+mod driver;
+mod keys;
+mod peers;
+mod rosenpass;
+mod stats;
+mod stream;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+pub use keys::{
+    ROSENPASS_PUBLIC_KEY_LEN, ROSENPASS_SECRET_KEY_LEN, RosenpassKeys, WireGuardPublic, WireGuardSecret,
+    read_rosenpass_public,
+};
+pub use stats::TunnelStats;
+pub use stream::{TunnelListener, TunnelStream};
+
+use driver::{Core, Shared};
+use peers::PeerTable;
+
+/// UDP socket buffers requested (the kernel caps them at `net.core.rmem_max`/`wmem_max`).
+const UDP_BUFFER: usize = 4 << 20;
+
+/// Why a tunnel could not be set up or used.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    /// The UDP socket or a key file failed.
+    #[error("tunnel i/o: {0}")]
+    Io(String),
+    /// A key is malformed.
+    #[error("bad key: {0}")]
+    BadKey(String),
+    /// The configuration is inconsistent (duplicate peers, colliding overlay addresses).
+    #[error("tunnel config: {0}")]
+    Config(String),
+    /// No peer has this key or address.
+    #[error("unknown tunnel peer: {0}")]
+    UnknownPeer(String),
+    /// The overlay port is taken (or zero).
+    #[error("tunnel port {0} is in use")]
+    PortInUse(u16),
+    /// Rosenpass refused a key or failed to start.
+    #[error("rosenpass: {0}")]
+    Rosenpass(String),
+}
+
+/// One peer of a tunnel.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Its WireGuard public key.
+    pub public_key: WireGuardPublic,
+    /// Its UDP address; `None` for a peer that only dials in (learned from its first
+    /// authenticated datagram).
+    pub endpoint: Option<SocketAddr>,
+    /// Its Rosenpass public key; with ours set, the WireGuard preshared key comes from
+    /// Rosenpass. Without it the link is plain WireGuard (no preshared key).
+    pub rosenpass_public_key: Option<Vec<u8>>,
+    /// Where its Rosenpass runs, if not on `endpoint` (e.g. the `rosenpass` binary beside a
+    /// kernel WireGuard).
+    pub rosenpass_endpoint: Option<SocketAddr>,
+}
+
+/// A tunnel endpoint's settings.
+#[derive(Debug, Clone)]
+pub struct TunnelConfig {
+    /// The UDP address to bind.
+    pub listen: SocketAddr,
+    /// This node's WireGuard key.
+    pub secret: WireGuardSecret,
+    /// This node's Rosenpass keys; `None` runs plain WireGuard.
+    pub rosenpass: Option<RosenpassKeys>,
+    /// The peers.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// Owns the driver task: it stops when the last [`Tunnel`], stream or listener is dropped.
+pub(crate) struct TunnelHandle {
+    shared: Arc<Shared>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for TunnelHandle {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// A running tunnel endpoint. Cloning shares it.
+#[derive(Clone)]
+pub struct Tunnel {
+    handle: Arc<TunnelHandle>,
+}
+
+impl std::fmt::Debug for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shared = &self.handle.shared;
+        f.debug_struct("Tunnel")
+            .field("local", &shared.local)
+            .field("public", &shared.public)
+            .field("overlay", &shared.overlay)
+            .finish()
+    }
+}
+
+impl Tunnel {
+    /// Binds the UDP socket, starts Rosenpass (when configured) and the driver task.
+    pub async fn bind(config: TunnelConfig) -> Result<Tunnel, TunnelError> {
+        let public = config.secret.public();
+        let overlay = public.overlay_ipv4();
+        let mut owners: HashMap<Ipv4Addr, WireGuardPublic> = HashMap::from([(overlay, public)]);
+        let mut table = PeerTable::new(&config.secret);
+        let mut endpoints = HashMap::new();
+        let mut rosenpass_peers = Vec::new();
+        for peer in &config.peers {
+            let address = peer.public_key.overlay_ipv4();
+            if let Some(owner) = owners.insert(address, peer.public_key) {
+                return Err(TunnelError::Config(if owner == peer.public_key {
+                    format!("peer {owner} is listed twice (or is this node)")
+                } else {
+                    format!("keys {owner} and {} map to the same overlay address {address}", peer.public_key)
+                }));
+            }
+            // Without Rosenpass on both sides: plain WireGuard. With it: a random key until
+            // the first exchange.
+            let rosenpass = config.rosenpass.is_some() && peer.rosenpass_public_key.is_some();
+            let psk = rosenpass.then(random_key);
+            let number = table.add(peer.public_key, peer.endpoint, peer.rosenpass_endpoint, psk, rosenpass);
+            if let Some(endpoint) = peer.endpoint
+                && endpoints.insert(endpoint, number).is_some()
+            {
+                return Err(TunnelError::Config(format!("two peers at {endpoint}")));
+            }
+            if let (true, Some(key)) = (rosenpass, &peer.rosenpass_public_key) {
+                if key.len() != ROSENPASS_PUBLIC_KEY_LEN {
+                    return Err(TunnelError::BadKey(format!(
+                        "Rosenpass public key of {}: {} bytes, expected {ROSENPASS_PUBLIC_KEY_LEN}",
+                        peer.public_key,
+                        key.len()
+                    )));
+                }
+                rosenpass_peers.push(rosenpass::RosenpassPeer {
+                    number,
+                    public: key.clone(),
+                    initiate: public < peer.public_key,
+                });
+            }
+        }
+        let udp = bind_udp(config.listen)?;
+        let local = udp.local_addr().map_err(|err| TunnelError::Io(err.to_string()))?;
+        let rosenpass = match &config.rosenpass {
+            Some(keys) if !rosenpass_peers.is_empty() => {
+                let (events, receiver) = mpsc::unbounded_channel();
+                Some((rosenpass::spawn(keys, rosenpass_peers, events)?, receiver))
+            }
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core::new(overlay, table, endpoints)),
+            wake: Notify::new(),
+            stats: Default::default(),
+            public,
+            overlay,
+            local,
+        });
+        let driver = tokio::spawn(driver::drive(shared.clone(), udp, rosenpass));
+        tracing::info!(%local, %public, %overlay, peers = config.peers.len(), "tunnel up");
+        Ok(Tunnel { handle: Arc::new(TunnelHandle { shared, driver }) })
+    }
+
+    /// The UDP address the tunnel is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.shared.local
+    }
+
+    /// This node's WireGuard public key.
+    pub fn public_key(&self) -> WireGuardPublic {
+        self.handle.shared.public
+    }
+
+    /// This node's overlay address.
+    pub fn overlay_ipv4(&self) -> Ipv4Addr {
+        self.handle.shared.overlay
+    }
+
+    /// The peer configured at UDP address `endpoint`.
+    pub fn peer_at(&self, endpoint: SocketAddr) -> Option<WireGuardPublic> {
+        let core = self.handle.shared.lock();
+        core.endpoints.get(&endpoint).map(|&number| core.peers.peers[number].public)
+    }
+
+    /// Opens a stream to `peer`'s overlay `port`.
+    pub async fn connect(&self, peer: WireGuardPublic, port: u16) -> std::io::Result<TunnelStream> {
+        TunnelStream::connect(self.handle.clone(), peer, port).await
+    }
+
+    /// Accepts streams on overlay `port`.
+    pub fn listen(&self, port: u16) -> Result<TunnelListener, TunnelError> {
+        TunnelListener::new(self.handle.clone(), port)
+    }
+
+    /// Sets `peer`'s preshared key, as `wg set <dev> peer <key> preshared-key <file>` does: for
+    /// keys from an external Rosenpass (outfile mode). Streams keep flowing: the current
+    /// session carries them until one under the new key is up.
+    pub fn set_preshared_key(&self, peer: WireGuardPublic, key: [u8; 32]) -> Result<(), TunnelError> {
+        let shared = &self.handle.shared;
+        let mut core = shared.lock();
+        let number = core.peers.by_key(&peer).ok_or_else(|| TunnelError::UnknownPeer(peer.to_string()))?;
+        core.peers.rotate(number, key, &shared.stats);
+        drop(core);
+        shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Counters since the tunnel started.
+    pub fn stats(&self) -> TunnelStats {
+        self.handle.shared.stats.snapshot()
+    }
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+    key
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, TunnelError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let io = |err: std::io::Error| TunnelError::Io(format!("udp {addr}: {err}"));
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
+    // Best effort: a larger buffer absorbs bursts of a TCP window's worth of packets.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.set_nonblocking(true).map_err(io)?;
+    socket.bind(&addr.into()).map_err(io)?;
+    UdpSocket::from_std(socket.into()).map_err(io)
+}

@@ -1,0 +1,73 @@
+//! Tunnel counters, read by the node's metrics endpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters one tunnel endpoint keeps; cheap to bump from the driver.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub handshakes: AtomicU64,
+    pub psk_rotations: AtomicU64,
+    pub rosenpass_exchanges: AtomicU64,
+    pub rosenpass_stale: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub dropped_unknown_peer: AtomicU64,
+    pub dropped_invalid: AtomicU64,
+    pub dropped_no_route: AtomicU64,
+    pub dropped_no_endpoint: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// A snapshot of a tunnel endpoint's counters since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelStats {
+    /// WireGuard sessions established (either side initiating).
+    pub handshakes: u64,
+    /// Preshared keys installed (Rosenpass output keys, stale-key fallbacks and keys set by
+    /// the operator); each starts a new WireGuard session.
+    pub psk_rotations: u64,
+    /// Rosenpass key exchanges completed.
+    pub rosenpass_exchanges: u64,
+    /// Rosenpass keys that went stale (no exchange for 180 s) and were replaced by a random key.
+    pub rosenpass_stale: u64,
+    /// UDP payload bytes sent (WireGuard and Rosenpass).
+    pub tx_bytes: u64,
+    /// UDP payload bytes received.
+    pub rx_bytes: u64,
+    /// Datagrams from keys or session indices this endpoint does not know.
+    pub dropped_unknown_peer: u64,
+    /// Datagrams that failed to parse, authenticate or decrypt, and inner packets with a
+    /// source address the peer does not own.
+    pub dropped_invalid: u64,
+    /// Inner packets to an overlay address no peer owns.
+    pub dropped_no_route: u64,
+    /// Packets to a peer whose UDP endpoint is not known yet.
+    pub dropped_no_endpoint: u64,
+}
+
+impl Counters {
+    pub(super) fn snapshot(&self) -> TunnelStats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        TunnelStats {
+            handshakes: get(&self.handshakes),
+            psk_rotations: get(&self.psk_rotations),
+            rosenpass_exchanges: get(&self.rosenpass_exchanges),
+            rosenpass_stale: get(&self.rosenpass_stale),
+            tx_bytes: get(&self.tx_bytes),
+            rx_bytes: get(&self.rx_bytes),
+            dropped_unknown_peer: get(&self.dropped_unknown_peer),
+            dropped_invalid: get(&self.dropped_invalid),
+            dropped_no_route: get(&self.dropped_no_route),
+            dropped_no_endpoint: get(&self.dropped_no_endpoint),
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! WireGuard + smoltcp + Rosenpass tunnels between endpoints in this process, over loopback UDP.
+
+use std::time::Duration;
+
+use pyralog_p2p::tunnel::{
+    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelStream, WireGuardPublic,
+    WireGuardSecret,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PORT: u16 = 7000;
+const MIB: usize = 1 << 20;
+
+fn loopback() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn peer(public_key: WireGuardPublic, endpoint: Option<std::net::SocketAddr>) -> PeerConfig {
+    PeerConfig { public_key, endpoint, rosenpass_public_key: None, rosenpass_endpoint: None }
+}
+
+/// A listening endpoint `a` and a dialing endpoint `b` that knows `a`'s address (`a` learns
+/// `b`'s from its first authenticated datagram). With `rosenpass`, both run it.
+async fn pair(rosenpass: bool) -> (Tunnel, Tunnel) {
+    let keys = Keys::new(rosenpass);
+    let a = keys.bind_a().await;
+    let b = keys.bind_b(a.local_addr(), loopback()).await;
+    (a, b)
+}
+
+/// Both sides' keys, so a test can restart an endpoint with the same identity.
+struct Keys {
+    wireguard: [WireGuardSecret; 2],
+    rosenpass: [Option<RosenpassKeys>; 2],
+}
+
+impl Keys {
+    fn new(rosenpass: bool) -> Keys {
+        let pq = || rosenpass.then(|| RosenpassKeys::generate().unwrap());
+        Keys {
+            wireguard: [WireGuardSecret::generate(), WireGuardSecret::generate()],
+            rosenpass: [pq(), pq()],
+        }
+    }
+
+    fn config(
+        &self,
+        me: usize,
+        listen: std::net::SocketAddr,
+        endpoint: Option<std::net::SocketAddr>,
+    ) -> TunnelConfig {
+        let other = 1 - me;
+        TunnelConfig {
+            listen,
+            secret: self.wireguard[me].clone(),
+            rosenpass: self.rosenpass[me].clone(),
+            peers: vec![PeerConfig {
+                rosenpass_public_key: self.rosenpass[other].as_ref().map(|k| k.public.clone()),
+                ..peer(self.wireguard[other].public(), endpoint)
+            }],
+        }
+    }
+
+    async fn bind_a(&self) -> Tunnel {
+        Tunnel::bind(self.config(0, loopback(), None)).await.unwrap()
+    }
+
+    async fn bind_b(&self, a: std::net::SocketAddr, listen: std::net::SocketAddr) -> Tunnel {
+        Tunnel::bind(self.config(1, listen, Some(a))).await.unwrap()
+    }
+}
+
+/// Deterministic bytes: a counter hashed in blocks.
+fn chunk(index: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new().update(&index.to_le_bytes()).finalize_xof().fill(&mut out);
+    out
+}
+
+/// Sends `total` bytes on `stream` and returns their hash.
+async fn send_all(stream: &mut TunnelStream, total: usize) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    let mut sent = 0;
+    let mut index = 0;
+    while sent < total {
+        let block = chunk(index, (64 * 1024).min(total - sent));
+        hasher.update(&block);
+        stream.write_all(&block).await.unwrap();
+        sent += block.len();
+        index += 1;
+    }
+    stream.shutdown().await.unwrap();
+    hasher.finalize()
+}
+
+/// Reads to the end; returns the byte count and hash.
+async fn receive_all(stream: &mut TunnelStream) -> (usize, blake3::Hash) {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let read = stream.read(&mut buf).await.unwrap();
+        if read == 0 {
+            return (total, hasher.finalize());
+        }
+        hasher.update(&buf[..read]);
+        total += read;
+    }
+}
+
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(120), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish in 120 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mib_stream_arrives_intact_both_ways() {
+    let (a, b) = pair(false).await;
+    let listener = a.listen(PORT).unwrap();
+    let (dialed, accepted) =
+        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    assert_eq!(accepted.peer(), b.public_key(), "the listener knows who dialed, by key");
+    assert_eq!(dialed.peer(), a.public_key());
+
+    let (mut a_read, mut a_write) = tokio::io::split(&mut accepted);
+    let (mut b_read, mut b_write) = tokio::io::split(&mut dialed);
+    let total = 100 * MIB;
+    let ((sent_b, got_a), (sent_a, got_b)) = within("transfer", async {
+        tokio::join!(
+            async { tokio::join!(send_half(&mut b_write, total, 1), receive_half(&mut a_read)) },
+            async { tokio::join!(send_half(&mut a_write, 10 * MIB, 2), receive_half(&mut b_read)) },
+        )
+    })
+    .await;
+    assert_eq!(got_a, (total, sent_b), "100 MiB from b arrive at a intact");
+    assert_eq!(got_b, (10 * MIB, sent_a), "10 MiB from a arrive at b at the same time");
+    let (stats_a, stats_b) = (a.stats(), b.stats());
+    assert!(stats_a.rx_bytes > total as u64 && stats_b.tx_bytes > total as u64, "{stats_a:?} {stats_b:?}");
+    assert_eq!(stats_a.dropped_invalid + stats_a.dropped_unknown_peer, 0, "{stats_a:?}");
+    assert!(stats_a.handshakes >= 1 && stats_b.handshakes >= 1);
+}
+
+async fn send_half(writer: &mut (impl AsyncWriteExt + Unpin), total: usize, seed: u64) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    let mut sent = 0;
+    let mut index = seed << 32;
+    while sent < total {
+        let block = chunk(index, (64 * 1024).min(total - sent));
+        hasher.update(&block);
+        writer.write_all(&block).await.unwrap();
+        sent += block.len();
+        index += 1;
+    }
+    writer.shutdown().await.unwrap();
+    hasher.finalize()
+}
+
+async fn receive_half(reader: &mut (impl AsyncReadExt + Unpin)) -> (usize, blake3::Hash) {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let read = reader.read(&mut buf).await.unwrap();
+        if read == 0 {
+            return (total, hasher.finalize());
+        }
+        hasher.update(&buf[..read]);
+        total += read;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_preshared_key_under_load_loses_no_bytes() {
+    let (a, b) = pair(false).await;
+    let listener = a.listen(PORT).unwrap();
+    let (dialed, accepted) = tokio::join!(b.connect(a.public_key(), PORT), listener.accept());
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    let rotated = std::sync::atomic::AtomicBool::new(false);
+    let rotations = async {
+        for round in 0..3u8 {
+            // Wait until some of the stream has moved under the current key.
+            let before = a.stats().rx_bytes;
+            while a.stats().rx_bytes < before + 2 * MIB as u64 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let key = [round + 1; 32];
+            a.set_preshared_key(b.public_key(), key).unwrap();
+            b.set_preshared_key(a.public_key(), key).unwrap();
+            // The new session must come up before the next rotation drops the old one.
+            let handshakes = a.stats().handshakes;
+            while a.stats().handshakes == handshakes {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        rotated.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    // The sender keeps the stream busy until the third new session is up.
+    let sending = async {
+        let mut hasher = blake3::Hasher::new();
+        let mut sent = 0;
+        let mut index = 0;
+        while sent < 8 * MIB || !rotated.load(std::sync::atomic::Ordering::Relaxed) {
+            let block = chunk(index, 64 * 1024);
+            hasher.update(&block);
+            dialed.write_all(&block).await.unwrap();
+            sent += block.len();
+            index += 1;
+        }
+        dialed.shutdown().await.unwrap();
+        (sent, hasher.finalize())
+    };
+    let (sent, received, ()) =
+        within("transfer", async { tokio::join!(sending, receive_all(&mut accepted), rotations) }).await;
+    assert_eq!(received, sent, "every byte arrives, in order, across three key changes");
+    let stats = a.stats();
+    assert_eq!(stats.psk_rotations, 3);
+    assert!(stats.handshakes >= 4, "a new session per key: {stats:?}");
+    assert_eq!(stats.dropped_invalid, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rosenpass_keys_the_tunnel_on_both_sides() {
+    let (a, b) = pair(true).await;
+    let listener = a.listen(PORT).unwrap();
+    // The preshared keys start random on each side: a stream can only get through once both
+    // sides hold the same Rosenpass key.
+    let (dialed, accepted) =
+        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    let (sent, received) = within("transfer", async {
+        tokio::join!(send_all(&mut dialed, 4 * MIB), receive_all(&mut accepted))
+    })
+    .await;
+    assert_eq!(received, (4 * MIB, sent));
+    for stats in [a.stats(), b.stats()] {
+        assert!(stats.rosenpass_exchanges >= 1, "{stats:?}");
+        assert!(stats.psk_rotations >= 1, "{stats:?}");
+        assert_eq!(stats.rosenpass_stale, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_that_never_starts_exchanges_gets_a_new_key_and_reconnects() {
+    // Of a pair, the lower WireGuard key starts Rosenpass exchanges. Make `b` the other one, so
+    // that after its restart only its own "this key carries no session" rescue can bring the
+    // link back before `a`'s scheduled rekey (130 s, past this test's deadline).
+    let mut keys = Keys::new(true);
+    if keys.wireguard[1].public() < keys.wireguard[0].public() {
+        keys.wireguard.swap(0, 1);
+    }
+    let a = keys.bind_a().await;
+    let listener = a.listen(PORT).unwrap();
+    let b = keys.bind_b(a.local_addr(), loopback()).await;
+    let (dialed, accepted) =
+        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    let (sent, received) =
+        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB), receive_all(&mut accepted)) })
+            .await;
+    assert_eq!(received, (MIB, sent));
+    let exchanges_before = a.stats().rosenpass_exchanges;
+
+    // b restarts on the same address: new Rosenpass state, new random preshared key, while a
+    // still holds the old key and a live WireGuard session.
+    let b_addr = b.local_addr();
+    drop((dialed, accepted, b));
+    let b = keys.bind_b(a.local_addr(), b_addr).await;
+    let (dialed, accepted) = within("reconnect after the restart", async {
+        loop {
+            // A connect nobody answers fails after the stream timeout (20 s); then retry.
+            match b.connect(a.public_key(), PORT).await {
+                Ok(stream) => return (stream, listener.accept().await.unwrap()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await;
+    let (mut dialed, mut accepted) = (dialed, accepted);
+    let (sent, received) =
+        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB), receive_all(&mut accepted)) })
+            .await;
+    assert_eq!(received, (MIB, sent));
+    assert!(b.stats().rosenpass_exchanges >= 1, "{:?}", b.stats());
+    assert!(a.stats().rosenpass_exchanges > exchanges_before, "{:?}", a.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_an_unknown_key_gets_nothing() {
+    let (a, _b) = pair(false).await;
+    let _listener = a.listen(PORT).unwrap();
+    // A stranger who knows a's public key and address but is not in a's peer list.
+    let stranger = Tunnel::bind(TunnelConfig {
+        listen: loopback(),
+        secret: WireGuardSecret::generate(),
+        rosenpass: None,
+        peers: vec![peer(a.public_key(), Some(a.local_addr()))],
+    })
+    .await
+    .unwrap();
+    let attempt = tokio::time::timeout(Duration::from_secs(3), stranger.connect(a.public_key(), PORT)).await;
+    assert!(attempt.is_err(), "the stranger's connect must hang unanswered, got {attempt:?}");
+    // Polled, not slept: the stranger's initiations are counted as they arrive.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while a.stats().dropped_unknown_peer == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no initiation reached a: {:?}", a.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stranger.stats().rx_bytes, 0, "a answered the stranger: {:?}", stranger.stats());
+    assert_eq!(a.stats().tx_bytes, 0, "a sent something: {:?}", a.stats());
+}
+
+#[tokio::test]
+async fn bad_keys_and_configs_are_typed_errors() {
+    assert!(matches!("not base64!".parse::<WireGuardPublic>(), Err(TunnelError::BadKey(_))));
+    assert!(matches!("AAAA".parse::<WireGuardPublic>(), Err(TunnelError::BadKey(_))));
+    let secret = WireGuardSecret::generate();
+    assert_eq!(
+        WireGuardSecret::from_base64(&secret.to_base64()).unwrap().public(),
+        secret.public(),
+        "keys round-trip through wg's base64"
+    );
+    let other = WireGuardSecret::generate().public();
+    let twice = Tunnel::bind(TunnelConfig {
+        listen: loopback(),
+        secret: secret.clone(),
+        rosenpass: None,
+        peers: vec![peer(other, None), peer(other, None)],
+    })
+    .await;
+    assert!(matches!(twice, Err(TunnelError::Config(_))), "{twice:?}");
+    let myself = Tunnel::bind(TunnelConfig {
+        listen: loopback(),
+        secret: secret.clone(),
+        rosenpass: None,
+        peers: vec![peer(secret.public(), None)],
+    })
+    .await;
+    assert!(matches!(myself, Err(TunnelError::Config(_))), "{myself:?}");
+    let short_pq = Tunnel::bind(TunnelConfig {
+        listen: loopback(),
+        secret: secret.clone(),
+        rosenpass: Some(RosenpassKeys::generate().unwrap()),
+        peers: vec![PeerConfig { rosenpass_public_key: Some(vec![0; 32]), ..peer(other, None) }],
+    })
+    .await;
+    assert!(matches!(short_pq, Err(TunnelError::BadKey(_))), "{short_pq:?}");
+
+    let tunnel = Tunnel::bind(TunnelConfig { listen: loopback(), secret, rosenpass: None, peers: vec![] })
+        .await
+        .unwrap();
+    let unknown = tunnel.connect(other, PORT).await.unwrap_err();
+    assert_eq!(unknown.kind(), std::io::ErrorKind::NotFound, "{unknown}");
+    assert!(matches!(tunnel.set_preshared_key(other, [0; 32]), Err(TunnelError::UnknownPeer(_))));
+    let _listening = tunnel.listen(PORT).unwrap();
+    assert!(matches!(tunnel.listen(PORT), Err(TunnelError::PortInUse(PORT))));
+}
+
+#[test]
+fn overlay_addresses_are_private_and_stable() {
+    for _ in 0..1000 {
+        let key = WireGuardSecret::generate().public();
+        let address = key.overlay_ipv4();
+        assert_eq!(address, key.overlay_ipv4());
+        let [a, b, c, d] = address.octets();
+        assert_eq!(a, 10);
+        assert_ne!([b, c, d], [0, 0, 0]);
+        assert_ne!([b, c, d], [255, 255, 255]);
+    }
+}

@@ -95,3 +95,39 @@ fn missing_and_malformed_files_get_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is not a Pyralog key file"), "{}", stderr(&out));
 }
+
+/// `pyralog testnet` (tunnels by default) writes every key a member needs; a config missing one,
+/// holding a malformed one, or pointing at a truncated Rosenpass key is refused at start with
+/// the member and the field named, before anything is opened.
+#[test]
+fn tunnel_keys_are_written_and_bad_ones_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pyralog(&["testnet", "--nodes", "2", "--no-chain", "--out", path(dir.path())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let base = dir.path().join("node0");
+    let config = fs::read_to_string(base.join("config.toml")).unwrap();
+    assert!(config.contains("transport = \"wireguard\""), "{config}");
+    assert_eq!(fs::metadata(base.join("wireguard.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(base.join("rosenpass.secret")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(base.join("rosenpass.pub")).unwrap().len(), 524_160);
+    assert_eq!(
+        fs::read(base.join("peers/member1.rosenpass.pub")).unwrap(),
+        fs::read(dir.path().join("node1/rosenpass.pub")).unwrap(),
+        "node0 holds a copy of node1's Rosenpass key"
+    );
+
+    let start = |config: &str| {
+        fs::write(base.join("config.toml"), config).unwrap();
+        let out = pyralog(&["start", "--base-path", path(&base)]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let member1_key = config.lines().filter(|l| l.starts_with("wireguard_public_key")).nth(1).unwrap();
+    let missing = start(&config.replace(&format!("{member1_key}\n"), ""));
+    assert!(missing.contains("cluster member 1 has no wireguard_public_key"), "{missing}");
+    let malformed = start(&config.replace(member1_key, "wireguard_public_key = \"not a key\""));
+    assert!(malformed.contains("cluster member 1: wireguard_public_key"), "{malformed}");
+    fs::write(base.join("peers/member1.rosenpass.pub"), [0u8; 100]).unwrap();
+    let truncated = start(&config);
+    assert!(truncated.contains("100 bytes, expected 524160"), "{truncated}");
+}

@@ -84,6 +84,7 @@ impl Core {
         let mut device = QueueDevice::default();
         let mut config = Config::new(HardwareAddress::Ip);
         config.random_seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
+        let port_seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let mut iface = Interface::new(config, &mut device, now());
         iface.update_ip_addrs(|addrs| {
             addrs.push(IpCidr::new(IpAddress::Ipv4(overlay), 8)).expect("one address");
@@ -96,7 +97,9 @@ impl Core {
             endpoints,
             listeners: HashMap::new(),
             closing: Vec::new(),
-            next_port: 49_152,
+            // A random start, as kernels do: a restarted peer reusing the port of a connection
+            // the other side still holds would have its SYN taken by that old socket.
+            next_port: 49_152 + (port_seed % 16_384) as u16,
             rosenpass: None,
             out: Vec::new(),
         }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use pyralog_p2p::tunnel::{PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelStream, WireGuardSecret};
+use pyralog_p2p::tunnel::{
+    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelStream, WireGuardPublic, WireGuardSecret,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -167,20 +169,42 @@ async fn echo(stream: &mut TunnelStream, len: usize, seed: u8) {
     assert!(echoed.unwrap() == data, "the echo differs from what was sent");
 }
 
+/// wireguard-go on a TUN device in `ns` with key `theirs`, listening on UDP 51820, its one peer
+/// `ours` (allowed: its overlay address; endpoint learned from its first handshake), and a
+/// socat echo server on its overlay address, port 7777, behind it. Returns the device name.
+fn wireguard_go(ns: &mut Namespace, theirs: &WireGuardSecret, ours: WireGuardPublic, dir: &Path) -> String {
+    let device = format!("{}w", ns.name);
+    let (their_overlay, our_overlay) = (theirs.public().overlay_ipv4(), ours.overlay_ipv4());
+    let key_file = dir.join("wg.key");
+    std::fs::write(&key_file, theirs.to_base64()).unwrap();
+    ns.spawn(&["wireguard-go", "-f", &device]);
+    let started = Instant::now();
+    while !in_ns(&ns.name, &["wg", "show", &device]).output().is_ok_and(|out| out.status.success()) {
+        assert!(started.elapsed() < DEADLINE, "wireguard-go did not create {device}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let allowed = format!("{our_overlay}/32");
+    run(in_ns(&ns.name, &["wg", "set", &device, "listen-port", "51820", "private-key"])
+        .arg(&key_file)
+        .args(["peer", &ours.to_string(), "allowed-ips", &allowed]));
+    run(&mut in_ns(&ns.name, &["ip", "addr", "add", &format!("{their_overlay}/32"), "dev", &device]));
+    run(&mut in_ns(&ns.name, &["ip", "link", "set", &device, "up"]));
+    run(&mut in_ns(&ns.name, &["ip", "route", "add", &allowed, "dev", &device]));
+    // The kernel's TCP behind wireguard-go: an echo server.
+    ns.spawn(&["socat", &format!("TCP-LISTEN:7777,bind={their_overlay},reuseaddr,fork"), "EXEC:cat"]);
+    device
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wireguard_go_peer_echoes_through_our_tunnel_before_and_after_a_preshared_key() {
     if let Some(reason) = missing(&["ip", "wireguard-go", "wg", "socat"], true) {
         return skip("wireguard-go interop", &reason);
     }
     let mut ns = Namespace::new();
-    let device = format!("{}w", ns.name);
     let theirs = WireGuardSecret::generate();
     let ours = WireGuardSecret::generate();
-    let (their_overlay, our_overlay) = (theirs.public().overlay_ipv4(), ours.public().overlay_ipv4());
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("wg.key");
-    std::fs::write(&key_file, theirs.to_base64()).unwrap();
-
+    let device = wireguard_go(&mut ns, &theirs, ours.public(), dir.path());
     let tunnel = Tunnel::bind(TunnelConfig {
         listen: SocketAddr::new(ns.host.into(), 0),
         secret: ours.clone(),
@@ -194,24 +218,6 @@ async fn wireguard_go_peer_echoes_through_our_tunnel_before_and_after_a_preshare
     })
     .await
     .unwrap();
-
-    // wireguard-go in the foreground on a TUN device inside the namespace.
-    ns.spawn(&["wireguard-go", "-f", &device]);
-    let started = Instant::now();
-    while !in_ns(&ns.name, &["wg", "show", &device]).output().is_ok_and(|out| out.status.success()) {
-        assert!(started.elapsed() < DEADLINE, "wireguard-go did not create {device}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let endpoint = tunnel.local_addr().to_string();
-    let allowed = format!("{our_overlay}/32");
-    run(in_ns(&ns.name, &["wg", "set", &device, "listen-port", "51820", "private-key"])
-        .arg(&key_file)
-        .args(["peer", &ours.public().to_string(), "allowed-ips", &allowed, "endpoint", &endpoint]));
-    run(&mut in_ns(&ns.name, &["ip", "addr", "add", &format!("{their_overlay}/32"), "dev", &device]));
-    run(&mut in_ns(&ns.name, &["ip", "link", "set", &device, "up"]));
-    run(&mut in_ns(&ns.name, &["ip", "route", "add", &allowed, "dev", &device]));
-    // The kernel's TCP behind wireguard-go: an echo server.
-    ns.spawn(&["socat", &format!("TCP-LISTEN:7777,bind={their_overlay},reuseaddr,fork"), "EXEC:cat"]);
 
     let mut stream = connect_until(&tunnel, theirs.public(), 7777).await;
     echo(&mut stream, 1 << 20, 1).await;
@@ -243,21 +249,35 @@ async fn wireguard_go_peer_echoes_through_our_tunnel_before_and_after_a_preshare
     assert_eq!(tunnel.stats().dropped_invalid, 0, "{:?}", tunnel.stats());
 }
 
-/// The `rosenpass` binary beside an endpoint of ours that has no Rosenpass of its own (as it
-/// runs beside a kernel WireGuard): it writes each key to its outfile, the test hands it to
-/// that endpoint, and the stream between that endpoint and a node running Rosenpass in-process
-/// only gets through when both keys are the same.
-async fn rosenpass_binary_exchange(binary: &Path, binary_initiates: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let (binary_secret, binary_public) = (dir.path().join("rp.sk"), dir.path().join("rp.pk"));
+/// Keys for a Rosenpass exchange between the binary and our node, as files under `dir`.
+struct RosenpassFiles {
+    binary_secret: PathBuf,
+    binary_public: PathBuf,
+    node_rosenpass: RosenpassKeys,
+    node_public_file: PathBuf,
+}
+
+fn rosenpass_files(binary: &Path, dir: &Path) -> RosenpassFiles {
+    let (binary_secret, binary_public) = (dir.join("rp.sk"), dir.join("rp.pk"));
     run(Command::new(binary)
         .args(["gen-keys", "--secret-key"])
         .arg(&binary_secret)
         .arg("--public-key")
         .arg(&binary_public));
     let node_rosenpass = RosenpassKeys::generate().unwrap();
-    let node_public_file = dir.path().join("node.pk");
+    let node_public_file = dir.join("node.pk");
     std::fs::write(&node_public_file, &node_rosenpass.public).unwrap();
+    RosenpassFiles { binary_secret, binary_public, node_rosenpass, node_public_file }
+}
+
+/// The `rosenpass` binary beside an endpoint of ours that has no Rosenpass of its own (as it
+/// runs beside a kernel WireGuard): it writes each key to its outfile, the test hands it to
+/// that endpoint, and the stream between that endpoint and a node running Rosenpass in-process
+/// only gets through when both keys are the same.
+async fn rosenpass_binary_exchange(binary: &Path, binary_initiates: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let RosenpassFiles { binary_secret, binary_public, node_rosenpass, node_public_file } =
+        rosenpass_files(binary, dir.path());
     let binary_addr = free_udp();
 
     // Of a pair, the lower WireGuard key starts Rosenpass exchanges: make it the node's.
@@ -349,4 +369,76 @@ async fn the_rosenpass_binary_and_our_node_derive_the_same_key_either_side_initi
     };
     rosenpass_binary_exchange(&binary, true).await;
     rosenpass_binary_exchange(&binary, false).await;
+}
+
+/// A real deployment's post-quantum path: wireguard-go with the `rosenpass` binary beside it in
+/// WireGuard output mode (it runs `wg set <dev> peer <key> preshared-key` with each key), and
+/// our node with Rosenpass in-process. Streams get through only once wireguard-go holds the
+/// key our node derived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wireguard_go_takes_the_preshared_key_our_node_derived_with_the_rosenpass_binary() {
+    if let Some(reason) = missing(&["ip", "wireguard-go", "wg", "socat"], true) {
+        return skip("wireguard-go + rosenpass interop", &reason);
+    }
+    let Some(binary) = rosenpass_binary() else {
+        return skip(
+            "wireguard-go + rosenpass interop",
+            "missing the rosenpass binary (make deps installs it)",
+        );
+    };
+    let mut ns = Namespace::new();
+    let (theirs, ours) = (WireGuardSecret::generate(), WireGuardSecret::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let device = wireguard_go(&mut ns, &theirs, ours.public(), dir.path());
+    let RosenpassFiles { binary_secret, binary_public, node_rosenpass, node_public_file } =
+        rosenpass_files(&binary, dir.path());
+    let binary_addr = SocketAddr::new(ns.inside.into(), 9999);
+
+    let tunnel = Tunnel::bind(TunnelConfig {
+        listen: SocketAddr::new(ns.host.into(), 0),
+        secret: ours.clone(),
+        rosenpass: Some(node_rosenpass),
+        peers: vec![PeerConfig {
+            public_key: theirs.public(),
+            endpoint: Some(SocketAddr::new(ns.inside.into(), 51820)),
+            rosenpass_public_key: Some(std::fs::read(&binary_public).unwrap()),
+            rosenpass_endpoint: Some(binary_addr),
+        }],
+    })
+    .await
+    .unwrap();
+    let binary_path = binary.to_str().unwrap().to_owned();
+    let (secret_arg, public_arg, node_arg) = (
+        binary_secret.to_str().unwrap().to_owned(),
+        binary_public.to_str().unwrap().to_owned(),
+        node_public_file.to_str().unwrap().to_owned(),
+    );
+    let (listen, endpoint, our_key) =
+        (binary_addr.to_string(), tunnel.local_addr().to_string(), ours.public().to_string());
+    ns.spawn(&[
+        &binary_path,
+        "exchange",
+        "secret-key",
+        &secret_arg,
+        "public-key",
+        &public_arg,
+        "listen",
+        &listen,
+        "peer",
+        "public-key",
+        &node_arg,
+        "endpoint",
+        &endpoint,
+        "wireguard",
+        &device,
+        &our_key,
+    ]);
+
+    let mut stream = connect_until(&tunnel, theirs.public(), 7777).await;
+    echo(&mut stream, 1 << 20, 4).await;
+    let stats = tunnel.stats();
+    assert!(stats.rosenpass_exchanges >= 1 && stats.handshakes >= 1, "{stats:?}");
+    let shown = in_ns(&ns.name, &["wg", "show", &device, "preshared-keys"]).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(!shown.contains("(none)"), "wireguard-go has a preshared key from rosenpass: {shown}");
 }

@@ -287,7 +287,7 @@ async fn a_restarted_peer_that_never_starts_exchanges_gets_a_new_key_and_reconne
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_with_an_unknown_key_gets_nothing() {
+async fn a_peer_with_an_unknown_key_or_forged_datagrams_get_nothing() {
     let (a, _b) = pair(false).await;
     let _listener = a.listen(PORT).unwrap();
     // A stranger who knows a's public key and address but is not in a's peer list.
@@ -308,6 +308,35 @@ async fn a_peer_with_an_unknown_key_gets_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(stranger.stats().rx_bytes, 0, "a answered the stranger: {:?}", stranger.stats());
+
+    // Forged datagrams of every kind: WireGuard messages with made-up indices or a bad MAC,
+    // Rosenpass messages (a runs no Rosenpass here), and unknown types.
+    let forger = std::net::UdpSocket::bind(loopback()).unwrap();
+    forger.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut forged: Vec<Vec<u8>> = Vec::new();
+    for (kind, len) in [(1u8, 148usize), (2, 92), (3, 64), (4, 32), (4, 1200), (0x81, 200), (0x42, 64)] {
+        let mut datagram = chunk(u64::from(kind) << 16 | len as u64, len);
+        datagram[0] = kind;
+        if kind <= 4 {
+            datagram[1..4].fill(0);
+        }
+        forged.push(datagram);
+    }
+    forged.push(Vec::new());
+    let invalid_before = a.stats().dropped_invalid + a.stats().dropped_unknown_peer;
+    for datagram in &forged {
+        forger.send_to(datagram, a.local_addr()).unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // The empty datagram is never delivered as one: count the others.
+    while a.stats().dropped_invalid + a.stats().dropped_unknown_peer
+        < invalid_before + forged.len() as u64 - 1
+    {
+        assert!(tokio::time::Instant::now() < deadline, "forged datagrams not all refused: {:?}", a.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut answer = [0u8; 2048];
+    assert!(forger.recv_from(&mut answer).is_err(), "a answered a forged datagram");
     assert_eq!(a.stats().tx_bytes, 0, "a sent something: {:?}", a.stats());
 }
 

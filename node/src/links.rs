@@ -193,8 +193,17 @@ pub(crate) fn ensure_tunnel_keys(base: &BasePath) -> anyhow::Result<pyralog_p2p:
     }
     let secret = WireGuardSecret::from_base64(&std::fs::read_to_string(&path)?)
         .with_context(|| format!("{}", path.display()))?;
-    if !base.rosenpass_secret().exists() || !base.rosenpass_public().exists() {
-        RosenpassKeys::generate()?.save(&base.rosenpass_secret(), &base.rosenpass_public())?;
+    match (base.rosenpass_secret().exists(), base.rosenpass_public().exists()) {
+        (false, false) => {
+            RosenpassKeys::generate()?.save(&base.rosenpass_secret(), &base.rosenpass_public())?
+        }
+        (true, true) => {}
+        // Regenerating would silently change the node's Rosenpass identity.
+        _ => anyhow::bail!(
+            "only one of {} and {} exists: restore the other, or remove both to make a new key pair",
+            base.rosenpass_secret().display(),
+            base.rosenpass_public().display()
+        ),
     }
     Ok(secret.public())
 }

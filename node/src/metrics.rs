@@ -172,6 +172,7 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
             ("dropped_invalid", t.dropped_invalid),
             ("dropped_no_route", t.dropped_no_route),
             ("dropped_no_endpoint", t.dropped_no_endpoint),
+            ("dropped_busy", t.dropped_busy),
         ] {
             m.tunnel.get_or_create(&KindLabels { kind }).set(value as i64);
         }

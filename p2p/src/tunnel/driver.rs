@@ -71,7 +71,7 @@ pub(crate) struct Core {
     /// Sockets whose stream was dropped, removed once closed.
     closing: Vec<SocketHandle>,
     next_port: u16,
-    rosenpass: Option<std::sync::mpsc::Sender<Inbound>>,
+    rosenpass: Option<std::sync::mpsc::SyncSender<Inbound>>,
     out: Vec<Outgoing>,
 }
 
@@ -192,7 +192,11 @@ impl Core {
             }
             Some(kind) if rosenpass::MESSAGE_TYPES.contains(kind) => match &self.rosenpass {
                 Some(rosenpass) => {
-                    let _ = rosenpass.send(Inbound::Message { data: datagram.to_vec(), from });
+                    // Each message may cost a McEliece operation: when the thread is behind,
+                    // drop rather than queue without bound.
+                    if rosenpass.try_send(Inbound::Message { data: datagram.to_vec(), from }).is_err() {
+                        bump(&stats.dropped_busy);
+                    }
                 }
                 None => bump(&stats.dropped_invalid),
             },
@@ -241,24 +245,33 @@ impl Core {
         for port in ports {
             let mut accepted = Vec::new();
             let listening = self.listeners.get_mut(&port).expect("listed");
-            listening.backlog.retain(|&handle| {
-                let state = self.sockets.get::<tcp::Socket>(handle).state();
-                let established = matches!(state, tcp::State::Established | tcp::State::CloseWait);
-                if established {
+            let mut failed = Vec::new();
+            listening.backlog.retain(|&handle| match self.sockets.get::<tcp::Socket>(handle).state() {
+                tcp::State::Listen | tcp::State::SynReceived => true,
+                tcp::State::Established | tcp::State::CloseWait => {
                     accepted.push(handle);
+                    false
                 }
-                !established
+                // A handshake that never completed (the dialer vanished after its SYN): the
+                // socket timed out and must not keep a backlog slot.
+                _ => {
+                    failed.push(handle);
+                    false
+                }
             });
-            if accepted.is_empty() {
+            if accepted.is_empty() && failed.is_empty() {
                 continue;
             }
             let replacements: Vec<SocketHandle> =
-                accepted.iter().map(|_| self.listening_socket(port)).collect();
+                accepted.iter().chain(&failed).map(|_| self.listening_socket(port)).collect();
+            self.closing.extend(failed);
             let listening = self.listeners.get_mut(&port).expect("listed");
             listening.backlog.extend(replacements);
-            listening.ready.extend(accepted);
-            if let Some(waker) = listening.waker.take() {
-                waker.wake();
+            if !accepted.is_empty() {
+                listening.ready.extend(accepted);
+                if let Some(waker) = listening.waker.take() {
+                    waker.wake();
+                }
             }
         }
         let sockets = &mut self.sockets;
@@ -280,7 +293,7 @@ impl Core {
 pub(crate) async fn drive(
     shared: Arc<Shared>,
     udp: UdpSocket,
-    rosenpass: Option<(std::sync::mpsc::Sender<Inbound>, mpsc::UnboundedReceiver<RosenpassEvent>)>,
+    rosenpass: Option<(std::sync::mpsc::SyncSender<Inbound>, mpsc::UnboundedReceiver<RosenpassEvent>)>,
 ) {
     let mut rosenpass_events = match rosenpass {
         Some((inbound, events)) => {
@@ -325,7 +338,7 @@ pub(crate) async fn drive(
                 if let Some(rosenpass) = rosenpass {
                     for number in stalled {
                         tracing::debug!(peer = %peers.peers[number].public, "no session under the current key: new Rosenpass exchange");
-                        let _ = rosenpass.send(Inbound::Initiate(number));
+                        let _ = rosenpass.try_send(Inbound::Initiate(number));
                     }
                 }
                 ticks += 1;

@@ -33,9 +33,12 @@ const INITIATE_AFTER_NEW_KEY: Duration = Duration::from_millis(500);
 /// for it gets a new Rosenpass exchange started from this side, whichever side usually starts
 /// them: the peer restarted (its key is new and random), or two exchanges crossed and each side
 /// kept a different key. Without this the link would wait for the next scheduled rekey (130 s).
-const STALLED_KEY: Duration = Duration::from_secs(3);
+/// Longer than boringtun's 5 s handshake retry, so one lost handshake is not taken for a bad
+/// key; the side that does not start exchanges waits longer, so the two rarely cross.
+const STALLED_KEY_INITIATOR: Duration = Duration::from_secs(6);
+const STALLED_KEY_RESPONDER: Duration = Duration::from_secs(9);
 /// At most one such exchange per peer in this long.
-const RESCUE_INTERVAL: Duration = Duration::from_secs(10);
+const RESCUE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// A datagram to send.
 pub(crate) type Outgoing = (SocketAddr, Vec<u8>);
@@ -66,6 +69,8 @@ pub(crate) struct Peer {
     wanted_at: Option<Instant>,
     /// Last Rosenpass exchange this side started because the link stalled.
     rescued_at: Option<Instant>,
+    /// This side starts the pair's Rosenpass exchanges (it has the lower WireGuard key).
+    initiator: bool,
 }
 
 /// Every peer of one tunnel endpoint.
@@ -73,6 +78,9 @@ pub(crate) struct PeerTable {
     secret: x25519::StaticSecret,
     public: x25519::PublicKey,
     rate_limiter: Arc<RateLimiter>,
+    /// What each `Tunn` checks again inside `decapsulate`: MAC1 only, never "under load", so
+    /// a handshake is counted once, by `rate_limiter`.
+    unlimited: Arc<RateLimiter>,
     pub peers: Vec<Peer>,
     by_key: HashMap<[u8; 32], usize>,
     by_overlay: HashMap<Ipv4Addr, usize>,
@@ -87,6 +95,7 @@ impl PeerTable {
             secret: secret.x25519().clone(),
             public,
             rate_limiter: Arc::new(RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT)),
+            unlimited: Arc::new(RateLimiter::new(&public, u64::MAX)),
             peers: Vec::new(),
             by_key: HashMap::new(),
             by_overlay: HashMap::new(),
@@ -118,6 +127,7 @@ impl PeerTable {
             rosenpass,
             wanted_at: None,
             rescued_at: None,
+            initiator: self.public.as_bytes() < &public.0,
         });
         self.new_session(number, psk, None);
         number
@@ -145,7 +155,7 @@ impl PeerTable {
             }
         };
         let public = self.peers[peer].public.x25519();
-        let tunn = Tunn::new(self.secret.clone(), public, psk, None, prefix, Some(self.rate_limiter.clone()));
+        let tunn = Tunn::new(self.secret.clone(), public, psk, None, prefix, Some(self.unlimited.clone()));
         self.by_prefix.insert(prefix, peer);
         let sessions = &mut self.peers[peer].sessions;
         sessions.push_back(Session {
@@ -155,8 +165,11 @@ impl PeerTable {
             initiate_at,
             created: Instant::now(),
         });
+        // Keep the newest and, of the older ones, the one carrying traffic: if the previous key
+        // never got a session, the one before it is what the stream still runs on.
         while sessions.len() > 2 {
-            let old = sessions.pop_front().expect("more than two");
+            let drop = if sessions[0].established && !sessions[1].established { 1 } else { 0 };
+            let old = sessions.remove(drop).expect("more than two");
             self.by_prefix.remove(&old.prefix);
         }
     }
@@ -206,12 +219,15 @@ impl PeerTable {
             return bump(&stats.dropped_unknown_peer);
         };
         let was_established = session.established;
+        // Only a handshake response or a data packet that decrypts proves the sender holds the
+        // session: an initiation can be replayed from anywhere, a cookie reply forged.
+        let proves_session = matches!(datagram.first(), Some(2 | 4));
         let mut authenticated = false;
         let mut datagram = datagram;
         loop {
             match session.tunn.decapsulate(Some(from.ip()), datagram, &mut self.scratch) {
                 TunnResult::Done => {
-                    authenticated |= !datagram.is_empty();
+                    authenticated |= proves_session && !datagram.is_empty();
                     break;
                 }
                 TunnResult::Err(WireGuardError::DuplicateCounter) => break,
@@ -220,11 +236,11 @@ impl PeerTable {
                     break;
                 }
                 TunnResult::WriteToNetwork(packet) => {
-                    authenticated = true;
+                    authenticated |= proves_session;
                     out.push((from, packet.to_vec()));
                 }
                 TunnResult::WriteToTunnelV4(packet, source) => {
-                    authenticated = true;
+                    authenticated |= proves_session;
                     // Cryptokey routing: a peer may only speak for its own overlay address.
                     if source == peer.overlay && inner.len() < super::device::MAX_INBOUND {
                         inner.push_back(packet.to_vec());
@@ -300,8 +316,9 @@ impl PeerTable {
         }
         for (number, peer) in self.peers.iter_mut().enumerate() {
             let newest = peer.sessions.back().expect("a peer has a session");
-            let stalled_key = !newest.established && now.duration_since(newest.created) >= STALLED_KEY;
-            let wanted = peer.wanted_at.is_some_and(|at| now.duration_since(at) < STALLED_KEY);
+            let patience = if peer.initiator { STALLED_KEY_INITIATOR } else { STALLED_KEY_RESPONDER };
+            let stalled_key = !newest.established && now.duration_since(newest.created) >= patience;
+            let wanted = peer.wanted_at.is_some_and(|at| now.duration_since(at) < patience);
             let rescued_lately = peer.rescued_at.is_some_and(|at| now.duration_since(at) < RESCUE_INTERVAL);
             if peer.rosenpass && stalled_key && wanted && !rescued_lately {
                 peer.rescued_at = Some(now);

@@ -75,13 +75,16 @@ pub(crate) struct RosenpassPeer {
     pub initiate: bool,
 }
 
+/// Messages waiting for the Rosenpass thread; more are dropped (and counted).
+const INBOX: usize = 256;
+
 /// Starts the Rosenpass thread for `peers`. It stops when the returned sender is dropped.
 pub(crate) fn spawn(
     keys: &RosenpassKeys,
     peers: Vec<RosenpassPeer>,
     events: mpsc::UnboundedSender<RosenpassEvent>,
-) -> Result<std_mpsc::Sender<Inbound>, TunnelError> {
-    let (inbound, inbox) = std_mpsc::channel::<Inbound>();
+) -> Result<std_mpsc::SyncSender<Inbound>, TunnelError> {
+    let (inbound, inbox) = std_mpsc::sync_channel::<Inbound>(INBOX);
     let (started, start_result) = std_mpsc::channel::<Result<(), TunnelError>>();
     let (secret, public) = (keys.secret.clone(), keys.public.clone());
     std::thread::Builder::new()

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub dropped_invalid: AtomicU64,
     pub dropped_no_route: AtomicU64,
     pub dropped_no_endpoint: AtomicU64,
+    pub dropped_busy: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -52,6 +53,8 @@ pub struct TunnelStats {
     pub dropped_no_route: u64,
     /// Packets to a peer whose UDP endpoint is not known yet.
     pub dropped_no_endpoint: u64,
+    /// Rosenpass messages dropped because its thread was behind (a flood).
+    pub dropped_busy: u64,
 }
 
 impl Counters {
@@ -68,6 +71,7 @@ impl Counters {
             dropped_invalid: get(&self.dropped_invalid),
             dropped_no_route: get(&self.dropped_no_route),
             dropped_no_endpoint: get(&self.dropped_no_endpoint),
+            dropped_busy: get(&self.dropped_busy),
         }
     }
 }

@@ -207,7 +207,7 @@ impl TunnelListener {
             smoltcp::wire::IpAddress::Ipv4(addr) => core.peers.by_overlay(addr),
         });
         let Some(number) = peer else {
-            // Cannot happen: inner packets only come from their owner's overlay address.
+            // Reset before it was taken: no remote endpoint left to name a peer by.
             core.release(handle);
             return Err(io::Error::other("accepted a connection from no known peer"));
         };

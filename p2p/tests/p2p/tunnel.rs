@@ -221,6 +221,40 @@ async fn rotating_the_preshared_key_under_load_loses_no_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_the_peer_does_not_share_leaves_the_working_session_in_use() {
+    let (a, b) = pair(false).await;
+    let listener = a.listen(PORT).unwrap();
+    let (dialed, accepted) = tokio::join!(b.connect(a.public_key(), PORT), listener.accept());
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    // Two different keys, twice: no new session can come up, and the second rotation must
+    // drop the failed key, not the one the stream runs on.
+    for round in 0..2u8 {
+        a.set_preshared_key(b.public_key(), [round; 32]).unwrap();
+        b.set_preshared_key(a.public_key(), [round + 100; 32]).unwrap();
+        // Past the delayed initiation of the new key, which fails.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        dialed.write_all(&chunk(u64::from(round), 256 * 1024)).await.unwrap();
+        let mut got = vec![0u8; 256 * 1024];
+        within("the stream under the old session", accepted.read_exact(&mut got)).await.unwrap();
+        assert!(got == chunk(u64::from(round), 256 * 1024));
+    }
+    // A key both share brings a new session up, and the stream goes on.
+    let handshakes = a.stats().handshakes;
+    a.set_preshared_key(b.public_key(), [7; 32]).unwrap();
+    b.set_preshared_key(a.public_key(), [7; 32]).unwrap();
+    let (sent, received) = within("transfer", async {
+        tokio::join!(send_all(&mut dialed, 4 * MIB), receive_all(&mut accepted))
+    })
+    .await;
+    assert_eq!(received, (4 * MIB, sent));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while a.stats().handshakes == handshakes {
+        assert!(tokio::time::Instant::now() < deadline, "no session under the shared key: {:?}", a.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rosenpass_keys_the_tunnel_on_both_sides() {
     let (a, b) = pair(true).await;
     let listener = a.listen(PORT).unwrap();

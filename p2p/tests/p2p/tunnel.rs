@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pyralog_p2p::tunnel::{
-    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelStream, WireGuardPublic,
+    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelStats, TunnelStream, WireGuardPublic,
     WireGuardSecret,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,6 +105,15 @@ async fn receive_all(stream: &mut TunnelStream) -> (usize, blake3::Hash) {
         }
         hasher.update(&buf[..read]);
         total += read;
+    }
+}
+
+/// Polls `tunnel`'s counters until `check` holds (30 s at most).
+async fn until(what: &str, tunnel: &Tunnel, check: impl Fn(&TunnelStats) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check(&tunnel.stats()) {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {:?}", tunnel.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -247,11 +256,7 @@ async fn a_new_key_the_peer_does_not_share_leaves_the_working_session_in_use() {
     })
     .await;
     assert_eq!(received, (4 * MIB, sent));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while a.stats().handshakes == handshakes {
-        assert!(tokio::time::Instant::now() < deadline, "no session under the shared key: {:?}", a.stats());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("a session under the shared key", &a, |stats| stats.handshakes > handshakes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,11 +341,7 @@ async fn a_peer_with_an_unknown_key_or_forged_datagrams_get_nothing() {
     let attempt = tokio::time::timeout(Duration::from_secs(3), stranger.connect(a.public_key(), PORT)).await;
     assert!(attempt.is_err(), "the stranger's connect must hang unanswered, got {attempt:?}");
     // Polled, not slept: the stranger's initiations are counted as they arrive.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while a.stats().dropped_unknown_peer == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no initiation reached a: {:?}", a.stats());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("the stranger's initiation to reach a", &a, |stats| stats.dropped_unknown_peer > 0).await;
     assert_eq!(stranger.stats().rx_bytes, 0, "a answered the stranger: {:?}", stranger.stats());
 
     // Forged datagrams of every kind: WireGuard messages with made-up indices or a bad MAC,
@@ -361,14 +362,12 @@ async fn a_peer_with_an_unknown_key_or_forged_datagrams_get_nothing() {
     for datagram in &forged {
         forger.send_to(datagram, a.local_addr()).unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     // The empty datagram is never delivered as one: count the others.
-    while a.stats().dropped_invalid + a.stats().dropped_unknown_peer
-        < invalid_before + forged.len() as u64 - 1
-    {
-        assert!(tokio::time::Instant::now() < deadline, "forged datagrams not all refused: {:?}", a.stats());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let refused = invalid_before + forged.len() as u64 - 1;
+    until("every forged datagram refused", &a, |stats| {
+        stats.dropped_invalid + stats.dropped_unknown_peer >= refused
+    })
+    .await;
     let mut answer = [0u8; 2048];
     assert!(forger.recv_from(&mut answer).is_err(), "a answered a forged datagram");
     assert_eq!(a.stats().tx_bytes, 0, "a sent something: {:?}", a.stats());

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use pyralog_cluster::transport::{Listener, TcpTransport, Transport};
+use pyralog_crypto::keys::write_private_file;
 use pyralog_p2p::tunnel::{
     PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelListener, TunnelStream, WireGuardSecret,
     read_rosenpass_public,
@@ -189,7 +190,9 @@ impl AsyncWrite for LinkStream {
 pub(crate) fn ensure_tunnel_keys(base: &BasePath) -> anyhow::Result<pyralog_p2p::tunnel::WireGuardPublic> {
     let path = base.wireguard_key();
     if !path.exists() {
-        write_secret(&path, format!("{}\n", WireGuardSecret::generate().to_base64()).as_bytes())?;
+        let text = format!("{}\n", WireGuardSecret::generate().to_base64());
+        write_private_file(&path, text.as_bytes())
+            .with_context(|| format!("cannot create {}", path.display()))?;
     }
     let secret = WireGuardSecret::from_base64(&std::fs::read_to_string(&path)?)
         .with_context(|| format!("{}", path.display()))?;
@@ -206,18 +209,4 @@ pub(crate) fn ensure_tunnel_keys(base: &BasePath) -> anyhow::Result<pyralog_p2p:
         ),
     }
     Ok(secret.public())
-}
-
-fn write_secret(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
 }

@@ -160,20 +160,7 @@ fn set(family: &Family<GroupLabels, Gauge>, group: &str, value: u64) {
 fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
     let m = &*METRICS;
     if let Some(tunnel) = tunnel {
-        let t = tunnel.stats();
-        for (kind, value) in [
-            ("handshakes", t.handshakes),
-            ("psk_rotations", t.psk_rotations),
-            ("rosenpass_exchanges", t.rosenpass_exchanges),
-            ("rosenpass_stale", t.rosenpass_stale),
-            ("tx_bytes", t.tx_bytes),
-            ("rx_bytes", t.rx_bytes),
-            ("dropped_unknown_peer", t.dropped_unknown_peer),
-            ("dropped_invalid", t.dropped_invalid),
-            ("dropped_no_route", t.dropped_no_route),
-            ("dropped_no_endpoint", t.dropped_no_endpoint),
-            ("dropped_busy", t.dropped_busy),
-        ] {
+        for (kind, value) in tunnel.stats().by_kind() {
             m.tunnel.get_or_create(&KindLabels { kind }).set(value as i64);
         }
     }

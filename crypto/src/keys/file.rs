@@ -90,36 +90,45 @@ pub fn write_key_file(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError
     };
     let mut text = Zeroizing::new(serde_json::to_string_pretty(&contents).expect("plain strings serialize"));
     text.push('\n');
+    if path.file_name().is_none() {
+        return Err(KeyFileError::Malformed {
+            path: path.to_owned(),
+            reason: "the path has no file name".into(),
+        });
+    }
+    write_private_file(path, text.as_bytes()).map_err(|err| match err.kind() {
+        std::io::ErrorKind::AlreadyExists => KeyFileError::AlreadyExists { path: path.to_owned() },
+        _ => io(err),
+    })
+}
 
+/// Writes `bytes` to a new file at `path`, readable by the owner only (mode 0600) from the
+/// start: written to a temporary file, synced, then linked into place, and the directory entry
+/// synced. Refuses to replace an existing file (`ErrorKind::AlreadyExists`). For any secret a
+/// node keeps on disk.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let file_name = path.file_name().ok_or_else(|| KeyFileError::Malformed {
-        path: path.to_owned(),
-        reason: "the path has no file name".into(),
-    })?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path has no file name"))?;
     let mut temp_name = file_name.to_owned();
     temp_name.push(format!(".tmp-{}", std::process::id()));
     let temp = dir.join(temp_name);
 
     let written = (|| {
         let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
-        file.write_all(text.as_bytes())?;
+        file.write_all(bytes)?;
         file.sync_all()
     })();
-    // A hard link fails if `path` appeared meanwhile, so an existing key is never replaced.
+    // A hard link fails if `path` appeared meanwhile, so an existing file is never replaced.
     let linked = written.and_then(|()| fs::hard_link(&temp, path));
     let _ = fs::remove_file(&temp);
-    match linked {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(KeyFileError::AlreadyExists { path: path.to_owned() });
-        }
-        Err(err) => return Err(io(err)),
-    }
+    linked?;
     // Make the new directory entry durable too.
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+    fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
 /// Loads a key file written by [`write_key_file`], refusing files readable by group or others.

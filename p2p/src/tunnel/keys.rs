@@ -140,20 +140,12 @@ impl RosenpassKeys {
         })
     }
 
-    /// Writes the secret key to `secret_path` (mode 0600) and the public key to `public_path`,
-    /// as raw bytes (`rosenpass gen-keys` writes the same).
+    /// Writes the secret key to a new file at `secret_path` (mode 0600, as the node key is
+    /// written; an existing secret is never replaced) and the public key to `public_path`, as
+    /// raw bytes (`rosenpass gen-keys` writes the same).
     pub fn save(&self, secret_path: &Path, public_path: &Path) -> Result<(), TunnelError> {
-        use std::io::Write as _;
-        #[cfg(unix)]
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        options.mode(0o600);
         let io = |path: &Path, err: std::io::Error| TunnelError::Io(format!("{}: {err}", path.display()));
-        options
-            .open(secret_path)
-            .and_then(|mut file| file.write_all(&self.secret))
+        pyralog_crypto::keys::write_private_file(secret_path, &self.secret)
             .map_err(|err| io(secret_path, err))?;
         std::fs::write(public_path, &self.public).map_err(|err| io(public_path, err))
     }

@@ -57,6 +57,25 @@ pub struct TunnelStats {
     pub dropped_busy: u64,
 }
 
+impl TunnelStats {
+    /// Every counter with its name (the `kind` label the node's metrics export it under).
+    pub fn by_kind(&self) -> [(&'static str, u64); 11] {
+        [
+            ("handshakes", self.handshakes),
+            ("psk_rotations", self.psk_rotations),
+            ("rosenpass_exchanges", self.rosenpass_exchanges),
+            ("rosenpass_stale", self.rosenpass_stale),
+            ("tx_bytes", self.tx_bytes),
+            ("rx_bytes", self.rx_bytes),
+            ("dropped_unknown_peer", self.dropped_unknown_peer),
+            ("dropped_invalid", self.dropped_invalid),
+            ("dropped_no_route", self.dropped_no_route),
+            ("dropped_no_endpoint", self.dropped_no_endpoint),
+            ("dropped_busy", self.dropped_busy),
+        ]
+    }
+}
+
 impl Counters {
     pub(super) fn snapshot(&self) -> TunnelStats {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pyralog_p2p::tunnel::{
-    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelStats, TunnelStream, WireGuardPublic,
+    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelStats, WireGuardPublic,
     WireGuardSecret,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,29 +77,30 @@ fn chunk(index: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// Sends `total` bytes on `stream` and returns their hash.
-async fn send_all(stream: &mut TunnelStream, total: usize) -> blake3::Hash {
+/// Sends `total` bytes (blocks `seed << 32`, `seed << 32 + 1`, ...), closes the write half,
+/// and returns their hash.
+async fn send_all(writer: &mut (impl AsyncWriteExt + Unpin), total: usize, seed: u64) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
     let mut sent = 0;
-    let mut index = 0;
+    let mut index = seed << 32;
     while sent < total {
         let block = chunk(index, (64 * 1024).min(total - sent));
         hasher.update(&block);
-        stream.write_all(&block).await.unwrap();
+        writer.write_all(&block).await.unwrap();
         sent += block.len();
         index += 1;
     }
-    stream.shutdown().await.unwrap();
+    writer.shutdown().await.unwrap();
     hasher.finalize()
 }
 
 /// Reads to the end; returns the byte count and hash.
-async fn receive_all(stream: &mut TunnelStream) -> (usize, blake3::Hash) {
+async fn receive_all(reader: &mut (impl AsyncReadExt + Unpin)) -> (usize, blake3::Hash) {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0;
     loop {
-        let read = stream.read(&mut buf).await.unwrap();
+        let read = reader.read(&mut buf).await.unwrap();
         if read == 0 {
             return (total, hasher.finalize());
         }
@@ -138,8 +139,8 @@ async fn a_100_mib_stream_arrives_intact_both_ways() {
     let total = 100 * MIB;
     let ((sent_b, got_a), (sent_a, got_b)) = within("transfer", async {
         tokio::join!(
-            async { tokio::join!(send_half(&mut b_write, total, 1), receive_half(&mut a_read)) },
-            async { tokio::join!(send_half(&mut a_write, 10 * MIB, 2), receive_half(&mut b_read)) },
+            async { tokio::join!(send_all(&mut b_write, total, 1), receive_all(&mut a_read)) },
+            async { tokio::join!(send_all(&mut a_write, 10 * MIB, 2), receive_all(&mut b_read)) },
         )
     })
     .await;
@@ -149,35 +150,6 @@ async fn a_100_mib_stream_arrives_intact_both_ways() {
     assert!(stats_a.rx_bytes > total as u64 && stats_b.tx_bytes > total as u64, "{stats_a:?} {stats_b:?}");
     assert_eq!(stats_a.dropped_invalid + stats_a.dropped_unknown_peer, 0, "{stats_a:?}");
     assert!(stats_a.handshakes >= 1 && stats_b.handshakes >= 1);
-}
-
-async fn send_half(writer: &mut (impl AsyncWriteExt + Unpin), total: usize, seed: u64) -> blake3::Hash {
-    let mut hasher = blake3::Hasher::new();
-    let mut sent = 0;
-    let mut index = seed << 32;
-    while sent < total {
-        let block = chunk(index, (64 * 1024).min(total - sent));
-        hasher.update(&block);
-        writer.write_all(&block).await.unwrap();
-        sent += block.len();
-        index += 1;
-    }
-    writer.shutdown().await.unwrap();
-    hasher.finalize()
-}
-
-async fn receive_half(reader: &mut (impl AsyncReadExt + Unpin)) -> (usize, blake3::Hash) {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0;
-    loop {
-        let read = reader.read(&mut buf).await.unwrap();
-        if read == 0 {
-            return (total, hasher.finalize());
-        }
-        hasher.update(&buf[..read]);
-        total += read;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +224,7 @@ async fn a_new_key_the_peer_does_not_share_leaves_the_working_session_in_use() {
     a.set_preshared_key(b.public_key(), [7; 32]).unwrap();
     b.set_preshared_key(a.public_key(), [7; 32]).unwrap();
     let (sent, received) = within("transfer", async {
-        tokio::join!(send_all(&mut dialed, 4 * MIB), receive_all(&mut accepted))
+        tokio::join!(send_all(&mut dialed, 4 * MIB, 0), receive_all(&mut accepted))
     })
     .await;
     assert_eq!(received, (4 * MIB, sent));
@@ -269,7 +241,7 @@ async fn rosenpass_keys_the_tunnel_on_both_sides() {
         within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
     let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
     let (sent, received) = within("transfer", async {
-        tokio::join!(send_all(&mut dialed, 4 * MIB), receive_all(&mut accepted))
+        tokio::join!(send_all(&mut dialed, 4 * MIB, 0), receive_all(&mut accepted))
     })
     .await;
     assert_eq!(received, (4 * MIB, sent));
@@ -296,7 +268,7 @@ async fn a_restarted_peer_that_never_starts_exchanges_gets_a_new_key_and_reconne
         within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
     let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
     let (sent, received) =
-        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB), receive_all(&mut accepted)) })
+        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB, 0), receive_all(&mut accepted)) })
             .await;
     assert_eq!(received, (MIB, sent));
     let exchanges_before = a.stats().rosenpass_exchanges;
@@ -318,7 +290,7 @@ async fn a_restarted_peer_that_never_starts_exchanges_gets_a_new_key_and_reconne
     .await;
     let (mut dialed, mut accepted) = (dialed, accepted);
     let (sent, received) =
-        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB), receive_all(&mut accepted)) })
+        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB, 0), receive_all(&mut accepted)) })
             .await;
     assert_eq!(received, (MIB, sent));
     assert!(b.stats().rosenpass_exchanges >= 1, "{:?}", b.stats());

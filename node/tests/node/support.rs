@@ -28,7 +28,10 @@ const LOG_TAIL_LINES: usize = 60;
 
 impl Drop for Testnet {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for (i, child) in self.children.iter_mut().enumerate() {
+            if let (true, Ok(Some(status))) = (std::thread::panicking(), child.try_wait()) {
+                eprintln!("node{i} had exited before the test ended: {status}");
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -45,23 +48,54 @@ impl Drop for Testnet {
     }
 }
 
-pub(crate) fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+/// Ports a test's nodes own come in blocks of this many.
+const PORT_BLOCK: u16 = 64;
+
+/// Held for the test process's life: a listener on the last port of each block it took, which
+/// tells other test processes the block is in use (the kernel drops it when the process dies).
+static RESERVED_BLOCKS: std::sync::Mutex<Vec<std::net::TcpListener>> = std::sync::Mutex::new(Vec::new());
+
+/// The kernel's ephemeral port range (`bind(0)` and outgoing connections take their local ports
+/// from it).
+fn ephemeral_range() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = text.split_whitespace().filter_map(|word| word.parse().ok());
+    match (bounds.next(), bounds.next()) {
+        (Some(low), Some(high)) => (low, high),
+        _ => (32768, 60999),
+    }
 }
 
-/// Two consecutive free ports for each of `n` nodes is not guaranteed; pick a base and check.
+/// The first of `n` consecutive ports, free for TCP and UDP, that this test process keeps to
+/// itself. They lie outside the ephemeral range: a killed node's port there can be taken as
+/// the local port of any outgoing connection on the machine and, once that connection closes,
+/// stay in TIME_WAIT for a minute, so the restarted node cannot listen again. Outside it only
+/// explicit binds take ports, and tests running at once (separate processes under nextest)
+/// keep apart by each holding its blocks' last ports.
 pub(crate) fn free_base(n: u16) -> u16 {
-    loop {
-        let base = free_ports(1)[0];
-        if base > 60000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+    assert!(n < PORT_BLOCK, "{n} ports and a lock port do not fit a block of {PORT_BLOCK}");
+    let (low, high) = ephemeral_range();
+    let (first, end) =
+        if low >= 12_000 { (10_000u32, u32::from(low)) } else { (u32::from(high) + 1, 65_536) };
+    let blocks = (end - first) / u32::from(PORT_BLOCK);
+    assert!(blocks > 0, "no room for test ports outside the ephemeral range {low}-{high}");
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+        ^ std::process::id();
+    for k in 0..blocks {
+        let base = (first + (start.wrapping_add(k) % blocks) * u32::from(PORT_BLOCK)) as u16;
+        let Ok(lock) = std::net::TcpListener::bind(("127.0.0.1", base + PORT_BLOCK - 1)) else {
+            continue; // another test process has it
+        };
+        let free = (base..base + n).all(|port| {
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        });
+        if free {
+            RESERVED_BLOCKS.lock().unwrap().push(lock);
             return base;
         }
     }
+    panic!("no free block of {n} ports between {first} and {end}");
 }
 
 /// Generates a 3-node testnet under `dir`, starts it, and waits until every node is ready and

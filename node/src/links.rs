@@ -72,14 +72,14 @@ pub(crate) async fn open(base: &BasePath, config: &Config) -> anyhow::Result<(Li
 
 fn tunnel_config(base: &BasePath, config: &Config) -> anyhow::Result<TunnelConfig> {
     let listen: SocketAddr = config.node.raft_addr.parse().context("node.raft_addr")?;
-    let secret_text = std::fs::read_to_string(base.wireguard_key()).with_context(|| {
-        format!(
+    if !base.wireguard_key().exists() {
+        anyhow::bail!(
             "{} is missing: transport \"wireguard\" needs this node's WireGuard key (pyralog init and \
              pyralog testnet write it), or set node.transport = \"tcp\"",
             base.wireguard_key().display()
-        )
-    })?;
-    let secret = WireGuardSecret::from_base64(&secret_text).context("wireguard.key")?;
+        );
+    }
+    let secret = WireGuardSecret::load(&base.wireguard_key())?;
     let rosenpass = RosenpassKeys::load(&base.rosenpass_secret(), &base.rosenpass_public())?;
     let mut peers = Vec::new();
     for member in config.cluster.members.iter().filter(|m| m.id != config.node.id) {
@@ -194,8 +194,7 @@ pub(crate) fn ensure_tunnel_keys(base: &BasePath) -> anyhow::Result<pyralog_p2p:
         write_private_file(&path, text.as_bytes())
             .with_context(|| format!("cannot create {}", path.display()))?;
     }
-    let secret = WireGuardSecret::from_base64(&std::fs::read_to_string(&path)?)
-        .with_context(|| format!("{}", path.display()))?;
+    let secret = WireGuardSecret::load(&path)?;
     match (base.rosenpass_secret().exists(), base.rosenpass_public().exists()) {
         (false, false) => {
             RosenpassKeys::generate()?.save(&base.rosenpass_secret(), &base.rosenpass_public())?

@@ -131,25 +131,37 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
-/// Loads a key file written by [`write_key_file`], refusing files readable by group or others.
-pub fn load_key_file(path: &Path) -> Result<Keypair, KeyFileError> {
+/// Reads a secret file of at most `max_len` bytes, refusing one that group or others may read
+/// (as `ssh` does): a secret that has been readable may have leaked, and the operator should
+/// know. For any secret a node keeps on disk (the node key, tunnel keys).
+pub fn read_private_file(path: &Path, max_len: u64) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let io = |source| KeyFileError::Io { path: path.to_owned(), source };
-    let malformed =
-        |reason: &str| KeyFileError::Malformed { path: path.to_owned(), reason: reason.to_owned() };
-
     let mut file = fs::File::open(path).map_err(io)?;
     let metadata = file.metadata().map_err(io)?;
     let mode = metadata.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(KeyFileError::InsecurePermissions { path: path.to_owned(), mode });
     }
-    if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_LEN {
-        return Err(malformed("not a regular file of at most 4 KiB"));
+    if !metadata.is_file() || metadata.len() > max_len {
+        return Err(KeyFileError::Malformed {
+            path: path.to_owned(),
+            reason: format!("not a regular file of at most {max_len} bytes"),
+        });
     }
-    let mut text = Zeroizing::new(String::new());
-    file.read_to_string(&mut text).map_err(|_| malformed("not UTF-8 text"))?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(metadata.len() as usize));
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
+/// Loads a key file written by [`write_key_file`], refusing files readable by group or others.
+pub fn load_key_file(path: &Path) -> Result<Keypair, KeyFileError> {
+    let malformed =
+        |reason: &str| KeyFileError::Malformed { path: path.to_owned(), reason: reason.to_owned() };
+
+    let bytes = read_private_file(path, MAX_KEY_FILE_LEN)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| malformed("not UTF-8 text"))?;
     let contents: KeyFileContents =
-        serde_json::from_str(&text).map_err(|err| malformed(&format!("invalid JSON: {err}")))?;
+        serde_json::from_str(text).map_err(|err| malformed(&format!("invalid JSON: {err}")))?;
     if contents.kind != KEY_FILE_TYPE {
         return Err(malformed(&format!("type is {:?}, expected {KEY_FILE_TYPE:?}", contents.kind)));
     }

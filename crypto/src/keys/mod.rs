@@ -9,7 +9,9 @@
 
 mod file;
 
-pub use file::{KEY_FILE_TYPE, KeyFileError, load_key_file, write_key_file, write_private_file};
+pub use file::{
+    KEY_FILE_TYPE, KeyFileError, load_key_file, read_private_file, write_key_file, write_private_file,
+};
 
 use std::fmt;
 use std::str::FromStr;

@@ -97,8 +97,9 @@ fn missing_and_malformed_files_get_clear_errors() {
 }
 
 /// `pyralog testnet` (tunnels by default) writes every key a member needs; a config missing one,
-/// holding a malformed one, or pointing at a truncated Rosenpass key is refused at start with
-/// the member and the field named, before anything is opened.
+/// holding a malformed one, pointing at a truncated Rosenpass key, or with a tunnel secret
+/// readable by others is refused at start with the member, field or file named, before anything
+/// is opened.
 #[test]
 fn tunnel_keys_are_written_and_bad_ones_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,6 +128,12 @@ fn tunnel_keys_are_written_and_bad_ones_refused_at_start() {
     assert!(missing.contains("cluster member 1 has no wireguard_public_key"), "{missing}");
     let malformed = start(&config.replace(member1_key, "wireguard_public_key = \"not a key\""));
     assert!(malformed.contains("cluster member 1: wireguard_public_key"), "{malformed}");
+    for secret in ["wireguard.key", "rosenpass.secret"] {
+        fs::set_permissions(base.join(secret), fs::Permissions::from_mode(0o644)).unwrap();
+        let exposed = start(&config);
+        assert!(exposed.contains("readable by others") && exposed.contains(secret), "{exposed}");
+        fs::set_permissions(base.join(secret), fs::Permissions::from_mode(0o600)).unwrap();
+    }
     fs::write(base.join("peers/member1.rosenpass.pub"), [0u8; 100]).unwrap();
     let truncated = start(&config);
     assert!(truncated.contains("100 bytes, expected 524160"), "{truncated}");

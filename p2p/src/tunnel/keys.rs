@@ -36,6 +36,19 @@ impl WireGuardSecret {
         WireGuardSecret(x25519::StaticSecret::from(bytes))
     }
 
+    /// Reads a key file holding the base64 form (`wg genkey > file`), refusing one that group
+    /// or others may read, as the node key is.
+    pub fn load(path: &Path) -> Result<Self, TunnelError> {
+        let bytes = pyralog_crypto::keys::read_private_file(path, MAX_WIREGUARD_KEY_FILE_LEN)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            TunnelError::BadKey(format!("WireGuard private key {}: not text", path.display()))
+        })?;
+        Self::from_base64(text).map_err(|err| match err {
+            TunnelError::BadKey(reason) => TunnelError::BadKey(format!("{}: {reason}", path.display())),
+            other => other,
+        })
+    }
+
     /// Parses the base64 form `wg genkey` prints.
     pub fn from_base64(text: &str) -> Result<Self, TunnelError> {
         Ok(Self::from_bytes(decode_key(text, "WireGuard private key")?))
@@ -107,6 +120,9 @@ fn decode_key(text: &str, what: &str) -> Result<[u8; 32], TunnelError> {
         .map_err(|bytes: Vec<u8>| TunnelError::BadKey(format!("{what}: {} bytes, expected 32", bytes.len())))
 }
 
+/// A WireGuard key file is 44 base64 characters and a newline; anything far larger is not one.
+const MAX_WIREGUARD_KEY_FILE_LEN: u64 = 1024;
+
 /// Length of a Rosenpass static public key (Classic McEliece 460896): 524,160 bytes.
 pub const ROSENPASS_PUBLIC_KEY_LEN: usize = StaticKEM::PK_LEN;
 /// Length of a Rosenpass static secret key: 13,568 bytes.
@@ -150,9 +166,12 @@ impl RosenpassKeys {
         std::fs::write(public_path, &self.public).map_err(|err| io(public_path, err))
     }
 
-    /// Reads a keypair written by [`RosenpassKeys::save`] or `rosenpass gen-keys`.
+    /// Reads a keypair written by [`RosenpassKeys::save`] or `rosenpass gen-keys`, refusing a
+    /// secret key file that group or others may read.
     pub fn load(secret_path: &Path, public_path: &Path) -> Result<Self, TunnelError> {
-        let secret = read_exact_len(secret_path, ROSENPASS_SECRET_KEY_LEN, "Rosenpass secret key")?;
+        let secret = pyralog_crypto::keys::read_private_file(secret_path, ROSENPASS_SECRET_KEY_LEN as u64)?;
+        check_len(secret_path, secret.len(), ROSENPASS_SECRET_KEY_LEN, "Rosenpass secret key")?;
+        let secret = secret.to_vec();
         let public = read_rosenpass_public(public_path)?;
         Ok(RosenpassKeys { secret, public })
     }
@@ -160,17 +179,17 @@ impl RosenpassKeys {
 
 /// Reads a Rosenpass public key file, checking its length.
 pub fn read_rosenpass_public(path: &Path) -> Result<Vec<u8>, TunnelError> {
-    read_exact_len(path, ROSENPASS_PUBLIC_KEY_LEN, "Rosenpass public key")
+    let bytes = std::fs::read(path).map_err(|err| TunnelError::Io(format!("{}: {err}", path.display())))?;
+    check_len(path, bytes.len(), ROSENPASS_PUBLIC_KEY_LEN, "Rosenpass public key")?;
+    Ok(bytes)
 }
 
-fn read_exact_len(path: &Path, len: usize, what: &str) -> Result<Vec<u8>, TunnelError> {
-    let bytes = std::fs::read(path).map_err(|err| TunnelError::Io(format!("{}: {err}", path.display())))?;
-    if bytes.len() != len {
+fn check_len(path: &Path, actual: usize, expected: usize, what: &str) -> Result<(), TunnelError> {
+    if actual != expected {
         return Err(TunnelError::BadKey(format!(
-            "{what} {}: {} bytes, expected {len}",
-            path.display(),
-            bytes.len()
+            "{what} {}: {actual} bytes, expected {expected}",
+            path.display()
         )));
     }
-    Ok(bytes)
+    Ok(())
 }

@@ -53,6 +53,9 @@ pub enum TunnelError {
     /// A key is malformed.
     #[error("bad key: {0}")]
     BadKey(String),
+    /// A secret key file cannot be read, is not private, or is not a key file.
+    #[error(transparent)]
+    KeyFile(#[from] pyralog_crypto::keys::KeyFileError),
     /// The configuration is inconsistent (duplicate peers, colliding overlay addresses).
     #[error("tunnel config: {0}")]
     Config(String),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use pyralog_crypto::keys::KeyFileError;
 use pyralog_p2p::tunnel::{
     PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelStats, WireGuardPublic,
     WireGuardSecret,
@@ -389,6 +390,37 @@ async fn bad_keys_and_configs_are_typed_errors() {
     assert!(matches!(tunnel.set_preshared_key(other, [0; 32]), Err(TunnelError::UnknownPeer(_))));
     let _listening = tunnel.listen(PORT).unwrap();
     assert!(matches!(tunnel.listen(PORT), Err(TunnelError::PortInUse(PORT))));
+}
+
+/// Secret key files load only when private; the WireGuard one is `wg genkey`'s text.
+#[test]
+fn secret_key_files_load_only_when_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (wg, rp_secret, rp_public) =
+        (dir.path().join("wg.key"), dir.path().join("rp.secret"), dir.path().join("rp.pub"));
+    let secret = WireGuardSecret::generate();
+    pyralog_crypto::keys::write_private_file(&wg, format!("{}\n", secret.to_base64()).as_bytes()).unwrap();
+    assert_eq!(WireGuardSecret::load(&wg).unwrap().public(), secret.public());
+    let pair = RosenpassKeys::generate().unwrap();
+    pair.save(&rp_secret, &rp_public).unwrap();
+    assert_eq!(RosenpassKeys::load(&rp_secret, &rp_public).unwrap().secret, pair.secret);
+
+    for file in [&wg, &rp_secret] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let exposed = WireGuardSecret::load(&wg).unwrap_err();
+    assert!(matches!(exposed, TunnelError::KeyFile(KeyFileError::InsecurePermissions { .. })), "{exposed}");
+    let exposed = RosenpassKeys::load(&rp_secret, &rp_public).unwrap_err();
+    assert!(matches!(exposed, TunnelError::KeyFile(KeyFileError::InsecurePermissions { .. })), "{exposed}");
+
+    std::fs::remove_file(&wg).unwrap();
+    pyralog_crypto::keys::write_private_file(&wg, b"not a key\n").unwrap();
+    assert!(matches!(WireGuardSecret::load(&wg), Err(TunnelError::BadKey(_))));
+    std::fs::remove_file(&rp_secret).unwrap();
+    pyralog_crypto::keys::write_private_file(&rp_secret, &pair.secret[..100]).unwrap();
+    let short = RosenpassKeys::load(&rp_secret, &rp_public).unwrap_err();
+    assert!(matches!(short, TunnelError::BadKey(_)), "{short}");
 }
 
 #[test]

@@ -278,7 +278,19 @@ async fn a_restarted_peer_that_never_starts_exchanges_gets_a_new_key_and_reconne
     // still holds the old key and a live WireGuard session.
     let b_addr = b.local_addr();
     drop((dialed, accepted, b));
-    let b = keys.bind_b(a.local_addr(), b_addr).await;
+    // The old socket closes once b's driver task and Rosenpass thread have seen the drop.
+    let b = within("b's old socket released", async {
+        loop {
+            match Tunnel::bind(keys.config(1, b_addr, Some(a.local_addr()))).await {
+                Ok(tunnel) => break tunnel,
+                Err(TunnelError::Io(reason)) if reason.contains("in use") => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
+    })
+    .await;
     let (dialed, accepted) = within("reconnect after the restart", async {
         loop {
             // A connect nobody answers fails after the stream timeout (20 s); then retry.

@@ -11,14 +11,13 @@
 //! Engines: Tendermint (Malachite). The network the driver runs on in production is libp2p
 //! (`pyralog-p2p`).
 
-pub mod app;
-pub mod core;
 pub mod driver;
 pub mod sim;
 pub mod tendermint;
 pub mod testkit;
-pub mod validators;
-pub mod vote;
 
-pub use validators::{Validator, ValidatorSet, ValidatorSetError};
-pub use vote::{BlockId, CommitCertificate, FinalityProof, Vote, VoteKind};
+// The types (no runtime) live in their own crate, for light clients; re-exported here so the
+// engines and the driver use one set of paths.
+pub use pyralog_consensus_types::{BlockId, CommitCertificate, Engine, FinalityProof, Vote, VoteKind};
+pub use pyralog_consensus_types::{Validator, ValidatorSet, ValidatorSetError};
+pub use pyralog_consensus_types::{app, core, finality, validators, vote};

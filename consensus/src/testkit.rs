@@ -3,7 +3,8 @@
 //! a check that replicas stored the same certified blocks.
 
 use crate::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
-use crate::driver::BlockStore;
+use crate::driver::{BlockStore, ChainStore};
+use crate::finality::Engine;
 use crate::validators::{Validator, ValidatorSet};
 
 /// An app that counts blocks and transactions; its app hash is the transaction count. Every
@@ -86,6 +87,7 @@ impl ReplicatedApp for CountingApp {
 /// that height. Panics otherwise (it is a test helper).
 pub fn assert_same_certified_blocks(
     stores: &[BlockStore],
+    engine: Engine,
     chain_id: &str,
     validators: &ValidatorSet,
     at_least: u64,
@@ -94,7 +96,10 @@ pub fn assert_same_certified_blocks(
     assert!(common >= at_least, "{common} < {at_least}");
     for height in 1..=common {
         let first = stores[0].block(height).expect("readable store").expect("a block below the last height");
-        first.proof.verify(chain_id, height, &first.block, validators).expect("the finality proof verifies");
+        first
+            .proof
+            .verify(engine, chain_id, height, &first.block, validators)
+            .expect("the finality proof verifies");
         for store in &stores[1..] {
             let block = store.block(height).expect("readable store").expect("a block below the last height");
             assert_eq!(block.block, first.block, "height {height}");

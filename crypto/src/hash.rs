@@ -59,16 +59,25 @@ impl FromStr for Digest {
     }
 }
 
+/// `0x`-hex in human-readable formats; 32 raw bytes in binary ones (postcard).
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format!("0x{self}"))
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&format!("0x{self}"))
+        } else {
+            crate::fixed_bytes::serialize(&self.0, serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Digest::from_hex(&text).map_err(serde::de::Error::custom)
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            Digest::from_hex(&text).map_err(serde::de::Error::custom)
+        } else {
+            crate::fixed_bytes::deserialize(deserializer).map(Digest)
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`light`]: the light client's end-to-end check of a served record.
 
 pub mod checkpoint;
+mod fixed_bytes;
 pub mod hash;
 pub mod keys;
 pub mod light;

@@ -118,10 +118,9 @@ pub struct Threshold {
 }
 
 impl Threshold {
-    /// More than half: a Raft-style cluster majority.
+    /// More than half: a Raft-style cluster majority. (The validator quorum, more than 2/3, is
+    /// `pyralog_consensus::validators::QUORUM`.)
     pub const MAJORITY: Threshold = Threshold::more_than(1, 2);
-    /// At least two thirds: the validator quorum.
-    pub const TWO_THIRDS: Threshold = Threshold::at_least(2, 3);
 
     /// Strictly more than `numerator / denominator` of the total weight.
     pub const fn more_than(numerator: u64, denominator: u64) -> Self {
@@ -333,10 +332,15 @@ mod tests {
     fn thresholds_compare_exactly() {
         assert!(!Threshold::MAJORITY.is_met(1, 2));
         assert!(Threshold::MAJORITY.is_met(2, 3));
-        assert!(Threshold::TWO_THIRDS.is_met(2, 3));
-        assert!(!Threshold::TWO_THIRDS.is_met(66, 100));
-        assert!(Threshold::TWO_THIRDS.is_met(u64::MAX / 3 * 2 + 1, u64::MAX));
-        assert_eq!(Threshold::TWO_THIRDS.to_string(), ">= 2/3");
+        let at_least_two_thirds = Threshold::at_least(2, 3);
+        assert!(at_least_two_thirds.is_met(2, 3));
+        assert!(!at_least_two_thirds.is_met(66, 100));
+        assert!(at_least_two_thirds.is_met(u64::MAX / 3 * 2 + 1, u64::MAX));
+        assert_eq!(at_least_two_thirds.to_string(), ">= 2/3");
+        let more_than_two_thirds = Threshold::more_than(2, 3);
+        assert!(!more_than_two_thirds.is_met(2, 3));
+        assert!(more_than_two_thirds.is_met(3, 4));
+        assert_eq!(more_than_two_thirds.to_string(), "> 2/3");
     }
 
     #[test]

@@ -7,13 +7,14 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use pyralog_consensus::{Engine, FinalityProof};
 use pyralog_consensus::{Validator, ValidatorSet, Vote, VoteKind};
 use pyralog_crypto::light::RecordQuery;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Checkpoint, ClusterId, Digest, Keypair, LogName, QuorumCertificate};
 use pyralog_node::chain::app::{Account, Anchor, ClusterRecord, account_key, anchor_key, cluster_key};
-use pyralog_node::chain::block::{ENGINE_TENDERMINT, Header, validators_hash};
+use pyralog_node::chain::block::{Header, validators_hash};
 use pyralog_node::chain::light::{
     FinalityEvidence, ProvenValue, TrustedHead, verify_adjacent, verify_finality,
 };
@@ -23,7 +24,7 @@ const CHAIN: &str = "pyralog-bench";
 const RECORDS: u64 = 100_000;
 const ACCOUNTS: usize = 10_000;
 
-fn commit(header: &Header, keys: &[Keypair]) -> QuorumCertificate<Vote> {
+fn commit(header: &Header, keys: &[Keypair]) -> FinalityProof {
     let vote = Vote {
         chain_id: CHAIN.into(),
         height: header.height,
@@ -31,10 +32,11 @@ fn commit(header: &Header, keys: &[Keypair]) -> QuorumCertificate<Vote> {
         kind: VoteKind::Precommit,
         block: Some(header.block_id()),
     };
-    QuorumCertificate {
+    let certificate = QuorumCertificate {
         signatures: keys.iter().map(|k| SignatureShare::sign(k, &vote)).collect(),
         message: vote,
-    }
+    };
+    FinalityProof::quorum(Engine::Tendermint, certificate)
 }
 
 fn header(height: u64, parent: Digest, state_root: Digest, set: &ValidatorSet) -> Header {
@@ -49,7 +51,7 @@ fn header(height: u64, parent: Digest, state_root: Digest, set: &ValidatorSet) -
         validators_hash: validators_hash(set.validators()),
         next_validators_hash: validators_hash(set.validators()),
         proposer: set.validators()[0].key,
-        engine: ENGINE_TENDERMINT.into(),
+        engine: Engine::Tendermint.name().into(),
     }
 }
 
@@ -109,7 +111,7 @@ fn bench_light(c: &mut Criterion) {
 
     let head = header(42, Digest([7; 32]), Digest(root), &set);
     let evidence = FinalityEvidence {
-        commit: commit(&head, &validators),
+        finality: commit(&head, &validators),
         header: head,
         cluster: prove(cluster_key(&cluster)),
         anchor: prove(anchor_key(&cluster, &log, 0)),
@@ -122,6 +124,7 @@ fn bench_light(c: &mut Criterion) {
         block_id: Digest([7; 32]),
         time_ms: 1,
         next_validators: set.validators().to_vec(),
+        engine: Engine::Tendermint,
     };
     let query = RecordQuery { cluster, log, partition: 0, offset };
     verify_finality(&trusted, &query, &evidence, Some(&old), Some(&consistency)).expect("the path verifies");

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use crate::links::ClusterNode;
 use anyhow::Context;
-use pyralog_consensus::ValidatorSet;
 use pyralog_consensus::app::ReplicatedApp;
-use pyralog_consensus::driver::{BlockStore, Driver, DriverConfig, DriverError, Progress, StoredBlock};
+use pyralog_consensus::driver::{
+    BlockStore, ChainStore, Driver, DriverConfig, DriverError, Progress, StoredBlock, Submitter,
+};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
+use pyralog_consensus::{Engine, ValidatorSet};
 use pyralog_crypto::{ClusterId, Keypair, PublicKey};
 use pyralog_node::chain::app::{ChainApp, ClusterRecord, cluster_key, read_state};
 use pyralog_node::chain::block::Header;
@@ -38,6 +40,8 @@ pub(crate) struct ChainService {
     pub(crate) progress: watch::Receiver<Progress>,
     /// Into the mempool.
     pub(crate) txs: mpsc::Sender<Vec<u8>>,
+    /// Into the mempool, with its answer (full, refused, queued).
+    pub(crate) submitter: Submitter,
     /// The overlay.
     pub(crate) p2p: P2pHandle,
 
@@ -79,8 +83,11 @@ impl ChainRuntime {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let blocks = BlockStore::open(&dir.join("blocks")).context("chain block store")?;
         let state = StateStore::open(&dir.join("state")).context("chain state store")?;
-        let app = ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public());
-        let checker = ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public());
+        let engine_kind = genesis.consensus.engine;
+        let app =
+            ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public()).with_engine(engine_kind);
+        let checker =
+            ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public()).with_engine(engine_kind);
         let propose = Duration::from_millis(section.propose_timeout_ms);
         let timeouts = Timeouts {
             propose,
@@ -89,7 +96,12 @@ impl ChainRuntime {
             rebroadcast: propose * 2,
             increase: propose / 2,
         };
-        let engine = TendermintEngine::new(genesis.chain_id.clone(), key.clone(), timeouts);
+        // One arm per engine the genesis file can name (the type is fixed per build of the
+        // driver, so a second engine will make this a match over boxed drivers).
+        let engine = match engine_kind {
+            Engine::Tendermint => TendermintEngine::new(genesis.chain_id.clone(), key.clone(), timeouts),
+            other => anyhow::bail!("this build of pyralog cannot run the {other} engine the genesis names"),
+        };
         let config = DriverConfig {
             chain_id: genesis.chain_id.clone(),
             validators: genesis_set.clone(),
@@ -108,6 +120,7 @@ impl ChainRuntime {
             checker,
             progress: driver.progress(),
             txs: driver.tx_sender(),
+            submitter: driver.submitter(),
             p2p: overlay.handle.clone(),
 
             anchoring: Default::default(),

@@ -1,4 +1,5 @@
-//! JSON-RPC of the chain: `chain_*` (headers, blocks, commits, validators, finalized heads),
+//! JSON-RPC of the chain: `chain_*` (headers, blocks, finality proofs and commits, validators,
+//! finalized heads),
 //! `state_*` (values and proofs), `tx_*` (submit, status) and `log_anchor`. Binary structures
 //! a light client verifies travel as 0x-hex of their canonical encoding (`encoded`) next to a
 //! readable JSON rendering.
@@ -10,6 +11,7 @@ use jsonrpsee::RpcModule;
 use jsonrpsee::core::server::PendingSubscriptionSink;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use pyralog_consensus::FinalityProof;
+use pyralog_consensus::driver::Admission;
 use pyralog_consensus::vote::CommitCertificate;
 use pyralog_crypto::Digest;
 use pyralog_node::chain::app::tx_location;
@@ -37,6 +39,7 @@ pub(crate) fn module(ctx: ChainCtx) -> RpcModule<ChainCtx> {
     register(&mut module, "chain_getHeader", get_header);
     register(&mut module, "chain_getBlock", get_block);
     register(&mut module, "chain_getCommit", get_commit);
+    register(&mut module, "chain_getFinality", get_finality);
     register(&mut module, "chain_getFinalizedHead", finalized_head);
     register(&mut module, "chain_getValidators", get_validators);
     register(&mut module, "state_get", state_get);
@@ -95,6 +98,17 @@ pub(crate) fn commit_json(commit: &CommitCertificate) -> Value {
     })
 }
 
+/// A finality proof as JSON: its engine and family, who signed it, and its postcard encoding
+/// (what a light client verifies).
+pub(crate) fn finality_json(proof: &FinalityProof) -> Value {
+    json!({
+        "engine": proof.engine().name(),
+        "family": proof.family(),
+        "signers": proof.signers().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "encoded": to_hex(&postcard::to_allocvec(proof).expect("proofs serialize")),
+    })
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct HeightParams {
@@ -129,10 +143,9 @@ fn block_at(
     })
 }
 
-fn commit_of(block: &pyralog_consensus::driver::StoredBlock) -> &CommitCertificate {
-    match &block.proof {
-        FinalityProof::Commit(commit) => commit,
-    }
+/// The block's commit certificate as JSON (`null` for engines whose proofs have none).
+fn commit_of(block: &pyralog_consensus::driver::StoredBlock) -> Value {
+    block.proof.commit_certificate().map_or(Value::Null, commit_json)
 }
 
 fn get_header(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
@@ -144,15 +157,37 @@ fn get_header(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
 fn get_commit(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
     let (_, block) = block_at(chain, height_param(&params)?)?;
-    Ok(commit_json(commit_of(&block)))
+    let commit = block.proof.commit_certificate().ok_or_else(|| {
+        let engine = block.proof.engine();
+        ErrorObject::owned(
+            codes::NO_COMMIT_CERTIFICATE,
+            format!(
+                "the {engine} engine proves finality without a commit certificate: use chain_getFinality"
+            ),
+            Some(json!({ "engine": engine.name() })),
+        )
+    })?;
+    Ok(commit_json(commit))
+}
+
+fn get_finality(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let (header, block) = block_at(chain, height_param(&params)?)?;
+    let mut answer = finality_json(&block.proof);
+    answer["height"] = json!(header.height);
+    answer["blockId"] = json!(to_hex(&block.block.0));
+    Ok(answer)
 }
 
 fn finalized_head(ctx: &ChainCtx, _: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
     let (header, block) = block_at(chain, None)?;
-    Ok(
-        json!({ "height": header.height, "header": header_json(&header), "commit": commit_json(commit_of(&block)) }),
-    )
+    Ok(json!({
+        "height": header.height,
+        "header": header_json(&header),
+        "commit": commit_of(&block),
+        "finality": finality_json(&block.proof),
+    }))
 }
 
 fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
@@ -176,7 +211,12 @@ fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
             json!({ "bytes": to_hex(bytes), "decoded": summary })
         })
         .collect();
-    Ok(json!({ "header": header_json(&header), "txs": txs, "commit": commit_json(commit_of(&block)) }))
+    Ok(json!({
+        "header": header_json(&header),
+        "txs": txs,
+        "commit": commit_of(&block),
+        "finality": finality_json(&block.proof),
+    }))
 }
 
 fn action_name(signed: &SignedTx) -> &'static str {
@@ -279,8 +319,18 @@ async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
     if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
         return Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>));
     }
-    chain.txs.send(bytes).await.map_err(|_| internal("the chain driver stopped"))?;
-    Ok(json!({ "id": to_hex(&signed.id().0) }))
+    let id = to_hex(&signed.id().0);
+    match chain.submitter.submit(bytes).await.map_err(internal)? {
+        Admission::Queued | Admission::AlreadyKnown => Ok(json!({ "id": id })),
+        Admission::MempoolFull { capacity } => Err(ErrorObject::owned(
+            codes::MEMPOOL_FULL,
+            format!(
+                "the mempool is full ({capacity} transactions); the transaction was dropped, retry later"
+            ),
+            Some(json!({ "capacity": capacity })),
+        )),
+        Admission::Rejected(reason) => Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>)),
+    }
 }
 
 #[derive(Deserialize)]

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pyralog_consensus::Validator;
-use pyralog_consensus::vote::CommitCertificate;
+use pyralog_consensus::{FinalityProof, Validator};
 use pyralog_crypto::light::RecordQuery;
 use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof};
 use pyralog_crypto::{ClusterId, LogName, PublicKey};
@@ -73,17 +72,17 @@ impl LightState {
     }
 }
 
-/// A header and its commit at `height`, as the server says.
-async fn header_at(rpc: &str, height: u64) -> anyhow::Result<(Header, CommitCertificate)> {
+/// A header and its finality proof at `height`, as the server says.
+async fn header_at(rpc: &str, height: u64) -> anyhow::Result<(Header, FinalityProof)> {
     let header = call(rpc, "chain_getHeader", json!({ "height": height })).await?;
     let header = Header::decode(&unhex(&header["encoded"], "header.encoded")?).map_err(anyhow::Error::msg)?;
     if header.height != height {
         bail!("asked for header {height}, got header {}", header.height);
     }
-    let commit = call(rpc, "chain_getCommit", json!({ "height": height })).await?;
-    let commit: CommitCertificate = postcard::from_bytes(&unhex(&commit["encoded"], "commit.encoded")?)
-        .context("undecodable commit certificate")?;
-    Ok((header, commit))
+    let finality = call(rpc, "chain_getFinality", json!({ "height": height })).await?;
+    let proof: FinalityProof = postcard::from_bytes(&unhex(&finality["encoded"], "finality.encoded")?)
+        .context("undecodable finality proof")?;
+    Ok((header, proof))
 }
 
 /// The validators of `height`, as the server says (checked against header hashes by the caller).
@@ -114,16 +113,16 @@ async fn step(
     trusted: &TrustedHead,
     height: u64,
 ) -> anyhow::Result<Result<TrustedHead, ChainLightError>> {
-    let (header, commit) = header_at(rpc, height).await?;
+    let (header, proof) = header_at(rpc, height).await?;
     let next = announced_next(rpc, &header).await?;
     if height == trusted.height + 1 {
-        return Ok(verify_adjacent(trusted, &header, &commit, next.as_deref()));
+        return Ok(verify_adjacent(trusted, &header, &proof, next.as_deref()));
     }
     let validators = match header.validators_hash == trusted_hash(trusted) {
         true => trusted.next_validators.clone(),
         false => validators_at(rpc, height).await?,
     };
-    Ok(verify_skipping(trusted, &header, &commit, &validators, next.as_deref()))
+    Ok(verify_skipping(trusted, &header, &proof, &validators, next.as_deref()))
 }
 
 fn trusted_hash(trusted: &TrustedHead) -> pyralog_crypto::Digest {
@@ -136,7 +135,11 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
     let mut state = match LightState::load(&args.state)? {
         Some(state) => state,
         None => LightState {
-            head: TrustedHead::genesis(&genesis.chain_id, &genesis.validator_set()?),
+            head: TrustedHead::genesis(
+                &genesis.chain_id,
+                genesis.consensus.engine,
+                &genesis.validator_set()?,
+            ),
             anchors: BTreeMap::new(),
         },
     };
@@ -145,6 +148,13 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
             "the state file follows chain {:?}, the genesis is {:?}",
             state.head.chain_id,
             genesis.chain_id
+        );
+    }
+    if state.head.engine != genesis.consensus.engine {
+        bail!(
+            "the state file follows a {} chain, the genesis names {}",
+            state.head.engine,
+            genesis.consensus.engine
         );
     }
     let from = state.head.height;
@@ -256,7 +266,8 @@ pub(crate) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
             "height": header.height,
             "blockId": to_hex(&header.block_id().0),
             "stateRoot": to_hex(&header.state_root.0),
-            "signatures": evidence.commit.signatures.len(),
+            "engine": evidence.finality.engine().name(),
+            "signatures": evidence.finality.signers().len(),
             "anchoredSize": anchored.size,
             "anchoredRoot": to_hex(&anchored.root.0),
             "trustedHeight": state.head.height,

@@ -12,7 +12,6 @@
 
 use crate::links::ClusterNode;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
-use pyralog_consensus::FinalityProof;
 use pyralog_crypto::{ClusterId, LogName};
 use pyralog_node::chain::app::{Anchor, anchor_key, cluster_key};
 use pyralog_node::chain::light::{FinalityEvidence, ProvenValue};
@@ -117,10 +116,9 @@ pub(crate) async fn get_proof(
         consistency_from: p.trusted_size,
     };
     let answer = fetch(node, Some(chain), &own, &cluster, &request).await?;
-    let FinalityProof::Commit(commit) = block.proof;
     let evidence = FinalityEvidence {
         header: header.clone(),
-        commit,
+        finality: block.proof,
         cluster: registration,
         anchor: anchor_value,
         record: answer.encoded.clone(),

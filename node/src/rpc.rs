@@ -54,6 +54,8 @@ pub(crate) mod codes {
     pub(crate) const NOT_CERTIFIED: i32 = 1012;
     /// The write's outcome is unknown (no commit in time).
     pub(crate) const TIMEOUT: i32 = 1013;
+    /// No leader of the partition was elected within the write's wait; nothing was written.
+    pub(crate) const NO_LEADER: i32 = 1014;
     /// The cluster refused the change (log exists, not enough members, ...).
     pub(crate) const REJECTED: i32 = 1020;
     /// The node failed (storage, Raft).
@@ -74,6 +76,11 @@ pub(crate) mod codes {
     pub(crate) const CLUSTER_UNREACHABLE: i32 = 1044;
     /// The node runs no chain (no `[chain]` section).
     pub(crate) const NO_CHAIN: i32 = 1045;
+    /// The chain's engine proves finality without a commit certificate (`chain_getCommit`);
+    /// `chain_getFinality` serves its proof.
+    pub(crate) const NO_COMMIT_CERTIFICATE: i32 = 1046;
+    /// The mempool is full: the transaction was dropped; `data.capacity`. Retry later.
+    pub(crate) const MEMPOOL_FULL: i32 = 1047;
 }
 
 type Node = ClusterNode;
@@ -193,8 +200,13 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 
 /// Maps engine errors to stable codes, with the details a client needs in `data`.
 pub(crate) fn cluster_error(err: ClusterError) -> ErrorObjectOwned {
+    cluster_error_ref(&err)
+}
+
+/// [`cluster_error`] of a shared error (a partition's batch shares one error among its records).
+pub(crate) fn cluster_error_ref(err: &ClusterError) -> ErrorObjectOwned {
     let message = err.to_string();
-    let (code, data) = match &err {
+    let (code, data) = match err {
         ClusterError::UnknownLog(_) => (codes::UNKNOWN_LOG, None),
         ClusterError::UnknownPartition { partitions, .. } => {
             (codes::UNKNOWN_PARTITION, Some(json!({ "partitions": partitions })))
@@ -218,6 +230,9 @@ pub(crate) fn cluster_error(err: ClusterError) -> ErrorObjectOwned {
         }
         ClusterError::NotCertified { .. } => (codes::NOT_CERTIFIED, None),
         ClusterError::Timeout { .. } => (codes::TIMEOUT, None),
+        ClusterError::NoLeader { waited, .. } => {
+            (codes::NO_LEADER, Some(json!({ "waitedMs": waited.as_millis() as u64 })))
+        }
         ClusterError::Rejected(_) => (codes::REJECTED, None),
         _ => (codes::INTERNAL, None),
     };
@@ -392,31 +407,41 @@ async fn append(node: &Node, params: Params<'static>) -> RpcResult {
         Some(partition) => node.append_to(&p.log, partition, records).await.map_err(cluster_error)?,
         None => {
             let results = node.append(&p.log, records).await.map_err(cluster_error)?;
-            let mut receipts = Vec::with_capacity(results.len());
-            for result in results {
-                // Records of other partitions may be stored already: say which, in `data`.
-                match result {
-                    Ok(receipt) => receipts.push(receipt),
-                    Err(err) => {
-                        let err = std::sync::Arc::try_unwrap(err)
-                            .unwrap_or_else(|shared| ClusterError::Io(shared.to_string()));
-                        let mut object = cluster_error(err);
-                        let written: Vec<Value> = receipts.iter().map(receipt_json).collect();
-                        object = ErrorObject::owned(
-                            object.code(),
-                            object.message().to_owned(),
-                            Some(
-                                json!({ "detail": object.data().map(|d| d.get()), "writtenBefore": written }),
-                            ),
-                        );
-                        return Err(object);
-                    }
-                }
-            }
-            receipts
+            partial_append(results)?
         }
     };
     Ok(Value::Array(receipts.iter().map(receipt_json).collect()))
+}
+
+/// The receipts of a keyed append whose partitions all succeeded; otherwise the first failure's
+/// own code and message (`NotLeader` keeps its leader hint, `Timeout` its "outcome unknown"),
+/// with `data.written`: every record other partitions stored (request `index` and receipt),
+/// and `data.failed`: the indices of the records whose outcome is that error.
+fn partial_append(
+    results: Vec<Result<AppendReceipt, std::sync::Arc<ClusterError>>>,
+) -> Result<Vec<AppendReceipt>, ErrorObjectOwned> {
+    let Some(first) = results.iter().find_map(|r| r.as_ref().err()).cloned() else {
+        return Ok(results.into_iter().flatten().collect());
+    };
+    let object = cluster_error_ref(&first);
+    let mut written = Vec::new();
+    let mut failed = Vec::new();
+    for (index, result) in results.iter().enumerate() {
+        match result {
+            Ok(receipt) => {
+                let mut receipt = receipt_json(receipt);
+                receipt["index"] = json!(index);
+                written.push(receipt);
+            }
+            Err(_) => failed.push(index),
+        }
+    }
+    let detail = object.data().and_then(|d| serde_json::from_str::<Value>(d.get()).ok());
+    Err(ErrorObject::owned(
+        object.code(),
+        object.message().to_owned(),
+        Some(json!({ "detail": detail, "written": written, "failed": failed })),
+    ))
 }
 
 #[derive(Deserialize)]

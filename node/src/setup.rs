@@ -8,7 +8,9 @@ use pyralog_crypto::Keypair;
 use pyralog_crypto::keys::{load_key_file, write_key_file};
 
 use pyralog_crypto::ClusterId;
-use pyralog_node::chain::genesis::{GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator};
+use pyralog_node::chain::genesis::{
+    ConsensusGenesis, GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator,
+};
 
 use crate::config::{
     BasePath, ChainSection, ClusterSection, Config, LinkTransport, MemberEntry, MetricsSection, NodeSection,
@@ -164,6 +166,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
             members: vec![key.public()],
             peers: vec![dialable(&args.p2p_addr, &key.public())],
         }],
+        consensus: ConsensusGenesis::default(),
     };
     write_base_path(&base, &config)?;
     write_genesis_new(&base, &genesis)?;
@@ -213,6 +216,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
         validators: keys.iter().map(|k| GenesisValidator { public_key: *k, power: 1 }).collect(),
         accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
         clusters,
+        consensus: ConsensusGenesis::default(),
     };
     for c in 0..args.clusters {
         let first = c * args.nodes;

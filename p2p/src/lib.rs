@@ -92,6 +92,8 @@ pub struct Status {
     pub connected: Vec<PeerId>,
     /// Banned peers.
     pub banned: Vec<PeerId>,
+    /// Incoming connections refused because their peer was banned (since start).
+    pub refused_banned: u64,
     /// Peers subscribed to the consensus topic.
     pub consensus_peers: usize,
 }

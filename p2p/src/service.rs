@@ -8,9 +8,9 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
+use libp2p::swarm::{ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, kad};
 use pyralog_consensus::driver::{NetError, NetEvent};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -66,6 +66,8 @@ pub(crate) struct Service {
     connected: HashMap<PeerId, usize>,
     faults: HashMap<PeerId, u32>,
     bans: HashMap<PeerId, Instant>,
+    /// Connections refused because their peer is banned.
+    refused_banned: u64,
     requests: HashMap<OutboundRequestId, AnswerTo>,
     answers: FuturesUnordered<PendingAnswer>,
     /// Transactions waiting to be gossiped as one message.
@@ -93,6 +95,7 @@ impl Service {
             connected: HashMap::new(),
             faults: HashMap::new(),
             bans: HashMap::new(),
+            refused_banned: 0,
             requests: HashMap::new(),
             answers: FuturesUnordered::new(),
             tx_batch: Vec::new(),
@@ -180,6 +183,7 @@ impl Service {
             listen_addrs: self.swarm.listeners().cloned().collect(),
             connected,
             banned,
+            refused_banned: self.refused_banned,
             consensus_peers: self
                 .swarm
                 .behaviour()
@@ -245,6 +249,12 @@ impl Service {
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
+            SwarmEvent::IncomingConnectionError { error: ListenError::Denied { cause }, peer_id, .. }
+                if cause.downcast_ref::<allow_block_list::Blocked>().is_some() =>
+            {
+                self.refused_banned += 1;
+                tracing::debug!(peer = ?peer_id, "connection of a banned peer refused");
+            }
             _ => {}
         }
     }

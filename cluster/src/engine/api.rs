@@ -33,6 +33,8 @@ use crate::transport::{CallError, ForwardRefusal, RaftRequest, RaftResponse, Tra
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 /// How long a write waits for its commit before answering [`ClusterError::Timeout`].
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a write to a partition without a leader waits for one to be elected.
+const ELECTION_WAIT: Duration = Duration::from_secs(10);
 
 /// Where one appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,29 +476,24 @@ impl<T: Transport> ClusterNode<T> {
     }
 
     /// Writes one partition's records: through the local replica when it leads, otherwise
-    /// forwarded (one hop) to the leader this node knows of.
+    /// forwarded (one hop) to the leader this node knows of. A partition between leaders (an
+    /// election after a restart or a failure) is waited for, within [`ELECTION_WAIT`], as etcd's
+    /// clients wait, rather than failed at once; then [`ClusterError::NoLeader`].
     fn write_partition(
         &self,
         id: PartitionId,
         records: Vec<Record>,
     ) -> impl Future<Output = Result<Vec<AppendReceipt>, ClusterError>> + Send + 'static {
         let replica = self.replica(id);
-        let leads =
-            replica.as_ref().is_some_and(|r| r.raft().metrics().borrow().state == ServerState::Leader);
-        // Only a write this node does not lead needs the leader's whereabouts.
-        let forward_to = (!leads).then(|| self.not_leader(id));
         let shared = self.shared.clone();
         async move {
-            let written = match (replica, forward_to) {
-                (Some(replica), None) => {
+            let written = match route(&shared, replica.as_ref(), id).await? {
+                Route::Local => {
+                    let replica = replica.expect("a node leads only partitions it holds");
                     let written = tokio::time::timeout(WRITE_TIMEOUT, replica.append(records)).await;
                     written.map_err(|_| ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT })??
                 }
-                (_, Some(ClusterError::NotLeader { leader: Some(leader), leader_addr: Some(addr), .. })) => {
-                    forward_append(&shared, id, leader, addr, records).await?
-                }
-                (_, Some(not_leader)) => return Err(not_leader),
-                (None, None) => unreachable!("a node without the replica does not lead it"),
+                Route::Forward { leader, addr } => forward_append(&shared, id, leader, addr, records).await?,
             };
             Ok(written
                 .outcomes
@@ -510,18 +507,6 @@ impl<T: Transport> ClusterNode<T> {
                 })
                 .collect())
         }
-    }
-
-    /// The error for a write to a partition this node does not lead, with the best hint known.
-    fn not_leader(&self, id: PartitionId) -> ClusterError {
-        let global = self.shared.global.state();
-        let global = global.borrow();
-        let leader = self
-            .replica(id)
-            .and_then(|r| r.leader())
-            .or_else(|| global.partitions.get(&id).and_then(|p| p.leader));
-        let leader_addr = leader.and_then(|l| global.members.get(&l)).map(|m| m.addr.clone());
-        ClusterError::NotLeader { partition: Some(id), leader, leader_addr }
     }
 
     fn local_replica(&self, log: &str, partition: u32) -> Result<Arc<PartitionReplica>, ClusterError> {
@@ -557,6 +542,59 @@ impl<T: Transport> ClusterNode<T> {
         let leader_addr =
             leader.and_then(|l| self.shared.global.state().borrow().members.get(&l).map(|m| m.addr.clone()));
         Err(ClusterError::NotLeader { partition: None, leader, leader_addr })
+    }
+}
+
+/// Where a write to a partition goes.
+enum Route {
+    /// This node leads it.
+    Local,
+    /// Its leader, and that leader's address.
+    Forward { leader: NodeId, addr: String },
+}
+
+/// Where a write to partition `id` goes, waiting up to [`ELECTION_WAIT`] for a leader to be
+/// elected (and its address known) when none is: on the local replica's Raft metrics and the
+/// global state, whichever changes first.
+async fn route<T: Transport>(
+    shared: &super::Shared<T>,
+    replica: Option<&Arc<PartitionReplica>>,
+    id: PartitionId,
+) -> Result<Route, ClusterError> {
+    let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
+    let mut metrics = replica.map(|r| r.raft().metrics());
+    let mut global = shared.global.state();
+    loop {
+        if replica.is_some_and(|r| r.raft().metrics().borrow().state == ServerState::Leader) {
+            return Ok(Route::Local);
+        }
+        let known = {
+            let state = global.borrow_and_update();
+            let leader =
+                replica.and_then(|r| r.leader()).or_else(|| state.partitions.get(&id).and_then(|p| p.leader));
+            let addr = leader.and_then(|l| state.members.get(&l)).map(|m| m.addr.clone());
+            leader.zip(addr)
+        };
+        match known {
+            // A leader this node believes is itself but that is not leading yet (it just lost or
+            // is taking office) is waited for like an election.
+            Some((leader, addr)) if leader != shared.id => return Ok(Route::Forward { leader, addr }),
+            _ => {}
+        }
+        let changed = async {
+            match metrics.as_mut() {
+                Some(metrics) => tokio::select! {
+                    _ = metrics.changed() => {}
+                    _ = global.changed() => {}
+                },
+                None => {
+                    let _ = global.changed().await;
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return Err(ClusterError::NoLeader { partition: id, waited: ELECTION_WAIT });
+        }
     }
 }
 

@@ -72,7 +72,7 @@ pub enum ClusterError {
     },
     /// This node does not lead the partition (or the global group, if `partition` is `None`);
     /// retry at the hinted leader.
-    #[error("not the leader of {}; leader is {leader:?} at {leader_addr:?}", partition.map_or("the global group".to_owned(), |p| p.to_string()))]
+    #[error("not the leader of {}; {}", partition.map_or("the global group".to_owned(), |p| format!("partition {p}")), leader_hint(*leader, leader_addr.as_deref()))]
     NotLeader {
         /// The partition; `None` for the global group.
         partition: Option<PartitionId>,
@@ -80,6 +80,15 @@ pub enum ClusterError {
         leader: Option<NodeId>,
         /// Its RPC address, if known.
         leader_addr: Option<String>,
+    },
+    /// No leader was elected for the partition within the write's timeout (an election that
+    /// does not end: too few replicas up). Nothing was written.
+    #[error("no leader of partition {partition} was elected within {} ms; nothing was written", waited.as_millis())]
+    NoLeader {
+        /// The partition.
+        partition: PartitionId,
+        /// How long the write waited for an election.
+        waited: std::time::Duration,
     },
     /// This node holds no replica of the partition; ask one of `replicas`.
     #[error("this node has no replica of partition {partition}; replicas are {replicas:?}")]
@@ -107,7 +116,7 @@ pub enum ClusterError {
     },
     /// The write got no answer in time: it may or may not be stored. Retry with an idempotent
     /// producer to avoid a duplicate.
-    #[error("no answer from partition {partition} within {after:?}; the write may or may not be stored")]
+    #[error("no answer from partition {partition} within {} ms; the write may or may not be stored", after.as_millis())]
     Timeout {
         /// The partition.
         partition: PartitionId,
@@ -151,5 +160,14 @@ impl From<ReplicaError> for ClusterError {
             ReplicaError::Storage(err) => ClusterError::Storage(err),
             other => ClusterError::Replica(other),
         }
+    }
+}
+
+/// "the leader is node 2 at 127.0.0.1:7001", or what of it is known.
+fn leader_hint(leader: Option<NodeId>, addr: Option<&str>) -> String {
+    match (leader, addr) {
+        (Some(leader), Some(addr)) => format!("the leader is node {leader} at {addr}"),
+        (Some(leader), None) => format!("the leader is node {leader} (address unknown)"),
+        (None, _) => "no leader is known".to_owned(),
     }
 }

@@ -1,6 +1,7 @@
-//! The driver's storage on RocksDB: committed blocks with their finality proofs, validator-set
-//! changes, and the engine's write-ahead log. Every write is synced before the driver goes on: a block is not
-//! applied, and a vote not sent, before it is durable.
+//! The driver's storage: committed blocks with their finality proofs, validator-set changes, and
+//! the engine's write-ahead log, behind the [`ChainStore`] trait. [`BlockStore`] keeps them in
+//! RocksDB (the node); [`MemoryStore`](super::MemoryStore) in memory (the simulator, which keeps
+//! a node's store across its crashes).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,7 +50,61 @@ pub enum StoreError {
     },
 }
 
-/// Blocks and the engine's WAL. Clones share one database: the driver writes, readers (RPC)
+/// What the driver stores. Clones share one store: the driver writes, readers (RPC, sync) read.
+///
+/// Durability contract: every write method returns only once what it wrote survives a crash of
+/// the process (RocksDB: a synced write). The driver relies on it: a block is not applied, and a
+/// vote not sent, before it is durable.
+pub trait ChainStore: Clone + Send + Sync + 'static {
+    /// Where the store lives, for errors that an operator must act on (a path).
+    fn location(&self) -> String;
+
+    /// The highest committed height (0: none).
+    fn last_height(&self) -> Result<u64, StoreError>;
+
+    /// The block at `height`, if committed.
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StoreError>;
+
+    /// Up to `max` consecutive blocks from `from`.
+    fn blocks_from(&self, from: u64, max: usize) -> Result<Vec<StoredBlock>, StoreError> {
+        let mut blocks = Vec::new();
+        for height in from.. {
+            if blocks.len() >= max {
+                break;
+            }
+            match self.block(height)? {
+                Some(block) => blocks.push(block),
+                None => break,
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// Stores a committed block, durably.
+    fn put_block(&self, block: &StoredBlock) -> Result<(), StoreError>;
+
+    /// Records, durably, that `set` decides from `height` on (a validator update).
+    fn put_validator_set(&self, height: u64, set: &ValidatorSet) -> Result<(), StoreError>;
+
+    /// Every recorded validator-set change, by the height it takes effect at.
+    fn validator_sets(&self) -> Result<BTreeMap<u64, ValidatorSet>, StoreError>;
+
+    /// Appends WAL entries `(height, entry)` in order, durably, with one sync (group commit).
+    fn append_wal_batch(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StoreError>;
+
+    /// Appends an engine WAL entry of `height`, durably.
+    fn append_wal(&self, height: u64, entry: &[u8]) -> Result<(), StoreError> {
+        self.append_wal_batch(&[(height, entry.to_vec())])
+    }
+
+    /// The WAL entries of `height` and above, in the order they were appended.
+    fn wal_from(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Forgets WAL entries below `height` (committed heights are never replayed).
+    fn prune_wal_below(&self, height: u64) -> Result<(), StoreError>;
+}
+
+/// The node's [`ChainStore`]: blocks and the engine's WAL in RocksDB. Clones share one database: the driver writes, readers (RPC)
 /// read.
 #[derive(Clone)]
 pub struct BlockStore {
@@ -105,14 +160,20 @@ impl BlockStore {
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db.cf_handle(name).expect("created at open")
     }
+}
+
+impl ChainStore for BlockStore {
+    fn location(&self) -> String {
+        self.db.path().display().to_string()
+    }
 
     /// The highest committed height (0: none).
-    pub fn last_height(&self) -> Result<u64, StoreError> {
+    fn last_height(&self) -> Result<u64, StoreError> {
         Ok(self.last_key(BLOCKS, "block key")?.unwrap_or(0))
     }
 
     /// The block at `height`, if committed.
-    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, StoreError> {
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StoreError> {
         let Some(bytes) = self.db.get_cf(self.cf(BLOCKS), height.to_be_bytes())? else { return Ok(None) };
         postcard::from_bytes(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
             what: "block",
@@ -121,35 +182,20 @@ impl BlockStore {
         })
     }
 
-    /// Up to `max` consecutive blocks from `from`.
-    pub fn blocks_from(&self, from: u64, max: usize) -> Result<Vec<StoredBlock>, StoreError> {
-        let mut blocks = Vec::new();
-        for height in from.. {
-            if blocks.len() >= max {
-                break;
-            }
-            match self.block(height)? {
-                Some(block) => blocks.push(block),
-                None => break,
-            }
-        }
-        Ok(blocks)
-    }
-
     /// Stores a committed block, durably.
-    pub fn put_block(&self, block: &StoredBlock) -> Result<(), StoreError> {
+    fn put_block(&self, block: &StoredBlock) -> Result<(), StoreError> {
         let bytes = postcard::to_allocvec(block).expect("blocks serialize");
         Ok(self.db.put_cf_opt(self.cf(BLOCKS), block.height.to_be_bytes(), bytes, &synced())?)
     }
 
     /// Records, durably, that `set` decides from `height` on (a validator update).
-    pub fn put_validator_set(&self, height: u64, set: &ValidatorSet) -> Result<(), StoreError> {
+    fn put_validator_set(&self, height: u64, set: &ValidatorSet) -> Result<(), StoreError> {
         let bytes = postcard::to_allocvec(set.validators()).expect("validators serialize");
         Ok(self.db.put_cf_opt(self.cf(VALIDATORS), height.to_be_bytes(), bytes, &synced())?)
     }
 
     /// Every recorded validator-set change, by the height it takes effect at.
-    pub fn validator_sets(&self) -> Result<BTreeMap<u64, ValidatorSet>, StoreError> {
+    fn validator_sets(&self) -> Result<BTreeMap<u64, ValidatorSet>, StoreError> {
         let mut sets = BTreeMap::new();
         for item in self.db.iterator_cf(self.cf(VALIDATORS), IteratorMode::Start) {
             let (key, value) = item?;
@@ -162,13 +208,8 @@ impl BlockStore {
         Ok(sets)
     }
 
-    /// Appends an engine WAL entry of `height`, durably.
-    pub fn append_wal(&self, height: u64, entry: &[u8]) -> Result<(), StoreError> {
-        self.append_wal_batch(&[(height, entry.to_vec())])
-    }
-
     /// Appends WAL entries `(height, entry)` in order, durably, with one fsync (group commit).
-    pub fn append_wal_batch(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+    fn append_wal_batch(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for (height, entry) in entries {
             let next = self.next_wal.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +220,7 @@ impl BlockStore {
     }
 
     /// The WAL entries of `height` and above, in the order they were appended.
-    pub fn wal_from(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn wal_from(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut entries = Vec::new();
         for item in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
             let (key, value) = item?;
@@ -192,7 +233,7 @@ impl BlockStore {
     }
 
     /// Forgets WAL entries below `height` (committed heights are never replayed).
-    pub fn prune_wal_below(&self, height: u64) -> Result<(), StoreError> {
+    fn prune_wal_below(&self, height: u64) -> Result<(), StoreError> {
         let mut doomed = Vec::new();
         for item in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
             let (key, value) = item?;

@@ -1,15 +1,12 @@
-//! What can go wrong in a simulated run, chosen from the seed, and what Byzantine validators do
-//! to the messages they send.
+//! What can go wrong in a simulated run, chosen from the seed: the network's faults, crashes,
+//! Byzantine validators, weighted validator sets and their changes; and how a Byzantine
+//! validator's behaviour turns its messages into what it sends (through the engine's
+//! [`Adversary`]).
 
-use malachitebft_core_consensus::SignedConsensusMsg;
-use malachitebft_core_types::{NilOrVal, Round, SignedMessage};
 use pyralog_crypto::Keypair;
-use pyralog_crypto::quorum::Signable;
 
-use super::SIM_CHAIN;
+use super::adversary::Adversary;
 use super::rng::SimRng;
-use crate::tendermint::context::{Payload, PayloadId, Sig};
-use crate::tendermint::wire;
 
 /// How a validator behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +31,19 @@ pub struct Crash {
     pub at_ms: u64,
     /// For how long.
     pub down_for_ms: u64,
+    /// How many of its last commits the app loses (its disk lagged the block store): the
+    /// driver's handshake must replay them and reach the same app hash.
+    pub app_loses: u64,
+}
+
+/// A validator-set change: the app returns these power updates when it finalizes `height`, so
+/// they decide from `height + 2` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetChange {
+    /// The height whose block makes the change.
+    pub height: u64,
+    /// `(validator index, new power)`; power 0 removes.
+    pub powers: Vec<(usize, u64)>,
 }
 
 /// A network partition: `side` cannot talk to the rest between `from_ms` and `until_ms`.
@@ -59,8 +69,14 @@ impl Partition {
 pub struct Scenario {
     /// The seed everything random comes from.
     pub seed: u64,
-    /// Validators (equal power).
+    /// Validators.
     pub validators: usize,
+    /// Each validator's voting power at genesis.
+    pub powers: Vec<u64>,
+    /// Validator-set changes made by the app.
+    pub set_changes: Vec<SetChange>,
+    /// The pause between a commit and the next height (the driver's block interval).
+    pub block_interval_ms: u64,
     /// Every honest validator must commit up to here.
     pub target_height: u64,
     /// Message latency, uniform in this range (ms); messages reorder freely within it.
@@ -73,18 +89,21 @@ pub struct Scenario {
     pub partition: Option<Partition>,
     /// Crashes and restarts.
     pub crashes: Vec<Crash>,
-    /// Byzantine validators (at most f = (n - 1) / 3 of them).
+    /// Byzantine validators (less than a third of the power at every height).
     pub byzantine: Vec<(usize, Behaviour)>,
     /// Give up (liveness failure) after this much virtual time.
     pub deadline_ms: u64,
 }
 
 impl Scenario {
-    /// A fault-free run.
+    /// A fault-free run with equal powers.
     pub fn calm(seed: u64, validators: usize) -> Self {
         Scenario {
             seed,
             validators,
+            powers: vec![1; validators],
+            set_changes: Vec::new(),
+            block_interval_ms: 0,
             target_height: 6,
             delay_ms: (1, 10),
             drop_permille: 0,
@@ -96,14 +115,24 @@ impl Scenario {
         }
     }
 
-    /// Faults drawn from `seed`: latency, loss, duplication, maybe a partition, maybe a crash, and
-    /// up to f Byzantine validators.
+    /// Faults drawn from `seed`: latency, loss, duplication, maybe a partition, maybe a crash
+    /// (with an app that lost commits), maybe weighted powers and a set change, and Byzantine
+    /// validators holding less than a third of the power.
     pub fn from_seed(seed: u64, validators: usize) -> Self {
         let mut rng = SimRng::new(seed ^ 0x5ce9_a410);
         let f = (validators - 1) / 3;
         let mut nodes: Vec<usize> = (0..validators).collect();
         shuffle(&mut nodes, &mut rng);
-        let byzantine_count = rng.below(f as u64 + 1) as usize;
+        let powers: Vec<u64> = if rng.chance(300) {
+            (0..validators).map(|_| 1 + rng.below(4)).collect()
+        } else {
+            vec![1; validators]
+        };
+        let total: u64 = powers.iter().sum();
+        let mut byzantine_count = rng.below(f as u64 + 1) as usize;
+        while 3 * nodes[..byzantine_count].iter().map(|&n| powers[n]).sum::<u64>() >= total {
+            byzantine_count -= 1;
+        }
         let byzantine = nodes[..byzantine_count]
             .iter()
             .map(|&node| {
@@ -117,7 +146,16 @@ impl Scenario {
             .collect();
         let crashes = if rng.chance(500) {
             let node = nodes[byzantine_count];
-            vec![Crash { node, at_ms: 200 + rng.below(3000), down_for_ms: 200 + rng.below(3000) }]
+            let app_loses = rng.below(3);
+            vec![Crash { node, at_ms: 200 + rng.below(3000), down_for_ms: 200 + rng.below(3000), app_loses }]
+        } else {
+            Vec::new()
+        };
+        // Only honest power grows, so the Byzantine stay below a third.
+        let set_changes = if rng.chance(400) {
+            let node = nodes[byzantine_count + rng.below((validators - byzantine_count) as u64) as usize];
+            let height = 2 + rng.below(2);
+            vec![SetChange { height, powers: vec![(node, powers[node] + 1 + rng.below(3))] }]
         } else {
             Vec::new()
         };
@@ -130,9 +168,13 @@ impl Scenario {
             Partition { from_ms, until_ms: from_ms + 300 + rng.below(3000), side }
         });
         let max_delay = 2 + rng.below(60);
+        let block_interval_ms = if rng.chance(500) { 0 } else { 1 + rng.below(30) };
         Scenario {
             seed,
             validators,
+            powers,
+            set_changes,
+            block_interval_ms,
             target_height: 6,
             delay_ms: (1, max_delay),
             drop_permille: (rng.below(4) * 20) as u32,
@@ -142,6 +184,17 @@ impl Scenario {
             byzantine,
             deadline_ms: 300_000,
         }
+    }
+
+    /// The powers deciding `height`: genesis, then each change from two heights after its block.
+    pub fn powers_at(&self, height: u64) -> Vec<u64> {
+        let mut powers = self.powers.clone();
+        for change in self.set_changes.iter().filter(|c| c.height + 2 <= height) {
+            for &(node, power) in &change.powers {
+                powers[node] = power;
+            }
+        }
+        powers
     }
 
     /// How validator `node` behaves.
@@ -161,6 +214,7 @@ fn shuffle(items: &mut [usize], rng: &mut SimRng) {
 /// Byzantine validator) in place of `bytes` (nothing, one message, or two).
 pub(super) fn tamper(
     behaviour: Behaviour,
+    adversary: &dyn Adversary,
     key: &Keypair,
     to: usize,
     victim: bool,
@@ -170,56 +224,16 @@ pub(super) fn tamper(
     match behaviour {
         Behaviour::Honest => vec![bytes.to_vec()],
         Behaviour::Silent => Vec::new(),
-        // Every encoding ends with the signature: flipping its last byte breaks it.
-        Behaviour::BadSignatures if rng.chance(500) => {
-            let mut broken = bytes.to_vec();
-            if let Some(last) = broken.last_mut() {
-                *last ^= 0x01;
-            }
-            vec![broken]
-        }
+        Behaviour::BadSignatures if rng.chance(500) => vec![adversary.break_signature(bytes)],
         Behaviour::BadSignatures => vec![bytes.to_vec()],
         Behaviour::Equivocate if victim && to % 2 == 1 => {
-            vec![conflicting(key, bytes, rng).unwrap_or_else(|| bytes.to_vec())]
+            vec![adversary.conflicting(key, bytes).unwrap_or_else(|| bytes.to_vec())]
         }
         // Half the time an even peer sees both proposals: it must report the equivocation.
-        Behaviour::Equivocate if victim && is_proposal(bytes) && rng.chance(500) => {
-            let twin = conflicting(key, bytes, rng).unwrap_or_else(|| bytes.to_vec());
+        Behaviour::Equivocate if victim && adversary.is_proposal(bytes) && rng.chance(500) => {
+            let twin = adversary.conflicting(key, bytes).unwrap_or_else(|| bytes.to_vec());
             vec![bytes.to_vec(), twin]
         }
         Behaviour::Equivocate => vec![bytes.to_vec()],
     }
-}
-
-fn is_proposal(bytes: &[u8]) -> bool {
-    matches!(wire::decode(bytes), Ok(SignedConsensusMsg::Proposal(_)))
-}
-
-/// The payload an equivocating validator shows its odd-numbered peers at a height and round
-/// (the same one every time, so its votes can back it).
-fn twin_payload(height: u64, round: Round) -> Payload {
-    Payload(vec![format!("conflicting h{height} r{}", round.as_i64()).into_bytes()])
-}
-
-/// A validly signed message that conflicts with `bytes`: the twin proposal at the same height and
-/// round, or a vote for that twin (nil when the original already was), so the odd peers see a
-/// coherent alternative history: proposal and votes that agree with each other.
-fn conflicting(key: &Keypair, bytes: &[u8], _rng: &mut SimRng) -> Option<Vec<u8>> {
-    let message = match wire::decode(bytes).ok()? {
-        SignedConsensusMsg::Vote(signed) => {
-            let mut vote = signed.message;
-            let twin = NilOrVal::Val(PayloadId(twin_payload(vote.height.0, vote.round).digest()));
-            vote.value = if vote.value == twin { NilOrVal::Nil } else { twin };
-            let signature = Sig::from(key.sign(&vote.signed_message(SIM_CHAIN).signing_bytes()));
-            SignedConsensusMsg::Vote(SignedMessage::new(vote, signature))
-        }
-        SignedConsensusMsg::Proposal(signed) => {
-            let mut proposal = signed.message;
-            proposal.value = twin_payload(proposal.height.0, proposal.round);
-            let signing = proposal.header(SIM_CHAIN).signing_bytes();
-            let signature = Sig::from(key.sign(&signing));
-            SignedConsensusMsg::Proposal(SignedMessage::new(proposal, signature))
-        }
-    };
-    Some(wire::encode(&message))
 }

@@ -1,30 +1,49 @@
-//! A deterministic simulator: N validators running the real engine in one thread, on virtual
-//! time, over a network that delays, reorders, drops, duplicates and partitions messages, with
-//! crashes and restarts (own votes kept in a WAL) and Byzantine validators.
+//! A deterministic simulator that runs N real [`Driver`]s, each with its engine, an app and an
+//! in-memory store, on virtual time, over a network that delays, reorders, drops, duplicates and
+//! partitions messages, with crashes and restarts (the store and the app's committed state
+//! survive; an app may lose its last commits) and Byzantine validators whose behaviours the
+//! engine's [`Adversary`] supplies. Validator sets may be weighted and change during a run (the
+//! app returns updates; they decide two heights later).
 //!
-//! Everything random comes from one seed, so a failing run is replayed exactly by its seed
-//! ([`Scenario::from_seed`]). After every commit the simulator checks safety (no two validators
-//! commit different blocks at a height) and that the certificate verifies; at the end it checks
-//! liveness (every honest validator reached the target height once the network healed).
+//! The simulator is only the runner: it owns time, the network and crashes, and calls the
+//! driver's steps exactly as the node's tokio runner does. Everything random comes from one
+//! seed, so a failing run is replayed exactly by its seed ([`Scenario::from_seed`]).
 //!
-//! Nodes that fall behind (crashed, partitioned) catch up with block sync as the driver does it:
-//! ask a peer for the blocks it has, verify each certificate, apply.
+//! Checks, each against an oracle of its own rather than the driver's state:
+//! - safety: no two honest validators store different blocks at a height;
+//! - every stored block's finality proof verifies against the validator set the scenario says
+//!   decides that height, and its transactions hash to the certified id;
+//! - the apps of every validator committed the same app hash at every height (handshake replay
+//!   after an app lost commits included);
+//! - evidence is valid and accuses a Byzantine validator; no honest peer is reported;
+//! - liveness: every honest validator reaches the target height once the network healed.
 
+mod adversary;
+mod app;
 mod faults;
+mod net;
 mod rng;
 
-pub use faults::{Behaviour, Crash, Partition, Scenario};
+pub use adversary::Adversary;
+pub use faults::{Behaviour, Crash, Partition, Scenario, SetChange};
 pub use rng::SimRng;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use std::time::Duration;
 
 use pyralog_crypto::{Digest, Keypair};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{ConsensusCore, Effect, Input, TimerId};
-use crate::tendermint::{TendermintEngine, Timeouts};
+use crate::core::ConsensusCore;
+use crate::driver::{ChainStore, Driver, DriverConfig, DriverError, FetchedBlocks, MemoryStore, NetEvent};
+use crate::finality::Engine;
+use crate::tendermint::{TendermintAdversary, TendermintEngine, Timeouts};
 use crate::validators::{Validator, ValidatorSet};
-use crate::vote::FinalityProof;
+use crate::vote::{Evidence, payload_id};
+use app::SimApp;
+use net::{Outgoing, SimClock, SimNet};
 
 /// The chain id of simulated runs.
 pub const SIM_CHAIN: &str = "pyralog-sim";
@@ -46,6 +65,8 @@ pub struct Outcome {
     pub evidence: u64,
     /// Of those, conflicting proposals.
     pub proposal_evidence: u64,
+    /// Blocks the drivers' handshakes replayed into apps that had lost them.
+    pub replayed_blocks: u64,
 }
 
 /// Why a run failed.
@@ -63,7 +84,7 @@ pub enum SimFailure {
         /// The other.
         second: Digest,
     },
-    /// A commit came with a certificate that does not verify.
+    /// A stored block whose certificate does not verify against the scenario's validator set.
     #[error("seed {seed}: node {node} committed height {height} with a bad certificate: {reason}")]
     BadCertificate {
         /// The seed.
@@ -75,6 +96,16 @@ pub enum SimFailure {
         /// Why.
         reason: String,
     },
+    /// Two apps committed different app hashes at one height.
+    #[error("seed {seed}: node {node}'s app hash at height {height} differs from the others'")]
+    AppHash {
+        /// The seed.
+        seed: u64,
+        /// Who.
+        node: usize,
+        /// Where.
+        height: u64,
+    },
     /// Evidence that does not verify, or that accuses an honest validator.
     #[error("seed {seed}: node {node} reported bad evidence against {accused}")]
     FalseEvidence {
@@ -82,20 +113,42 @@ pub enum SimFailure {
         seed: u64,
         /// The reporter.
         node: usize,
-        /// The accused validator's index.
+        /// The accused validator's index (`usize::MAX`: not a validator).
         accused: usize,
+    },
+    /// A report of misbehaviour that names an honest peer.
+    #[error("seed {seed}: node {node} reported peer {accused}, which is honest: {reason}")]
+    FalseReport {
+        /// The seed.
+        seed: u64,
+        /// The reporter.
+        node: usize,
+        /// The accused peer's index (`usize::MAX`: not a validator).
+        accused: usize,
+        /// The report's reason.
+        reason: String,
+    },
+    /// A driver stopped with an error.
+    #[error("seed {seed}: node {node}'s driver failed: {reason}")]
+    Driver {
+        /// The seed.
+        seed: u64,
+        /// Who.
+        node: usize,
+        /// The error.
+        reason: String,
     },
     /// Honest validators did not reach the target height in time.
     #[error(
-        "seed {seed}: no progress: honest heights {heights:?} (engines at {engines:?}) at {virtual_ms} ms, target {target}"
+        "seed {seed}: no progress: honest heights {heights:?} (deciding {deciding:?}) at {virtual_ms} ms, target {target}"
     )]
     Liveness {
         /// The seed.
         seed: u64,
         /// Each honest validator's committed height.
         heights: Vec<u64>,
-        /// Each validator's engine (height, round), if running.
-        engines: Vec<Option<(u64, i64)>>,
+        /// The height each validator's driver is deciding, if it is up.
+        deciding: Vec<Option<u64>>,
         /// When the run gave up.
         virtual_ms: u64,
         /// The target.
@@ -103,146 +156,270 @@ pub enum SimFailure {
     },
 }
 
-type Block = (Digest, Vec<Vec<u8>>, FinalityProof);
-
-struct Node {
-    key: Keypair,
-    behaviour: Behaviour,
-    engine: Option<TendermintEngine>,
-    /// Bumped on every restart, so timers of a previous life never fire.
-    life: u64,
-    timers: HashMap<TimerId, u64>,
-    /// The block store (survives crashes).
-    blocks: BTreeMap<u64, Block>,
-    /// Own votes, persisted before they were sent (survives crashes).
-    wal: Vec<(u64, Vec<u8>)>,
-}
-
-impl Node {
-    fn committed(&self) -> u64 {
-        self.blocks.keys().next_back().copied().unwrap_or(0)
+/// The engine timeouts of simulated Tendermint runs.
+pub fn tendermint_timeouts() -> Timeouts {
+    Timeouts {
+        propose: Duration::from_millis(400),
+        prevote: Duration::from_millis(150),
+        precommit: Duration::from_millis(150),
+        rebroadcast: Duration::from_millis(800),
+        increase: Duration::from_millis(100),
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Event {
-    Deliver { to: usize, from: usize, bytes: Vec<u8> },
-    Local { node: usize, life: u64, input: LocalInput },
-    Timer { node: usize, life: u64, id: TimerId, generation: u64 },
-    Crash { node: usize, down_for: u64 },
-    Restart { node: usize },
-    SyncTick { node: usize },
-}
-
-/// Inputs a node gives itself (the app's answers, next heights), with an order for the queue.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum LocalInput {
-    PayloadBuilt { height: u64, txs: Vec<Vec<u8>> },
-    PayloadChecked { block: [u8; 32], valid: bool },
-    StartHeight { height: u64 },
-}
-
-/// A running simulation.
-struct Sim<'a> {
-    scenario: &'a Scenario,
-    rng: SimRng,
-    nodes: Vec<Node>,
-    validators: ValidatorSet,
-    now: u64,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, Event)>>,
-    /// The first block committed at each height by an honest node.
-    decided: BTreeMap<u64, Digest>,
-    delivered: u64,
-    synced_blocks: u64,
-    evidence: u64,
-    proposal_evidence: u64,
-}
-
-/// Runs `scenario` to completion.
+/// Runs `scenario` with Tendermint engines.
 pub fn run(scenario: &Scenario) -> Result<Outcome, SimFailure> {
-    let mut rng = SimRng::new(scenario.seed);
-    let keys: Vec<Keypair> = (0..scenario.validators).map(|_| Keypair::from_secret(&rng.bytes32())).collect();
-    let validators = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 1 }))
-        .expect("distinct keys with power 1");
-    let nodes = keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| Node {
-            key,
-            behaviour: scenario.behaviour(i),
-            engine: None,
-            life: 0,
-            timers: HashMap::new(),
-            blocks: BTreeMap::new(),
-            wal: Vec::new(),
-        })
-        .collect();
-    let mut sim = Sim {
-        scenario,
-        rng,
-        nodes,
-        validators,
-        now: 0,
-        seq: 0,
-        queue: BinaryHeap::new(),
-        decided: BTreeMap::new(),
-        delivered: 0,
-        synced_blocks: 0,
-        evidence: 0,
-        proposal_evidence: 0,
-    };
+    let adversary = TendermintAdversary::new(SIM_CHAIN);
+    run_engine(scenario, |key| TendermintEngine::new(SIM_CHAIN, key, tendermint_timeouts()), &adversary)
+}
+
+/// Runs `scenario` with the engines `engine` makes for each validator key, whose Byzantine
+/// behaviours `adversary` supplies.
+pub fn run_engine<E, F>(
+    scenario: &Scenario,
+    engine: F,
+    adversary: &dyn Adversary,
+) -> Result<Outcome, SimFailure>
+where
+    E: ConsensusCore,
+    F: FnMut(Keypair) -> E,
+{
+    let mut sim = Sim::new(scenario, engine, adversary);
     sim.start()?;
     sim.run()
 }
 
-fn timeouts() -> Timeouts {
-    Timeouts {
-        propose: std::time::Duration::from_millis(400),
-        prevote: std::time::Duration::from_millis(150),
-        precommit: std::time::Duration::from_millis(150),
-        rebroadcast: std::time::Duration::from_millis(800),
-        increase: std::time::Duration::from_millis(100),
-    }
+type SimDriver<E> = Driver<E, SimApp, SimNet, MemoryStore>;
+
+/// One validator: what survives its crashes (key, store, app disk) and its running driver.
+struct Node<E> {
+    key: Keypair,
+    behaviour: Behaviour,
+    store: MemoryStore,
+    app: SimApp,
+    net: SimNet,
+    driver: Option<SimDriver<E>>,
+    /// Bumped on every restart, so events of a previous life are dropped.
+    life: u64,
+    /// The wake-up already queued for this life, so each deadline is queued once.
+    wake_queued: Option<u64>,
+    /// How many of its driver's evidence pieces were checked.
+    evidence_checked: usize,
+    /// The highest height of its store checked against the oracle.
+    checked: u64,
 }
 
-impl Sim<'_> {
+#[derive(Debug)]
+enum Event {
+    Deliver { to: usize, from: usize, bytes: Vec<u8> },
+    Transaction { to: usize, tx: Vec<u8> },
+    Wake { node: usize, life: u64 },
+    Fetched { node: usize, life: u64, fetched: Option<FetchedBlocks> },
+    Crash { node: usize, down_for: u64, app_loses: u64 },
+    Restart { node: usize, app_loses: u64 },
+    SyncTick { node: usize },
+}
+
+struct Sim<'a, E, F> {
+    scenario: &'a Scenario,
+    adversary: &'a dyn Adversary,
+    make_engine: F,
+    rng: SimRng,
+    clock: SimClock,
+    nodes: Vec<Node<E>>,
+    /// The engine every node runs (known once the first is made).
+    engine: Option<Engine>,
+    /// The validator set deciding each height, from the scenario (the checks' oracle).
+    sets: Vec<ValidatorSet>,
+    genesis: ValidatorSet,
+    now: u64,
+    seq: u64,
+    /// Events by (time, sequence): ties keep the order they were queued in.
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Event>,
+    /// The first block stored at each height by an honest node.
+    decided: BTreeMap<u64, Digest>,
+    /// The first app hash committed at each height.
+    app_hashes: BTreeMap<u64, Digest>,
+    delivered: u64,
+    synced_blocks: u64,
+    evidence: u64,
+    proposal_evidence: u64,
+    replayed_blocks: u64,
+    transactions: u64,
+}
+
+impl<'a, E, F> Sim<'a, E, F>
+where
+    E: ConsensusCore,
+    F: FnMut(Keypair) -> E,
+{
+    fn new(scenario: &'a Scenario, make_engine: F, adversary: &'a dyn Adversary) -> Self {
+        let mut rng = SimRng::new(scenario.seed);
+        let keys: Vec<Keypair> =
+            (0..scenario.validators).map(|_| Keypair::from_secret(&rng.bytes32())).collect();
+        let set_of = |powers: Vec<u64>| {
+            ValidatorSet::new(
+                keys.iter()
+                    .zip(powers)
+                    .filter(|(_, p)| *p > 0)
+                    .map(|(k, power)| Validator { key: k.public(), power }),
+            )
+            .expect("a scenario's validators are distinct with bounded power")
+        };
+        let genesis = set_of(scenario.powers.clone());
+        let last = scenario.target_height + 64;
+        let sets = (0..=last).map(|h| set_of(scenario.powers_at(h))).collect();
+        let updates: Vec<(u64, Vec<Validator>)> = scenario
+            .set_changes
+            .iter()
+            .map(|c| {
+                let powers = c.powers.iter().map(|&(n, power)| Validator { key: keys[n].public(), power });
+                (c.height, powers.collect())
+            })
+            .collect();
+        let nodes = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| Node {
+                key,
+                behaviour: scenario.behaviour(i),
+                store: MemoryStore::new(),
+                app: SimApp::new(updates.clone()),
+                net: SimNet::default(),
+                driver: None,
+                life: 0,
+                wake_queued: None,
+                evidence_checked: 0,
+                checked: 0,
+            })
+            .collect();
+        Sim {
+            scenario,
+            adversary,
+            make_engine,
+            rng,
+            clock: SimClock::default(),
+            engine: None,
+            nodes,
+            sets,
+            genesis,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            decided: BTreeMap::new(),
+            app_hashes: BTreeMap::new(),
+            delivered: 0,
+            synced_blocks: 0,
+            evidence: 0,
+            proposal_evidence: 0,
+            replayed_blocks: 0,
+            transactions: 0,
+        }
+    }
+
     fn schedule(&mut self, at: u64, event: Event) {
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, event)));
+        self.queue.push(Reverse((at, self.seq)));
+        self.events.insert(self.seq, event);
     }
 
     fn start(&mut self) -> Result<(), SimFailure> {
         for node in 0..self.nodes.len() {
-            self.boot(node)?;
+            self.boot(node, 0)?;
             let at = self.rng.below(300);
             self.schedule(at, Event::SyncTick { node });
         }
         for crash in &self.scenario.crashes {
-            self.schedule(crash.at_ms, Event::Crash { node: crash.node, down_for: crash.down_for_ms });
+            let event =
+                Event::Crash { node: crash.node, down_for: crash.down_for_ms, app_loses: crash.app_loses };
+            self.schedule(crash.at_ms, event);
         }
         Ok(())
     }
 
-    /// Starts (or restarts) a node's engine at the height after its last block, with the votes
-    /// its WAL holds.
-    fn boot(&mut self, node: usize) -> Result<(), SimFailure> {
+    /// Starts (or restarts) a node's driver over its surviving store and app.
+    fn boot(&mut self, node: usize, app_loses: u64) -> Result<(), SimFailure> {
+        let config = DriverConfig {
+            chain_id: SIM_CHAIN.into(),
+            validators: self.genesis.clone(),
+            sync_interval: Duration::from_millis(300),
+            max_payload_bytes: 1 << 20,
+            block_interval: Duration::from_millis(self.scenario.block_interval_ms),
+            max_mempool_txs: 1000,
+            app_state: Vec::new(),
+        };
+        let engine = (self.make_engine)(self.nodes[node].key.clone());
+        self.engine = Some(engine.engine());
         let n = &mut self.nodes[node];
         n.life += 1;
-        n.timers.clear();
-        let key = n.key.clone();
-        let mut engine = TendermintEngine::new(SIM_CHAIN, key, timeouts());
-        let next = n.committed() + 1;
-        engine.restore_wal(n.wal.iter().filter(|(h, _)| *h >= next).map(|(_, e)| e.clone()).collect());
-        n.engine = Some(engine);
-        let height = n.committed() + 1;
-        self.input(node, Input::StartHeight { height, validators: self.validators.clone() })
+        n.wake_queued = None;
+        n.evidence_checked = 0;
+        let app = n.app.restarted(app_loses);
+        self.replayed_blocks += n.store.last_height().unwrap_or(0).saturating_sub(app.height());
+        // The tokio runner's inbound channel: unused here, the simulator hands events over itself.
+        let (_, inbound) = mpsc::channel(1);
+        let driver = Driver::new(engine, app, n.net.clone(), n.store.clone(), config, inbound)
+            .with_clock(Arc::new(self.clock.clone()));
+        n.driver = Some(driver);
+        self.step(node, |driver| driver.start())
     }
 
-    fn input(&mut self, node: usize, input: Input) -> Result<(), SimFailure> {
-        let Some(engine) = self.nodes[node].engine.as_mut() else { return Ok(()) };
-        let effects = engine.handle(self.now, input);
-        self.perform(node, effects)
+    /// Runs one driver step on `node` (if it is up), then flushes its WAL, sends what it sent,
+    /// checks what it stored, and queues its next wake-up.
+    fn step(
+        &mut self,
+        node: usize,
+        action: impl FnOnce(&mut SimDriver<E>) -> Result<(), DriverError>,
+    ) -> Result<(), SimFailure> {
+        let seed = self.scenario.seed;
+        let n = &mut self.nodes[node];
+        let Some(driver) = n.driver.as_mut() else { return Ok(()) };
+        action(driver).and_then(|()| driver.flush()).map_err(|e| SimFailure::Driver {
+            seed,
+            node,
+            reason: e.to_string(),
+        })?;
+        let wake = driver.next_wake();
+        let fresh: Vec<Evidence> = driver.evidence()[n.evidence_checked..].to_vec();
+        n.evidence_checked += fresh.len();
+        for evidence in fresh {
+            self.check_evidence(node, &evidence)?;
+        }
+        for outgoing in self.nodes[node].net.take() {
+            self.send(node, outgoing)?;
+        }
+        self.check_store(node)?;
+        if let Some(at) = wake {
+            let queued = self.nodes[node].wake_queued;
+            if queued.is_none_or(|q| at < q || q < self.now) {
+                self.nodes[node].wake_queued = Some(at);
+                let life = self.nodes[node].life;
+                self.schedule(at.max(self.now), Event::Wake { node, life });
+            }
+        }
+        Ok(())
+    }
+
+    fn index_of(&self, key: &pyralog_crypto::PublicKey) -> usize {
+        self.nodes.iter().position(|n| n.key.public() == *key).unwrap_or(usize::MAX)
+    }
+
+    fn is_byzantine(&self, index: usize) -> bool {
+        index != usize::MAX && self.nodes[index].behaviour != Behaviour::Honest
+    }
+
+    fn check_evidence(&mut self, node: usize, evidence: &Evidence) -> Result<(), SimFailure> {
+        let accused = self.index_of(&evidence.validator());
+        if !evidence.verify() || !self.is_byzantine(accused) {
+            return Err(SimFailure::FalseEvidence { seed: self.scenario.seed, node, accused });
+        }
+        self.evidence += 1;
+        if matches!(evidence, Evidence::DuplicateProposal(_)) {
+            self.proposal_evidence += 1;
+        }
+        Ok(())
     }
 
     fn latency(&mut self) -> u64 {
@@ -250,181 +427,101 @@ impl Sim<'_> {
         low + self.rng.below(high - low + 1)
     }
 
-    fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+    /// Queues `event` for delivery after a latency, unless the network loses it; maybe twice.
+    fn transmit(&mut self, make: impl Fn() -> Event) {
         if self.rng.chance(self.scenario.drop_permille) {
             return;
         }
-        let at = self.now + self.latency();
         if self.rng.chance(self.scenario.duplicate_permille) {
             let again = self.now + self.latency();
-            self.schedule(again, Event::Deliver { to, from, bytes: bytes.clone() });
+            self.schedule(again, make());
         }
-        self.schedule(at, Event::Deliver { to, from, bytes });
+        let at = self.now + self.latency();
+        self.schedule(at, make());
     }
 
-    fn broadcast(&mut self, from: usize, bytes: Vec<u8>) {
-        for to in 0..self.nodes.len() {
-            if to == from {
-                continue;
-            }
-            // Byzantine validators collude: they show each other the real history.
-            let victim = self.nodes[to].behaviour == Behaviour::Honest;
-            let sent = faults::tamper(
-                self.nodes[from].behaviour,
-                &self.nodes[from].key,
-                to,
-                victim,
-                &bytes,
-                &mut self.rng,
-            );
-            for bytes in sent {
-                self.send(from, to, bytes);
-            }
+    /// A consensus message from `from` to `to`, as `from`'s behaviour makes it.
+    fn send_message(&mut self, from: usize, to: usize, bytes: &[u8]) {
+        // Byzantine validators collude: they show each other the real history.
+        let victim = self.nodes[to].behaviour == Behaviour::Honest;
+        let behaviour = self.nodes[from].behaviour;
+        let key = self.nodes[from].key.clone();
+        for bytes in faults::tamper(behaviour, self.adversary, &key, to, victim, bytes, &mut self.rng) {
+            self.transmit(|| Event::Deliver { to, from, bytes: bytes.clone() });
         }
     }
 
-    fn perform(&mut self, node: usize, effects: Vec<Effect>) -> Result<(), SimFailure> {
-        let life = self.nodes[node].life;
-        for effect in effects {
-            match effect {
-                Effect::Broadcast(bytes) => {
-                    if self.nodes[node].behaviour != Behaviour::Silent {
-                        self.broadcast(node, bytes);
-                    }
+    fn send(&mut self, from: usize, outgoing: Outgoing) -> Result<(), SimFailure> {
+        match outgoing {
+            Outgoing::Broadcast(bytes) => {
+                for to in (0..self.nodes.len()).filter(|to| *to != from) {
+                    self.send_message(from, to, &bytes);
                 }
-                Effect::SendTo { to, bytes } => {
-                    if let Some(to) = self.nodes.iter().position(|n| n.key.public() == to) {
-                        self.send(node, to, bytes);
-                    }
+            }
+            Outgoing::SendTo(key, bytes) => {
+                let to = self.index_of(&key);
+                if to != usize::MAX {
+                    self.send_message(from, to, &bytes);
                 }
-                Effect::SetTimer { id, after } => {
-                    let generation = self.seq + 1;
-                    self.nodes[node].timers.insert(id, generation);
-                    self.schedule(
-                        self.now + after.as_millis() as u64,
-                        Event::Timer { node, life, id, generation },
-                    );
+            }
+            Outgoing::Gossip(tx) => {
+                for to in (0..self.nodes.len()).filter(|to| *to != from) {
+                    self.transmit(|| Event::Transaction { to, tx: tx.clone() });
                 }
-                Effect::CancelTimer(id) => {
-                    self.nodes[node].timers.remove(&id);
-                }
-                Effect::BuildPayload { height } => {
-                    let txs = vec![format!("h{height} by {node} at {}", self.now).into_bytes()];
-                    let at = self.now + 1 + self.rng.below(5);
-                    self.schedule(
-                        at,
-                        Event::Local { node, life, input: LocalInput::PayloadBuilt { height, txs } },
-                    );
-                }
-                Effect::CheckPayload { block, txs, .. } => {
-                    let valid = !txs.is_empty();
-                    let at = self.now + 1 + self.rng.below(5);
-                    let input = LocalInput::PayloadChecked { block: block.0, valid };
-                    self.schedule(at, Event::Local { node, life, input });
-                }
-                Effect::CommitBlock { height, block, txs, proof } => {
-                    self.commit(node, height, (block, txs, proof))?;
-                    let at = self.now + 1;
-                    self.schedule(
-                        at,
-                        Event::Local { node, life, input: LocalInput::StartHeight { height: height + 1 } },
-                    );
-                }
-                Effect::PersistWal { height, entry } => self.nodes[node].wal.push((height, entry)),
-                Effect::Evidence(evidence) => {
-                    let accused = self.nodes.iter().position(|n| n.key.public() == evidence.validator());
-                    let accused = accused.unwrap_or(usize::MAX);
-                    let byzantine =
-                        accused != usize::MAX && self.nodes[accused].behaviour != Behaviour::Honest;
-                    if !evidence.verify() || !byzantine {
-                        return Err(SimFailure::FalseEvidence { seed: self.scenario.seed, node, accused });
-                    }
-                    self.evidence += 1;
-                    if matches!(*evidence, crate::vote::Evidence::DuplicateProposal(_)) {
-                        self.proposal_evidence += 1;
-                    }
-                }
-                Effect::PeerMisbehaved { peer, .. } => {
-                    // Honest nodes never send undecodable bytes: blaming one is a bug.
-                    let accused = self.nodes.iter().position(|n| n.key.public() == peer);
-                    let accused = accused.unwrap_or(usize::MAX);
-                    if accused == usize::MAX || self.nodes[accused].behaviour == Behaviour::Honest {
-                        return Err(SimFailure::FalseEvidence { seed: self.scenario.seed, node, accused });
-                    }
+            }
+            Outgoing::Report(peer, reason) => {
+                // Honest nodes never send what deserves a report: blaming one is a bug.
+                let accused = self.index_of(&peer);
+                if !self.is_byzantine(accused) {
+                    return Err(SimFailure::FalseReport {
+                        seed: self.scenario.seed,
+                        node: from,
+                        accused,
+                        reason,
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    /// Records a block in `node`'s store after checking its certificate and agreement.
-    fn commit(&mut self, node: usize, height: u64, block: Block) -> Result<(), SimFailure> {
+    /// Checks the blocks and app hashes `node` stored since the last check against the oracle.
+    fn check_store(&mut self, node: usize) -> Result<(), SimFailure> {
         let seed = self.scenario.seed;
-        if crate::vote::payload_id(&block.1) != block.0 {
-            let reason = "the transactions do not hash to the certified block id".into();
-            return Err(SimFailure::BadCertificate { seed, node, height, reason });
-        }
-        if let Err(err) = block.2.verify(SIM_CHAIN, height, &block.0, &self.validators) {
-            return Err(SimFailure::BadCertificate { seed, node, height, reason: err.to_string() });
-        }
-        let honest = self.nodes[node].behaviour == Behaviour::Honest;
-        match self.decided.get(&height) {
-            Some(first) if *first != block.0 => {
-                return Err(SimFailure::Safety { seed, height, first: *first, second: block.0 });
+        let bad = |height, reason: String| SimFailure::BadCertificate { seed, node, height, reason };
+        let n = &self.nodes[node];
+        let last = n.store.last_height().map_err(|e| bad(0, e.to_string()))?;
+        let honest = n.behaviour == Behaviour::Honest;
+        for height in n.checked + 1..=last {
+            let block = n.store.block(height).map_err(|e| bad(height, e.to_string()))?;
+            let block = block.ok_or_else(|| bad(height, "missing below the last height".into()))?;
+            if payload_id(&block.txs) != block.block {
+                return Err(bad(height, "the transactions do not hash to the certified block id".into()));
             }
-            None if honest => {
-                self.decided.insert(height, block.0);
-            }
-            _ => {}
-        }
-        if let Some(existing) = self.nodes[node].blocks.get(&height) {
-            if existing.0 != block.0 {
-                return Err(SimFailure::Safety { seed, height, first: existing.0, second: block.0 });
-            }
-            return Ok(());
-        }
-        self.nodes[node].blocks.insert(height, block);
-        Ok(())
-    }
-
-    /// Block sync: fetch what a random peer has beyond our last block, verify, apply, and move
-    /// the engine past it.
-    fn sync(&mut self, node: usize) -> Result<(), SimFailure> {
-        if self.nodes[node].engine.is_none() || self.nodes.len() < 2 {
-            return Ok(());
-        }
-        let peer = (node + 1 + self.rng.below(self.nodes.len() as u64 - 1) as usize) % self.nodes.len();
-        if self.nodes[peer].engine.is_none()
-            || self.partitioned(node, peer)
-            || self.rng.chance(self.scenario.drop_permille)
-        {
-            return Ok(());
-        }
-        let ours = self.nodes[node].committed();
-        let mut theirs: Vec<(u64, Block)> =
-            self.nodes[peer].blocks.range(ours + 1..).map(|(h, b)| (*h, b.clone())).collect();
-        // A Byzantine peer serves real certificates with forged transactions half the time.
-        if self.nodes[peer].behaviour != Behaviour::Honest && self.rng.chance(500) {
-            for (_, block) in &mut theirs {
-                block.1.push(b"forged".to_vec());
+            let set = self.sets.get(height as usize).unwrap_or(&self.genesis);
+            let engine = self.engine.unwrap_or(Engine::Tendermint);
+            block
+                .proof
+                .verify(engine, SIM_CHAIN, height, &block.block, set)
+                .map_err(|e| bad(height, e.to_string()))?;
+            match self.decided.get(&height) {
+                Some(first) if *first != block.block => {
+                    return Err(SimFailure::Safety { seed, height, first: *first, second: block.block });
+                }
+                None if honest => {
+                    self.decided.insert(height, block.block);
+                }
+                _ => {}
             }
         }
-        if theirs.is_empty() {
-            return Ok(());
-        }
-        let mut last = ours;
-        for (height, block) in theirs {
-            let valid = crate::vote::payload_id(&block.1) == block.0
-                && block.2.verify(SIM_CHAIN, height, &block.0, &self.validators).is_ok();
-            if height != last + 1 || !valid {
-                break;
+        self.nodes[node].checked = last;
+        let app = &self.nodes[node].app;
+        for height in 1..=app.height() {
+            let Some(hash) = app.hash_at(height) else { break };
+            let first = *self.app_hashes.entry(height).or_insert(hash);
+            if first != hash {
+                return Err(SimFailure::AppHash { seed, node, height });
             }
-            self.commit(node, height, block)?;
-            self.synced_blocks += 1;
-            last = height;
-        }
-        if last > ours {
-            self.input(node, Input::StartHeight { height: last + 1, validators: self.validators.clone() })?;
         }
         Ok(())
     }
@@ -433,63 +530,99 @@ impl Sim<'_> {
         self.scenario.partition.as_ref().is_some_and(|p| p.separates(self.now, a, b))
     }
 
+    fn committed(&self, node: usize) -> u64 {
+        self.nodes[node].store.last_height().unwrap_or(0)
+    }
+
     fn honest_heights(&self) -> Vec<u64> {
-        self.nodes.iter().filter(|n| n.behaviour == Behaviour::Honest).map(Node::committed).collect()
+        (0..self.nodes.len())
+            .filter(|n| self.nodes[*n].behaviour == Behaviour::Honest)
+            .map(|n| self.committed(n))
+            .collect()
+    }
+
+    /// Block sync, as the node's runner does it: the driver names what it lacks, a random peer's
+    /// driver serves it over the virtual network, and the answer arrives a latency later.
+    fn sync(&mut self, node: usize) -> Result<(), SimFailure> {
+        let Some(driver) = self.nodes[node].driver.as_mut() else { return Ok(()) };
+        let Some((from_height, max)) = driver.sync_request() else { return Ok(()) };
+        let life = self.nodes[node].life;
+        let peer = (node + 1 + self.rng.below(self.nodes.len() as u64 - 1) as usize) % self.nodes.len();
+        let reachable = self.nodes[peer].driver.is_some()
+            && !self.partitioned(node, peer)
+            && !self.rng.chance(self.scenario.drop_permille);
+        let mut blocks = Vec::new();
+        if reachable {
+            let (reply, mut answer) = oneshot::channel();
+            self.step(peer, |driver| {
+                driver.handle_net(NetEvent::BlocksRequested { from_height, max, reply })
+            })?;
+            blocks = answer.try_recv().unwrap_or_default();
+        }
+        // A Byzantine peer serves real certificates with forged transactions half the time.
+        if self.is_byzantine(peer) && self.rng.chance(500) {
+            for block in &mut blocks {
+                block.txs.push(b"forged".to_vec());
+            }
+        }
+        let fetched =
+            (!blocks.is_empty()).then(|| FetchedBlocks { from: self.nodes[peer].key.public(), blocks });
+        let at = self.now + self.latency();
+        self.schedule(at, Event::Fetched { node, life, fetched });
+        Ok(())
     }
 
     fn run(mut self) -> Result<Outcome, SimFailure> {
         let target = self.scenario.target_height;
-        while let Some(Reverse((at, _, event))) = self.queue.pop() {
-            if self.honest_heights().iter().all(|h| *h >= target) {
-                break;
-            }
-            if at > self.scenario.deadline_ms {
+        while let Some(Reverse((at, seq))) = self.queue.pop() {
+            let Some(event) = self.events.remove(&seq) else { continue };
+            if self.honest_heights().iter().all(|h| *h >= target) || at > self.scenario.deadline_ms {
                 break;
             }
             self.now = at;
+            self.clock.set(at);
             match event {
                 Event::Deliver { to, from, bytes } => {
-                    if self.nodes[to].engine.is_none() || self.partitioned(from, to) {
+                    if self.nodes[to].driver.is_none() || self.partitioned(from, to) {
                         continue;
                     }
                     self.delivered += 1;
                     let from = self.nodes[from].key.public();
-                    self.input(to, Input::Message { from, bytes })?;
+                    self.step(to, |driver| driver.handle_net(NetEvent::Message { from, bytes }))?;
                 }
-                Event::Local { node, life, input } => {
+                Event::Transaction { to, tx } => {
+                    self.step(to, |driver| driver.handle_net(NetEvent::Transaction(tx)))?;
+                }
+                Event::Wake { node, life } => {
                     if self.nodes[node].life != life {
                         continue;
                     }
-                    let input = match input {
-                        LocalInput::PayloadBuilt { height, txs } => Input::PayloadBuilt { height, txs },
-                        LocalInput::PayloadChecked { block, valid } => {
-                            Input::PayloadChecked { block: Digest(block), valid }
-                        }
-                        LocalInput::StartHeight { height } => {
-                            if self.nodes[node].committed() + 1 != height {
-                                continue; // sync moved the node on already
-                            }
-                            Input::StartHeight { height, validators: self.validators.clone() }
-                        }
-                    };
-                    self.input(node, input)?;
+                    self.nodes[node].wake_queued = None;
+                    self.step(node, |driver| driver.wake())?;
                 }
-                Event::Timer { node, life, id, generation } => {
-                    let n = &mut self.nodes[node];
-                    if n.life != life || n.timers.get(&id) != Some(&generation) {
+                Event::Fetched { node, life, fetched } => {
+                    if self.nodes[node].life != life {
                         continue;
                     }
-                    n.timers.remove(&id);
-                    self.input(node, Input::TimeoutFired(id))?;
+                    let before = self.committed(node);
+                    self.step(node, |driver| driver.handle_fetched(fetched))?;
+                    self.synced_blocks += self.committed(node) - before;
                 }
-                Event::Crash { node, down_for } => {
-                    self.nodes[node].engine = None;
+                Event::Crash { node, down_for, app_loses } => {
+                    self.nodes[node].driver = None;
+                    self.nodes[node].net.take();
                     self.nodes[node].life += 1;
-                    self.schedule(self.now + down_for, Event::Restart { node });
+                    self.schedule(self.now + down_for, Event::Restart { node, app_loses });
                 }
-                Event::Restart { node } => self.boot(node)?,
+                Event::Restart { node, app_loses } => self.boot(node, app_loses)?,
                 Event::SyncTick { node } => {
                     self.sync(node)?;
+                    // A client submits a transaction now and then (mempool, gossip, payloads).
+                    if self.rng.chance(300) {
+                        self.transactions += 1;
+                        let tx = format!("tx {} from client of {node}", self.transactions).into_bytes();
+                        self.step(node, |driver| driver.submit(tx).map(drop))?;
+                    }
                     let at = self.now + 250 + self.rng.below(100);
                     self.schedule(at, Event::SyncTick { node });
                 }
@@ -497,12 +630,11 @@ impl Sim<'_> {
         }
         let heights = self.honest_heights();
         if heights.iter().any(|h| *h < target) {
-            let engines =
-                self.nodes.iter().map(|n| n.engine.as_ref().and_then(|e| e.height_and_round())).collect();
+            let deciding = self.nodes.iter().map(|n| n.driver.as_ref().map(Driver::height)).collect();
             return Err(SimFailure::Liveness {
                 seed: self.scenario.seed,
                 heights,
-                engines,
+                deciding,
                 virtual_ms: self.now,
                 target,
             });
@@ -515,6 +647,7 @@ impl Sim<'_> {
             synced_blocks: self.synced_blocks,
             evidence: self.evidence,
             proposal_evidence: self.proposal_evidence,
+            replayed_blocks: self.replayed_blocks,
         })
     }
 }

@@ -84,13 +84,16 @@ impl EngineIo {
     /// Converts Malachite's commit certificate into ours.
     pub(super) fn finality_proof(&self, certificate: &MCommitCertificate<Ctx>) -> FinalityProof {
         let signatures = certificate.commit_signatures.iter().map(|s| (s.address, s.signature));
-        FinalityProof::Commit(self.vote_certificate(
-            VoteKind::Precommit,
-            certificate.height,
-            certificate.round,
-            certificate.value_id,
-            signatures,
-        ))
+        FinalityProof::quorum(
+            Engine::Tendermint,
+            self.vote_certificate(
+                VoteKind::Precommit,
+                certificate.height,
+                certificate.round,
+                certificate.value_id,
+                signatures,
+            ),
+        )
     }
 
     /// A round certificate mixes votes over different messages, so each signature is checked on
@@ -288,7 +291,13 @@ impl EngineIo {
             MEffect::VerifyCommitCertificate(certificate, validators, _, r) => {
                 let proof = self.finality_proof(&certificate);
                 let verdict = proof
-                    .verify(self.chain_id(), certificate.height.0, &certificate.value_id.0, validators.set())
+                    .verify(
+                        Engine::Tendermint,
+                        self.chain_id(),
+                        certificate.height.0,
+                        &certificate.value_id.0,
+                        validators.set(),
+                    )
                     .map(|_| ())
                     .map_err(|_| CertificateError::NotEnoughVotingPower {
                         signed: 0,

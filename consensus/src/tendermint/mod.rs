@@ -12,10 +12,13 @@
 //! back from Malachite until the app has checked its payload ([`Effect::CheckPayload`]), so an
 //! invalid payload is never voted for (the round times out to a nil prevote instead).
 
+mod adversary;
 pub mod context;
 mod effects;
 mod wal;
 pub mod wire;
+
+pub use adversary::TendermintAdversary;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -32,7 +35,8 @@ use malachitebft_metrics::Metrics;
 use pyralog_crypto::quorum::{Signable, SignatureShare};
 use pyralog_crypto::{PublicKey, Signature};
 
-use crate::core::{ConsensusCore, Effect, Input, Millis, Signer, TimerId};
+use crate::core::{ConsensusCore, Effect, Input, Millis, Signer, TimerId, WalError};
+use crate::finality::Engine;
 use crate::vote::{
     CommitCertificate, DuplicateProposal, DuplicateVote, Evidence, FinalityProof, Vote, VoteKind,
 };
@@ -279,9 +283,37 @@ impl TendermintEngine {
                 return;
             }
         };
+        // A signature that does not verify is the sender's doing (an honest node sends and
+        // relays only what verifies): report it, with what it was, and drop the message.
         match message {
-            SignedConsensusMsg::Vote(vote) => self.run(MInput::Vote(vote)),
-            SignedConsensusMsg::Proposal(proposal) => self.on_proposal(proposal),
+            SignedConsensusMsg::Vote(vote) => {
+                let bytes = vote.signed_message(self.io.chain_id()).signing_bytes();
+                if !self.io.verify(&vote.voter.0, &bytes, &vote.signature) {
+                    let reason = format!(
+                        "a vote of {} at height {} round {} with a signature that does not verify",
+                        vote.voter.0,
+                        vote.height.0,
+                        vote.round.as_i64()
+                    );
+                    self.io.out.push(Effect::PeerMisbehaved { peer: from, reason });
+                    return;
+                }
+                self.run(MInput::Vote(vote))
+            }
+            SignedConsensusMsg::Proposal(proposal) => {
+                let bytes = proposal.message.header(self.io.chain_id()).signing_bytes();
+                if !self.io.verify(&proposal.proposer.0, &bytes, &proposal.signature) {
+                    let reason = format!(
+                        "a proposal of {} at height {} round {} with a signature that does not verify",
+                        proposal.proposer.0,
+                        proposal.height.0,
+                        proposal.round.as_i64()
+                    );
+                    self.io.out.push(Effect::PeerMisbehaved { peer: from, reason });
+                    return;
+                }
+                self.on_proposal(proposal)
+            }
         }
     }
 
@@ -388,19 +420,16 @@ impl ConsensusCore for TendermintEngine {
         std::mem::take(&mut self.io.out)
     }
 
-    fn name(&self) -> &'static str {
-        "tendermint"
+    fn engine(&self) -> Engine {
+        Engine::Tendermint
     }
 
     /// Votes this validator signed before a restart: it will sign the same value again rather
     /// than a different one at the same height, round and kind.
-    fn restore_wal(&mut self, entries: Vec<Vec<u8>>) {
+    fn restore_wal(&mut self, entries: Vec<Vec<u8>>) -> Result<(), WalError> {
         let me = self.io.address;
-        for bytes in entries {
-            let Some((height, record)) = wal::decode(&bytes) else {
-                tracing::warn!("undecodable WAL entry skipped");
-                continue;
-            };
+        for (index, bytes) in entries.into_iter().enumerate() {
+            let (height, record) = wal::decode(&bytes).map_err(|reason| WalError { index, reason })?;
             match &record {
                 wal::WalRecord::Message(SignedConsensusMsg::Vote(vote)) if vote.voter == me => {
                     let message = vote.signed_message(self.io.chain_id());
@@ -421,6 +450,7 @@ impl ConsensusCore for TendermintEngine {
             }
             self.io.replay.push((height, record));
         }
+        Ok(())
     }
 }
 

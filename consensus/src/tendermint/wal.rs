@@ -57,24 +57,29 @@ pub(crate) fn encode(height: u64, entry: &WalEntry<PyralogContext>) -> (u64, Vec
     (height, postcard::to_allocvec(&(height, stored)).expect("entries serialize"))
 }
 
-/// Decodes an entry written by [`encode`]; `None` for bytes this code did not write.
-pub(crate) fn decode(bytes: &[u8]) -> Option<(u64, WalRecord)> {
-    let (height, stored): (u64, Stored) = postcard::from_bytes(bytes).ok()?;
+/// Decodes an entry written by [`encode`]; says why bytes this code did not write do not decode.
+pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, WalRecord), String> {
+    let (height, stored): (u64, Stored) =
+        postcard::from_bytes(bytes).map_err(|e| format!("not a WAL entry: {e}"))?;
     let record = match stored {
-        Stored::Message(bytes) => WalRecord::Message(wire::decode(&bytes).ok()?),
+        Stored::Message(bytes) => {
+            WalRecord::Message(wire::decode(&bytes).map_err(|e| format!("a stored message: {e}"))?)
+        }
         Stored::Timeout { round, step } => {
             WalRecord::Timeout(Timeout::new(Round::new(round), super::kind_of(step)))
         }
         Stored::Value { height, round, valid_round, proposer, txs, valid } => {
+            let proposer =
+                PublicKey::from_bytes(&proposer).map_err(|e| format!("a stored value's proposer: {e}"))?;
             WalRecord::Value(ProposedValue {
                 height: Height(height),
                 round: Round::new(round),
                 valid_round: valid_round.map_or(Round::Nil, Round::new),
-                proposer: Address(PublicKey::from_bytes(&proposer).ok()?),
+                proposer: Address(proposer),
                 value: Payload(txs),
                 validity: if valid { Validity::Valid } else { Validity::Invalid },
             })
         }
     };
-    Some((height, record))
+    Ok((height, record))
 }

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use pyralog_consensus::validators::{MAX_TOTAL_POWER, ValidatorSetError};
 use pyralog_consensus::vote::FinalityError;
-use pyralog_consensus::{CommitCertificate, FinalityProof, Validator, ValidatorSet, Vote, VoteKind};
+use pyralog_consensus::{CommitCertificate, Engine, FinalityProof, Validator, ValidatorSet, Vote, VoteKind};
 use pyralog_crypto::quorum::{QuorumError, SignatureShare};
 use pyralog_crypto::{Digest, Keypair};
 
@@ -24,7 +24,7 @@ fn precommit(height: u64, block: Digest) -> Vote {
 
 fn certificate(vote: Vote, signers: &[&Keypair]) -> FinalityProof {
     let signatures = signers.iter().map(|k| SignatureShare::sign(k, &vote)).collect();
-    FinalityProof::Commit(CommitCertificate { message: vote, signatures })
+    FinalityProof::quorum(Engine::Tendermint, CommitCertificate { message: vote, signatures })
 }
 
 const BLOCK: Digest = Digest([7; 32]);
@@ -73,7 +73,7 @@ fn a_quorum_of_precommits_finalizes_the_block() {
     let k = keys(4);
     let validators = set(&k, &[1, 1, 1, 1]);
     let proof = certificate(precommit(9, BLOCK), &[&k[0], &k[2], &k[3]]);
-    assert_eq!(proof.verify(CHAIN, 9, &BLOCK, &validators), Ok(3));
+    assert_eq!(proof.verify(Engine::Tendermint, CHAIN, 9, &BLOCK, &validators), Ok(3));
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn two_thirds_exactly_is_not_enough() {
     let validators = set(&k, &[1, 1, 1]);
     let proof = certificate(precommit(9, BLOCK), &[&k[0], &k[1]]);
     assert!(matches!(
-        proof.verify(CHAIN, 9, &BLOCK, &validators),
+        proof.verify(Engine::Tendermint, CHAIN, 9, &BLOCK, &validators),
         Err(FinalityError::Quorum(QuorumError::InsufficientWeight { signed: 2, total: 3, .. }))
     ));
 }
@@ -94,9 +94,16 @@ fn power_counts_not_heads() {
     let validators = set(&k, &[70, 10, 10, 10]);
     let big = validators.validators()[0].key;
     let big = k.iter().find(|kp| kp.public() == big).unwrap();
-    assert_eq!(certificate(precommit(1, BLOCK), &[big]).verify(CHAIN, 1, &BLOCK, &validators), Ok(70));
+    assert_eq!(
+        certificate(precommit(1, BLOCK), &[big]).verify(Engine::Tendermint, CHAIN, 1, &BLOCK, &validators),
+        Ok(70)
+    );
     let small: Vec<&Keypair> = k.iter().filter(|kp| kp.public() != big.public()).collect();
-    assert!(certificate(precommit(1, BLOCK), &small).verify(CHAIN, 1, &BLOCK, &validators).is_err());
+    assert!(
+        certificate(precommit(1, BLOCK), &small)
+            .verify(Engine::Tendermint, CHAIN, 1, &BLOCK, &validators)
+            .is_err()
+    );
 }
 
 #[test]
@@ -112,9 +119,12 @@ fn forged_foreign_and_duplicate_signatures_are_rejected() {
         signer: k[2].public(),
         signature: SignatureShare::sign(&k[2], &other).signature,
     });
-    let proof = FinalityProof::Commit(CommitCertificate { message: vote.clone(), signatures: forged });
+    let proof = FinalityProof::quorum(
+        Engine::Tendermint,
+        CommitCertificate { message: vote.clone(), signatures: forged },
+    );
     assert!(matches!(
-        proof.verify(CHAIN, 5, &BLOCK, &validators),
+        proof.verify(Engine::Tendermint, CHAIN, 5, &BLOCK, &validators),
         Err(FinalityError::Quorum(QuorumError::InvalidSignature(_)))
     ));
 
@@ -122,14 +132,14 @@ fn forged_foreign_and_duplicate_signatures_are_rejected() {
     let outsider = Keypair::generate();
     let proof = certificate(vote.clone(), &[&k[0], &k[1], &outsider]);
     assert!(matches!(
-        proof.verify(CHAIN, 5, &BLOCK, &validators),
+        proof.verify(Engine::Tendermint, CHAIN, 5, &BLOCK, &validators),
         Err(FinalityError::Quorum(QuorumError::UnknownSigner(_)))
     ));
 
     // One validator counted twice.
     let proof = certificate(vote, &[&k[0], &k[1], &k[1]]);
     assert!(matches!(
-        proof.verify(CHAIN, 5, &BLOCK, &validators),
+        proof.verify(Engine::Tendermint, CHAIN, 5, &BLOCK, &validators),
         Err(FinalityError::Quorum(QuorumError::DuplicateSigner(_)))
     ));
 }
@@ -140,23 +150,26 @@ fn a_certificate_proves_only_its_own_vote() {
     let validators = set(&k, &[1, 1, 1, 1]);
     let all: Vec<&Keypair> = k.iter().collect();
     let proof = certificate(precommit(5, BLOCK), &all);
-    assert!(matches!(proof.verify(CHAIN, 6, &BLOCK, &validators), Err(FinalityError::WrongVote { .. })));
     assert!(matches!(
-        proof.verify(CHAIN, 5, &Digest([9; 32]), &validators),
+        proof.verify(Engine::Tendermint, CHAIN, 6, &BLOCK, &validators),
         Err(FinalityError::WrongVote { .. })
     ));
     assert!(matches!(
-        proof.verify("other-chain", 5, &BLOCK, &validators),
+        proof.verify(Engine::Tendermint, CHAIN, 5, &Digest([9; 32]), &validators),
+        Err(FinalityError::WrongVote { .. })
+    ));
+    assert!(matches!(
+        proof.verify(Engine::Tendermint, "other-chain", 5, &BLOCK, &validators),
         Err(FinalityError::WrongVote { .. })
     ));
     let prevote = Vote { kind: VoteKind::Prevote, ..precommit(5, BLOCK) };
     assert!(matches!(
-        certificate(prevote, &all).verify(CHAIN, 5, &BLOCK, &validators),
+        certificate(prevote, &all).verify(Engine::Tendermint, CHAIN, 5, &BLOCK, &validators),
         Err(FinalityError::WrongVote { .. })
     ));
     let nil = Vote { block: None, ..precommit(5, BLOCK) };
     assert!(matches!(
-        certificate(nil, &all).verify(CHAIN, 5, &BLOCK, &validators),
+        certificate(nil, &all).verify(Engine::Tendermint, CHAIN, 5, &BLOCK, &validators),
         Err(FinalityError::WrongVote { .. })
     ));
 }

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyralog_consensus::driver::{
-    BlockStore, ConsensusNet, Driver, DriverConfig, FetchedBlocks, NetError, NetEvent, Progress,
+    Admission, BlockStore, ChainStore, ConsensusNet, Driver, DriverConfig, DriverError, FetchedBlocks,
+    MemoryStore, NetError, NetEvent, Progress,
 };
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::testkit::{CountingApp, assert_same_certified_blocks};
-use pyralog_consensus::{Validator, ValidatorSet};
+use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{Keypair, PublicKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -195,7 +196,7 @@ async fn four_drivers_commit_and_a_restarted_one_catches_up_by_sync() {
         node.task.await.unwrap();
     }
     let stores: Vec<BlockStore> = dirs.iter().map(|d| BlockStore::open(d.path()).unwrap()).collect();
-    assert_same_certified_blocks(&stores, CHAIN, &validators, target);
+    assert_same_certified_blocks(&stores, Engine::Tendermint, CHAIN, &validators, target);
 }
 
 #[test]
@@ -292,6 +293,80 @@ async fn a_validator_added_by_the_app_votes_two_heights_later() {
     for height in 1..=store.last_height().unwrap() {
         let block = store.block(height).unwrap().unwrap();
         let set = if height < 5 { &genesis } else { &grown };
-        block.proof.verify(CHAIN, height, &block.block, set).unwrap();
+        block.proof.verify(Engine::Tendermint, CHAIN, height, &block.block, set).unwrap();
+    }
+}
+
+/// A WAL entry the engine cannot read stops the driver at start with an error naming the store
+/// (it used to be skipped with a warning: a forgotten vote is how a validator double-signs).
+#[test]
+fn an_unreadable_wal_entry_stops_the_driver_naming_the_store() {
+    let key = Keypair::generate();
+    let validators = ValidatorSet::new([Validator { key: key.public(), power: 1 }]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlockStore::open(dir.path()).unwrap();
+    store.append_wal(1, b"not an entry the engine wrote").unwrap();
+    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
+    let (_, inbound) = mpsc::channel(1);
+    let mut driver = Driver::new(engine, CountingApp::default(), net, store, config(&validators), inbound);
+    match driver.start() {
+        Err(DriverError::CorruptWal { location, index, reason }) => {
+            assert_eq!(location, dir.path().display().to_string());
+            assert_eq!(index, 0);
+            assert!(reason.starts_with("not a WAL entry"), "{reason}");
+        }
+        other => panic!("expected CorruptWal, got {other:?}"),
+    }
+
+    // The same on the in-memory store.
+    let store = MemoryStore::new();
+    store.append_wal(1, &[0xff; 3]).unwrap();
+    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let engine = TendermintEngine::new(CHAIN, key, timeouts());
+    let (_, inbound) = mpsc::channel(1);
+    let mut driver = Driver::new(engine, CountingApp::default(), net, store, config(&validators), inbound);
+    match driver.start() {
+        Err(DriverError::CorruptWal { location, index: 0, .. }) => assert_eq!(location, "memory"),
+        other => panic!("expected CorruptWal, got {other:?}"),
+    }
+}
+
+/// A submitter learns what became of each transaction: a full mempool says so (it used to drop
+/// the transaction while `tx_submit` answered with an id), as do a refusal and a repeat.
+#[test]
+fn a_full_mempool_refuses_a_submission_and_says_so() {
+    let key = Keypair::generate();
+    let validators = ValidatorSet::new([Validator { key: key.public(), power: 1 }]).unwrap();
+    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let engine = TendermintEngine::new(CHAIN, key, timeouts());
+    let (_, inbound) = mpsc::channel(1);
+    let config = DriverConfig { max_mempool_txs: 2, ..config(&validators) };
+    let mut driver = Driver::new(engine, CountingApp::default(), net, MemoryStore::new(), config, inbound);
+    assert_eq!(driver.submit(b"tx-1".to_vec()).unwrap(), Admission::Queued);
+    assert_eq!(driver.submit(b"tx-1".to_vec()).unwrap(), Admission::AlreadyKnown);
+    assert_eq!(driver.submit(b"bad tx".to_vec()).unwrap(), Admission::Rejected("refused".into()));
+    assert_eq!(driver.submit(b"tx-2".to_vec()).unwrap(), Admission::Queued);
+    assert_eq!(driver.submit(b"tx-3".to_vec()).unwrap(), Admission::MempoolFull { capacity: 2 });
+}
+
+/// A lone validator decides each height inside one step; with no block interval it used to
+/// start the next height from inside the commit, recursing through heights until the stack
+/// overflowed. The next height now starts at the next wake-up.
+#[test]
+fn a_lone_validator_without_a_block_interval_decides_height_by_height() {
+    let key = Keypair::generate();
+    let validators = ValidatorSet::new([Validator { key: key.public(), power: 1 }]).unwrap();
+    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let engine = TendermintEngine::new(CHAIN, key, timeouts());
+    let (_, inbound) = mpsc::channel(1);
+    let store = MemoryStore::new();
+    let mut driver =
+        Driver::new(engine, CountingApp::default(), net, store.clone(), config(&validators), inbound);
+    driver.start().unwrap();
+    for height in 1..=5 {
+        assert_eq!(store.last_height().unwrap(), height, "one height per step");
+        assert!(driver.next_wake().is_some(), "the next height is due");
+        driver.wake().unwrap();
     }
 }

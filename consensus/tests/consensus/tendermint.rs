@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pyralog_consensus::core::{ConsensusCore, Effect, Input, Signer, TimerId};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
-use pyralog_consensus::{FinalityProof, Validator, ValidatorSet};
+use pyralog_consensus::{Engine, FinalityProof, Validator, ValidatorSet};
 use pyralog_crypto::{Digest, Keypair};
 
 const CHAIN: &str = "pyralog-sim";
@@ -99,7 +99,7 @@ impl Net {
                 }
                 Effect::CommitBlock { height, block, txs, proof } => {
                     let signed = proof
-                        .verify(CHAIN, height, &block, &self.validators)
+                        .verify(Engine::Tendermint, CHAIN, height, &block, &self.validators)
                         .expect("a verifying certificate");
                     assert!(self.validators.is_quorum(signed));
                     assert!(
@@ -227,6 +227,51 @@ fn undecodable_bytes_blame_their_sender_and_change_nothing() {
     );
 }
 
+/// A vote or proposal whose signature does not verify is reported as the sending peer's
+/// misbehaviour, naming what it was, and goes no further (it used to be dropped silently); the
+/// same vote correctly signed is no offence.
+#[test]
+fn a_broken_signature_blames_the_peer_that_sent_it() {
+    use malachitebft_core_consensus::SignedConsensusMsg;
+    use malachitebft_core_types::{NilOrVal, Round, SignedMessage};
+    use pyralog_consensus::tendermint::context::{Address, EngineVote, EngineVoteKind, Height, Sig};
+    use pyralog_consensus::tendermint::wire;
+    use pyralog_crypto::quorum::Signable;
+
+    let net = Net::new(4);
+    let mut engine = TendermintEngine::new(CHAIN, net.keys[0].clone(), net.fast);
+    engine.handle(0, Input::StartHeight { height: 1, validators: net.validators.clone() });
+    let voter = &net.keys[2];
+    let vote = EngineVote {
+        height: Height(1),
+        round: Round::new(0),
+        kind: EngineVoteKind::Prevote,
+        value: NilOrVal::Nil,
+        voter: Address(voter.public()),
+    };
+    let signature = voter.sign(&vote.signed_message(CHAIN).signing_bytes());
+    let mut broken = Sig::from(signature).0;
+    broken[0] ^= 1;
+    let relay = net.keys[3].public();
+    let bytes = wire::encode(&SignedConsensusMsg::Vote(SignedMessage::new(vote.clone(), Sig(broken))));
+    let effects = engine.handle(1, Input::Message { from: relay, bytes });
+    match effects.as_slice() {
+        [Effect::PeerMisbehaved { peer, reason }] => {
+            assert_eq!(*peer, relay, "the sender is blamed, not the named voter");
+            assert!(
+                reason.starts_with("a vote of ")
+                    && reason.ends_with("height 1 round 0 with a signature that does not verify"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected one PeerMisbehaved, got {other:?}"),
+    }
+
+    let good = wire::encode(&SignedConsensusMsg::Vote(SignedMessage::new(vote, Sig::from(signature))));
+    let effects = engine.handle(2, Input::Message { from: relay, bytes: good });
+    assert!(!effects.iter().any(|e| matches!(e, Effect::PeerMisbehaved { .. })), "{effects:?}");
+}
+
 /// A signer that counts what it signs (a stand-in for a remote signer).
 struct CountingSigner {
     key: Keypair,
@@ -288,7 +333,7 @@ fn a_restarted_validator_keeps_its_lock() {
 
     let validators = net.validators.clone();
     let mut restarted = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
-    restarted.restore_wal(net.wal[node].clone());
+    restarted.restore_wal(net.wal[node].clone()).expect("the WAL this engine wrote reads back");
     let _ = restarted.handle(net.now, Input::StartHeight { height: 1, validators: validators.clone() });
     assert_eq!(restarted.locked(), Some(lock), "the lock is restored from the WAL");
 

@@ -166,15 +166,26 @@ impl FromStr for PublicKey {
     }
 }
 
+/// Bech32m (`pyrpub1...`) in human-readable formats; the 32-byte ed25519 key in binary ones
+/// (postcard), refused unless it is a valid curve point.
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            crate::fixed_bytes::serialize(self.as_bytes(), serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        if deserializer.is_human_readable() {
+            String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        } else {
+            let bytes: [u8; 32] = crate::fixed_bytes::deserialize(deserializer)?;
+            PublicKey::from_bytes(&bytes).map_err(serde::de::Error::custom)
+        }
     }
 }
 
@@ -232,19 +243,28 @@ impl fmt::Debug for Signature {
     }
 }
 
+/// `0x`-hex in human-readable formats; the 64 signature bytes in binary ones (postcard).
 impl Serialize for Signature {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format!("0x{self}"))
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&format!("0x{self}"))
+        } else {
+            crate::fixed_bytes::serialize(&self.to_bytes(), serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let mut bytes = [0u8; 64];
-        hex::decode_to_slice(text.strip_prefix("0x").unwrap_or(&text), &mut bytes)
-            .map_err(|_| serde::de::Error::custom("expected 128 hex digits for a signature"))?;
-        Ok(Signature::from_bytes(&bytes))
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            let mut bytes = [0u8; 64];
+            hex::decode_to_slice(text.strip_prefix("0x").unwrap_or(&text), &mut bytes)
+                .map_err(|_| serde::de::Error::custom("expected 128 hex digits for a signature"))?;
+            Ok(Signature::from_bytes(&bytes))
+        } else {
+            crate::fixed_bytes::deserialize(deserializer).map(|bytes: [u8; 64]| Signature::from_bytes(&bytes))
+        }
     }
 }
 

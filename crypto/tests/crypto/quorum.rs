@@ -30,14 +30,14 @@ fn weighted_two_thirds() {
     let members = MemberSet::new(keys.iter().map(|k| k.public()).zip([5, 3, 1, 1])).unwrap();
     // 5 + 1 = 6 of 10 < 2/3; 5 + 3 = 8 passes; 3 + 1 + 1 = 5 fails.
     assert!(matches!(
-        certificate(&[keys[0].clone(), keys[2].clone()]).verify(&members, Threshold::TWO_THIRDS),
+        certificate(&[keys[0].clone(), keys[2].clone()]).verify(&members, Threshold::at_least(2, 3)),
         Err(QuorumError::InsufficientWeight { signed: 6, total: 10, .. })
     ));
-    assert_eq!(certificate(&keys[..2]).verify(&members, Threshold::TWO_THIRDS), Ok(8));
-    assert!(certificate(&keys[1..]).verify(&members, Threshold::TWO_THIRDS).is_err());
+    assert_eq!(certificate(&keys[..2]).verify(&members, Threshold::at_least(2, 3)), Ok(8));
+    assert!(certificate(&keys[1..]).verify(&members, Threshold::at_least(2, 3)).is_err());
     // Exactly two thirds is enough for ">= 2/3".
     let exact = MemberSet::new(keys[..2].iter().map(|k| k.public()).zip([2, 1])).unwrap();
-    assert_eq!(certificate(&keys[..1]).verify(&exact, Threshold::TWO_THIRDS), Ok(2));
+    assert_eq!(certificate(&keys[..1]).verify(&exact, Threshold::at_least(2, 3)), Ok(2));
 }
 
 #[test]
@@ -291,6 +291,6 @@ proptest! {
         let majority = signed > total / 2; // > 1/2 of an integer total
         let two_thirds = 3 * signed >= 2 * total;
         prop_assert_eq!(cert.verify(&members, Threshold::MAJORITY).is_ok(), majority);
-        prop_assert_eq!(cert.verify(&members, Threshold::TWO_THIRDS).is_ok(), two_thirds);
+        prop_assert_eq!(cert.verify(&members, Threshold::at_least(2, 3)).is_ok(), two_thirds);
     }
 }

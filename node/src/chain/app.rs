@@ -20,14 +20,14 @@
 
 use std::collections::BTreeMap;
 
-use pyralog_consensus::Validator;
 use pyralog_consensus::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp, TxResult};
+use pyralog_consensus::{Engine, Validator};
 use pyralog_crypto::light::check_extends;
 use pyralog_crypto::{Checkpoint, ClusterId, LogName, MemberSet, PublicKey, QuorumCertificate};
 use serde::{Deserialize, Serialize};
 
-use super::block::{ENGINE_TENDERMINT, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
-use super::state::{StateError, StateStore};
+use super::block::{Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
+use super::state::{PreparedVersion, StateError, StateStore};
 use super::tx::{ANCHOR_THRESHOLD, Action, MAX_CLUSTER_MEMBERS, SignedTx, Tx};
 
 /// An account.
@@ -66,6 +66,30 @@ pub struct Genesis {
     pub accounts: Vec<(PublicKey, u64)>,
     /// Clusters registered at genesis.
     pub clusters: Vec<(ClusterId, ClusterRecord)>,
+}
+
+impl Genesis {
+    /// Refuses what would make validators fail later: a cluster without members, with more than
+    /// [`MAX_CLUSTER_MEMBERS`], with a member twice, or registered twice.
+    pub fn check(&self) -> Result<(), String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (id, record) in &self.clusters {
+            if !ids.insert(id) {
+                return Err(format!("cluster {id} is registered twice"));
+            }
+            cluster_members(&record.members).map_err(|reason| format!("cluster {id}: {reason}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The member set of a cluster whose `members` are valid: 1 to [`MAX_CLUSTER_MEMBERS`] distinct
+/// keys (the same rule for registration transactions and genesis).
+pub fn cluster_members(members: &[PublicKey]) -> Result<MemberSet, String> {
+    if members.is_empty() || members.len() > MAX_CLUSTER_MEMBERS {
+        return Err(format!("a cluster has 1 to {MAX_CLUSTER_MEMBERS} members, not {}", members.len()));
+    }
+    MemberSet::equal(members.iter().copied()).map_err(|_| "members must be distinct".into())
 }
 
 /// Where a committed transaction landed and how it went (`tx_status`).
@@ -165,6 +189,11 @@ pub struct ChainApp {
     state: StateStore,
     /// This validator (the proposer of the payloads it builds).
     proposer: PublicKey,
+    /// The engine the chain runs (named in every header).
+    engine: Engine,
+    /// The state `finalize` computed, written by `commit` (ABCI's rule: nothing is durable
+    /// before commit, so a crash in between replays the block to the same app hash).
+    pending: Option<PreparedVersion>,
 }
 
 /// A storage failure of the app (fatal to the node, as the driver treats app errors).
@@ -206,7 +235,13 @@ impl Overlay<'_> {
 impl ChainApp {
     /// The app of `chain_id` over `state`, run by validator `proposer`.
     pub fn new(chain_id: impl Into<String>, state: StateStore, proposer: PublicKey) -> Self {
-        ChainApp { chain_id: chain_id.into(), state, proposer }
+        ChainApp { chain_id: chain_id.into(), state, proposer, engine: Engine::Tendermint, pending: None }
+    }
+
+    /// The same app on a chain that runs `engine` (the genesis file's `consensus.engine`).
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
     }
 
     /// The header the block at `height` carrying `txs` must have, proposed at `now_ms` by
@@ -231,7 +266,7 @@ impl ChainApp {
             validators_hash: validators_hash(&validators),
             next_validators_hash: validators_hash(&validators),
             proposer: self.proposer,
-            engine: ENGINE_TENDERMINT.into(),
+            engine: self.engine.name().into(),
         })
     }
 
@@ -247,6 +282,9 @@ impl ChainApp {
             Ok(header) => header,
             Err(why) => return Ok(Err(why)),
         };
+        if header.engine != self.engine.name() {
+            return Ok(Err(format!("a {} block, but the chain runs {}", header.engine, self.engine)));
+        }
         let last: Option<LastBlock> = self.overlay()?.get(LAST_BLOCK_KEY)?;
         if header.time_ms <= last.map_or(0, |l| l.time_ms) {
             return Ok(Err(format!("block time {} is not after the parent's", header.time_ms)));
@@ -340,14 +378,8 @@ fn apply(
             Ok(Ok(format!("moved {amount}")))
         }
         Action::RegisterCluster { cluster, members, peers } => {
-            if members.is_empty() || members.len() > MAX_CLUSTER_MEMBERS {
-                return Ok(Err(format!(
-                    "a cluster has 1 to {MAX_CLUSTER_MEMBERS} members, not {}",
-                    members.len()
-                )));
-            }
-            if MemberSet::equal(members.iter().copied()).is_err() {
-                return Ok(Err("members must be distinct".into()));
+            if let Err(reason) = cluster_members(&members) {
+                return Ok(Err(reason));
             }
             if let Some(existing) = view.get::<ClusterRecord>(&cluster_key(&cluster))? {
                 if existing.owner != *sender {
@@ -362,7 +394,12 @@ fn apply(
             let Some(cluster) = view.get::<ClusterRecord>(&cluster_key(&checkpoint.cluster))? else {
                 return Ok(Err(format!("cluster {} is not registered", checkpoint.cluster)));
             };
-            let members = MemberSet::equal(cluster.members.iter().copied()).expect("checked at registration");
+            // Checked at registration and at genesis; a state that holds a bad list anyway
+            // fails the transaction, never the validator.
+            let members = match cluster_members(&cluster.members) {
+                Ok(members) => members,
+                Err(reason) => return Ok(Err(format!("cluster {}: {reason}", checkpoint.cluster))),
+            };
             if let Err(err) = certificate.verify(&members, ANCHOR_THRESHOLD) {
                 return Ok(Err(format!("checkpoint certificate: {err}")));
             }
@@ -417,6 +454,7 @@ impl ReplicatedApp for ChainApp {
                 (account_key(key), Some(postcard::to_allocvec(&account).expect("serializes")))
             })
             .collect();
+        genesis.check().map_err(|reason| StateError::Corrupt { what: "genesis app state", reason })?;
         for (cluster, record) in &genesis.clusters {
             writes.push((cluster_key(cluster), Some(postcard::to_allocvec(record).expect("serializes"))));
         }
@@ -513,12 +551,17 @@ impl ReplicatedApp for ChainApp {
         }
         view.put(LAST_BLOCK_KEY.to_vec(), &LastBlock { height: block.height, id: block.id, time_ms });
         let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = view.writes.into_iter().collect();
-        let root = self.state.commit_indexed(block.height, writes, index)?;
-        Ok(Finalized { tx_results, validator_updates: Vec::new(), app_hash: root.to_vec() })
+        let prepared = self.state.prepare(block.height, writes, index)?;
+        let app_hash = prepared.root().to_vec();
+        self.pending = Some(prepared);
+        Ok(Finalized { tx_results, validator_updates: Vec::new(), app_hash })
     }
 
     fn commit(&mut self) -> Result<u64, AppError> {
-        // `finalize` already wrote the block's state durably (one RocksDB batch).
+        // The block's state becomes durable here, in one RocksDB batch.
+        if let Some(prepared) = self.pending.take() {
+            self.state.write_prepared(prepared)?;
+        }
         Ok(self.state.latest_version()?.unwrap_or(0))
     }
 

@@ -9,9 +9,6 @@ use pyralog_consensus::vote::{BlockId, payload_id_from_parts, tx_root};
 use pyralog_crypto::{Digest, Domain, PublicKey};
 use serde::{Deserialize, Serialize};
 
-/// The engine name headers carry for Tendermint (Malachite).
-pub const ENGINE_TENDERMINT: &str = "tendermint";
-
 /// How far ahead of a validator's clock a proposed block time may be.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
 

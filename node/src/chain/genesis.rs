@@ -8,14 +8,15 @@
 //!   "validators": [{ "publicKey": "pyrpub1...", "power": 1 }],
 //!   "accounts": [{ "publicKey": "pyrpub1...", "balance": 1000000 }],
 //!   "clusters": [{ "id": "alpha", "owner": "pyrpub1...", "members": ["pyrpub1..."],
-//!                  "peers": ["/ip4/127.0.0.1/tcp/40333"] }]
+//!                  "peers": ["/ip4/127.0.0.1/tcp/40333"] }],
+//!   "consensus": { "engine": "tendermint" }
 //! }
 //! ```
 
 use std::path::Path;
 
 use anyhow::Context;
-use pyralog_consensus::{Validator, ValidatorSet};
+use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{ClusterId, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,20 @@ pub struct GenesisFile {
     /// Clusters registered at genesis.
     #[serde(default)]
     pub clusters: Vec<GenesisCluster>,
+    /// How the chain agrees (absent: Tendermint).
+    #[serde(default)]
+    pub consensus: ConsensusGenesis,
+}
+
+/// The genesis file's `consensus` section: the engine every validator runs and every header
+/// names. Protocol parameters of an engine go here too as engines gain them; a node's own
+/// tuning (its propose timeout, block interval) stays in its config.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConsensusGenesis {
+    /// The engine: `tendermint`.
+    #[serde(default)]
+    pub engine: Engine,
 }
 
 /// A genesis validator.
@@ -80,6 +95,10 @@ impl GenesisFile {
         let genesis: GenesisFile =
             serde_json::from_str(&text).with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.validator_set().with_context(|| format!("invalid genesis {}", path.display()))?;
+        genesis
+            .genesis_state()
+            .check()
+            .map_err(|reason| anyhow::anyhow!("invalid genesis {}: {reason}", path.display()))?;
         Ok(genesis)
     }
 
@@ -97,7 +116,12 @@ impl GenesisFile {
 
     /// The app state the chain app's `init_chain` reads.
     pub fn app_state(&self) -> Vec<u8> {
-        let genesis = Genesis {
+        postcard::to_allocvec(&self.genesis_state()).expect("genesis serializes")
+    }
+
+    /// The genesis app state.
+    fn genesis_state(&self) -> Genesis {
+        Genesis {
             accounts: self.accounts.iter().map(|a| (a.public_key, a.balance)).collect(),
             clusters: self
                 .clusters
@@ -108,7 +132,6 @@ impl GenesisFile {
                     (c.id.clone(), record)
                 })
                 .collect(),
-        };
-        postcard::to_allocvec(&genesis).expect("genesis serializes")
+        }
     }
 }

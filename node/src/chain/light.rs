@@ -11,8 +11,8 @@
 //! (a later header is trusted when validators holding more than 1/3 of the trusted set's power signed
 //! it, so at least one honest validator vouches for the change, and more than 2/3 of its own set did).
 
-use pyralog_consensus::vote::{CommitCertificate, FinalityError, FinalityProof};
-use pyralog_consensus::{Validator, ValidatorSet};
+use pyralog_consensus::vote::{FinalityError, FinalityProof};
+use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::light::{LightError, RecordEvidence, RecordQuery, verify_record};
 use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof, InclusionProof};
 use pyralog_crypto::{Checkpoint, Digest, MemberSet};
@@ -36,17 +36,22 @@ pub struct TrustedHead {
     pub time_ms: u64,
     /// The validators of height `height + 1`.
     pub next_validators: Vec<Validator>,
+    /// The engine the chain runs (its genesis names it); headers and finality proofs of another
+    /// are refused.
+    #[serde(default)]
+    pub engine: Engine,
 }
 
 impl TrustedHead {
-    /// Trust in a chain's genesis.
-    pub fn genesis(chain_id: &str, validators: &ValidatorSet) -> Self {
+    /// Trust in the genesis of a chain that runs `engine`.
+    pub fn genesis(chain_id: &str, engine: Engine, validators: &ValidatorSet) -> Self {
         TrustedHead {
             chain_id: chain_id.into(),
             height: 0,
             block_id: Digest([0; 32]),
             time_ms: 0,
             next_validators: validators.validators().to_vec(),
+            engine,
         }
     }
 
@@ -65,6 +70,14 @@ pub enum ChainLightError {
     WrongChain {
         /// The trusted chain.
         expected: String,
+        /// The header's.
+        got: String,
+    },
+    /// A header of a block decided by another engine than the chain's.
+    #[error("header names the {got:?} engine, the chain runs {expected}")]
+    WrongEngine {
+        /// The chain's engine.
+        expected: Engine,
         /// The header's.
         got: String,
     },
@@ -105,9 +118,10 @@ pub enum ChainLightError {
     /// A validator set that cannot be (empty, zero power, repeated keys).
     #[error("invalid validator set: {0}")]
     BadValidators(String),
-    /// The commit certificate does not finalize the header (< 2/3, non-validators, forged).
+    /// The finality proof does not finalize the header (another engine's; a certificate of at
+    /// most 2/3, of non-validators, forged).
     #[error(transparent)]
-    Commit(#[from] FinalityError),
+    Finality(#[from] FinalityError),
     /// Skipping: too little of the trusted set signed the new header.
     #[error(
         "validator set change not committed by the previous set: trusted validators with power {signed} of {total} signed (skipping needs 1/3)"
@@ -142,19 +156,20 @@ pub enum ChainLightError {
     Record(#[from] LightError),
 }
 
-/// Checks that `commit` finalizes `header` under `validators` (which must be the header's set),
-/// verifying every signature (skipping then counts the trusted validators among the signers).
+/// Checks that `proof`, a proof of `engine`, finalizes `header` under `validators` (which must be
+/// the header's set), verifying every signature (skipping then counts the trusted validators among
+/// the signers).
 pub fn verify_commit(
+    engine: Engine,
     header: &Header,
-    commit: &CommitCertificate,
+    proof: &FinalityProof,
     validators: &ValidatorSet,
 ) -> Result<u64, ChainLightError> {
     let hash = validators_hash(validators.validators());
     if hash != header.validators_hash {
         return Err(ChainLightError::ValidatorsMismatch { expected: header.validators_hash, got: hash });
     }
-    let proof = FinalityProof::Commit(commit.clone());
-    Ok(proof.verify(&header.chain_id, header.height, &header.block_id(), validators)?)
+    Ok(proof.verify(engine, &header.chain_id, header.height, &header.block_id(), validators)?)
 }
 
 /// The trusted head after `header`, given the set it announces for its next height.
@@ -178,6 +193,7 @@ fn advance(
         block_id: header.block_id(),
         time_ms: header.time_ms,
         next_validators,
+        engine: trusted.engine,
     })
 }
 
@@ -187,6 +203,9 @@ fn check_chain(trusted: &TrustedHead, header: &Header) -> Result<(), ChainLightE
             expected: trusted.chain_id.clone(),
             got: header.chain_id.clone(),
         });
+    }
+    if header.engine != trusted.engine.name() {
+        return Err(ChainLightError::WrongEngine { expected: trusted.engine, got: header.engine.clone() });
     }
     Ok(())
 }
@@ -205,7 +224,7 @@ fn check_chain_and_time(trusted: &TrustedHead, header: &Header) -> Result<(), Ch
 pub fn verify_adjacent(
     trusted: &TrustedHead,
     header: &Header,
-    commit: &CommitCertificate,
+    proof: &FinalityProof,
     next: Option<&[Validator]>,
 ) -> Result<TrustedHead, ChainLightError> {
     check_chain_and_time(trusted, header)?;
@@ -215,16 +234,17 @@ pub fn verify_adjacent(
     if header.parent != trusted.block_id {
         return Err(ChainLightError::WrongParent { expected: trusted.block_id, got: header.parent });
     }
-    let set = committed_by_trusted_set(trusted, header, commit)?;
+    let set = committed_by_trusted_set(trusted, header, proof)?;
     advance(trusted, header, &set, next)
 }
 
 /// Checks that `header` is decided by the set the trusted head announced (its next
-/// validators) and that `commit` carries more than 2/3 of it; returns that set.
+/// validators) and that `proof` (of the chain's engine) shows it final under that set; returns
+/// the set.
 fn committed_by_trusted_set(
     trusted: &TrustedHead,
     header: &Header,
-    commit: &CommitCertificate,
+    proof: &FinalityProof,
 ) -> Result<ValidatorSet, ChainLightError> {
     let set = trusted.next_set()?;
     let announced = validators_hash(set.validators());
@@ -235,8 +255,7 @@ fn committed_by_trusted_set(
         });
     }
     // Signatures are checked until they make a quorum, as CometBFT's light client does.
-    let proof = FinalityProof::Commit(commit.clone());
-    proof.verify_light(&header.chain_id, header.height, &header.block_id(), &set)?;
+    proof.verify_light(trusted.engine, &header.chain_id, header.height, &header.block_id(), &set)?;
     Ok(set)
 }
 
@@ -246,7 +265,7 @@ fn committed_by_trusted_set(
 pub fn verify_skipping(
     trusted: &TrustedHead,
     header: &Header,
-    commit: &CommitCertificate,
+    proof: &FinalityProof,
     validators: &[Validator],
     next: Option<&[Validator]>,
 ) -> Result<TrustedHead, ChainLightError> {
@@ -255,27 +274,21 @@ pub fn verify_skipping(
         return Err(ChainLightError::WrongHeight { expected: trusted.height + 1, got: header.height });
     }
     let trusted_set = trusted.next_set()?;
-    let (signed, total) = trusted_power(commit, &trusted_set);
+    let (signed, total) = trusted_power(proof, &trusted_set);
     if !trusted_set.is_one_third(signed) {
         return Err(ChainLightError::NotEnoughTrust { signed, total });
     }
     let set = ValidatorSet::new(validators.iter().copied())
         .map_err(|e| ChainLightError::BadValidators(e.to_string()))?;
-    verify_commit(header, commit, &set)?;
+    verify_commit(trusted.engine, header, proof, &set)?;
     advance(trusted, header, &set, next)
 }
 
-/// The power of the distinct trusted validators among `commit`'s signers, and the set's total.
+/// The power of the distinct trusted validators among the proof's signers, and the set's total.
 /// Counts signers without checking signatures: [`verify_skipping`] verifies every signature of the
-/// commit right after, so a header passes only if all of them verify.
-fn trusted_power(commit: &CommitCertificate, trusted: &ValidatorSet) -> (u64, u64) {
-    let mut counted = std::collections::BTreeSet::new();
-    let signed = commit
-        .signatures
-        .iter()
-        .filter(|share| counted.insert(share.signer))
-        .filter_map(|share| trusted.power_of(&share.signer))
-        .sum();
+/// proof right after, so a header passes only if all of them verify.
+fn trusted_power(proof: &FinalityProof, trusted: &ValidatorSet) -> (u64, u64) {
+    let signed = proof.signers().iter().filter_map(|signer| trusted.power_of(signer)).sum();
     (signed, trusted.total_power())
 }
 
@@ -293,8 +306,8 @@ pub struct ProvenValue {
 pub struct FinalityEvidence {
     /// The header whose state root holds the anchor (state version `height - 1`).
     pub header: Header,
-    /// Its commit certificate.
-    pub commit: CommitCertificate,
+    /// Its finality proof.
+    pub finality: FinalityProof,
     /// The cluster's registration (its members certify checkpoints).
     pub cluster: ProvenValue,
     /// The partition's anchor.
@@ -331,7 +344,7 @@ pub fn verify_finality(
 ) -> Result<Checkpoint, ChainLightError> {
     let header = &evidence.header;
     check_chain(trusted, header)?;
-    committed_by_trusted_set(trusted, header, &evidence.commit)?;
+    committed_by_trusted_set(trusted, header, &evidence.finality)?;
 
     let cluster: ClusterRecord =
         proven(header, &cluster_key(&query.cluster), &evidence.cluster, "cluster registration")?;

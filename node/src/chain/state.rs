@@ -131,6 +131,32 @@ fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
     out
 }
 
+/// A state version computed but not yet written ([`StateStore::prepare`]).
+pub struct PreparedVersion {
+    version: Version,
+    root: StateRoot,
+    update: TreeUpdateBatch,
+    index: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl PreparedVersion {
+    /// Its version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Its root.
+    pub fn root(&self) -> StateRoot {
+        self.root
+    }
+}
+
+impl std::fmt::Debug for PreparedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedVersion").field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
 impl StateStore {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
@@ -200,6 +226,19 @@ impl StateStore {
         writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
         index: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<StateRoot, StateError> {
+        let prepared = self.prepare(version, writes, index)?;
+        self.write_prepared(prepared)
+    }
+
+    /// Computes version `version` from `writes` (and the `index` entries to store beside it)
+    /// without writing anything: its root is known, and [`StateStore::write_prepared`] makes it
+    /// durable. ABCI's split: `finalize` prepares, `commit` writes.
+    pub fn prepare(
+        &self,
+        version: Version,
+        writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+        index: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<PreparedVersion, StateError> {
         let expected = self.latest_version()?.map_or(0, |latest| latest + 1);
         if version != expected {
             return Err(StateError::OutOfOrder { version, expected });
@@ -208,8 +247,18 @@ impl StateStore {
             writes.into_iter().map(|(key, value)| (KeyHash::with::<StateHasher>(&key), value)).collect();
         let (root, update) =
             self.tree().put_value_set(writes, version).map_err(|e| StateError::Tree(e.to_string()))?;
-        self.write_update(version, &update, index)?;
-        Ok(root.0)
+        Ok(PreparedVersion { version, root: root.0, update, index })
+    }
+
+    /// Writes a version [`StateStore::prepare`] computed, durably, in one batch; returns its
+    /// root. Refused unless it is still the next version.
+    pub fn write_prepared(&self, prepared: PreparedVersion) -> Result<StateRoot, StateError> {
+        let expected = self.latest_version()?.map_or(0, |latest| latest + 1);
+        if prepared.version != expected {
+            return Err(StateError::OutOfOrder { version: prepared.version, expected });
+        }
+        self.write_update(prepared.version, &prepared.update, prepared.index)?;
+        Ok(prepared.root)
     }
 
     fn write_update(

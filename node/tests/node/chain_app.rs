@@ -6,7 +6,7 @@ use pyralog_consensus::vote::payload_id;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName, QuorumCertificate};
-use pyralog_node::chain::app::{Account, ChainApp, Genesis, account_key, codes};
+use pyralog_node::chain::app::{Account, ChainApp, ClusterRecord, Genesis, account_key, codes};
 use pyralog_node::chain::block::Header;
 use pyralog_node::chain::state::{StateStore, verify_state_proof};
 use pyralog_node::chain::tx::{Action, SignedTx, Tx};
@@ -309,7 +309,9 @@ fn the_app_resumes_from_its_store() {
             txs: vec![transfer(&alice, 0, &bob, 5)],
             evidence: Vec::new(),
         };
-        app.finalize(&block).unwrap().app_hash
+        let hash = app.finalize(&block).unwrap().app_hash;
+        assert_eq!(app.commit().unwrap(), 1);
+        hash
     };
     let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
     let info = app.info().unwrap();
@@ -321,4 +323,69 @@ fn the_app_resumes_from_its_store() {
     // The next nonces queue up in the mempool; far future ones do not.
     assert_eq!(app.check_tx(&transfer(&alice, 3, &bob, 5)).unwrap(), Ok(()));
     assert!(app.check_tx(&transfer(&alice, 65, &bob, 5)).unwrap().is_err());
+}
+
+/// A genesis cluster without members, with a member twice, or registered twice is refused at
+/// `init_chain` (and by `GenesisFile::load`, through the same check): it used to be accepted,
+/// and the first anchor for it panicked every validator in `finalize`.
+#[test]
+fn a_genesis_with_an_invalid_cluster_is_refused() {
+    let owner = Keypair::generate();
+    let member = Keypair::generate().public();
+    let record = |members: Vec<_>| ClusterRecord { owner: owner.public(), members, peers: Vec::new() };
+    let alpha = ClusterId::new("alpha").unwrap();
+    let cases = [
+        (vec![(alpha.clone(), record(Vec::new()))], "cluster alpha: a cluster has 1 to 16 members, not 0"),
+        (vec![(alpha.clone(), record(vec![member, member]))], "cluster alpha: members must be distinct"),
+        (
+            vec![(alpha.clone(), record(vec![member])), (alpha.clone(), record(vec![member]))],
+            "cluster alpha is registered twice",
+        ),
+    ];
+    for (clusters, expected) in cases {
+        let genesis = Genesis { accounts: Vec::new(), clusters };
+        assert_eq!(genesis.check(), Err(expected.to_string()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), owner.public());
+        let err = app.init_chain(CHAIN, &[], &postcard::to_allocvec(&genesis).unwrap()).unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(app.state().latest_version().unwrap(), None, "nothing was written");
+    }
+}
+
+/// ABCI's rule: `finalize` computes the new state without writing it; only `commit` does. A
+/// crash between the two leaves the app at the previous height, and replaying the block gives
+/// the same app hash (it used to be written by `finalize`).
+#[test]
+fn a_crash_between_finalize_and_commit_replays_to_the_same_app_hash() {
+    let (alice, bob) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let genesis =
+        postcard::to_allocvec(&Genesis { accounts: vec![(alice.public(), 50)], ..Genesis::default() })
+            .unwrap();
+    let block = DecidedBlock {
+        height: 1,
+        id: pyralog_crypto::Digest([1; 32]),
+        time_ms: 0,
+        proposer: None,
+        txs: vec![transfer(&alice, 0, &bob, 5)],
+        evidence: Vec::new(),
+    };
+    let open = || ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
+    let (genesis_hash, first) = {
+        let mut app = open();
+        let genesis_hash = app.init_chain(CHAIN, &[], &genesis).unwrap();
+        let first = app.finalize(&block).unwrap().app_hash;
+        assert_eq!(app.info().unwrap().last_height, 0, "finalize wrote nothing");
+        (genesis_hash, first)
+        // Dropped here without commit: the crash.
+    };
+    let mut app = open();
+    let info = app.info().unwrap();
+    assert_eq!((info.last_height, info.last_app_hash), (0, genesis_hash));
+    let replayed = app.finalize(&block).unwrap().app_hash;
+    assert_eq!(replayed, first, "the replay reaches the same app hash");
+    assert_eq!(app.commit().unwrap(), 1);
+    assert_eq!(app.info().unwrap().last_app_hash, first);
+    assert_eq!(app.check_tx(&transfer(&alice, 0, &bob, 5)).unwrap().unwrap_err(), "nonce 0 outside 1..65");
 }

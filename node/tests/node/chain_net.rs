@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use pyralog_consensus::driver::{BlockStore, Driver, DriverConfig, Progress};
+use pyralog_consensus::driver::{BlockStore, ChainStore, Driver, DriverConfig, Progress};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
-use pyralog_consensus::{Validator, ValidatorSet};
+use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::Keypair;
 use pyralog_node::chain::app::{Account, ChainApp, Genesis, account_key};
 use pyralog_node::chain::block::Header;
@@ -135,7 +135,7 @@ async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() 
         assert_eq!(header.state_root.0, states[0].root(height - 1).unwrap(), "height {height}");
         assert_eq!(header.tx_count as usize, block.txs.len() - 1);
         assert!(set.power_of(&header.proposer).is_some(), "proposed by a validator");
-        block.proof.verify(CHAIN, height, &header.block_id(), &set).unwrap();
+        block.proof.verify(Engine::Tendermint, CHAIN, height, &header.block_id(), &set).unwrap();
         parent = block.block;
     }
 }

@@ -8,6 +8,7 @@
 
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::ws_client::WsClientBuilder;
+use pyralog_consensus::{Engine, FinalityProof};
 use pyralog_crypto::keys::load_key_file;
 use pyralog_crypto::{Keypair, Signature};
 use pyralog_node::chain::app::{Account, account_key};
@@ -23,6 +24,7 @@ const UNKNOWN_HEIGHT: i32 = 1040;
 const TX_REJECTED: i32 = 1041;
 const NOT_ANCHORED: i32 = 1042;
 const UNKNOWN_CLUSTER: i32 = 1043;
+const NOT_LEADER: i32 = 1010;
 
 async fn committed(url: &str, id: &Value) -> Value {
     eventually("the transaction committed", async || {
@@ -60,6 +62,22 @@ async fn the_chain_rpc_anchors_on_demand_and_serves_verifiable_state() {
     let commit = call(&b, "chain_getCommit", json!({"height": 1})).await.unwrap();
     assert_eq!(commit["blockId"], first["blockId"]);
     assert!(commit["signatures"].as_array().unwrap().len() >= 3, "all of 3 validators (> 2/3) signed");
+    // The engine-tagged finality proof: the chain's engine, its family, and the encoding a light
+    // client verifies (here: the same certificate).
+    let finality = call(&b, "chain_getFinality", json!({"height": 1})).await.unwrap();
+    assert_eq!((finality["height"].as_u64(), finality["engine"].as_str()), (Some(1), Some("tendermint")));
+    assert_eq!(
+        (finality["family"].as_str(), finality["blockId"].clone()),
+        (Some("quorum"), first["blockId"].clone())
+    );
+    let proof: FinalityProof = postcard::from_bytes(&unhex(&finality["encoded"])).unwrap();
+    assert_eq!(proof.engine(), Engine::Tendermint);
+    assert_eq!(
+        proof.commit_certificate().map(|c| hex(&postcard::to_allocvec(c).unwrap())),
+        commit["encoded"].as_str().map(String::from)
+    );
+    assert_eq!(head["finality"]["engine"], "tendermint");
+    assert_eq!(code(call(&a, "chain_getFinality", json!({"height": 1_000_000})).await), UNKNOWN_HEIGHT);
     let validators = call(&b, "chain_getValidators", json!({})).await.unwrap();
     assert_eq!(
         (validators["totalPower"].as_u64(), validators["hash"].clone()),
@@ -175,4 +193,48 @@ async fn the_chain_rpc_anchors_on_demand_and_serves_verifiable_state() {
     let two = heads.next().await.unwrap().unwrap();
     assert_eq!(two["height"].as_u64().unwrap(), one["height"].as_u64().unwrap() + 1);
     assert_eq!(two["parent"], one["blockId"]);
+
+    // An append spread over two partitions, one of whose (single) replica is down, fails with
+    // that partition's own code, lists what the other partition stored, and which records
+    // failed. (Two failed records share one error: that used to turn into a generic 1030 and
+    // lose the leader hint, and records written after the failed index were not listed.)
+    let mut net = net;
+    let created = call(&a, "log_create", json!({"name": "split", "partitions": 2, "replicationFactor": 1}))
+        .await
+        .unwrap();
+    let holder = |p: usize| created["placement"][p][0].as_u64().unwrap() as usize;
+    let (alive, victim) = (holder(0), holder(1));
+    let caller = (0..3).find(|n| *n != victim).unwrap();
+    eventually("both partitions writable", async || {
+        let records = json!([{ "value": hex(b"warm-up") }]);
+        for partition in 0..2 {
+            call(&a, "log_append", json!({"log": "split", "partition": partition, "records": records}))
+                .await
+                .ok()?;
+        }
+        Some(())
+    })
+    .await;
+    net.children[victim].kill().unwrap();
+    net.children[victim].wait().unwrap();
+    // Round robin from the caller's next partition: records alternate between the two.
+    let records: Vec<Value> =
+        (0..4).map(|i| json!({ "value": hex(format!("spread {i}").as_bytes()) })).collect();
+    let err = match call(&net.rpc[caller], "log_append", json!({"log": "split", "records": records})).await {
+        Err(jsonrpsee::core::client::Error::Call(err)) => err,
+        other => panic!("expected an error object, got {other:?}"),
+    };
+    assert_eq!(err.code(), NOT_LEADER, "{err:?}");
+    let data: Value = serde_json::from_str(err.data().unwrap().get()).unwrap();
+    let failed: Vec<u64> = data["failed"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap()).collect();
+    assert_eq!(failed.len(), 2, "{data}");
+    assert_eq!(data["detail"]["leader"], victim as u64, "the leader hint survives: {data}");
+    let written = data["written"].as_array().unwrap();
+    if alive != victim {
+        assert_eq!(written.len(), 2, "every record the other partition stored: {data}");
+        for receipt in written {
+            assert_eq!(receipt["partition"], 0);
+            assert!(!failed.contains(&receipt["index"].as_u64().unwrap()));
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The chain light client (`pyralog light sync` and `verify-record --finality`) against a
 //! malicious server: a JSON-RPC proxy in front of a real 3-validator testnet alters answers one
 //! way at a time. Where a lie needs signatures (a foreign validator set, a contradicting anchor
-//! signed by the real validators, as a fork by >= 2/3 would), the test signs with fresh keys or
+//! signed by the real validators, as a fork by more than 2/3 would), the test signs with fresh keys or
 //! with the testnet's own node keys. Every lie is rejected with its reason and leaves the light
 //! client's state file as it was.
 
@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use pyralog_consensus::vote::CommitCertificate;
-use pyralog_consensus::{Validator, Vote, VoteKind};
+use pyralog_consensus::{Engine, FinalityProof, Validator, Vote, VoteKind};
 use pyralog_crypto::keys::load_key_file;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
@@ -40,7 +39,7 @@ enum Lie {
     /// Another partition's anchor (a real value and proof, for another key).
     OtherAnchor(Value),
     /// A checkpoint of the same size with another root, certified by the cluster's keys, in a
-    /// state root signed by the real validators: what a fork by >= 2/3 of them would serve.
+    /// state root signed by the real validators: what a fork by more than 2/3 of them would serve.
     ContradictingAnchor,
 }
 
@@ -66,7 +65,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Value {
     json!(hex(&postcard::to_allocvec(value).unwrap()))
 }
 
-fn precommit(header: &Header, keys: &[Keypair]) -> CommitCertificate {
+fn precommit(header: &Header, keys: &[Keypair]) -> FinalityProof {
     let vote = Vote {
         chain_id: header.chain_id.clone(),
         height: header.height,
@@ -75,11 +74,12 @@ fn precommit(header: &Header, keys: &[Keypair]) -> CommitCertificate {
         block: Some(header.block_id()),
     };
     let signatures = keys.iter().map(|k| SignatureShare::sign(k, &vote)).collect();
-    QuorumCertificate { message: vote, signatures }
+    FinalityProof::quorum(Engine::Tendermint, QuorumCertificate { message: vote, signatures })
 }
 
 impl Liar {
-    fn tamper_commit(&self, lie: &Lie, commit: &mut CommitCertificate) {
+    fn tamper_commit(&self, lie: &Lie, proof: &mut FinalityProof) {
+        let mut commit = proof.commit_certificate().expect("a quorum engine's proof").clone();
         match lie {
             Lie::CommitBelowTwoThirds => commit.signatures.truncate(1),
             Lie::NonValidatorSignatures => {
@@ -91,10 +91,11 @@ impl Liar {
             }
             _ => {}
         }
+        *proof = FinalityProof::quorum(proof.engine(), commit);
     }
 
     /// The header at `real`'s height re-signed by the attackers' set.
-    fn foreign(&self, real: &Header) -> (Header, CommitCertificate) {
+    fn foreign(&self, real: &Header) -> (Header, FinalityProof) {
         let set: Vec<Validator> =
             self.outsiders.iter().map(|k| Validator { key: k.public(), power: 1 }).collect();
         let forged = self
@@ -116,7 +117,7 @@ impl Liar {
     fn tamper_evidence(&self, lie: &Lie, evidence: &mut FinalityEvidence) {
         match lie {
             Lie::CommitBelowTwoThirds | Lie::NonValidatorSignatures => {
-                self.tamper_commit(lie, &mut evidence.commit)
+                self.tamper_commit(lie, &mut evidence.finality)
             }
             Lie::AnchorValue => {
                 let value = evidence.anchor.value.as_mut().unwrap();
@@ -166,7 +167,7 @@ impl Liar {
         evidence.anchor = prove(&anchored);
         evidence.inclusion = tree.inclusion_proof(offset, real.size).unwrap();
         evidence.header.state_root = Digest(root);
-        evidence.commit = precommit(&evidence.header, &self.validators);
+        evidence.finality = precommit(&evidence.header, &self.validators);
     }
 }
 
@@ -174,24 +175,24 @@ impl ProxyHook for Liar {
     fn answer(&self, method: &str, answer: &mut Value) {
         let lie = self.lie.lock().unwrap().clone();
         match (method, &lie) {
-            ("chain_getCommit", Lie::CommitBelowTwoThirds | Lie::NonValidatorSignatures) => {
-                let mut commit: CommitCertificate = decode(&answer["encoded"]);
-                self.tamper_commit(&lie, &mut commit);
-                answer["encoded"] = encode(&commit);
+            ("chain_getFinality", Lie::CommitBelowTwoThirds | Lie::NonValidatorSignatures) => {
+                let mut proof: FinalityProof = decode(&answer["encoded"]);
+                self.tamper_commit(&lie, &mut proof);
+                answer["encoded"] = encode(&proof);
             }
             ("chain_getFinalizedHead", Lie::ForeignValidatorSet) => {
                 let real = Header::decode(&unhex(&answer["header"]["encoded"])).unwrap();
-                let (header, commit) = self.foreign(&real);
+                let (header, proof) = self.foreign(&real);
                 answer["header"]["encoded"] = json!(hex(&header.encode()));
-                answer["commit"]["encoded"] = encode(&commit);
+                answer["finality"]["encoded"] = encode(&proof);
             }
-            ("chain_getHeader" | "chain_getCommit" | "chain_getValidators", Lie::ForeignValidatorSet) => {
+            ("chain_getHeader" | "chain_getFinality" | "chain_getValidators", Lie::ForeignValidatorSet) => {
                 let height = answer["height"].as_u64().unwrap();
                 let Some(forged) = self.forged.lock().unwrap().get(&height).cloned() else { return };
-                let (header, commit) = self.foreign(&forged);
+                let (header, proof) = self.foreign(&forged);
                 match method {
                     "chain_getHeader" => answer["encoded"] = json!(hex(&header.encode())),
-                    "chain_getCommit" => answer["encoded"] = encode(&commit),
+                    "chain_getFinality" => answer["encoded"] = encode(&proof),
                     _ => {
                         answer["validators"] = json!(
                             self.outsiders

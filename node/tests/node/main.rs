@@ -7,6 +7,7 @@ mod chain_testnet;
 mod cli;
 mod light_chain;
 mod light_proxy;
+mod light_steps;
 mod limits;
 mod rpc;
 mod state;

@@ -316,10 +316,13 @@ async fn acknowledged_writes_survive_kill_9_of_a_node_process() {
         eventually("a partition leader", async || partition_leader(&rpc[0], "crash", 0).await).await as usize;
 
     // Writers go through every node in turn; a write that fails is not retried (not acked).
+    // The phases below wait on the count of acknowledged writes, not on the clock.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acked_so_far = || acks.load(std::sync::atomic::Ordering::Relaxed);
     let writers: Vec<_> = (0..3)
         .map(|w| {
-            let (rpc, stop) = (rpc.clone(), stop.clone());
+            let (rpc, stop, acks) = (rpc.clone(), stop.clone(), acks.clone());
             tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let mut n = 0u64;
@@ -331,7 +334,10 @@ async fn acknowledged_writes_survive_kill_9_of_a_node_process() {
                     match tokio::time::timeout(Duration::from_secs(10), call(url, "log_append", records))
                         .await
                     {
-                        Ok(Ok(receipts)) => acked.push((receipts[0]["offset"].as_u64().unwrap(), value)),
+                        Ok(Ok(receipts)) => {
+                            acked.push((receipts[0]["offset"].as_u64().unwrap(), value));
+                            acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         _ => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
                 }
@@ -339,12 +345,24 @@ async fn acknowledged_writes_survive_kill_9_of_a_node_process() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    eventually("writes acknowledged before the kill", async || (acked_so_far() >= 10).then_some(())).await;
     net.children[leader].kill().unwrap(); // SIGKILL
     net.children[leader].wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A new leader is elected and takes writes.
+    let at_kill = acked_so_far();
+    eventually("writes acknowledged after the kill", async || (acked_so_far() >= at_kill + 10).then_some(()))
+        .await;
     net.children[leader] = spawn_node(dir.path(), leader as u16);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let restarted = rpc[leader].clone();
+    eventually("the restarted node serving", async || {
+        call(&restarted, "system_status", json!({})).await.ok()
+    })
+    .await;
+    let at_restart = acked_so_far();
+    eventually("writes acknowledged after the restart", async || {
+        (acked_so_far() >= at_restart + 10).then_some(())
+    })
+    .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acked = std::collections::BTreeMap::new();
     for writer in writers {

@@ -57,8 +57,13 @@ async fn a_non_validator_publishing_consensus_messages_is_banned() {
             "a consensus message from a non-validator was delivered"
         );
     }
-    // Banned peers cannot reconnect (the intruder keeps redialing its bootstrap peer).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Banned peers cannot reconnect: the intruder keeps redialing its bootstrap peer, and each
+    // connection is refused (observed, not waited out).
+    let refused = honest.handle.status().await.unwrap().refused_banned;
+    eventually("the intruder's redials refused", async || {
+        honest.handle.status().await.unwrap().refused_banned >= refused + 2
+    })
+    .await;
     assert!(!honest.handle.status().await.unwrap().connected.contains(&intruder_id));
 }
 

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use pyralog_consensus::driver::BlockStore;
+use pyralog_consensus::Engine;
+use pyralog_consensus::driver::{BlockStore, ChainStore};
 use pyralog_consensus::testkit::assert_same_certified_blocks;
 
 use crate::support::{CHAIN, driver_config, start, start_network, validators, wait_for_height};
@@ -51,7 +52,7 @@ async fn four_validators_over_libp2p_survive_a_kill_and_a_restart() {
 
     // Every store holds the same blocks, each with a commit certificate that verifies.
     let stores: Vec<BlockStore> = dirs.iter().map(|d| BlockStore::open(d.path()).unwrap()).collect();
-    assert_same_certified_blocks(&stores, CHAIN, &set, target);
+    assert_same_certified_blocks(&stores, Engine::Tendermint, CHAIN, &set, target);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -211,10 +211,16 @@ async fn a_new_key_the_peer_does_not_share_leaves_the_working_session_in_use() {
     // Two different keys, twice: no new session can come up, and the second rotation must
     // drop the failed key, not the one the stream runs on.
     for round in 0..2u8 {
+        let failed = a.stats().dropped_invalid + b.stats().dropped_invalid;
         a.set_preshared_key(b.public_key(), [round; 32]).unwrap();
         b.set_preshared_key(a.public_key(), [round + 100; 32]).unwrap();
-        // Past the delayed initiation of the new key, which fails.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Past the delayed initiation of the new key, which fails: its handshake response does
+        // not decrypt under the other key (observed in the counters, not waited out).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while a.stats().dropped_invalid + b.stats().dropped_invalid == failed {
+            assert!(tokio::time::Instant::now() < deadline, "no failed handshake: {:?}", a.stats());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         dialed.write_all(&chunk(u64::from(round), 256 * 1024)).await.unwrap();
         let mut got = vec![0u8; 256 * 1024];
         within("the stream under the old session", accepted.read_exact(&mut got)).await.unwrap();

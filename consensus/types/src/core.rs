@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pyralog_crypto::{Keypair, PublicKey, Signature};
 
+use crate::finality::Engine;
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, Evidence, FinalityProof};
 
@@ -164,12 +165,25 @@ pub trait ConsensusCore {
     /// Handles one input at time `now`; returns the effects to perform, in order.
     fn handle(&mut self, now: Millis, input: Input) -> Vec<Effect>;
 
-    /// The engine's name (`tendermint`, `pbft`, ...), recorded in block headers.
-    fn name(&self) -> &'static str;
+    /// Which engine it is: recorded in block headers, and the only engine whose finality proofs
+    /// the driver accepts.
+    fn engine(&self) -> Engine;
 
     /// Gives back the WAL entries of the heights not yet committed, in the order they were
-    /// persisted, before the first [`Input::StartHeight`] after a restart.
-    fn restore_wal(&mut self, entries: Vec<Vec<u8>>) {
+    /// persisted, before the first [`Input::StartHeight`] after a restart. An entry the engine
+    /// cannot read is an error, never skipped: it may hold a vote the engine must not contradict.
+    fn restore_wal(&mut self, entries: Vec<Vec<u8>>) -> Result<(), WalError> {
         let _ = entries;
+        Ok(())
     }
+}
+
+/// A write-ahead-log entry the engine cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("WAL entry {index}: {reason}")]
+pub struct WalError {
+    /// The entry's position among those given back.
+    pub index: usize,
+    /// Why it does not decode.
+    pub reason: String,
 }

@@ -1,12 +1,12 @@
-//! Votes and commit certificates: what validators sign, and the finality proof a light client
-//! checks against a validator set.
+//! Votes, commit certificates and evidence: what validators sign. The finality proof a light
+//! client checks is in [`crate::finality`] (re-exported here).
 
 use pyralog_crypto::merkle::{Blake3Merkle, Frontier, MerkleHasher};
-use pyralog_crypto::quorum::{QuorumError, Signable};
+use pyralog_crypto::quorum::Signable;
 use pyralog_crypto::{Digest, PublicKey, QuorumCertificate, Signature};
 use serde::{Deserialize, Serialize};
 
-use crate::validators::{QUORUM, ValidatorSet};
+pub use crate::finality::{FinalityError, FinalityProof};
 
 /// A block's identity: the hash of its payload ([`payload_id`]).
 pub type BlockId = Digest;
@@ -234,91 +234,3 @@ impl Evidence {
 
 /// Precommits of more than 2/3 of the voting power for one block at one height and round.
 pub type CommitCertificate = QuorumCertificate<Vote>;
-
-/// Why a finality proof does not prove what it is said to.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FinalityError {
-    /// The signed vote is not a precommit for the claimed block at the claimed height.
-    #[error(
-        "certificate is a {kind:?} for {block:?} at height {height} on {chain:?}, not a precommit for the claimed block"
-    )]
-    WrongVote {
-        /// The chain named in the vote.
-        chain: String,
-        /// Its height.
-        height: u64,
-        /// Its kind.
-        kind: VoteKind,
-        /// The block it is for.
-        block: Option<BlockId>,
-    },
-    /// The signatures do not make a quorum of the validator set.
-    #[error("commit certificate: {0}")]
-    Quorum(#[from] QuorumError),
-}
-
-/// Why a block is final.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FinalityProof {
-    /// A commit certificate (quorum engines: Tendermint, PBFT, PoS).
-    Commit(CommitCertificate),
-}
-
-impl FinalityProof {
-    /// Checks that the proof finalizes `block` at `height` on `chain_id` under `validators`.
-    /// Returns the voting power that signed.
-    pub fn verify(
-        &self,
-        chain_id: &str,
-        height: u64,
-        block: &BlockId,
-        validators: &ValidatorSet,
-    ) -> Result<u64, FinalityError> {
-        self.check(chain_id, height, block, validators, false)
-    }
-
-    /// [`FinalityProof::verify`] for light clients: signatures are verified only until they make
-    /// a quorum ([`QuorumCertificate::verify_quorum`](pyralog_crypto::QuorumCertificate::verify_quorum)).
-    pub fn verify_light(
-        &self,
-        chain_id: &str,
-        height: u64,
-        block: &BlockId,
-        validators: &ValidatorSet,
-    ) -> Result<u64, FinalityError> {
-        self.check(chain_id, height, block, validators, true)
-    }
-
-    fn check(
-        &self,
-        chain_id: &str,
-        height: u64,
-        block: &BlockId,
-        validators: &ValidatorSet,
-        light: bool,
-    ) -> Result<u64, FinalityError> {
-        match self {
-            FinalityProof::Commit(certificate) => {
-                let vote = &certificate.message;
-                if vote.chain_id != chain_id
-                    || vote.height != height
-                    || vote.kind != VoteKind::Precommit
-                    || vote.block.as_ref() != Some(block)
-                {
-                    return Err(FinalityError::WrongVote {
-                        chain: vote.chain_id.clone(),
-                        height: vote.height,
-                        kind: vote.kind,
-                        block: vote.block,
-                    });
-                }
-                let members = validators.members();
-                Ok(if light {
-                    certificate.verify_quorum(members, QUORUM)?
-                } else {
-                    certificate.verify(members, QUORUM)?
-                })
-            }
-        }
-    }
-}

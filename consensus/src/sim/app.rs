@@ -1,0 +1,132 @@
+//! The simulated validators' app: small, but ABCI-shaped in the ways the driver relies on. It
+//! persists only in `commit` (its "disk" outlives a crash; what `finalize` computed does not),
+//! its app hash chains every block, it changes the validator set when the scenario says, and a
+//! crash can make it lose its last commits, which the driver's handshake must replay.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyralog_crypto::{Digest, Domain};
+
+use crate::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
+use crate::validators::Validator;
+
+/// What survives a crash: the app hash after each committed height (index `height - 1`).
+#[derive(Debug, Default)]
+struct Disk {
+    hashes: Vec<Digest>,
+}
+
+/// One validator's app. Clones share the disk.
+#[derive(Debug, Clone)]
+pub(super) struct SimApp {
+    disk: Arc<Mutex<Disk>>,
+    /// `(height, app hash)` finalized and not yet committed.
+    pending: Option<(u64, Digest)>,
+    /// Validator updates by the height whose block makes them.
+    updates: Arc<Vec<(u64, Vec<Validator>)>>,
+}
+
+impl SimApp {
+    pub(super) fn new(updates: Vec<(u64, Vec<Validator>)>) -> Self {
+        SimApp { disk: Arc::default(), pending: None, updates: Arc::new(updates) }
+    }
+
+    /// The app as it restarts after a crash: the same disk, nothing pending, and the last `lost`
+    /// commits gone.
+    pub(super) fn restarted(&self, lost: u64) -> Self {
+        let mut disk = self.disk();
+        let keep = disk.hashes.len().saturating_sub(lost as usize);
+        disk.hashes.truncate(keep);
+        drop(disk);
+        SimApp { disk: self.disk.clone(), pending: None, updates: self.updates.clone() }
+    }
+
+    /// The app hash committed at `height`, if any.
+    pub(super) fn hash_at(&self, height: u64) -> Option<Digest> {
+        let index = usize::try_from(height.checked_sub(1)?).ok()?;
+        self.disk().hashes.get(index).copied()
+    }
+
+    /// The last committed height.
+    pub(super) fn height(&self) -> u64 {
+        self.disk().hashes.len() as u64
+    }
+
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        self.disk.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl ReplicatedApp for SimApp {
+    type Error = Infallible;
+
+    fn info(&self) -> Result<AppInfo, Infallible> {
+        let disk = self.disk();
+        let last_app_hash = disk.hashes.last().map_or_else(Vec::new, |h| h.0.to_vec());
+        Ok(AppInfo { last_height: disk.hashes.len() as u64, last_app_hash })
+    }
+
+    fn init_chain(&mut self, _: &str, _: &[Validator], _: &[u8]) -> Result<Vec<u8>, Infallible> {
+        Ok(Vec::new())
+    }
+
+    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Infallible> {
+        Ok(if tx.starts_with(b"bad") { Err("refused".into()) } else { Ok(()) })
+    }
+
+    /// Mempool transactions that fit, then a marker naming the height, so no payload is empty.
+    fn prepare_payload(
+        &mut self,
+        height: u64,
+        candidates: Vec<Vec<u8>>,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, Infallible> {
+        let marker = format!("block {height}").into_bytes();
+        let mut room = max_bytes.saturating_sub(marker.len());
+        let mut txs: Vec<Vec<u8>> = candidates
+            .into_iter()
+            .take_while(|tx| {
+                let fits = tx.len() <= room;
+                room = room.saturating_sub(tx.len());
+                fits
+            })
+            .collect();
+        txs.push(marker);
+        Ok(txs)
+    }
+
+    /// Any non-empty payload: an equivocator's twin proposal is as valid as the real one, which
+    /// is what makes more than f equivocators dangerous.
+    fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Infallible> {
+        Ok(if txs.is_empty() { PayloadVerdict::Reject } else { PayloadVerdict::Accept })
+    }
+
+    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Infallible> {
+        let previous = self.disk().hashes.last().copied().unwrap_or(Digest([0; 32]));
+        let mut bytes = previous.0.to_vec();
+        bytes.extend_from_slice(&block.height.to_be_bytes());
+        bytes.extend_from_slice(&block.id.0);
+        let hash = Domain::ConsensusValue.hash(&bytes);
+        self.pending = Some((block.height, hash));
+        let validator_updates =
+            self.updates.iter().filter(|(h, _)| *h == block.height).flat_map(|(_, u)| u.clone()).collect();
+        Ok(Finalized { tx_results: Vec::new(), validator_updates, app_hash: hash.0.to_vec() })
+    }
+
+    fn commit(&mut self) -> Result<u64, Infallible> {
+        let pending = self.pending.take();
+        let mut disk = self.disk();
+        if let Some((height, hash)) = pending {
+            // The driver finalizes each height once, in order (a replay comes after a loss).
+            if height == disk.hashes.len() as u64 + 1 {
+                disk.hashes.push(hash);
+            }
+        }
+        Ok(disk.hashes.len() as u64)
+    }
+
+    fn query(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Infallible> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,21 @@
+//! The consensus layer's types, apart from any runtime: what engines, the chain app and light
+//! clients share.
+//!
+//! - [`validators`]: weighted validator sets and the quorum rule (more than 2/3 of the power).
+//! - [`vote`]: votes, commit certificates, evidence of equivocation, and the engine-tagged
+//!   [`FinalityProof`](vote::FinalityProof) a light client checks with a validator set alone.
+//! - [`core`]: the sans-I/O [`ConsensusCore`](core::ConsensusCore) interface engines implement.
+//! - [`app`]: the ABCI-shaped [`ReplicatedApp`](app::ReplicatedApp) the engines drive.
+//!
+//! This crate builds without tokio, RocksDB or libp2p, so wallets and browsers can embed it
+//! (`make lint` checks).
+
+pub mod app;
+pub mod core;
+pub mod finality;
+pub mod validators;
+pub mod vote;
+
+pub use finality::{Engine, FinalityError, FinalityProof, FinalityRule};
+pub use validators::{Validator, ValidatorSet, ValidatorSetError};
+pub use vote::{BlockId, CommitCertificate, Vote, VoteKind};

@@ -1,0 +1,176 @@
+//! The chain light client's header steps (`verify_adjacent`, `verify_skipping`) across a
+//! validator-set change, on headers built here: the sequential path must take the new set only
+//! as the previous header announced it, and skipping must find more than 1/3 of the trusted
+//! power among the signers.
+
+use pyralog_consensus::{Engine, FinalityProof, Validator, ValidatorSet, Vote, VoteKind};
+use pyralog_crypto::quorum::SignatureShare;
+use pyralog_crypto::{Digest, Keypair, QuorumCertificate};
+use pyralog_node::chain::block::{Header, validators_hash};
+use pyralog_node::chain::light::{ChainLightError, TrustedHead, verify_adjacent, verify_skipping};
+
+const CHAIN: &str = "light-steps";
+
+fn set(keys: &[&Keypair], power: u64) -> Vec<Validator> {
+    ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power }))
+        .unwrap()
+        .validators()
+        .to_vec()
+}
+
+fn header(height: u64, parent: Digest, validators: &[Validator], next: &[Validator]) -> Header {
+    Header {
+        chain_id: CHAIN.into(),
+        height,
+        time_ms: 1_000 * height,
+        parent,
+        tx_count: 0,
+        tx_root: Digest([0; 32]),
+        state_root: Digest([height as u8; 32]),
+        validators_hash: validators_hash(validators),
+        next_validators_hash: validators_hash(next),
+        proposer: validators[0].key,
+        engine: "tendermint".into(),
+    }
+}
+
+fn commit(header: &Header, signers: &[&Keypair]) -> FinalityProof {
+    let vote = Vote {
+        chain_id: CHAIN.into(),
+        height: header.height,
+        round: 0,
+        kind: VoteKind::Precommit,
+        block: Some(header.block_id()),
+    };
+    let signatures = signers.iter().map(|k| SignatureShare::sign(k, &vote)).collect();
+    FinalityProof::quorum(Engine::Tendermint, QuorumCertificate { message: vote, signatures })
+}
+
+/// Four genesis validators; block 2 announces a set where a fifth joins and validator 0 leaves,
+/// deciding from height 3.
+struct Chain {
+    keys: Vec<Keypair>,
+    old: Vec<Validator>,
+    new: Vec<Validator>,
+    headers: Vec<Header>,
+}
+
+fn chain() -> Chain {
+    let keys: Vec<Keypair> = (0..5).map(|_| Keypair::generate()).collect();
+    let k: Vec<&Keypair> = keys.iter().collect();
+    let old = set(&k[..4], 1);
+    let new = set(&k[1..], 1);
+    let h1 = header(1, Digest([0; 32]), &old, &old);
+    let h2 = header(2, h1.block_id(), &old, &new);
+    let h3 = header(3, h2.block_id(), &new, &new);
+    let h4 = header(4, h3.block_id(), &new, &new);
+    Chain { keys, old, new, headers: vec![h1, h2, h3, h4] }
+}
+
+#[test]
+fn sequential_steps_follow_an_announced_set_change() {
+    let c = chain();
+    let k: Vec<&Keypair> = c.keys.iter().collect();
+    let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+    let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
+    let t1 = verify_adjacent(&trusted, &c.headers[0], &commit(&c.headers[0], &k[..3]), None).unwrap();
+
+    // Header 2 announces the new set: the client must be given it, and it must match.
+    let c2 = commit(&c.headers[1], &k[..3]);
+    assert!(matches!(
+        verify_adjacent(&t1, &c.headers[1], &c2, None),
+        Err(ChainLightError::ValidatorsMismatch { .. })
+    ));
+    assert!(matches!(
+        verify_adjacent(&t1, &c.headers[1], &c2, Some(&c.old)),
+        Err(ChainLightError::ValidatorsMismatch { .. })
+    ));
+    let t2 = verify_adjacent(&t1, &c.headers[1], &c2, Some(&c.new)).unwrap();
+    assert_eq!(t2.next_validators, c.new);
+
+    // Height 3 is decided by the new set: three of its four sign (the newcomer among them).
+    let t3 = verify_adjacent(&t2, &c.headers[2], &commit(&c.headers[2], &k[2..5]), None).unwrap();
+    assert_eq!(t3.height, 3);
+
+    // The old set's signatures no longer make a quorum at height 3: validator 0 is not in it.
+    let by_old = commit(&c.headers[2], &[k[0], k[1], k[2]]);
+    assert!(matches!(verify_adjacent(&t2, &c.headers[2], &by_old, None), Err(ChainLightError::Finality(_))));
+
+    // A header at height 3 still claiming the old set is refused: the chain never committed it.
+    let stale = header(3, c.headers[1].block_id(), &c.old, &c.old);
+    assert!(matches!(
+        verify_adjacent(&t2, &stale, &commit(&stale, &k[..3]), None),
+        Err(ChainLightError::ValidatorSetNotCommitted { .. })
+    ));
+}
+
+#[test]
+fn skipping_across_a_set_change_needs_a_third_of_the_trusted_power() {
+    let c = chain();
+    let k: Vec<&Keypair> = c.keys.iter().collect();
+    let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+    let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
+    let h4 = &c.headers[3];
+
+    // Signed by validators 1, 2 and the newcomer: 2 of the trusted 4 (> 1/3), 3 of the new 4.
+    let good = commit(h4, &[k[1], k[2], k[4]]);
+    let t4 = verify_skipping(&trusted, h4, &good, &c.new, None).unwrap();
+    assert_eq!((t4.height, t4.next_validators.clone()), (4, c.new.clone()));
+
+    // Validator 3 and the newcomer: 1 of the trusted 4 is not more than a third.
+    let weak = commit(h4, &[k[3], k[4]]);
+    assert!(matches!(
+        verify_skipping(&trusted, h4, &weak, &c.new, None),
+        Err(ChainLightError::NotEnoughTrust { signed: 1, total: 4 })
+    ));
+
+    // Served a set that is not the header's: refused before any trust is given.
+    assert!(matches!(
+        verify_skipping(&trusted, h4, &good, &c.old, None),
+        Err(ChainLightError::ValidatorsMismatch { .. })
+    ));
+
+    // An entirely new set (none of the trusted validators) cannot be skipped to.
+    let strangers: Vec<Keypair> = (0..4).map(|_| Keypair::generate()).collect();
+    let s: Vec<&Keypair> = strangers.iter().collect();
+    let foreign = set(&s, 1);
+    let h = header(4, c.headers[2].block_id(), &foreign, &foreign);
+    assert!(matches!(
+        verify_skipping(&trusted, &h, &commit(&h, &s), &foreign, None),
+        Err(ChainLightError::NotEnoughTrust { signed: 0, total: 4 })
+    ));
+}
+
+/// The validator quorum is more than 2/3 of the power in the code, and the documents a client
+/// developer reads say so (the README and the OpenRPC document said "at least 2/3" in places).
+#[test]
+fn the_documents_state_the_quorum_the_code_requires() {
+    assert_eq!(pyralog_consensus::validators::QUORUM.to_string(), "> 2/3");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for file in ["README.md", "node/src/openrpc.json"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for wrong in [">= 2/3", "at least 2/3", "≥ 2/3"] {
+            assert!(!text.contains(wrong), "{file} says {wrong:?}");
+        }
+    }
+}
+
+/// A header naming another engine than the chain's is refused, whatever its signatures.
+#[test]
+fn a_header_of_another_engine_is_refused() {
+    let c = chain();
+    let k: Vec<&Keypair> = c.keys.iter().collect();
+    let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+    let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
+    let mut other = c.headers[0].clone();
+    other.engine = "pbft".into();
+    let proof = commit(&other, &k[..4]);
+    match verify_adjacent(&trusted, &other, &proof, None) {
+        Err(ChainLightError::WrongEngine { expected: Engine::Tendermint, got }) => assert_eq!(got, "pbft"),
+        other => panic!("expected WrongEngine, got {other:?}"),
+    }
+    assert!(matches!(
+        verify_skipping(&trusted, &other, &proof, &c.old, None),
+        Err(ChainLightError::WrongEngine { .. })
+    ));
+}

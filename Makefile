@@ -57,7 +57,7 @@ build: deps
 	$(CARGO) build --locked --workspace
 
 # Crates a light client embeds must not pull an async runtime, a storage engine or a network stack.
-LIGHT_CRATES := pyralog-crypto pyralog-zk
+LIGHT_CRATES := pyralog-crypto pyralog-zk pyralog-consensus-types
 FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
 
 lint: deps

@@ -264,6 +264,7 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
         "epoch": proven.epoch,
         "key": proven.record.key.as_deref().map(to_hex),
         "value": to_hex(&proven.record.value),
+        "record": crate::rpc::record_json(&proven),
         "checkpoint": { "size": checkpoint.size, "epoch": checkpoint.epoch, "root": to_hex(&checkpoint.root.0) },
         "signatures": evidence.certificate.signatures.len(),
         "extendsTrusted": trusted.map(|old| old.size),
@@ -310,15 +311,20 @@ pub(crate) fn proven_record(offset: u64, bytes: &[u8], served: &Value) -> anyhow
     Ok(proven)
 }
 
-/// The JSON record must say what the proven bytes say.
+/// The JSON record must say what the proven bytes say, field by field (offset, epoch, key,
+/// value, headers, timestamp, Scarab id, producer): a server that rewrites any of them is caught,
+/// so nothing the client or its caller reads next to `"verified": true` is unproven.
 fn check_json_matches(served: &Value, proven: &StoredRecord) -> anyhow::Result<()> {
-    let served_value = unhex(&served["value"], "record.value")?;
-    let served_key = match &served["key"] {
-        Value::Null => None,
-        key => Some(unhex(key, "record.key")?),
+    let expected = crate::rpc::record_json(proven);
+    let (Some(served), Some(expected)) = (served.as_object(), expected.as_object()) else {
+        bail!("the record's JSON fields differ from its proven bytes: not an object");
     };
-    if served_value != proven.record.value || served_key != proven.record.key {
-        bail!("the record's JSON fields differ from its proven bytes");
+    let mut fields: Vec<&str> = expected.keys().chain(served.keys()).map(String::as_str).collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let differing: Vec<&str> = fields.into_iter().filter(|f| served.get(*f) != expected.get(*f)).collect();
+    if !differing.is_empty() {
+        bail!("the record's JSON fields differ from its proven bytes: {}", differing.join(", "));
     }
     Ok(())
 }

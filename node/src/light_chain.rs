@@ -278,6 +278,7 @@ pub(crate) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         "offset": args.offset,
         "key": proven.record.key.as_deref().map(to_hex),
         "value": to_hex(&proven.record.value),
+        "record": crate::rpc::record_json(&proven),
         "extendsTrusted": trusted.map(|old| old.size),
     }))
 }

@@ -35,6 +35,8 @@ const APPLY_WAIT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a write to a partition without a leader waits for one to be elected.
 const ELECTION_WAIT: Duration = Duration::from_secs(10);
+/// How often a write waiting for a partition's leader looks again without being woken.
+const ROUTE_RECHECK: Duration = Duration::from_millis(50);
 
 /// Where one appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,12 +486,10 @@ impl<T: Transport> ClusterNode<T> {
         id: PartitionId,
         records: Vec<Record>,
     ) -> impl Future<Output = Result<Vec<AppendReceipt>, ClusterError>> + Send + 'static {
-        let replica = self.replica(id);
         let shared = self.shared.clone();
         async move {
-            let written = match route(&shared, replica.as_ref(), id).await? {
-                Route::Local => {
-                    let replica = replica.expect("a node leads only partitions it holds");
+            let written = match route(&shared, id).await? {
+                Route::Local(replica) => {
                     let written = tokio::time::timeout(WRITE_TIMEOUT, replica.append(records)).await;
                     written.map_err(|_| ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT })??
                 }
@@ -547,26 +547,25 @@ impl<T: Transport> ClusterNode<T> {
 
 /// Where a write to a partition goes.
 enum Route {
-    /// This node leads it.
-    Local,
+    /// This node leads it, with this replica.
+    Local(Arc<PartitionReplica>),
     /// Its leader, and that leader's address.
     Forward { leader: NodeId, addr: String },
 }
 
 /// Where a write to partition `id` goes, waiting up to [`ELECTION_WAIT`] for a leader to be
 /// elected (and its address known) when none is: on the local replica's Raft metrics and the
-/// global state, whichever changes first.
-async fn route<T: Transport>(
-    shared: &super::Shared<T>,
-    replica: Option<&Arc<PartitionReplica>>,
-    id: PartitionId,
-) -> Result<Route, ClusterError> {
+/// global state, whichever changes first, and at least every [`ROUTE_RECHECK`] (a replica this
+/// node opens meanwhile, after a restart, has no watch to wake on yet).
+async fn route<T: Transport>(shared: &super::Shared<T>, id: PartitionId) -> Result<Route, ClusterError> {
     let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
-    let mut metrics = replica.map(|r| r.raft().metrics());
     let mut global = shared.global.state();
     loop {
-        if replica.is_some_and(|r| r.raft().metrics().borrow().state == ServerState::Leader) {
-            return Ok(Route::Local);
+        let replica = shared.replicas.read().expect("replica map lock").get(&id).cloned();
+        let replica = replica.as_ref();
+        let mut metrics = replica.map(|r| r.raft().metrics());
+        if let Some(replica) = replica.filter(|r| r.raft().metrics().borrow().state == ServerState::Leader) {
+            return Ok(Route::Local(replica.clone()));
         }
         let known = {
             let state = global.borrow_and_update();
@@ -582,14 +581,18 @@ async fn route<T: Transport>(
             _ => {}
         }
         let changed = async {
-            match metrics.as_mut() {
-                Some(metrics) => tokio::select! {
-                    _ = metrics.changed() => {}
-                    _ = global.changed() => {}
-                },
-                None => {
-                    let _ = global.changed().await;
+            let replica_changed = async {
+                match metrics.as_mut() {
+                    Some(metrics) => {
+                        let _ = metrics.changed().await;
+                    }
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                _ = replica_changed => {}
+                _ = global.changed() => {}
+                _ = tokio::time::sleep(ROUTE_RECHECK) => {}
             }
         };
         if tokio::time::timeout_at(deadline, changed).await.is_err() {

@@ -467,6 +467,7 @@ async fn a_write_right_after_a_restart_waits_for_the_election() {
     assert!(nodes[0].node().wait_until_writable("restarts", DEADLINE).await.unwrap());
     nodes[0].node().append_to("restarts", 0, vec![record(None, "before")]).await.unwrap();
     for round in 0..3 {
+        nodes[0].stop().await.unwrap();
         nodes[0].restart().await.unwrap();
         // No wait for writability: the write itself waits for the partition's leader.
         let receipts = nodes[0]

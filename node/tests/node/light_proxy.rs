@@ -18,6 +18,9 @@ enum Lie {
     RecordBytes,
     /// The record's JSON value changed (the proven bytes left alone).
     RecordJson,
+    /// One field of the record's JSON other than key and value rewritten (the proven bytes left
+    /// alone): `(field, new value)`.
+    RecordField(&'static str, Value),
     /// The proof of another offset than the one asked.
     OtherOffset,
     /// A hash of the inclusion path changed.
@@ -63,6 +66,7 @@ fn rewrite_answer(lie: &Lie, method: &str, answer: &mut Value) {
             flip_hex(&mut answer["encoded"], len - 1);
         }
         (Lie::RecordJson, "log_getProof") => answer["record"]["value"] = json!(hex(b"forged value")),
+        (Lie::RecordField(field, value), "log_getProof") => answer["record"][*field] = value.clone(),
         (Lie::ProofPath, "log_getProof") => flip_hex(&mut answer["proof"]["path"][0], 0),
         (Lie::ProofForOtherSize(old), "log_getProof") => answer["proof"] = old["proof"].clone(),
         (Lie::ForgedSignature, "log_getProof") => {
@@ -100,8 +104,13 @@ async fn verify(rpc: &str, trust: &Path, offset: u64, first_use: bool) -> (Value
         command.arg("--trust-on-first-use");
     }
     let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&output.stdout)));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "not JSON: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
     assert_eq!(report["verified"] == true, output.status.success(), "{report}");
     (report, output.status.success())
 }
@@ -185,7 +194,18 @@ async fn the_light_client_rejects_every_lie_of_a_malicious_server() {
     // Every other lie, each against the up-to-date trust file.
     let cases = [
         (Lie::RecordBytes, "inclusion proof leads to root"),
-        (Lie::RecordJson, "the record's JSON fields differ from its proven bytes"),
+        (Lie::RecordJson, "the record's JSON fields differ from its proven bytes: value"),
+        // Every other field the server sends beside the proof (it used to pass unchecked).
+        (Lie::RecordField("epoch", json!(99)), "differ from its proven bytes: epoch"),
+        (Lie::RecordField("timestampMs", json!(1)), "differ from its proven bytes: timestampMs"),
+        (Lie::RecordField("scarabId", json!("12345")), "differ from its proven bytes: scarabId"),
+        (
+            Lie::RecordField("headers", json!([{"name": "forged", "value": "0x00"}])),
+            "differ from its proven bytes: headers",
+        ),
+        (Lie::RecordField("producer", json!({"id": 7, "seq": 1})), "differ from its proven bytes: producer"),
+        (Lie::RecordField("offset", json!(3)), "differ from its proven bytes: offset"),
+        (Lie::RecordField("extra", json!("unproven")), "differ from its proven bytes: extra"),
         (Lie::OtherOffset, "proof is for offset 1, asked about offset 2"),
         (Lie::ProofPath, "inclusion proof leads to root"),
         (Lie::ProofForOtherSize(old_answer.clone()), "the signed checkpoint has size"),
@@ -198,8 +218,12 @@ async fn the_light_client_rejects_every_lie_of_a_malicious_server() {
         expect_rejected(l, &trust, reason).await;
     }
 
-    // The proxy itself is not the problem: told to stop lying, it is believed again.
+    // The proxy itself is not the problem: told to stop lying, it is believed again; what the
+    // client prints of the record is what the proven bytes say.
     set(Lie::None);
     let (report, ok) = verify(&rpc, &trust, 2, false).await;
     assert!(ok, "{report}");
+    let direct =
+        call(&node, "log_getProof", json!({"log": "audited", "partition": 0, "offset": 2})).await.unwrap();
+    assert_eq!(report["record"], direct["record"]);
 }

@@ -25,6 +25,12 @@ where
         loop {
             let wake = self.next_wake();
             let now = self.clock.now();
+            // Due already (the next height after a zero block interval): no timer round trip.
+            if wake.is_some_and(|at| at <= now) {
+                self.wake()?;
+                self.flush()?;
+                continue;
+            }
             tokio::select! {
                 _ = stop.changed() => return Ok(()),
                 event = self.inbound.recv() => match event {

@@ -43,7 +43,24 @@ impl EngineIo {
     }
 
     pub(super) fn verify(&self, key: &PublicKey, bytes: &[u8], signature: &Sig) -> bool {
-        key.verify(bytes, &Signature::from_bytes(&signature.0)).is_ok()
+        let mut hasher = pyralog_crypto::Domain::ConsensusValue.hasher();
+        hasher.update(b"verified signature\0");
+        hasher.update(key.as_bytes());
+        hasher.update(&signature.0);
+        hasher.update(bytes);
+        let seen = pyralog_crypto::Digest(*hasher.finalize().as_bytes());
+        if self.verified.borrow().contains(&seen) {
+            return true;
+        }
+        let valid = key.verify(bytes, &Signature::from_bytes(&signature.0)).is_ok();
+        if valid {
+            let mut verified = self.verified.borrow_mut();
+            if verified.len() >= 4096 {
+                verified.clear();
+            }
+            verified.insert(seen);
+        }
+        valid
     }
 
     pub(super) fn verify_proposal(&self, proposal: &SignedMessage<Ctx, context::Proposal>) -> bool {

@@ -126,6 +126,10 @@ struct EngineIo {
     /// Equivocations already reported, by (height, round, kind, validator); kind is
     /// [`PREVOTE`], [`PRECOMMIT`] or [`PROPOSAL`].
     reported: BTreeSet<(u64, u32, u8, PublicKey)>,
+    /// Signatures already verified (digests of key, signed bytes and signature): a message is
+    /// checked when it arrives, to blame its sender, and Malachite asks again; the second check
+    /// is a lookup. Bounded: cleared when full.
+    verified: std::cell::RefCell<std::collections::HashSet<pyralog_crypto::Digest>>,
     out: Vec<Effect>,
 }
 
@@ -151,6 +155,7 @@ impl TendermintEngine {
                 held: BTreeMap::new(),
                 signed: HashMap::new(),
                 reported: BTreeSet::new(),
+                verified: Default::default(),
                 early: Vec::new(),
                 replay: Vec::new(),
                 replaying: false,

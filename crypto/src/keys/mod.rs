@@ -215,7 +215,8 @@ pub enum KeyParseError {
 #[error("invalid signature")]
 pub struct InvalidSignature;
 
-/// An ed25519 signature. Serialized as `0x`-prefixed hex.
+/// An ed25519 signature. Serialized as `0x`-prefixed hex in human-readable formats, as its 64
+/// raw bytes in binary ones (postcard).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub(crate) ed25519_dalek::Signature);
 

@@ -51,13 +51,18 @@ impl Header {
         if header.encode() != bytes {
             return Err("non-canonical header encoding".into());
         }
+        if header.tx_count == u64::MAX {
+            // The block id counts the header too: one more would not fit.
+            return Err("a header cannot announce 2^64 - 1 transactions".into());
+        }
         Ok(header)
     }
 
     /// The block id the validators sign (the consensus payload id of this header and its
     /// transactions).
     pub fn block_id(&self) -> BlockId {
-        payload_id_from_parts(self.tx_count + 1, &self.encode(), &self.tx_root)
+        // `decode` refuses `u64::MAX`; a header built here never counts that many.
+        payload_id_from_parts(self.tx_count.saturating_add(1), &self.encode(), &self.tx_root)
     }
 }
 

@@ -10,6 +10,7 @@ mod light_proxy;
 mod light_steps;
 mod limits;
 mod rpc;
+mod spec_vectors;
 mod state;
 mod support;
 mod zk;

@@ -49,18 +49,7 @@ impl ReplicatedApp for CountingApp {
         candidates: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, Self::Error> {
-        let marker = format!("block {height}").into_bytes();
-        let mut room = max_bytes.saturating_sub(marker.len());
-        let mut txs: Vec<Vec<u8>> = candidates
-            .into_iter()
-            .take_while(|tx| {
-                let fits = tx.len() <= room;
-                room = room.saturating_sub(tx.len());
-                fits
-            })
-            .collect();
-        txs.push(marker);
-        Ok(txs)
+        Ok(marked_payload(height, candidates, max_bytes))
     }
     fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error> {
         let marked = txs.last().is_some_and(|tx| tx.starts_with(b"block "));
@@ -80,6 +69,23 @@ impl ReplicatedApp for CountingApp {
     fn query(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Self::Error> {
         Ok(Vec::new())
     }
+}
+
+/// The test apps' payload: the candidates that fit in `max_bytes`, in order, then a
+/// `block <height>` marker, so no payload is empty.
+pub fn marked_payload(height: u64, candidates: Vec<Vec<u8>>, max_bytes: usize) -> Vec<Vec<u8>> {
+    let marker = format!("block {height}").into_bytes();
+    let mut room = max_bytes.saturating_sub(marker.len());
+    let mut txs: Vec<Vec<u8>> = candidates
+        .into_iter()
+        .take_while(|tx| {
+            let fits = tx.len() <= room;
+            room = room.saturating_sub(tx.len());
+            fits
+        })
+        .collect();
+    txs.push(marker);
+    txs
 }
 
 /// Asserts that `stores` hold the same blocks up to the lowest last height among them, which is

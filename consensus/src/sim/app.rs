@@ -82,18 +82,7 @@ impl ReplicatedApp for SimApp {
         candidates: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, Infallible> {
-        let marker = format!("block {height}").into_bytes();
-        let mut room = max_bytes.saturating_sub(marker.len());
-        let mut txs: Vec<Vec<u8>> = candidates
-            .into_iter()
-            .take_while(|tx| {
-                let fits = tx.len() <= room;
-                room = room.saturating_sub(tx.len());
-                fits
-            })
-            .collect();
-        txs.push(marker);
-        Ok(txs)
+        Ok(crate::testkit::marked_payload(height, candidates, max_bytes))
     }
 
     /// Any non-empty payload: an equivocator's twin proposal is as valid as the real one, which

@@ -63,6 +63,28 @@ impl EngineIo {
         valid
     }
 
+    /// Whether `signature` by `signer` over `bytes` verifies; if not, reports `from` (who sent
+    /// the `what` of height and round `at`) as misbehaving.
+    pub(super) fn signed_or_blame(
+        &mut self,
+        from: PublicKey,
+        what: &str,
+        signer: &PublicKey,
+        at: (u64, i64),
+        bytes: &[u8],
+        signature: &Sig,
+    ) -> bool {
+        if self.verify(signer, bytes, signature) {
+            return true;
+        }
+        let reason = format!(
+            "a {what} of {signer} at height {} round {} with a signature that does not verify",
+            at.0, at.1
+        );
+        self.out.push(Effect::PeerMisbehaved { peer: from, reason });
+        false
+    }
+
     pub(super) fn verify_proposal(&self, proposal: &SignedMessage<Ctx, context::Proposal>) -> bool {
         let Some(validators) = &self.validators else { return false };
         // Only the round's proposer may propose (anyone else's proposals would each cost an app

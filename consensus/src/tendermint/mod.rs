@@ -293,31 +293,24 @@ impl TendermintEngine {
         match message {
             SignedConsensusMsg::Vote(vote) => {
                 let bytes = vote.signed_message(self.io.chain_id()).signing_bytes();
-                if !self.io.verify(&vote.voter.0, &bytes, &vote.signature) {
-                    let reason = format!(
-                        "a vote of {} at height {} round {} with a signature that does not verify",
-                        vote.voter.0,
-                        vote.height.0,
-                        vote.round.as_i64()
-                    );
-                    self.io.out.push(Effect::PeerMisbehaved { peer: from, reason });
-                    return;
+                let at = (vote.height.0, vote.round.as_i64());
+                if self.io.signed_or_blame(from, "vote", &vote.voter.0, at, &bytes, &vote.signature) {
+                    self.run(MInput::Vote(vote))
                 }
-                self.run(MInput::Vote(vote))
             }
             SignedConsensusMsg::Proposal(proposal) => {
                 let bytes = proposal.message.header(self.io.chain_id()).signing_bytes();
-                if !self.io.verify(&proposal.proposer.0, &bytes, &proposal.signature) {
-                    let reason = format!(
-                        "a proposal of {} at height {} round {} with a signature that does not verify",
-                        proposal.proposer.0,
-                        proposal.height.0,
-                        proposal.round.as_i64()
-                    );
-                    self.io.out.push(Effect::PeerMisbehaved { peer: from, reason });
-                    return;
+                let at = (proposal.height.0, proposal.round.as_i64());
+                if self.io.signed_or_blame(
+                    from,
+                    "proposal",
+                    &proposal.proposer.0,
+                    at,
+                    &bytes,
+                    &proposal.signature,
+                ) {
+                    self.on_proposal(proposal)
                 }
-                self.on_proposal(proposal)
             }
         }
     }

@@ -53,11 +53,15 @@ deps:
 	@test -x "$(ROSENPASS)" || { echo "deps: installing the rosenpass 0.2.3 binary (tunnel interop tests)"; \
 	  $(CARGO) install --locked rosenpass --version 0.2.3 --root "$(TOOLS)"; }
 
+# One feature set for every build: the tests' (dev-dependencies turn on the consensus crate's
+# `test-utils`), so `make testnet`, `make test` and the benchmarks share one build.
+BUILD := $(CARGO) build --locked --workspace --tests
+
 build: deps
-	$(CARGO) build --locked --workspace
+	$(BUILD)
 
 # Crates a light client embeds must not pull an async runtime, a storage engine or a network stack.
-LIGHT_CRATES := pyralog-crypto pyralog-zk pyralog-consensus-types
+LIGHT_CRATES := pyralog-crypto pyralog-zk pyralog-record pyralog-consensus-types pyralog-chain pyralog-light
 FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
 
 lint: deps
@@ -77,7 +81,7 @@ test: lint
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" $(CARGO) nextest run --locked $(LOADGEN)
 
 testnet: deps
-	$(CARGO) build --locked -p pyralog-node
+	$(BUILD)
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh
 
 bench: deps
@@ -86,19 +90,19 @@ bench: deps
 # The dev profile: its dependencies (RocksDB's C++ included) are already built at -O3 for the
 # tests, and this workload is bound by fsyncs and loopback round trips.
 bench-cluster: deps
-	$(CARGO) bench --locked --profile dev -p pyralog-cluster --bench replication
+	$(CARGO) bench --locked --profile dev --workspace --bench replication
 
 # Validators over real libp2p on loopback; same dev profile as the tests (see bench-cluster).
 bench-consensus: deps
-	$(CARGO) bench --locked --profile dev -p pyralog-p2p --bench consensus
+	$(CARGO) bench --locked --profile dev --workspace --bench consensus
 
 # Tunnel throughput and latency against loopback TCP in the same run; the Rosenpass handshake.
 bench-tunnel: deps
-	$(CARGO) bench --locked --profile dev -p pyralog-p2p --bench tunnel
+	$(CARGO) bench --locked --profile dev --workspace --bench tunnel
 
 # Not part of `make test`: about two minutes of load per system. Same dev profile as the tests.
 bench-etcd: deps
-	$(CARGO) build --locked -p pyralog-node
+	$(BUILD)
 	$(CARGO) build --locked $(LOADGEN)
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" LOADGEN_BIN="$(CARGO_TARGET_DIR)/debug/pyralog-loadgen" \
 	  testnet/bench-etcd.sh
@@ -107,7 +111,7 @@ bench-etcd: deps
 # local 2x3 testnet (started and stopped here). Same dev profile as the tests.
 bench-chain: deps
 	$(CARGO) bench --locked --profile dev --workspace --bench light
-	$(CARGO) build --locked -p pyralog-node
+	$(BUILD)
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh >/dev/null
 	testnet/bench-anchoring.sh; status=$$?; testnet/stop.sh >/dev/null; exit $$status
 

@@ -18,3 +18,22 @@ wait_for() { # wait_for WHAT COMMAND...: polls COMMAND for up to 60 s; the calle
 ready() { # ready PORT NODES: the node answers, knows a global leader and NODES members
   rpc "$1" system_health '{}' | jq -e --argjson n "$2" '.result.ok and .result.members == $n'
 }
+
+step() { # step WHAT COMMAND...: runs COMMAND once; on failure says which step failed and exits
+  local what=$1; shift
+  if ! "$@"; then
+    echo "$(basename "$0"): failed: $what; logs in $logs" >&2
+    exit 1
+  fi
+}
+
+retry() { # retry WHAT COMMAND...: runs COMMAND up to 5 times, 2 s apart, for steps a leader
+  # election or a busy prover may fail (reads, idempotent or re-runnable writes); then as `step`
+  local what=$1; shift
+  for attempt in 1 2 3 4 5; do
+    if "$@"; then return 0; fi
+    [ "$attempt" = 5 ] || { echo "$(basename "$0"): $what failed (attempt $attempt of 5); retrying" >&2; sleep 2; }
+  done
+  echo "$(basename "$0"): failed: $what (5 attempts); logs in $logs" >&2
+  exit 1
+}

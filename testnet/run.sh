@@ -10,7 +10,11 @@
 # chain light client from genesis and verifies a record of cluster A through a node of cluster B
 # up to a finalized header; last, a zk log: a client-made membership proof and a node-made
 # append STARK verified by the light client. Stop with testnet/stop.sh.
-set -euo pipefail
+#
+# Every step says what failed (and where the logs are); steps a leader election or a busy prover
+# may fail are retried (`retry` in lib.sh), so re-running on a running testnet works.
+set -Eeuo pipefail
+trap 'echo "$(basename "$0"): failed at line $LINENO: $BASH_COMMAND; logs in ${logs:-$out}" >&2' ERR
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${PYRALOG_BIN:?set PYRALOG_BIN to the pyralog binary (make testnet does)}
 out=${TESTNET_DIR:-$here/out}
@@ -53,11 +57,14 @@ tunneled() { [ "$(tunnel_metric "$1" rosenpass_exchanges)" -ge 1 ] && [ "$(tunne
 for i in $(seq 0 $((nodes - 1))); do wait_for "node$i's WireGuard+Rosenpass links" tunneled $((metrics_port + i)); done
 echo "cluster links: WireGuard+Rosenpass; node0: $(tunnel_metric "$metrics_port" handshakes) handshakes, $(tunnel_metric "$metrics_port" rosenpass_exchanges) Rosenpass key exchanges"
 
-rpc "$rpc_port" log_create '{"name":"demo","partitions":3,"replicationFactor":3}' | jq -c '.result // .error'
+# A re-run finds the log already there (code 1020): that is fine.
+create_demo() { rpc "$rpc_port" log_create '{"name":"demo","partitions":3,"replicationFactor":3}' | jq -e -c '.result // (.error | select(.code == 1020))'; }
+retry "creating the demo log" create_demo
 writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[] | select(.log=="demo") | .leader] | length == 3 and all(. != null)'; }
 wait_for "the demo log's partition leaders" writable
 records=$(for i in $(seq 1 9); do printf '{"key":"0x%s","value":"0x%s"},' "$(printf 'user-%d' $((i % 3)) | od -An -tx1 | tr -d ' \n')" "$(printf 'event %d' "$i" | od -An -tx1 | tr -d ' \n')"; done)
-rpc $((rpc_port + 1)) log_append "{\"log\":\"demo\",\"records\":[${records%,}]}" | jq -c '.result // .error'
+append_demo() { rpc $((rpc_port + 1)) log_append "{\"log\":\"demo\",\"records\":[${records%,}]}" | jq -e -c '.result'; }
+retry "appending to the demo log through node1" append_demo
 for i in $(seq 0 $((per_cluster - 1))); do
   count=$(rpc $((rpc_port + i)) log_read '{"log":"demo","partition":0}' | jq '.result | length')
   echo "node$i: partition 0 holds $count records"
@@ -68,8 +75,9 @@ wait_for "a certified checkpoint" certified
 # Cluster light client: verify a record from node2 without trusting it. The trust file pins the
 # members' keys and the log's placement on first use, then keeps the latest verified checkpoint.
 trust="$out/light-trust.json"
-"$bin" light verify-record --rpc "http://127.0.0.1:$((rpc_port + 2))" --log demo --partition 0 --offset 0 \
-  --trust "$trust" --trust-on-first-use | jq -c .
+verify_demo() { "$bin" light verify-record --rpc "http://127.0.0.1:$((rpc_port + 2))" --log demo --partition 0 --offset 0 \
+  --trust "$trust" --trust-on-first-use | jq -e -c 'select(.verified)'; }
+retry "the cluster light client's verify-record through node2" verify_demo
 
 # Chain light client: the partition leader anchors the checkpoint on the chain; a node of cluster
 # B serves the record of cluster A (fetched over the overlay) with the path to a finalized
@@ -78,9 +86,11 @@ anchored() { rpc "$b" log_getProof "{\"log\":\"demo\",\"partition\":0,\"offset\"
 wait_for "the checkpoint to be anchored and final" anchored
 light="$out/light-state.json"
 rm -f "$light"
-"$bin" light sync --rpc "http://127.0.0.1:$b" --genesis "$out/genesis.json" --state "$light" | jq -c .
-"$bin" light verify-record --rpc "http://127.0.0.1:$((b + 1))" --cluster "$cluster_a" --log demo --partition 0 \
-  --offset 0 --finality --state "$light" | jq -c .
+light_sync() { "$bin" light sync --rpc "http://127.0.0.1:$b" --genesis "$out/genesis.json" --state "$light" | jq -e -c 'select(.synced)'; }
+retry "the chain light client's sync from genesis" light_sync
+verify_final() { "$bin" light verify-record --rpc "http://127.0.0.1:$((b + 1))" --cluster "$cluster_a" --log demo --partition 0 \
+  --offset 0 --finality --state "$light" | jq -e -c 'select(.verified)'; }
+retry "the chain light client's verify-record --finality through cluster B" verify_final
 
 # zk proofs: a log that also keeps Poseidon and Rescue trees. The client proves it holds one of
 # its records without saying which (Groth16, keys from a single-party setup kept in $out), a node
@@ -88,14 +98,16 @@ rm -f "$light"
 # checkpoint through another node.
 hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 zk_keys="$out/zk-keys"
-[ -f "$zk_keys/membership.vk" ] || "$bin" zk setup --out "$zk_keys" 2>/dev/null | jq -c .
-rpc "$rpc_port" log_create '{"name":"zk-demo","partitions":1,"replicationFactor":3,"zk":["groth16","stark"]}' \
-  | jq -c '.result.zk // .error'
+[ -f "$zk_keys/membership.vk" ] || step "the Groth16 key setup" "$bin" zk setup --out "$zk_keys" >/dev/null
+create_zk() { rpc "$rpc_port" log_create '{"name":"zk-demo","partitions":1,"replicationFactor":3,"zk":["groth16","stark"]}' \
+  | jq -e -c '.result.zk // (.error | select(.code == 1020))'; }
+retry "creating the zk-demo log" create_zk
 zk_writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[] | select(.log=="zk-demo") | .leader] | all(. != null) and length == 1'; }
 wait_for "the zk-demo log's partition leader" zk_writable
 blinding=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 zk_records=$(for i in 1 2 3 4; do printf '{"key":"0x%s","value":"0x%s","headers":[{"name":"zk-blinding","value":"0x%s"}]},' "$(hex "member-$i")" "$(hex "credential $i")" "$blinding"; done)
-first=$(rpc "$rpc_port" log_append "{\"log\":\"zk-demo\",\"partition\":0,\"records\":[${zk_records%,}]}" | jq -e '.result[0].offset')
+append_zk() { rpc "$rpc_port" log_append "{\"log\":\"zk-demo\",\"partition\":0,\"records\":[${zk_records%,}]}" | jq -e '.result[0].offset'; }
+first=$(retry "appending to the zk-demo log" append_zk)
 zk_size=$((first + 4))
 zk_certified() { rpc "$rpc_port" log_getCheckpoint '{"log":"zk-demo","partition":0}' | jq -e --argjson n "$zk_size" '.result.checkpoint.size >= $n'; }
 wait_for "a certified checkpoint of zk-demo" zk_certified
@@ -105,14 +117,17 @@ printf '{"offset":%s,"key":"0x%s","value":"0x%s","blinding":"0x%s"}\n' "$((first
 nonce=$(od -An -tx1 -N31 /dev/urandom | tr -d ' \n')00
 zk_trust="$out/zk-trust.json"
 rm -f "$zk_trust"
-"$bin" zk prove-membership --rpc "http://127.0.0.1:$rpc_port" --log zk-demo --partition 0 \
-  --record-file "$out/zk-record.json" --keys "$zk_keys" --nonce "0x$nonce" --out "$out/zk-membership.json"
+retry "the client's membership proof (zk prove-membership)" "$bin" zk prove-membership --rpc "http://127.0.0.1:$rpc_port" \
+  --log zk-demo --partition 0 --record-file "$out/zk-record.json" --keys "$zk_keys" --nonce "0x$nonce" --out "$out/zk-membership.json"
 echo "zk: membership proof made by the client: $out/zk-membership.json"
-"$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-membership.json" --keys "$zk_keys" \
-  --nonce "0x$nonce" --trust "$zk_trust" --trust-on-first-use | jq -c .
+verify_membership() { "$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-membership.json" --keys "$zk_keys" \
+  --nonce "0x$nonce" --trust "$zk_trust" --trust-on-first-use | jq -e -c 'select(.verified)'; }
+retry "the light client's check of the membership proof" verify_membership
 size=$(rpc "$rpc_port" log_getCheckpoint '{"log":"zk-demo","partition":0}' | jq -e '.result.checkpoint.size')
-rpc "$rpc_port" zk_proveAppends "{\"log\":\"zk-demo\",\"partition\":0,\"fromSize\":0,\"toSize\":$size}" | jq -e .result >"$out/zk-appends.json"
-"$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-appends.json" --trust "$zk_trust" | jq -c .
+prove_appends() { rpc "$rpc_port" zk_proveAppends "{\"log\":\"zk-demo\",\"partition\":0,\"fromSize\":0,\"toSize\":$size}" | jq -e .result >"$out/zk-appends.json"; }
+retry "the node's append STARK (zk_proveAppends)" prove_appends
+verify_appends() { "$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-appends.json" --trust "$zk_trust" | jq -e -c 'select(.verified)'; }
+retry "the light client's check of the append STARK" verify_appends
 
 cat <<MSG
 

@@ -15,7 +15,8 @@
 pub mod columnar;
 pub mod engine;
 pub mod local;
-pub mod model;
+/// The data model (its own crate, so a light client decodes records without the engine).
+pub use pyralog_record as model;
 pub mod raft;
 pub mod sequencer;
 pub mod storage;

@@ -12,8 +12,10 @@
 //! (`pyralog-p2p`).
 
 pub mod driver;
+#[cfg(feature = "test-utils")]
 pub mod sim;
 pub mod tendermint;
+#[cfg(feature = "test-utils")]
 pub mod testkit;
 
 // The types (no runtime) live in their own crate, for light clients; re-exported here so the

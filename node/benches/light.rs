@@ -7,18 +7,16 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use pyralog_chain::block::{Header, validators_hash};
+use pyralog_chain::state::StateStore;
+use pyralog_chain::values::{Account, Anchor, ClusterRecord, account_key, anchor_key, cluster_key};
 use pyralog_consensus::{Engine, FinalityProof};
 use pyralog_consensus::{Validator, ValidatorSet, Vote, VoteKind};
 use pyralog_crypto::light::RecordQuery;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Checkpoint, ClusterId, Digest, Keypair, LogName, QuorumCertificate};
-use pyralog_node::chain::app::{Account, Anchor, ClusterRecord, account_key, anchor_key, cluster_key};
-use pyralog_node::chain::block::{Header, validators_hash};
-use pyralog_node::chain::light::{
-    FinalityEvidence, ProvenValue, TrustedHead, verify_adjacent, verify_finality,
-};
-use pyralog_node::chain::state::StateStore;
+use pyralog_light::chain::{FinalityEvidence, ProvenValue, TrustedHead, verify_adjacent, verify_finality};
 
 const CHAIN: &str = "pyralog-bench";
 const RECORDS: u64 = 100_000;

@@ -7,7 +7,7 @@
 //! BASE/rosenpass.secret, BASE/rosenpass.pub  the node's Rosenpass keys (raw, as the
 //!                    `rosenpass` binary writes them; the public key is 524,160 bytes)
 //! BASE/peers/        copies of the other members' `rosenpass.pub` (config names them)
-//! BASE/genesis.json  the chain's genesis (see `pyralog_node::chain::genesis`)
+//! BASE/genesis.json  the chain's genesis (see `pyralog_chain::genesis`)
 //! BASE/data/db       RocksDB
 //! BASE/data/scarab.hwm  Scarab id high-water mark
 //! BASE/data/chain    the chain's blocks (and consensus WAL) and its state

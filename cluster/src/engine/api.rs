@@ -19,24 +19,18 @@ use pyralog_zk::poseidon::Fr;
 use pyralog_zk::rescue::RescueDigest;
 use pyralog_zk::tree::AuthPath;
 
+use super::route::{Route, WRITE_TIMEOUT, forward_append, route};
 use super::{ClusterError, ClusterNode};
 use crate::model::{LogConfig, Record, StoredRecord, partition_for_key};
-use crate::raft::GroupId;
 use crate::raft::{
     GlobalCommand, GlobalReply, LogInfo, MAX_BATCH_BYTES, Member, NodeId, PartitionReplica, ProposeError,
 };
 use crate::storage::zk::record_blinding;
 use crate::storage::{AppendOutcome, PartitionId, PartitionReader};
-use crate::transport::{CallError, ForwardRefusal, RaftRequest, RaftResponse, Transport};
+use crate::transport::Transport;
 
 /// How long a follower waits to apply up to a certified checkpoint before serving a proof.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
-/// How long a write waits for its commit before answering [`ClusterError::Timeout`].
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a write to a partition without a leader waits for one to be elected.
-const ELECTION_WAIT: Duration = Duration::from_secs(10);
-/// How often a write waiting for a partition's leader looks again without being woken.
-const ROUTE_RECHECK: Duration = Duration::from_millis(50);
 
 /// Where one appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -545,62 +539,6 @@ impl<T: Transport> ClusterNode<T> {
     }
 }
 
-/// Where a write to a partition goes.
-enum Route {
-    /// This node leads it, with this replica.
-    Local(Arc<PartitionReplica>),
-    /// Its leader, and that leader's address.
-    Forward { leader: NodeId, addr: String },
-}
-
-/// Where a write to partition `id` goes, waiting up to [`ELECTION_WAIT`] for a leader to be
-/// elected (and its address known) when none is: on the local replica's Raft metrics and the
-/// global state, whichever changes first, and at least every [`ROUTE_RECHECK`] (a replica this
-/// node opens meanwhile, after a restart, has no watch to wake on yet).
-async fn route<T: Transport>(shared: &super::Shared<T>, id: PartitionId) -> Result<Route, ClusterError> {
-    let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
-    let mut global = shared.global.state();
-    loop {
-        let replica = shared.replicas.read().expect("replica map lock").get(&id).cloned();
-        let replica = replica.as_ref();
-        let mut metrics = replica.map(|r| r.raft().metrics());
-        if let Some(replica) = replica.filter(|r| r.raft().metrics().borrow().state == ServerState::Leader) {
-            return Ok(Route::Local(replica.clone()));
-        }
-        let known = {
-            let state = global.borrow_and_update();
-            let leader =
-                replica.and_then(|r| r.leader()).or_else(|| state.partitions.get(&id).and_then(|p| p.leader));
-            let addr = leader.and_then(|l| state.members.get(&l)).map(|m| m.addr.clone());
-            leader.zip(addr)
-        };
-        match known {
-            // A leader this node believes is itself but that is not leading yet (it just lost or
-            // is taking office) is waited for like an election.
-            Some((leader, addr)) if leader != shared.id => return Ok(Route::Forward { leader, addr }),
-            _ => {}
-        }
-        let changed = async {
-            let replica_changed = async {
-                match metrics.as_mut() {
-                    Some(metrics) => {
-                        let _ = metrics.changed().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = replica_changed => {}
-                _ = global.changed() => {}
-                _ = tokio::time::sleep(ROUTE_RECHECK) => {}
-            }
-        };
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            return Err(ClusterError::NoLeader { partition: id, waited: ELECTION_WAIT });
-        }
-    }
-}
-
 fn check_partition(info: &LogInfo, partition: u32) -> Result<(), ClusterError> {
     match partition < info.config.partitions {
         true => Ok(()),
@@ -639,33 +577,5 @@ fn role(state: ServerState) -> Role {
         ServerState::Candidate => Role::Candidate,
         ServerState::Learner => Role::Learner,
         ServerState::Shutdown => Role::Shutdown,
-    }
-}
-
-/// Sends a partition's records to its leader at `addr` (one hop: a node that does not lead
-/// either answers with its own hint).
-async fn forward_append<T: Transport>(
-    shared: &super::Shared<T>,
-    id: PartitionId,
-    leader: NodeId,
-    addr: String,
-    records: Vec<Record>,
-) -> Result<crate::raft::Appended, ClusterError> {
-    let request = RaftRequest::AppendRecords(records);
-    let answer = shared.peers.call(&addr, GroupId::partition(id), request, WRITE_TIMEOUT).await;
-    let hint = |leader: Option<NodeId>| {
-        let leader_addr =
-            leader.and_then(|l| shared.global.state().borrow().members.get(&l).map(|m| m.addr.clone()));
-        ClusterError::NotLeader { partition: Some(id), leader, leader_addr }
-    };
-    match answer {
-        Ok(RaftResponse::RecordsAppended(Ok(written))) => Ok(written),
-        Ok(RaftResponse::RecordsAppended(Err(ForwardRefusal::NotLeader(other)))) => Err(hint(other)),
-        Ok(RaftResponse::RecordsAppended(Err(ForwardRefusal::Failed(reason)))) => {
-            Err(ClusterError::Remote { node: leader, reason })
-        }
-        Ok(_) => Err(hint(None)),
-        Err(CallError::Timeout { .. }) => Err(ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT }),
-        Err(CallError::Unreachable(_)) => Err(hint(Some(leader))),
     }
 }

@@ -9,6 +9,7 @@
 
 mod api;
 mod error;
+mod route;
 
 pub use api::{AppendReceipt, NodeStatus, PartitionStatus, RecordProof, Role};
 pub use error::ClusterError;

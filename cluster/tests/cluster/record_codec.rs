@@ -105,3 +105,18 @@ fn malformed_records_get_typed_errors() {
     trailing.push(0);
     assert_eq!(StoredRecord::decode(0, &trailing), Err(RecordDecodeError::TrailingBytes(1)));
 }
+
+#[test]
+fn keys_spread_over_partitions_and_stay_put() {
+    use pyralog_cluster::model::partition_for_key;
+    let mut counts = [0u32; 8];
+    for i in 0..8000u32 {
+        counts[partition_for_key(&i.to_be_bytes(), 8) as usize] += 1;
+    }
+    assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    // Pinned: the placement of a key must never change between versions.
+    let pinned: Vec<u32> =
+        ["user-42", "order-7", "", "k"].iter().map(|k| partition_for_key(k.as_bytes(), 16)).collect();
+    assert_eq!(pinned, vec![15, 9, 0, 7]);
+    assert_eq!(partition_for_key(b"anything", 1), 0);
+}

@@ -1,10 +1,47 @@
 //! Transactions waiting for a block, and a cache of recently seen ones (as CometBFT's mempool
 //! cache): a transaction gossiped back, or arriving after a block already carried it, is not
-//! queued again, so it is not committed twice.
+//! queued again, so it is not committed twice. Clients learn what became of their transaction
+//! ([`Admission`]) through a [`Submitter`].
 
 use std::collections::{HashSet, VecDeque};
 
 use pyralog_crypto::{Digest, Domain};
+use tokio::sync::{mpsc, oneshot};
+
+/// What became of a submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Checked by the app and queued for a block (and gossiped).
+    Queued,
+    /// Already queued, or seen recently (gossiped back, or carried by a block): not queued again.
+    AlreadyKnown,
+    /// The mempool holds `capacity` transactions already: dropped; the client may retry later.
+    MempoolFull {
+        /// The mempool's capacity.
+        capacity: usize,
+    },
+    /// The app's `check_tx` refused it, for this reason.
+    Rejected(String),
+}
+
+/// Where clients submit transactions and learn whether the mempool took them (from
+/// [`super::Driver::submitter`]; for a driver running on tokio).
+#[derive(Debug, Clone)]
+pub struct Submitter(pub(super) mpsc::Sender<(Vec<u8>, oneshot::Sender<Admission>)>);
+
+/// The driver is not running any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the consensus driver stopped")]
+pub struct DriverStopped;
+
+impl Submitter {
+    /// Submits `tx`; answers once the driver has checked and queued (or refused) it.
+    pub async fn submit(&self, tx: Vec<u8>) -> Result<Admission, DriverStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.0.send((tx, reply)).await.map_err(|_| DriverStopped)?;
+        answer.await.map_err(|_| DriverStopped)
+    }
+}
 
 /// The mempool.
 pub(crate) struct Mempool {

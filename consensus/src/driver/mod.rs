@@ -33,17 +33,21 @@
 //!   to the next height. It serves the same request to its peers.
 
 mod clock;
+#[cfg(feature = "test-utils")]
 mod memory;
 mod mempool;
+mod net;
 mod runtime;
 mod store;
 
 pub use clock::{Clock, MonotonicClock};
+#[cfg(feature = "test-utils")]
 pub use memory::MemoryStore;
+pub use mempool::{Admission, DriverStopped, Submitter};
+pub use net::{ConsensusNet, FetchedBlocks, NetError, NetEvent};
 pub use store::{BlockStore, ChainStore, StoreError, StoredBlock};
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,67 +63,6 @@ use mempool::{Mempool, Refusal};
 
 /// Most pieces of evidence a driver keeps (verified, distinct); more are counted, not kept.
 const MAX_EVIDENCE: usize = 1024;
-
-/// What the network hands the driver.
-#[derive(Debug)]
-pub enum NetEvent {
-    /// A consensus message from a peer.
-    Message {
-        /// The sender's key (its authenticated transport identity).
-        from: PublicKey,
-        /// The engine message.
-        bytes: Vec<u8>,
-    },
-    /// A peer asks for blocks (block sync); answer on `reply`.
-    BlocksRequested {
-        /// The first height wanted.
-        from_height: u64,
-        /// At most this many.
-        max: u32,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Vec<StoredBlock>>,
-    },
-    /// A transaction gossiped by a peer: checked and queued like a local one, not re-gossiped
-    /// (the network forwards it).
-    Transaction(Vec<u8>),
-}
-
-/// Blocks a peer served, and who served them (a peer that serves blocks that do not verify
-/// is reported).
-#[derive(Debug, Clone)]
-pub struct FetchedBlocks {
-    /// The serving peer.
-    pub from: PublicKey,
-    /// Its blocks, in height order.
-    pub blocks: Vec<StoredBlock>,
-}
-
-/// Why the network could not answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("network: {0}")]
-pub struct NetError(pub String);
-
-/// The network as consensus sees it (no libp2p type here).
-pub trait ConsensusNet: Send + Sync + 'static {
-    /// Sends `bytes` to every validator.
-    fn broadcast(&self, bytes: Vec<u8>);
-    /// Sends `bytes` to one peer.
-    fn send_to(&self, to: PublicKey, bytes: Vec<u8>);
-    /// Asks some peer for up to `max` blocks from `from_height`. The future owns what it needs
-    /// (the driver runs it beside its loop, which keeps deciding meanwhile).
-    fn fetch_blocks(
-        &self,
-        from_height: u64,
-        max: u32,
-    ) -> impl Future<Output = Result<FetchedBlocks, NetError>> + Send + 'static;
-    /// Spreads a transaction this node admitted to the other validators' mempools.
-    fn gossip_tx(&self, tx: Vec<u8>);
-    /// Reports a peer that sent invalid data (scored down; banned past a limit).
-    fn report(&self, peer: PublicKey, reason: String);
-    /// The keys whose consensus messages count from now on: the current validators and those of
-    /// an announced next set (validator updates take effect two heights after their block).
-    fn set_validators(&self, keys: Vec<PublicKey>);
-}
 
 /// Driver settings.
 #[derive(Debug, Clone)]
@@ -183,41 +126,6 @@ pub struct Progress {
     pub synced: u64,
     /// Equivocations proven.
     pub evidence: u64,
-}
-
-/// What became of a submitted transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    /// Checked by the app and queued for a block (and gossiped).
-    Queued,
-    /// Already queued, or seen recently (gossiped back, or carried by a block): not queued again.
-    AlreadyKnown,
-    /// The mempool holds `capacity` transactions already: dropped; the client may retry later.
-    MempoolFull {
-        /// The mempool's capacity.
-        capacity: usize,
-    },
-    /// The app's `check_tx` refused it, for this reason.
-    Rejected(String),
-}
-
-/// Where clients submit transactions and learn whether the mempool took them (from
-/// [`Driver::submitter`]; for a driver running on tokio).
-#[derive(Debug, Clone)]
-pub struct Submitter(mpsc::Sender<(Vec<u8>, oneshot::Sender<Admission>)>);
-
-/// The driver is not running any more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the consensus driver stopped")]
-pub struct DriverStopped;
-
-impl Submitter {
-    /// Submits `tx`; answers once the driver has checked and queued (or refused) it.
-    pub async fn submit(&self, tx: Vec<u8>) -> Result<Admission, DriverStopped> {
-        let (reply, answer) = oneshot::channel();
-        self.0.send((tx, reply)).await.map_err(|_| DriverStopped)?;
-        answer.await.map_err(|_| DriverStopped)
-    }
 }
 
 /// Runs one validator's engine.

@@ -12,12 +12,14 @@
 //! back from Malachite until the app has checked its payload ([`Effect::CheckPayload`]), so an
 //! invalid payload is never voted for (the round times out to a nil prevote instead).
 
+#[cfg(feature = "test-utils")]
 mod adversary;
 pub mod context;
 mod effects;
 mod wal;
 pub mod wire;
 
+#[cfg(feature = "test-utils")]
 pub use adversary::TendermintAdversary;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,15 +1,17 @@
 //! The chain application: transfers, nonces and fees; cluster registration; checkpoint anchors
 //! that must be certified by the cluster and extend the previous anchor.
 
+use pyralog_chain::app::ChainApp;
+use pyralog_chain::block::Header;
+use pyralog_chain::proof::verify_state_proof;
+use pyralog_chain::state::StateStore;
+use pyralog_chain::tx::{Action, SignedTx, Tx};
+use pyralog_chain::values::{Account, ClusterRecord, Genesis, account_key, codes};
 use pyralog_consensus::app::{DecidedBlock, PayloadVerdict, ReplicatedApp};
 use pyralog_consensus::vote::payload_id;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName, QuorumCertificate};
-use pyralog_node::chain::app::{Account, ChainApp, ClusterRecord, Genesis, account_key, codes};
-use pyralog_node::chain::block::Header;
-use pyralog_node::chain::state::{StateStore, verify_state_proof};
-use pyralog_node::chain::tx::{Action, SignedTx, Tx};
 
 const CHAIN: &str = "pyralog-chain-test";
 
@@ -279,7 +281,7 @@ fn anchors_must_be_certified_by_the_cluster_and_extend_the_previous_one() {
     assert_eq!(results, vec![codes::ACTION_FAILED; 3]);
     // Only fees and nonces moved: the anchor is still the grown checkpoint.
     let anchored = chain.app.query("state", b"anchor/cluster-a/events/0").unwrap();
-    let anchored: pyralog_node::chain::app::Anchor = postcard::from_bytes(&anchored).unwrap();
+    let anchored: pyralog_chain::values::Anchor = postcard::from_bytes(&anchored).unwrap();
     assert_eq!(anchored.certificate.message, grown);
     assert_ne!(chain.app.state().root(chain.height).unwrap(), before, "fees were charged");
 

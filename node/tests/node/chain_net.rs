@@ -5,14 +5,15 @@
 
 use std::time::Duration;
 
+use pyralog_chain::app::ChainApp;
+use pyralog_chain::block::Header;
+use pyralog_chain::state::StateStore;
+use pyralog_chain::tx::{Action, SignedTx, Tx};
+use pyralog_chain::values::{Account, Genesis, account_key};
 use pyralog_consensus::driver::{BlockStore, ChainStore, Driver, DriverConfig, Progress};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::Keypair;
-use pyralog_node::chain::app::{Account, ChainApp, Genesis, account_key};
-use pyralog_node::chain::block::Header;
-use pyralog_node::chain::state::StateStore;
-use pyralog_node::chain::tx::{Action, SignedTx, Tx};
 use pyralog_p2p::libp2p::Multiaddr;
 use pyralog_p2p::libp2p::multiaddr::Protocol;
 use pyralog_p2p::{Overlay, P2pConfig};

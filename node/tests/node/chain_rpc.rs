@@ -8,18 +8,18 @@
 
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::ws_client::WsClientBuilder;
+use pyralog_chain::block::Header;
+use pyralog_chain::proof::{StateProof, verify_state_proof};
+use pyralog_chain::tx::{Action, SignedTx, Tx};
+use pyralog_chain::values::{Account, account_key};
 use pyralog_consensus::{Engine, FinalityProof};
 use pyralog_crypto::keys::load_key_file;
 use pyralog_crypto::{Keypair, Signature};
-use pyralog_node::chain::app::{Account, account_key};
-use pyralog_node::chain::block::Header;
-use pyralog_node::chain::state::{StateProof, verify_state_proof};
-use pyralog_node::chain::tx::{Action, SignedTx, Tx};
 use serde_json::{Value, json};
 
 use crate::support::{call, code, eventually, hex, start_with, unhex};
 
-/// Codes of `node/src/rpc.rs`.
+/// Codes of `node/src/rpc/codes.rs`.
 const UNKNOWN_HEIGHT: i32 = 1040;
 const TX_REJECTED: i32 = 1041;
 const NOT_ANCHORED: i32 = 1042;

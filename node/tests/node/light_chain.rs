@@ -9,15 +9,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use pyralog_chain::block::{Header, validators_hash};
+use pyralog_chain::state::StateStore;
+use pyralog_chain::values::{Anchor, anchor_key, cluster_key};
 use pyralog_consensus::{Engine, FinalityProof, Validator, Vote, VoteKind};
 use pyralog_crypto::keys::load_key_file;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Checkpoint, Digest, Keypair, QuorumCertificate};
-use pyralog_node::chain::app::{Anchor, anchor_key, cluster_key};
-use pyralog_node::chain::block::{Header, validators_hash};
-use pyralog_node::chain::light::{FinalityEvidence, ProvenValue};
-use pyralog_node::chain::state::StateStore;
+use pyralog_light::chain::{FinalityEvidence, ProvenValue};
 use serde_json::{Value, json};
 
 use crate::chain_testnet::{sync, sync_with, verify_final};

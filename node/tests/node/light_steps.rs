@@ -3,11 +3,11 @@
 //! as the previous header announced it, and skipping must find more than 1/3 of the trusted
 //! power among the signers.
 
+use pyralog_chain::block::{Header, validators_hash};
 use pyralog_consensus::{Engine, FinalityProof, Validator, ValidatorSet, Vote, VoteKind};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Digest, Keypair, QuorumCertificate};
-use pyralog_node::chain::block::{Header, validators_hash};
-use pyralog_node::chain::light::{ChainLightError, TrustedHead, verify_adjacent, verify_skipping};
+use pyralog_light::chain::{ChainLightError, TrustedHead, verify_adjacent, verify_skipping};
 
 const CHAIN: &str = "light-steps";
 
@@ -147,7 +147,7 @@ fn skipping_across_a_set_change_needs_a_third_of_the_trusted_power() {
 fn the_documents_state_the_quorum_the_code_requires() {
     assert_eq!(pyralog_consensus::validators::QUORUM.to_string(), "> 2/3");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for file in ["README.md", "node/src/openrpc.json"] {
+    for file in ["README.md", "node/src/rpc/openrpc.json"] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         for wrong in [">= 2/3", "at least 2/3", "≥ 2/3"] {
             assert!(!text.contains(wrong), "{file} says {wrong:?}");

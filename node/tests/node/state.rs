@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use pyralog_node::chain::state::{StateError, StateStore, verify_state_proof};
+use pyralog_chain::proof::verify_state_proof;
+use pyralog_chain::state::{StateError, StateStore};
 
 fn key(i: u8) -> Vec<u8> {
     format!("account/{i}").into_bytes()

@@ -1,0 +1,472 @@
+//! The chain application: the [`ReplicatedApp`] the Pyralog Network's validators replicate.
+//!
+//! State (in the authenticated [`StateStore`], one version per height, version 0 the genesis):
+//! - `account/<key>`: balance and next nonce;
+//! - `cluster/<id>`: a registered cluster's owner, replica keys and peer addresses;
+//! - `anchor/<cluster>/<log>/<partition>`: the partition's latest anchored checkpoint with its
+//!   certificate and the height that anchored it.
+//!
+//! - `meta/validators`: the validator set (from genesis); `meta/last_block`: the last block's
+//!   id and time (the next header's parent).
+//!
+//! Every payload starts with the block [`Header`] the proposer built (`prepare_payload`) and
+//! every validator checked (`process_payload`): height, parent, state root, transaction count
+//! and root, validator hashes, engine, and a time after the parent's and not ahead of the
+//! validator's clock by more than [`MAX_CLOCK_DRIFT_MS`].
+//!
+//! A transaction with a valid signature, the sender's next nonce and a fee the sender can pay
+//! always charges the fee and takes the nonce, even when its action fails (so a failing
+//! transaction still costs its sender, as in Ethereum); anything else changes nothing.
+
+use std::collections::BTreeMap;
+
+use pyralog_consensus_types::app::{
+    AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp, TxResult,
+};
+use pyralog_consensus_types::{Engine, Validator};
+use pyralog_crypto::PublicKey;
+use pyralog_crypto::light::check_extends;
+use serde::{Deserialize, Serialize};
+
+use crate::block::{Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
+use crate::state::{PreparedVersion, StateError, StateStore};
+use crate::tx::{ANCHOR_THRESHOLD, Action, SignedTx, Tx};
+use crate::values::{
+    Account, Anchor, ClusterRecord, Genesis, MEMPOOL_NONCE_WINDOW, MIN_FEE, TxLocation, account_key,
+    anchor_key, cluster_key, cluster_members, codes,
+};
+
+/// The committed location of transaction `id`, if any.
+pub fn tx_location(
+    state: &StateStore,
+    id: &pyralog_crypto::Digest,
+) -> Result<Option<TxLocation>, StateError> {
+    state
+        .index(&tx_index_key(id))?
+        .map(|bytes| postcard::from_bytes(&bytes))
+        .transpose()
+        .map_err(|e| StateError::Corrupt { what: "transaction index", reason: e.to_string() })
+}
+
+fn tx_index_key(id: &pyralog_crypto::Digest) -> Vec<u8> {
+    [b"tx/".as_slice(), &id.0].concat()
+}
+
+/// The value of `key` at `version`, decoded (state values are postcard).
+pub fn read_state<T: for<'de> Deserialize<'de>>(
+    state: &StateStore,
+    key: &[u8],
+    version: u64,
+) -> Result<Option<T>, StateError> {
+    Overlay { state, version: Some(version), writes: BTreeMap::new() }.get(key)
+}
+
+/// The last committed block, as the next header refers to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastBlock {
+    /// Its height.
+    pub height: u64,
+    /// Its id.
+    pub id: pyralog_crypto::Digest,
+    /// Its header time.
+    pub time_ms: u64,
+}
+
+const VALIDATORS_KEY: &[u8] = b"meta/validators";
+const LAST_BLOCK_KEY: &[u8] = b"meta/last_block";
+
+/// A transaction that may apply (decoded, with its sender's account), or why not (a result code
+/// and a log).
+type Screened = Result<(SignedTx, Account), (u32, String)>;
+
+/// The chain application over its state store.
+pub struct ChainApp {
+    chain_id: String,
+    state: StateStore,
+    /// This validator (the proposer of the payloads it builds).
+    proposer: PublicKey,
+    /// The engine the chain runs (named in every header).
+    engine: Engine,
+    /// The state `finalize` computed, written by `commit` (ABCI's rule: nothing is durable
+    /// before commit, so a crash in between replays the block to the same app hash).
+    pending: Option<PreparedVersion>,
+}
+
+/// A storage failure of the app (fatal to the node, as the driver treats app errors).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct AppError(#[from] StateError);
+
+/// Reads through the block's pending writes to the committed state.
+struct Overlay<'a> {
+    state: &'a StateStore,
+    version: Option<u64>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Overlay<'_> {
+    fn get<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+        let bytes = match self.writes.get(key) {
+            Some(value) => value.clone(),
+            None => match self.version {
+                Some(version) => self.state.get(key, version)?,
+                None => None,
+            },
+        };
+        bytes
+            .map(|b| postcard::from_bytes(&b))
+            .transpose()
+            .map_err(|e| StateError::Corrupt { what: "chain state value", reason: e.to_string() })
+    }
+
+    fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.writes.insert(key, Some(postcard::to_allocvec(value).expect("state values serialize")));
+    }
+
+    fn account(&self, key: &PublicKey) -> Result<Account, StateError> {
+        Ok(self.get(&account_key(key))?.unwrap_or_default())
+    }
+}
+
+impl ChainApp {
+    /// The app of `chain_id` over `state`, run by validator `proposer`.
+    pub fn new(chain_id: impl Into<String>, state: StateStore, proposer: PublicKey) -> Self {
+        ChainApp { chain_id: chain_id.into(), state, proposer, engine: Engine::Tendermint, pending: None }
+    }
+
+    /// The same app on a chain that runs `engine` (the genesis file's `consensus.engine`).
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// The header the block at `height` carrying `txs` must have, proposed at `now_ms` by
+    /// this node.
+    pub fn build_header(&self, height: u64, txs: &[Vec<u8>], now_ms: u64) -> Result<Header, AppError> {
+        let view = self.overlay()?;
+        let validators: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
+        let last: Option<LastBlock> = view.get(LAST_BLOCK_KEY)?;
+        let state_root = match self.state.latest_version()? {
+            Some(version) => self.state.root(version)?,
+            None => [0; 32],
+        };
+        let parent_time = last.map_or(0, |l| l.time_ms);
+        Ok(Header {
+            chain_id: self.chain_id.clone(),
+            height,
+            time_ms: now_ms.max(parent_time + 1),
+            parent: last.map_or(pyralog_crypto::Digest([0; 32]), |l| l.id),
+            tx_count: txs.len() as u64,
+            tx_root: transactions_root(txs),
+            state_root: pyralog_crypto::Digest(state_root),
+            validators_hash: validators_hash(&validators),
+            next_validators_hash: validators_hash(&validators),
+            proposer: self.proposer,
+            engine: self.engine.name().into(),
+        })
+    }
+
+    /// Why `payload` (header first) cannot be the block at `height`, checked at `now_ms`.
+    pub fn check_payload(
+        &self,
+        height: u64,
+        payload: &[Vec<u8>],
+        now_ms: u64,
+    ) -> Result<Result<(), String>, AppError> {
+        let Some((first, txs)) = payload.split_first() else { return Ok(Err("no header".into())) };
+        let header = match Header::decode(first) {
+            Ok(header) => header,
+            Err(why) => return Ok(Err(why)),
+        };
+        if header.engine != self.engine.name() {
+            return Ok(Err(format!("a {} block, but the chain runs {}", header.engine, self.engine)));
+        }
+        let last: Option<LastBlock> = self.overlay()?.get(LAST_BLOCK_KEY)?;
+        if header.time_ms <= last.map_or(0, |l| l.time_ms) {
+            return Ok(Err(format!("block time {} is not after the parent's", header.time_ms)));
+        }
+        if header.time_ms > now_ms + MAX_CLOCK_DRIFT_MS {
+            return Ok(Err(format!("block time {} is ahead of this clock ({now_ms})", header.time_ms)));
+        }
+        let mut expected = self.build_header(height, txs, header.time_ms)?;
+        expected.proposer = header.proposer;
+        if header != expected {
+            return Ok(Err(format!("header {header:?} differs from the expected {expected:?}")));
+        }
+        if let Some(bad) = txs.iter().find_map(|tx| SignedTx::decode_and_verify(tx, &self.chain_id).err()) {
+            return Ok(Err(format!("invalid transaction: {bad}")));
+        }
+        Ok(Ok(()))
+    }
+
+    /// The state store (for RPC reads and proofs).
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    fn overlay(&self) -> Result<Overlay<'_>, StateError> {
+        Ok(Overlay { state: &self.state, version: self.state.latest_version()?, writes: BTreeMap::new() })
+    }
+
+    /// Screens `tx` against `view`; on success returns it decoded and the sender's account.
+    fn screen(&self, view: &Overlay<'_>, bytes: &[u8]) -> Result<Screened, StateError> {
+        let signed = match SignedTx::decode_and_verify(bytes, &self.chain_id) {
+            Ok(signed) => signed,
+            Err(err) => return Ok(Err((codes::INVALID, err.to_string()))),
+        };
+        let account = view.account(&signed.tx.sender)?;
+        if signed.tx.nonce != account.nonce {
+            return Ok(Err((
+                codes::BAD_NONCE,
+                format!("nonce {} given, {} expected", signed.tx.nonce, account.nonce),
+            )));
+        }
+        if signed.tx.fee < MIN_FEE || signed.tx.fee > account.balance {
+            let why =
+                format!("fee {} (minimum {MIN_FEE}) with a balance of {}", signed.tx.fee, account.balance);
+            return Ok(Err((codes::FEE, why)));
+        }
+        Ok(Ok((signed, account)))
+    }
+
+    /// Runs one transaction on `view`.
+    fn deliver(&self, view: &mut Overlay<'_>, bytes: &[u8], height: u64) -> Result<TxResult, StateError> {
+        let (signed, mut account) = match self.screen(view, bytes)? {
+            Ok(screened) => screened,
+            Err((code, log)) => return Ok(TxResult { code, log }),
+        };
+        let Tx { sender, fee, action, .. } = signed.tx;
+        account.balance -= fee;
+        account.nonce += 1;
+        view.put(account_key(&sender), &account);
+        Ok(match apply(view, &sender, action, height)? {
+            Ok(log) => TxResult { code: codes::OK, log },
+            Err(log) => TxResult { code: codes::ACTION_FAILED, log },
+        })
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Applies one action for `sender` (fee and nonce already taken); `Err` is why it failed.
+fn apply(
+    view: &mut Overlay<'_>,
+    sender: &PublicKey,
+    action: Action,
+    height: u64,
+) -> Result<Result<String, String>, StateError> {
+    match action {
+        Action::Transfer { to, amount } => {
+            let mut from = view.account(sender)?;
+            if amount > from.balance {
+                return Ok(Err(format!("balance {} under the amount {amount}", from.balance)));
+            }
+            from.balance -= amount;
+            view.put(account_key(sender), &from);
+            let mut receiver = view.account(&to)?;
+            receiver.balance = match receiver.balance.checked_add(amount) {
+                Some(balance) => balance,
+                None => return Ok(Err("the receiver's balance would overflow".into())),
+            };
+            view.put(account_key(&to), &receiver);
+            Ok(Ok(format!("moved {amount}")))
+        }
+        Action::RegisterCluster { cluster, members, peers } => {
+            if let Err(reason) = cluster_members(&members) {
+                return Ok(Err(reason));
+            }
+            if let Some(existing) = view.get::<ClusterRecord>(&cluster_key(&cluster))? {
+                if existing.owner != *sender {
+                    return Ok(Err(format!("cluster {cluster} is registered by {}", existing.owner)));
+                }
+            }
+            view.put(cluster_key(&cluster), &ClusterRecord { owner: *sender, members, peers });
+            Ok(Ok(format!("registered {cluster}")))
+        }
+        Action::AnchorCheckpoint { certificate, consistency } => {
+            let checkpoint = &certificate.message;
+            let Some(cluster) = view.get::<ClusterRecord>(&cluster_key(&checkpoint.cluster))? else {
+                return Ok(Err(format!("cluster {} is not registered", checkpoint.cluster)));
+            };
+            // Checked at registration and at genesis; a state that holds a bad list anyway
+            // fails the transaction, never the validator.
+            let members = match cluster_members(&cluster.members) {
+                Ok(members) => members,
+                Err(reason) => return Ok(Err(format!("cluster {}: {reason}", checkpoint.cluster))),
+            };
+            if let Err(err) = certificate.verify(&members, ANCHOR_THRESHOLD) {
+                return Ok(Err(format!("checkpoint certificate: {err}")));
+            }
+            let key = anchor_key(&checkpoint.cluster, &checkpoint.log, checkpoint.partition);
+            if let Some(previous) = view.get::<Anchor>(&key)? {
+                if let Err(err) =
+                    check_extends(&previous.certificate.message, checkpoint, consistency.as_ref())
+                {
+                    return Ok(Err(format!("inconsistent with the anchored checkpoint: {err}")));
+                }
+            }
+            let summary = format!("anchored {key:?} at size {}", checkpoint.size);
+            view.put(key, &Anchor { certificate, height });
+            Ok(Ok(summary.replace('"', "")))
+        }
+    }
+}
+
+impl ReplicatedApp for ChainApp {
+    type Error = AppError;
+
+    fn info(&self) -> Result<AppInfo, AppError> {
+        Ok(match self.state.latest_version()? {
+            Some(version) => {
+                AppInfo { last_height: version, last_app_hash: self.state.root(version)?.to_vec() }
+            }
+            None => AppInfo { last_height: 0, last_app_hash: Vec::new() },
+        })
+    }
+
+    fn init_chain(
+        &mut self,
+        chain_id: &str,
+        validators: &[Validator],
+        app_state: &[u8],
+    ) -> Result<Vec<u8>, AppError> {
+        if let Some(version) = self.state.latest_version()? {
+            return Ok(self.state.root(version)?.to_vec()); // already initialized
+        }
+        self.chain_id = chain_id.to_string();
+        let genesis: Genesis = if app_state.is_empty() {
+            Genesis::default()
+        } else {
+            postcard::from_bytes(app_state)
+                .map_err(|e| StateError::Corrupt { what: "genesis app state", reason: e.to_string() })?
+        };
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = genesis
+            .accounts
+            .iter()
+            .map(|(key, balance)| {
+                let account = Account { balance: *balance, nonce: 0 };
+                (account_key(key), Some(postcard::to_allocvec(&account).expect("serializes")))
+            })
+            .collect();
+        genesis.check().map_err(|reason| StateError::Corrupt { what: "genesis app state", reason })?;
+        for (cluster, record) in &genesis.clusters {
+            writes.push((cluster_key(cluster), Some(postcard::to_allocvec(record).expect("serializes"))));
+        }
+        writes.push((VALIDATORS_KEY.to_vec(), Some(postcard::to_allocvec(validators).expect("serializes"))));
+        Ok(self.state.commit(0, writes)?.to_vec())
+    }
+
+    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, AppError> {
+        // The mempool holds a sender's next few nonces (they apply in order, block by block);
+        // the block checks the exact nonce.
+        let signed = match SignedTx::decode_and_verify(tx, &self.chain_id) {
+            Ok(signed) => signed,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
+        let account = self.overlay()?.account(&signed.tx.sender)?;
+        let window = account.nonce..account.nonce.saturating_add(MEMPOOL_NONCE_WINDOW);
+        if !window.contains(&signed.tx.nonce) {
+            return Ok(Err(format!("nonce {} outside {window:?}", signed.tx.nonce)));
+        }
+        if signed.tx.fee < MIN_FEE || signed.tx.fee > account.balance {
+            return Ok(Err(format!(
+                "fee {} (minimum {MIN_FEE}) with a balance of {}",
+                signed.tx.fee, account.balance
+            )));
+        }
+        Ok(Ok(()))
+    }
+
+    fn prepare_payload(
+        &mut self,
+        height: u64,
+        candidates: Vec<Vec<u8>>,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, AppError> {
+        // Candidates in mempool order, screened in sequence (a sender's consecutive nonces).
+        let mut view = self.overlay()?;
+        let mut picked = Vec::new();
+        let mut room = max_bytes.saturating_sub(1024); // the header
+        for tx in candidates {
+            if tx.len() > room {
+                continue;
+            }
+            if let Ok((signed, mut account)) = self.screen(&view, &tx)? {
+                account.nonce += 1;
+                account.balance -= signed.tx.fee;
+                view.put(account_key(&signed.tx.sender), &account);
+                room -= tx.len();
+                picked.push(tx);
+            }
+        }
+        let header = self.build_header(height, &picked, now_ms())?;
+        picked.insert(0, header.encode());
+        Ok(picked)
+    }
+
+    fn process_payload(&mut self, height: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, AppError> {
+        // A block may carry failing transactions (they get a result code), but not ones that
+        // could never have been valid (undecodable, unsigned, too large), nor a wrong header.
+        Ok(match self.check_payload(height, txs, now_ms())? {
+            Ok(()) => PayloadVerdict::Accept,
+            Err(why) => {
+                tracing::info!(height, %why, "payload rejected");
+                PayloadVerdict::Reject
+            }
+        })
+    }
+
+    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, AppError> {
+        let mut view = self.overlay()?;
+        let mut tx_results = Vec::with_capacity(block.txs.len());
+        let mut index = Vec::new();
+        // The header (checked by more than 2/3 of the validators before they voted) opens it.
+        let header = block.txs.first().and_then(|first| Header::decode(first).ok());
+        let time_ms = header.as_ref().map_or(block.time_ms, |h| h.time_ms);
+        for (i, tx) in block.txs.iter().enumerate() {
+            if i == 0 && header.is_some() {
+                tx_results.push(TxResult { code: codes::OK, log: "header".into() });
+                continue;
+            }
+            let result = self.deliver(&mut view, tx, block.height)?;
+            if let Ok(signed) = postcard::from_bytes::<SignedTx>(tx) {
+                let location = TxLocation {
+                    height: block.height,
+                    index: i as u32,
+                    code: result.code,
+                    log: result.log.clone(),
+                };
+                index.push((
+                    tx_index_key(&signed.id()),
+                    postcard::to_allocvec(&location).expect("serializes"),
+                ));
+            }
+            tx_results.push(result);
+        }
+        view.put(LAST_BLOCK_KEY.to_vec(), &LastBlock { height: block.height, id: block.id, time_ms });
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = view.writes.into_iter().collect();
+        let prepared = self.state.prepare(block.height, writes, index)?;
+        let app_hash = prepared.root().to_vec();
+        self.pending = Some(prepared);
+        Ok(Finalized { tx_results, validator_updates: Vec::new(), app_hash })
+    }
+
+    fn commit(&mut self) -> Result<u64, AppError> {
+        // The block's state becomes durable here, in one RocksDB batch.
+        if let Some(prepared) = self.pending.take() {
+            self.state.write_prepared(prepared)?;
+        }
+        Ok(self.state.latest_version()?.unwrap_or(0))
+    }
+
+    fn query(&self, path: &str, data: &[u8]) -> Result<Vec<u8>, AppError> {
+        // `state/<key>`: the committed value of a raw state key (empty when absent).
+        let Some(version) = self.state.latest_version()? else { return Ok(Vec::new()) };
+        match path {
+            "state" => Ok(self.state.get(data, version)?.unwrap_or_default()),
+            _ => Ok(Vec::new()),
+        }
+    }
+}

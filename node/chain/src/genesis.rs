@@ -1,0 +1,137 @@
+//! The genesis file (`genesis.json`): what every node of a chain, and every light client, starts
+//! from. Like CometBFT's genesis: the chain id, the first validator set, and the app's initial
+//! state (accounts with balances, clusters registered from the start).
+//!
+//! ```json
+//! {
+//!   "chainId": "pyralog-testnet",
+//!   "validators": [{ "publicKey": "pyrpub1...", "power": 1 }],
+//!   "accounts": [{ "publicKey": "pyrpub1...", "balance": 1000000 }],
+//!   "clusters": [{ "id": "alpha", "owner": "pyrpub1...", "members": ["pyrpub1..."],
+//!                  "peers": ["/ip4/127.0.0.1/tcp/40333"] }],
+//!   "consensus": { "engine": "tendermint" }
+//! }
+//! ```
+
+use std::path::Path;
+
+use anyhow::Context;
+use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
+use pyralog_crypto::{ClusterId, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::values::{ClusterRecord, Genesis};
+
+/// The genesis file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisFile {
+    /// The chain's name; every vote, header and transaction names it.
+    pub chain_id: String,
+    /// The first validator set.
+    pub validators: Vec<GenesisValidator>,
+    /// Initial balances.
+    #[serde(default)]
+    pub accounts: Vec<GenesisAccount>,
+    /// Clusters registered at genesis.
+    #[serde(default)]
+    pub clusters: Vec<GenesisCluster>,
+    /// How the chain agrees (absent: Tendermint).
+    #[serde(default)]
+    pub consensus: ConsensusGenesis,
+}
+
+/// The genesis file's `consensus` section: the engine every validator runs and every header
+/// names. Protocol parameters of an engine go here too as engines gain them; a node's own
+/// tuning (its propose timeout, block interval) stays in its config.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConsensusGenesis {
+    /// The engine: `tendermint`.
+    #[serde(default)]
+    pub engine: Engine,
+}
+
+/// A genesis validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisValidator {
+    /// Its node key.
+    pub public_key: PublicKey,
+    /// Its voting power.
+    pub power: u64,
+}
+
+/// A genesis account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisAccount {
+    /// The account key.
+    pub public_key: PublicKey,
+    /// Its balance.
+    pub balance: u64,
+}
+
+/// A cluster registered at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenesisCluster {
+    /// The cluster id.
+    pub id: ClusterId,
+    /// Who may re-register it.
+    pub owner: PublicKey,
+    /// Its replicas' node keys.
+    pub members: Vec<PublicKey>,
+    /// Their overlay addresses (multiaddrs).
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+impl GenesisFile {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let genesis: GenesisFile =
+            serde_json::from_str(&text).with_context(|| format!("invalid genesis {}", path.display()))?;
+        genesis.validator_set().with_context(|| format!("invalid genesis {}", path.display()))?;
+        genesis
+            .genesis_state()
+            .check()
+            .map_err(|reason| anyhow::anyhow!("invalid genesis {}: {reason}", path.display()))?;
+        Ok(genesis)
+    }
+
+    /// Writes `path` (pretty JSON).
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The first validator set.
+    pub fn validator_set(&self) -> anyhow::Result<ValidatorSet> {
+        ValidatorSet::new(self.validators.iter().map(|v| Validator { key: v.public_key, power: v.power }))
+            .context("validators")
+    }
+
+    /// The app state the chain app's `init_chain` reads.
+    pub fn app_state(&self) -> Vec<u8> {
+        postcard::to_allocvec(&self.genesis_state()).expect("genesis serializes")
+    }
+
+    /// The genesis app state.
+    fn genesis_state(&self) -> Genesis {
+        Genesis {
+            accounts: self.accounts.iter().map(|a| (a.public_key, a.balance)).collect(),
+            clusters: self
+                .clusters
+                .iter()
+                .map(|c| {
+                    let record =
+                        ClusterRecord { owner: c.owner, members: c.members.clone(), peers: c.peers.clone() };
+                    (c.id.clone(), record)
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The Pyralog Network's chain: what its validators agree on and what a light client checks.
+//!
+//! - [`block`]: block headers, block ids, validator-set hashes.
+//! - [`tx`]: signed transactions and their actions.
+//! - [`genesis`]: the genesis file.
+//! - [`values`]: the state's schema (keys, stored values, transaction result codes).
+//! - [`proof`]: state proofs under a state root.
+//! - [`state`] and [`app`] (feature `store`): the authenticated state store on RocksDB and the
+//!   chain application the validators replicate.
+
+#[cfg(feature = "store")]
+pub mod app;
+pub mod block;
+pub mod genesis;
+pub mod proof;
+#[cfg(feature = "store")]
+pub mod state;
+pub mod tx;
+pub mod values;

@@ -1,0 +1,118 @@
+//! The chain state's schema: the values stored under each key of the authenticated state, the
+//! keys, and the result codes of transactions. A light client decodes proven state values with
+//! these types (postcard; see docs/verifier-spec.md); the app in [`crate::app`] writes them.
+
+use pyralog_crypto::{Checkpoint, ClusterId, LogName, MemberSet, PublicKey, QuorumCertificate};
+use serde::{Deserialize, Serialize};
+
+use crate::tx::MAX_CLUSTER_MEMBERS;
+
+/// An account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Spendable balance.
+    pub balance: u64,
+    /// The nonce its next transaction must carry.
+    pub nonce: u64,
+}
+
+/// A registered cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    /// Who may re-register it.
+    pub owner: PublicKey,
+    /// Its replicas' checkpoint-signing keys.
+    pub members: Vec<PublicKey>,
+    /// Their overlay addresses.
+    pub peers: Vec<String>,
+}
+
+/// A partition's latest anchored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The certified checkpoint.
+    pub certificate: QuorumCertificate<Checkpoint>,
+    /// The height of the block that anchored it.
+    pub height: u64,
+}
+
+/// The genesis app state: initial balances and the clusters registered from the start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Accounts and their balances.
+    pub accounts: Vec<(PublicKey, u64)>,
+    /// Clusters registered at genesis.
+    pub clusters: Vec<(ClusterId, ClusterRecord)>,
+}
+
+impl Genesis {
+    /// Refuses what would make validators fail later: a cluster without members, with more than
+    /// [`MAX_CLUSTER_MEMBERS`], with a member twice, or registered twice.
+    pub fn check(&self) -> Result<(), String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (id, record) in &self.clusters {
+            if !ids.insert(id) {
+                return Err(format!("cluster {id} is registered twice"));
+            }
+            cluster_members(&record.members).map_err(|reason| format!("cluster {id}: {reason}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The member set of a cluster whose `members` are valid: 1 to [`MAX_CLUSTER_MEMBERS`] distinct
+/// keys (the same rule for registration transactions and genesis).
+pub fn cluster_members(members: &[PublicKey]) -> Result<MemberSet, String> {
+    if members.is_empty() || members.len() > MAX_CLUSTER_MEMBERS {
+        return Err(format!("a cluster has 1 to {MAX_CLUSTER_MEMBERS} members, not {}", members.len()));
+    }
+    MemberSet::equal(members.iter().copied()).map_err(|_| "members must be distinct".into())
+}
+
+/// Where a committed transaction landed and how it went (`tx_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    /// The block's height.
+    pub height: u64,
+    /// Its position in the block (0 is the header).
+    pub index: u32,
+    /// The result code ([`codes`]).
+    pub code: u32,
+    /// What happened.
+    pub log: String,
+}
+
+/// How far past a sender's next nonce the mempool accepts transactions.
+pub const MEMPOOL_NONCE_WINDOW: u64 = 64;
+
+/// The lowest fee a transaction may carry (spam costs at least this).
+pub const MIN_FEE: u64 = 1;
+
+/// The state key of an account.
+pub fn account_key(key: &PublicKey) -> Vec<u8> {
+    [b"account/".as_slice(), key.as_bytes()].concat()
+}
+
+/// The state key of a cluster.
+pub fn cluster_key(cluster: &ClusterId) -> Vec<u8> {
+    format!("cluster/{cluster}").into_bytes()
+}
+
+/// The state key of a partition's anchor.
+pub fn anchor_key(cluster: &ClusterId, log: &LogName, partition: u32) -> Vec<u8> {
+    format!("anchor/{cluster}/{log}/{partition}").into_bytes()
+}
+
+/// Result codes of transactions in a block.
+pub mod codes {
+    /// Applied.
+    pub const OK: u32 = 0;
+    /// Undecodable, another chain, or a bad signature.
+    pub const INVALID: u32 = 1;
+    /// Not the sender's next nonce.
+    pub const BAD_NONCE: u32 = 2;
+    /// The sender cannot pay the fee (or the fee is under the minimum).
+    pub const FEE: u32 = 3;
+    /// The action failed (its fee was charged).
+    pub const ACTION_FAILED: u32 = 4;
+}

@@ -1,0 +1,231 @@
+//! `pyralog light sync` and `pyralog light verify-record --finality`: the chain light client.
+//!
+//! Its state file (JSON) holds the trusted head (height, block id, time, the validators of the
+//! next height) and, per partition, the latest anchored checkpoint it verified. `sync` starts
+//! from the genesis file the first time. The checks themselves are `pyralog_light::chain`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use pyralog_chain::block::{Header, validators_hash};
+use pyralog_chain::genesis::GenesisFile;
+use pyralog_consensus_types::{FinalityProof, Validator};
+use pyralog_crypto::light::RecordQuery;
+use pyralog_crypto::{ClusterId, LogName};
+use pyralog_light::chain::{
+    ChainLightError, FinalityEvidence, TrustedHead, verify_adjacent, verify_finality, verify_skipping,
+};
+use pyralog_light::record::{proven_fields, proven_record};
+use pyralog_light::trust::LightState;
+use pyralog_light::wire::{self, to_hex, u64_field};
+use serde_json::{Value, json};
+
+use crate::cli::client::call;
+use crate::cli::light::record::merge;
+
+/// `pyralog light sync`.
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// A node's JSON-RPC URL.
+    #[arg(long)]
+    rpc: String,
+    /// The chain's genesis file (trusted; used when the state file does not exist yet).
+    #[arg(long)]
+    genesis: PathBuf,
+    /// The light client's state file.
+    #[arg(long, default_value = "pyralog-light.json")]
+    state: PathBuf,
+    /// Verify every header in turn instead of skipping (bisecting when a skip lacks trust).
+    #[arg(long)]
+    sequential: bool,
+}
+
+/// A header and its finality proof at `height`, as the server says.
+async fn header_at(rpc: &str, height: u64) -> anyhow::Result<(Header, FinalityProof)> {
+    let header = call(rpc, "chain_getHeader", json!({ "height": height })).await?;
+    let header = wire::header(&header)?;
+    if header.height != height {
+        bail!("asked for header {height}, got header {}", header.height);
+    }
+    let finality = call(rpc, "chain_getFinality", json!({ "height": height })).await?;
+    Ok((header, wire::finality(&finality)?))
+}
+
+/// The validators of `height`, as the server says (checked against header hashes by the caller).
+async fn validators_at(rpc: &str, height: u64) -> anyhow::Result<Vec<Validator>> {
+    wire::validators(&call(rpc, "chain_getValidators", json!({ "height": height })).await?)
+}
+
+/// The set `header` announces for its next height, when it differs from its own.
+async fn announced_next(rpc: &str, header: &Header) -> anyhow::Result<Option<Vec<Validator>>> {
+    Ok(match header.next_validators_hash == header.validators_hash {
+        true => None,
+        false => Some(validators_at(rpc, header.height + 1).await?),
+    })
+}
+
+/// One step from the trusted head to `height`: adjacent when it is next, else skipping.
+async fn step(
+    rpc: &str,
+    trusted: &TrustedHead,
+    height: u64,
+) -> anyhow::Result<Result<TrustedHead, ChainLightError>> {
+    let (header, proof) = header_at(rpc, height).await?;
+    let next = announced_next(rpc, &header).await?;
+    if height == trusted.height + 1 {
+        return Ok(verify_adjacent(trusted, &header, &proof, next.as_deref()));
+    }
+    let validators = match header.validators_hash == validators_hash(&trusted.next_validators) {
+        true => trusted.next_validators.clone(),
+        false => validators_at(rpc, height).await?,
+    };
+    Ok(verify_skipping(trusted, &header, &proof, &validators, next.as_deref()))
+}
+
+/// Runs `pyralog light sync`.
+pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
+    let genesis = GenesisFile::load(&args.genesis)?;
+    let mut state = match LightState::load(&args.state)? {
+        Some(state) => state,
+        None => LightState {
+            head: TrustedHead::genesis(
+                &genesis.chain_id,
+                genesis.consensus.engine,
+                &genesis.validator_set()?,
+            ),
+            anchors: BTreeMap::new(),
+        },
+    };
+    if state.head.chain_id != genesis.chain_id {
+        bail!(
+            "the state file follows chain {:?}, the genesis is {:?}",
+            state.head.chain_id,
+            genesis.chain_id
+        );
+    }
+    if state.head.engine != genesis.consensus.engine {
+        bail!(
+            "the state file follows a {} chain, the genesis names {}",
+            state.head.engine,
+            genesis.consensus.engine
+        );
+    }
+    let from = state.head.height;
+    let head = call(&args.rpc, "chain_getFinalizedHead", json!({})).await?;
+    let target = u64_field(&head["height"], "height")?;
+    let mut steps = 0;
+    if args.sequential {
+        for height in from + 1..=target {
+            state.head =
+                step(&args.rpc, &state.head, height).await?.with_context(|| format!("header {height}"))?;
+            steps += 1;
+        }
+    } else {
+        // Skip to the target; where the trusted set's overlap is too small, bisect (CometBFT's
+        // light client does the same).
+        let mut goal = target;
+        while state.head.height < target {
+            steps += 1;
+            match step(&args.rpc, &state.head, goal).await? {
+                Ok(next) => {
+                    state.head = next;
+                    goal = target;
+                }
+                Err(ChainLightError::NotEnoughTrust { .. }) if goal > state.head.height + 1 => {
+                    goal = state.head.height + (goal - state.head.height) / 2;
+                }
+                Err(err) => return Err(anyhow::Error::new(err).context(format!("header {goal}"))),
+            }
+        }
+    }
+    state.save(&args.state)?;
+    Ok(json!({
+        "synced": true,
+        "chainId": state.head.chain_id,
+        "from": from,
+        "height": state.head.height,
+        "blockId": to_hex(&state.head.block_id.0),
+        "mode": if args.sequential { "sequential" } else { "skipping" },
+        "steps": steps,
+        "validators": state.head.next_validators.len(),
+    }))
+}
+
+/// `verify-record --finality`'s inputs.
+pub(super) struct FinalityArgs<'a> {
+    /// The server.
+    pub(super) rpc: &'a str,
+    /// The state file.
+    pub(super) state: &'a Path,
+    /// The cluster holding the log (default: the server's own).
+    pub(super) cluster: Option<&'a str>,
+    /// The log.
+    pub(super) log: &'a str,
+    /// The partition.
+    pub(super) partition: u32,
+    /// The offset.
+    pub(super) offset: u64,
+}
+
+/// Runs `pyralog light verify-record --finality`.
+pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Result<Value> {
+    let mut state = LightState::load(args.state)?.with_context(|| {
+        format!("no light state at {} (run `pyralog light sync` first)", args.state.display())
+    })?;
+    let cluster = match args.cluster {
+        Some(cluster) => cluster.to_owned(),
+        None => {
+            let status = call(args.rpc, "system_status", json!({})).await?;
+            status["cluster"].as_str().context("system_status.cluster")?.to_owned()
+        }
+    };
+    let query = RecordQuery {
+        cluster: ClusterId::new(cluster.clone())?,
+        log: LogName::new(args.log.to_owned())?,
+        partition: args.partition,
+        offset: args.offset,
+    };
+    let slot = format!("{cluster}/{}/{}", args.log, args.partition);
+    let trusted = state.anchored(&slot)?;
+    let mut params = json!({
+        "log": args.log, "partition": args.partition, "offset": args.offset,
+        "cluster": cluster, "finality": true,
+    });
+    if let Some(old) = &trusted {
+        params["trustedSize"] = json!(old.size);
+    }
+    let answer = call(args.rpc, "log_getProof", params).await?;
+    let evidence: FinalityEvidence = wire::finality_evidence(&answer)?;
+    let consistency = match &answer["consistency"] {
+        Value::Null => None,
+        c => Some(wire::consistency(c)?),
+    };
+    let anchored = verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref())?;
+    let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
+    if state.keep_newer_anchor(slot, &anchored)? {
+        state.save(args.state)?;
+    }
+    let header = &evidence.header;
+    let mut report = json!({
+        "verified": true,
+        "finality": {
+            "height": header.height,
+            "blockId": to_hex(&header.block_id().0),
+            "stateRoot": to_hex(&header.state_root.0),
+            "engine": evidence.finality.engine().name(),
+            "signatures": evidence.finality.signers().len(),
+            "anchoredSize": anchored.size,
+            "anchoredRoot": to_hex(&anchored.root.0),
+            "trustedHeight": state.head.height,
+        },
+        "cluster": cluster,
+        "log": args.log,
+        "partition": args.partition,
+        "offset": args.offset,
+        "extendsTrusted": trusted.map(|old| old.size),
+    });
+    merge(&mut report, proven_fields(&proven));
+    Ok(report)
+}

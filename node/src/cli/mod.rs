@@ -1,0 +1,51 @@
+//! The `pyralog` commands. Each is a thin shell: node commands wire [`crate::service`] and
+//! [`crate::rpc`] (`start`), light-client commands fetch over JSON-RPC ([`client`]) and call the
+//! `pyralog-light` crate's checks.
+
+mod client;
+mod keys;
+mod light;
+mod setup;
+mod start;
+mod zk;
+
+use clap::{Parser, Subcommand};
+
+/// Pyralog: a decentralized, verifiable log network node.
+#[derive(Debug, Parser)]
+#[command(name = "pyralog", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a node's base path: config.toml, node key, data directory.
+    Init(setup::InitArgs),
+    /// Run the node.
+    Start(start::StartArgs),
+    /// Generate base paths for a local multi-node cluster.
+    Testnet(setup::TestnetArgs),
+    /// Manage node identity keys (ed25519).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Light client: verify what a node serves without trusting it.
+    #[command(subcommand)]
+    Light(light::LightCommand),
+    /// zk proofs: Groth16 key setup, client-side membership proofs.
+    #[command(subcommand)]
+    Zk(zk::ZkCommand),
+}
+
+/// Parses the command line and runs the command.
+pub(crate) fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Init(args) => setup::init(args),
+        Command::Start(args) => start::start(args),
+        Command::Testnet(args) => setup::testnet(args),
+        Command::Keys(command) => keys::run(command),
+        Command::Light(command) => light::run(command),
+        Command::Zk(command) => zk::run(command),
+    }
+}

@@ -1,0 +1,284 @@
+//! `pyralog init` and `pyralog testnet`: base paths with a key and a config.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use pyralog_crypto::Keypair;
+use pyralog_crypto::keys::{load_key_file, write_key_file};
+
+use pyralog_chain::genesis::{
+    ConsensusGenesis, GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator,
+};
+use pyralog_crypto::ClusterId;
+
+use crate::config::{
+    BasePath, ChainSection, ClusterSection, Config, LinkTransport, MemberEntry, MetricsSection, NodeSection,
+    RpcSection,
+};
+use crate::service::links::ensure_tunnel_keys;
+
+/// `pyralog init`: a single-node cluster's base path (edit `[cluster] members` to join others).
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Directory for the config, key and data.
+    #[arg(long)]
+    pub(crate) base_path: PathBuf,
+    /// Cluster name.
+    #[arg(long, default_value = "local")]
+    pub(crate) cluster_id: String,
+    /// This node's id.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) node_id: u64,
+    /// Raft transport address.
+    #[arg(long, default_value = "127.0.0.1:30333")]
+    pub(crate) raft_addr: String,
+    /// JSON-RPC address.
+    #[arg(long, default_value = "127.0.0.1:9944")]
+    pub(crate) rpc_addr: String,
+    /// Prometheus metrics address (empty: off).
+    #[arg(long, default_value = "127.0.0.1:9615")]
+    pub(crate) metrics_addr: String,
+    /// Overlay (libp2p) listen address of the chain this node validates alone.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/40333")]
+    pub(crate) p2p_addr: String,
+}
+
+/// `pyralog testnet`: configs and keys for a local cluster, ports offset per node.
+#[derive(Debug, Args)]
+pub(crate) struct TestnetArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) nodes: u64,
+    /// Output directory (one `nodeN` base path per node).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Cluster name.
+    #[arg(long, default_value = "testnet")]
+    pub(crate) cluster_id: String,
+    /// Raft port of node 0 (node i uses this + i).
+    #[arg(long, default_value_t = 30333)]
+    pub(crate) raft_port: u16,
+    /// RPC port of node 0 (node i uses this + i).
+    #[arg(long, default_value_t = 9944)]
+    pub(crate) rpc_port: u16,
+    /// Metrics port of node 0 (node i uses this + i).
+    #[arg(long, default_value_t = 9615)]
+    pub(crate) metrics_port: u16,
+    /// Overlay (libp2p TCP) port of node 0 (node i uses this + i).
+    #[arg(long, default_value_t = 40333)]
+    pub(crate) p2p_port: u16,
+    /// Number of clusters of `--nodes` nodes each, named `<cluster-id>-a`, `-b`, ... when more
+    /// than one. Every node is a validator of the chain that links them.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) clusters: u64,
+    /// The chain's id.
+    #[arg(long, default_value = "pyralog-testnet")]
+    pub(crate) chain_id: String,
+    /// Without the chain (cluster only).
+    #[arg(long)]
+    pub(crate) no_chain: bool,
+    /// Plain TCP between cluster members instead of WireGuard + Rosenpass tunnels (no tunnel
+    /// keys are generated).
+    #[arg(long)]
+    pub(crate) dev: bool,
+}
+
+/// Each genesis account's balance (fees for anchoring).
+const GENESIS_BALANCE: u64 = 1_000_000_000_000;
+
+/// The chain section of a node listening on `p2p`, dialing `bootstrap`.
+fn chain_section(p2p: &str, bootstrap: Vec<String>) -> ChainSection {
+    ChainSection {
+        genesis: "genesis.json".into(),
+        p2p_listen: vec![p2p.to_owned()],
+        bootstrap,
+        anchor_interval_ms: 1000,
+        block_interval_ms: 200,
+        propose_timeout_ms: 1000,
+    }
+}
+
+/// A node's overlay address with its peer id.
+fn dialable(p2p: &str, key: &pyralog_crypto::PublicKey) -> String {
+    format!("{p2p}/p2p/{}", pyralog_p2p::peer_id(key))
+}
+
+/// The key at `path`, generated if missing.
+fn key_at(path: &Path) -> anyhow::Result<Keypair> {
+    if !path.exists() {
+        write_key_file(path, &Keypair::generate())?;
+    }
+    Ok(load_key_file(path)?)
+}
+
+fn write_genesis_new(base: &BasePath, genesis: &GenesisFile) -> anyhow::Result<()> {
+    let path = base.0.join("genesis.json");
+    if path.exists() {
+        anyhow::bail!("{} exists already", path.display());
+    }
+    genesis.write(&path)
+}
+
+fn write_base_path(base: &BasePath, config: &Config) -> anyhow::Result<()> {
+    config.check()?;
+    std::fs::create_dir_all(base.data())
+        .with_context(|| format!("cannot create {}", base.data().display()))?;
+    config.write_new(&base.config())
+}
+
+/// Runs `pyralog init`.
+pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
+    let base = BasePath(args.base_path);
+    std::fs::create_dir_all(&base.0).with_context(|| format!("cannot create {}", base.0.display()))?;
+    let key = key_at(&base.key())?;
+    // Tunnel keys now, so joining a multi-member cluster later needs only the config.
+    let wireguard = ensure_tunnel_keys(&base)?;
+    let config = Config {
+        node: NodeSection {
+            id: args.node_id,
+            cluster_id: args.cluster_id,
+            raft_addr: args.raft_addr.clone(),
+            storage: "disk".into(),
+            transport: None,
+        },
+        cluster: ClusterSection {
+            members: vec![MemberEntry {
+                id: args.node_id,
+                raft_addr: args.raft_addr,
+                public_key: key.public(),
+                wireguard_public_key: Some(wireguard.to_string()),
+                rosenpass_public_key: Some("rosenpass.pub".into()),
+            }],
+        },
+        zk: None,
+        rpc: RpcSection { addr: args.rpc_addr, ..RpcSection::default() },
+        metrics: MetricsSection { addr: args.metrics_addr },
+        chain: Some(chain_section(&args.p2p_addr, Vec::new())),
+    };
+    let genesis = GenesisFile {
+        chain_id: format!("pyralog-{}", config.node.cluster_id),
+        validators: vec![GenesisValidator { public_key: key.public(), power: 1 }],
+        accounts: vec![GenesisAccount { public_key: key.public(), balance: GENESIS_BALANCE }],
+        clusters: vec![GenesisCluster {
+            id: ClusterId::new(config.node.cluster_id.clone())?,
+            owner: key.public(),
+            members: vec![key.public()],
+            peers: vec![dialable(&args.p2p_addr, &key.public())],
+        }],
+        consensus: ConsensusGenesis::default(),
+    };
+    write_base_path(&base, &config)?;
+    write_genesis_new(&base, &genesis)?;
+    println!("initialized {} (node {}, key {})", base.0.display(), config.node.id, key.public());
+    println!("wireguard public key {wireguard}; rosenpass public key {}", base.rosenpass_public().display());
+    println!("start it with: pyralog start --base-path {}", base.0.display());
+    Ok(())
+}
+
+/// Where a base path keeps its copy of cluster member `id`'s Rosenpass public key.
+fn peer_rosenpass_key(id: u64) -> PathBuf {
+    PathBuf::from(format!("peers/member{id}.rosenpass.pub"))
+}
+
+/// Runs `pyralog testnet`.
+pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
+    let total = args.nodes * args.clusters;
+    let bases: Vec<BasePath> = (0..total).map(|i| BasePath(args.out.join(format!("node{i}")))).collect();
+    let port = |base: u16, i: u64| u64::from(base) + i;
+    let mut keys = Vec::new();
+    let mut tunnel_keys = Vec::new();
+    for base in &bases {
+        std::fs::create_dir_all(&base.0).with_context(|| format!("cannot create {}", base.0.display()))?;
+        keys.push(key_at(&base.key())?.public());
+        if !args.dev {
+            tunnel_keys.push(ensure_tunnel_keys(base)?.to_string());
+        }
+    }
+    let p2p: Vec<String> =
+        (0..total).map(|i| format!("/ip4/127.0.0.1/tcp/{}", port(args.p2p_port, i))).collect();
+    let cluster_name = |c: u64| match args.clusters {
+        1 => args.cluster_id.clone(),
+        _ => format!("{}-{}", args.cluster_id, char::from(b'a' + (c % 26) as u8)),
+    };
+    let mut clusters = Vec::new();
+    for c in 0..args.clusters {
+        let range = (c * args.nodes) as usize..((c + 1) * args.nodes) as usize;
+        clusters.push(GenesisCluster {
+            id: ClusterId::new(cluster_name(c))?,
+            owner: keys[range.start],
+            members: keys[range.clone()].to_vec(),
+            peers: range.map(|i| dialable(&p2p[i], &keys[i])).collect(),
+        });
+    }
+    let genesis = GenesisFile {
+        chain_id: args.chain_id.clone(),
+        validators: keys.iter().map(|k| GenesisValidator { public_key: *k, power: 1 }).collect(),
+        accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
+        clusters,
+        consensus: ConsensusGenesis::default(),
+    };
+    for c in 0..args.clusters {
+        let first = c * args.nodes;
+        let members: Vec<MemberEntry> = (0..args.nodes)
+            .map(|id| MemberEntry {
+                id,
+                raft_addr: format!("127.0.0.1:{}", port(args.raft_port, first + id)),
+                public_key: keys[(first + id) as usize],
+                wireguard_public_key: tunnel_keys.get((first + id) as usize).cloned(),
+                rosenpass_public_key: (!args.dev).then(|| peer_rosenpass_key(id)),
+            })
+            .collect();
+        if !args.dev {
+            // Each member keeps copies of the others' Rosenpass public keys (512 KiB each).
+            for id in 0..args.nodes {
+                for peer in (0..args.nodes).filter(|&peer| peer != id) {
+                    let to = bases[(first + id) as usize].0.join(peer_rosenpass_key(peer));
+                    std::fs::create_dir_all(to.parent().expect("peers/"))?;
+                    std::fs::copy(bases[(first + peer) as usize].rosenpass_public(), &to)
+                        .with_context(|| format!("cannot write {}", to.display()))?;
+                }
+            }
+        }
+        for id in 0..args.nodes {
+            let i = first + id;
+            let base = &bases[i as usize];
+            let bootstrap = (0..total)
+                .filter(|&j| j != i)
+                .map(|j| dialable(&p2p[j as usize], &keys[j as usize]))
+                .collect();
+            let config = Config {
+                node: NodeSection {
+                    id,
+                    cluster_id: cluster_name(c),
+                    raft_addr: members[id as usize].raft_addr.clone(),
+                    storage: "disk".into(),
+                    transport: Some(if args.dev { LinkTransport::Tcp } else { LinkTransport::Wireguard }),
+                },
+                cluster: ClusterSection { members: members.clone() },
+                rpc: RpcSection {
+                    addr: format!("127.0.0.1:{}", port(args.rpc_port, i)),
+                    ..RpcSection::default()
+                },
+                metrics: MetricsSection { addr: format!("127.0.0.1:{}", port(args.metrics_port, i)) },
+                chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap)),
+                zk: None,
+            };
+            write_base_path(base, &config)?;
+            if !args.no_chain {
+                write_genesis_new(base, &genesis)?;
+            }
+            println!(
+                "node{i}  cluster {}  raft {}  rpc http://{}  {}",
+                config.node.cluster_id,
+                config.node.raft_addr,
+                config.rpc.addr,
+                base.0.display()
+            );
+        }
+    }
+    if !args.no_chain {
+        genesis.write(&args.out.join("genesis.json"))?;
+    }
+    Ok(())
+}

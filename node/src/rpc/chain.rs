@@ -1,0 +1,340 @@
+//! JSON-RPC of the chain: `chain_*` (headers, blocks, finality proofs and commits, validators,
+//! finalized heads),
+//! `state_*` (values and proofs), `tx_*` (submit, status) and `log_anchor`. Binary structures
+//! a light client verifies travel as 0x-hex of their canonical encoding (`encoded`) next to a
+//! readable JSON rendering.
+
+use std::sync::Arc;
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::server::PendingSubscriptionSink;
+use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
+use pyralog_chain::app::tx_location;
+use pyralog_chain::block::{Header, validators_hash};
+use pyralog_chain::tx::SignedTx;
+use pyralog_consensus::driver::Admission;
+use pyralog_crypto::Digest;
+use pyralog_light::wire::{commit_json, decode_hex, finality_json, header_json, to_hex};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::rpc::codes::{self, internal, invalid};
+use crate::rpc::method::{RpcResult, parse, register_timed, send, timed};
+use crate::service::anchor::Anchorer;
+use crate::service::chain::ChainService;
+
+/// What chain methods run against.
+pub(crate) struct ChainCtx {
+    /// The chain.
+    pub(crate) chain: Arc<ChainService>,
+    /// The anchoring task (`log_anchor` runs a round on demand).
+    pub(crate) anchorer: Arc<Anchorer>,
+}
+
+/// The chain methods.
+pub(crate) fn module(ctx: ChainCtx) -> RpcModule<ChainCtx> {
+    let mut module = RpcModule::new(ctx);
+    let register = register_timed::<ChainCtx>;
+
+    register(&mut module, "chain_getHeader", get_header);
+    register(&mut module, "chain_getBlock", get_block);
+    register(&mut module, "chain_getCommit", get_commit);
+    register(&mut module, "chain_getFinality", get_finality);
+    register(&mut module, "chain_getFinalizedHead", finalized_head);
+    register(&mut module, "chain_getValidators", get_validators);
+    register(&mut module, "state_get", state_get);
+    register(&mut module, "state_getProof", state_get_proof);
+    register(&mut module, "tx_status", tx_status);
+    module
+        .register_async_method("tx_submit", |params, ctx, _| async move {
+            timed("tx_submit", submit(&ctx.chain, params)).await
+        })
+        .expect("unique method name");
+    module
+        .register_async_method("log_anchor", |_, ctx, _| async move {
+            timed("log_anchor", anchor_now(ctx.anchorer.clone())).await
+        })
+        .expect("unique method name");
+    module
+        .register_subscription(
+            "chain_subscribeFinalizedHeads",
+            "chain_finalizedHead",
+            "chain_unsubscribeFinalizedHeads",
+            |_, pending, ctx, _| async move { finalized_heads(ctx.chain.clone(), pending).await },
+        )
+        .expect("unique method names");
+    module
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HeightParams {
+    #[serde(default)]
+    height: Option<u64>,
+}
+
+/// `params` may be omitted entirely (`[]` or none) for the defaults.
+fn height_param(params: &Params<'_>) -> Result<Option<u64>, ErrorObjectOwned> {
+    if params.as_str().is_none_or(|s| s.trim().is_empty() || s.trim() == "[]") {
+        return Ok(None);
+    }
+    Ok(parse::<HeightParams>(params)?.height)
+}
+
+/// The block at `height` (default: the finalized head) or a clear error.
+fn block_at(
+    chain: &ChainService,
+    height: Option<u64>,
+) -> Result<(Header, pyralog_consensus::driver::StoredBlock), ErrorObjectOwned> {
+    let head = chain.finalized_height();
+    let height = height.unwrap_or(head);
+    if height == 0 || height > head {
+        return Err(ErrorObject::owned(
+            codes::UNKNOWN_HEIGHT,
+            format!("no block at height {height} (finalized head {head})"),
+            Some(json!({ "finalizedHead": head })),
+        ));
+    }
+    chain.block(height).map_err(internal)?.ok_or_else(|| {
+        ErrorObject::owned(codes::UNKNOWN_HEIGHT, format!("block {height} not stored"), None::<()>)
+    })
+}
+
+/// The block's commit certificate as JSON (`null` for engines whose proofs have none).
+fn commit_of(block: &pyralog_consensus::driver::StoredBlock) -> Value {
+    block.proof.commit_certificate().map_or(Value::Null, commit_json)
+}
+
+fn get_header(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let (header, _) = block_at(chain, height_param(&params)?)?;
+    Ok(header_json(&header))
+}
+
+fn get_commit(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let (_, block) = block_at(chain, height_param(&params)?)?;
+    let commit = block.proof.commit_certificate().ok_or_else(|| {
+        let engine = block.proof.engine();
+        ErrorObject::owned(
+            codes::NO_COMMIT_CERTIFICATE,
+            format!(
+                "the {engine} engine proves finality without a commit certificate: use chain_getFinality"
+            ),
+            Some(json!({ "engine": engine.name() })),
+        )
+    })?;
+    Ok(commit_json(commit))
+}
+
+fn get_finality(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let (header, block) = block_at(chain, height_param(&params)?)?;
+    let mut answer = finality_json(&block.proof);
+    answer["height"] = json!(header.height);
+    answer["blockId"] = json!(to_hex(&block.block.0));
+    Ok(answer)
+}
+
+fn finalized_head(ctx: &ChainCtx, _: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let (header, block) = block_at(chain, None)?;
+    Ok(json!({
+        "height": header.height,
+        "header": header_json(&header),
+        "commit": commit_of(&block),
+        "finality": finality_json(&block.proof),
+    }))
+}
+
+fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let (header, block) = block_at(chain, height_param(&params)?)?;
+    let txs: Vec<Value> = block.txs[1..]
+        .iter()
+        .map(|bytes| {
+            let summary = postcard::from_bytes::<SignedTx>(bytes).ok().map(|signed| {
+                let location = tx_location(&chain.state, &signed.id()).ok().flatten();
+                json!({
+                    "id": to_hex(&signed.id().0),
+                    "sender": signed.tx.sender.to_string(),
+                    "nonce": signed.tx.nonce,
+                    "fee": signed.tx.fee,
+                    "action": action_name(&signed),
+                    "code": location.as_ref().map(|l| l.code),
+                    "log": location.map(|l| l.log),
+                })
+            });
+            json!({ "bytes": to_hex(bytes), "decoded": summary })
+        })
+        .collect();
+    Ok(json!({
+        "header": header_json(&header),
+        "txs": txs,
+        "commit": commit_of(&block),
+        "finality": finality_json(&block.proof),
+    }))
+}
+
+fn action_name(signed: &SignedTx) -> &'static str {
+    match signed.tx.action {
+        pyralog_chain::tx::Action::RegisterCluster { .. } => "registerCluster",
+        pyralog_chain::tx::Action::AnchorCheckpoint { .. } => "anchorCheckpoint",
+        pyralog_chain::tx::Action::Transfer { .. } => "transfer",
+    }
+}
+
+fn get_validators(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let head = chain.finalized_height();
+    let height = height_param(&params)?.unwrap_or(head.max(1));
+    let set = chain.validators_at(height).map_err(internal)?;
+    Ok(json!({
+        "height": height,
+        "hash": to_hex(&validators_hash(set.validators()).0),
+        "totalPower": set.total_power(),
+        "validators": set.validators().iter().map(|v| json!({
+            "publicKey": v.key.to_string(), "power": v.power,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateParams {
+    /// Raw key bytes (0x hex) ...
+    #[serde(default)]
+    key: Option<String>,
+    /// ... or the key as text (`anchor/alpha/demo/0`).
+    #[serde(default, rename = "keyText")]
+    key_text: Option<String>,
+    /// State version (the state after that block); default: the latest.
+    #[serde(default)]
+    height: Option<u64>,
+}
+
+fn state_key(p: &StateParams) -> Result<Vec<u8>, ErrorObjectOwned> {
+    match (&p.key, &p.key_text) {
+        (Some(hex), None) => decode_hex("key", hex).map_err(invalid),
+        (None, Some(text)) => Ok(text.as_bytes().to_vec()),
+        _ => Err(invalid("give exactly one of key (0x hex) and keyText")),
+    }
+}
+
+fn state_version(chain: &ChainService, height: Option<u64>) -> Result<u64, ErrorObjectOwned> {
+    let latest = chain.state.latest_version().map_err(internal)?.unwrap_or(0);
+    let version = height.unwrap_or(latest);
+    let pruned = chain.state.pruned_below().map_err(internal)?;
+    if version > latest || version < pruned {
+        return Err(ErrorObject::owned(
+            codes::UNKNOWN_HEIGHT,
+            format!("state at height {version} is not available (latest {latest}, pruned below {pruned})"),
+            Some(json!({ "latest": latest, "prunedBelow": pruned })),
+        ));
+    }
+    Ok(version)
+}
+
+fn state_get(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let p: StateParams = parse(&params)?;
+    let key = state_key(&p)?;
+    let version = state_version(chain, p.height)?;
+    let value = chain.state.get(&key, version).map_err(internal)?;
+    Ok(json!({ "height": version, "key": to_hex(&key), "value": value.as_deref().map(to_hex) }))
+}
+
+fn state_get_proof(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let p: StateParams = parse(&params)?;
+    let key = state_key(&p)?;
+    let version = state_version(chain, p.height)?;
+    let (value, proof) = chain.state.get_with_proof(&key, version).map_err(internal)?;
+    let root = chain.state.root(version).map_err(internal)?;
+    Ok(json!({
+        "height": version,
+        "key": to_hex(&key),
+        "value": value.as_deref().map(to_hex),
+        "stateRoot": to_hex(&root),
+        // The header carrying this root is the next block's.
+        "headerHeight": version + 1,
+        "proof": to_hex(&postcard::to_allocvec(&proof).expect("proofs serialize")),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitParams {
+    tx: String,
+}
+
+async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
+    let p: SubmitParams = parse(&params)?;
+    let bytes = decode_hex("tx", &p.tx).map_err(invalid)?;
+    let signed = SignedTx::decode_and_verify(&bytes, &chain.chain_id)
+        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
+    if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
+        return Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>));
+    }
+    let id = to_hex(&signed.id().0);
+    match chain.submitter.submit(bytes).await.map_err(internal)? {
+        Admission::Queued | Admission::AlreadyKnown => Ok(json!({ "id": id })),
+        Admission::MempoolFull { capacity } => Err(ErrorObject::owned(
+            codes::MEMPOOL_FULL,
+            format!(
+                "the mempool is full ({capacity} transactions); the transaction was dropped, retry later"
+            ),
+            Some(json!({ "capacity": capacity })),
+        )),
+        Admission::Rejected(reason) => Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusParams {
+    id: String,
+}
+
+fn tx_status(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let chain = &ctx.chain;
+    let p: StatusParams = parse(&params)?;
+    let id: [u8; 32] = decode_hex("id", &p.id)
+        .map_err(invalid)?
+        .try_into()
+        .map_err(|_| invalid("id: a transaction id is 32 bytes"))?;
+    Ok(match tx_location(&chain.state, &Digest(id)).map_err(internal)? {
+        Some(location) => json!({
+            "status": "committed", "height": location.height, "index": location.index,
+            "code": location.code, "log": location.log,
+        }),
+        None => json!({ "status": "unknown" }),
+    })
+}
+
+async fn anchor_now(anchorer: Arc<Anchorer>) -> RpcResult {
+    let submitted = anchorer.round().await.map_err(internal)?;
+    Ok(json!({ "submitted": submitted }))
+}
+
+async fn finalized_heads(chain: Arc<ChainService>, pending: PendingSubscriptionSink) {
+    let Ok(sink) = pending.accept().await else { return };
+    let mut progress = chain.progress.clone();
+    let mut sent = 0;
+    loop {
+        let head = progress.borrow_and_update().height;
+        // Every height once, in order, from the head at subscription on.
+        let from = if sent == 0 { head } else { sent + 1 };
+        for height in from.max(1)..=head {
+            let Ok(Some((header, _))) = chain.block(height) else { return };
+            if !send(&sink, header_json(&header)).await {
+                return;
+            }
+            sent = height;
+        }
+        tokio::select! {
+            changed = progress.changed() => if changed.is_err() { return },
+            () = sink.closed() => return,
+        }
+    }
+}

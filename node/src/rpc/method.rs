@@ -1,0 +1,57 @@
+//! What every RPC namespace registers its methods with: timing (request metrics), params
+//! parsing, hex params, subscription sends.
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::server::SubscriptionSink;
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use pyralog_light::wire::decode_hex;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::rpc::codes::invalid;
+use crate::service::metrics::RequestTimer;
+
+/// A method's answer.
+pub(crate) type RpcResult = Result<Value, ErrorObjectOwned>;
+
+/// Registers a synchronous method over context `C`, recording its count and latency.
+pub(crate) fn register_timed<C: Send + Sync + 'static>(
+    module: &mut RpcModule<C>,
+    name: &'static str,
+    f: fn(&C, Params<'_>) -> RpcResult,
+) {
+    module
+        .register_method(name, move |params, ctx, _| {
+            let timer = RequestTimer::start(name);
+            let result = f(ctx, params);
+            timer.done(result.is_ok());
+            result
+        })
+        .expect("unique method name");
+}
+
+/// Runs an async method, recording its count and latency.
+pub(crate) async fn timed(method: &'static str, call: impl Future<Output = RpcResult>) -> RpcResult {
+    let timer = RequestTimer::start(method);
+    let result = call.await;
+    timer.done(result.is_ok());
+    result
+}
+
+/// The params as `T`, or an invalid-params error saying what is wrong.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjectOwned> {
+    params.parse().map_err(|err| invalid(err.message().to_owned()))
+}
+
+/// The bytes of a 0x-hex param, or an invalid-params error naming `field`.
+pub(crate) fn hex_param(field: &str, text: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
+    decode_hex(field, text).map_err(invalid)
+}
+
+/// Sends `value` to a subscriber; false when the subscriber is gone.
+pub(crate) async fn send(sink: &SubscriptionSink, value: Value) -> bool {
+    match serde_json::value::to_raw_value(&value) {
+        Ok(raw) => sink.send(raw).await.is_ok(),
+        Err(_) => false,
+    }
+}

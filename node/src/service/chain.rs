@@ -1,0 +1,193 @@
+//! The chain inside `pyralog start`: the overlay, the Tendermint driver running the chain app,
+//! the query handler that serves other nodes. [`ChainService`] is what
+//! the RPC layer reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pyralog_chain::app::{ChainApp, read_state};
+use pyralog_chain::block::Header;
+use pyralog_chain::genesis::GenesisFile;
+use pyralog_chain::state::StateStore;
+use pyralog_chain::values::{ClusterRecord, cluster_key};
+use pyralog_consensus::app::ReplicatedApp;
+use pyralog_consensus::driver::{
+    BlockStore, ChainStore, Driver, DriverConfig, DriverError, Progress, StoredBlock, Submitter,
+};
+use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
+use pyralog_consensus::{Engine, ValidatorSet};
+use pyralog_crypto::{ClusterId, Keypair, PublicKey};
+use pyralog_p2p::libp2p::Multiaddr;
+use pyralog_p2p::{Overlay, P2pConfig, P2pHandle};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{BasePath, ChainSection};
+use crate::service::links::ClusterNode;
+use crate::service::xcluster;
+
+/// What the RPC layer and the background tasks share about the chain.
+pub(crate) struct ChainService {
+    /// The chain id.
+    pub(crate) chain_id: String,
+    /// The genesis validators.
+    pub(crate) genesis_set: ValidatorSet,
+    /// Committed blocks (read side).
+    pub(crate) blocks: BlockStore,
+    /// The chain state (read side).
+    pub(crate) state: StateStore,
+    /// A read-only app over the state, for `check_tx` at submission.
+    checker: ChainApp,
+    /// The driver's progress.
+    pub(crate) progress: watch::Receiver<Progress>,
+    /// Into the mempool.
+    pub(crate) txs: mpsc::Sender<Vec<u8>>,
+    /// Into the mempool, with its answer (full, refused, queued).
+    pub(crate) submitter: Submitter,
+    /// The overlay.
+    pub(crate) p2p: P2pHandle,
+
+    /// This node's key (its account, validator and peer identity).
+    pub(crate) key: Keypair,
+}
+
+/// The running chain: the service, and what stops it.
+pub(crate) struct ChainRuntime {
+    /// Shared with RPC and tasks.
+    pub(crate) service: Arc<ChainService>,
+    _overlay: Overlay,
+    stop: watch::Sender<bool>,
+    driver: tokio::task::JoinHandle<Result<(), DriverError>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn multiaddrs(list: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
+    list.iter().map(|a| a.parse().with_context(|| format!("{a:?} is not a multiaddr"))).collect()
+}
+
+impl ChainRuntime {
+    /// Starts the chain for this node: overlay, driver, query handler (the node adds anchoring
+    /// with [`ChainRuntime::spawn`]).
+    pub(crate) async fn start(
+        base: &BasePath,
+        section: &ChainSection,
+        key: &Keypair,
+        cluster: Arc<ClusterNode>,
+    ) -> anyhow::Result<ChainRuntime> {
+        let genesis = GenesisFile::load(&base.genesis(section))?;
+        let genesis_set = genesis.validator_set()?;
+        let mut p2p = P2pConfig::new(genesis.chain_id.clone(), multiaddrs(&section.p2p_listen)?);
+        p2p.bootstrap = multiaddrs(&section.bootstrap)?;
+        p2p.validators = genesis_set.validators().iter().map(|v| v.key).collect();
+        let (overlay, inbox) = Overlay::start(key, p2p).await.context("cannot start the overlay")?;
+        let dir = base.data().join("chain");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let blocks = BlockStore::open(&dir.join("blocks")).context("chain block store")?;
+        let state = StateStore::open(&dir.join("state")).context("chain state store")?;
+        let engine_kind = genesis.consensus.engine;
+        let app =
+            ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public()).with_engine(engine_kind);
+        let checker =
+            ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public()).with_engine(engine_kind);
+        let propose = Duration::from_millis(section.propose_timeout_ms);
+        let timeouts = Timeouts {
+            propose,
+            prevote: propose / 2,
+            precommit: propose / 2,
+            rebroadcast: propose * 2,
+            increase: propose / 2,
+        };
+        // One arm per engine the genesis file can name (the type is fixed per build of the
+        // driver, so a second engine will make this a match over boxed drivers).
+        let engine = match engine_kind {
+            Engine::Tendermint => TendermintEngine::new(genesis.chain_id.clone(), key.clone(), timeouts),
+            other => anyhow::bail!("this build of pyralog cannot run the {other} engine the genesis names"),
+        };
+        let config = DriverConfig {
+            chain_id: genesis.chain_id.clone(),
+            validators: genesis_set.clone(),
+            sync_interval: Duration::from_millis(500),
+            max_payload_bytes: 4 << 20,
+            block_interval: Duration::from_millis(section.block_interval_ms),
+            max_mempool_txs: 10_000,
+            app_state: genesis.app_state(),
+        };
+        let driver = Driver::new(engine, app, overlay.handle.clone(), blocks.clone(), config, inbox.events);
+        let service = Arc::new(ChainService {
+            chain_id: genesis.chain_id.clone(),
+            genesis_set,
+            blocks,
+            state,
+            checker,
+            progress: driver.progress(),
+            txs: driver.tx_sender(),
+            submitter: driver.submitter(),
+            p2p: overlay.handle.clone(),
+
+            key: key.clone(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let driver = tokio::spawn(driver.run(stopped));
+        let tasks = vec![tokio::spawn(xcluster::serve_queries(cluster.clone(), inbox.queries))];
+        // Checkpoint gossip is not used yet: anchoring goes through transactions.
+        drop(inbox.checkpoints);
+        tracing::info!(chain = %genesis.chain_id, peer = %overlay.handle.peer_id(), "chain started");
+        Ok(ChainRuntime { service, _overlay: overlay, stop, driver, tasks })
+    }
+
+    /// Runs `task` until the chain stops.
+    pub(crate) fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(task));
+    }
+
+    /// Stops the driver (it finishes the step it is in) and the tasks.
+    pub(crate) async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        match self.driver.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(%err, "chain driver failed"),
+            Err(err) => tracing::error!(%err, "chain driver panicked"),
+        }
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl ChainService {
+    /// The highest block with a commit certificate.
+    pub(crate) fn finalized_height(&self) -> u64 {
+        self.progress.borrow().height
+    }
+
+    /// The block at `height`, with its header.
+    pub(crate) fn block(&self, height: u64) -> anyhow::Result<Option<(Header, StoredBlock)>> {
+        let Some(block) = self.blocks.block(height)? else { return Ok(None) };
+        let first = block.txs.first().context("a block without a header")?;
+        let header = Header::decode(first).map_err(anyhow::Error::msg)?;
+        Ok(Some((header, block)))
+    }
+
+    /// The validators deciding `height`.
+    pub(crate) fn validators_at(&self, height: u64) -> anyhow::Result<ValidatorSet> {
+        let sets = self.blocks.validator_sets()?;
+        Ok(sets.range(..=height).next_back().map_or_else(|| self.genesis_set.clone(), |(_, set)| set.clone()))
+    }
+
+    /// The app's verdict on a transaction (signature, chain, nonce window, fee).
+    pub(crate) fn check_tx(&self, tx: &[u8]) -> anyhow::Result<Result<(), String>> {
+        Ok(self.checker.check_tx(tx)?)
+    }
+
+    /// A registered cluster, in the latest state.
+    pub(crate) fn cluster_record(&self, cluster: &ClusterId) -> anyhow::Result<Option<ClusterRecord>> {
+        let Some(version) = self.state.latest_version()? else { return Ok(None) };
+        Ok(read_state(&self.state, &cluster_key(cluster), version)?)
+    }
+
+    /// Members of `cluster` to ask for its data (its registration's keys).
+    pub(crate) fn members_of(&self, cluster: &ClusterId) -> anyhow::Result<Vec<PublicKey>> {
+        Ok(self.cluster_record(cluster)?.map(|record| record.members).unwrap_or_default())
+    }
+}

@@ -1,0 +1,243 @@
+//! Prometheus metrics on their own port (`GET /metrics`, text exposition format).
+//!
+//! RPC request counts and latencies are recorded as requests run; Raft, partition and WAL
+//! figures are read from the engine at scrape time, so they are never stale.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use crate::service::links::ClusterNode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use pyralog_p2p::tunnel::Tunnel;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    log: String,
+    partition: u32,
+}
+
+/// Every metric the node exports.
+struct Metrics {
+    registry: Registry,
+    requests: Family<MethodLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    raft_term: Family<GroupLabels, Gauge>,
+    raft_last_log_index: Family<GroupLabels, Gauge>,
+    raft_commit_index: Family<GroupLabels, Gauge>,
+    raft_applied_index: Family<GroupLabels, Gauge>,
+    raft_apply_lag: Family<GroupLabels, Gauge>,
+    partition_records: Family<PartitionLabels, Gauge>,
+    partition_certified: Family<PartitionLabels, Gauge>,
+    wal_fsyncs: Gauge,
+    wal_synced_appends: Gauge,
+    written_bytes: Family<KindLabels, Gauge>,
+    tunnel: Family<KindLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("pyralog");
+    let requests = Family::<MethodLabels, Counter>::default();
+    registry.register("rpc_requests", "JSON-RPC requests by method and outcome", requests.clone());
+    let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+        Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+    });
+    registry.register("rpc_request_seconds", "JSON-RPC request latency", latency.clone());
+    let gauge = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<GroupLabels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let raft_term = gauge(&mut registry, "raft_term", "Raft term per group");
+    let raft_last_log_index = gauge(&mut registry, "raft_last_log_index", "Last Raft log index per group");
+    let raft_commit_index = gauge(
+        &mut registry,
+        "raft_commit_index",
+        "Last committed Raft index per group (0 until a commit since start)",
+    );
+    let raft_applied_index = gauge(&mut registry, "raft_applied_index", "Last applied Raft index per group");
+    let raft_apply_lag = gauge(&mut registry, "raft_apply_lag", "Log entries not yet applied per group");
+    let partition_records = Family::<PartitionLabels, Gauge>::default();
+    registry.register(
+        "partition_records",
+        "Records applied per partition replica",
+        partition_records.clone(),
+    );
+    let partition_certified = Family::<PartitionLabels, Gauge>::default();
+    registry.register(
+        "partition_certified_records",
+        "Size of the latest certified checkpoint",
+        partition_certified.clone(),
+    );
+    let wal_fsyncs = Gauge::default();
+    registry.register("wal_fsyncs", "WAL fsyncs by the shared syncer since start", wal_fsyncs.clone());
+    let wal_synced_appends = Gauge::default();
+    registry.register(
+        "wal_synced_appends",
+        "Raft appends those fsyncs covered since start",
+        wal_synced_appends.clone(),
+    );
+    let written_bytes = Family::<KindLabels, Gauge>::default();
+    registry.register(
+        "storage_written_bytes",
+        "Bytes written by RocksDB since start: user (keys and values), wal, flush, compaction",
+        written_bytes.clone(),
+    );
+    let tunnel = Family::<KindLabels, Gauge>::default();
+    registry.register(
+        "tunnel_events",
+        "Cluster tunnel counters since start: handshakes, psk_rotations, rosenpass_exchanges, \
+         rosenpass_stale, tx_bytes, rx_bytes, and dropped_* datagrams by reason",
+        tunnel.clone(),
+    );
+    Metrics {
+        registry,
+        written_bytes,
+        tunnel,
+        requests,
+        latency,
+        raft_term,
+        raft_last_log_index,
+        raft_commit_index,
+        raft_applied_index,
+        raft_apply_lag,
+        partition_records,
+        partition_certified,
+        wal_fsyncs,
+        wal_synced_appends,
+    }
+});
+
+/// Times one RPC request; call [`RequestTimer::done`] with its outcome.
+pub(crate) struct RequestTimer {
+    method: &'static str,
+    started: Instant,
+}
+
+impl RequestTimer {
+    /// Starts timing `method`.
+    pub(crate) fn start(method: &'static str) -> Self {
+        RequestTimer { method, started: Instant::now() }
+    }
+
+    /// Records the request.
+    pub(crate) fn done(self, ok: bool) {
+        let labels =
+            MethodLabels { method: self.method.to_owned(), outcome: if ok { "ok" } else { "error" } };
+        METRICS.requests.get_or_create(&labels).inc();
+        METRICS.latency.get_or_create(&labels).observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+fn set(family: &Family<GroupLabels, Gauge>, group: &str, value: u64) {
+    family.get_or_create(&GroupLabels { group: group.to_owned() }).set(value as i64);
+}
+
+/// Reads the engine's figures into the gauges and renders everything.
+fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
+    let m = &*METRICS;
+    if let Some(tunnel) = tunnel {
+        for (kind, value) in tunnel.stats().by_kind() {
+            m.tunnel.get_or_create(&KindLabels { kind }).set(value as i64);
+        }
+    }
+    let mut groups = vec![("global".to_owned(), node.global_raft_metrics(), node.global_commit_index())];
+    let global = node.global_state().borrow().clone();
+    for log in global.logs.values() {
+        for p in 0..log.config.partitions {
+            let id = log.partition_id(p);
+            let Some(replica) = node.replica(id) else { continue };
+            let labels = PartitionLabels { log: log.config.name.to_string(), partition: p };
+            m.partition_records.get_or_create(&labels).set(replica.state().size as i64);
+            m.partition_certified.get_or_create(&labels).set(global.certified_size(id) as i64);
+            let metrics = replica.raft().metrics().borrow().clone();
+            groups.push((format!("{}/{p}", log.config.name), metrics, replica.commit_index()));
+        }
+    }
+    for (group, metrics, committed) in groups {
+        let last = metrics.last_log_index.unwrap_or(0);
+        let applied = metrics.last_applied.map_or(0, |id| id.index);
+        set(&m.raft_term, &group, metrics.current_term);
+        set(&m.raft_last_log_index, &group, last);
+        set(&m.raft_commit_index, &group, committed.unwrap_or(0));
+        set(&m.raft_applied_index, &group, applied);
+        set(&m.raft_apply_lag, &group, last.saturating_sub(applied));
+    }
+    let stats = node.storage().syncer().stats();
+    m.wal_fsyncs.set(stats.fsyncs as i64);
+    m.wal_synced_appends.set(stats.callbacks as i64);
+    let written = node.storage().write_stats();
+    for (kind, bytes) in [
+        ("user", written.user),
+        ("wal", written.wal),
+        ("flush", written.flush),
+        ("compaction", written.compaction),
+    ] {
+        m.written_bytes.get_or_create(&KindLabels { kind }).set(bytes as i64);
+    }
+    let mut text = String::new();
+    encode(&mut text, &m.registry).expect("writing to a String cannot fail");
+    text
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub(crate) async fn serve(listener: TcpListener, node: Arc<ClusterNode>, tunnel: Option<Tunnel>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let (node, tunnel) = (node.clone(), tunnel.clone());
+        tokio::spawn(async move {
+            // Read the request head (a scrape request is small) before answering, so the client
+            // is not cut off mid-request; only the request line matters.
+            let mut head = Vec::with_capacity(1024);
+            let read_head = async {
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                true
+            };
+            if !matches!(tokio::time::timeout(std::time::Duration::from_secs(5), read_head).await, Ok(true)) {
+                return;
+            }
+            let request = String::from_utf8_lossy(&head);
+            let (status, body) = match request.split_whitespace().take(2).collect::<Vec<_>>()[..] {
+                ["GET", "/metrics"] => ("200 OK", render(&node, tunnel.as_ref())),
+                _ => ("404 Not Found", "only GET /metrics is served here\n".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -5,6 +5,18 @@ rpc() { # rpc PORT METHOD PARAMS_JSON: one JSON-RPC call to a local node
     -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\",\"params\":$3}" "http://127.0.0.1:$1"
 }
 
+call() { # call PORT METHOD PARAMS_JSON [JQ_FILTER]: the call's result (through JQ_FILTER), or
+  # its error on stderr and a failure; prints nothing on failure (safe inside $(...) and `retry`)
+  local answer
+  answer=$(rpc "$1" "$2" "$3") || { echo "$2 at port $1: no answer" >&2; return 1; }
+  if jq -e 'has("result")' <<<"$answer" >/dev/null 2>&1; then
+    jq -c "${4:-.}" <<<"$(jq -c .result <<<"$answer")"
+  else
+    echo "$2 at port $1: $(jq -c '.error // .' <<<"$answer" 2>/dev/null || echo "$answer")" >&2
+    return 1
+  fi
+}
+
 wait_for() { # wait_for WHAT COMMAND...: polls COMMAND for up to 60 s; the caller sets $logs
   local what=$1; shift
   for _ in $(seq 1 600); do

@@ -63,7 +63,7 @@ retry "creating the demo log" create_demo
 writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[] | select(.log=="demo") | .leader] | length == 3 and all(. != null)'; }
 wait_for "the demo log's partition leaders" writable
 records=$(for i in $(seq 1 9); do printf '{"key":"0x%s","value":"0x%s"},' "$(printf 'user-%d' $((i % 3)) | od -An -tx1 | tr -d ' \n')" "$(printf 'event %d' "$i" | od -An -tx1 | tr -d ' \n')"; done)
-append_demo() { rpc $((rpc_port + 1)) log_append "{\"log\":\"demo\",\"records\":[${records%,}]}" | jq -e -c '.result'; }
+append_demo() { call $((rpc_port + 1)) log_append "{\"log\":\"demo\",\"records\":[${records%,}]}"; }
 retry "appending to the demo log through node1" append_demo
 for i in $(seq 0 $((per_cluster - 1))); do
   count=$(rpc $((rpc_port + i)) log_read '{"log":"demo","partition":0}' | jq '.result | length')
@@ -106,7 +106,7 @@ zk_writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[
 wait_for "the zk-demo log's partition leader" zk_writable
 blinding=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 zk_records=$(for i in 1 2 3 4; do printf '{"key":"0x%s","value":"0x%s","headers":[{"name":"zk-blinding","value":"0x%s"}]},' "$(hex "member-$i")" "$(hex "credential $i")" "$blinding"; done)
-append_zk() { rpc "$rpc_port" log_append "{\"log\":\"zk-demo\",\"partition\":0,\"records\":[${zk_records%,}]}" | jq -e '.result[0].offset'; }
+append_zk() { call "$rpc_port" log_append "{\"log\":\"zk-demo\",\"partition\":0,\"records\":[${zk_records%,}]}" '.[0].offset'; }
 first=$(retry "appending to the zk-demo log" append_zk)
 zk_size=$((first + 4))
 zk_certified() { rpc "$rpc_port" log_getCheckpoint '{"log":"zk-demo","partition":0}' | jq -e --argjson n "$zk_size" '.result.checkpoint.size >= $n'; }
@@ -124,7 +124,7 @@ verify_membership() { "$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port
   --nonce "0x$nonce" --trust "$zk_trust" --trust-on-first-use | jq -e -c 'select(.verified)'; }
 retry "the light client's check of the membership proof" verify_membership
 size=$(rpc "$rpc_port" log_getCheckpoint '{"log":"zk-demo","partition":0}' | jq -e '.result.checkpoint.size')
-prove_appends() { rpc "$rpc_port" zk_proveAppends "{\"log\":\"zk-demo\",\"partition\":0,\"fromSize\":0,\"toSize\":$size}" | jq -e .result >"$out/zk-appends.json"; }
+prove_appends() { call "$rpc_port" zk_proveAppends "{\"log\":\"zk-demo\",\"partition\":0,\"fromSize\":0,\"toSize\":$size}" >"$out/zk-appends.json"; }
 retry "the node's append STARK (zk_proveAppends)" prove_appends
 verify_appends() { "$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-appends.json" --trust "$zk_trust" | jq -e -c 'select(.verified)'; }
 retry "the light client's check of the append STARK" verify_appends

@@ -298,6 +298,9 @@ where
     /// Handles one event from the network. WAL entries it causes wait for [`Driver::flush`] (or
     /// for the next message that leaves), so a batch of events shares one sync.
     pub fn handle_net(&mut self, event: NetEvent) -> Result<(), DriverError> {
+        // A message may be for the next height: start it first if its time has come (the
+        // block before it may have been decided by the previous message of the same batch).
+        self.start_due_height()?;
         match event {
             NetEvent::Message { from, bytes } => self.input(Input::Message { from, bytes }),
             NetEvent::BlocksRequested { from_height, max, reply } => {
@@ -330,7 +333,12 @@ where
                 self.input(Input::TimeoutFired(id))?;
             }
         }
-        if self.next_height_at.is_some_and(|at| at <= now) {
+        self.start_due_height()
+    }
+
+    /// Starts the next height if the block interval after the last block is over.
+    fn start_due_height(&mut self) -> Result<(), DriverError> {
+        if self.next_height_at.is_some_and(|at| at <= self.clock.now()) {
             self.next_height_at = None;
             self.start_height(self.height)?;
         }

@@ -11,6 +11,41 @@ pub use crate::finality::{FinalityError, FinalityProof};
 /// A block's identity: the hash of its payload ([`payload_id`]).
 pub type BlockId = Digest;
 
+/// The longest chain id, in bytes (room for `pyralog init`'s `pyralog-<cluster id>` with the
+/// longest cluster id; CometBFT allows 50). Every signed consensus message starts with the chain
+/// id behind a 2-byte length, so the genesis must name a short one.
+pub const MAX_CHAIN_ID_BYTES: usize = 128;
+
+/// Why a chain id is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainIdError {
+    /// It is empty.
+    #[error("the chain id is empty")]
+    Empty,
+    /// It is longer than [`MAX_CHAIN_ID_BYTES`].
+    #[error("the chain id has {len} bytes; at most {MAX_CHAIN_ID_BYTES} are allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+/// Checks that `chain_id` is 1 to [`MAX_CHAIN_ID_BYTES`] bytes.
+pub fn check_chain_id(chain_id: &str) -> Result<(), ChainIdError> {
+    match chain_id.len() {
+        0 => Err(ChainIdError::Empty),
+        len if len > MAX_CHAIN_ID_BYTES => Err(ChainIdError::TooLong { len }),
+        _ => Ok(()),
+    }
+}
+
+/// The 2-byte length of a chain id in signed messages. No valid chain id is near the limit
+/// ([`check_chain_id`]); one a peer made up past it gets the largest length rather than a panic,
+/// and its messages verify against no honest signature.
+fn chain_id_length(chain: &[u8]) -> [u8; 2] {
+    u16::try_from(chain.len()).unwrap_or(u16::MAX).to_be_bytes()
+}
+
 /// The id of a block payload: what validators vote for. It hashes the transaction count, the
 /// first transaction (the chain puts its block header there) and the RFC 6962 Merkle root
 /// (BLAKE3) of the others, so a light client holding only the header, which carries that count
@@ -76,8 +111,7 @@ impl Signable for Vote {
     fn encode(&self) -> Vec<u8> {
         let chain = self.chain_id.as_bytes();
         let mut bytes = Vec::with_capacity(2 + chain.len() + 8 + 4 + 1 + 33);
-        let chain_len = u16::try_from(chain.len()).expect("chain ids are short");
-        bytes.extend_from_slice(&chain_len.to_be_bytes());
+        bytes.extend_from_slice(&chain_id_length(chain));
         bytes.extend_from_slice(chain);
         bytes.extend_from_slice(&self.height.to_be_bytes());
         bytes.extend_from_slice(&self.round.to_be_bytes());
@@ -159,7 +193,7 @@ impl Signable for ProposalHeader {
     fn encode(&self) -> Vec<u8> {
         let chain = self.chain_id.as_bytes();
         let mut bytes = Vec::with_capacity(2 + chain.len() + 8 + 8 + 8 + 32);
-        bytes.extend_from_slice(&u16::try_from(chain.len()).expect("chain ids are short").to_be_bytes());
+        bytes.extend_from_slice(&chain_id_length(chain));
         bytes.extend_from_slice(chain);
         bytes.extend_from_slice(&self.height.to_be_bytes());
         bytes.extend_from_slice(&self.round.to_be_bytes());

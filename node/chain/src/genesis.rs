@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use pyralog_consensus_types::vote::check_chain_id;
 use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{ClusterId, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,7 @@ impl GenesisFile {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let genesis: GenesisFile =
             serde_json::from_str(&text).with_context(|| format!("invalid genesis {}", path.display()))?;
+        check_chain_id(&genesis.chain_id).with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.validator_set().with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis
             .genesis_state()

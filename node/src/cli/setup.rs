@@ -10,6 +10,7 @@ use pyralog_crypto::keys::{load_key_file, write_key_file};
 use pyralog_chain::genesis::{
     ConsensusGenesis, GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator,
 };
+use pyralog_consensus_types::vote::check_chain_id;
 use pyralog_crypto::ClusterId;
 
 use crate::config::{
@@ -183,6 +184,7 @@ fn peer_rosenpass_key(id: u64) -> PathBuf {
 
 /// Runs `pyralog testnet`.
 pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
+    check_chain_id(&args.chain_id).context("--chain-id")?;
     let total = args.nodes * args.clusters;
     let bases: Vec<BasePath> = (0..total).map(|i| BasePath(args.out.join(format!("node{i}")))).collect();
     let port = |base: u16, i: u64| u64::from(base) + i;

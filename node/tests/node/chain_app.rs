@@ -391,3 +391,48 @@ fn a_crash_between_finalize_and_commit_replays_to_the_same_app_hash() {
     assert_eq!(app.info().unwrap().last_app_hash, first);
     assert_eq!(app.check_tx(&transfer(&alice, 0, &bob, 5)).unwrap().unwrap_err(), "nonce 0 outside 1..65");
 }
+
+/// A chain id is 1 to 128 bytes: a genesis naming a longer one is refused with a typed error
+/// (signing a vote under a chain id past 65,535 bytes used to panic), and signing bytes of a
+/// made-up longer one do not panic.
+#[test]
+fn a_genesis_with_an_oversized_chain_id_is_refused() {
+    use pyralog_chain::genesis::GenesisFile;
+    use pyralog_consensus::vote::{ChainIdError, MAX_CHAIN_ID_BYTES, check_chain_id};
+    use pyralog_crypto::quorum::Signable;
+
+    assert_eq!(check_chain_id(""), Err(ChainIdError::Empty));
+    assert_eq!(check_chain_id(&"c".repeat(MAX_CHAIN_ID_BYTES)), Ok(()));
+    assert_eq!(
+        check_chain_id(&"c".repeat(MAX_CHAIN_ID_BYTES + 1)),
+        Err(ChainIdError::TooLong { len: MAX_CHAIN_ID_BYTES + 1 })
+    );
+    let validator = Keypair::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("genesis.json");
+    let write = |chain_id: String| {
+        let genesis = serde_json::json!({
+            "chainId": chain_id,
+            "validators": [{ "publicKey": validator.public().to_string(), "power": 1 }],
+        });
+        std::fs::write(&path, genesis.to_string()).unwrap();
+    };
+    write("c".repeat(70_000));
+    let err = GenesisFile::load(&path).unwrap_err();
+    assert_eq!(
+        err.root_cause().downcast_ref::<ChainIdError>(),
+        Some(&ChainIdError::TooLong { len: 70_000 }),
+        "{err:#}"
+    );
+    write(CHAIN.into());
+    assert_eq!(GenesisFile::load(&path).unwrap().chain_id, CHAIN);
+
+    let vote = pyralog_consensus::Vote {
+        chain_id: "c".repeat(70_000),
+        height: 1,
+        round: 0,
+        kind: pyralog_consensus::VoteKind::Precommit,
+        block: None,
+    };
+    assert!(vote.signing_bytes().len() > 70_000);
+}

@@ -209,3 +209,36 @@ fn the_light_commands_check_only_through_the_light_crate() {
         }
     }
 }
+
+/// The workspace's `rust-version` is what building it needs: the newest `rust-version` among
+/// its dependencies (and at least 1.85, for edition 2024). It said 1.85 while smoltcp 0.14
+/// needs 1.91.
+#[test]
+fn rust_version_is_what_the_dependencies_need() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .current_dir(root)
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let version = |text: &str| -> (u64, u64) {
+        let mut parts = text.split('.').map(|p| p.parse::<u64>().expect("a numeric version"));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    let members: BTreeSet<&str> =
+        metadata["workspace_members"].as_array().expect("members").iter().filter_map(|m| m.as_str()).collect();
+    let packages = metadata["packages"].as_array().expect("packages");
+    let (mut ours, mut needed) = (BTreeSet::new(), ((1, 85), "edition 2024".to_owned()));
+    for package in packages {
+        let Some(rust) = package["rust_version"].as_str() else { continue };
+        if members.contains(package["id"].as_str().unwrap_or_default()) {
+            ours.insert(version(rust));
+        } else if version(rust) > needed.0 {
+            needed = (version(rust), format!("{} {}", package["name"], package["version"]));
+        }
+    }
+    assert_eq!(ours.len(), 1, "every member shares the workspace's rust-version: {ours:?}");
+    assert_eq!(ours.first(), Some(&needed.0), "rust-version must be what {} needs", needed.1);
+}

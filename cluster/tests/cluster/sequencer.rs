@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pyralog_cluster::sequencer::{Clock, SCARAB_EPOCH_MS, ScarabGenerator, ScarabId};
+use pyralog_cluster::sequencer::{Clock, SCARAB_EPOCH_MS, ScarabGenerator, ScarabId, SequencerError};
 
 /// A clock the test moves by hand.
 #[derive(Clone)]
@@ -52,5 +52,13 @@ fn a_restart_with_the_clock_set_back_continues_above_the_high_water_mark() {
 fn coordinator_ids_must_fit_ten_bits() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock(Arc::new(AtomicU64::new(SCARAB_EPOCH_MS)));
-    assert!(ScarabGenerator::open(dir.path().join("hwm"), 1024, clock, 1000).is_err());
+    let path = dir.path().join("hwm");
+    match ScarabGenerator::open(path.clone(), 1024, clock, 1000) {
+        Err(SequencerError::Corrupt { path: named, reason }) => {
+            assert_eq!(named, path);
+            assert_eq!(reason, "coordinator id 1024 does not fit in 10 bits");
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("coordinator 1024 was accepted"),
+    }
 }

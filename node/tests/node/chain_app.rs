@@ -157,7 +157,14 @@ fn payloads_need_the_right_header_and_valid_transactions() {
     ];
     for (what, lie) in lies {
         let verdict = chain.app.check_payload(2, &payload(&lie, std::slice::from_ref(&ok)), now).unwrap();
-        assert!(verdict.is_err(), "a header with a wrong {what} was accepted");
+        let reason = verdict.expect_err(&format!("a header with a wrong {what} was accepted"));
+        let expected = match what {
+            "engine" => "a pow block, but the chain runs tendermint".to_owned(),
+            "time ahead" => format!("block time {} is ahead of this clock ({now})", now + 60_000),
+            "time before the parent" => "block time 1 is not after the parent's".to_owned(),
+            _ => "differs from the expected".to_owned(),
+        };
+        assert!(reason.contains(&expected), "wrong {what}: {reason}");
     }
     // A proposer takes a sender's consecutive nonces in order and skips what cannot apply.
     let candidates = vec![

@@ -227,8 +227,12 @@ fn rust_version_is_what_the_dependencies_need() {
         let mut parts = text.split('.').map(|p| p.parse::<u64>().expect("a numeric version"));
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     };
-    let members: BTreeSet<&str> =
-        metadata["workspace_members"].as_array().expect("members").iter().filter_map(|m| m.as_str()).collect();
+    let members: BTreeSet<&str> = metadata["workspace_members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
     let packages = metadata["packages"].as_array().expect("packages");
     let (mut ours, mut needed) = (BTreeSet::new(), ((1, 85), "edition 2024".to_owned()));
     for package in packages {

@@ -188,6 +188,12 @@ impl ChainApp {
         if header.time_ms > now_ms + MAX_CLOCK_DRIFT_MS {
             return Ok(Err(format!("block time {} is ahead of this clock ({now_ms})", header.time_ms)));
         }
+        // The proposer must be a validator of the height (as CometBFT checks a block's
+        // proposer address): a proposal naming anyone else is refused.
+        let validators: Vec<Validator> = self.overlay()?.get(VALIDATORS_KEY)?.unwrap_or_default();
+        if !validators.iter().any(|v| v.key == header.proposer) {
+            return Ok(Err(format!("proposer {} is not a validator", header.proposer)));
+        }
         let mut expected = self.build_header(height, txs, header.time_ms)?;
         expected.proposer = header.proposer;
         if header != expected {

@@ -24,13 +24,14 @@ struct Chain {
 impl Chain {
     fn new(accounts: &[(&Keypair, u64)]) -> Chain {
         let dir = tempfile::tempdir().unwrap();
-        let mut app =
-            ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
+        let proposer = Keypair::generate().public();
+        let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), proposer);
         let genesis = Genesis {
             accounts: accounts.iter().map(|(k, b)| (k.public(), *b)).collect(),
             ..Genesis::default()
         };
-        app.init_chain(CHAIN, &[], &postcard::to_allocvec(&genesis).unwrap()).unwrap();
+        let validators = [pyralog_consensus::Validator { key: proposer, power: 1 }];
+        app.init_chain(CHAIN, &validators, &postcard::to_allocvec(&genesis).unwrap()).unwrap();
         Chain { app, height: 0, _dir: dir }
     }
 
@@ -154,6 +155,7 @@ fn payloads_need_the_right_header_and_valid_transactions() {
         ("chain", Header { chain_id: "elsewhere".into(), ..header.clone() }),
         ("time ahead", Header { time_ms: now + 60_000, ..header.clone() }),
         ("time before the parent", Header { time_ms: 1, ..header.clone() }),
+        ("proposer", Header { proposer: Keypair::generate().public(), ..header.clone() }),
     ];
     for (what, lie) in lies {
         let verdict = chain.app.check_payload(2, &payload(&lie, std::slice::from_ref(&ok)), now).unwrap();
@@ -162,6 +164,7 @@ fn payloads_need_the_right_header_and_valid_transactions() {
             "engine" => "a pow block, but the chain runs tendermint".to_owned(),
             "time ahead" => format!("block time {} is ahead of this clock ({now})", now + 60_000),
             "time before the parent" => "block time 1 is not after the parent's".to_owned(),
+            "proposer" => "is not a validator".to_owned(),
             _ => "differs from the expected".to_owned(),
         };
         assert!(reason.contains(&expected), "wrong {what}: {reason}");

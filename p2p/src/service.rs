@@ -321,20 +321,20 @@ impl Service {
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                if let request_response::OutboundFailure::Io(err) = &error {
-                    if err.kind() == std::io::ErrorKind::InvalidData {
-                        self.fault(peer, &format!("invalid response: {err}"));
-                    }
+                if let request_response::OutboundFailure::Io(err) = &error
+                    && err.kind() == std::io::ErrorKind::InvalidData
+                {
+                    self.fault(peer, &format!("invalid response: {err}"));
                 }
                 if let Some(reply) = self.requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError(format!("{peer}: {error}"))));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
-                if let request_response::InboundFailure::Io(err) = &error {
-                    if err.kind() == std::io::ErrorKind::InvalidData {
-                        self.fault(peer, &format!("invalid request: {err}"));
-                    }
+                if let request_response::InboundFailure::Io(err) = &error
+                    && err.kind() == std::io::ErrorKind::InvalidData
+                {
+                    self.fault(peer, &format!("invalid request: {err}"));
                 }
             }
             request_response::Event::ResponseSent { .. } => {}

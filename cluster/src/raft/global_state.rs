@@ -355,10 +355,10 @@ impl GlobalState {
             .verify(&signers, CHECKPOINT_THRESHOLD)
             .map_err(|err| Rejection::BadCertificate(err.to_string()))?;
         let record = self.partitions.entry(partition).or_default();
-        if let Some(have) = &record.checkpoint {
-            if checkpoint.size <= have.message.size {
-                return Err(Rejection::StaleCheckpoint { have: have.message.size, got: checkpoint.size });
-            }
+        if let Some(have) = &record.checkpoint
+            && checkpoint.size <= have.message.size
+        {
+            return Err(Rejection::StaleCheckpoint { have: have.message.size, got: checkpoint.size });
         }
         record.checkpoint = Some(certificate);
         Ok(())

@@ -83,10 +83,11 @@ fn run(db: &DB, durable: bool, pending: &mpsc::Receiver<SyncCallback>, stats: &M
     while let Ok(first) = pending.recv() {
         let mut batch = vec![first];
         batch.extend(pending.try_iter());
-        if durable && failure.is_none() {
-            if let Err(err) = db.flush_wal(true) {
-                failure = Some(err.to_string());
-            }
+        if durable
+            && failure.is_none()
+            && let Err(err) = db.flush_wal(true)
+        {
+            failure = Some(err.to_string());
         }
         {
             let mut stats = stats.lock().expect("stats lock");

@@ -95,12 +95,12 @@ async fn run_child(id: u64, dir: &Path, members: BTreeMap<u64, Member>) {
     loop {
         if last_status.elapsed() > Duration::from_millis(100) {
             last_status = Instant::now();
-            if let Ok(info) = node.log(LOG) {
-                if let Some(replica) = node.replica(info.partition_id(0)) {
-                    let reader = replica.reader();
-                    let root = reader.root_at(reader.size()).unwrap();
-                    println!("S {} {}", reader.size(), hex(&root.0));
-                }
+            if let Ok(info) = node.log(LOG)
+                && let Some(replica) = node.replica(info.partition_id(0))
+            {
+                let reader = replica.reader();
+                let root = reader.root_at(reader.size()).unwrap();
+                println!("S {} {}", reader.size(), hex(&root.0));
             }
         }
         if dir.join("stop").exists() {

@@ -64,10 +64,10 @@ impl ConsensusNet for MemNet {
                 if peer.send(NetEvent::BlocksRequested { from_height, max, reply }).await.is_err() {
                     continue;
                 }
-                if let Ok(Ok(blocks)) = tokio::time::timeout(Duration::from_secs(2), answer).await {
-                    if !blocks.is_empty() {
-                        return Ok(FetchedBlocks { from, blocks });
-                    }
+                if let Ok(Ok(blocks)) = tokio::time::timeout(Duration::from_secs(2), answer).await
+                    && !blocks.is_empty()
+                {
+                    return Ok(FetchedBlocks { from, blocks });
                 }
             }
             Err(NetError("no peer has newer blocks".into()))

@@ -52,7 +52,7 @@ pub fn subtree_root<H: MerkleHasher, R: NodeReader + ?Sized>(
 ) -> Result<Digest, ProveError<R::Error>> {
     debug_assert!(start < end);
     let len = end - start;
-    if len.is_power_of_two() && start % len == 0 {
+    if len.is_power_of_two() && start.is_multiple_of(len) {
         let level = len.trailing_zeros() as u8;
         let id = NodeId::new(level, start >> level);
         return reader.node(id).map_err(ProveError::Store)?.ok_or(ProveError::MissingNode(id));

@@ -283,10 +283,10 @@ fn apply(
             if let Err(reason) = cluster_members(&members) {
                 return Ok(Err(reason));
             }
-            if let Some(existing) = view.get::<ClusterRecord>(&cluster_key(&cluster))? {
-                if existing.owner != *sender {
-                    return Ok(Err(format!("cluster {cluster} is registered by {}", existing.owner)));
-                }
+            if let Some(existing) = view.get::<ClusterRecord>(&cluster_key(&cluster))?
+                && existing.owner != *sender
+            {
+                return Ok(Err(format!("cluster {cluster} is registered by {}", existing.owner)));
             }
             view.put(cluster_key(&cluster), &ClusterRecord { owner: *sender, members, peers });
             Ok(Ok(format!("registered {cluster}")))
@@ -306,12 +306,11 @@ fn apply(
                 return Ok(Err(format!("checkpoint certificate: {err}")));
             }
             let key = anchor_key(&checkpoint.cluster, &checkpoint.log, checkpoint.partition);
-            if let Some(previous) = view.get::<Anchor>(&key)? {
-                if let Err(err) =
+            if let Some(previous) = view.get::<Anchor>(&key)?
+                && let Err(err) =
                     check_extends(&previous.certificate.message, checkpoint, consistency.as_ref())
-                {
-                    return Ok(Err(format!("inconsistent with the anchored checkpoint: {err}")));
-                }
+            {
+                return Ok(Err(format!("inconsistent with the anchored checkpoint: {err}")));
             }
             let summary = format!("anchored {key:?} at size {}", checkpoint.size);
             view.put(key, &Anchor { certificate, height });

@@ -369,10 +369,10 @@ impl TreeReader for StateStore {
         let mut best: Option<(NodeKey, LeafNode)> = None;
         for item in self.db.iterator_cf(self.cf(NODES), IteratorMode::Start) {
             let (key, value) = item?;
-            if let Node::Leaf(leaf) = Node::try_from_slice(&value).map_err(corrupt("tree node"))? {
-                if best.as_ref().is_none_or(|(_, b)| leaf.key_hash() > b.key_hash()) {
-                    best = Some((NodeKey::try_from_slice(&key).map_err(corrupt("node key"))?, leaf));
-                }
+            if let Node::Leaf(leaf) = Node::try_from_slice(&value).map_err(corrupt("tree node"))?
+                && best.as_ref().is_none_or(|(_, b)| leaf.key_hash() > b.key_hash())
+            {
+                best = Some((NodeKey::try_from_slice(&key).map_err(corrupt("node key"))?, leaf));
             }
         }
         Ok(best)

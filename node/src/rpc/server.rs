@@ -187,10 +187,10 @@ where
         // middleware, so each call is admitted here; a denied one is answered with the error.
         if let Some(limiter) = &self.limiter {
             for entry in batch.iter_mut() {
-                if let Ok(BatchEntry::Call(call)) = entry {
-                    if let Err(err) = limiter.admit(call.extensions()) {
-                        *entry = Err(BatchEntryErr::new(call.id.clone().into_owned(), err));
-                    }
+                if let Ok(BatchEntry::Call(call)) = entry
+                    && let Err(err) = limiter.admit(call.extensions())
+                {
+                    *entry = Err(BatchEntryErr::new(call.id.clone().into_owned(), err));
                 }
             }
         }

@@ -113,12 +113,12 @@ async fn checkpoints(node: &ClusterNode, params: Params<'static>, pending: Pendi
     let mut sent = 0;
     loop {
         global.borrow_and_update();
-        if let Ok(Some(certificate)) = node.checkpoint(&p.log, p.partition) {
-            if certificate.message.size > sent {
-                sent = certificate.message.size;
-                if !send(&sink, certificate_json(&certificate)).await {
-                    return;
-                }
+        if let Ok(Some(certificate)) = node.checkpoint(&p.log, p.partition)
+            && certificate.message.size > sent
+        {
+            sent = certificate.message.size;
+            if !send(&sink, certificate_json(&certificate)).await {
+                return;
             }
         }
         tokio::select! {

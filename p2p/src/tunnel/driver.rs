@@ -334,7 +334,7 @@ pub(crate) async fn drive(
             if now >= next_tick {
                 let Core { peers, out, rosenpass, .. } = &mut *core;
                 let mut stalled = Vec::new();
-                peers.tick(now, ticks % 4 == 0, out, &mut stalled, stats);
+                peers.tick(now, ticks.is_multiple_of(4), out, &mut stalled, stats);
                 if let Some(rosenpass) = rosenpass {
                     for number in stalled {
                         tracing::debug!(peer = %peers.peers[number].public, "no session under the current key: new Rosenpass exchange");

@@ -16,7 +16,7 @@ pub(super) fn record(offset: u64) -> StoredRecord {
         offset,
         epoch: if offset < 4 { 1 } else { 2 },
         record: Record {
-            key: (offset % 2 == 0 || proven).then(|| format!("user-{offset}").into_bytes()),
+            key: (offset.is_multiple_of(2) || proven).then(|| format!("user-{offset}").into_bytes()),
             value: format!("value {offset}").into_bytes(),
             headers: match proven {
                 true => vec![

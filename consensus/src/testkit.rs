@@ -2,7 +2,10 @@
 //! consensus benchmark): an app simple enough that any disagreement between replicas shows, and
 //! a check that replicas stored the same certified blocks.
 
-use crate::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
+use crate::app::{
+    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
+    ReplicatedApp,
+};
 use crate::driver::{BlockStore, ChainStore};
 use crate::finality::Engine;
 use crate::validators::{Validator, ValidatorSet};
@@ -45,15 +48,23 @@ impl ReplicatedApp for CountingApp {
     }
     fn prepare_payload(
         &mut self,
-        height: u64,
+        context: &ProposalContext,
         candidates: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, Self::Error> {
-        Ok(marked_payload(height, candidates, max_bytes))
+        Ok(marked_payload(context, candidates, max_bytes))
     }
-    fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error> {
-        let marked = txs.last().is_some_and(|tx| tx.starts_with(b"block "));
+    fn process_payload(
+        &mut self,
+        context: &CheckContext,
+        txs: &[Vec<u8>],
+    ) -> Result<PayloadVerdict, Self::Error> {
+        let marked =
+            txs.last().is_some_and(|tx| tx.starts_with(format!("block {} ", context.height).as_bytes()));
         Ok(if marked { PayloadVerdict::Accept } else { PayloadVerdict::Reject })
+    }
+    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
+        marked_context(txs)
     }
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
         assert_eq!(block.height, self.height + 1, "blocks are executed in order, once");
@@ -71,10 +82,10 @@ impl ReplicatedApp for CountingApp {
     }
 }
 
-/// The test apps' payload: the candidates that fit in `max_bytes`, in order, then a
-/// `block <height>` marker, so no payload is empty.
-pub fn marked_payload(height: u64, candidates: Vec<Vec<u8>>, max_bytes: usize) -> Vec<Vec<u8>> {
-    let marker = format!("block {height}").into_bytes();
+/// The test apps' payload: the candidates that fit in `max_bytes`, in order, then a marker
+/// `block <height> <time ms> <proposer>` carrying the block context, so no payload is empty.
+pub fn marked_payload(context: &ProposalContext, candidates: Vec<Vec<u8>>, max_bytes: usize) -> Vec<Vec<u8>> {
+    let marker = format!("block {} {} {}", context.height, context.time_ms, context.proposer).into_bytes();
     let mut room = max_bytes.saturating_sub(marker.len());
     let mut txs: Vec<Vec<u8>> = candidates
         .into_iter()
@@ -86,6 +97,15 @@ pub fn marked_payload(height: u64, candidates: Vec<Vec<u8>>, max_bytes: usize) -
         .collect();
     txs.push(marker);
     txs
+}
+
+/// The context a [`marked_payload`] carries (none for a payload without the marker).
+pub fn marked_context(txs: &[Vec<u8>]) -> BlockContext {
+    let marker = txs.last().and_then(|tx| std::str::from_utf8(tx).ok()).unwrap_or_default();
+    let mut fields = marker.strip_prefix("block ").unwrap_or_default().split(' ').skip(1);
+    let time_ms = fields.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let proposer = fields.next().and_then(|p| p.parse().ok());
+    BlockContext { time_ms, proposer }
 }
 
 /// Asserts that `stores` hold the same blocks up to the lowest last height among them, which is

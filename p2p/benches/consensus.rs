@@ -19,7 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pyralog_consensus::Validator;
-use pyralog_consensus::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
+use pyralog_consensus::app::{
+    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
+    ReplicatedApp,
+};
 use pyralog_consensus::testkit::CountingApp;
 
 /// When each transaction (by its 8-byte sequence number) was committed, per validator.
@@ -50,14 +53,21 @@ impl ReplicatedApp for TimedApp {
     }
     fn prepare_payload(
         &mut self,
-        height: u64,
+        context: &ProposalContext,
         txs: Vec<Vec<u8>>,
         max: usize,
     ) -> Result<Vec<Vec<u8>>, Self::Error> {
-        self.inner.prepare_payload(height, txs, max)
+        self.inner.prepare_payload(context, txs, max)
     }
-    fn process_payload(&mut self, height: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error> {
-        self.inner.process_payload(height, txs)
+    fn process_payload(
+        &mut self,
+        context: &CheckContext,
+        txs: &[Vec<u8>],
+    ) -> Result<PayloadVerdict, Self::Error> {
+        self.inner.process_payload(context, txs)
+    }
+    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
+        self.inner.block_context(txs)
     }
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
         let now = Instant::now();

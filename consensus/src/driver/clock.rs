@@ -10,6 +10,10 @@ use crate::core::Millis;
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the clock's start; never decreases.
     fn now(&self) -> Millis;
+
+    /// Wall-clock time, milliseconds since the Unix epoch: block times (the proposer's) and
+    /// the bound they are checked against (each validator's).
+    fn unix_ms(&self) -> u64;
 }
 
 /// The machine's monotonic clock, from the moment it was made.
@@ -34,5 +38,10 @@ impl Default for MonotonicClock {
 impl Clock for MonotonicClock {
     fn now(&self) -> Millis {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn unix_ms(&self) -> u64 {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }

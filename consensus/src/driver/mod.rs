@@ -54,11 +54,11 @@ use std::time::Duration;
 use pyralog_crypto::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::app::{DecidedBlock, ReplicatedApp};
+use crate::app::{CheckContext, DecidedBlock, ProposalContext, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
 use crate::finality::Engine;
 use crate::validators::ValidatorSet;
-use crate::vote::{Evidence, payload_id};
+use crate::vote::{BlockId, Evidence, payload_id};
 use mempool::{Mempool, Refusal};
 
 /// Most pieces of evidence a driver keeps (verified, distinct); more are counted, not kept.
@@ -166,6 +166,8 @@ pub struct Driver<E, A, N, S = BlockStore> {
     /// Verified equivocations the engine proved, distinct, oldest first (at most
     /// [`MAX_EVIDENCE`]).
     evidence: Vec<Evidence>,
+    /// The last committed block's id (the next block's parent; zero before the first).
+    parent: BlockId,
 }
 
 impl<E, A, N, S> Driver<E, A, N, S>
@@ -213,6 +215,7 @@ where
             announced: Vec::new(),
             wal_pending: Vec::new(),
             evidence: Vec::new(),
+            parent: BlockId::default(),
             progress: watch::Sender::new(Progress::default()),
         }
     }
@@ -286,6 +289,9 @@ where
         self.sets.extend(self.store.validator_sets()?);
         self.handshake()?;
         let last = self.store.last_height()?;
+        if last > 0 {
+            self.parent = self.store.block(last)?.map_or(self.parent, |block| block.block);
+        }
         self.progress.send_modify(|p| p.height = last);
         self.engine.restore_wal(self.store.wal_from(last + 1)?).map_err(|e| DriverError::CorruptWal {
             location: self.store.location(),
@@ -473,17 +479,20 @@ where
                 self.timers.remove(&id);
                 None
             }
-            Effect::BuildPayload { height } => {
+            Effect::BuildPayload { height, proposer } => {
                 // The app picks; the mempool keeps everything until a block carries it.
                 let candidates = self.mempool.candidates();
+                let context =
+                    ProposalContext { height, proposer, parent: self.parent, time_ms: self.clock.unix_ms() };
                 let txs = self
                     .app
-                    .prepare_payload(height, candidates, self.config.max_payload_bytes)
+                    .prepare_payload(&context, candidates, self.config.max_payload_bytes)
                     .map_err(app_err)?;
                 Some(Input::PayloadBuilt { height, txs })
             }
             Effect::CheckPayload { height, block, txs } => {
-                let verdict = self.app.process_payload(height, &txs).map_err(app_err)?;
+                let context = CheckContext { height, parent: self.parent, now_ms: self.clock.unix_ms() };
+                let verdict = self.app.process_payload(&context, &txs).map_err(app_err)?;
                 Some(Input::PayloadChecked { block, valid: verdict == crate::app::PayloadVerdict::Accept })
             }
             Effect::CommitBlock { height, block, txs, proof } => {
@@ -549,11 +558,13 @@ where
 
     /// Runs `block` through the app; returns the app hash after it.
     fn execute(&mut self, block: &StoredBlock) -> Result<Vec<u8>, DriverError> {
+        // The context comes from the decided bytes, so every replica reads the same.
+        let context = self.app.block_context(&block.txs);
         let decided = DecidedBlock {
             height: block.height,
             id: block.block,
-            time_ms: 0,
-            proposer: None,
+            time_ms: context.time_ms,
+            proposer: context.proposer,
             txs: block.txs.clone(),
             evidence: Vec::new(),
         };
@@ -579,6 +590,7 @@ where
             self.announce_validators();
         }
         self.app.commit().map_err(app_err)?;
+        self.parent = block.block;
         Ok(finalized.app_hash)
     }
 }

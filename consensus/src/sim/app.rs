@@ -8,13 +8,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyralog_crypto::{Digest, Domain};
 
-use crate::app::{AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp};
+use crate::app::{
+    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
+    ReplicatedApp,
+};
 use crate::validators::Validator;
 
 /// What survives a crash: the app hash after each committed height (index `height - 1`).
 #[derive(Debug, Default)]
 struct Disk {
     hashes: Vec<Digest>,
+    /// The first height whose `DecidedBlock` context differed from what its payload carries.
+    wrong_context: Option<u64>,
 }
 
 /// One validator's app. Clones share the disk.
@@ -53,6 +58,11 @@ impl SimApp {
         self.disk().hashes.len() as u64
     }
 
+    /// The first height `finalize` was handed a block context other than its payload's.
+    pub(super) fn wrong_context(&self) -> Option<u64> {
+        self.disk().wrong_context
+    }
+
     fn disk(&self) -> MutexGuard<'_, Disk> {
         self.disk.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -75,27 +85,40 @@ impl ReplicatedApp for SimApp {
         Ok(if tx.starts_with(b"bad") { Err("refused".into()) } else { Ok(()) })
     }
 
-    /// Mempool transactions that fit, then a marker naming the height, so no payload is empty.
+    /// Mempool transactions that fit, then a marker carrying the block context, so no payload is
+    /// empty.
     fn prepare_payload(
         &mut self,
-        height: u64,
+        context: &ProposalContext,
         candidates: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, Infallible> {
-        Ok(crate::testkit::marked_payload(height, candidates, max_bytes))
+        Ok(crate::testkit::marked_payload(context, candidates, max_bytes))
     }
 
     /// Any non-empty payload: an equivocator's twin proposal is as valid as the real one, which
     /// is what makes more than f equivocators dangerous.
-    fn process_payload(&mut self, _: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Infallible> {
+    fn process_payload(&mut self, _: &CheckContext, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Infallible> {
         Ok(if txs.is_empty() { PayloadVerdict::Reject } else { PayloadVerdict::Accept })
     }
 
+    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
+        crate::testkit::marked_context(txs)
+    }
+
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Infallible> {
+        let carried = crate::testkit::marked_context(&block.txs);
+        if (block.time_ms, block.proposer) != (carried.time_ms, carried.proposer) {
+            self.disk().wrong_context.get_or_insert(block.height);
+        }
         let previous = self.disk().hashes.last().copied().unwrap_or(Digest([0; 32]));
         let mut bytes = previous.0.to_vec();
         bytes.extend_from_slice(&block.height.to_be_bytes());
         bytes.extend_from_slice(&block.id.0);
+        // The context is part of the app hash: the oracle's app-hash check then shows every
+        // replica was handed the same one.
+        bytes.extend_from_slice(&block.time_ms.to_be_bytes());
+        bytes.extend_from_slice(block.proposer.as_ref().map_or(&[0; 32], |p| p.as_bytes()));
         let hash = Domain::ConsensusValue.hash(&bytes);
         self.pending = Some((block.height, hash));
         let validator_updates =

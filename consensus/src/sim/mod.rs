@@ -398,6 +398,18 @@ where
                 .proof
                 .verify(engine, SIM_CHAIN, height, &block.block, set)
                 .map_err(|e| bad(height, e.to_string()))?;
+            // A block built by a validator of its height carries it as proposer, and a time on
+            // the shared virtual clock (an equivocator's twin payload carries no context).
+            let context = crate::testkit::marked_context(&block.txs);
+            if let Some(proposer) = context.proposer
+                && (!set.validators().iter().any(|v| v.key == proposer)
+                    || context.time_ms < net::SIM_EPOCH_MS)
+            {
+                return Err(bad(
+                    height,
+                    format!("block context {context:?} names no validator of its height"),
+                ));
+            }
             match self.decided.get(&height) {
                 Some(first) if *first != block.block => {
                     return Err(SimFailure::Safety { seed, height, first: *first, second: block.block });
@@ -410,6 +422,9 @@ where
         }
         self.nodes[node].checked = last;
         let app = &self.nodes[node].app;
+        if let Some(height) = app.wrong_context() {
+            return Err(bad(height, "finalize was handed another block context than the payload's".into()));
+        }
         for height in 1..=app.height() {
             let Some(hash) = app.hash_at(height) else { break };
             let first = *self.app_hashes.entry(height).or_insert(hash);

@@ -74,8 +74,16 @@ impl SimClock {
     }
 }
 
+/// Where virtual time starts on the wall clock (2026-01-01T00:00:00Z): block times are this
+/// plus virtual milliseconds, the same for every simulated validator.
+pub(super) const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
 impl Clock for SimClock {
     fn now(&self) -> Millis {
         self.0.load(Ordering::Relaxed)
+    }
+
+    fn unix_ms(&self) -> u64 {
+        SIM_EPOCH_MS + self.now()
     }
 }

@@ -259,7 +259,8 @@ impl EngineIo {
                     }
                     None => {
                         self.wanted_payload = Some((height.0, round));
-                        self.out.push(Effect::BuildPayload { height: height.0 });
+                        let proposer = self.signer.public_key();
+                        self.out.push(Effect::BuildPayload { height: height.0, proposer });
                     }
                 }
                 r.resume_with(())

@@ -88,7 +88,7 @@ impl Net {
                     self.timers.insert((self.now + after.as_millis() as u64, node, id));
                 }
                 Effect::CancelTimer(id) => self.timers.retain(|(_, n, t)| !(*n == node && *t == id)),
-                Effect::BuildPayload { height } => {
+                Effect::BuildPayload { height, .. } => {
                     let tx = if self.bad_proposers.contains(&node) { "bad" } else { "tx" };
                     let txs = vec![format!("{tx} h{height} by {node}").into_bytes()];
                     self.inbox.push_back((node, Input::PayloadBuilt { height, txs }));

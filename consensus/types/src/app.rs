@@ -18,6 +18,44 @@ pub struct AppInfo {
     pub last_app_hash: Vec<u8>,
 }
 
+/// What the proposer's engine and driver give the app to build a block with (ABCI's
+/// `PrepareProposal` request): the app puts this context in its payload (the chain's header
+/// does), so every validator checks it and it is agreed with the block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalContext {
+    /// The height being built.
+    pub height: u64,
+    /// The proposer, as the engine says (this validator).
+    pub proposer: pyralog_crypto::PublicKey,
+    /// The last committed block's id (all zero before the first block).
+    pub parent: BlockId,
+    /// The proposer's clock, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// What a validator checks a proposed payload against (ABCI's `ProcessProposal` request, in
+/// part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckContext {
+    /// The height proposed at.
+    pub height: u64,
+    /// The last committed block's id (all zero before the first block).
+    pub parent: BlockId,
+    /// This validator's clock, milliseconds since the Unix epoch (a block time too far ahead of
+    /// it is refused).
+    pub now_ms: u64,
+}
+
+/// The context a decided payload carries, as the app reads it back from the payload
+/// ([`ReplicatedApp::block_context`]): agreed, since it is part of the decided bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockContext {
+    /// The block's time, milliseconds since the Unix epoch (0: the payload carries none).
+    pub time_ms: u64,
+    /// Who proposed it.
+    pub proposer: Option<pyralog_crypto::PublicKey>,
+}
+
 /// A block as the app sees it in `finalize`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecidedBlock {
@@ -25,13 +63,16 @@ pub struct DecidedBlock {
     pub height: u64,
     /// Its id (header hash).
     pub id: BlockId,
-    /// Block time, milliseconds since the Unix epoch.
+    /// The block's time, milliseconds since the Unix epoch, as the payload carries it
+    /// ([`ReplicatedApp::block_context`]; 0 when it carries none).
     pub time_ms: u64,
-    /// The proposer's key, when the engine knows it.
+    /// Its proposer, as the payload carries it.
     pub proposer: Option<pyralog_crypto::PublicKey>,
     /// The transactions, in order.
     pub txs: Vec<Vec<u8>>,
-    /// Misbehaviour the engine proved (double signs), for the app to punish.
+    /// Misbehaviour proven to all validators (double signs), for the app to punish. Empty until
+    /// blocks carry evidence: each validator's own sightings differ, so they cannot reach the
+    /// app before they are part of an agreed block.
     pub evidence: Vec<Misbehaviour>,
 }
 
@@ -103,16 +144,29 @@ pub trait ReplicatedApp {
     /// Screens a transaction for the mempool: `Ok(Err(reason))` rejects it.
     fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Self::Error>;
 
-    /// The proposer builds a payload from mempool transactions, at most `max_bytes` in total.
+    /// The proposer builds a payload from mempool transactions, at most `max_bytes` in total,
+    /// carrying `context` (time, proposer, parent) so that validators check it and it is agreed.
     fn prepare_payload(
         &mut self,
-        height: u64,
+        context: &ProposalContext,
         txs: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, Self::Error>;
 
     /// A validator checks a proposed payload before voting for it.
-    fn process_payload(&mut self, height: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Self::Error>;
+    fn process_payload(
+        &mut self,
+        context: &CheckContext,
+        txs: &[Vec<u8>],
+    ) -> Result<PayloadVerdict, Self::Error>;
+
+    /// The context a decided payload carries (what [`ReplicatedApp::prepare_payload`] put in
+    /// it); the driver hands it to `finalize` in [`DecidedBlock`]. Apps whose payloads carry
+    /// none keep the default.
+    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
+        let _ = txs;
+        BlockContext::default()
+    }
 
     /// Executes a decided block (not yet durable).
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error>;

@@ -98,6 +98,8 @@ pub enum Effect {
     BuildPayload {
         /// The height.
         height: u64,
+        /// Who proposes it (this validator): the block context's proposer.
+        proposer: PublicKey,
     },
     /// Ask the app to check a payload ([`Input::PayloadChecked`] answers).
     CheckPayload {

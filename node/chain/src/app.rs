@@ -21,7 +21,8 @@
 use std::collections::BTreeMap;
 
 use pyralog_consensus_types::app::{
-    AppInfo, DecidedBlock, Finalized, PayloadVerdict, ReplicatedApp, TxResult,
+    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
+    ReplicatedApp, TxResult,
 };
 use pyralog_consensus_types::{Engine, Validator};
 use pyralog_crypto::PublicKey;
@@ -92,10 +93,16 @@ pub struct ChainApp {
     pending: Option<PreparedVersion>,
 }
 
-/// A storage failure of the app (fatal to the node, as the driver treats app errors).
+/// A failure of the app (fatal to the node, as the driver treats app errors).
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct AppError(#[from] StateError);
+pub enum AppError {
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The driver's block context contradicts the app's state (a bug, not bad input).
+    #[error("block context: {0}")]
+    Context(String),
+}
 
 /// Reads through the block's pending writes to the committed state.
 struct Overlay<'a> {
@@ -252,10 +259,6 @@ impl ChainApp {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Applies one action for `sender` (fee and nonce already taken); `Err` is why it failed.
 fn apply(
     view: &mut Overlay<'_>,
@@ -386,7 +389,7 @@ impl ReplicatedApp for ChainApp {
 
     fn prepare_payload(
         &mut self,
-        height: u64,
+        context: &ProposalContext,
         candidates: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, AppError> {
@@ -406,21 +409,55 @@ impl ReplicatedApp for ChainApp {
                 picked.push(tx);
             }
         }
-        let header = self.build_header(height, &picked, now_ms())?;
+        // The header carries the block context the engine and driver supplied: the proposer,
+        // its clock, the parent.
+        let mut header = self.build_header(context.height, &picked, context.time_ms)?;
+        header.proposer = context.proposer;
+        if header.parent != context.parent {
+            return Err(AppError::Context(format!(
+                "the driver's parent {} is not the app's last block {}",
+                context.parent, header.parent
+            )));
+        }
         picked.insert(0, header.encode());
         Ok(picked)
     }
 
-    fn process_payload(&mut self, height: u64, txs: &[Vec<u8>]) -> Result<PayloadVerdict, AppError> {
+    fn process_payload(
+        &mut self,
+        context: &CheckContext,
+        txs: &[Vec<u8>],
+    ) -> Result<PayloadVerdict, AppError> {
         // A block may carry failing transactions (they get a result code), but not ones that
         // could never have been valid (undecodable, unsigned, too large), nor a wrong header.
-        Ok(match self.check_payload(height, txs, now_ms())? {
+        let height = context.height;
+        let verdict = match self.check_payload(height, txs, context.now_ms)? {
+            Ok(())
+                if txs
+                    .first()
+                    .and_then(|h| Header::decode(h).ok())
+                    .is_some_and(|h| h.parent == context.parent) =>
+            {
+                Ok(())
+            }
+            Ok(()) => Err(format!("the header's parent is not the last block {}", context.parent)),
+            Err(why) => Err(why),
+        };
+        Ok(match verdict {
             Ok(()) => PayloadVerdict::Accept,
             Err(why) => {
                 tracing::info!(height, %why, "payload rejected");
                 PayloadVerdict::Reject
             }
         })
+    }
+
+    /// The header's time and proposer (every validator checked them before voting).
+    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
+        match txs.first().map(|first| Header::decode(first)) {
+            Some(Ok(header)) => BlockContext { time_ms: header.time_ms, proposer: Some(header.proposer) },
+            _ => BlockContext::default(),
+        }
     }
 
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, AppError> {

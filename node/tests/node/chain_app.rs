@@ -7,7 +7,9 @@ use pyralog_chain::proof::verify_state_proof;
 use pyralog_chain::state::StateStore;
 use pyralog_chain::tx::{Action, SignedTx, Tx};
 use pyralog_chain::values::{Account, ClusterRecord, Genesis, account_key, codes};
-use pyralog_consensus::app::{DecidedBlock, PayloadVerdict, ReplicatedApp};
+use pyralog_consensus::app::{
+    BlockContext, CheckContext, DecidedBlock, PayloadVerdict, ProposalContext, ReplicatedApp,
+};
 use pyralog_consensus::vote::payload_id;
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
@@ -17,6 +19,8 @@ const CHAIN: &str = "pyralog-chain-test";
 
 struct Chain {
     app: ChainApp,
+    /// The one validator (the app's proposer).
+    proposer: pyralog_crypto::PublicKey,
     height: u64,
     _dir: tempfile::TempDir,
 }
@@ -32,7 +36,7 @@ impl Chain {
         };
         let validators = [pyralog_consensus::Validator { key: proposer, power: 1 }];
         app.init_chain(CHAIN, &validators, &postcard::to_allocvec(&genesis).unwrap()).unwrap();
-        Chain { app, height: 0, _dir: dir }
+        Chain { app, proposer, height: 0, _dir: dir }
     }
 
     /// Runs one block of `txs` (after the header a proposer would build); returns their
@@ -132,17 +136,27 @@ fn payloads_need_the_right_header_and_valid_transactions() {
     let payload = |header: &Header, txs: &[Vec<u8>]| -> Vec<Vec<u8>> {
         std::iter::once(header.encode()).chain(txs.iter().cloned()).collect()
     };
+    let check = CheckContext { height: 2, parent: header.parent, now_ms: now };
     assert_eq!(
-        chain.app.process_payload(2, &payload(&header, std::slice::from_ref(&ok))).unwrap(),
+        chain.app.process_payload(&check, &payload(&header, std::slice::from_ref(&ok))).unwrap(),
         PayloadVerdict::Accept
+    );
+    // The same payload checked against another parent than the validator's last block.
+    let elsewhere = CheckContext { parent: pyralog_crypto::Digest([9; 32]), ..check.clone() };
+    assert_eq!(
+        chain.app.process_payload(&elsewhere, &payload(&header, std::slice::from_ref(&ok))).unwrap(),
+        PayloadVerdict::Reject
     );
     // Garbage after a matching header, or no header at all.
     let with_garbage = chain.app.build_header(2, &[ok.clone(), b"garbage".to_vec()], now).unwrap();
     assert_eq!(
-        chain.app.process_payload(2, &payload(&with_garbage, &[ok.clone(), b"garbage".to_vec()])).unwrap(),
+        chain
+            .app
+            .process_payload(&check, &payload(&with_garbage, &[ok.clone(), b"garbage".to_vec()]))
+            .unwrap(),
         PayloadVerdict::Reject
     );
-    assert_eq!(chain.app.process_payload(2, std::slice::from_ref(&ok)).unwrap(), PayloadVerdict::Reject);
+    assert_eq!(chain.app.process_payload(&check, std::slice::from_ref(&ok)).unwrap(), PayloadVerdict::Reject);
     // Each header field that lies: refused, with the reason.
     let lies: Vec<(&str, Header)> = vec![
         ("height", Header { height: 3, ..header.clone() }),
@@ -176,13 +190,27 @@ fn payloads_need_the_right_header_and_valid_transactions() {
         transfer(&alice, 1, &bob, 1),
         transfer(&alice, 5, &bob, 1),
     ];
-    let picked = chain.app.prepare_payload(2, candidates.clone(), 1 << 20).unwrap();
+    // The header carries the context the driver supplies, and the driver reads it back.
+    let context =
+        ProposalContext { height: 2, proposer: chain.proposer, parent: header.parent, time_ms: now + 1 };
+    let picked = chain.app.prepare_payload(&context, candidates.clone(), 1 << 20).unwrap();
     assert_eq!(picked[1..], [candidates[1].clone(), candidates[2].clone()]);
     assert_eq!(
-        chain.app.process_payload(2, &picked).unwrap(),
+        chain.app.process_payload(&CheckContext { now_ms: now + 1, ..check }, &picked).unwrap(),
         PayloadVerdict::Accept,
         "its own header checks out"
     );
+    assert_eq!(
+        chain.app.block_context(&picked),
+        BlockContext { time_ms: now + 1, proposer: Some(chain.proposer) }
+    );
+    assert_eq!(chain.app.block_context(&[b"no header".to_vec()]), BlockContext::default());
+    // A driver whose parent is not the app's last block is a bug: the app says so.
+    let wrong_parent = ProposalContext { parent: pyralog_crypto::Digest([9; 32]), ..context };
+    assert!(matches!(
+        chain.app.prepare_payload(&wrong_parent, candidates, 1 << 20),
+        Err(pyralog_chain::app::AppError::Context(_))
+    ));
 }
 
 /// A cluster of three replicas with a real Merkle tree, certifying checkpoints.

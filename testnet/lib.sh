@@ -6,11 +6,13 @@ rpc() { # rpc PORT METHOD PARAMS_JSON: one JSON-RPC call to a local node
 }
 
 call() { # call PORT METHOD PARAMS_JSON [JQ_FILTER]: the call's result (through JQ_FILTER), or
-  # its error on stderr and a failure; prints nothing on failure (safe inside $(...) and `retry`)
-  local answer
+  # its error on stderr and a failure (also for a null or false result); prints nothing on
+  # failure (safe inside $(...) and `retry`)
+  local answer out
   answer=$(rpc "$1" "$2" "$3") || { echo "$2 at port $1: no answer" >&2; return 1; }
   if jq -e 'has("result")' <<<"$answer" >/dev/null 2>&1; then
-    jq -c "${4:-.}" <<<"$(jq -c .result <<<"$answer")"
+    out=$(jq -e -c ".result | ${4:-.}" <<<"$answer") || { echo "$2 at port $1: result $(jq -c .result <<<"$answer")" >&2; return 1; }
+    echo "$out"
   else
     echo "$2 at port $1: $(jq -c '.error // .' <<<"$answer" 2>/dev/null || echo "$answer")" >&2
     return 1

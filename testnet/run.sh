@@ -12,8 +12,10 @@
 # append STARK verified by the light client. Stop with testnet/stop.sh.
 #
 # Every step says what failed (and where the logs are); steps a leader election or a busy prover
-# may fail are retried (`retry` in lib.sh), so re-running on a running testnet works.
-set -Eeuo pipefail
+# may fail are retried (`retry` in lib.sh), so re-running on a running testnet works. (A retried
+# append whose first outcome was unknown, code 1013, may append its records twice: the script
+# counts nothing exactly.)
+set -euo pipefail
 trap 'echo "$(basename "$0"): failed at line $LINENO: $BASH_COMMAND; logs in ${logs:-$out}" >&2' ERR
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${PYRALOG_BIN:?set PYRALOG_BIN to the pyralog binary (make testnet does)}
@@ -57,8 +59,9 @@ tunneled() { [ "$(tunnel_metric "$1" rosenpass_exchanges)" -ge 1 ] && [ "$(tunne
 for i in $(seq 0 $((nodes - 1))); do wait_for "node$i's WireGuard+Rosenpass links" tunneled $((metrics_port + i)); done
 echo "cluster links: WireGuard+Rosenpass; node0: $(tunnel_metric "$metrics_port" handshakes) handshakes, $(tunnel_metric "$metrics_port" rosenpass_exchanges) Rosenpass key exchanges"
 
-# A re-run finds the log already there (code 1020): that is fine.
-create_demo() { rpc "$rpc_port" log_create '{"name":"demo","partitions":3,"replicationFactor":3}' | jq -e -c '.result // (.error | select(.code == 1020))'; }
+# A re-run finds the log already there (code 1020, "already exists"): that is fine; any other
+# refusal is not.
+create_demo() { rpc "$rpc_port" log_create '{"name":"demo","partitions":3,"replicationFactor":3}' | jq -e -c '.result // (.error | select(.code == 1020 and (.message | test("already exists"))))'; }
 retry "creating the demo log" create_demo
 writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[] | select(.log=="demo") | .leader] | length == 3 and all(. != null)'; }
 wait_for "the demo log's partition leaders" writable
@@ -100,7 +103,7 @@ hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 zk_keys="$out/zk-keys"
 [ -f "$zk_keys/membership.vk" ] || step "the Groth16 key setup" "$bin" zk setup --out "$zk_keys" >/dev/null
 create_zk() { rpc "$rpc_port" log_create '{"name":"zk-demo","partitions":1,"replicationFactor":3,"zk":["groth16","stark"]}' \
-  | jq -e -c '.result.zk // (.error | select(.code == 1020))'; }
+  | jq -e -c '.result.zk // (.error | select(.code == 1020 and (.message | test("already exists"))))'; }
 retry "creating the zk-demo log" create_zk
 zk_writable() { rpc "$rpc_port" system_status '{}' | jq -e '[.result.partitions[] | select(.log=="zk-demo") | .leader] | all(. != null) and length == 1'; }
 wait_for "the zk-demo log's partition leader" zk_writable

@@ -290,7 +290,12 @@ where
         self.handshake()?;
         let last = self.store.last_height()?;
         if last > 0 {
-            self.parent = self.store.block(last)?.map_or(self.parent, |block| block.block);
+            let block = self.store.block(last)?.ok_or(StoreError::Corrupt {
+                what: "block",
+                key: last,
+                reason: "the last height has no block".into(),
+            })?;
+            self.parent = block.block;
         }
         self.progress.send_modify(|p| p.height = last);
         self.engine.restore_wal(self.store.wal_from(last + 1)?).map_err(|e| DriverError::CorruptWal {

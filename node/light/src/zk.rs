@@ -74,15 +74,19 @@ pub fn verify_proof(file: &ProofFile, key: Option<&VerifyingKey<Bn254>>) -> anyh
     file.proof.verify(key).context("the proof")
 }
 
-/// Checks that `certificate` certifies a checkpoint of `file`'s partition under the trusted
-/// `signers`.
+/// Checks that `certificate` certifies a checkpoint of `file`'s partition in the trusted
+/// `cluster` (the trust file's, never the proof file's word) under the trusted `signers`.
 pub fn check_certificate(
     file: &ProofFile,
+    cluster: &str,
     certificate: &QuorumCertificate<Checkpoint>,
     signers: &MemberSet,
 ) -> anyhow::Result<()> {
+    if file.cluster != cluster {
+        bail!("the proof is about cluster {:?}, the trust file pins {:?}", file.cluster, cluster);
+    }
     let checkpoint = &certificate.message;
-    let (cluster, log) = (ClusterId::new(file.cluster.clone())?, LogName::new(file.log.clone())?);
+    let (cluster, log) = (ClusterId::new(cluster.to_owned())?, LogName::new(file.log.clone())?);
     if (&checkpoint.cluster, &checkpoint.log, checkpoint.partition) != (&cluster, &log, file.partition) {
         bail!("the server's checkpoint is for another partition");
     }

@@ -34,57 +34,101 @@ fn modules(src: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// The paths `text` names: `crate::...`, `super::...` and `child::...` (as absolute segments).
+/// The paths `text` names: `crate::...`, `super::...` (any number), `self::...` and
+/// `child::...`, with `{...}` groups (nested, across lines) expanded and `*` naming the module
+/// before it; each resolved to the longest prefix that is a module.
 fn referenced(module: &str, text: &str, known: &BTreeMap<String, String>) -> BTreeSet<String> {
     let here: Vec<&str> = if module.is_empty() { vec![] } else { module.split("::").collect() };
+    // Comments out (a `//` inside a string loses the rest of its line: harmless here).
+    let code: String =
+        text.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    let bytes = code.as_bytes();
+    let mut paths = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let begins = (bytes[at].is_ascii_alphabetic() || bytes[at] == b'_')
+            && (at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_'))
+            && !(at >= 2 && &bytes[at - 2..at] == b"::");
+        if begins {
+            at = path_at(&code, at, Vec::new(), &mut paths);
+        } else {
+            at += 1;
+        }
+    }
     let mut targets = BTreeSet::new();
-    for line in text.lines().map(str::trim_start).filter(|l| !l.starts_with("//")) {
-        let bytes = line.as_bytes();
-        let mut start = 0;
-        while start < bytes.len() {
-            // A path starts at an identifier not preceded by `::`, a letter or a digit.
-            let begins = bytes[start].is_ascii_alphabetic()
-                && (start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_'))
-                && !(start >= 2 && &bytes[start - 2..start] == b"::");
-            if !begins {
-                start += 1;
-                continue;
+    for path in paths.iter().filter(|p| p.len() >= 2 || p.last().is_some_and(|s| s == "*")) {
+        let mut segments: Vec<&str> =
+            path.iter().map(String::as_str).filter(|s| *s != "*" && *s != "self").collect();
+        let absolute: Vec<String> = match segments.first().copied() {
+            Some("crate") => segments.split_off(1).into_iter().map(String::from).collect(),
+            Some("super") => {
+                let ups = segments.iter().take_while(|s| **s == "super").count();
+                let base = &here[..here.len().saturating_sub(ups)];
+                base.iter().copied().chain(segments[ups..].iter().copied()).map(String::from).collect()
             }
-            let mut end = start;
-            while end < bytes.len()
-                && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b':')
-            {
-                end += 1;
+            Some(first) if path[0] == "self" || known.contains_key(&join(&here, first)) => {
+                here.iter().copied().chain(segments.iter().copied()).map(String::from).collect()
             }
-            let path: Vec<&str> = line[start..end].split("::").filter(|s| !s.is_empty()).collect();
-            start = end.max(start + 1);
-            if path.len() < 2 {
-                continue;
-            }
-            let absolute: Vec<String> = match path[0] {
-                "crate" => path[1..].iter().map(|s| s.to_string()).collect(),
-                "super" => {
-                    let parent = &here[..here.len().saturating_sub(1)];
-                    parent.iter().chain(&path[1..]).map(|s| s.to_string()).collect()
-                }
-                "self" => here.iter().chain(&path[1..]).map(|s| s.to_string()).collect(),
-                child if known.contains_key(&join(&here, child)) => {
-                    here.iter().chain(&path).map(|s| s.to_string()).collect()
-                }
-                _ => continue,
-            };
-            // The longest prefix that is a module.
-            let target = (1..=absolute.len())
-                .rev()
-                .map(|n| absolute[..n].join("::"))
-                .find(|candidate| known.contains_key(candidate))
-                .unwrap_or_default();
-            if target != module {
-                targets.insert(target);
-            }
+            _ => continue,
+        };
+        let target = (1..=absolute.len())
+            .rev()
+            .map(|n| absolute[..n].join("::"))
+            .find(|candidate| known.contains_key(candidate))
+            .unwrap_or_default();
+        if target != module {
+            targets.insert(target);
         }
     }
     targets
+}
+
+/// Reads the path starting at `at` (after `prefix`): `a::b::c`, `a::b::*` or `a::{x, y::z}`;
+/// pushes every full path it names; returns where it ends.
+fn path_at(code: &str, mut at: usize, mut prefix: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
+    let bytes = code.as_bytes();
+    loop {
+        let start = at;
+        while at < bytes.len()
+            && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'_' || bytes[at] == b'*')
+        {
+            at += 1;
+        }
+        if at == start {
+            break;
+        }
+        prefix.push(code[start..at].to_owned());
+        if !code[at..].starts_with("::") {
+            break;
+        }
+        at += 2;
+        let rest = code[at..].trim_start();
+        at = code.len() - rest.len();
+        if rest.starts_with('{') {
+            // A group: each item is a path after the prefix.
+            at += 1;
+            loop {
+                let rest = code[at..].trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+                at = code.len() - rest.len();
+                if rest.is_empty() || rest.starts_with('}') {
+                    return at + 1;
+                }
+                let before = at;
+                at = path_at(code, at, prefix.clone(), out);
+                // Skip `as name` and anything else up to the next item.
+                while at < bytes.len() && bytes[at] != b',' && bytes[at] != b'}' {
+                    at += 1;
+                }
+                if at == before {
+                    at += 1;
+                }
+            }
+        }
+    }
+    if !prefix.is_empty() {
+        out.push(prefix);
+    }
+    at
 }
 
 fn join(here: &[&str], child: &str) -> String {
@@ -141,6 +185,18 @@ fn no_module_of_the_node_imports_one_that_imports_it_back() {
     if let Some(cycle) = find_cycle(&graph) {
         panic!("import circle: {}", cycle.join(" -> "));
     }
+}
+
+#[test]
+fn the_import_reader_sees_groups_globs_and_supers() {
+    let known: BTreeMap<String, String> = ["", "a", "a::b", "a::b::c", "d", "d::e"]
+        .into_iter()
+        .map(|m| (m.to_owned(), String::new()))
+        .collect();
+    let text =
+        "use crate::{d::e::Thing, a::b as bee};\nuse super::super::d::*;\nuse self::c::{\n    x,\n};\n";
+    let seen = referenced("a::b", text, &known);
+    assert_eq!(seen, BTreeSet::from(["d::e".to_owned(), "d".to_owned(), "a::b::c".to_owned()]));
 }
 
 #[test]

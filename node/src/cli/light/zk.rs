@@ -64,7 +64,7 @@ pub(super) async fn verify_zk(args: &VerifyZkArgs) -> anyhow::Result<Value> {
         bail!("no certified checkpoint of {}/{} yet", file.log, file.partition);
     }
     let certificate = certificate(&answer)?;
-    check_certificate(&file, &certificate, &signers)?;
+    check_certificate(&file, &trust.cluster, &certificate, &signers)?;
     let checkpoint = &certificate.message;
     let trusted = trust.trusted(&file.log, file.partition)?;
     let consistency =

@@ -59,9 +59,7 @@ impl ReplicatedApp for CountingApp {
         context: &CheckContext,
         txs: &[Vec<u8>],
     ) -> Result<PayloadVerdict, Self::Error> {
-        let marked =
-            txs.last().is_some_and(|tx| tx.starts_with(format!("block {} ", context.height).as_bytes()));
-        Ok(if marked { PayloadVerdict::Accept } else { PayloadVerdict::Reject })
+        Ok(if marked_for(txs, context) { PayloadVerdict::Accept } else { PayloadVerdict::Reject })
     }
     fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
         marked_context(txs)
@@ -83,9 +81,12 @@ impl ReplicatedApp for CountingApp {
 }
 
 /// The test apps' payload: the candidates that fit in `max_bytes`, in order, then a marker
-/// `block <height> <time ms> <proposer>` carrying the block context, so no payload is empty.
+/// `block <height> <time ms> <proposer> <parent>` carrying the block context, so no payload is
+/// empty.
 pub fn marked_payload(context: &ProposalContext, candidates: Vec<Vec<u8>>, max_bytes: usize) -> Vec<Vec<u8>> {
-    let marker = format!("block {} {} {}", context.height, context.time_ms, context.proposer).into_bytes();
+    let marker =
+        format!("block {} {} {} {}", context.height, context.time_ms, context.proposer, context.parent)
+            .into_bytes();
     let mut room = max_bytes.saturating_sub(marker.len());
     let mut txs: Vec<Vec<u8>> = candidates
         .into_iter()
@@ -106,6 +107,15 @@ pub fn marked_context(txs: &[Vec<u8>]) -> BlockContext {
     let time_ms = fields.next().and_then(|t| t.parse().ok()).unwrap_or(0);
     let proposer = fields.next().and_then(|p| p.parse().ok());
     BlockContext { time_ms, proposer }
+}
+
+/// Whether a [`marked_payload`] was built at `context`'s height on its parent (a payload
+/// without the marker is not one).
+pub fn marked_for(txs: &[Vec<u8>], context: &CheckContext) -> bool {
+    let marker = txs.last().and_then(|tx| std::str::from_utf8(tx).ok()).unwrap_or_default();
+    let fields: Vec<&str> = marker.split(' ').collect();
+    let parent = context.parent.to_string();
+    matches!(fields.as_slice(), ["block", height, _, _, p] if *height == context.height.to_string() && *p == parent)
 }
 
 /// Asserts that `stores` hold the same blocks up to the lowest last height among them, which is

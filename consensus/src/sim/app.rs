@@ -97,9 +97,19 @@ impl ReplicatedApp for SimApp {
     }
 
     /// Any non-empty payload: an equivocator's twin proposal is as valid as the real one, which
-    /// is what makes more than f equivocators dangerous.
-    fn process_payload(&mut self, _: &CheckContext, txs: &[Vec<u8>]) -> Result<PayloadVerdict, Infallible> {
-        Ok(if txs.is_empty() { PayloadVerdict::Reject } else { PayloadVerdict::Accept })
+    /// is what makes more than f equivocators dangerous. An honest payload must be built on the validator's last block (a driver that restarted
+    /// with the wrong parent stalls the run); an equivocator's unmarked twin passes.
+    fn process_payload(
+        &mut self,
+        context: &CheckContext,
+        txs: &[Vec<u8>],
+    ) -> Result<PayloadVerdict, Infallible> {
+        let marked = txs.last().is_some_and(|tx| tx.starts_with(b"block "));
+        Ok(match (txs.is_empty(), marked) {
+            (true, _) => PayloadVerdict::Reject,
+            (false, true) if !crate::testkit::marked_for(txs, context) => PayloadVerdict::Reject,
+            _ => PayloadVerdict::Accept,
+        })
     }
 
     fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {

@@ -74,7 +74,7 @@ fn check_document(v: &Value) {
     }
     for needle in [
         "docs/verifier-vectors.json",
-        "PYRALOG_WRITE_VECTORS=1 cargo test --locked -p pyralog-node --test node spec_vectors",
+        "PYRALOG_WRITE_VECTORS=1 cargo nextest run --locked --workspace -E 'test(/spec_vectors/)'",
         "JMT::LeafNode",
         "JMT::IntrnalNode",
         "SPARSE_MERKLE_PLACEHOLDER_HASH__",

@@ -96,20 +96,18 @@ impl ReplicatedApp for SimApp {
         Ok(crate::testkit::marked_payload(context, candidates, max_bytes))
     }
 
-    /// Any non-empty payload: an equivocator's twin proposal is as valid as the real one, which
-    /// is what makes more than f equivocators dangerous. An honest payload must be built on the validator's last block (a driver that restarted
-    /// with the wrong parent stalls the run); an equivocator's unmarked twin passes.
+    /// Any non-empty payload, except an honest one built on another block than this validator's
+    /// last: an equivocator's unmarked twin proposal is as valid as the real one, which is what
+    /// makes more than f equivocators dangerous, while a driver that restarted with the wrong
+    /// parent stalls the run.
     fn process_payload(
         &mut self,
         context: &CheckContext,
         txs: &[Vec<u8>],
     ) -> Result<PayloadVerdict, Infallible> {
         let marked = txs.last().is_some_and(|tx| tx.starts_with(b"block "));
-        Ok(match (txs.is_empty(), marked) {
-            (true, _) => PayloadVerdict::Reject,
-            (false, true) if !crate::testkit::marked_for(txs, context) => PayloadVerdict::Reject,
-            _ => PayloadVerdict::Accept,
-        })
+        let refused = txs.is_empty() || (marked && !crate::testkit::marked_for(txs, context));
+        Ok(if refused { PayloadVerdict::Reject } else { PayloadVerdict::Accept })
     }
 
     fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {

@@ -25,8 +25,8 @@ use pyralog_consensus_types::app::{
     ReplicatedApp, TxResult,
 };
 use pyralog_consensus_types::{Engine, Validator};
-use pyralog_crypto::PublicKey;
 use pyralog_crypto::light::check_extends;
+use pyralog_crypto::{Digest, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
@@ -188,7 +188,7 @@ impl ChainApp {
         if header.engine != self.engine.name() {
             return Ok(Err(format!("a {} block, but the chain runs {}", header.engine, self.engine)));
         }
-        let last: Option<LastBlock> = self.overlay()?.get(LAST_BLOCK_KEY)?;
+        let last = self.last_block()?;
         if header.time_ms <= last.map_or(0, |l| l.time_ms) {
             return Ok(Err(format!("block time {} is not after the parent's", header.time_ms)));
         }
@@ -219,6 +219,11 @@ impl ChainApp {
 
     fn overlay(&self) -> Result<Overlay<'_>, StateError> {
         Ok(Overlay { state: &self.state, version: self.state.latest_version()?, writes: BTreeMap::new() })
+    }
+
+    /// The last committed block, as the next header refers to it (none before the first).
+    fn last_block(&self) -> Result<Option<LastBlock>, StateError> {
+        self.overlay()?.get(LAST_BLOCK_KEY)
     }
 
     /// Screens `tx` against `view`; on success returns it decoded and the sender's account.
@@ -432,15 +437,14 @@ impl ReplicatedApp for ChainApp {
         // could never have been valid (undecodable, unsigned, too large), nor a wrong header.
         let height = context.height;
         let verdict = match self.check_payload(height, txs, context.now_ms)? {
-            Ok(())
-                if txs
-                    .first()
-                    .and_then(|h| Header::decode(h).ok())
-                    .is_some_and(|h| h.parent == context.parent) =>
-            {
-                Ok(())
-            }
-            Ok(()) => Err(format!("the header's parent is not the last block {}", context.parent)),
+            // `check_payload` holds the header's parent to this app's last block; the validator's
+            // driver must be building on that same block.
+            Ok(()) => match self.last_block()?.map_or(Digest([0; 32]), |l| l.id) {
+                last if last == context.parent => Ok(()),
+                last => {
+                    Err(format!("the driver's parent {} is not this app's last block {last}", context.parent))
+                }
+            },
             Err(why) => Err(why),
         };
         Ok(match verdict {

@@ -74,11 +74,7 @@ impl Trust {
 
     /// Keeps `checkpoint` for `log/partition` if it is newer than the one trusted before.
     pub fn keep_newer(&mut self, log: &str, partition: u32, checkpoint: &Checkpoint) -> anyhow::Result<()> {
-        let slot = format!("{log}/{partition}");
-        if self.trusted(log, partition)?.is_none_or(|old| checkpoint.size > old.size) {
-            self.checkpoints.insert(slot, to_hex(&checkpoint.encode()));
-        }
-        Ok(())
+        keep_newer(&mut self.checkpoints, format!("{log}/{partition}"), checkpoint).map(drop)
     }
 
     /// The checkpoint of `log/partition` verified last, if any.
@@ -130,12 +126,22 @@ impl LightState {
 
     /// Keeps `anchored` for `slot` if it is newer than the one verified before; whether it was.
     pub fn keep_newer_anchor(&mut self, slot: String, anchored: &Checkpoint) -> anyhow::Result<bool> {
-        let newer = self.anchored(&slot)?.is_none_or(|old| anchored.size > old.size);
-        if newer {
-            self.anchors.insert(slot, to_hex(&anchored.encode()));
-        }
-        Ok(newer)
+        keep_newer(&mut self.anchors, slot, anchored)
     }
+}
+
+/// Keeps `checkpoint` in a trust map for `slot` if it is larger than the one kept before;
+/// whether it was.
+fn keep_newer(
+    map: &mut BTreeMap<String, String>,
+    slot: String,
+    checkpoint: &Checkpoint,
+) -> anyhow::Result<bool> {
+    let newer = trusted_checkpoint(map, &slot)?.is_none_or(|old| checkpoint.size > old.size);
+    if newer {
+        map.insert(slot, to_hex(&checkpoint.encode()));
+    }
+    Ok(newer)
 }
 
 /// The checkpoint a trust map keeps for `slot` (hex of its canonical encoding), if any.

@@ -70,10 +70,16 @@ pub fn certificate_json(certificate: &QuorumCertificate<Checkpoint>) -> Value {
             "zkRoots": zk_roots_json(&c.zk_roots),
         },
         "encoded": to_hex(&c.encode()),
-        "signatures": certificate.signatures.iter().map(|s| json!({
-            "signer": s.signer.to_string(), "signature": to_hex(&s.signature.to_bytes()),
-        })).collect::<Vec<_>>(),
+        "signatures": shares_json(&certificate.signatures),
     })
+}
+
+/// Signature shares as JSON: `[{signer, signature}]`.
+fn shares_json(shares: &[SignatureShare]) -> Value {
+    shares
+        .iter()
+        .map(|s| json!({ "signer": s.signer.to_string(), "signature": to_hex(&s.signature.to_bytes()) }))
+        .collect()
 }
 
 /// A checkpoint certificate from its JSON ([`certificate_json`]): the canonical encoding and the
@@ -183,9 +189,7 @@ pub fn commit_json(commit: &CommitCertificate) -> Value {
         "height": commit.message.height,
         "round": commit.message.round,
         "blockId": commit.message.block.map(|b| to_hex(&b.0)),
-        "signatures": commit.signatures.iter().map(|s| json!({
-            "signer": s.signer.to_string(), "signature": to_hex(&s.signature.to_bytes()),
-        })).collect::<Vec<_>>(),
+        "signatures": shares_json(&commit.signatures),
         "encoded": to_hex(&postcard::to_allocvec(commit).expect("certificates serialize")),
     })
 }

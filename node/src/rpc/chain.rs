@@ -14,12 +14,12 @@ use pyralog_chain::block::{Header, validators_hash};
 use pyralog_chain::tx::SignedTx;
 use pyralog_consensus::driver::Admission;
 use pyralog_crypto::Digest;
-use pyralog_light::wire::{commit_json, decode_hex, finality_json, header_json, to_hex};
+use pyralog_light::wire::{commit_json, finality_json, header_json, to_hex};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::rpc::codes::{self, internal, invalid};
-use crate::rpc::method::{RpcResult, parse, register_timed, send, timed};
+use crate::rpc::method::{RpcResult, hex_param, parse, register_timed, send, timed};
 use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainService;
 
@@ -215,7 +215,7 @@ struct StateParams {
 
 fn state_key(p: &StateParams) -> Result<Vec<u8>, ErrorObjectOwned> {
     match (&p.key, &p.key_text) {
-        (Some(hex), None) => decode_hex("key", hex).map_err(invalid),
+        (Some(hex), None) => hex_param("key", hex),
         (None, Some(text)) => Ok(text.as_bytes().to_vec()),
         _ => Err(invalid("give exactly one of key (0x hex) and keyText")),
     }
@@ -270,7 +270,7 @@ struct SubmitParams {
 
 async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
     let p: SubmitParams = parse(&params)?;
-    let bytes = decode_hex("tx", &p.tx).map_err(invalid)?;
+    let bytes = hex_param("tx", &p.tx)?;
     let signed = SignedTx::decode_and_verify(&bytes, &chain.chain_id)
         .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
     if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
@@ -299,10 +299,8 @@ struct StatusParams {
 fn tx_status(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
     let p: StatusParams = parse(&params)?;
-    let id: [u8; 32] = decode_hex("id", &p.id)
-        .map_err(invalid)?
-        .try_into()
-        .map_err(|_| invalid("id: a transaction id is 32 bytes"))?;
+    let id: [u8; 32] =
+        hex_param("id", &p.id)?.try_into().map_err(|_| invalid("id: a transaction id is 32 bytes"))?;
     Ok(match tx_location(&chain.state, &Digest(id)).map_err(internal)? {
         Some(location) => json!({
             "status": "committed", "height": location.height, "index": location.index,

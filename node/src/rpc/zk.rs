@@ -21,11 +21,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use pyralog_light::wire::{decode_hex, to_hex, zk_roots_json};
+use pyralog_light::wire::{to_hex, zk_roots_json};
 use pyralog_light::zk::ProofFile;
 
 use crate::rpc::codes::{self, cluster_error, internal, invalid};
-use crate::rpc::method::{RpcResult, parse, timed};
+use crate::rpc::method::{RpcResult, hex_param, parse, timed};
 use crate::service::links::ClusterNode;
 
 /// Most appends one `zk_proveAppends` call proves (about 2.2 GB and 15 s of proving at 4,096).
@@ -181,7 +181,7 @@ async fn verify(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult {
     let proof: ZkProof = serde_json::from_value(p.proof).map_err(|err| invalid(format!("proof: {err}")))?;
     let given = match &p.verifying_key {
         Some(text) => {
-            let bytes = decode_hex("verifyingKey", text).map_err(invalid)?;
+            let bytes = hex_param("verifyingKey", text)?;
             Some(
                 groth16::verifying_key_from_bytes(&bytes)
                     .map_err(|err| invalid(format!("verifyingKey: {err}")))?,
@@ -237,10 +237,8 @@ fn no_keys() -> ErrorObjectOwned {
 
 /// A 0x-hex 32-byte canonical field element.
 fn field_param(name: &str, text: &str) -> Result<Fr, ErrorObjectOwned> {
-    let bytes: [u8; 32] = decode_hex(name, text)
-        .map_err(invalid)?
-        .try_into()
-        .map_err(|_| invalid(format!("{name}: not 32 bytes")))?;
+    let bytes: [u8; 32] =
+        hex_param(name, text)?.try_into().map_err(|_| invalid(format!("{name}: not 32 bytes")))?;
     PoseidonHasher::from_bytes(&bytes)
         .ok_or_else(|| invalid(format!("{name}: not a canonical field element")))
 }

@@ -8,28 +8,37 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// The `.rs` files below `dir` (hidden folders and `target` left out).
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable dir") {
+            let path = entry.expect("a dir entry").path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".rs") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// The crate's modules (`a::b`), each with its source, from `src`.
 fn modules(src: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("readable source dir") {
-            let path = entry.expect("a dir entry").path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let relative = path.strip_prefix(src).expect("under src").with_extension("");
-            let mut parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-            if parts.last().is_some_and(|p| p == "mod" || p == "main" || p == "lib") {
-                parts.pop();
-            }
-            let text = std::fs::read_to_string(&path).expect("readable source");
-            out.insert(parts.join("::"), text);
+    for path in rust_files(src) {
+        let relative = path.strip_prefix(src).expect("under src").with_extension("");
+        let mut parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        if parts.last().is_some_and(|p| p == "mod" || p == "main" || p == "lib") {
+            parts.pop();
         }
+        let text = std::fs::read_to_string(&path).expect("readable source");
+        out.insert(parts.join("::"), text);
     }
     out
 }
@@ -228,25 +237,11 @@ fn rpc_helpers_stay_in_rpc_and_namespaces_do_not_import_each_other() {
 #[test]
 fn source_files_stay_near_600_lines() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
-    let mut stack = vec![root.clone()];
     let mut long = Vec::new();
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("readable dir") {
-            let path = entry.expect("a dir entry").path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if path.is_dir() {
-                if !name.starts_with('.') && name != "target" {
-                    stack.push(path);
-                }
-            } else if name.ends_with(".rs") {
-                let lines = std::fs::read_to_string(&path).expect("readable source").lines().count();
-                if lines > 650 {
-                    long.push(format!(
-                        "{} ({lines} lines)",
-                        path.strip_prefix(&root).expect("under root").display()
-                    ));
-                }
-            }
+    for path in rust_files(&root) {
+        let lines = std::fs::read_to_string(&path).expect("readable source").lines().count();
+        if lines > 650 {
+            long.push(format!("{} ({lines} lines)", path.strip_prefix(&root).expect("under root").display()));
         }
     }
     assert!(long.is_empty(), "split these files: {long:?}");

@@ -22,4 +22,4 @@ pub mod testkit;
 // engines and the driver use one set of paths.
 pub use pyralog_consensus_types::{BlockId, CommitCertificate, Engine, FinalityProof, Vote, VoteKind};
 pub use pyralog_consensus_types::{Validator, ValidatorSet, ValidatorSetError};
-pub use pyralog_consensus_types::{app, core, finality, validators, vote};
+pub use pyralog_consensus_types::{app, core, evidence, finality, validators, vote};

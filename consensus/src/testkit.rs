@@ -81,12 +81,13 @@ impl ReplicatedApp for CountingApp {
 }
 
 /// The test apps' payload: the candidates that fit in `max_bytes`, in order, then a marker
-/// `block <height> <time ms> <proposer> <parent>` carrying the block context, so no payload is
-/// empty.
+/// carrying the block context, so no payload is empty: the line `block <height> <time ms>
+/// <proposer> <parent>`, a newline, and the postcard encoding of the last commit and evidence.
 pub fn marked_payload(context: &ProposalContext, candidates: Vec<Vec<u8>>, max_bytes: usize) -> Vec<Vec<u8>> {
-    let marker =
-        format!("block {} {} {} {}", context.height, context.time_ms, context.proposer, context.parent)
-            .into_bytes();
+    let line =
+        format!("block {} {} {} {}\n", context.height, context.time_ms, context.proposer, context.parent);
+    let carried = (&context.last_commit, &context.evidence);
+    let marker = [line.into_bytes(), postcard::to_allocvec(&carried).expect("context serializes")].concat();
     let mut room = max_bytes.saturating_sub(marker.len());
     let mut txs: Vec<Vec<u8>> = candidates
         .into_iter()
@@ -100,22 +101,32 @@ pub fn marked_payload(context: &ProposalContext, candidates: Vec<Vec<u8>>, max_b
     txs
 }
 
-/// The context a [`marked_payload`] carries (none for a payload without the marker).
-pub fn marked_context(txs: &[Vec<u8>]) -> BlockContext {
-    let marker = txs.last().and_then(|tx| std::str::from_utf8(tx).ok()).unwrap_or_default();
-    let mut fields = marker.strip_prefix("block ").unwrap_or_default().split(' ').skip(1);
-    let time_ms = fields.next().and_then(|t| t.parse().ok()).unwrap_or(0);
-    let proposer = fields.next().and_then(|p| p.parse().ok());
-    BlockContext { time_ms, proposer }
+/// The marker's line and the bytes after it (none for a payload without the marker).
+fn marker(txs: &[Vec<u8>]) -> (&str, &[u8]) {
+    let Some(last) = txs.last().filter(|tx| tx.starts_with(b"block ")) else { return ("", &[]) };
+    let end = last.iter().position(|b| *b == b'\n').unwrap_or(last.len());
+    (std::str::from_utf8(&last[..end]).unwrap_or_default(), last.get(end + 1..).unwrap_or_default())
 }
 
-/// Whether a [`marked_payload`] was built at `context`'s height on its parent (a payload
-/// without the marker is not one).
+/// The context a [`marked_payload`] carries (none for a payload without the marker).
+pub fn marked_context(txs: &[Vec<u8>]) -> BlockContext {
+    let (line, tail) = marker(txs);
+    let mut fields = line.strip_prefix("block ").unwrap_or_default().split(' ').skip(1);
+    let time_ms = fields.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let proposer = fields.next().and_then(|p| p.parse().ok());
+    let (last_commit, evidence) = postcard::from_bytes(tail).unwrap_or_default();
+    BlockContext { time_ms, proposer, last_commit, evidence }
+}
+
+/// Whether a [`marked_payload`] was built at `context`'s height on its parent, with a last
+/// commit from height 2 on (a payload without the marker is not one).
 pub fn marked_for(txs: &[Vec<u8>], context: &CheckContext) -> bool {
-    let marker = txs.last().and_then(|tx| std::str::from_utf8(tx).ok()).unwrap_or_default();
-    let fields: Vec<&str> = marker.split(' ').collect();
+    let (line, _) = marker(txs);
+    let fields: Vec<&str> = line.split(' ').collect();
     let parent = context.parent.to_string();
+    let carries_commit = marked_context(txs).last_commit.is_some();
     matches!(fields.as_slice(), ["block", height, _, _, p] if *height == context.height.to_string() && *p == parent)
+        && carries_commit == (context.height > 1)
 }
 
 /// Asserts that `stores` hold the same blocks up to the lowest last height among them, which is

@@ -32,11 +32,13 @@ pub enum Topic {
     Txs,
     /// Certified cluster checkpoints to anchor (the chain, issue 6).
     Checkpoints,
+    /// Evidence of equivocation, for the next proposer to put in a block.
+    Evidence,
 }
 
 impl Topic {
     /// Every topic a node subscribes to.
-    pub const ALL: [Topic; 3] = [Topic::Consensus, Topic::Txs, Topic::Checkpoints];
+    pub const ALL: [Topic; 4] = [Topic::Consensus, Topic::Txs, Topic::Checkpoints, Topic::Evidence];
 
     /// The topic on `chain_id`.
     pub(crate) fn ident(self, chain_id: &str) -> gossipsub::IdentTopic {
@@ -44,6 +46,7 @@ impl Topic {
             Topic::Consensus => "consensus",
             Topic::Txs => "txs",
             Topic::Checkpoints => "checkpoints",
+            Topic::Evidence => "evidence",
         };
         gossipsub::IdentTopic::new(format!("/pyralog/{chain_id}/{name}/1"))
     }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
 use pyralog_consensus::driver::{ConsensusNet, FetchedBlocks, NetError, NetEvent};
+use pyralog_consensus::vote::Evidence;
 use pyralog_crypto::{Keypair, PublicKey};
 use tokio::sync::{mpsc, oneshot};
 
@@ -299,6 +300,10 @@ impl ConsensusNet for P2pHandle {
 
     fn gossip_tx(&self, tx: Vec<u8>) {
         self.publish(Topic::Txs, tx);
+    }
+
+    fn gossip_evidence(&self, evidence: &Evidence) {
+        self.publish(Topic::Evidence, postcard::to_allocvec(evidence).expect("evidence serializes"));
     }
 
     fn report(&self, peer: PublicKey, reason: String) {

@@ -12,6 +12,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, kad};
 use pyralog_consensus::driver::{NetError, NetEvent};
+use pyralog_consensus::vote::Evidence;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -284,6 +285,15 @@ impl Service {
                 }
                 Err(_) => MessageAcceptance::Reject,
             }
+        } else if message.topic == Topic::Evidence.ident(chain).hash() {
+            // The driver checks it (and reports a peer whose evidence proves nothing).
+            match (public_key(&propagation_source), postcard::from_bytes::<Evidence>(&message.data)) {
+                (Some(from), Ok(evidence)) => {
+                    deliver(&self.outputs.events, NetEvent::Evidence { from, evidence: Box::new(evidence) });
+                    MessageAcceptance::Accept
+                }
+                _ => MessageAcceptance::Reject,
+            }
         } else if message.topic == Topic::Checkpoints.ident(chain).hash() {
             match author {
                 Some(from) => {
@@ -298,7 +308,7 @@ impl Service {
         if matches!(verdict, MessageAcceptance::Reject) {
             self.fault(
                 propagation_source,
-                "invalid gossip (consensus from a non-validator, or a garbled batch)",
+                "invalid gossip (consensus from a non-validator, or a garbled batch or evidence)",
             );
         }
         self.swarm.behaviour_mut().gossip.report_message_validation_result(

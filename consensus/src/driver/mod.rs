@@ -32,7 +32,9 @@
 //!   last one; the driver checks each certificate, stores and applies them, and moves the engine
 //!   to the next height. It serves the same request to its peers.
 
+mod blocks;
 mod clock;
+mod evidence;
 #[cfg(feature = "test-utils")]
 mod memory;
 mod mempool;
@@ -54,15 +56,15 @@ use std::time::Duration;
 use pyralog_crypto::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::app::{CheckContext, DecidedBlock, ProposalContext, ReplicatedApp};
+use crate::app::{CheckContext, ProposalContext, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
-use crate::finality::Engine;
+use crate::evidence::{ContextRules, EvidenceError, check_evidence};
+use crate::finality::FinalityProof;
 use crate::validators::ValidatorSet;
-use crate::vote::{BlockId, Evidence, payload_id};
+use crate::vote::{BlockId, Evidence};
+use blocks::check_block;
+use evidence::EvidencePool;
 use mempool::{Mempool, Refusal};
-
-/// Most pieces of evidence a driver keeps (verified, distinct); more are counted, not kept.
-const MAX_EVIDENCE: usize = 1024;
 
 /// Driver settings.
 #[derive(Debug, Clone)]
@@ -163,11 +165,12 @@ pub struct Driver<E, A, N, S = BlockStore> {
     announced: Vec<PublicKey>,
     /// WAL entries not yet on disk (group commit).
     wal_pending: Vec<(u64, Vec<u8>)>,
-    /// Verified equivocations the engine proved, distinct, oldest first (at most
-    /// [`MAX_EVIDENCE`]).
-    evidence: Vec<Evidence>,
+    /// Verified equivocations, the engine's and the peers', waiting for a block.
+    evidence: EvidencePool,
     /// The last committed block's id (the next block's parent; zero before the first).
     parent: BlockId,
+    /// Its finality proof as stored here (the next payload's last commit).
+    parent_proof: Option<FinalityProof>,
 }
 
 impl<E, A, N, S> Driver<E, A, N, S>
@@ -214,8 +217,9 @@ where
             sets: BTreeMap::new(),
             announced: Vec::new(),
             wal_pending: Vec::new(),
-            evidence: Vec::new(),
+            evidence: EvidencePool::default(),
             parent: BlockId::default(),
+            parent_proof: None,
             progress: watch::Sender::new(Progress::default()),
         }
     }
@@ -236,9 +240,10 @@ where
         &self.app
     }
 
-    /// Verified equivocations proven by the engine since the driver started, oldest first.
+    /// Verified equivocations proven since the driver started (by its engine or gossiped by
+    /// peers), distinct, oldest first.
     pub fn evidence(&self) -> &[Evidence] {
-        &self.evidence
+        self.evidence.proven()
     }
 
     /// Progress updates (height after each commit).
@@ -296,6 +301,7 @@ where
                 reason: "the last height has no block".into(),
             })?;
             self.parent = block.block;
+            self.parent_proof = Some(block.proof);
         }
         self.progress.send_modify(|p| p.height = last);
         self.engine.restore_wal(self.store.wal_from(last + 1)?).map_err(|e| DriverError::CorruptWal {
@@ -320,6 +326,28 @@ where
                 Ok(())
             }
             NetEvent::Transaction(tx) => self.admit(tx, false).map(drop),
+            NetEvent::Evidence { from, evidence } => {
+                self.gossiped_evidence(from, *evidence);
+                Ok(())
+            }
+        }
+    }
+
+    /// Pools evidence a peer gossiped if it may enter a coming block. A peer that sends what
+    /// proves nothing or names another chain is reported; evidence that is merely too old, or
+    /// of a height or set this node does not know yet, is dropped.
+    fn gossiped_evidence(&mut self, from: PublicKey, evidence: Evidence) {
+        let validators = self.validators_at(evidence.height());
+        match check_evidence(&evidence, &self.config.chain_id, self.height + 1, validators) {
+            Ok(()) => {
+                if self.evidence.add(evidence) {
+                    self.progress.send_modify(|p| p.evidence += 1);
+                }
+            }
+            Err(reason @ (EvidenceError::Unproven | EvidenceError::WrongChain(_))) => {
+                self.net.report(from, format!("gossiped evidence: {reason}"));
+            }
+            Err(reason) => tracing::debug!(%reason, "gossiped evidence dropped"),
         }
     }
 
@@ -399,30 +427,6 @@ where
         Ok(())
     }
 
-    /// Initializes the app at genesis, then replays stored blocks it has not committed (it may lag
-    /// after a crash).
-    fn handshake(&mut self) -> Result<(), DriverError> {
-        let app_height = self.app.info().map_err(app_err)?.last_height;
-        if app_height == 0 {
-            // ABCI InitChain: the app sets up its genesis state (apps that already did answer
-            // with what they have).
-            let validators = self.config.validators.validators().to_vec();
-            self.app
-                .init_chain(&self.config.chain_id, &validators, &self.config.app_state)
-                .map_err(app_err)?;
-        }
-        let last = self.store.last_height()?;
-        for height in app_height + 1..=last {
-            let block = self.store.block(height)?.ok_or(StoreError::Corrupt {
-                what: "block",
-                key: height,
-                reason: "missing below the last height".into(),
-            })?;
-            self.execute(&block)?;
-        }
-        Ok(())
-    }
-
     fn start_height(&mut self, height: u64) -> Result<(), DriverError> {
         self.height = height;
         self.timers.clear();
@@ -487,8 +491,14 @@ where
             Effect::BuildPayload { height, proposer } => {
                 // The app picks; the mempool keeps everything until a block carries it.
                 let candidates = self.mempool.candidates();
-                let context =
-                    ProposalContext { height, proposer, parent: self.parent, time_ms: self.clock.unix_ms() };
+                let context = ProposalContext {
+                    height,
+                    proposer,
+                    parent: self.parent,
+                    time_ms: self.clock.unix_ms(),
+                    last_commit: self.parent_proof.clone(),
+                    evidence: self.evidence.candidates(height),
+                };
                 let txs = self
                     .app
                     .prepare_payload(&context, candidates, self.config.max_payload_bytes)
@@ -496,9 +506,30 @@ where
                 Some(Input::PayloadBuilt { height, txs })
             }
             Effect::CheckPayload { height, block, txs } => {
-                let context = CheckContext { height, parent: self.parent, now_ms: self.clock.unix_ms() };
-                let verdict = self.app.process_payload(&context, &txs).map_err(app_err)?;
-                Some(Input::PayloadChecked { block, valid: verdict == crate::app::PayloadVerdict::Accept })
+                // What the payload carries for consensus (last commit, evidence) is checked here,
+                // where the validator sets of past heights are known; the rest is the app's.
+                let carried = self.app.block_context(&txs);
+                let validators_at = |h| self.validators_at(h);
+                let rules = ContextRules {
+                    chain_id: &self.config.chain_id,
+                    engine: self.engine.engine(),
+                    height,
+                    parent: &self.parent,
+                    validators_at: &validators_at,
+                };
+                let valid = match rules.check(&carried) {
+                    Ok(()) => {
+                        let context =
+                            CheckContext { height, parent: self.parent, now_ms: self.clock.unix_ms() };
+                        let verdict = self.app.process_payload(&context, &txs).map_err(app_err)?;
+                        verdict == crate::app::PayloadVerdict::Accept
+                    }
+                    Err(reason) => {
+                        tracing::info!(height, %reason, "payload rejected");
+                        false
+                    }
+                };
+                Some(Input::PayloadChecked { block, valid })
             }
             Effect::CommitBlock { height, block, txs, proof } => {
                 self.commit(StoredBlock { height, block, txs, proof }, false)?;
@@ -513,108 +544,25 @@ where
                 None
             }
             Effect::Evidence(evidence) => {
-                // Logged and counted only: evidence reaches the app once it is part of the agreed
-                // block (the chain's block format, issue 6); handing each node's own sightings to
-                // `finalize` would make the replicas' states diverge.
-                if evidence.verify() {
-                    tracing::warn!(validator = %evidence.validator(), height = evidence.height(), "equivocation");
-                    self.progress.send_modify(|p| p.evidence += 1);
-                    if self.evidence.len() < MAX_EVIDENCE && !self.evidence.contains(&*evidence) {
-                        self.evidence.push(*evidence);
+                // Pooled and gossiped: it reaches the app only inside an agreed block (a proposer
+                // carries it, every validator checks it), since each node's own sightings
+                // differ and handing them to `finalize` would make the replicas diverge.
+                let validators = self.validators_at(evidence.height());
+                let at = self.height.max(evidence.height()) + 1;
+                match check_evidence(&evidence, &self.config.chain_id, at, validators) {
+                    Ok(()) => {
+                        tracing::warn!(validator = %evidence.validator(), height = evidence.height(), "equivocation");
+                        if self.evidence.add((*evidence).clone()) {
+                            self.progress.send_modify(|p| p.evidence += 1);
+                            self.net.gossip_evidence(&evidence);
+                        }
                     }
+                    Err(reason) => tracing::warn!(%reason, "the engine reported evidence that does not hold"),
                 }
                 None
             }
         })
     }
-
-    /// Stores and executes `block`, then moves the engine to the next height.
-    fn commit(&mut self, block: StoredBlock, synced: bool) -> Result<(), DriverError> {
-        if block.height != self.height {
-            return Ok(()); // decided here and synced, or the other way round
-        }
-        // The WAL stays in height order (pruning relies on it).
-        self.flush()?;
-        check_block(self.engine.engine(), &self.config.chain_id, self.validators_at(block.height), &block)
-            .map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
-        self.store.put_block(&block)?;
-        let app_hash = self.execute(&block)?;
-        let validators = self.validators_at(block.height + 2).clone();
-        self.input(Input::BlockApplied { height: block.height, app_hash, validator_updates: validators })?;
-        self.store.prune_wal_below(block.height + 1)?;
-        self.progress.send_modify(|p| {
-            p.height = block.height;
-            p.synced += u64::from(synced);
-        });
-        if synced {
-            self.next_height_at = None;
-            return self.start_height(block.height + 1);
-        }
-        // Wait out the block interval (a zero one too: the next height starts at the runner's
-        // next wake-up, not inside this call, or a validator that decides alone would recurse
-        // through heights until the stack overflows). `self.height` already names the next
-        // height, so a block synced meanwhile is still accepted for it.
-        self.height = block.height + 1;
-        self.timers.clear();
-        self.next_height_at =
-            Some(self.clock.now().saturating_add(self.config.block_interval.as_millis() as u64));
-        Ok(())
-    }
-
-    /// Runs `block` through the app; returns the app hash after it.
-    fn execute(&mut self, block: &StoredBlock) -> Result<Vec<u8>, DriverError> {
-        // The context comes from the decided bytes, so every replica reads the same.
-        let context = self.app.block_context(&block.txs);
-        let decided = DecidedBlock {
-            height: block.height,
-            id: block.block,
-            time_ms: context.time_ms,
-            proposer: context.proposer,
-            txs: block.txs.clone(),
-            evidence: Vec::new(),
-        };
-        // Whatever the block carried leaves the mempool.
-        self.mempool.committed(&block.txs);
-        let finalized = self.app.finalize(&decided).map_err(app_err)?;
-        if !finalized.validator_updates.is_empty() {
-            // Applying the same updates twice gives the same set, so replaying this block after
-            // a crash rewrites the same record.
-            let effective = block.height + 2;
-            let next =
-                self.validators_at(block.height + 1).with_updates(&finalized.validator_updates).map_err(
-                    |e| DriverError::App(format!("height {}: invalid validator updates: {e}", block.height)),
-                )?;
-            tracing::info!(
-                height = block.height,
-                effective,
-                validators = next.validators().len(),
-                "validator set changes"
-            );
-            self.store.put_validator_set(effective, &next)?;
-            self.sets.insert(effective, next);
-            self.announce_validators();
-        }
-        self.app.commit().map_err(app_err)?;
-        self.parent = block.block;
-        Ok(finalized.app_hash)
-    }
-}
-
-/// A block is what its proof finalizes only if its transactions hash to the finalized id.
-fn check_block(
-    engine: Engine,
-    chain_id: &str,
-    validators: &ValidatorSet,
-    block: &StoredBlock,
-) -> Result<(), String> {
-    if payload_id(&block.txs) != block.block {
-        return Err("the transactions do not hash to the certified block id".into());
-    }
-    block
-        .proof
-        .verify(engine, chain_id, block.height, &block.block, validators)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 fn app_err(err: impl std::fmt::Display) -> DriverError {

@@ -7,6 +7,7 @@ use pyralog_crypto::PublicKey;
 use tokio::sync::oneshot;
 
 use super::store::StoredBlock;
+use crate::vote::Evidence;
 
 /// What the network hands the driver.
 #[derive(Debug)]
@@ -30,6 +31,14 @@ pub enum NetEvent {
     /// A transaction gossiped by a peer: checked and queued like a local one, not re-gossiped
     /// (the network forwards it).
     Transaction(Vec<u8>),
+    /// Evidence of equivocation gossiped by a peer: checked and pooled for a coming block, not
+    /// re-gossiped.
+    Evidence {
+        /// The peer that passed it on (reported if it proves nothing).
+        from: PublicKey,
+        /// The evidence.
+        evidence: Box<Evidence>,
+    },
 }
 
 /// Blocks a peer served, and who served them (a peer that serves blocks that do not verify
@@ -62,6 +71,9 @@ pub trait ConsensusNet: Send + Sync + 'static {
     ) -> impl Future<Output = Result<FetchedBlocks, NetError>> + Send + 'static;
     /// Spreads a transaction this node admitted to the other validators' mempools.
     fn gossip_tx(&self, tx: Vec<u8>);
+    /// Spreads verified evidence of equivocation to the other validators, so whoever proposes
+    /// next can put it in a block.
+    fn gossip_evidence(&self, evidence: &Evidence);
     /// Reports a peer that sent invalid data (scored down; banned past a limit).
     fn report(&self, peer: PublicKey, reason: String);
     /// The keys whose consensus messages count from now on: the current validators and those of

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pyralog_crypto::{Digest, Domain};
 
 use crate::app::{
-    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
-    ReplicatedApp,
+    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, Misbehaviour, PayloadVerdict,
+    ProposalContext, ReplicatedApp,
 };
 use crate::validators::Validator;
 
@@ -116,7 +116,11 @@ impl ReplicatedApp for SimApp {
 
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Infallible> {
         let carried = crate::testkit::marked_context(&block.txs);
-        if (block.time_ms, block.proposer) != (carried.time_ms, carried.proposer) {
+        let signers = carried.last_commit.as_ref().map(|p| p.signers()).unwrap_or_default();
+        let evidence: Vec<Misbehaviour> = carried.evidence.iter().map(Misbehaviour::from).collect();
+        if (block.time_ms, block.proposer, &block.last_commit_signers, &block.evidence)
+            != (carried.time_ms, carried.proposer, &signers, &evidence)
+        {
             self.disk().wrong_context.get_or_insert(block.height);
         }
         let previous = self.disk().hashes.last().copied().unwrap_or(Digest([0; 32]));
@@ -127,6 +131,13 @@ impl ReplicatedApp for SimApp {
         // replica was handed the same one.
         bytes.extend_from_slice(&block.time_ms.to_be_bytes());
         bytes.extend_from_slice(block.proposer.as_ref().map_or(&[0; 32], |p| p.as_bytes()));
+        for signer in &block.last_commit_signers {
+            bytes.extend_from_slice(signer.as_bytes());
+        }
+        for misbehaviour in &block.evidence {
+            bytes.extend_from_slice(misbehaviour.validator.as_bytes());
+            bytes.extend_from_slice(&misbehaviour.height.to_be_bytes());
+        }
         let hash = Domain::ConsensusValue.hash(&bytes);
         self.pending = Some((block.height, hash));
         let validator_updates =

@@ -15,7 +15,9 @@
 //!   decides that height, and its transactions hash to the certified id;
 //! - the apps of every validator committed the same app hash at every height (handshake replay
 //!   after an app lost commits included);
-//! - evidence is valid and accuses a Byzantine validator; no honest peer is reported;
+//! - evidence, reported or carried in a block, is valid and accuses a Byzantine validator; a
+//!   block's last commit finalizes its parent under the parent's set; no honest peer is
+//!   reported;
 //! - liveness: every honest validator reaches the target height once the network healed.
 
 mod adversary;
@@ -107,6 +109,7 @@ struct Node<E> {
 enum Event {
     Deliver { to: usize, from: usize, bytes: Vec<u8> },
     Transaction { to: usize, tx: Vec<u8> },
+    Evidence { to: usize, from: usize, evidence: Box<Evidence> },
     Wake { node: usize, life: u64 },
     Fetched { node: usize, life: u64, fetched: Option<FetchedBlocks> },
     Crash { node: usize, down_for: u64, app_loses: u64 },
@@ -139,6 +142,8 @@ struct Sim<'a, E, F> {
     synced_blocks: u64,
     evidence: u64,
     proposal_evidence: u64,
+    /// `(height, validator)` of the misbehaviour committed blocks carry.
+    punished: std::collections::BTreeSet<(u64, pyralog_crypto::PublicKey)>,
     replayed_blocks: u64,
     transactions: u64,
 }
@@ -208,6 +213,7 @@ where
             synced_blocks: 0,
             evidence: 0,
             proposal_evidence: 0,
+            punished: Default::default(),
             replayed_blocks: 0,
             transactions: 0,
         }
@@ -363,6 +369,11 @@ where
                     self.transmit(|| Event::Transaction { to, tx: tx.clone() });
                 }
             }
+            Outgoing::Evidence(evidence) => {
+                for to in (0..self.nodes.len()).filter(|to| *to != from) {
+                    self.transmit(|| Event::Evidence { to, from, evidence: evidence.clone() });
+                }
+            }
             Outgoing::Report(peer, reason) => {
                 // Honest nodes never send what deserves a report: blaming one is a bug.
                 let accused = self.index_of(&peer);
@@ -409,6 +420,23 @@ where
                     height,
                     format!("block context {context:?} names no validator of its height"),
                 ));
+            }
+            // What it carries for consensus: the parent's proof under the parent's set, and
+            // evidence that holds and accuses a Byzantine validator.
+            if let Some(proof) = &context.last_commit {
+                let parent = n.store.block(height - 1).map_err(|e| bad(height, e.to_string()))?;
+                let parent = parent.ok_or_else(|| bad(height, "a last commit without a parent".into()))?;
+                let parent_set = self.sets.get(height as usize - 1).unwrap_or(&self.genesis);
+                proof
+                    .verify(engine, SIM_CHAIN, height - 1, &parent.block, parent_set)
+                    .map_err(|e| bad(height, format!("last commit: {e}")))?;
+            }
+            for evidence in &context.evidence {
+                let accused = self.index_of(&evidence.validator());
+                if !evidence.verify() || !self.is_byzantine(accused) || evidence.height() >= height {
+                    return Err(SimFailure::FalseEvidence { seed, node, accused });
+                }
+                self.punished.insert((evidence.height(), evidence.validator()));
             }
             match self.decided.get(&height) {
                 Some(first) if *first != block.block => {
@@ -502,6 +530,13 @@ where
                 Event::Transaction { to, tx } => {
                     self.step(to, |driver| driver.handle_net(NetEvent::Transaction(tx)))?;
                 }
+                Event::Evidence { to, from, evidence } => {
+                    if self.partitioned(from, to) {
+                        continue;
+                    }
+                    let from = self.nodes[from].key.public();
+                    self.step(to, |driver| driver.handle_net(NetEvent::Evidence { from, evidence }))?;
+                }
                 Event::Wake { node, life } => {
                     if self.nodes[node].life != life {
                         continue;
@@ -556,6 +591,7 @@ where
             synced_blocks: self.synced_blocks,
             evidence: self.evidence,
             proposal_evidence: self.proposal_evidence,
+            evidence_committed: self.punished.len() as u64,
             replayed_blocks: self.replayed_blocks,
         })
     }

@@ -8,6 +8,7 @@ use pyralog_crypto::PublicKey;
 
 use crate::core::Millis;
 use crate::driver::{Clock, ConsensusNet, FetchedBlocks, NetError};
+use crate::vote::Evidence;
 
 /// Something a driver asked the network to do.
 #[derive(Debug)]
@@ -15,6 +16,7 @@ pub(super) enum Outgoing {
     Broadcast(Vec<u8>),
     SendTo(PublicKey, Vec<u8>),
     Gossip(Vec<u8>),
+    Evidence(Box<Evidence>),
     Report(PublicKey, String),
 }
 
@@ -55,6 +57,10 @@ impl ConsensusNet for SimNet {
 
     fn gossip_tx(&self, tx: Vec<u8>) {
         self.push(Outgoing::Gossip(tx));
+    }
+
+    fn gossip_evidence(&self, evidence: &Evidence) {
+        self.push(Outgoing::Evidence(Box::new(evidence.clone())));
     }
 
     fn report(&self, peer: PublicKey, reason: String) {

@@ -19,6 +19,8 @@ pub struct Outcome {
     pub evidence: u64,
     /// Of those, conflicting proposals.
     pub proposal_evidence: u64,
+    /// Distinct misbehaviours (validator and height) that committed blocks carry to the apps.
+    pub evidence_committed: u64,
     /// Blocks the drivers' handshakes replayed into apps that had lost them.
     pub replayed_blocks: u64,
 }

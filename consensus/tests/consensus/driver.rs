@@ -82,6 +82,15 @@ impl ConsensusNet for MemNet {
         }
     }
 
+    fn gossip_evidence(&self, evidence: &pyralog_consensus::vote::Evidence) {
+        for (key, peer) in self.peers.lock().unwrap().iter() {
+            if *key != self.me {
+                let evidence = Box::new(evidence.clone());
+                let _ = peer.try_send(NetEvent::Evidence { from: self.me, evidence });
+            }
+        }
+    }
+
     fn report(&self, peer: PublicKey, reason: String) {
         panic!("an honest peer {peer} was reported: {reason}");
     }

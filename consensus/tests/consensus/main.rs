@@ -2,5 +2,6 @@
 
 mod certificates;
 mod driver;
+mod evidence;
 mod simulator;
 mod tendermint;

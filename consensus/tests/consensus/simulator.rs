@@ -20,6 +20,7 @@ fn seeds() -> Vec<u64> {
 fn run_seeds(validators: usize) {
     let (mut synced, mut byzantine, mut evidence, mut equivocators) = (0, 0, 0, 0);
     let (mut proposal_evidence, mut replayed, mut weighted, mut changes) = (0, 0, 0, 0);
+    let mut committed_evidence = 0;
     for seed in seeds() {
         let scenario = Scenario::from_seed(seed, validators);
         byzantine += scenario.byzantine.len();
@@ -32,6 +33,7 @@ fn run_seeds(validators: usize) {
                 synced += outcome.synced_blocks;
                 evidence += outcome.evidence;
                 proposal_evidence += outcome.proposal_evidence;
+                committed_evidence += outcome.evidence_committed;
                 replayed += outcome.replayed_blocks;
             }
             Err(failure) => panic!("{failure}\nscenario: {scenario:#?}"),
@@ -40,12 +42,14 @@ fn run_seeds(validators: usize) {
     println!(
         "{validators} validators: {} runs through real drivers, {weighted} with weighted sets, {changes} set changes, \
          {byzantine} Byzantine validators in all ({equivocators} equivocating), {evidence} equivocations proven \
-         ({proposal_evidence} of proposals), {synced} blocks caught up by sync, {replayed} replayed into apps",
+         ({proposal_evidence} of proposals), {committed_evidence} misbehaviours carried to the apps in blocks, \
+         {synced} blocks caught up by sync, {replayed} replayed into apps",
         seeds().len()
     );
     if equivocators > 0 && seeds().len() > 1 {
         assert!(evidence > 0, "equivocating validators were never caught");
         assert!(proposal_evidence > 0, "conflicting proposals were never proven");
+        assert!(committed_evidence > 0, "no block ever carried evidence to the apps");
     }
 }
 
@@ -126,6 +130,19 @@ fn a_calm_network_commits_quickly() {
     let outcome = run(&Scenario::calm(7, 4)).unwrap();
     assert!(outcome.height >= 6);
     assert!(outcome.virtual_ms < 2_000, "{outcome:?}");
+}
+
+/// An equivocator's double signs are reported by the engines that see them, gossiped, carried
+/// in a block by a later proposer and handed to every app in `DecidedBlock` (whose app hashes,
+/// which cover the evidence and the last commit signers, the simulator compares at every step).
+#[test]
+fn an_equivocator_is_carried_to_the_apps_in_a_block() {
+    let mut scenario = Scenario::calm(3, 4);
+    scenario.byzantine = vec![(3, Behaviour::Equivocate)];
+    scenario.target_height = 12;
+    let outcome = run(&scenario).unwrap();
+    assert!(outcome.evidence > 0, "{outcome:?}");
+    assert!(outcome.evidence_committed > 0, "{outcome:?}");
 }
 
 /// The checks can fail: with more than f (here 2 of 4) validators showing the odd-numbered peers

@@ -5,8 +5,9 @@
 //! else), then `finalize` with the decided block, then `commit`. `check_tx` screens mempool
 //! transactions at any time; `query` reads committed state.
 
+use crate::finality::FinalityProof;
 use crate::validators::Validator;
-use crate::vote::BlockId;
+use crate::vote::{BlockId, Evidence};
 
 /// What the app reports about itself at start (ABCI `Info`), so the driver can replay blocks the
 /// app has not yet committed.
@@ -31,6 +32,14 @@ pub struct ProposalContext {
     pub parent: BlockId,
     /// The proposer's clock, milliseconds since the Unix epoch.
     pub time_ms: u64,
+    /// The parent's finality proof as this validator stored it (none at height 1): the payload
+    /// carries it, so the next block's app learns who signed the parent (CometBFT's
+    /// `LastCommit`).
+    pub last_commit: Option<FinalityProof>,
+    /// Verified evidence of equivocation not yet in a block, oldest first, each allowed at this
+    /// height ([`crate::evidence`]): the app carries what fits and what its state has not
+    /// punished yet.
+    pub evidence: Vec<Evidence>,
 }
 
 /// What a validator checks a proposed payload against (ABCI's `ProcessProposal` request, in
@@ -46,14 +55,19 @@ pub struct CheckContext {
     pub now_ms: u64,
 }
 
-/// The context a decided payload carries, as the app reads it back from the payload
-/// ([`ReplicatedApp::block_context`]): agreed, since it is part of the decided bytes.
+/// The context a payload carries, as the app reads it back ([`ReplicatedApp::block_context`]):
+/// agreed once decided, since it is part of the decided bytes. Validators check the carried
+/// last commit and evidence ([`crate::evidence::ContextRules`]) before voting.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockContext {
     /// The block's time, milliseconds since the Unix epoch (0: the payload carries none).
     pub time_ms: u64,
     /// Who proposed it.
     pub proposer: Option<pyralog_crypto::PublicKey>,
+    /// The parent's finality proof it carries.
+    pub last_commit: Option<FinalityProof>,
+    /// The evidence it carries.
+    pub evidence: Vec<Evidence>,
 }
 
 /// A block as the app sees it in `finalize`.
@@ -70,9 +84,11 @@ pub struct DecidedBlock {
     pub proposer: Option<pyralog_crypto::PublicKey>,
     /// The transactions, in order.
     pub txs: Vec<Vec<u8>>,
-    /// Misbehaviour proven to all validators (double signs), for the app to punish. Empty until
-    /// blocks carry evidence: each validator's own sightings differ, so they cannot reach the
-    /// app before they are part of an agreed block.
+    /// Who signed the parent block's finality proof the payload carries (sorted; empty at
+    /// height 1 and for payloads that carry none): for the app's liveness accounting.
+    pub last_commit_signers: Vec<pyralog_crypto::PublicKey>,
+    /// Misbehaviour the payload proves (double signs), checked by every validator that voted for
+    /// the block, for the app to punish.
     pub evidence: Vec<Misbehaviour>,
 }
 
@@ -85,6 +101,19 @@ pub struct Misbehaviour {
     pub height: u64,
     /// What kind.
     pub kind: MisbehaviourKind,
+}
+
+impl From<&Evidence> for Misbehaviour {
+    fn from(evidence: &Evidence) -> Self {
+        Misbehaviour {
+            validator: evidence.validator(),
+            height: evidence.height(),
+            kind: match evidence {
+                Evidence::DuplicateVote(_) => MisbehaviourKind::DuplicateVote,
+                Evidence::DuplicateProposal(_) => MisbehaviourKind::DuplicateProposal,
+            },
+        }
+    }
 }
 
 /// Kinds of misbehaviour.
@@ -160,9 +189,9 @@ pub trait ReplicatedApp {
         txs: &[Vec<u8>],
     ) -> Result<PayloadVerdict, Self::Error>;
 
-    /// The context a decided payload carries (what [`ReplicatedApp::prepare_payload`] put in
-    /// it); the driver hands it to `finalize` in [`DecidedBlock`]. Apps whose payloads carry
-    /// none keep the default.
+    /// The context a payload carries (what [`ReplicatedApp::prepare_payload`] put in it): the
+    /// driver checks its last commit and evidence before `process_payload`, and hands it to
+    /// `finalize` in [`DecidedBlock`]. Apps whose payloads carry none keep the default.
     fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
         let _ = txs;
         BlockContext::default()

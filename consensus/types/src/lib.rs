@@ -5,6 +5,8 @@
 //! - [`vote`]: votes, commit certificates, evidence of equivocation, and the engine-tagged
 //!   [`FinalityProof`](vote::FinalityProof) a light client checks with a validator set alone.
 //! - [`core`]: the sans-I/O [`ConsensusCore`](core::ConsensusCore) interface engines implement.
+//! - [`evidence`]: what a proposed block may carry besides transactions (the parent's finality
+//!   proof, evidence of equivocation) and the rules every validator checks it by.
 //! - [`app`]: the ABCI-shaped [`ReplicatedApp`](app::ReplicatedApp) the engines drive.
 //!
 //! This crate builds without tokio, RocksDB or libp2p, so wallets and browsers can embed it
@@ -12,6 +14,7 @@
 
 pub mod app;
 pub mod core;
+pub mod evidence;
 pub mod finality;
 pub mod validators;
 pub mod vote;

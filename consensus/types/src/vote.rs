@@ -249,6 +249,15 @@ impl Evidence {
         }
     }
 
+    /// The chain whose messages it holds (the first one's: [`Evidence::verify`] checks both name
+    /// the same).
+    pub fn chain_id(&self) -> &str {
+        match self {
+            Evidence::DuplicateVote(e) => &e.first.chain_id,
+            Evidence::DuplicateProposal(e) => &e.first.chain_id,
+        }
+    }
+
     /// The height of the misbehaviour.
     pub fn height(&self) -> u64 {
         match self {

@@ -6,13 +6,18 @@
 //! - `anchor/<cluster>/<log>/<partition>`: the partition's latest anchored checkpoint with its
 //!   certificate and the height that anchored it.
 //!
+//! - `misbehaviour/<validator><height>`: a double sign a block proved (one per validator and
+//!   height);
 //! - `meta/validators`: the validator set (from genesis); `meta/last_block`: the last block's
-//!   id and time (the next header's parent).
+//!   id and time (the next header's parent); `meta/last_commit`: who signed the last block's
+//!   parent.
 //!
 //! Every payload starts with the block [`Header`] the proposer built (`prepare_payload`) and
 //! every validator checked (`process_payload`): height, parent, state root, transaction count
 //! and root, validator hashes, engine, and a time after the parent's and not ahead of the
-//! validator's clock by more than [`MAX_CLOCK_DRIFT_MS`].
+//! validator's clock by more than [`MAX_CLOCK_DRIFT_MS`]. Then comes the [`ConsensusInfo`]: the
+//! parent's finality proof (required after height 1) and evidence not yet punished (the driver
+//! checks both against the validator sets before the app sees the payload).
 //!
 //! A transaction with a valid signature, the sender's next nonce and a fee the sender can pay
 //! always charges the fee and takes the nonce, even when its action fails (so a failing
@@ -21,20 +26,23 @@
 use std::collections::BTreeMap;
 
 use pyralog_consensus_types::app::{
-    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
-    ReplicatedApp, TxResult,
+    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, Misbehaviour, PayloadVerdict,
+    ProposalContext, ReplicatedApp, TxResult,
 };
+use pyralog_consensus_types::evidence::MAX_EVIDENCE_PER_BLOCK;
+use pyralog_consensus_types::vote::Evidence;
 use pyralog_consensus_types::{Engine, Validator};
 use pyralog_crypto::light::check_extends;
 use pyralog_crypto::{Digest, PublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::block::{Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
+use crate::block::{ConsensusInfo, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
 use crate::state::{PreparedVersion, StateError, StateStore};
 use crate::tx::{ANCHOR_THRESHOLD, Action, SignedTx, Tx};
 use crate::values::{
-    Account, Anchor, ClusterRecord, Genesis, MEMPOOL_NONCE_WINDOW, MIN_FEE, TxLocation, account_key,
-    anchor_key, cluster_key, cluster_members, codes,
+    Account, Anchor, ClusterRecord, Genesis, LastCommit, MEMPOOL_NONCE_WINDOW, MIN_FEE, MisbehaviourKind,
+    MisbehaviourRecord, TxLocation, account_key, anchor_key, cluster_key, cluster_members, codes,
+    misbehaviour_key,
 };
 
 /// The committed location of transaction `id`, if any.
@@ -75,6 +83,7 @@ pub struct LastBlock {
 
 const VALIDATORS_KEY: &[u8] = b"meta/validators";
 const LAST_BLOCK_KEY: &[u8] = b"meta/last_block";
+const LAST_COMMIT_KEY: &[u8] = b"meta/last_commit";
 
 /// A transaction that may apply (decoded, with its sender's account), or why not (a result code
 /// and a log).
@@ -147,8 +156,8 @@ impl ChainApp {
         self
     }
 
-    /// The header the block at `height` carrying `txs` must have, proposed at `now_ms` by
-    /// this node.
+    /// The header the block at `height` must have when `txs` (the consensus info, then the
+    /// transactions) follow it, proposed at `now_ms` by this node.
     pub fn build_header(&self, height: u64, txs: &[Vec<u8>], now_ms: u64) -> Result<Header, AppError> {
         let view = self.overlay()?;
         let validators: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
@@ -173,18 +182,33 @@ impl ChainApp {
         })
     }
 
-    /// Why `payload` (header first) cannot be the block at `height`, checked at `now_ms`.
+    /// Why `payload` (header, consensus info, transactions) cannot be the block at `height`,
+    /// checked at `now_ms`.
     pub fn check_payload(
         &self,
         height: u64,
         payload: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<Result<(), String>, AppError> {
-        let Some((first, txs)) = payload.split_first() else { return Ok(Err("no header".into())) };
+        let Some((first, rest)) = payload.split_first() else { return Ok(Err("no header".into())) };
         let header = match Header::decode(first) {
             Ok(header) => header,
             Err(why) => return Ok(Err(why)),
         };
+        let Some((info, txs)) = rest.split_first() else { return Ok(Err("no consensus info".into())) };
+        let info = match ConsensusInfo::decode(info) {
+            Ok(info) => info,
+            Err(why) => return Ok(Err(why)),
+        };
+        if info.last_commit.is_some() != (height > 1) {
+            return Ok(Err(format!("a block at height {height} carries a last commit only after height 1")));
+        }
+        if let Some(done) = self.punished(&info.evidence)? {
+            return Ok(Err(format!(
+                "evidence against {} at height {} was already punished",
+                done.validator, done.height
+            )));
+        }
         if header.engine != self.engine.name() {
             return Ok(Err(format!("a {} block, but the chain runs {}", header.engine, self.engine)));
         }
@@ -201,7 +225,7 @@ impl ChainApp {
         if !validators.iter().any(|v| v.key == header.proposer) {
             return Ok(Err(format!("proposer {} is not a validator", header.proposer)));
         }
-        let mut expected = self.build_header(height, txs, header.time_ms)?;
+        let mut expected = self.build_header(height, rest, header.time_ms)?;
         expected.proposer = header.proposer;
         if header != expected {
             return Ok(Err(format!("header {header:?} differs from the expected {expected:?}")));
@@ -224,6 +248,18 @@ impl ChainApp {
     /// The last committed block, as the next header refers to it (none before the first).
     fn last_block(&self) -> Result<Option<LastBlock>, StateError> {
         self.overlay()?.get(LAST_BLOCK_KEY)
+    }
+
+    /// The first of `evidence` whose misbehaviour the state already records.
+    fn punished(&self, evidence: &[Evidence]) -> Result<Option<Misbehaviour>, StateError> {
+        let view = self.overlay()?;
+        for piece in evidence {
+            let done = Misbehaviour::from(piece);
+            if view.get::<MisbehaviourRecord>(&misbehaviour_key(&done.validator, done.height))?.is_some() {
+                return Ok(Some(done));
+            }
+        }
+        Ok(None)
     }
 
     /// Screens `tx` against `view`; on success returns it decoded and the sender's account.
@@ -327,6 +363,31 @@ fn apply(
     }
 }
 
+/// Records what the block's consensus info proved: who signed its parent, and each misbehaviour
+/// not recorded before (the first proof of a double sign at a height counts).
+fn record_consensus(view: &mut Overlay<'_>, block: &DecidedBlock) -> Result<(), StateError> {
+    if block.height > 1 {
+        let signers = block.last_commit_signers.clone();
+        view.put(LAST_COMMIT_KEY.to_vec(), &LastCommit { height: block.height - 1, signers });
+    }
+    for done in &block.evidence {
+        let key = misbehaviour_key(&done.validator, done.height);
+        if view.get::<MisbehaviourRecord>(&key)?.is_none() {
+            let kind = match done.kind {
+                pyralog_consensus_types::app::MisbehaviourKind::DuplicateVote => {
+                    MisbehaviourKind::DuplicateVote
+                }
+                pyralog_consensus_types::app::MisbehaviourKind::DuplicateProposal => {
+                    MisbehaviourKind::DuplicateProposal
+                }
+            };
+            tracing::warn!(validator = %done.validator, height = done.height, ?kind, "misbehaviour recorded");
+            view.put(key, &MisbehaviourRecord { kind, included_at: block.height });
+        }
+    }
+    Ok(())
+}
+
 impl ReplicatedApp for ChainApp {
     type Error = AppError;
 
@@ -398,10 +459,20 @@ impl ReplicatedApp for ChainApp {
         candidates: Vec<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, AppError> {
+        // The driver's last commit, and the evidence the state has not punished yet.
+        let mut evidence = Vec::new();
+        for piece in &context.evidence {
+            if evidence.len() < MAX_EVIDENCE_PER_BLOCK
+                && self.punished(std::slice::from_ref(piece))?.is_none()
+            {
+                evidence.push(piece.clone());
+            }
+        }
+        let info = ConsensusInfo { last_commit: context.last_commit.clone(), evidence }.encode();
         // Candidates in mempool order, screened in sequence (a sender's consecutive nonces).
         let mut view = self.overlay()?;
-        let mut picked = Vec::new();
-        let mut room = max_bytes.saturating_sub(1024); // the header
+        let mut picked = vec![info];
+        let mut room = max_bytes.saturating_sub(1024 + picked[0].len()); // the header and the info
         for tx in candidates {
             if tx.len() > room {
                 continue;
@@ -456,11 +527,18 @@ impl ReplicatedApp for ChainApp {
         })
     }
 
-    /// The header's time and proposer (every validator checked them before voting).
+    /// The header's time and proposer and the consensus info's last commit and evidence (every
+    /// validator checked them before voting).
     fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
-        match txs.first().map(|first| Header::decode(first)) {
-            Some(Ok(header)) => BlockContext { time_ms: header.time_ms, proposer: Some(header.proposer) },
-            _ => BlockContext::default(),
+        let Some(Ok(header)) = txs.first().map(|first| Header::decode(first)) else {
+            return BlockContext::default();
+        };
+        let info = txs.get(1).and_then(|info| ConsensusInfo::decode(info).ok()).unwrap_or_default();
+        BlockContext {
+            time_ms: header.time_ms,
+            proposer: Some(header.proposer),
+            last_commit: info.last_commit,
+            evidence: info.evidence,
         }
     }
 
@@ -468,12 +546,18 @@ impl ReplicatedApp for ChainApp {
         let mut view = self.overlay()?;
         let mut tx_results = Vec::with_capacity(block.txs.len());
         let mut index = Vec::new();
-        // The header (checked by more than 2/3 of the validators before they voted) opens it.
+        // The header and the consensus info (checked by more than 2/3 of the validators before
+        // they voted) open it.
         let header = block.txs.first().and_then(|first| Header::decode(first).ok());
+        let info = block.txs.get(1).filter(|_| header.is_some()).and_then(|i| ConsensusInfo::decode(i).ok());
         let time_ms = header.as_ref().map_or(block.time_ms, |h| h.time_ms);
         for (i, tx) in block.txs.iter().enumerate() {
             if i == 0 && header.is_some() {
                 tx_results.push(TxResult { code: codes::OK, log: "header".into() });
+                continue;
+            }
+            if i == 1 && info.is_some() {
+                tx_results.push(TxResult { code: codes::OK, log: "consensus info".into() });
                 continue;
             }
             let result = self.deliver(&mut view, tx, block.height)?;
@@ -492,6 +576,7 @@ impl ReplicatedApp for ChainApp {
             tx_results.push(result);
         }
         view.put(LAST_BLOCK_KEY.to_vec(), &LastBlock { height: block.height, id: block.id, time_ms });
+        record_consensus(&mut view, block)?;
         let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = view.writes.into_iter().collect();
         let prepared = self.state.prepare(block.height, writes, index)?;
         let app_hash = prepared.root().to_vec();

@@ -1,11 +1,11 @@
-//! Block headers. A block's payload (what consensus decides) is its header followed by its
-//! transactions; the block id the validators sign ([`payload_id`]) hashes the header whole and
+//! Block headers and the consensus info after them. A block's payload (what consensus decides)
+//! is its header, its [`ConsensusInfo`], then its transactions; the block id the validators sign ([`payload_id`]) hashes the header whole and
 //! the other transactions by their count and Merkle root, both of which the header carries. So a
 //! light client that holds a header and its commit certificate holds everything the header says
 //! (state root, validator hashes, parent) on the validators' word, without the transactions.
 
-use pyralog_consensus_types::Validator;
-use pyralog_consensus_types::vote::{BlockId, payload_id_from_parts, tx_root};
+use pyralog_consensus_types::vote::{BlockId, Evidence, payload_id_from_parts, tx_root};
+use pyralog_consensus_types::{FinalityProof, Validator};
 use pyralog_crypto::{Digest, Domain, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,7 @@ pub struct Header {
     pub time_ms: u64,
     /// The parent block's id (zero at height 1).
     pub parent: BlockId,
-    /// How many transactions follow the header.
+    /// How many elements follow the header (the consensus info, then the transactions).
     pub tx_count: u64,
     /// Their Merkle root (RFC 6962, BLAKE3).
     pub tx_root: Digest,
@@ -77,4 +77,34 @@ pub fn validators_hash(validators: &[Validator]) -> Digest {
 /// The Merkle root of a block's transactions (those after the header).
 pub fn transactions_root(txs: &[Vec<u8>]) -> Digest {
     tx_root(txs)
+}
+
+/// What a block carries for consensus, right after its header (the payload's second element,
+/// counted in the header's `tx_count` and `tx_root`): the parent's finality proof, whose signers
+/// the app learns (CometBFT's `LastCommit`), and evidence of equivocation for the app to punish.
+/// The proposer's driver supplies both; every validator's driver checks them
+/// ([`pyralog_consensus_types::evidence`]) and its app checks the rest before voting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusInfo {
+    /// The parent's finality proof (none at height 1).
+    pub last_commit: Option<FinalityProof>,
+    /// Evidence of equivocation, at most one piece per validator and height.
+    pub evidence: Vec<Evidence>,
+}
+
+impl ConsensusInfo {
+    /// The canonical encoding (postcard).
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("consensus info serializes")
+    }
+
+    /// Parses the payload's second element; only the canonical encoding is accepted.
+    pub fn decode(bytes: &[u8]) -> Result<ConsensusInfo, String> {
+        let info: ConsensusInfo =
+            postcard::from_bytes(bytes).map_err(|e| format!("undecodable consensus info: {e}"))?;
+        if info.encode() != bytes {
+            return Err("non-canonical consensus info encoding".into());
+        }
+        Ok(info)
+    }
 }

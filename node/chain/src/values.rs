@@ -74,12 +74,41 @@ pub fn cluster_members(members: &[PublicKey]) -> Result<MemberSet, String> {
 pub struct TxLocation {
     /// The block's height.
     pub height: u64,
-    /// Its position in the block (0 is the header).
+    /// Its position in the block (0 is the header, 1 the consensus info).
     pub index: u32,
     /// The result code ([`codes`]).
     pub code: u32,
     /// What happened.
     pub log: String,
+}
+
+/// A validator's misbehaviour that a block proved (stored under [`misbehaviour_key`]), for
+/// slashing to act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MisbehaviourRecord {
+    /// What it did.
+    pub kind: MisbehaviourKind,
+    /// The height of the block that carried the evidence.
+    pub included_at: u64,
+}
+
+/// Kinds of misbehaviour, as the state records them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MisbehaviourKind {
+    /// Two conflicting votes of one kind at one height and round.
+    DuplicateVote,
+    /// Two conflicting proposals at one height and round.
+    DuplicateProposal,
+}
+
+/// Who signed the finality proof of the last block's parent, as the last block carried it (the
+/// validators' liveness record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCommit {
+    /// The parent's height.
+    pub height: u64,
+    /// The signers, sorted.
+    pub signers: Vec<PublicKey>,
 }
 
 /// How far past a sender's next nonce the mempool accepts transactions.
@@ -101,6 +130,12 @@ pub fn cluster_key(cluster: &ClusterId) -> Vec<u8> {
 /// The state key of a partition's anchor.
 pub fn anchor_key(cluster: &ClusterId, log: &LogName, partition: u32) -> Vec<u8> {
     format!("anchor/{cluster}/{log}/{partition}").into_bytes()
+}
+
+/// The state key of a validator's misbehaviour at a height: one record per validator and height,
+/// so the same double sign is never punished twice.
+pub fn misbehaviour_key(validator: &PublicKey, height: u64) -> Vec<u8> {
+    [b"misbehaviour/".as_slice(), validator.as_bytes(), &height.to_be_bytes()].concat()
 }
 
 /// Result codes of transactions in a block.

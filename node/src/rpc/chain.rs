@@ -10,8 +10,9 @@ use jsonrpsee::RpcModule;
 use jsonrpsee::core::server::PendingSubscriptionSink;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use pyralog_chain::app::tx_location;
-use pyralog_chain::block::{Header, validators_hash};
+use pyralog_chain::block::{ConsensusInfo, Header, validators_hash};
 use pyralog_chain::tx::SignedTx;
+use pyralog_consensus::app::Misbehaviour;
 use pyralog_consensus::driver::Admission;
 use pyralog_crypto::Digest;
 use pyralog_light::wire::{commit_json, finality_json, header_json, to_hex};
@@ -150,7 +151,27 @@ fn finalized_head(ctx: &ChainCtx, _: Params<'_>) -> RpcResult {
 fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
     let (header, block) = block_at(chain, height_param(&params)?)?;
-    let txs: Vec<Value> = block.txs[1..]
+    // After the header: the consensus info (the parent's signers, evidence), then transactions.
+    let info = block.txs.get(1).and_then(|bytes| ConsensusInfo::decode(bytes).ok());
+    let first_tx = if info.is_some() { 2 } else { 1 };
+    let info = info.unwrap_or_default();
+    let signers: Vec<String> = info
+        .last_commit
+        .as_ref()
+        .map(|p| p.signers())
+        .unwrap_or_default()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let evidence: Vec<Value> = info
+        .evidence
+        .iter()
+        .map(|e| {
+            let done = Misbehaviour::from(e);
+            json!({ "validator": done.validator.to_string(), "height": done.height, "kind": format!("{:?}", done.kind) })
+        })
+        .collect();
+    let txs: Vec<Value> = block.txs[first_tx.min(block.txs.len())..]
         .iter()
         .map(|bytes| {
             let summary = postcard::from_bytes::<SignedTx>(bytes).ok().map(|signed| {
@@ -170,6 +191,8 @@ fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
         .collect();
     Ok(json!({
         "header": header_json(&header),
+        "lastCommitSigners": signers,
+        "evidence": evidence,
         "txs": txs,
         "commit": commit_of(&block),
         "finality": finality_json(&block.proof),

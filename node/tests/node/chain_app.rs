@@ -2,7 +2,7 @@
 //! that must be certified by the cluster and extend the previous anchor.
 
 use pyralog_chain::app::ChainApp;
-use pyralog_chain::block::Header;
+use pyralog_chain::block::{ConsensusInfo, Header};
 use pyralog_chain::proof::verify_state_proof;
 use pyralog_chain::state::StateStore;
 use pyralog_chain::tx::{Action, SignedTx, Tx};
@@ -10,7 +10,8 @@ use pyralog_chain::values::{Account, ClusterRecord, Genesis, account_key, codes}
 use pyralog_consensus::app::{
     BlockContext, CheckContext, DecidedBlock, PayloadVerdict, ProposalContext, ReplicatedApp,
 };
-use pyralog_consensus::vote::payload_id;
+use pyralog_consensus::vote::{DuplicateVote, Evidence, Vote, VoteKind, payload_id};
+use pyralog_consensus::{CommitCertificate, Engine, FinalityProof};
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
 use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName, QuorumCertificate};
@@ -39,12 +40,14 @@ impl Chain {
         Chain { app, proposer, height: 0, _dir: dir }
     }
 
-    /// Runs one block of `txs` (after the header a proposer would build); returns their
-    /// result codes.
+    /// Runs one block of `txs` (after the header and consensus info a proposer would build);
+    /// returns their result codes.
     fn block(&mut self, txs: Vec<Vec<u8>>) -> Vec<u32> {
         self.height += 1;
-        let header = self.app.build_header(self.height, &txs, now_ms()).unwrap();
-        let payload: Vec<Vec<u8>> = std::iter::once(header.encode()).chain(txs).collect();
+        let rest: Vec<Vec<u8>> =
+            std::iter::once(info_at(self.height, Vec::new()).encode()).chain(txs).collect();
+        let header = self.app.build_header(self.height, &rest, now_ms()).unwrap();
+        let payload: Vec<Vec<u8>> = std::iter::once(header.encode()).chain(rest).collect();
         assert_eq!(payload_id(&payload), header.block_id(), "the header alone rebuilds the block id");
         let block = DecidedBlock {
             height: self.height,
@@ -52,13 +55,15 @@ impl Chain {
             time_ms: 0,
             proposer: None,
             txs: payload,
+            last_commit_signers: Vec::new(),
             evidence: Vec::new(),
         };
         let finalized = self.app.finalize(&block).unwrap();
         assert_eq!(self.app.commit().unwrap(), self.height);
         assert_eq!(finalized.app_hash, self.app.state().root(self.height).unwrap().to_vec());
         assert_eq!(finalized.tx_results[0].log, "header");
-        finalized.tx_results[1..].iter().map(|r| r.code).collect()
+        assert_eq!(finalized.tx_results[1].log, "consensus info");
+        finalized.tx_results[2..].iter().map(|r| r.code).collect()
     }
 
     fn account(&self, key: &Keypair) -> Account {
@@ -68,6 +73,39 @@ impl Chain {
         verify_state_proof(&root, &account_key(&key.public()), value.as_deref(), &proof).unwrap();
         value.map(|v| postcard::from_bytes(&v).unwrap()).unwrap_or_default()
     }
+}
+
+/// A finality proof of the block before `height` as a proposer would carry it (the app does not
+/// verify it: the driver does, against the validator sets).
+fn last_commit_before(height: u64, signer: &Keypair) -> FinalityProof {
+    let vote = Vote {
+        chain_id: CHAIN.into(),
+        height: height - 1,
+        round: 0,
+        kind: VoteKind::Precommit,
+        block: Some(pyralog_crypto::Digest([7; 32])),
+    };
+    let signatures = vec![SignatureShare::sign(signer, &vote)];
+    FinalityProof::quorum(Engine::Tendermint, CommitCertificate { message: vote, signatures })
+}
+
+/// The consensus info of a block at `height`: a last commit after height 1, and `evidence`.
+fn info_at(height: u64, evidence: Vec<Evidence>) -> ConsensusInfo {
+    let last_commit = (height > 1).then(|| last_commit_before(height, &Keypair::from_secret(&[5; 32])));
+    ConsensusInfo { last_commit, evidence }
+}
+
+/// `validator` precommitting two blocks at `height`.
+fn double_sign(validator: &Keypair, height: u64) -> Evidence {
+    let vote = |block| Vote { chain_id: CHAIN.into(), height, round: 0, kind: VoteKind::Precommit, block };
+    let (first, second) = (vote(Some(pyralog_crypto::Digest([1; 32]))), vote(None));
+    Evidence::DuplicateVote(DuplicateVote {
+        validator: validator.public(),
+        first_signature: SignatureShare::sign(validator, &first).signature,
+        second_signature: SignatureShare::sign(validator, &second).signature,
+        first,
+        second,
+    })
 }
 
 fn tx(sender: &Keypair, nonce: u64, fee: u64, action: Action) -> Vec<u8> {
@@ -132,9 +170,10 @@ fn payloads_need_the_right_header_and_valid_transactions() {
     chain.block(Vec::new());
     let ok = transfer(&alice, 0, &bob, 1);
     let now = now_ms();
-    let header = chain.app.build_header(2, std::slice::from_ref(&ok), now).unwrap();
+    let info = info_at(2, Vec::new()).encode();
+    let header = chain.app.build_header(2, &[info.clone(), ok.clone()], now).unwrap();
     let payload = |header: &Header, txs: &[Vec<u8>]| -> Vec<Vec<u8>> {
-        std::iter::once(header.encode()).chain(txs.iter().cloned()).collect()
+        [header.encode(), info.clone()].into_iter().chain(txs.iter().cloned()).collect()
     };
     let check = CheckContext { height: 2, parent: header.parent, now_ms: now };
     assert_eq!(
@@ -148,7 +187,8 @@ fn payloads_need_the_right_header_and_valid_transactions() {
         PayloadVerdict::Reject
     );
     // Garbage after a matching header, or no header at all.
-    let with_garbage = chain.app.build_header(2, &[ok.clone(), b"garbage".to_vec()], now).unwrap();
+    let with_garbage =
+        chain.app.build_header(2, &[info.clone(), ok.clone(), b"garbage".to_vec()], now).unwrap();
     assert_eq!(
         chain
             .app
@@ -162,7 +202,7 @@ fn payloads_need_the_right_header_and_valid_transactions() {
         ("height", Header { height: 3, ..header.clone() }),
         ("parent", Header { parent: pyralog_crypto::Digest([1; 32]), ..header.clone() }),
         ("state root", Header { state_root: pyralog_crypto::Digest([2; 32]), ..header.clone() }),
-        ("tx count", Header { tx_count: 2, ..header.clone() }),
+        ("tx count", Header { tx_count: 3, ..header.clone() }),
         ("tx root", Header { tx_root: pyralog_crypto::Digest([3; 32]), ..header.clone() }),
         ("validators", Header { validators_hash: pyralog_crypto::Digest([4; 32]), ..header.clone() }),
         ("engine", Header { engine: "pow".into(), ..header.clone() }),
@@ -183,6 +223,25 @@ fn payloads_need_the_right_header_and_valid_transactions() {
         };
         assert!(reason.contains(&expected), "wrong {what}: {reason}");
     }
+    // The consensus info must follow the header, decode, and carry the parent's proof after
+    // height 1.
+    let header_only = chain.app.build_header(2, &[], now).unwrap();
+    assert_eq!(
+        chain.app.check_payload(2, &[header_only.encode()], now).unwrap(),
+        Err("no consensus info".into())
+    );
+    let no_info = chain.app.build_header(2, std::slice::from_ref(&ok), now).unwrap();
+    let reason = chain.app.check_payload(2, &[no_info.encode(), ok.clone()], now).unwrap().unwrap_err();
+    assert!(
+        reason.starts_with("undecodable consensus info") || reason.starts_with("non-canonical"),
+        "{reason}"
+    );
+    let bare = ConsensusInfo::default().encode();
+    let bare_header = chain.app.build_header(2, std::slice::from_ref(&bare), now).unwrap();
+    assert_eq!(
+        chain.app.check_payload(2, &[bare_header.encode(), bare], now).unwrap(),
+        Err("a block at height 2 carries a last commit only after height 1".into())
+    );
     // A proposer takes a sender's consecutive nonces in order and skips what cannot apply.
     let candidates = vec![
         transfer(&alice, 1, &bob, 1),
@@ -191,10 +250,17 @@ fn payloads_need_the_right_header_and_valid_transactions() {
         transfer(&alice, 5, &bob, 1),
     ];
     // The header carries the context the driver supplies, and the driver reads it back.
-    let context =
-        ProposalContext { height: 2, proposer: chain.proposer, parent: header.parent, time_ms: now + 1 };
+    let last_commit = last_commit_before(2, &Keypair::generate());
+    let context = ProposalContext {
+        height: 2,
+        proposer: chain.proposer,
+        parent: header.parent,
+        time_ms: now + 1,
+        last_commit: Some(last_commit.clone()),
+        evidence: Vec::new(),
+    };
     let picked = chain.app.prepare_payload(&context, candidates.clone(), 1 << 20).unwrap();
-    assert_eq!(picked[1..], [candidates[1].clone(), candidates[2].clone()]);
+    assert_eq!(picked[2..], [candidates[1].clone(), candidates[2].clone()]);
     assert_eq!(
         chain.app.process_payload(&CheckContext { now_ms: now + 1, ..check }, &picked).unwrap(),
         PayloadVerdict::Accept,
@@ -202,7 +268,12 @@ fn payloads_need_the_right_header_and_valid_transactions() {
     );
     assert_eq!(
         chain.app.block_context(&picked),
-        BlockContext { time_ms: now + 1, proposer: Some(chain.proposer) }
+        BlockContext {
+            time_ms: now + 1,
+            proposer: Some(chain.proposer),
+            last_commit: Some(last_commit),
+            evidence: Vec::new()
+        }
     );
     assert_eq!(chain.app.block_context(&[b"no header".to_vec()]), BlockContext::default());
     // A driver whose parent is not the app's last block is a bug: the app says so.
@@ -347,6 +418,7 @@ fn the_app_resumes_from_its_store() {
             time_ms: 0,
             proposer: None,
             txs: vec![transfer(&alice, 0, &bob, 5)],
+            last_commit_signers: Vec::new(),
             evidence: Vec::new(),
         };
         let hash = app.finalize(&block).unwrap().app_hash;
@@ -409,6 +481,7 @@ fn a_crash_between_finalize_and_commit_replays_to_the_same_app_hash() {
         time_ms: 0,
         proposer: None,
         txs: vec![transfer(&alice, 0, &bob, 5)],
+        last_commit_signers: Vec::new(),
         evidence: Vec::new(),
     };
     let open = || ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), Keypair::generate().public());
@@ -473,4 +546,67 @@ fn a_genesis_with_an_oversized_chain_id_is_refused() {
         block: None,
     };
     assert!(vote.signing_bytes().len() > 70_000);
+}
+
+/// A block's consensus info reaches the state: each misbehaviour it proves is recorded once
+/// (provably, under `misbehaviour/<validator><height>`), and the parent's signers under
+/// `meta/last_commit`. A proposer leaves out evidence already punished, and a payload that
+/// carries it anyway is refused.
+#[test]
+fn evidence_and_last_commit_signers_reach_the_state_once() {
+    use pyralog_chain::values::{LastCommit, MisbehaviourKind, MisbehaviourRecord, misbehaviour_key};
+    use pyralog_consensus::app::Misbehaviour;
+
+    let mut chain = Chain::new(&[]);
+    chain.block(Vec::new());
+    let accused = Keypair::generate();
+    let evidence = double_sign(&accused, 1);
+    let signer = Keypair::generate();
+    let now = now_ms();
+    let parent = chain.app.build_header(2, &[], now).unwrap().parent;
+    let context = ProposalContext {
+        height: 2,
+        proposer: chain.proposer,
+        parent,
+        time_ms: now,
+        last_commit: Some(last_commit_before(2, &signer)),
+        evidence: vec![evidence.clone()],
+    };
+    let payload = chain.app.prepare_payload(&context, Vec::new(), 1 << 20).unwrap();
+    let check = CheckContext { height: 2, parent, now_ms: now };
+    assert_eq!(chain.app.process_payload(&check, &payload).unwrap(), PayloadVerdict::Accept);
+    let carried = chain.app.block_context(&payload);
+    assert_eq!(carried.evidence, vec![evidence.clone()]);
+    let header = Header::decode(&payload[0]).unwrap();
+    let block = DecidedBlock {
+        height: 2,
+        id: header.block_id(),
+        time_ms: header.time_ms,
+        proposer: Some(header.proposer),
+        txs: payload,
+        last_commit_signers: vec![signer.public()],
+        evidence: vec![Misbehaviour::from(&evidence)],
+    };
+    chain.app.finalize(&block).unwrap();
+    chain.app.commit().unwrap();
+    chain.height = 2;
+
+    let key = misbehaviour_key(&accused.public(), 1);
+    let (value, proof) = chain.app.state().get_with_proof(&key, 2).unwrap();
+    verify_state_proof(&chain.app.state().root(2).unwrap(), &key, value.as_deref(), &proof).unwrap();
+    let record: MisbehaviourRecord = postcard::from_bytes(&value.unwrap()).unwrap();
+    assert_eq!(record, MisbehaviourRecord { kind: MisbehaviourKind::DuplicateVote, included_at: 2 });
+    let last: LastCommit =
+        postcard::from_bytes(&chain.app.query("state", b"meta/last_commit").unwrap()).unwrap();
+    assert_eq!(last, LastCommit { height: 1, signers: vec![signer.public()] });
+
+    // Height 3: the proposer leaves the punished evidence out; a payload carrying it is refused.
+    let parent = header.block_id();
+    let context = ProposalContext { height: 3, parent, time_ms: now + 1, ..context };
+    let payload = chain.app.prepare_payload(&context, Vec::new(), 1 << 20).unwrap();
+    assert_eq!(chain.app.block_context(&payload).evidence, Vec::<Evidence>::new());
+    let again = ConsensusInfo { last_commit: context.last_commit.clone(), evidence: vec![evidence] }.encode();
+    let header = chain.app.build_header(3, std::slice::from_ref(&again), now + 1).unwrap();
+    let reason = chain.app.check_payload(3, &[header.encode(), again], now + 1).unwrap().unwrap_err();
+    assert_eq!(reason, format!("evidence against {} at height 1 was already punished", accused.public()));
 }

@@ -261,6 +261,23 @@ pub(super) fn build() -> Value {
     let finality = FinalityProof::quorum(Engine::Tendermint, commit.clone());
     assert_eq!(finality.verify(Engine::Tendermint, CHAIN, 42, &block_id, &set), Ok(70));
 
+    // §11.3: the next block's consensus info: block 42's finality proof, and the validator of
+    // power 10 proven to have prevoted block 42 and nil in one round.
+    let prevote = Vote { block: Some(block_id), ..nil_prevote.clone() };
+    let double_sign = DuplicateVote {
+        validator: validator_keys[0].public(),
+        first_signature: SignatureShare::sign(&validator_keys[0], &prevote).signature,
+        second_signature: SignatureShare::sign(&validator_keys[0], &nil_prevote).signature,
+        first: prevote.clone(),
+        second: nil_prevote.clone(),
+    };
+    let info = ConsensusInfo {
+        last_commit: Some(finality.clone()),
+        evidence: vec![Evidence::DuplicateVote(double_sign.clone())],
+    };
+    assert!(info.evidence[0].verify());
+    assert_eq!(ConsensusInfo::decode(&info.encode()).as_ref(), Ok(&info));
+
     // §12: the light client's steps and the whole path.
     let trusted = TrustedHead {
         chain_id: CHAIN.into(),
@@ -391,6 +408,16 @@ pub(super) fn build() -> Value {
         json!({
             "engine": Engine::Tendermint.name(),
             "postcard": hx(&postcard::to_allocvec(&finality).unwrap()),
+        }),
+    );
+    put(
+        "consensus_info",
+        json!({
+            "accused": hx(double_sign.validator.as_bytes()),
+            "first": vote_json(&prevote),
+            "first_signature": hx(&double_sign.first_signature.to_bytes()),
+            "second_signature": hx(&double_sign.second_signature.to_bytes()),
+            "postcard": hx(&info.encode()),
         }),
     );
     put("state", json!({ "version": 0, "root": hx(&root), "proofs": proofs }));

@@ -4,7 +4,7 @@
 pub(super) use std::collections::BTreeMap;
 pub(super) use std::path::PathBuf;
 
-pub(super) use pyralog_chain::block::{Header, transactions_root, validators_hash};
+pub(super) use pyralog_chain::block::{ConsensusInfo, Header, transactions_root, validators_hash};
 pub(super) use pyralog_chain::proof::verify_state_proof;
 pub(super) use pyralog_chain::state::StateStore;
 pub(super) use pyralog_chain::values::{
@@ -12,7 +12,7 @@ pub(super) use pyralog_chain::values::{
 };
 pub(super) use pyralog_cluster::model::{Header as RecordHeader, ProducerSeq, Record, StoredRecord};
 pub(super) use pyralog_consensus::validators::QUORUM;
-pub(super) use pyralog_consensus::vote::payload_id;
+pub(super) use pyralog_consensus::vote::{DuplicateVote, Evidence, payload_id};
 pub(super) use pyralog_consensus::{
     CommitCertificate, Engine, FinalityProof, Validator, ValidatorSet, Vote, VoteKind,
 };

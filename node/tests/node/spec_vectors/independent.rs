@@ -161,6 +161,24 @@ pub(super) fn check_independently(v: &Value) {
     let finality_postcard = [[0u8, 0].as_slice(), commit_postcard.as_slice()].concat();
     assert_eq!(hx(&finality_postcard), v["finality_proof"]["postcard"].as_str().unwrap());
 
+    // §11.3: the consensus info: Some(finality proof), then one DuplicateVote whose two votes
+    // the accused signed.
+    let info = &v["consensus_info"];
+    let (first_signing, first_postcard) = vote_by_hand(&info["first"]);
+    let (second_signing, second_postcard) = vote_by_hand(&v["nil_prevote"]);
+    assert!(signature_verifies(&info["accused"], &first_signing, &info["first_signature"]));
+    assert!(signature_verifies(&info["accused"], &second_signing, &info["second_signature"]));
+    let mut info_postcard = vec![1];
+    info_postcard.extend_from_slice(&finality_postcard);
+    info_postcard.extend_from_slice(&[1, 0]); // one piece; variant 0, DuplicateVote
+    for part in [unhex(&info["accused"]), first_postcard, unhex(&info["first_signature"])] {
+        info_postcard.extend_from_slice(&part);
+    }
+    for part in [second_postcard, unhex(&info["second_signature"])] {
+        info_postcard.extend_from_slice(&part);
+    }
+    assert_eq!(hx(&info_postcard), info["postcard"].as_str().unwrap());
+
     // §10: state proofs, keys and values.
     let root: [u8; 32] = arr(&v["state"]["root"]);
     let mut values = BTreeMap::new();

@@ -208,7 +208,7 @@ impl<M: Signable> QuorumCertificate<M> {
     /// Signers are checked first (members, no repeats), then all signatures in one batch
     /// (batch verification; a failing batch falls back to strict checks that name the bad share).
     pub fn verify(&self, members: &MemberSet, threshold: Threshold) -> Result<u64, QuorumError> {
-        self.check(members, threshold, false)
+        self.check(members, threshold, false, |_| false)
     }
 
     /// A light client's check, as CometBFT's `VerifyCommitLight`: every signer must be a distinct
@@ -216,7 +216,27 @@ impl<M: Signable> QuorumCertificate<M> {
     /// verified; the rest cannot add to what the certificate proves. Returns the verified weight.
     /// Full nodes, which store and forward certificates, use [`QuorumCertificate::verify`].
     pub fn verify_quorum(&self, members: &MemberSet, threshold: Threshold) -> Result<u64, QuorumError> {
-        self.check(members, threshold, true)
+        self.check(members, threshold, true, |_| false)
+    }
+
+    /// [`QuorumCertificate::verify`], skipping the signatures `verified` already holds: a share
+    /// with the same signer and signature over the same message is the same valid signature.
+    /// `verified` must be a certificate this node has itself verified (a validator checking the
+    /// parent's proof a proposer carries holds its own proof of the parent: mostly the same
+    /// precommits). Signers and weights are checked as always.
+    pub fn verify_given(
+        &self,
+        members: &MemberSet,
+        threshold: Threshold,
+        verified: &QuorumCertificate<M>,
+    ) -> Result<u64, QuorumError>
+    where
+        M: PartialEq,
+    {
+        if self.message != verified.message {
+            return self.verify(members, threshold);
+        }
+        self.check(members, threshold, false, |share| verified.signatures.contains(share))
     }
 
     fn check(
@@ -224,23 +244,28 @@ impl<M: Signable> QuorumCertificate<M> {
         members: &MemberSet,
         threshold: Threshold,
         stop_at_quorum: bool,
+        known_valid: impl Fn(&SignatureShare) -> bool,
     ) -> Result<u64, QuorumError> {
         let total = members.total_weight();
         let mut seen = BTreeSet::new();
         let mut signed = 0;
+        // The shares whose signatures need checking: their positions and keys.
+        let mut unchecked = Vec::with_capacity(self.signatures.len());
         let mut keys = Vec::with_capacity(self.signatures.len());
-        for share in &self.signatures {
+        for (index, share) in self.signatures.iter().enumerate() {
             let (weight, key) = admit(members, &seen, share)?;
             seen.insert(share.signer);
             if !(stop_at_quorum && threshold.is_met(signed, total)) {
                 signed += weight;
-                keys.push(*key);
+                if !known_valid(share) {
+                    unchecked.push(index);
+                    keys.push(*key);
+                }
             }
         }
-        let signatures: Vec<Signature> =
-            self.signatures[..keys.len()].iter().map(|share| share.signature).collect();
+        let signatures: Vec<Signature> = unchecked.iter().map(|&i| self.signatures[i].signature).collect();
         verify_all(&keys, &self.message.signing_bytes(), &signatures)
-            .map_err(|bad| QuorumError::InvalidSignature(self.signatures[bad].signer))?;
+            .map_err(|bad| QuorumError::InvalidSignature(self.signatures[unchecked[bad]].signer))?;
         if !threshold.is_met(signed, total) {
             return Err(QuorumError::InsufficientWeight { signed, total, threshold });
         }

@@ -28,6 +28,12 @@
 //! - **Blocks** are checked against the validator set, stored with their finality proof (fsynced),
 //!   then executed by the app (`finalize`, `commit`). At start, stored blocks the app has not
 //!   committed are replayed into it (the ABCI handshake).
+//! - **Last commit and evidence** ([`crate::evidence`]): the proposer's app gets the parent's
+//!   stored finality proof and the pooled evidence to carry in its payload; every validator checks
+//!   what a proposed payload carries before its app does, and `finalize` gets the carried signers
+//!   and misbehaviour, agreed since they are part of the decided bytes. Evidence the engine proves
+//!   is pooled and gossiped; evidence peers gossip is checked and pooled; a committed block's
+//!   evidence leaves the pool.
 //! - **Block sync**: every `sync_interval` the runner asks a peer for blocks after the driver's
 //!   last one; the driver checks each certificate, stores and applies them, and moves the engine
 //!   to the next height. It serves the same request to its peers.
@@ -56,7 +62,7 @@ use std::time::Duration;
 use pyralog_crypto::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::app::{CheckContext, ProposalContext, ReplicatedApp};
+use crate::app::{BlockContext, CheckContext, ProposalContext, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
 use crate::evidence::{ContextRules, EvidenceError, check_evidence};
 use crate::finality::FinalityProof;
@@ -171,6 +177,8 @@ pub struct Driver<E, A, N, S = BlockStore> {
     parent: BlockId,
     /// Its finality proof as stored here (the next payload's last commit).
     parent_proof: Option<FinalityProof>,
+    /// The context of the payload checked last, by its block id.
+    checked: Option<(BlockId, BlockContext)>,
 }
 
 impl<E, A, N, S> Driver<E, A, N, S>
@@ -220,6 +228,7 @@ where
             evidence: EvidencePool::default(),
             parent: BlockId::default(),
             parent_proof: None,
+            checked: None,
             progress: watch::Sender::new(Progress::default()),
         }
     }
@@ -515,6 +524,7 @@ where
                     engine: self.engine.engine(),
                     height,
                     parent: &self.parent,
+                    parent_proof: self.parent_proof.as_ref(),
                     validators_at: &validators_at,
                 };
                 let valid = match rules.check(&carried) {
@@ -522,6 +532,9 @@ where
                         let context =
                             CheckContext { height, parent: self.parent, now_ms: self.clock.unix_ms() };
                         let verdict = self.app.process_payload(&context, &txs).map_err(app_err)?;
+                        // Decoding a context costs a point decompression per key it names:
+                        // `execute` reuses this one if the block is decided.
+                        self.checked = Some((block, carried));
                         verdict == crate::app::PayloadVerdict::Accept
                     }
                     Err(reason) => {

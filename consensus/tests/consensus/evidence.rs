@@ -76,6 +76,7 @@ fn context_rules_refuse_each_bad_last_commit_and_evidence() {
         engine: Engine::Tendermint,
         height: 5,
         parent: &parent,
+        parent_proof: None,
         validators_at: &at,
     };
     let good = proof(&keys[..3], 4, parent);
@@ -112,6 +113,35 @@ fn context_rules_refuse_each_bad_last_commit_and_evidence() {
             keys[0].public()
         ))))
     );
+
+    // With the validator's own proof of the parent (keys 0-2), a carried one by keys 1-3 has only
+    // key 3's signature checked; a forged signature it does not hold is still caught, and so is
+    // a held signature moved onto another signer.
+    let own = proof(&keys[..3], 4, parent);
+    let given = ContextRules { parent_proof: Some(&own), ..rules };
+    assert_eq!(given.check(&context(Some(proof(&keys[1..], 4, parent)), Vec::new())), Ok(()));
+    let mut forged = proof(&keys[1..], 4, parent);
+    let FinalityProof::Quorum { certificate, .. } = &mut forged else { unreachable!() };
+    certificate.signatures[2].signature = SignatureShare::sign(&keys[0], &certificate.message).signature;
+    assert_eq!(
+        given.check(&context(Some(forged.clone()), Vec::new())),
+        Err(BlockContextError::LastCommit(FinalityError::Quorum(QuorumError::InvalidSignature(
+            keys[3].public()
+        ))))
+    );
+    let FinalityProof::Quorum { certificate, .. } = &mut forged else { unreachable!() };
+    certificate.signatures[2].signature = certificate.signatures[0].signature;
+    assert_eq!(
+        given.check(&context(Some(forged), Vec::new())),
+        Err(BlockContextError::LastCommit(FinalityError::Quorum(QuorumError::InvalidSignature(
+            keys[3].public()
+        ))))
+    );
+    let elsewhere = proof(&keys[..3], 4, Digest([5; 32]));
+    assert!(matches!(
+        given.check(&context(Some(elsewhere), Vec::new())),
+        Err(BlockContextError::LastCommit(FinalityError::WrongVote { .. }))
+    ));
 
     // Evidence: forged, of another chain, not before the block, too old, against an outsider,
     // twice against one validator at one height, too much.

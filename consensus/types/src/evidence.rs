@@ -13,7 +13,7 @@
 use pyralog_crypto::PublicKey;
 
 use crate::app::BlockContext;
-use crate::finality::{Engine, FinalityError};
+use crate::finality::{Engine, FinalityError, FinalityProof};
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, Evidence};
 
@@ -126,6 +126,9 @@ pub struct ContextRules<'a> {
     pub height: u64,
     /// The parent block's id.
     pub parent: &'a BlockId,
+    /// The validator's own proof of the parent, verified when it committed the parent (the
+    /// carried one's signatures that it holds are not verified again).
+    pub parent_proof: Option<&'a FinalityProof>,
     /// The validator set that decided a height.
     pub validators_at: &'a dyn Fn(u64) -> &'a ValidatorSet,
 }
@@ -138,16 +141,14 @@ impl ContextRules<'_> {
             if self.height <= 1 {
                 return Err(BlockContextError::LastCommitAtFirstHeight);
             }
-            let parent_height = self.height - 1;
-            proof
-                .verify(
-                    self.engine,
-                    self.chain_id,
-                    parent_height,
-                    self.parent,
-                    (self.validators_at)(parent_height),
-                )
-                .map_err(BlockContextError::LastCommit)?;
+            let (height, validators) = (self.height - 1, (self.validators_at)(self.height - 1));
+            match self.parent_proof {
+                Some(known) => {
+                    proof.verify_given(self.engine, self.chain_id, height, self.parent, validators, known)
+                }
+                None => proof.verify(self.engine, self.chain_id, height, self.parent, validators),
+            }
+            .map_err(BlockContextError::LastCommit)?;
         }
         if carried.evidence.len() > MAX_EVIDENCE_PER_BLOCK {
             return Err(BlockContextError::TooMuchEvidence(carried.evidence.len()));

@@ -136,6 +136,24 @@ pub trait FinalityRule: Sync {
         validators: &ValidatorSet,
         light: bool,
     ) -> Result<u64, FinalityError>;
+
+    /// [`FinalityRule::verify`] in full, by a validator that has itself verified `known`, a proof
+    /// of the same block: what `known` already proves need not be checked again (a proposer's
+    /// proof of the parent mostly holds the precommits the validator's own proof holds). Rules
+    /// without such a shortcut verify everything.
+    #[allow(clippy::too_many_arguments)]
+    fn verify_given(
+        &self,
+        proof: &FinalityProof,
+        chain_id: &str,
+        height: u64,
+        block: &BlockId,
+        validators: &ValidatorSet,
+        known: &FinalityProof,
+    ) -> Result<u64, FinalityError> {
+        let _ = known;
+        self.verify(proof, chain_id, height, block, validators, false)
+    }
 }
 
 /// The quorum family's rule: a commit certificate of precommits for the block, signed by distinct
@@ -157,24 +175,7 @@ impl FinalityRule for QuorumRule {
         validators: &ValidatorSet,
         light: bool,
     ) -> Result<u64, FinalityError> {
-        #[allow(unreachable_patterns)] // other families will have variants of their own
-        let certificate = match proof {
-            FinalityProof::Quorum { certificate, .. } => certificate,
-            other => return Err(FinalityError::WrongFamily { engine: other.engine(), got: other.family() }),
-        };
-        let vote = &certificate.message;
-        if vote.chain_id != chain_id
-            || vote.height != height
-            || vote.kind != VoteKind::Precommit
-            || vote.block.as_ref() != Some(block)
-        {
-            return Err(FinalityError::WrongVote {
-                chain: vote.chain_id.clone(),
-                height: vote.height,
-                kind: vote.kind,
-                block: vote.block,
-            });
-        }
+        let certificate = precommits_for(proof, chain_id, height, block)?;
         let members = validators.members();
         Ok(if light {
             certificate.verify_quorum(members, QUORUM)?
@@ -182,6 +183,52 @@ impl FinalityRule for QuorumRule {
             certificate.verify(members, QUORUM)?
         })
     }
+
+    fn verify_given(
+        &self,
+        proof: &FinalityProof,
+        chain_id: &str,
+        height: u64,
+        block: &BlockId,
+        validators: &ValidatorSet,
+        known: &FinalityProof,
+    ) -> Result<u64, FinalityError> {
+        let certificate = precommits_for(proof, chain_id, height, block)?;
+        let members = validators.members();
+        Ok(match known.commit_certificate() {
+            Some(known) => certificate.verify_given(members, QUORUM, known)?,
+            None => certificate.verify(members, QUORUM)?,
+        })
+    }
+}
+
+/// The quorum proof's certificate, if its vote is a precommit for `block` at `height` on
+/// `chain_id`.
+fn precommits_for<'p>(
+    proof: &'p FinalityProof,
+    chain_id: &str,
+    height: u64,
+    block: &BlockId,
+) -> Result<&'p CommitCertificate, FinalityError> {
+    #[allow(unreachable_patterns)] // other families will have variants of their own
+    let certificate = match proof {
+        FinalityProof::Quorum { certificate, .. } => certificate,
+        other => return Err(FinalityError::WrongFamily { engine: other.engine(), got: other.family() }),
+    };
+    let vote = &certificate.message;
+    if vote.chain_id != chain_id
+        || vote.height != height
+        || vote.kind != VoteKind::Precommit
+        || vote.block.as_ref() != Some(block)
+    {
+        return Err(FinalityError::WrongVote {
+            chain: vote.chain_id.clone(),
+            height: vote.height,
+            kind: vote.kind,
+            block: vote.block,
+        });
+    }
+    Ok(certificate)
 }
 
 impl FinalityProof {
@@ -215,6 +262,23 @@ impl FinalityProof {
         validators: &ValidatorSet,
     ) -> Result<u64, FinalityError> {
         self.check(engine, chain_id, height, block, validators, false)
+    }
+
+    /// [`FinalityProof::verify`] by a validator that has itself verified `known`, its own proof of
+    /// the same block (the rule may skip what `known` already proves).
+    pub fn verify_given(
+        &self,
+        engine: Engine,
+        chain_id: &str,
+        height: u64,
+        block: &BlockId,
+        validators: &ValidatorSet,
+        known: &FinalityProof,
+    ) -> Result<u64, FinalityError> {
+        if self.engine() != engine {
+            return Err(FinalityError::WrongEngine { expected: engine, got: self.engine() });
+        }
+        engine.finality_rule().verify_given(self, chain_id, height, block, validators, known)
     }
 
     /// [`FinalityProof::verify`] for light clients: signatures are verified only until they make

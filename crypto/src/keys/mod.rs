@@ -74,10 +74,7 @@ pub struct PublicKey([u8; 32]);
 impl PublicKey {
     /// Parses 32 raw bytes, refusing invalid and small-order points.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyParseError> {
-        let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyParseError::NotOnCurve)?;
-        if key.is_weak() {
-            return Err(KeyParseError::WeakKey);
-        }
+        decompress(bytes)?;
         Ok(PublicKey(*bytes))
     }
 
@@ -93,8 +90,38 @@ impl PublicKey {
 
     /// The decompressed key.
     pub(crate) fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey::from_bytes(&self.0).expect("checked to be a valid point when constructed")
+        decompress(&self.0).expect("checked to be a valid point when constructed")
     }
+}
+
+/// Most decompressed keys [`decompress`] remembers; past it, it starts over.
+const DECOMPRESSED_KEYS: usize = 4096;
+
+/// Keys decompressed and checked lately, by their bytes. The same few validator and replica
+/// keys arrive in every vote, certificate and proof a node decodes and verifies, and each
+/// decompression is a field exponentiation (about a third of a signature check). Only keys that
+/// passed the checks are kept, and the bytes determine the point, so a hit answers exactly what
+/// the checks would.
+static DECOMPRESSED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifyingKey>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The point `bytes` encode, if it is on the curve and not of small order.
+fn decompress(bytes: &[u8; 32]) -> Result<VerifyingKey, KeyParseError> {
+    let cache = || DECOMPRESSED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(key) = cache().get(bytes) {
+        return Ok(*key);
+    }
+    let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyParseError::NotOnCurve)?;
+    if key.is_weak() {
+        return Err(KeyParseError::WeakKey);
+    }
+    let mut cache = cache();
+    if cache.len() >= DECOMPRESSED_KEYS {
+        cache.clear();
+    }
+    cache.insert(*bytes, key);
+    Ok(key)
 }
 
 /// Strict verification with an already decompressed key.

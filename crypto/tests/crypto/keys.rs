@@ -103,3 +103,32 @@ fn malformed_files_get_typed_errors() {
     let missing = load_key_file(&dir.path().join("absent")).unwrap_err();
     assert!(matches!(missing, KeyFileError::Io { .. }), "{missing}");
 }
+
+/// Raw key bytes that are not a curve point, or a point of small order, are refused every time
+/// they are asked about (the decompression cache keeps only keys that passed), and a valid key's
+/// bytes keep parsing to the same key.
+#[test]
+fn invalid_and_weak_key_bytes_are_refused_every_time() {
+    use pyralog_crypto::PublicKey;
+    use pyralog_crypto::keys::KeyParseError;
+
+    let identity = {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 1; // y = 1: the neutral point, of order 1
+        bytes
+    };
+    let off_curve = (2u8..=255)
+        .map(|y| {
+            let mut bytes = [0u8; 32];
+            bytes[0] = y;
+            bytes
+        })
+        .find(|bytes| PublicKey::from_bytes(bytes) == Err(KeyParseError::NotOnCurve))
+        .expect("some small y has no point");
+    let valid = *pyralog_crypto::Keypair::from_secret(&[3; 32]).public().as_bytes();
+    for _ in 0..3 {
+        assert_eq!(PublicKey::from_bytes(&identity), Err(KeyParseError::WeakKey));
+        assert_eq!(PublicKey::from_bytes(&off_curve), Err(KeyParseError::NotOnCurve));
+        assert_eq!(PublicKey::from_bytes(&valid).map(|k| *k.as_bytes()), Ok(valid));
+    }
+}

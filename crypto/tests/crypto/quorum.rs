@@ -297,3 +297,35 @@ proptest! {
         prop_assert_eq!(cert.verify(&members, Threshold::at_least(2, 3)).is_ok(), two_thirds);
     }
 }
+
+proptest! {
+    /// `verify_given` skips only the shares the verified certificate holds: for any verified
+    /// certificate and any candidate with one share's signature replaced, it answers exactly as
+    /// `verify` does.
+    #[test]
+    fn verify_given_answers_as_verify(
+        known_signers in proptest::sample::subsequence((0..5usize).collect::<Vec<_>>(), 3..=5),
+        candidate_signers in proptest::sample::subsequence((0..5usize).collect::<Vec<_>>(), 0..=5),
+        tamper in proptest::option::of((0..5usize, 0..3u8)),
+    ) {
+        let keys = keypairs(5);
+        let members = MemberSet::equal(keys.iter().map(|k| k.public())).unwrap();
+        let pick = |indices: &[usize]| indices.iter().map(|&i| keys[i].clone()).collect::<Vec<_>>();
+        let known = certificate(&pick(&known_signers));
+        prop_assert!(known.verify(&members, Threshold::MAJORITY).is_ok());
+        let mut candidate = certificate(&pick(&candidate_signers));
+        if let Some((at, how)) = tamper && !candidate.signatures.is_empty() {
+            let at = at % candidate.signatures.len();
+            candidate.signatures[at].signature = match how {
+                0 => Signature::from_bytes(&[7; 64]),
+                1 => malleated(&candidate.signatures[at].signature),
+                // Another member's valid signature over the same message.
+                _ => known.signatures[0].signature,
+            };
+        }
+        prop_assert_eq!(
+            candidate.verify_given(&members, Threshold::MAJORITY, &known),
+            candidate.verify(&members, Threshold::MAJORITY)
+        );
+    }
+}

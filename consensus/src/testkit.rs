@@ -13,15 +13,35 @@ use crate::validators::{Validator, ValidatorSet};
 /// An app that counts blocks and transactions; its app hash is the transaction count. Every
 /// payload it builds ends with a `block <height>` marker so that no payload is empty; payloads
 /// without one are rejected, and so are transactions starting with `bad`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CountingApp {
     height: u64,
     txs: u64,
     /// Validator updates to return when finalizing a height.
     updates: Vec<(u64, Vec<Validator>)>,
+    /// Shown every block `finalize` is handed (tests record them, benchmarks time them).
+    observer: Option<BlockObserver>,
+}
+
+/// What [`CountingApp::observed`] calls with each finalized block.
+type BlockObserver = Box<dyn FnMut(&DecidedBlock) + Send>;
+
+impl std::fmt::Debug for CountingApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountingApp")
+            .field("height", &self.height)
+            .field("txs", &self.txs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CountingApp {
+    /// The app, showing `observer` every block it finalizes.
+    pub fn observed(mut self, observer: impl FnMut(&DecidedBlock) + Send + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
     /// The app, returning `updates` from `finalize` at `height`.
     pub fn with_validator_updates(mut self, height: u64, updates: Vec<Validator>) -> Self {
         self.updates.push((height, updates));
@@ -66,6 +86,9 @@ impl ReplicatedApp for CountingApp {
     }
     fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
         assert_eq!(block.height, self.height + 1, "blocks are executed in order, once");
+        if let Some(observer) = &mut self.observer {
+            observer(block);
+        }
         self.height = block.height;
         self.txs += block.txs.len() as u64;
         let validator_updates =

@@ -18,74 +18,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pyralog_consensus::Validator;
-use pyralog_consensus::app::{
-    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
-    ReplicatedApp,
-};
 use pyralog_consensus::testkit::CountingApp;
 
 /// When each transaction (by its 8-byte sequence number) was committed, per validator.
 type Commits = Arc<Mutex<HashMap<u64, Instant>>>;
-
-/// The counting app, noting when it commits each benchmark transaction and each block.
-struct TimedApp {
-    inner: CountingApp,
-    commits: Commits,
-    blocks: Arc<Mutex<Vec<Instant>>>,
-}
-
-impl ReplicatedApp for TimedApp {
-    type Error = std::convert::Infallible;
-    fn info(&self) -> Result<AppInfo, Self::Error> {
-        self.inner.info()
-    }
-    fn init_chain(
-        &mut self,
-        chain: &str,
-        validators: &[Validator],
-        state: &[u8],
-    ) -> Result<Vec<u8>, Self::Error> {
-        self.inner.init_chain(chain, validators, state)
-    }
-    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Self::Error> {
-        self.inner.check_tx(tx)
-    }
-    fn prepare_payload(
-        &mut self,
-        context: &ProposalContext,
-        txs: Vec<Vec<u8>>,
-        max: usize,
-    ) -> Result<Vec<Vec<u8>>, Self::Error> {
-        self.inner.prepare_payload(context, txs, max)
-    }
-    fn process_payload(
-        &mut self,
-        context: &CheckContext,
-        txs: &[Vec<u8>],
-    ) -> Result<PayloadVerdict, Self::Error> {
-        self.inner.process_payload(context, txs)
-    }
-    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
-        self.inner.block_context(txs)
-    }
-    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
-        let now = Instant::now();
-        self.blocks.lock().unwrap().push(now);
-        let mut commits = self.commits.lock().unwrap();
-        for tx in block.txs.iter().filter(|tx| tx.len() == TX_BYTES) {
-            commits.insert(u64::from_be_bytes(tx[..8].try_into().unwrap()), now);
-        }
-        drop(commits);
-        self.inner.finalize(block)
-    }
-    fn commit(&mut self) -> Result<u64, Self::Error> {
-        self.inner.commit()
-    }
-    fn query(&self, path: &str, data: &[u8]) -> Result<Vec<u8>, Self::Error> {
-        self.inner.query(path, data)
-    }
-}
 
 const TX_BYTES: usize = 256;
 const WARM_UP: Duration = Duration::from_secs(3);
@@ -107,10 +43,17 @@ async fn case(validators: usize, tx_rate: u64, seconds: u64) {
     let config = support::driver_config(&set, Duration::ZERO);
     let commits: Vec<Commits> = (0..validators).map(|_| Commits::default()).collect();
     let blocks: Vec<Arc<Mutex<Vec<Instant>>>> = (0..validators).map(|_| Arc::default()).collect();
-    let app = |i: usize| TimedApp {
-        inner: CountingApp::default(),
-        commits: commits[i].clone(),
-        blocks: blocks[i].clone(),
+    // Each validator's app notes when it commits each benchmark transaction and each block.
+    let app = |i: usize| {
+        let (commits, blocks) = (commits[i].clone(), blocks[i].clone());
+        CountingApp::default().observed(move |block| {
+            let now = Instant::now();
+            blocks.lock().unwrap().push(now);
+            let mut commits = commits.lock().unwrap();
+            for tx in block.txs.iter().filter(|tx| tx.len() == TX_BYTES) {
+                commits.insert(u64::from_be_bytes(tx[..8].try_into().unwrap()), now);
+            }
+        })
     };
     let first = support::start_with_app(&keys[0], dirs[0].path(), config.clone(), Vec::new(), app(0)).await;
     let bootstrap = support::dial_addr(first.handle(), "tcp").await;

@@ -7,10 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyralog_consensus::app::{
-    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, Misbehaviour, PayloadVerdict,
-    ProposalContext, ReplicatedApp,
-};
+use pyralog_consensus::app::{BlockContext, Misbehaviour, ProposalContext};
 use pyralog_consensus::core::{ConsensusCore, Effect, Input, Millis};
 use pyralog_consensus::driver::{
     ChainStore, ConsensusNet, Driver, DriverConfig, FetchedBlocks, MemoryStore, NetError, NetEvent,
@@ -242,53 +239,6 @@ impl ConsensusCore for ScriptedEngine {
     }
 }
 
-/// The counting app, recording what `finalize` was handed.
-struct RecordingApp {
-    inner: CountingApp,
-    decided: Arc<Mutex<Vec<DecidedBlock>>>,
-}
-
-impl ReplicatedApp for RecordingApp {
-    type Error = std::convert::Infallible;
-    fn info(&self) -> Result<AppInfo, Self::Error> {
-        self.inner.info()
-    }
-    fn init_chain(&mut self, c: &str, v: &[Validator], s: &[u8]) -> Result<Vec<u8>, Self::Error> {
-        self.inner.init_chain(c, v, s)
-    }
-    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, Self::Error> {
-        self.inner.check_tx(tx)
-    }
-    fn prepare_payload(
-        &mut self,
-        context: &ProposalContext,
-        txs: Vec<Vec<u8>>,
-        max: usize,
-    ) -> Result<Vec<Vec<u8>>, Self::Error> {
-        self.inner.prepare_payload(context, txs, max)
-    }
-    fn process_payload(
-        &mut self,
-        context: &CheckContext,
-        txs: &[Vec<u8>],
-    ) -> Result<PayloadVerdict, Self::Error> {
-        self.inner.process_payload(context, txs)
-    }
-    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
-        self.inner.block_context(txs)
-    }
-    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, Self::Error> {
-        self.decided.lock().unwrap().push(block.clone());
-        self.inner.finalize(block)
-    }
-    fn commit(&mut self) -> Result<u64, Self::Error> {
-        self.inner.commit()
-    }
-    fn query(&self, path: &str, data: &[u8]) -> Result<Vec<u8>, Self::Error> {
-        self.inner.query(path, data)
-    }
-}
-
 /// A network that records what the driver gossips and whom it reports.
 #[derive(Clone, Default)]
 struct RecordingNet {
@@ -339,7 +289,8 @@ fn a_driver_checks_carries_and_delivers_the_last_commit_and_evidence() {
     let script = Arc::new(Mutex::new(Script::default()));
     let decided = Arc::new(Mutex::new(Vec::new()));
     let net = RecordingNet::default();
-    let app = RecordingApp { inner: CountingApp::default(), decided: decided.clone() };
+    let seen = decided.clone();
+    let app = CountingApp::default().observed(move |block| seen.lock().unwrap().push(block.clone()));
     let config = DriverConfig {
         chain_id: CHAIN.into(),
         validators: set_of(&keys),

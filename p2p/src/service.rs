@@ -286,9 +286,14 @@ impl Service {
                 Err(_) => MessageAcceptance::Reject,
             }
         } else if message.topic == Topic::Evidence.ident(chain).hash() {
-            // The driver checks it (and reports a peer whose evidence proves nothing).
-            match (public_key(&propagation_source), postcard::from_bytes::<Evidence>(&message.data)) {
-                (Some(from), Ok(evidence)) => {
+            // Only evidence that proves an equivocation on this chain is accepted, and so
+            // forwarded: a relay that passes on anything else is itself at fault, and honest
+            // relays never do. The driver checks the rest (heights, who was a validator).
+            let decoded = postcard::from_bytes::<Evidence>(&message.data)
+                .ok()
+                .filter(|evidence| evidence.chain_id() == chain.as_str() && evidence.verify());
+            match (public_key(&propagation_source), decoded) {
+                (Some(from), Some(evidence)) => {
                     deliver(&self.outputs.events, NetEvent::Evidence { from, evidence: Box::new(evidence) });
                     MessageAcceptance::Accept
                 }
@@ -308,7 +313,7 @@ impl Service {
         if matches!(verdict, MessageAcceptance::Reject) {
             self.fault(
                 propagation_source,
-                "invalid gossip (consensus from a non-validator, or a garbled batch or evidence)",
+                "invalid gossip (consensus from a non-validator, a garbled batch, or evidence that proves nothing)",
             );
         }
         self.swarm.behaviour_mut().gossip.report_message_validation_result(

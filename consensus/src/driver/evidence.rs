@@ -5,11 +5,15 @@
 
 use pyralog_crypto::PublicKey;
 
-use crate::evidence::MAX_EVIDENCE_AGE;
+use crate::evidence::{MAX_EVIDENCE_AGE, MAX_EVIDENCE_PER_BLOCK};
 use crate::vote::Evidence;
 
 /// Most pieces the pool keeps, pending and proven each; more are counted, not kept.
 const MAX_EVIDENCE: usize = 1024;
+
+/// Most pending pieces against one validator: a former validator can sign old conflicting votes
+/// at will, and must not crowd out the evidence against others.
+const MAX_PENDING_PER_VALIDATOR: usize = 4;
 
 /// Verified evidence, pending and proven.
 #[derive(Debug, Default)]
@@ -35,7 +39,8 @@ impl EvidencePool {
         }
         let known =
             self.included.contains(&who) || self.pending.iter().any(|e| (e.height(), e.validator()) == who);
-        if !known && self.pending.len() < MAX_EVIDENCE {
+        let against = self.pending.iter().filter(|e| e.validator() == who.1).count();
+        if !known && against < MAX_PENDING_PER_VALIDATOR && self.pending.len() < MAX_EVIDENCE {
             self.pending.push(evidence);
         }
         true
@@ -46,9 +51,10 @@ impl EvidencePool {
         &self.proven
     }
 
-    /// The pending pieces that may enter a block at `height` (older than it), oldest first.
+    /// The pending pieces that may enter a block at `height` (older than it), in arrival order,
+    /// at most as many as a block carries.
     pub(super) fn candidates(&self, height: u64) -> Vec<Evidence> {
-        self.pending.iter().filter(|e| e.height() < height).cloned().collect()
+        self.pending.iter().filter(|e| e.height() < height).take(MAX_EVIDENCE_PER_BLOCK).cloned().collect()
     }
 
     /// A block at `height` committed `evidence`: it leaves the pool, and so does what is now too

@@ -36,8 +36,8 @@ pub struct ProposalContext {
     /// carries it, so the next block's app learns who signed the parent (CometBFT's
     /// `LastCommit`).
     pub last_commit: Option<FinalityProof>,
-    /// Verified evidence of equivocation not yet in a block, oldest first, each allowed at this
-    /// height ([`crate::evidence`]): the app carries what fits and what its state has not
+    /// Verified evidence of equivocation not yet in a block, in arrival order, at most as many as
+    /// a block carries, each allowed at this height ([`crate::evidence`]): the app carries what fits and what its state has not
     /// punished yet.
     pub evidence: Vec<Evidence>,
 }

@@ -92,3 +92,65 @@ async fn a_peer_reported_for_bad_blocks_is_banned_after_the_limit() {
     })
     .await;
 }
+
+/// Evidence is checked before it is accepted (and so forwarded): a piece that proves an
+/// equivocation reaches the driver; pieces with a forged signature never do, and get their
+/// publisher banned, so an honest relay is never blamed for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_that_proves_nothing_is_rejected_and_its_publisher_banned() {
+    use pyralog_consensus::driver::NetEvent;
+    use pyralog_consensus::vote::{DuplicateVote, Evidence, Vote, VoteKind};
+    use pyralog_crypto::quorum::SignatureShare;
+
+    let validator = Keypair::generate();
+    let intruder = Keypair::generate();
+    let accused = Keypair::generate();
+    let double_vote = |forged: bool| {
+        let vote =
+            |block| Vote { chain_id: CHAIN.into(), height: 3, round: 0, kind: VoteKind::Prevote, block };
+        let (first, second) = (vote(Some(pyralog_crypto::Digest([1; 32]))), vote(None));
+        let second_signer = if forged { &intruder } else { &accused };
+        Evidence::DuplicateVote(DuplicateVote {
+            validator: accused.public(),
+            first_signature: SignatureShare::sign(&accused, &first).signature,
+            second_signature: SignatureShare::sign(second_signer, &second).signature,
+            first,
+            second,
+        })
+    };
+    let mut config = P2pConfig::new(CHAIN, loopback());
+    config.validators = vec![validator.public()];
+    let (honest, mut inbox) = Overlay::start(&validator, config.clone()).await.unwrap();
+    let mut intruder_config = P2pConfig::new(CHAIN, loopback());
+    intruder_config.bootstrap = vec![dial_addr(&honest.handle, "tcp").await];
+    intruder_config.validators = config.validators.clone();
+    let (intruder_overlay, _intruder_inbox) = Overlay::start(&intruder, intruder_config).await.unwrap();
+    let intruder_id = intruder_overlay.handle.peer_id();
+    eventually("the peers see each other's subscriptions", async || {
+        honest.handle.status().await.unwrap().consensus_peers == 1
+            && intruder_overlay.handle.status().await.unwrap().consensus_peers == 1
+    })
+    .await;
+
+    let real = double_vote(false);
+    intruder_overlay.handle.publish(Topic::Evidence, postcard::to_allocvec(&real).unwrap());
+    let delivered =
+        tokio::time::timeout(Duration::from_secs(30), inbox.events.recv()).await.unwrap().unwrap();
+    assert!(matches!(delivered, NetEvent::Evidence { evidence, .. } if *evidence == real));
+
+    let forged = postcard::to_allocvec(&double_vote(true)).unwrap();
+    for i in 0..5u8 {
+        // Distinct bytes each time, so gossipsub does not drop them as duplicates.
+        let mut bytes = forged.clone();
+        bytes.push(i);
+        intruder_overlay.handle.publish(Topic::Evidence, bytes);
+    }
+    eventually("the intruder is banned", async || {
+        let status = honest.handle.status().await.unwrap();
+        status.banned.contains(&intruder_id) && !status.connected.contains(&intruder_id)
+    })
+    .await;
+    while let Ok(event) = inbox.events.try_recv() {
+        assert!(!matches!(event, NetEvent::Evidence { .. }), "evidence that proves nothing was delivered");
+    }
+}

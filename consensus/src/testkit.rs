@@ -9,6 +9,7 @@ use crate::app::{
 use crate::driver::{BlockStore, ChainStore};
 use crate::finality::Engine;
 use crate::validators::{Validator, ValidatorSet};
+use crate::vote::{DuplicateVote, Evidence, Vote, VoteKind};
 
 /// An app that counts blocks and transactions; its app hash is the transaction count. Every
 /// payload it builds ends with a `block <height>` marker so that no payload is empty; payloads
@@ -177,4 +178,18 @@ pub fn assert_same_certified_blocks(
         }
     }
     common
+}
+
+/// Evidence that `key` precommitted a block and nil at `height`, round 0, of `chain`.
+pub fn double_vote(key: &pyralog_crypto::Keypair, chain: &str, height: u64) -> Evidence {
+    use pyralog_crypto::quorum::SignatureShare;
+    let vote = |block| Vote { chain_id: chain.into(), height, round: 0, kind: VoteKind::Precommit, block };
+    let (first, second) = (vote(Some(pyralog_crypto::Digest([1; 32]))), vote(None));
+    Evidence::DuplicateVote(DuplicateVote {
+        validator: key.public(),
+        first_signature: SignatureShare::sign(key, &first).signature,
+        second_signature: SignatureShare::sign(key, &second).signature,
+        first,
+        second,
+    })
 }

@@ -17,8 +17,8 @@ use pyralog_consensus::evidence::{
     BlockContextError, ContextRules, EvidenceError, MAX_EVIDENCE_AGE, MAX_EVIDENCE_PER_BLOCK,
 };
 use pyralog_consensus::finality::FinalityError;
-use pyralog_consensus::testkit::{CountingApp, marked_context, marked_payload};
-use pyralog_consensus::vote::{DuplicateVote, Evidence, payload_id};
+use pyralog_consensus::testkit::{CountingApp, double_vote, marked_context, marked_payload};
+use pyralog_consensus::vote::{Evidence, payload_id};
 use pyralog_consensus::{
     BlockId, CommitCertificate, Engine, FinalityProof, Validator, ValidatorSet, Vote, VoteKind,
 };
@@ -44,18 +44,6 @@ fn proof(signers: &[Keypair], height: u64, block: BlockId) -> FinalityProof {
     let vote = precommit(CHAIN, height, Some(block));
     let signatures = signers.iter().map(|k| SignatureShare::sign(k, &vote)).collect();
     FinalityProof::quorum(Engine::Tendermint, CommitCertificate { message: vote, signatures })
-}
-
-/// `key` precommitting two blocks at `height` of `chain`.
-fn double_vote(key: &Keypair, chain: &str, height: u64) -> Evidence {
-    let (first, second) = (precommit(chain, height, Some(Digest([1; 32]))), precommit(chain, height, None));
-    Evidence::DuplicateVote(DuplicateVote {
-        validator: key.public(),
-        first_signature: SignatureShare::sign(key, &first).signature,
-        second_signature: SignatureShare::sign(key, &second).signature,
-        first,
-        second,
-    })
 }
 
 fn context(last_commit: Option<FinalityProof>, evidence: Vec<Evidence>) -> BlockContext {

@@ -10,7 +10,8 @@ use pyralog_chain::values::{Account, ClusterRecord, Genesis, account_key, codes}
 use pyralog_consensus::app::{
     BlockContext, CheckContext, DecidedBlock, PayloadVerdict, ProposalContext, ReplicatedApp,
 };
-use pyralog_consensus::vote::{DuplicateVote, Evidence, Vote, VoteKind, payload_id};
+use pyralog_consensus::testkit::double_vote;
+use pyralog_consensus::vote::{Evidence, Vote, VoteKind, payload_id};
 use pyralog_consensus::{CommitCertificate, Engine, FinalityProof};
 use pyralog_crypto::merkle::{Blake3Merkle, MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
@@ -93,19 +94,6 @@ fn last_commit_before(height: u64, signer: &Keypair) -> FinalityProof {
 fn info_at(height: u64, evidence: Vec<Evidence>) -> ConsensusInfo {
     let last_commit = (height > 1).then(|| last_commit_before(height, &Keypair::from_secret(&[5; 32])));
     ConsensusInfo { last_commit, evidence }
-}
-
-/// `validator` precommitting two blocks at `height`.
-fn double_sign(validator: &Keypair, height: u64) -> Evidence {
-    let vote = |block| Vote { chain_id: CHAIN.into(), height, round: 0, kind: VoteKind::Precommit, block };
-    let (first, second) = (vote(Some(pyralog_crypto::Digest([1; 32]))), vote(None));
-    Evidence::DuplicateVote(DuplicateVote {
-        validator: validator.public(),
-        first_signature: SignatureShare::sign(validator, &first).signature,
-        second_signature: SignatureShare::sign(validator, &second).signature,
-        first,
-        second,
-    })
 }
 
 fn tx(sender: &Keypair, nonce: u64, fee: u64, action: Action) -> Vec<u8> {
@@ -560,7 +548,7 @@ fn evidence_and_last_commit_signers_reach_the_state_once() {
     let mut chain = Chain::new(&[]);
     chain.block(Vec::new());
     let accused = Keypair::generate();
-    let evidence = double_sign(&accused, 1);
+    let evidence = double_vote(&accused, CHAIN, 1);
     let signer = Keypair::generate();
     let now = now_ms();
     let parent = chain.app.build_header(2, &[], now).unwrap().parent;

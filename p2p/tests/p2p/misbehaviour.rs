@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pyralog_crypto::Keypair;
-use pyralog_p2p::{Overlay, P2pConfig, Topic};
+use pyralog_p2p::{Inbox, Overlay, P2pConfig, Topic};
 
 use crate::support::{CHAIN, dial_addr, loopback};
 
@@ -16,25 +16,32 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_non_validator_publishing_consensus_messages_is_banned() {
+/// A validator's overlay and a non-validator's (`intruder`) bootstrapped from it, with their
+/// inboxes, once both see each other's subscriptions.
+async fn validator_and_intruder(intruder: &Keypair) -> (Overlay, Inbox, Overlay, Inbox) {
     let validator = Keypair::generate();
-    let intruder = Keypair::generate();
     let mut config = P2pConfig::new(CHAIN, loopback());
     config.validators = vec![validator.public()];
-    let (honest, mut inbox) = Overlay::start(&validator, config.clone()).await.unwrap();
+    let (honest, inbox) = Overlay::start(&validator, config.clone()).await.unwrap();
     let mut intruder_config = P2pConfig::new(CHAIN, loopback());
     intruder_config.bootstrap = vec![dial_addr(&honest.handle, "tcp").await];
-    intruder_config.validators = config.validators.clone();
-    let (intruder_overlay, _intruder_inbox) = Overlay::start(&intruder, intruder_config).await.unwrap();
-    let intruder_id = intruder_overlay.handle.peer_id();
-
-    // Once both are subscribed, the intruder's transactions are fine: they are delivered.
+    intruder_config.validators = config.validators;
+    let (intruder_overlay, intruder_inbox) = Overlay::start(intruder, intruder_config).await.unwrap();
     eventually("the peers see each other's subscriptions", async || {
         honest.handle.status().await.unwrap().consensus_peers == 1
             && intruder_overlay.handle.status().await.unwrap().consensus_peers == 1
     })
     .await;
+    (honest, inbox, intruder_overlay, intruder_inbox)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_validator_publishing_consensus_messages_is_banned() {
+    let (honest, mut inbox, intruder_overlay, _intruder_inbox) =
+        validator_and_intruder(&Keypair::generate()).await;
+    let intruder_id = intruder_overlay.handle.peer_id();
+
+    // Once both are subscribed, the intruder's transactions are fine: they are delivered.
     intruder_overlay.handle.publish(Topic::Txs, b"a transaction".to_vec());
     let delivered =
         tokio::time::timeout(Duration::from_secs(30), inbox.events.recv()).await.unwrap().unwrap();
@@ -99,46 +106,24 @@ async fn a_peer_reported_for_bad_blocks_is_banned_after_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evidence_that_proves_nothing_is_rejected_and_its_publisher_banned() {
     use pyralog_consensus::driver::NetEvent;
-    use pyralog_consensus::vote::{DuplicateVote, Evidence, Vote, VoteKind};
+    use pyralog_consensus::testkit::double_vote;
+    use pyralog_consensus::vote::Evidence;
     use pyralog_crypto::quorum::SignatureShare;
 
-    let validator = Keypair::generate();
     let intruder = Keypair::generate();
-    let accused = Keypair::generate();
-    let double_vote = |forged: bool| {
-        let vote =
-            |block| Vote { chain_id: CHAIN.into(), height: 3, round: 0, kind: VoteKind::Prevote, block };
-        let (first, second) = (vote(Some(pyralog_crypto::Digest([1; 32]))), vote(None));
-        let second_signer = if forged { &intruder } else { &accused };
-        Evidence::DuplicateVote(DuplicateVote {
-            validator: accused.public(),
-            first_signature: SignatureShare::sign(&accused, &first).signature,
-            second_signature: SignatureShare::sign(second_signer, &second).signature,
-            first,
-            second,
-        })
-    };
-    let mut config = P2pConfig::new(CHAIN, loopback());
-    config.validators = vec![validator.public()];
-    let (honest, mut inbox) = Overlay::start(&validator, config.clone()).await.unwrap();
-    let mut intruder_config = P2pConfig::new(CHAIN, loopback());
-    intruder_config.bootstrap = vec![dial_addr(&honest.handle, "tcp").await];
-    intruder_config.validators = config.validators.clone();
-    let (intruder_overlay, _intruder_inbox) = Overlay::start(&intruder, intruder_config).await.unwrap();
+    let (honest, mut inbox, intruder_overlay, _intruder_inbox) = validator_and_intruder(&intruder).await;
     let intruder_id = intruder_overlay.handle.peer_id();
-    eventually("the peers see each other's subscriptions", async || {
-        honest.handle.status().await.unwrap().consensus_peers == 1
-            && intruder_overlay.handle.status().await.unwrap().consensus_peers == 1
-    })
-    .await;
 
-    let real = double_vote(false);
+    let accused = Keypair::generate();
+    let real = double_vote(&accused, CHAIN, 3);
     intruder_overlay.handle.publish(Topic::Evidence, postcard::to_allocvec(&real).unwrap());
     let delivered =
         tokio::time::timeout(Duration::from_secs(30), inbox.events.recv()).await.unwrap().unwrap();
     assert!(matches!(delivered, NetEvent::Evidence { evidence, .. } if *evidence == real));
 
-    let forged = postcard::to_allocvec(&double_vote(true)).unwrap();
+    let Evidence::DuplicateVote(mut forged) = real.clone() else { unreachable!() };
+    forged.second_signature = SignatureShare::sign(&intruder, &forged.second).signature;
+    let forged = postcard::to_allocvec(&Evidence::DuplicateVote(forged)).unwrap();
     for i in 0..5u8 {
         // Distinct bytes each time, so gossipsub does not drop them as duplicates.
         let mut bytes = forged.clone();

@@ -441,7 +441,8 @@ where
         self.timers.clear();
         self.announce_validators();
         let validators = self.validators_at(height).clone();
-        self.input(Input::StartHeight { height, validators })
+        let last_commit = self.parent_proof.clone();
+        self.input(Input::StartHeight { height, validators, last_commit })
     }
 
     /// The validator set deciding `height`.

@@ -4,6 +4,8 @@
 
 use pyralog_crypto::Keypair;
 
+use super::SimRng;
+
 /// An engine's Byzantine behaviours, for the simulator.
 pub trait Adversary {
     /// A validly signed message that conflicts with `bytes` (the same height and round, another
@@ -16,4 +18,30 @@ pub trait Adversary {
 
     /// `bytes` with its signature broken (and nothing else changed).
     fn break_signature(&self, bytes: &[u8]) -> Vec<u8>;
+
+    /// Whether `bytes` is a vote of the committing step or a commit certificate (a commit
+    /// dropper keeps these back).
+    fn is_commit(&self, bytes: &[u8]) -> bool {
+        let _ = bytes;
+        false
+    }
+
+    /// What a validator that keeps its commitment to itself sends in place of `bytes`: no commit
+    /// votes or certificates, and nothing that carries a certificate (`None`: nothing at all).
+    fn withheld(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        (!self.is_commit(bytes)).then(|| bytes.to_vec())
+    }
+
+    /// Whether `bytes` is a view-change message (counted in the outcome).
+    fn is_view_change(&self, bytes: &[u8]) -> bool {
+        let _ = bytes;
+        false
+    }
+
+    /// Forged messages a validator flooding view changes sends beside `bytes` (none for engines
+    /// without view changes).
+    fn storm(&self, key: &Keypair, bytes: &[u8], rng: &mut SimRng) -> Vec<Vec<u8>> {
+        let _ = (key, bytes, rng);
+        Vec::new()
+    }
 }

@@ -20,7 +20,22 @@ pub enum Behaviour {
     Equivocate,
     /// Sends some peers its messages with broken signatures.
     BadSignatures,
+    /// Shows its proposals to the even-numbered peers only and keeps its commit votes and its
+    /// blocks (block sync) back (as a primary: a block some prepare and none can commit, which
+    /// the next view must keep).
+    Withhold,
+    /// Sends its proposals late, around the engines' first timeout (`SLOW_MS` and up to 200 ms
+    /// more).
+    Slow,
+    /// Never sends its commit votes.
+    DropCommits,
+    /// Floods the engine's forged view-change messages beside everything it sends.
+    Storm,
 }
+
+/// How late a [`Behaviour::Slow`] validator's proposals leave, at least (the simulator's first
+/// timeouts are 400 ms).
+pub const SLOW_MS: u64 = 300;
 
 /// A crash and restart of one validator (its block store and WAL survive).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +226,8 @@ fn shuffle(items: &mut [usize], rng: &mut SimRng) {
 }
 
 /// What a validator behaving as `behaviour` sends to peer `to` (an honest `victim` or a fellow
-/// Byzantine validator) in place of `bytes` (nothing, one message, or two).
+/// Byzantine validator) in place of `bytes` (nothing, one message, or more), each with how much
+/// later than the network's latency it leaves.
 pub(super) fn tamper(
     behaviour: Behaviour,
     adversary: &dyn Adversary,
@@ -220,20 +236,34 @@ pub(super) fn tamper(
     victim: bool,
     bytes: &[u8],
     rng: &mut SimRng,
-) -> Vec<Vec<u8>> {
+) -> Vec<(Vec<u8>, u64)> {
+    let now = |bytes: Vec<u8>| (bytes, 0);
     match behaviour {
-        Behaviour::Honest => vec![bytes.to_vec()],
+        Behaviour::Honest => vec![now(bytes.to_vec())],
         Behaviour::Silent => Vec::new(),
-        Behaviour::BadSignatures if rng.chance(500) => vec![adversary.break_signature(bytes)],
-        Behaviour::BadSignatures => vec![bytes.to_vec()],
+        Behaviour::BadSignatures if rng.chance(500) => vec![now(adversary.break_signature(bytes))],
+        Behaviour::BadSignatures => vec![now(bytes.to_vec())],
         Behaviour::Equivocate if victim && to % 2 == 1 => {
-            vec![adversary.conflicting(key, bytes).unwrap_or_else(|| bytes.to_vec())]
+            vec![now(adversary.conflicting(key, bytes).unwrap_or_else(|| bytes.to_vec()))]
         }
         // Half the time an even peer sees both proposals: it must report the equivocation.
         Behaviour::Equivocate if victim && adversary.is_proposal(bytes) && rng.chance(500) => {
             let twin = adversary.conflicting(key, bytes).unwrap_or_else(|| bytes.to_vec());
-            vec![bytes.to_vec(), twin]
+            vec![now(bytes.to_vec()), now(twin)]
         }
-        Behaviour::Equivocate => vec![bytes.to_vec()],
+        Behaviour::Equivocate => vec![now(bytes.to_vec())],
+        Behaviour::Withhold if victim && to % 2 == 1 && adversary.is_proposal(bytes) => Vec::new(),
+        Behaviour::Withhold if victim => adversary.withheld(bytes).into_iter().map(now).collect(),
+        Behaviour::Withhold => vec![now(bytes.to_vec())],
+        Behaviour::Slow if adversary.is_proposal(bytes) => vec![(bytes.to_vec(), SLOW_MS + rng.below(200))],
+        Behaviour::Slow => vec![now(bytes.to_vec())],
+        Behaviour::DropCommits if adversary.is_commit(bytes) => Vec::new(),
+        Behaviour::DropCommits => vec![now(bytes.to_vec())],
+        Behaviour::Storm if victim => {
+            let mut sent = vec![now(bytes.to_vec())];
+            sent.extend(adversary.storm(key, bytes, rng).into_iter().map(now));
+            sent
+        }
+        Behaviour::Storm => vec![now(bytes.to_vec())],
     }
 }

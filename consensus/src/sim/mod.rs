@@ -22,14 +22,16 @@
 
 mod adversary;
 mod app;
+mod engines;
 mod faults;
 mod net;
 mod outcome;
 mod rng;
 
 pub use adversary::Adversary;
-pub use faults::{Behaviour, Crash, Partition, Scenario, SetChange};
-pub use outcome::{Outcome, SimFailure};
+pub use engines::{pbft_timeouts, run, run_pbft, run_pbft_unchecked, tendermint_timeouts, validator_keys};
+pub use faults::{Behaviour, Crash, Partition, SLOW_MS, Scenario, SetChange};
+pub use outcome::{DecidedBlockInfo, Outcome, SimFailure};
 pub use rng::SimRng;
 
 use std::cmp::Reverse;
@@ -43,7 +45,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::ConsensusCore;
 use crate::driver::{ChainStore, Driver, DriverConfig, DriverError, FetchedBlocks, MemoryStore, NetEvent};
 use crate::finality::Engine;
-use crate::tendermint::{TendermintAdversary, TendermintEngine, Timeouts};
 use crate::validators::{Validator, ValidatorSet};
 use crate::vote::{Evidence, payload_id};
 use app::SimApp;
@@ -51,23 +52,6 @@ use net::{Outgoing, SimClock, SimNet};
 
 /// The chain id of simulated runs.
 pub const SIM_CHAIN: &str = "pyralog-sim";
-
-/// The engine timeouts of simulated Tendermint runs.
-pub fn tendermint_timeouts() -> Timeouts {
-    Timeouts {
-        propose: Duration::from_millis(400),
-        prevote: Duration::from_millis(150),
-        precommit: Duration::from_millis(150),
-        rebroadcast: Duration::from_millis(800),
-        increase: Duration::from_millis(100),
-    }
-}
-
-/// Runs `scenario` with Tendermint engines.
-pub fn run(scenario: &Scenario) -> Result<Outcome, SimFailure> {
-    let adversary = TendermintAdversary::new(SIM_CHAIN);
-    run_engine(scenario, |key| TendermintEngine::new(SIM_CHAIN, key, tendermint_timeouts()), &adversary)
-}
 
 /// Runs `scenario` with the engines `engine` makes for each validator key, whose Byzantine
 /// behaviours `adversary` supplies.
@@ -146,6 +130,10 @@ struct Sim<'a, E, F> {
     punished: std::collections::BTreeSet<(u64, pyralog_crypto::PublicKey)>,
     replayed_blocks: u64,
     transactions: u64,
+    view_changes: u64,
+    /// What the first honest store of each height holds: the certificate's round and the
+    /// block's proposer.
+    blocks: BTreeMap<u64, DecidedBlockInfo>,
 }
 
 impl<'a, E, F> Sim<'a, E, F>
@@ -155,8 +143,7 @@ where
 {
     fn new(scenario: &'a Scenario, make_engine: F, adversary: &'a dyn Adversary) -> Self {
         let mut rng = SimRng::new(scenario.seed);
-        let keys: Vec<Keypair> =
-            (0..scenario.validators).map(|_| Keypair::from_secret(&rng.bytes32())).collect();
+        let keys = engines::draw_keys(&mut rng, scenario.validators);
         let set_of = |powers: Vec<u64>| {
             ValidatorSet::new(
                 keys.iter()
@@ -216,6 +203,8 @@ where
             punished: Default::default(),
             replayed_blocks: 0,
             transactions: 0,
+            view_changes: 0,
+            blocks: BTreeMap::new(),
         }
     }
 
@@ -327,16 +316,17 @@ where
         low + self.rng.below(high - low + 1)
     }
 
-    /// Queues `event` for delivery after a latency, unless the network loses it; maybe twice.
-    fn transmit(&mut self, make: impl Fn() -> Event) {
+    /// Queues `event` for delivery after `late` and a latency, unless the network loses it;
+    /// maybe twice.
+    fn transmit(&mut self, late: u64, make: impl Fn() -> Event) {
         if self.rng.chance(self.scenario.drop_permille) {
             return;
         }
         if self.rng.chance(self.scenario.duplicate_permille) {
-            let again = self.now + self.latency();
+            let again = self.now + late + self.latency();
             self.schedule(again, make());
         }
-        let at = self.now + self.latency();
+        let at = self.now + late + self.latency();
         self.schedule(at, make());
     }
 
@@ -346,8 +336,8 @@ where
         let victim = self.nodes[to].behaviour == Behaviour::Honest;
         let behaviour = self.nodes[from].behaviour;
         let key = self.nodes[from].key.clone();
-        for bytes in faults::tamper(behaviour, self.adversary, &key, to, victim, bytes, &mut self.rng) {
-            self.transmit(|| Event::Deliver { to, from, bytes: bytes.clone() });
+        for (bytes, late) in faults::tamper(behaviour, self.adversary, &key, to, victim, bytes, &mut self.rng) {
+            self.transmit(late, || Event::Deliver { to, from, bytes: bytes.clone() });
         }
     }
 
@@ -366,12 +356,12 @@ where
             }
             Outgoing::Gossip(tx) => {
                 for to in (0..self.nodes.len()).filter(|to| *to != from) {
-                    self.transmit(|| Event::Transaction { to, tx: tx.clone() });
+                    self.transmit(0, || Event::Transaction { to, tx: tx.clone() });
                 }
             }
             Outgoing::Evidence(evidence) => {
                 for to in (0..self.nodes.len()).filter(|to| *to != from) {
-                    self.transmit(|| Event::Evidence { to, from, evidence: evidence.clone() });
+                    self.transmit(0, || Event::Evidence { to, from, evidence: evidence.clone() });
                 }
             }
             Outgoing::Report(peer, reason) => {
@@ -444,6 +434,8 @@ where
                 }
                 None if honest => {
                     self.decided.insert(height, block.block);
+                    let round = block.proof.commit_certificate().map_or(0, |c| c.message.round);
+                    self.blocks.insert(height, DecidedBlockInfo { round, proposer: context.proposer });
                 }
                 _ => {}
             }
@@ -487,7 +479,9 @@ where
         let peer = (node + 1 + self.rng.below(self.nodes.len() as u64 - 1) as usize) % self.nodes.len();
         let reachable = self.nodes[peer].driver.is_some()
             && !self.partitioned(node, peer)
-            && !self.rng.chance(self.scenario.drop_permille);
+            && !self.rng.chance(self.scenario.drop_permille)
+            // A withholding validator keeps its blocks back too.
+            && self.nodes[peer].behaviour != Behaviour::Withhold;
         let mut blocks = Vec::new();
         if reachable {
             let (reply, mut answer) = oneshot::channel();
@@ -524,6 +518,7 @@ where
                         continue;
                     }
                     self.delivered += 1;
+                    self.view_changes += u64::from(self.adversary.is_view_change(&bytes));
                     let from = self.nodes[from].key.public();
                     self.step(to, |driver| driver.handle_net(NetEvent::Message { from, bytes }))?;
                 }
@@ -593,6 +588,8 @@ where
             proposal_evidence: self.proposal_evidence,
             evidence_committed: self.punished.len() as u64,
             replayed_blocks: self.replayed_blocks,
+            view_changes: self.view_changes,
+            blocks: self.blocks.into_values().collect(),
         })
     }
 }

@@ -23,6 +23,19 @@ pub struct Outcome {
     pub evidence_committed: u64,
     /// Blocks the drivers' handshakes replayed into apps that had lost them.
     pub replayed_blocks: u64,
+    /// View-change messages delivered (engines with view changes).
+    pub view_changes: u64,
+    /// Each height's block as the first honest validator stored it, from height 1.
+    pub blocks: Vec<DecidedBlockInfo>,
+}
+
+/// A decided block, as the simulator saw it stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedBlockInfo {
+    /// The round (view) of its commit certificate.
+    pub round: u32,
+    /// The validator that built its payload (none for a Byzantine twin payload).
+    pub proposer: Option<pyralog_crypto::PublicKey>,
 }
 
 /// Why a run failed.

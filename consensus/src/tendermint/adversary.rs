@@ -56,6 +56,10 @@ impl Adversary for TendermintAdversary {
         matches!(wire::decode(bytes), Ok(SignedConsensusMsg::Proposal(_)))
     }
 
+    fn is_commit(&self, bytes: &[u8]) -> bool {
+        matches!(wire::decode(bytes), Ok(SignedConsensusMsg::Vote(v)) if v.message.kind == super::context::EngineVoteKind::Precommit)
+    }
+
     /// Every encoding ends with the signature: flipping its last byte breaks it.
     fn break_signature(&self, bytes: &[u8]) -> Vec<u8> {
         let mut broken = bytes.to_vec();

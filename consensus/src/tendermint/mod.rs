@@ -355,7 +355,7 @@ impl TendermintEngine {
 impl ConsensusCore for TendermintEngine {
     fn handle(&mut self, _now: Millis, input: Input) -> Vec<Effect> {
         match input {
-            Input::StartHeight { height, validators } => {
+            Input::StartHeight { height, validators, .. } => {
                 let set = EngineValidators::new(validators);
                 let io = &mut self.io;
                 io.height = height;

@@ -3,5 +3,6 @@
 mod certificates;
 mod driver;
 mod evidence;
+mod pbft;
 mod simulator;
 mod tendermint;

@@ -107,7 +107,7 @@ impl Net {
                         "height {height} twice"
                     );
                     let validators = self.validators.clone();
-                    self.inbox.push_back((node, Input::StartHeight { height: height + 1, validators }));
+                    self.inbox.push_back((node, Input::StartHeight { height: height + 1, validators, last_commit: None }));
                 }
                 Effect::PersistWal { entry, .. } => {
                     self.persisted_votes += 1;
@@ -122,7 +122,7 @@ impl Net {
     fn start(&mut self) {
         for node in 0..self.engines.len() {
             let validators = self.validators.clone();
-            self.inbox.push_back((node, Input::StartHeight { height: 1, validators }));
+            self.inbox.push_back((node, Input::StartHeight { height: 1, validators, last_commit: None }));
         }
     }
 
@@ -218,7 +218,7 @@ fn undecodable_bytes_blame_their_sender_and_change_nothing() {
     let net = Net::new(4);
     let mut engine = TendermintEngine::new(CHAIN, net.keys[0].clone(), net.fast);
     let validators = net.validators.clone();
-    engine.handle(0, Input::StartHeight { height: 1, validators });
+    engine.handle(0, Input::StartHeight { height: 1, validators, last_commit: None });
     let sender = net.keys[2].public();
     let effects = engine.handle(1, Input::Message { from: sender, bytes: vec![0xff; 40] });
     assert!(
@@ -240,7 +240,7 @@ fn a_broken_signature_blames_the_peer_that_sent_it() {
 
     let net = Net::new(4);
     let mut engine = TendermintEngine::new(CHAIN, net.keys[0].clone(), net.fast);
-    engine.handle(0, Input::StartHeight { height: 1, validators: net.validators.clone() });
+    engine.handle(0, Input::StartHeight { height: 1, validators: net.validators.clone(), last_commit: None });
     let voter = &net.keys[2];
     let vote = EngineVote {
         height: Height(1),
@@ -334,11 +334,11 @@ fn a_restarted_validator_keeps_its_lock() {
     let validators = net.validators.clone();
     let mut restarted = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
     restarted.restore_wal(net.wal[node].clone()).expect("the WAL this engine wrote reads back");
-    let _ = restarted.handle(net.now, Input::StartHeight { height: 1, validators: validators.clone() });
+    let _ = restarted.handle(net.now, Input::StartHeight { height: 1, validators: validators.clone(), last_commit: None });
     assert_eq!(restarted.locked(), Some(lock), "the lock is restored from the WAL");
 
     // Without the WAL the same validator would come back unlocked.
     let mut forgetful = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
-    let _ = forgetful.handle(net.now, Input::StartHeight { height: 1, validators });
+    let _ = forgetful.handle(net.now, Input::StartHeight { height: 1, validators, last_commit: None });
     assert_eq!(forgetful.locked(), None);
 }

@@ -37,6 +37,9 @@ pub enum Input {
         height: u64,
         /// Who votes at it.
         validators: ValidatorSet,
+        /// The finality proof of `height - 1` as this node stored it (`None` at the first
+        /// height): engines with global views (PBFT) start the height in its view.
+        last_commit: Option<FinalityProof>,
     },
     /// A peer's message, as opaque engine bytes (the engine decodes and checks it).
     Message {

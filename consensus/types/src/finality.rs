@@ -3,7 +3,7 @@
 //! finality only through [`FinalityProof::verify`]; none of them looks inside a proof of one
 //! engine (polkadot-sdk's `Justifications` follow the same idea: engine id + the engine's proof).
 //!
-//! Families: **quorum** engines (Tendermint today; PBFT and Proof-of-Stake next) prove a block
+//! Families: **quorum** engines (Tendermint and PBFT today; Proof-of-Stake next) prove a block
 //! with precommits of more than 2/3 of the voting power ([`QuorumRule`]). Proof-of-work
 //! confirmations and CometBFT's signed headers will be families of their own.
 
@@ -26,23 +26,26 @@ pub enum Engine {
     /// Tendermint (Malachite's core); a genesis that names no engine runs it.
     #[default]
     Tendermint,
+    /// PBFT (Castro and Liskov), the engine of this repository.
+    Pbft,
 }
 
 impl Engine {
     /// Every engine this build knows.
-    pub const ALL: &'static [Engine] = &[Engine::Tendermint];
+    pub const ALL: &'static [Engine] = &[Engine::Tendermint, Engine::Pbft];
 
     /// Its name in genesis files and headers.
     pub const fn name(self) -> &'static str {
         match self {
             Engine::Tendermint => "tendermint",
+            Engine::Pbft => "pbft",
         }
     }
 
     /// The rule its family proves finality by.
     pub fn finality_rule(self) -> &'static dyn FinalityRule {
         match self {
-            Engine::Tendermint => &QuorumRule,
+            Engine::Tendermint | Engine::Pbft => &QuorumRule,
         }
     }
 }
@@ -55,7 +58,7 @@ impl fmt::Display for Engine {
 
 /// An engine name this build does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown consensus engine {0:?} (known: tendermint)")]
+#[error("unknown consensus engine {0:?} (known: tendermint, pbft)")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for Engine {

@@ -27,7 +27,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
 
 help:
-	@echo "make testnet  install what is missing, build, run the local testnet"
+	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT)"
 	@echo "make test     install what is missing, lint, run every test"
 	@echo "make bench    run the crypto benchmarks (release profile; not part of make test)"
 	@echo "make bench-cluster  run the 3-replica replication benchmark"
@@ -82,7 +82,7 @@ test: lint
 
 testnet: deps
 	$(BUILD)
-	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh
+	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh --engine $(or $(ENGINE),tendermint)
 
 bench: deps
 	$(CARGO) bench --locked -p pyralog-crypto --bench crypto
@@ -112,7 +112,7 @@ bench-etcd: deps
 bench-chain: deps
 	$(CARGO) bench --locked --profile dev --workspace --bench light
 	$(BUILD)
-	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh >/dev/null
+	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh --engine $(or $(ENGINE),tendermint) >/dev/null
 	testnet/bench-anchoring.sh; status=$$?; testnet/stop.sh >/dev/null; exit $$status
 
 bench-zk: deps

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local testnet (what `make testnet` runs): two 3-node clusters linked by the chain, on this
-# machine. Every node is a Tendermint validator of the chain; each cluster's partition leaders
-# anchor their certified checkpoints on it.
+# machine. Every node is a validator of the chain, which runs Tendermint, or PBFT with
+# `--engine pbft` (`make testnet ENGINE=pbft`); each cluster's partition leaders anchor their
+# certified checkpoints on it.
 #
 # Generates the nodes' base paths once (`pyralog testnet`; re-runs reuse them), stops a previous
 # run, starts the nodes (logs in $TESTNET_DIR/nodeN/node.log), waits until they are ready and
@@ -27,16 +28,24 @@ raft_port=${TESTNET_RAFT_PORT:-30333}
 rpc_port=${TESTNET_RPC_PORT:-9944}
 metrics_port=${TESTNET_METRICS_PORT:-9615}
 p2p_port=${TESTNET_P2P_PORT:-40333}
+engine=${ENGINE:-tendermint}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --engine) engine=${2:?--engine needs tendermint or pbft}; shift 2 ;;
+    *) echo "usage: $0 [--engine tendermint|pbft]" >&2; exit 2 ;;
+  esac
+done
 
 TESTNET_DIR=$out "$here/stop.sh" >/dev/null
 "$bin" --version
-# A layout from before the chain (no genesis) or the tunnels (no WireGuard key), or of another
-# shape, is generated afresh.
+# A layout from before the chain (no genesis) or the tunnels (no WireGuard key), of another
+# shape, or of another engine, is generated afresh.
 if [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" ] || [ -e "$out/node$nodes" ] \
-  || [ ! -f "$out/node0/wireguard.key" ]; then
+  || [ ! -f "$out/node0/wireguard.key" ] \
+  || [ "$(jq -r '.consensus.engine // "tendermint"' "$out/genesis.json")" != "$engine" ]; then
   rm -rf "$out"
   "$bin" testnet --nodes "$per_cluster" --clusters "$clusters" --out "$out" --raft-port "$raft_port" \
-    --rpc-port "$rpc_port" --metrics-port "$metrics_port" --p2p-port "$p2p_port"
+    --rpc-port "$rpc_port" --metrics-port "$metrics_port" --p2p-port "$p2p_port" --engine "$engine"
 fi
 for i in $(seq 0 $((nodes - 1))); do
   "$bin" start --base-path "$out/node$i" >>"$out/node$i/node.log" 2>&1 &
@@ -50,7 +59,7 @@ finalizing() { rpc "$1" chain_getFinalizedHead '{}' | jq -e '.result.height >= 2
 for i in $(seq 0 $((nodes - 1))); do wait_for "node$i to finalize chain blocks" finalizing $((rpc_port + i)); done
 cluster_a=$(rpc "$rpc_port" system_status '{}' | jq -r .result.cluster)
 b=$((rpc_port + per_cluster)) # the first node of cluster B
-echo "testnet: $clusters clusters x $per_cluster nodes ready; chain at height $(rpc "$rpc_port" chain_getFinalizedHead '{}' | jq .result.height)"
+echo "testnet: $clusters clusters x $per_cluster nodes ready; $engine chain at height $(rpc "$rpc_port" chain_getFinalizedHead '{}' | jq .result.height)"
 
 # Cluster links run in WireGuard tunnels keyed by Rosenpass: every node has exchanged a
 # post-quantum key and completed a WireGuard handshake.

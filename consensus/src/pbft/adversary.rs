@@ -26,7 +26,14 @@ impl PbftAdversary {
     }
 
     /// A PRE-PREPARE of `txs` at `(height, view)` signed by `key`.
-    fn propose(&self, key: &Keypair, height: u64, view: u32, prepared_view: i64, txs: Vec<Vec<u8>>) -> Proposal {
+    fn propose(
+        &self,
+        key: &Keypair,
+        height: u64,
+        view: u32,
+        prepared_view: i64,
+        txs: Vec<Vec<u8>>,
+    ) -> Proposal {
         let block = payload_id(&txs);
         let header = ProposalHeader {
             chain_id: self.chain_id.clone(),
@@ -36,7 +43,8 @@ impl PbftAdversary {
             block,
         };
         let signature = key.sign(&header.signing_bytes());
-        let pre_prepare = PrePrepare { height, view, prepared_view, block, proposer: key.public(), signature };
+        let pre_prepare =
+            PrePrepare { height, view, prepared_view, block, proposer: key.public(), signature };
         Proposal { pre_prepare, txs, view_proof: None }
     }
 
@@ -78,7 +86,8 @@ impl Adversary for PbftAdversary {
         let message = match wire::decode(bytes).ok()? {
             Message::PrePrepare(p) => {
                 let pp = &p.pre_prepare;
-                let mut twin = self.propose(key, pp.height, pp.view, pp.prepared_view, self.twin(pp.height, pp.view));
+                let mut twin =
+                    self.propose(key, pp.height, pp.view, pp.prepared_view, self.twin(pp.height, pp.view));
                 twin.view_proof = p.view_proof;
                 Message::PrePrepare(twin)
             }
@@ -164,12 +173,18 @@ impl Adversary for PbftAdversary {
         }
         let to = view + 1 + rng.below(50) as u32;
         let proposal = self.propose(key, height, to, -1, self.twin(height, to));
-        forged.push(Message::NewView(NewView { view_changes: vec![self.view_change(key, height, to)], proposal }));
+        forged.push(Message::NewView(NewView {
+            view_changes: vec![self.view_change(key, height, to)],
+            proposal,
+        }));
         if let Message::NewView(nv) = &message {
             let pp = &nv.proposal.pre_prepare;
             if pp.prepared_view >= 0 {
                 let omitted = self.propose(key, height, pp.view, -1, self.twin(height, pp.view));
-                forged.push(Message::NewView(NewView { view_changes: nv.view_changes.clone(), proposal: omitted }));
+                forged.push(Message::NewView(NewView {
+                    view_changes: nv.view_changes.clone(),
+                    proposal: omitted,
+                }));
             }
             let few = nv.view_changes.iter().take(1).cloned().collect();
             forged.push(Message::NewView(NewView { view_changes: few, proposal: nv.proposal.clone() }));

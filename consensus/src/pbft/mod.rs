@@ -35,6 +35,7 @@
 
 #[cfg(feature = "test-utils")]
 mod adversary;
+mod height;
 pub mod new_view;
 mod normal;
 mod view_change;
@@ -52,7 +53,7 @@ use pyralog_crypto::quorum::{Signable, SignatureShare};
 use pyralog_crypto::{Digest, PublicKey, Signature};
 
 use crate::core::{ConsensusCore, Effect, Input, Millis, Signer, TimerId, WalError};
-use crate::finality::{Engine, FinalityProof};
+use crate::finality::Engine;
 use crate::validators::{QUORUM, ValidatorSet};
 use crate::vote::{BlockId, CommitCertificate, VoteKind};
 use wire::{Message, NewView, PrePrepare, PreparedCertificate, Proposal, SignedVote, ViewChange};
@@ -69,8 +70,9 @@ const COMMIT: u8 = 2;
 /// The view timer doubles at most this many times (64 times the base).
 const MAX_DOUBLINGS: u32 = 6;
 
-/// Messages kept for the next height (a peer that committed first), at most.
-const MAX_EARLY: usize = 1024;
+/// Messages kept for the next height per peer (one that committed first), at most: enough for
+/// a view change's worth of its messages, and a flooding peer crowds out no one else.
+const MAX_EARLY_PER_PEER: usize = 32;
 
 /// PBFT's timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,7 +294,12 @@ impl PbftEngine {
 
     /// Whether `certificate` is a commit certificate (precommits of a quorum) of this chain at
     /// `height` under `validators`.
-    fn valid_certificate(&self, certificate: &CommitCertificate, height: u64, validators: &ValidatorSet) -> bool {
+    fn valid_certificate(
+        &self,
+        certificate: &CommitCertificate,
+        height: u64,
+        validators: &ValidatorSet,
+    ) -> bool {
         let vote = &certificate.message;
         if vote.chain_id != self.chain_id
             || vote.height != height
@@ -339,230 +346,6 @@ impl PbftEngine {
         let id = TimerId { height: self.height, round: 0, step: REBROADCAST_TIMER };
         self.out.push(Effect::SetTimer { id, after: self.timeouts.rebroadcast });
     }
-
-    fn start_height(&mut self, height: u64, validators: ValidatorSet, last_commit: Option<FinalityProof>) {
-        if self.height + 1 == height {
-            self.previous = self.validators.take();
-        } else {
-            self.previous = None;
-        }
-        self.validators = Some(validators);
-        self.height = height;
-        self.round = Round::default();
-        self.changing = false;
-        self.failed = 0;
-        self.last_commit = last_commit.and_then(|proof| proof.commit_certificate().cloned());
-        // The view the parent was committed in: where the primary that committed it leads on.
-        self.view = self.last_commit.as_ref().map_or(0, |c| c.message.round);
-        self.replay_restored(height);
-        self.arm_view_timer();
-        self.arm_rebroadcast();
-        if let Some(proposal) = self.round.own_proposal.clone() {
-            self.send(&Message::PrePrepare(proposal));
-        } else if let Some(vc) = self.round.own_view_change.clone().filter(|_| self.changing) {
-            self.send(&Message::ViewChange(vc));
-            self.check_view_changes();
-        } else if !self.changing && !self.round.voted && primary(self.set(), self.view) == self.me {
-            self.build(self.view);
-        }
-        let early = std::mem::take(&mut self.early);
-        for (from, message) in early.into_iter().filter(|(_, m)| m.height() == height) {
-            self.on_message(from, message);
-        }
-    }
-
-    /// Asks the app for a payload for `view`.
-    fn build(&mut self, view: u32) {
-        if self.round.building.is_none() {
-            self.round.building = Some(view);
-            self.out.push(Effect::BuildPayload { height: self.height, proposer: self.me });
-        }
-    }
-
-    /// Restores what this validator signed at `height` before a restart.
-    fn replay_restored(&mut self, height: u64) {
-        let (now, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.restored).into_iter().partition(|(h, _)| *h == height);
-        self.restored = later.into_iter().filter(|(h, _)| *h > height).collect();
-        for (_, record) in now {
-            match record {
-                wal::Record::Proposal(proposal) => {
-                    self.restore_proposal(&proposal);
-                    self.round.own_proposal = Some(proposal);
-                }
-                wal::Record::NewView(new_view) => {
-                    self.restore_proposal(&new_view.proposal);
-                    self.round.new_view = Some(new_view);
-                }
-                wal::Record::Prepare { vote, proposal } => {
-                    self.restore_proposal(&proposal);
-                    self.round.signed.insert((vote.view, PREPARE), vote.block);
-                    self.round.tallies.entry((vote.view, PREPARE, vote.block)).or_default().push(vote.share());
-                    self.round.own_prepare = Some(vote);
-                }
-                wal::Record::Commit { vote, prepares } => {
-                    self.round.signed.insert((vote.view, COMMIT), vote.block);
-                    self.round.tallies.entry((vote.view, COMMIT, vote.block)).or_default().push(vote.share());
-                    if let Some(pre_prepare) = self.round.accepted.get(&vote.view).cloned() {
-                        self.note_prepared(PreparedCertificate { pre_prepare, prepares });
-                    }
-                    self.round.voted = true;
-                    self.round.own_commit = Some(vote);
-                }
-                wal::Record::ViewChange(vc) => {
-                    self.view = self.view.max(vc.view);
-                    self.changing = true;
-                    self.round.view_change_floor = self.round.view_change_floor.max(vc.view);
-                    self.record_view_change(vc.clone());
-                    self.round.own_view_change = Some(vc);
-                }
-            }
-        }
-    }
-
-    /// A proposal this validator signed or accepted before a restart: accepted again.
-    fn restore_proposal(&mut self, proposal: &Proposal) {
-        let pp = &proposal.pre_prepare;
-        if pp.view >= self.view {
-            self.view = pp.view;
-            self.changing = false;
-        }
-        if pp.proposer == self.me {
-            self.round.signed.insert((pp.view, PRE_PREPARE), pp.block);
-        }
-        self.round.voted = true;
-        self.round.payloads.insert(pp.block, proposal.txs.clone());
-        self.round.verdicts.insert(pp.block, true);
-        self.round.accepted.insert(pp.view, pp.clone());
-    }
-
-    /// Signs `kind` for `block` in `view` unless it signed another block there; returns whether
-    /// it may send it.
-    fn may_sign(&mut self, view: u32, kind: u8, block: BlockId) -> bool {
-        match self.round.signed.get(&(view, kind)) {
-            Some(signed) => *signed == block,
-            None => {
-                self.round.signed.insert((view, kind), block);
-                self.round.voted = true;
-                true
-            }
-        }
-    }
-
-    fn on_message(&mut self, from: PublicKey, message: Message) {
-        let height = message.height();
-        if let Message::Committed(certificate) = message {
-            return self.on_certificate(from, certificate);
-        }
-        if height == self.height + 1 {
-            // A peer that committed first: its VIEW-CHANGE or PRE-PREPARE may carry this height's
-            // certificate.
-            match &message {
-                Message::ViewChange(ViewChange { last_commit: Some(c), .. })
-                | Message::PrePrepare(Proposal { view_proof: Some(c), .. }) => {
-                    self.on_certificate(from, c.clone());
-                }
-                _ => {}
-            }
-            if self.early.len() < MAX_EARLY {
-                self.early.push((from, message));
-            }
-            return;
-        }
-        if height + 1 == self.height || (height == self.height && self.round.decided.is_some()) {
-            return self.answer_laggard(from, height);
-        }
-        if height != self.height || self.validators.is_none() {
-            return;
-        }
-        match message {
-            Message::PrePrepare(proposal) => self.on_proposal(from, proposal, false),
-            Message::Prepare(vote) => self.on_vote(from, PREPARE, vote),
-            Message::Commit(vote) => self.on_vote(from, COMMIT, vote),
-            Message::ViewChange(vc) => self.on_view_change(from, vc),
-            Message::NewView(new_view) => self.on_new_view(from, new_view),
-            Message::Committed(_) => {}
-        }
-    }
-
-    /// A peer still deciding `height`, which this replica committed: it gets the certificate
-    /// once (its payload it has, or block sync brings).
-    fn answer_laggard(&mut self, peer: PublicKey, height: u64) {
-        let certificate =
-            if height == self.height { self.round.decided.clone() } else { self.last_commit.clone() };
-        if let Some(certificate) = certificate
-            && certificate.message.height == height
-            && self.round.answered.insert(peer)
-        {
-            let bytes = wire::encode(&Message::Committed(certificate));
-            self.out.push(Effect::SendTo { to: peer, bytes });
-        }
-    }
-
-    /// A commit certificate for this height commits, whatever its view.
-    fn on_certificate(&mut self, from: PublicKey, certificate: CommitCertificate) {
-        if certificate.message.height != self.height || self.round.decided.is_some() {
-            return;
-        }
-        let Some(set) = self.validators.clone() else { return };
-        if !self.valid_certificate(&certificate, self.height, &set) {
-            return self.blame(from, format!("a commit certificate of height {} that does not hold", self.height));
-        }
-        self.decide(certificate);
-    }
-
-    /// Commits with `certificate` once the block's payload is here.
-    fn decide(&mut self, certificate: CommitCertificate) {
-        if self.round.decided.is_some() {
-            return;
-        }
-        let Some(block) = certificate.message.block else { return };
-        let Some(txs) = self.round.payloads.get(&block).cloned() else {
-            self.round.pending_commit = Some(certificate);
-            return;
-        };
-        self.stop_view_timer();
-        self.failed = 0;
-        self.round.decided = Some(certificate.clone());
-        self.round.pending_commit = None;
-        let proof = FinalityProof::quorum(Engine::Pbft, certificate);
-        self.out.push(Effect::CommitBlock { height: self.height, block, txs, proof });
-    }
-
-    /// A payload arrived: a pending commit may complete.
-    fn payload_arrived(&mut self, block: BlockId, txs: Vec<Vec<u8>>) {
-        self.round.payloads.entry(block).or_insert(txs);
-        if let Some(pending) = self.round.pending_commit.clone()
-            && pending.message.block == Some(block)
-        {
-            self.decide(pending);
-        }
-    }
-
-    fn rebroadcast(&mut self) {
-        if self.round.decided.is_some() {
-            return;
-        }
-        self.arm_rebroadcast();
-        let mut messages = Vec::new();
-        if self.changing {
-            messages.extend(self.round.own_view_change.clone().map(Message::ViewChange));
-        } else {
-            match (&self.round.new_view, &self.round.own_proposal) {
-                (Some(nv), _) if nv.proposal.pre_prepare.view == self.view && nv.proposal.pre_prepare.proposer == self.me => {
-                    messages.push(Message::NewView(nv.clone()));
-                }
-                (_, Some(p)) if p.pre_prepare.view == self.view => messages.push(Message::PrePrepare(p.clone())),
-                _ => {}
-            }
-            let current = |v: &Option<SignedVote>| v.clone().filter(|v| v.view == self.view);
-            messages.extend(current(&self.round.own_prepare).map(Message::Prepare));
-            messages.extend(current(&self.round.own_commit).map(Message::Commit));
-        }
-        for message in messages {
-            self.send(&message);
-        }
-    }
 }
 
 /// A digest of `value`'s encoding under `domain`.
@@ -583,7 +366,8 @@ impl ConsensusCore for PbftEngine {
                 Ok(message) => self.on_message(from, message),
                 Err(err) => self.blame(from, err.to_string()),
             },
-            Input::TimeoutFired(id) if id.height == self.height && self.validators.is_some() => match id.step {
+            Input::TimeoutFired(id) if id.height == self.height && self.validators.is_some() => match id.step
+            {
                 VIEW_TIMER if Some(id) == self.round.view_timer => {
                     self.round.view_timer = None;
                     self.on_view_timeout();
@@ -628,9 +412,22 @@ impl ConsensusCore for PbftEngine {
 }
 
 /// The signature share of `vote` signed by `signer`.
-fn sign_vote(signer: &dyn Signer, chain_id: &str, kind: VoteKind, height: u64, view: u32, block: BlockId) -> SignedVote {
+fn sign_vote(
+    signer: &dyn Signer,
+    chain_id: &str,
+    kind: VoteKind,
+    height: u64,
+    view: u32,
+    block: BlockId,
+) -> SignedVote {
     let vote = crate::vote::Vote { chain_id: chain_id.into(), height, round: view, kind, block: Some(block) };
-    SignedVote { height, view, block, signer: signer.public_key(), signature: signer.sign(&vote.signing_bytes()) }
+    SignedVote {
+        height,
+        view,
+        block,
+        signer: signer.public_key(),
+        signature: signer.sign(&vote.signing_bytes()),
+    }
 }
 
 fn kind_of(kind: u8) -> VoteKind {

@@ -29,7 +29,9 @@ pub enum Selection {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NewViewError {
     /// Its PRE-PREPARE is for another height or view than its VIEW-CHANGEs or the replica's.
-    #[error("a NEW-VIEW for height {height} view {view} carries a PRE-PREPARE of height {got_height} view {got_view}")]
+    #[error(
+        "a NEW-VIEW for height {height} view {view} carries a PRE-PREPARE of height {got_height} view {got_view}"
+    )]
     WrongPosition {
         /// The height checked.
         height: u64,
@@ -154,10 +156,17 @@ pub fn check(
     match highest {
         Some((prepared_view, block)) => {
             if pp.block != block {
-                return Err(NewViewError::PreparedBlockOmitted { view: prepared_view, expected: block, got: pp.block });
+                return Err(NewViewError::PreparedBlockOmitted {
+                    view: prepared_view,
+                    expected: block,
+                    got: pp.block,
+                });
             }
             if pp.prepared_view != i64::from(prepared_view) {
-                return Err(NewViewError::WrongPreparedView { claimed: pp.prepared_view, shown: Some(prepared_view) });
+                return Err(NewViewError::WrongPreparedView {
+                    claimed: pp.prepared_view,
+                    shown: Some(prepared_view),
+                });
             }
             Ok(Selection::Reproposed { view: prepared_view, block })
         }

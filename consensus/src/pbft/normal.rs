@@ -10,7 +10,12 @@ use crate::vote::{BlockId, DuplicateProposal, DuplicateVote, Evidence, ProposalH
 
 impl PbftEngine {
     /// Signs a PRE-PREPARE of `txs` in `view` (re-proposing from `prepared_view`, or -1).
-    pub(super) fn sign_proposal(&mut self, view: u32, prepared_view: i64, txs: Vec<Vec<u8>>) -> Option<Proposal> {
+    pub(super) fn sign_proposal(
+        &mut self,
+        view: u32,
+        prepared_view: i64,
+        txs: Vec<Vec<u8>>,
+    ) -> Option<Proposal> {
         let block = payload_id(&txs);
         if !self.may_sign(view, PRE_PREPARE, block) {
             return None;
@@ -23,7 +28,8 @@ impl PbftEngine {
             block,
         };
         let signature = self.signer.sign(&header.signing_bytes());
-        let pre_prepare = PrePrepare { height: self.height, view, prepared_view, block, proposer: self.me, signature };
+        let pre_prepare =
+            PrePrepare { height: self.height, view, prepared_view, block, proposer: self.me, signature };
         Some(Proposal { pre_prepare, txs, view_proof: None })
     }
 
@@ -59,7 +65,8 @@ impl PbftEngine {
             return self.blame(from, format!("a PRE-PREPARE of view {} with a bad signature", pp.view));
         }
         if payload_id(&proposal.txs) != pp.block {
-            return self.blame(from, format!("a PRE-PREPARE of view {} whose payload is not its block", pp.view));
+            return self
+                .blame(from, format!("a PRE-PREPARE of view {} whose payload is not its block", pp.view));
         }
         self.check_proposal_equivocation(pp);
         // A checked NEW-VIEW's PRE-PREPARE is its primary's already.
@@ -99,9 +106,10 @@ impl PbftEngine {
             return false;
         }
         pp.view == self.view
-            || proposal.view_proof.as_ref().is_some_and(|c| {
-                c.message.round == pp.view && self.valid_previous_certificate(c)
-            })
+            || proposal
+                .view_proof
+                .as_ref()
+                .is_some_and(|c| c.message.round == pp.view && self.valid_previous_certificate(c))
     }
 
     /// Accepts a proposal the app found valid (or a checked NEW-VIEW carried): PREPARE it.
@@ -125,7 +133,8 @@ impl PbftEngine {
             return;
         }
         if self.may_sign(pp.view, PREPARE, pp.block) {
-            let vote = sign_vote(&*self.signer, &self.chain_id, kind_of(PREPARE), self.height, pp.view, pp.block);
+            let vote =
+                sign_vote(&*self.signer, &self.chain_id, kind_of(PREPARE), self.height, pp.view, pp.block);
             if self.round.own_prepare.as_ref() != Some(&vote) {
                 self.persist(&wal::Record::Prepare { vote: vote.clone(), proposal });
             }
@@ -217,7 +226,11 @@ impl PbftEngine {
         }
         let prepares = self.round.tallies.get(&(view, PREPARE, block)).cloned().unwrap_or_default();
         self.note_prepared(PreparedCertificate { pre_prepare, prepares: prepares.clone() });
-        if view == self.view && !self.changing && self.round.decided.is_none() && self.may_sign(view, COMMIT, block) {
+        if view == self.view
+            && !self.changing
+            && self.round.decided.is_none()
+            && self.may_sign(view, COMMIT, block)
+        {
             let vote = sign_vote(&*self.signer, &self.chain_id, kind_of(COMMIT), self.height, view, block);
             if self.round.own_commit.as_ref() != Some(&vote) {
                 self.persist(&wal::Record::Commit { vote: vote.clone(), prepares });

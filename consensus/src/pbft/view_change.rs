@@ -15,7 +15,7 @@ impl PbftEngine {
             return;
         }
         self.failed += 1;
-        self.send_view_change(self.view + 1);
+        self.send_view_change(self.view.saturating_add(1));
     }
 
     /// Signs and sends VIEW-CHANGE for `view` (at least the current view).
@@ -78,7 +78,8 @@ impl PbftEngine {
             result = vc.verify(&self.chain_id, self.height, set);
             result.is_ok()
         });
-        if valid && let (Some(txs), Some(prepared)) = (&vc.payload, &vc.prepared)
+        if valid
+            && let (Some(txs), Some(prepared)) = (&vc.payload, &vc.prepared)
             && crate::vote::payload_id(txs) != prepared.block()
         {
             return Err("the VIEW-CHANGE's payload is not the prepared block's".into());
@@ -112,7 +113,7 @@ impl PbftEngine {
             .filter(|(signer, view)| **signer != self.me && i64::from(**view) > level)
             .map(|(signer, view)| (*view, set.power_of(signer).unwrap_or(0)))
             .collect();
-        ahead.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        ahead.sort_unstable_by_key(|a| std::cmp::Reverse(a.0));
         let mut power = 0;
         let mut join = None;
         for (view, weight) in ahead {

@@ -84,7 +84,13 @@ pub struct SignedVote {
 impl SignedVote {
     /// The vote it signs.
     pub fn vote(&self, chain_id: &str, kind: VoteKind) -> Vote {
-        Vote { chain_id: chain_id.into(), height: self.height, round: self.view, kind, block: Some(self.block) }
+        Vote {
+            chain_id: chain_id.into(),
+            height: self.height,
+            round: self.view,
+            kind,
+            block: Some(self.block),
+        }
     }
 
     /// Its share of a certificate.
@@ -117,8 +123,13 @@ impl PreparedCertificate {
     /// The PREPARE quorum as a certificate over the shared vote.
     pub fn prepare_certificate(&self, chain_id: &str) -> crate::vote::CommitCertificate {
         let p = &self.pre_prepare;
-        let message =
-            Vote { chain_id: chain_id.into(), height: p.height, round: p.view, kind: VoteKind::Prevote, block: Some(p.block) };
+        let message = Vote {
+            chain_id: chain_id.into(),
+            height: p.height,
+            round: p.view,
+            kind: VoteKind::Prevote,
+            block: Some(p.block),
+        };
         CommitCertificate { message, signatures: self.prepares.clone() }
     }
 
@@ -234,7 +245,11 @@ impl ViewChange {
             .map_err(|_| format!("the VIEW-CHANGE of {} has a bad signature", self.signer))?;
         if let Some(prepared) = &self.prepared {
             if prepared.view() >= self.view {
-                return Err(format!("a VIEW-CHANGE to view {} prepared in view {}", self.view, prepared.view()));
+                return Err(format!(
+                    "a VIEW-CHANGE to view {} prepared in view {}",
+                    self.view,
+                    prepared.view()
+                ));
             }
             prepared.verify(chain_id, height, validators)?;
         }

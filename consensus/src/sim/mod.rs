@@ -336,7 +336,8 @@ where
         let victim = self.nodes[to].behaviour == Behaviour::Honest;
         let behaviour = self.nodes[from].behaviour;
         let key = self.nodes[from].key.clone();
-        for (bytes, late) in faults::tamper(behaviour, self.adversary, &key, to, victim, bytes, &mut self.rng) {
+        for (bytes, late) in faults::tamper(behaviour, self.adversary, &key, to, victim, bytes, &mut self.rng)
+        {
             self.transmit(late, || Event::Deliver { to, from, bytes: bytes.clone() });
         }
     }

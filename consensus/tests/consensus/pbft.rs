@@ -43,7 +43,8 @@ fn sweep(validators: usize) {
         for (_, b) in &scenario.byzantine {
             *behaviours.entry(format!("{b:?}")).or_insert(0) += 1;
         }
-        first_primary += usize::from(scenario.byzantine.iter().any(|(n, _)| *n == primary_node(&scenario, 0)));
+        first_primary +=
+            usize::from(scenario.byzantine.iter().any(|(n, _)| *n == primary_node(&scenario, 0)));
         match run_pbft(&scenario) {
             Ok(outcome) => {
                 assert!(outcome.height >= scenario.target_height);

@@ -107,7 +107,10 @@ impl Net {
                         "height {height} twice"
                     );
                     let validators = self.validators.clone();
-                    self.inbox.push_back((node, Input::StartHeight { height: height + 1, validators, last_commit: None }));
+                    self.inbox.push_back((
+                        node,
+                        Input::StartHeight { height: height + 1, validators, last_commit: None },
+                    ));
                 }
                 Effect::PersistWal { entry, .. } => {
                     self.persisted_votes += 1;
@@ -334,7 +337,8 @@ fn a_restarted_validator_keeps_its_lock() {
     let validators = net.validators.clone();
     let mut restarted = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
     restarted.restore_wal(net.wal[node].clone()).expect("the WAL this engine wrote reads back");
-    let _ = restarted.handle(net.now, Input::StartHeight { height: 1, validators: validators.clone(), last_commit: None });
+    let _ = restarted
+        .handle(net.now, Input::StartHeight { height: 1, validators: validators.clone(), last_commit: None });
     assert_eq!(restarted.locked(), Some(lock), "the lock is restored from the WAL");
 
     // Without the WAL the same validator would come back unlocked.

@@ -183,6 +183,21 @@ pub trait ConsensusCore {
     }
 }
 
+/// A boxed engine is an engine: the node picks one at run time from the genesis file.
+impl<E: ConsensusCore + ?Sized> ConsensusCore for Box<E> {
+    fn handle(&mut self, now: Millis, input: Input) -> Vec<Effect> {
+        (**self).handle(now, input)
+    }
+
+    fn engine(&self) -> Engine {
+        (**self).engine()
+    }
+
+    fn restore_wal(&mut self, entries: Vec<Vec<u8>>) -> Result<(), WalError> {
+        (**self).restore_wal(entries)
+    }
+}
+
 /// A write-ahead-log entry the engine cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("WAL entry {index}: {reason}")]

@@ -12,6 +12,9 @@
 //!   "consensus": { "engine": "tendermint" }
 //! }
 //! ```
+//!
+//! `"consensus": { "engine": "pbft", "viewTimeoutMs": 2000 }` runs PBFT instead (the view timer's
+//! base is a protocol parameter there: every validator must use the same).
 
 use std::path::Path;
 
@@ -48,9 +51,60 @@ pub struct GenesisFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsensusGenesis {
-    /// The engine: `tendermint`.
+    /// The engine: `tendermint` or `pbft`.
     #[serde(default)]
     pub engine: Engine,
+    /// PBFT's view timer base, in milliseconds (absent: [`DEFAULT_VIEW_TIMEOUT_MS`]); the timer
+    /// doubles with each consecutive failed view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_timeout_ms: Option<u64>,
+}
+
+/// PBFT's view timer base when the genesis names none.
+pub const DEFAULT_VIEW_TIMEOUT_MS: u64 = 2000;
+
+/// The view timer bases a genesis may name, in milliseconds.
+pub const VIEW_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+
+/// Why a genesis file's `consensus` section is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsensusGenesisError {
+    /// `viewTimeoutMs` outside [`VIEW_TIMEOUT_RANGE_MS`].
+    #[error("consensus.viewTimeoutMs is {0}; it must be 100 to 600000")]
+    ViewTimeoutOutOfRange(u64),
+    /// A setting of another engine than the chain's.
+    #[error("consensus.{setting} is a PBFT setting; the chain runs {engine}")]
+    NotThisEngine {
+        /// The setting.
+        setting: &'static str,
+        /// The chain's engine.
+        engine: Engine,
+    },
+}
+
+impl ConsensusGenesis {
+    /// The section of a chain running `engine` with its defaults.
+    pub fn new(engine: Engine) -> Self {
+        ConsensusGenesis { engine, view_timeout_ms: None }
+    }
+
+    /// Checks the engine's parameters.
+    pub fn check(&self) -> Result<(), ConsensusGenesisError> {
+        match (self.engine, self.view_timeout_ms) {
+            (Engine::Pbft, Some(ms)) if !VIEW_TIMEOUT_RANGE_MS.contains(&ms) => {
+                Err(ConsensusGenesisError::ViewTimeoutOutOfRange(ms))
+            }
+            (Engine::Pbft, _) | (_, None) => Ok(()),
+            (engine, Some(_)) => {
+                Err(ConsensusGenesisError::NotThisEngine { setting: "viewTimeoutMs", engine })
+            }
+        }
+    }
+
+    /// PBFT's view timer base.
+    pub fn view_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.view_timeout_ms.unwrap_or(DEFAULT_VIEW_TIMEOUT_MS))
+    }
 }
 
 /// A genesis validator.
@@ -97,6 +151,7 @@ impl GenesisFile {
             serde_json::from_str(&text).with_context(|| format!("invalid genesis {}", path.display()))?;
         check_chain_id(&genesis.chain_id).with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.validator_set().with_context(|| format!("invalid genesis {}", path.display()))?;
+        genesis.consensus.check().with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis
             .genesis_state()
             .check()

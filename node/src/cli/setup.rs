@@ -76,6 +76,9 @@ pub(crate) struct TestnetArgs {
     /// The chain's id.
     #[arg(long, default_value = "pyralog-testnet")]
     pub(crate) chain_id: String,
+    /// The chain's consensus engine (`tendermint` or `pbft`), written to the genesis file.
+    #[arg(long, default_value = "tendermint")]
+    pub(crate) engine: pyralog_consensus::Engine,
     /// Without the chain (cluster only).
     #[arg(long)]
     pub(crate) no_chain: bool,
@@ -218,7 +221,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
         validators: keys.iter().map(|k| GenesisValidator { public_key: *k, power: 1 }).collect(),
         accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
         clusters,
-        consensus: ConsensusGenesis::default(),
+        consensus: ConsensusGenesis::new(args.engine),
     };
     for c in 0..args.clusters {
         let first = c * args.nodes;

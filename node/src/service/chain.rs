@@ -1,4 +1,5 @@
-//! The chain inside `pyralog start`: the overlay, the Tendermint driver running the chain app,
+//! The chain inside `pyralog start`: the overlay, the driver running the chain app on the
+//! genesis file's engine (Tendermint or PBFT),
 //! the query handler that serves other nodes. [`ChainService`] is what
 //! the RPC layer reads.
 
@@ -12,9 +13,11 @@ use pyralog_chain::genesis::GenesisFile;
 use pyralog_chain::state::StateStore;
 use pyralog_chain::values::{ClusterRecord, cluster_key};
 use pyralog_consensus::app::ReplicatedApp;
+use pyralog_consensus::core::ConsensusCore;
 use pyralog_consensus::driver::{
     BlockStore, ChainStore, Driver, DriverConfig, DriverError, Progress, StoredBlock, Submitter,
 };
+use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::{Engine, ValidatorSet};
 use pyralog_crypto::{ClusterId, Keypair, PublicKey};
@@ -97,10 +100,16 @@ impl ChainRuntime {
             rebroadcast: propose * 2,
             increase: propose / 2,
         };
-        // One arm per engine the genesis file can name (the type is fixed per build of the
-        // driver, so a second engine will make this a match over boxed drivers).
-        let engine = match engine_kind {
-            Engine::Tendermint => TendermintEngine::new(genesis.chain_id.clone(), key.clone(), timeouts),
+        // One arm per engine the genesis file can name.
+        let engine: Box<dyn ConsensusCore + Send> = match engine_kind {
+            Engine::Tendermint => {
+                Box::new(TendermintEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
+            }
+            Engine::Pbft => {
+                let view = genesis.consensus.view_timeout();
+                let timeouts = PbftTimeouts { view, rebroadcast: view };
+                Box::new(PbftEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
+            }
             other => anyhow::bail!("this build of pyralog cannot run the {other} engine the genesis names"),
         };
         let config = DriverConfig {

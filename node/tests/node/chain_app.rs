@@ -491,6 +491,46 @@ fn a_crash_between_finalize_and_commit_replays_to_the_same_app_hash() {
     assert_eq!(app.check_tx(&transfer(&alice, 0, &bob, 5)).unwrap().unwrap_err(), "nonce 0 outside 1..65");
 }
 
+/// `"engine": "pbft"` is all it takes to run PBFT; its view timer base is checked, and is refused
+/// on a chain of another engine; an engine this build does not know is refused by name.
+#[test]
+fn a_genesis_names_its_engine_and_the_engines_settings() {
+    use pyralog_chain::genesis::{ConsensusGenesisError, GenesisFile};
+
+    let validator = Keypair::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("genesis.json");
+    let load = |consensus: serde_json::Value| {
+        let genesis = serde_json::json!({
+            "chainId": CHAIN,
+            "validators": [{ "publicKey": validator.public().to_string(), "power": 1 }],
+            "consensus": consensus,
+        });
+        std::fs::write(&path, genesis.to_string()).unwrap();
+        GenesisFile::load(&path)
+    };
+    let pbft = load(serde_json::json!({ "engine": "pbft" })).unwrap();
+    assert_eq!(
+        (pbft.consensus.engine, pbft.consensus.view_timeout()),
+        (Engine::Pbft, std::time::Duration::from_secs(2))
+    );
+    let tuned = load(serde_json::json!({ "engine": "pbft", "viewTimeoutMs": 1500 })).unwrap();
+    assert_eq!(tuned.consensus.view_timeout(), std::time::Duration::from_millis(1500));
+    let typed = |consensus| {
+        load(consensus).unwrap_err().root_cause().downcast_ref::<ConsensusGenesisError>().cloned()
+    };
+    assert_eq!(
+        typed(serde_json::json!({ "engine": "pbft", "viewTimeoutMs": 50 })),
+        Some(ConsensusGenesisError::ViewTimeoutOutOfRange(50))
+    );
+    assert_eq!(
+        typed(serde_json::json!({ "engine": "tendermint", "viewTimeoutMs": 1500 })),
+        Some(ConsensusGenesisError::NotThisEngine { setting: "viewTimeoutMs", engine: Engine::Tendermint })
+    );
+    let unknown = load(serde_json::json!({ "engine": "hotstuff" })).unwrap_err();
+    assert!(format!("{unknown:#}").contains("unknown variant `hotstuff`"), "{unknown:#}");
+}
+
 /// A chain id is 1 to 128 bytes: a genesis naming a longer one is refused with a typed error
 /// (signing a vote under a chain id past 65,535 bytes used to panic), and signing bytes of a
 /// made-up longer one do not panic.

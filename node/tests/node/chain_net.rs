@@ -1,7 +1,8 @@
-//! The chain app replicated by four Tendermint validators over real libp2p on loopback: every
-//! block opens with a header the others checked, headers link to their parents and carry the
-//! previous state root, certificates verify for the header's block id, and transfers submitted
-//! to one validator land in every validator's state.
+//! The chain app replicated by four validators over real libp2p on loopback: every block opens
+//! with a header the others checked, headers link to their parents and carry the previous state
+//! root, certificates verify for the header's block id, and transfers submitted to one validator
+//! land in every validator's state. One scripted workload (transfers, a cluster registration,
+//! two anchors) run through Tendermint and through PBFT ends in the same chain state.
 
 use std::time::Duration;
 
@@ -9,11 +10,15 @@ use pyralog_chain::app::ChainApp;
 use pyralog_chain::block::Header;
 use pyralog_chain::state::StateStore;
 use pyralog_chain::tx::{Action, SignedTx, Tx};
-use pyralog_chain::values::{Account, Genesis, account_key};
+use pyralog_chain::values::{Account, Anchor, Genesis, account_key, anchor_key, cluster_key};
+use pyralog_consensus::core::ConsensusCore;
 use pyralog_consensus::driver::{BlockStore, ChainStore, Driver, DriverConfig, Progress};
+use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::{Engine, Validator, ValidatorSet};
-use pyralog_crypto::Keypair;
+use pyralog_crypto::merkle::{MemoryNodeStore, MerkleTree};
+use pyralog_crypto::quorum::SignatureShare;
+use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName, QuorumCertificate};
 use pyralog_p2p::libp2p::Multiaddr;
 use pyralog_p2p::libp2p::multiaddr::Protocol;
 use pyralog_p2p::{Overlay, P2pConfig};
@@ -27,9 +32,12 @@ struct Validating {
     task: tokio::task::JoinHandle<()>,
     progress: watch::Receiver<Progress>,
     txs: mpsc::Sender<Vec<u8>>,
+    /// The app's state (a second handle on its database).
+    state: StateStore,
 }
 
 async fn start(
+    engine: Engine,
     key: &Keypair,
     dir: &std::path::Path,
     config: DriverConfig,
@@ -41,21 +49,30 @@ async fn start(
     let (overlay, inbox) = Overlay::start(key, p2p).await.unwrap();
     let status = overlay.handle.status().await.unwrap();
     let addr = status.listen_addrs[0].clone().with(Protocol::P2p(overlay.handle.peer_id()));
-    let app = ChainApp::new(CHAIN, StateStore::open(&dir.join("state")).unwrap(), key.public());
-    let timeouts = Timeouts {
-        propose: Duration::from_millis(500),
-        prevote: Duration::from_millis(200),
-        precommit: Duration::from_millis(200),
-        rebroadcast: Duration::from_millis(1000),
-        increase: Duration::from_millis(200),
+    let state = StateStore::open(&dir.join("state")).unwrap();
+    let app = ChainApp::new(CHAIN, state.clone(), key.public()).with_engine(engine);
+    let engine: Box<dyn ConsensusCore + Send> = match engine {
+        Engine::Pbft => {
+            let view = Duration::from_millis(1000);
+            Box::new(PbftEngine::new(CHAIN, key.clone(), PbftTimeouts { view, rebroadcast: view }))
+        }
+        _ => {
+            let timeouts = Timeouts {
+                propose: Duration::from_millis(500),
+                prevote: Duration::from_millis(200),
+                precommit: Duration::from_millis(200),
+                rebroadcast: Duration::from_millis(1000),
+                increase: Duration::from_millis(200),
+            };
+            Box::new(TendermintEngine::new(CHAIN, key.clone(), timeouts))
+        }
     };
-    let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts);
     let store = BlockStore::open(&dir.join("blocks")).unwrap();
     let driver = Driver::new(engine, app, overlay.handle.clone(), store, config, inbox.events);
     let (progress, txs) = (driver.progress(), driver.tx_sender());
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { driver.run(stopped).await.expect("the driver runs until stopped") });
-    (Validating { _overlay: overlay, stop, task, progress, txs }, addr)
+    (Validating { _overlay: overlay, stop, task, progress, txs, state }, addr)
 }
 
 async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) {
@@ -64,12 +81,15 @@ async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) 
     assert!(matches!(reached, Ok(Ok(_))), "height {height} not reached");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() {
-    let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate()).collect();
+/// Four validators of `engine` on a genesis of `accounts`, each with its state in `dirs`.
+async fn start_network(
+    engine: Engine,
+    keys: &[Keypair],
+    accounts: Vec<(pyralog_crypto::PublicKey, u64)>,
+    dirs: &[tempfile::TempDir],
+) -> (Vec<Validating>, ValidatorSet) {
     let set = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
-    let (alice, bob) = (Keypair::generate(), Keypair::generate());
-    let genesis = Genesis { accounts: vec![(alice.public(), 1_000)], ..Genesis::default() };
+    let genesis = Genesis { accounts, ..Genesis::default() };
     let config = DriverConfig {
         chain_id: CHAIN.into(),
         validators: set.clone(),
@@ -79,43 +99,56 @@ async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() 
         max_mempool_txs: 10_000,
         app_state: postcard::to_allocvec(&genesis).unwrap(),
     };
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (first, bootstrap) = start(&keys[0], dirs[0].path(), config.clone(), Vec::new()).await;
+    let (first, bootstrap) = start(engine, &keys[0], dirs[0].path(), config.clone(), Vec::new()).await;
     let mut nodes = vec![first];
-    for (key, dir) in keys.iter().zip(&dirs).skip(1) {
-        nodes.push(start(key, dir.path(), config.clone(), vec![bootstrap.clone()]).await.0);
+    for (key, dir) in keys.iter().zip(dirs).skip(1) {
+        nodes.push(start(engine, key, dir.path(), config.clone(), vec![bootstrap.clone()]).await.0);
     }
+    (nodes, set)
+}
+
+/// Stops the validators; returns their state stores and the highest version all of them hold.
+async fn stop_network(nodes: Vec<Validating>) -> (Vec<StateStore>, u64) {
+    for node in &nodes {
+        let _ = node.stop.send(true);
+    }
+    let mut states = Vec::new();
+    for node in nodes {
+        node.task.await.unwrap();
+        states.push(node.state);
+    }
+    let common = states.iter().map(|s| s.latest_version().unwrap().unwrap()).min().unwrap();
+    let roots: Vec<[u8; 32]> = states.iter().map(|s| s.root(common).unwrap()).collect();
+    assert!(roots.iter().all(|r| *r == roots[0]), "validators disagree on the state at {common}");
+    (states, common)
+}
+
+fn transfer(from: &Keypair, nonce: u64, to: &Keypair, amount: u64) -> Vec<u8> {
+    let action = Action::Transfer { to: to.public(), amount };
+    let tx = Tx { chain_id: CHAIN.into(), sender: from.public(), nonce, fee: 1, action };
+    SignedTx::sign(tx, from).encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() {
+    let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate()).collect();
+    let (alice, bob) = (Keypair::generate(), Keypair::generate());
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut nodes, set) =
+        start_network(Engine::Tendermint, &keys, vec![(alice.public(), 1_000)], &dirs).await;
     for node in &mut nodes {
         wait_for_height(&mut node.progress, 3).await;
     }
     // Ten transfers, consecutive nonces, all through validator 2.
     for nonce in 0..10 {
-        let tx = Tx {
-            chain_id: CHAIN.into(),
-            sender: alice.public(),
-            nonce,
-            fee: 1,
-            action: Action::Transfer { to: bob.public(), amount: 7 },
-        };
-        nodes[2].txs.send(SignedTx::sign(tx, &alice).encode()).await.unwrap();
+        nodes[2].txs.send(transfer(&alice, nonce, &bob, 7)).await.unwrap();
     }
     let target = nodes[2].progress.borrow().height + 8;
     for node in &mut nodes {
         wait_for_height(&mut node.progress, target).await;
     }
-    for node in &nodes {
-        let _ = node.stop.send(true);
-    }
-    for node in nodes {
-        node.task.await.unwrap();
-    }
-
-    let states: Vec<StateStore> =
-        dirs.iter().map(|d| StateStore::open(&d.path().join("state")).unwrap()).collect();
-    let common = states.iter().map(|s| s.latest_version().unwrap().unwrap()).min().unwrap();
+    let (states, common) = stop_network(nodes).await;
     assert!(common >= target);
-    let roots: Vec<[u8; 32]> = states.iter().map(|s| s.root(common).unwrap()).collect();
-    assert!(roots.iter().all(|r| *r == roots[0]), "validators disagree on the state at {common}");
     let account = |key: &Keypair| -> Account {
         states[0]
             .get(&account_key(&key.public()), common)
@@ -139,4 +172,149 @@ async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() 
         block.proof.verify(Engine::Tendermint, CHAIN, height, &header.block_id(), &set).unwrap();
         parent = block.block;
     }
+}
+
+/// The scripted workload's actors: fixed keys, so both engines' runs see the same transactions.
+struct Workload {
+    alice: Keypair,
+    bob: Keypair,
+    owner: Keypair,
+    replicas: Vec<Keypair>,
+    cluster: ClusterId,
+}
+
+impl Workload {
+    fn new() -> Workload {
+        let key = |n: u8| Keypair::from_secret(&[n; 32]);
+        Workload {
+            alice: key(1),
+            bob: key(2),
+            owner: key(3),
+            replicas: (10..13).map(key).collect(),
+            cluster: ClusterId::new("same-state").unwrap(),
+        }
+    }
+
+    /// Ten transfers from alice to bob; the owner registers a cluster and anchors two of its
+    /// checkpoints (the second extending the first).
+    fn transactions(&self) -> Vec<Vec<u8>> {
+        let mut txs: Vec<Vec<u8>> = (0..10).map(|nonce| transfer(&self.alice, nonce, &self.bob, 7)).collect();
+        let tx = |nonce, action| {
+            let tx = Tx { chain_id: CHAIN.into(), sender: self.owner.public(), nonce, fee: 1, action };
+            SignedTx::sign(tx, &self.owner).encode()
+        };
+        let members = self.replicas.iter().map(|k| k.public()).collect();
+        txs.push(tx(
+            0,
+            Action::RegisterCluster { cluster: self.cluster.clone(), members, peers: Vec::new() },
+        ));
+        let mut tree = MerkleTree::new(MemoryNodeStore::default());
+        let mut anchored = None;
+        for (nonce, size) in [(1, 4u64), (2, 9)] {
+            while tree.size() < size {
+                tree.append(format!("record {}", tree.size()).as_bytes()).unwrap();
+            }
+            let checkpoint = Checkpoint {
+                cluster: self.cluster.clone(),
+                log: LogName::new("events").unwrap(),
+                partition: 0,
+                epoch: 1,
+                size,
+                root: tree.root(),
+                time_ms: 0,
+                zk_roots: Default::default(),
+            };
+            let signatures =
+                self.replicas[..2].iter().map(|k| SignatureShare::sign(k, &checkpoint)).collect();
+            let certificate = QuorumCertificate { message: checkpoint, signatures };
+            let consistency = anchored.map(|from| tree.consistency_proof(from, size).unwrap());
+            txs.push(tx(nonce, Action::AnchorCheckpoint { certificate, consistency }));
+            anchored = Some(size);
+        }
+        txs
+    }
+
+    /// A digest of the state the workload touches, without block ids, heights or times (an
+    /// anchor counts by its certified checkpoint, not the height that anchored it).
+    fn digest(&self, state: &StateStore, version: u64) -> pyralog_crypto::Digest {
+        let log = LogName::new("events").unwrap();
+        let keys = [
+            account_key(&self.alice.public()),
+            account_key(&self.bob.public()),
+            account_key(&self.owner.public()),
+            cluster_key(&self.cluster),
+        ];
+        let mut hasher = blake3::Hasher::new();
+        for key in keys {
+            let value = state.get(&key, version).unwrap().expect("the workload wrote it");
+            hasher.update(&(key.len() as u64).to_be_bytes()).update(&key);
+            hasher.update(&(value.len() as u64).to_be_bytes()).update(&value);
+        }
+        let anchor = state.get(&anchor_key(&self.cluster, &log, 0), version).unwrap().expect("anchored");
+        let anchor: Anchor = postcard::from_bytes(&anchor).unwrap();
+        assert_eq!(anchor.certificate.message.size, 9, "the second anchor is the partition's");
+        hasher.update(&postcard::to_allocvec(&anchor.certificate).unwrap());
+        pyralog_crypto::Digest(*hasher.finalize().as_bytes())
+    }
+
+    /// Whether every transaction was applied at `version` (the senders' nonces).
+    fn applied(&self, state: &StateStore, version: u64) -> bool {
+        let nonce = |key: &Keypair| {
+            state
+                .get(&account_key(&key.public()), version)
+                .unwrap()
+                .map(|v| postcard::from_bytes::<Account>(&v).unwrap().nonce)
+        };
+        nonce(&self.alice) == Some(10) && nonce(&self.owner) == Some(3)
+    }
+}
+
+/// Runs the workload on four validators of `engine`; returns the state digest they agree on.
+async fn run_workload(engine: Engine, workload: &Workload) -> pyralog_crypto::Digest {
+    let keys: Vec<Keypair> = (20..24).map(|n| Keypair::from_secret(&[n; 32])).collect();
+    let accounts = vec![(workload.alice.public(), 1_000), (workload.owner.public(), 1_000)];
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut nodes, set) = start_network(engine, &keys, accounts, &dirs).await;
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, 2).await;
+    }
+    for tx in workload.transactions() {
+        nodes[1].txs.send(tx).await.unwrap();
+    }
+    // Validator 3's state shows every transaction applied.
+    let mut progress = nodes[3].progress.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let version = nodes[3].state.latest_version().unwrap().unwrap_or(0);
+        if workload.applied(&nodes[3].state, version) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{engine}: the workload was not applied in 2 minutes"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), progress.changed()).await;
+    }
+    let target = nodes[3].progress.borrow().height + 2;
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, target).await;
+    }
+    let (states, common) = stop_network(nodes).await;
+    let blocks = BlockStore::open(&dirs[0].path().join("blocks")).unwrap();
+    let last = blocks.block(common).unwrap().unwrap();
+    assert_eq!(last.proof.engine(), engine);
+    last.proof.verify(engine, CHAIN, common, &last.block, &set).unwrap();
+    let digests: Vec<_> = states.iter().map(|s| workload.digest(s, common)).collect();
+    assert!(digests.iter().all(|d| *d == digests[0]), "{engine}: the validators' digests differ");
+    digests[0]
+}
+
+/// One workload through Tendermint and through PBFT: the same chain state (the blocks differ:
+/// ids, heights, times and proposers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_workload_ends_in_the_same_state_on_tendermint_and_on_pbft() {
+    let workload = Workload::new();
+    let tendermint = run_workload(Engine::Tendermint, &workload).await;
+    let pbft = run_workload(Engine::Pbft, &workload).await;
+    assert_eq!(tendermint, pbft, "the engines ended in different states");
 }

@@ -1,5 +1,5 @@
 //! The 2x3 testnet of `make testnet` as a test, with real processes: two clusters of three
-//! nodes, all six Tendermint validators of one chain. A record of cluster A is anchored and
+//! nodes, all six validators of one chain (Tendermint, then PBFT). A record of cluster A is anchored and
 //! verified with finality through nodes of cluster B by the light client, synced from genesis.
 //! Then one node of each cluster in turn is killed (SIGKILL) and restarted: the chain keeps
 //! finalizing without it, new records are anchored and verified across clusters, and the
@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{Testnet, call, eventually, hex, spawn_node, start_clusters};
+use crate::support::{Testnet, call, eventually, hex, spawn_node, start_clusters_on};
 
 const PER_CLUSTER: u16 = 3;
 
@@ -112,8 +112,19 @@ pub(crate) async fn verify_final(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clusters_verify_each_other_through_the_chain_across_kills_and_restarts() {
+    kills_and_restarts("tendermint").await;
+}
+
+/// The same on PBFT: each killed validator restarts from its RocksDB WAL, in whatever view it
+/// was, and rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_on_pbft_verify_each_other_across_kills_and_restarts() {
+    kills_and_restarts("pbft").await;
+}
+
+async fn kills_and_restarts(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut net = start_clusters(dir.path(), 2, PER_CLUSTER, |config| config.to_owned()).await;
+    let mut net = start_clusters_on(engine, dir.path(), 2, PER_CLUSTER, |config| config.to_owned()).await;
     let all: Vec<usize> = (0..2 * PER_CLUSTER as usize).collect();
     wait_for_height(&net, &all, 2).await;
     let status = call(&net.rpc[0], "system_status", json!({})).await.unwrap();

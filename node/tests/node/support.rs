@@ -119,6 +119,17 @@ pub(crate) async fn start_clusters(
     per_cluster: u16,
     edit: impl Fn(&str) -> String,
 ) -> Testnet {
+    start_clusters_on("tendermint", dir, clusters, per_cluster, edit).await
+}
+
+/// [`start_clusters`] with the chain on `engine`.
+pub(crate) async fn start_clusters_on(
+    engine: &str,
+    dir: &Path,
+    clusters: u16,
+    per_cluster: u16,
+    edit: impl Fn(&str) -> String,
+) -> Testnet {
     let nodes = clusters * per_cluster;
     // Consecutive free ports: raft, rpc, metrics and overlay for each node, no overlaps.
     let base = free_base(4 * nodes);
@@ -128,6 +139,7 @@ pub(crate) async fn start_clusters(
         .arg(dir)
         .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
         .args(["--metrics-port", &metrics.to_string(), "--p2p-port", &p2p.to_string()])
+        .args(["--engine", engine])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,11 +1,12 @@
-//! Consensus benchmark: 4 and 7 Tendermint validators over real libp2p on loopback (gossipsub
-//! for votes and proposals, RocksDB stores with the WAL fsynced before every vote), blocks cut
-//! as fast as the network allows (block interval 0), first with empty blocks, then with 1,000
-//! transactions/s of 256 bytes submitted round-robin to the validators.
+//! Consensus benchmark: PBFT beside Tendermint in one run, 4 and 7 validators over real libp2p
+//! on loopback (gossipsub for votes and proposals, RocksDB stores with the WAL fsynced before
+//! every vote), blocks cut as fast as the network allows (block interval 0), first with empty
+//! blocks, then with 1,000 transactions/s of 256 bytes submitted round-robin to the validators.
 //!
 //! Figures: blocks/s and the time between consecutive commits (p50/p99) at validator 0; with
 //! transactions, also commit latency: submission to a validator until that validator commits
-//! the block carrying it (p50/p99).
+//! the block carrying it (p50/p99); and the consensus messages and bytes all validators handed
+//! the network per block (a broadcast counted once per other validator).
 //!
 //! Run: `make bench-consensus` (`BENCH_SECONDS` sets the measured time per case, default 10;
 //! a 3-second warm-up is dropped; `BENCH_VALIDATORS=7` runs one size only).
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pyralog_consensus::Engine;
 use pyralog_consensus::testkit::CountingApp;
 
 /// When each transaction (by its 8-byte sequence number) was committed, per validator.
@@ -37,7 +39,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-async fn case(validators: usize, tx_rate: u64, seconds: u64) {
+async fn case(engine: Engine, validators: usize, tx_rate: u64, seconds: u64) {
     let (keys, set) = support::validators(validators);
     let dirs: Vec<tempfile::TempDir> = (0..validators).map(|_| tempfile::tempdir().unwrap()).collect();
     let config = support::driver_config(&set, Duration::ZERO);
@@ -55,20 +57,23 @@ async fn case(validators: usize, tx_rate: u64, seconds: u64) {
             }
         })
     };
-    let first = support::start_with_app(&keys[0], dirs[0].path(), config.clone(), Vec::new(), app(0)).await;
+    let sent = support::Sent::default();
+    let start = |i: usize, bootstrap: Vec<_>| {
+        support::start_counted(
+            engine,
+            &keys[i],
+            dirs[i].path(),
+            config.clone(),
+            bootstrap,
+            app(i),
+            sent.clone(),
+        )
+    };
+    let first = start(0, Vec::new()).await;
     let bootstrap = support::dial_addr(first.handle(), "tcp").await;
     let mut nodes = vec![first];
     for i in 1..validators {
-        nodes.push(
-            support::start_with_app(
-                &keys[i],
-                dirs[i].path(),
-                config.clone(),
-                vec![bootstrap.clone()],
-                app(i),
-            )
-            .await,
-        );
+        nodes.push(start(i, vec![bootstrap.clone()]).await);
     }
     support::wait_for_height(&mut nodes[0].progress, 3).await;
 
@@ -76,12 +81,16 @@ async fn case(validators: usize, tx_rate: u64, seconds: u64) {
     let measured_from = start + WARM_UP;
     let end = measured_from + Duration::from_secs(seconds);
     let mut submitted: Vec<(u64, usize, Instant)> = Vec::new();
+    let mut sent_at_start = None;
     if tx_rate > 0 {
         let mut ticker = tokio::time::interval(Duration::from_millis(10));
         let per_tick = tx_rate / 100;
         let mut seq = 0u64;
         while Instant::now() < end {
             ticker.tick().await;
+            if sent_at_start.is_none() && Instant::now() >= measured_from {
+                sent_at_start = Some(sent.totals());
+            }
             for _ in 0..per_tick {
                 let node = (seq as usize) % validators;
                 let mut tx = vec![0x5a; TX_BYTES];
@@ -92,8 +101,12 @@ async fn case(validators: usize, tx_rate: u64, seconds: u64) {
             }
         }
     } else {
-        tokio::time::sleep_until((end).into()).await;
+        tokio::time::sleep_until(measured_from.into()).await;
+        sent_at_start = Some(sent.totals());
+        tokio::time::sleep_until(end.into()).await;
     }
+    let (messages_at_end, bytes_at_end) = sent.totals();
+    let (messages_at_start, bytes_at_start) = sent_at_start.unwrap_or_default();
     // Let the last transactions land.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for node in nodes {
@@ -115,13 +128,15 @@ async fn case(validators: usize, tx_rate: u64, seconds: u64) {
     }
     latencies.sort();
     let load = if tx_rate == 0 { "empty".to_string() } else { format!("{tx_rate} tx/s") };
+    let per_block = |total: u64| total as f64 / times.len().max(1) as f64;
     let (p50, p99) = if tx_rate == 0 {
         ("-".to_string(), "-".to_string())
     } else {
         (ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)))
     };
     println!(
-        "{:>10} {:>11} {:>9.1} {:>11} {:>11} {:>11} {:>11} {:>12}",
+        "{:>10} {:>10} {:>11} {:>9.1} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10.1} {:>10.1}",
+        engine.name(),
         validators,
         load,
         blocks_per_s,
@@ -130,6 +145,8 @@ async fn case(validators: usize, tx_rate: u64, seconds: u64) {
         p50,
         p99,
         if tx_rate == 0 { "-".to_string() } else { lost.to_string() },
+        per_block(messages_at_end - messages_at_start),
+        per_block(bytes_at_end - bytes_at_start) / 1024.0,
     );
 }
 
@@ -137,11 +154,21 @@ async fn case(validators: usize, tx_rate: u64, seconds: u64) {
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     println!(
-        "Tendermint (Malachite) over libp2p on loopback, block interval 0, {seconds} s per case after a 3 s warm-up"
+        "PBFT and Tendermint (Malachite) over libp2p on loopback, block interval 0, {seconds} s per case after a 3 s warm-up"
     );
     println!(
-        "{:>10} {:>11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12}",
-        "validators", "load", "blocks/s", "block p50", "block p99", "commit p50", "commit p99", "uncommitted"
+        "{:>10} {:>10} {:>11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10} {:>10}",
+        "engine",
+        "validators",
+        "load",
+        "blocks/s",
+        "block p50",
+        "block p99",
+        "commit p50",
+        "commit p99",
+        "uncommitted",
+        "msgs/block",
+        "KiB/block"
     );
     // `BENCH_VALIDATORS=7` runs one size only.
     let sizes: Vec<usize> = match std::env::var("BENCH_VALIDATORS").ok().and_then(|s| s.parse().ok()) {
@@ -150,8 +177,13 @@ async fn main() {
     };
     for validators in sizes {
         for rate in [0, 1000] {
-            case(validators, rate, seconds).await;
+            for engine in [Engine::Pbft, Engine::Tendermint] {
+                case(engine, validators, rate, seconds).await;
+            }
         }
     }
-    println!("(times in ms; commit latency: submission to a validator -> that validator commits it)");
+    println!(
+        "(times in ms; commit latency: submission to a validator -> that validator commits it; \
+         msgs and KiB per block: consensus messages all validators handed the network)"
+    );
 }

@@ -151,8 +151,15 @@ impl PbftEngine {
             }
             return;
         }
-        if height + 1 == self.height || (height == self.height && self.round.decided.is_some()) {
-            return self.answer_laggard(from, height);
+        // A peer still on a height this replica decided, whose view timer ran out (late votes
+        // of a peer that decides a moment later are no sign of being stuck: the next
+        // PRE-PREPARE carries the certificate to those).
+        let decided = height + 1 == self.height || (height == self.height && self.round.decided.is_some());
+        if decided {
+            if matches!(message, Message::ViewChange(_)) {
+                self.answer_laggard(from, height);
+            }
+            return;
         }
         if height != self.height || self.validators.is_none() {
             return;

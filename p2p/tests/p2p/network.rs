@@ -1,12 +1,15 @@
-//! Four validators over real libp2p on loopback.
+//! Four validators over real libp2p on loopback (Tendermint, then PBFT).
 
 use std::time::Duration;
 
 use pyralog_consensus::Engine;
 use pyralog_consensus::driver::{BlockStore, ChainStore};
-use pyralog_consensus::testkit::assert_same_certified_blocks;
+use pyralog_consensus::pbft::primary;
+use pyralog_consensus::testkit::{CountingApp, assert_same_certified_blocks};
 
-use crate::support::{CHAIN, driver_config, start, start_network, validators, wait_for_height};
+use crate::support::{
+    CHAIN, Sent, driver_config, start, start_counted, start_network, validators, wait_for_height,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_over_libp2p_survive_a_kill_and_a_restart() {
@@ -88,4 +91,65 @@ async fn a_transaction_submitted_to_one_validator_is_committed_by_all() {
             );
         }
     }
+}
+
+/// PBFT over the same overlay: four validators commit in one view; the primary is killed, the
+/// others move to the next view and go on; restarted, it catches up and decides with them.
+/// Every store holds the same blocks with PBFT commit certificates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pbft_validators_over_libp2p_replace_a_killed_primary() {
+    let (keys, set) = validators(4);
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let config = driver_config(&set, Duration::from_millis(20));
+    let sent = Sent::default();
+    let start = |i: usize, bootstrap: Vec<_>| {
+        start_counted(
+            Engine::Pbft,
+            &keys[i],
+            dirs[i].path(),
+            config.clone(),
+            bootstrap,
+            CountingApp::default(),
+            sent.clone(),
+        )
+    };
+    let first = start(0, Vec::new()).await;
+    let bootstrap = crate::support::dial_addr(first.handle(), "tcp").await;
+    let mut nodes = vec![Some(first)];
+    for i in 1..4 {
+        nodes.push(Some(start(i, vec![bootstrap.clone()]).await));
+    }
+    for node in nodes.iter_mut().flatten() {
+        wait_for_height(&mut node.progress, 5).await;
+    }
+    let (messages, _) = sent.totals();
+    assert!(messages > 0, "the engines' messages went through the counted network");
+
+    // Kill the primary of view 0 (every height so far was decided in view 0).
+    let primary = primary(&set, 0);
+    let victim = keys.iter().position(|k| k.public() == primary).unwrap();
+    nodes[victim].take().unwrap().kill().await;
+    let before = nodes.iter().flatten().map(|n| n.progress.borrow().height).max().unwrap();
+    for node in nodes.iter_mut().flatten() {
+        wait_for_height(&mut node.progress, before + 5).await;
+    }
+
+    let alive = nodes.iter().flatten().next().unwrap();
+    let bootstrap = crate::support::dial_addr(alive.handle(), "tcp").await;
+    let mut restarted = start(victim, vec![bootstrap]).await;
+    let target = alive.progress.borrow().height + 5;
+    wait_for_height(&mut restarted.progress, target).await;
+    nodes[victim] = Some(restarted);
+    for node in nodes.iter_mut().flatten() {
+        wait_for_height(&mut node.progress, target).await;
+    }
+    for node in nodes.into_iter().flatten() {
+        node.stop().await;
+    }
+    let stores: Vec<BlockStore> = dirs.iter().map(|d| BlockStore::open(d.path()).unwrap()).collect();
+    assert_same_certified_blocks(&stores, Engine::Pbft, CHAIN, &set, target);
+    let round =
+        |height| stores[0].block(height).unwrap().unwrap().proof.commit_certificate().unwrap().message.round;
+    assert_eq!(round(1), 0, "decided in the first view");
+    assert!(round(target) >= 1, "decided after a view change");
 }

@@ -1,14 +1,25 @@
-//! Validators running the Tendermint driver over the overlay, on loopback TCP and QUIC.
+//! Validators running the driver (Tendermint unless told otherwise) over the overlay, on
+//! loopback TCP and QUIC.
 
+use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use pyralog_consensus::Engine;
 use pyralog_consensus::app::ReplicatedApp;
-use pyralog_consensus::driver::{BlockStore, Driver, DriverConfig, Progress};
+use pyralog_consensus::core::ConsensusCore;
+use pyralog_consensus::driver::{
+    BlockStore, ConsensusNet, Driver, DriverConfig, FetchedBlocks, NetError, Progress,
+};
+use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::testkit::CountingApp;
+use pyralog_consensus::vote::Evidence;
 use pyralog_consensus::{Validator, ValidatorSet};
 use pyralog_crypto::Keypair;
+use pyralog_crypto::PublicKey;
 use pyralog_p2p::libp2p::Multiaddr;
 use pyralog_p2p::libp2p::multiaddr::Protocol;
 use pyralog_p2p::{Overlay, P2pConfig, P2pHandle};
@@ -116,13 +127,99 @@ pub(crate) async fn start_with_app<A: ReplicatedApp + Send + 'static>(
     bootstrap: Vec<Multiaddr>,
     app: A,
 ) -> Validating {
+    start_counted(Engine::Tendermint, key, dir, config, bootstrap, app, Sent::default()).await
+}
+
+/// PBFT's timeouts for loopback.
+pub(crate) fn pbft_timeouts() -> PbftTimeouts {
+    PbftTimeouts { view: Duration::from_millis(1000), rebroadcast: Duration::from_millis(1000) }
+}
+
+/// Consensus messages and bytes validators handed the network: a broadcast counts once per
+/// other validator (what reaches them, before gossip's own duplicates), a direct send once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sent {
+    messages: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Sent {
+    /// Messages and bytes so far.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        (self.messages.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
+
+    fn add(&self, recipients: u64, bytes: usize) {
+        self.messages.fetch_add(recipients, Ordering::Relaxed);
+        self.bytes.fetch_add(recipients * bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// The overlay handle, counting what the engine sends.
+struct CountingNet {
+    inner: P2pHandle,
+    sent: Sent,
+    others: u64,
+}
+
+impl ConsensusNet for CountingNet {
+    fn broadcast(&self, bytes: Vec<u8>) {
+        self.sent.add(self.others, bytes.len());
+        self.inner.broadcast(bytes);
+    }
+
+    fn send_to(&self, to: PublicKey, bytes: Vec<u8>) {
+        self.sent.add(1, bytes.len());
+        self.inner.send_to(to, bytes);
+    }
+
+    fn fetch_blocks(
+        &self,
+        from_height: u64,
+        max: u32,
+    ) -> impl Future<Output = Result<FetchedBlocks, NetError>> + Send + 'static {
+        self.inner.fetch_blocks(from_height, max)
+    }
+
+    fn gossip_tx(&self, tx: Vec<u8>) {
+        self.inner.gossip_tx(tx);
+    }
+
+    fn gossip_evidence(&self, evidence: &Evidence) {
+        self.inner.gossip_evidence(evidence);
+    }
+
+    fn report(&self, peer: PublicKey, reason: String) {
+        self.inner.report(peer, reason);
+    }
+
+    fn set_validators(&self, keys: Vec<PublicKey>) {
+        self.inner.set_validators(keys);
+    }
+}
+
+/// A validator of `engine` running `app`, adding what its engine sends to `sent`.
+pub(crate) async fn start_counted<A: ReplicatedApp + Send + 'static>(
+    engine: Engine,
+    key: &Keypair,
+    dir: &Path,
+    config: DriverConfig,
+    bootstrap: Vec<Multiaddr>,
+    app: A,
+    sent: Sent,
+) -> Validating {
     let mut p2p = P2pConfig::new(CHAIN, loopback());
     p2p.bootstrap = bootstrap;
     p2p.validators = config.validators.validators().iter().map(|v| v.key).collect();
     let (overlay, inbox) = Overlay::start(key, p2p).await.expect("the overlay starts");
     let store = BlockStore::open(dir).expect("the block store opens");
-    let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
-    let driver = Driver::new(engine, app, overlay.handle.clone(), store, config, inbox.events);
+    let engine: Box<dyn ConsensusCore + Send> = match engine {
+        Engine::Pbft => Box::new(PbftEngine::new(CHAIN, key.clone(), pbft_timeouts())),
+        _ => Box::new(TendermintEngine::new(CHAIN, key.clone(), timeouts())),
+    };
+    let others = config.validators.validators().len() as u64 - 1;
+    let net = CountingNet { inner: overlay.handle.clone(), sent, others };
+    let driver = Driver::new(engine, app, net, store, config, inbox.events);
     let progress = driver.progress();
     let txs = driver.tx_sender();
     let (stop, stopped) = watch::channel(false);

@@ -410,6 +410,18 @@ pub(super) fn build() -> Value {
             "postcard": hx(&postcard::to_allocvec(&finality).unwrap()),
         }),
     );
+    // The same certificate as a PBFT proof (PBFT's COMMITs are precommits whose round is the
+    // view): only the engine index differs, and it verifies only for a PBFT chain.
+    let pbft = FinalityProof::quorum(Engine::Pbft, commit.clone());
+    assert_eq!(pbft.verify(Engine::Pbft, CHAIN, 42, &block_id, &set), Ok(70));
+    assert!(pbft.verify(Engine::Tendermint, CHAIN, 42, &block_id, &set).is_err());
+    put(
+        "finality_proof_pbft",
+        json!({
+            "engine": Engine::Pbft.name(),
+            "postcard": hx(&postcard::to_allocvec(&pbft).unwrap()),
+        }),
+    );
     put(
         "consensus_info",
         json!({

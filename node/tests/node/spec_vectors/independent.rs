@@ -160,6 +160,9 @@ pub(super) fn check_independently(v: &Value) {
     assert_eq!(hx(&commit_postcard), commit["postcard"].as_str().unwrap());
     let finality_postcard = [[0u8, 0].as_slice(), commit_postcard.as_slice()].concat();
     assert_eq!(hx(&finality_postcard), v["finality_proof"]["postcard"].as_str().unwrap());
+    let pbft_postcard = [[0u8, 1].as_slice(), commit_postcard.as_slice()].concat();
+    assert_eq!(hx(&pbft_postcard), v["finality_proof_pbft"]["postcard"].as_str().unwrap());
+    assert_eq!(v["finality_proof_pbft"]["engine"], "pbft");
 
     // §11.3: the consensus info: Some(finality proof), then one DuplicateVote whose two votes
     // the accused signed.

@@ -220,17 +220,20 @@ fn a_restart_in_the_middle_of_a_view_change_is_survived() {
 #[test]
 fn a_broken_new_view_check_is_caught_by_the_simulator() {
     let mut caught = 0;
+    let mut outcomes = Vec::new();
     for seed in 1..=10 {
         let mut scenario = Scenario::calm(seed, 4);
         scenario.byzantine = vec![(3, Behaviour::Storm)];
-        scenario.deadline_ms = 20_000;
+        scenario.deadline_ms = 10_000;
         assert!(run_pbft(&scenario).is_ok(), "seed {seed} fails with the check on");
-        match run_pbft_unchecked(&scenario) {
-            Err(SimFailure::Safety { seed: s, .. } | SimFailure::Liveness { seed: s, .. }) if s == seed => {
-                caught += 1
-            }
-            _ => {}
+        let outcome = run_pbft_unchecked(&scenario);
+        if let Err(SimFailure::Safety { seed: s, .. } | SimFailure::Liveness { seed: s, .. }) = &outcome
+            && *s == seed
+        {
+            caught += 1;
         }
+        outcomes.push(outcome.map(|o| o.height));
     }
-    assert!(caught >= 3, "the broken NEW-VIEW check went unnoticed in {} of 10 runs", 10 - caught);
+    println!("unchecked NEW-VIEWs: {caught} of 10 runs end in a safety or liveness failure: {outcomes:?}");
+    assert!(caught >= 5, "the broken NEW-VIEW check went unnoticed in {} of 10 runs", 10 - caught);
 }

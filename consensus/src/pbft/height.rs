@@ -33,15 +33,18 @@ impl PbftEngine {
         // The view the parent was committed in: where the primary that committed it leads on.
         self.view = self.last_commit.as_ref().map_or(0, |c| c.message.round);
         self.replay_restored(height);
-        self.arm_view_timer();
         self.arm_rebroadcast();
-        if let Some(proposal) = self.round.own_proposal.clone() {
-            self.send(&Message::PrePrepare(proposal));
-        } else if let Some(vc) = self.round.own_view_change.clone().filter(|_| self.changing) {
-            self.send(&Message::ViewChange(vc));
+        if self.changing {
+            // Restored in a view change: its timer runs once a quorum asks for the view.
+            self.resend();
             self.check_view_changes();
-        } else if !self.changing && !self.round.voted && primary(self.set(), self.view) == self.me {
-            self.build(self.view);
+        } else {
+            self.arm_view_timer();
+            if self.round.voted {
+                self.resend();
+            } else if primary(self.set(), self.view) == self.me {
+                self.build(self.view);
+            }
         }
         let early = std::mem::take(&mut self.early);
         for (from, message) in early.into_iter().filter(|(_, m)| m.height() == height) {
@@ -112,6 +115,8 @@ impl PbftEngine {
         if pp.proposer == self.me {
             self.round.signed.insert((pp.view, PRE_PREPARE), pp.block);
         }
+        // Signed by the view's primary: a conflicting one proves its equivocation.
+        self.round.seen_proposals.entry((pp.view, pp.proposer)).or_insert_with(|| pp.clone());
         self.round.voted = true;
         self.round.payloads.insert(pp.block, proposal.txs.clone());
         self.round.verdicts.insert(pp.block, true);
@@ -234,6 +239,13 @@ impl PbftEngine {
             return;
         }
         self.arm_rebroadcast();
+        self.resend();
+    }
+
+    /// Sends this replica's latest messages of the current view again (after a restart, and
+    /// now and then while the height is undecided: lost messages are otherwise only recovered
+    /// by a view change).
+    fn resend(&mut self) {
         let mut messages = Vec::new();
         if self.changing {
             messages.extend(self.round.own_view_change.clone().map(Message::ViewChange));

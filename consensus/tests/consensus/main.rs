@@ -4,5 +4,6 @@ mod certificates;
 mod driver;
 mod evidence;
 mod pbft;
+mod pbft_engine;
 mod simulator;
 mod tendermint;

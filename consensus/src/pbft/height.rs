@@ -19,7 +19,7 @@ impl PbftEngine {
         validators: ValidatorSet,
         last_commit: Option<FinalityProof>,
     ) {
-        if self.height + 1 == height {
+        if self.height.checked_add(1) == Some(height) {
             self.previous = self.validators.take();
         } else {
             self.previous = None;
@@ -65,6 +65,11 @@ impl PbftEngine {
         let (now, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.restored).into_iter().partition(|(h, _)| *h == height);
         self.restored = later.into_iter().filter(|(h, _)| *h > height).collect();
+        if !now.is_empty() {
+            // Where it was: the view of what it signed last (its views only rose at a height),
+            // not the view the height would start in now.
+            self.view = 0;
+        }
         for (_, record) in now {
             match record {
                 wal::Record::Proposal(proposal) => {
@@ -78,16 +83,12 @@ impl PbftEngine {
                 wal::Record::Prepare { vote, proposal } => {
                     self.restore_proposal(&proposal);
                     self.round.signed.insert((vote.view, PREPARE), vote.block);
-                    self.round
-                        .tallies
-                        .entry((vote.view, PREPARE, vote.block))
-                        .or_default()
-                        .push(vote.share());
+                    self.count_vote(PREPARE, vote.clone());
                     self.round.own_prepare = Some(vote);
                 }
                 wal::Record::Commit { vote, prepares } => {
                     self.round.signed.insert((vote.view, COMMIT), vote.block);
-                    self.round.tallies.entry((vote.view, COMMIT, vote.block)).or_default().push(vote.share());
+                    self.count_vote(COMMIT, vote.clone());
                     if let Some(pre_prepare) = self.round.accepted.get(&vote.view).cloned() {
                         self.note_prepared(PreparedCertificate { pre_prepare, prepares });
                     }
@@ -141,7 +142,7 @@ impl PbftEngine {
         if let Message::Committed(certificate) = message {
             return self.on_certificate(from, certificate);
         }
-        if height == self.height + 1 {
+        if Some(height) == self.height.checked_add(1) {
             // A peer that committed first: its VIEW-CHANGE or PRE-PREPARE may carry this height's
             // certificate.
             match &message {
@@ -159,7 +160,8 @@ impl PbftEngine {
         // A peer still on a height this replica decided, whose view timer ran out (late votes
         // of a peer that decides a moment later are no sign of being stuck: the next
         // PRE-PREPARE carries the certificate to those).
-        let decided = height + 1 == self.height || (height == self.height && self.round.decided.is_some());
+        let decided = height.checked_add(1) == Some(self.height)
+            || (height == self.height && self.round.decided.is_some());
         if decided {
             if matches!(message, Message::ViewChange(_)) {
                 self.answer_laggard(from, height);

@@ -70,6 +70,11 @@ const COMMIT: u8 = 2;
 /// The view timer doubles at most this many times (64 times the base).
 const MAX_DOUBLINGS: u32 = 6;
 
+/// PRE-PREPAREs and votes for views further ahead of this replica's are dropped: no honest
+/// replica is that far ahead at one height, and a Byzantine one cannot make it keep a record for
+/// every view it signs.
+const MAX_VIEWS_AHEAD: u32 = 1024;
+
 /// Messages kept for the next height per peer (one that committed first), at most: enough for
 /// a view change's worth of its messages, and a flooding peer crowds out no one else.
 const MAX_EARLY_PER_PEER: usize = 32;
@@ -80,13 +85,14 @@ pub struct PbftTimeouts {
     /// The view timer's base: how long a view may go without a commit before a view change.
     pub view: Duration,
     /// How often a replica re-sends its latest messages while the height is undecided (lost
-    /// messages are otherwise only recovered by a view change).
+    /// messages are otherwise only recovered by a view change); shorter than `view`, so a lost
+    /// message is re-sent before the view changes over it.
     pub rebroadcast: Duration,
 }
 
 impl Default for PbftTimeouts {
     fn default() -> Self {
-        PbftTimeouts { view: Duration::from_millis(2000), rebroadcast: Duration::from_millis(2000) }
+        PbftTimeouts { view: Duration::from_millis(2000), rebroadcast: Duration::from_millis(1000) }
     }
 }
 
@@ -137,10 +143,10 @@ struct Round {
     pending_commit: Option<CommitCertificate>,
     /// The certificate this replica decided with.
     decided: Option<CommitCertificate>,
-    /// Each validator's highest VIEW-CHANGE.
-    highest_view_change: HashMap<PublicKey, u32>,
-    /// VIEW-CHANGEs by view and signer.
-    view_changes: BTreeMap<u32, BTreeMap<PublicKey, ViewChange>>,
+    /// Each validator's highest VIEW-CHANGE (a lower one is of no use: its signer has moved
+    /// on, and no NEW-VIEW for that view can bring it back). One per validator, whatever a
+    /// flooding peer sends.
+    view_changes: HashMap<PublicKey, ViewChange>,
     /// The NEW-VIEW that installed the current view (re-sent to replicas still changing).
     new_view: Option<NewView>,
     /// Own signatures per (view, kind): never another block there.
@@ -156,6 +162,9 @@ struct Round {
     own_view_change: Option<ViewChange>,
     /// The view whose payload was asked of the app.
     building: Option<u32>,
+    /// A payload the app built for a NEW-VIEW, used if the VIEW-CHANGEs still show nothing
+    /// prepared when it is announced.
+    fresh_payload: Option<(u32, Vec<Vec<u8>>)>,
     /// The view whose view-change timer runs.
     change_timer_for: Option<u32>,
     /// The running view timer.

@@ -39,7 +39,10 @@ impl PbftEngine {
             return;
         }
         if self.changing {
-            return self.announce_new_view(view, txs, -1);
+            // For a NEW-VIEW: announced if the VIEW-CHANGEs held then still show nothing
+            // prepared (one that arrived meanwhile may).
+            self.round.fresh_payload = Some((view, txs));
+            return self.check_view_changes();
         }
         if primary(self.set(), view) != self.me || self.round.accepted.contains_key(&view) {
             return;
@@ -58,7 +61,9 @@ impl PbftEngine {
     /// A PRE-PREPARE, alone or from a NEW-VIEW this replica checked (`checked`).
     pub(super) fn on_proposal(&mut self, from: PublicKey, proposal: Proposal, checked: bool) {
         let pp = &proposal.pre_prepare;
-        if self.set().power_of(&pp.proposer).is_none() {
+        if self.set().power_of(&pp.proposer).is_none()
+            || pp.view > self.view.saturating_add(super::MAX_VIEWS_AHEAD)
+        {
             return;
         }
         if !self.verify_signature(&pp.proposer, &pp.signing_bytes(&self.chain_id), &pp.signature) {
@@ -118,6 +123,11 @@ impl PbftEngine {
         if self.round.decided.is_some() || (!checked && !self.may_accept_alone(&proposal)) {
             return;
         }
+        // A checked proposal (own, or a NEW-VIEW's) only in the view it was checked for: the
+        // app's verdict may come back after this replica moved on to a VIEW-CHANGE.
+        if checked && (pp.view != self.view || self.changing || pp.view < self.round.view_change_floor) {
+            return;
+        }
         if pp.view != self.view || self.changing {
             // Following a primary into its view (see may_accept_alone).
             self.view = pp.view;
@@ -147,7 +157,9 @@ impl PbftEngine {
 
     /// A peer's PREPARE or COMMIT.
     pub(super) fn on_vote(&mut self, from: PublicKey, kind: u8, vote: SignedVote) {
-        if self.set().power_of(&vote.signer).is_none() {
+        if self.set().power_of(&vote.signer).is_none()
+            || vote.view > self.view.saturating_add(super::MAX_VIEWS_AHEAD)
+        {
             return;
         }
         let bytes = vote.vote(&self.chain_id, kind_of(kind)).signing_bytes();

@@ -88,9 +88,12 @@ impl PbftEngine {
     }
 
     pub(super) fn record_view_change(&mut self, vc: ViewChange) {
-        let highest = self.round.highest_view_change.entry(vc.signer).or_insert(vc.view);
-        *highest = (*highest).max(vc.view);
-        self.round.view_changes.entry(vc.view).or_default().entry(vc.signer).or_insert(vc);
+        match self.round.view_changes.get(&vc.signer) {
+            Some(known) if known.view >= vc.view => {}
+            _ => {
+                self.round.view_changes.insert(vc.signer, vc);
+            }
+        }
     }
 
     /// VIEW-CHANGEs of more than 1/3 of the power for views this replica has not reached (or
@@ -108,10 +111,10 @@ impl PbftEngine {
         let set = self.set();
         let mut ahead: Vec<(u32, u64)> = self
             .round
-            .highest_view_change
+            .view_changes
             .iter()
-            .filter(|(signer, view)| **signer != self.me && i64::from(**view) > level)
-            .map(|(signer, view)| (*view, set.power_of(signer).unwrap_or(0)))
+            .filter(|(signer, vc)| **signer != self.me && i64::from(vc.view) > level)
+            .map(|(signer, vc)| (vc.view, set.power_of(signer).unwrap_or(0)))
             .collect();
         ahead.sort_unstable_by_key(|a| std::cmp::Reverse(a.0));
         let mut power = 0;
@@ -139,9 +142,9 @@ impl PbftEngine {
         let set = self.set().clone();
         let asking: u64 = self
             .round
-            .highest_view_change
+            .view_changes
             .iter()
-            .filter(|(_, v)| **v >= view)
+            .filter(|(_, vc)| vc.view >= view)
             .filter_map(|(signer, _)| set.power_of(signer))
             .sum();
         if set.is_quorum(asking) && self.round.change_timer_for != Some(view) {
@@ -151,23 +154,22 @@ impl PbftEngine {
         if primary(&set, view) != self.me || self.round.building.is_some() {
             return;
         }
-        let here = self.round.view_changes.get(&view);
-        let power: u64 = here.into_iter().flatten().filter_map(|(signer, _)| set.power_of(signer)).sum();
+        let here: Vec<&ViewChange> = self.round.view_changes.values().filter(|vc| vc.view == view).collect();
+        let power: u64 = here.iter().filter_map(|vc| set.power_of(&vc.signer)).sum();
         if !set.is_quorum(power) {
             return;
         }
-        let highest = here
-            .into_iter()
-            .flat_map(|vcs| vcs.values())
-            .filter_map(|vc| vc.prepared.as_ref())
-            .max_by_key(|p| p.view())
-            .cloned();
+        let highest = here.iter().filter_map(|vc| vc.prepared.as_ref()).max_by_key(|p| p.view()).cloned();
+        // Decided on the VIEW-CHANGEs held now, which are the ones the NEW-VIEW carries.
         match highest {
             Some(prepared) => match self.round.payloads.get(&prepared.block()).cloned() {
                 Some(txs) => self.announce_new_view(view, txs, i64::from(prepared.view())),
                 None => tracing::debug!(view, "waiting for the prepared block's payload"),
             },
-            None => self.build(view),
+            None => match self.round.fresh_payload.take() {
+                Some((built_for, txs)) if built_for == view => self.announce_new_view(view, txs, -1),
+                _ => self.build(view),
+            },
         }
     }
 
@@ -178,10 +180,8 @@ impl PbftEngine {
         let view_changes: Vec<ViewChange> = self
             .round
             .view_changes
-            .get(&view)
-            .into_iter()
-            .flat_map(|vcs| vcs.values())
-            .filter(|vc| set.power_of(&vc.signer).is_some())
+            .values()
+            .filter(|vc| vc.view == view && set.power_of(&vc.signer).is_some())
             .map(ViewChange::stripped)
             .collect();
         let Some(proposal) = self.sign_proposal(view, prepared_view, txs) else { return };

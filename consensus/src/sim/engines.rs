@@ -24,7 +24,7 @@ pub fn tendermint_timeouts() -> Timeouts {
 /// The engine timeouts of simulated PBFT runs (the view timer's base matches Tendermint's
 /// first propose timeout).
 pub fn pbft_timeouts() -> PbftTimeouts {
-    PbftTimeouts { view: Duration::from_millis(400), rebroadcast: Duration::from_millis(400) }
+    PbftTimeouts { view: Duration::from_millis(400), rebroadcast: Duration::from_millis(200) }
 }
 
 /// Runs `scenario` with Tendermint engines.

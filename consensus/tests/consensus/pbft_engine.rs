@@ -369,3 +369,83 @@ fn effects_timer(effects: &[Effect]) -> pyralog_consensus::core::TimerId {
         })
         .expect("a view timer")
 }
+
+/// After a restart its own PREPARE counts once: the primary's PRE-PREPARE again and one more
+/// PREPARE (two of four) prepare nothing, and its own COMMIT echoed back by a peer adds nothing.
+#[test]
+fn a_restarted_validator_counts_its_own_votes_once() {
+    let net = Net::new(4);
+    let primary_key = net.key_of_primary(0);
+    let me = net.keys.iter().find(|k| k.public() != primary_key.public()).unwrap();
+    let other =
+        net.keys.iter().find(|k| k.public() != primary_key.public() && k.public() != me.public()).unwrap();
+    let mut first_life = engine(me);
+    let mut entries = wal(&start(&mut first_life, &net));
+    let block = net.proposal(primary_key, 1, 0, -1, "block");
+    entries.extend(wal(&feed(&mut first_life, primary_key, &Message::PrePrepare(block.clone()))));
+
+    let mut second_life = engine(me);
+    second_life.restore_wal(entries).unwrap();
+    start(&mut second_life, &net);
+    let mut effects = feed(&mut second_life, primary_key, &Message::PrePrepare(block.clone()));
+    effects.extend(feed(
+        &mut second_life,
+        other,
+        &Message::Prepare(net.vote(other, VoteKind::Prevote, 1, 0, &block)),
+    ));
+    effects.extend(feed(
+        &mut second_life,
+        other,
+        &Message::Prepare(net.vote(me, VoteKind::Prevote, 1, 0, &block)),
+    ));
+    assert!(
+        !sent(&effects).iter().any(|m| matches!(m, Message::Commit(_))),
+        "two PREPAREs of four prepared nothing: {effects:?}"
+    );
+}
+
+/// A NEW-VIEW's PRE-PREPARE waiting for the app when the validator moves on to a later view:
+/// the app's late verdict does not bring it back to PREPARE in the view it left.
+#[test]
+fn a_late_verdict_does_not_pull_a_validator_back_into_a_view_it_left() {
+    let net = Net::new(4);
+    let new_primary = net.key_of_primary(1);
+    let me = net
+        .keys
+        .iter()
+        .find(|k| k.public() != new_primary.public() && k.public() != net.key_of_primary(2).public())
+        .unwrap();
+    let mut engine = engine(me);
+    start(&mut engine, &net);
+    let vcs: Vec<ViewChange> = net.keys.iter().take(3).map(|k| net.view_change(k, 1, 1, None)).collect();
+    let fresh = net.proposal(new_primary, 1, 1, -1, "fresh in view 1");
+    let nv = NewView { view_changes: vcs, proposal: fresh.clone() };
+    let effects = engine
+        .handle(1, Input::Message { from: new_primary.public(), bytes: wire::encode(&Message::NewView(nv)) });
+    assert!(effects.iter().any(|e| matches!(e, Effect::CheckPayload { .. })), "{effects:?}");
+    // Two others (half the power) ask for view 2 before the app answers: it joins them.
+    let others: Vec<&Keypair> = net.keys.iter().filter(|k| k.public() != me.public()).take(2).collect();
+    let mut joined = Vec::new();
+    for k in others {
+        joined.extend(feed(&mut engine, k, &Message::ViewChange(net.view_change(k, 1, 2, None))));
+    }
+    assert!(sent(&joined).iter().any(|m| matches!(m, Message::ViewChange(vc) if vc.view == 2)), "{joined:?}");
+    let effects = engine.handle(2, Input::PayloadChecked { block: fresh.pre_prepare.block, valid: true });
+    assert!(sent(&effects).is_empty(), "nothing signed in view 1 after asking for view 2: {effects:?}");
+}
+
+#[test]
+fn messages_of_absurd_heights_and_views_are_dropped_without_a_panic() {
+    let net = Net::new(4);
+    let mut engine = engine(&net.keys[0]);
+    start(&mut engine, &net);
+    let block = net.proposal(net.key_of_primary(0), 1, 0, -1, "x");
+    for (height, view) in [(u64::MAX, 0), (1, u32::MAX), (u64::MAX, u32::MAX)] {
+        let vote = net.vote(&net.keys[1], VoteKind::Prevote, height, view, &block);
+        let effects = feed(&mut engine, &net.keys[1], &Message::Prepare(vote));
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        let vc = net.view_change(&net.keys[1], height, view, None);
+        let effects = feed(&mut engine, &net.keys[1], &Message::ViewChange(vc));
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+    }
+}

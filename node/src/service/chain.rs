@@ -107,7 +107,8 @@ impl ChainRuntime {
             }
             Engine::Pbft => {
                 let view = genesis.consensus.view_timeout();
-                let timeouts = PbftTimeouts { view, rebroadcast: view };
+                // Lost messages are re-sent before the view would change over them.
+                let timeouts = PbftTimeouts { view, rebroadcast: view / 2 };
                 Box::new(PbftEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
             }
             other => anyhow::bail!("this build of pyralog cannot run the {other} engine the genesis names"),

@@ -54,7 +54,7 @@ async fn start(
     let engine: Box<dyn ConsensusCore + Send> = match engine {
         Engine::Pbft => {
             let view = Duration::from_millis(1000);
-            Box::new(PbftEngine::new(CHAIN, key.clone(), PbftTimeouts { view, rebroadcast: view }))
+            Box::new(PbftEngine::new(CHAIN, key.clone(), PbftTimeouts { view, rebroadcast: view / 2 }))
         }
         _ => {
             let timeouts = Timeouts {

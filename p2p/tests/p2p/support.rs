@@ -40,6 +40,8 @@ pub(crate) struct Validating {
     pub(crate) progress: watch::Receiver<Progress>,
     /// Where to submit transactions.
     pub(crate) txs: mpsc::Sender<Vec<u8>>,
+    /// Its block store (a second handle: read while it runs).
+    pub(crate) store: BlockStore,
 }
 
 impl Validating {
@@ -132,7 +134,7 @@ pub(crate) async fn start_with_app<A: ReplicatedApp + Send + 'static>(
 
 /// PBFT's timeouts for loopback.
 pub(crate) fn pbft_timeouts() -> PbftTimeouts {
-    PbftTimeouts { view: Duration::from_millis(1000), rebroadcast: Duration::from_millis(1000) }
+    PbftTimeouts { view: Duration::from_millis(1000), rebroadcast: Duration::from_millis(500) }
 }
 
 /// Consensus messages and bytes validators handed the network: a broadcast counts once per
@@ -213,6 +215,7 @@ pub(crate) async fn start_counted<A: ReplicatedApp + Send + 'static>(
     p2p.validators = config.validators.validators().iter().map(|v| v.key).collect();
     let (overlay, inbox) = Overlay::start(key, p2p).await.expect("the overlay starts");
     let store = BlockStore::open(dir).expect("the block store opens");
+    let reader = store.clone();
     let engine: Box<dyn ConsensusCore + Send> = match engine {
         Engine::Pbft => Box::new(PbftEngine::new(CHAIN, key.clone(), pbft_timeouts())),
         _ => Box::new(TendermintEngine::new(CHAIN, key.clone(), timeouts())),
@@ -224,7 +227,7 @@ pub(crate) async fn start_counted<A: ReplicatedApp + Send + 'static>(
     let txs = driver.tx_sender();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { driver.run(stopped).await.expect("the driver runs until stopped") });
-    Validating { overlay, stop, task, progress, txs }
+    Validating { overlay, stop, task, progress, txs, store: reader }
 }
 
 /// Starts one validator per key: the first listens, the others bootstrap from it (half over

@@ -42,6 +42,18 @@ impl PbftEngine {
             self.arm_view_timer();
             if self.round.voted {
                 self.resend();
+                // A primary that went down between its PRE-PREPARE and its PREPARE.
+                let own = self
+                    .round
+                    .new_view
+                    .as_ref()
+                    .map(|nv| nv.proposal.clone())
+                    .or(self.round.own_proposal.clone());
+                if let Some(proposal) = own.filter(|p| p.pre_prepare.view == self.view)
+                    && !self.round.signed.contains_key(&(self.view, PREPARE))
+                {
+                    self.accept(proposal, true);
+                }
             } else if primary(self.set(), self.view) == self.me {
                 self.build(self.view);
             }

@@ -128,6 +128,10 @@ impl PbftEngine {
         if checked && (pp.view != self.view || self.changing || pp.view < self.round.view_change_floor) {
             return;
         }
+        // One PRE-PREPARE per view, the first accepted.
+        if self.round.accepted.get(&pp.view).is_some_and(|accepted| *accepted != pp) {
+            return;
+        }
         if pp.view != self.view || self.changing {
             // Following a primary into its view (see may_accept_alone).
             self.view = pp.view;

@@ -103,11 +103,18 @@ impl PbftEngine {
         if self.round.decided.is_some() {
             return;
         }
-        let level = if self.changing || self.round.accepted.contains_key(&self.view) {
+        // VIEW-CHANGEs for its own view move it only while it is there by no NEW-VIEW and has
+        // accepted no PRE-PREPARE (others want the view installed; it can help), and it never
+        // asks twice for one view.
+        let installed =
+            self.round.new_view.as_ref().is_some_and(|nv| nv.proposal.pre_prepare.view == self.view);
+        let here = if self.changing || installed || self.round.accepted.contains_key(&self.view) {
             i64::from(self.view)
         } else {
             i64::from(self.view) - 1
         };
+        let asked = self.round.own_view_change.as_ref().map_or(-1, |vc| i64::from(vc.view));
+        let level = here.max(asked);
         let set = self.set();
         let mut ahead: Vec<(u32, u64)> = self
             .round

@@ -72,19 +72,10 @@ impl Scenario {
     /// at once and the next primary must take over), and, now and then, the new primary crashing
     /// in the first view change or another validator restarting in its middle.
     pub fn pbft_from_seed(seed: u64, validators: usize) -> Scenario {
-        const BEHAVIOURS: [Behaviour; 7] = [
-            Behaviour::Silent,
-            Behaviour::Equivocate,
-            Behaviour::BadSignatures,
-            Behaviour::Withhold,
-            Behaviour::Slow,
-            Behaviour::DropCommits,
-            Behaviour::Storm,
-        ];
         let mut scenario = Scenario::from_seed(seed, validators);
         let mut rng = SimRng::new(seed ^ 0x9bf7_0001);
         for (_, behaviour) in &mut scenario.byzantine {
-            *behaviour = BEHAVIOURS[rng.below(BEHAVIOURS.len() as u64) as usize];
+            *behaviour = Behaviour::BYZANTINE[rng.below(Behaviour::BYZANTINE.len() as u64) as usize];
         }
         let keys = validator_keys(seed, validators);
         let set = ValidatorSet::new(

@@ -33,6 +33,19 @@ pub enum Behaviour {
     Storm,
 }
 
+impl Behaviour {
+    /// Every Byzantine behaviour.
+    pub const BYZANTINE: [Behaviour; 7] = [
+        Behaviour::Silent,
+        Behaviour::Equivocate,
+        Behaviour::BadSignatures,
+        Behaviour::Withhold,
+        Behaviour::Slow,
+        Behaviour::DropCommits,
+        Behaviour::Storm,
+    ];
+}
+
 /// How late a [`Behaviour::Slow`] validator's proposals leave, at least (the simulator's first
 /// timeouts are 400 ms).
 pub const SLOW_MS: u64 = 300;

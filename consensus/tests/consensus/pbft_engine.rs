@@ -449,3 +449,59 @@ fn messages_of_absurd_heights_and_views_are_dropped_without_a_panic() {
         assert!(sent(&effects).is_empty(), "{effects:?}");
     }
 }
+
+/// A NEW-VIEW whose fresh payload the app refuses leaves the validator in the new view with
+/// nothing to vote for: a late VIEW-CHANGE for that view does not make it ask for the view
+/// again (which stopped its timer), and its view timer takes it to the next view.
+#[test]
+fn a_refused_new_view_payload_ends_in_the_next_view_change() {
+    let net = Net::new(4);
+    let new_primary = net.key_of_primary(1);
+    let me = net.keys.iter().find(|k| k.public() != new_primary.public()).unwrap();
+    let mut engine = engine(me);
+    start(&mut engine, &net);
+    let signers: Vec<&Keypair> = net.keys.iter().filter(|k| k.public() != me.public()).collect();
+    let vcs: Vec<ViewChange> = signers.iter().map(|k| net.view_change(k, 1, 1, None)).collect();
+    let fresh = net.proposal(new_primary, 1, 1, -1, "refused by the app");
+    let nv = NewView { view_changes: vcs.clone(), proposal: fresh.clone() };
+    engine
+        .handle(1, Input::Message { from: new_primary.public(), bytes: wire::encode(&Message::NewView(nv)) });
+    let effects = engine.handle(1, Input::PayloadChecked { block: fresh.pre_prepare.block, valid: false });
+    assert!(sent(&effects).is_empty(), "{effects:?}");
+    let effects = feed(&mut engine, signers[0], &Message::ViewChange(vcs[0].clone()));
+    assert!(
+        !sent(&effects).iter().any(|m| matches!(m, Message::ViewChange(_))),
+        "asked again for the view it is in: {effects:?}"
+    );
+    let timer = pyralog_consensus::core::TimerId { height: 1, round: 1, step: 0 };
+    let effects = engine.handle(5_000, Input::TimeoutFired(timer));
+    let messages = sent(&effects);
+    assert!(matches!(&messages[..], [Message::ViewChange(vc)] if vc.view == 2), "{messages:?}");
+}
+
+/// A primary that went down after persisting its PRE-PREPARE and before its PREPARE reached the
+/// WAL PREPAREs its own block after the restart (and proposes nothing else).
+#[test]
+fn a_primary_restarted_between_its_pre_prepare_and_its_prepare_prepares_its_block() {
+    let net = Net::new(4);
+    let me = net.key_of_primary(0);
+    let mut first_life = engine(me);
+    let effects = start(&mut first_life, &net);
+    let height = match effects.iter().find(|e| matches!(e, Effect::BuildPayload { .. })) {
+        Some(Effect::BuildPayload { height, .. }) => *height,
+        other => panic!("the primary asks for a payload: {other:?}"),
+    };
+    let effects = first_life.handle(1, Input::PayloadBuilt { height, txs: vec![b"own block".to_vec()] });
+    let entries = wal(&effects);
+    assert_eq!(entries.len(), 2, "PRE-PREPARE and PREPARE: {effects:?}");
+    let mut second_life = engine(me);
+    second_life.restore_wal(entries[..1].to_vec()).unwrap();
+    let effects = start(&mut second_life, &net);
+    assert!(!effects.iter().any(|e| matches!(e, Effect::BuildPayload { .. })), "{effects:?}");
+    let messages = sent(&effects);
+    let block = payload_id(&[b"own block".to_vec()]);
+    assert!(
+        matches!(&messages[..], [Message::PrePrepare(p), Message::Prepare(v)] if p.pre_prepare.block == block && v.block == block),
+        "{messages:?}"
+    );
+}

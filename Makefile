@@ -17,9 +17,10 @@ ROSENPASS := $(TOOLS)/bin/rosenpass
 # (bindgen for RocksDB in the cluster engine); curl + jq drive the local testnet's RPC calls;
 # protobuf-compiler (protoc) builds the load generator's etcd client, and etcd-server is the
 # peer it is measured against (its smoke test and `make bench-etcd`); cmake, pkg-config and
-# libsodium-dev build Rosenpass (liboqs); wireguard-go, wireguard-tools, socat and iproute2 run
+# libsodium-dev build Rosenpass (liboqs); kcat (librdkafka) is the Kafka client the tests and the
+# testnet speak to the Kafka listener with; wireguard-go, wireguard-tools, socat and iproute2 run
 # the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root).
-APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat
 # The load generator (testnet/) is its own workspace; see testnet/Cargo.toml.
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -42,6 +42,25 @@ pub(crate) struct Config {
     /// zk proving on this node (`zk_proveMembership` needs Groth16 keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) zk: Option<ZkSection>,
+    /// Kafka's wire protocol; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kafka: Option<KafkaSection>,
+}
+
+/// `[kafka]` in config.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KafkaSection {
+    /// Where Kafka clients connect (`host:port`).
+    pub(crate) listen: String,
+    /// The address this node gives clients in Metadata (`host:port`; absent: `listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) advertised: Option<String>,
+    /// The other members' Kafka addresses by member id (`"1" = "host:port"`), which Metadata
+    /// lists as brokers so clients send each partition's records to its leader (Kafka's
+    /// advertised listeners, known from the config as the Raft addresses are).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) peers: std::collections::BTreeMap<String, String>,
 }
 
 /// `[zk]`: where `pyralog zk setup` wrote the Groth16 membership keys.

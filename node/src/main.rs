@@ -12,6 +12,7 @@
 
 mod cli;
 mod config;
+mod kafka;
 mod rpc;
 mod service;
 

@@ -14,8 +14,8 @@ use pyralog_consensus_types::vote::check_chain_id;
 use pyralog_crypto::ClusterId;
 
 use crate::config::{
-    BasePath, ChainSection, ClusterSection, Config, LinkTransport, MemberEntry, MetricsSection, NodeSection,
-    RpcSection,
+    BasePath, ChainSection, ClusterSection, Config, KafkaSection, LinkTransport, MemberEntry, MetricsSection,
+    NodeSection, RpcSection,
 };
 use crate::service::links::ensure_tunnel_keys;
 
@@ -76,6 +76,9 @@ pub(crate) struct TestnetArgs {
     /// The chain's id.
     #[arg(long, default_value = "pyralog-testnet")]
     pub(crate) chain_id: String,
+    /// Kafka listener port of node 0 (node i uses this + i; 0: no Kafka listener).
+    #[arg(long, default_value_t = 9092)]
+    pub(crate) kafka_port: u16,
     /// The chain's consensus engine (`tendermint` or `pbft`), written to the genesis file.
     #[arg(long, default_value = "tendermint")]
     pub(crate) engine: pyralog_consensus::Engine,
@@ -159,6 +162,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         rpc: RpcSection { addr: args.rpc_addr, ..RpcSection::default() },
         metrics: MetricsSection { addr: args.metrics_addr },
         chain: Some(chain_section(&args.p2p_addr, Vec::new())),
+        kafka: None,
     };
     let genesis = GenesisFile {
         chain_id: format!("pyralog-{}", config.node.cluster_id),
@@ -268,6 +272,17 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                 metrics: MetricsSection { addr: format!("127.0.0.1:{}", port(args.metrics_port, i)) },
                 chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap)),
                 zk: None,
+                // Every member's Kafka address, so clients reach each partition's leader.
+                kafka: (args.kafka_port != 0).then(|| KafkaSection {
+                    listen: format!("127.0.0.1:{}", port(args.kafka_port, i)),
+                    advertised: None,
+                    peers: (0..args.nodes)
+                        .filter(|&peer| peer != id)
+                        .map(|peer| {
+                            (peer.to_string(), format!("127.0.0.1:{}", port(args.kafka_port, first + peer)))
+                        })
+                        .collect(),
+                }),
             };
             write_base_path(base, &config)?;
             if !args.no_chain {

@@ -174,6 +174,10 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         chain: chain.as_ref().map(|(runtime, anchorer)| (runtime.service.clone(), anchorer.clone())),
         zk_keys,
     };
+    let kafka = match &config.kafka {
+        Some(section) => Some(crate::kafka::serve(section, node.clone()).await?),
+        None => None,
+    };
     let (rpc_addr, handle) = crate::rpc::serve(&config.rpc, crate::rpc::methods(backends)).await?;
     tracing::info!(rpc = %rpc_addr, "JSON-RPC (HTTP and WebSocket) listening");
 
@@ -181,9 +185,9 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = handle.stop();
     handle.stopped().await;
-    if let Some(metrics) = metrics {
-        metrics.abort();
-        let _ = metrics.await;
+    for task in [metrics, kafka].into_iter().flatten() {
+        task.abort();
+        let _ = task.await;
     }
     if let Some((runtime, _)) = chain {
         runtime.shutdown().await;

@@ -5,6 +5,7 @@ mod chain_net;
 mod chain_rpc;
 mod chain_testnet;
 mod cli;
+mod kafka;
 mod layout;
 mod light_chain;
 mod light_proxy;

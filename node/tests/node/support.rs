@@ -19,6 +19,8 @@ pub(crate) struct Testnet {
     pub(crate) children: Vec<Child>,
     pub(crate) rpc: Vec<String>,
     pub(crate) metrics: Vec<String>,
+    /// Each node's Kafka listener (`host:port`).
+    pub(crate) kafka: Vec<String>,
     /// Where the nodes' `node{i}.log` files are.
     pub(crate) dir: PathBuf,
 }
@@ -131,15 +133,16 @@ pub(crate) async fn start_clusters_on(
     edit: impl Fn(&str) -> String,
 ) -> Testnet {
     let nodes = clusters * per_cluster;
-    // Consecutive free ports: raft, rpc, metrics and overlay for each node, no overlaps.
-    let base = free_base(4 * nodes);
+    // Consecutive free ports: raft, rpc, metrics, overlay and Kafka for each node, no overlaps.
+    let base = free_base(5 * nodes);
     let (raft, rpc, metrics, p2p) = (base, base + nodes, base + 2 * nodes, base + 3 * nodes);
+    let kafka = base + 4 * nodes;
     let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
         .args(["testnet", "--nodes", &per_cluster.to_string(), "--clusters", &clusters.to_string(), "--out"])
         .arg(dir)
         .args(["--raft-port", &raft.to_string(), "--rpc-port", &rpc.to_string()])
         .args(["--metrics-port", &metrics.to_string(), "--p2p-port", &p2p.to_string()])
-        .args(["--engine", engine])
+        .args(["--engine", engine, "--kafka-port", &kafka.to_string()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -151,7 +154,8 @@ pub(crate) async fn start_clusters_on(
     let children = (0..nodes).map(|i| spawn_node(dir, i)).collect();
     let rpc = (0..nodes).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
     let metrics = (0..nodes).map(|i| format!("http://127.0.0.1:{}", metrics + i)).collect();
-    let net = Testnet { children, rpc, metrics, dir: dir.to_owned() };
+    let kafka = (0..nodes).map(|i| format!("127.0.0.1:{}", kafka + i)).collect();
+    let net = Testnet { children, rpc, metrics, kafka, dir: dir.to_owned() };
     for url in &net.rpc {
         eventually("a ready node that knows every member", async || {
             let health = call(url, "system_health", json!({})).await.ok()?;

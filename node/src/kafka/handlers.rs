@@ -1,0 +1,163 @@
+//! ApiVersions, Metadata and ListOffsets: what a Kafka client asks before it reads or writes.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::broker::{
+    Broker, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
+};
+
+/// ListOffsets' special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+impl Broker {
+    /// Topics are the cluster's logs; this node is the broker, and a partition's leader is its
+    /// Raft leader.
+    pub(crate) fn metadata(&self, request: MetadataRequest) -> MetadataResponse {
+        let brokers = self
+            .brokers
+            .iter()
+            .map(|b| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(b.host.clone()))
+                    .with_port(b.port)
+            })
+            .collect();
+        let logs = self.node.logs();
+        let wanted: Option<Vec<String>> = request
+            .topics
+            .map(|topics| topics.into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect());
+        let status = self.node.status();
+        let names: Vec<String> = match wanted {
+            Some(names) => names,
+            None => logs.iter().map(|l| l.config.name.as_str().to_owned()).collect(),
+        };
+        let topics = names
+            .into_iter()
+            .map(|name| {
+                let Some(log) = logs.iter().find(|l| l.config.name.as_str() == name) else {
+                    return MetadataResponseTopic::default()
+                        .with_name(Some(topic_name(&name)))
+                        .with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
+                };
+                let partitions = (0..log.config.partitions)
+                    .map(|p| {
+                        let replicas: Vec<BrokerId> = log
+                            .placement
+                            .get(p as usize)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|id| i32::try_from(*id).ok().map(BrokerId))
+                            .collect();
+                        let leader = status
+                            .partitions
+                            .iter()
+                            .find(|s| s.log.as_str() == name && s.partition == p)
+                            .and_then(|s| s.leader)
+                            .and_then(|id| i32::try_from(id).ok());
+                        let partition = MetadataResponsePartition::default()
+                            .with_partition_index(p as i32)
+                            .with_replica_nodes(replicas.clone())
+                            .with_isr_nodes(replicas);
+                        match leader {
+                            Some(id) => partition.with_leader_id(BrokerId(id)),
+                            None => {
+                                partition.with_leader_id(BrokerId(-1)).with_error_code(LEADER_NOT_AVAILABLE)
+                            }
+                        }
+                    })
+                    .collect();
+                MetadataResponseTopic::default()
+                    .with_name(Some(topic_name(&name)))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id(Some(StrBytes::from_string(status.cluster.to_string())))
+            .with_controller_id(BrokerId(self.id))
+            .with_topics(topics)
+    }
+
+    /// Earliest is offset 0 (logs are never truncated), latest the committed size; a timestamp
+    /// finds the first record at or after it.
+    pub(crate) fn list_offsets(&self, request: ListOffsetsRequest) -> ListOffsetsResponse {
+        let topics = request
+            .topics
+            .into_iter()
+            .map(|topic| {
+                let log = topic.name.0.to_string();
+                let partitions = topic
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let answer =
+                            ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                        let Ok(partition) = u32::try_from(p.partition_index) else {
+                            return answer.with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
+                        };
+                        match self.offset_for(&log, partition, p.timestamp) {
+                            Ok((offset, timestamp)) => answer.with_offset(offset).with_timestamp(timestamp),
+                            Err(code) => answer.with_error_code(code).with_offset(-1),
+                        }
+                    })
+                    .collect();
+                ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions)
+            })
+            .collect();
+        ListOffsetsResponse::default().with_topics(topics)
+    }
+
+    fn offset_for(&self, log: &str, partition: u32, timestamp: i64) -> Result<(i64, i64), i16> {
+        let size = self.committed_size(log, partition)?;
+        match timestamp {
+            EARLIEST => Ok((0, -1)),
+            LATEST => Ok((size as i64, -1)),
+            at => {
+                // The first record at or after `at` (records are read in pages).
+                let mut from = 0;
+                while from < size {
+                    let page =
+                        self.node.read(log, partition, from, 1000).map_err(|_| UNKNOWN_SERVER_ERROR)?;
+                    if page.is_empty() {
+                        break;
+                    }
+                    if let Some(record) = page.iter().find(|r| r.record.timestamp_ms as i64 >= at) {
+                        return Ok((record.offset as i64, record.record.timestamp_ms as i64));
+                    }
+                    from += page.len() as u64;
+                }
+                Ok((-1, -1))
+            }
+        }
+    }
+
+    /// The partition's committed size on this node.
+    pub(crate) fn committed_size(&self, log: &str, partition: u32) -> Result<u64, i16> {
+        let status = self.node.status();
+        let info = self.node.log(log).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
+        if partition >= info.config.partitions {
+            return Err(UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        status
+            .partitions
+            .iter()
+            .find(|p| p.log.as_str() == log && p.partition == partition)
+            .map(|p| p.size)
+            .ok_or(NOT_LEADER_OR_FOLLOWER)
+    }
+}

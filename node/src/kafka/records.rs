@@ -1,0 +1,230 @@
+//! Produce and Fetch: Kafka record batches (v2, any compression) in, the cluster's records out,
+//! and back.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use pyralog_cluster::engine::ClusterError;
+use pyralog_cluster::model::{Header, Record, StoredRecord};
+use pyralog_cluster::storage::AppendOutcome;
+
+use super::broker::{
+    Broker, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
+    OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
+};
+
+/// The longest a Fetch waits for data (clients ask for up to `max.wait.ms`, 500 by default).
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting Fetch looks at the partition again.
+const FETCH_POLL: Duration = Duration::from_millis(10);
+
+/// Most records one partition's Fetch answer carries.
+const MAX_FETCH_RECORDS: usize = 10_000;
+
+/// Kafka's code for a cluster engine refusal.
+fn code_of(err: &ClusterError) -> i16 {
+    match err {
+        ClusterError::UnknownLog(_) | ClusterError::UnknownPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
+        ClusterError::NotLeader { .. } | ClusterError::NoLeader { .. } | ClusterError::NotReplica { .. } => {
+            NOT_LEADER_OR_FOLLOWER
+        }
+        ClusterError::RecordTooLarge { .. } => MESSAGE_TOO_LARGE,
+        ClusterError::InvalidRecord { .. } => CORRUPT_MESSAGE,
+        ClusterError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        other if other.to_string().contains("timed out") => REQUEST_TIMED_OUT,
+        _ => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// A Kafka record as a Pyralog record (header names must be UTF-8: the decoder checks).
+fn to_record(record: KafkaRecord, now_ms: u64) -> Record {
+    let headers = record
+        .headers
+        .into_iter()
+        .map(|(name, value)| Header {
+            name: name.to_string(),
+            value: value.map(|v| v.to_vec()).unwrap_or_default(),
+        })
+        .collect();
+    Record {
+        key: record.key.map(|k| k.to_vec()),
+        value: record.value.map(|v| v.to_vec()).unwrap_or_default(),
+        headers,
+        timestamp_ms: u64::try_from(record.timestamp).unwrap_or(now_ms),
+        scarab_id: 0,
+        producer: None,
+    }
+}
+
+/// A stored record as Kafka sees it.
+fn to_kafka(stored: &StoredRecord) -> KafkaRecord {
+    let record = &stored.record;
+    let headers: IndexMap<StrBytes, Option<Bytes>> = record
+        .headers
+        .iter()
+        .map(|h| (StrBytes::from_string(h.name.clone()), Some(Bytes::from(h.value.clone()))))
+        .collect();
+    KafkaRecord {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        timestamp_type: TimestampType::Creation,
+        offset: stored.offset as i64,
+        sequence: NO_SEQUENCE,
+        timestamp: record.timestamp_ms as i64,
+        key: record.key.clone().map(Bytes::from),
+        value: Some(Bytes::from(record.value.clone())),
+        headers,
+    }
+}
+
+impl Broker {
+    /// Each partition's batches are decoded (CRC checked, decompressed) before anything is
+    /// written; a corrupt batch writes nothing of its partition.
+    pub(crate) async fn produce(&self, request: ProduceRequest) -> ProduceResponse {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut responses = Vec::new();
+        for topic in request.topic_data {
+            let log = topic.name.0.to_string();
+            let mut partitions = Vec::new();
+            for data in topic.partition_data {
+                let answer = PartitionProduceResponse::default().with_index(data.index);
+                partitions.push(match self.produce_partition(&log, data.index, data.records, now_ms).await {
+                    Ok(base) => answer.with_base_offset(base).with_log_append_time_ms(-1),
+                    Err(code) => answer.with_error_code(code).with_base_offset(-1),
+                });
+            }
+            responses.push(
+                TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions),
+            );
+        }
+        ProduceResponse::default().with_responses(responses)
+    }
+
+    async fn produce_partition(
+        &self,
+        log: &str,
+        index: i32,
+        records: Option<Bytes>,
+        now_ms: u64,
+    ) -> Result<i64, i16> {
+        let partition = u32::try_from(index).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
+        let info = self.node.log(log).map_err(|e| code_of(&e))?;
+        if partition >= info.config.partitions {
+            return Err(UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        let mut bytes = records.unwrap_or_default();
+        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|err| {
+            tracing::info!(log, partition, %err, "kafka produce: corrupt record batch refused");
+            CORRUPT_MESSAGE
+        })?;
+        let records: Vec<Record> =
+            sets.into_iter().flat_map(|set| set.records).map(|r| to_record(r, now_ms)).collect();
+        if records.is_empty() {
+            return Err(CORRUPT_MESSAGE);
+        }
+        let receipts = self.node.append_to(log, partition, records).await.map_err(|e| code_of(&e))?;
+        match receipts.first().map(|r| &r.outcome) {
+            Some(AppendOutcome::Appended { offset }) => Ok(*offset as i64),
+            Some(AppendOutcome::Duplicate { original_offset }) => {
+                Ok(original_offset.map_or(-1, |o| o as i64))
+            }
+            Some(AppendOutcome::OutOfOrderSequence { .. }) => Err(OUT_OF_ORDER_SEQUENCE_NUMBER),
+            None => Err(UNKNOWN_SERVER_ERROR),
+        }
+    }
+
+    /// Answers once some partition has `min_bytes` to give or `max_wait_ms` passed (Kafka's long
+    /// poll), polling the partitions' committed sizes.
+    pub(crate) async fn fetch(&self, request: FetchRequest) -> FetchResponse {
+        let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_FETCH_WAIT);
+        let deadline = tokio::time::Instant::now() + wait;
+        let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0).max(1);
+        loop {
+            let (response, bytes) = self.fetch_once(&request);
+            if bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
+                return response;
+            }
+            tokio::time::sleep(FETCH_POLL).await;
+        }
+    }
+
+    /// One pass over the requested partitions; returns the answer and the record bytes in it.
+    fn fetch_once(&self, request: &FetchRequest) -> (FetchResponse, usize) {
+        let mut total = 0;
+        let mut topics = Vec::new();
+        for topic in &request.topics {
+            let log = topic.topic.0.to_string();
+            let mut partitions = Vec::new();
+            for p in &topic.partitions {
+                let answer = PartitionData::default().with_partition_index(p.partition);
+                let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+                partitions.push(match self.read_batch(&log, p.partition, p.fetch_offset, max_bytes) {
+                    Ok((size, records)) => {
+                        total += records.len();
+                        answer
+                            .with_high_watermark(size as i64)
+                            .with_last_stable_offset(size as i64)
+                            .with_log_start_offset(0)
+                            .with_records(Some(records))
+                    }
+                    Err(code) => answer.with_error_code(code).with_high_watermark(-1),
+                });
+            }
+            topics.push(
+                FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions),
+            );
+        }
+        (FetchResponse::default().with_responses(topics), total)
+    }
+
+    /// The partition's committed size and, from `offset`, one v2 record batch of at most about
+    /// `max_bytes` (at least one record, as Kafka does).
+    fn read_batch(
+        &self,
+        log: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(u64, Bytes), i16> {
+        let partition = u32::try_from(partition).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
+        let size = self.committed_size(log, partition)?;
+        let from = u64::try_from(offset).map_err(|_| OFFSET_OUT_OF_RANGE)?;
+        if from > size {
+            return Err(OFFSET_OUT_OF_RANGE);
+        }
+        if from == size {
+            return Ok((size, Bytes::new()));
+        }
+        let stored = self.node.read(log, partition, from, MAX_FETCH_RECORDS).map_err(|e| code_of(&e))?;
+        let mut bytes = 0;
+        let records: Vec<KafkaRecord> = stored
+            .iter()
+            .take_while(|r| {
+                let fits = bytes == 0 || bytes + r.record.value.len() <= max_bytes;
+                bytes += r.record.value.len() + r.record.key.as_ref().map_or(0, Vec::len) + 32;
+                fits
+            })
+            .map(to_kafka)
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|_| UNKNOWN_SERVER_ERROR)?;
+        Ok((size, buf.freeze()))
+    }
+}

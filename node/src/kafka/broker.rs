@@ -21,6 +21,11 @@ pub(crate) const REQUEST_TIMED_OUT: i16 = 7;
 pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
 pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub(crate) const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub(crate) const INVALID_TOPIC: i16 = 17;
+pub(crate) const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub(crate) const INVALID_PARTITIONS: i16 = 37;
+pub(crate) const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub(crate) const INVALID_REQUEST: i16 = 42;
 
 /// A broker as Metadata lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +63,8 @@ pub(crate) fn supported(key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),
         ApiKey::ListOffsets => (1, 8),
+        ApiKey::CreateTopics => (2, 7),
+        ApiKey::InitProducerId => (0, 4),
         _ => return None,
     })
 }

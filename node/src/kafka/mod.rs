@@ -2,10 +2,11 @@
 //! Kafka's own tools) produce to and fetch from Pyralog logs as topics. The codecs are the
 //! `kafka-protocol` crate's broker side; this room maps requests onto the cluster engine.
 //!
-//! First slice (issue 23, part 1): ApiVersions, Metadata, Produce, Fetch (long polling) and
-//! ListOffsets, for the partitions this node holds. A record produced here is the same record as
+//! First slice (issue 23, part 1): ApiVersions, Metadata, CreateTopics, InitProducerId, Produce
+//! (idempotent producers too), Fetch (long polling) and ListOffsets. A record produced here is the same record as
 //! one appended over JSON-RPC: same Merkle tree, checkpoints and proofs.
 
+mod admin;
 mod broker;
 mod handlers;
 mod records;
@@ -140,6 +141,12 @@ impl Broker {
                 respond(api, version, correlation, &response)?
             }
             RequestKind::Fetch(request) => respond(api, version, correlation, &self.fetch(request).await)?,
+            RequestKind::CreateTopics(request) => {
+                respond(api, version, correlation, &self.create_topics(request).await)?
+            }
+            RequestKind::InitProducerId(request) => {
+                respond(api, version, correlation, &self.init_producer_id(request))?
+            }
             other => return Err(FrameError::Malformed(format!("no handler for {other:?}"))),
         };
         Ok(Some(answer))

@@ -14,7 +14,7 @@ use kafka_protocol::records::{
     Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use pyralog_cluster::engine::ClusterError;
-use pyralog_cluster::model::{Header, Record, StoredRecord};
+use pyralog_cluster::model::{Header, ProducerSeq, Record, StoredRecord};
 use pyralog_cluster::storage::AppendOutcome;
 
 use super::broker::{
@@ -46,8 +46,12 @@ fn code_of(err: &ClusterError) -> i16 {
     }
 }
 
-/// A Kafka record as a Pyralog record (header names must be UTF-8: the decoder checks).
+/// A Kafka record as a Pyralog record (header names must be UTF-8: the decoder checks). An
+/// idempotent producer's id and per-partition sequence become Pyralog's: a retried batch is
+/// recognised and answered with its original offset, a gap refused.
 fn to_record(record: KafkaRecord, now_ms: u64) -> Record {
+    let producer = (record.producer_id >= 0 && record.sequence >= 0)
+        .then_some(ProducerSeq { producer: record.producer_id as u64, sequence: record.sequence as u64 });
     let headers = record
         .headers
         .into_iter()
@@ -62,7 +66,26 @@ fn to_record(record: KafkaRecord, now_ms: u64) -> Record {
         headers,
         timestamp_ms: u64::try_from(record.timestamp).unwrap_or(now_ms),
         scarab_id: 0,
-        producer: None,
+        producer,
+    }
+}
+
+/// The base offset Kafka reports for a batch: its first record's; for a retried batch of an
+/// idempotent producer (every record a duplicate), the original batch's, which was written as one
+/// contiguous run (Pyralog remembers the offset of a producer's last sequence).
+fn base_offset(receipts: &[pyralog_cluster::engine::AppendReceipt]) -> Result<i64, i16> {
+    let first = receipts.first().ok_or(UNKNOWN_SERVER_ERROR)?;
+    match &first.outcome {
+        AppendOutcome::Appended { offset } => Ok(*offset as i64),
+        AppendOutcome::OutOfOrderSequence { .. } => Err(OUT_OF_ORDER_SEQUENCE_NUMBER),
+        AppendOutcome::Duplicate { .. } => Ok(receipts
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| match r.outcome {
+                AppendOutcome::Duplicate { original_offset: Some(offset) } => Some(offset as i64 - i as i64),
+                _ => None,
+            })
+            .unwrap_or(-1)),
     }
 }
 
@@ -139,14 +162,7 @@ impl Broker {
             return Err(CORRUPT_MESSAGE);
         }
         let receipts = self.node.append_to(log, partition, records).await.map_err(|e| code_of(&e))?;
-        match receipts.first().map(|r| &r.outcome) {
-            Some(AppendOutcome::Appended { offset }) => Ok(*offset as i64),
-            Some(AppendOutcome::Duplicate { original_offset }) => {
-                Ok(original_offset.map_or(-1, |o| o as i64))
-            }
-            Some(AppendOutcome::OutOfOrderSequence { .. }) => Err(OUT_OF_ORDER_SEQUENCE_NUMBER),
-            None => Err(UNKNOWN_SERVER_ERROR),
-        }
+        base_offset(&receipts)
     }
 
     /// Answers once some partition has `min_bytes` to give or `max_wait_ms` passed (Kafka's long

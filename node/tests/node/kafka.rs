@@ -6,6 +6,17 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use serde_json::json;
 
 use crate::support::{call, eventually, hex, start_with};
@@ -126,4 +137,144 @@ async fn kcat_produces_and_consumes_through_the_kafka_listener() {
     }
     let records = call(rpc, "log_read", json!({"log": "events", "partition": 0})).await.unwrap();
     assert_eq!(records.as_array().unwrap().len(), 5, "nothing written by refused frames");
+}
+
+/// One request over a fresh connection with the `kafka-protocol` crate's client codecs (for what
+/// kcat cannot send: CreateTopics, a retried idempotent batch, a sequence gap).
+fn request<Req, Resp>(broker: &str, api: ApiKey, version: i16, body: &Req) -> Resp
+where
+    Req: Encodable,
+    Resp: Decodable,
+{
+    let mut buf = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("pyralog-test")));
+    header.encode(&mut buf, api.request_header_version(version)).unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let mut stream = std::net::TcpStream::connect(broker).unwrap();
+    stream.write_all(&(buf.len() as u32).to_be_bytes()).unwrap();
+    stream.write_all(&buf).unwrap();
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).unwrap();
+    let mut frame = vec![0u8; u32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut frame).unwrap();
+    let mut frame = Bytes::from(frame);
+    let header = ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    Resp::decode(&mut frame, version).unwrap()
+}
+
+/// A produce of `values` as one batch of producer `producer` from sequence `first`; the
+/// partition's answer (error code, base offset).
+fn produce_batch(broker: &str, topic: &str, producer: i64, first: i32, values: &[&str]) -> (i16, i64) {
+    let records: Vec<KafkaRecord> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| KafkaRecord {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: producer,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: first + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::Lz4 };
+    RecordBatchEncoder::encode(&mut batch, &records, &options).unwrap();
+    let partition = PartitionProduceData::default().with_index(0).with_records(Some(batch.freeze()));
+    let data = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_data(vec![partition]);
+    let body = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![data]);
+    let response: ProduceResponse = request(broker, ApiKey::Produce, 9, &body);
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+/// CreateTopics makes a log (and refuses it twice); an idempotent producer's retried batch gets
+/// its original offset and writes nothing twice, a sequence gap is refused with
+/// OUT_OF_ORDER_SEQUENCE_NUMBER; kcat's own idempotent producer writes records that carry its
+/// producer id and sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_created_and_idempotent_producers_never_write_twice() {
+    if kcat_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_with(dir.path(), 1, |config| config.to_owned()).await;
+    let broker = net.kafka[0].clone();
+    let rpc = &net.rpc[0];
+
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("orders")))
+        .with_num_partitions(2)
+        .with_replication_factor(-1);
+    let create = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000);
+    let b = broker.clone();
+    let created: CreateTopicsResponse =
+        tokio::task::spawn_blocking(move || request(&b, ApiKey::CreateTopics, 5, &create)).await.unwrap();
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let logs = call(rpc, "log_list", json!({})).await.unwrap();
+    let orders = logs.as_array().unwrap().iter().find(|l| l["name"] == "orders").cloned();
+    assert_eq!(orders.map(|l| l["partitions"].clone()), Some(json!(2)), "{logs}");
+    let again = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("orders")))
+                .with_num_partitions(3)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(10_000);
+    let b = broker.clone();
+    let twice: CreateTopicsResponse =
+        tokio::task::spawn_blocking(move || request(&b, ApiKey::CreateTopics, 5, &again)).await.unwrap();
+    assert_eq!(twice.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS: {twice:?}");
+
+    // The producer's first batch, the same batch again (a retry), then a gap.
+    let b = broker.clone();
+    let answers = eventually("partition 0 of orders takes writes", async move || {
+        let b = b.clone();
+        let first =
+            tokio::task::spawn_blocking(move || produce_batch(&b, "orders", 4242, 0, &["a", "b", "c"]))
+                .await
+                .unwrap();
+        (first.0 == 0).then_some(first)
+    })
+    .await;
+    assert_eq!(answers, (0, 0));
+    let b = broker.clone();
+    let (retry, gap) = tokio::task::spawn_blocking(move || {
+        (produce_batch(&b, "orders", 4242, 0, &["a", "b", "c"]), produce_batch(&b, "orders", 4242, 7, &["x"]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(retry, (0, 0), "a retried batch gets its original offset");
+    assert_eq!(gap.0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    let records = call(rpc, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 3, "nothing written twice or past a gap: {records:?}");
+    assert_eq!(records[2]["producer"], json!({"id": 4242, "seq": 2}));
+
+    // kcat's idempotent producer (librdkafka: InitProducerId, then sequenced batches).
+    let out = kcat(
+        &["-P", "-b", &broker, "-t", "orders", "-p", "1", "-X", "enable.idempotence=true"],
+        "one\ntwo\n",
+    );
+    assert!(out.is_some(), "kcat's idempotent producer failed");
+    let records = call(rpc, "log_read", json!({"log": "orders", "partition": 1})).await.unwrap();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[1]["producer"]["seq"], 1, "{records:?}");
+    assert!(records[1]["producer"]["id"].as_u64().is_some(), "{records:?}");
 }

@@ -1,0 +1,118 @@
+//! CreateTopics and InitProducerId: a topic is a log created through the cluster's global Raft
+//! group; a producer id is drawn at random (Pyralog's idempotent producers are named by their
+//! clients), so no two brokers need to agree on the next one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
+use kafka_protocol::protocol::StrBytes;
+use pyralog_cluster::engine::ClusterError;
+use pyralog_cluster::model::LogConfig;
+use pyralog_cluster::raft::Rejection;
+use pyralog_crypto::LogName;
+
+use super::broker::{
+    Broker, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REQUEST, INVALID_TOPIC,
+    TOPIC_ALREADY_EXISTS, UNKNOWN_SERVER_ERROR,
+};
+
+/// The largest record a topic created over Kafka takes (as `log_create`'s default).
+const MAX_RECORD_BYTES: u32 = 1 << 20;
+
+impl Broker {
+    /// Creates each topic as a log (`num_partitions` -1: one; `replication_factor` -1: every
+    /// member, up to three).
+    pub(crate) async fn create_topics(&self, request: CreateTopicsRequest) -> CreateTopicsResponse {
+        let members = self.node.status().members.len();
+        let mut results = Vec::new();
+        for topic in request.topics {
+            let partitions = if topic.num_partitions == -1 { 1 } else { topic.num_partitions };
+            let factor =
+                if topic.replication_factor == -1 { members.min(3) as i16 } else { topic.replication_factor };
+            let result = CreatableTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_num_partitions(partitions)
+                .with_replication_factor(factor);
+            let config = match (
+                LogName::new(topic.name.0.to_string()),
+                u32::try_from(partitions).ok().filter(|p| *p > 0),
+                u8::try_from(factor).ok().filter(|f| *f > 0),
+            ) {
+                (Err(err), ..) => {
+                    results
+                        .push(result.with_error_code(INVALID_TOPIC).with_error_message(Some(message(err))));
+                    continue;
+                }
+                (_, None, _) => {
+                    results.push(result.with_error_code(INVALID_PARTITIONS));
+                    continue;
+                }
+                (_, _, None) => {
+                    results.push(result.with_error_code(INVALID_REPLICATION_FACTOR));
+                    continue;
+                }
+                (Ok(name), Some(partitions), Some(replication_factor)) => LogConfig {
+                    name,
+                    partitions,
+                    replication_factor,
+                    max_record_bytes: MAX_RECORD_BYTES,
+                    zk: Default::default(),
+                },
+            };
+            if request.validate_only {
+                results.push(result);
+                continue;
+            }
+            results.push(match self.node.create_log(config).await {
+                Ok(_) => result,
+                Err(err) => {
+                    let code = match &err {
+                        ClusterError::Rejected(Rejection::LogExists(_)) => TOPIC_ALREADY_EXISTS,
+                        ClusterError::Rejected(Rejection::NotEnoughMembers { .. }) => {
+                            INVALID_REPLICATION_FACTOR
+                        }
+                        ClusterError::Rejected(Rejection::InvalidLog(_)) => INVALID_REQUEST,
+                        _ => UNKNOWN_SERVER_ERROR,
+                    };
+                    result.with_error_code(code).with_error_message(Some(message(err)))
+                }
+            });
+        }
+        CreateTopicsResponse::default().with_topics(results)
+    }
+
+    /// A fresh producer id (epoch 0) for an idempotent producer; transactions are refused.
+    pub(crate) fn init_producer_id(&self, request: InitProducerIdRequest) -> InitProducerIdResponse {
+        if request.transactional_id.is_some() {
+            return InitProducerIdResponse::default()
+                .with_error_code(INVALID_REQUEST)
+                .with_producer_id(ProducerId(-1));
+        }
+        InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(fresh_producer_id()))
+            .with_producer_epoch(0)
+    }
+}
+
+fn message(err: impl std::fmt::Display) -> StrBytes {
+    StrBytes::from_string(err.to_string())
+}
+
+/// 63 random bits (a Kafka producer id is a non-negative i64), from the time, the process and a
+/// counter, hashed.
+fn fresh_producer_id() -> i64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"pyralog kafka producer id\0");
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    hasher.update(&nanos.to_be_bytes());
+    hasher.update(&std::process::id().to_be_bytes());
+    hasher.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    (u64::from_be_bytes(bytes) >> 1) as i64
+}

@@ -1,6 +1,7 @@
 //! Kafka's wire protocol, spoken by a client nobody here wrote: `kcat` (librdkafka) lists the
 //! topics, produces keyed records with headers, and consumes them back from a one-node cluster
-//! with `[kafka] listen`; the records are the same ones JSON-RPC reads. Frames the broker cannot
+//! with `[kafka] listen`; the records are the same ones JSON-RPC reads and the light client
+//! verifies. Frames the broker cannot
 //! read close the connection and change nothing. Skips, saying why, where `kcat` is missing.
 
 use std::io::{Read, Write};
@@ -117,6 +118,25 @@ async fn kcat_produces_and_consumes_through_the_kafka_listener() {
     let expected: String =
         (1..=5).map(|n| format!("{} user-{} event {n} source=kcat\n", n - 1, n % 2)).collect();
     assert_eq!(consumed, expected);
+
+    // The light client verifies a record kcat wrote, end to end, against a certified checkpoint.
+    eventually("a certified checkpoint of the five records", async || {
+        let answer = call(rpc, "log_getCheckpoint", json!({"log": "events", "partition": 0})).await.ok()?;
+        (answer["checkpoint"]["size"].as_u64()? >= 5).then_some(())
+    })
+    .await;
+    let trust = dir.path().join("trust.json");
+    let args =
+        ["light", "verify-record", "--rpc", rpc, "--log", "events", "--partition", "0", "--offset", "2"];
+    let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
+        .args(args)
+        .args(["--trust", trust.to_str().unwrap(), "--trust-on-first-use"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success() && report["verified"] == true, "{report}");
+    assert_eq!(report["value"], hex(b"event 3"));
+    assert_eq!(report["record"]["headers"][0]["name"], "source");
 
     // ListOffsets: kcat's query for the end of the partition.
     let end = kcat(&["-Q", "-b", &broker, "-t", "events:0:-1"], "").expect("kcat queries offsets");

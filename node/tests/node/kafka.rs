@@ -20,7 +20,7 @@ use kafka_protocol::records::{
 };
 use serde_json::json;
 
-use crate::support::{call, eventually, hex, start_with};
+use crate::support::{Testnet, call, eventually, hex, start_with};
 
 fn kcat_missing() -> bool {
     if Command::new("kcat").arg("-V").output().is_ok_and(|o| o.status.success()) {
@@ -48,15 +48,20 @@ fn kcat(args: &[&str], stdin: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kcat_produces_and_consumes_through_the_kafka_listener() {
+/// A one-node cluster with its Kafka listener (none, saying why, without kcat).
+async fn one_node() -> Option<(tempfile::TempDir, Testnet)> {
     if kcat_missing() {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let net = start_with(dir.path(), 1, |config| config.to_owned()).await;
-    let broker = net.kafka[0].clone();
-    let rpc = &net.rpc[0];
+    Some((dir, net))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_produces_and_consumes_through_the_kafka_listener() {
+    let Some((dir, net)) = one_node().await else { return };
+    let (broker, rpc) = (net.kafka[0].clone(), &net.rpc[0]);
     call(rpc, "log_create", json!({"name": "events", "partitions": 1, "replicationFactor": 1}))
         .await
         .unwrap();
@@ -228,13 +233,8 @@ fn produce_batch(broker: &str, topic: &str, producer: i64, first: i32, values: &
 /// producer id and sequence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_are_created_and_idempotent_producers_never_write_twice() {
-    if kcat_missing() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let net = start_with(dir.path(), 1, |config| config.to_owned()).await;
-    let broker = net.kafka[0].clone();
-    let rpc = &net.rpc[0];
+    let Some((_dir, net)) = one_node().await else { return };
+    let (broker, rpc) = (net.kafka[0].clone(), &net.rpc[0]);
 
     let topic = CreatableTopic::default()
         .with_name(TopicName(StrBytes::from_static_str("orders")))

@@ -41,7 +41,7 @@ fn code_of(err: &ClusterError) -> i16 {
         ClusterError::RecordTooLarge { .. } => MESSAGE_TOO_LARGE,
         ClusterError::InvalidRecord { .. } => CORRUPT_MESSAGE,
         ClusterError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
-        other if other.to_string().contains("timed out") => REQUEST_TIMED_OUT,
+        ClusterError::Timeout { .. } => REQUEST_TIMED_OUT,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }
@@ -150,6 +150,17 @@ impl Broker {
         let info = self.node.log(log).map_err(|e| code_of(&e))?;
         if partition >= info.config.partitions {
             return Err(UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        // Kafka clients send each partition to its leader (Metadata names it); one that reaches
+        // another node refreshes its metadata instead of paying a forwarding hop.
+        let leader = self
+            .node
+            .status()
+            .partitions
+            .into_iter()
+            .find(|p| p.log.as_str() == log && p.partition == partition);
+        if leader.and_then(|p| p.leader) != Some(self.node.id()) {
+            return Err(NOT_LEADER_OR_FOLLOWER);
         }
         let mut bytes = records.unwrap_or_default();
         let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|err| {

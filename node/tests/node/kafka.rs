@@ -298,3 +298,48 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     assert_eq!(records[1]["producer"]["seq"], 1, "{records:?}");
     assert!(records[1]["producer"]["id"].as_u64().is_some(), "{records:?}");
 }
+
+/// Three nodes: Metadata through any of them names the partition's Raft leader as its leader and
+/// lists every node as a broker; a batch sent to a follower gets NOT_LEADER_OR_FOLLOWER and
+/// writes nothing; the leader takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_to_a_follower_is_refused_and_metadata_names_the_leader() {
+    if kcat_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_with(dir.path(), 3, |config| config.to_owned()).await;
+    let rpc = &net.rpc[0];
+    call(rpc, "log_create", json!({"name": "routed", "partitions": 1, "replicationFactor": 3}))
+        .await
+        .unwrap();
+    let broker = net.kafka[1].clone();
+    let metadata = eventually("kcat sees the partition's leader", async move || {
+        let out = kcat(&["-L", "-J", "-b", &broker, "-t", "routed"], "")?;
+        let metadata: serde_json::Value = serde_json::from_str(&out).ok()?;
+        (metadata["topics"][0]["partitions"][0]["leader"].as_i64()? >= 0).then_some(metadata)
+    })
+    .await;
+    assert_eq!(metadata["brokers"].as_array().unwrap().len(), 3, "{metadata}");
+    let leader = metadata["topics"][0]["partitions"][0]["leader"].as_u64().unwrap() as usize;
+    let follower = (leader + 1) % 3;
+    let (to_follower, to_leader) = (net.kafka[follower].clone(), net.kafka[leader].clone());
+    let (refused, taken) = tokio::task::spawn_blocking(move || {
+        (
+            produce_batch(&to_follower, "routed", -1, -1, &["x"]),
+            produce_batch(&to_leader, "routed", -1, -1, &["y"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.0, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(taken, (0, 0));
+    let leader_rpc = net.rpc[leader].clone();
+    let records = eventually("the leader's record", async || {
+        let records = call(&leader_rpc, "log_read", json!({"log": "routed", "partition": 0})).await.ok()?;
+        (!records.as_array()?.is_empty()).then_some(records)
+    })
+    .await;
+    assert_eq!(records.as_array().unwrap().len(), 1, "nothing of the refused batch: {records}");
+    assert_eq!(records[0]["value"], hex(b"y"));
+}

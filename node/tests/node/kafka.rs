@@ -192,9 +192,9 @@ where
     Resp::decode(&mut frame, version).unwrap()
 }
 
-/// A produce of `values` as one batch of producer `producer` from sequence `first`; the
-/// partition's answer (error code, base offset).
-fn produce_batch(broker: &str, topic: &str, producer: i64, first: i32, values: &[&str]) -> (i16, i64) {
+/// `values` as one LZ4-compressed v2 batch of producer `producer` from sequence `first` (-1, -1:
+/// no producer).
+fn batch(producer: i64, first: i32, values: &[&str]) -> Bytes {
     let records: Vec<KafkaRecord> = values
         .iter()
         .enumerate()
@@ -207,7 +207,7 @@ fn produce_batch(broker: &str, topic: &str, producer: i64, first: i32, values: &
             producer_epoch: 0,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: first + i as i32,
+            sequence: if first < 0 { -1 } else { first + i as i32 },
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(Bytes::from(v.to_string())),
@@ -217,7 +217,13 @@ fn produce_batch(broker: &str, topic: &str, producer: i64, first: i32, values: &
     let mut batch = BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::Lz4 };
     RecordBatchEncoder::encode(&mut batch, &records, &options).unwrap();
-    let partition = PartitionProduceData::default().with_index(0).with_records(Some(batch.freeze()));
+    batch.freeze()
+}
+
+/// Produces `records` (batch bytes) to partition 0 of `topic`; the partition's answer (error
+/// code, base offset).
+fn produce_raw(broker: &str, topic: &str, records: Bytes) -> (i16, i64) {
+    let partition = PartitionProduceData::default().with_index(0).with_records(Some(records));
     let data = TopicProduceData::default()
         .with_name(TopicName(StrBytes::from_string(topic.into())))
         .with_partition_data(vec![partition]);
@@ -225,6 +231,11 @@ fn produce_batch(broker: &str, topic: &str, producer: i64, first: i32, values: &
     let response: ProduceResponse = request(broker, ApiKey::Produce, 9, &body);
     let answer = &response.responses[0].partition_responses[0];
     (answer.error_code, answer.base_offset)
+}
+
+/// [`produce_raw`] of [`batch`].
+fn produce_batch(broker: &str, topic: &str, producer: i64, first: i32, values: &[&str]) -> (i16, i64) {
+    produce_raw(broker, topic, batch(producer, first, values))
 }
 
 /// CreateTopics makes a log (and refuses it twice); an idempotent producer's retried batch gets
@@ -281,6 +292,18 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     .unwrap();
     assert_eq!(retry, (0, 0), "a retried batch gets its original offset");
     assert_eq!(gap.0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    // A batch whose CRC does not match, and a topic that does not exist: refused, nothing written.
+    let mut corrupt = batch(-1, -1, &["corrupt"]).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let b = broker.clone();
+    let (crc, unknown) = tokio::task::spawn_blocking(move || {
+        (produce_raw(&b, "orders", Bytes::from(corrupt)), produce_batch(&b, "no-such-topic", -1, -1, &["x"]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(crc.0, 2, "CORRUPT_MESSAGE");
+    assert_eq!(unknown.0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     let records = call(rpc, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 3, "nothing written twice or past a gap: {records:?}");

@@ -18,6 +18,7 @@ pub mod sim;
 pub mod tendermint;
 #[cfg(feature = "test-utils")]
 pub mod testkit;
+mod verified;
 
 // The types (no runtime) live in their own crate, for light clients; re-exported here so the
 // engines and the driver use one set of paths.

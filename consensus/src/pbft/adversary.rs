@@ -3,11 +3,10 @@
 //! forged NEW-VIEWs (wrong primary, too little power, the prepared block left out).
 
 use pyralog_crypto::Keypair;
-use pyralog_crypto::quorum::Signable;
 
-use super::wire::{self, Message, NewView, PrePrepare, Proposal, SignedVote, ViewChange};
+use super::wire::{self, Message, NewView, Proposal, SignedVote, ViewChange};
 use crate::sim::{Adversary, SimRng};
-use crate::vote::{BlockId, ProposalHeader, VoteKind, payload_id};
+use crate::vote::{BlockId, VoteKind, payload_id};
 
 /// PBFT's [`Adversary`] on the chain `chain_id`.
 #[derive(Debug, Clone)]
@@ -34,38 +33,15 @@ impl PbftAdversary {
         prepared_view: i64,
         txs: Vec<Vec<u8>>,
     ) -> Proposal {
-        let block = payload_id(&txs);
-        let header = ProposalHeader {
-            chain_id: self.chain_id.clone(),
-            height,
-            round: i64::from(view),
-            pol_round: prepared_view,
-            block,
-        };
-        let signature = key.sign(&header.signing_bytes());
-        let pre_prepare =
-            PrePrepare { height, view, prepared_view, block, proposer: key.public(), signature };
-        Proposal { pre_prepare, txs, view_proof: None }
+        Proposal::sign(key, &self.chain_id, height, view, prepared_view, txs)
     }
 
     fn vote(&self, key: &Keypair, kind: VoteKind, height: u64, view: u32, block: BlockId) -> SignedVote {
-        let mut vote = SignedVote { height, view, block, signer: key.public(), signature: key.sign(&[]) };
-        vote.signature = key.sign(&vote.vote(&self.chain_id, kind).signing_bytes());
-        vote
+        SignedVote::sign(key, &self.chain_id, kind, height, view, block)
     }
 
     fn view_change(&self, key: &Keypair, height: u64, view: u32) -> ViewChange {
-        let mut vc = ViewChange {
-            height,
-            view,
-            signer: key.public(),
-            prepared: None,
-            payload: None,
-            last_commit: None,
-            signature: key.sign(&[]),
-        };
-        vc.signature = key.sign(&vc.vote(&self.chain_id).signing_bytes());
-        vc
+        ViewChange::sign(key, &self.chain_id, height, view, None, None, None)
     }
 }
 

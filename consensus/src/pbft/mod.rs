@@ -45,12 +45,11 @@ pub mod wire;
 #[cfg(feature = "test-utils")]
 pub use adversary::PbftAdversary;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use pyralog_crypto::quorum::{Signable, SignatureShare};
-use pyralog_crypto::{Digest, PublicKey, Signature};
+use pyralog_crypto::quorum::SignatureShare;
+use pyralog_crypto::{Digest, PublicKey};
 
 use crate::core::{ConsensusCore, Effect, Input, Millis, Signer, TimerId, WalError};
 use crate::finality::Engine;
@@ -199,8 +198,8 @@ pub struct PbftEngine {
     restored: Vec<(u64, wal::Record)>,
     /// Messages of the next height, replayed when it starts.
     early: Vec<(PublicKey, Message)>,
-    /// Digests of signatures and certificates already verified. Bounded: cleared when full.
-    verified: RefCell<HashSet<Digest>>,
+    /// Signatures and certificates already verified.
+    verified: crate::verified::Verified,
     out: Vec<Effect>,
 }
 
@@ -235,7 +234,7 @@ impl PbftEngine {
             round: Round::default(),
             restored: Vec::new(),
             early: Vec::new(),
-            verified: RefCell::default(),
+            verified: crate::verified::Verified::new(8192),
             out: Vec::new(),
         }
     }
@@ -275,32 +274,6 @@ impl PbftEngine {
         self.out.push(Effect::PeerMisbehaved { peer, reason });
     }
 
-    /// Whether `digest` was verified before; remembers it if `check` passes now.
-    fn verified_once(&self, digest: Digest, check: impl FnOnce() -> bool) -> bool {
-        if self.verified.borrow().contains(&digest) {
-            return true;
-        }
-        let valid = check();
-        if valid {
-            let mut verified = self.verified.borrow_mut();
-            if verified.len() >= 8192 {
-                verified.clear();
-            }
-            verified.insert(digest);
-        }
-        valid
-    }
-
-    fn verify_signature(&self, key: &PublicKey, bytes: &[u8], signature: &Signature) -> bool {
-        let mut hasher = pyralog_crypto::Domain::ConsensusValue.hasher();
-        hasher.update(b"pbft verified signature\0");
-        hasher.update(key.as_bytes());
-        hasher.update(&signature.to_bytes());
-        hasher.update(bytes);
-        let digest = Digest(*hasher.finalize().as_bytes());
-        self.verified_once(digest, || key.verify(bytes, signature).is_ok())
-    }
-
     /// Whether `certificate` is a commit certificate (precommits of a quorum) of this chain at
     /// `height` under `validators`.
     fn valid_certificate(
@@ -318,7 +291,7 @@ impl PbftEngine {
             return false;
         }
         let digest = digest_of(b"pbft verified certificate\0", certificate);
-        self.verified_once(digest, || certificate.verify(validators.members(), QUORUM).is_ok())
+        self.verified.once(digest, || certificate.verify(validators.members(), QUORUM).is_ok())
     }
 
     /// Whether `certificate` is a commit certificate of the previous height (checked against its
@@ -417,25 +390,6 @@ impl ConsensusCore for PbftEngine {
             self.restored.push((height, record));
         }
         Ok(())
-    }
-}
-
-/// The signature share of `vote` signed by `signer`.
-fn sign_vote(
-    signer: &dyn Signer,
-    chain_id: &str,
-    kind: VoteKind,
-    height: u64,
-    view: u32,
-    block: BlockId,
-) -> SignedVote {
-    let vote = crate::vote::Vote { chain_id: chain_id.into(), height, round: view, kind, block: Some(block) };
-    SignedVote {
-        height,
-        view,
-        block,
-        signer: signer.public_key(),
-        signature: signer.sign(&vote.signing_bytes()),
     }
 }
 

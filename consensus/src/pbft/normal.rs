@@ -4,9 +4,9 @@ use pyralog_crypto::PublicKey;
 use pyralog_crypto::quorum::Signable;
 
 use super::wire::{Message, PrePrepare, PreparedCertificate, Proposal, SignedVote};
-use super::{COMMIT, PRE_PREPARE, PREPARE, PbftEngine, kind_of, primary, sign_vote, wal};
+use super::{COMMIT, PRE_PREPARE, PREPARE, PbftEngine, kind_of, primary, wal};
 use crate::core::Effect;
-use crate::vote::{BlockId, DuplicateProposal, DuplicateVote, Evidence, ProposalHeader, payload_id};
+use crate::vote::{BlockId, DuplicateProposal, DuplicateVote, Evidence, payload_id};
 
 impl PbftEngine {
     /// Signs a PRE-PREPARE of `txs` in `view` (re-proposing from `prepared_view`, or -1).
@@ -16,21 +16,10 @@ impl PbftEngine {
         prepared_view: i64,
         txs: Vec<Vec<u8>>,
     ) -> Option<Proposal> {
-        let block = payload_id(&txs);
-        if !self.may_sign(view, PRE_PREPARE, block) {
+        if !self.may_sign(view, PRE_PREPARE, payload_id(&txs)) {
             return None;
         }
-        let header = ProposalHeader {
-            chain_id: self.chain_id.clone(),
-            height: self.height,
-            round: i64::from(view),
-            pol_round: prepared_view,
-            block,
-        };
-        let signature = self.signer.sign(&header.signing_bytes());
-        let pre_prepare =
-            PrePrepare { height: self.height, view, prepared_view, block, proposer: self.me, signature };
-        Some(Proposal { pre_prepare, txs, view_proof: None })
+        Some(Proposal::sign(&*self.signer, &self.chain_id, self.height, view, prepared_view, txs))
     }
 
     /// The app built the payload asked for `view`: a PRE-PREPARE, or a NEW-VIEW's.
@@ -66,7 +55,7 @@ impl PbftEngine {
         {
             return;
         }
-        if !self.verify_signature(&pp.proposer, &pp.signing_bytes(&self.chain_id), &pp.signature) {
+        if !self.verified.signature(&pp.proposer, &pp.signing_bytes(&self.chain_id), &pp.signature) {
             return self.blame(from, format!("a PRE-PREPARE of view {} with a bad signature", pp.view));
         }
         if payload_id(&proposal.txs) != pp.block {
@@ -147,8 +136,14 @@ impl PbftEngine {
             return;
         }
         if self.may_sign(pp.view, PREPARE, pp.block) {
-            let vote =
-                sign_vote(&*self.signer, &self.chain_id, kind_of(PREPARE), self.height, pp.view, pp.block);
+            let vote = SignedVote::sign(
+                &*self.signer,
+                &self.chain_id,
+                kind_of(PREPARE),
+                self.height,
+                pp.view,
+                pp.block,
+            );
             if self.round.own_prepare.as_ref() != Some(&vote) {
                 self.persist(&wal::Record::Prepare { vote: vote.clone(), proposal });
             }
@@ -167,7 +162,7 @@ impl PbftEngine {
             return;
         }
         let bytes = vote.vote(&self.chain_id, kind_of(kind)).signing_bytes();
-        if !self.verify_signature(&vote.signer, &bytes, &vote.signature) {
+        if !self.verified.signature(&vote.signer, &bytes, &vote.signature) {
             let what = if kind == COMMIT { "COMMIT" } else { "PREPARE" };
             return self.blame(from, format!("a {what} of view {} with a bad signature", vote.view));
         }
@@ -247,7 +242,8 @@ impl PbftEngine {
             && self.round.decided.is_none()
             && self.may_sign(view, COMMIT, block)
         {
-            let vote = sign_vote(&*self.signer, &self.chain_id, kind_of(COMMIT), self.height, view, block);
+            let vote =
+                SignedVote::sign(&*self.signer, &self.chain_id, kind_of(COMMIT), self.height, view, block);
             if self.round.own_commit.as_ref() != Some(&vote) {
                 self.persist(&wal::Record::Commit { vote: vote.clone(), prepares });
                 self.round.own_commit = Some(vote.clone());

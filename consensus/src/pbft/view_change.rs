@@ -2,7 +2,6 @@
 //! NEW-VIEW from the new primary, checked by every replica before it enters the view.
 
 use pyralog_crypto::PublicKey;
-use pyralog_crypto::quorum::Signable;
 
 use super::new_view::{self, Selection};
 use super::wire::{Message, NewView, ViewChange};
@@ -22,16 +21,16 @@ impl PbftEngine {
     pub(super) fn send_view_change(&mut self, view: u32) {
         let prepared = self.round.prepared.clone();
         let payload = prepared.as_ref().and_then(|p| self.round.payloads.get(&p.block()).cloned());
-        let mut vc = ViewChange {
-            height: self.height,
+        let last_commit = self.last_commit.clone();
+        let vc = ViewChange::sign(
+            &*self.signer,
+            &self.chain_id,
+            self.height,
             view,
-            signer: self.me,
             prepared,
             payload,
-            last_commit: self.last_commit.clone(),
-            signature: pyralog_crypto::Signature::from_bytes(&[0; 64]),
-        };
-        vc.signature = self.signer.sign(&vc.vote(&self.chain_id).signing_bytes());
+            last_commit,
+        );
         self.view = view;
         self.changing = true;
         self.round.view_change_floor = self.round.view_change_floor.max(view);
@@ -74,7 +73,7 @@ impl PbftEngine {
         let digest = digest_of(b"pbft verified view change\0", &vc.stripped());
         let mut result = Ok(());
         let set = self.set();
-        let valid = self.verified_once(digest, || {
+        let valid = self.verified.once(digest, || {
             result = vc.verify(&self.chain_id, self.height, set);
             result.is_ok()
         });

@@ -9,6 +9,7 @@ use pyralog_crypto::quorum::{Signable, SignatureShare};
 use pyralog_crypto::{PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
+use crate::core::Signer;
 use crate::validators::{QUORUM, ValidatorSet};
 use crate::vote::{BlockId, CommitCertificate, ProposalHeader, Vote, VoteKind, payload_id};
 
@@ -66,6 +67,32 @@ pub struct Proposal {
     pub view_proof: Option<CommitCertificate>,
 }
 
+impl Proposal {
+    /// `txs` proposed by `signer` at `(height, view)`, re-proposed from `prepared_view` (-1: a
+    /// fresh payload); no view proof.
+    pub fn sign(
+        signer: &dyn Signer,
+        chain_id: &str,
+        height: u64,
+        view: u32,
+        prepared_view: i64,
+        txs: Vec<Vec<u8>>,
+    ) -> Proposal {
+        let block = payload_id(&txs);
+        let header = ProposalHeader {
+            chain_id: chain_id.into(),
+            height,
+            round: i64::from(view),
+            pol_round: prepared_view,
+            block,
+        };
+        let signature = signer.sign(&header.signing_bytes());
+        let pre_prepare =
+            PrePrepare { height, view, prepared_view, block, proposer: signer.public_key(), signature };
+        Proposal { pre_prepare, txs, view_proof: None }
+    }
+}
+
 /// A PREPARE or COMMIT as it travels: the vote's fields and one signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedVote {
@@ -90,6 +117,26 @@ impl SignedVote {
             round: self.view,
             kind,
             block: Some(self.block),
+        }
+    }
+
+    /// `signer`'s vote of `kind` (prevote: PREPARE, precommit: COMMIT) for `block` at
+    /// `(height, view)`.
+    pub fn sign(
+        signer: &dyn Signer,
+        chain_id: &str,
+        kind: VoteKind,
+        height: u64,
+        view: u32,
+        block: BlockId,
+    ) -> Self {
+        let vote = Vote { chain_id: chain_id.into(), height, round: view, kind, block: Some(block) };
+        SignedVote {
+            height,
+            view,
+            block,
+            signer: signer.public_key(),
+            signature: signer.sign(&vote.signing_bytes()),
         }
     }
 
@@ -223,6 +270,27 @@ impl ViewChange {
             view: self.view,
             prepared: self.prepared.as_ref().map(|p| (p.view(), p.block())),
         }
+    }
+
+    /// `signer`'s request for `view` at `height` with its highest prepared certificate (and that
+    /// block's payload) and its last commit certificate.
+    pub fn sign(
+        signer: &dyn Signer,
+        chain_id: &str,
+        height: u64,
+        view: u32,
+        prepared: Option<PreparedCertificate>,
+        payload: Option<Vec<Vec<u8>>>,
+        last_commit: Option<CommitCertificate>,
+    ) -> ViewChange {
+        let claim = ViewChangeVote {
+            chain_id: chain_id.into(),
+            height,
+            view,
+            prepared: prepared.as_ref().map(|p| (p.view(), p.block())),
+        };
+        let signature = signer.sign(&claim.signing_bytes());
+        ViewChange { height, view, signer: signer.public_key(), prepared, payload, last_commit, signature }
     }
 
     /// The copy a NEW-VIEW carries: the signed part only.

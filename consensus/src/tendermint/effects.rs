@@ -43,24 +43,7 @@ impl EngineIo {
     }
 
     pub(super) fn verify(&self, key: &PublicKey, bytes: &[u8], signature: &Sig) -> bool {
-        let mut hasher = pyralog_crypto::Domain::ConsensusValue.hasher();
-        hasher.update(b"verified signature\0");
-        hasher.update(key.as_bytes());
-        hasher.update(&signature.0);
-        hasher.update(bytes);
-        let seen = pyralog_crypto::Digest(*hasher.finalize().as_bytes());
-        if self.verified.borrow().contains(&seen) {
-            return true;
-        }
-        let valid = key.verify(bytes, &Signature::from_bytes(&signature.0)).is_ok();
-        if valid {
-            let mut verified = self.verified.borrow_mut();
-            if verified.len() >= 4096 {
-                verified.clear();
-            }
-            verified.insert(seen);
-        }
-        valid
+        self.verified.signature(key, bytes, &Signature::from_bytes(&signature.0))
     }
 
     /// Whether `signature` by `signer` over `bytes` verifies; if not, reports `from` (who sent

@@ -128,10 +128,9 @@ struct EngineIo {
     /// Equivocations already reported, by (height, round, kind, validator); kind is
     /// [`PREVOTE`], [`PRECOMMIT`] or [`PROPOSAL`].
     reported: BTreeSet<(u64, u32, u8, PublicKey)>,
-    /// Signatures already verified (digests of key, signed bytes and signature): a message is
-    /// checked when it arrives, to blame its sender, and Malachite asks again; the second check
-    /// is a lookup. Bounded: cleared when full.
-    verified: std::cell::RefCell<std::collections::HashSet<pyralog_crypto::Digest>>,
+    /// Signatures already verified: a message is checked when it arrives, to blame its sender,
+    /// and Malachite asks again; the second check is a lookup.
+    verified: crate::verified::Verified,
     out: Vec<Effect>,
 }
 
@@ -157,7 +156,7 @@ impl TendermintEngine {
                 held: BTreeMap::new(),
                 signed: HashMap::new(),
                 reported: BTreeSet::new(),
-                verified: Default::default(),
+                verified: crate::verified::Verified::new(4096),
                 early: Vec::new(),
                 replay: Vec::new(),
                 replaying: false,

@@ -8,13 +8,12 @@ use proptest::prelude::*;
 use pyralog_consensus::core::{ConsensusCore, Effect, Input};
 use pyralog_consensus::pbft::new_view::{self, NewViewError, Selection};
 use pyralog_consensus::pbft::wire::{
-    self, Message, NewView, PrePrepare, PreparedCertificate, Proposal, SignedVote, ViewChange, WireError,
+    self, Message, NewView, PreparedCertificate, Proposal, SignedVote, ViewChange, WireError,
 };
 use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts, primary};
-use pyralog_consensus::vote::{ProposalHeader, VoteKind, payload_id};
+use pyralog_consensus::vote::{VoteKind, payload_id};
 use pyralog_consensus::{Validator, ValidatorSet};
 use pyralog_crypto::Keypair;
-use pyralog_crypto::quorum::Signable;
 
 const CHAIN: &str = "pyralog-pbft-test";
 
@@ -36,19 +35,7 @@ impl Net {
     }
 
     fn proposal(&self, signer: &Keypair, height: u64, view: u32, prepared_view: i64, tag: &str) -> Proposal {
-        let txs = vec![tag.as_bytes().to_vec()];
-        let block = payload_id(&txs);
-        let header = ProposalHeader {
-            chain_id: CHAIN.into(),
-            height,
-            round: i64::from(view),
-            pol_round: prepared_view,
-            block,
-        };
-        let signature = signer.sign(&header.signing_bytes());
-        let pre_prepare =
-            PrePrepare { height, view, prepared_view, block, proposer: signer.public(), signature };
-        Proposal { pre_prepare, txs, view_proof: None }
+        Proposal::sign(signer, CHAIN, height, view, prepared_view, vec![tag.as_bytes().to_vec()])
     }
 
     fn vote(
@@ -59,11 +46,7 @@ impl Net {
         view: u32,
         proposal: &Proposal,
     ) -> SignedVote {
-        let block = proposal.pre_prepare.block;
-        let mut vote =
-            SignedVote { height, view, block, signer: signer.public(), signature: signer.sign(b"") };
-        vote.signature = signer.sign(&vote.vote(CHAIN, kind).signing_bytes());
-        vote
+        SignedVote::sign(signer, CHAIN, kind, height, view, proposal.pre_prepare.block)
     }
 
     /// A prepared certificate of `proposal` (PREPAREs of validators 0..3).
@@ -83,17 +66,7 @@ impl Net {
         view: u32,
         prepared: Option<PreparedCertificate>,
     ) -> ViewChange {
-        let mut vc = ViewChange {
-            height,
-            view,
-            signer: signer.public(),
-            prepared,
-            payload: None,
-            last_commit: None,
-            signature: signer.sign(b""),
-        };
-        vc.signature = signer.sign(&vc.vote(CHAIN).signing_bytes());
-        vc
+        ViewChange::sign(signer, CHAIN, height, view, prepared, None, None)
     }
 
     fn check(&self, nv: &NewView, view: u32) -> Result<Selection, NewViewError> {

@@ -9,7 +9,10 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{
     BrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
+use std::sync::Arc;
+
 use kafka_protocol::protocol::StrBytes;
+use pyralog_cluster::raft::PartitionReplica;
 
 use super::broker::{
     Broker, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
@@ -148,16 +151,16 @@ impl Broker {
 
     /// The partition's committed size on this node.
     pub(crate) fn committed_size(&self, log: &str, partition: u32) -> Result<u64, i16> {
-        let status = self.node.status();
+        Ok(self.local_replica(log, partition)?.state().size)
+    }
+
+    /// This node's replica of a partition of `log` (looked up alone: Fetch polls it every 10 ms,
+    /// where the node's whole status would walk every replica).
+    pub(crate) fn local_replica(&self, log: &str, partition: u32) -> Result<Arc<PartitionReplica>, i16> {
         let info = self.node.log(log).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
         if partition >= info.config.partitions {
             return Err(UNKNOWN_TOPIC_OR_PARTITION);
         }
-        status
-            .partitions
-            .iter()
-            .find(|p| p.log.as_str() == log && p.partition == partition)
-            .map(|p| p.size)
-            .ok_or(NOT_LEADER_OR_FOLLOWER)
+        self.node.replica(info.partition_id(partition)).ok_or(NOT_LEADER_OR_FOLLOWER)
     }
 }

@@ -147,19 +147,10 @@ impl Broker {
         now_ms: u64,
     ) -> Result<i64, i16> {
         let partition = u32::try_from(index).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
-        let info = self.node.log(log).map_err(|e| code_of(&e))?;
-        if partition >= info.config.partitions {
-            return Err(UNKNOWN_TOPIC_OR_PARTITION);
-        }
         // Kafka clients send each partition to its leader (Metadata names it); one that reaches
         // another node refreshes its metadata instead of paying a forwarding hop.
-        let leader = self
-            .node
-            .status()
-            .partitions
-            .into_iter()
-            .find(|p| p.log.as_str() == log && p.partition == partition);
-        if leader.and_then(|p| p.leader) != Some(self.node.id()) {
+        let leader = self.local_replica(log, partition)?.raft().metrics().borrow().current_leader;
+        if leader != Some(self.node.id()) {
             return Err(NOT_LEADER_OR_FOLLOWER);
         }
         let mut bytes = records.unwrap_or_default();

@@ -8,6 +8,7 @@
 //! the global group.
 
 mod api;
+mod consumer_groups;
 mod error;
 mod route;
 

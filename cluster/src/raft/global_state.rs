@@ -11,6 +11,7 @@ use pyralog_crypto::{Checkpoint, ClusterId, LogName, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use super::NodeId;
+use super::consumer_groups::{CommittedOffset, ConsumerGroupRecord, StoredGroup};
 use crate::model::LogConfig;
 use crate::storage::PartitionId;
 
@@ -83,6 +84,8 @@ pub struct GlobalState {
     pub next_log_id: u32,
     /// Partitions with reported epochs or checkpoints.
     pub partitions: BTreeMap<PartitionId, PartitionRecord>,
+    /// Kafka consumer groups by name: stored generations and committed offsets.
+    pub consumer_groups: BTreeMap<String, ConsumerGroupRecord>,
 }
 
 /// A change to the global state.
@@ -123,6 +126,21 @@ pub enum GlobalCommand {
         partition: PartitionId,
         /// The certificate.
         certificate: QuorumCertificate<Checkpoint>,
+    },
+    /// A consumer group's coordinator stores a generation (after a rebalance, or when the group
+    /// empties).
+    StoreConsumerGroup {
+        /// The group.
+        name: String,
+        /// The generation.
+        group: StoredGroup,
+    },
+    /// A consumer group commits offsets (all or none are stored).
+    CommitOffsets {
+        /// The group.
+        name: String,
+        /// The positions.
+        offsets: Vec<(PartitionId, CommittedOffset)>,
     },
 }
 
@@ -178,6 +196,17 @@ pub enum Rejection {
     /// The certificate does not verify for this partition.
     #[error("bad checkpoint certificate: {0}")]
     BadCertificate(String),
+    /// A consumer group request is out of bounds (name, members, sizes, group count).
+    #[error("invalid consumer group: {0}")]
+    InvalidConsumerGroup(String),
+    /// A consumer group generation older than the stored one.
+    #[error("generation {got} is older than the stored generation {stored}")]
+    StaleGeneration {
+        /// Stored generation.
+        stored: i32,
+        /// Offered generation.
+        got: i32,
+    },
     /// A checkpoint of at least this size is already certified.
     #[error("checkpoint of size {got} is not newer than the certified size {have}")]
     StaleCheckpoint {
@@ -227,6 +256,8 @@ impl GlobalState {
             GlobalCommand::Checkpoint { partition, certificate } => {
                 self.record_checkpoint(cluster, partition, certificate)
             }
+            GlobalCommand::StoreConsumerGroup { name, group } => self.store_consumer_group(&name, group),
+            GlobalCommand::CommitOffsets { name, offsets } => self.commit_offsets(&name, offsets),
         };
         match outcome {
             Ok(()) => GlobalReply::Done,

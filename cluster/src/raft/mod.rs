@@ -6,6 +6,7 @@
 
 // openraft's storage traits fix the (large) error type these modules return.
 mod checkpoints;
+mod consumer_groups;
 mod global;
 #[allow(clippy::result_large_err)]
 mod global_sm;
@@ -20,6 +21,10 @@ mod replica;
 mod sm_store;
 
 pub use checkpoints::{CheckpointContext, CheckpointSigner, SignRefusal};
+pub use consumer_groups::{
+    CommittedOffset, ConsumerGroupRecord, MAX_CONSUMER_GROUPS, MAX_GROUP_MEMBERS, MAX_GROUP_NAME_BYTES,
+    MAX_OFFSET_METADATA_BYTES, MAX_STORED_GROUP_BYTES, StoredGroup, StoredGroupMember,
+};
 pub use global::{GlobalReplica, ProposeError};
 pub use global_sm::{GlobalSnapshotBuilder, GlobalStateMachine};
 pub use global_state::{

@@ -1,9 +1,12 @@
 //! The global state machine's rules, without Raft: placement, validation, epochs, and
 //! checkpoint certificates (forged, short, misaddressed or stale ones are refused and change
-//! nothing).
+//! nothing), and Kafka consumer groups (bounded, never rolled back).
 
 use pyralog_cluster::model::LogConfig;
-use pyralog_cluster::raft::{GlobalCommand, GlobalReply, GlobalState, Member, Rejection, SealedEpoch};
+use pyralog_cluster::raft::{
+    CommittedOffset, GlobalCommand, GlobalReply, GlobalState, MAX_GROUP_MEMBERS, MAX_OFFSET_METADATA_BYTES,
+    Member, Rejection, SealedEpoch, StoredGroup, StoredGroupMember,
+};
 use pyralog_cluster::storage::PartitionId;
 use pyralog_crypto::quorum::{QuorumCertificate, SignatureShare};
 use pyralog_crypto::{Checkpoint, ClusterId, Digest, Keypair, LogName};
@@ -194,4 +197,64 @@ fn only_genuine_majority_certificates_are_recorded() {
         state.apply(&cluster(), record(certify(checkpoint(9), &keys.iter().collect::<Vec<_>>()))),
         GlobalReply::Done
     );
+}
+
+fn stored(generation: i32, members: usize) -> StoredGroup {
+    let member = |i: usize| StoredGroupMember {
+        member_id: format!("m{i}"),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "127.0.0.1".into(),
+        session_timeout_ms: 30_000,
+        rebalance_timeout_ms: 30_000,
+        subscription: vec![1],
+        assignment: vec![2],
+    };
+    StoredGroup {
+        protocol_type: "consumer".into(),
+        protocol: Some("range".into()),
+        generation,
+        leader: Some("m0".into()),
+        members: (0..members).map(member).collect(),
+    }
+}
+
+fn offset(offset: i64, metadata: &str) -> CommittedOffset {
+    CommittedOffset { offset, leader_epoch: -1, metadata: metadata.into() }
+}
+
+#[test]
+fn consumer_groups_are_bounded_and_never_rolled_back() {
+    let (mut state, _) = with_members(1);
+    state.apply(&cluster(), GlobalCommand::CreateLog { config: config("a", 2, 1) });
+    let store = |name: &str, group| GlobalCommand::StoreConsumerGroup { name: name.into(), group };
+    assert_eq!(state.apply(&cluster(), store("g", stored(2, 2))), GlobalReply::Done);
+    assert_eq!(
+        refused(&mut state, store("g", stored(1, 1))),
+        Rejection::StaleGeneration { stored: 2, got: 1 },
+        "a deposed coordinator's late write"
+    );
+    assert!(matches!(refused(&mut state, store("", stored(1, 1))), Rejection::InvalidConsumerGroup(_)));
+    assert!(matches!(
+        refused(&mut state, store("big", stored(1, MAX_GROUP_MEMBERS + 1))),
+        Rejection::InvalidConsumerGroup(_)
+    ));
+
+    let p0 = PartitionId { log: 0, partition: 0 };
+    let commit = |offsets| GlobalCommand::CommitOffsets { name: "g".into(), offsets };
+    assert_eq!(state.apply(&cluster(), commit(vec![(p0, offset(42, "m"))])), GlobalReply::Done);
+    let beyond = PartitionId { log: 0, partition: 2 };
+    assert_eq!(
+        refused(&mut state, commit(vec![(p0, offset(43, "")), (beyond, offset(1, ""))])),
+        Rejection::UnknownLog(beyond.to_string()),
+        "all or nothing"
+    );
+    let long = "x".repeat(MAX_OFFSET_METADATA_BYTES + 1);
+    assert!(matches!(
+        refused(&mut state, commit(vec![(p0, offset(1, &long))])),
+        Rejection::InvalidConsumerGroup(_)
+    ));
+    let group = &state.consumer_groups["g"];
+    assert_eq!(group.offsets[&p0], offset(42, "m"));
+    assert_eq!(group.generation.as_ref().unwrap().generation, 2);
 }

@@ -2,8 +2,6 @@
 //! group; a producer id is drawn at random (Pyralog's idempotent producers are named by their
 //! clients), so no two brokers need to agree on the next one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
@@ -14,10 +12,12 @@ use pyralog_cluster::model::LogConfig;
 use pyralog_cluster::raft::Rejection;
 use pyralog_crypto::LogName;
 
-use super::broker::{
-    Broker, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REQUEST, INVALID_TOPIC,
-    TOPIC_ALREADY_EXISTS, UNKNOWN_SERVER_ERROR,
+use super::broker::Broker;
+use super::codes::{
+    INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REQUEST, INVALID_TOPIC, TOPIC_ALREADY_EXISTS,
+    UNKNOWN_SERVER_ERROR,
 };
+use super::ids::random_id;
 
 /// The largest record a topic created over Kafka takes (as `log_create`'s default).
 const MAX_RECORD_BYTES: u32 = 1 << 20;
@@ -92,27 +92,11 @@ impl Broker {
                 .with_producer_id(ProducerId(-1));
         }
         InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(fresh_producer_id()))
+            .with_producer_id(ProducerId((random_id(b"pyralog kafka producer id") >> 1) as i64))
             .with_producer_epoch(0)
     }
 }
 
 fn message(err: impl std::fmt::Display) -> StrBytes {
     StrBytes::from_string(err.to_string())
-}
-
-/// 63 random bits (a Kafka producer id is a non-negative i64), from the time, the process and a
-/// counter, hashed.
-fn fresh_producer_id() -> i64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"pyralog kafka producer id\0");
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    hasher.update(&nanos.to_be_bytes());
-    hasher.update(&std::process::id().to_be_bytes());
-    hasher.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
-    (u64::from_be_bytes(bytes) >> 1) as i64
 }

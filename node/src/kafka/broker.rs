@@ -1,5 +1,5 @@
 //! The broker as every connection sees it: the cluster node, the brokers Metadata lists, the API
-//! versions served and Kafka's error codes.
+//! versions served.
 
 use std::sync::Arc;
 
@@ -8,24 +8,8 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::ApiVersionsResponse;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 
+use super::groups::Coordinator;
 use crate::service::links::ClusterNode;
-
-/// Kafka's error codes this broker answers with.
-pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-pub(crate) const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-pub(crate) const LEADER_NOT_AVAILABLE: i16 = 5;
-pub(crate) const CORRUPT_MESSAGE: i16 = 2;
-pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
-pub(crate) const MESSAGE_TOO_LARGE: i16 = 10;
-pub(crate) const REQUEST_TIMED_OUT: i16 = 7;
-pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
-pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-pub(crate) const UNKNOWN_SERVER_ERROR: i16 = -1;
-pub(crate) const INVALID_TOPIC: i16 = 17;
-pub(crate) const TOPIC_ALREADY_EXISTS: i16 = 36;
-pub(crate) const INVALID_PARTITIONS: i16 = 37;
-pub(crate) const INVALID_REPLICATION_FACTOR: i16 = 38;
-pub(crate) const INVALID_REQUEST: i16 = 42;
 
 /// A broker as Metadata lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +36,8 @@ pub(crate) struct Broker {
     pub(crate) id: i32,
     /// Every broker Metadata lists: this node first, then its peers.
     pub(crate) brokers: Vec<BrokerAddr>,
+    /// The consumer group coordinator (active while this node leads the global group).
+    pub(crate) groups: Arc<Coordinator>,
 }
 
 /// The API versions this broker serves: the crate's ranges, capped where newer versions name
@@ -65,6 +51,16 @@ pub(crate) fn supported(key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ListOffsets => (1, 8),
         ApiKey::CreateTopics => (2, 7),
         ApiKey::InitProducerId => (0, 4),
+        ApiKey::FindCoordinator => (0, 4),
+        ApiKey::JoinGroup => (0, 9),
+        ApiKey::SyncGroup => (0, 5),
+        ApiKey::Heartbeat => (0, 4),
+        ApiKey::LeaveGroup => (0, 5),
+        // v9 counts KIP-848 member epochs, not classic generations.
+        ApiKey::OffsetCommit => (2, 8),
+        ApiKey::OffsetFetch => (1, 8),
+        ApiKey::ListGroups => (0, 5),
+        ApiKey::DescribeGroups => (0, 5),
         _ => return None,
     })
 }

@@ -1,5 +1,7 @@
-//! ApiVersions, Metadata and ListOffsets: what a Kafka client asks before it reads or writes.
+//! Metadata, ListOffsets and FindCoordinator: what a Kafka client asks before it reads, writes
+//! or joins a group.
 
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -7,15 +9,18 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use std::sync::Arc;
 
 use kafka_protocol::protocol::StrBytes;
 use pyralog_cluster::raft::PartitionReplica;
 
-use super::broker::{
-    Broker, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
+use super::broker::Broker;
+use super::codes::{
+    COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER,
+    UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
 };
 
 /// ListOffsets' special timestamps.
@@ -94,6 +99,46 @@ impl Broker {
             .with_cluster_id(Some(StrBytes::from_string(status.cluster.to_string())))
             .with_controller_id(BrokerId(self.id))
             .with_topics(topics)
+    }
+
+    /// The coordinator of every group is the global group's leader; transactions have none.
+    pub(crate) fn find_coordinator(
+        &self,
+        request: FindCoordinatorRequest,
+        version: i16,
+    ) -> FindCoordinatorResponse {
+        const GROUP: i8 = 0;
+        let leader = self.node.global_raft_metrics().current_leader;
+        let coordinator = leader.and_then(|id| self.brokers.iter().find(|b| i64::from(b.id) == id as i64));
+        let answer = |key: StrBytes| match (request.key_type, coordinator) {
+            (GROUP, Some(broker)) => Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(broker.id))
+                .with_host(StrBytes::from_string(broker.host.clone()))
+                .with_port(broker.port),
+            (GROUP, None) => Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(COORDINATOR_NOT_AVAILABLE),
+            _ => Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(INVALID_REQUEST)
+                .with_error_message(Some(StrBytes::from_static_str("transactions are not supported"))),
+        };
+        if version >= 4 {
+            let coordinators = request.coordinator_keys.into_iter().map(answer).collect();
+            return FindCoordinatorResponse::default().with_coordinators(coordinators);
+        }
+        let one = answer(request.key);
+        let response = FindCoordinatorResponse::default()
+            .with_error_code(one.error_code)
+            .with_node_id(one.node_id)
+            .with_host(one.host)
+            .with_port(one.port);
+        if version >= 1 { response.with_error_message(one.error_message) } else { response }
     }
 
     /// Earliest is offset 0 (logs are never truncated), latest the committed size; a timestamp

@@ -2,13 +2,18 @@
 //! Kafka's own tools) produce to and fetch from Pyralog logs as topics. The codecs are the
 //! `kafka-protocol` crate's broker side; this room maps requests onto the cluster engine.
 //!
-//! First slice (issue 23, part 1): ApiVersions, Metadata, CreateTopics, InitProducerId, Produce
-//! (idempotent producers too), Fetch (long polling) and ListOffsets. A record produced here is the same record as
-//! one appended over JSON-RPC: same Merkle tree, checkpoints and proofs.
+//! APIs: ApiVersions, Metadata, CreateTopics, InitProducerId, Produce (idempotent producers too),
+//! Fetch (long polling), ListOffsets, and consumer groups (FindCoordinator, JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups; see [`groups`]).
+//! A record produced here is the same record as one appended over JSON-RPC: same Merkle tree,
+//! checkpoints and proofs.
 
 mod admin;
 mod broker;
+mod codes;
+mod groups;
 mod handlers;
+mod ids;
 mod records;
 
 use std::sync::Arc;
@@ -20,7 +25,8 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use broker::{Broker, UNSUPPORTED_VERSION, api_versions, broker_addr, supported};
+use broker::{Broker, api_versions, broker_addr, supported};
+use codes::UNSUPPORTED_VERSION;
 
 use crate::config::KafkaSection;
 use crate::service::links::ClusterNode;
@@ -44,7 +50,8 @@ pub(crate) async fn serve(
         let id: u64 = id.parse().with_context(|| format!("[kafka.peers]: {id:?} is not a member id"))?;
         brokers.push(broker_addr(id, addr)?);
     }
-    let broker = Arc::new(Broker { node, id: brokers[0].id, brokers });
+    let groups = groups::Coordinator::start(node.clone());
+    let broker = Arc::new(Broker { node, id: brokers[0].id, brokers, groups });
     tracing::info!(kafka = %local, advertised = %advertised, "Kafka protocol listening");
     Ok(tokio::spawn(async move {
         loop {
@@ -52,7 +59,7 @@ pub(crate) async fn serve(
                 Ok((stream, peer)) => {
                     let broker = broker.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = connection(broker, stream).await {
+                        if let Err(err) = connection(broker, stream, peer.ip().to_string()).await {
                             tracing::debug!(%peer, %err, "kafka connection closed");
                         }
                     });
@@ -77,7 +84,7 @@ pub(crate) enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), FrameError> {
+async fn connection(broker: Arc<Broker>, mut stream: TcpStream, host: String) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     loop {
         let mut length = [0u8; 4];
@@ -93,7 +100,7 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), Fr
         }
         let mut frame = vec![0u8; length];
         stream.read_exact(&mut frame).await?;
-        let response = broker.handle(Bytes::from(frame)).await?;
+        let response = broker.handle(Bytes::from(frame), &host).await?;
         if let Some(response) = response {
             stream.write_all(&response).await?;
         }
@@ -102,7 +109,7 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream) -> Result<(), Fr
 
 impl Broker {
     /// Answers one request frame (`None`: a produce with acks=0, which gets no answer).
-    async fn handle(&self, mut frame: Bytes) -> Result<Option<BytesMut>, FrameError> {
+    async fn handle(&self, mut frame: Bytes, host: &str) -> Result<Option<BytesMut>, FrameError> {
         if frame.len() < 4 {
             return Err(FrameError::Malformed("a frame shorter than its header".into()));
         }
@@ -146,6 +153,37 @@ impl Broker {
             }
             RequestKind::InitProducerId(request) => {
                 respond(api, version, correlation, &self.init_producer_id(request))?
+            }
+            RequestKind::FindCoordinator(request) => {
+                respond(api, version, correlation, &self.find_coordinator(request, version))?
+            }
+            RequestKind::JoinGroup(request) => {
+                let client = groups::Client {
+                    id: header.client_id.as_deref().unwrap_or_default().to_owned(),
+                    host: host.to_owned(),
+                };
+                respond(api, version, correlation, &self.groups.join_group(request, version, &client).await)?
+            }
+            RequestKind::SyncGroup(request) => {
+                respond(api, version, correlation, &self.groups.sync_group(request, version).await)?
+            }
+            RequestKind::Heartbeat(request) => {
+                respond(api, version, correlation, &self.groups.heartbeat(request).await)?
+            }
+            RequestKind::LeaveGroup(request) => {
+                respond(api, version, correlation, &self.groups.leave_group(request, version).await)?
+            }
+            RequestKind::OffsetCommit(request) => {
+                respond(api, version, correlation, &self.groups.offset_commit(request).await)?
+            }
+            RequestKind::OffsetFetch(request) => {
+                respond(api, version, correlation, &self.groups.offset_fetch(request, version).await)?
+            }
+            RequestKind::ListGroups(request) => {
+                respond(api, version, correlation, &self.groups.list_groups(request, version).await)?
+            }
+            RequestKind::DescribeGroups(request) => {
+                respond(api, version, correlation, &self.groups.describe_groups(request, version).await)?
             }
             other => return Err(FrameError::Malformed(format!("no handler for {other:?}"))),
         };

@@ -17,8 +17,9 @@ use pyralog_cluster::engine::ClusterError;
 use pyralog_cluster::model::{Header, ProducerSeq, Record, StoredRecord};
 use pyralog_cluster::storage::AppendOutcome;
 
-use super::broker::{
-    Broker, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
+use super::broker::Broker;
+use super::codes::{
+    CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
     OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
 };
 

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::support::{Testnet, call, eventually, hex, start_with};
 
-fn kcat_missing() -> bool {
+pub(crate) fn kcat_missing() -> bool {
     if Command::new("kcat").arg("-V").output().is_ok_and(|o| o.status.success()) {
         return false;
     }
@@ -31,7 +31,7 @@ fn kcat_missing() -> bool {
 }
 
 /// Runs `kcat` with `args` and `stdin`; its stdout, if it exited 0.
-fn kcat(args: &[&str], stdin: &str) -> Option<String> {
+pub(crate) fn kcat(args: &[&str], stdin: &str) -> Option<String> {
     let mut child = Command::new("kcat")
         .args(args)
         .stdin(Stdio::piped())
@@ -166,7 +166,7 @@ async fn kcat_produces_and_consumes_through_the_kafka_listener() {
 
 /// One request over a fresh connection with the `kafka-protocol` crate's client codecs (for what
 /// kcat cannot send: CreateTopics, a retried idempotent batch, a sequence gap).
-fn request<Req, Resp>(broker: &str, api: ApiKey, version: i16, body: &Req) -> Resp
+pub(crate) fn request<Req, Resp>(broker: &str, api: ApiKey, version: i16, body: &Req) -> Resp
 where
     Req: Encodable,
     Resp: Decodable,
@@ -180,6 +180,8 @@ where
     header.encode(&mut buf, api.request_header_version(version)).unwrap();
     body.encode(&mut buf, version).unwrap();
     let mut stream = std::net::TcpStream::connect(broker).unwrap();
+    // A join or sync waits for the rebalance; nothing waits longer than this.
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(90))).unwrap();
     stream.write_all(&(buf.len() as u32).to_be_bytes()).unwrap();
     stream.write_all(&buf).unwrap();
     let mut length = [0u8; 4];

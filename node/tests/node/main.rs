@@ -6,6 +6,7 @@ mod chain_rpc;
 mod chain_testnet;
 mod cli;
 mod kafka;
+mod kafka_groups;
 mod layout;
 mod light_chain;
 mod light_proxy;

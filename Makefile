@@ -18,9 +18,10 @@ ROSENPASS := $(TOOLS)/bin/rosenpass
 # protobuf-compiler (protoc) builds the load generator's etcd client, and etcd-server is the
 # peer it is measured against (its smoke test and `make bench-etcd`); cmake, pkg-config and
 # libsodium-dev build Rosenpass (liboqs); kcat (librdkafka) is the Kafka client the tests and the
-# testnet speak to the Kafka listener with; wireguard-go, wireguard-tools, socat and iproute2 run
+# testnet speak to the Kafka listener with, librdkafka-dev the library the testnet workspace's
+# Kafka interop tests link (rdkafka crate); wireguard-go, wireguard-tools, socat and iproute2 run
 # the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root).
-APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev
 # The load generator (testnet/) is its own workspace; see testnet/Cargo.toml.
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -76,7 +77,8 @@ lint: deps
 	  echo "layering: $$crate has no $(FORBIDDEN_DEPS) dependency"; \
 	done
 
-# The load generator's smoke test runs the pyralog binary the first run builds.
+# The testnet workspace's tests (load generator smoke runs, librdkafka interop) run the pyralog
+# binary the first run builds.
 test: lint
 	$(CARGO) nextest run --locked --workspace
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" $(CARGO) nextest run --locked $(LOADGEN)

@@ -2,31 +2,14 @@
 //! and a real single-node etcd: every counted write is really stored, the report pairs the rows.
 //! The benchmark itself is `testnet/bench-etcd.sh`, not a test.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::rpc_params;
 use serde_json::Value;
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<_> = (0..N).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
-}
+use crate::support::{Running, eventually, free_ports, pyralog_bin};
 
 fn loadgen(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_pyralog-loadgen")).args(args).output().unwrap();
@@ -49,28 +32,6 @@ fn check_results(results: &[Value], system: &str) -> u64 {
         assert!(result["p50Ms"].as_f64().unwrap() <= result["p99Ms"].as_f64().unwrap(), "{result}");
     }
     results.iter().map(|r| r["ops"].as_u64().unwrap()).sum()
-}
-
-/// The `pyralog` binary: `PYRALOG_BIN`, or next to this crate's binary in the shared target
-/// directory (the main workspace's tests build it first).
-fn pyralog_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("PYRALOG_BIN") {
-        return bin.into();
-    }
-    let bin = Path::new(env!("CARGO_BIN_EXE_pyralog-loadgen")).with_file_name("pyralog");
-    assert!(bin.exists(), "{} missing: build the main workspace first (make test does)", bin.display());
-    bin
-}
-
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,5 @@
+//! Tests of the testnet tools and of Pyralog against clients nobody here wrote (one test target).
+
+mod kafka;
+mod smoke;
+mod support;

@@ -22,11 +22,15 @@ ROSENPASS := $(TOOLS)/bin/rosenpass
 # Kafka interop tests link (rdkafka crate); wireguard-go, wireguard-tools, socat and iproute2 run
 # the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root).
 APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev
+# Apache Kafka's broker and tools (jars from Maven Central, testnet/kafka/pom.xml): the Kafka
+# interop tests and `make bench-kafka` run them where Java and Maven are installed.
+KAFKA_VERSION := 4.1.1
+export PYRALOG_KAFKA_LIBS ?= $(HOME)/.cache/pyralog/kafka-$(KAFKA_VERSION)/libs
 # The load generator (testnet/) is its own workspace; see testnet/Cargo.toml.
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build lint test testnet bench bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
+.PHONY: help deps kafka-jars build lint test testnet bench bench-kafka bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT)"
@@ -55,6 +59,16 @@ deps:
 	@test -x "$(ROSENPASS)" || { echo "deps: installing the rosenpass 0.2.3 binary (tunnel interop tests)"; \
 	  $(CARGO) install --locked rosenpass --version 0.2.3 --root "$(TOOLS)"; }
 
+# Kafka's jars, fetched once into the cache; skipped (the tests then say why) without Java or Maven.
+kafka-jars:
+	@if [ -f "$(PYRALOG_KAFKA_LIBS)/kafka_2.13-$(KAFKA_VERSION).jar" ]; then :; \
+	elif command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  echo "kafka-jars: fetching Apache Kafka $(KAFKA_VERSION) with Maven into $(PYRALOG_KAFKA_LIBS)"; \
+	  mvn -B -q -f testnet/kafka/pom.xml -Dkafka.version=$(KAFKA_VERSION) \
+	    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+	    -DincludeScope=runtime -DoutputDirectory="$(PYRALOG_KAFKA_LIBS)"; \
+	else echo "kafka-jars: no Java or Maven here; Apache Kafka's tools and broker are skipped"; fi
+
 # One feature set for every build: the tests' (dev-dependencies turn on the consensus crate's
 # `test-utils`), so `make testnet`, `make test` and the benchmarks share one build.
 BUILD := $(CARGO) build --locked --workspace --tests
@@ -79,7 +93,7 @@ lint: deps
 
 # The testnet workspace's tests (load generator smoke runs, librdkafka interop) run the pyralog
 # binary the first run builds.
-test: lint
+test: lint kafka-jars
 	$(CARGO) nextest run --locked --workspace
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" $(CARGO) nextest run --locked $(LOADGEN)
 

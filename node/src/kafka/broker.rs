@@ -51,6 +51,7 @@ pub(crate) fn supported(key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ListOffsets => (1, 8),
         ApiKey::CreateTopics => (2, 7),
         ApiKey::InitProducerId => (0, 4),
+        ApiKey::DescribeConfigs => (1, 4),
         ApiKey::FindCoordinator => (0, 4),
         ApiKey::JoinGroup => (0, 9),
         ApiKey::SyncGroup => (0, 5),

@@ -2,7 +2,7 @@
 //! Kafka's own tools) produce to and fetch from Pyralog logs as topics. The codecs are the
 //! `kafka-protocol` crate's broker side; this room maps requests onto the cluster engine.
 //!
-//! APIs: ApiVersions, Metadata, CreateTopics, InitProducerId, Produce (idempotent producers too),
+//! APIs: ApiVersions, Metadata, CreateTopics, DescribeConfigs (read-only), InitProducerId, Produce (idempotent producers too),
 //! Fetch (long polling), ListOffsets, and consumer groups (FindCoordinator, JoinGroup, SyncGroup,
 //! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups; see [`groups`]).
 //! A record produced here is the same record as one appended over JSON-RPC: same Merkle tree,
@@ -153,6 +153,9 @@ impl Broker {
             }
             RequestKind::InitProducerId(request) => {
                 respond(api, version, correlation, &self.init_producer_id(request))?
+            }
+            RequestKind::DescribeConfigs(request) => {
+                respond(api, version, correlation, &self.describe_configs(request, version))?
             }
             RequestKind::FindCoordinator(request) => {
                 respond(api, version, correlation, &self.find_coordinator(request, version))?

@@ -25,6 +25,10 @@ pub(crate) struct Plan {
     pub(crate) key_bytes: usize,
     /// Value size.
     pub(crate) value_bytes: usize,
+    /// The results' name.
+    pub(crate) label: String,
+    /// The nodes' process ids (their CPU time is measured over the window).
+    pub(crate) pids: Vec<u32>,
 }
 
 /// What one measurement found.
@@ -33,6 +37,9 @@ pub(crate) struct Plan {
 pub(crate) struct Measured {
     /// The system under load.
     pub(crate) system: System,
+    /// The results' name (the system's by default).
+    #[serde(default)]
+    pub(crate) label: String,
     /// Concurrent clients.
     pub(crate) clients: usize,
     /// Acknowledged writes in the measured window.
@@ -47,6 +54,10 @@ pub(crate) struct Measured {
     pub(crate) p50_ms: f64,
     /// 99th percentile latency, milliseconds.
     pub(crate) p99_ms: f64,
+    /// CPU time the nodes spent per acknowledged write, microseconds (when their pids were
+    /// given).
+    #[serde(default)]
+    pub(crate) node_cpu_us_per_write: Option<f64>,
 }
 
 /// Runs `plan` against `target`.
@@ -92,6 +103,14 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Measured
             })
         })
         .collect();
+    // The nodes' CPU time over the measured window.
+    let pids = plan.pids.clone();
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let before = crate::cpu::seconds(&pids)?;
+        tokio::time::sleep_until(end.into()).await;
+        Some(crate::cpu::seconds(&pids)? - before)
+    });
     let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {
@@ -104,8 +123,10 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Measured
     }
     latencies.sort_unstable();
     let seconds = plan.duration.as_secs_f64();
+    let node_cpu = if plan.pids.is_empty() { None } else { cpu.await? };
     Ok(Measured {
         system: target.system,
+        label: plan.label.clone(),
         clients: plan.clients,
         ops: latencies.len() as u64,
         errors,
@@ -113,6 +134,9 @@ pub(crate) async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Measured
         throughput: latencies.len() as f64 / seconds,
         p50_ms: percentile_ms(&latencies, 0.50),
         p99_ms: percentile_ms(&latencies, 0.99),
+        node_cpu_us_per_write: node_cpu
+            .filter(|_| !latencies.is_empty())
+            .map(|cpu| cpu * 1e6 / latencies.len() as f64),
     })
 }
 

@@ -1,7 +1,10 @@
-//! `pyralog-loadgen`: closed-loop write load against a Pyralog cluster (JSON-RPC over WebSocket)
-//! or an etcd cluster (gRPC), with the same keys, values, client counts and timing for both, so
-//! `testnet/bench-etcd.sh` can put them side by side.
+//! `pyralog-loadgen`: closed-loop write load against a Pyralog cluster (JSON-RPC over WebSocket),
+//! a Kafka-protocol cluster (Pyralog's Kafka listener or Apache Kafka, through librdkafka) or an
+//! etcd cluster (gRPC), with the same keys, values, client counts and timing for all, so
+//! `testnet/bench-etcd.sh` can put them side by side. Given the nodes' process ids, it also
+//! reports the CPU time the nodes spent per acknowledged write.
 
+mod cpu;
 mod load;
 mod report;
 mod target;
@@ -35,6 +38,9 @@ enum System {
     Pyralog,
     /// An etcd cluster: one `Put` per call.
     Etcd,
+    /// A Kafka-protocol cluster (Pyralog's listener or Apache Kafka): one keyed record per
+    /// produce, acks=all, linger 0, through librdkafka.
+    Kafka,
 }
 
 /// `pyralog-loadgen run`.
@@ -62,15 +68,22 @@ struct RunArgs {
     /// Value size in bytes.
     #[arg(long, default_value_t = 256)]
     value_bytes: usize,
-    /// Pyralog: the log written to (created if missing).
+    /// Pyralog and Kafka: the log (topic) written to (created if missing).
     #[arg(long, default_value = "loadgen")]
     log: String,
-    /// Pyralog: partitions of the log when it is created.
+    /// Pyralog and Kafka: partitions of the log when it is created.
     #[arg(long, default_value_t = 3)]
     partitions: u32,
-    /// Pyralog: replication factor of the log when it is created.
+    /// Pyralog and Kafka: replication factor of the log when it is created.
     #[arg(long, default_value_t = 3)]
     replication_factor: u32,
+    /// A name for the results (the report's row label); the system's name by default.
+    #[arg(long)]
+    label: Option<String>,
+    /// Comma-separated process ids of the nodes: their CPU time per acknowledged write is
+    /// reported (from /proc).
+    #[arg(long, value_delimiter = ',')]
+    pids: Vec<u32>,
     /// Also write the results as a JSON array to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -107,6 +120,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 duration: Duration::from_secs_f64(args.duration),
                 key_bytes: args.key_bytes,
                 value_bytes: args.value_bytes,
+                label: args.label.clone().unwrap_or_else(|| format!("{:?}", args.system).to_lowercase()),
+                pids: args.pids.clone(),
             };
             let result = load::run(&target, &plan).await?;
             println!("{}", serde_json::to_string(&result)?);

@@ -1,4 +1,4 @@
-//! `pyralog-loadgen report`: two result files, one table.
+//! `pyralog-loadgen report`: result files, one table.
 
 use std::path::PathBuf;
 
@@ -9,12 +9,12 @@ use crate::load::Measured;
 /// `pyralog-loadgen report`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReportArgs {
-    /// Results of `run --system pyralog --out FILE`.
-    #[arg(long)]
-    pyralog: PathBuf,
-    /// Results of `run --system etcd --out FILE`.
-    #[arg(long)]
-    etcd: PathBuf,
+    /// Result files of `run --out FILE`, in the order their rows are shown.
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// The label every row's throughput is compared with (the same client count's row).
+    #[arg(long, default_value = "etcd")]
+    baseline: String,
     /// Also write the table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -22,7 +22,11 @@ pub(crate) struct ReportArgs {
 
 /// Prints (and writes) the table.
 pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
-    let table = table(&read(&args.pyralog)?, &read(&args.etcd)?);
+    let mut all = Vec::new();
+    for path in &args.results {
+        all.extend(read(path)?);
+    }
+    let table = table(&all, &args.baseline);
     print!("{table}");
     if let Some(out) = &args.out {
         std::fs::write(out, &table).with_context(|| format!("cannot write {}", out.display()))?;
@@ -32,30 +36,39 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
 
 fn read(path: &PathBuf) -> anyhow::Result<Vec<Measured>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("not a result file: {}", path.display()))
+    let mut results: Vec<Measured> =
+        serde_json::from_slice(&bytes).with_context(|| format!("not a result file: {}", path.display()))?;
+    for result in &mut results {
+        if result.label.is_empty() {
+            result.label = format!("{:?}", result.system).to_lowercase();
+        }
+    }
+    Ok(results)
 }
 
-/// A Markdown table, one row per client count both files measured; the ratio is Pyralog's
-/// throughput over etcd's.
-pub(crate) fn table(pyralog: &[Measured], etcd: &[Measured]) -> String {
-    let mut text = String::from(
-        "| clients | Pyralog writes/s | p50 ms | p99 ms | etcd writes/s | p50 ms | p99 ms | Pyralog / etcd |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+/// A Markdown table: for each client count (ascending), one row per result in the order given,
+/// with its throughput over the baseline's at that client count.
+pub(crate) fn table(results: &[Measured], baseline: &str) -> String {
+    let mut text = format!(
+        "| clients | system | writes/s | p50 ms | p99 ms | node CPU µs/write | vs {baseline} |\n\
+         |---:|:---|---:|---:|---:|---:|---:|\n"
     );
-    for ours in pyralog {
-        let Some(theirs) = etcd.iter().find(|e| e.clients == ours.clients) else { continue };
-        let ratio = if theirs.throughput > 0.0 { ours.throughput / theirs.throughput } else { f64::NAN };
-        text.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2}x |\n",
-            ours.clients,
-            ours.throughput,
-            ours.p50_ms,
-            ours.p99_ms,
-            theirs.throughput,
-            theirs.p50_ms,
-            theirs.p99_ms,
-            ratio
-        ));
+    let mut counts: Vec<usize> = results.iter().map(|r| r.clients).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    for clients in counts {
+        let base = results.iter().find(|r| r.clients == clients && r.label == baseline);
+        for result in results.iter().filter(|r| r.clients == clients) {
+            let ratio = match base {
+                Some(base) if base.throughput > 0.0 => format!("{:.2}x", result.throughput / base.throughput),
+                _ => "-".to_owned(),
+            };
+            let cpu = result.node_cpu_us_per_write.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
+            text.push_str(&format!(
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |\n",
+                clients, result.label, result.throughput, result.p50_ms, result.p99_ms, cpu, ratio
+            ));
+        }
     }
     text
 }
@@ -65,16 +78,37 @@ mod tests {
     use super::*;
     use crate::System;
 
-    fn measured(system: System, clients: usize, throughput: f64) -> Measured {
-        Measured { system, clients, ops: 1, errors: 0, seconds: 1.0, throughput, p50_ms: 1.5, p99_ms: 9.25 }
+    fn measured(system: System, label: &str, clients: usize, throughput: f64) -> Measured {
+        Measured {
+            system,
+            label: label.to_owned(),
+            clients,
+            ops: 1,
+            errors: 0,
+            seconds: 1.0,
+            throughput,
+            p50_ms: 1.5,
+            p99_ms: 9.25,
+            node_cpu_us_per_write: Some(120.4),
+        }
     }
 
     #[test]
-    fn rows_pair_equal_client_counts_and_give_the_ratio() {
-        let ours = [measured(System::Pyralog, 1, 300.0), measured(System::Pyralog, 16, 5000.0)];
-        let theirs = [measured(System::Etcd, 16, 2000.0), measured(System::Etcd, 64, 1.0)];
-        let table = table(&ours, &theirs);
+    fn rows_are_grouped_by_client_count_and_compared_with_the_baseline() {
+        let results = [
+            measured(System::Pyralog, "pyralog", 16, 5000.0),
+            measured(System::Kafka, "pyralog-kafka", 1, 300.0),
+            measured(System::Etcd, "etcd", 16, 2000.0),
+        ];
+        let table = table(&results, "etcd");
         let rows: Vec<&str> = table.lines().skip(2).collect();
-        assert_eq!(rows, ["| 16 | 5000 | 1.50 | 9.25 | 2000 | 1.50 | 9.25 | 2.50x |"]);
+        assert_eq!(
+            rows,
+            [
+                "| 1 | pyralog-kafka | 300 | 1.50 | 9.25 | 120 | - |",
+                "| 16 | pyralog | 5000 | 1.50 | 9.25 | 120 | 2.50x |",
+                "| 16 | etcd | 2000 | 1.50 | 9.25 | 120 | 1.00x |",
+            ]
+        );
     }
 }

@@ -6,6 +6,11 @@ use anyhow::{Context, bail};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
 
 use crate::{RunArgs, System};
@@ -38,6 +43,22 @@ impl Target {
                 let mut client = target.etcd(0).await?;
                 client.status().await.context("etcd status")?;
             }
+            System::Kafka => {
+                let admin: AdminClient<DefaultClientContext> = target.kafka_config().create()?;
+                let topic = NewTopic::new(
+                    &args.log,
+                    args.partitions as i32,
+                    TopicReplication::Fixed(args.replication_factor as i32),
+                );
+                let options = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT));
+                for result in admin.create_topics(&[topic], &options).await.context("create the topic")? {
+                    match result {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((topic, code)) => bail!("creating topic {topic}: {code}"),
+                    }
+                }
+                wait_for_kafka_leaders(&target.kafka_producer()?, &args.log, args.partitions).await?;
+            }
         }
         Ok(target)
     }
@@ -47,7 +68,26 @@ impl Target {
         Ok(match self.system {
             System::Pyralog => Connection::Pyralog { client: self.pyralog(i).await?, log: self.log.clone() },
             System::Etcd => Connection::Etcd(Box::new(self.etcd(i).await?)),
+            System::Kafka => Connection::Kafka { producer: self.kafka_producer()?, topic: self.log.clone() },
         })
+    }
+
+    /// librdkafka's settings: every endpoint as a bootstrap broker (clients find the partition
+    /// leaders themselves).
+    fn kafka_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.endpoints.join(",")).set("client.id", "pyralog-loadgen");
+        config
+    }
+
+    /// A producer that sends each record at once (linger 0) and waits for all in-sync replicas.
+    fn kafka_producer(&self) -> anyhow::Result<FutureProducer> {
+        Ok(self
+            .kafka_config()
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", CALL_TIMEOUT.as_millis().to_string())
+            .create()?)
     }
 
     fn endpoint(&self, i: usize) -> &str {
@@ -85,6 +125,13 @@ pub(crate) enum Connection {
     },
     /// A gRPC connection (boxed: it is several times larger than the other variant).
     Etcd(Box<etcd_client::Client>),
+    /// A librdkafka producer (its own connections) and the topic it writes to.
+    Kafka {
+        /// The producer.
+        producer: FutureProducer,
+        /// The topic.
+        topic: String,
+    },
 }
 
 impl Connection {
@@ -102,8 +149,38 @@ impl Connection {
             Connection::Etcd(client) => {
                 client.put(key, value, None).await?;
             }
+            Connection::Kafka { producer, topic } => {
+                let record = FutureRecord::to(topic).key(key).payload(value);
+                producer.send(record, CALL_TIMEOUT).await.map_err(|(err, _)| err)?;
+            }
         }
         Ok(())
+    }
+}
+
+/// Polls the topic's metadata until every partition has a leader.
+async fn wait_for_kafka_leaders(
+    producer: &FutureProducer,
+    topic: &str,
+    partitions: u32,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let led = producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| {
+                m.topics().first().map(|t| t.partitions().iter().filter(|p| p.leader() >= 0).count())
+            })
+            .unwrap_or(0);
+        if led == partitions as usize {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("topic {topic:?}: {led} of {partitions} partitions have a leader after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

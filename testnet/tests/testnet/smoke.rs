@@ -133,9 +133,52 @@ async fn a_short_load_against_etcd_stores_every_counted_write() {
     let stored = client.get(vec![0u8], Some(all)).await.unwrap().count() as u64;
     assert!(stored >= counted, "{stored} keys stored, {counted} counted");
 
-    // The report pairs rows by client count (here a file with itself: ratio 1).
-    let table = loadgen(&["report", "--pyralog", out.to_str().unwrap(), "--etcd", out.to_str().unwrap()]);
+    // The report compares each row with etcd's at the same client count (here etcd itself).
+    let table = loadgen(&["report", out.to_str().unwrap(), "--baseline", "etcd"]);
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     assert_eq!(table.lines().count(), 4, "{table}");
     assert!(table.lines().skip(2).all(|row| row.ends_with("| 1.00x |")), "{table}");
+}
+
+/// The Kafka-protocol load (librdkafka, linger 0) against a one-node Pyralog's Kafka listener:
+/// every counted write is stored, and the node's CPU time per write is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_kafka_load_against_pyralog_reports_node_cpu_per_write() {
+    let cluster = crate::support::Cluster::start(1).await;
+    let pid = cluster.pid(0).to_string();
+    let output = loadgen(&[
+        "run",
+        "--system",
+        "kafka",
+        "--endpoints",
+        &cluster.bootstrap(),
+        "--clients",
+        "1,4",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "1",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "1",
+        "--label",
+        "pyralog-kafka",
+        "--pids",
+        &pid,
+    ]);
+    let results = results(&output);
+    let counted = check_results(&results, "kafka");
+    assert!(
+        results.iter().all(|r| r["label"] == "pyralog-kafka" && r["nodeCpuUsPerWrite"].as_f64() > Some(0.0))
+    );
+    let status = crate::support::call(&cluster.rpc[0], "system_status", Value::Null).await.unwrap();
+    let stored: u64 = status["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["log"] == "loadgen")
+        .map(|p| p["size"].as_u64().unwrap())
+        .sum();
+    assert!(stored >= counted, "{stored} records stored, {counted} counted");
 }

@@ -166,6 +166,11 @@ impl Cluster {
         .await
     }
 
+    /// Node `i`'s process id.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.nodes[i].as_ref().expect("node running").0.id()
+    }
+
     /// SIGKILLs node `i`.
     pub fn kill(&mut self, i: usize) {
         let mut node = self.nodes[i].take().expect("node running");

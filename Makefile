@@ -30,14 +30,16 @@ export PYRALOG_KAFKA_LIBS ?= $(HOME)/.cache/pyralog/kafka-$(KAFKA_VERSION)/libs
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps kafka-jars build lint test testnet bench bench-kafka bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
+.PHONY: help deps kafka-jars build lint test testnet bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT)"
 	@echo "make test     install what is missing, lint, run every test"
 	@echo "make bench    run the crypto benchmarks (release profile; not part of make test)"
 	@echo "make bench-cluster  run the 3-replica replication benchmark"
-	@echo "make bench-etcd     Pyralog and etcd side by side (3 nodes each, loopback)"
+	@echo "make bench-etcd     Pyralog (JSON-RPC and Kafka protocol) and etcd side by side (3 nodes each, loopback)"
+	@echo "make bench-kafka    Pyralog and Apache Kafka 4 side by side with kafka-producer-perf-test (needs Java)"
+	@echo "make profile-write-path  perf profile of the nodes under bench-etcd's load (folded stacks)"
 	@echo "make bench-consensus  Tendermint over libp2p: 4 and 7 validators, empty and 1,000 tx/s"
 	@echo "make bench-tunnel  WireGuard+smoltcp stream throughput and latency vs loopback TCP; Rosenpass handshake"
 	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
@@ -123,6 +125,20 @@ bench-etcd: deps
 	$(CARGO) build --locked $(LOADGEN)
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" LOADGEN_BIN="$(CARGO_TARGET_DIR)/debug/pyralog-loadgen" \
 	  testnet/bench-etcd.sh
+
+# Not part of `make test`: about five minutes. Needs Java (Kafka's broker and its perf tool).
+bench-kafka: deps kafka-jars
+	$(BUILD)
+	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/bench-kafka.sh
+
+# perf (Debian's linux-perf) and inferno's folding, installed here when missing; run as root.
+profile-write-path: deps
+	$(BUILD)
+	$(CARGO) build --locked $(LOADGEN)
+	@command -v perf >/dev/null || { $(SUDO) apt-get install -y -qq --no-install-recommends linux-perf; }
+	@test -x "$(TOOLS)/bin/inferno-collapse-perf" || $(CARGO) install --locked inferno --version 0.12.8 --root "$(TOOLS)"
+	PATH="$(TOOLS)/bin:$$PATH" PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" \
+	  LOADGEN_BIN="$(CARGO_TARGET_DIR)/debug/pyralog-loadgen" testnet/profile-write-path.sh
 
 # The light client's verification cost (criterion), then the anchoring lag measured on the
 # local 2x3 testnet (started and stopped here). Same dev profile as the tests.

@@ -77,6 +77,11 @@ struct RunArgs {
     /// Pyralog and Kafka: replication factor of the log when it is created.
     #[arg(long, default_value_t = 3)]
     replication_factor: u32,
+    /// Pyralog: each client writes to one partition (client i to partition i mod partitions)
+    /// at that partition's leader, learnt from the nodes' `system_status`, as Kafka clients do;
+    /// without it a client writes keyed records to its endpoint, which forwards them.
+    #[arg(long)]
+    direct: bool,
     /// A name for the results (the report's row label); the system's name by default.
     #[arg(long)]
     label: Option<String>,

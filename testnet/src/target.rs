@@ -23,12 +23,19 @@ pub(crate) struct Target {
     pub(crate) system: System,
     endpoints: Vec<String>,
     log: String,
+    /// With `--direct`: per partition, the endpoint of its leader.
+    leaders: Option<Vec<usize>>,
 }
 
 impl Target {
     /// Checks the endpoints answer; for Pyralog, creates the log and waits for its leaders.
     pub(crate) async fn prepare(args: &RunArgs) -> anyhow::Result<Self> {
-        let target = Target { system: args.system, endpoints: args.endpoints.clone(), log: args.log.clone() };
+        let mut target = Target {
+            system: args.system,
+            endpoints: args.endpoints.clone(),
+            log: args.log.clone(),
+            leaders: None,
+        };
         match args.system {
             System::Pyralog => {
                 let client = target.pyralog(0).await?;
@@ -38,6 +45,9 @@ impl Target {
                 });
                 client.request::<Value, _>("log_create", params(settings)).await.context("log_create")?;
                 wait_for_leaders(&client, &args.log, args.partitions).await?;
+                if args.direct {
+                    target.leaders = Some(target.partition_leaders(args.partitions).await?);
+                }
             }
             System::Etcd => {
                 let mut client = target.etcd(0).await?;
@@ -66,7 +76,18 @@ impl Target {
     /// A new connection for client `i`.
     pub(crate) async fn connect(&self, i: usize) -> anyhow::Result<Connection> {
         Ok(match self.system {
-            System::Pyralog => Connection::Pyralog { client: self.pyralog(i).await?, log: self.log.clone() },
+            System::Pyralog => match &self.leaders {
+                Some(leaders) => {
+                    let partition = i % leaders.len();
+                    let client = self.connect_ws(&self.endpoints[leaders[partition]]).await?;
+                    Connection::Pyralog { client, log: self.log.clone(), partition: Some(partition as u32) }
+                }
+                None => Connection::Pyralog {
+                    client: self.pyralog(i).await?,
+                    log: self.log.clone(),
+                    partition: None,
+                },
+            },
             System::Etcd => Connection::Etcd(Box::new(self.etcd(i).await?)),
             System::Kafka => Connection::Kafka { producer: self.kafka_producer()?, topic: self.log.clone() },
         })
@@ -95,7 +116,33 @@ impl Target {
     }
 
     async fn pyralog(&self, i: usize) -> anyhow::Result<WsClient> {
-        let url = self.endpoint(i).replacen("http://", "ws://", 1);
+        self.connect_ws(self.endpoint(i)).await
+    }
+
+    /// Per partition of the log, the endpoint whose node leads it (from each node's status).
+    async fn partition_leaders(&self, partitions: u32) -> anyhow::Result<Vec<usize>> {
+        let mut leaders = vec![None; partitions as usize];
+        for (endpoint, url) in self.endpoints.iter().enumerate() {
+            let client = self.connect_ws(url).await?;
+            let status: Value = client.request("system_status", params(json!({}))).await?;
+            for p in status["partitions"].as_array().into_iter().flatten() {
+                if p["log"] == self.log.as_str() && p["role"] == "leader" {
+                    let partition = p["partition"].as_u64().context("partition number")? as usize;
+                    if let Some(slot) = leaders.get_mut(partition) {
+                        *slot = Some(endpoint);
+                    }
+                }
+            }
+        }
+        leaders
+            .into_iter()
+            .enumerate()
+            .map(|(p, leader)| leader.with_context(|| format!("no endpoint leads partition {p}")))
+            .collect()
+    }
+
+    async fn connect_ws(&self, endpoint: &str) -> anyhow::Result<WsClient> {
+        let url = endpoint.replacen("http://", "ws://", 1);
         WsClientBuilder::default()
             .request_timeout(CALL_TIMEOUT)
             .build(&url)
@@ -122,6 +169,8 @@ pub(crate) enum Connection {
         client: WsClient,
         /// The log.
         log: String,
+        /// The partition written to (`--direct`), or none: keyed records go where their keys hash.
+        partition: Option<u32>,
     },
     /// A gRPC connection (boxed: it is several times larger than the other variant).
     Etcd(Box<etcd_client::Client>),
@@ -138,10 +187,13 @@ impl Connection {
     /// Writes `value` under `key`; returns once the system acknowledged it as durable.
     pub(crate) async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
         match self {
-            Connection::Pyralog { client, log } => {
+            Connection::Pyralog { client, log, partition } => {
                 let record = json!({ "key": hex(key), "value": hex(value) });
-                let receipts: Value =
-                    client.request("log_append", params(json!({ "log": log, "records": [record] }))).await?;
+                let mut call = json!({ "log": log, "records": [record] });
+                if let Some(partition) = partition {
+                    call["partition"] = json!(partition);
+                }
+                let receipts: Value = client.request("log_append", params(call)).await?;
                 if receipts.as_array().map(Vec::len) != Some(1) {
                     bail!("unexpected log_append answer: {receipts}");
                 }

@@ -78,6 +78,7 @@ pub struct Header {
     /// Header name.
     pub name: String,
     /// Header value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
 }
 
@@ -85,8 +86,10 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Record {
     /// Optional key: picks the partition and is indexed for "latest by key" reads.
+    #[serde(with = "serde_bytes")]
     pub key: Option<Vec<u8>>,
     /// The payload.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Application headers.
     pub headers: Vec<Header>,

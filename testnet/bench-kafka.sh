@@ -10,9 +10,10 @@
 # flush.messages=1 (an fsync per write batch, the durability Pyralog always has).
 #
 # For each case: records/s, MB/s, latency p50/p99/p99.9 as the tool reports them (an unthrottled
-# producer's latency includes the time a record waits in its buffer), and the brokers' CPU time
-# per record (all three processes, from /proc). A warm-up run per system is not reported.
-# Writes $BENCH_DIR/table.md.
+# producer's latency is mostly the time a record waits in its 32 MB buffer, so a third case
+# throttles the producer to BENCH_RATE records/s, which every system keeps up with, for latency),
+# and the brokers' CPU time per record (all three processes, from /proc). A warm-up run per
+# system is not reported. Writes $BENCH_DIR/table.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${PYRALOG_BIN:?set PYRALOG_BIN to the pyralog binary (make bench-kafka does)}
@@ -20,6 +21,7 @@ libs=${PYRALOG_KAFKA_LIBS:?set PYRALOG_KAFKA_LIBS to Apache Kafka jars (make ben
 out=${BENCH_DIR:-$here/out/bench-kafka}
 records=${BENCH_RECORDS:-300000}
 warmup_records=${BENCH_WARMUP_RECORDS:-100000}
+rate=${BENCH_RATE:-5000}
 raft_port=${BENCH_RAFT_PORT:-31433}
 rpc_port=${BENCH_RPC_PORT:-19954}
 metrics_port=${BENCH_METRICS_PORT:-19625}
@@ -55,12 +57,14 @@ cpu_ticks() { # cpu_ticks PID...: user + system clock ticks of the processes, su
 }
 
 # One measured run: perf_run SYSTEM CASE BOOTSTRAP TOPIC [PRODUCER_PROPS...]; appends a JSON line.
+# $throughput caps the producer's rate (-1: unthrottled).
+throughput=-1
 perf_run() {
   local system=$1 case=$2 bootstrap=$3 topic=$4; shift 4
   local before after line
   before=$(cpu_ticks "${pids[@]}")
   line=$(java_run -Xmx512m org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
-    --num-records "$records" --record-size 256 --throughput -1 \
+    --num-records "$records" --record-size 256 --throughput "$throughput" \
     --producer-props bootstrap.servers="$bootstrap" acks=all "$@" 2>>"$out/perf-client.log" | tail -1)
   after=$(cpu_ticks "${pids[@]}")
   echo "   $system, $case: $line"
@@ -82,17 +86,24 @@ done
 for i in 0 1 2; do wait_for "pyralog node $i" ready $((rpc_port + i)) 3; done
 bootstrap=$(for i in 0 1 2; do printf '127.0.0.1:%d,' $((pyralog_kafka_port + i)); done)
 bootstrap=${bootstrap%,}
-for topic in warmup bench bench-linger0; do
+for topic in warmup bench bench-linger0 bench-rate; do
   java_run org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create --topic "$topic" \
     --partitions 3 --replication-factor 3 >/dev/null 2>>"$out/perf-client.log"
 done
 for i in 0 1 2; do wait_for "pyralog's partition leaders" call $((rpc_port + i)) system_status '{}' \
-  '[.partitions[] | select(.leader != null)] | length == 9'; done
+  '[.partitions[] | select(.leader != null)] | length == 12'; done
+throttled() { # throttled SYSTEM BOOTSTRAP TOPIC: $rate records/s for 10 s, default batching
+  local saved=$records
+  records=$((rate * 10)); throughput=$rate
+  perf_run "$1" "$rate records/s" "$2" "$3"
+  records=$saved; throughput=-1
+}
 records_saved=$records; records=$warmup_records
 perf_run pyralog warmup "$bootstrap" warmup >/dev/null
 records=$records_saved
 perf_run pyralog "default batching" "$bootstrap" bench
 perf_run pyralog "linger.ms=0" "$bootstrap" bench-linger0 linger.ms=0
+throttled pyralog "$bootstrap" bench-rate
 stop_all
 
 kafka_version=$(basename "$libs"/kafka_2.13-*.jar .jar | sed 's/kafka_2.13-//')
@@ -130,7 +141,8 @@ done
 bootstrap=$(for i in 1 2 3; do printf '127.0.0.1:%d,' $((kafka_port + i)); done)
 bootstrap=${bootstrap%,}
 wait_for "kafka brokers" java_run org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --list
-for spec in "warmup:" "bench:" "bench-linger0:" "bench-flush:flush.messages=1" "bench-flush-linger0:flush.messages=1"; do
+for spec in "warmup:" "bench:" "bench-linger0:" "bench-rate:" "bench-flush:flush.messages=1" \
+  "bench-flush-linger0:flush.messages=1" "bench-flush-rate:flush.messages=1"; do
   topic=${spec%%:*}; config=${spec#*:}
   java_run org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create --topic "$topic" \
     --partitions 3 --replication-factor 3 ${config:+--config "$config"} >/dev/null 2>>"$out/perf-client.log"
@@ -142,6 +154,8 @@ perf_run "kafka (default: no fsync)" "default batching" "$bootstrap" bench
 perf_run "kafka (default: no fsync)" "linger.ms=0" "$bootstrap" bench-linger0 linger.ms=0
 perf_run "kafka (flush.messages=1)" "default batching" "$bootstrap" bench-flush
 perf_run "kafka (flush.messages=1)" "linger.ms=0" "$bootstrap" bench-flush-linger0 linger.ms=0
+throttled "kafka (default: no fsync)" "$bootstrap" bench-rate
+throttled "kafka (flush.messages=1)" "$bootstrap" bench-flush-rate
 stop_all
 
 echo "== side by side ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"

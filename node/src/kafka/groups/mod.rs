@@ -73,8 +73,12 @@ impl Coordinator {
     /// to look for the coordinator again).
     async fn groups(&self) -> Result<MutexGuard<'_, Loaded>, i16> {
         let term = self.node.global_leader_term().ok_or(NOT_COORDINATOR)?;
-        if self.lock().term == Some(term) {
-            return Ok(self.lock());
+        {
+            // One lock for the check and the answer; released before awaiting.
+            let loaded = self.lock();
+            if loaded.term == Some(term) {
+                return Ok(loaded);
+            }
         }
         let _one_load = self.loading.lock().await;
         if self.lock().term != Some(term) {

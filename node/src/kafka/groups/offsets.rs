@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use pyralog_cluster::engine::ClusterError;
-use pyralog_cluster::raft::{CommittedOffset, MAX_OFFSET_METADATA_BYTES, Rejection};
+use pyralog_cluster::raft::{CommittedOffset, MAX_CONSUMER_GROUPS, MAX_OFFSET_METADATA_BYTES, Rejection};
 use pyralog_cluster::storage::PartitionId;
 
 use super::Coordinator;
@@ -122,8 +122,10 @@ impl Coordinator {
         };
         let generation = request.generation_id_or_member_epoch;
         let now = Instant::now();
+        let full = loaded.groups.len() >= MAX_CONSUMER_GROUPS;
         match loaded.groups.get_mut(&name) {
             Some(group) => group.check_commit(generation, &request.member_id, now).err(),
+            None if full => Some(INVALID_GROUP_ID),
             None if generation < 0 && request.member_id.is_empty() => {
                 loaded.groups.insert(name, Group::empty());
                 None

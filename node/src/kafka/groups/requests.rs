@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
     ListGroupsResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use pyralog_cluster::raft::MAX_GROUP_NAME_BYTES;
+use pyralog_cluster::raft::{MAX_CONSUMER_GROUPS, MAX_GROUP_NAME_BYTES};
 
 use super::group::{Group, GroupState, JoinAnswer, JoinRequest, Reply, SyncAnswer};
 use super::{Client, Coordinator, SESSION_TIMEOUTS};
@@ -136,6 +136,10 @@ impl Coordinator {
                 Ok(loaded) => loaded,
                 Err(code) => return fail(code),
             };
+            if !loaded.groups.contains_key(&name) && loaded.groups.len() >= MAX_CONSUMER_GROUPS {
+                tracing::info!(group = %name, "kafka JoinGroup refused: the cluster keeps at most {MAX_CONSUMER_GROUPS} groups");
+                return fail(INVALID_GROUP_ID);
+            }
             loaded.groups.entry(name.clone()).or_insert_with(Group::empty).join(join, Instant::now())
         };
         if let Some(store) = store {

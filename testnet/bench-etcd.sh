@@ -33,16 +33,10 @@ load=(--clients "$clients" --warmup "$warmup" --duration "$duration" --key-bytes
 command -v etcd >/dev/null || { echo "bench-etcd: no etcd binary (apt-get install etcd-server)" >&2; exit 1; }
 rm -rf "$out"
 mkdir -p "$out"
-pids=()
-stop_all() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pids=()
-}
-trap stop_all EXIT
 
 logs=$out
 . "$here/lib.sh"
+trap stop_all EXIT
 
 echo "== etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members"
 cluster=""
@@ -74,11 +68,7 @@ echo "== Pyralog $("$bin" --version | awk '{print $2}'): 3 nodes, ${BENCH_TRANSP
   --metrics-port "$metrics_port" --kafka-port "$kafka_port" $transport_flag >/dev/null
 # Room for 256 WebSocket clients (the default allows 100 connections per node).
 sed -i 's/^max_connections = .*/max_connections = 1024/' "$out"/pyralog/node*/config.toml
-for i in 0 1 2; do
-  "$bin" start --base-path "$out/pyralog/node$i" 2>"$out/pyralog$i.log" &
-  pids+=($!)
-done
-for i in 0 1 2; do wait_for "pyralog node $i" ready $((rpc_port + i)) 3; done
+start_three "$out/pyralog" "$rpc_port"
 endpoints=$(for i in 0 1 2; do printf 'http://127.0.0.1:%d,' $((rpc_port + i)); done)
 node_pids=$(IFS=,; echo "${pids[*]}")
 "$loadgen" run --system pyralog --endpoints "${endpoints%,}" "${load[@]}" --log bench --partitions 3 \

@@ -33,15 +33,9 @@ command -v java >/dev/null || { echo "bench-kafka: no java (Apache Kafka needs J
 [ -f "$libs/kafka-tools-4.1.1.jar" ] || { echo "bench-kafka: no Kafka jars in $libs (make kafka-jars)" >&2; exit 1; }
 rm -rf "$out"
 mkdir -p "$out"
-pids=()
-stop_all() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pids=()
-}
-trap stop_all EXIT
 logs=$out
 . "$here/lib.sh"
+trap stop_all EXIT
 
 java_run() { # java_run CLASS ARGS...: one of Kafka's tools or the broker
   java -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$libs/*" "$@"
@@ -79,11 +73,7 @@ perf_run() {
 echo "== Pyralog $("$bin" --version | awk '{print $2}'): 3 nodes, plain TCP links"
 "$bin" testnet --nodes 3 --out "$out/pyralog" --raft-port "$raft_port" --rpc-port "$rpc_port" \
   --metrics-port "$metrics_port" --kafka-port "$pyralog_kafka_port" --dev >/dev/null
-for i in 0 1 2; do
-  "$bin" start --base-path "$out/pyralog/node$i" 2>"$out/pyralog$i.log" &
-  pids+=($!)
-done
-for i in 0 1 2; do wait_for "pyralog node $i" ready $((rpc_port + i)) 3; done
+start_three "$out/pyralog" "$rpc_port"
 bootstrap=$(for i in 0 1 2; do printf '127.0.0.1:%d,' $((pyralog_kafka_port + i)); done)
 bootstrap=${bootstrap%,}
 for topic in warmup bench bench-linger0 bench-rate; do

@@ -1,4 +1,21 @@
-# Shared by testnet/run.sh and testnet/bench-etcd.sh (sourced, not run).
+# Shared by testnet/run.sh and the bench and profile scripts (sourced, not run).
+
+pids=() # processes the script started; `stop_all` ends them (the scripts trap EXIT with it)
+stop_all() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+
+start_three() { # start_three DIR RPC_PORT: starts `$bin` on DIR/node0..2 (logs $logs/pyralogN.log),
+  # records their pids and waits until each is ready and knows the three members
+  local i
+  for i in 0 1 2; do
+    "$bin" start --base-path "$1/node$i" 2>"$logs/pyralog$i.log" &
+    pids+=($!)
+  done
+  for i in 0 1 2; do wait_for "pyralog node $i" ready $(($2 + i)) 3; done
+}
 
 rpc() { # rpc PORT METHOD PARAMS_JSON: one JSON-RPC call to a local node
   curl -sS --max-time 40 -H 'content-type: application/json' \

@@ -22,23 +22,13 @@ command -v inferno-collapse-perf >/dev/null || { echo "profile: no inferno-colla
 
 rm -rf "$out"
 mkdir -p "$out" "$here/profiles"
-pids=()
-stop_all() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pids=()
-}
-trap stop_all EXIT
 logs=$out
 . "$here/lib.sh"
+trap stop_all EXIT
 
 "$bin" testnet --nodes 3 --out "$out/pyralog" --raft-port "$raft_port" --rpc-port "$rpc_port" \
   --metrics-port "$metrics_port" --kafka-port "$kafka_port" --dev >/dev/null
-for i in 0 1 2; do
-  "$bin" start --base-path "$out/pyralog/node$i" 2>"$out/pyralog$i.log" &
-  pids+=($!)
-done
-for i in 0 1 2; do wait_for "pyralog node $i" ready $((rpc_port + i)) 3; done
+start_three "$out/pyralog" "$rpc_port"
 node_pids=$(IFS=,; echo "${pids[*]}")
 direct=()
 [ "$system" = pyralog ] && [ "${PROFILE_DIRECT:-1}" = 1 ] && direct=(--direct)

@@ -14,6 +14,7 @@ mod codes;
 mod groups;
 mod handlers;
 mod ids;
+mod inflate;
 mod records;
 
 use std::sync::Arc;

@@ -14,6 +14,8 @@ use kafka_protocol::records::{
     Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use pyralog_cluster::engine::ClusterError;
+
+use super::inflate::{InflatesTooFar, inflate};
 use pyralog_cluster::model::{Header, ProducerSeq, Record, StoredRecord};
 use pyralog_cluster::storage::AppendOutcome;
 
@@ -155,10 +157,20 @@ impl Broker {
             return Err(NOT_LEADER_OR_FOLLOWER);
         }
         let mut bytes = records.unwrap_or_default();
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|err| {
-            tracing::info!(log, partition, %err, "kafka produce: corrupt record batch refused");
-            CORRUPT_MESSAGE
-        })?;
+        let mut sets = Vec::new();
+        while !bytes.is_empty() {
+            let set = RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(inflate)).map_err(
+                |err| {
+                    if err.downcast_ref::<InflatesTooFar>().is_some() {
+                        tracing::info!(log, partition, %err, "kafka produce: batch refused");
+                        return MESSAGE_TOO_LARGE;
+                    }
+                    tracing::info!(log, partition, %err, "kafka produce: corrupt record batch refused");
+                    CORRUPT_MESSAGE
+                },
+            )?;
+            sets.push(set);
+        }
         let records: Vec<Record> =
             sets.into_iter().flat_map(|set| set.records).map(|r| to_record(r, now_ms)).collect();
         if records.is_empty() {

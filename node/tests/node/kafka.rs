@@ -194,32 +194,50 @@ where
     Resp::decode(&mut frame, version).unwrap()
 }
 
+/// A v2 record of producer `producer` (-1: none) with `sequence` (-1: none) at `offset` in its batch.
+fn kafka_record(producer: i64, sequence: i32, offset: i64, value: Bytes) -> KafkaRecord {
+    KafkaRecord {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: producer,
+        producer_epoch: 0,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(value),
+        headers: Default::default(),
+    }
+}
+
+fn encode(records: &[KafkaRecord], compression: Compression) -> Bytes {
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(&mut batch, records, &RecordEncodeOptions { version: 2, compression })
+        .unwrap();
+    batch.freeze()
+}
+
 /// `values` as one LZ4-compressed v2 batch of producer `producer` from sequence `first` (-1, -1:
 /// no producer).
 fn batch(producer: i64, first: i32, values: &[&str]) -> Bytes {
     let records: Vec<KafkaRecord> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| KafkaRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: producer,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if first < 0 { -1 } else { first + i as i32 },
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
+        .map(|(i, v)| {
+            let sequence = if first < 0 { -1 } else { first + i as i32 };
+            kafka_record(producer, sequence, i as i64, Bytes::from(v.to_string()))
         })
         .collect();
-    let mut batch = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::Lz4 };
-    RecordBatchEncoder::encode(&mut batch, &records, &options).unwrap();
-    batch.freeze()
+    encode(&records, Compression::Lz4)
+}
+
+/// One record of 65 MiB of zeros, compressed with `compression` to a small part of that: a
+/// decompression bomb.
+fn bomb(compression: Compression) -> Bytes {
+    encode(&[kafka_record(-1, -1, 0, Bytes::from(vec![0u8; 65 << 20]))], compression)
 }
 
 /// Produces `records` (batch bytes) to partition 0 of `topic`; the partition's answer (error
@@ -306,6 +324,21 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     .unwrap();
     assert_eq!(crc.0, 2, "CORRUPT_MESSAGE");
     assert_eq!(unknown.0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    // Batches that inflate past the broker's bound (64 MiB), through a streaming codec and
+    // through snappy's stated lengths: MESSAGE_TOO_LARGE, before they are inflated, nothing written.
+    for compression in [Compression::Gzip, Compression::Snappy] {
+        let b = broker.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || produce_raw(&b, "orders", bomb(compression))).await.unwrap();
+        assert_eq!(answer.0, 10, "MESSAGE_TOO_LARGE for a {compression:?} bomb");
+    }
+    // Refused by the bound, not after inflating (a 65 MiB record is also too large for the log).
+    let log = std::fs::read_to_string(net.dir.join("node0.log")).unwrap();
+    assert_eq!(
+        log.matches("a compressed batch inflates past 67108864 bytes").count(),
+        2,
+        "the bound refused both"
+    );
     let records = call(rpc, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 3, "nothing written twice or past a gap: {records:?}");

@@ -17,6 +17,26 @@ fn loadgen(args: &[&str]) -> Output {
     output
 }
 
+/// A one-second load at 1 and 4 clients to a log of 2 partitions (replication 1), with `extra`
+/// arguments.
+fn short_load(system: &str, endpoints: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "--system", system, "--endpoints", endpoints, "--clients", "1,4"];
+    args.extend(["--warmup", "0.2", "--duration", "1", "--partitions", "2", "--replication-factor", "1"]);
+    args.extend_from_slice(extra);
+    loadgen(&args)
+}
+
+/// Records the log `loadgen` holds on a node, from its `system_status`.
+fn stored_records(status: &Value) -> u64 {
+    status["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["log"] == "loadgen")
+        .map(|p| p["size"].as_u64().unwrap())
+        .sum()
+}
+
 /// The results `run` printed, one JSON object per client count.
 fn results(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -54,32 +74,10 @@ async fn a_short_load_against_pyralog_stores_every_counted_write() {
     })
     .await;
 
-    let output = loadgen(&[
-        "run",
-        "--system",
-        "pyralog",
-        "--endpoints",
-        &url,
-        "--clients",
-        "1,4",
-        "--warmup",
-        "0.2",
-        "--duration",
-        "1",
-        "--partitions",
-        "2",
-        "--replication-factor",
-        "1",
-    ]);
+    let output = short_load("pyralog", &url, &[]);
     let counted = check_results(&results(&output), "pyralog");
     let status: Value = client.request("system_status", rpc_params![]).await.unwrap();
-    let stored: u64 = status["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["log"] == "loadgen")
-        .map(|p| p["size"].as_u64().unwrap())
-        .sum();
+    let stored = stored_records(&status);
     // Warm-up writes are stored too, so at least every counted one.
     assert!(stored >= counted, "{stored} records stored, {counted} counted");
 }
@@ -146,39 +144,13 @@ async fn a_short_load_against_etcd_stores_every_counted_write() {
 async fn a_short_kafka_load_against_pyralog_reports_node_cpu_per_write() {
     let cluster = crate::support::Cluster::start(1).await;
     let pid = cluster.pid(0).to_string();
-    let output = loadgen(&[
-        "run",
-        "--system",
-        "kafka",
-        "--endpoints",
-        &cluster.bootstrap(),
-        "--clients",
-        "1,4",
-        "--warmup",
-        "0.2",
-        "--duration",
-        "1",
-        "--partitions",
-        "2",
-        "--replication-factor",
-        "1",
-        "--label",
-        "pyralog-kafka",
-        "--pids",
-        &pid,
-    ]);
+    let output = short_load("kafka", &cluster.bootstrap(), &["--label", "pyralog-kafka", "--pids", &pid]);
     let results = results(&output);
     let counted = check_results(&results, "kafka");
     assert!(
         results.iter().all(|r| r["label"] == "pyralog-kafka" && r["nodeCpuUsPerWrite"].as_f64() > Some(0.0))
     );
     let status = crate::support::call(&cluster.rpc[0], "system_status", Value::Null).await.unwrap();
-    let stored: u64 = status["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["log"] == "loadgen")
-        .map(|p| p["size"].as_u64().unwrap())
-        .sum();
+    let stored = stored_records(&status);
     assert!(stored >= counted, "{stored} records stored, {counted} counted");
 }

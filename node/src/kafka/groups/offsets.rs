@@ -39,6 +39,30 @@ impl Position {
     const NONE: Position = Position { offset: -1, leader_epoch: -1, metadata: String::new() };
 }
 
+/// OffsetFetch's topics from [`Coordinator::positions`]: the same fields in the single-group
+/// (before v8) and the several-groups (v8+) message types.
+macro_rules! fetched_topics {
+    ($topics:expr, $topic:ident, $partition:ident, $with_epoch:expr) => {
+        $topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(index, p, code): (i32, Position, i16)| {
+                        $partition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(p.offset)
+                            .with_committed_leader_epoch(if $with_epoch { p.leader_epoch } else { -1 })
+                            .with_metadata(Some(StrBytes::from_string(p.metadata)))
+                            .with_error_code(code)
+                    })
+                    .collect();
+                $topic::default().with_name(name).with_partitions(partitions)
+            })
+            .collect()
+    };
+}
+
 impl Coordinator {
     /// OffsetCommit: the member and generation are checked as Kafka checks them, then every
     /// valid partition's position is committed in one global-group command.
@@ -145,23 +169,9 @@ impl Coordinator {
                 .topics
                 .map(|topics| topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
             let (code, topics) = self.positions(&request.group_id, wanted).await;
-            let topics = topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    let partitions = partitions
-                        .into_iter()
-                        .map(|(index, p, code)| {
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(index)
-                                .with_committed_offset(p.offset)
-                                .with_committed_leader_epoch(if version >= 5 { p.leader_epoch } else { -1 })
-                                .with_metadata(Some(StrBytes::from_string(p.metadata)))
-                                .with_error_code(code)
-                        })
-                        .collect();
-                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
-                })
-                .collect();
+            // The leader epoch is answered from v5.
+            let topics =
+                fetched_topics!(topics, OffsetFetchResponseTopic, OffsetFetchResponsePartition, version >= 5);
             let response = OffsetFetchResponse::default().with_topics(topics);
             return if version >= 2 { response.with_error_code(code) } else { response };
         }
@@ -171,23 +181,8 @@ impl Coordinator {
                 .topics
                 .map(|topics| topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
             let (code, topics) = self.positions(&group.group_id, wanted).await;
-            let topics = topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    let partitions = partitions
-                        .into_iter()
-                        .map(|(index, p, code)| {
-                            OffsetFetchResponsePartitions::default()
-                                .with_partition_index(index)
-                                .with_committed_offset(p.offset)
-                                .with_committed_leader_epoch(p.leader_epoch)
-                                .with_metadata(Some(StrBytes::from_string(p.metadata)))
-                                .with_error_code(code)
-                        })
-                        .collect();
-                    OffsetFetchResponseTopics::default().with_name(name).with_partitions(partitions)
-                })
-                .collect();
+            let topics =
+                fetched_topics!(topics, OffsetFetchResponseTopics, OffsetFetchResponsePartitions, true);
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)

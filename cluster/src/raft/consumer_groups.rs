@@ -19,7 +19,7 @@ pub const MAX_CONSUMER_GROUPS: usize = 10_000;
 pub const MAX_GROUP_NAME_BYTES: usize = 255;
 /// Most members one group may have.
 pub const MAX_GROUP_MEMBERS: usize = 1_000;
-/// Most bytes of subscriptions and assignments one stored group may carry.
+/// Most bytes one stored group may carry (subscriptions, assignments, ids and names).
 pub const MAX_STORED_GROUP_BYTES: usize = 1 << 20;
 /// Longest metadata string of one committed offset (Kafka's `offset.metadata.max.bytes`).
 pub const MAX_OFFSET_METADATA_BYTES: usize = 4096;
@@ -61,8 +61,24 @@ pub struct StoredGroup {
 }
 
 impl StoredGroup {
+    /// Every byte the stored group carries, strings included.
     fn payload_bytes(&self) -> usize {
-        self.members.iter().map(|m| m.subscription.len() + m.assignment.len()).sum()
+        let strings = self.protocol_type.len()
+            + self.protocol.as_ref().map_or(0, String::len)
+            + self.leader.as_ref().map_or(0, String::len);
+        let members: usize = self
+            .members
+            .iter()
+            .map(|m| {
+                m.member_id.len()
+                    + m.group_instance_id.as_ref().map_or(0, String::len)
+                    + m.client_id.len()
+                    + m.client_host.len()
+                    + m.subscription.len()
+                    + m.assignment.len()
+            })
+            .sum();
+        strings + members
     }
 }
 
@@ -116,7 +132,7 @@ impl GlobalState {
         }
         if group.payload_bytes() > MAX_STORED_GROUP_BYTES {
             return Err(Rejection::InvalidConsumerGroup(format!(
-                "subscriptions and assignments exceed {MAX_STORED_GROUP_BYTES} bytes"
+                "the group's members, subscriptions and assignments exceed {MAX_STORED_GROUP_BYTES} bytes"
             )));
         }
         let record = self.consumer_group_entry(name)?;

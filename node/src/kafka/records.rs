@@ -11,11 +11,11 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest, Prod
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-    Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use pyralog_cluster::engine::ClusterError;
 
-use super::inflate::{InflatesTooFar, inflate};
+use super::inflate::{Refused, decode_produced};
 use pyralog_cluster::model::{Header, ProducerSeq, Record, StoredRecord};
 use pyralog_cluster::storage::AppendOutcome;
 
@@ -156,23 +156,14 @@ impl Broker {
         if leader != Some(self.node.id()) {
             return Err(NOT_LEADER_OR_FOLLOWER);
         }
-        let mut bytes = records.unwrap_or_default();
-        let mut sets = Vec::new();
-        while !bytes.is_empty() {
-            let set = RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(inflate)).map_err(
-                |err| {
-                    if err.downcast_ref::<InflatesTooFar>().is_some() {
-                        tracing::info!(log, partition, %err, "kafka produce: batch refused");
-                        return MESSAGE_TOO_LARGE;
-                    }
-                    tracing::info!(log, partition, %err, "kafka produce: corrupt record batch refused");
-                    CORRUPT_MESSAGE
-                },
-            )?;
-            sets.push(set);
-        }
-        let records: Vec<Record> =
-            sets.into_iter().flat_map(|set| set.records).map(|r| to_record(r, now_ms)).collect();
+        let records = decode_produced(records.unwrap_or_default()).map_err(|refused| {
+            tracing::info!(log, partition, ?refused, "kafka produce: batch refused");
+            match refused {
+                Refused::TooLarge => MESSAGE_TOO_LARGE,
+                Refused::Corrupt(_) => CORRUPT_MESSAGE,
+            }
+        })?;
+        let records: Vec<Record> = records.into_iter().map(|r| to_record(r, now_ms)).collect();
         if records.is_empty() {
             return Err(CORRUPT_MESSAGE);
         }

@@ -334,11 +334,17 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     }
     // Refused by the bound, not after inflating (a 65 MiB record is also too large for the log).
     let log = std::fs::read_to_string(net.dir.join("node0.log")).unwrap();
-    assert_eq!(
-        log.matches("a compressed batch inflates past 67108864 bytes").count(),
-        2,
-        "the bound refused both"
-    );
+    assert_eq!(log.matches("refused=TooLarge").count(), 2, "the bound refused both");
+    // A batch header claiming 2^31 - 1 records (the decoder would reserve room for them):
+    // refused before decoding, compressed (past the record bound) or not (past its bytes).
+    for (compression, code) in [(Compression::Lz4, 10), (Compression::None, 2)] {
+        let mut claim = encode(&[kafka_record(-1, -1, 0, Bytes::from_static(b"x"))], compression).to_vec();
+        claim[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let b = broker.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || produce_raw(&b, "orders", Bytes::from(claim))).await.unwrap();
+        assert_eq!(answer.0, code, "{compression:?} batch claiming 2^31 - 1 records");
+    }
     let records = call(rpc, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 3, "nothing written twice or past a gap: {records:?}");

@@ -39,6 +39,7 @@ const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 const INVALID_GROUP_ID: i16 = 24;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const INVALID_SESSION_TIMEOUT: i16 = 26;
+const INVALID_REQUEST: i16 = 42;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
 
@@ -267,6 +268,22 @@ async fn consumer_groups_rebalance_commit_offsets_and_survive_the_coordinators_d
             INCONSISTENT_GROUP_PROTOCOL
         );
         assert_eq!(sync(&coordinator, 2, "stranger", &[]).error_code, UNKNOWN_MEMBER_ID);
+        // A member whose subscription metadata passes the bound (64 KiB), and a refused join of a
+        // new group name, which leaves no group behind.
+        let protocol = JoinGroupRequestProtocol::default()
+            .with_name(text("range"))
+            .with_metadata(Bytes::from(vec![0u8; 70_000]));
+        let body = JoinGroupRequest::default()
+            .with_group_id(group("other"))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(5_000)
+            .with_protocol_type(text("consumer"))
+            .with_protocols(vec![protocol]);
+        let oversized: JoinGroupResponse = request(&coordinator, ApiKey::JoinGroup, 5, &body);
+        assert_eq!(oversized.error_code, INVALID_REQUEST);
+        let listed: ListGroupsResponse =
+            request(&coordinator, ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+        assert_eq!(listed.groups.len(), 1, "the refused join of \"other\" left no group");
 
         // The second member leaves: the first rejoins alone in generation 3.
         let leave = LeaveGroupRequest::default()

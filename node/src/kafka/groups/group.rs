@@ -7,13 +7,19 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pyralog_cluster::raft::{MAX_GROUP_MEMBERS, StoredGroup, StoredGroupMember};
+use pyralog_cluster::raft::{MAX_GROUP_MEMBERS, MAX_STORED_GROUP_BYTES, StoredGroup, StoredGroupMember};
 use tokio::sync::oneshot;
 
 use crate::kafka::codes::{
-    GROUP_MAX_SIZE_REACHED, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, MEMBER_ID_REQUIRED, NONE,
-    REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+    GROUP_MAX_SIZE_REACHED, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_REQUEST,
+    MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
 };
+
+/// The most protocol metadata one member may bring (a consumer's subscriptions are a few KiB).
+pub(crate) const MAX_MEMBER_METADATA_BYTES: usize = 64 << 10;
+/// The most metadata, and separately the most assignment bytes, one group holds: together they
+/// stay within what the global group stores for it.
+const MAX_GROUP_PAYLOAD_BYTES: usize = MAX_STORED_GROUP_BYTES / 2;
 
 /// Where a group is in its rebalance cycle (Kafka's names, shown by DescribeGroups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +203,14 @@ impl Group {
         }
     }
 
+    /// Nobody joined it and it never completed a generation: nothing to keep in memory.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.members.is_empty()
+            && self.pending.is_empty()
+            && self.generation == 0
+    }
+
     pub(crate) fn state(&self) -> GroupState {
         self.state
     }
@@ -229,6 +243,20 @@ impl Group {
 
     /// JoinGroup.
     pub(crate) fn join(&mut self, request: JoinRequest, now: Instant) -> (Reply<JoinAnswer>, Option<Store>) {
+        let brought: usize =
+            request.protocols.iter().map(|(name, metadata)| name.len() + metadata.len()).sum();
+        if brought > MAX_MEMBER_METADATA_BYTES {
+            return (Reply::Now(JoinAnswer::error(INVALID_REQUEST, &request.member_id)), None);
+        }
+        let held: usize = self
+            .members
+            .iter()
+            .filter(|(id, _)| **id != request.member_id)
+            .flat_map(|(_, m)| m.protocols.iter().map(|(name, metadata)| name.len() + metadata.len()))
+            .sum();
+        if held + brought > MAX_GROUP_PAYLOAD_BYTES {
+            return (Reply::Now(JoinAnswer::error(GROUP_MAX_SIZE_REACHED, &request.member_id)), None);
+        }
         if !self.protocols_fit(&request) {
             return (Reply::Now(JoinAnswer::error(INCONSISTENT_GROUP_PROTOCOL, &request.member_id)), None);
         }
@@ -445,6 +473,10 @@ impl Group {
                 member.awaiting_sync = Some(sender);
                 if self.leader.as_deref() != Some(member_id) {
                     return (Reply::Later(receiver), None);
+                }
+                if assignments.iter().map(|(_, a)| a.len()).sum::<usize>() > MAX_GROUP_PAYLOAD_BYTES {
+                    member.awaiting_sync = None;
+                    return (Reply::Now(SyncAnswer::error(INVALID_REQUEST)), None);
                 }
                 let mut assignments: BTreeMap<String, Bytes> = assignments.into_iter().collect();
                 for (id, member) in &mut self.members {

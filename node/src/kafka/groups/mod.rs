@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use group::{Group, Store};
 
-use super::codes::{COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR};
+use pyralog_cluster::engine::ClusterError;
+
+use super::codes::{COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST, NOT_COORDINATOR};
 use crate::service::links::ClusterNode;
 
 /// How often the coordinator runs its groups' timers.
@@ -116,6 +118,9 @@ impl Coordinator {
             *loaded = Loaded::default();
             return;
         }
+        // Groups nobody joined (expired member ids, admin commits, which the global group keeps)
+        // leave memory.
+        loaded.groups.retain(|_, group| !group.is_idle());
         let stores: Vec<(String, Store)> = loaded
             .groups
             .iter_mut()
@@ -134,7 +139,11 @@ impl Coordinator {
             let outcome =
                 coordinator.node.store_consumer_group(name.clone(), store.group).await.map_err(|err| {
                     tracing::warn!(group = %name, %err, "kafka group: storing a generation failed");
-                    NOT_COORDINATOR
+                    match err {
+                        // Out of the stored bounds: retrying cannot help.
+                        ClusterError::Rejected(_) => INVALID_REQUEST,
+                        _ => NOT_COORDINATOR,
+                    }
                 });
             if let Some(group) = coordinator.lock().groups.get_mut(&name) {
                 group.stored(store.generation, outcome, Instant::now());

@@ -21,9 +21,21 @@ use pyralog_cluster::raft::{MAX_CONSUMER_GROUPS, MAX_GROUP_NAME_BYTES};
 use super::group::{Group, GroupState, JoinAnswer, JoinRequest, Reply, SyncAnswer};
 use super::{Client, Coordinator, SESSION_TIMEOUTS};
 use crate::kafka::codes::{
-    INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, NONE, NOT_COORDINATOR, UNKNOWN_MEMBER_ID,
+    INVALID_GROUP_ID, INVALID_REQUEST, INVALID_SESSION_TIMEOUT, NONE, NOT_COORDINATOR, UNKNOWN_MEMBER_ID,
 };
 use crate::kafka::ids::random_id;
+
+/// The longest client id (and static instance id) a group keeps.
+const MAX_CLIENT_ID_BYTES: usize = 255;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncated(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -119,12 +131,17 @@ impl Coordinator {
             0 => session_timeout,
             _ => Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64),
         };
+        if request.group_instance_id.as_ref().is_some_and(|id| id.len() > MAX_CLIENT_ID_BYTES) {
+            return fail(INVALID_REQUEST);
+        }
+        // Client ids are free text; what a group keeps of one (and its member ids) is bounded.
+        let client_id = truncated(&client.id, MAX_CLIENT_ID_BYTES);
         let join = JoinRequest {
             member_id: member_id.clone(),
-            fresh_member_id: format!("{}-{:016x}", client.id, random_id(b"kafka member id")),
+            fresh_member_id: format!("{client_id}-{:016x}", random_id(b"kafka member id")),
             require_known_member: version >= 4,
             group_instance_id: request.group_instance_id.map(|i| i.to_string()),
-            client_id: client.id.clone(),
+            client_id,
             client_host: client.host.clone(),
             session_timeout,
             rebalance_timeout,
@@ -140,7 +157,13 @@ impl Coordinator {
                 tracing::info!(group = %name, "kafka JoinGroup refused: the cluster keeps at most {MAX_CONSUMER_GROUPS} groups");
                 return fail(INVALID_GROUP_ID);
             }
-            loaded.groups.entry(name.clone()).or_insert_with(Group::empty).join(join, Instant::now())
+            let group = loaded.groups.entry(name.clone()).or_insert_with(Group::empty);
+            let outcome = group.join(join, Instant::now());
+            // A refused first join leaves nothing behind.
+            if group.is_idle() {
+                loaded.groups.remove(&name);
+            }
+            outcome
         };
         if let Some(store) = store {
             self.store(name, store);

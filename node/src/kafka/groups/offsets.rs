@@ -218,7 +218,8 @@ impl Coordinator {
             })
         };
         let topics = match wanted {
-            Some(topics) => topics
+            // Each topic and partition once: repeating them must not multiply the answer.
+            Some(topics) => dedup_topics(topics)
                 .into_iter()
                 .map(|(topic, partitions)| {
                     let log = logs.iter().find(|l| l.config.name.as_str() == &*topic.0);
@@ -257,4 +258,20 @@ impl Coordinator {
         };
         (NONE, topics)
     }
+}
+
+/// The topics asked for, each once with its partitions each once, in first-asked order.
+fn dedup_topics(topics: Vec<(TopicName, Vec<i32>)>) -> Vec<(TopicName, std::collections::BTreeSet<i32>)> {
+    let mut merged: Vec<(TopicName, std::collections::BTreeSet<i32>)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (topic, partitions) in topics {
+        match index.get(topic.0.as_str()) {
+            Some(&at) => merged[at].1.extend(partitions),
+            None => {
+                index.insert(topic.0.to_string(), merged.len());
+                merged.push((topic, partitions.into_iter().collect()));
+            }
+        }
+    }
+    merged
 }

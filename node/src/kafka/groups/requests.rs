@@ -320,9 +320,12 @@ impl Coordinator {
         version: i16,
     ) -> DescribeGroupsResponse {
         let loaded = self.groups().await;
+        // Each group once: repeating one must not multiply its member list in the answer.
+        let mut asked = std::collections::BTreeSet::new();
         let groups = request
             .groups
             .into_iter()
+            .filter(|id| asked.insert(id.0.clone()))
             .map(|id| {
                 let described = DescribedGroup::default().with_group_id(id.clone());
                 let loaded = match &loaded {

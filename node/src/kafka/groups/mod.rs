@@ -135,6 +135,9 @@ impl Coordinator {
     /// Stores a generation through the global group, then tells the group how it went.
     fn store(self: &Arc<Self>, name: String, store: Store) {
         let coordinator = self.clone();
+        // The outcome belongs to this term's groups: after a reload, a group of the same name and
+        // generation is another rebalance.
+        let term = self.lock().term;
         tokio::spawn(async move {
             let outcome =
                 coordinator.node.store_consumer_group(name.clone(), store.group).await.map_err(|err| {
@@ -145,7 +148,10 @@ impl Coordinator {
                         _ => NOT_COORDINATOR,
                     }
                 });
-            if let Some(group) = coordinator.lock().groups.get_mut(&name) {
+            let mut loaded = coordinator.lock();
+            if loaded.term == term
+                && let Some(group) = loaded.groups.get_mut(&name)
+            {
                 group.stored(store.generation, outcome, Instant::now());
             }
         });

@@ -37,8 +37,10 @@ logs=$out
 . "$here/lib.sh"
 trap stop_all EXIT
 
-java_run() { # java_run CLASS ARGS...: one of Kafka's tools or the broker
-  java -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$libs/*" "$@"
+# How Kafka's jars run: with our log config, on the fetched classpath.
+java_flags=(-Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$libs/*")
+java_run() { # java_run CLASS ARGS...: one of Kafka's tools
+  java "${java_flags[@]}" "$@"
 }
 
 cpu_ticks() { # cpu_ticks PID...: user + system clock ticks of the processes, summed
@@ -123,7 +125,7 @@ EOF
 done
 for i in 1 2 3; do
   # The heap and collector settings of Kafka's own start script; `exec`, so the pid is the JVM's.
-  (exec java -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$libs/*" -Xmx1G -Xms1G \
+  (exec java "${java_flags[@]}" -Xmx1G -Xms1G \
     -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -Djava.awt.headless=true \
     kafka.Kafka "$out/kafka$i.properties") 2>"$out/kafka$i.log" >&2 &
   pids+=($!)

@@ -79,7 +79,8 @@ pub(crate) struct JoinAnswer {
 }
 
 impl JoinAnswer {
-    fn error(error: i16, member_id: &str) -> Self {
+    /// A refusal with Kafka's code `error` (generation -1).
+    pub(crate) fn error(error: i16, member_id: &str) -> Self {
         JoinAnswer { error, generation: -1, member_id: member_id.to_owned(), ..Default::default() }
     }
 }
@@ -94,7 +95,8 @@ pub(crate) struct SyncAnswer {
 }
 
 impl SyncAnswer {
-    fn error(error: i16) -> Self {
+    /// A refusal with Kafka's code `error`.
+    pub(crate) fn error(error: i16) -> Self {
         SyncAnswer { error, ..Default::default() }
     }
 }

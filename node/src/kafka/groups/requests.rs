@@ -107,17 +107,7 @@ impl Coordinator {
         client: &Client,
     ) -> JoinGroupResponse {
         let member_id = request.member_id.to_string();
-        let fail = |code: i16| {
-            join_response(
-                JoinAnswer {
-                    error: code,
-                    generation: -1,
-                    member_id: member_id.clone(),
-                    ..Default::default()
-                },
-                version,
-            )
-        };
+        let fail = |code: i16| join_response(JoinAnswer::error(code, &member_id), version);
         let name = match group_name(&request.group_id) {
             Ok(name) => name,
             Err(code) => return fail(code),
@@ -169,13 +159,7 @@ impl Coordinator {
             self.store(name, store);
         }
         let limit = rebalance_timeout * 2 + Duration::from_secs(10);
-        let answer = answer(reply, limit, || JoinAnswer {
-            error: NOT_COORDINATOR,
-            generation: -1,
-            member_id: member_id.clone(),
-            ..Default::default()
-        })
-        .await;
+        let answer = answer(reply, limit, || JoinAnswer::error(NOT_COORDINATOR, &member_id)).await;
         join_response(answer, version)
     }
 
@@ -185,7 +169,7 @@ impl Coordinator {
         request: SyncGroupRequest,
         version: i16,
     ) -> SyncGroupResponse {
-        let fail = |code: i16| sync_response(SyncAnswer { error: code, ..Default::default() }, version);
+        let fail = |code: i16| sync_response(SyncAnswer::error(code), version);
         let name = match group_name(&request.group_id) {
             Ok(name) => name,
             Err(code) => return fail(code),
@@ -212,11 +196,7 @@ impl Coordinator {
         if let Some(store) = store {
             self.store(name, store);
         }
-        let answer = answer(reply, Duration::from_secs(60), || SyncAnswer {
-            error: NOT_COORDINATOR,
-            ..Default::default()
-        })
-        .await;
+        let answer = answer(reply, Duration::from_secs(60), || SyncAnswer::error(NOT_COORDINATOR)).await;
         sync_response(answer, version)
     }
 

@@ -23,26 +23,29 @@
 //! always charges the fee and takes the nonce, even when its action fails (so a failing
 //! transaction still costs its sender, as in Ethereum); anything else changes nothing.
 
-use std::collections::BTreeMap;
-
 use pyralog_consensus_types::app::{
     AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, Misbehaviour, PayloadVerdict,
     ProposalContext, ReplicatedApp, TxResult,
 };
 use pyralog_consensus_types::evidence::MAX_EVIDENCE_PER_BLOCK;
 use pyralog_consensus_types::vote::Evidence;
-use pyralog_consensus_types::{Engine, Validator};
+use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::light::check_extends;
 use pyralog_crypto::{Digest, PublicKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::block::{ConsensusInfo, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
+use crate::overlay::Overlay;
+use crate::staking::end_block::BlockEnd;
+use crate::staking::ledger::{self, BlockAt, Outcome};
+use crate::staking::records::PARAMS_KEY;
+use crate::staking::{self, StakingParams};
 use crate::state::{PreparedVersion, StateError, StateStore};
 use crate::tx::{ANCHOR_THRESHOLD, Action, SignedTx, Tx};
 use crate::values::{
-    Account, Anchor, ClusterRecord, Genesis, LastCommit, MEMPOOL_NONCE_WINDOW, MIN_FEE, MisbehaviourKind,
-    MisbehaviourRecord, TxLocation, account_key, anchor_key, cluster_key, cluster_members, codes,
-    misbehaviour_key,
+    Account, Anchor, ClusterRecord, Genesis, LAST_BLOCK_KEY, LAST_COMMIT_KEY, LastBlock, LastCommit,
+    MEMPOOL_NONCE_WINDOW, MIN_FEE, MisbehaviourKind, MisbehaviourRecord, NEXT_VALIDATORS_KEY, TxLocation,
+    VALIDATORS_KEY, account_key, anchor_key, cluster_key, cluster_members, codes, misbehaviour_key,
 };
 
 /// The committed location of transaction `id`, if any.
@@ -67,23 +70,8 @@ pub fn read_state<T: for<'de> Deserialize<'de>>(
     key: &[u8],
     version: u64,
 ) -> Result<Option<T>, StateError> {
-    Overlay { state, version: Some(version), writes: BTreeMap::new() }.get(key)
+    Overlay::new(state, Some(version)).get(key)
 }
-
-/// The last committed block, as the next header refers to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastBlock {
-    /// Its height.
-    pub height: u64,
-    /// Its id.
-    pub id: pyralog_crypto::Digest,
-    /// Its header time.
-    pub time_ms: u64,
-}
-
-const VALIDATORS_KEY: &[u8] = b"meta/validators";
-const LAST_BLOCK_KEY: &[u8] = b"meta/last_block";
-const LAST_COMMIT_KEY: &[u8] = b"meta/last_commit";
 
 /// A transaction that may apply (decoded, with its sender's account), or why not (a result code
 /// and a log).
@@ -113,37 +101,6 @@ pub enum AppError {
     Context(String),
 }
 
-/// Reads through the block's pending writes to the committed state.
-struct Overlay<'a> {
-    state: &'a StateStore,
-    version: Option<u64>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl Overlay<'_> {
-    fn get<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
-        let bytes = match self.writes.get(key) {
-            Some(value) => value.clone(),
-            None => match self.version {
-                Some(version) => self.state.get(key, version)?,
-                None => None,
-            },
-        };
-        bytes
-            .map(|b| postcard::from_bytes(&b))
-            .transpose()
-            .map_err(|e| StateError::Corrupt { what: "chain state value", reason: e.to_string() })
-    }
-
-    fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
-        self.writes.insert(key, Some(postcard::to_allocvec(value).expect("state values serialize")));
-    }
-
-    fn account(&self, key: &PublicKey) -> Result<Account, StateError> {
-        Ok(self.get(&account_key(key))?.unwrap_or_default())
-    }
-}
-
 impl ChainApp {
     /// The app of `chain_id` over `state`, run by validator `proposer`.
     pub fn new(chain_id: impl Into<String>, state: StateStore, proposer: PublicKey) -> Self {
@@ -161,6 +118,7 @@ impl ChainApp {
     pub fn build_header(&self, height: u64, txs: &[Vec<u8>], now_ms: u64) -> Result<Header, AppError> {
         let view = self.overlay()?;
         let validators: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
+        let next_validators: Option<Vec<Validator>> = view.get(NEXT_VALIDATORS_KEY)?;
         let last: Option<LastBlock> = view.get(LAST_BLOCK_KEY)?;
         let state_root = match self.state.latest_version()? {
             Some(version) => self.state.root(version)?,
@@ -176,7 +134,7 @@ impl ChainApp {
             tx_root: transactions_root(txs),
             state_root: pyralog_crypto::Digest(state_root),
             validators_hash: validators_hash(&validators),
-            next_validators_hash: validators_hash(&validators),
+            next_validators_hash: validators_hash(next_validators.as_deref().unwrap_or(&validators)),
             proposer: self.proposer,
             engine: self.engine.name().into(),
         })
@@ -242,7 +200,7 @@ impl ChainApp {
     }
 
     fn overlay(&self) -> Result<Overlay<'_>, StateError> {
-        Ok(Overlay { state: &self.state, version: self.state.latest_version()?, writes: BTreeMap::new() })
+        Ok(Overlay::new(&self.state, self.state.latest_version()?))
     }
 
     /// The last committed block, as the next header refers to it (none before the first).
@@ -284,7 +242,7 @@ impl ChainApp {
     }
 
     /// Runs one transaction on `view`.
-    fn deliver(&self, view: &mut Overlay<'_>, bytes: &[u8], height: u64) -> Result<TxResult, StateError> {
+    fn deliver(&self, view: &mut Overlay<'_>, bytes: &[u8], at: BlockAt) -> Result<TxResult, StateError> {
         let (signed, mut account) = match self.screen(view, bytes)? {
             Ok(screened) => screened,
             Err((code, log)) => return Ok(TxResult { code, log }),
@@ -293,7 +251,7 @@ impl ChainApp {
         account.balance -= fee;
         account.nonce += 1;
         view.put(account_key(&sender), &account);
-        Ok(match apply(view, &sender, action, height)? {
+        Ok(match apply(view, &sender, action, at)? {
             Ok(log) => TxResult { code: codes::OK, log },
             Err(log) => TxResult { code: codes::ACTION_FAILED, log },
         })
@@ -301,12 +259,8 @@ impl ChainApp {
 }
 
 /// Applies one action for `sender` (fee and nonce already taken); `Err` is why it failed.
-fn apply(
-    view: &mut Overlay<'_>,
-    sender: &PublicKey,
-    action: Action,
-    height: u64,
-) -> Result<Result<String, String>, StateError> {
+fn apply(view: &mut Overlay<'_>, sender: &PublicKey, action: Action, at: BlockAt) -> Outcome {
+    let height = at.height;
     match action {
         Action::Transfer { to, amount } => {
             let mut from = view.account(sender)?;
@@ -360,12 +314,57 @@ fn apply(
             view.put(key, &Anchor { certificate, height });
             Ok(Ok(summary.replace('"', "")))
         }
+        staking_action @ (Action::CreateValidator { .. }
+        | Action::Delegate { .. }
+        | Action::Unbond { .. }
+        | Action::Unjail
+        | Action::EditValidator { .. }) => match view.get::<StakingParams>(PARAMS_KEY)? {
+            Some(params) => apply_staking(view, &params, sender, staking_action, at),
+            None => Ok(Err("this chain does not stake (its genesis has no staking section)".into())),
+        },
+    }
+}
+
+/// Applies one staking action.
+fn apply_staking(
+    view: &mut Overlay<'_>,
+    params: &StakingParams,
+    sender: &PublicKey,
+    action: Action,
+    at: BlockAt,
+) -> Outcome {
+    match action {
+        Action::CreateValidator {
+            consensus_key,
+            self_bond,
+            commission_bps,
+            max_commission_bps,
+            description,
+        } => ledger::create_validator(
+            view,
+            params,
+            sender,
+            consensus_key,
+            self_bond,
+            commission_bps,
+            max_commission_bps,
+            description,
+            at,
+        ),
+        Action::Delegate { validator, amount } => ledger::delegate(view, sender, &validator, amount),
+        Action::Unbond { validator, amount } => ledger::unbond(view, params, sender, &validator, amount, at),
+        Action::Unjail => ledger::unjail(view, params, sender, at),
+        Action::EditValidator { commission_bps, description } => {
+            ledger::edit_validator(view, sender, commission_bps, description)
+        }
+        other => Ok(Err(format!("{other:?} is not a staking action"))),
     }
 }
 
 /// Records what the block's consensus info proved: who signed its parent, and each misbehaviour
 /// not recorded before (the first proof of a double sign at a height counts).
-fn record_consensus(view: &mut Overlay<'_>, block: &DecidedBlock) -> Result<(), StateError> {
+fn record_consensus(view: &mut Overlay<'_>, block: &DecidedBlock) -> Result<Vec<Misbehaviour>, StateError> {
+    let mut recorded = Vec::new();
     if block.height > 1 {
         let signers = block.last_commit_signers.clone();
         view.put(LAST_COMMIT_KEY.to_vec(), &LastCommit { height: block.height - 1, signers });
@@ -383,9 +382,43 @@ fn record_consensus(view: &mut Overlay<'_>, block: &DecidedBlock) -> Result<(), 
             };
             tracing::warn!(validator = %done.validator, height = done.height, ?kind, "misbehaviour recorded");
             view.put(key, &MisbehaviourRecord { kind, included_at: block.height });
+            recorded.push(done.clone());
         }
     }
-    Ok(())
+    Ok(recorded)
+}
+
+/// The end of the block: staking's (on a staking chain), then the validator sets move one
+/// height on: the next block's set is the one announced last block, and the one after it takes
+/// this block's updates. Returns the updates (effective at height + 2).
+fn end_block(
+    view: &mut Overlay<'_>,
+    block: &DecidedBlock,
+    at: BlockAt,
+    new_misbehaviour: &[Misbehaviour],
+) -> Result<Vec<Validator>, StateError> {
+    let current: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
+    let next: Vec<Validator> = view.get(NEXT_VALIDATORS_KEY)?.unwrap_or_else(|| current.clone());
+    let Some(params) = view.get::<StakingParams>(PARAMS_KEY)? else { return Ok(Vec::new()) };
+    let ending =
+        BlockEnd { at, last_commit_signers: &block.last_commit_signers, new_misbehaviour, next_set: &next };
+    let mut updates = staking::end_block::end_block(view, &params, &ending)?;
+    let after = match ValidatorSet::new(next.iter().copied()).and_then(|set| set.with_updates(&updates)) {
+        Ok(after) => after.validators().to_vec(),
+        Err(err) => {
+            // The rules never build such updates; a chain keeps its set rather than halt.
+            tracing::error!(%err, "validator updates refused: the set stays as it is");
+            updates.clear();
+            next.clone()
+        }
+    };
+    if next != current {
+        view.put(VALIDATORS_KEY.to_vec(), &next);
+    }
+    if view.get::<Vec<Validator>>(NEXT_VALIDATORS_KEY)?.as_ref() != Some(&after) {
+        view.put(NEXT_VALIDATORS_KEY.to_vec(), &after);
+    }
+    Ok(updates)
 }
 
 impl ReplicatedApp for ChainApp {
@@ -429,6 +462,12 @@ impl ReplicatedApp for ChainApp {
             writes.push((cluster_key(cluster), Some(postcard::to_allocvec(record).expect("serializes"))));
         }
         writes.push((VALIDATORS_KEY.to_vec(), Some(postcard::to_allocvec(validators).expect("serializes"))));
+        if let Some(params) = &genesis.staking {
+            let mut view = Overlay::new(&self.state, None);
+            staking::genesis::bond_genesis_validators(&mut view, params, validators)
+                .map_err(|reason| StateError::Corrupt { what: "genesis staking", reason })?;
+            writes.extend(view.writes);
+        }
         Ok(self.state.commit(0, writes)?.to_vec())
     }
 
@@ -551,6 +590,7 @@ impl ReplicatedApp for ChainApp {
         let header = block.txs.first().and_then(|first| Header::decode(first).ok());
         let info = block.txs.get(1).filter(|_| header.is_some()).and_then(|i| ConsensusInfo::decode(i).ok());
         let time_ms = header.as_ref().map_or(block.time_ms, |h| h.time_ms);
+        let at = BlockAt { height: block.height, time_ms };
         for (i, tx) in block.txs.iter().enumerate() {
             if i == 0 && header.is_some() {
                 tx_results.push(TxResult { code: codes::OK, log: "header".into() });
@@ -560,7 +600,7 @@ impl ReplicatedApp for ChainApp {
                 tx_results.push(TxResult { code: codes::OK, log: "consensus info".into() });
                 continue;
             }
-            let result = self.deliver(&mut view, tx, block.height)?;
+            let result = self.deliver(&mut view, tx, at)?;
             if let Ok(signed) = postcard::from_bytes::<SignedTx>(tx) {
                 let location = TxLocation {
                     height: block.height,
@@ -576,12 +616,13 @@ impl ReplicatedApp for ChainApp {
             tx_results.push(result);
         }
         view.put(LAST_BLOCK_KEY.to_vec(), &LastBlock { height: block.height, id: block.id, time_ms });
-        record_consensus(&mut view, block)?;
+        let new_misbehaviour = record_consensus(&mut view, block)?;
+        let validator_updates = end_block(&mut view, block, at, &new_misbehaviour)?;
         let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = view.writes.into_iter().collect();
         let prepared = self.state.prepare(block.height, writes, index)?;
         let app_hash = prepared.root().to_vec();
         self.pending = Some(prepared);
-        Ok(Finalized { tx_results, validator_updates: Vec::new(), app_hash })
+        Ok(Finalized { tx_results, validator_updates, app_hash })
     }
 
     fn commit(&mut self) -> Result<u64, AppError> {

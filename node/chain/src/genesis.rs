@@ -15,6 +15,10 @@
 //!
 //! `"consensus": { "engine": "pbft", "viewTimeoutMs": 2000 }` runs PBFT instead (the view timer's
 //! base is a protocol parameter there: every validator must use the same).
+//!
+//! `"consensus": { "engine": "pos", "baseEngine": "tendermint" }` with a `"staking": {...}`
+//! section ([`StakingParams`]) runs Proof-of-Stake: the genesis validators start bonded with
+//! `power * powerReduction` tokens each, and the set follows stake from then on.
 
 use std::path::Path;
 
@@ -24,6 +28,7 @@ use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{ClusterId, PublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::staking::StakingParams;
 use crate::values::{ClusterRecord, Genesis};
 
 /// The genesis file.
@@ -43,6 +48,47 @@ pub struct GenesisFile {
     /// How the chain agrees (absent: Tendermint).
     #[serde(default)]
     pub consensus: ConsensusGenesis,
+    /// Proof-of-Stake's parameters, with `"engine": "pos"` only (absent there: Cosmos SDK's
+    /// defaults, [`StakingParams::default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staking: Option<StakingParams>,
+}
+
+/// What a genesis's `consensus.engine` names: a BFT engine with a fixed validator set, or
+/// Proof-of-Stake (a staking chain app over a BFT base engine, `consensus.baseEngine`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// Tendermint, validators fixed at genesis.
+    #[default]
+    Tendermint,
+    /// PBFT, validators fixed at genesis.
+    Pbft,
+    /// Proof-of-Stake: validators and powers from bonded stake, decided by the base engine.
+    Pos,
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "tendermint" => Ok(EngineChoice::Tendermint),
+            "pbft" => Ok(EngineChoice::Pbft),
+            "pos" => Ok(EngineChoice::Pos),
+            other => Err(format!("unknown consensus engine {other:?} (known: tendermint, pbft, pos)")),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineChoice::Tendermint => "tendermint",
+            EngineChoice::Pbft => "pbft",
+            EngineChoice::Pos => "pos",
+        })
+    }
 }
 
 /// The genesis file's `consensus` section: the engine every validator runs and every header
@@ -51,9 +97,13 @@ pub struct GenesisFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsensusGenesis {
-    /// The engine: `tendermint` or `pbft`.
+    /// The engine: `tendermint`, `pbft` or `pos`.
     #[serde(default)]
-    pub engine: Engine,
+    pub engine: EngineChoice,
+    /// With `pos`, the BFT engine that decides blocks (absent: Tendermint). Headers and finality
+    /// proofs name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_engine: Option<Engine>,
     /// PBFT's view timer base, in milliseconds (absent: [`DEFAULT_VIEW_TIMEOUT_MS`]); the timer
     /// doubles with each consecutive failed view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +122,13 @@ pub enum ConsensusGenesisError {
     /// `viewTimeoutMs` outside [`VIEW_TIMEOUT_RANGE_MS`].
     #[error("consensus.viewTimeoutMs is {0}; it must be 100 to 600000")]
     ViewTimeoutOutOfRange(u64),
+    /// `baseEngine` on a chain that does not run `pos`.
+    #[error("consensus.baseEngine is only for \"engine\": \"pos\"")]
+    BaseEngineWithoutPos,
+    /// A `staking` section on a chain that does not run `pos`, or `pos` without validators
+    /// that can be bonded.
+    #[error("staking: {0}")]
+    Staking(String),
     /// A setting of another engine than the chain's.
     #[error("consensus.{setting} is a PBFT setting; the chain runs {engine}")]
     NotThisEngine {
@@ -84,13 +141,30 @@ pub enum ConsensusGenesisError {
 
 impl ConsensusGenesis {
     /// The section of a chain running `engine` with its defaults.
-    pub fn new(engine: Engine) -> Self {
-        ConsensusGenesis { engine, view_timeout_ms: None }
+    pub fn new(engine: EngineChoice) -> Self {
+        ConsensusGenesis { engine, base_engine: None, view_timeout_ms: None }
+    }
+
+    /// The engine that decides blocks (headers and finality proofs name it).
+    pub fn engine(&self) -> Engine {
+        match self.engine {
+            EngineChoice::Tendermint => Engine::Tendermint,
+            EngineChoice::Pbft => Engine::Pbft,
+            EngineChoice::Pos => self.base_engine.unwrap_or_default(),
+        }
+    }
+
+    /// Whether validators come from stake.
+    pub fn proof_of_stake(&self) -> bool {
+        self.engine == EngineChoice::Pos
     }
 
     /// Checks the engine's parameters.
     pub fn check(&self) -> Result<(), ConsensusGenesisError> {
-        match (self.engine, self.view_timeout_ms) {
+        if self.base_engine.is_some() && !self.proof_of_stake() {
+            return Err(ConsensusGenesisError::BaseEngineWithoutPos);
+        }
+        match (self.engine(), self.view_timeout_ms) {
             (Engine::Pbft, Some(ms)) if !VIEW_TIMEOUT_RANGE_MS.contains(&ms) => {
                 Err(ConsensusGenesisError::ViewTimeoutOutOfRange(ms))
             }
@@ -152,6 +226,7 @@ impl GenesisFile {
         check_chain_id(&genesis.chain_id).with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.validator_set().with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.consensus.check().with_context(|| format!("invalid genesis {}", path.display()))?;
+        genesis.check_staking().with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis
             .genesis_state()
             .check()
@@ -169,6 +244,38 @@ impl GenesisFile {
     pub fn validator_set(&self) -> anyhow::Result<ValidatorSet> {
         ValidatorSet::new(self.validators.iter().map(|v| Validator { key: v.public_key, power: v.power }))
             .context("validators")
+    }
+
+    /// The staking parameters of a `pos` chain (none for the others).
+    pub fn staking_params(&self) -> Option<StakingParams> {
+        self.consensus.proof_of_stake().then(|| self.staking.clone().unwrap_or_default())
+    }
+
+    fn check_staking(&self) -> Result<(), ConsensusGenesisError> {
+        let Some(params) = self.staking_params() else {
+            return match self.staking {
+                Some(_) => {
+                    Err(ConsensusGenesisError::Staking("a staking section needs \"engine\": \"pos\"".into()))
+                }
+                None => Ok(()),
+            };
+        };
+        params.check().map_err(ConsensusGenesisError::Staking)?;
+        for v in &self.validators {
+            let bonded = v.power.checked_mul(params.power_reduction).filter(|t| params.power(*t) == v.power);
+            if bonded.is_none() {
+                return Err(ConsensusGenesisError::Staking(format!(
+                    "validator {} cannot bond power {} (at most {} per validator)",
+                    v.public_key,
+                    v.power,
+                    params.power(u64::MAX)
+                )));
+            }
+        }
+        if self.validators.len() > params.max_validators as usize {
+            return Err(ConsensusGenesisError::Staking("more genesis validators than maxValidators".into()));
+        }
+        Ok(())
     }
 
     /// The app state the chain app's `init_chain` reads.
@@ -189,6 +296,7 @@ impl GenesisFile {
                     (c.id.clone(), record)
                 })
                 .collect(),
+            staking: self.staking_params(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`genesis`]: the genesis file.
 //! - [`values`]: the state's schema (keys, stored values, transaction result codes).
 //! - [`proof`]: state proofs under a state root.
+//! - [`staking`]: Proof-of-Stake's parameters, state schema and (feature `store`) rules.
 //! - [`state`] and [`app`] (feature `store`): the authenticated state store on RocksDB and the
 //!   chain application the validators replicate.
 
@@ -12,7 +13,10 @@
 pub mod app;
 pub mod block;
 pub mod genesis;
+#[cfg(feature = "store")]
+mod overlay;
 pub mod proof;
+pub mod staking;
 #[cfg(feature = "store")]
 pub mod state;
 pub mod tx;

@@ -49,6 +49,46 @@ pub enum Action {
         /// How much.
         amount: u64,
     },
+    /// Proof-of-Stake: makes the sender the operator of a new validator that signs with
+    /// `consensus_key`, bonding `self_bond` of its balance (at least one unit of power).
+    CreateValidator {
+        /// The key that will sign votes (a node key).
+        consensus_key: PublicKey,
+        /// Tokens the operator bonds to it.
+        self_bond: u64,
+        /// Commission on rewards, in basis points.
+        commission_bps: u16,
+        /// The highest commission it may ever set, in basis points.
+        max_commission_bps: u16,
+        /// Free text (at most 256 bytes).
+        description: String,
+    },
+    /// Proof-of-Stake: bonds `amount` of the sender's balance to the validator of `validator`
+    /// (its operator key).
+    Delegate {
+        /// The validator's operator.
+        validator: PublicKey,
+        /// Tokens to bond.
+        amount: u64,
+    },
+    /// Proof-of-Stake: starts unbonding `amount` of the sender's tokens from `validator`; they
+    /// return to the balance when the unbonding period has passed (in blocks and in time).
+    Unbond {
+        /// The validator's operator.
+        validator: PublicKey,
+        /// Tokens to unbond.
+        amount: u64,
+    },
+    /// Proof-of-Stake: the operator asks for its jailed validator to return to the candidates
+    /// once its jail time is over.
+    Unjail,
+    /// Proof-of-Stake: the operator changes its validator's commission or description.
+    EditValidator {
+        /// The new commission, in basis points (at most the maximum set at creation).
+        commission_bps: Option<u16>,
+        /// The new description.
+        description: Option<String>,
+    },
 }
 
 /// An unsigned transaction.

@@ -43,6 +43,8 @@ pub struct Genesis {
     pub accounts: Vec<(PublicKey, u64)>,
     /// Clusters registered at genesis.
     pub clusters: Vec<(ClusterId, ClusterRecord)>,
+    /// Proof-of-Stake's parameters (none: the validator set is the genesis set, forever).
+    pub staking: Option<crate::staking::StakingParams>,
 }
 
 impl Genesis {
@@ -55,6 +57,9 @@ impl Genesis {
                 return Err(format!("cluster {id} is registered twice"));
             }
             cluster_members(&record.members).map_err(|reason| format!("cluster {id}: {reason}"))?;
+        }
+        if let Some(params) = &self.staking {
+            params.check()?;
         }
         Ok(())
     }
@@ -110,6 +115,28 @@ pub struct LastCommit {
     /// The signers, sorted.
     pub signers: Vec<PublicKey>,
 }
+
+/// The last committed block, as the next header refers to it (under [`LAST_BLOCK_KEY`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastBlock {
+    /// Its height.
+    pub height: u64,
+    /// Its id.
+    pub id: pyralog_crypto::Digest,
+    /// Its header time.
+    pub time_ms: u64,
+}
+
+/// `meta/validators`: the validators of the next block (a `Vec<Validator>` in canonical order);
+/// at version `h` the set that decides height `h + 1`.
+pub const VALIDATORS_KEY: &[u8] = b"meta/validators";
+/// `meta/next_validators`: the set of the block after the next (absent: the same as
+/// [`VALIDATORS_KEY`]); the next header's `next_validators_hash` commits to it.
+pub const NEXT_VALIDATORS_KEY: &[u8] = b"meta/next_validators";
+/// `meta/last_block`: the last block's [`LastBlock`].
+pub const LAST_BLOCK_KEY: &[u8] = b"meta/last_block";
+/// `meta/last_commit`: who signed the last block's parent ([`LastCommit`]).
+pub const LAST_COMMIT_KEY: &[u8] = b"meta/last_commit";
 
 /// How far past a sender's next nonce the mempool accepts transactions.
 pub const MEMPOOL_NONCE_WINDOW: u64 = 64;

@@ -8,8 +8,9 @@ use pyralog_crypto::Keypair;
 use pyralog_crypto::keys::{load_key_file, write_key_file};
 
 use pyralog_chain::genesis::{
-    ConsensusGenesis, GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator,
+    ConsensusGenesis, EngineChoice, GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator,
 };
+use pyralog_chain::staking::StakingParams;
 use pyralog_consensus_types::vote::check_chain_id;
 use pyralog_crypto::ClusterId;
 
@@ -79,9 +80,14 @@ pub(crate) struct TestnetArgs {
     /// Kafka listener port of node 0 (node i uses this + i; 0: no Kafka listener).
     #[arg(long, default_value_t = 9092)]
     pub(crate) kafka_port: u16,
-    /// The chain's consensus engine (`tendermint` or `pbft`), written to the genesis file.
+    /// The chain's consensus engine (`tendermint`, `pbft`, or `pos`: Proof-of-Stake over
+    /// Tendermint with the testnet's small staking parameters), written to the genesis file.
     #[arg(long, default_value = "tendermint")]
-    pub(crate) engine: pyralog_consensus::Engine,
+    pub(crate) engine: EngineChoice,
+    /// How many of the nodes are genesis validators (the first ones; default: all). The others
+    /// follow the chain and may join the set by staking (`pos`).
+    #[arg(long)]
+    pub(crate) validators: Option<u64>,
     /// Without the chain (cluster only).
     #[arg(long)]
     pub(crate) no_chain: bool,
@@ -175,6 +181,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
             peers: vec![dialable(&args.p2p_addr, &key.public())],
         }],
         consensus: ConsensusGenesis::default(),
+        staking: None,
     };
     write_base_path(&base, &config)?;
     write_genesis_new(&base, &genesis)?;
@@ -222,10 +229,15 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
     }
     let genesis = GenesisFile {
         chain_id: args.chain_id.clone(),
-        validators: keys.iter().map(|k| GenesisValidator { public_key: *k, power: 1 }).collect(),
+        validators: keys
+            .iter()
+            .take(args.validators.unwrap_or(total).clamp(1, total) as usize)
+            .map(|k| GenesisValidator { public_key: *k, power: 1 })
+            .collect(),
         accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
         clusters,
         consensus: ConsensusGenesis::new(args.engine),
+        staking: (args.engine == EngineChoice::Pos).then(StakingParams::testnet),
     };
     for c in 0..args.clusters {
         let first = c * args.nodes;

@@ -204,6 +204,11 @@ fn action_name(signed: &SignedTx) -> &'static str {
         pyralog_chain::tx::Action::RegisterCluster { .. } => "registerCluster",
         pyralog_chain::tx::Action::AnchorCheckpoint { .. } => "anchorCheckpoint",
         pyralog_chain::tx::Action::Transfer { .. } => "transfer",
+        pyralog_chain::tx::Action::CreateValidator { .. } => "createValidator",
+        pyralog_chain::tx::Action::Delegate { .. } => "delegate",
+        pyralog_chain::tx::Action::Unbond { .. } => "unbond",
+        pyralog_chain::tx::Action::Unjail => "unjail",
+        pyralog_chain::tx::Action::EditValidator { .. } => "editValidator",
     }
 }
 

@@ -87,7 +87,7 @@ impl ChainRuntime {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let blocks = BlockStore::open(&dir.join("blocks")).context("chain block store")?;
         let state = StateStore::open(&dir.join("state")).context("chain state store")?;
-        let engine_kind = genesis.consensus.engine;
+        let engine_kind = genesis.consensus.engine();
         let app =
             ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public()).with_engine(engine_kind);
         let checker =

@@ -443,7 +443,7 @@ fn a_genesis_with_an_invalid_cluster_is_refused() {
         ),
     ];
     for (clusters, expected) in cases {
-        let genesis = Genesis { accounts: Vec::new(), clusters };
+        let genesis = Genesis { accounts: Vec::new(), clusters, staking: None };
         assert_eq!(genesis.check(), Err(expected.to_string()));
         let dir = tempfile::tempdir().unwrap();
         let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), owner.public());
@@ -511,7 +511,7 @@ fn a_genesis_names_its_engine_and_the_engines_settings() {
     };
     let pbft = load(serde_json::json!({ "engine": "pbft" })).unwrap();
     assert_eq!(
-        (pbft.consensus.engine, pbft.consensus.view_timeout()),
+        (pbft.consensus.engine(), pbft.consensus.view_timeout()),
         (Engine::Pbft, std::time::Duration::from_secs(2))
     );
     let tuned = load(serde_json::json!({ "engine": "pbft", "viewTimeoutMs": 1500 })).unwrap();

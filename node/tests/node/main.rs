@@ -14,6 +14,7 @@ mod light_steps;
 mod limits;
 mod rpc;
 mod spec_vectors;
+mod staking;
 mod state;
 mod support;
 mod zk;

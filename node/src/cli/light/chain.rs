@@ -92,7 +92,7 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
         None => LightState {
             head: TrustedHead::genesis(
                 &genesis.chain_id,
-                genesis.consensus.engine,
+                genesis.consensus.engine(),
                 &genesis.validator_set()?,
             ),
             anchors: BTreeMap::new(),
@@ -105,11 +105,11 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
             genesis.chain_id
         );
     }
-    if state.head.engine != genesis.consensus.engine {
+    if state.head.engine != genesis.consensus.engine() {
         bail!(
             "the state file follows a {} chain, the genesis names {}",
             state.head.engine,
-            genesis.consensus.engine
+            genesis.consensus.engine()
         );
     }
     let from = state.head.height;

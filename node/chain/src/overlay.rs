@@ -1,0 +1,63 @@
+//! A block's view of the state: reads go through the block's pending writes to the committed
+//! version, writes stay pending until the app prepares the block's version.
+
+use std::collections::BTreeMap;
+
+use pyralog_crypto::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use crate::state::{StateError, StateStore};
+use crate::values::{Account, account_key};
+
+/// Reads through the block's pending writes to the committed state.
+pub(crate) struct Overlay<'a> {
+    pub(crate) state: &'a StateStore,
+    pub(crate) version: Option<u64>,
+    pub(crate) writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Overlay<'a> {
+    /// A view of `state` at `version` (none: the empty state) with no writes yet.
+    pub(crate) fn new(state: &'a StateStore, version: Option<u64>) -> Self {
+        Overlay { state, version, writes: BTreeMap::new() }
+    }
+
+    /// The value of `key`, decoded (state values are postcard).
+    pub(crate) fn get<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+        let bytes = match self.writes.get(key) {
+            Some(value) => value.clone(),
+            None => match self.version {
+                Some(version) => self.state.get(key, version)?,
+                None => None,
+            },
+        };
+        bytes
+            .map(|b| postcard::from_bytes(&b))
+            .transpose()
+            .map_err(|e| StateError::Corrupt { what: "chain state value", reason: e.to_string() })
+    }
+
+    /// The value of `key` at an earlier committed `version` (not through this block's writes).
+    pub(crate) fn get_at<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &[u8],
+        version: u64,
+    ) -> Result<Option<T>, StateError> {
+        Overlay::new(self.state, Some(version)).get(key)
+    }
+
+    /// Writes `value` at `key`.
+    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.writes.insert(key, Some(postcard::to_allocvec(value).expect("state values serialize")));
+    }
+
+    /// Removes `key`.
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// The account of `key` (a fresh one when absent).
+    pub(crate) fn account(&self, key: &PublicKey) -> Result<Account, StateError> {
+        Ok(self.get(&account_key(key))?.unwrap_or_default())
+    }
+}

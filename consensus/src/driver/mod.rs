@@ -66,6 +66,7 @@ use crate::app::{BlockContext, CheckContext, ProposalContext, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
 use crate::evidence::{ContextRules, EvidenceError, check_evidence};
 use crate::finality::FinalityProof;
+use crate::proposer::ProposerPriorities;
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, Evidence};
 use blocks::check_block;
@@ -167,6 +168,8 @@ pub struct Driver<E, A, N, S = BlockStore> {
     /// Validator-set changes by the height they take effect at (before the first, the genesis
     /// set of the config).
     sets: BTreeMap<u64, ValidatorSet>,
+    /// The proposer priorities last computed, and their height.
+    proposers: Option<(u64, ProposerPriorities)>,
     /// What the network was last told may send consensus messages.
     announced: Vec<PublicKey>,
     /// WAL entries not yet on disk (group commit).
@@ -223,6 +226,7 @@ where
             height: 0,
             mempool,
             sets: BTreeMap::new(),
+            proposers: None,
             announced: Vec::new(),
             wal_pending: Vec::new(),
             evidence: EvidencePool::default(),
@@ -442,7 +446,24 @@ where
         self.announce_validators();
         let validators = self.validators_at(height).clone();
         let last_commit = self.parent_proof.clone();
-        self.input(Input::StartHeight { height, validators, last_commit })
+        let proposers = self.proposers_at(height);
+        self.input(Input::StartHeight { height, validators, proposers, last_commit })
+    }
+
+    /// The proposer priorities of `height`: carried one height at a time from genesis (from the
+    /// last height computed, or from genesis after a restart, as CometBFT replays increments
+    /// from its last stored checkpoint).
+    fn proposers_at(&mut self, height: u64) -> ProposerPriorities {
+        let (mut at, mut priorities) = match self.proposers.take() {
+            Some((at, priorities)) if at <= height => (at, priorities),
+            _ => (1, ProposerPriorities::genesis(self.validators_at(1))),
+        };
+        while at < height {
+            at += 1;
+            priorities = priorities.next_height(self.validators_at(at));
+        }
+        self.proposers = Some((at, priorities.clone()));
+        priorities
     }
 
     /// The validator set deciding `height`.

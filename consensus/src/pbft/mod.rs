@@ -2,8 +2,9 @@
 //! at a time (the sequence number is the height: the next block's header carries the state root
 //! after the previous one, so there is no pipelining).
 //!
-//! - **Views are global**: the primary of view `v` is validator `v mod n` of the height's set
-//!   (for weighted sets, a validator drawn by power from a hash of the view). A height starts in
+//! - **Views are global**: the primary of view `v` is the `v`-th step of CometBFT's
+//!   proposer-priority rotation over the height's set ([`primary`]; with equal powers, validator
+//!   `v mod n` of the canonical order). A height starts in
 //!   the view its parent was committed in (the view of the stored commit certificate), so a
 //!   primary that works stays primary.
 //! - **Normal case**: the primary's PRE-PREPARE carries the payload; every validator (the primary
@@ -53,6 +54,7 @@ use pyralog_crypto::{Digest, PublicKey};
 
 use crate::core::{ConsensusCore, Effect, Input, Millis, Signer, TimerId, WalError};
 use crate::finality::Engine;
+use crate::proposer::rotation;
 use crate::validators::{QUORUM, ValidatorSet};
 use crate::vote::{BlockId, CommitCertificate, VoteKind};
 use wire::{Message, NewView, PrePrepare, PreparedCertificate, Proposal, SignedVote, ViewChange};
@@ -95,28 +97,16 @@ impl Default for PbftTimeouts {
     }
 }
 
-/// The primary of `view` in `validators`: validator `view mod n` of the canonical order when
-/// every validator has the same power; otherwise a validator drawn by power from a hash of the
-/// view (so a heavy validator leads proportionally often, and never for long runs).
+/// The primary of `view` in `validators`: CometBFT's proposer-priority rotation from a fresh
+/// set, one step per view ([`rotation`] over `min(total power, 8n)` steps, then any validator
+/// the steps missed), cycled. Views span heights, so the primary depends on the set and the view
+/// only; with equal powers it is validator `view mod n` of the canonical order, and a heavier
+/// validator leads proportionally more views, spread out.
 pub fn primary(validators: &ValidatorSet, view: u32) -> PublicKey {
-    let list = validators.validators();
-    if list.iter().all(|v| v.power == list[0].power) {
-        return list[view as usize % list.len()].key;
-    }
-    let mut hasher = pyralog_crypto::Domain::ConsensusValue.hasher();
-    hasher.update(b"pbft primary\0");
-    hasher.update(&view.to_be_bytes());
-    let hash = hasher.finalize();
-    let mut slot_bytes = [0u8; 8];
-    slot_bytes.copy_from_slice(&hash.as_bytes()[..8]);
-    let mut slot = u64::from_be_bytes(slot_bytes) % validators.total_power();
-    for v in list {
-        if slot < v.power {
-            return v.key;
-        }
-        slot -= v.power;
-    }
-    list[list.len() - 1].key
+    let n = validators.validators().len() as u64;
+    let steps = validators.total_power().min(8 * n) as usize;
+    let order = rotation(validators, steps);
+    order[view as usize % order.len()]
 }
 
 /// What the engine holds about the height it is deciding.
@@ -341,7 +331,7 @@ fn digest_of<T: serde::Serialize>(domain: &[u8], value: &T) -> Digest {
 impl ConsensusCore for PbftEngine {
     fn handle(&mut self, _now: Millis, input: Input) -> Vec<Effect> {
         match input {
-            Input::StartHeight { height, validators, last_commit } => {
+            Input::StartHeight { height, validators, last_commit, .. } => {
                 self.start_height(height, validators, last_commit)
             }
             Input::Message { from, bytes } => match wire::decode(&bytes) {

@@ -11,6 +11,7 @@ use malachitebft_core_types as mc;
 use malachitebft_core_types::{NilOrVal, Round, VoteType};
 use pyralog_crypto::{Digest, Keypair, PublicKey, Signature};
 
+use crate::proposer::ProposerPriorities;
 use crate::validators::ValidatorSet;
 use crate::vote::{ProposalHeader, Vote, VoteKind};
 
@@ -251,17 +252,18 @@ impl mc::Validator<PyralogContext> for EngineValidator {
 pub struct EngineValidators {
     set: ValidatorSet,
     validators: Vec<EngineValidator>,
+    proposers: ProposerPriorities,
 }
 
 impl EngineValidators {
-    /// Wraps `set`.
-    pub fn new(set: ValidatorSet) -> Self {
+    /// Wraps `set`, whose proposers follow `proposers` (the height's priorities).
+    pub fn new(set: ValidatorSet, proposers: ProposerPriorities) -> Self {
         let validators = set
             .validators()
             .iter()
             .map(|v| EngineValidator { address: Address(v.key), power: v.power })
             .collect();
-        EngineValidators { set, validators }
+        EngineValidators { set, validators, proposers }
     }
 
     /// Our validator set.
@@ -334,17 +336,16 @@ impl mc::Context for PyralogContext {
     type Extension = ();
     type SigningScheme = Ed25519;
 
-    /// Round-robin over the canonical order, shifted by height, so proposers rotate across
-    /// heights and rounds alike. Weighted rotation (proposer priority) comes with PoS.
+    /// CometBFT's proposer priority: the height's priorities moved one step per round, so each
+    /// validator proposes in proportion to its power.
     fn select_proposer<'a>(
         &self,
         validators: &'a EngineValidators,
-        height: Height,
+        _height: Height,
         round: Round,
     ) -> &'a EngineValidator {
-        let n = validators.validators.len() as u64;
-        let round = u64::from(round.as_u32().unwrap_or(0));
-        &validators.validators[((height.0 + round) % n) as usize]
+        let key = validators.proposers.proposer(round.as_u32().unwrap_or(0));
+        validators.validators.iter().find(|v| v.address.0 == key).unwrap_or(&validators.validators[0])
     }
 
     fn new_proposal(

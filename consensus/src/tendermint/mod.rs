@@ -354,8 +354,8 @@ impl TendermintEngine {
 impl ConsensusCore for TendermintEngine {
     fn handle(&mut self, _now: Millis, input: Input) -> Vec<Effect> {
         match input {
-            Input::StartHeight { height, validators, .. } => {
-                let set = EngineValidators::new(validators);
+            Input::StartHeight { height, validators, proposers, .. } => {
+                let set = EngineValidators::new(validators, proposers);
                 let io = &mut self.io;
                 io.height = height;
                 io.validators = Some(set.clone());

@@ -5,5 +5,6 @@ mod driver;
 mod evidence;
 mod pbft;
 mod pbft_engine;
+mod proposer;
 mod simulator;
 mod tendermint;

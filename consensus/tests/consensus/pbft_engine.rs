@@ -2,6 +2,7 @@
 //! forgery with its typed error, the wire refuses bad bytes, bad signatures blame their sender,
 //! and a restarted validator re-sends what its WAL holds and signs nothing that conflicts.
 
+use pyralog_consensus::proposer::ProposerPriorities;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -216,7 +217,15 @@ fn engine(key: &Keypair) -> PbftEngine {
 }
 
 fn start(engine: &mut PbftEngine, net: &Net) -> Vec<Effect> {
-    engine.handle(0, Input::StartHeight { height: 1, validators: net.set.clone(), last_commit: None })
+    engine.handle(
+        0,
+        Input::StartHeight {
+            height: 1,
+            proposers: ProposerPriorities::genesis(&net.set),
+            validators: net.set.clone(),
+            last_commit: None,
+        },
+    )
 }
 
 /// Feeds `message` from `from`, answering the app's payload check with `valid`.

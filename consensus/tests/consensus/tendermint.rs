@@ -3,6 +3,7 @@
 //! delays, drops, partitions and Byzantine nodes comes with the driver; this checks the engine
 //! itself: every honest validator commits the same blocks, with certificates that verify.
 
+use pyralog_consensus::proposer::ProposerPriorities;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
@@ -109,7 +110,12 @@ impl Net {
                     let validators = self.validators.clone();
                     self.inbox.push_back((
                         node,
-                        Input::StartHeight { height: height + 1, validators, last_commit: None },
+                        Input::StartHeight {
+                            height: height + 1,
+                            proposers: ProposerPriorities::genesis(&validators),
+                            validators,
+                            last_commit: None,
+                        },
                     ));
                 }
                 Effect::PersistWal { entry, .. } => {
@@ -125,7 +131,15 @@ impl Net {
     fn start(&mut self) {
         for node in 0..self.engines.len() {
             let validators = self.validators.clone();
-            self.inbox.push_back((node, Input::StartHeight { height: 1, validators, last_commit: None }));
+            self.inbox.push_back((
+                node,
+                Input::StartHeight {
+                    height: 1,
+                    proposers: ProposerPriorities::genesis(&validators),
+                    validators,
+                    last_commit: None,
+                },
+            ));
         }
     }
 
@@ -221,7 +235,15 @@ fn undecodable_bytes_blame_their_sender_and_change_nothing() {
     let net = Net::new(4);
     let mut engine = TendermintEngine::new(CHAIN, net.keys[0].clone(), net.fast);
     let validators = net.validators.clone();
-    engine.handle(0, Input::StartHeight { height: 1, validators, last_commit: None });
+    engine.handle(
+        0,
+        Input::StartHeight {
+            height: 1,
+            proposers: ProposerPriorities::genesis(&validators),
+            validators,
+            last_commit: None,
+        },
+    );
     let sender = net.keys[2].public();
     let effects = engine.handle(1, Input::Message { from: sender, bytes: vec![0xff; 40] });
     assert!(
@@ -243,7 +265,15 @@ fn a_broken_signature_blames_the_peer_that_sent_it() {
 
     let net = Net::new(4);
     let mut engine = TendermintEngine::new(CHAIN, net.keys[0].clone(), net.fast);
-    engine.handle(0, Input::StartHeight { height: 1, validators: net.validators.clone(), last_commit: None });
+    engine.handle(
+        0,
+        Input::StartHeight {
+            height: 1,
+            proposers: ProposerPriorities::genesis(&net.validators),
+            validators: net.validators.clone(),
+            last_commit: None,
+        },
+    );
     let voter = &net.keys[2];
     let vote = EngineVote {
         height: Height(1),
@@ -337,12 +367,27 @@ fn a_restarted_validator_keeps_its_lock() {
     let validators = net.validators.clone();
     let mut restarted = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
     restarted.restore_wal(net.wal[node].clone()).expect("the WAL this engine wrote reads back");
-    let _ = restarted
-        .handle(net.now, Input::StartHeight { height: 1, validators: validators.clone(), last_commit: None });
+    let _ = restarted.handle(
+        net.now,
+        Input::StartHeight {
+            height: 1,
+            proposers: ProposerPriorities::genesis(&validators),
+            validators: validators.clone(),
+            last_commit: None,
+        },
+    );
     assert_eq!(restarted.locked(), Some(lock), "the lock is restored from the WAL");
 
     // Without the WAL the same validator would come back unlocked.
     let mut forgetful = TendermintEngine::new(CHAIN, net.keys[node].clone(), net.fast);
-    let _ = forgetful.handle(net.now, Input::StartHeight { height: 1, validators, last_commit: None });
+    let _ = forgetful.handle(
+        net.now,
+        Input::StartHeight {
+            height: 1,
+            proposers: ProposerPriorities::genesis(&validators),
+            validators,
+            last_commit: None,
+        },
+    );
     assert_eq!(forgetful.locked(), None);
 }

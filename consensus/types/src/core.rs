@@ -11,6 +11,7 @@ use std::time::Duration;
 use pyralog_crypto::{Keypair, PublicKey, Signature};
 
 use crate::finality::Engine;
+use crate::proposer::ProposerPriorities;
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, Evidence, FinalityProof};
 
@@ -37,6 +38,9 @@ pub enum Input {
         height: u64,
         /// Who votes at it.
         validators: ValidatorSet,
+        /// The proposer priorities of the height (CometBFT's rotation, carried from genesis
+        /// by the driver): round-based engines pick each round's proposer from them.
+        proposers: ProposerPriorities,
         /// The finality proof of `height - 1` as this node stored it (`None` at the first
         /// height): engines with global views (PBFT) start the height in its view.
         last_commit: Option<FinalityProof>,

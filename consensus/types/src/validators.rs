@@ -2,9 +2,10 @@
 //!
 //! Quorums follow Tendermint: strictly more than two thirds of the total voting power. With
 //! n = 3f + 1 equal validators that is 2f + 1, so two quorums always share an honest validator.
-//! The arithmetic is exact in 128 bits, so no total power can overflow it (Malachite multiplies
-//! the total power by 3 in 64 bits; its wrapper must keep totals below `u64::MAX / 3`, which
-//! [`ValidatorSet::new`] enforces for every set).
+//! The arithmetic is exact in 128 bits, so no total power can overflow it. Totals stay within
+//! CometBFT's bound, `i64::MAX / 8`: Malachite multiplies the total power by 3 in 64 bits, and
+//! proposer priorities (signed 64-bit, starting at `-1.125 * total`) must not overflow.
+//! [`ValidatorSet::new`] enforces it for every set.
 
 use pyralog_crypto::{MemberSet, PublicKey, Threshold};
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,9 @@ use serde::{Deserialize, Serialize};
 /// The quorum of a validator set: more than 2/3 of the voting power.
 pub const QUORUM: Threshold = Threshold::more_than(2, 3);
 
-/// The largest total voting power a set may have (engines may compute `3 * total` in 64 bits).
-pub const MAX_TOTAL_POWER: u64 = u64::MAX / 3;
+/// The largest total voting power a set may have (CometBFT's `MaxTotalVotingPower`): engines
+/// may compute `3 * total` in 64 bits and proposer priorities `-1.125 * total` in signed 64 bits.
+pub const MAX_TOTAL_POWER: u64 = (i64::MAX / 8) as u64;
 
 /// One validator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,32 @@ use crate::app::{
     AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, Misbehaviour, PayloadVerdict,
     ProposalContext, ReplicatedApp,
 };
-use crate::validators::Validator;
+use crate::validators::{Validator, ValidatorSet};
+
+/// An app the simulator can run: a [`ReplicatedApp`] whose committed state it can inspect and
+/// that it can restart after a crash (the app of the simulated validators, or the chain app of
+/// the node, wrapped by its tests).
+pub trait SimulatedApp: ReplicatedApp {
+    /// The app as it restarts after a crash: its committed state, nothing pending, and (where
+    /// the app can model it) its last `lost` commits gone.
+    fn restarted(&self, lost: u64) -> Self
+    where
+        Self: Sized;
+    /// The app hash committed at `height`, if any.
+    fn hash_at(&self, height: u64) -> Option<Digest>;
+    /// The last committed height.
+    fn height(&self) -> u64;
+    /// The first height `finalize` was handed another block context than its payload's.
+    fn wrong_context(&self) -> Option<u64> {
+        None
+    }
+    /// The validator set deciding `height`, when the app keeps it (a staking app); the
+    /// simulator's checks then use it instead of the scenario's.
+    fn validators_at(&self, height: u64) -> Option<ValidatorSet> {
+        let _ = height;
+        None
+    }
+}
 
 /// What survives a crash: the app hash after each committed height (index `height - 1`).
 #[derive(Debug, Default)]
@@ -37,9 +62,14 @@ impl SimApp {
         SimApp { disk: Arc::default(), pending: None, updates: Arc::new(updates) }
     }
 
-    /// The app as it restarts after a crash: the same disk, nothing pending, and the last `lost`
-    /// commits gone.
-    pub(super) fn restarted(&self, lost: u64) -> Self {
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        self.disk.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl SimulatedApp for SimApp {
+    /// The same disk, nothing pending, and the last `lost` commits gone.
+    fn restarted(&self, lost: u64) -> Self {
         let mut disk = self.disk();
         let keep = disk.hashes.len().saturating_sub(lost as usize);
         disk.hashes.truncate(keep);
@@ -47,24 +77,17 @@ impl SimApp {
         SimApp { disk: self.disk.clone(), pending: None, updates: self.updates.clone() }
     }
 
-    /// The app hash committed at `height`, if any.
-    pub(super) fn hash_at(&self, height: u64) -> Option<Digest> {
+    fn hash_at(&self, height: u64) -> Option<Digest> {
         let index = usize::try_from(height.checked_sub(1)?).ok()?;
         self.disk().hashes.get(index).copied()
     }
 
-    /// The last committed height.
-    pub(super) fn height(&self) -> u64 {
+    fn height(&self) -> u64 {
         self.disk().hashes.len() as u64
     }
 
-    /// The first height `finalize` was handed a block context other than its payload's.
-    pub(super) fn wrong_context(&self) -> Option<u64> {
+    fn wrong_context(&self) -> Option<u64> {
         self.disk().wrong_context
-    }
-
-    fn disk(&self) -> MutexGuard<'_, Disk> {
-        self.disk.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -48,6 +48,7 @@ use crate::finality::Engine;
 use crate::validators::{Validator, ValidatorSet};
 use crate::vote::{Evidence, payload_id};
 use app::SimApp;
+pub use app::SimulatedApp;
 use net::{Outgoing, SimClock, SimNet};
 
 /// The chain id of simulated runs.
@@ -64,21 +65,57 @@ where
     E: ConsensusCore,
     F: FnMut(Keypair) -> E,
 {
-    let mut sim = Sim::new(scenario, engine, adversary);
+    let updates = scenario_updates(scenario);
+    let mut sim = Sim::new(scenario, engine, adversary, |_, _| SimApp::new(updates.clone()), Vec::new());
     sim.start()?;
     sim.run()
 }
 
-type SimDriver<E> = Driver<E, SimApp, SimNet, MemoryStore>;
+/// Runs `scenario` with the engines `engine` makes, over the apps `app` makes for each
+/// validator (index and key), initialized with `app_state` (the genesis app state). The checks
+/// take each height's validator set from the app ([`SimulatedApp::validators_at`]) when it keeps
+/// one, else from the scenario.
+pub fn run_with_app<E, F, A, M>(
+    scenario: &Scenario,
+    engine: F,
+    adversary: &dyn Adversary,
+    app: M,
+    app_state: Vec<u8>,
+) -> Result<Outcome, SimFailure>
+where
+    E: ConsensusCore,
+    F: FnMut(Keypair) -> E,
+    A: SimulatedApp,
+    M: FnMut(usize, &Keypair) -> A,
+{
+    let mut sim = Sim::new(scenario, engine, adversary, app, app_state);
+    sim.start()?;
+    sim.run()
+}
+
+/// The validator updates the scenario's set changes make, by the height whose block makes them.
+fn scenario_updates(scenario: &Scenario) -> Vec<(u64, Vec<Validator>)> {
+    let keys = engines::validator_keys(scenario.seed, scenario.validators);
+    scenario
+        .set_changes
+        .iter()
+        .map(|c| {
+            let powers = c.powers.iter().map(|&(n, power)| Validator { key: keys[n].public(), power });
+            (c.height, powers.collect())
+        })
+        .collect()
+}
+
+type SimDriver<E, A> = Driver<E, A, SimNet, MemoryStore>;
 
 /// One validator: what survives its crashes (key, store, app disk) and its running driver.
-struct Node<E> {
+struct Node<E, A> {
     key: Keypair,
     behaviour: Behaviour,
     store: MemoryStore,
-    app: SimApp,
+    app: A,
     net: SimNet,
-    driver: Option<SimDriver<E>>,
+    driver: Option<SimDriver<E, A>>,
     /// Bumped on every restart, so events of a previous life are dropped.
     life: u64,
     /// The wake-up already queued for this life, so each deadline is queued once.
@@ -101,13 +138,15 @@ enum Event {
     SyncTick { node: usize },
 }
 
-struct Sim<'a, E, F> {
+struct Sim<'a, E, F, A> {
     scenario: &'a Scenario,
     adversary: &'a dyn Adversary,
     make_engine: F,
     rng: SimRng,
     clock: SimClock,
-    nodes: Vec<Node<E>>,
+    nodes: Vec<Node<E, A>>,
+    /// The genesis app state every app is initialized with.
+    app_state: Vec<u8>,
     /// The engine every node runs (known once the first is made).
     engine: Option<Engine>,
     /// The validator set deciding each height, from the scenario (the checks' oracle).
@@ -136,12 +175,19 @@ struct Sim<'a, E, F> {
     blocks: BTreeMap<u64, DecidedBlockInfo>,
 }
 
-impl<'a, E, F> Sim<'a, E, F>
+impl<'a, E, F, A> Sim<'a, E, F, A>
 where
     E: ConsensusCore,
     F: FnMut(Keypair) -> E,
+    A: SimulatedApp,
 {
-    fn new(scenario: &'a Scenario, make_engine: F, adversary: &'a dyn Adversary) -> Self {
+    fn new(
+        scenario: &'a Scenario,
+        make_engine: F,
+        adversary: &'a dyn Adversary,
+        mut make_app: impl FnMut(usize, &Keypair) -> A,
+        app_state: Vec<u8>,
+    ) -> Self {
         let mut rng = SimRng::new(scenario.seed);
         let keys = engines::draw_keys(&mut rng, scenario.validators);
         let set_of = |powers: Vec<u64>| {
@@ -156,22 +202,14 @@ where
         let genesis = set_of(scenario.powers.clone());
         let last = scenario.target_height + 64;
         let sets = (0..=last).map(|h| set_of(scenario.powers_at(h))).collect();
-        let updates: Vec<(u64, Vec<Validator>)> = scenario
-            .set_changes
-            .iter()
-            .map(|c| {
-                let powers = c.powers.iter().map(|&(n, power)| Validator { key: keys[n].public(), power });
-                (c.height, powers.collect())
-            })
-            .collect();
         let nodes = keys
             .into_iter()
             .enumerate()
             .map(|(i, key)| Node {
+                app: make_app(i, &key),
                 key,
                 behaviour: scenario.behaviour(i),
                 store: MemoryStore::new(),
-                app: SimApp::new(updates.clone()),
                 net: SimNet::default(),
                 driver: None,
                 life: 0,
@@ -188,6 +226,7 @@ where
             clock: SimClock::default(),
             engine: None,
             nodes,
+            app_state,
             sets,
             genesis,
             now: 0,
@@ -237,7 +276,7 @@ where
             max_payload_bytes: 1 << 20,
             block_interval: Duration::from_millis(self.scenario.block_interval_ms),
             max_mempool_txs: 1000,
-            app_state: Vec::new(),
+            app_state: self.app_state.clone(),
         };
         let engine = (self.make_engine)(self.nodes[node].key.clone());
         self.engine = Some(engine.engine());
@@ -260,7 +299,7 @@ where
     fn step(
         &mut self,
         node: usize,
-        action: impl FnOnce(&mut SimDriver<E>) -> Result<(), DriverError>,
+        action: impl FnOnce(&mut SimDriver<E, A>) -> Result<(), DriverError>,
     ) -> Result<(), SimFailure> {
         let seed = self.scenario.seed;
         let n = &mut self.nodes[node];
@@ -394,7 +433,7 @@ where
             if payload_id(&block.txs) != block.block {
                 return Err(bad(height, "the transactions do not hash to the certified block id".into()));
             }
-            let set = self.sets.get(height as usize).unwrap_or(&self.genesis);
+            let set = &self.set_at(node, height);
             let engine = self.engine.unwrap_or(Engine::Tendermint);
             block
                 .proof
@@ -402,7 +441,7 @@ where
                 .map_err(|e| bad(height, e.to_string()))?;
             // A block built by a validator of its height carries it as proposer, and a time on
             // the shared virtual clock (an equivocator's twin payload carries no context).
-            let context = crate::testkit::marked_context(&block.txs);
+            let context = n.app.block_context(&block.txs);
             if let Some(proposer) = context.proposer
                 && (!set.validators().iter().any(|v| v.key == proposer)
                     || context.time_ms < net::SIM_EPOCH_MS)
@@ -417,7 +456,7 @@ where
             if let Some(proof) = &context.last_commit {
                 let parent = n.store.block(height - 1).map_err(|e| bad(height, e.to_string()))?;
                 let parent = parent.ok_or_else(|| bad(height, "a last commit without a parent".into()))?;
-                let parent_set = self.sets.get(height as usize - 1).unwrap_or(&self.genesis);
+                let parent_set = &self.set_at(node, height - 1);
                 proof
                     .verify(engine, SIM_CHAIN, height - 1, &parent.block, parent_set)
                     .map_err(|e| bad(height, format!("last commit: {e}")))?;
@@ -454,6 +493,14 @@ where
             }
         }
         Ok(())
+    }
+
+    /// The validator set deciding `height`: the app's, when it keeps them, else the scenario's.
+    fn set_at(&self, node: usize, height: u64) -> ValidatorSet {
+        self.nodes[node]
+            .app
+            .validators_at(height)
+            .unwrap_or_else(|| self.sets.get(height as usize).unwrap_or(&self.genesis).clone())
     }
 
     fn partitioned(&self, a: usize, b: usize) -> bool {

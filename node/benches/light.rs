@@ -21,6 +21,8 @@ use pyralog_light::chain::{FinalityEvidence, ProvenValue, TrustedHead, verify_ad
 const CHAIN: &str = "pyralog-bench";
 const RECORDS: u64 = 100_000;
 const ACCOUNTS: usize = 10_000;
+/// The client's clock (after every header's time).
+const NOW: u64 = 1_800_000_000_000;
 
 fn commit(header: &Header, keys: &[Keypair]) -> FinalityProof {
     let vote = Vote {
@@ -123,13 +125,22 @@ fn bench_light(c: &mut Criterion) {
         time_ms: 1,
         next_validators: set.validators().to_vec(),
         engine: Engine::Tendermint,
+        trusting_period_ms: None,
     };
     let query = RecordQuery { cluster, log, partition: 0, offset };
-    verify_finality(&trusted, &query, &evidence, Some(&old), Some(&consistency)).expect("the path verifies");
+    verify_finality(&trusted, &query, &evidence, Some(&old), Some(&consistency), NOW)
+        .expect("the path verifies");
     c.bench_function("light/verify_finality_path_6_validators", |b| {
         b.iter(|| {
-            verify_finality(black_box(&trusted), &query, black_box(&evidence), Some(&old), Some(&consistency))
-                .unwrap()
+            verify_finality(
+                black_box(&trusted),
+                &query,
+                black_box(&evidence),
+                Some(&old),
+                Some(&consistency),
+                NOW,
+            )
+            .unwrap()
         })
     });
 
@@ -143,9 +154,9 @@ fn bench_light(c: &mut Criterion) {
 
     let next = header(42, trusted.block_id, Digest(root), &set);
     let next_commit = commit(&next, &validators);
-    verify_adjacent(&trusted, &next, &next_commit, None).expect("the step verifies");
+    verify_adjacent(&trusted, &next, &next_commit, None, NOW).expect("the step verifies");
     c.bench_function("light/sequential_header_step_6_validators", |b| {
-        b.iter(|| verify_adjacent(black_box(&trusted), black_box(&next), &next_commit, None).unwrap())
+        b.iter(|| verify_adjacent(black_box(&trusted), black_box(&next), &next_commit, None, NOW).unwrap())
     });
 }
 

@@ -48,6 +48,10 @@ pub struct GenesisFile {
     /// How the chain agrees (absent: Tendermint).
     #[serde(default)]
     pub consensus: ConsensusGenesis,
+    /// When the chain starts, in ms since the Unix epoch (CometBFT's `genesis_time`): a light
+    /// client trusting the genesis counts its trusting period from here; blocks come after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis_time_ms: Option<u64>,
     /// Proof-of-Stake's parameters, with `"engine": "pos"` only (absent there: Cosmos SDK's
     /// defaults, [`StakingParams::default`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,6 +253,12 @@ impl GenesisFile {
     /// The staking parameters of a `pos` chain (none for the others).
     pub fn staking_params(&self) -> Option<StakingParams> {
         self.consensus.proof_of_stake().then(|| self.staking.clone().unwrap_or_default())
+    }
+
+    /// How long a light client trusts a header by default: two thirds of the unbonding period
+    /// on a staking chain (CometBFT's advice), forever on a chain whose validators never change.
+    pub fn default_trusting_period_ms(&self) -> Option<u64> {
+        self.staking_params().map(|params| params.unbonding_time_ms / 3 * 2)
     }
 
     fn check_staking(&self) -> Result<(), ConsensusGenesisError> {

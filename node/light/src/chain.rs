@@ -10,6 +10,12 @@
 //! validators must be the set its parent announced in `next_validators_hash`) or by *skipping*
 //! (a later header is trusted when validators holding more than 1/3 of the trusted set's power signed
 //! it, so at least one honest validator vouches for the change, and more than 2/3 of its own set did).
+//!
+//! On a Proof-of-Stake chain, trust in a header lasts a *trusting period* shorter than the
+//! unbonding period: within it, validators that signed a conflicting header could still be
+//! slashed; after it, they may have unbonded and could sign anything (a long-range attack), so
+//! an expired trusted head is refused and the client must start again from a header it trusts
+//! out of band.
 
 use pyralog_consensus_types::vote::{FinalityError, FinalityProof};
 use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
@@ -18,7 +24,7 @@ use pyralog_crypto::merkle::{Blake3Merkle, ConsistencyProof, InclusionProof};
 use pyralog_crypto::{Checkpoint, Digest, MemberSet};
 use serde::{Deserialize, Serialize};
 
-use pyralog_chain::block::{Header, validators_hash};
+use pyralog_chain::block::{Header, MAX_CLOCK_DRIFT_MS, validators_hash};
 use pyralog_chain::proof::{StateProof, StateProofError, verify_state_proof};
 use pyralog_chain::values::{Anchor, ClusterRecord, anchor_key, cluster_key};
 
@@ -40,6 +46,10 @@ pub struct TrustedHead {
     /// are refused.
     #[serde(default)]
     pub engine: Engine,
+    /// How long after its time (ms) this head may be trusted (none: forever, for chains whose
+    /// validators never change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusting_period_ms: Option<u64>,
 }
 
 impl TrustedHead {
@@ -52,6 +62,31 @@ impl TrustedHead {
             time_ms: 0,
             next_validators: validators.validators().to_vec(),
             engine,
+            trusting_period_ms: None,
+        }
+    }
+
+    /// The same trust, lasting `period_ms` after `time_ms` (a genesis head's time is the chain's
+    /// start, `genesisTimeMs`).
+    pub fn with_trusting_period(mut self, time_ms: u64, period_ms: Option<u64>) -> Self {
+        if self.height == 0 {
+            self.time_ms = time_ms;
+        }
+        self.trusting_period_ms = period_ms;
+        self
+    }
+
+    /// Refuses a head whose trusting period is over at `now_ms`.
+    pub fn check_fresh(&self, now_ms: u64) -> Result<(), ChainLightError> {
+        match self.trusting_period_ms {
+            Some(period) if now_ms >= self.time_ms.saturating_add(period) => {
+                Err(ChainLightError::TrustExpired {
+                    height: self.height,
+                    expired_at: self.time_ms.saturating_add(period),
+                    now: now_ms,
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -140,6 +175,27 @@ pub enum ChainLightError {
         /// Header time.
         got: u64,
     },
+    /// The trusted head is older than the trusting period: its validators may have unbonded.
+    #[error(
+        "trust in height {height} expired at {expired_at} (now {now}): its validators may have unbonded; start from a recent header trusted out of band"
+    )]
+    TrustExpired {
+        /// The trusted height.
+        height: u64,
+        /// When its trust ended (ms).
+        expired_at: u64,
+        /// The client's clock (ms).
+        now: u64,
+    },
+    /// A header from the future: its time is ahead of the client's clock by more than the drift
+    /// validators allow.
+    #[error("header time {got} is ahead of this clock ({now}) by more than {MAX_CLOCK_DRIFT_MS} ms")]
+    HeaderFromFuture {
+        /// Header time.
+        got: u64,
+        /// The client's clock.
+        now: u64,
+    },
     /// A state proof that does not match the header's state root.
     #[error("{what}: {source}")]
     StateProof {
@@ -194,6 +250,7 @@ fn advance(
         time_ms: header.time_ms,
         next_validators,
         engine: trusted.engine,
+        trusting_period_ms: trusted.trusting_period_ms,
     })
 }
 
@@ -210,24 +267,31 @@ fn check_chain(trusted: &TrustedHead, header: &Header) -> Result<(), ChainLightE
     Ok(())
 }
 
-fn check_chain_and_time(trusted: &TrustedHead, header: &Header) -> Result<(), ChainLightError> {
+fn check_chain_and_time(trusted: &TrustedHead, header: &Header, now_ms: u64) -> Result<(), ChainLightError> {
     check_chain(trusted, header)?;
+    trusted.check_fresh(now_ms)?;
     if header.time_ms <= trusted.time_ms {
         return Err(ChainLightError::TimeNotMonotonic { trusted: trusted.time_ms, got: header.time_ms });
+    }
+    if header.time_ms > now_ms.saturating_add(MAX_CLOCK_DRIFT_MS) {
+        return Err(ChainLightError::HeaderFromFuture { got: header.time_ms, now: now_ms });
     }
     Ok(())
 }
 
 /// Sequential step: `header` is the trusted height plus one, links to the trusted block, is
 /// signed by the set the trusted header announced, and `next` (required when the header
-/// announces a different set) is the set it announces. Returns the new trusted head.
+/// announces a different set) is the set it announces. `now_ms` is the client's clock (the
+/// trusted head must be within its trusting period, the header not from the future). Returns
+/// the new trusted head.
 pub fn verify_adjacent(
     trusted: &TrustedHead,
     header: &Header,
     proof: &FinalityProof,
     next: Option<&[Validator]>,
+    now_ms: u64,
 ) -> Result<TrustedHead, ChainLightError> {
-    check_chain_and_time(trusted, header)?;
+    check_chain_and_time(trusted, header, now_ms)?;
     if header.height != trusted.height + 1 {
         return Err(ChainLightError::WrongHeight { expected: trusted.height + 1, got: header.height });
     }
@@ -261,15 +325,16 @@ fn committed_by_trusted_set(
 
 /// Skipping step: `header` (above the trusted height) is signed by more than 2/3 of `validators` (its
 /// own set, which must hash to its `validators_hash`) and by trusted validators holding more than 1/3
-/// of the trusted set's power. `next` as in [`verify_adjacent`].
+/// of the trusted set's power. `next` and `now_ms` as in [`verify_adjacent`].
 pub fn verify_skipping(
     trusted: &TrustedHead,
     header: &Header,
     proof: &FinalityProof,
     validators: &[Validator],
     next: Option<&[Validator]>,
+    now_ms: u64,
 ) -> Result<TrustedHead, ChainLightError> {
-    check_chain_and_time(trusted, header)?;
+    check_chain_and_time(trusted, header, now_ms)?;
     if header.height <= trusted.height {
         return Err(ChainLightError::WrongHeight { expected: trusted.height + 1, got: header.height });
     }
@@ -334,16 +399,19 @@ fn proven<T: for<'de> Deserialize<'de>>(
 /// Verifies `evidence` for `query` against the trusted head: the header must be signed by more than 2/3
 /// of the trusted validators (a header under another set needs a `light sync` first); the
 /// anchored checkpoint must extend `trusted_anchor`, the partition's last anchored checkpoint the
-/// client saw (`consistency` proves it when it grew). Returns the anchored checkpoint.
+/// client saw (`consistency` proves it when it grew); the trusted head must be within its trusting
+/// period at `now_ms`. Returns the anchored checkpoint.
 pub fn verify_finality(
     trusted: &TrustedHead,
     query: &RecordQuery,
     evidence: &FinalityEvidence,
     trusted_anchor: Option<&Checkpoint>,
     consistency: Option<&ConsistencyProof<Blake3Merkle>>,
+    now_ms: u64,
 ) -> Result<Checkpoint, ChainLightError> {
     let header = &evidence.header;
     check_chain(trusted, header)?;
+    trusted.check_fresh(now_ms)?;
     committed_by_trusted_set(trusted, header, &evidence.finality)?;
 
     let cluster: ClusterRecord =

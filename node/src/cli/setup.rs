@@ -97,6 +97,11 @@ pub(crate) struct TestnetArgs {
     pub(crate) dev: bool,
 }
 
+/// The clock, ms since the Unix epoch (the genesis time of new chains).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Each genesis account's balance (fees for anchoring).
 const GENESIS_BALANCE: u64 = 1_000_000_000_000;
 
@@ -181,6 +186,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
             peers: vec![dialable(&args.p2p_addr, &key.public())],
         }],
         consensus: ConsensusGenesis::default(),
+        genesis_time_ms: Some(now_ms()),
         staking: None,
     };
     write_base_path(&base, &config)?;
@@ -237,6 +243,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
         accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
         clusters,
         consensus: ConsensusGenesis::new(args.engine),
+        genesis_time_ms: Some(now_ms()),
         staking: (args.engine == EngineChoice::Pos).then(StakingParams::testnet),
     };
     for c in 0..args.clusters {

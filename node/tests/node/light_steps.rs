@@ -1,7 +1,8 @@
 //! The chain light client's header steps (`verify_adjacent`, `verify_skipping`) across a
 //! validator-set change, on headers built here: the sequential path must take the new set only
 //! as the previous header announced it, and skipping must find more than 1/3 of the trusted
-//! power among the signers.
+//! power among the signers. A malicious server against a Proof-of-Stake client: long-range
+//! headers past the trusting period, set changes that skip the H+2 rule, forged validator hashes.
 
 use pyralog_chain::block::{Header, validators_hash};
 use pyralog_consensus::{Engine, FinalityProof, Validator, ValidatorSet, Vote, VoteKind};
@@ -10,6 +11,9 @@ use pyralog_crypto::{Digest, Keypair, QuorumCertificate};
 use pyralog_light::chain::{ChainLightError, TrustedHead, verify_adjacent, verify_skipping};
 
 const CHAIN: &str = "light-steps";
+
+/// The client's clock in these tests (after every header's time).
+const NOW: u64 = 1_000_000;
 
 fn set(keys: &[&Keypair], power: u64) -> Vec<Validator> {
     ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power }))
@@ -73,33 +77,36 @@ fn sequential_steps_follow_an_announced_set_change() {
     let k: Vec<&Keypair> = c.keys.iter().collect();
     let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
     let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
-    let t1 = verify_adjacent(&trusted, &c.headers[0], &commit(&c.headers[0], &k[..3]), None).unwrap();
+    let t1 = verify_adjacent(&trusted, &c.headers[0], &commit(&c.headers[0], &k[..3]), None, NOW).unwrap();
 
     // Header 2 announces the new set: the client must be given it, and it must match.
     let c2 = commit(&c.headers[1], &k[..3]);
     assert!(matches!(
-        verify_adjacent(&t1, &c.headers[1], &c2, None),
+        verify_adjacent(&t1, &c.headers[1], &c2, None, NOW),
         Err(ChainLightError::ValidatorsMismatch { .. })
     ));
     assert!(matches!(
-        verify_adjacent(&t1, &c.headers[1], &c2, Some(&c.old)),
+        verify_adjacent(&t1, &c.headers[1], &c2, Some(&c.old), NOW),
         Err(ChainLightError::ValidatorsMismatch { .. })
     ));
-    let t2 = verify_adjacent(&t1, &c.headers[1], &c2, Some(&c.new)).unwrap();
+    let t2 = verify_adjacent(&t1, &c.headers[1], &c2, Some(&c.new), NOW).unwrap();
     assert_eq!(t2.next_validators, c.new);
 
     // Height 3 is decided by the new set: three of its four sign (the newcomer among them).
-    let t3 = verify_adjacent(&t2, &c.headers[2], &commit(&c.headers[2], &k[2..5]), None).unwrap();
+    let t3 = verify_adjacent(&t2, &c.headers[2], &commit(&c.headers[2], &k[2..5]), None, NOW).unwrap();
     assert_eq!(t3.height, 3);
 
     // The old set's signatures no longer make a quorum at height 3: validator 0 is not in it.
     let by_old = commit(&c.headers[2], &[k[0], k[1], k[2]]);
-    assert!(matches!(verify_adjacent(&t2, &c.headers[2], &by_old, None), Err(ChainLightError::Finality(_))));
+    assert!(matches!(
+        verify_adjacent(&t2, &c.headers[2], &by_old, None, NOW),
+        Err(ChainLightError::Finality(_))
+    ));
 
     // A header at height 3 still claiming the old set is refused: the chain never committed it.
     let stale = header(3, c.headers[1].block_id(), &c.old, &c.old);
     assert!(matches!(
-        verify_adjacent(&t2, &stale, &commit(&stale, &k[..3]), None),
+        verify_adjacent(&t2, &stale, &commit(&stale, &k[..3]), None, NOW),
         Err(ChainLightError::ValidatorSetNotCommitted { .. })
     ));
 }
@@ -114,19 +121,19 @@ fn skipping_across_a_set_change_needs_a_third_of_the_trusted_power() {
 
     // Signed by validators 1, 2 and the newcomer: 2 of the trusted 4 (> 1/3), 3 of the new 4.
     let good = commit(h4, &[k[1], k[2], k[4]]);
-    let t4 = verify_skipping(&trusted, h4, &good, &c.new, None).unwrap();
+    let t4 = verify_skipping(&trusted, h4, &good, &c.new, None, NOW).unwrap();
     assert_eq!((t4.height, t4.next_validators.clone()), (4, c.new.clone()));
 
     // Validator 3 and the newcomer: 1 of the trusted 4 is not more than a third.
     let weak = commit(h4, &[k[3], k[4]]);
     assert!(matches!(
-        verify_skipping(&trusted, h4, &weak, &c.new, None),
+        verify_skipping(&trusted, h4, &weak, &c.new, None, NOW),
         Err(ChainLightError::NotEnoughTrust { signed: 1, total: 4 })
     ));
 
     // Served a set that is not the header's: refused before any trust is given.
     assert!(matches!(
-        verify_skipping(&trusted, h4, &good, &c.old, None),
+        verify_skipping(&trusted, h4, &good, &c.old, None, NOW),
         Err(ChainLightError::ValidatorsMismatch { .. })
     ));
 
@@ -136,7 +143,7 @@ fn skipping_across_a_set_change_needs_a_third_of_the_trusted_power() {
     let foreign = set(&s, 1);
     let h = header(4, c.headers[2].block_id(), &foreign, &foreign);
     assert!(matches!(
-        verify_skipping(&trusted, &h, &commit(&h, &s), &foreign, None),
+        verify_skipping(&trusted, &h, &commit(&h, &s), &foreign, None, NOW),
         Err(ChainLightError::NotEnoughTrust { signed: 0, total: 4 })
     ));
 }
@@ -165,12 +172,127 @@ fn a_header_of_another_engine_is_refused() {
     let mut other = c.headers[0].clone();
     other.engine = "pbft".into();
     let proof = commit(&other, &k[..4]);
-    match verify_adjacent(&trusted, &other, &proof, None) {
+    match verify_adjacent(&trusted, &other, &proof, None, NOW) {
         Err(ChainLightError::WrongEngine { expected: Engine::Tendermint, got }) => assert_eq!(got, "pbft"),
         other => panic!("expected WrongEngine, got {other:?}"),
     }
     assert!(matches!(
-        verify_skipping(&trusted, &other, &proof, &c.old, None),
+        verify_skipping(&trusted, &other, &proof, &c.old, None, NOW),
         Err(ChainLightError::WrongEngine { .. })
     ));
+}
+
+/// A malicious server against a Proof-of-Stake client, whose trust lasts a trusting period.
+mod malicious_server {
+    use super::*;
+
+    /// One day of trust, as a client of a chain with a longer unbonding period would have.
+    const PERIOD: u64 = 86_400_000;
+
+    fn trusted_at_height_2(c: &Chain) -> TrustedHead {
+        let k: Vec<&Keypair> = c.keys.iter().collect();
+        let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+        let trusted =
+            TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis).with_trusting_period(0, Some(PERIOD));
+        let t1 =
+            verify_adjacent(&trusted, &c.headers[0], &commit(&c.headers[0], &k[..3]), None, NOW).unwrap();
+        verify_adjacent(&t1, &c.headers[1], &commit(&c.headers[1], &k[..3]), Some(&c.new), NOW).unwrap()
+    }
+
+    /// Long range: the genesis validators have since unbonded, so nothing stops them signing
+    /// another chain. A header they all signed is refused once the client's trust is older than
+    /// the trusting period; within it, the same signatures would be accepted (they would still
+    /// be slashable).
+    #[test]
+    fn a_set_that_has_unbonded_cannot_sign_past_the_trusting_period() {
+        let c = chain();
+        let k: Vec<&Keypair> = c.keys.iter().collect();
+        let t2 = trusted_at_height_2(&c);
+        let fork = header(9, Digest([9; 32]), &c.new, &c.new);
+        let signed = commit(&fork, &k[1..5]);
+        let late = t2.time_ms + PERIOD;
+        match verify_skipping(&t2, &fork, &signed, &c.new, None, late) {
+            Err(ChainLightError::TrustExpired { height: 2, expired_at, now }) => {
+                assert_eq!((expired_at, now), (t2.time_ms + PERIOD, late));
+            }
+            other => panic!("expected TrustExpired, got {other:?}"),
+        }
+        assert!(matches!(
+            verify_adjacent(&t2, &c.headers[2], &commit(&c.headers[2], &k[2..5]), None, late),
+            Err(ChainLightError::TrustExpired { .. })
+        ));
+        // Within the period the step itself holds.
+        verify_skipping(&t2, &fork, &signed, &c.new, None, late - 1).unwrap();
+        // A genesis whose time is older than the period is no trust at all.
+        let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+        let stale =
+            TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis).with_trusting_period(1, Some(10));
+        assert!(matches!(
+            verify_adjacent(&stale, &c.headers[0], &commit(&c.headers[0], &k[..3]), None, NOW),
+            Err(ChainLightError::TrustExpired { height: 0, .. })
+        ));
+    }
+
+    /// A newcomer that bonded at height 2 decides from height 4, not 3: a server showing height 3
+    /// decided by the set with the newcomer, when header 2 announced the old set, is refused.
+    #[test]
+    fn a_set_change_that_skips_the_h_plus_2_rule_is_refused() {
+        let c = chain();
+        let k: Vec<&Keypair> = c.keys.iter().collect();
+        let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+        let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
+        let h1 = &c.headers[0];
+        let t1 = verify_adjacent(&trusted, h1, &commit(h1, &k[..3]), None, NOW).unwrap();
+        // Header 2 as the honest chain made it after the bond: it still announces the old set.
+        let h2 = header(2, h1.block_id(), &c.old, &c.old);
+        let t2 = verify_adjacent(&t1, &h2, &commit(&h2, &k[..3]), None, NOW).unwrap();
+        let early = header(3, h2.block_id(), &c.new, &c.new);
+        let proof = commit(&early, &k[1..5]);
+        assert!(matches!(
+            verify_adjacent(&t2, &early, &proof, None, NOW),
+            Err(ChainLightError::ValidatorSetNotCommitted { .. })
+        ));
+        // Signed by the newcomer and one trusted validator only (1 of 4), a skip is refused too.
+        let weak = commit(&early, &[k[1], k[4]]);
+        assert!(matches!(
+            verify_skipping(&t2, &early, &weak, &c.new, None, NOW),
+            Err(ChainLightError::NotEnoughTrust { signed: 1, total: 4 })
+        ));
+    }
+
+    /// Forged validator hashes: a header whose `validators_hash` was changed after signing no
+    /// longer has the block id its certificate signs; a `next_validators_hash` the served set
+    /// does not match is refused; a header from the future is refused.
+    #[test]
+    fn forged_validator_hashes_and_future_headers_are_refused() {
+        let c = chain();
+        let k: Vec<&Keypair> = c.keys.iter().collect();
+        let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+        let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
+        let h1 = &c.headers[0];
+        let t1 = verify_adjacent(&trusted, h1, &commit(h1, &k[..3]), None, NOW).unwrap();
+        let h2 = &c.headers[1];
+        let proof = commit(h2, &k[..3]);
+        // Announces the new set; the server serves a forged one with the newcomer's power raised.
+        let mut forged_next = c.new.clone();
+        forged_next[0].power = 100;
+        assert!(matches!(
+            verify_adjacent(&t1, h2, &proof, Some(&forged_next), NOW),
+            Err(ChainLightError::ValidatorsMismatch { .. })
+        ));
+        // The header's own next hash rewritten to the forged set: the certificate signed another
+        // block id.
+        let mut rewritten = h2.clone();
+        rewritten.next_validators_hash = validators_hash(&forged_next);
+        assert!(matches!(
+            verify_adjacent(&t1, &rewritten, &proof, Some(&forged_next), NOW),
+            Err(ChainLightError::Finality(_))
+        ));
+        let mut future = header(2, h1.block_id(), &c.old, &c.old);
+        future.time_ms = NOW + 60_000;
+        assert!(matches!(
+            verify_adjacent(&t1, &future, &commit(&future, &k[..3]), None, NOW),
+            Err(ChainLightError::HeaderFromFuture { .. })
+        ));
+    }
 }

@@ -40,6 +40,51 @@ pub(crate) struct SyncArgs {
     /// Verify every header in turn instead of skipping (bisecting when a skip lacks trust).
     #[arg(long)]
     sequential: bool,
+    /// How long a verified header stays trusted, in ms (default: two thirds of the unbonding
+    /// period on a Proof-of-Stake chain, forever otherwise). Used when the state file is created.
+    #[arg(long)]
+    trusting_period_ms: Option<u64>,
+    /// Start from this height, trusted out of band (with `--trusted-hash`), instead of the
+    /// genesis: what a client needs once the genesis is older than the trusting period.
+    #[arg(long, requires = "trusted_hash")]
+    trusted_height: Option<u64>,
+    /// The block id (0x hex) of `--trusted-height`.
+    #[arg(long, requires = "trusted_height")]
+    trusted_hash: Option<String>,
+}
+
+/// The client's clock, ms since the Unix epoch.
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A head trusted out of band: the header at `height` must hash to `hash`, and the set it
+/// announces for the next height must match its `next_validators_hash`.
+async fn trusted_header(
+    rpc: &str,
+    genesis: &TrustedHead,
+    height: u64,
+    hash: &str,
+) -> anyhow::Result<TrustedHead> {
+    let (header, _) = header_at(rpc, height).await?;
+    let id = to_hex(&header.block_id().0);
+    if !id.eq_ignore_ascii_case(hash.trim()) {
+        bail!("header {height} hashes to {id}, not the trusted {hash}");
+    }
+    let next = validators_at(rpc, height + 1).await?;
+    if validators_hash(&next) != header.next_validators_hash {
+        bail!("the validators served for height {} do not match header {height}", height + 1);
+    }
+    if header.chain_id != genesis.chain_id || header.engine != genesis.engine.name() {
+        bail!("header {height} is of chain {} ({}), not the genesis's", header.chain_id, header.engine);
+    }
+    Ok(TrustedHead {
+        height,
+        block_id: header.block_id(),
+        time_ms: header.time_ms,
+        next_validators: next,
+        ..genesis.clone()
+    })
 }
 
 /// A header and its finality proof at `height`, as the server says.
@@ -75,13 +120,13 @@ async fn step(
     let (header, proof) = header_at(rpc, height).await?;
     let next = announced_next(rpc, &header).await?;
     if height == trusted.height + 1 {
-        return Ok(verify_adjacent(trusted, &header, &proof, next.as_deref()));
+        return Ok(verify_adjacent(trusted, &header, &proof, next.as_deref(), now_ms()));
     }
     let validators = match header.validators_hash == validators_hash(&trusted.next_validators) {
         true => trusted.next_validators.clone(),
         false => validators_at(rpc, height).await?,
     };
-    Ok(verify_skipping(trusted, &header, &proof, &validators, next.as_deref()))
+    Ok(verify_skipping(trusted, &header, &proof, &validators, next.as_deref(), now_ms()))
 }
 
 /// Runs `pyralog light sync`.
@@ -89,14 +134,20 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
     let genesis = GenesisFile::load(&args.genesis)?;
     let mut state = match LightState::load(&args.state)? {
         Some(state) => state,
-        None => LightState {
-            head: TrustedHead::genesis(
+        None => {
+            let period = args.trusting_period_ms.or(genesis.default_trusting_period_ms());
+            let from_genesis = TrustedHead::genesis(
                 &genesis.chain_id,
                 genesis.consensus.engine(),
                 &genesis.validator_set()?,
-            ),
-            anchors: BTreeMap::new(),
-        },
+            )
+            .with_trusting_period(genesis.genesis_time_ms.unwrap_or(0), period);
+            let head = match (args.trusted_height, &args.trusted_hash) {
+                (Some(height), Some(hash)) => trusted_header(&args.rpc, &from_genesis, height, hash).await?,
+                _ => from_genesis,
+            };
+            LightState { head, anchors: BTreeMap::new() }
+        }
     };
     if state.head.chain_id != genesis.chain_id {
         bail!(
@@ -202,7 +253,8 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         Value::Null => None,
         c => Some(wire::consistency(c)?),
     };
-    let anchored = verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref())?;
+    let anchored =
+        verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref(), now_ms())?;
     let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
     if state.keep_newer_anchor(slot, &anchored)? {
         state.save(args.state)?;

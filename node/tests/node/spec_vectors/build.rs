@@ -2,6 +2,9 @@
 
 use super::common::*;
 
+/// The client's clock when the vectors are verified (after every header's time).
+const NOW: u64 = BASE_MS + 100_000;
+
 /// A state write of the vectors: its name in the file, its key, its value.
 pub(super) type StateEntry = (&'static str, Vec<u8>, Option<Vec<u8>>);
 
@@ -286,12 +289,14 @@ pub(super) fn build() -> Value {
         time_ms: BASE_MS + 41_000,
         next_validators: set.validators().to_vec(),
         engine: Engine::Tendermint,
+        trusting_period_ms: None,
     };
-    let after = verify_adjacent(&trusted, &header, &finality, None).expect("the sequential step verifies");
+    let after =
+        verify_adjacent(&trusted, &header, &finality, None, NOW).expect("the sequential step verifies");
     assert_eq!((after.height, after.block_id), (42, block_id));
     let genesis = TrustedHead::genesis(CHAIN, Engine::Tendermint, &set);
-    let skipped =
-        verify_skipping(&genesis, &header, &finality, set.validators(), None).expect("skipping verifies");
+    let skipped = verify_skipping(&genesis, &header, &finality, set.validators(), None, NOW)
+        .expect("skipping verifies");
     assert_eq!(skipped, after);
     let evidence = FinalityEvidence {
         header: header.clone(),
@@ -303,7 +308,7 @@ pub(super) fn build() -> Value {
     };
     let query = RecordQuery { cluster: cluster.clone(), log: log.clone(), partition: 0, offset: 3 };
     let verified =
-        verify_finality(&trusted, &query, &evidence, Some(&trusted_checkpoint), Some(&consistency))
+        verify_finality(&trusted, &query, &evidence, Some(&trusted_checkpoint), Some(&consistency), NOW)
             .expect("the finality path verifies");
     assert_eq!(verified, anchored);
 

@@ -2,7 +2,11 @@
 # Local testnet (what `make testnet` runs): two 3-node clusters linked by the chain, on this
 # machine. Every node is a validator of the chain, which runs Tendermint, or PBFT with
 # `--engine pbft` (`make testnet ENGINE=pbft`); each cluster's partition leaders anchor their
-# certified checkpoints on it.
+# certified checkpoints on it. With `--engine pos` (`make testnet ENGINE=pos`) the chain runs
+# Proof-of-Stake over Tendermint: the last node starts as a follower and joins the set by
+# staking, then another validator is stopped until it is jailed for downtime, and the chain light
+# client verifies a record with finality across both set changes; the stopped node comes back and
+# unjails.
 #
 # Generates the nodes' base paths once (`pyralog testnet`; re-runs reuse them), stops a previous
 # run, starts the nodes (logs in $TESTNET_DIR/nodeN/node.log), waits until they are ready and
@@ -32,8 +36,8 @@ kafka_port=${TESTNET_KAFKA_PORT:-9092}
 engine=${ENGINE:-tendermint}
 while [ $# -gt 0 ]; do
   case $1 in
-    --engine) engine=${2:?--engine needs tendermint or pbft}; shift 2 ;;
-    *) echo "usage: $0 [--engine tendermint|pbft]" >&2; exit 2 ;;
+    --engine) engine=${2:?--engine needs tendermint, pbft or pos}; shift 2 ;;
+    *) echo "usage: $0 [--engine tendermint|pbft|pos]" >&2; exit 2 ;;
   esac
 done
 
@@ -45,9 +49,12 @@ if [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" 
   || [ ! -f "$out/node0/wireguard.key" ] || ! grep -q '^\[kafka\]' "$out/node0/config.toml" \
   || [ "$(jq -r '.consensus.engine // "tendermint"' "$out/genesis.json")" != "$engine" ]; then
   rm -rf "$out"
+  # On Proof-of-Stake, the last node is no genesis validator: it joins by staking below.
+  validators=$nodes
+  [ "$engine" != pos ] || validators=$((nodes - 1))
   "$bin" testnet --nodes "$per_cluster" --clusters "$clusters" --out "$out" --raft-port "$raft_port" \
     --rpc-port "$rpc_port" --metrics-port "$metrics_port" --p2p-port "$p2p_port" --kafka-port "$kafka_port" \
-    --engine "$engine"
+    --engine "$engine" --validators "$validators"
 fi
 for i in $(seq 0 $((nodes - 1))); do
   "$bin" start --base-path "$out/node$i" >>"$out/node$i/node.log" 2>&1 &
@@ -153,6 +160,10 @@ prove_appends() { call "$rpc_port" zk_proveAppends "{\"log\":\"zk-demo\",\"parti
 retry "the node's append STARK (zk_proveAppends)" prove_appends
 verify_appends() { "$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-appends.json" --trust "$zk_trust" | jq -e -c 'select(.verified)'; }
 retry "the light client's check of the append STARK" verify_appends
+
+if [ "$engine" = pos ]; then
+  . "$here/pos.sh"
+fi
 
 cat <<MSG
 

@@ -7,6 +7,7 @@ mod keys;
 mod light;
 mod setup;
 mod start;
+mod tx;
 mod zk;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,12 @@ enum Command {
     /// zk proofs: Groth16 key setup, client-side membership proofs.
     #[command(subcommand)]
     Zk(zk::ZkCommand),
+    /// Sign and submit a chain transaction (staking, transfers).
+    #[command(subcommand)]
+    Tx(tx::TxCommand),
+    /// Query chain state over a node's RPC (staking).
+    #[command(subcommand)]
+    Query(tx::QueryCommand),
 }
 
 /// Parses the command line and runs the command.
@@ -47,5 +54,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Keys(command) => keys::run(command),
         Command::Light(command) => light::run(command),
         Command::Zk(command) => zk::run(command),
+        Command::Tx(command) => tx::run_tx(command),
+        Command::Query(command) => tx::run_query(command),
     }
 }

@@ -155,6 +155,7 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         Some(section) => {
             let key = load_key_file(&base.key())?;
             let mut runtime = ChainRuntime::start(&base, section, &key, node.clone()).await?;
+            metrics::watch_chain(runtime.service.clone());
             let anchorer = Anchorer::new(runtime.service.clone(), node.clone());
             runtime.spawn(anchorer.clone().run(Duration::from_millis(section.anchor_interval_ms)));
             Some((runtime, anchorer))

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::rpc::codes::{self, internal, invalid};
-use crate::rpc::method::{RpcResult, hex_param, parse, register_timed, send, timed};
+use crate::rpc::method::{RpcResult, hex_param, parse, register_timed, send, state_version, timed};
 use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainService;
 
@@ -247,20 +247,6 @@ fn state_key(p: &StateParams) -> Result<Vec<u8>, ErrorObjectOwned> {
         (None, Some(text)) => Ok(text.as_bytes().to_vec()),
         _ => Err(invalid("give exactly one of key (0x hex) and keyText")),
     }
-}
-
-fn state_version(chain: &ChainService, height: Option<u64>) -> Result<u64, ErrorObjectOwned> {
-    let latest = chain.state.latest_version().map_err(internal)?.unwrap_or(0);
-    let version = height.unwrap_or(latest);
-    let pruned = chain.state.pruned_below().map_err(internal)?;
-    if version > latest || version < pruned {
-        return Err(ErrorObject::owned(
-            codes::UNKNOWN_HEIGHT,
-            format!("state at height {version} is not available (latest {latest}, pruned below {pruned})"),
-            Some(json!({ "latest": latest, "prunedBelow": pruned })),
-        ));
-    }
-    Ok(version)
 }
 
 fn state_get(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {

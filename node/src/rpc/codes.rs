@@ -60,6 +60,8 @@ pub(crate) const NO_CHAIN: i32 = 1045;
 pub(crate) const NO_COMMIT_CERTIFICATE: i32 = 1046;
 /// The mempool is full: the transaction was dropped; `data.capacity`. Retry later.
 pub(crate) const MEMPOOL_FULL: i32 = 1047;
+/// A `staking_*` method on a chain without Proof-of-Stake.
+pub(crate) const NOT_STAKING: i32 = 1048;
 
 /// A node-side failure (code 1030) with its message.
 pub(crate) fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {

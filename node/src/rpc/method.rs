@@ -8,7 +8,11 @@ use pyralog_light::wire::decode_hex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::rpc::codes::invalid;
+use jsonrpsee::types::ErrorObject;
+use serde_json::json;
+
+use crate::rpc::codes::{self, internal, invalid};
+use crate::service::chain::ChainService;
 use crate::service::metrics::RequestTimer;
 
 /// A method's answer.
@@ -54,4 +58,19 @@ pub(crate) async fn send(sink: &SubscriptionSink, value: Value) -> bool {
         Ok(raw) => sink.send(raw).await.is_ok(),
         Err(_) => false,
     }
+}
+
+/// The committed state version `height` names (default: the latest), or an unknown-height error.
+pub(crate) fn state_version(chain: &ChainService, height: Option<u64>) -> Result<u64, ErrorObjectOwned> {
+    let latest = chain.state.latest_version().map_err(internal)?.unwrap_or(0);
+    let version = height.unwrap_or(latest);
+    let pruned = chain.state.pruned_below().map_err(internal)?;
+    if version > latest || version < pruned {
+        return Err(ErrorObject::owned(
+            codes::UNKNOWN_HEIGHT,
+            format!("state at height {version} is not available (latest {latest}, pruned below {pruned})"),
+            Some(json!({ "latest": latest, "prunedBelow": pruned })),
+        ));
+    }
+    Ok(version)
 }

@@ -3,7 +3,8 @@
 //! `{"method":"log_read","params":{"log":"orders","partition":0,"from":0,"max":100}}`.
 //!
 //! One module per namespace ([`system`], [`log`], [`proof`] (`log_getProof`),
-//! [`subscriptions`], [`chain`] (`chain_*`, `state_*`, `tx_*`, `log_anchor`), [`zk`]); what they
+//! [`subscriptions`], [`chain`] (`chain_*`, `state_*`, `tx_*`, `log_anchor`), [`staking`]
+//! (`staking_*`), [`zk`]); what they
 //! share is in [`codes`] (the error-code table and the errors failures become) and [`method`]
 //! (registration, timing, params). The JSON shapes a light client reads back are
 //! `pyralog_light::wire`, so the server and the client use one encoder. No namespace imports
@@ -16,6 +17,7 @@ mod log;
 mod method;
 mod proof;
 mod server;
+mod staking;
 mod subscriptions;
 mod system;
 mod zk;
@@ -58,6 +60,7 @@ pub(crate) fn methods(backends: Backends) -> Methods {
     let mut methods: Methods = cluster.into();
     methods.merge(zk::module(zk::ZkCtx::new(node.clone(), zk_keys))).expect("zk method names are unique");
     if let Some((chain, anchorer)) = chain {
+        methods.merge(staking::module(chain.clone())).expect("staking method names are unique");
         let ctx = chain::ChainCtx { chain, anchorer };
         methods.merge(chain::module(ctx)).expect("chain method names are unique");
     }

@@ -1,11 +1,14 @@
 //! Prometheus metrics on their own port (`GET /metrics`, text exposition format).
 //!
 //! RPC request counts and latencies are recorded as requests run; Raft, partition and WAL
-//! figures are read from the engine at scrape time, so they are never stale.
+//! figures are read from the engine at scrape time, so they are never stale; so are the chain's
+//! height and, on a Proof-of-Stake chain, bonded power, validators by status and missed blocks
+//! (once the chain has started, [`watch_chain`]).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
+use crate::service::chain::ChainService;
 use crate::service::links::ClusterNode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -14,6 +17,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use pyralog_chain::app::read_state;
+use pyralog_chain::staking::StakingParams;
+use pyralog_chain::staking::records::{
+    CANDIDATES_KEY, PARAMS_KEY, SigningInfo, ValidatorRecord, signing_info_key, validator_key,
+};
+use pyralog_chain::values::VALIDATORS_KEY;
+use pyralog_consensus::Validator;
+use pyralog_crypto::PublicKey;
 use pyralog_p2p::tunnel::Tunnel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -51,6 +62,28 @@ struct Metrics {
     wal_synced_appends: Gauge,
     written_bytes: Family<KindLabels, Gauge>,
     tunnel: Family<KindLabels, Gauge>,
+    chain_height: Gauge,
+    bonded_power: Gauge,
+    validators: Family<StatusLabels, Gauge>,
+    missed_blocks: Family<ValidatorLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ValidatorLabels {
+    validator: String,
+}
+
+/// The chain the metrics read from, once it has started.
+static CHAIN: OnceLock<Arc<ChainService>> = OnceLock::new();
+
+/// Lets the metrics read the chain's height and staking state at scrape time.
+pub(crate) fn watch_chain(chain: Arc<ChainService>) {
+    let _ = CHAIN.set(chain);
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,8 +146,32 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
          rosenpass_stale, tx_bytes, rx_bytes, and dropped_* datagrams by reason",
         tunnel.clone(),
     );
+    let chain_height = Gauge::default();
+    registry.register("chain_finalized_height", "The chain's highest finalized block", chain_height.clone());
+    let bonded_power = Gauge::default();
+    registry.register(
+        "staking_bonded_power",
+        "Voting power of the validator set deciding the next block (Proof-of-Stake)",
+        bonded_power.clone(),
+    );
+    let validators = Family::<StatusLabels, Gauge>::default();
+    registry.register(
+        "staking_validators",
+        "Validator candidates by status: bonded, unbonded, jailed, tombstoned (Proof-of-Stake)",
+        validators.clone(),
+    );
+    let missed_blocks = Family::<ValidatorLabels, Gauge>::default();
+    registry.register(
+        "staking_missed_blocks",
+        "Blocks each active validator missed in the signed-blocks window (Proof-of-Stake)",
+        missed_blocks.clone(),
+    );
     Metrics {
         registry,
+        chain_height,
+        bonded_power,
+        validators,
+        missed_blocks,
         written_bytes,
         tunnel,
         requests,
@@ -198,9 +255,53 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
     ] {
         m.written_bytes.get_or_create(&KindLabels { kind }).set(bytes as i64);
     }
+    if let Some(chain) = CHAIN.get() {
+        m.chain_height.set(chain.finalized_height() as i64);
+        if let Err(err) = staking_gauges(m, chain) {
+            tracing::debug!(%err, "staking metrics unavailable");
+        }
+    }
     let mut text = String::new();
     encode(&mut text, &m.registry).expect("writing to a String cannot fail");
     text
+}
+
+/// Reads the staking gauges from the latest committed state (a chain without staking has none).
+fn staking_gauges(m: &Metrics, chain: &ChainService) -> anyhow::Result<()> {
+    let Some(version) = chain.state.latest_version()? else { return Ok(()) };
+    let state = &chain.state;
+    if read_state::<StakingParams>(state, PARAMS_KEY, version)?.is_none() {
+        return Ok(());
+    }
+    let set: Vec<Validator> = read_state(state, VALIDATORS_KEY, version)?.unwrap_or_default();
+    m.bonded_power.set(set.iter().map(|v| v.power).sum::<u64>() as i64);
+    let operators: Vec<PublicKey> = read_state(state, CANDIDATES_KEY, version)?.unwrap_or_default();
+    let mut counts = [("bonded", 0i64), ("unbonded", 0), ("jailed", 0), ("tombstoned", 0)];
+    for operator in operators {
+        let Some(record): Option<ValidatorRecord> = read_state(state, &validator_key(&operator), version)?
+        else {
+            continue;
+        };
+        let slot = match (record.tombstoned, record.jailed_until_ms) {
+            (true, _) => 3,
+            (false, Some(_)) => 2,
+            _ if set.iter().any(|v| v.key == record.consensus_key) => 0,
+            _ => 1,
+        };
+        counts[slot].1 += 1;
+    }
+    for (status, count) in counts {
+        m.validators.get_or_create(&StatusLabels { status }).set(count);
+    }
+    m.missed_blocks.clear();
+    for member in &set {
+        let info: Option<SigningInfo> = read_state(state, &signing_info_key(&member.key), version)?;
+        let missed = info.map_or(0, |i| i.missed);
+        m.missed_blocks
+            .get_or_create(&ValidatorLabels { validator: member.key.to_string() })
+            .set(missed as i64);
+    }
+    Ok(())
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.

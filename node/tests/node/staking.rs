@@ -6,11 +6,11 @@
 use pyralog_chain::app::{ChainApp, read_state};
 use pyralog_chain::block::{ConsensusInfo, validators_hash};
 use pyralog_chain::proof::verify_state_proof;
-use pyralog_chain::staking::StakingParams;
 use pyralog_chain::staking::records::{
     Delegation, SigningInfo, UnbondingEntry, ValidatorRecord, delegation_key, signing_info_key,
     unbonding_key, validator_key,
 };
+use pyralog_chain::staking::{Fraction, StakingParams};
 use pyralog_chain::state::StateStore;
 use pyralog_chain::tx::{Action, SignedTx, Tx};
 use pyralog_chain::values::{Account, Genesis, account_key, codes};
@@ -29,6 +29,7 @@ fn params() -> StakingParams {
         max_entries: 2,
         power_reduction: REDUCTION,
         signed_blocks_window: 10,
+        min_signed_per_window: Fraction::per_million(500_000),
         ..StakingParams::testnet()
     }
 }

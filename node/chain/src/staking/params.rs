@@ -139,16 +139,19 @@ impl Default for StakingParams {
 }
 
 impl StakingParams {
-    /// Small values for a local testnet: seconds instead of weeks, a window of 20 blocks.
+    /// Small values for a local testnet: an hour of unbonding (so a light client's trusting
+    /// period outlasts the run), a window of 20 blocks of which 2 must be signed (commit
+    /// certificates hold the first quorum of precommits, so an honest validator on a busy
+    /// machine misses some), 10 s of jail.
     pub fn testnet() -> Self {
         StakingParams {
-            unbonding_time_ms: 20_000,
-            unbonding_blocks: 20,
+            unbonding_time_ms: 3_600_000,
+            unbonding_blocks: 200,
             max_validators: 100,
             max_entries: 7,
             power_reduction: 1_000,
             signed_blocks_window: 20,
-            min_signed_per_window: Fraction::per_million(500_000),
+            min_signed_per_window: Fraction::per_million(100_000),
             downtime_jail_ms: 10_000,
             slash_fraction_double_sign: Fraction::per_million(50_000),
             slash_fraction_downtime: Fraction::per_million(10_000),

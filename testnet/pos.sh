@@ -52,11 +52,17 @@ verify_after_changes() {
 retry "the chain light client's verify-record --finality across the set changes" verify_after_changes
 echo "pos: the light client verified record $offset with finality under a set of $(jq '.head.next_validators | length' "$light") validators"
 
-# 4. node$stopped returns and unjails once its jail time is over.
+# 4. node$stopped returns, bonds again what the slash took (1% of its 1000 tokens left it under
+#    one unit of power) and unjails once its jail time is over.
 "$bin" start --base-path "$out/node$stopped" >>"$out/node$stopped/node.log" 2>&1 &
 echo $! >"$out/node$stopped/pid"
 wait_for "node$stopped to be ready again" ready $((rpc_port + stopped)) "$per_cluster"
+step "node$stopped's delegate" "$bin" tx delegate --rpc "http://127.0.0.1:$b" --base-path "$out/node$stopped" \
+  --validator "$stopped_key" --amount 1000 --wait >/dev/null
+until_ms=$(rpc "$b" staking_validator "{\"operator\":\"$stopped_key\"}" | jq -r '.result.validator.jailedUntilMs // 0')
+jail_over() { rpc "$b" chain_getFinalizedHead '{}' | jq -e --argjson t "$until_ms" '.result.header.timeMs > $t'; }
+wait_for "node$stopped's jail time to pass (block time after $until_ms)" jail_over
 unjail() { "$bin" tx unjail --rpc "http://127.0.0.1:$b" --base-path "$out/node$stopped" --wait >/dev/null; }
-for _ in $(seq 1 15); do unjail 2>/dev/null && break; sleep 2; done
+retry "node$stopped's unjail" unjail
 wait_for "node$stopped back in the validator set" in_set "$stopped_key"
 echo "pos: node$stopped unjailed and back: $(set_size) validators (change 3)"

@@ -64,7 +64,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::app::{BlockContext, CheckContext, ProposalContext, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
-use crate::evidence::{ContextRules, EvidenceError, check_evidence};
+use crate::evidence::{ContextRules, EvidenceError, MAX_EVIDENCE_AGE, check_evidence};
 use crate::finality::FinalityProof;
 use crate::proposer::ProposerPriorities;
 use crate::validators::ValidatorSet;
@@ -72,6 +72,9 @@ use crate::vote::{BlockId, Evidence};
 use blocks::check_block;
 use evidence::EvidencePool;
 use mempool::{Mempool, Refusal};
+
+/// Most blocks one sync round asks a peer for.
+const SYNC_BATCH: u32 = 64;
 
 /// Driver settings.
 #[derive(Debug, Clone)]
@@ -170,6 +173,7 @@ pub struct Driver<E, A, N, S = BlockStore> {
     sets: BTreeMap<u64, ValidatorSet>,
     /// The proposer priorities last computed, and their height.
     proposers: Option<(u64, ProposerPriorities)>,
+
     /// What the network was last told may send consensus messages.
     announced: Vec<PublicKey>,
     /// WAL entries not yet on disk (group commit).
@@ -404,7 +408,7 @@ where
             return None;
         }
         self.fetching = true;
-        Some((self.height, 64))
+        Some((self.height, SYNC_BATCH))
     }
 
     /// Applies fetched blocks whose proofs verify, in order from the driver's next height; a
@@ -471,10 +475,24 @@ where
         self.sets.range(..=height).next_back().map(|(_, set)| set).unwrap_or(&self.config.validators)
     }
 
-    /// Tells the network who may send consensus messages: the current set and later ones.
-    fn announce_validators(&mut self) {
-        let mut keys: Vec<PublicKey> = std::iter::once(self.validators_at(self.height))
+    /// Whether this node may send consensus messages: its engine's key is in the set of the
+    /// current height or of one announced after it (a follower, or a validator that left the
+    /// set, stays silent; its peers would count its relayed votes as a non-validator's).
+    fn may_send(&self) -> bool {
+        let Some(key) = self.engine.validator_key() else { return true };
+        std::iter::once(self.validators_at(self.height))
             .chain(self.sets.range(self.height + 1..).map(|(_, set)| set))
+            .any(|set| set.power_of(&key).is_some())
+    }
+
+    /// Tells the network who may send consensus messages: the validators of every height from
+    /// [`MAX_EVIDENCE_AGE`] heights back on (messages about those heights still matter, as
+    /// evidence), so a validator that left the set and restarts behind is not taken for a
+    /// stranger while it speaks about heights where it was a validator.
+    fn announce_validators(&mut self) {
+        let horizon = self.height.saturating_sub(MAX_EVIDENCE_AGE).max(1);
+        let mut keys: Vec<PublicKey> = std::iter::once(self.validators_at(horizon))
+            .chain(self.sets.range(horizon + 1..).map(|(_, set)| set))
             .flat_map(|set| set.validators().iter().map(|v| v.key))
             .collect();
         keys.sort();
@@ -503,12 +521,16 @@ where
         Ok(match effect {
             Effect::Broadcast(bytes) => {
                 self.flush()?;
-                self.net.broadcast(bytes);
+                if self.may_send() {
+                    self.net.broadcast(bytes);
+                }
                 None
             }
             Effect::SendTo { to, bytes } => {
                 self.flush()?;
-                self.net.send_to(to, bytes);
+                if self.may_send() {
+                    self.net.send_to(to, bytes);
+                }
                 None
             }
             Effect::SetTimer { id, after } => {

@@ -372,6 +372,10 @@ impl ConsensusCore for PbftEngine {
         Engine::Pbft
     }
 
+    fn validator_key(&self) -> Option<PublicKey> {
+        Some(self.me)
+    }
+
     /// What this validator signed at the heights not yet committed: it re-sends the same
     /// messages and signs nothing that conflicts with them.
     fn restore_wal(&mut self, entries: Vec<Vec<u8>>) -> Result<(), WalError> {

@@ -423,6 +423,10 @@ impl ConsensusCore for TendermintEngine {
         Engine::Tendermint
     }
 
+    fn validator_key(&self) -> Option<PublicKey> {
+        Some(self.io.address.0)
+    }
+
     /// Votes this validator signed before a restart: it will sign the same value again rather
     /// than a different one at the same height, round and kind.
     fn restore_wal(&mut self, entries: Vec<Vec<u8>>) -> Result<(), WalError> {

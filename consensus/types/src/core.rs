@@ -178,6 +178,13 @@ pub trait ConsensusCore {
     /// the driver accepts.
     fn engine(&self) -> Engine;
 
+    /// The key this engine signs with, if it has one: the driver sends its consensus messages
+    /// only while that key is in a validator set (a follower relaying votes would be taken for a
+    /// non-validator spamming the overlay).
+    fn validator_key(&self) -> Option<PublicKey> {
+        None
+    }
+
     /// Gives back the WAL entries of the heights not yet committed, in the order they were
     /// persisted, before the first [`Input::StartHeight`] after a restart. An entry the engine
     /// cannot read is an error, never skipped: it may hold a vote the engine must not contradict.
@@ -195,6 +202,10 @@ impl<E: ConsensusCore + ?Sized> ConsensusCore for Box<E> {
 
     fn engine(&self) -> Engine {
         (**self).engine()
+    }
+
+    fn validator_key(&self) -> Option<PublicKey> {
+        (**self).validator_key()
     }
 
     fn restore_wal(&mut self, entries: Vec<Vec<u8>>) -> Result<(), WalError> {

@@ -23,14 +23,19 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// Peers by key; a node that is down has no entry.
 type Peers = Arc<Mutex<HashMap<PublicKey, mpsc::Sender<NetEvent>>>>;
 
+/// Who sent consensus messages, one entry per message.
+type Senders = Arc<Mutex<Vec<PublicKey>>>;
+
 #[derive(Clone)]
 struct MemNet {
     me: PublicKey,
     peers: Peers,
+    sent: Senders,
 }
 
 impl ConsensusNet for MemNet {
     fn broadcast(&self, bytes: Vec<u8>) {
+        self.sent.lock().unwrap().push(self.me);
         for (key, peer) in self.peers.lock().unwrap().iter() {
             if *key != self.me {
                 let _ = peer.try_send(NetEvent::Message { from: self.me, bytes: bytes.clone() });
@@ -39,6 +44,7 @@ impl ConsensusNet for MemNet {
     }
 
     fn send_to(&self, to: PublicKey, bytes: Vec<u8>) {
+        self.sent.lock().unwrap().push(self.me);
         if let Some(peer) = self.peers.lock().unwrap().get(&to) {
             let _ = peer.try_send(NetEvent::Message { from: self.me, bytes });
         }
@@ -145,9 +151,20 @@ fn start_app(
     peers: &Peers,
     app: CountingApp,
 ) -> Running {
+    start_on(key, dir, config, peers, app, Senders::default())
+}
+
+fn start_on(
+    key: &Keypair,
+    dir: &std::path::Path,
+    config: DriverConfig,
+    peers: &Peers,
+    app: CountingApp,
+    sent: Senders,
+) -> Running {
     let (sender, inbound) = mpsc::channel(4096);
     peers.lock().unwrap().insert(key.public(), sender);
-    let net = MemNet { me: key.public(), peers: peers.clone() };
+    let net = MemNet { me: key.public(), peers: peers.clone(), sent };
     let store = BlockStore::open(dir).unwrap();
     let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
     let driver = Driver::new(engine, app, net, store, config, inbound);
@@ -306,6 +323,39 @@ async fn a_validator_added_by_the_app_votes_two_heights_later() {
     }
 }
 
+/// A node whose key is in no validator set follows the chain by block sync and sends no
+/// consensus message (its peers would take relayed votes for a stranger's and ban it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_syncs_and_sends_no_consensus_message() {
+    let keys: Vec<Keypair> = (0..5).map(|_| Keypair::generate()).collect();
+    let genesis =
+        ValidatorSet::new(keys[..4].iter().map(|k| Validator { key: k.public(), power: 1 })).unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let peers: Peers = Arc::default();
+    let sent = Senders::default();
+    let mut nodes: Vec<Running> = keys
+        .iter()
+        .zip(&dirs)
+        .map(|(k, d)| start_on(k, d.path(), config(&genesis), &peers, CountingApp::default(), sent.clone()))
+        .collect();
+    for node in &mut nodes {
+        wait_for_height(&mut node.progress, 6).await;
+    }
+    for node in &nodes {
+        let _ = node.stop.send(true);
+    }
+    for node in nodes {
+        node.task.await.unwrap();
+    }
+    let sent = sent.lock().unwrap();
+    assert!(sent.iter().any(|k| *k == keys[0].public()), "validators send");
+    assert_eq!(
+        sent.iter().filter(|k| **k == keys[4].public()).count(),
+        0,
+        "the follower sent consensus messages"
+    );
+}
+
 /// A WAL entry the engine cannot read stops the driver at start with an error naming the store
 /// (it used to be skipped with a warning: a forgotten vote is how a validator double-signs).
 #[test]
@@ -315,7 +365,7 @@ fn an_unreadable_wal_entry_stops_the_driver_naming_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = BlockStore::open(dir.path()).unwrap();
     store.append_wal(1, b"not an entry the engine wrote").unwrap();
-    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let net = MemNet { me: key.public(), peers: Peers::default(), sent: Senders::default() };
     let engine = TendermintEngine::new(CHAIN, key.clone(), timeouts());
     let (_, inbound) = mpsc::channel(1);
     let mut driver = Driver::new(engine, CountingApp::default(), net, store, config(&validators), inbound);
@@ -331,7 +381,7 @@ fn an_unreadable_wal_entry_stops_the_driver_naming_the_store() {
     // The same on the in-memory store.
     let store = MemoryStore::new();
     store.append_wal(1, &[0xff; 3]).unwrap();
-    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let net = MemNet { me: key.public(), peers: Peers::default(), sent: Senders::default() };
     let engine = TendermintEngine::new(CHAIN, key, timeouts());
     let (_, inbound) = mpsc::channel(1);
     let mut driver = Driver::new(engine, CountingApp::default(), net, store, config(&validators), inbound);
@@ -347,7 +397,7 @@ fn an_unreadable_wal_entry_stops_the_driver_naming_the_store() {
 fn a_full_mempool_refuses_a_submission_and_says_so() {
     let key = Keypair::generate();
     let validators = ValidatorSet::new([Validator { key: key.public(), power: 1 }]).unwrap();
-    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let net = MemNet { me: key.public(), peers: Peers::default(), sent: Senders::default() };
     let engine = TendermintEngine::new(CHAIN, key, timeouts());
     let (_, inbound) = mpsc::channel(1);
     let config = DriverConfig { max_mempool_txs: 2, ..config(&validators) };
@@ -366,7 +416,7 @@ fn a_full_mempool_refuses_a_submission_and_says_so() {
 fn a_lone_validator_without_a_block_interval_decides_height_by_height() {
     let key = Keypair::generate();
     let validators = ValidatorSet::new([Validator { key: key.public(), power: 1 }]).unwrap();
-    let net = MemNet { me: key.public(), peers: Peers::default() };
+    let net = MemNet { me: key.public(), peers: Peers::default(), sent: Senders::default() };
     let engine = TendermintEngine::new(CHAIN, key, timeouts());
     let (_, inbound) = mpsc::channel(1);
     let store = MemoryStore::new();

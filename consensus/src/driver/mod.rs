@@ -46,6 +46,7 @@ mod memory;
 mod mempool;
 mod net;
 mod runtime;
+mod sets;
 mod store;
 
 pub use clock::{Clock, MonotonicClock};
@@ -64,7 +65,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::app::{BlockContext, CheckContext, ProposalContext, ReplicatedApp};
 use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
-use crate::evidence::{ContextRules, EvidenceError, MAX_EVIDENCE_AGE, check_evidence};
+use crate::evidence::{ContextRules, EvidenceError, check_evidence};
 use crate::finality::FinalityProof;
 use crate::proposer::ProposerPriorities;
 use crate::validators::ValidatorSet;
@@ -452,55 +453,6 @@ where
         let last_commit = self.parent_proof.clone();
         let proposers = self.proposers_at(height);
         self.input(Input::StartHeight { height, validators, proposers, last_commit })
-    }
-
-    /// The proposer priorities of `height`: carried one height at a time from genesis (from the
-    /// last height computed, or from genesis after a restart, as CometBFT replays increments
-    /// from its last stored checkpoint).
-    fn proposers_at(&mut self, height: u64) -> ProposerPriorities {
-        let (mut at, mut priorities) = match self.proposers.take() {
-            Some((at, priorities)) if at <= height => (at, priorities),
-            _ => (1, ProposerPriorities::genesis(self.validators_at(1))),
-        };
-        while at < height {
-            at += 1;
-            priorities = priorities.next_height(self.validators_at(at));
-        }
-        self.proposers = Some((at, priorities.clone()));
-        priorities
-    }
-
-    /// The validator set deciding `height`.
-    fn validators_at(&self, height: u64) -> &ValidatorSet {
-        self.sets.range(..=height).next_back().map(|(_, set)| set).unwrap_or(&self.config.validators)
-    }
-
-    /// Whether this node may send consensus messages: its engine's key is in the set of the
-    /// current height or of one announced after it (a follower, or a validator that left the
-    /// set, stays silent; its peers would count its relayed votes as a non-validator's).
-    fn may_send(&self) -> bool {
-        let Some(key) = self.engine.validator_key() else { return true };
-        std::iter::once(self.validators_at(self.height))
-            .chain(self.sets.range(self.height + 1..).map(|(_, set)| set))
-            .any(|set| set.power_of(&key).is_some())
-    }
-
-    /// Tells the network who may send consensus messages: the validators of every height from
-    /// [`MAX_EVIDENCE_AGE`] heights back on (messages about those heights still matter, as
-    /// evidence), so a validator that left the set and restarts behind is not taken for a
-    /// stranger while it speaks about heights where it was a validator.
-    fn announce_validators(&mut self) {
-        let horizon = self.height.saturating_sub(MAX_EVIDENCE_AGE).max(1);
-        let mut keys: Vec<PublicKey> = std::iter::once(self.validators_at(horizon))
-            .chain(self.sets.range(horizon + 1..).map(|(_, set)| set))
-            .flat_map(|set| set.validators().iter().map(|v| v.key))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        if keys != self.announced {
-            self.net.set_validators(keys.clone());
-            self.announced = keys;
-        }
     }
 
     /// Feeds `input` and performs the effects, including the inputs they lead to.

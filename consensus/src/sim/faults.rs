@@ -124,6 +124,21 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The validator updates the scenario's set changes make, by the height whose block makes them.
+    pub(super) fn updates(&self) -> Vec<(u64, Vec<crate::validators::Validator>)> {
+        let keys = super::engines::validator_keys(self.seed, self.validators);
+        self.set_changes
+            .iter()
+            .map(|c| {
+                let powers = c
+                    .powers
+                    .iter()
+                    .map(|&(n, power)| crate::validators::Validator { key: keys[n].public(), power });
+                (c.height, powers.collect())
+            })
+            .collect()
+    }
+
     /// A fault-free run with equal powers.
     pub fn calm(seed: u64, validators: usize) -> Self {
         Scenario {

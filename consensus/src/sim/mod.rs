@@ -65,7 +65,7 @@ where
     E: ConsensusCore,
     F: FnMut(Keypair) -> E,
 {
-    let updates = scenario_updates(scenario);
+    let updates = scenario.updates();
     let mut sim = Sim::new(scenario, engine, adversary, |_, _| SimApp::new(updates.clone()), Vec::new());
     sim.start()?;
     sim.run()
@@ -91,19 +91,6 @@ where
     let mut sim = Sim::new(scenario, engine, adversary, app, app_state);
     sim.start()?;
     sim.run()
-}
-
-/// The validator updates the scenario's set changes make, by the height whose block makes them.
-fn scenario_updates(scenario: &Scenario) -> Vec<(u64, Vec<Validator>)> {
-    let keys = engines::validator_keys(scenario.seed, scenario.validators);
-    scenario
-        .set_changes
-        .iter()
-        .map(|c| {
-            let powers = c.powers.iter().map(|&(n, power)| Validator { key: keys[n].public(), power });
-            (c.height, powers.collect())
-        })
-        .collect()
 }
 
 type SimDriver<E, A> = Driver<E, A, SimNet, MemoryStore>;

@@ -10,6 +10,8 @@
 //!   chain application the validators replicate.
 
 #[cfg(feature = "store")]
+mod actions;
+#[cfg(feature = "store")]
 pub mod app;
 pub mod block;
 pub mod genesis;

@@ -67,23 +67,15 @@ pub(crate) enum TxCommand {
     Delegate {
         #[command(flatten)]
         send: SendArgs,
-        /// The validator's operator.
-        #[arg(long)]
-        validator: PublicKey,
-        /// Tokens.
-        #[arg(long)]
-        amount: u64,
+        #[command(flatten)]
+        stake: Stake,
     },
     /// Start unbonding tokens from a validator.
     Unbond {
         #[command(flatten)]
         send: SendArgs,
-        /// The validator's operator.
-        #[arg(long)]
-        validator: PublicKey,
-        /// Tokens.
-        #[arg(long)]
-        amount: u64,
+        #[command(flatten)]
+        stake: Stake,
     },
     /// Return the signer's jailed validator to the candidates (after its jail time).
     Unjail {
@@ -112,6 +104,17 @@ pub(crate) enum TxCommand {
         #[arg(long)]
         amount: u64,
     },
+}
+
+/// Tokens and the validator they bond to or unbond from.
+#[derive(Debug, Args)]
+pub(crate) struct Stake {
+    /// The validator's operator.
+    #[arg(long)]
+    validator: PublicKey,
+    /// Tokens.
+    #[arg(long)]
+    amount: u64,
 }
 
 /// `pyralog query ...`.
@@ -247,11 +250,11 @@ fn action<'a>(command: &'a TxCommand, signer: &PublicKey) -> (Action, &'a SendAr
             },
             send,
         ),
-        TxCommand::Delegate { send, validator, amount } => {
-            (Action::Delegate { validator: *validator, amount: *amount }, send)
+        TxCommand::Delegate { send, stake } => {
+            (Action::Delegate { validator: stake.validator, amount: stake.amount }, send)
         }
-        TxCommand::Unbond { send, validator, amount } => {
-            (Action::Unbond { validator: *validator, amount: *amount }, send)
+        TxCommand::Unbond { send, stake } => {
+            (Action::Unbond { validator: stake.validator, amount: stake.amount }, send)
         }
         TxCommand::Unjail { send } => (Action::Unjail, send),
         TxCommand::EditValidator { send, commission_bps, description } => (

@@ -189,6 +189,14 @@ mod malicious_server {
     /// One day of trust, as a client of a chain with a longer unbonding period would have.
     const PERIOD: u64 = 86_400_000;
 
+    /// The client that trusts the genesis and verified header 1.
+    fn trusted_at_height_1(c: &Chain) -> TrustedHead {
+        let k: Vec<&Keypair> = c.keys.iter().collect();
+        let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
+        let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
+        verify_adjacent(&trusted, &c.headers[0], &commit(&c.headers[0], &k[..3]), None, NOW).unwrap()
+    }
+
     fn trusted_at_height_2(c: &Chain) -> TrustedHead {
         let k: Vec<&Keypair> = c.keys.iter().collect();
         let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
@@ -239,10 +247,8 @@ mod malicious_server {
     fn a_set_change_that_skips_the_h_plus_2_rule_is_refused() {
         let c = chain();
         let k: Vec<&Keypair> = c.keys.iter().collect();
-        let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
-        let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
         let h1 = &c.headers[0];
-        let t1 = verify_adjacent(&trusted, h1, &commit(h1, &k[..3]), None, NOW).unwrap();
+        let t1 = trusted_at_height_1(&c);
         // Header 2 as the honest chain made it after the bond: it still announces the old set.
         let h2 = header(2, h1.block_id(), &c.old, &c.old);
         let t2 = verify_adjacent(&t1, &h2, &commit(&h2, &k[..3]), None, NOW).unwrap();
@@ -267,10 +273,8 @@ mod malicious_server {
     fn forged_validator_hashes_and_future_headers_are_refused() {
         let c = chain();
         let k: Vec<&Keypair> = c.keys.iter().collect();
-        let genesis = ValidatorSet::new(c.old.iter().copied()).unwrap();
-        let trusted = TrustedHead::genesis(CHAIN, Engine::Tendermint, &genesis);
         let h1 = &c.headers[0];
-        let t1 = verify_adjacent(&trusted, h1, &commit(h1, &k[..3]), None, NOW).unwrap();
+        let t1 = trusted_at_height_1(&c);
         let h2 = &c.headers[1];
         let proof = commit(h2, &k[..3]);
         // Announces the new set; the server serves a forged one with the newcomer's power raised.

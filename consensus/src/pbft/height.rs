@@ -139,6 +139,10 @@ impl PbftEngine {
     /// Signs `kind` for `block` in `view` unless it signed another block there; returns whether
     /// it may send it.
     pub(super) fn may_sign(&mut self, view: u32, kind: u8, block: BlockId) -> bool {
+        // A node outside the height's set (a follower, a validator the set dropped) does not vote.
+        if self.set().power_of(&self.me).is_none() {
+            return false;
+        }
         match self.round.signed.get(&(view, kind)) {
             Some(signed) => *signed == block,
             None => {

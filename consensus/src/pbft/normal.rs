@@ -178,6 +178,11 @@ impl PbftEngine {
     /// Tallies a verified vote (once per signer); proves an equivocation if the signer voted for
     /// another block in the same view.
     pub(super) fn count_vote(&mut self, kind: u8, vote: SignedVote) {
+        // Only the height's validators count (a certificate holding anyone else's share would not
+        // verify against the set).
+        if self.set().power_of(&vote.signer).is_none() {
+            return;
+        }
         let key = (vote.view, kind, vote.signer);
         match self.round.votes.get(&key) {
             Some(first) if first.block != vote.block => {

@@ -80,13 +80,12 @@ impl ProposerPriorities {
             .sum();
         let before_removals = i128::from(next.total_power()) + removed;
         let newcomer = clip(-(before_removals + (before_removals >> 3)));
+        let kept: std::collections::BTreeMap<PublicKey, i64> =
+            self.entries.iter().map(|(key, _, priority)| (*key, *priority)).collect();
         let entries = next
             .validators()
             .iter()
-            .map(|v| {
-                let kept = self.entries.iter().find(|(key, _, _)| *key == v.key).map(|(_, _, p)| *p);
-                (v.key, v.power, kept.unwrap_or(newcomer))
-            })
+            .map(|v| (v.key, v.power, kept.get(&v.key).copied().unwrap_or(newcomer)))
             .collect();
         let mut moved = ProposerPriorities { entries, proposer: self.proposer };
         moved.rescale();

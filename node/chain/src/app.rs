@@ -256,9 +256,14 @@ impl ChainApp {
         account.balance -= fee;
         account.nonce += 1;
         view.put(account_key(&sender), &account);
+        // A refused action keeps the fee and the nonce and nothing else it may have written.
+        let savepoint = view.savepoint();
         Ok(match apply(view, &sender, action, at)? {
             Ok(log) => TxResult { code: codes::OK, log },
-            Err(log) => TxResult { code: codes::ACTION_FAILED, log },
+            Err(log) => {
+                view.rollback(savepoint);
+                TxResult { code: codes::ACTION_FAILED, log }
+            }
         })
     }
 }
@@ -364,6 +369,12 @@ impl ReplicatedApp for ChainApp {
             writes.push((cluster_key(cluster), Some(postcard::to_allocvec(record).expect("serializes"))));
         }
         writes.push((VALIDATORS_KEY.to_vec(), Some(postcard::to_allocvec(validators).expect("serializes"))));
+        if let Some(time_ms) = genesis.genesis_time_ms {
+            // Block 1's parent is the genesis: its time must be after the chain's start (as
+            // CometBFT requires), which a light client trusting the genesis relies on.
+            let start = LastBlock { height: 0, id: Digest([0; 32]), time_ms };
+            writes.push((LAST_BLOCK_KEY.to_vec(), Some(postcard::to_allocvec(&start).expect("serializes"))));
+        }
         if let Some(params) = &genesis.staking {
             let mut view = Overlay::new(&self.state, None);
             staking::genesis::bond_genesis_validators(&mut view, params, validators)

@@ -307,6 +307,7 @@ impl GenesisFile {
                 })
                 .collect(),
             staking: self.staking_params(),
+            genesis_time_ms: self.genesis_time_ms,
         }
     }
 }

@@ -9,17 +9,25 @@ use serde::{Deserialize, Serialize};
 use crate::state::{StateError, StateStore};
 use crate::values::{Account, account_key};
 
+/// A key's pending write before a change: what `writes` held for it (none: nothing pending).
+type Undo = (Vec<u8>, Option<Option<Vec<u8>>>);
+
 /// Reads through the block's pending writes to the committed state.
 pub(crate) struct Overlay<'a> {
     pub(crate) state: &'a StateStore,
     pub(crate) version: Option<u64>,
     pub(crate) writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// What each write replaced, newest last (see [`Overlay::rollback`]).
+    journal: Vec<Undo>,
 }
+
+/// A point in an overlay's writes that [`Overlay::rollback`] returns to.
+pub(crate) struct Savepoint(usize);
 
 impl<'a> Overlay<'a> {
     /// A view of `state` at `version` (none: the empty state) with no writes yet.
     pub(crate) fn new(state: &'a StateStore, version: Option<u64>) -> Self {
-        Overlay { state, version, writes: BTreeMap::new() }
+        Overlay { state, version, writes: BTreeMap::new(), journal: Vec::new() }
     }
 
     /// The value of `key`, decoded (state values are postcard).
@@ -48,12 +56,33 @@ impl<'a> Overlay<'a> {
 
     /// Writes `value` at `key`.
     pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
-        self.writes.insert(key, Some(postcard::to_allocvec(value).expect("state values serialize")));
+        self.write(key, Some(postcard::to_allocvec(value).expect("state values serialize")));
     }
 
     /// Removes `key`.
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
+        self.write(key, None);
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let previous = self.writes.insert(key.clone(), value);
+        self.journal.push((key, previous));
+    }
+
+    /// The point to return to if what follows is refused.
+    pub(crate) fn savepoint(&self) -> Savepoint {
+        Savepoint(self.journal.len())
+    }
+
+    /// Undoes every write since `savepoint` (a refused action changes nothing but its fee).
+    pub(crate) fn rollback(&mut self, savepoint: Savepoint) {
+        while self.journal.len() > savepoint.0 {
+            let Some((key, previous)) = self.journal.pop() else { break };
+            match previous {
+                Some(value) => self.writes.insert(key, value),
+                None => self.writes.remove(&key),
+            };
+        }
     }
 
     /// The account of `key` (a fresh one when absent).

@@ -45,6 +45,8 @@ pub struct Genesis {
     pub clusters: Vec<(ClusterId, ClusterRecord)>,
     /// Proof-of-Stake's parameters (none: the validator set is the genesis set, forever).
     pub staking: Option<crate::staking::StakingParams>,
+    /// The chain's start (ms since the Unix epoch): the first block's time must be later.
+    pub genesis_time_ms: Option<u64>,
 }
 
 impl Genesis {

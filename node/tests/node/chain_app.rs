@@ -443,7 +443,7 @@ fn a_genesis_with_an_invalid_cluster_is_refused() {
         ),
     ];
     for (clusters, expected) in cases {
-        let genesis = Genesis { accounts: Vec::new(), clusters, staking: None };
+        let genesis = Genesis { accounts: Vec::new(), clusters, ..Genesis::default() };
         assert_eq!(genesis.check(), Err(expected.to_string()));
         let dir = tempfile::tempdir().unwrap();
         let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), owner.public());

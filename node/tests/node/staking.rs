@@ -7,8 +7,8 @@ use pyralog_chain::app::{ChainApp, read_state};
 use pyralog_chain::block::{ConsensusInfo, validators_hash};
 use pyralog_chain::proof::verify_state_proof;
 use pyralog_chain::staking::records::{
-    Delegation, SigningInfo, UnbondingEntry, ValidatorRecord, delegation_key, signing_info_key,
-    unbonding_key, validator_key,
+    Delegation, SigningInfo, UnbondingEntry, ValidatorRecord, delegation_key, delegations_of_key,
+    signing_info_key, unbonding_key, validator_key,
 };
 use pyralog_chain::staking::{Fraction, StakingParams};
 use pyralog_chain::state::StateStore;
@@ -194,7 +194,7 @@ fn a_bond_enters_the_set_two_heights_later_and_signs_from_there() {
     let out = chain.block_with(Vec::new(), 1_000, &[node.public()], Vec::new());
     assert!(out.updates.is_empty());
     let info: SigningInfo = chain.proven(&signing_info_key(&node.public())).unwrap();
-    assert_eq!((info.missed, info.start_height), (1, 4));
+    assert_eq!((info.missed, info.start_height), (1, 3), "counted from the first height it decides");
 
     // The same consensus key twice, a second validator for one operator, a bond under one unit
     // of power, a commission over its maximum: refused, fee charged, nothing else.
@@ -349,6 +349,9 @@ fn the_set_is_the_top_validators_by_power_with_ties_broken_by_key() {
     assert_eq!(chain.power_in(4, &left_out), Some(11));
     assert_eq!(chain.power_in(4, &tied[2]), None, "the largest key of the tie leaves");
     assert_eq!(chain.set_at(4).validators().len(), 3);
+    // It enters with a fresh liveness window, from the first height it decides.
+    let info: SigningInfo = chain.proven(&signing_info_key(&left_out)).unwrap();
+    assert_eq!((info.start_height, info.missed), (4, 0));
 }
 
 #[test]
@@ -457,6 +460,80 @@ fn a_silent_validator_is_jailed_after_the_window_and_may_unjail_after_its_jail_t
     assert_eq!(chain.power_in(chain.height + 2, &silent.public()), Some(9));
     let info: SigningInfo = chain.proven(&signing_info_key(&silent.public())).unwrap();
     assert_eq!(info.missed, 0);
+}
+
+/// Stake unbonded in the block just before an infraction still counted in the power that
+/// decided it (that set was made two blocks before): its entry is slashed too.
+#[test]
+fn a_double_sign_reaches_an_entry_unbonded_the_block_before() {
+    let alice = Keypair::generate();
+    let mut chain = Chain::new(4, params(), &[(&alice, 100_000)]);
+    let culprit = chain.genesis[1].public();
+    let tx = chain.tx(&alice, Action::Delegate { validator: culprit, amount: 10_000 });
+    chain.block(vec![tx]); // height 1: power 20 from height 3
+    let tx = chain.tx(&alice, Action::Unbond { validator: culprit, amount: 4_000 });
+    chain.block(vec![tx]); // height 2: power 16 from height 4
+    chain.block(Vec::new()); // height 3: the infraction, decided with power 20
+    let proof = Misbehaviour { validator: culprit, height: 3, kind: MisbehaviourKind::DuplicateVote };
+    chain.block_with(Vec::new(), 1_000, &[], vec![proof]);
+    // 5% of 20,000 = 1,000: 200 from the entry, 800 from its 16,000 tokens.
+    let entries: Vec<UnbondingEntry> = chain.proven(&unbonding_key(&culprit, &alice.public())).unwrap();
+    assert_eq!(entries[0].balance, 3_800);
+    assert_eq!(chain.validator(&culprit).tokens, 16_000 - 800);
+}
+
+/// A refused action changes nothing but the fee and nonce, whatever it wrote before refusing;
+/// after a slash, unbonding all a delegation is worth closes it (no dust shares left behind).
+#[test]
+fn refused_actions_leave_no_trace_and_full_unbonds_leave_no_dust() {
+    let (alice, poor) = (Keypair::generate(), Keypair::generate());
+    let mut chain = Chain::new(4, params(), &[(&alice, 100_000), (&poor, 10)]);
+    let culprit = chain.genesis[2].public();
+    let tx = chain.tx(&poor, Action::Delegate { validator: culprit, amount: 5_000 });
+    let out = chain.block(vec![tx]);
+    assert!(out.logs[0].contains("balance 9"), "{:?}", out.logs);
+    assert_eq!(chain.proven::<Vec<PublicKey>>(&delegations_of_key(&poor.public())), None);
+    assert_eq!(chain.balance(&poor.public()), 9);
+
+    let tx = chain.tx(&alice, Action::Delegate { validator: culprit, amount: 10_000 });
+    chain.block(vec![tx]);
+    chain.block(Vec::new());
+    let proof = Misbehaviour { validator: culprit, height: 2, kind: MisbehaviourKind::DuplicateVote };
+    chain.block_with(Vec::new(), 1_000, &[], vec![proof]);
+    let record = chain.validator(&culprit);
+    let d: Delegation = chain.proven(&delegation_key(&alice.public(), &culprit)).unwrap();
+    let held = record.tokens_of(d.shares);
+    assert!(held < 10_000, "slashed: {held}");
+    let tx = chain.tx(&alice, Action::Unbond { validator: culprit, amount: held });
+    assert_eq!(chain.block(vec![tx]).codes, vec![codes::OK]);
+    assert_eq!(chain.proven::<Delegation>(&delegation_key(&alice.public(), &culprit)), None);
+    assert_eq!(chain.proven::<Vec<PublicKey>>(&delegations_of_key(&alice.public())), None);
+}
+
+/// With a genesis time, the first block must come after it (a light client trusting the genesis
+/// relies on it): a proposer's header takes a later time, and an earlier one is refused.
+#[test]
+fn the_first_block_comes_after_the_genesis_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Keypair::generate();
+    let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), key.public());
+    let state = Genesis { genesis_time_ms: Some(5_000_000), ..Genesis::default() };
+    app.init_chain(
+        CHAIN,
+        &[Validator { key: key.public(), power: 1 }],
+        &postcard::to_allocvec(&state).unwrap(),
+    )
+    .unwrap();
+    let rest = vec![ConsensusInfo::default().encode()];
+    let header = app.build_header(1, &rest, 4_000_000).unwrap();
+    assert_eq!(header.time_ms, 5_000_001);
+    let mut early = header.clone();
+    early.time_ms = 4_999_000;
+    let payload: Vec<Vec<u8>> = std::iter::once(early.encode()).chain(rest.clone()).collect();
+    let verdict = app.check_payload(1, &payload, 6_000_000).unwrap();
+    assert!(verdict.unwrap_err().contains("not after the parent"));
+    let payload: Vec<Vec<u8>> = std::iter::once(header.encode()).chain(rest).collect();
+    assert_eq!(app.check_payload(1, &payload, 6_000_000).unwrap(), Ok(()));
 }
 
 #[test]

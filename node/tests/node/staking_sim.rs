@@ -14,11 +14,14 @@ use pyralog_consensus::app::{
     AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
     ReplicatedApp,
 };
+use pyralog_consensus::core::ConsensusCore;
+use pyralog_consensus::pbft::{PbftAdversary, PbftEngine, primary};
 use pyralog_consensus::sim::{
-    Behaviour, SIM_CHAIN, Scenario, SimulatedApp, run_with_app, tendermint_timeouts, validator_keys,
+    Adversary, Behaviour, SIM_CHAIN, Scenario, SimulatedApp, pbft_timeouts, run_with_app,
+    tendermint_timeouts, validator_keys,
 };
 use pyralog_consensus::tendermint::{TendermintAdversary, TendermintEngine};
-use pyralog_consensus::{Validator, ValidatorSet};
+use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{Digest, Keypair};
 
 /// The chain app over a state store that outlives the simulated validator's crashes.
@@ -26,19 +29,16 @@ struct SimChain {
     app: ChainApp,
     state: StateStore,
     key: pyralog_crypto::PublicKey,
+    engine: Engine,
     _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl SimChain {
-    fn new(key: &Keypair) -> SimChain {
+    fn new(key: &Keypair, engine: Engine) -> SimChain {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
         let state = StateStore::open(dir.path()).unwrap();
-        SimChain {
-            app: ChainApp::new(SIM_CHAIN, state.clone(), key.public()),
-            state,
-            key: key.public(),
-            _dir: dir,
-        }
+        let app = ChainApp::new(SIM_CHAIN, state.clone(), key.public()).with_engine(engine);
+        SimChain { app, state, key: key.public(), engine, _dir: dir }
     }
 }
 
@@ -91,8 +91,14 @@ impl ReplicatedApp for SimChain {
 impl SimulatedApp for SimChain {
     /// What is committed survives (the state store's batches are atomic); nothing is lost.
     fn restarted(&self, _lost: u64) -> Self {
-        let app = ChainApp::new(SIM_CHAIN, self.state.clone(), self.key);
-        SimChain { app, state: self.state.clone(), key: self.key, _dir: self._dir.clone() }
+        let app = ChainApp::new(SIM_CHAIN, self.state.clone(), self.key).with_engine(self.engine);
+        SimChain {
+            app,
+            state: self.state.clone(),
+            key: self.key,
+            engine: self.engine,
+            _dir: self._dir.clone(),
+        }
     }
     fn hash_at(&self, height: u64) -> Option<Digest> {
         (self.height() >= height).then(|| Digest(self.state.root(height).unwrap()))
@@ -107,11 +113,39 @@ impl SimulatedApp for SimChain {
 }
 
 #[test]
-fn an_equivocator_is_slashed_and_tombstoned_and_a_silent_validator_jailed_under_real_drivers() {
+fn an_equivocator_is_slashed_and_tombstoned_and_a_silent_validator_jailed_under_tendermint() {
+    let adversary = TendermintAdversary::new(SIM_CHAIN);
+    let engine = |key| TendermintEngine::new(SIM_CHAIN, key, tendermint_timeouts());
+    punishes_an_equivocator_and_a_silent_validator(Engine::Tendermint, engine, &adversary);
+}
+
+/// PBFT works the same under staking: the set follows stake, and the primary rotation follows
+/// the set.
+#[test]
+fn an_equivocator_is_slashed_and_tombstoned_and_a_silent_validator_jailed_under_pbft() {
+    let adversary = PbftAdversary::new(SIM_CHAIN);
+    let engine = |key| PbftEngine::new(SIM_CHAIN, key, pbft_timeouts());
+    punishes_an_equivocator_and_a_silent_validator(Engine::Pbft, engine, &adversary);
+}
+
+fn punishes_an_equivocator_and_a_silent_validator<E: ConsensusCore>(
+    engine_kind: Engine,
+    engine: impl FnMut(Keypair) -> E,
+    adversary: &dyn Adversary,
+) {
     let seed = 24;
+    let keys = validator_keys(seed, 7);
+    // PBFT's primary leads view after view while it works, and only a primary can equivocate
+    // there: make the equivocator the first one.
+    let set = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.public(), power: 10 })).unwrap();
+    let first_primary = keys.iter().position(|k| k.public() == primary(&set, 0)).unwrap();
+    let (liar, mute) = match engine_kind {
+        Engine::Pbft => (first_primary, (first_primary + 1) % 7),
+        _ => (5, 6),
+    };
     let mut scenario = Scenario::calm(seed, 7);
     scenario.powers = vec![10; 7];
-    scenario.byzantine = vec![(5, Behaviour::Equivocate), (6, Behaviour::Silent)];
+    scenario.byzantine = vec![(liar, Behaviour::Equivocate), (mute, Behaviour::Silent)];
     scenario.target_height = 20;
     scenario.deadline_ms = 120_000;
     let params = StakingParams {
@@ -122,15 +156,13 @@ fn an_equivocator_is_slashed_and_tombstoned_and_a_silent_validator_jailed_under_
         ..StakingParams::testnet()
     };
     let genesis = Genesis { staking: Some(params.clone()), ..Genesis::default() };
-    let keys = validator_keys(seed, 7);
     let apps = std::cell::RefCell::new(Vec::new());
-    let adversary = TendermintAdversary::new(SIM_CHAIN);
     let outcome = run_with_app(
         &scenario,
-        |key| TendermintEngine::new(SIM_CHAIN, key, tendermint_timeouts()),
-        &adversary,
+        engine,
+        adversary,
         |_, key| {
-            let app = SimChain::new(key);
+            let app = SimChain::new(key, engine_kind);
             apps.borrow_mut().push(app.restarted(0));
             app
         },
@@ -141,16 +173,17 @@ fn an_equivocator_is_slashed_and_tombstoned_and_a_silent_validator_jailed_under_
 
     // An honest validator's committed state.
     let apps = apps.into_inner();
-    let state = &apps[0].state;
+    let honest = (0..7).find(|i| ![liar, mute].contains(i)).unwrap();
+    let state = &apps[honest].state;
     let latest = state.latest_version().unwrap().unwrap();
     let record = |i: usize| -> ValidatorRecord {
         read_state(state, &validator_key(&keys[i].public()), latest).unwrap().unwrap()
     };
     let in_set = |key: &pyralog_crypto::PublicKey, height: u64| {
-        apps[0].validators_at(height).unwrap().power_of(key).is_some()
+        apps[honest].validators_at(height).unwrap().power_of(key).is_some()
     };
 
-    let equivocator = record(5);
+    let equivocator = record(liar);
     assert!(equivocator.tombstoned, "{equivocator:?}");
     assert_eq!(
         equivocator.tokens,
@@ -161,18 +194,19 @@ fn an_equivocator_is_slashed_and_tombstoned_and_a_silent_validator_jailed_under_
     // after.
     let included = (1..=latest)
         .filter_map(|h| {
-            read_state::<MisbehaviourRecord>(state, &misbehaviour_key(&keys[5].public(), h), latest).unwrap()
+            read_state::<MisbehaviourRecord>(state, &misbehaviour_key(&keys[liar].public(), h), latest)
+                .unwrap()
         })
         .map(|r| r.included_at)
         .min()
         .expect("a misbehaviour record");
-    assert!(in_set(&keys[5].public(), included + 1));
-    assert!(!in_set(&keys[5].public(), included + 2));
+    assert!(in_set(&keys[liar].public(), included + 1));
+    assert!(!in_set(&keys[liar].public(), included + 2));
 
-    let silent = record(6);
+    let silent = record(mute);
     assert!(silent.jailed_until_ms.is_some() && !silent.tombstoned, "{silent:?}");
-    assert!(!in_set(&keys[6].public(), latest));
-    for (i, key) in keys.iter().enumerate().take(5) {
+    assert!(!in_set(&keys[mute].public(), latest));
+    for (i, key) in keys.iter().enumerate().filter(|(i, _)| ![liar, mute].contains(i)) {
         assert!(record(i).eligible(), "validator {i} was punished: {:?}", record(i));
         assert!(in_set(&key.public(), latest));
     }

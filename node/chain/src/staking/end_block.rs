@@ -46,7 +46,14 @@ pub(crate) fn end_block(
     if !view.writes.keys().any(|key| key.starts_with(b"staking/validator/")) {
         return Ok(Vec::new());
     }
-    top_validators(view, params, block.next_set)
+    let updates = top_validators(view, params, block.next_set)?;
+    // A validator entering the set gets a fresh liveness window from the first height it
+    // decides (misses from an earlier time in the set do not follow it back).
+    for joined in updates.iter().filter(|u| u.power > 0 && !block.next_set.iter().any(|v| v.key == u.key)) {
+        let first = block.at.height + 2;
+        view.put(signing_info_key(&joined.key), &SigningInfo::new(first, params.signed_blocks_window));
+    }
+    Ok(updates)
 }
 
 /// The operator and record of the validator signing with `key`.
@@ -58,13 +65,11 @@ fn by_consensus_key(
     Ok(view.get::<ValidatorRecord>(&validator_key(&operator))?.map(|record| (operator, record)))
 }
 
-/// The set that decided `height` (state version `height - 1`), or none when that version is gone.
+/// The set that decided `height` (state version `height - 1`). A version pruned away is an
+/// error, never "no set": a node that pruned more than its peers must stop rather than punish
+/// differently (state must be kept for the evidence window, `MAX_EVIDENCE_AGE` heights).
 fn set_at(view: &Overlay<'_>, height: u64) -> Result<Option<Vec<Validator>>, StateError> {
-    match view.get_at::<Vec<Validator>>(VALIDATORS_KEY, height.saturating_sub(1)) {
-        Ok(set) => Ok(set),
-        Err(StateError::Unavailable { .. }) => Ok(None),
-        Err(err) => Err(err),
-    }
+    view.get_at::<Vec<Validator>>(VALIDATORS_KEY, height.saturating_sub(1))
 }
 
 /// Punishes a double sign at `done.height`: a validator bonded then, evidence not older than the
@@ -86,11 +91,7 @@ fn double_sign(
     if validator.tombstoned {
         return ignore("already tombstoned");
     }
-    let then: Option<LastBlock> = match view.get_at(LAST_BLOCK_KEY, done.height) {
-        Ok(block) => block,
-        Err(StateError::Unavailable { .. }) => None,
-        Err(err) => return Err(err),
-    };
+    let then: Option<LastBlock> = view.get_at(LAST_BLOCK_KEY, done.height)?;
     let Some(then) = then else { return ignore("its height is not in the state") };
     let blocks_ago = at.height.saturating_sub(done.height);
     let ms_ago = at.time_ms.saturating_sub(then.time_ms);
@@ -100,12 +101,16 @@ fn double_sign(
     let power = set_at(view, done.height)?
         .and_then(|set| set.iter().find(|v| v.key == done.validator).map(|v| v.power));
     let Some(power) = power else { return ignore("not bonded at the infraction height") };
+    // The set deciding the infraction's height was made at the end of the block two before it,
+    // so stake unbonded in the block just before it still counted: entries created from that
+    // block on are slashed.
+    let bonded_since = done.height.saturating_sub(1);
     let burned = slash(
         view,
         params,
         &operator,
         &mut validator,
-        done.height,
+        bonded_since,
         power,
         params.slash_fraction_double_sign,
         at,
@@ -117,16 +122,16 @@ fn double_sign(
     Ok(())
 }
 
-/// Burns `fraction` of the stake the validator had at `infraction_height` (its `power` then):
-/// first from unbonding entries created at or after that height (they were bonded then), then
-/// from its tokens. Returns the tokens burned.
+/// Burns `fraction` of the stake the validator had at an infraction (its `power` then): first
+/// from unbonding entries created at or after `bonded_since` (their tokens still counted in that
+/// power), then from its tokens. Returns the tokens burned.
 #[allow(clippy::too_many_arguments)]
 fn slash(
     view: &mut Overlay<'_>,
     params: &StakingParams,
     operator: &PublicKey,
     validator: &mut ValidatorRecord,
-    infraction_height: u64,
+    bonded_since: u64,
     power: u64,
     fraction: Fraction,
     at: BlockAt,
@@ -140,7 +145,7 @@ fn slash(
         let mut entries: Vec<UnbondingEntry> = view.get(&key)?.unwrap_or_default();
         let mut touched = false;
         for entry in &mut entries {
-            if entry.creation_height < infraction_height || entry.is_mature(at.height, at.time_ms) {
+            if entry.creation_height < bonded_since || entry.is_mature(at.height, at.time_ms) {
                 continue;
             }
             let cut = (fraction.of(u128::from(entry.initial_balance)) as u64).min(entry.balance);
@@ -196,6 +201,7 @@ fn count_signatures(
             && let Some((operator, mut validator)) = by_consensus_key(view, &member.key)?
             && validator.eligible()
         {
+            // The block missed is the parent; its set was made two blocks before it.
             let infraction = height.saturating_sub(2).max(1);
             let burned = slash(
                 view,

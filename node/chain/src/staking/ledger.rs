@@ -125,7 +125,10 @@ pub(crate) fn create_validator(
     view.put(validator_key(sender), &record);
     view.put(consensus_key_index(&consensus_key), sender);
     view.put(delegation_key(sender, sender), &Delegation { shares: u128::from(self_bond) });
-    list_insert(view, delegations_of_key(sender), *sender, MAX_DELEGATIONS_PER_DELEGATOR)?;
+    // A refusal here is rolled back with everything above (the app undoes a refused action).
+    if !list_insert(view, delegations_of_key(sender), *sender, MAX_DELEGATIONS_PER_DELEGATOR)? {
+        return Ok(Err(format!("{sender} already delegates to {MAX_DELEGATIONS_PER_DELEGATOR} validators")));
+    }
     list_insert(view, CANDIDATES_KEY.to_vec(), *sender, MAX_CANDIDATES)?;
     Ok(Ok(format!("created validator {sender} signing with {consensus_key}, bonded {self_bond}")))
 }
@@ -193,11 +196,16 @@ pub(crate) fn unbond(
     if validator.tokens == 0 {
         return Ok(Err(format!("the validator of {operator} holds no tokens")));
     }
-    let shares = mul_div(u128::from(amount), validator.shares, u128::from(validator.tokens));
-    if shares > delegation.shares {
-        let held = validator.tokens_of(delegation.shares);
+    let held = validator.tokens_of(delegation.shares);
+    if amount > held {
         return Ok(Err(format!("unbonding {amount} of a delegation worth {held}")));
     }
+    // Unbonding all it is worth takes every share (after a slash, the shares a token amount
+    // converts to fall short of the delegation's, and the rest would be dust forever).
+    let shares = match amount == held {
+        true => delegation.shares,
+        false => mul_div(u128::from(amount), validator.shares, u128::from(validator.tokens)),
+    };
     let tokens = validator.tokens_of(shares);
     if tokens == 0 {
         return Ok(Err(format!("{amount} is too little to unbond")));

@@ -91,7 +91,8 @@ pub struct StakingParams {
     /// How long unbonded tokens stay locked (and slashable), in milliseconds.
     pub unbonding_time_ms: u64,
     /// How many blocks they stay locked: an unbonding entry matures when both have passed, and
-    /// evidence expires when both have passed since the misbehaviour.
+    /// evidence expires when both have passed since the misbehaviour. At most the driver's
+    /// evidence window (100,000 heights), which it enforces in heights alone.
     pub unbonding_blocks: u64,
     /// The size of the active set: the top validators by power.
     pub max_validators: u32,
@@ -125,7 +126,8 @@ impl Default for StakingParams {
     fn default() -> Self {
         StakingParams {
             unbonding_time_ms: 21 * 24 * 3600 * 1000,
-            unbonding_blocks: 21 * 24 * 600,
+            // CometBFT's evidence window in blocks (`max_age_num_blocks`); the time dominates.
+            unbonding_blocks: pyralog_consensus_types::evidence::MAX_EVIDENCE_AGE,
             max_validators: 100,
             max_entries: 7,
             power_reduction: 1_000_000,
@@ -162,7 +164,12 @@ impl StakingParams {
     pub fn check(&self) -> Result<(), String> {
         let bounds = [
             ("unbondingTimeMs", self.unbonding_time_ms >= 1),
-            ("unbondingBlocks", self.unbonding_blocks >= 1),
+            // Evidence older than the driver's window never reaches the app: unbonded stake must
+            // not outlive it.
+            (
+                "unbondingBlocks",
+                (1..=pyralog_consensus_types::evidence::MAX_EVIDENCE_AGE).contains(&self.unbonding_blocks),
+            ),
             ("maxValidators", (1..=MAX_CANDIDATES as u32).contains(&self.max_validators)),
             ("maxEntries", (1..=MAX_MAX_ENTRIES).contains(&self.max_entries)),
             ("powerReduction", self.power_reduction >= 1),

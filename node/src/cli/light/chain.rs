@@ -132,10 +132,35 @@ async fn step(
 /// Runs `pyralog light sync`.
 pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
     let genesis = GenesisFile::load(&args.genesis)?;
+    // On a staking chain trust must end before stake can unbond: a period is required (the
+    // default when none is given, also for a state file written before periods existed).
+    let period = args.trusting_period_ms.or(genesis.default_trusting_period_ms());
+    if let (Some(period), Some(params)) = (period, genesis.staking_params())
+        && period >= params.unbonding_time_ms
+    {
+        bail!(
+            "a trusting period of {period} ms is not shorter than the unbonding period ({} ms): validators could unbond and sign anything while still trusted",
+            params.unbonding_time_ms
+        );
+    }
+    if genesis.consensus.proof_of_stake()
+        && genesis.genesis_time_ms.is_none()
+        && args.trusted_height.is_none()
+    {
+        bail!(
+            "the genesis has no genesisTimeMs, so trust in it cannot be timed: start from a header trusted out of band (--trusted-height, --trusted-hash)"
+        );
+    }
     let mut state = match LightState::load(&args.state)? {
-        Some(state) => state,
+        Some(mut state) => {
+            if period.is_some()
+                && (args.trusting_period_ms.is_some() || state.head.trusting_period_ms.is_none())
+            {
+                state.head.trusting_period_ms = period;
+            }
+            state
+        }
         None => {
-            let period = args.trusting_period_ms.or(genesis.default_trusting_period_ms());
             let from_genesis = TrustedHead::genesis(
                 &genesis.chain_id,
                 genesis.consensus.engine(),

@@ -31,7 +31,10 @@ nodes=$((per_cluster * clusters))
 raft_port=${TESTNET_RAFT_PORT:-30333}
 rpc_port=${TESTNET_RPC_PORT:-9944}
 metrics_port=${TESTNET_METRICS_PORT:-9615}
-p2p_port=${TESTNET_P2P_PORT:-40333}
+# Below Linux's ephemeral range (32768-60999): a port there can be taken as the local port of
+# another node's outgoing connection before its own node binds it (it happened: "cannot listen
+# on /ip4/127.0.0.1/tcp/40336").
+p2p_port=${TESTNET_P2P_PORT:-30433}
 kafka_port=${TESTNET_KAFKA_PORT:-9092}
 engine=${ENGINE:-tendermint}
 while [ $# -gt 0 ]; do
@@ -47,6 +50,7 @@ TESTNET_DIR=$out "$here/stop.sh" >/dev/null
 # shape, or of another engine, is generated afresh.
 if [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" ] || [ -e "$out/node$nodes" ] \
   || [ ! -f "$out/node0/wireguard.key" ] || ! grep -q '^\[kafka\]' "$out/node0/config.toml" \
+  || ! grep -q "tcp/$p2p_port\"" "$out/node0/config.toml" \
   || [ "$(jq -r '.consensus.engine // "tendermint"' "$out/genesis.json")" != "$engine" ]; then
   rm -rf "$out"
   # On Proof-of-Stake, the last node is no genesis validator: it joins by staking below.

@@ -8,7 +8,7 @@
 //!   "validators": [{ "publicKey": "pyrpub1...", "power": 1 }],
 //!   "accounts": [{ "publicKey": "pyrpub1...", "balance": 1000000 }],
 //!   "clusters": [{ "id": "alpha", "owner": "pyrpub1...", "members": ["pyrpub1..."],
-//!                  "peers": ["/ip4/127.0.0.1/tcp/40333"] }],
+//!                  "peers": ["/ip4/127.0.0.1/tcp/30433"] }],
 //!   "consensus": { "engine": "tendermint" }
 //! }
 //! ```

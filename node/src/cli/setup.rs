@@ -42,7 +42,7 @@ pub(crate) struct InitArgs {
     #[arg(long, default_value = "127.0.0.1:9615")]
     pub(crate) metrics_addr: String,
     /// Overlay (libp2p) listen address of the chain this node validates alone.
-    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/40333")]
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/30433")]
     pub(crate) p2p_addr: String,
 }
 
@@ -68,7 +68,7 @@ pub(crate) struct TestnetArgs {
     #[arg(long, default_value_t = 9615)]
     pub(crate) metrics_port: u16,
     /// Overlay (libp2p TCP) port of node 0 (node i uses this + i).
-    #[arg(long, default_value_t = 40333)]
+    #[arg(long, default_value_t = 30433)]
     pub(crate) p2p_port: u16,
     /// Number of clusters of `--nodes` nodes each, named `<cluster-id>-a`, `-b`, ... when more
     /// than one. Every node is a validator of the chain that links them.

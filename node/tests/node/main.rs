@@ -15,6 +15,7 @@ mod limits;
 mod rpc;
 mod spec_vectors;
 mod staking;
+mod staking_rpc;
 mod staking_sim;
 mod state;
 mod support;

@@ -1,0 +1,119 @@
+//! The chaos harness's records and their checker (issue 25), after Jepsen and etcd's robustness
+//! tests: clients record every operation they invoke and how it completed (`history.jsonl`, one
+//! [`Op`] per line), the harness reads every replica after healing ([`FinalState`]), and the
+//! [`checker`] counts each kind of violation an append-only, replicated, verifiable log must never
+//! show.
+//!
+//! A client process has at most one operation outstanding: an `invoke` is completed by the same
+//! process's next `ok` (it happened), `fail` (it definitely did not) or `info` (unknown: it may or
+//! may not have happened), as in Jepsen's histories.
+
+pub mod checker;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One line of `history.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Op {
+    /// The client process (one operation outstanding at a time).
+    pub process: u32,
+    /// Invocation or completion.
+    #[serde(rename = "type")]
+    pub kind: OpKind,
+    /// What it does.
+    pub f: OpFn,
+    /// The node it went to.
+    #[serde(default)]
+    pub node: String,
+    /// The log partition.
+    pub partition: u32,
+    /// An append's value (unique per append, the same on every retry of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// An acknowledged append's offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// A read's first offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// A completed read's values, from `from` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// When, in ms since the run started.
+    pub time_ms: u64,
+}
+
+/// Invocation or one of the three completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpKind {
+    /// The client sent it.
+    Invoke,
+    /// It happened.
+    Ok,
+    /// It definitely did not happen.
+    Fail,
+    /// Unknown: it may or may not have happened (a timeout, a lost connection).
+    Info,
+}
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpFn {
+    /// Appends `value`.
+    Append,
+    /// Reads from `from`.
+    Read,
+}
+
+/// One partition of one replica as read after healing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaLog {
+    /// Its values in offset order (offset 0 first).
+    pub values: Vec<String>,
+    /// Its certified checkpoint, if any: size and root (hex).
+    #[serde(default)]
+    pub certified: Option<Certified>,
+    /// The root (hex) of the first `certified.size` records of the final log, as the harness
+    /// computed it from the records it read.
+    #[serde(default)]
+    pub prefix_root: Option<String>,
+}
+
+/// A certified checkpoint's size and root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certified {
+    /// Records covered.
+    pub size: u64,
+    /// Merkle root (hex).
+    pub root: String,
+}
+
+/// Every replica's final reads, and when the faults healed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalState {
+    /// Partition -> node -> its log.
+    pub partitions: BTreeMap<u32, BTreeMap<String, ReplicaLog>>,
+    /// When the last fault healed, ms since the run started (the recovery deadline counts from
+    /// here).
+    pub healed_at_ms: u64,
+}
+
+/// Reads `history.jsonl` (one [`Op`] per line; blank lines skipped).
+pub fn read_history(path: &Path) -> anyhow::Result<Vec<Op>> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
+        })
+        .collect()
+}

@@ -30,7 +30,7 @@ export PYRALOG_KAFKA_LIBS ?= $(HOME)/.cache/pyralog/kafka-$(KAFKA_VERSION)/libs
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps kafka-jars build lint test testnet bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
+.PHONY: help deps kafka-jars build lint test testnet fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT; ENGINE=pos: Proof-of-Stake)"
@@ -44,6 +44,7 @@ help:
 	@echo "make bench-tunnel  WireGuard+smoltcp stream throughput and latency vs loopback TCP; Rosenpass handshake"
 	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
 	@echo "make bench-zk     Poseidon and Rescue tree appends; Groth16 membership at depths 16, 20, 32; append STARKs, k = 64, 1024, 16384"
+	@echo "make fuzz     every fuzz target under libFuzzer for FUZZ_SECONDS (60; make fuzz-long: 600)"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 
@@ -82,11 +83,20 @@ build: deps
 LIGHT_CRATES := pyralog-crypto pyralog-zk pyralog-record pyralog-consensus-types pyralog-chain pyralog-light
 FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
 
+# The fuzz targets' checks (fuzz/harness): built on the stable toolchain without libFuzzer, so
+# `make test` replays the kept corpora and regressions through the code the fuzzer runs.
+FUZZ_HARNESS := --manifest-path fuzz/harness/Cargo.toml
+FUZZ_TARGETS := chain_tx block_header consensus_info finality_proof evidence state_proof checkpoint record genesis_json
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
+
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt $(LOADGEN) -- --check
+	$(CARGO) fmt $(FUZZ_HARNESS) -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked $(LOADGEN) --all-targets -- -D warnings
+	$(CARGO) clippy --locked $(FUZZ_HARNESS) --all-targets -- -D warnings
 	@for crate in $(LIGHT_CRATES); do \
 	  bad=$$($(CARGO) tree --locked -p $$crate -e normal,build --prefix none | grep -E '^($(FORBIDDEN_DEPS))[ -]' || true); \
 	  if [ -n "$$bad" ]; then echo "layering: $$crate depends on:"; echo "$$bad"; exit 1; fi; \
@@ -98,6 +108,26 @@ lint: deps
 test: lint kafka-jars
 	$(CARGO) nextest run --locked --workspace
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" $(CARGO) nextest run --locked $(LOADGEN)
+	$(CARGO) test --locked $(FUZZ_HARNESS)
+
+# Each fuzz target under libFuzzer for FUZZ_SECONDS (cargo-fuzz into the cache when missing; the
+# stable toolchain with RUSTC_BOOTSTRAP=1 for the sanitizer flags; its own target directory).
+# New corpus entries land in fuzz/corpus/<target>; a crash in fuzz/artifacts/<target>: fix it and
+# keep the input under fuzz/regressions/<target>.
+fuzz: deps
+	@[ -x "$(CARGO_FUZZ)" ] || { echo "fuzz: installing cargo-fuzz into $(TOOLS)"; \
+	  $(CARGO) install --locked cargo-fuzz --root "$(TOOLS)"; }
+	@mkdir -p "$(HOME)/.cache/pyralog/fuzz-target"
+	@for target in $(FUZZ_TARGETS); do \
+	  log="$(HOME)/.cache/pyralog/fuzz-target/$$target.log"; \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS) s (log $$log)"; \
+	  if ! RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(HOME)/.cache/pyralog/fuzz-target" "$(CARGO_FUZZ)" fuzz run $$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >"$$log" 2>&1; then tail -40 "$$log"; exit 1; fi; \
+	  grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$$log"; \
+	done
+
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=600
 
 testnet: deps
 	$(BUILD)

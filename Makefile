@@ -112,8 +112,8 @@ test: lint kafka-jars
 
 # Each fuzz target under libFuzzer for FUZZ_SECONDS (cargo-fuzz into the cache when missing; the
 # stable toolchain with RUSTC_BOOTSTRAP=1 for the sanitizer flags; its own target directory).
-# New corpus entries land in fuzz/corpus/<target>; a crash in fuzz/artifacts/<target>: fix it and
-# keep the input under fuzz/regressions/<target>.
+# New corpus entries land in fuzz/corpus/<target>, minimised after each run (`cargo fuzz cmin`);
+# a crash in fuzz/artifacts/<target>: fix it and keep the input under fuzz/regressions/<target>.
 fuzz: deps
 	@[ -x "$(CARGO_FUZZ)" ] || { echo "fuzz: installing cargo-fuzz into $(TOOLS)"; \
 	  $(CARGO) install --locked cargo-fuzz --root "$(TOOLS)"; }
@@ -124,6 +124,8 @@ fuzz: deps
 	  if ! RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(HOME)/.cache/pyralog/fuzz-target" "$(CARGO_FUZZ)" fuzz run $$target -- \
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >"$$log" 2>&1; then tail -40 "$$log"; exit 1; fi; \
 	  grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$$log"; \
+	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(HOME)/.cache/pyralog/fuzz-target" "$(CARGO_FUZZ)" fuzz cmin $$target >>"$$log" 2>&1 \
+	    || { echo "fuzz: minimising $$target's corpus failed (log $$log)"; exit 1; }; \
 	done
 
 fuzz-long:

@@ -11,6 +11,7 @@
 //! `node/tests/node/layout.rs` checks.
 
 mod cli;
+mod clock;
 mod config;
 mod kafka;
 mod rpc;

@@ -14,6 +14,7 @@ use pyralog_chain::staking::StakingParams;
 use pyralog_consensus_types::vote::check_chain_id;
 use pyralog_crypto::ClusterId;
 
+use crate::clock::unix_ms;
 use crate::config::{
     BasePath, ChainSection, ClusterSection, Config, KafkaSection, LinkTransport, MemberEntry, MetricsSection,
     NodeSection, RpcSection,
@@ -95,11 +96,6 @@ pub(crate) struct TestnetArgs {
     /// keys are generated).
     #[arg(long)]
     pub(crate) dev: bool,
-}
-
-/// The clock, ms since the Unix epoch (the genesis time of new chains).
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Each genesis account's balance (fees for anchoring).
@@ -186,7 +182,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
             peers: vec![dialable(&args.p2p_addr, &key.public())],
         }],
         consensus: ConsensusGenesis::default(),
-        genesis_time_ms: Some(now_ms()),
+        genesis_time_ms: Some(unix_ms()),
         staking: None,
     };
     write_base_path(&base, &config)?;
@@ -243,7 +239,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
         accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
         clusters,
         consensus: ConsensusGenesis::new(args.engine),
-        genesis_time_ms: Some(now_ms()),
+        genesis_time_ms: Some(unix_ms()),
         staking: (args.engine == EngineChoice::Pos).then(StakingParams::testnet),
     };
     for c in 0..args.clusters {

@@ -24,6 +24,7 @@ use super::codes::{
     CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
     OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
 };
+use crate::clock::unix_ms;
 
 /// The longest a Fetch waits for data (clients ask for up to `max.wait.ms`, 500 by default).
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
@@ -121,9 +122,7 @@ impl Broker {
     /// Each partition's batches are decoded (CRC checked, decompressed) before anything is
     /// written; a corrupt batch writes nothing of its partition.
     pub(crate) async fn produce(&self, request: ProduceRequest) -> ProduceResponse {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = unix_ms();
         let mut responses = Vec::new();
         for topic in request.topic_data {
             let log = topic.name.0.to_string();

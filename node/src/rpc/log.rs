@@ -14,6 +14,7 @@ use pyralog_light::wire::{certificate_json, consistency_json, record_json, to_he
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::clock::unix_ms;
 use crate::rpc::codes::{cluster_error, cluster_error_ref, internal, invalid};
 use crate::rpc::method::{RpcResult, hex_param, parse, register_timed, timed};
 use crate::service::links::ClusterNode;
@@ -128,9 +129,7 @@ struct AppendParams {
 
 fn to_record(index: usize, p: RecordParams) -> Result<Record, ErrorObjectOwned> {
     let field = |name: &str| format!("records[{index}].{name}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = unix_ms();
     Ok(Record {
         key: p.key.map(|k| hex_param(&field("key"), &k)).transpose()?,
         value: hex_param(&field("value"), &p.value)?,

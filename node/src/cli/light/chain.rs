@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::cli::client::call;
 use crate::cli::light::record::merge;
+use crate::clock::unix_ms;
 
 /// `pyralog light sync`.
 #[derive(Debug, Args)]
@@ -41,7 +42,8 @@ pub(crate) struct SyncArgs {
     #[arg(long)]
     sequential: bool,
     /// How long a verified header stays trusted, in ms (default: two thirds of the unbonding
-    /// period on a Proof-of-Stake chain, forever otherwise). Used when the state file is created.
+    /// period on a Proof-of-Stake chain, forever otherwise). Given, it replaces the state file's;
+    /// absent, a state file without a period gets the default.
     #[arg(long)]
     trusting_period_ms: Option<u64>,
     /// Start from this height, trusted out of band (with `--trusted-hash`), instead of the
@@ -51,11 +53,6 @@ pub(crate) struct SyncArgs {
     /// The block id (0x hex) of `--trusted-height`.
     #[arg(long, requires = "trusted_height")]
     trusted_hash: Option<String>,
-}
-
-/// The client's clock, ms since the Unix epoch.
-pub(super) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A head trusted out of band: the header at `height` must hash to `hash`, and the set it
@@ -120,13 +117,13 @@ async fn step(
     let (header, proof) = header_at(rpc, height).await?;
     let next = announced_next(rpc, &header).await?;
     if height == trusted.height + 1 {
-        return Ok(verify_adjacent(trusted, &header, &proof, next.as_deref(), now_ms()));
+        return Ok(verify_adjacent(trusted, &header, &proof, next.as_deref(), unix_ms()));
     }
     let validators = match header.validators_hash == validators_hash(&trusted.next_validators) {
         true => trusted.next_validators.clone(),
         false => validators_at(rpc, height).await?,
     };
-    Ok(verify_skipping(trusted, &header, &proof, &validators, next.as_deref(), now_ms()))
+    Ok(verify_skipping(trusted, &header, &proof, &validators, next.as_deref(), unix_ms()))
 }
 
 /// Runs `pyralog light sync`.
@@ -279,7 +276,7 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         c => Some(wire::consistency(c)?),
     };
     let anchored =
-        verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref(), now_ms())?;
+        verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref(), unix_ms())?;
     let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
     if state.keep_newer_anchor(slot, &anchored)? {
         state.save(args.state)?;

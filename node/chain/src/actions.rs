@@ -17,12 +17,9 @@ pub(crate) fn apply(view: &mut Overlay<'_>, sender: &PublicKey, action: Action, 
     let height = at.height;
     match action {
         Action::Transfer { to, amount } => {
-            let mut from = view.account(sender)?;
-            if amount > from.balance {
-                return Ok(Err(format!("balance {} under the amount {amount}", from.balance)));
+            if let Err(why) = view.debit(sender, amount)? {
+                return Ok(Err(why));
             }
-            from.balance -= amount;
-            view.put(account_key(sender), &from);
             let mut receiver = view.account(&to)?;
             receiver.balance = match receiver.balance.checked_add(amount) {
                 Some(balance) => balance,

@@ -89,4 +89,15 @@ impl<'a> Overlay<'a> {
     pub(crate) fn account(&self, key: &PublicKey) -> Result<Account, StateError> {
         Ok(self.get(&account_key(key))?.unwrap_or_default())
     }
+
+    /// Takes `amount` from the balance of `key`, or says why not (a transfer, a bond).
+    pub(crate) fn debit(&mut self, key: &PublicKey, amount: u64) -> Result<Result<(), String>, StateError> {
+        let mut account = self.account(key)?;
+        if amount > account.balance {
+            return Ok(Err(format!("balance {} under the amount {amount}", account.balance)));
+        }
+        account.balance -= amount;
+        self.put(account_key(key), &account);
+        Ok(Ok(()))
+    }
 }

@@ -12,7 +12,6 @@ use super::records::{
 };
 use crate::overlay::Overlay;
 use crate::state::StateError;
-use crate::values::account_key;
 
 /// Where in the chain an action runs.
 #[derive(Debug, Clone, Copy)]
@@ -59,17 +58,6 @@ pub(crate) fn list_remove(view: &mut Overlay<'_>, key: Vec<u8>, item: &PublicKey
     Ok(())
 }
 
-/// Takes `amount` from `sender`'s balance, or says why not.
-fn debit(view: &mut Overlay<'_>, sender: &PublicKey, amount: u64) -> Result<Result<(), String>, StateError> {
-    let mut account = view.account(sender)?;
-    if amount > account.balance {
-        return Ok(Err(format!("balance {} under the amount {amount}", account.balance)));
-    }
-    account.balance -= amount;
-    view.put(account_key(sender), &account);
-    Ok(Ok(()))
-}
-
 /// `CreateValidator`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn create_validator(
@@ -107,7 +95,7 @@ pub(crate) fn create_validator(
     if candidates.len() >= MAX_CANDIDATES {
         return Ok(Err(format!("the chain already has {MAX_CANDIDATES} validator candidates")));
     }
-    if let Err(why) = debit(view, sender, self_bond)? {
+    if let Err(why) = view.debit(sender, self_bond)? {
         return Ok(Err(why));
     }
     let record = ValidatorRecord {
@@ -167,7 +155,7 @@ pub(crate) fn delegate(
     if !list_insert(view, delegations_of_key(sender), *operator, MAX_DELEGATIONS_PER_DELEGATOR)? {
         return Ok(Err(format!("{sender} already delegates to {MAX_DELEGATIONS_PER_DELEGATOR} validators")));
     }
-    if let Err(why) = debit(view, sender, amount)? {
+    if let Err(why) = view.debit(sender, amount)? {
         return Ok(Err(why));
     }
     delegation.shares += shares;

@@ -20,7 +20,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::rpc::codes::{self, internal, invalid};
-use crate::rpc::method::{RpcResult, hex_param, parse, register_timed, send, state_version, timed};
+use crate::rpc::method::{
+    RpcResult, height_param, hex_param, parse, register_timed, send, state_version, timed,
+};
 use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainService;
 
@@ -65,21 +67,6 @@ pub(crate) fn module(ctx: ChainCtx) -> RpcModule<ChainCtx> {
         )
         .expect("unique method names");
     module
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct HeightParams {
-    #[serde(default)]
-    height: Option<u64>,
-}
-
-/// `params` may be omitted entirely (`[]` or none) for the defaults.
-fn height_param(params: &Params<'_>) -> Result<Option<u64>, ErrorObjectOwned> {
-    if params.as_str().is_none_or(|s| s.trim().is_empty() || s.trim() == "[]") {
-        return Ok(None);
-    }
-    Ok(parse::<HeightParams>(params)?.height)
 }
 
 /// The block at `height` (default: the finalized head) or a clear error.

@@ -74,3 +74,19 @@ pub(crate) fn state_version(chain: &ChainService, height: Option<u64>) -> Result
     }
     Ok(version)
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HeightParams {
+    #[serde(default)]
+    height: Option<u64>,
+}
+
+/// A method's only param, `{height?}`; `params` may be omitted entirely (`[]` or none) for the
+/// default.
+pub(crate) fn height_param(params: &Params<'_>) -> Result<Option<u64>, ErrorObjectOwned> {
+    if params.as_str().is_none_or(|s| s.trim().is_empty() || s.trim() == "[]") {
+        return Ok(None);
+    }
+    Ok(parse::<HeightParams>(params)?.height)
+}

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::rpc::codes::{self, internal, invalid};
-use crate::rpc::method::{RpcResult, parse, register_timed, state_version};
+use crate::rpc::method::{RpcResult, height_param, parse, register_timed, state_version};
 use crate::service::chain::ChainService;
 
 /// The staking methods.
@@ -96,17 +96,8 @@ fn key_param(field: &str, text: &str) -> Result<PublicKey, ErrorObjectOwned> {
     text.parse().map_err(|e| invalid(format!("{field}: {e}")))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct AtHeight {
-    #[serde(default)]
-    height: Option<u64>,
-}
-
 fn params(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
-    let at: AtHeight =
-        if p.as_str().is_none_or(|s| s.trim().is_empty()) { AtHeight::default() } else { parse(&p)? };
-    let read = Read::at(chain, at.height)?;
+    let read = Read::at(chain, height_param(&p)?)?;
     read.params()?;
     let (params, evidence) = read.proven::<StakingParams>(PARAMS_KEY)?;
     read.envelope(json!({ "params": params, "evidence": evidence }))
@@ -144,9 +135,7 @@ fn validator_json(
 }
 
 fn validators(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
-    let at: AtHeight =
-        if p.as_str().is_none_or(|s| s.trim().is_empty()) { AtHeight::default() } else { parse(&p)? };
-    let read = Read::at(chain, at.height)?;
+    let read = Read::at(chain, height_param(&p)?)?;
     let params = read.params()?;
     let set: Vec<Validator> = read.get(VALIDATORS_KEY)?.unwrap_or_default();
     let operators: Vec<PublicKey> = read.get(CANDIDATES_KEY)?.unwrap_or_default();

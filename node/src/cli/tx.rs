@@ -185,10 +185,9 @@ impl SendArgs {
     }
 }
 
-/// Signs `action` as the sender's next transaction, submits it and (with `--wait`) waits for
-/// its outcome.
-async fn send(args: &SendArgs, action: Action) -> anyhow::Result<Value> {
-    let signer = args.signer()?;
+/// Signs `action` with `signer` as its next transaction, submits it and (with `--wait`) waits
+/// for its outcome.
+async fn send(args: &SendArgs, signer: &Keypair, action: Action) -> anyhow::Result<Value> {
     let head = call(&args.rpc, "chain_getFinalizedHead", json!({})).await?;
     let chain_id = head["header"]["chainId"].as_str().context("chain_getFinalizedHead: no chain id")?;
     let state =
@@ -205,7 +204,7 @@ async fn send(args: &SendArgs, action: Action) -> anyhow::Result<Value> {
         fee: args.fee,
         action,
     };
-    let signed = SignedTx::sign(tx, &signer);
+    let signed = SignedTx::sign(tx, signer);
     let submitted = call(&args.rpc, "tx_submit", json!({ "tx": to_hex(&signed.encode()) })).await?;
     let id = submitted["id"].as_str().context("tx_submit.id")?.to_owned();
     if !args.wait {
@@ -231,37 +230,35 @@ async fn send(args: &SendArgs, action: Action) -> anyhow::Result<Value> {
     }
 }
 
-fn action<'a>(command: &'a TxCommand, signer: &PublicKey) -> (Action, &'a SendArgs) {
+/// The action `command` asks for, signed by `signer` (a new validator signs blocks with the
+/// signer's key unless told otherwise).
+fn action(command: &TxCommand, signer: &PublicKey) -> Action {
     match command {
         TxCommand::CreateValidator {
-            send,
             consensus_key,
             self_bond,
             commission_bps,
             max_commission_bps,
             description,
-        } => (
-            Action::CreateValidator {
-                consensus_key: consensus_key.unwrap_or(*signer),
-                self_bond: *self_bond,
-                commission_bps: *commission_bps,
-                max_commission_bps: *max_commission_bps,
-                description: description.clone(),
-            },
-            send,
-        ),
-        TxCommand::Delegate { send, stake } => {
-            (Action::Delegate { validator: stake.validator, amount: stake.amount }, send)
+            ..
+        } => Action::CreateValidator {
+            consensus_key: consensus_key.unwrap_or(*signer),
+            self_bond: *self_bond,
+            commission_bps: *commission_bps,
+            max_commission_bps: *max_commission_bps,
+            description: description.clone(),
+        },
+        TxCommand::Delegate { stake, .. } => {
+            Action::Delegate { validator: stake.validator, amount: stake.amount }
         }
-        TxCommand::Unbond { send, stake } => {
-            (Action::Unbond { validator: stake.validator, amount: stake.amount }, send)
+        TxCommand::Unbond { stake, .. } => {
+            Action::Unbond { validator: stake.validator, amount: stake.amount }
         }
-        TxCommand::Unjail { send } => (Action::Unjail, send),
-        TxCommand::EditValidator { send, commission_bps, description } => (
-            Action::EditValidator { commission_bps: *commission_bps, description: description.clone() },
-            send,
-        ),
-        TxCommand::Transfer { send, to, amount } => (Action::Transfer { to: *to, amount: *amount }, send),
+        TxCommand::Unjail { .. } => Action::Unjail,
+        TxCommand::EditValidator { commission_bps, description, .. } => {
+            Action::EditValidator { commission_bps: *commission_bps, description: description.clone() }
+        }
+        TxCommand::Transfer { to, amount, .. } => Action::Transfer { to: *to, amount: *amount },
     }
 }
 
@@ -278,10 +275,11 @@ fn send_args(command: &TxCommand) -> &SendArgs {
 
 /// Runs `pyralog tx ...`.
 pub(crate) fn run_tx(command: TxCommand) -> anyhow::Result<()> {
-    let signer = send_args(&command).signer()?.public();
-    let (action, args) = action(&command, &signer);
+    let args = send_args(&command);
+    let signer = args.signer()?;
+    let action = action(&command, &signer.public());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let outcome = runtime.block_on(send(args, action))?;
+    let outcome = runtime.block_on(send(args, &signer, action))?;
     println!("{outcome}");
     Ok(())
 }

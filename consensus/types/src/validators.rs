@@ -43,6 +43,12 @@ pub enum ValidatorSetError {
     PowerOverflow,
 }
 
+/// Sorts `validators` in the canonical order: decreasing power, then increasing key (what a
+/// set's hash, its proposer rotation and a staking chain's top-N cut-off all follow).
+pub fn sort_canonical(validators: &mut [Validator]) {
+    validators.sort_by(|a, b| b.power.cmp(&a.power).then_with(|| a.key.cmp(&b.key)));
+}
+
 /// Validators ordered by decreasing power, then by key: the same set always has the same order
 /// (and so the same hash and proposer rotation) on every node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +75,7 @@ impl ValidatorSet {
                 .filter(|t| *t <= MAX_TOTAL_POWER)
                 .ok_or(ValidatorSetError::PowerOverflow)?;
         }
-        validators.sort_by(|a, b| b.power.cmp(&a.power).then_with(|| a.key.cmp(&b.key)));
+        sort_canonical(&mut validators);
         let mut seen = std::collections::BTreeSet::new();
         if let Some(twice) = validators.iter().find(|v| !seen.insert(v.key)) {
             return Err(ValidatorSetError::Duplicate(twice.key));

@@ -304,9 +304,10 @@ fn end_block(
     at: BlockAt,
     new_misbehaviour: &[Misbehaviour],
 ) -> Result<Vec<Validator>, StateError> {
-    let current: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
-    let next: Vec<Validator> = view.get(NEXT_VALIDATORS_KEY)?.unwrap_or_else(|| current.clone());
     let Some(params) = view.get::<StakingParams>(PARAMS_KEY)? else { return Ok(Vec::new()) };
+    let current: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
+    let stored_next: Option<Vec<Validator>> = view.get(NEXT_VALIDATORS_KEY)?;
+    let next = stored_next.clone().unwrap_or_else(|| current.clone());
     let ending =
         BlockEnd { at, last_commit_signers: &block.last_commit_signers, new_misbehaviour, next_set: &next };
     let mut updates = staking::end_block::end_block(view, &params, &ending)?;
@@ -322,7 +323,7 @@ fn end_block(
     if next != current {
         view.put(VALIDATORS_KEY.to_vec(), &next);
     }
-    if view.get::<Vec<Validator>>(NEXT_VALIDATORS_KEY)?.as_ref() != Some(&after) {
+    if stored_next.as_ref() != Some(&after) {
         view.put(NEXT_VALIDATORS_KEY.to_vec(), &after);
     }
     Ok(updates)

@@ -5,6 +5,7 @@
 
 use pyralog_consensus_types::Validator;
 use pyralog_consensus_types::app::Misbehaviour;
+use pyralog_consensus_types::validators::sort_canonical;
 use pyralog_crypto::PublicKey;
 
 use super::ledger::{BlockAt, list_remove, queue_maturity};
@@ -274,7 +275,7 @@ fn top_validators(
             }
         }
     }
-    ranked.sort_by(|a, b| b.power.cmp(&a.power).then_with(|| a.key.cmp(&b.key)));
+    sort_canonical(&mut ranked);
     ranked.truncate(params.max_validators as usize);
     if ranked.is_empty() {
         tracing::error!("no eligible validator: the validator set stays as it is");

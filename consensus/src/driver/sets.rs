@@ -40,14 +40,17 @@ where
         self.sets.range(..=height).next_back().map(|(_, set)| set).unwrap_or(&self.config.validators)
     }
 
+    /// The sets deciding `height` and every later height announced so far.
+    fn sets_from(&self, height: u64) -> impl Iterator<Item = &ValidatorSet> {
+        std::iter::once(self.validators_at(height)).chain(self.sets.range(height + 1..).map(|(_, set)| set))
+    }
+
     /// Whether this node may send consensus messages: its engine's key is in the set of the
     /// current height or of one announced after it (a follower, or a validator that left the
     /// set, stays silent; its peers would count its relayed votes as a non-validator's).
     pub(super) fn may_send(&self) -> bool {
         let Some(key) = self.engine.validator_key() else { return true };
-        std::iter::once(self.validators_at(self.height))
-            .chain(self.sets.range(self.height + 1..).map(|(_, set)| set))
-            .any(|set| set.power_of(&key).is_some())
+        self.sets_from(self.height).any(|set| set.power_of(&key).is_some())
     }
 
     /// Tells the network who may send consensus messages: the validators of every height from
@@ -56,10 +59,8 @@ where
     /// stranger while it speaks about heights where it was a validator.
     pub(super) fn announce_validators(&mut self) {
         let horizon = self.height.saturating_sub(MAX_EVIDENCE_AGE).max(1);
-        let mut keys: Vec<PublicKey> = std::iter::once(self.validators_at(horizon))
-            .chain(self.sets.range(horizon + 1..).map(|(_, set)| set))
-            .flat_map(|set| set.validators().iter().map(|v| v.key))
-            .collect();
+        let mut keys: Vec<PublicKey> =
+            self.sets_from(horizon).flat_map(|set| set.validators().iter().map(|v| v.key)).collect();
         keys.sort();
         keys.dedup();
         if keys != self.announced {

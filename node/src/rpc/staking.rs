@@ -111,12 +111,7 @@ fn validator_json(
     evidence: Value,
 ) -> Value {
     let in_set = set.iter().find(|v| v.key == record.consensus_key).map(|v| v.power);
-    let status = match (record.tombstoned, record.jailed_until_ms, in_set) {
-        (true, ..) => "tombstoned",
-        (false, Some(_), _) => "jailed",
-        (false, None, Some(_)) => "bonded",
-        (false, None, None) => "unbonded",
-    };
+    let status = record.status(set);
     json!({
         "operator": record.operator.to_string(),
         "consensusKey": record.consensus_key.to_string(),

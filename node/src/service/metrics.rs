@@ -282,13 +282,10 @@ fn staking_gauges(m: &Metrics, chain: &ChainService) -> anyhow::Result<()> {
         else {
             continue;
         };
-        let slot = match (record.tombstoned, record.jailed_until_ms) {
-            (true, _) => 3,
-            (false, Some(_)) => 2,
-            _ if set.iter().any(|v| v.key == record.consensus_key) => 0,
-            _ => 1,
-        };
-        counts[slot].1 += 1;
+        let status = record.status(&set);
+        if let Some(count) = counts.iter_mut().find(|(name, _)| *name == status) {
+            count.1 += 1;
+        }
     }
     for (status, count) in counts {
         m.validators.get_or_create(&StatusLabels { status }).set(count);

@@ -48,6 +48,17 @@ impl ValidatorRecord {
         self.jailed_until_ms.is_none() && !self.tombstoned
     }
 
+    /// Its status as operators see it: `tombstoned`, `jailed`, `bonded` (its consensus key is in
+    /// `set`, the set of the next block) or `unbonded`.
+    pub fn status(&self, set: &[pyralog_consensus_types::Validator]) -> &'static str {
+        match (self.tombstoned, self.jailed_until_ms) {
+            (true, _) => "tombstoned",
+            (false, Some(_)) => "jailed",
+            _ if set.iter().any(|v| v.key == self.consensus_key) => "bonded",
+            _ => "unbonded",
+        }
+    }
+
     /// The tokens `shares` of it are worth (rounded down).
     pub fn tokens_of(&self, shares: u128) -> u64 {
         if self.shares == 0 {

@@ -272,8 +272,7 @@ impl GenesisFile {
         };
         params.check().map_err(ConsensusGenesisError::Staking)?;
         for v in &self.validators {
-            let bonded = v.power.checked_mul(params.power_reduction).filter(|t| params.power(*t) == v.power);
-            if bonded.is_none() {
+            if params.tokens_for_power(v.power).is_none() {
                 return Err(ConsensusGenesisError::Staking(format!(
                     "validator {} cannot bond power {} (at most {} per validator)",
                     v.public_key,

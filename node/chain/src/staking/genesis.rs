@@ -24,10 +24,8 @@ pub(crate) fn bond_genesis_validators(
     }
     view.put(PARAMS_KEY.to_vec(), params);
     for validator in validators {
-        let tokens = validator
-            .power
-            .checked_mul(params.power_reduction)
-            .filter(|tokens| params.power(*tokens) == validator.power)
+        let tokens = params
+            .tokens_for_power(validator.power)
             .ok_or_else(|| format!("validator {} cannot bond power {}", validator.key, validator.power))?;
         let record = ValidatorRecord {
             operator: validator.key,

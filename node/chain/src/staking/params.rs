@@ -187,6 +187,12 @@ impl StakingParams {
         (window - self.min_signed_per_window.of(window)) as u64
     }
 
+    /// The tokens a genesis validator of `power` is bonded with, if `power` can be bonded (the
+    /// product fits, and is under the per-validator power cap).
+    pub fn tokens_for_power(&self, power: u64) -> Option<u64> {
+        power.checked_mul(self.power_reduction).filter(|tokens| self.power(*tokens) == power)
+    }
+
     /// The voting power of `tokens`, capped so that a full set's total power stays within
     /// [`pyralog_consensus_types::validators::MAX_TOTAL_POWER`].
     pub fn power(&self, tokens: u64) -> u64 {

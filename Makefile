@@ -20,8 +20,10 @@ ROSENPASS := $(TOOLS)/bin/rosenpass
 # libsodium-dev build Rosenpass (liboqs); kcat (librdkafka) is the Kafka client the tests and the
 # testnet speak to the Kafka listener with, librdkafka-dev the library the testnet workspace's
 # Kafka interop tests link (rdkafka crate); wireguard-go, wireguard-tools, socat and iproute2 run
-# the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root).
-APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev
+# the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root);
+# nftables (partitions, packet loss) and faketime (libfaketime: clock skew) are the chaos
+# harness's faults.
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev nftables faketime
 # Apache Kafka's broker and tools (jars from Maven Central, testnet/kafka/pom.xml): the Kafka
 # interop tests and `make bench-kafka` run them where Java and Maven are installed.
 KAFKA_VERSION := 4.1.1
@@ -30,7 +32,7 @@ export PYRALOG_KAFKA_LIBS ?= $(HOME)/.cache/pyralog/kafka-$(KAFKA_VERSION)/libs
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps kafka-jars build lint test testnet fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
+.PHONY: help deps kafka-jars build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT; ENGINE=pos: Proof-of-Stake)"
@@ -44,6 +46,7 @@ help:
 	@echo "make bench-tunnel  WireGuard+smoltcp stream throughput and latency vs loopback TCP; Rosenpass handshake"
 	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
 	@echo "make bench-zk     Poseidon and Rescue tree appends; Groth16 membership at depths 16, 20, 32; append STARKs, k = 64, 1024, 16384"
+	@echo "make chaos    CHAOS_SEEDS (24) fault schedules against real nodes in network namespaces (root)"
 	@echo "make fuzz     every fuzz target under libFuzzer for FUZZ_SECONDS (60; make fuzz-long: 600)"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
@@ -130,6 +133,22 @@ fuzz: deps
 
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=600
+
+# The chaos harness (testnet/src/chaos): CHAOS_SEEDS schedules of CHAOS_SECONDS each, from seed
+# CHAOS_FIRST_SEED on, drawing from CHAOS_NEMESES (comma-separated; empty: every kind). Even
+# seeds link the nodes with WireGuard, odd ones with TCP. Runs land in testnet/out/chaos/seed-N
+# (history, nemesis schedule, final reads, report); the summary is testnet/out/chaos/summary.json.
+# Needs root (network namespaces, nftables); otherwise it says so and skips.
+CHAOS_SEEDS ?= 24
+CHAOS_FIRST_SEED ?= 1
+CHAOS_SECONDS ?= 45
+CHAOS_NEMESES ?=
+chaos: deps
+	$(BUILD)
+	$(CARGO) build --locked $(LOADGEN) --bins
+	"$(CARGO_TARGET_DIR)/debug/pyralog-chaos" run --seed $(CHAOS_FIRST_SEED) --count $(CHAOS_SEEDS) \
+	  --seconds $(CHAOS_SECONDS) $(if $(CHAOS_NEMESES),--nemeses $(CHAOS_NEMESES)) \
+	  --out testnet/out/chaos --bin "$(CARGO_TARGET_DIR)/debug/pyralog"
 
 testnet: deps
 	$(BUILD)

@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -14,6 +13,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
 
 use crate::{RunArgs, System};
+use pyralog_testnet::json_params as params;
 
 /// How long a single write may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -255,14 +255,6 @@ async fn wait_for_leaders(client: &WsClient, log: &str, partitions: u32) -> anyh
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn params(value: Value) -> ObjectParams {
-    let mut params = ObjectParams::new();
-    for (name, value) in value.as_object().expect("params are an object") {
-        params.insert(name, value).expect("JSON values serialize");
-    }
-    params
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -60,6 +60,48 @@ pub fn record_json(stored: &StoredRecord) -> Value {
     })
 }
 
+/// The record [`record_json`] wrote (for readers of `log_read` that re-encode what they read,
+/// such as the chaos harness computing a log's Merkle root; a light client verifies `encoded`
+/// bytes instead).
+pub fn record(value: &Value) -> anyhow::Result<StoredRecord> {
+    let field = |name: &str| value.get(name).with_context(|| format!("record: no {name}"));
+    let number = |name: &str| u64_field(field(name)?, name);
+    let key = match field("key")? {
+        Value::Null => None,
+        key => Some(unhex(key, "key")?),
+    };
+    let headers = field("headers")?
+        .as_array()
+        .context("headers: not an array")?
+        .iter()
+        .map(|h| {
+            let name = h.get("name").and_then(Value::as_str).context("header name: not a string")?;
+            let value = unhex(h.get("value").unwrap_or(&Value::Null), "header value")?;
+            Ok(pyralog_record::Header { name: name.to_owned(), value })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scarab_id = field("scarabId")?.as_str().context("scarabId: not a string")?;
+    let producer = match field("producer")? {
+        Value::Null => None,
+        p => Some(pyralog_record::ProducerSeq {
+            producer: u64_field(p.get("id").unwrap_or(&Value::Null), "producer.id")?,
+            sequence: u64_field(p.get("seq").unwrap_or(&Value::Null), "producer.seq")?,
+        }),
+    };
+    Ok(StoredRecord {
+        offset: number("offset")?,
+        epoch: number("epoch")?,
+        record: pyralog_record::Record {
+            key,
+            value: unhex(field("value")?, "value")?,
+            headers,
+            timestamp_ms: number("timestampMs")?,
+            scarab_id: scarab_id.parse().context("scarabId: not a u64")?,
+            producer,
+        },
+    })
+}
+
 /// A checkpoint certificate as JSON: readable fields, the canonical encoding, the signatures.
 pub fn certificate_json(certificate: &QuorumCertificate<Checkpoint>) -> Value {
     let c = &certificate.message;

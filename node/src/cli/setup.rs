@@ -96,6 +96,34 @@ pub(crate) struct TestnetArgs {
     /// keys are generated).
     #[arg(long)]
     pub(crate) dev: bool,
+    /// Gives node i the address `IP + i` with the same ports on every node (CometBFT's flag of
+    /// the same name; for nodes on separate hosts or network namespaces). Default: every node on
+    /// 127.0.0.1, ports offset by the node's index.
+    #[arg(long, value_name = "IP")]
+    pub(crate) starting_ip_address: Option<std::net::Ipv4Addr>,
+}
+
+impl TestnetArgs {
+    /// Node `i`'s IP address.
+    fn host(&self, i: u64) -> std::net::Ipv4Addr {
+        match self.starting_ip_address {
+            Some(ip) => std::net::Ipv4Addr::from(u32::from(ip).wrapping_add(i as u32)),
+            None => std::net::Ipv4Addr::LOCALHOST,
+        }
+    }
+
+    /// Node `i`'s port for a service whose node 0 listens on `port`.
+    fn port(&self, port: u16, i: u64) -> u64 {
+        match self.starting_ip_address {
+            Some(_) => u64::from(port),
+            None => u64::from(port) + i,
+        }
+    }
+
+    /// Node `i`'s `host:port` for a service whose node 0 listens on `port`.
+    fn addr(&self, port: u16, i: u64) -> String {
+        format!("{}:{}", self.host(i), self.port(port, i))
+    }
 }
 
 /// Each genesis account's balance (fees for anchoring).
@@ -203,7 +231,6 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
     check_chain_id(&args.chain_id).context("--chain-id")?;
     let total = args.nodes * args.clusters;
     let bases: Vec<BasePath> = (0..total).map(|i| BasePath(args.out.join(format!("node{i}")))).collect();
-    let port = |base: u16, i: u64| u64::from(base) + i;
     let mut keys = Vec::new();
     let mut tunnel_keys = Vec::new();
     for base in &bases {
@@ -214,7 +241,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
         }
     }
     let p2p: Vec<String> =
-        (0..total).map(|i| format!("/ip4/127.0.0.1/tcp/{}", port(args.p2p_port, i))).collect();
+        (0..total).map(|i| format!("/ip4/{}/tcp/{}", args.host(i), args.port(args.p2p_port, i))).collect();
     let cluster_name = |c: u64| match args.clusters {
         1 => args.cluster_id.clone(),
         _ => format!("{}-{}", args.cluster_id, char::from(b'a' + (c % 26) as u8)),
@@ -247,7 +274,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
         let members: Vec<MemberEntry> = (0..args.nodes)
             .map(|id| MemberEntry {
                 id,
-                raft_addr: format!("127.0.0.1:{}", port(args.raft_port, first + id)),
+                raft_addr: args.addr(args.raft_port, first + id),
                 public_key: keys[(first + id) as usize],
                 wireguard_public_key: tunnel_keys.get((first + id) as usize).cloned(),
                 rosenpass_public_key: (!args.dev).then(|| peer_rosenpass_key(id)),
@@ -281,20 +308,20 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                 },
                 cluster: ClusterSection { members: members.clone() },
                 rpc: RpcSection {
-                    addr: format!("127.0.0.1:{}", port(args.rpc_port, i)),
+                    addr: args.addr(args.rpc_port, i),
                     ..RpcSection::default()
                 },
-                metrics: MetricsSection { addr: format!("127.0.0.1:{}", port(args.metrics_port, i)) },
+                metrics: MetricsSection { addr: args.addr(args.metrics_port, i) },
                 chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap)),
                 zk: None,
                 // Every member's Kafka address, so clients reach each partition's leader.
                 kafka: (args.kafka_port != 0).then(|| KafkaSection {
-                    listen: format!("127.0.0.1:{}", port(args.kafka_port, i)),
+                    listen: args.addr(args.kafka_port, i),
                     advertised: None,
                     peers: (0..args.nodes)
                         .filter(|&peer| peer != id)
                         .map(|peer| {
-                            (peer.to_string(), format!("127.0.0.1:{}", port(args.kafka_port, first + peer)))
+                            (peer.to_string(), args.addr(args.kafka_port, first + peer))
                         })
                         .collect(),
                 }),

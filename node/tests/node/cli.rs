@@ -138,3 +138,35 @@ fn tunnel_keys_are_written_and_bad_ones_refused_at_start() {
     let truncated = start(&config);
     assert!(truncated.contains("100 bytes, expected 524160"), "{truncated}");
 }
+
+/// `pyralog testnet --starting-ip-address` gives node i the address IP + i with the same ports on
+/// every node (for network namespaces or separate hosts), in its own and its peers' settings.
+#[test]
+fn testnet_starting_ip_address_gives_each_node_its_own_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pyralog(&[
+        "testnet",
+        "--nodes",
+        "3",
+        "--dev",
+        "--starting-ip-address",
+        "10.77.0.1",
+        "--out",
+        path(dir.path()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = fs::read_to_string(dir.path().join("node2/config.toml")).unwrap();
+    for expected in [
+        "raft_addr = \"10.77.0.3:30333\"",
+        "addr = \"10.77.0.3:9944\"",
+        "addr = \"10.77.0.3:9615\"",
+        "listen = \"10.77.0.3:9092\"",
+        "raft_addr = \"10.77.0.1:30333\"",
+        "\"/ip4/10.77.0.3/tcp/30433\"",
+        "/ip4/10.77.0.1/tcp/30433/p2p/",
+        "0 = \"10.77.0.1:9092\"",
+    ] {
+        assert!(config.contains(expected), "{expected} missing from {config}");
+    }
+    assert!(!config.contains("127.0.0.1"), "{config}");
+}

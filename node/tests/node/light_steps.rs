@@ -300,3 +300,53 @@ mod malicious_server {
         ));
     }
 }
+
+proptest::proptest! {
+    /// `wire::record` reads back every record `wire::record_json` writes, keys, headers,
+    /// producers and Scarab ids above 2^53 included.
+    #[test]
+    fn record_json_round_trips(
+        key in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+        value in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        headers in proptest::collection::vec(("[a-z-]{0,12}", proptest::collection::vec(proptest::num::u8::ANY, 0..20)), 0..4),
+        producer in proptest::option::of((proptest::num::u64::ANY, proptest::num::u64::ANY)),
+        (offset, epoch, timestamp_ms, scarab_id) in (proptest::num::u64::ANY, proptest::num::u64::ANY, proptest::num::u64::ANY, proptest::num::u64::ANY),
+    ) {
+        use pyralog_cluster::model::{Header as RecordHeader, ProducerSeq, Record, StoredRecord};
+        let stored = StoredRecord {
+            offset,
+            epoch,
+            record: Record {
+                key,
+                value,
+                headers: headers.into_iter().map(|(name, value)| RecordHeader { name, value }).collect(),
+                timestamp_ms,
+                scarab_id,
+                producer: producer.map(|(producer, sequence)| ProducerSeq { producer, sequence }),
+            },
+        };
+        let json = pyralog_light::wire::record_json(&stored);
+        proptest::prop_assert_eq!(pyralog_light::wire::record(&json).unwrap(), stored);
+    }
+}
+
+/// A record whose JSON lacks a field or holds one of the wrong type is refused with the field
+/// named.
+#[test]
+fn record_json_with_a_bad_field_is_refused() {
+    let stored = pyralog_cluster::model::StoredRecord { offset: 1, epoch: 2, record: Default::default() };
+    let json = pyralog_light::wire::record_json(&stored);
+    for (field, bad, expected) in [
+        ("value", serde_json::json!("zz"), "value: bytes are 0x-prefixed hex"),
+        ("scarabId", serde_json::json!(5), "scarabId: not a string"),
+        ("offset", serde_json::json!("1"), "offset: not a number"),
+    ] {
+        let mut broken = json.clone();
+        broken[field] = bad;
+        let err = pyralog_light::wire::record(&broken).unwrap_err().to_string();
+        assert_eq!(err, expected);
+    }
+    let mut missing = json.clone();
+    missing.as_object_mut().unwrap().remove("epoch");
+    assert_eq!(pyralog_light::wire::record(&missing).unwrap_err().to_string(), "record: no epoch");
+}

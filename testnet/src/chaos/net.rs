@@ -1,0 +1,168 @@
+//! The chaos run's network: one namespace per node and one for the clients, joined by a bridge
+//! in the clients' namespace, with addresses that exist only inside them (`10.77.0.0/24`: node
+//! `i` is `10.77.0.(i+1)`, the clients `10.77.0.254`). Faults between nodes are nftables rules
+//! in each node's own input chain; the clients are never cut off (as Jepsen's control node).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+/// The first three octets of every address.
+const SUBNET: [u8; 3] = [10, 77, 0];
+/// The clients' address (on the bridge).
+const CLIENT_HOST: u8 = 254;
+/// The nftables table every fault rule lives in.
+const TABLE: &str = "chaos";
+
+/// Node `i`'s address.
+pub fn node_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], i as u8 + 1)
+}
+
+/// Runs a command to completion; its stderr is the error.
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {program}"))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Runs `ip ARGS`.
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    run("ip", args, None)
+}
+
+/// The namespaces and the bridge; deleted on drop (which also deletes their links, rules and
+/// whatever sockets were left in them).
+#[derive(Debug)]
+pub struct Topology {
+    prefix: String,
+    nodes: usize,
+}
+
+impl Topology {
+    /// Creates the namespaces `PREFIX-c` (clients, with the bridge) and `PREFIX-nI` (nodes),
+    /// removing any left by an earlier run with the same prefix.
+    pub fn create(prefix: &str, nodes: usize) -> anyhow::Result<Self> {
+        let topology = Topology { prefix: prefix.to_owned(), nodes };
+        topology.delete();
+        let client = topology.client_ns();
+        ip(&["netns", "add", &client])?;
+        ip(&["-n", &client, "link", "set", "lo", "up"])?;
+        ip(&["-n", &client, "link", "add", "br0", "type", "bridge"])?;
+        let client_addr = format!("{}.{}.{}.{CLIENT_HOST}/24", SUBNET[0], SUBNET[1], SUBNET[2]);
+        ip(&["-n", &client, "addr", "add", &client_addr, "dev", "br0"])?;
+        ip(&["-n", &client, "link", "set", "br0", "up"])?;
+        for i in 0..nodes {
+            let ns = topology.node_ns(i);
+            let port = format!("v{i}");
+            ip(&["netns", "add", &ns])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", &client, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+            ip(&["-n", &client, "link", "set", &port, "master", "br0", "up"])?;
+            ip(&["-n", &ns, "addr", "add", &format!("{}/24", node_ip(i)), "dev", "eth0"])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            topology.nft(i, &format!("add table inet {TABLE}\nadd chain inet {TABLE} input {{ type filter hook input priority 0; policy accept; }}\n"))?;
+        }
+        Ok(topology)
+    }
+
+    /// The clients' namespace.
+    pub fn client_ns(&self) -> String {
+        format!("{}-c", self.prefix)
+    }
+
+    /// Node `i`'s namespace.
+    pub fn node_ns(&self, i: usize) -> String {
+        format!("{}-n{i}", self.prefix)
+    }
+
+    /// Moves the calling thread into the clients' namespace (threads it starts afterwards
+    /// inherit it): call before starting the async runtime.
+    pub fn enter_client_ns(&self) -> anyhow::Result<()> {
+        let path = format!("/run/netns/{}", self.client_ns());
+        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .context("setns into the clients' namespace")?;
+        Ok(())
+    }
+
+    /// Applies an nftables script inside node `i`'s namespace.
+    fn nft(&self, i: usize, script: &str) -> anyhow::Result<()> {
+        run("ip", &["netns", "exec", &self.node_ns(i), "nft", "-f", "-"], Some(script))
+    }
+
+    /// Drops every packet from node `from` arriving at node `to` (one direction).
+    pub fn block(&self, from: usize, to: usize) -> anyhow::Result<()> {
+        self.nft(to, &format!("add rule inet {TABLE} input ip saddr {} drop\n", node_ip(from)))
+    }
+
+    /// Drops `percent` % of the packets between nodes, at random, in both directions.
+    pub fn lose(&self, percent: u32) -> anyhow::Result<()> {
+        for i in 0..self.nodes {
+            let peers =
+                (0..self.nodes).filter(|&j| j != i).map(|j| node_ip(j).to_string()).collect::<Vec<_>>();
+            self.nft(
+                i,
+                &format!(
+                    "add rule inet {TABLE} input ip saddr {{ {} }} numgen random mod 100 < {percent} drop\n",
+                    peers.join(", ")
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Removes every fault rule.
+    pub fn heal(&self) -> anyhow::Result<()> {
+        for i in 0..self.nodes {
+            self.nft(i, &format!("flush chain inet {TABLE} input\n"))?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self) {
+        for ns in (0..self.nodes).map(|i| self.node_ns(i)).chain([self.client_ns()]) {
+            let _ = Command::new("ip").args(["netns", "delete", &ns]).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// Why the chaos run cannot run here at all (not root, no namespaces or nftables), or `None`.
+pub fn unavailable() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("the chaos run needs root (network namespaces, nftables)".into());
+    }
+    let probe = format!("pyc-probe-{}", std::process::id());
+    let result = (|| {
+        ip(&["netns", "add", &probe])?;
+        run(
+            "ip",
+            &["netns", "exec", &probe, "nft", "-f", "-"],
+            Some(
+                "add table inet probe\nadd chain inet probe input { type filter hook input priority 0; policy accept; }\nadd rule inet probe input numgen random mod 100 < 5 drop\n",
+            ),
+        )
+    })();
+    let _ = Command::new("ip").args(["netns", "delete", &probe]).stderr(Stdio::null()).status();
+    result.err().map(|err| format!("network namespaces with nftables are not available: {err:#}"))
+}

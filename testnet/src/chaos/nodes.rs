@@ -1,0 +1,152 @@
+//! The nodes under test: real `pyralog` processes, one per namespace, each under libfaketime
+//! when it is installed (its wall clock follows a per-node offset file the nemesis rewrites;
+//! monotonic time is left alone, as an NTP step would).
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::net::{Topology, node_ip};
+
+/// Where Debian's libfaketime (multi-threaded flavour) lives.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+/// The RPC port every node listens on (each has its own address).
+pub const RPC_PORT: u16 = 9944;
+
+/// The cluster's processes.
+#[derive(Debug)]
+pub struct Nodes {
+    bin: PathBuf,
+    dir: PathBuf,
+    namespaces: Vec<String>,
+    children: Vec<Option<Child>>,
+    faketime: bool,
+}
+
+/// libfaketime's path when it is installed, else why clock skew is skipped.
+pub fn faketime() -> Result<&'static str, String> {
+    match Path::new(LIBFAKETIME).exists() {
+        true => Ok(LIBFAKETIME),
+        false => Err(format!("{LIBFAKETIME} is missing (Debian package libfaketime)")),
+    }
+}
+
+impl Nodes {
+    /// Writes `count` base paths under `dir` with `pyralog testnet` (cluster only; plain TCP
+    /// links or WireGuard tunnels), addressed inside `topology`'s namespaces.
+    pub fn generate(
+        bin: &Path,
+        dir: &Path,
+        topology: &Topology,
+        count: usize,
+        wireguard: bool,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(bin);
+        command.args(["testnet", "--no-chain", "--kafka-port", "0", "--nodes"]).arg(count.to_string());
+        command.arg("--starting-ip-address").arg(node_ip(0).to_string()).arg("--out").arg(dir);
+        if !wireguard {
+            command.arg("--dev");
+        }
+        let out = command.output().with_context(|| format!("cannot run {}", bin.display()))?;
+        if !out.status.success() {
+            bail!("pyralog testnet: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let faketime = faketime().is_ok();
+        let nodes = Nodes {
+            bin: bin.to_owned(),
+            dir: dir.to_owned(),
+            namespaces: (0..count).map(|i| topology.node_ns(i)).collect(),
+            children: (0..count).map(|_| None).collect(),
+            faketime,
+        };
+        for i in 0..count {
+            nodes.skew(i, 0)?;
+        }
+        Ok(nodes)
+    }
+
+    /// How many nodes.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// Node `i`'s RPC URL.
+    pub fn url(i: usize) -> String {
+        format!("http://{}:{RPC_PORT}", node_ip(i))
+    }
+
+    fn offset_file(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{i}.faketime"))
+    }
+
+    /// Starts node `i` (its log appended to `DIR/nodeI.log`).
+    pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
+        let log = OpenOptions::new().create(true).append(true).open(self.dir.join(format!("node{i}.log")))?;
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.namespaces[i], "env"]);
+        if self.faketime {
+            command.arg(format!("LD_PRELOAD={LIBFAKETIME}"));
+            command.arg(format!("FAKETIME_TIMESTAMP_FILE={}", self.offset_file(i).display()));
+            command.args(["FAKETIME_DONT_FAKE_MONOTONIC=1", "FAKETIME_CACHE_DURATION=1"]);
+        }
+        command.arg(&self.bin).args(["start", "--base-path"]).arg(self.dir.join(format!("node{i}")));
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // `ip netns exec` and `env` exec the node: the child's pid is the node's.
+        self.children[i] = Some(command.spawn().context("cannot start a node")?);
+        Ok(())
+    }
+
+    /// Whether node `i` runs (started and not killed).
+    pub fn running(&self, i: usize) -> bool {
+        self.children[i].is_some()
+    }
+
+    fn pid(&self, i: usize) -> Option<Pid> {
+        self.children[i].as_ref().map(|child| Pid::from_raw(child.id() as i32))
+    }
+
+    /// Kills node `i` with SIGKILL and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) node `i`.
+    pub fn pause(&self, i: usize, paused: bool) {
+        if let Some(pid) = self.pid(i) {
+            let _ = kill(pid, if paused { Signal::SIGSTOP } else { Signal::SIGCONT });
+        }
+    }
+
+    /// Sets node `i`'s wall clock `offset_ms` from the real one, in whole seconds (libfaketime
+    /// re-reads the file every second).
+    pub fn skew(&self, i: usize, offset_ms: i64) -> anyhow::Result<()> {
+        let seconds = offset_ms / 1000;
+        std::fs::write(self.offset_file(i), format!("{seconds:+}\n")).context("cannot write the clock offset")
+    }
+
+    /// Whether node `i` has exited by itself (a crash), with its status.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        self.children[i].as_mut().and_then(|child| child.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.pause(i, false);
+            self.kill(i);
+        }
+    }
+}

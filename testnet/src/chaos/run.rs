@@ -1,0 +1,369 @@
+//! One chaos run end to end: namespaces, three real nodes, a log of 3 partitions with
+//! replication factor 3, the clients and the nemesis side by side, heal, final appends, final
+//! reads of every replica, and the check. Its directory keeps `history.jsonl`, `nemesis.jsonl`,
+//! `final.json`, `report.json` and the nodes' logs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::checker::{self, Report};
+use super::final_read;
+use super::nemesis::{Applied, FaultKind, Planned, schedule};
+use super::net::Topology;
+use super::nodes::{self, Nodes};
+use super::stats::{self, Stats};
+use super::workload::{self, Clients, Recorder, Workload};
+use super::{Op, OpFn, OpKind};
+
+/// Nodes in the cluster.
+const NODES: usize = 3;
+/// The log's partitions (each replicated on all three nodes).
+const PARTITIONS: u32 = 3;
+/// The log the clients write.
+const LOG: &str = "chaos";
+/// How long the nodes get to start, elect and agree on the members.
+const STARTUP: Duration = Duration::from_secs(120);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The `pyralog` binary.
+    pub bin: PathBuf,
+    /// The run's directory.
+    pub out: PathBuf,
+    /// The seed of the schedule and of the clients' choices.
+    pub seed: u64,
+    /// How long the workload runs.
+    pub seconds: u64,
+    /// The faults the schedule draws from.
+    pub kinds: Vec<FaultKind>,
+    /// Client processes.
+    pub clients: u32,
+    /// WireGuard tunnels between the nodes (else plain TCP).
+    pub wireguard: bool,
+}
+
+/// What a run found and measured (`report.json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// `tcp` or `wireguard`.
+    pub transport: &'static str,
+    /// The planned faults.
+    pub schedule: Vec<Planned>,
+    /// Fault kinds left out here, with the reason.
+    pub skipped: Vec<String>,
+    /// Nodes that exited by themselves (a crash is a finding).
+    pub crashes: u64,
+    /// Whether the replicas converged after healing.
+    pub converged: bool,
+    /// The checker's counts.
+    pub check: Report,
+    /// Availability, failover and recovery.
+    pub stats: Stats,
+}
+
+impl RunReport {
+    /// Whether the run found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.check.violations.none() && self.crashes == 0
+    }
+}
+
+/// Runs one schedule (root only: the caller checks [`super::net::unavailable`] first).
+pub fn run(config: &RunConfig) -> anyhow::Result<RunReport> {
+    std::fs::create_dir_all(&config.out)?;
+    let mut skipped = Vec::new();
+    let kinds: Vec<FaultKind> = config
+        .kinds
+        .iter()
+        .copied()
+        .filter(|kind| match (kind, nodes::faketime()) {
+            (FaultKind::ClockSkew, Err(reason)) => {
+                skipped.push(format!("clock-skew: {reason}"));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    for reason in &skipped {
+        eprintln!("pyralog-chaos: skipping {reason}");
+    }
+    let topology = Topology::create(&format!("pyc{}", std::process::id()), NODES)?;
+    let mut nodes =
+        Nodes::generate(&config.bin, &config.out.join("nodes"), &topology, NODES, config.wireguard)?;
+    topology.enter_client_ns()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let schedule = schedule(config.seed, &kinds, config.seconds);
+    let outcome = runtime.block_on(drive(config, &schedule, &topology, &mut nodes));
+    drop(runtime);
+    let (crashes, converged, check, stats) = outcome?;
+    let report = RunReport {
+        seed: config.seed,
+        transport: if config.wireguard { "wireguard" } else { "tcp" },
+        schedule,
+        skipped,
+        crashes,
+        converged,
+        check,
+        stats,
+    };
+    std::fs::write(config.out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    Ok(report)
+}
+
+/// How a fault is undone.
+enum Heal {
+    Restart(Vec<usize>),
+    Resume(usize),
+    Network,
+    Clock(usize),
+}
+
+async fn drive(
+    config: &RunConfig,
+    planned: &[Planned],
+    topology: &Topology,
+    nodes: &mut Nodes,
+) -> anyhow::Result<(u64, bool, Report, Stats)> {
+    for i in 0..NODES {
+        nodes.start(i)?;
+    }
+    let clients = Arc::new(Clients::new(NODES)?);
+    wait_ready(&clients, nodes).await?;
+    create_log(&clients).await?;
+
+    let recorder = Arc::new(Recorder::create(&config.out.join("history.jsonl"))?);
+    let start = Instant::now();
+    let workload = Arc::new(Workload {
+        log: LOG.into(),
+        partitions: PARTITIONS,
+        deadline: start + Duration::from_secs(config.seconds),
+        seed: config.seed,
+    });
+    let tasks: Vec<_> = (0..config.clients)
+        .map(|process| {
+            let (clients, recorder, workload) = (clients.clone(), recorder.clone(), workload.clone());
+            tokio::spawn(async move { workload::client(process, &clients, &recorder, &workload).await })
+        })
+        .collect();
+
+    let mut log = std::fs::File::create(config.out.join("nemesis.jsonl"))?;
+    let mut applied = Vec::new();
+    let mut crashes = 0;
+    for fault in planned {
+        tokio::time::sleep_until((start + Duration::from_millis(fault.at_ms)).into()).await;
+        let start_ms = recorder.now_ms();
+        let (hit, partition, detail, heal) = apply(fault, topology, nodes, &clients).await?;
+        tokio::time::sleep(Duration::from_millis(fault.duration_ms)).await;
+        match heal {
+            Heal::Restart(which) => which.into_iter().try_for_each(|i| nodes.start(i))?,
+            Heal::Resume(i) => nodes.pause(i, false),
+            Heal::Network => topology.heal()?,
+            Heal::Clock(i) => nodes.skew(i, 0)?,
+        }
+        let done =
+            Applied { kind: fault.kind, start_ms, end_ms: recorder.now_ms(), nodes: hit, partition, detail };
+        writeln!(log, "{}", serde_json::to_string(&done)?)?;
+        applied.push(done);
+        crashes += restart_crashed(nodes)?;
+    }
+    let healed_at_ms = applied.last().map_or(0, |fault| fault.end_ms);
+    for task in tasks {
+        task.await.context("a client task failed")?;
+    }
+    final_appends(&clients, &recorder, config.clients).await;
+    let converged = final_read::converge(&clients, LOG, PARTITIONS).await;
+    crashes += restart_crashed(nodes)?;
+    let final_state = final_read::read(&clients, LOG, PARTITIONS, healed_at_ms).await?;
+    std::fs::write(config.out.join("final.json"), serde_json::to_vec(&final_state)?)?;
+    let history = recorder.ops();
+    Ok((crashes, converged, checker::check(&history, &final_state), stats::measure(&history, &applied)))
+}
+
+/// Restarts nodes that exited by themselves; how many did.
+fn restart_crashed(nodes: &mut Nodes) -> anyhow::Result<u64> {
+    let mut crashed = 0;
+    for i in 0..nodes.len() {
+        if let Some(status) = nodes.exited(i) {
+            eprintln!("pyralog-chaos: node {i} exited by itself ({status}); restarting it");
+            crashed += 1;
+            nodes.kill(i);
+            nodes.start(i)?;
+        }
+    }
+    Ok(crashed)
+}
+
+/// Applies `fault`: what it hit, the partition whose leader it went for, what it did, and how to
+/// undo it.
+async fn apply(
+    fault: &Planned,
+    topology: &Topology,
+    nodes: &mut Nodes,
+    clients: &Clients,
+) -> anyhow::Result<(Vec<usize>, Option<u32>, String, Heal)> {
+    let partition = (fault.pick % u64::from(PARTITIONS)) as u32;
+    let pick = (fault.pick >> 8) as usize;
+    let leader = leader_of(clients, nodes, partition).await.unwrap_or(pick % NODES);
+    let others = |node: usize| (0..NODES).filter(move |&j| j != node);
+    let all: Vec<usize> = (0..NODES).collect();
+    Ok(match fault.kind {
+        FaultKind::KillOne => {
+            nodes.kill(leader);
+            (vec![leader], Some(partition), format!("SIGKILL node {leader}"), Heal::Restart(vec![leader]))
+        }
+        FaultKind::KillAll => {
+            all.iter().for_each(|&i| nodes.kill(i));
+            (all.clone(), None, "SIGKILL every node".into(), Heal::Restart(all))
+        }
+        FaultKind::PauseLeader => {
+            nodes.pause(leader, true);
+            (vec![leader], Some(partition), format!("SIGSTOP node {leader}"), Heal::Resume(leader))
+        }
+        FaultKind::PartitionMinority | FaultKind::PartitionLeader => {
+            let cut = if fault.kind == FaultKind::PartitionLeader { leader } else { pick % NODES };
+            for j in others(cut) {
+                topology.block(cut, j)?;
+                topology.block(j, cut)?;
+            }
+            let target = (fault.kind == FaultKind::PartitionLeader).then_some(partition);
+            (vec![cut], target, format!("node {cut} cut off both ways"), Heal::Network)
+        }
+        FaultKind::PartitionOneWay => {
+            for j in others(leader) {
+                topology.block(j, leader)?;
+            }
+            (vec![leader], Some(partition), format!("node {leader} hears no one"), Heal::Network)
+        }
+        FaultKind::PartitionBridge => {
+            let bridge = pick % NODES;
+            let ends: Vec<usize> = others(bridge).collect();
+            topology.block(ends[0], ends[1])?;
+            topology.block(ends[1], ends[0])?;
+            (
+                ends.clone(),
+                None,
+                format!("nodes {} and {} apart, {bridge} reaches both", ends[0], ends[1]),
+                Heal::Network,
+            )
+        }
+        FaultKind::Loss => {
+            let percent = 20 + (pick % 21) as u32;
+            topology.lose(percent)?;
+            (all, None, format!("{percent}% of packets between nodes dropped"), Heal::Network)
+        }
+        FaultKind::ClockSkew => {
+            let node = pick % NODES;
+            let seconds = 5 + ((pick / NODES) % 56) as i64;
+            let offset = if (pick / 64) % 2 == 0 { seconds } else { -seconds };
+            nodes.skew(node, offset * 1_000)?;
+            (vec![node], None, format!("node {node}'s wall clock {offset:+} s"), Heal::Clock(node))
+        }
+    })
+}
+
+/// The node leading `partition`, as the first running node that knows says.
+async fn leader_of(clients: &Clients, nodes: &Nodes, partition: u32) -> Option<usize> {
+    for i in (0..NODES).filter(|&i| nodes.running(i)) {
+        let Ok(status) = clients.call(i, "system_status", json!({})).await else { continue };
+        let leader = status["partitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["log"] == LOG && p["partition"] == partition)
+            .and_then(|p| p["leader"].as_u64());
+        if let Some(leader) = leader.filter(|&l| (l as usize) < NODES) {
+            return Some(leader as usize);
+        }
+    }
+    None
+}
+
+/// Waits until every node answers, knows a global leader and all members.
+async fn wait_ready(clients: &Clients, nodes: &mut Nodes) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STARTUP;
+    for i in 0..NODES {
+        loop {
+            let health = clients.call(i, "system_health", json!({})).await.unwrap_or(Value::Null);
+            if health["ok"] == true && health["members"] == NODES {
+                break;
+            }
+            if let Some(status) = nodes.exited(i) {
+                bail!("node {i} exited at start ({status}); see its log");
+            }
+            if Instant::now() > deadline {
+                bail!("node {i} not ready after {STARTUP:?}: {health}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the log and waits until each partition has a leader.
+async fn create_log(clients: &Clients) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STARTUP;
+    let settings = json!({ "name": LOG, "partitions": PARTITIONS, "replicationFactor": NODES });
+    while let Err(err) = clients.call(0, "log_create", settings.clone()).await {
+        if Instant::now() > deadline {
+            bail!("log_create: {err:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    while final_read::leaders(clients, LOG).await < PARTITIONS as usize {
+        if Instant::now() > deadline {
+            bail!("the log's partitions have no leaders after {STARTUP:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// After healing, one append per partition that must succeed (the checker's recovery deadline
+/// counts from the last heal): each attempt is an operation of its own, by the process after the
+/// clients'.
+async fn final_appends(clients: &Clients, recorder: &Recorder, process: u32) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    for partition in 0..PARTITIONS {
+        let mut node = 0;
+        for attempt in 0.. {
+            let value = format!("final-{partition}-{attempt}");
+            let op = |kind| Op {
+                process,
+                kind,
+                f: OpFn::Append,
+                node: format!("n{node}"),
+                partition,
+                value: Some(value.clone()),
+                offset: None,
+                from: None,
+                values: None,
+                time_ms: 0,
+            };
+            recorder.record(op(OpKind::Invoke));
+            let params = json!({ "log": LOG, "partition": partition,
+                "records": [{ "value": pyralog_light::wire::to_hex(value.as_bytes()) }] });
+            match clients.call(node, "log_append", params).await {
+                Ok(receipts) => {
+                    recorder.record(Op { offset: receipts[0]["offset"].as_u64(), ..op(OpKind::Ok) });
+                    break;
+                }
+                Err(err) => recorder.record(op(if err.definite() { OpKind::Fail } else { OpKind::Info })),
+            }
+            if Instant::now() > give_up {
+                break;
+            }
+            node = (node + 1) % NODES;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

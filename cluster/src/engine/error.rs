@@ -123,6 +123,18 @@ pub enum ClusterError {
         /// How long the node waited.
         after: std::time::Duration,
     },
+    /// The connection to the partition leader this write was forwarded to broke after the
+    /// write was sent, before the leader answered: it may or may not be stored. Retry with an
+    /// idempotent producer to avoid a duplicate.
+    #[error(
+        "the connection to node {leader}, the leader of partition {partition}, broke before it answered; the write may or may not be stored"
+    )]
+    Interrupted {
+        /// The partition.
+        partition: PartitionId,
+        /// The leader the write went to.
+        leader: NodeId,
+    },
     /// The partition leader this write was forwarded to failed it.
     #[error("node {node} failed the forwarded write: {reason}")]
     Remote {

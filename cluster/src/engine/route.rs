@@ -102,6 +102,8 @@ pub(super) async fn forward_append<T: Transport>(
         }
         Ok(_) => Err(hint(None)),
         Err(CallError::Timeout { .. }) => Err(ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT }),
+        // Never sent: nothing was written, and the leader may have moved.
         Err(CallError::Unreachable(_)) => Err(hint(Some(leader))),
+        Err(CallError::Broken(_)) => Err(ClusterError::Interrupted { partition: id, leader }),
     }
 }

@@ -55,7 +55,7 @@ impl<T: Transport> GroupNetwork<T> {
 fn failed<E: std::error::Error>(err: CallError) -> RPCError<NodeId, BasicNode, E> {
     match err {
         CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&err)),
-        CallError::Timeout { .. } => RPCError::Network(NetworkError::new(&err)),
+        CallError::Broken(_) | CallError::Timeout { .. } => RPCError::Network(NetworkError::new(&err)),
     }
 }
 

@@ -13,9 +13,14 @@ use crate::raft::GroupId;
 /// Why an RPC got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    /// The connection could not be opened, or broke before the answer came.
-    #[error("peer {0} unreachable or the connection broke")]
+    /// The connection could not be opened (or broke) before the request was written: the peer
+    /// never got it.
+    #[error("peer {0} unreachable")]
     Unreachable(String),
+    /// The connection broke after the request was written, before the answer came: the peer
+    /// may or may not have acted on it.
+    #[error("the connection to peer {0} broke before it answered")]
+    Broken(String),
     /// No answer within the deadline.
     #[error("peer {addr} did not answer within {after:?}")]
     Timeout {
@@ -28,8 +33,13 @@ pub enum CallError {
 
 struct Outgoing {
     frame: RequestFrame,
-    reply: oneshot::Sender<RaftResponse>,
+    /// The answer, or [`NotSent`] when the request was never written. Dropped unanswered when
+    /// the connection breaks after writing it.
+    reply: oneshot::Sender<Result<RaftResponse, NotSent>>,
 }
+
+/// The request was never written to the peer.
+struct NotSent;
 
 /// Connections to every peer, shared by all groups of the node.
 pub struct PeerPool<T: Transport> {
@@ -69,8 +79,9 @@ impl<T: Transport> PeerPool<T> {
             return Err(CallError::Unreachable(addr.to_owned()));
         }
         match tokio::time::timeout(deadline, answer).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err(CallError::Unreachable(addr.to_owned())),
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(NotSent))) => Err(CallError::Unreachable(addr.to_owned())),
+            Ok(Err(_)) => Err(CallError::Broken(addr.to_owned())),
             Err(_) => Err(CallError::Timeout { addr: addr.to_owned(), after: deadline }),
         }
     }
@@ -89,24 +100,35 @@ impl<T: Transport> PeerPool<T> {
 }
 
 /// Owns one stream: writes queued requests, routes answers to their callers. When the stream
-/// fails every waiting caller is told (its reply sender is dropped) and the queue closes, so the
+/// fails every waiting caller is told: those whose request was written see their reply sender
+/// dropped (the outcome is unknown), those still queued get [`NotSent`]; the queue closes, so the
 /// next call reconnects.
 async fn run_connection<T: Transport>(
     transport: Arc<T>,
     addr: String,
     mut outgoing: mpsc::Receiver<Outgoing>,
 ) {
-    let Ok(stream) = transport.connect(&addr).await else {
-        return;
-    };
+    if let Ok(stream) = transport.connect(&addr).await {
+        serve_connection(stream, &mut outgoing).await;
+    }
+    outgoing.close();
+    while let Some(Outgoing { reply, .. }) = outgoing.recv().await {
+        let _ = reply.send(Err(NotSent));
+    }
+}
+
+async fn serve_connection<S>(stream: S, outgoing: &mut mpsc::Receiver<Outgoing>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<RaftResponse>>>> = Arc::default();
+    let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Result<RaftResponse, NotSent>>>>> = Arc::default();
     let answers = {
         let pending = pending.clone();
         async move {
             while let Ok(Some(frame)) = read_frame::<_, ResponseFrame>(&mut reader).await {
                 if let Some(reply) = pending.lock().expect("pending lock").remove(&frame.id) {
-                    let _ = reply.send(frame.body);
+                    let _ = reply.send(Ok(frame.body));
                 }
             }
         }

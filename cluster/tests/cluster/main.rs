@@ -9,3 +9,4 @@ mod record_codec;
 mod replication;
 mod sequencer;
 mod storage;
+mod transport;

@@ -307,10 +307,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                     transport: Some(if args.dev { LinkTransport::Tcp } else { LinkTransport::Wireguard }),
                 },
                 cluster: ClusterSection { members: members.clone() },
-                rpc: RpcSection {
-                    addr: args.addr(args.rpc_port, i),
-                    ..RpcSection::default()
-                },
+                rpc: RpcSection { addr: args.addr(args.rpc_port, i), ..RpcSection::default() },
                 metrics: MetricsSection { addr: args.addr(args.metrics_port, i) },
                 chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap)),
                 zk: None,
@@ -320,9 +317,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                     advertised: None,
                     peers: (0..args.nodes)
                         .filter(|&peer| peer != id)
-                        .map(|peer| {
-                            (peer.to_string(), args.addr(args.kafka_port, first + peer))
-                        })
+                        .map(|peer| (peer.to_string(), args.addr(args.kafka_port, first + peer)))
                         .collect(),
                 }),
             };

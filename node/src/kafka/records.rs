@@ -45,7 +45,7 @@ fn code_of(err: &ClusterError) -> i16 {
         ClusterError::RecordTooLarge { .. } => MESSAGE_TOO_LARGE,
         ClusterError::InvalidRecord { .. } => CORRUPT_MESSAGE,
         ClusterError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
-        ClusterError::Timeout { .. } => REQUEST_TIMED_OUT,
+        ClusterError::Timeout { .. } | ClusterError::Interrupted { .. } => REQUEST_TIMED_OUT,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }

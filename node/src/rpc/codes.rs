@@ -100,7 +100,7 @@ pub(crate) fn cluster_error_ref(err: &ClusterError) -> ErrorObjectOwned {
         }
         ClusterError::NotReplica { replicas, .. } => (NOT_REPLICA, Some(json!({ "replicas": replicas }))),
         ClusterError::NotCertified { .. } => (NOT_CERTIFIED, None),
-        ClusterError::Timeout { .. } => (TIMEOUT, None),
+        ClusterError::Timeout { .. } | ClusterError::Interrupted { .. } => (TIMEOUT, None),
         ClusterError::NoLeader { waited, .. } => {
             (NO_LEADER, Some(json!({ "waitedMs": waited.as_millis() as u64 })))
         }

@@ -58,6 +58,10 @@ pub struct Op {
     pub values: Option<Vec<String>>,
     /// When, in ms since the run started.
     pub time_ms: u64,
+    /// A completion's error (code and message, or why there was no answer), for whoever reads
+    /// the history; the checker goes by `type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Invocation or one of the three completions.

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
@@ -55,9 +56,10 @@ pub struct Topology {
 
 impl Topology {
     /// Creates the namespaces `PREFIX-c` (clients, with the bridge) and `PREFIX-nI` (nodes),
-    /// removing any left by an earlier run with the same prefix.
+    /// removing any left by an earlier run with the same prefix or by a killed one.
     pub fn create(prefix: &str, nodes: usize) -> anyhow::Result<Self> {
         let topology = Topology { prefix: prefix.to_owned(), nodes };
+        Topology::delete_abandoned();
         topology.delete();
         let client = topology.client_ns();
         ip(&["netns", "add", &client])?;
@@ -132,6 +134,21 @@ impl Topology {
             self.nft(i, &format!("flush chain inet {TABLE} input\n"))?;
         }
         Ok(())
+    }
+
+    /// Deletes namespaces a run that was killed left behind (`pycPID-...` whose process is
+    /// gone).
+    pub fn delete_abandoned() {
+        let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+        for name in String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()) {
+            let pid = name
+                .strip_prefix("pyc")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = Command::new("ip").args(["netns", "delete", name]).stderr(Stdio::null()).status();
+            }
+        }
     }
 
     fn delete(&self) {

@@ -3,6 +3,7 @@
 //! monotonic time is left alone, as an NTP step would).
 
 use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -100,6 +101,13 @@ impl Nodes {
         }
         command.arg(&self.bin).args(["start", "--base-path"]).arg(self.dir.join(format!("node{i}")));
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // The node dies with the harness, however the harness ends (the signal survives the
+        // exec of `ip` and `env`).
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command
+                .pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+        }
         // `ip netns exec` and `env` exec the node: the child's pid is the node's.
         self.children[i] = Some(command.spawn().context("cannot start a node")?);
         Ok(())

@@ -348,6 +348,7 @@ async fn final_appends(clients: &Clients, recorder: &Recorder, process: u32) {
                 from: None,
                 values: None,
                 time_ms: 0,
+                error: None,
             };
             recorder.record(op(OpKind::Invoke));
             let params = json!({ "log": LOG, "partition": partition,
@@ -357,7 +358,10 @@ async fn final_appends(clients: &Clients, recorder: &Recorder, process: u32) {
                     recorder.record(Op { offset: receipts[0]["offset"].as_u64(), ..op(OpKind::Ok) });
                     break;
                 }
-                Err(err) => recorder.record(op(if err.definite() { OpKind::Fail } else { OpKind::Info })),
+                Err(err) => recorder.record(Op {
+                    error: Some(err.to_string()),
+                    ..op(if err.definite() { OpKind::Fail } else { OpKind::Info })
+                }),
             }
             if Instant::now() > give_up {
                 break;

@@ -73,11 +73,22 @@ pub enum CallError {
     Refused {
         /// The JSON-RPC error code.
         code: i32,
+        /// Its message.
+        message: String,
         /// The error's `data` (the leader hint of `1010`).
         data: Value,
     },
     /// No answer (timeout, connection refused or reset): the outcome is unknown.
     NoAnswer(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Refused { code, message, .. } => write!(f, "{code}: {message}"),
+            CallError::NoAnswer(reason) => write!(f, "no answer: {reason}"),
+        }
+    }
 }
 
 impl CallError {
@@ -118,6 +129,7 @@ impl Clients {
             Ok(value) => Ok(value),
             Err(ClientError::Call(err)) => Err(CallError::Refused {
                 code: err.code(),
+                message: err.message().to_owned(),
                 data: err.data().and_then(|d| serde_json::from_str(d.get()).ok()).unwrap_or(Value::Null),
             }),
             Err(err) => Err(CallError::NoAnswer(err.to_string())),
@@ -195,6 +207,7 @@ impl Client<'_> {
             from: None,
             values: None,
             time_ms: 0,
+            error: None,
         }
     }
 
@@ -244,6 +257,7 @@ impl Client<'_> {
                     }
                 }
                 Err(err) if err.definite() && !unknown => {
+                    done.error = Some(err.to_string());
                     self.redirect(partition, node, &err);
                     if self.idempotent && Instant::now() < self.workload.deadline {
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -252,6 +266,7 @@ impl Client<'_> {
                     done.kind = OpKind::Fail;
                 }
                 Err(err) => {
+                    done.error = Some(err.to_string());
                     unknown |= !err.definite();
                     self.redirect(partition, node, &err);
                     if self.idempotent && Instant::now() < give_up {
@@ -287,8 +302,10 @@ impl Client<'_> {
                 }
                 Err(_) => done.kind = OpKind::Info,
             },
-            Err(err) if err.definite() => done.kind = OpKind::Fail,
-            Err(_) => {}
+            Err(err) => {
+                done.kind = if err.definite() { OpKind::Fail } else { OpKind::Info };
+                done.error = Some(err.to_string());
+            }
         }
         self.recorder.record(done);
     }

@@ -21,6 +21,7 @@ fn op(process: u32, kind: OpKind, f: OpFn, time_ms: u64) -> Op {
         from: None,
         values: None,
         time_ms,
+        error: None,
     }
 }
 

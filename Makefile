@@ -138,16 +138,21 @@ fuzz-long:
 # CHAOS_FIRST_SEED on, drawing from CHAOS_NEMESES (comma-separated; empty: every kind). Even
 # seeds link the nodes with WireGuard, odd ones with TCP. Runs land in testnet/out/chaos/seed-N
 # (history, nemesis schedule, final reads, report); the summary is testnet/out/chaos/summary.json.
-# Needs root (network namespaces, nftables); otherwise it says so and skips.
+# Then CHAOS_CHAIN_SEEDS schedules of partitions, pauses and kills against the 2 x 3 validator
+# chain (testnet/out/chaos/chain-seed-N). Needs root (network namespaces, nftables); otherwise it
+# says so and skips. About 50 s per log schedule and 70 s per chain schedule.
 CHAOS_SEEDS ?= 24
 CHAOS_FIRST_SEED ?= 1
 CHAOS_SECONDS ?= 45
 CHAOS_NEMESES ?=
+CHAOS_CHAIN_SEEDS ?= 4
 chaos: deps
 	$(BUILD)
 	$(CARGO) build --locked $(LOADGEN) --bins
 	"$(CARGO_TARGET_DIR)/debug/pyralog-chaos" run --seed $(CHAOS_FIRST_SEED) --count $(CHAOS_SEEDS) \
 	  --seconds $(CHAOS_SECONDS) $(if $(CHAOS_NEMESES),--nemeses $(CHAOS_NEMESES)) \
+	  --out testnet/out/chaos --bin "$(CARGO_TARGET_DIR)/debug/pyralog"
+	"$(CARGO_TARGET_DIR)/debug/pyralog-chaos" chain --seed $(CHAOS_FIRST_SEED) --count $(CHAOS_CHAIN_SEEDS) \
 	  --out testnet/out/chaos --bin "$(CARGO_TARGET_DIR)/debug/pyralog"
 
 testnet: deps

@@ -14,6 +14,7 @@
 
 pub mod columnar;
 pub mod engine;
+pub mod failpoints;
 pub mod local;
 /// The data model (its own crate, so a light client decodes records without the engine).
 pub use pyralog_record as model;

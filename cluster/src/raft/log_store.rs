@@ -212,6 +212,9 @@ where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        fail::fail_point!("raft-log-append", |_| Err(write_err(crate::failpoints::injected(
+            "raft-log-append"
+        ))));
         let cf = self.storage.cf("raft_log");
         let mut batch = WriteBatch::default();
         for entry in entries {

@@ -137,6 +137,9 @@ impl RaftStateMachine<GroupRaft> for PartitionStateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
+        fail::fail_point!("snapshot-install", |_| Err(sm_write(crate::failpoints::injected(
+            "snapshot-install"
+        ))));
         let data = snapshot.into_inner();
         let export: PartitionExport = postcard::from_bytes(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;

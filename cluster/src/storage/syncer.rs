@@ -78,6 +78,12 @@ impl Drop for WalSyncer {
     }
 }
 
+/// One WAL fsync (or the failure the `wal-fsync` failpoint injects).
+fn fsync(db: &DB) -> Result<(), String> {
+    fail::fail_point!("wal-fsync", |_| Err(crate::failpoints::injected("wal-fsync").to_string()));
+    db.flush_wal(true).map_err(|err| err.to_string())
+}
+
 fn run(db: &DB, durable: bool, pending: &mpsc::Receiver<SyncCallback>, stats: &Mutex<SyncStats>) {
     let mut failure: Option<String> = None;
     while let Ok(first) = pending.recv() {
@@ -85,9 +91,9 @@ fn run(db: &DB, durable: bool, pending: &mpsc::Receiver<SyncCallback>, stats: &M
         batch.extend(pending.try_iter());
         if durable
             && failure.is_none()
-            && let Err(err) = db.flush_wal(true)
+            && let Err(err) = fsync(db)
         {
-            failure = Some(err.to_string());
+            failure = Some(err);
         }
         {
             let mut stats = stats.lock().expect("stats lock");

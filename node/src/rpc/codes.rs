@@ -43,6 +43,8 @@ pub(crate) const INTERNAL: i32 = 1030;
 pub(crate) const NOT_READY: i32 = 1031;
 /// The client's IP made more calls than `[rpc] rate_limit_per_ip` allows; `data.retryAfterMs`.
 pub(crate) const RATE_LIMITED: i32 = 1032;
+/// `debug_setFailpoint` on a build without failpoints (a release build).
+pub(crate) const FAILPOINTS_NOT_BUILT: i32 = 1033;
 /// No block (or state) at that height; `data.finalizedHead` or `data.latest`.
 pub(crate) const UNKNOWN_HEIGHT: i32 = 1040;
 /// The transaction is invalid (decoding, signature, chain, nonce, fee).

@@ -3,6 +3,7 @@
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::ErrorObject;
 use pyralog_cluster::engine::Role;
+use pyralog_cluster::failpoints::{self, FailpointError};
 use serde_json::{Value, json};
 
 use crate::rpc::codes;
@@ -32,6 +33,27 @@ pub(crate) fn register(module: &mut RpcModule<ClusterNode>) {
         Ok(json!({ "name": "pyralog", "version": env!("CARGO_PKG_VERSION") }))
     });
     register(module, "system_status", |node, _| Ok(status_json(node)));
+    register(module, "debug_setFailpoint", |_, params| set_failpoint(params));
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailpointParams {
+    name: String,
+    actions: String,
+}
+
+/// `debug_setFailpoint {name, actions}`: a storage failpoint (test builds only; see
+/// `pyralog_cluster::failpoints`).
+fn set_failpoint(params: jsonrpsee::types::Params<'_>) -> Result<Value, jsonrpsee::types::ErrorObjectOwned> {
+    let p: FailpointParams = crate::rpc::method::parse(&params)?;
+    match failpoints::configure(&p.name, &p.actions) {
+        Ok(()) => Ok(json!({ "name": p.name, "actions": p.actions })),
+        Err(err @ FailpointError::NotBuilt) => {
+            Err(ErrorObject::owned(codes::FAILPOINTS_NOT_BUILT, err.to_string(), None::<()>))
+        }
+        Err(err) => Err(codes::invalid(err.to_string())),
+    }
 }
 
 fn status_json(node: &ClusterNode) -> Value {

@@ -5,6 +5,7 @@ mod chain_net;
 mod chain_rpc;
 mod chain_testnet;
 mod cli;
+mod disk_faults;
 mod kafka;
 mod kafka_groups;
 mod layout;

@@ -7,12 +7,13 @@
 //! [`run`] makes such a run against real nodes: one network namespace per node ([`net`]), the
 //! `pyralog` processes ([`nodes`]), clients ([`workload`]) beside a seeded [`nemesis`], then the
 //! replicas' final reads ([`final_read`]), the checker and the run's figures ([`stats`]);
-//! [`summary`] adds up many runs.
+//! [`summary`] adds up many runs. [`chain`] runs the chain's validators through the same faults.
 //!
 //! A client process has at most one operation outstanding: an `invoke` is completed by the same
 //! process's next `ok` (it happened), `fail` (it definitely did not) or `info` (unknown: it may or
 //! may not have happened), as in Jepsen's histories.
 
+pub mod chain;
 pub mod checker;
 pub mod final_read;
 pub mod nemesis;

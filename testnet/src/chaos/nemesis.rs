@@ -32,26 +32,34 @@ pub enum FaultKind {
     PartitionLeader,
     /// A partition leader hears nothing from the others, while they still hear it.
     PartitionOneWay,
+    /// The nodes split in two halves (3 | 3 of six validators: no quorum anywhere).
+    PartitionHalves,
     /// Two nodes cannot reach each other; the third reaches both (a bridge).
     PartitionBridge,
     /// 20 to 40 % of packets between nodes dropped at random.
     Loss,
     /// One node's wall clock 5 to 60 s ahead or behind (libfaketime), set back at heal.
     ClockSkew,
+    /// A storage failpoint on a partition leader (`debug_setFailpoint`): failed fsyncs, stalled
+    /// fsyncs, failed Raft log appends or failed snapshot installs. A failure is fatal to what it
+    /// hits (fail-stop), so at heal the node is restarted, as an operator would.
+    DiskFault,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::KillOne,
         FaultKind::KillAll,
         FaultKind::PauseLeader,
         FaultKind::PartitionMinority,
         FaultKind::PartitionLeader,
         FaultKind::PartitionOneWay,
+        FaultKind::PartitionHalves,
         FaultKind::PartitionBridge,
         FaultKind::Loss,
         FaultKind::ClockSkew,
+        FaultKind::DiskFault,
     ];
 
     /// Its name in schedules and reports.
@@ -63,9 +71,11 @@ impl FaultKind {
             FaultKind::PartitionMinority => "partition-minority",
             FaultKind::PartitionLeader => "partition-leader",
             FaultKind::PartitionOneWay => "partition-one-way",
+            FaultKind::PartitionHalves => "partition-halves",
             FaultKind::PartitionBridge => "partition-bridge",
             FaultKind::Loss => "loss",
             FaultKind::ClockSkew => "clock-skew",
+            FaultKind::DiskFault => "disk-fault",
         }
     }
 
@@ -77,6 +87,7 @@ impl FaultKind {
                 | FaultKind::PauseLeader
                 | FaultKind::PartitionLeader
                 | FaultKind::PartitionOneWay
+                | FaultKind::DiskFault
         )
     }
 }

@@ -46,28 +46,57 @@ impl Nodes {
         count: usize,
         wireguard: bool,
     ) -> anyhow::Result<Self> {
-        let mut command = Command::new(bin);
-        command.args(["testnet", "--no-chain", "--kafka-port", "0", "--nodes"]).arg(count.to_string());
-        command.arg("--starting-ip-address").arg(node_ip(0).to_string()).arg("--out").arg(dir);
+        let mut args = vec!["--no-chain".to_owned(), "--nodes".into(), count.to_string()];
         if !wireguard {
-            command.arg("--dev");
+            args.push("--dev".into());
         }
+        Nodes::testnet(bin, dir, topology, count, &args)
+    }
+
+    /// Writes the base paths of `clusters` clusters of `per_cluster` nodes each, every node a
+    /// validator of the chain that links them (plain TCP links inside the clusters).
+    pub fn generate_chain(
+        bin: &Path,
+        dir: &Path,
+        topology: &Topology,
+        per_cluster: usize,
+        clusters: usize,
+    ) -> anyhow::Result<Self> {
+        let args = ["--dev", "--nodes", &per_cluster.to_string(), "--clusters", &clusters.to_string()]
+            .map(String::from);
+        Nodes::testnet(bin, dir, topology, per_cluster * clusters, &args)
+    }
+
+    fn testnet(
+        bin: &Path,
+        dir: &Path,
+        topology: &Topology,
+        count: usize,
+        args: &[String],
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(bin);
+        command.args(["testnet", "--kafka-port", "0"]).args(args);
+        command.arg("--starting-ip-address").arg(node_ip(0).to_string()).arg("--out").arg(dir);
         let out = command.output().with_context(|| format!("cannot run {}", bin.display()))?;
         if !out.status.success() {
             bail!("pyralog testnet: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let faketime = faketime().is_ok();
         let nodes = Nodes {
             bin: bin.to_owned(),
             dir: dir.to_owned(),
             namespaces: (0..count).map(|i| topology.node_ns(i)).collect(),
             children: (0..count).map(|_| None).collect(),
-            faketime,
+            faketime: faketime().is_ok(),
         };
         for i in 0..count {
             nodes.skew(i, 0)?;
         }
         Ok(nodes)
+    }
+
+    /// The `pyralog` binary.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     /// How many nodes.

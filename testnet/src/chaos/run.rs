@@ -123,6 +123,12 @@ pub fn run(config: &RunConfig) -> anyhow::Result<RunReport> {
 /// How a fault is undone.
 enum Heal {
     Restart(Vec<usize>),
+    /// Turn the failpoint off, and restart the node when it failed storage (fail-stop).
+    Failpoint {
+        node: usize,
+        name: &'static str,
+        restart: bool,
+    },
     Resume(usize),
     Network,
     Clock(usize),
@@ -138,7 +144,7 @@ async fn drive(
         nodes.start(i)?;
     }
     let clients = Arc::new(Clients::new(NODES)?);
-    wait_ready(&clients, nodes).await?;
+    wait_ready(&clients, nodes, NODES).await?;
     create_log(&clients).await?;
 
     let recorder = Arc::new(Recorder::create(&config.out.join("history.jsonl"))?);
@@ -156,26 +162,9 @@ async fn drive(
         })
         .collect();
 
-    let mut log = std::fs::File::create(config.out.join("nemesis.jsonl"))?;
-    let mut applied = Vec::new();
-    let mut crashes = 0;
-    for fault in planned {
-        tokio::time::sleep_until((start + Duration::from_millis(fault.at_ms)).into()).await;
-        let start_ms = recorder.now_ms();
-        let (hit, partition, detail, heal) = apply(fault, topology, nodes, &clients).await?;
-        tokio::time::sleep(Duration::from_millis(fault.duration_ms)).await;
-        match heal {
-            Heal::Restart(which) => which.into_iter().try_for_each(|i| nodes.start(i))?,
-            Heal::Resume(i) => nodes.pause(i, false),
-            Heal::Network => topology.heal()?,
-            Heal::Clock(i) => nodes.skew(i, 0)?,
-        }
-        let done =
-            Applied { kind: fault.kind, start_ms, end_ms: recorder.now_ms(), nodes: hit, partition, detail };
-        writeln!(log, "{}", serde_json::to_string(&done)?)?;
-        applied.push(done);
-        crashes += restart_crashed(nodes)?;
-    }
+    let clock = || recorder.now_ms();
+    let (applied, mut crashes) =
+        play(planned, start, &clock, topology, nodes, &clients, &config.out.join("nemesis.jsonl")).await?;
     let healed_at_ms = applied.last().map_or(0, |fault| fault.end_ms);
     for task in tasks {
         task.await.context("a client task failed")?;
@@ -189,8 +178,50 @@ async fn drive(
     Ok((crashes, converged, checker::check(&history, &final_state), stats::measure(&history, &applied)))
 }
 
+/// Applies each of `planned` at its time after `start` (`clock`: ms on the history's clock),
+/// heals it after its duration, logs it to `log_path` and restarts nodes that crashed; returns
+/// the faults as applied and how many nodes crashed.
+pub(super) async fn play(
+    planned: &[Planned],
+    start: Instant,
+    clock: &dyn Fn() -> u64,
+    topology: &Topology,
+    nodes: &mut Nodes,
+    clients: &Clients,
+    log_path: &std::path::Path,
+) -> anyhow::Result<(Vec<Applied>, u64)> {
+    let mut log = std::fs::File::create(log_path)?;
+    let mut applied = Vec::new();
+    let mut crashes = 0;
+    for fault in planned {
+        tokio::time::sleep_until((start + Duration::from_millis(fault.at_ms)).into()).await;
+        let start_ms = clock();
+        let (hit, partition, detail, heal) = apply(fault, topology, nodes, clients).await?;
+        tokio::time::sleep(Duration::from_millis(fault.duration_ms)).await;
+        match heal {
+            Heal::Restart(which) => which.into_iter().try_for_each(|i| nodes.start(i))?,
+            Heal::Resume(i) => nodes.pause(i, false),
+            Heal::Network => topology.heal()?,
+            Heal::Clock(i) => nodes.skew(i, 0)?,
+            Heal::Failpoint { node, name, restart } => {
+                let _ =
+                    clients.call(node, "debug_setFailpoint", json!({ "name": name, "actions": "off" })).await;
+                if restart {
+                    nodes.kill(node);
+                    nodes.start(node)?;
+                }
+            }
+        }
+        let done = Applied { kind: fault.kind, start_ms, end_ms: clock(), nodes: hit, partition, detail };
+        writeln!(log, "{}", serde_json::to_string(&done)?)?;
+        applied.push(done);
+        crashes += restart_crashed(nodes)?;
+    }
+    Ok((applied, crashes))
+}
+
 /// Restarts nodes that exited by themselves; how many did.
-fn restart_crashed(nodes: &mut Nodes) -> anyhow::Result<u64> {
+pub(super) fn restart_crashed(nodes: &mut Nodes) -> anyhow::Result<u64> {
     let mut crashed = 0;
     for i in 0..nodes.len() {
         if let Some(status) = nodes.exited(i) {
@@ -211,11 +242,12 @@ async fn apply(
     nodes: &mut Nodes,
     clients: &Clients,
 ) -> anyhow::Result<(Vec<usize>, Option<u32>, String, Heal)> {
+    let n = nodes.len();
     let partition = (fault.pick % u64::from(PARTITIONS)) as u32;
     let pick = (fault.pick >> 8) as usize;
-    let leader = leader_of(clients, nodes, partition).await.unwrap_or(pick % NODES);
-    let others = |node: usize| (0..NODES).filter(move |&j| j != node);
-    let all: Vec<usize> = (0..NODES).collect();
+    let leader = leader_of(clients, nodes, partition).await.unwrap_or(pick % n);
+    let others = |node: usize| (0..n).filter(move |&j| j != node);
+    let all: Vec<usize> = (0..n).collect();
     Ok(match fault.kind {
         FaultKind::KillOne => {
             nodes.kill(leader);
@@ -230,13 +262,23 @@ async fn apply(
             (vec![leader], Some(partition), format!("SIGSTOP node {leader}"), Heal::Resume(leader))
         }
         FaultKind::PartitionMinority | FaultKind::PartitionLeader => {
-            let cut = if fault.kind == FaultKind::PartitionLeader { leader } else { pick % NODES };
+            let cut = if fault.kind == FaultKind::PartitionLeader { leader } else { pick % n };
             for j in others(cut) {
                 topology.block(cut, j)?;
                 topology.block(j, cut)?;
             }
             let target = (fault.kind == FaultKind::PartitionLeader).then_some(partition);
             (vec![cut], target, format!("node {cut} cut off both ways"), Heal::Network)
+        }
+        FaultKind::PartitionHalves => {
+            let half: Vec<usize> = (0..n).filter(|&i| (i + pick) % n < n / 2).collect();
+            for &a in &half {
+                for b in (0..n).filter(|b| !half.contains(b)) {
+                    topology.block(a, b)?;
+                    topology.block(b, a)?;
+                }
+            }
+            (half.clone(), None, format!("nodes {half:?} apart from the rest"), Heal::Network)
         }
         FaultKind::PartitionOneWay => {
             for j in others(leader) {
@@ -245,7 +287,7 @@ async fn apply(
             (vec![leader], Some(partition), format!("node {leader} hears no one"), Heal::Network)
         }
         FaultKind::PartitionBridge => {
-            let bridge = pick % NODES;
+            let bridge = pick % n;
             let ends: Vec<usize> = others(bridge).collect();
             topology.block(ends[0], ends[1])?;
             topology.block(ends[1], ends[0])?;
@@ -261,9 +303,26 @@ async fn apply(
             topology.lose(percent)?;
             (all, None, format!("{percent}% of packets between nodes dropped"), Heal::Network)
         }
+        FaultKind::DiskFault => {
+            let (name, actions, restart) = match pick % 4 {
+                0 => ("wal-fsync", "return", true),
+                1 => ("wal-fsync", "sleep(1500)", false),
+                2 => ("raft-log-append", "return", true),
+                _ => ("snapshot-install", "return", true),
+            };
+            let set = json!({ "name": name, "actions": actions });
+            if let Err(err) = clients.call(leader, "debug_setFailpoint", set).await {
+                bail!(
+                    "debug_setFailpoint at node {leader}: {err} (is {} a test build?)",
+                    nodes.bin().display()
+                );
+            }
+            let detail = format!("failpoint {name}={actions} at node {leader}");
+            (vec![leader], Some(partition), detail, Heal::Failpoint { node: leader, name, restart })
+        }
         FaultKind::ClockSkew => {
-            let node = pick % NODES;
-            let seconds = 5 + ((pick / NODES) % 56) as i64;
+            let node = pick % n;
+            let seconds = 5 + ((pick / n) % 56) as i64;
             let offset = if (pick / 64) % 2 == 0 { seconds } else { -seconds };
             nodes.skew(node, offset * 1_000)?;
             (vec![node], None, format!("node {node}'s wall clock {offset:+} s"), Heal::Clock(node))
@@ -273,7 +332,8 @@ async fn apply(
 
 /// The node leading `partition`, as the first running node that knows says.
 async fn leader_of(clients: &Clients, nodes: &Nodes, partition: u32) -> Option<usize> {
-    for i in (0..NODES).filter(|&i| nodes.running(i)) {
+    let n = nodes.len();
+    for i in (0..n).filter(|&i| nodes.running(i)) {
         let Ok(status) = clients.call(i, "system_status", json!({})).await else { continue };
         let leader = status["partitions"]
             .as_array()
@@ -281,20 +341,20 @@ async fn leader_of(clients: &Clients, nodes: &Nodes, partition: u32) -> Option<u
             .flatten()
             .find(|p| p["log"] == LOG && p["partition"] == partition)
             .and_then(|p| p["leader"].as_u64());
-        if let Some(leader) = leader.filter(|&l| (l as usize) < NODES) {
+        if let Some(leader) = leader.filter(|&l| (l as usize) < n) {
             return Some(leader as usize);
         }
     }
     None
 }
 
-/// Waits until every node answers, knows a global leader and all members.
-async fn wait_ready(clients: &Clients, nodes: &mut Nodes) -> anyhow::Result<()> {
+/// Waits until every node answers, knows a global leader and its cluster's `members`.
+pub(super) async fn wait_ready(clients: &Clients, nodes: &mut Nodes, members: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + STARTUP;
-    for i in 0..NODES {
+    for i in 0..nodes.len() {
         loop {
             let health = clients.call(i, "system_health", json!({})).await.unwrap_or(Value::Null);
-            if health["ok"] == true && health["members"] == NODES {
+            if health["ok"] == true && health["members"] == members {
                 break;
             }
             if let Some(status) = nodes.exited(i) {

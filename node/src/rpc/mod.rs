@@ -11,6 +11,7 @@
 //! another, and nothing outside `rpc/` uses these helpers: the node wires [`methods`] and
 //! [`serve`].
 
+mod admin;
 mod chain;
 mod codes;
 mod log;
@@ -49,6 +50,7 @@ pub(crate) fn methods(backends: Backends) -> Methods {
     let Backends { node, chain, zk_keys } = backends;
     let mut cluster = RpcModule::from_arc(node.clone());
     system::register(&mut cluster);
+    admin::register(&mut cluster);
     log::register(&mut cluster);
     proof::register(&mut cluster, chain.as_ref().map(|(service, _)| service.clone()));
     subscriptions::register(&mut cluster);

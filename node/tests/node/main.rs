@@ -13,6 +13,7 @@ mod light_chain;
 mod light_proxy;
 mod light_steps;
 mod limits;
+mod membership;
 mod rpc;
 mod spec_vectors;
 mod staking;

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::nemesis::{Applied, FaultKind, Planned, schedule};
 use super::net::Topology;
 use super::nodes::Nodes;
-use super::run::{play, restart_crashed, wait_ready};
+use super::run::{Targets, play, restart_crashed, wait_ready};
 use super::workload::Clients;
 
 /// Nodes per cluster and clusters.
@@ -155,8 +155,9 @@ async fn drive(
         })
     };
     let clock = || start.elapsed().as_millis() as u64;
+    let targets = Targets { topology, nodes: &mut *nodes, clients: &clients, spare: None };
     let (faults, mut crashes) =
-        play(planned, start, &clock, topology, nodes, &clients, &config.out.join("nemesis.jsonl")).await?;
+        play(planned, start, &clock, &config.out.join("nemesis.jsonl"), targets).await?;
 
     // Finality resumes: every node finalizes a block above the highest any had at the heal.
     let healed = Instant::now();

@@ -44,11 +44,15 @@ pub enum FaultKind {
     /// fsyncs, failed Raft log appends or failed snapshot installs. A failure is fatal to what it
     /// hits (fail-stop), so at heal the node is restarted, as an operator would.
     DiskFault,
+    /// A spare node joins the cluster (`admin_addMember` on the global leader) and leaves at
+    /// heal (`admin_removeMember`): the global group changes membership under the workload.
+    /// TCP runs only (the tunnels take their peers from the founders' settings).
+    MemberChurn,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::KillOne,
         FaultKind::KillAll,
         FaultKind::PauseLeader,
@@ -60,6 +64,7 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::ClockSkew,
         FaultKind::DiskFault,
+        FaultKind::MemberChurn,
     ];
 
     /// Its name in schedules and reports.
@@ -76,6 +81,7 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::DiskFault => "disk-fault",
+            FaultKind::MemberChurn => "member-churn",
         }
     }
 

@@ -53,6 +53,34 @@ impl Nodes {
         Nodes::testnet(bin, dir, topology, count, &args)
     }
 
+    /// Makes node `spare` a node that is not a founding member: it starts, knows the founders,
+    /// and waits to be added (`admin_addMember`). Returns its (raft address, public key).
+    pub fn make_spare(&self, spare: usize) -> anyhow::Result<(String, String)> {
+        let mut joiner = None;
+        for i in 0..self.len() {
+            let path = self.dir.join(format!("node{i}/config.toml"));
+            let text = std::fs::read_to_string(&path)?;
+            let mut config: toml::Table = text.parse().context("config.toml")?;
+            let members = config
+                .get_mut("cluster")
+                .and_then(|c| c.get_mut("members"))
+                .and_then(toml::Value::as_array_mut)
+                .context("config.toml: no cluster.members")?;
+            let Some(at) = members
+                .iter()
+                .position(|m| m.get("id").and_then(toml::Value::as_integer) == Some(spare as i64))
+            else {
+                bail!("config.toml: no member {spare}");
+            };
+            let member = members.remove(at);
+            let field =
+                |name: &str| member.get(name).and_then(toml::Value::as_str).unwrap_or_default().to_owned();
+            joiner = Some((field("raft_addr"), field("public_key")));
+            std::fs::write(&path, toml::to_string(&config)?)?;
+        }
+        joiner.context("no nodes")
+    }
+
     /// Writes the base paths of `clusters` clusters of `per_cluster` nodes each, every node a
     /// validator of the chain that links them (plain TCP links inside the clusters).
     pub fn generate_chain(

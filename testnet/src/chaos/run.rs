@@ -21,8 +21,10 @@ use super::stats::{self, Stats};
 use super::workload::{self, Clients, Recorder, Workload};
 use super::{Op, OpFn, OpKind};
 
-/// Nodes in the cluster.
+/// Nodes in the cluster (the log's replicas).
 const NODES: usize = 3;
+/// The spare node `member-churn` adds and removes (TCP runs), in the namespace after theirs.
+const SPARE: usize = NODES;
 /// The log's partitions (each replicated on all three nodes).
 const PARTITIONS: u32 = 3;
 /// The log the clients write.
@@ -97,13 +99,20 @@ pub fn run(config: &RunConfig) -> anyhow::Result<RunReport> {
     for reason in &skipped {
         eprintln!("pyralog-chaos: skipping {reason}");
     }
-    let topology = Topology::create(&format!("pyc{}", std::process::id()), NODES)?;
+    // TCP runs add a spare node for `member-churn`; the tunnels take their peers from the
+    // founders' settings, so WireGuard runs have none.
+    let count = if config.wireguard { NODES } else { NODES + 1 };
+    let topology = Topology::create(&format!("pyc{}", std::process::id()), count)?;
     let mut nodes =
-        Nodes::generate(&config.bin, &config.out.join("nodes"), &topology, NODES, config.wireguard)?;
+        Nodes::generate(&config.bin, &config.out.join("nodes"), &topology, count, config.wireguard)?;
+    let spare = match config.wireguard {
+        false => Some(nodes.make_spare(SPARE)?),
+        true => None,
+    };
     topology.enter_client_ns()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let schedule = schedule(config.seed, &kinds, config.seconds);
-    let outcome = runtime.block_on(drive(config, &schedule, &topology, &mut nodes));
+    let outcome = runtime.block_on(drive(config, &schedule, &topology, &mut nodes, spare));
     drop(runtime);
     let (crashes, converged, check, stats) = outcome?;
     let report = RunReport {
@@ -123,6 +132,8 @@ pub fn run(config: &RunConfig) -> anyhow::Result<RunReport> {
 /// How a fault is undone.
 enum Heal {
     Restart(Vec<usize>),
+    /// The spare leaves the cluster again.
+    Leave(usize),
     /// Turn the failpoint off, and restart the node when it failed storage (fail-stop).
     Failpoint {
         node: usize,
@@ -139,9 +150,13 @@ async fn drive(
     planned: &[Planned],
     topology: &Topology,
     nodes: &mut Nodes,
+    spare: Option<(String, String)>,
 ) -> anyhow::Result<(u64, bool, Report, Stats)> {
     for i in 0..NODES {
         nodes.start(i)?;
+    }
+    if spare.is_some() {
+        nodes.start(SPARE)?;
     }
     let clients = Arc::new(Clients::new(NODES)?);
     wait_ready(&clients, nodes, NODES).await?;
@@ -163,8 +178,9 @@ async fn drive(
         .collect();
 
     let clock = || recorder.now_ms();
+    let targets = Targets { topology, nodes: &mut *nodes, clients: &clients, spare: spare.as_ref() };
     let (applied, mut crashes) =
-        play(planned, start, &clock, topology, nodes, &clients, &config.out.join("nemesis.jsonl")).await?;
+        play(planned, start, &clock, &config.out.join("nemesis.jsonl"), targets).await?;
     let healed_at_ms = applied.last().map_or(0, |fault| fault.end_ms);
     for task in tasks {
         task.await.context("a client task failed")?;
@@ -178,6 +194,16 @@ async fn drive(
     Ok((crashes, converged, checker::check(&history, &final_state), stats::measure(&history, &applied)))
 }
 
+/// What the nemesis acts on: the namespaces, the processes, the clients of the nodes faults go to
+/// (the first `clients.len()` nodes), and the spare node `member-churn` adds (its raft address
+/// and key), if any.
+pub(super) struct Targets<'a> {
+    pub(super) topology: &'a Topology,
+    pub(super) nodes: &'a mut Nodes,
+    pub(super) clients: &'a Clients,
+    pub(super) spare: Option<&'a (String, String)>,
+}
+
 /// Applies each of `planned` at its time after `start` (`clock`: ms on the history's clock),
 /// heals it after its duration, logs it to `log_path` and restarts nodes that crashed; returns
 /// the faults as applied and how many nodes crashed.
@@ -185,24 +211,40 @@ pub(super) async fn play(
     planned: &[Planned],
     start: Instant,
     clock: &dyn Fn() -> u64,
-    topology: &Topology,
-    nodes: &mut Nodes,
-    clients: &Clients,
     log_path: &std::path::Path,
+    targets: Targets<'_>,
 ) -> anyhow::Result<(Vec<Applied>, u64)> {
+    let Targets { topology, nodes, clients, spare } = targets;
     let mut log = std::fs::File::create(log_path)?;
     let mut applied = Vec::new();
     let mut crashes = 0;
     for fault in planned {
         tokio::time::sleep_until((start + Duration::from_millis(fault.at_ms)).into()).await;
         let start_ms = clock();
-        let (hit, partition, detail, heal) = apply(fault, topology, nodes, clients).await?;
+        let targets = Targets { topology, nodes: &mut *nodes, clients, spare };
+        let (hit, partition, detail, heal) = apply(fault, targets).await?;
         tokio::time::sleep(Duration::from_millis(fault.duration_ms)).await;
         match heal {
             Heal::Restart(which) => which.into_iter().try_for_each(|i| nodes.start(i))?,
             Heal::Resume(i) => nodes.pause(i, false),
             Heal::Network => topology.heal()?,
             Heal::Clock(i) => nodes.skew(i, 0)?,
+            Heal::Leave(id) => {
+                // The global leader may have moved since the join: ask until one removes it.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let leader = global_leader(clients).await;
+                    let removed = match leader {
+                        Some(leader) => clients.call(leader, "admin_removeMember", json!({ "id": id })).await,
+                        None => Err(workload::CallError::NoAnswer("no global leader".into())),
+                    };
+                    match removed {
+                        Ok(_) => break,
+                        Err(err) if Instant::now() > deadline => bail!("admin_removeMember {id}: {err}"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                    }
+                }
+            }
             Heal::Failpoint { node, name, restart } => {
                 let _ =
                     clients.call(node, "debug_setFailpoint", json!({ "name": name, "actions": "off" })).await;
@@ -238,11 +280,11 @@ pub(super) fn restart_crashed(nodes: &mut Nodes) -> anyhow::Result<u64> {
 /// undo it.
 async fn apply(
     fault: &Planned,
-    topology: &Topology,
-    nodes: &mut Nodes,
-    clients: &Clients,
+    targets: Targets<'_>,
 ) -> anyhow::Result<(Vec<usize>, Option<u32>, String, Heal)> {
-    let n = nodes.len();
+    let Targets { topology, nodes, clients, spare } = targets;
+    // Faults go to the nodes the clients talk to (not the spare).
+    let n = clients.len();
     let partition = (fault.pick % u64::from(PARTITIONS)) as u32;
     let pick = (fault.pick >> 8) as usize;
     let leader = leader_of(clients, nodes, partition).await.unwrap_or(pick % n);
@@ -303,6 +345,22 @@ async fn apply(
             topology.lose(percent)?;
             (all, None, format!("{percent}% of packets between nodes dropped"), Heal::Network)
         }
+        FaultKind::MemberChurn => {
+            let Some((raft_addr, public_key)) = spare else {
+                return Ok((
+                    Vec::new(),
+                    None,
+                    "skipped: tunnels take their peers from the founders".into(),
+                    Heal::Network,
+                ));
+            };
+            let leader = global_leader(clients).await.context("member-churn: no global leader")?;
+            let joiner = json!({ "id": SPARE, "raftAddr": raft_addr, "publicKey": public_key });
+            if let Err(err) = clients.call(leader, "admin_addMember", joiner).await {
+                bail!("admin_addMember at node {leader}: {err}");
+            }
+            (vec![SPARE], None, format!("node {SPARE} added by node {leader}"), Heal::Leave(SPARE))
+        }
         FaultKind::DiskFault => {
             let (name, actions, restart) = match pick % 4 {
                 0 => ("wal-fsync", "return", true),
@@ -330,9 +388,20 @@ async fn apply(
     })
 }
 
+/// The global group's leader, as the first node that answers knows it.
+async fn global_leader(clients: &Clients) -> Option<usize> {
+    for i in 0..clients.len() {
+        let Ok(health) = clients.call(i, "system_health", json!({})).await else { continue };
+        if let Some(leader) = health["globalLeader"].as_u64().filter(|&l| (l as usize) < clients.len()) {
+            return Some(leader as usize);
+        }
+    }
+    None
+}
+
 /// The node leading `partition`, as the first running node that knows says.
 async fn leader_of(clients: &Clients, nodes: &Nodes, partition: u32) -> Option<usize> {
-    let n = nodes.len();
+    let n = clients.len();
     for i in (0..n).filter(|&i| nodes.running(i)) {
         let Ok(status) = clients.call(i, "system_status", json!({})).await else { continue };
         let leader = status["partitions"]
@@ -351,7 +420,7 @@ async fn leader_of(clients: &Clients, nodes: &Nodes, partition: u32) -> Option<u
 /// Waits until every node answers, knows a global leader and its cluster's `members`.
 pub(super) async fn wait_ready(clients: &Clients, nodes: &mut Nodes, members: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + STARTUP;
-    for i in 0..nodes.len() {
+    for i in 0..clients.len() {
         loop {
             let health = clients.call(i, "system_health", json!({})).await.unwrap_or(Value::Null);
             if health["ok"] == true && health["members"] == members {

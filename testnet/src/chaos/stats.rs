@@ -30,7 +30,7 @@ impl Availability {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Faults applied, by kind.
+    /// Faults applied, by kind (not those skipped: `member-churn` over the tunnels).
     pub faults: BTreeMap<String, u64>,
     /// Appends invoked before the first fault.
     pub before: Availability,
@@ -74,7 +74,8 @@ fn acknowledged(history: &[Op]) -> (Vec<(u32, u64, u64)>, Vec<u64>) {
 /// The figures of `history` under the faults `nemesis` applied.
 pub fn measure(history: &[Op], nemesis: &[Applied]) -> Stats {
     let mut stats = Stats::default();
-    for fault in nemesis {
+    // A fault that hit no node was skipped (`member-churn` over the tunnels).
+    for fault in nemesis.iter().filter(|fault| !fault.nodes.is_empty()) {
         *stats.faults.entry(fault.kind.name().to_owned()).or_default() += 1;
     }
     let (acked, invoked) = acknowledged(history);

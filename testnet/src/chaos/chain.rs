@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::nemesis::{Applied, FaultKind, Planned, schedule};
 use super::net::Topology;
@@ -177,18 +177,29 @@ async fn drive(
     let (height_regressions, observed_conflicts) = observer.await?;
     crashes += restart_crashed(nodes)?;
 
-    // Every height up to the lowest head, block by block on every node.
-    let mut final_height = u64::MAX;
+    // Every height up to the lowest head, block by block on every node (each node gets up to a
+    // minute to answer: one may just have been restarted).
+    let mut heads = Vec::new();
     for i in 0..count {
-        final_height = final_height.min(head(&clients, i).await.map_or(0, |(h, _)| h));
+        let deadline = Instant::now() + RESUME;
+        loop {
+            match head(&clients, i).await {
+                Some((height, _)) => break heads.push(height),
+                None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+                None => anyhow::bail!("node {i} does not answer chain_getFinalizedHead after the run"),
+            }
+        }
     }
+    let final_height = heads.iter().copied().min().unwrap_or(0);
     let mut conflicting = 0;
     for height in 1..=final_height {
         let mut ids = Vec::new();
         for i in 0..count {
-            let header =
-                clients.call(i, "chain_getHeader", json!({ "height": height })).await.unwrap_or(Value::Null);
-            ids.extend(header["blockId"].as_str().map(str::to_owned));
+            let header = clients.call(i, "chain_getHeader", json!({ "height": height })).await;
+            match header.ok().and_then(|h| h["blockId"].as_str().map(str::to_owned)) {
+                Some(id) => ids.push(id),
+                None => anyhow::bail!("node {i} does not serve the finalized header at {height}"),
+            }
         }
         ids.sort();
         ids.dedup();

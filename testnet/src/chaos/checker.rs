@@ -28,7 +28,7 @@ pub struct Violations {
     /// Partitions whose replicas hold different logs after healing.
     pub divergent_replicas: u64,
     /// Certified roots that are not the root of the final log's prefix of that size (or cover
-    /// more records than the replica holds).
+    /// more records than the replica holds), after the run or seen during it.
     pub certified_mismatch: u64,
     /// Pairs of acknowledged appends to one partition where the one that completed first got the
     /// higher offset (real-time order).
@@ -37,7 +37,7 @@ pub struct Violations {
     pub stale_reads: u64,
     /// Reads that saw a shorter log than the same client had seen before on the same node.
     pub hwm_regressions: u64,
-    /// 1 when no append succeeded within [`RECOVERY_MS`] of healing.
+    /// Partitions where no append succeeded within [`RECOVERY_MS`] of healing.
     pub no_recovery: u64,
 }
 
@@ -125,6 +125,11 @@ pub fn check(history: &[Op], final_state: &FinalState) -> Report {
         let longest = replicas.values().map(|r| &r.values).max_by_key(|values| values.len());
         logs.insert(*partition, longest.cloned().unwrap_or_default());
     }
+    for observed in final_state.certificates.values().flatten() {
+        if observed.prefix_root.as_ref() != Some(&observed.certified.root) {
+            v.certified_mismatch += 1;
+        }
+    }
     let position: BTreeMap<(u32, &str), Vec<u64>> =
         logs.iter().fold(BTreeMap::new(), |mut map, (p, values)| {
             for (offset, value) in values.iter().enumerate() {
@@ -141,8 +146,8 @@ pub fn check(history: &[Op], final_state: &FinalState) -> Report {
     v.phantom = position.keys().filter(|key| !sent.contains(key)).count() as u64;
 
     let mut acknowledged: BTreeMap<u32, Vec<(u64, u64, u64)>> = BTreeMap::new(); // (invoked, completed, offset)
-    let mut seen_by_session: HashMap<(u32, String, u32), u64> = HashMap::new();
-    let mut recovered = false;
+    let mut seen_by_session: HashMap<(u32, String, u64, u32), u64> = HashMap::new();
+    let mut recovered: BTreeSet<u32> = BTreeSet::new();
     for op in &ops {
         let partition = op.invoke.partition;
         let kind = op.done.as_ref().map_or(OpKind::Info, |d| d.kind);
@@ -177,7 +182,7 @@ pub fn check(history: &[Op], final_state: &FinalState) -> Report {
                 if op.invoke.time_ms >= final_state.healed_at_ms
                     && done.time_ms <= final_state.healed_at_ms + RECOVERY_MS
                 {
-                    recovered = true;
+                    recovered.insert(partition);
                 }
             }
             OpKind::Fail if found.is_some() => v.failed_appeared += 1,
@@ -194,19 +199,19 @@ pub fn check(history: &[Op], final_state: &FinalState) -> Report {
                 .count() as u64;
         }
     }
-    v.no_recovery = u64::from(!recovered);
+    v.no_recovery = final_state.partitions.keys().filter(|p| !recovered.contains(p)).count() as u64;
     report
 }
 
 /// A read agrees with the final log and never sees less of the partition than its process saw
-/// before on the same node (a session: replicas apply at their own pace, so another node may
-/// be behind).
+/// before in the same session with the same node (replicas apply at their own pace, so another
+/// node may be behind; a lost connection starts a new session).
 fn check_read(
     v: &mut Violations,
     logs: &BTreeMap<u32, Vec<String>>,
     partition: u32,
     done: &Op,
-    seen_by_session: &mut HashMap<(u32, String, u32), u64>,
+    seen_by_session: &mut HashMap<(u32, String, u64, u32), u64>,
 ) {
     let from = done.from.unwrap_or(0) as usize;
     let values = done.values.clone().unwrap_or_default();
@@ -215,7 +220,7 @@ fn check_read(
         v.stale_reads += 1;
     }
     let seen = (from + values.len()) as u64;
-    let high = seen_by_session.entry((done.process, done.node.clone(), partition)).or_default();
+    let high = seen_by_session.entry((done.process, done.node.clone(), done.session, partition)).or_default();
     if seen < *high {
         v.hwm_regressions += 1;
     }

@@ -10,7 +10,7 @@ use pyralog_record::StoredRecord;
 use serde_json::{Value, json};
 
 use super::workload::Clients;
-use super::{Certified, FinalState, ReplicaLog};
+use super::{Certified, FinalState, ObservedCertificate, ReplicaLog};
 
 /// How long the replicas get to converge after healing.
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -93,13 +93,31 @@ fn prefix_roots(records: &[StoredRecord], sizes: &[u64]) -> anyhow::Result<BTree
     Ok(roots)
 }
 
+/// Every node's certified checkpoint of every partition now: (partition, node, checkpoint).
+pub async fn certificates(clients: &Clients, log: &str, partitions: u32) -> Vec<(u32, String, Certified)> {
+    let mut found = Vec::new();
+    for partition in 0..partitions {
+        for node in 0..clients.len() {
+            let params = json!({ "log": log, "partition": partition });
+            let Ok(answer) = clients.call(node, "log_getCheckpoint", params).await else { continue };
+            let checkpoint = &answer["checkpoint"];
+            if let (Some(size), Some(root)) = (checkpoint["size"].as_u64(), checkpoint["root"].as_str()) {
+                found.push((partition, format!("n{node}"), Certified { size, root: root.to_owned() }));
+            }
+        }
+    }
+    found
+}
+
 /// Reads every replica of every partition (a replica that cannot be read counts as empty, so the
-/// checker finds it divergent) and its certified checkpoint.
+/// checker finds it divergent) and its certified checkpoint, and computes the final log's prefix
+/// roots for those and for the certificates `observed` during the run.
 pub async fn read(
     clients: &Clients,
     log: &str,
     partitions: u32,
     healed_at_ms: u64,
+    observed: &[(u32, String, Certified)],
 ) -> anyhow::Result<FinalState> {
     let mut state = FinalState { healed_at_ms, ..FinalState::default() };
     for partition in 0..partitions {
@@ -122,8 +140,21 @@ pub async fn read(
                 longest = records;
             }
         }
-        let sizes: Vec<u64> = certified.values().flatten().map(|c| c.size).collect();
+        let seen: Vec<&(u32, String, Certified)> =
+            observed.iter().filter(|(p, ..)| *p == partition).collect();
+        let sizes: Vec<u64> =
+            certified.values().flatten().map(|c| c.size).chain(seen.iter().map(|(_, _, c)| c.size)).collect();
         let roots = prefix_roots(&longest, &sizes)?;
+        state.certificates.insert(
+            partition,
+            seen.into_iter()
+                .map(|(_, node, certified)| ObservedCertificate {
+                    node: node.clone(),
+                    certified: certified.clone(),
+                    prefix_root: roots.get(&certified.size).cloned(),
+                })
+                .collect(),
+        );
         state.partitions.insert(
             partition,
             replicas

@@ -63,6 +63,14 @@ pub struct Op {
     /// the history; the checker goes by `type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A read's session with its node (the client starts a new one after losing the
+    /// connection); high-water marks are per process, node and session.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub session: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Invocation or one of the three completions.
@@ -122,6 +130,22 @@ pub struct FinalState {
     /// When the last fault healed, ms since the run started (the recovery deadline counts from
     /// here).
     pub healed_at_ms: u64,
+    /// Partition -> every distinct certified checkpoint seen while the run went on (polled from
+    /// every node), with the root of the final log's prefix of its size.
+    #[serde(default)]
+    pub certificates: BTreeMap<u32, Vec<ObservedCertificate>>,
+}
+
+/// A certified checkpoint seen during the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedCertificate {
+    /// The node that served it.
+    pub node: String,
+    /// Its size and root.
+    pub certified: Certified,
+    /// The root (hex) of the final log's first `size` records (none: the final log is shorter).
+    pub prefix_root: Option<String>,
 }
 
 /// Reads `history.jsonl` (one [`Op`] per line; blank lines skipped).

@@ -84,18 +84,6 @@ impl FaultKind {
             FaultKind::MemberChurn => "member-churn",
         }
     }
-
-    /// Whether it takes a partition's leader away (its failover time is measured).
-    pub fn hits_leader(self) -> bool {
-        matches!(
-            self,
-            FaultKind::KillOne
-                | FaultKind::PauseLeader
-                | FaultKind::PartitionLeader
-                | FaultKind::PartitionOneWay
-                | FaultKind::DiskFault
-        )
-    }
 }
 
 /// A fault the schedule plans.

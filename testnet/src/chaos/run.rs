@@ -74,9 +74,9 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Whether the run found nothing wrong.
+    /// Whether the run found nothing wrong (replicas that never converged count as wrong).
     pub fn passed(&self) -> bool {
-        self.check.violations.none() && self.crashes == 0
+        self.check.violations.none() && self.crashes == 0 && self.converged
     }
 }
 
@@ -177,21 +177,49 @@ async fn drive(
         })
         .collect();
 
+    // Every distinct certified checkpoint any node serves while the faults go on: each must be
+    // a prefix of the final log (a certified prefix that was later rewritten would show here).
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (clients, watching) = (clients.clone(), watching.clone());
+        tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut observed = Vec::new();
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                for (partition, node, certified) in final_read::certificates(&clients, LOG, PARTITIONS).await
+                {
+                    if seen.insert((partition, certified.size, certified.root.clone())) {
+                        observed.push((partition, node, certified));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            observed
+        })
+    };
     let clock = || recorder.now_ms();
     let targets = Targets { topology, nodes: &mut *nodes, clients: &clients, spare: spare.as_ref() };
     let (applied, mut crashes) =
         play(planned, start, &clock, &config.out.join("nemesis.jsonl"), targets).await?;
     let healed_at_ms = applied.last().map_or(0, |fault| fault.end_ms);
+    let workload_end_ms = recorder.now_ms().max(config.seconds * 1_000);
     for task in tasks {
         task.await.context("a client task failed")?;
     }
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let observed = watcher.await.context("the checkpoint watcher failed")?;
+    crashes += restart_crashed(nodes)?;
     final_appends(&clients, &recorder, config.clients).await;
     let converged = final_read::converge(&clients, LOG, PARTITIONS).await;
-    crashes += restart_crashed(nodes)?;
-    let final_state = final_read::read(&clients, LOG, PARTITIONS, healed_at_ms).await?;
+    let final_state = final_read::read(&clients, LOG, PARTITIONS, healed_at_ms, &observed).await?;
     std::fs::write(config.out.join("final.json"), serde_json::to_vec(&final_state)?)?;
     let history = recorder.ops();
-    Ok((crashes, converged, checker::check(&history, &final_state), stats::measure(&history, &applied)))
+    Ok((
+        crashes,
+        converged,
+        checker::check(&history, &final_state),
+        stats::measure(&history, &applied, workload_end_ms),
+    ))
 }
 
 /// What the nemesis acts on: the namespaces, the processes, the clients of the nodes faults go to
@@ -229,26 +257,12 @@ pub(super) async fn play(
             Heal::Resume(i) => nodes.pause(i, false),
             Heal::Network => topology.heal()?,
             Heal::Clock(i) => nodes.skew(i, 0)?,
-            Heal::Leave(id) => {
-                // The global leader may have moved since the join: ask until one removes it.
-                let deadline = Instant::now() + Duration::from_secs(30);
-                loop {
-                    let leader = global_leader(clients).await;
-                    let removed = match leader {
-                        Some(leader) => clients.call(leader, "admin_removeMember", json!({ "id": id })).await,
-                        None => Err(workload::CallError::NoAnswer("no global leader".into())),
-                    };
-                    match removed {
-                        Ok(_) => break,
-                        Err(err) if Instant::now() > deadline => bail!("admin_removeMember {id}: {err}"),
-                        Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-                    }
-                }
-            }
+            Heal::Leave(id) => leave(clients, id).await,
             Heal::Failpoint { node, name, restart } => {
-                let _ =
-                    clients.call(node, "debug_setFailpoint", json!({ "name": name, "actions": "off" })).await;
-                if restart {
+                let off = json!({ "name": name, "actions": "off" });
+                // A node that did not take the "off" is restarted too (failpoints live in the
+                // process).
+                if restart || clients.call(node, "debug_setFailpoint", off).await.is_err() {
                     nodes.kill(node);
                     nodes.start(node)?;
                 }
@@ -260,6 +274,41 @@ pub(super) async fn play(
         crashes += restart_crashed(nodes)?;
     }
     Ok((applied, crashes))
+}
+
+/// Removes member `id` (the spare) through whichever node leads the global group, until it is
+/// gone (its earlier removal may have been done without the answer arriving), for up to 30 s.
+async fn leave(clients: &Clients, id: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(leader) = global_leader(clients).await {
+            let removed = clients.call(leader, "admin_removeMember", json!({ "id": id })).await;
+            let status = clients.call(leader, "system_status", json!({})).await.unwrap_or(Value::Null);
+            let member = status["members"].as_array().into_iter().flatten().any(|m| m["id"] == id);
+            if removed.is_ok() || (status.is_object() && !member) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("pyralog-chaos: member {id} could not be removed within 30 s");
+}
+
+/// Calls `method` on `node` until it succeeds, for up to 10 s (a node may still be starting
+/// after the previous fault's heal).
+async fn call_soon(
+    clients: &Clients,
+    node: usize,
+    method: &str,
+    params: Value,
+) -> Result<Value, workload::CallError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match clients.call(node, method, params.clone()).await {
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(300)).await,
+            answer => return answer,
+        }
+    }
 }
 
 /// Restarts nodes that exited by themselves; how many did.
@@ -287,13 +336,16 @@ async fn apply(
     let n = clients.len();
     let partition = (fault.pick % u64::from(PARTITIONS)) as u32;
     let pick = (fault.pick >> 8) as usize;
-    let leader = leader_of(clients, nodes, partition).await.unwrap_or(pick % n);
+    // Leaders first; when no node knows one, any node (and no failover time is measured).
+    let known = leader_of(clients, nodes, partition).await;
+    let leader = known.unwrap_or(pick % n);
+    let partition = known.map(|_| partition);
     let others = |node: usize| (0..n).filter(move |&j| j != node);
     let all: Vec<usize> = (0..n).collect();
     Ok(match fault.kind {
         FaultKind::KillOne => {
             nodes.kill(leader);
-            (vec![leader], Some(partition), format!("SIGKILL node {leader}"), Heal::Restart(vec![leader]))
+            (vec![leader], partition, format!("SIGKILL node {leader}"), Heal::Restart(vec![leader]))
         }
         FaultKind::KillAll => {
             all.iter().for_each(|&i| nodes.kill(i));
@@ -301,7 +353,7 @@ async fn apply(
         }
         FaultKind::PauseLeader => {
             nodes.pause(leader, true);
-            (vec![leader], Some(partition), format!("SIGSTOP node {leader}"), Heal::Resume(leader))
+            (vec![leader], partition, format!("SIGSTOP node {leader}"), Heal::Resume(leader))
         }
         FaultKind::PartitionMinority | FaultKind::PartitionLeader => {
             let cut = if fault.kind == FaultKind::PartitionLeader { leader } else { pick % n };
@@ -309,7 +361,7 @@ async fn apply(
                 topology.block(cut, j)?;
                 topology.block(j, cut)?;
             }
-            let target = (fault.kind == FaultKind::PartitionLeader).then_some(partition);
+            let target = partition.filter(|_| fault.kind == FaultKind::PartitionLeader);
             (vec![cut], target, format!("node {cut} cut off both ways"), Heal::Network)
         }
         FaultKind::PartitionHalves => {
@@ -326,19 +378,21 @@ async fn apply(
             for j in others(leader) {
                 topology.block(j, leader)?;
             }
-            (vec![leader], Some(partition), format!("node {leader} hears no one"), Heal::Network)
+            (vec![leader], partition, format!("node {leader} hears no one"), Heal::Network)
         }
         FaultKind::PartitionBridge => {
+            // The others in two halves that cannot reach each other; the bridge reaches all.
             let bridge = pick % n;
-            let ends: Vec<usize> = others(bridge).collect();
-            topology.block(ends[0], ends[1])?;
-            topology.block(ends[1], ends[0])?;
-            (
-                ends.clone(),
-                None,
-                format!("nodes {} and {} apart, {bridge} reaches both", ends[0], ends[1]),
-                Heal::Network,
-            )
+            let rest: Vec<usize> = others(bridge).collect();
+            let (left, right) = rest.split_at(rest.len() / 2);
+            for &a in left {
+                for &b in right {
+                    topology.block(a, b)?;
+                    topology.block(b, a)?;
+                }
+            }
+            let detail = format!("nodes {left:?} and {right:?} apart, {bridge} reaches both");
+            (rest.clone(), None, detail, Heal::Network)
         }
         FaultKind::Loss => {
             let percent = 20 + (pick % 21) as u32;
@@ -354,10 +408,18 @@ async fn apply(
                     Heal::Network,
                 ));
             };
-            let leader = global_leader(clients).await.context("member-churn: no global leader")?;
+            let Some(leader) = global_leader(clients).await else {
+                return Ok((Vec::new(), None, "skipped: no global leader".into(), Heal::Network));
+            };
             let joiner = json!({ "id": SPARE, "raftAddr": raft_addr, "publicKey": public_key });
-            if let Err(err) = clients.call(leader, "admin_addMember", joiner).await {
-                bail!("admin_addMember at node {leader}: {err}");
+            if let Err(err) = call_soon(clients, leader, "admin_addMember", joiner).await {
+                // It may have joined without the answer arriving: it leaves at heal either way.
+                return Ok((
+                    Vec::new(),
+                    None,
+                    format!("skipped: admin_addMember: {err}"),
+                    Heal::Leave(SPARE),
+                ));
             }
             (vec![SPARE], None, format!("node {SPARE} added by node {leader}"), Heal::Leave(SPARE))
         }
@@ -369,14 +431,21 @@ async fn apply(
                 _ => ("snapshot-install", "return", true),
             };
             let set = json!({ "name": name, "actions": actions });
-            if let Err(err) = clients.call(leader, "debug_setFailpoint", set).await {
-                bail!(
-                    "debug_setFailpoint at node {leader}: {err} (is {} a test build?)",
-                    nodes.bin().display()
-                );
+            match call_soon(clients, leader, "debug_setFailpoint", set).await {
+                Ok(_) => {}
+                Err(workload::CallError::Refused { code: 1033, .. }) => {
+                    bail!(
+                        "{} has no failpoints: build it with `make build` (test builds)",
+                        nodes.bin().display()
+                    )
+                }
+                Err(err) => {
+                    let detail = format!("skipped: debug_setFailpoint at node {leader}: {err}");
+                    return Ok((Vec::new(), None, detail, Heal::Network));
+                }
             }
             let detail = format!("failpoint {name}={actions} at node {leader}");
-            (vec![leader], Some(partition), detail, Heal::Failpoint { node: leader, name, restart })
+            (vec![leader], partition, detail, Heal::Failpoint { node: leader, name, restart })
         }
         FaultKind::ClockSkew => {
             let node = pick % n;
@@ -478,6 +547,7 @@ async fn final_appends(clients: &Clients, recorder: &Recorder, process: u32) {
                 values: None,
                 time_ms: 0,
                 error: None,
+                session: 0,
             };
             recorder.record(op(OpKind::Invoke));
             let params = json!({ "log": LOG, "partition": partition,

@@ -71,11 +71,14 @@ fn acknowledged(history: &[Op]) -> (Vec<(u32, u64, u64)>, Vec<u64>) {
     (acked, invoked)
 }
 
-/// The figures of `history` under the faults `nemesis` applied.
-pub fn measure(history: &[Op], nemesis: &[Applied]) -> Stats {
+/// The figures of `history` (whose workload ended at `end_ms`) under the faults `nemesis`
+/// applied.
+pub fn measure(history: &[Op], nemesis: &[Applied], end_ms: u64) -> Stats {
     let mut stats = Stats::default();
-    // A fault that hit no node was skipped (`member-churn` over the tunnels).
-    for fault in nemesis.iter().filter(|fault| !fault.nodes.is_empty()) {
+    // A fault that hit no node was skipped (`member-churn` over the tunnels, a failpoint that
+    // could not be set): it counts for nothing.
+    let nemesis: Vec<&Applied> = nemesis.iter().filter(|fault| !fault.nodes.is_empty()).collect();
+    for fault in &nemesis {
         *stats.faults.entry(fault.kind.name().to_owned()).or_default() += 1;
     }
     let (acked, invoked) = acknowledged(history);
@@ -95,7 +98,9 @@ pub fn measure(history: &[Op], nemesis: &[Applied]) -> Stats {
     for &(_, t, _) in &acked {
         [&mut stats.before, &mut stats.during, &mut stats.after][phase(t)].ok += 1;
     }
+    // From the start, through every acknowledgement, to the workload's end.
     let mut completions: Vec<u64> = acked.iter().map(|&(_, _, done)| done).collect();
+    completions.extend([0, end_ms]);
     completions.sort_unstable();
     stats.longest_unavailable_ms = completions.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     let first_after = |start: u64, partition: Option<u32>| {
@@ -106,7 +111,7 @@ pub fn measure(history: &[Op], nemesis: &[Applied]) -> Stats {
             .min()
     };
     for fault in nemesis {
-        if fault.kind.hits_leader()
+        if fault.partition.is_some()
             && let Some(ms) = first_after(fault.start_ms, fault.partition)
         {
             stats.failover_ms.push(ms);

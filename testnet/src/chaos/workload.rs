@@ -27,8 +27,8 @@ const RETRY_GRACE: Duration = Duration::from_secs(20);
 /// Error codes after which the call certainly changed nothing (see the README's RPC table): not
 /// the leader, no leader elected, not ready, invalid params, unknown method.
 const DEFINITE: [i32; 5] = [1010, 1014, 1031, -32602, -32601];
-/// The producer id of client process `p` is this plus `p`.
-const PRODUCER_BASE: u64 = 1_000;
+/// `log_read`'s code for an offset beyond the replica's size (`data.size`).
+const OFFSET_OUT_OF_RANGE: i32 = 1003;
 
 /// Appends each operation to `history.jsonl` as it happens (flushed per line, so a crashed run
 /// leaves what it did), with times since the run started.
@@ -150,8 +150,9 @@ pub struct Workload {
     pub seed: u64,
 }
 
-/// A client's view: its guess of each partition's leader, its next producer sequence per
-/// partition, and the highest offset it has seen per node and partition.
+/// A client's view: its guess of each partition's leader, its producer epoch and next sequence
+/// per partition, and per node its session (a new one after a lost connection) and the highest
+/// offset it has seen there per partition.
 struct Client<'a> {
     process: u32,
     idempotent: bool,
@@ -160,7 +161,9 @@ struct Client<'a> {
     workload: &'a Workload,
     rng: ChaCha8Rng,
     leader: Vec<usize>,
+    epoch: u32,
     sequence: Vec<u64>,
+    session: Vec<u64>,
     seen: Vec<Vec<u64>>,
     appended: u64,
 }
@@ -179,7 +182,9 @@ pub async fn client(process: u32, clients: &Clients, recorder: &Recorder, worklo
             workload.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(process)),
         ),
         leader: vec![process as usize % nodes; partitions],
+        epoch: 0,
         sequence: vec![0; partitions],
+        session: vec![0; nodes],
         seen: vec![vec![0; partitions]; nodes],
         appended: 0,
     };
@@ -208,6 +213,27 @@ impl Client<'_> {
             values: None,
             time_ms: 0,
             error: None,
+            session: 0,
+        }
+    }
+
+    /// The producer id of this client's current epoch (a new one after an append whose outcome
+    /// stayed unknown, so no sequence number is ever reused: a late commit of the unknown append
+    /// can then never be taken for a later value's duplicate).
+    fn producer(&self) -> u64 {
+        ((u64::from(self.process) + 1) << 32) | u64::from(self.epoch)
+    }
+
+    fn new_producer_epoch(&mut self) {
+        self.epoch += 1;
+        self.sequence.iter_mut().for_each(|s| *s = 0);
+    }
+
+    /// After a lost connection to `node`, the next read there starts a new session.
+    fn lost(&mut self, node: usize, err: &CallError) {
+        if matches!(err, CallError::NoAnswer(_)) {
+            self.session[node] += 1;
+            self.seen[node].iter_mut().for_each(|s| *s = 0);
         }
     }
 
@@ -231,51 +257,62 @@ impl Client<'_> {
         let sequence = self.sequence[p];
         let mut record = json!({ "value": pyralog_light::wire::to_hex(value.as_bytes()) });
         if self.idempotent {
-            record["producer"] = json!({ "id": PRODUCER_BASE + u64::from(self.process), "seq": sequence });
+            record["producer"] = json!({ "id": self.producer(), "seq": sequence });
         }
         let params = json!({ "log": self.workload.log, "partition": partition, "records": [record] });
         let mut invoke = self.op(OpKind::Invoke, OpFn::Append, self.leader[p], partition);
         invoke.value = Some(value.clone());
         self.recorder.record(invoke);
         let give_up = self.workload.deadline + RETRY_GRACE;
+        // Whether an attempt may have stored the value (so the outcome can no longer be "failed").
         let mut unknown = false;
         loop {
             let node = self.leader[p];
             let mut done = self.op(OpKind::Info, OpFn::Append, node, partition);
             done.value = Some(value.clone());
-            match self.clients.call(node, "log_append", params.clone()).await {
-                Ok(receipts) => {
-                    let receipt = &receipts[0];
-                    if let Some(expected) = receipt["outOfOrderSequence"]["expected"].as_u64() {
-                        // Nothing stored; the partition expects another sequence number.
-                        self.sequence[p] = expected;
-                        done.kind = if unknown { OpKind::Info } else { OpKind::Fail };
-                    } else {
-                        self.sequence[p] = sequence + 1;
-                        done.kind = OpKind::Ok;
-                        done.offset = receipt["offset"].as_u64();
-                    }
+            let answer = self.clients.call(node, "log_append", params.clone()).await;
+            let receipt = match &answer {
+                Ok(receipts) => receipts.as_array().and_then(|r| r.first()).filter(|r| r.is_object()),
+                Err(_) => None,
+            };
+            match (receipt, answer.as_ref().err()) {
+                (Some(receipt), _) if receipt["outOfOrderSequence"].is_object() => {
+                    // Nothing stored (a fresh producer epoch never skips, so this is a finding
+                    // of its own; the checker sees the value missing if it was acknowledged).
+                    done.kind = if unknown { OpKind::Info } else { OpKind::Fail };
+                    done.error = Some(format!("out of order: {}", receipt["outOfOrderSequence"]));
+                    self.new_producer_epoch();
                 }
-                Err(err) if err.definite() && !unknown => {
+                (Some(receipt), _) => {
+                    self.sequence[p] = sequence + 1;
+                    done.kind = OpKind::Ok;
+                    done.offset = receipt["offset"].as_u64();
+                }
+                (None, Some(err)) if err.definite() && !unknown => {
                     done.error = Some(err.to_string());
-                    self.redirect(partition, node, &err);
+                    self.redirect(partition, node, err);
                     if self.idempotent && Instant::now() < self.workload.deadline {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
+                    // Every attempt certainly failed: the sequence number is still free.
                     done.kind = OpKind::Fail;
                 }
-                Err(err) => {
-                    done.error = Some(err.to_string());
-                    unknown |= !err.definite();
-                    self.redirect(partition, node, &err);
+                (None, err) => {
+                    done.error =
+                        Some(err.map_or_else(|| "an answer without a receipt".to_owned(), |e| e.to_string()));
+                    unknown |= err.is_none_or(|e| !e.definite());
+                    if let Some(err) = err {
+                        self.redirect(partition, node, err);
+                        self.lost(node, err);
+                    }
                     if self.idempotent && Instant::now() < give_up {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
-                    // The value may or may not be stored: its sequence number may be used, so
-                    // the next append takes the one after it (refused as out of order if not).
-                    self.sequence[p] = sequence + 1;
+                    if self.idempotent {
+                        self.new_producer_epoch();
+                    }
                 }
             }
             self.recorder.record(done);
@@ -286,12 +323,13 @@ impl Client<'_> {
     async fn read(&mut self, partition: u32) {
         let node = self.rng.gen_range(0..self.clients.len());
         let from = self.seen[node][partition as usize].saturating_sub(20);
+        let session = self.session[node];
         let mut invoke = self.op(OpKind::Invoke, OpFn::Read, node, partition);
-        invoke.from = Some(from);
+        (invoke.from, invoke.session) = (Some(from), session);
         self.recorder.record(invoke);
         let params = json!({ "log": self.workload.log, "partition": partition, "from": from, "max": 200 });
         let mut done = self.op(OpKind::Info, OpFn::Read, node, partition);
-        done.from = Some(from);
+        (done.from, done.session) = (Some(from), session);
         match self.clients.call(node, "log_read", params).await {
             Ok(records) => match values(&records) {
                 Ok(values) => {
@@ -302,9 +340,17 @@ impl Client<'_> {
                 }
                 Err(_) => done.kind = OpKind::Info,
             },
+            // The replica holds fewer records than the read asked to skip: a read of nothing at
+            // its size (a session that had seen more counts it as its high-water mark going down).
+            Err(CallError::Refused { code: OFFSET_OUT_OF_RANGE, data, .. }) if data["size"].is_u64() => {
+                done.kind = OpKind::Ok;
+                done.from = data["size"].as_u64();
+                done.values = Some(Vec::new());
+            }
             Err(err) => {
                 done.kind = if err.definite() { OpKind::Fail } else { OpKind::Info };
                 done.error = Some(err.to_string());
+                self.lost(node, &err);
             }
         }
         self.recorder.record(done);

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use pyralog_testnet::chaos::checker::{RECOVERY_MS, Violations, check};
-use pyralog_testnet::chaos::{Certified, FinalState, Op, OpFn, OpKind, ReplicaLog};
+use pyralog_testnet::chaos::{Certified, FinalState, ObservedCertificate, Op, OpFn, OpKind, ReplicaLog};
 
 fn op(process: u32, kind: OpKind, f: OpFn, time_ms: u64) -> Op {
     Op {
@@ -22,6 +22,7 @@ fn op(process: u32, kind: OpKind, f: OpFn, time_ms: u64) -> Op {
         values: None,
         time_ms,
         error: None,
+        session: 0,
     }
 }
 
@@ -48,7 +49,7 @@ fn replicated(values: &[&str]) -> FinalState {
     };
     let replicas: BTreeMap<String, ReplicaLog> =
         ["n1", "n2", "n3"].iter().map(|n| (n.to_string(), log.clone())).collect();
-    FinalState { partitions: BTreeMap::from([(0, replicas)]), healed_at_ms: 1_000 }
+    FinalState { partitions: BTreeMap::from([(0, replicas)]), healed_at_ms: 1_000, ..FinalState::default() }
 }
 
 /// A valid run: two acknowledged appends in order, an unknown one that landed once, a failed one
@@ -107,6 +108,16 @@ fn each_violation_has_its_counter() {
     let mut forged = good.clone();
     forged.partitions.get_mut(&0).unwrap().get_mut("n2").unwrap().prefix_root = Some("0xother".into());
     assert_eq!(violations(&history, &forged).certified_mismatch, 1);
+    // A certificate seen during the run whose prefix the final log no longer has (or lacks).
+    let observed = |prefix_root: Option<&str>| {
+        let certified = Certified { size: 2, root: "0xearlier".into() };
+        let seen =
+            ObservedCertificate { node: "n1".into(), certified, prefix_root: prefix_root.map(String::from) };
+        FinalState { certificates: BTreeMap::from([(0, vec![seen])]), ..good.clone() }
+    };
+    assert!(violations(&history, &observed(Some("0xearlier"))).none());
+    assert_eq!(violations(&history, &observed(Some("0xrewritten"))).certified_mismatch, 1);
+    assert_eq!(violations(&history, &observed(None)).certified_mismatch, 1);
     // Real-time order: "b" was invoked after "a" was acknowledged, yet got the lower offset.
     let reordered = [
         append(1, "a", 0, 10, OpKind::Ok, Some(1)),
@@ -125,15 +136,24 @@ fn each_violation_has_its_counter() {
     shrinking.extend(read(5, 0, &[], 50, 51));
     let v = violations(&shrinking, &good);
     assert_eq!((v.hwm_regressions, v.stale_reads), (1, 0));
-    // The same read from another node is another session: that replica may be behind.
+    // The same read from another node, or after a lost connection, is another session: that
+    // replica may be behind, or restarting.
     let mut other_node = history.clone();
     other_node.extend(read(5, 0, &[], 50, 51).into_iter().map(|op| Op { node: "n2".into(), ..op }));
     assert!(violations(&other_node, &good).none());
+    let mut new_session = history.clone();
+    new_session.extend(read(5, 0, &[], 50, 51).into_iter().map(|op| Op { session: 1, ..op }));
+    assert!(violations(&new_session, &good).none());
     // No append succeeded within the recovery window after healing.
     let mut late = history.clone();
     late.truncate(history.len() - 2);
     late.extend(append(1, "e", 1_000, 1_000 + RECOVERY_MS + 1, OpKind::Ok, Some(3)));
     assert_eq!(violations(&late, &good).no_recovery, 1);
+    // Recovery is per partition: one that took no append after healing counts, even when
+    // another did.
+    let mut two = good.clone();
+    two.partitions.insert(1, BTreeMap::from([("n1".to_string(), ReplicaLog::default())]));
+    assert_eq!(violations(&history, &two).no_recovery, 1);
 }
 
 #[test]

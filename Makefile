@@ -86,20 +86,19 @@ build: deps
 LIGHT_CRATES := pyralog-crypto pyralog-zk pyralog-record pyralog-consensus-types pyralog-chain pyralog-light
 FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
 
-# The fuzz targets' checks (fuzz/harness): built on the stable toolchain without libFuzzer, so
-# `make test` replays the kept corpora and regressions through the code the fuzzer runs.
-FUZZ_HARNESS := --manifest-path fuzz/harness/Cargo.toml
-FUZZ_TARGETS := chain_tx block_header consensus_info finality_proof evidence state_proof checkpoint record genesis_json
+# The fuzz targets' checks (fuzz/harness, a member of the main workspace): built on the stable
+# toolchain without libFuzzer, so `make test` replays the kept corpora and regressions through
+# the code the fuzzer runs.
+FUZZ_TARGETS := chain_tx block_header consensus_info finality_proof evidence state_proof checkpoint record genesis_json \
+  tendermint_wire pbft_wire consensus_wal cluster_frame p2p_frame zk_proof light_answer
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt $(LOADGEN) -- --check
-	$(CARGO) fmt $(FUZZ_HARNESS) -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked $(LOADGEN) --all-targets -- -D warnings
-	$(CARGO) clippy --locked $(FUZZ_HARNESS) --all-targets -- -D warnings
 	@for crate in $(LIGHT_CRATES); do \
 	  bad=$$($(CARGO) tree --locked -p $$crate -e normal,build --prefix none | grep -E '^($(FORBIDDEN_DEPS))[ -]' || true); \
 	  if [ -n "$$bad" ]; then echo "layering: $$crate depends on:"; echo "$$bad"; exit 1; fi; \
@@ -111,7 +110,6 @@ lint: deps
 test: lint kafka-jars
 	$(CARGO) nextest run --locked --workspace
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" $(CARGO) nextest run --locked $(LOADGEN)
-	$(CARGO) test --locked $(FUZZ_HARNESS)
 
 # Each fuzz target under libFuzzer for FUZZ_SECONDS (cargo-fuzz into the cache when missing; the
 # stable toolchain with RUSTC_BOOTSTRAP=1 for the sanitizer flags; its own target directory).

@@ -33,10 +33,12 @@ pub enum CallError {
 
 struct Outgoing {
     frame: RequestFrame,
-    /// The answer, or [`NotSent`] when the request was never written. Dropped unanswered when
-    /// the connection breaks after writing it.
-    reply: oneshot::Sender<Result<RaftResponse, NotSent>>,
+    reply: Reply,
 }
+
+/// Where a request's answer goes: the answer, or [`NotSent`] when the request was never written.
+/// Dropped unanswered when the connection breaks after writing it.
+type Reply = oneshot::Sender<Result<RaftResponse, NotSent>>;
 
 /// The request was never written to the peer.
 struct NotSent;
@@ -122,7 +124,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Result<RaftResponse, NotSent>>>>> = Arc::default();
+    let pending: Arc<Mutex<HashMap<u64, Reply>>> = Arc::default();
     let answers = {
         let pending = pending.clone();
         async move {

@@ -19,6 +19,12 @@ mod effects;
 mod wal;
 pub mod wire;
 
+/// Decodes one write-ahead-log entry as a restart reads it back, and returns its height (for the
+/// fuzz targets: the WAL is bytes on disk, which may be corrupt).
+pub fn decode_wal_entry(bytes: &[u8]) -> Result<u64, String> {
+    wal::decode(bytes).map(|(height, _)| height)
+}
+
 #[cfg(feature = "test-utils")]
 pub use adversary::TendermintAdversary;
 

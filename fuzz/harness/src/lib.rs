@@ -7,6 +7,11 @@
 //! Each target takes arbitrary bytes. The first bytes may select a variant where a decoder takes
 //! more than the bytes (the record's offset).
 
+mod peers;
+
+pub use peers::{
+    cluster_frame, consensus_wal, light_answer, p2p_frame, pbft_wire, tendermint_wire, zk_proof,
+};
 use pyralog_chain::block::{ConsensusInfo, Header};
 use pyralog_chain::genesis::GenesisFile;
 use pyralog_chain::proof::{StateProof, verify_state_proof};
@@ -30,6 +35,13 @@ pub const TARGETS: &[Target] = &[
     ("checkpoint", checkpoint),
     ("record", record),
     ("genesis_json", genesis_json),
+    ("tendermint_wire", tendermint_wire),
+    ("pbft_wire", pbft_wire),
+    ("consensus_wal", consensus_wal),
+    ("cluster_frame", cluster_frame),
+    ("p2p_frame", p2p_frame),
+    ("zk_proof", zk_proof),
+    ("light_answer", light_answer),
 ];
 
 /// A chain transaction from a client or the mempool gossip: size, decoding, chain and signature

@@ -87,3 +87,67 @@ fn write_transaction_seeds() {
         std::fs::write(dir.join(name), SignedTx::sign(tx, &key).encode()).unwrap();
     }
 }
+
+/// Writes the seeds of the peer and answer targets (`cargo test -p pyralog-fuzz-harness --
+/// --ignored`): cluster transport frames (a forwarded write, a vote request, answers), overlay
+/// requests and responses through the node's codec, and the JSON objects of the verifier vectors
+/// (records, certificates, finality evidence) as server answers.
+#[test]
+#[ignore = "writes seeds into fuzz/corpus; run by hand"]
+fn write_peer_and_answer_seeds() {
+    use futures::executor::block_on;
+    use libp2p::request_response::Codec;
+    use pyralog_cluster::model::Record;
+    use pyralog_cluster::raft::GroupId;
+    use pyralog_cluster::transport::{RaftRequest, RaftResponse, RequestFrame, ResponseFrame, write_frame};
+    use pyralog_p2p::{FrameCodec, Request, Response};
+
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let write = |target: &str, name: &str, bytes: Vec<u8>| {
+        std::fs::create_dir_all(corpus.join(target)).unwrap();
+        std::fs::write(corpus.join(target).join(name), bytes).unwrap();
+    };
+    let record = Record { value: b"seed".to_vec(), timestamp_ms: 1, ..Record::default() };
+    let append = RequestFrame { id: 1, group: GroupId(7), body: RaftRequest::AppendRecords(vec![record]) };
+    let mut out = vec![0u8];
+    block_on(write_frame(&mut out, &append)).unwrap();
+    write("cluster_frame", "append-records", out);
+    let unknown = ResponseFrame { id: 1, body: RaftResponse::UnknownGroup(GroupId(7)) };
+    let mut out = vec![1u8];
+    block_on(write_frame(&mut out, &unknown)).unwrap();
+    write("cluster_frame", "unknown-group", out);
+
+    let protocol = libp2p::StreamProtocol::new("/pyralog/fuzz/1");
+    let mut codec = FrameCodec::new(64 * 1024, 64 * 1024);
+    let requests = [
+        ("blocks", Request::Blocks { from_height: 5, max: 10 }),
+        ("query", Request::Query { path: "state".into(), data: vec![1, 2, 3] }),
+        ("consensus", Request::Consensus(vec![0; 8])),
+    ];
+    for (name, request) in requests {
+        let mut out = futures::io::Cursor::new(vec![0u8]);
+        out.set_position(1);
+        block_on(codec.write_request(&protocol, &mut out, request)).unwrap();
+        write("p2p_frame", name, out.into_inner());
+    }
+    for (name, response) in [("ack", Response::Ack), ("answer", Response::Answer(vec![9; 4]))] {
+        let mut out = futures::io::Cursor::new(vec![1u8]);
+        out.set_position(1);
+        block_on(codec.write_response(&protocol, &mut out, response)).unwrap();
+        write("p2p_frame", name, out.into_inner());
+    }
+
+    let vectors: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/verifier-vectors.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for (name, value) in vectors.as_object().unwrap() {
+        if value.is_object() {
+            write("light_answer", name, serde_json::to_vec(value).unwrap());
+        }
+    }
+    for (i, record) in vectors["records"].as_array().unwrap().iter().enumerate() {
+        write("light_answer", &format!("record-{i}"), serde_json::to_vec(record).unwrap());
+    }
+}

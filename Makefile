@@ -114,18 +114,19 @@ test: lint kafka-jars
 # Each fuzz target under libFuzzer for FUZZ_SECONDS (cargo-fuzz into the cache when missing; the
 # stable toolchain with RUSTC_BOOTSTRAP=1 for the sanitizer flags; its own target directory).
 # New corpus entries land in fuzz/corpus/<target>, minimised after each run (`cargo fuzz cmin`);
-# a crash in fuzz/artifacts/<target>: fix it and keep the input under fuzz/regressions/<target>.
+# a crash in fuzz/libfuzzer/artifacts/<target>: fix it and keep the input under
+# fuzz/regressions/<target>. The libFuzzer crate is fuzz/libfuzzer (cargo fuzz --fuzz-dir).
 fuzz: deps
 	@[ -x "$(CARGO_FUZZ)" ] || { echo "fuzz: installing cargo-fuzz into $(TOOLS)"; \
 	  $(CARGO) install --locked cargo-fuzz --root "$(TOOLS)"; }
 	@mkdir -p "$(HOME)/.cache/pyralog/fuzz-target"
 	@for target in $(FUZZ_TARGETS); do \
-	  log="$(HOME)/.cache/pyralog/fuzz-target/$$target.log"; \
+	  log="$(HOME)/.cache/pyralog/fuzz-target/$$target.log"; mkdir -p fuzz/corpus/$$target; \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS) s (log $$log)"; \
-	  if ! RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(HOME)/.cache/pyralog/fuzz-target" "$(CARGO_FUZZ)" fuzz run $$target -- \
+	  if ! RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(HOME)/.cache/pyralog/fuzz-target" "$(CARGO_FUZZ)" fuzz run --fuzz-dir fuzz/libfuzzer $$target fuzz/corpus/$$target -- \
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >"$$log" 2>&1; then tail -40 "$$log"; exit 1; fi; \
 	  grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$$log"; \
-	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(HOME)/.cache/pyralog/fuzz-target" "$(CARGO_FUZZ)" fuzz cmin $$target >>"$$log" 2>&1 \
+	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(HOME)/.cache/pyralog/fuzz-target" "$(CARGO_FUZZ)" fuzz cmin --fuzz-dir fuzz/libfuzzer $$target fuzz/corpus/$$target >>"$$log" 2>&1 \
 	    || { echo "fuzz: minimising $$target's corpus failed (log $$log)"; exit 1; }; \
 	done
 

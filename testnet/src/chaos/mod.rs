@@ -69,6 +69,27 @@ pub struct Op {
     pub session: u64,
 }
 
+impl Op {
+    /// An operation of `process` on `partition` through node `node` (`nI`), with nothing else
+    /// set yet (its time is set when it is recorded).
+    pub fn new(process: u32, kind: OpKind, f: OpFn, node: usize, partition: u32) -> Op {
+        Op {
+            process,
+            kind,
+            f,
+            node: format!("n{node}"),
+            partition,
+            value: None,
+            offset: None,
+            from: None,
+            values: None,
+            time_ms: 0,
+            error: None,
+            session: 0,
+        }
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

@@ -536,18 +536,8 @@ async fn final_appends(clients: &Clients, recorder: &Recorder, process: u32) {
         for attempt in 0.. {
             let value = format!("final-{partition}-{attempt}");
             let op = |kind| Op {
-                process,
-                kind,
-                f: OpFn::Append,
-                node: format!("n{node}"),
-                partition,
                 value: Some(value.clone()),
-                offset: None,
-                from: None,
-                values: None,
-                time_ms: 0,
-                error: None,
-                session: 0,
+                ..Op::new(process, kind, OpFn::Append, node, partition)
             };
             recorder.record(op(OpKind::Invoke));
             let params = json!({ "log": LOG, "partition": partition,

@@ -201,20 +201,7 @@ pub async fn client(process: u32, clients: &Clients, recorder: &Recorder, worklo
 
 impl Client<'_> {
     fn op(&self, kind: OpKind, f: OpFn, node: usize, partition: u32) -> Op {
-        Op {
-            process: self.process,
-            kind,
-            f,
-            node: format!("n{node}"),
-            partition,
-            value: None,
-            offset: None,
-            from: None,
-            values: None,
-            time_ms: 0,
-            error: None,
-            session: 0,
-        }
+        Op::new(self.process, kind, f, node, partition)
     }
 
     /// The producer id of this client's current epoch (a new one after an append whose outcome

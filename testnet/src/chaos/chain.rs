@@ -92,11 +92,10 @@ impl ChainReport {
 pub fn run(config: &ChainConfig) -> anyhow::Result<ChainReport> {
     std::fs::create_dir_all(&config.out)?;
     let count = PER_CLUSTER * CLUSTERS;
-    let topology = Topology::create(&format!("pyc{}", std::process::id()), count)?;
+    let topology = Topology::create(count)?;
     let mut nodes =
         Nodes::generate_chain(&config.bin, &config.out.join("nodes"), &topology, PER_CLUSTER, CLUSTERS)?;
-    topology.enter_client_ns()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = topology.client_runtime()?;
     let planned = schedule(config.seed, &config.kinds, config.seconds);
     let report = runtime.block_on(drive(config, &planned, &topology, &mut nodes));
     drop(runtime);

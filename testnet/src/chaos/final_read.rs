@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pyralog_crypto::merkle::{Blake3Merkle, Frontier};
 use pyralog_record::StoredRecord;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::workload::Clients;
 use super::{Certified, FinalState, ObservedCertificate, ReplicaLog};
@@ -21,8 +21,7 @@ const PAGE: u64 = 10_000;
 async fn sizes(clients: &Clients, log: &str) -> BTreeMap<u32, Vec<Option<(u64, u64)>>> {
     let mut sizes: BTreeMap<u32, Vec<Option<(u64, u64)>>> = BTreeMap::new();
     for node in 0..clients.len() {
-        let status = clients.call(node, "system_status", json!({})).await.unwrap_or(Value::Null);
-        for p in status["partitions"].as_array().into_iter().flatten().filter(|p| p["log"] == log) {
+        for p in clients.partitions(node, log).await {
             let (Some(partition), Some(size)) = (p["partition"].as_u64(), p["size"].as_u64()) else {
                 continue;
             };
@@ -98,11 +97,8 @@ pub async fn certificates(clients: &Clients, log: &str, partitions: u32) -> Vec<
     let mut found = Vec::new();
     for partition in 0..partitions {
         for node in 0..clients.len() {
-            let params = json!({ "log": log, "partition": partition });
-            let Ok(answer) = clients.call(node, "log_getCheckpoint", params).await else { continue };
-            let checkpoint = &answer["checkpoint"];
-            if let (Some(size), Some(root)) = (checkpoint["size"].as_u64(), checkpoint["root"].as_str()) {
-                found.push((partition, format!("n{node}"), Certified { size, root: root.to_owned() }));
+            if let Some(certified) = clients.checkpoint(node, log, partition).await {
+                found.push((partition, format!("n{node}"), certified));
             }
         }
     }
@@ -126,13 +122,7 @@ pub async fn read(
         let mut certified = BTreeMap::new();
         for node in 0..clients.len() {
             let records = read_all(clients, node, log, partition).await.unwrap_or_default();
-            let checkpoint = clients
-                .call(node, "log_getCheckpoint", json!({ "log": log, "partition": partition }))
-                .await
-                .unwrap_or(Value::Null);
-            let certificate =
-                checkpoint["checkpoint"]["size"].as_u64().zip(checkpoint["checkpoint"]["root"].as_str());
-            certified.insert(node, certificate.map(|(size, root)| Certified { size, root: root.to_owned() }));
+            certified.insert(node, clients.checkpoint(node, log, partition).await);
             let values =
                 records.iter().map(|r| String::from_utf8_lossy(&r.record.value).into_owned()).collect();
             replicas.insert(node, ReplicaLog { values, certified: None, prefix_root: None });
@@ -173,11 +163,5 @@ pub async fn read(
 
 /// How many of the log's partitions have a leader, as node 0 sees them.
 pub async fn leaders(clients: &Clients, log: &str) -> usize {
-    let status = clients.call(0, "system_status", json!({})).await.unwrap_or(Value::Null);
-    status["partitions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["log"] == log && p["leader"].is_u64())
-        .count()
+    clients.partitions(0, log).await.iter().filter(|p| p["leader"].is_u64()).count()
 }

@@ -16,6 +16,8 @@ const SUBNET: [u8; 3] = [10, 77, 0];
 const CLIENT_HOST: u8 = 254;
 /// The nftables table every fault rule lives in.
 const TABLE: &str = "chaos";
+/// Namespaces are named `PREFIX<pid>-...` after the harness process that made them.
+const PREFIX: &str = "pyc";
 
 /// Node `i`'s address.
 pub fn node_ip(i: usize) -> Ipv4Addr {
@@ -55,10 +57,10 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Creates the namespaces `PREFIX-c` (clients, with the bridge) and `PREFIX-nI` (nodes),
-    /// removing any left by an earlier run with the same prefix or by a killed one.
-    pub fn create(prefix: &str, nodes: usize) -> anyhow::Result<Self> {
-        let topology = Topology { prefix: prefix.to_owned(), nodes };
+    /// Creates this process's namespaces, `pycPID-c` (clients, with the bridge) and `pycPID-nI`
+    /// (nodes), removing any left by an earlier run of this process or by a killed one.
+    pub fn create(nodes: usize) -> anyhow::Result<Self> {
+        let topology = Topology { prefix: format!("{PREFIX}{}", std::process::id()), nodes };
         Topology::delete_abandoned();
         topology.delete();
         let client = topology.client_ns();
@@ -92,14 +94,14 @@ impl Topology {
         format!("{}-n{i}", self.prefix)
     }
 
-    /// Moves the calling thread into the clients' namespace (threads it starts afterwards
-    /// inherit it): call before starting the async runtime.
-    pub fn enter_client_ns(&self) -> anyhow::Result<()> {
+    /// Moves the calling thread into the clients' namespace and starts the async runtime the
+    /// harness drives everything from (its threads inherit the namespace).
+    pub fn client_runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
         let path = format!("/run/netns/{}", self.client_ns());
         let file = std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
         nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
             .context("setns into the clients' namespace")?;
-        Ok(())
+        Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
     }
 
     /// Applies an nftables script inside node `i`'s namespace.
@@ -142,7 +144,7 @@ impl Topology {
         let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
         for name in String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()) {
             let pid = name
-                .strip_prefix("pyc")
+                .strip_prefix(PREFIX)
                 .and_then(|rest| rest.split('-').next())
                 .and_then(|p| p.parse::<u32>().ok());
             if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
@@ -169,7 +171,7 @@ pub fn unavailable() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("the chaos run needs root (network namespaces, nftables)".into());
     }
-    let probe = format!("pyc-probe-{}", std::process::id());
+    let probe = format!("{PREFIX}-probe-{}", std::process::id());
     let result = (|| {
         ip(&["netns", "add", &probe])?;
         run(

@@ -102,15 +102,14 @@ pub fn run(config: &RunConfig) -> anyhow::Result<RunReport> {
     // TCP runs add a spare node for `member-churn`; the tunnels take their peers from the
     // founders' settings, so WireGuard runs have none.
     let count = if config.wireguard { NODES } else { NODES + 1 };
-    let topology = Topology::create(&format!("pyc{}", std::process::id()), count)?;
+    let topology = Topology::create(count)?;
     let mut nodes =
         Nodes::generate(&config.bin, &config.out.join("nodes"), &topology, count, config.wireguard)?;
     let spare = match config.wireguard {
         false => Some(nodes.make_spare(SPARE)?),
         true => None,
     };
-    topology.enter_client_ns()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = topology.client_runtime()?;
     let schedule = schedule(config.seed, &kinds, config.seconds);
     let outcome = runtime.block_on(drive(config, &schedule, &topology, &mut nodes, spare));
     drop(runtime);
@@ -472,13 +471,9 @@ async fn global_leader(clients: &Clients) -> Option<usize> {
 async fn leader_of(clients: &Clients, nodes: &Nodes, partition: u32) -> Option<usize> {
     let n = clients.len();
     for i in (0..n).filter(|&i| nodes.running(i)) {
-        let Ok(status) = clients.call(i, "system_status", json!({})).await else { continue };
-        let leader = status["partitions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["log"] == LOG && p["partition"] == partition)
-            .and_then(|p| p["leader"].as_u64());
+        let partitions = clients.partitions(i, LOG).await;
+        let leader =
+            partitions.iter().find(|p| p["partition"] == partition).and_then(|p| p["leader"].as_u64());
         if let Some(leader) = leader.filter(|&l| (l as usize) < n) {
             return Some(leader as usize);
         }

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::nodes::Nodes;
-use super::{Op, OpFn, OpKind};
+use super::{Certified, Op, OpFn, OpKind};
 use crate::json_params;
 
 /// How long one call may take before its outcome counts as unknown (a write waits up to 10 s
@@ -121,6 +121,23 @@ impl Clients {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// The partitions of `log` node `node` holds, as its `system_status` lists them (`log`,
+    /// `partition`, `role`, `leader`, `epoch`, `size`, `certifiedSize`); none when it does not
+    /// answer.
+    pub async fn partitions(&self, node: usize, log: &str) -> Vec<Value> {
+        let status = self.call(node, "system_status", json!({})).await.unwrap_or(Value::Null);
+        let partitions = status["partitions"].as_array().into_iter().flatten();
+        partitions.filter(|p| p["log"] == log).cloned().collect()
+    }
+
+    /// Node `node`'s certified checkpoint of `partition` of `log`: size and root.
+    pub async fn checkpoint(&self, node: usize, log: &str, partition: u32) -> Option<Certified> {
+        let params = json!({ "log": log, "partition": partition });
+        let answer = self.call(node, "log_getCheckpoint", params).await.ok()?;
+        let checkpoint = &answer["checkpoint"];
+        Some(Certified { size: checkpoint["size"].as_u64()?, root: checkpoint["root"].as_str()?.to_owned() })
     }
 
     /// Calls `method` on node `node`.

@@ -21,9 +21,9 @@ ROSENPASS := $(TOOLS)/bin/rosenpass
 # testnet speak to the Kafka listener with, librdkafka-dev the library the testnet workspace's
 # Kafka interop tests link (rdkafka crate); wireguard-go, wireguard-tools, socat and iproute2 run
 # the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root);
-# nftables (partitions, packet loss) and faketime (libfaketime: clock skew) are the chaos
-# harness's faults.
-APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev nftables faketime
+# nftables (partitions, packet loss, latency redirects), faketime (libfaketime: clock skew) and
+# conntrack (moving live flows onto the delay relay) are the chaos harness's faults.
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev nftables faketime conntrack
 # Apache Kafka's broker and tools (jars from Maven Central, testnet/kafka/pom.xml): the Kafka
 # interop tests and `make bench-kafka` run them where Java and Maven are installed.
 KAFKA_VERSION := 4.1.1
@@ -90,7 +90,7 @@ FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
 # toolchain without libFuzzer, so `make test` replays the kept corpora and regressions through
 # the code the fuzzer runs.
 FUZZ_TARGETS := chain_tx block_header consensus_info finality_proof evidence state_proof checkpoint record genesis_json \
-  tendermint_wire pbft_wire consensus_wal cluster_frame p2p_frame zk_proof light_answer
+  tendermint_wire pbft_wire consensus_wal cluster_frame p2p_frame zk_proof light_answer kafka_request kafka_batch config_toml
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 

@@ -4,15 +4,16 @@
 //! - [`service`]: what `pyralog start` runs: the cluster engine's links, the chain, anchoring,
 //!   cross-cluster reads, metrics.
 //! - [`rpc`]: the JSON-RPC server and its namespaces.
-//! - [`config`]: the base path and `config.toml`.
+//! - [`kafka`]: Kafka's wire protocol (its frames are decoded by `pyralog-kafka-wire`).
+//!
+//! The base path and `config.toml` are the `pyralog-config` crate.
 //!
 //! The chain is the `pyralog-chain` crate and every light-client check the `pyralog-light`
-//! crate; modules point down only (cli -> rpc -> service -> config), which
+//! crate; modules point down only (cli -> rpc -> service), which
 //! `node/tests/node/layout.rs` checks.
 
 mod cli;
 mod clock;
-mod config;
 mod kafka;
 mod rpc;
 mod service;

@@ -7,8 +7,10 @@
 //! Each target takes arbitrary bytes. The first bytes may select a variant where a decoder takes
 //! more than the bytes (the record's offset).
 
+mod clients;
 mod peers;
 
+pub use clients::{config_toml, kafka_batch, kafka_request};
 pub use peers::{
     cluster_frame, consensus_wal, light_answer, p2p_frame, pbft_wire, tendermint_wire, zk_proof,
 };
@@ -42,6 +44,9 @@ pub const TARGETS: &[Target] = &[
     ("p2p_frame", p2p_frame),
     ("zk_proof", zk_proof),
     ("light_answer", light_answer),
+    ("kafka_request", kafka_request),
+    ("kafka_batch", kafka_batch),
+    ("config_toml", config_toml),
 ];
 
 /// A chain transaction from a client or the mempool gossip: size, decoding, chain and signature

@@ -151,3 +151,98 @@ fn write_peer_and_answer_seeds() {
         write("light_answer", &format!("record-{i}"), serde_json::to_vec(record).unwrap());
     }
 }
+
+/// Writes the seeds of the Kafka targets (`cargo test -p pyralog-fuzz-harness -- --ignored`):
+/// a request of every API the broker serves at its newest version (a Produce carrying an LZ4
+/// batch), and one batch per codec. The `config_toml` seeds are configs `pyralog init` and
+/// `pyralog testnet` wrote.
+#[test]
+#[ignore = "writes seeds into fuzz/corpus; run by hand"]
+fn write_client_seeds() {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use pyralog_kafka_wire::{Request, supported};
+
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(corpus.join(target)).unwrap();
+        std::fs::write(corpus.join(target).join(name), bytes).unwrap();
+    };
+    let records: Vec<Record> = (0..3)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: 5,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: i as i32,
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(format!("value-{i}"))),
+            headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"1")))].into_iter().collect(),
+        })
+        .collect();
+    let batch = |compression: Compression| {
+        let mut out = BytesMut::new();
+        RecordBatchEncoder::encode(&mut out, &records, &RecordEncodeOptions { version: 2, compression })
+            .unwrap();
+        out.freeze()
+    };
+    for (name, compression) in [
+        ("none", Compression::None),
+        ("gzip", Compression::Gzip),
+        ("snappy", Compression::Snappy),
+        ("lz4", Compression::Lz4),
+        ("zstd", Compression::Zstd),
+    ] {
+        write("kafka_batch", name, &batch(compression));
+    }
+
+    let topic = || TopicName(StrBytes::from_static_str("orders"));
+    let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(
+        [TopicProduceData::default().with_name(topic()).with_partition_data(vec![
+            PartitionProduceData::default().with_index(0).with_records(Some(batch(Compression::Lz4))),
+        ])]
+        .into_iter()
+        .collect(),
+    );
+    let bodies = [
+        (ApiKey::ApiVersions, RequestKind::ApiVersions(ApiVersionsRequest::default())),
+        (ApiKey::Metadata, RequestKind::Metadata(MetadataRequest::default())),
+        (ApiKey::Produce, RequestKind::Produce(produce)),
+        (ApiKey::Fetch, RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(100))),
+        (ApiKey::ListOffsets, RequestKind::ListOffsets(ListOffsetsRequest::default())),
+        (ApiKey::CreateTopics, RequestKind::CreateTopics(CreateTopicsRequest::default())),
+        (ApiKey::InitProducerId, RequestKind::InitProducerId(InitProducerIdRequest::default())),
+        (ApiKey::DescribeConfigs, RequestKind::DescribeConfigs(DescribeConfigsRequest::default())),
+        (ApiKey::FindCoordinator, RequestKind::FindCoordinator(FindCoordinatorRequest::default())),
+        (ApiKey::JoinGroup, RequestKind::JoinGroup(JoinGroupRequest::default())),
+        (ApiKey::SyncGroup, RequestKind::SyncGroup(SyncGroupRequest::default())),
+        (ApiKey::Heartbeat, RequestKind::Heartbeat(HeartbeatRequest::default())),
+        (ApiKey::LeaveGroup, RequestKind::LeaveGroup(LeaveGroupRequest::default())),
+        (ApiKey::OffsetCommit, RequestKind::OffsetCommit(OffsetCommitRequest::default())),
+        (ApiKey::OffsetFetch, RequestKind::OffsetFetch(OffsetFetchRequest::default())),
+        (ApiKey::ListGroups, RequestKind::ListGroups(ListGroupsRequest::default())),
+        (ApiKey::DescribeGroups, RequestKind::DescribeGroups(DescribeGroupsRequest::default())),
+    ];
+    for (api, body) in bodies {
+        let (min, max) = supported(api).unwrap();
+        for version in [min, max] {
+            let header = RequestHeader::default()
+                .with_request_api_key(api as i16)
+                .with_request_api_version(version)
+                .with_correlation_id(1)
+                .with_client_id(Some(StrBytes::from_static_str("seed")));
+            let request = Request { api, version, header, body: body.clone() };
+            write("kafka_request", &format!("{api:?}-v{version}"), &request.encode().unwrap());
+        }
+    }
+}

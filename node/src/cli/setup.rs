@@ -15,11 +15,11 @@ use pyralog_consensus_types::vote::check_chain_id;
 use pyralog_crypto::ClusterId;
 
 use crate::clock::unix_ms;
-use crate::config::{
+use crate::service::links::ensure_tunnel_keys;
+use pyralog_config::{
     BasePath, ChainSection, ClusterSection, Config, KafkaSection, LinkTransport, MemberEntry, MetricsSection,
     NodeSection, RpcSection,
 };
-use crate::service::links::ensure_tunnel_keys;
 
 /// `pyralog init`: a single-node cluster's base path (edit `[cluster] members` to join others).
 #[derive(Debug, Args)]

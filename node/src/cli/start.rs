@@ -16,12 +16,12 @@ use pyralog_crypto::keys::load_key_file;
 
 use crate::cli::setup::{InitArgs, init};
 use crate::cli::zk::load_keys;
-use crate::config::{BasePath, Config};
 use crate::rpc::Backends;
 use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainRuntime;
 use crate::service::links::{self, ClusterNode};
 use crate::service::metrics;
+use pyralog_config::{BasePath, Config};
 
 /// `pyralog start`.
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use pyralog_light::wire::{decode_hex, to_hex};
 use serde_json::{Value, json};
 
 use crate::cli::client::call;
-use crate::config::BasePath;
+use pyralog_config::BasePath;
 
 /// How a transaction is sent.
 #[derive(Debug, Args)]

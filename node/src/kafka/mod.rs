@@ -14,27 +14,24 @@ mod codes;
 mod groups;
 mod handlers;
 mod ids;
-mod inflate;
 mod records;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestKind};
+use pyralog_kafka_wire::{
+    Decoded, FrameError, Request, api_versions, decode_request, encode_response as respond, frame_length,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use broker::{Broker, api_versions, broker_addr, supported};
+use broker::{Broker, broker_addr};
 use codes::UNSUPPORTED_VERSION;
 
-use crate::config::KafkaSection;
 use crate::service::links::ClusterNode;
-
-/// The largest request frame a client may send; a larger one closes the connection before
-/// anything is allocated for it.
-pub(crate) const MAX_REQUEST_BYTES: usize = 16 << 20;
+use pyralog_config::KafkaSection;
 
 /// Starts the listener; connections are served until the process ends.
 pub(crate) async fn serve(
@@ -71,20 +68,6 @@ pub(crate) async fn serve(
     }))
 }
 
-/// Why a connection is closed (Kafka closes connections on frames it cannot read).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum FrameError {
-    /// A length prefix past [`MAX_REQUEST_BYTES`].
-    #[error("a {0}-byte request exceeds the {MAX_REQUEST_BYTES}-byte limit")]
-    TooLarge(usize),
-    /// Not a request this broker can read.
-    #[error("unreadable request: {0}")]
-    Malformed(String),
-    /// The socket.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
 async fn connection(broker: Arc<Broker>, mut stream: TcpStream, host: String) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     loop {
@@ -92,13 +75,9 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream, host: String) ->
         if stream.read_exact(&mut length).await.is_err() {
             return Ok(()); // the client went away
         }
-        let length = i32::from_be_bytes(length);
-        let length =
-            usize::try_from(length).map_err(|_| FrameError::Malformed(format!("length {length}")))?;
-        if length > MAX_REQUEST_BYTES {
-            tracing::info!(length, "kafka request over the size limit: connection closed");
-            return Err(FrameError::TooLarge(length));
-        }
+        let length = frame_length(length).inspect_err(|err| {
+            tracing::info!(%err, "kafka request length refused: connection closed");
+        })?;
         let mut frame = vec![0u8; length];
         stream.read_exact(&mut frame).await?;
         let response = broker.handle(Bytes::from(frame), &host).await?;
@@ -110,29 +89,14 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream, host: String) ->
 
 impl Broker {
     /// Answers one request frame (`None`: a produce with acks=0, which gets no answer).
-    async fn handle(&self, mut frame: Bytes, host: &str) -> Result<Option<BytesMut>, FrameError> {
-        if frame.len() < 4 {
-            return Err(FrameError::Malformed("a frame shorter than its header".into()));
-        }
-        let key = i16::from_be_bytes([frame[0], frame[1]]);
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let api =
-            ApiKey::try_from(key).map_err(|_| FrameError::Malformed(format!("unknown API key {key}")))?;
-        let header_version = api.request_header_version(version);
-        let header = RequestHeader::decode(&mut frame, header_version)
-            .map_err(|e| FrameError::Malformed(format!("request header: {e}")))?;
-        let in_range = supported(api).is_some_and(|(min, max)| (min..=max).contains(&version));
-        if !in_range {
-            if api == ApiKey::ApiVersions {
-                // Kafka's rule: an ApiVersions request of an unknown version is answered at
-                // version 0 with UNSUPPORTED_VERSION and the supported ranges.
+    async fn handle(&self, frame: Bytes, host: &str) -> Result<Option<BytesMut>, FrameError> {
+        let Request { api, version, header, body: request } = match decode_request(frame)? {
+            Decoded::Request(request) => *request,
+            Decoded::UnsupportedApiVersions { correlation_id } => {
                 let body = api_versions(UNSUPPORTED_VERSION);
-                return Ok(Some(respond(api, 0, header.correlation_id, &body)?));
+                return Ok(Some(respond(ApiKey::ApiVersions, 0, correlation_id, &body)?));
             }
-            return Err(FrameError::Malformed(format!("{api:?} version {version} is not supported")));
-        }
-        let request = RequestKind::decode(api, &mut frame, version)
-            .map_err(|e| FrameError::Malformed(format!("{api:?} v{version}: {e}")))?;
+        };
         let correlation = header.correlation_id;
         let answer = match request {
             RequestKind::ApiVersions(_) => respond(api, version, correlation, &api_versions(0))?,
@@ -189,26 +153,9 @@ impl Broker {
             RequestKind::DescribeGroups(request) => {
                 respond(api, version, correlation, &self.groups.describe_groups(request, version).await)?
             }
-            other => return Err(FrameError::Malformed(format!("no handler for {other:?}"))),
+            // `decode_request` reads only the APIs in `supported`, each handled above.
+            _ => return Err(FrameError::Unsupported { api, version }),
         };
         Ok(Some(answer))
     }
-}
-
-/// The response frame: length, header, body.
-fn respond<T: Encodable>(
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &T,
-) -> Result<BytesMut, FrameError> {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0); // length, filled below
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let encode_err = |e: anyhow::Error| FrameError::Malformed(format!("encoding the answer: {e}"));
-    header.encode(&mut buf, api.response_header_version(version)).map_err(encode_err)?;
-    body.encode(&mut buf, version).map_err(encode_err)?;
-    let length = i32::try_from(buf.len() - 4).map_err(|_| FrameError::TooLarge(buf.len()))?;
-    buf[..4].copy_from_slice(&length.to_be_bytes());
-    Ok(buf)
 }

@@ -15,9 +15,9 @@ use kafka_protocol::records::{
 };
 use pyralog_cluster::engine::ClusterError;
 
-use super::inflate::{Refused, decode_produced};
 use pyralog_cluster::model::{Header, ProducerSeq, Record, StoredRecord};
 use pyralog_cluster::storage::AppendOutcome;
+use pyralog_kafka_wire::{Refused, decode_produced};
 
 use super::broker::Broker;
 use super::codes::{

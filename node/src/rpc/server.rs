@@ -27,8 +27,8 @@ use jsonrpsee::{MethodResponse, Methods};
 use serde_json::json;
 use tower::Service;
 
-use crate::config::RpcSection;
 use crate::rpc::codes;
+use pyralog_config::RpcSection;
 
 /// The client's address, put into every request's extensions by the accept loop.
 #[derive(Debug, Clone, Copy)]

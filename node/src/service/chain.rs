@@ -25,9 +25,9 @@ use pyralog_p2p::libp2p::Multiaddr;
 use pyralog_p2p::{Overlay, P2pConfig, P2pHandle};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{BasePath, ChainSection};
 use crate::service::links::ClusterNode;
 use crate::service::xcluster;
+use pyralog_config::{BasePath, ChainSection};
 
 /// What the RPC layer and the background tasks share about the chain.
 pub(crate) struct ChainService {

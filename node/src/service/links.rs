@@ -21,7 +21,7 @@ use pyralog_p2p::tunnel::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::{BasePath, Config, LinkTransport};
+use pyralog_config::{BasePath, Config, LinkTransport};
 
 /// The overlay TCP port Raft listens on inside the tunnel.
 pub(crate) const RAFT_TUNNEL_PORT: u16 = 7000;

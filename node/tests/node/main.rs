@@ -8,6 +8,7 @@ mod cli;
 mod disk_faults;
 mod kafka;
 mod kafka_groups;
+mod kafka_wire;
 mod layout;
 mod light_chain;
 mod light_proxy;

@@ -39,6 +39,12 @@ const STALLED_KEY_INITIATOR: Duration = Duration::from_secs(6);
 const STALLED_KEY_RESPONDER: Duration = Duration::from_secs(9);
 /// At most one such exchange per peer in this long.
 const RESCUE_INTERVAL: Duration = Duration::from_secs(15);
+/// A peer that roamed away from its configured address and has sent nothing that
+/// authenticates for this long, while there was traffic for it, is sent to its configured
+/// address again: the address it roamed to may have been a relay or NAT that is gone, and if
+/// both sides roamed to such addresses neither would ever hear the other again. Longer than
+/// boringtun's 5 s handshake retry, so one lost handshake does not undo a real move.
+const ROAM_BACK_AFTER: Duration = Duration::from_secs(8);
 
 /// A datagram to send.
 pub(crate) type Outgoing = (SocketAddr, Vec<u8>);
@@ -61,6 +67,10 @@ pub(crate) struct Peer {
     pub endpoint: Option<SocketAddr>,
     /// Where its Rosenpass messages go, if not to `endpoint`.
     pub rosenpass_endpoint: Option<SocketAddr>,
+    /// The endpoint it was configured with, which `endpoint` falls back to.
+    configured: Option<SocketAddr>,
+    /// Last datagram from it that authenticated.
+    heard_at: Option<Instant>,
     /// Oldest first; at most two.
     sessions: VecDeque<Session>,
     /// Its preshared keys come from Rosenpass.
@@ -123,6 +133,8 @@ impl PeerTable {
             overlay,
             endpoint,
             rosenpass_endpoint,
+            configured: endpoint,
+            heard_at: None,
             sessions: VecDeque::new(),
             rosenpass,
             wanted_at: None,
@@ -259,6 +271,7 @@ impl PeerTable {
         }
         if authenticated {
             peer.endpoint = Some(from);
+            peer.heard_at = Some(Instant::now());
         }
         session.established = session.tunn.stats().0.is_some();
         if session.established && !was_established {
@@ -323,6 +336,13 @@ impl PeerTable {
             if peer.rosenpass && stalled_key && wanted && !rescued_lately {
                 peer.rescued_at = Some(now);
                 stalled.push(number);
+            }
+            let silent = peer.heard_at.is_none_or(|at| now.duration_since(at) >= ROAM_BACK_AFTER);
+            let wanted_lately = peer.wanted_at.is_some_and(|at| now.duration_since(at) < ROAM_BACK_AFTER);
+            if peer.configured.is_some() && peer.endpoint != peer.configured && silent && wanted_lately {
+                tracing::debug!(peer = %peer.public, from = ?peer.endpoint, to = ?peer.configured, "roamed-to endpoint silent: back to the configured one");
+                peer.endpoint = peer.configured;
+                bump(&stats.endpoint_fallbacks);
             }
             let newest_established = peer.sessions.back().is_some_and(|s| s.established);
             let count = peer.sessions.len();

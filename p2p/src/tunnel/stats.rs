@@ -9,6 +9,7 @@ pub(crate) struct Counters {
     pub psk_rotations: AtomicU64,
     pub rosenpass_exchanges: AtomicU64,
     pub rosenpass_stale: AtomicU64,
+    pub endpoint_fallbacks: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub rx_bytes: AtomicU64,
     pub dropped_unknown_peer: AtomicU64,
@@ -40,6 +41,9 @@ pub struct TunnelStats {
     pub rosenpass_exchanges: u64,
     /// Rosenpass keys that went stale (no exchange for 180 s) and were replaced by a random key.
     pub rosenpass_stale: u64,
+    /// Peers whose roamed-to address went silent and who were sent to their configured
+    /// address again.
+    pub endpoint_fallbacks: u64,
     /// UDP payload bytes sent (WireGuard and Rosenpass).
     pub tx_bytes: u64,
     /// UDP payload bytes received.
@@ -59,12 +63,13 @@ pub struct TunnelStats {
 
 impl TunnelStats {
     /// Every counter with its name (the `kind` label the node's metrics export it under).
-    pub fn by_kind(&self) -> [(&'static str, u64); 11] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 12] {
         [
             ("handshakes", self.handshakes),
             ("psk_rotations", self.psk_rotations),
             ("rosenpass_exchanges", self.rosenpass_exchanges),
             ("rosenpass_stale", self.rosenpass_stale),
+            ("endpoint_fallbacks", self.endpoint_fallbacks),
             ("tx_bytes", self.tx_bytes),
             ("rx_bytes", self.rx_bytes),
             ("dropped_unknown_peer", self.dropped_unknown_peer),
@@ -84,6 +89,7 @@ impl Counters {
             psk_rotations: get(&self.psk_rotations),
             rosenpass_exchanges: get(&self.rosenpass_exchanges),
             rosenpass_stale: get(&self.rosenpass_stale),
+            endpoint_fallbacks: get(&self.endpoint_fallbacks),
             tx_bytes: get(&self.tx_bytes),
             rx_bytes: get(&self.rx_bytes),
             dropped_unknown_peer: get(&self.dropped_unknown_peer),

@@ -153,6 +153,61 @@ async fn a_100_mib_stream_arrives_intact_both_ways() {
     assert!(stats_a.handshakes >= 1 && stats_b.handshakes >= 1);
 }
 
+/// A peer that roamed to an address which then went away (a relay, a NAT) is looked for at its
+/// configured address again: b reaches a only through a relay, so a knows b at the relay's
+/// address; when the relay is gone, a's next connection to b goes to b's configured address
+/// after a few silent seconds, and b learns a's real address from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_roamed_to_address_vanishes_is_found_at_its_configured_one() {
+    let keys = Keys::new(false);
+    let front = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let flow = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let b = Tunnel::bind(keys.config(1, loopback(), Some(front.local_addr().unwrap()))).await.unwrap();
+    let a = Tunnel::bind(keys.config(0, loopback(), Some(b.local_addr()))).await.unwrap();
+    let a_addr = a.local_addr();
+    let relay = tokio::spawn(async move {
+        let (mut up, mut down, mut b_addr) = (vec![0u8; 65_536], vec![0u8; 65_536], None);
+        loop {
+            tokio::select! {
+                Ok((n, from)) = front.recv_from(&mut up) => {
+                    b_addr = Some(from);
+                    let _ = flow.send_to(&up[..n], a_addr).await;
+                }
+                Ok((n, _)) = flow.recv_from(&mut down) => {
+                    if let Some(b_addr) = b_addr {
+                        let _ = front.send_to(&down[..n], b_addr).await;
+                    }
+                }
+            }
+        }
+    });
+
+    let listener = a.listen(PORT).unwrap();
+    let (dialed, accepted) = within("connect through the relay", async {
+        tokio::join!(b.connect(a.public_key(), PORT), listener.accept())
+    })
+    .await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    dialed.write_all(b"via relay").await.unwrap();
+    let mut got = [0u8; 9];
+    accepted.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"via relay");
+
+    relay.abort();
+    let _ = relay.await;
+    let listener = b.listen(PORT).unwrap();
+    let (dialed, accepted) = within("connect after the relay is gone", async {
+        tokio::join!(a.connect(b.public_key(), PORT), listener.accept())
+    })
+    .await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    dialed.write_all(b"direct").await.unwrap();
+    let mut got = [0u8; 6];
+    accepted.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"direct");
+    assert!(a.stats().endpoint_fallbacks >= 1, "{:?}", a.stats());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_the_preshared_key_under_load_loses_no_bytes() {
     let (a, b) = pair(false).await;

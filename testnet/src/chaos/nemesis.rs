@@ -38,6 +38,9 @@ pub enum FaultKind {
     PartitionBridge,
     /// 20 to 40 % of packets between nodes dropped at random.
     Loss,
+    /// Every byte and datagram on one node's cluster links (or, one time in three, on every
+    /// link) held 20 to 250 ms each way by the userspace delay relay.
+    Latency,
     /// One node's wall clock 5 to 60 s ahead or behind (libfaketime), set back at heal.
     ClockSkew,
     /// A storage failpoint on a partition leader (`debug_setFailpoint`): failed fsyncs, stalled
@@ -52,7 +55,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::KillOne,
         FaultKind::KillAll,
         FaultKind::PauseLeader,
@@ -62,6 +65,7 @@ impl FaultKind {
         FaultKind::PartitionHalves,
         FaultKind::PartitionBridge,
         FaultKind::Loss,
+        FaultKind::Latency,
         FaultKind::ClockSkew,
         FaultKind::DiskFault,
         FaultKind::MemberChurn,
@@ -79,6 +83,7 @@ impl FaultKind {
             FaultKind::PartitionHalves => "partition-halves",
             FaultKind::PartitionBridge => "partition-bridge",
             FaultKind::Loss => "loss",
+            FaultKind::Latency => "latency",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::DiskFault => "disk-fault",
             FaultKind::MemberChurn => "member-churn",

@@ -1,7 +1,9 @@
 //! The chaos run's network: one namespace per node and one for the clients, joined by a bridge
 //! in the clients' namespace, with addresses that exist only inside them (`10.77.0.0/24`: node
 //! `i` is `10.77.0.(i+1)`, the clients `10.77.0.254`). Faults between nodes are nftables rules
-//! in each node's own input chain; the clients are never cut off (as Jepsen's control node).
+//! in each node's own input chain, and latency DNAT rules in its output chain that steer its
+//! cluster traffic through the delay relay ([`super::delay`]); the clients are never cut off
+//! (as Jepsen's control node).
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -16,8 +18,21 @@ const SUBNET: [u8; 3] = [10, 77, 0];
 const CLIENT_HOST: u8 = 254;
 /// The nftables table every fault rule lives in.
 const TABLE: &str = "chaos";
+/// The NAT chain latency's redirects live in, made when first needed (`add` is idempotent), so
+/// a kernel without NAT fails only the latency fault.
+fn nat_chain() -> String {
+    format!(
+        "add table ip {TABLE}\nadd chain ip {TABLE} output {{ type nat hook output priority -100; policy accept; }}\n"
+    )
+}
+
 /// Namespaces are named `PREFIX<pid>-...` after the harness process that made them.
 const PREFIX: &str = "pyc";
+
+/// The clients' address, where the delay relay listens.
+pub fn client_ip() -> Ipv4Addr {
+    Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], CLIENT_HOST)
+}
 
 /// Node `i`'s address.
 pub fn node_ip(i: usize) -> Ipv4Addr {
@@ -130,10 +145,38 @@ impl Topology {
         Ok(())
     }
 
-    /// Removes every fault rule.
+    /// Sends what node `from` addresses to node `to`'s `port` (TCP and UDP) to the delay relay
+    /// of `to` instead. Takes effect for new flows: see [`Topology::reset_flows`].
+    pub fn redirect(&self, from: usize, to: usize, port: u16) -> anyhow::Result<()> {
+        let (relay, relay_port) = (client_ip(), super::delay::relay_port(to));
+        let rules: String = std::iter::once(nat_chain())
+            .chain(["tcp", "udp"]
+            .iter()
+            .map(|proto| {
+                format!(
+                    "add rule ip {TABLE} output ip daddr {} {proto} dport {port} dnat to {relay}:{relay_port}\n",
+                    node_ip(to)
+                )
+            }))
+            .collect();
+        self.nft(from, &rules)
+    }
+
+    /// Forgets every node's tracked connections, so the next packet of each flow meets the
+    /// rules as they are now: a TCP connection the rules now steer elsewhere (or no longer
+    /// steer) is reset and dialled again, a UDP flow follows at once.
+    pub fn reset_flows(&self) -> anyhow::Result<()> {
+        for i in 0..self.nodes {
+            run("ip", &["netns", "exec", &self.node_ns(i), "conntrack", "-F"], None)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every fault rule (drops and redirects).
     pub fn heal(&self) -> anyhow::Result<()> {
         for i in 0..self.nodes {
-            self.nft(i, &format!("flush chain inet {TABLE} input\n"))?;
+            let nat = nat_chain();
+            self.nft(i, &format!("flush chain inet {TABLE} input\n{nat}flush chain ip {TABLE} output\n"))?;
         }
         Ok(())
     }
@@ -164,6 +207,19 @@ impl Drop for Topology {
     fn drop(&mut self) {
         self.delete();
     }
+}
+
+/// Why latency cannot be injected here (no NAT in nftables to steer flows to the relay, no
+/// `conntrack` to move existing flows onto it), or `None`.
+pub fn latency_unavailable() -> Option<String> {
+    let probe = format!("{PREFIX}-probe-nat-{}", std::process::id());
+    let result = (|| {
+        ip(&["netns", "add", &probe])?;
+        run("ip", &["netns", "exec", &probe, "nft", "-f", "-"], Some(&nat_chain()))?;
+        run("ip", &["netns", "exec", &probe, "conntrack", "-F"], None)
+    })();
+    let _ = Command::new("ip").args(["netns", "delete", &probe]).stderr(Stdio::null()).status();
+    result.err().map(|err| format!("no NAT or conntrack for the delay relay: {err:#}"))
 }
 
 /// Why the chaos run cannot run here at all (not root, no namespaces or nftables), or `None`.

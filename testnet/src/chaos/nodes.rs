@@ -17,6 +17,8 @@ use super::net::{Topology, node_ip};
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 /// The RPC port every node listens on (each has its own address).
 pub const RPC_PORT: u16 = 9944;
+/// The cluster links' port on every node (`pyralog testnet`'s default): TCP, or the tunnel's UDP.
+pub const RAFT_PORT: u16 = 30333;
 
 /// The cluster's processes.
 #[derive(Debug)]

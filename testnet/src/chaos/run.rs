@@ -4,6 +4,7 @@
 //! `final.json`, `report.json` and the nodes' logs.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,10 +14,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::checker::{self, Report};
+use super::delay::DelayRelay;
 use super::final_read;
 use super::nemesis::{Applied, FaultKind, Planned, schedule};
-use super::net::Topology;
-use super::nodes::{self, Nodes};
+use super::net::{self, Topology, node_ip};
+use super::nodes::{self, Nodes, RAFT_PORT};
 use super::stats::{self, Stats};
 use super::workload::{self, Clients, Recorder, Workload};
 use super::{Op, OpFn, OpKind};
@@ -93,6 +95,13 @@ pub fn run(config: &RunConfig) -> anyhow::Result<RunReport> {
                 skipped.push(format!("clock-skew: {reason}"));
                 false
             }
+            (FaultKind::Latency, _) => match net::latency_unavailable() {
+                Some(reason) => {
+                    skipped.push(format!("latency: {reason}"));
+                    false
+                }
+                None => true,
+            },
             _ => true,
         })
         .collect();
@@ -141,6 +150,8 @@ enum Heal {
     },
     Resume(usize),
     Network,
+    /// Remove the redirects, move the flows back, stop the relay.
+    Delay(DelayRelay),
     Clock(usize),
 }
 
@@ -255,6 +266,11 @@ pub(super) async fn play(
             Heal::Restart(which) => which.into_iter().try_for_each(|i| nodes.start(i))?,
             Heal::Resume(i) => nodes.pause(i, false),
             Heal::Network => topology.heal()?,
+            Heal::Delay(relay) => {
+                topology.heal()?;
+                topology.reset_flows()?;
+                drop(relay);
+            }
             Heal::Clock(i) => nodes.skew(i, 0)?,
             Heal::Leave(id) => leave(clients, id).await,
             Heal::Failpoint { node, name, restart } => {
@@ -397,6 +413,21 @@ async fn apply(
             let percent = 20 + (pick % 21) as u32;
             topology.lose(percent)?;
             (all, None, format!("{percent}% of packets between nodes dropped"), Heal::Network)
+        }
+        FaultKind::Latency => {
+            let delay_ms = 20 + (pick % 231) as u64;
+            let slowed: Vec<usize> = if pick % 3 == 0 { all.clone() } else { vec![pick % n] };
+            let targets: Vec<SocketAddr> =
+                (0..n).map(|j| SocketAddr::from((node_ip(j), RAFT_PORT))).collect();
+            let relay = DelayRelay::start(&targets, Duration::from_millis(delay_ms)).await?;
+            for a in 0..n {
+                for b in others(a).filter(|b| slowed.contains(&a) || slowed.contains(b)) {
+                    topology.redirect(a, b, RAFT_PORT)?;
+                }
+            }
+            topology.reset_flows()?;
+            let detail = format!("{delay_ms} ms each way on the links of nodes {slowed:?}");
+            (slowed, None, detail, Heal::Delay(relay))
         }
         FaultKind::MemberChurn => {
             let Some((raft_addr, public_key)) = spare else {

@@ -1,0 +1,67 @@
+//! Checks for the decoders of bytes clients and operators hand the node: Kafka request frames
+//! and the record batches a Produce carries, and `config.toml`.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::RequestKind;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
+use pyralog_config::Config;
+use pyralog_kafka_wire::{Decoded, MAX_PRODUCED_RECORDS, Request, decode_produced, decode_request};
+
+/// A Kafka request frame (after its length prefix), as the broker reads it: a decoded request
+/// re-encodes to a frame that decodes to the same request, and the batches of a Produce go
+/// through the bounded batch decoder.
+///
+/// Requests carrying unknown tagged fields (which the broker ignores) are outside the round
+/// trip: the library keeps their tags as `i32` and cannot write back one past 2^31 that it read.
+pub fn kafka_request(data: &[u8]) {
+    let Ok(Decoded::Request(request)) = decode_request(Bytes::copy_from_slice(data)) else { return };
+    if !has_unknown_tagged_fields(&request) {
+        let frame = request.encode().expect("a decoded request re-encodes");
+        let again = decode_request(frame.freeze()).expect("a re-encoded request decodes");
+        assert_eq!(again, Decoded::Request(request.clone()));
+    }
+    if let RequestKind::Produce(produce) = &request.body {
+        for partition in produce.topic_data.iter().flat_map(|topic| &topic.partition_data) {
+            if let Some(records) = &partition.records {
+                kafka_batch(records);
+            }
+        }
+    }
+}
+
+/// Whether any part of `request` kept tagged fields it does not know (every generated message
+/// has an `unknown_tagged_fields` map; its `Debug` is the one view of all of them).
+fn has_unknown_tagged_fields(request: &Request) -> bool {
+    let debug = format!("{request:?}");
+    debug
+        .match_indices("unknown_tagged_fields: {")
+        .any(|(at, field)| !debug[at + field.len()..].starts_with('}'))
+}
+
+/// The record batches of one partition of a Produce request: within the bounds, and each
+/// decoded record's key, value and headers survive being produced again (one uncompressed v2
+/// batch per record, so batch-level fields cannot differ).
+pub fn kafka_batch(data: &[u8]) {
+    let Ok(records) = decode_produced(Bytes::copy_from_slice(data)) else { return };
+    assert!(records.len() <= MAX_PRODUCED_RECORDS, "{} records pass the bound", records.len());
+    for record in &records {
+        let mut batch = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        if RecordBatchEncoder::encode(&mut batch, std::slice::from_ref(record), &options).is_err() {
+            continue; // a field v2 cannot carry (the decoder also reads v0/v1 message sets)
+        }
+        let again = decode_produced(batch.freeze()).expect("a re-encoded record decodes");
+        let [again]: [Record; 1] = again.try_into().expect("one record in, one out");
+        assert_eq!((&again.key, &again.value, &again.headers), (&record.key, &record.value, &record.headers));
+    }
+}
+
+/// An operator's `config.toml`: parsing and every consistency check; an accepted config writes
+/// out to text that parses back to the same config.
+pub fn config_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(config) = Config::parse(text) else { return };
+    let written = config.to_toml().expect("an accepted config serializes");
+    assert_eq!(Config::parse(&written).expect("a written config parses"), config);
+    let _ = config.transport();
+}

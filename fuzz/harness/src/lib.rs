@@ -12,7 +12,8 @@ mod peers;
 
 pub use clients::{config_toml, kafka_batch, kafka_request};
 pub use peers::{
-    cluster_frame, consensus_wal, light_answer, p2p_frame, pbft_wire, tendermint_wire, zk_proof,
+    cluster_frame, consensus_wal, light_answer, p2p_frame, pbft_wire, tendermint_wire, tunnel_datagram,
+    zk_proof,
 };
 use pyralog_chain::block::{ConsensusInfo, Header};
 use pyralog_chain::genesis::GenesisFile;
@@ -47,6 +48,7 @@ pub const TARGETS: &[Target] = &[
     ("kafka_request", kafka_request),
     ("kafka_batch", kafka_batch),
     ("config_toml", config_toml),
+    ("tunnel_datagram", tunnel_datagram),
 ];
 
 /// A chain transaction from a client or the mempool gossip: size, decoding, chain and signature

@@ -1,7 +1,8 @@
 //! Checks for the decoders of bytes other nodes send or the node reads back from its own disk:
 //! consensus messages (Tendermint and PBFT), the engines' write-ahead-log entries, the cluster
 //! transport's frames (Raft and snapshot payloads, forwarded writes), the overlay's
-//! request-response frames, zk proof files, and the JSON answers a light client or another
+//! request-response frames, the tunnel's datagrams (raw, and inner packets a peer with a
+//! session encrypts), zk proof files, and the JSON answers a light client or another
 //! cluster gets from a (possibly malicious) server.
 
 use futures::executor::block_on;
@@ -9,6 +10,7 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use pyralog_cluster::transport::{RequestFrame, ResponseFrame, read_frame};
 use pyralog_consensus::{pbft, tendermint};
+use pyralog_p2p::tunnel::fuzzing::DatagramTarget;
 use pyralog_p2p::{FrameCodec, Request, Response};
 use serde_json::Value;
 
@@ -126,5 +128,26 @@ pub fn light_answer(data: &[u8]) {
     let _ = wire::validators(&answer);
     if let Ok(record) = wire::record(&answer) {
         assert_eq!(wire::record(&wire::record_json(&record)).expect("re-read"), record);
+    }
+}
+
+/// Datagrams at the cluster tunnel's UDP port from a peer's address, in sequence (so a
+/// handshake can be followed by data, a SYN by its ACK): each is a mode byte, a 2-byte length
+/// and its bytes; an even mode sends the bytes as they are (anything a network can deliver), an
+/// odd one has the peer, which has a session, encrypt them first as an inner IPv4 packet (what
+/// the tunnel checks and smoltcp reads after decryption).
+pub fn tunnel_datagram(data: &[u8]) {
+    let mut target = DatagramTarget::new();
+    assert_eq!(target.handshakes(), 1, "the peer's handshake completes");
+    let mut rest = data;
+    while let [mode, high, low, tail @ ..] = rest {
+        let length = usize::from(u16::from_be_bytes([*high, *low])).min(tail.len());
+        let (bytes, after) = tail.split_at(length);
+        if mode % 2 == 0 {
+            target.datagram(bytes);
+        } else {
+            target.inner_packet(bytes);
+        }
+        rest = after;
     }
 }

@@ -246,3 +246,82 @@ fn write_client_seeds() {
         }
     }
 }
+
+/// Writes the seeds of the tunnel target (`cargo test -p pyralog-fuzz-harness -- --ignored`):
+/// inner packets from the peer, one per input and all in sequence (a TCP SYN to the listening port and to a closed one, a UDP
+/// datagram, an ICMP echo, a SYN from an address the peer does not own) and a raw datagram.
+#[test]
+#[ignore = "writes seeds into fuzz/corpus; run by hand"]
+fn write_tunnel_seeds() {
+    use pyralog_p2p::tunnel::fuzzing::DatagramTarget;
+
+    fn checksum(bytes: &[u8]) -> u16 {
+        let mut sum: u32 =
+            bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+    /// An IPv4 packet of `protocol` from `src` to `dst` carrying `payload` (whose checksum at
+    /// `checksum_at`, when given, covers the pseudo-header).
+    fn ipv4(
+        src: [u8; 4],
+        dst: [u8; 4],
+        protocol: u8,
+        mut payload: Vec<u8>,
+        checksum_at: Option<usize>,
+    ) -> Vec<u8> {
+        if let Some(at) = checksum_at {
+            let mut pseudo =
+                [&src[..], &dst[..], &[0, protocol], &(payload.len() as u16).to_be_bytes()].concat();
+            pseudo.extend_from_slice(&payload);
+            payload[at..at + 2].copy_from_slice(&checksum(&pseudo).to_be_bytes());
+        }
+        let total = (20 + payload.len()) as u16;
+        let mut header = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, protocol, 0, 0];
+        header[2..4].copy_from_slice(&total.to_be_bytes());
+        header.extend_from_slice(&src);
+        header.extend_from_slice(&dst);
+        let sum = checksum(&header);
+        header[10..12].copy_from_slice(&sum.to_be_bytes());
+        [header, payload].concat()
+    }
+    let syn = |port: u16| {
+        let mut tcp = vec![0xc3, 0x50, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0];
+        tcp[2..4].copy_from_slice(&port.to_be_bytes());
+        tcp
+    };
+    let (local, peer, port) = DatagramTarget::new().addresses();
+    let (local, peer) = (local.octets(), peer.octets());
+    let packets = [
+        ("syn-listening", ipv4(peer, local, 6, syn(port), Some(16))),
+        ("syn-closed", ipv4(peer, local, 6, syn(port + 1), Some(16))),
+        ("udp", ipv4(peer, local, 17, vec![0x13, 0x88, 0x13, 0x89, 0, 12, 0, 0, 1, 2, 3, 4], Some(6))),
+        ("icmp-echo", ipv4(peer, local, 1, vec![8, 0, 0xf7, 0xfe, 0, 1, 0, 0], None)),
+        ("syn-spoofed-source", ipv4([10, 9, 9, 9], local, 6, syn(port), Some(16))),
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/tunnel_datagram");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = |mode: u8, bytes: &[u8]| [&[mode][..], &(bytes.len() as u16).to_be_bytes(), bytes].concat();
+    for (name, packet) in &packets {
+        std::fs::write(dir.join(name), record(1, packet)).unwrap();
+    }
+    let all: Vec<u8> = packets.iter().flat_map(|(_, packet)| record(1, packet)).collect();
+    std::fs::write(dir.join("all-in-sequence"), all).unwrap();
+    std::fs::write(dir.join("raw"), record(0, &[4, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])).unwrap();
+}
+
+/// The tunnel target reaches past decryption: the peer's packets from its own overlay address
+/// are taken, one from an address it does not own is dropped as invalid.
+#[test]
+fn tunnel_seeds_reach_past_decryption() {
+    use pyralog_p2p::tunnel::fuzzing::DatagramTarget;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/tunnel_datagram");
+    for (seed, invalid) in [("syn-listening", 0), ("udp", 0), ("syn-spoofed-source", 1)] {
+        let bytes = std::fs::read(dir.join(seed)).unwrap();
+        let mut target = DatagramTarget::new();
+        target.inner_packet(&bytes[3..]);
+        assert_eq!(target.dropped_invalid(), invalid, "{seed}");
+    }
+}

@@ -72,7 +72,7 @@ pub(crate) struct Core {
     closing: Vec<SocketHandle>,
     next_port: u16,
     rosenpass: Option<std::sync::mpsc::SyncSender<Inbound>>,
-    out: Vec<Outgoing>,
+    pub(super) out: Vec<Outgoing>,
 }
 
 fn now() -> NetInstant {
@@ -184,7 +184,7 @@ impl Core {
     }
 
     /// Handles one datagram from the UDP socket.
-    fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, stats: &Counters) {
+    pub(super) fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, stats: &Counters) {
         add(&stats.rx_bytes, datagram.len());
         match datagram.first() {
             Some(1..=4) => {
@@ -229,7 +229,7 @@ impl Core {
 
     /// Runs smoltcp, encrypts what it sent, hands established connections to listeners and
     /// forgets closed sockets.
-    fn pump(&mut self, stats: &Counters) {
+    pub(super) fn pump(&mut self, stats: &Counters) {
         // smoltcp sends at most a burst per poll; loop until it has nothing more to do now.
         for _ in 0..64 {
             let progress = self.iface.poll(now(), &mut self.device, &mut self.sockets);

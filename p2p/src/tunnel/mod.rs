@@ -17,6 +17,8 @@
 
 mod device;
 mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod peers;
 mod rosenpass;

@@ -1,0 +1,112 @@
+//! The tunnel's handling of datagrams from the network, without its socket, task or timers,
+//! for the fuzz harness (`tunnel_datagram`): the real `Core` (WireGuard peers and smoltcp) with
+//! one peer that has completed a handshake, fed either raw datagrams from the peer's address or
+//! inner IPv4 packets the peer encrypts (so the fuzzer reaches what runs after decryption: the
+//! source-address check, smoltcp, the listener). Hidden from the docs: not part of the API.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use boringtun::noise::{Tunn, TunnResult};
+
+use super::driver::Core;
+use super::keys::WireGuardSecret;
+use super::peers::{MAX_DATAGRAM, PeerTable};
+use super::stats::Counters;
+
+/// The overlay port the target listens on.
+const PORT: u16 = 7000;
+
+/// A tunnel endpoint and the one peer that talks to it.
+pub struct DatagramTarget {
+    core: Core,
+    stats: Counters,
+    peer: Tunn,
+    peer_addr: SocketAddr,
+    scratch: Vec<u8>,
+}
+
+impl Default for DatagramTarget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DatagramTarget {
+    /// An endpoint with fixed keys, listening on an overlay port, whose peer has completed a
+    /// handshake with it.
+    pub fn new() -> Self {
+        let local = WireGuardSecret::from_bytes([1; 32]);
+        let remote = WireGuardSecret::from_bytes([2; 32]);
+        let peer_addr: SocketAddr = ([10, 0, 0, 2], 51_820).into();
+        let mut table = PeerTable::new(&local);
+        let number = table.add(remote.public(), Some(peer_addr), None, None, false);
+        let mut core = Core::new(local.public().overlay_ipv4(), table, HashMap::from([(peer_addr, number)]));
+        core.listen(PORT).expect("a free port");
+        let peer = Tunn::new(remote.x25519().clone(), local.public().x25519(), None, None, 1, None);
+        let mut target = DatagramTarget {
+            core,
+            stats: Counters::default(),
+            peer,
+            peer_addr,
+            scratch: vec![0; MAX_DATAGRAM],
+        };
+        if let TunnResult::WriteToNetwork(initiation) =
+            target.peer.format_handshake_initiation(&mut target.scratch, false)
+        {
+            let initiation = initiation.to_vec();
+            target.datagram(&initiation);
+        }
+        target
+    }
+
+    /// One datagram from the peer's address, as the UDP socket hands it over; what the
+    /// endpoint answers goes back to the peer.
+    pub fn datagram(&mut self, datagram: &[u8]) {
+        self.core.on_datagram(datagram, self.peer_addr, &self.stats);
+        self.core.pump(&self.stats);
+        let answers = std::mem::take(&mut self.core.out);
+        let mut scratch = vec![0u8; MAX_DATAGRAM];
+        for (_, answer) in answers {
+            let mut answer = answer.as_slice();
+            // The peer's replies (the keepalive after a handshake response, queued packets).
+            while let TunnResult::WriteToNetwork(reply) = self.peer.decapsulate(None, answer, &mut scratch) {
+                let reply = reply.to_vec();
+                self.core.on_datagram(&reply, self.peer_addr, &self.stats);
+                answer = &[];
+            }
+        }
+        self.core.pump(&self.stats);
+        self.core.out.clear();
+    }
+
+    /// An inner IPv4 packet the peer encrypts and sends.
+    pub fn inner_packet(&mut self, packet: &[u8]) {
+        if packet.len() + 148 > MAX_DATAGRAM {
+            return;
+        }
+        if let TunnResult::WriteToNetwork(datagram) = self.peer.encapsulate(packet, &mut self.scratch) {
+            let datagram = datagram.to_vec();
+            self.datagram(&datagram);
+        }
+    }
+
+    /// Datagrams that failed to parse, authenticate or decrypt, or carried an inner packet
+    /// from an address the peer does not own.
+    pub fn dropped_invalid(&self) -> u64 {
+        self.stats.snapshot().dropped_invalid
+    }
+
+    /// The endpoint's overlay address, the peer's, and the port the endpoint listens on (for
+    /// seed packets).
+    pub fn addresses(&self) -> (std::net::Ipv4Addr, std::net::Ipv4Addr, u16) {
+        let local = WireGuardSecret::from_bytes([1; 32]).public().overlay_ipv4();
+        let remote = WireGuardSecret::from_bytes([2; 32]).public().overlay_ipv4();
+        (local, remote, PORT)
+    }
+
+    /// WireGuard sessions established.
+    pub fn handshakes(&self) -> u64 {
+        self.stats.snapshot().handshakes
+    }
+}

@@ -247,12 +247,9 @@ fn write_client_seeds() {
     }
 }
 
-/// Writes the seeds of the tunnel target (`cargo test -p pyralog-fuzz-harness -- --ignored`):
-/// inner packets from the peer, one per input and all in sequence (a TCP SYN to the listening port and to a closed one, a UDP
-/// datagram, an ICMP echo, a SYN from an address the peer does not own) and a raw datagram.
-#[test]
-#[ignore = "writes seeds into fuzz/corpus; run by hand"]
-fn write_tunnel_seeds() {
+/// Inner packets from the tunnel target's peer: a TCP SYN to the listening port and to a closed
+/// one, a UDP datagram, an ICMP echo, and a SYN from an address the peer does not own.
+fn tunnel_seed_packets() -> Vec<(&'static str, Vec<u8>)> {
     use pyralog_p2p::tunnel::fuzzing::DatagramTarget;
 
     fn checksum(bytes: &[u8]) -> u16 {
@@ -294,13 +291,22 @@ fn write_tunnel_seeds() {
     };
     let (local, peer, port) = DatagramTarget::new().addresses();
     let (local, peer) = (local.octets(), peer.octets());
-    let packets = [
+    vec![
         ("syn-listening", ipv4(peer, local, 6, syn(port), Some(16))),
         ("syn-closed", ipv4(peer, local, 6, syn(port + 1), Some(16))),
         ("udp", ipv4(peer, local, 17, vec![0x13, 0x88, 0x13, 0x89, 0, 12, 0, 0, 1, 2, 3, 4], Some(6))),
         ("icmp-echo", ipv4(peer, local, 1, vec![8, 0, 0xf7, 0xfe, 0, 1, 0, 0], None)),
         ("syn-spoofed-source", ipv4([10, 9, 9, 9], local, 6, syn(port), Some(16))),
-    ];
+    ]
+}
+
+/// Writes the seeds of the tunnel target (`cargo test -p pyralog-fuzz-harness -- --ignored`):
+/// each of [`tunnel_seed_packets`] as an inner packet, all of them in sequence, and a raw
+/// datagram.
+#[test]
+#[ignore = "writes seeds into fuzz/corpus; run by hand"]
+fn write_tunnel_seeds() {
+    let packets = tunnel_seed_packets();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/tunnel_datagram");
     std::fs::create_dir_all(&dir).unwrap();
     let record = |mode: u8, bytes: &[u8]| [&[mode][..], &(bytes.len() as u16).to_be_bytes(), bytes].concat();
@@ -317,11 +323,10 @@ fn write_tunnel_seeds() {
 #[test]
 fn tunnel_seeds_reach_past_decryption() {
     use pyralog_p2p::tunnel::fuzzing::DatagramTarget;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/tunnel_datagram");
-    for (seed, invalid) in [("syn-listening", 0), ("udp", 0), ("syn-spoofed-source", 1)] {
-        let bytes = std::fs::read(dir.join(seed)).unwrap();
+    for (seed, packet) in tunnel_seed_packets() {
         let mut target = DatagramTarget::new();
-        target.inner_packet(&bytes[3..]);
+        target.inner_packet(&packet);
+        let invalid = u64::from(seed == "syn-spoofed-source");
         assert_eq!(target.dropped_invalid(), invalid, "{seed}");
     }
 }

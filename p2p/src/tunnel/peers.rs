@@ -39,9 +39,8 @@ const STALLED_KEY_INITIATOR: Duration = Duration::from_secs(6);
 const STALLED_KEY_RESPONDER: Duration = Duration::from_secs(9);
 /// At most one such exchange per peer in this long.
 const RESCUE_INTERVAL: Duration = Duration::from_secs(15);
-/// A peer that roamed away from its configured address and has sent nothing that
-/// authenticates for this long, while there was traffic for it, is sent to its configured
-/// address again: the address it roamed to may have been a relay or NAT that is gone, and if
+/// A peer that roamed away from its configured address and has left what we sent it unanswered
+/// (nothing from it authenticates) for this long is sent to its configured address again: the address it roamed to may have been a relay or NAT that is gone, and if
 /// both sides roamed to such addresses neither would ever hear the other again. Longer than
 /// boringtun's 5 s handshake retry, so one lost handshake does not undo a real move.
 const ROAM_BACK_AFTER: Duration = Duration::from_secs(8);
@@ -69,8 +68,9 @@ pub(crate) struct Peer {
     pub rosenpass_endpoint: Option<SocketAddr>,
     /// The endpoint it was configured with, which `endpoint` falls back to.
     configured: Option<SocketAddr>,
-    /// Last datagram from it that authenticated.
-    heard_at: Option<Instant>,
+    /// The first packet sent to it since it last sent something that authenticated: how
+    /// long it has left us unanswered.
+    unanswered_since: Option<Instant>,
     /// Oldest first; at most two.
     sessions: VecDeque<Session>,
     /// Its preshared keys come from Rosenpass.
@@ -134,7 +134,7 @@ impl PeerTable {
             endpoint,
             rosenpass_endpoint,
             configured: endpoint,
-            heard_at: None,
+            unanswered_since: None,
             sessions: VecDeque::new(),
             rosenpass,
             wanted_at: None,
@@ -271,7 +271,7 @@ impl PeerTable {
         }
         if authenticated {
             peer.endpoint = Some(from);
-            peer.heard_at = Some(Instant::now());
+            peer.unanswered_since = None;
         }
         session.established = session.tunn.stats().0.is_some();
         if session.established && !was_established {
@@ -293,7 +293,9 @@ impl PeerTable {
             return bump(&stats.dropped_no_route);
         };
         let peer = &mut self.peers[number];
-        peer.wanted_at = Some(Instant::now());
+        let now = Instant::now();
+        peer.wanted_at = Some(now);
+        peer.unanswered_since.get_or_insert(now);
         let Some(endpoint) = peer.endpoint else {
             return bump(&stats.dropped_no_endpoint);
         };
@@ -337,9 +339,9 @@ impl PeerTable {
                 peer.rescued_at = Some(now);
                 stalled.push(number);
             }
-            let silent = peer.heard_at.is_none_or(|at| now.duration_since(at) >= ROAM_BACK_AFTER);
-            let wanted_lately = peer.wanted_at.is_some_and(|at| now.duration_since(at) < ROAM_BACK_AFTER);
-            if peer.configured.is_some() && peer.endpoint != peer.configured && silent && wanted_lately {
+            let unanswered =
+                peer.unanswered_since.is_some_and(|at| now.duration_since(at) >= ROAM_BACK_AFTER);
+            if peer.configured.is_some() && peer.endpoint != peer.configured && unanswered {
                 tracing::debug!(peer = %peer.public, from = ?peer.endpoint, to = ?peer.configured, "roamed-to endpoint silent: back to the configured one");
                 peer.endpoint = peer.configured;
                 bump(&stats.endpoint_fallbacks);

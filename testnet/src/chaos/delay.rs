@@ -19,8 +19,9 @@ use tokio::time::Instant;
 
 use super::net::client_ip;
 
-/// The first relay port: node `j`'s relay listens on this + `j` (TCP and UDP).
-const RELAY_PORT_BASE: u16 = 40_000;
+/// The first relay port: node `j`'s relay listens on this + `j` (TCP and UDP); below Linux's
+/// ephemeral range (32768-60999), so no client connection of the harness can hold it.
+const RELAY_PORT_BASE: u16 = 20_000;
 /// Chunks in flight per direction of a TCP connection before reading pauses.
 const QUEUE_CHUNKS: usize = 256;
 
@@ -61,7 +62,11 @@ async fn relay_tcp(listener: TcpListener, target: SocketAddr, delay: Duration) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((inbound, _)) = accepted else { continue };
+                let Ok((inbound, _)) = accepted else {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 connections.spawn(async move {
                     let connect = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(target));
                     let Ok(Ok(outbound)) = connect.await else { return };
@@ -114,7 +119,9 @@ async fn pipe(
 }
 
 /// One socket faces the nodes that send to `target`; each sender gets its own socket towards
-/// `target`, whose datagrams go back to that sender from the facing socket.
+/// `target`, whose datagrams go back to that sender from the facing socket. Each datagram is
+/// its own timer, so two sent within a millisecond may swap (as on a real network; WireGuard's
+/// replay window takes them in either order).
 async fn relay_udp(front: UdpSocket, target: SocketAddr, delay: Duration) {
     let front = Arc::new(front);
     let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();

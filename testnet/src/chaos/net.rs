@@ -172,11 +172,18 @@ impl Topology {
         Ok(())
     }
 
-    /// Removes every fault rule (drops and redirects).
+    /// Removes every drop rule.
     pub fn heal(&self) -> anyhow::Result<()> {
         for i in 0..self.nodes {
-            let nat = nat_chain();
-            self.nft(i, &format!("flush chain inet {TABLE} input\n{nat}flush chain ip {TABLE} output\n"))?;
+            self.nft(i, &format!("flush chain inet {TABLE} input\n"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every latency redirect (only latency makes the NAT chain).
+    pub fn remove_redirects(&self) -> anyhow::Result<()> {
+        for i in 0..self.nodes {
+            self.nft(i, &format!("{}flush chain ip {TABLE} output\n", nat_chain()))?;
         }
         Ok(())
     }

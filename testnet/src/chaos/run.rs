@@ -267,7 +267,7 @@ pub(super) async fn play(
             Heal::Resume(i) => nodes.pause(i, false),
             Heal::Network => topology.heal()?,
             Heal::Delay(relay) => {
-                topology.heal()?;
+                topology.remove_redirects()?;
                 topology.reset_flows()?;
                 drop(relay);
             }

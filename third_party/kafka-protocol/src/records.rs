@@ -515,7 +515,7 @@ impl RecordBatchDecoder {
         records: &mut Vec<Record>,
     ) -> Result<()> {
         // Pyralog patch (third_party/PATCHES.md): a count off the wire, bounded by the bytes left.
-        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining()));
+        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining()).min(1024));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -687,11 +687,12 @@ impl Record {
         types::Int8.encode(buf, 0)?;
 
         // Timestamp delta
-        let timestamp_delta = self.timestamp - min_timestamp;
+        // Pyralog patch (third_party/PATCHES.md): wrapping, as the decoder adds the deltas back.
+        let timestamp_delta = self.timestamp.wrapping_sub(min_timestamp);
         types::VarLong.encode(buf, timestamp_delta)?;
 
         // Offset delta
-        let offset_delta = self.offset - min_offset;
+        let offset_delta = self.offset.wrapping_sub(min_offset);
         if offset_delta > i32::MAX as i64 || offset_delta < i32::MIN as i64 {
             bail!(
                 "Timestamps within batch are too far apart ({}, {})",
@@ -770,11 +771,12 @@ impl Record {
         total_size += types::Int8.compute_size(0)?;
 
         // Timestamp delta
-        let timestamp_delta = self.timestamp - min_timestamp;
+        // Pyralog patch (third_party/PATCHES.md): wrapping, as the decoder adds the deltas back.
+        let timestamp_delta = self.timestamp.wrapping_sub(min_timestamp);
         total_size += types::VarLong.compute_size(timestamp_delta)?;
 
         // Offset delta
-        let offset_delta = self.offset - min_offset;
+        let offset_delta = self.offset.wrapping_sub(min_offset);
         if offset_delta > i32::MAX as i64 || offset_delta < i32::MIN as i64 {
             bail!(
                 "Timestamps within batch are too far apart ({}, {})",
@@ -860,11 +862,13 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta: i64 = types::VarLong.decode(buf)?;
-        let timestamp = batch_decode_info.min_timestamp + timestamp_delta;
+        // Pyralog patch (third_party/PATCHES.md): deltas off the wire wrap instead of panicking
+        // in builds with overflow checks (release builds wrapped already).
+        let timestamp = batch_decode_info.min_timestamp.wrapping_add(timestamp_delta);
 
         // Offset delta
         let offset_delta: i32 = types::VarInt.decode(buf)?;
-        let offset = batch_decode_info.min_offset + offset_delta as i64;
+        let offset = batch_decode_info.min_offset.wrapping_add(offset_delta as i64);
         let sequence = batch_decode_info.base_sequence.wrapping_add(offset_delta);
 
         // Key
@@ -898,7 +902,7 @@ impl Record {
             bail!("Record header count {num_headers} exceeds the {} bytes left", bytes::Buf::remaining(buf));
         }
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        let mut headers = IndexMap::with_capacity(num_headers.min(64));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

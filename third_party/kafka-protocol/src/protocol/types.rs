@@ -10,6 +10,10 @@ use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
 
+/// Pyralog patch (third_party/PATCHES.md): the most elements an array decoder reserves before
+/// decoding them; a claimed count is not memory anyone has sent.
+const PREALLOCATED_ELEMENTS: usize = 1024;
+
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
         impl Encoder<$t> for $e {
@@ -989,7 +993,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                 if n as usize > buf.remaining() {
                     bail!("Array length {n} exceeds the {} bytes left", buf.remaining());
                 }
-                let mut result = Vec::with_capacity(n as usize);
+                // Reserve at most a little up front: what decodes makes the rest room.
+                let mut result = Vec::with_capacity((n as usize).min(PREALLOCATED_ELEMENTS));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1101,7 +1106,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
                 if (n - 1) as usize > buf.remaining() {
                     bail!("Array length {} exceeds the {} bytes left", n - 1, buf.remaining());
                 }
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result = Vec::with_capacity(((n - 1) as usize).min(PREALLOCATED_ELEMENTS));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }

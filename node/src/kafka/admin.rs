@@ -164,7 +164,8 @@ impl Broker {
                 .with_producer_id(ProducerId(-1));
         }
         InitProducerIdResponse::default()
-            .with_producer_id(ProducerId((random_id(b"pyralog kafka producer id") >> 1) as i64))
+            // Below `PRODUCER_ID_LIMIT` (47 bits), so id and epoch make one Pyralog producer.
+            .with_producer_id(ProducerId((random_id(b"pyralog kafka producer id") >> 17) as i64))
             .with_producer_epoch(0)
     }
 }

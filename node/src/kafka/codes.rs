@@ -28,3 +28,4 @@ pub(crate) const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
 pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
 pub(crate) const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub(crate) const UNKNOWN_PRODUCER_ID: i16 = 59;

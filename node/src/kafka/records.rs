@@ -22,7 +22,8 @@ use pyralog_kafka_wire::{Refused, decode_produced};
 use super::broker::Broker;
 use super::codes::{
     CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
-    OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
+    OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, UNKNOWN_PRODUCER_ID, UNKNOWN_SERVER_ERROR,
+    UNKNOWN_TOPIC_OR_PARTITION,
 };
 use crate::clock::unix_ms;
 
@@ -53,9 +54,28 @@ fn code_of(err: &ClusterError) -> i16 {
 /// A Kafka record as a Pyralog record (header names must be UTF-8: the decoder checks). An
 /// idempotent producer's id and per-partition sequence become Pyralog's: a retried batch is
 /// recognised and answered with its original offset, a gap refused.
-fn to_record(record: KafkaRecord, now_ms: u64) -> Record {
-    let producer = (record.producer_id >= 0 && record.sequence >= 0)
-        .then_some(ProducerSeq { producer: record.producer_id as u64, sequence: record.sequence as u64 });
+/// Kafka producer ids this broker hands out and accepts are below this, so that the id and the
+/// epoch fit one Pyralog producer id (see [`producer_of`]).
+pub(crate) const PRODUCER_ID_LIMIT: i64 = 1 << 47;
+
+/// The Pyralog producer of a Kafka record: `id * 2^16 + epoch`. The epoch is part of it because
+/// a Kafka producer that bumps its epoch (librdkafka does after an outcome it cannot know,
+/// KIP-360) starts its sequences again at 0: keyed by the id alone, the new epoch's records
+/// would be taken for the old epoch's duplicates and acknowledged without being written.
+/// `None` for a record without a producer; an error for an id this broker did not hand out.
+fn producer_of(record: &KafkaRecord) -> Result<Option<ProducerSeq>, i16> {
+    if record.producer_id < 0 || record.sequence < 0 {
+        return Ok(None);
+    }
+    if record.producer_id >= PRODUCER_ID_LIMIT || record.producer_epoch < 0 {
+        return Err(UNKNOWN_PRODUCER_ID);
+    }
+    let producer = ((record.producer_id as u64) << 16) | u64::from(record.producer_epoch as u16);
+    Ok(Some(ProducerSeq { producer, sequence: record.sequence as u64 }))
+}
+
+fn to_record(record: KafkaRecord, now_ms: u64) -> Result<Record, i16> {
+    let producer = producer_of(&record)?;
     let headers = record
         .headers
         .into_iter()
@@ -64,14 +84,14 @@ fn to_record(record: KafkaRecord, now_ms: u64) -> Record {
             value: value.map(|v| v.to_vec()).unwrap_or_default(),
         })
         .collect();
-    Record {
+    Ok(Record {
         key: record.key.map(|k| k.to_vec()),
         value: record.value.map(|v| v.to_vec()).unwrap_or_default(),
         headers,
         timestamp_ms: u64::try_from(record.timestamp).unwrap_or(now_ms),
         scarab_id: 0,
         producer,
-    }
+    })
 }
 
 /// The base offset Kafka reports for a batch: its first record's; for a retried batch of an
@@ -162,7 +182,8 @@ impl Broker {
                 Refused::Corrupt(_) => CORRUPT_MESSAGE,
             }
         })?;
-        let records: Vec<Record> = records.into_iter().map(|r| to_record(r, now_ms)).collect();
+        let records: Vec<Record> =
+            records.into_iter().map(|r| to_record(r, now_ms)).collect::<Result<_, _>>()?;
         if records.is_empty() {
             return Err(CORRUPT_MESSAGE);
         }

@@ -316,6 +316,23 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     .unwrap();
     assert_eq!(retry, (0, 0), "a retried batch gets its original offset");
     assert_eq!(gap.0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    // The producer bumps its epoch (librdkafka does after an unknown outcome) and starts its
+    // sequences at 0 again: a new record, not a duplicate of epoch 0's first batch. An id this
+    // broker never hands out (past 2^47) is refused.
+    let bumped = |producer: i64, value: &str| {
+        let mut record = kafka_record(producer, 0, 0, Bytes::from(value.to_owned()));
+        record.producer_epoch = 1;
+        encode(&[record], Compression::Lz4)
+    };
+    let (next_epoch, foreign) = (bumped(4242, "d"), bumped(1 << 47, "e"));
+    let b = broker.clone();
+    let (next_epoch, foreign) = tokio::task::spawn_blocking(move || {
+        (produce_raw(&b, "orders", next_epoch), produce_raw(&b, "orders", foreign))
+    })
+    .await
+    .unwrap();
+    assert_eq!(next_epoch, (0, 3), "epoch 1's sequence 0 is written after a, b, c");
+    assert_eq!(foreign.0, 59, "UNKNOWN_PRODUCER_ID");
     // A batch whose CRC does not match, and a topic that does not exist: refused, nothing written.
     let mut corrupt = batch(-1, -1, &["corrupt"]).to_vec();
     let last = corrupt.len() - 1;
@@ -351,8 +368,10 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     }
     let records = call(rpc, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
     let records = records.as_array().unwrap();
-    assert_eq!(records.len(), 3, "nothing written twice or past a gap: {records:?}");
-    assert_eq!(records[2]["producer"], json!({"id": 4242, "seq": 2}));
+    assert_eq!(records.len(), 4, "nothing written twice or past a gap: {records:?}");
+    // Kafka's (producer id, epoch) is Pyralog's producer `id * 2^16 + epoch`.
+    assert_eq!(records[2]["producer"], json!({"id": 4242u64 << 16, "seq": 2}));
+    assert_eq!(records[3]["producer"], json!({"id": (4242u64 << 16) + 1, "seq": 0}));
 
     // kcat's idempotent producer (librdkafka: InitProducerId, then sequenced batches).
     let out = kcat(

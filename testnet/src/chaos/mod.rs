@@ -5,7 +5,7 @@
 //! show.
 //!
 //! [`run`] makes such a run against real nodes: one network namespace per node ([`net`]), the
-//! `pyralog` processes ([`nodes`]), latency through a userspace relay ([`delay`]), clients ([`workload`]) beside a seeded [`nemesis`], then the
+//! `pyralog` processes ([`nodes`]), latency through a userspace relay ([`delay`]), clients ([`workload`], and over Kafka's protocol [`kafka`]) beside a seeded [`nemesis`], then the
 //! replicas' final reads ([`final_read`]), the checker and the run's figures ([`stats`]);
 //! [`summary`] adds up many runs. [`chain`] runs the chain's validators through the same faults.
 //!
@@ -17,6 +17,7 @@ pub mod chain;
 pub mod checker;
 pub mod delay;
 pub mod final_read;
+pub mod kafka;
 pub mod nemesis;
 pub mod net;
 pub mod nodes;

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::kafka::KAFKA_PORT;
 use super::net::{Topology, node_ip};
 
 /// Where Debian's libfaketime (multi-threaded flavour) lives.
@@ -39,8 +40,9 @@ pub fn faketime() -> Result<&'static str, String> {
 }
 
 impl Nodes {
-    /// Writes `count` base paths under `dir` with `pyralog testnet` (cluster only; plain TCP
-    /// links or WireGuard tunnels), addressed inside `topology`'s namespaces.
+    /// Writes `count` base paths under `dir` with `pyralog testnet` (cluster only, with Kafka
+    /// listeners; plain TCP links or WireGuard tunnels), addressed inside `topology`'s
+    /// namespaces.
     pub fn generate(
         bin: &Path,
         dir: &Path,
@@ -49,6 +51,7 @@ impl Nodes {
         wireguard: bool,
     ) -> anyhow::Result<Self> {
         let mut args = vec!["--no-chain".to_owned(), "--nodes".into(), count.to_string()];
+        args.extend(["--kafka-port".to_owned(), KAFKA_PORT.to_string()]);
         if !wireguard {
             args.push("--dev".into());
         }
@@ -105,7 +108,11 @@ impl Nodes {
         args: &[String],
     ) -> anyhow::Result<Self> {
         let mut command = Command::new(bin);
-        command.args(["testnet", "--kafka-port", "0"]).args(args);
+        command.arg("testnet");
+        if !args.iter().any(|arg| arg == "--kafka-port") {
+            command.args(["--kafka-port", "0"]);
+        }
+        command.args(args);
         command.arg("--starting-ip-address").arg(node_ip(0).to_string()).arg("--out").arg(dir);
         let out = command.output().with_context(|| format!("cannot run {}", bin.display()))?;
         if !out.status.success() {

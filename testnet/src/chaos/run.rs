@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::checker::{self, Report};
 use super::delay::DelayRelay;
 use super::final_read;
+use super::kafka;
 use super::nemesis::{Applied, FaultKind, Planned, schedule};
 use super::net::{self, Topology, node_ip};
 use super::nodes::{self, Nodes, RAFT_PORT};
@@ -31,6 +32,9 @@ const SPARE: usize = NODES;
 const PARTITIONS: u32 = 3;
 /// The log the clients write.
 const LOG: &str = "chaos";
+/// Clients appending over Kafka's protocol (librdkafka idempotent producers), beside the
+/// JSON-RPC ones.
+const KAFKA_CLIENTS: u32 = 2;
 /// How long the nodes get to start, elect and agree on the members.
 const STARTUP: Duration = Duration::from_secs(120);
 
@@ -186,6 +190,14 @@ async fn drive(
             tokio::spawn(async move { workload::client(process, &clients, &recorder, &workload).await })
         })
         .collect();
+    // Kafka clients after the JSON-RPC ones and the final appends' process (`config.clients`).
+    let kafka_tasks: Vec<_> = (0..KAFKA_CLIENTS)
+        .map(|k| {
+            let (recorder, workload) = (recorder.clone(), workload.clone());
+            let process = config.clients + 1 + k;
+            tokio::spawn(async move { kafka::client(process, NODES, &recorder, &workload).await })
+        })
+        .collect();
 
     // Every distinct certified checkpoint any node serves while the faults go on: each must be
     // a prefix of the final log (a certified prefix that was later rewritten would show here).
@@ -215,6 +227,9 @@ async fn drive(
     let workload_end_ms = recorder.now_ms().max(config.seconds * 1_000);
     for task in tasks {
         task.await.context("a client task failed")?;
+    }
+    for task in kafka_tasks {
+        task.await.context("a Kafka client task failed")?.context("a Kafka client")?;
     }
     watching.store(false, std::sync::atomic::Ordering::Relaxed);
     let observed = watcher.await.context("the checkpoint watcher failed")?;

@@ -8,6 +8,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest frame accepted or sent. Snapshots travel in chunks well below it.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// What a frame's buffer starts at; it grows as the frame's bytes arrive, so a peer that
+/// announces a large frame and sends little makes the node hold little.
+const INITIAL_FRAME_BUFFER: usize = 64 << 10;
 
 /// Writes one frame holding `message`.
 pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(writer: &mut W, message: &T) -> io::Result<()> {
@@ -39,7 +42,13 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(reader: &mut 
             format!("peer sent a {len}-byte frame, the limit is {MAX_FRAME_BYTES}"),
         ));
     }
-    let mut payload = vec![0u8; len];
-    reader.read_exact(&mut payload).await?;
+    let mut payload = Vec::with_capacity(len.min(INITIAL_FRAME_BUFFER));
+    let read = (&mut *reader).take(len as u64).read_to_end(&mut payload).await?;
+    if read < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the peer ended the stream {read} bytes into a {len}-byte frame"),
+        ));
+    }
     postcard::from_bytes(&payload).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

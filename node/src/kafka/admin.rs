@@ -23,6 +23,7 @@ use super::codes::{
     UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
 };
 use super::ids::random_id;
+use super::records::PRODUCER_ID_BITS;
 
 /// The largest record a topic created over Kafka takes (as `log_create`'s default).
 const MAX_RECORD_BYTES: u32 = 1 << 20;
@@ -164,8 +165,10 @@ impl Broker {
                 .with_producer_id(ProducerId(-1));
         }
         InitProducerIdResponse::default()
-            // Below `PRODUCER_ID_LIMIT` (47 bits), so id and epoch make one Pyralog producer.
-            .with_producer_id(ProducerId((random_id(b"pyralog kafka producer id") >> 17) as i64))
+            // `PRODUCER_ID_BITS` wide, so id and epoch make one Pyralog producer.
+            .with_producer_id(ProducerId(
+                (random_id(b"pyralog kafka producer id") >> (64 - PRODUCER_ID_BITS)) as i64,
+            ))
             .with_producer_epoch(0)
     }
 }

@@ -51,12 +51,9 @@ fn code_of(err: &ClusterError) -> i16 {
     }
 }
 
-/// A Kafka record as a Pyralog record (header names must be UTF-8: the decoder checks). An
-/// idempotent producer's id and per-partition sequence become Pyralog's: a retried batch is
-/// recognised and answered with its original offset, a gap refused.
-/// Kafka producer ids this broker hands out and accepts are below this, so that the id and the
-/// epoch fit one Pyralog producer id (see [`producer_of`]).
-pub(crate) const PRODUCER_ID_LIMIT: i64 = 1 << 47;
+/// The bits of the Kafka producer ids this broker hands out and accepts, so that the id and
+/// the epoch fit one Pyralog producer id (see [`producer_of`]).
+pub(crate) const PRODUCER_ID_BITS: u32 = 47;
 
 /// The Pyralog producer of a Kafka record: `id * 2^16 + epoch`. The epoch is part of it because
 /// a Kafka producer that bumps its epoch (librdkafka does after an outcome it cannot know,
@@ -67,13 +64,16 @@ fn producer_of(record: &KafkaRecord) -> Result<Option<ProducerSeq>, i16> {
     if record.producer_id < 0 || record.sequence < 0 {
         return Ok(None);
     }
-    if record.producer_id >= PRODUCER_ID_LIMIT || record.producer_epoch < 0 {
+    if record.producer_id >= 1 << PRODUCER_ID_BITS || record.producer_epoch < 0 {
         return Err(UNKNOWN_PRODUCER_ID);
     }
     let producer = ((record.producer_id as u64) << 16) | u64::from(record.producer_epoch as u16);
     Ok(Some(ProducerSeq { producer, sequence: record.sequence as u64 }))
 }
 
+/// A Kafka record as a Pyralog record (header names must be UTF-8: the decoder checks). An
+/// idempotent producer's id, epoch and per-partition sequence become Pyralog's: a retried batch
+/// is recognised and answered with its original offset, a gap refused.
 fn to_record(record: KafkaRecord, now_ms: u64) -> Result<Record, i16> {
     let producer = producer_of(&record)?;
     let headers = record

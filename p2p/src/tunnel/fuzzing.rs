@@ -16,6 +16,9 @@ use super::stats::Counters;
 
 /// The overlay port the target listens on.
 const PORT: u16 = 7000;
+/// The endpoint's WireGuard secret and its peer's (fixed: every input meets the same keys).
+const LOCAL_SECRET: [u8; 32] = [1; 32];
+const PEER_SECRET: [u8; 32] = [2; 32];
 
 /// A tunnel endpoint and the one peer that talks to it.
 pub struct DatagramTarget {
@@ -36,8 +39,8 @@ impl DatagramTarget {
     /// An endpoint with fixed keys, listening on an overlay port, whose peer has completed a
     /// handshake with it.
     pub fn new() -> Self {
-        let local = WireGuardSecret::from_bytes([1; 32]);
-        let remote = WireGuardSecret::from_bytes([2; 32]);
+        let local = WireGuardSecret::from_bytes(LOCAL_SECRET);
+        let remote = WireGuardSecret::from_bytes(PEER_SECRET);
         let peer_addr: SocketAddr = ([10, 0, 0, 2], 51_820).into();
         let mut table = PeerTable::new(&local);
         let number = table.add(remote.public(), Some(peer_addr), None, None, false);
@@ -100,8 +103,8 @@ impl DatagramTarget {
     /// The endpoint's overlay address, the peer's, and the port the endpoint listens on (for
     /// seed packets).
     pub fn addresses(&self) -> (std::net::Ipv4Addr, std::net::Ipv4Addr, u16) {
-        let local = WireGuardSecret::from_bytes([1; 32]).public().overlay_ipv4();
-        let remote = WireGuardSecret::from_bytes([2; 32]).public().overlay_ipv4();
+        let local = WireGuardSecret::from_bytes(LOCAL_SECRET).public().overlay_ipv4();
+        let remote = WireGuardSecret::from_bytes(PEER_SECRET).public().overlay_ipv4();
         (local, remote, PORT)
     }
 

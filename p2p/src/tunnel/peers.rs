@@ -40,9 +40,10 @@ const STALLED_KEY_RESPONDER: Duration = Duration::from_secs(9);
 /// At most one such exchange per peer in this long.
 const RESCUE_INTERVAL: Duration = Duration::from_secs(15);
 /// A peer that roamed away from its configured address and has left what we sent it unanswered
-/// (nothing from it authenticates) for this long is sent to its configured address again: the address it roamed to may have been a relay or NAT that is gone, and if
-/// both sides roamed to such addresses neither would ever hear the other again. Longer than
-/// boringtun's 5 s handshake retry, so one lost handshake does not undo a real move.
+/// (nothing from it authenticates) for this long is sent to its configured address again: the
+/// address it roamed to may have been a relay or NAT that is gone, and if both sides roamed to
+/// such addresses neither would ever hear the other again. Longer than boringtun's 5 s
+/// handshake retry, so one lost handshake does not undo a real move.
 const ROAM_BACK_AFTER: Duration = Duration::from_secs(8);
 
 /// A datagram to send.

@@ -18,6 +18,9 @@ const SUBNET: [u8; 3] = [10, 77, 0];
 const CLIENT_HOST: u8 = 254;
 /// The nftables table every fault rule lives in.
 const TABLE: &str = "chaos";
+/// Namespaces are named `PREFIX<pid>-...` after the harness process that made them.
+const PREFIX: &str = "pyc";
+
 /// The NAT chain latency's redirects live in, made when first needed (`add` is idempotent), so
 /// a kernel without NAT fails only the latency fault.
 fn nat_chain() -> String {
@@ -25,9 +28,6 @@ fn nat_chain() -> String {
         "add table ip {TABLE}\nadd chain ip {TABLE} output {{ type nat hook output priority -100; policy accept; }}\n"
     )
 }
-
-/// Namespaces are named `PREFIX<pid>-...` after the harness process that made them.
-const PREFIX: &str = "pyc";
 
 /// The clients' address, where the delay relay listens.
 pub fn client_ip() -> Ipv4Addr {
@@ -149,16 +149,13 @@ impl Topology {
     /// of `to` instead. Takes effect for new flows: see [`Topology::reset_flows`].
     pub fn redirect(&self, from: usize, to: usize, port: u16) -> anyhow::Result<()> {
         let (relay, relay_port) = (client_ip(), super::delay::relay_port(to));
-        let rules: String = std::iter::once(nat_chain())
-            .chain(["tcp", "udp"]
-            .iter()
-            .map(|proto| {
-                format!(
-                    "add rule ip {TABLE} output ip daddr {} {proto} dport {port} dnat to {relay}:{relay_port}\n",
-                    node_ip(to)
-                )
-            }))
-            .collect();
+        let mut rules = nat_chain();
+        for proto in ["tcp", "udp"] {
+            rules += &format!(
+                "add rule ip {TABLE} output ip daddr {} {proto} dport {port} dnat to {relay}:{relay_port}\n",
+                node_ip(to)
+            );
+        }
         self.nft(from, &rules)
     }
 
@@ -219,14 +216,20 @@ impl Drop for Topology {
 /// Why latency cannot be injected here (no NAT in nftables to steer flows to the relay, no
 /// `conntrack` to move existing flows onto it), or `None`.
 pub fn latency_unavailable() -> Option<String> {
-    let probe = format!("{PREFIX}-probe-nat-{}", std::process::id());
-    let result = (|| {
-        ip(&["netns", "add", &probe])?;
-        run("ip", &["netns", "exec", &probe, "nft", "-f", "-"], Some(&nat_chain()))?;
-        run("ip", &["netns", "exec", &probe, "conntrack", "-F"], None)
-    })();
-    let _ = Command::new("ip").args(["netns", "delete", &probe]).stderr(Stdio::null()).status();
-    result.err().map(|err| format!("no NAT or conntrack for the delay relay: {err:#}"))
+    probe("nat", |ns| {
+        run("ip", &["netns", "exec", ns, "nft", "-f", "-"], Some(&nat_chain()))?;
+        run("ip", &["netns", "exec", ns, "conntrack", "-F"], None)
+    })
+    .err()
+    .map(|err| format!("no NAT or conntrack for the delay relay: {err:#}"))
+}
+
+/// Runs `check` in a throwaway namespace `PREFIX-probe-<what>-<pid>`, deleted afterwards.
+fn probe(what: &str, check: impl FnOnce(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let ns = format!("{PREFIX}-probe-{what}-{}", std::process::id());
+    let result = ip(&["netns", "add", &ns]).and_then(|()| check(&ns));
+    let _ = Command::new("ip").args(["netns", "delete", &ns]).stderr(Stdio::null()).status();
+    result
 }
 
 /// Why the chaos run cannot run here at all (not root, no namespaces or nftables), or `None`.
@@ -234,17 +237,15 @@ pub fn unavailable() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("the chaos run needs root (network namespaces, nftables)".into());
     }
-    let probe = format!("{PREFIX}-probe-{}", std::process::id());
-    let result = (|| {
-        ip(&["netns", "add", &probe])?;
+    probe("nft", |ns| {
         run(
             "ip",
-            &["netns", "exec", &probe, "nft", "-f", "-"],
+            &["netns", "exec", ns, "nft", "-f", "-"],
             Some(
                 "add table inet probe\nadd chain inet probe input { type filter hook input priority 0; policy accept; }\nadd rule inet probe input numgen random mod 100 < 5 drop\n",
             ),
         )
-    })();
-    let _ = Command::new("ip").args(["netns", "delete", &probe]).stderr(Stdio::null()).status();
-    result.err().map(|err| format!("network namespaces with nftables are not available: {err:#}"))
+    })
+    .err()
+    .map(|err| format!("network namespaces with nftables are not available: {err:#}"))
 }

@@ -95,8 +95,9 @@ impl Nodes {
         per_cluster: usize,
         clusters: usize,
     ) -> anyhow::Result<Self> {
-        let args = ["--dev", "--nodes", &per_cluster.to_string(), "--clusters", &clusters.to_string()]
-            .map(String::from);
+        let (nodes, clusters_arg) = (per_cluster.to_string(), clusters.to_string());
+        let args =
+            ["--dev", "--kafka-port", "0", "--nodes", &nodes, "--clusters", &clusters_arg].map(String::from);
         Nodes::testnet(bin, dir, topology, per_cluster * clusters, &args)
     }
 
@@ -108,11 +109,7 @@ impl Nodes {
         args: &[String],
     ) -> anyhow::Result<Self> {
         let mut command = Command::new(bin);
-        command.arg("testnet");
-        if !args.iter().any(|arg| arg == "--kafka-port") {
-            command.args(["--kafka-port", "0"]);
-        }
-        command.args(args);
+        command.arg("testnet").args(args);
         command.arg("--starting-ip-address").arg(node_ip(0).to_string()).arg("--out").arg(dir);
         let out = command.output().with_context(|| format!("cannot run {}", bin.display()))?;
         if !out.status.success() {

@@ -1,11 +1,18 @@
-//! Checks for the decoders of bytes clients and operators hand the node: Kafka request frames
-//! and the record batches a Produce carries, and `config.toml`.
+//! Checks for the decoders of bytes clients and operators hand the node (Kafka request frames
+//! and the record batches a Produce carries, JSON-RPC params, `config.toml`) and of what a
+//! client decodes from a server (Arrow IPC streams).
 
+use std::cell::Cell;
+use std::sync::Once;
+
+use arrow_array::RecordBatch;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::RequestKind;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
+use pyralog_cluster::columnar::{batch_to_ipc, batch_to_records, ipc_to_batches, records_to_batch};
 use pyralog_config::Config;
 use pyralog_kafka_wire::{Decoded, MAX_PRODUCED_RECORDS, Request, decode_produced, decode_request};
+use pyralog_rpc_params::{METHODS, MethodParams};
 
 /// A Kafka request frame (after its length prefix), as the broker reads it: a decoded request
 /// re-encodes to a frame that decodes to the same request, and the batches of a Produce go
@@ -90,4 +97,57 @@ pub fn config_toml(data: &[u8]) {
     let written = config.to_toml().expect("an accepted config serializes");
     assert_eq!(Config::parse(&written).expect("a written config parses"), config);
     let _ = config.transport();
+}
+
+/// Arrow IPC stream bytes a (possibly malicious) server answers `log_read {format: "arrow"}`
+/// with, as a client decodes them: decoding is total (arrow-ipc's own panics are contained by
+/// `ipc_to_batches`), and a batch with the record schema gives records that write to a fresh
+/// stream which reads back to the same records.
+pub fn arrow_ipc(data: &[u8]) {
+    let Ok(batches) = contained(|| ipc_to_batches(data)) else { return };
+    for batch in &batches {
+        let Ok(records) = batch_to_records(batch) else { continue };
+        let again = records_to_batch(&records).expect("decoded records make a batch");
+        let bytes = batch_to_ipc(&again).expect("a batch writes");
+        let read = ipc_to_batches(&bytes).expect("a written stream reads");
+        let [read]: [RecordBatch; 1] = read.try_into().expect("one batch written, one read");
+        assert_eq!(batch_to_records(&read).expect("the record schema"), records);
+    }
+}
+
+thread_local! {
+    /// Set while the product's own panic containment runs: its panics are not findings.
+    static CONTAINED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work`, which contains panics itself (`catch_unwind`), without them counting as a
+/// crash: libFuzzer's panic hook aborts before any unwinding, so the hook is told to let these
+/// unwind quietly to the product's `catch_unwind`. Every other panic still reaches the hook.
+fn contained<T>(work: impl FnOnce() -> T) -> T {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let outer = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.get() {
+                outer(info);
+            }
+        }));
+    });
+    CONTAINED.set(true);
+    let out = work();
+    CONTAINED.set(false);
+    out
+}
+
+/// The params of a JSON-RPC request, as the node decodes them before acting: the first byte
+/// picks the method, the rest is the params text (empty: none). Decoding never panics, and
+/// params that decode serialize to params that decode to the same value.
+pub fn rpc_params(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let method = METHODS[usize::from(selector) % METHODS.len()];
+    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let params = (!text.is_empty()).then_some(text);
+    let Some(Ok(decoded)) = MethodParams::decode(method, params) else { return };
+    let again = MethodParams::decode(method, Some(&decoded.to_json())).expect("a method with params");
+    assert_eq!(again, Ok(decoded), "{method}: params survive a round trip");
 }

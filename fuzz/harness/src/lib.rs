@@ -9,8 +9,9 @@
 
 mod clients;
 mod peers;
+mod structured;
 
-pub use clients::{config_toml, kafka_batch, kafka_request};
+pub use clients::{arrow_ipc, config_toml, kafka_batch, kafka_request, rpc_params};
 pub use peers::{
     cluster_frame, consensus_wal, light_answer, p2p_frame, pbft_wire, tendermint_wire, tunnel_datagram,
     zk_proof,
@@ -23,6 +24,7 @@ use pyralog_consensus_types::FinalityProof;
 use pyralog_consensus_types::vote::Evidence;
 use pyralog_crypto::Checkpoint;
 use pyralog_record::StoredRecord;
+pub use structured::structured;
 
 /// A fuzz target: a name and its check.
 pub type Target = (&'static str, fn(&[u8]));
@@ -49,6 +51,9 @@ pub const TARGETS: &[Target] = &[
     ("kafka_batch", kafka_batch),
     ("config_toml", config_toml),
     ("tunnel_datagram", tunnel_datagram),
+    ("arrow_ipc", arrow_ipc),
+    ("rpc_params", rpc_params),
+    ("structured", structured),
 ];
 
 /// A chain transaction from a client or the mempool gossip: size, decoding, chain and signature

@@ -330,3 +330,99 @@ fn tunnel_seeds_reach_past_decryption() {
         assert_eq!(target.dropped_invalid(), invalid, "{seed}");
     }
 }
+
+#[test]
+#[ignore = "writes seeds into fuzz/corpus; run by hand"]
+fn write_rpc_arrow_and_structured_seeds() {
+    use pyralog_cluster::columnar::{batch_to_ipc, records_to_batch};
+    use pyralog_record::{Header, ProducerSeq, Record, StoredRecord};
+    use pyralog_rpc_params::{METHODS, MethodParams};
+
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(corpus.join(target)).unwrap();
+        std::fs::write(corpus.join(target).join(name), bytes).unwrap();
+    };
+    let key = pyralog_crypto::Keypair::from_secret(&[7; 32]).public().to_string();
+    let hex32 = format!("0x{}", "11".repeat(32));
+    let examples = [
+        ("admin_addMember", format!(r#"{{"id":4,"raftAddr":"10.0.0.4:7400","publicKey":"{key}"}}"#)),
+        ("admin_removeMember", r#"{"id":4}"#.to_owned()),
+        (
+            "admin_addTunnelPeer",
+            r#"{"wireguardPublicKey":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","endpoint":"10.77.0.4:7400","rosenpassPublicKey":"AAECAw=="}"#.to_owned(),
+        ),
+        ("debug_setFailpoint", r#"{"name":"wal-fsync","actions":"sleep(1500)"}"#.to_owned()),
+        ("log_create", r#"{"name":"demo","partitions":3,"replicationFactor":3,"zk":["groth16","stark"]}"#.to_owned()),
+        (
+            "log_append",
+            r#"{"log":"demo","records":[{"key":"0x6b","value":"0x76","headers":[{"name":"h","value":"0x31"}],"timestampMs":1,"producer":{"id":7,"seq":0}}],"partition":1}"#.to_owned(),
+        ),
+        ("log_read", r#"{"log":"demo","partition":0,"from":5,"max":20,"format":"arrow"}"#.to_owned()),
+        ("log_getLatest", r#"{"log":"demo","key":"0x6b6579"}"#.to_owned()),
+        ("log_getCheckpoint", r#"{"log":"demo","partition":2}"#.to_owned()),
+        ("log_getProof", r#"{"log":"demo","partition":0,"offset":3,"cluster":"alpha","finality":true,"trustedSize":2}"#.to_owned()),
+        ("log_getConsistencyProof", r#"{"log":"demo","partition":0,"oldSize":2,"newSize":9}"#.to_owned()),
+        ("log_getZkRoots", r#"{"log":"demo","partition":0,"size":4}"#.to_owned()),
+        ("log_getZkPath", r#"{"log":"demo","partition":0,"offset":1,"size":4}"#.to_owned()),
+        ("zk_proveMembership", format!(r#"{{"log":"demo","partition":0,"offset":1,"nonce":"{hex32}","discloseKey":true}}"#)),
+        ("zk_proveAppends", r#"{"log":"demo","partition":0,"fromSize":0,"toSize":64}"#.to_owned()),
+        ("zk_verify", r#"{"proof":{"system":"groth16","bytes":"0x00"},"verifyingKey":"0x00"}"#.to_owned()),
+        ("log_subscribeRecords", r#"{"log":"demo","partition":0,"from":10}"#.to_owned()),
+        ("log_subscribeCheckpoints", r#"{"log":"demo","partition":0}"#.to_owned()),
+        ("chain_getHeader", r#"{"height":3}"#.to_owned()),
+        ("chain_getBlock", "[]".to_owned()),
+        ("chain_getCommit", String::new()),
+        ("chain_getFinality", r#"{"height":null}"#.to_owned()),
+        ("chain_getValidators", r#"{}"#.to_owned()),
+        ("state_get", r#"{"keyText":"anchor/alpha/demo/0","height":2}"#.to_owned()),
+        ("state_getProof", r#"{"key":"0x616e63686f72"}"#.to_owned()),
+        ("tx_submit", r#"{"tx":"0x0102"}"#.to_owned()),
+        ("tx_status", format!(r#"{{"id":"{hex32}"}}"#)),
+        ("staking_params", r#"{"height":1}"#.to_owned()),
+        ("staking_validators", "[]".to_owned()),
+        ("staking_validator", format!(r#"{{"operator":"{key}","height":1}}"#)),
+        ("staking_delegations", format!(r#"{{"delegator":"{key}"}}"#)),
+        ("staking_unbonding", format!(r#"{{"delegator":"{key}","validator":"{key}"}}"#)),
+        ("staking_signingInfo", format!(r#"{{"consensusKey":"{key}"}}"#)),
+    ];
+    assert_eq!(examples.len(), METHODS.len(), "one example per method");
+    for (method, params) in &examples {
+        let index = METHODS.iter().position(|m| m == method).expect("a method with params");
+        let decoded = MethodParams::decode(method, (!params.is_empty()).then_some(params.as_str()));
+        assert!(matches!(decoded, Some(Ok(_))), "{method}: {decoded:?}");
+        let mut bytes = vec![u8::try_from(index).unwrap()];
+        bytes.extend_from_slice(params.as_bytes());
+        write("rpc_params", method, &bytes);
+    }
+
+    let records: Vec<StoredRecord> = (0..3)
+        .map(|i| StoredRecord {
+            offset: 10 + i,
+            epoch: 2,
+            record: Record {
+                key: (i % 2 == 0).then(|| format!("key-{i}").into_bytes()),
+                value: format!("value-{i}").into_bytes(),
+                headers: vec![Header { name: "h".into(), value: vec![i as u8] }],
+                timestamp_ms: 1_700_000_000_000 + i,
+                scarab_id: 42 + i,
+                producer: (i == 1).then_some(ProducerSeq { producer: 7, sequence: 0 }),
+            },
+        })
+        .collect();
+    write("arrow_ipc", "three-records", &batch_to_ipc(&records_to_batch(&records).unwrap()).unwrap());
+    write("arrow_ipc", "empty", &batch_to_ipc(&records_to_batch(&[]).unwrap()).unwrap());
+
+    // Structured inputs are read by `Unstructured`: any bytes build a value; these pick each kind.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for kind in 0u8..5 {
+        let mut bytes = vec![kind];
+        bytes.extend((0..400).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        }));
+        write("structured", &format!("kind-{kind}"), &bytes);
+    }
+}

@@ -7,6 +7,7 @@
 //! BASE/rosenpass.secret, BASE/rosenpass.pub  the node's Rosenpass keys (raw, as the
 //!                    `rosenpass` binary writes them; the public key is 524,160 bytes)
 //! BASE/peers/        copies of the other members' `rosenpass.pub` (config names them)
+//! BASE/peers/added.toml  tunnel peers added while the node ran (`admin_addTunnelPeer`)
 //! BASE/genesis.json  the chain's genesis (see `pyralog_chain::genesis`)
 //! BASE/data/db       RocksDB
 //! BASE/data/scarab.hwm  Scarab id high-water mark
@@ -16,11 +17,14 @@
 //! Precedence, as in Substrate and CometBFT: command-line flags, then `PYRALOG_*` environment
 //! variables (clap reads both), then the file, then defaults.
 
+mod tunnel_peers;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use pyralog_crypto::PublicKey;
 use serde::{Deserialize, Serialize};
+pub use tunnel_peers::AddedTunnelPeer;
 
 /// Everything in `config.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

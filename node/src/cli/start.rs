@@ -137,7 +137,7 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {addr} (metrics)"))?;
             tracing::info!(metrics = %addr, "Prometheus metrics at /metrics");
-            Some(tokio::spawn(metrics::serve(listener, node.clone(), tunnel)))
+            Some(tokio::spawn(metrics::serve(listener, node.clone(), tunnel.clone())))
         }
     };
 
@@ -171,6 +171,7 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let backends = Backends {
+        tunnel: crate::rpc::TunnelCtx { tunnel: tunnel.clone(), base: base.clone() },
         node: node.clone(),
         chain: chain.as_ref().map(|(runtime, anchorer)| (runtime.service.clone(), anchorer.clone())),
         zk_keys,

@@ -5,6 +5,8 @@ pub(crate) const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 pub(crate) const LEADER_NOT_AVAILABLE: i16 = 5;
 pub(crate) const CORRUPT_MESSAGE: i16 = 2;
 pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
+/// A lagging replica does not have the offset yet (retriable).
+pub(crate) const OFFSET_NOT_AVAILABLE: i16 = 78;
 pub(crate) const MESSAGE_TOO_LARGE: i16 = 10;
 pub(crate) const REQUEST_TIMED_OUT: i16 = 7;
 pub(crate) const UNSUPPORTED_VERSION: i16 = 35;

@@ -20,7 +20,7 @@ use pyralog_cluster::raft::PartitionReplica;
 use super::broker::Broker;
 use super::codes::{
     COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER,
-    UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
+    OFFSET_NOT_AVAILABLE, OFFSET_OUT_OF_RANGE, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
 };
 
 /// ListOffsets' special timestamps.
@@ -197,6 +197,21 @@ impl Broker {
     /// The partition's committed size on this node.
     pub(crate) fn committed_size(&self, log: &str, partition: u32) -> Result<u64, i16> {
         Ok(self.local_replica(log, partition)?.state().size)
+    }
+
+    /// What a Fetch from past this replica's end gets. `OFFSET_OUT_OF_RANGE` (clients then reset
+    /// their position by `auto.offset.reset`) only from a leader that has applied all it knows
+    /// to be committed, where the offset is past the log's end; a follower, or a leader still
+    /// applying after an election or a restart, may simply not have the records yet:
+    /// `OFFSET_NOT_AVAILABLE`, which clients retry, as Kafka's lagging replicas answer
+    /// (KIP-392). Logs are never truncated, so a position a client was given stays valid.
+    pub(crate) fn past_the_end(&self, replica: &PartitionReplica) -> i16 {
+        let leads = replica.leader() == Some(self.node.id());
+        let applied = replica.state().applied_index;
+        match leads && replica.commit_index().is_some_and(|committed| applied >= committed) {
+            true => OFFSET_OUT_OF_RANGE,
+            false => OFFSET_NOT_AVAILABLE,
+        }
     }
 
     /// This node's replica of a partition of `log` (looked up alone: Fetch polls it every 10 ms,

@@ -245,10 +245,11 @@ impl Broker {
         max_bytes: usize,
     ) -> Result<(u64, Bytes), i16> {
         let partition = u32::try_from(partition).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
-        let size = self.committed_size(log, partition)?;
+        let replica = self.local_replica(log, partition)?;
+        let size = replica.state().size;
         let from = u64::try_from(offset).map_err(|_| OFFSET_OUT_OF_RANGE)?;
         if from > size {
-            return Err(OFFSET_OUT_OF_RANGE);
+            return Err(self.past_the_end(&replica));
         }
         if from == size {
             return Ok((size, Bytes::new()));

@@ -1,16 +1,21 @@
 //! `admin_*`: cluster membership, as etcd's `member add` / `member remove` (call on the global
 //! leader; elsewhere `1010` with the leader's id). A member that still hosts partition replicas
 //! cannot leave (`1020`).
+//!
+//! With WireGuard links a member that did not found the cluster must be a tunnel peer of every
+//! member before it is added: `admin_addTunnelPeer` on each (as `wg set <dev> peer ...` on each
+//! host), kept in `BASE/peers/added.toml` across restarts.
 
 use jsonrpsee::RpcModule;
-use jsonrpsee::types::Params;
+use jsonrpsee::types::{ErrorObject, Params};
 use pyralog_cluster::raft::Member;
-use pyralog_crypto::PublicKey;
-use serde::Deserialize;
+use pyralog_config::{AddedTunnelPeer, BasePath};
+use pyralog_p2p::tunnel::{PeerConfig, Tunnel, TunnelError, WireGuardPublic};
+use pyralog_rpc_params::{AddMember, AddTunnelPeer, RemoveMember};
 use serde_json::json;
 
-use crate::rpc::codes::{cluster_error, invalid};
-use crate::rpc::method::{RpcResult, parse, timed};
+use crate::rpc::codes::{self, cluster_error, internal, invalid};
+use crate::rpc::method::{RpcResult, parse, refused, register_timed, timed};
 use crate::service::links::ClusterNode;
 
 /// Adds the admin methods to `module`.
@@ -27,35 +32,69 @@ pub(crate) fn register(module: &mut RpcModule<ClusterNode>) {
         .expect("unique method name");
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct AddParams {
-    id: u64,
-    raft_addr: String,
-    public_key: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RemoveParams {
-    id: u64,
-}
-
 /// Registers node `id` at `raftAddr` with `publicKey`, and makes it a voter of the global
 /// group once it has caught up (the node must be running, started with that id).
 async fn add_member(node: &ClusterNode, params: Params<'static>) -> RpcResult {
-    let p: AddParams = parse(&params)?;
-    let key: PublicKey = p.public_key.parse().map_err(|err| invalid(format!("publicKey: {err}")))?;
-    if p.raft_addr.parse::<std::net::SocketAddr>().is_err() {
-        return Err(invalid(format!("raftAddr: {:?} is not ip:port", p.raft_addr)));
-    }
+    let p: AddMember = parse(&params)?;
+    let key = p.key().map_err(refused)?;
     node.add_member(p.id, Member { addr: p.raft_addr.clone(), key }).await.map_err(cluster_error)?;
     Ok(json!({ "id": p.id, "raftAddr": p.raft_addr, "members": node.status().members.len() }))
 }
 
 /// Removes node `id` from the cluster.
 async fn remove_member(node: &ClusterNode, params: Params<'static>) -> RpcResult {
-    let p: RemoveParams = parse(&params)?;
+    let p: RemoveMember = parse(&params)?;
     node.remove_member(p.id).await.map_err(cluster_error)?;
     Ok(json!({ "id": p.id, "members": node.status().members.len() }))
+}
+
+/// What `admin_addTunnelPeer` runs against.
+pub(crate) struct TunnelCtx {
+    /// The node's tunnel (none with plain TCP links).
+    pub(crate) tunnel: Option<Tunnel>,
+    /// Where added peers are kept.
+    pub(crate) base: BasePath,
+}
+
+/// `admin_addTunnelPeer`, over the node's tunnel.
+pub(crate) fn tunnel_module(ctx: TunnelCtx) -> RpcModule<TunnelCtx> {
+    let mut module = RpcModule::new(ctx);
+    register_timed(&mut module, "admin_addTunnelPeer", add_tunnel_peer);
+    module
+}
+
+/// Makes the node at `endpoint` a peer of this node's tunnel (and keeps it for restarts).
+/// Adding a peer that is already there changes nothing (`added: false`).
+fn add_tunnel_peer(ctx: &TunnelCtx, params: Params<'_>) -> RpcResult {
+    let p: AddTunnelPeer = parse(&params)?;
+    let endpoint = p.endpoint_addr().map_err(refused)?;
+    let rosenpass = p.rosenpass_key_bytes().map_err(refused)?;
+    let public_key: WireGuardPublic =
+        p.wireguard_public_key.parse().map_err(|err| invalid(format!("wireguardPublicKey: {err}")))?;
+    let Some(tunnel) = &ctx.tunnel else {
+        let message = "this node's cluster links are plain TCP (node.transport = \"tcp\"): no tunnel";
+        return Err(ErrorObject::owned(codes::NO_TUNNEL, message, None::<()>));
+    };
+    let peer = PeerConfig {
+        public_key,
+        endpoint: Some(endpoint),
+        rosenpass_public_key: rosenpass.clone(),
+        rosenpass_endpoint: None,
+    };
+    let added = tunnel.add_peer(peer).map_err(|err| match err {
+        TunnelError::BadKey(_) => invalid(err.to_string()),
+        other => ErrorObject::owned(codes::REJECTED, other.to_string(), None::<()>),
+    })?;
+    if added {
+        let kept = AddedTunnelPeer {
+            wireguard_public_key: p.wireguard_public_key.clone(),
+            endpoint: p.endpoint.clone(),
+            rosenpass_public_key: None,
+        };
+        let name = public_key.overlay_ipv4().to_string();
+        ctx.base
+            .save_added_tunnel_peer(&name, kept, rosenpass.as_deref())
+            .map_err(|err| internal(format!("the peer is linked but was not kept for restarts: {err:#}")))?;
+    }
+    Ok(json!({ "wireguardPublicKey": p.wireguard_public_key, "endpoint": p.endpoint, "added": added }))
 }

@@ -16,12 +16,12 @@ use pyralog_consensus::app::Misbehaviour;
 use pyralog_consensus::driver::Admission;
 use pyralog_crypto::Digest;
 use pyralog_light::wire::{commit_json, finality_json, header_json, to_hex};
-use serde::Deserialize;
+use pyralog_rpc_params::{StateKey, SubmitTx, TxStatus};
 use serde_json::{Value, json};
 
-use crate::rpc::codes::{self, internal, invalid};
+use crate::rpc::codes::{self, internal};
 use crate::rpc::method::{
-    RpcResult, height_param, hex_param, parse, register_timed, send, state_version, timed,
+    RpcResult, height_param, parse, refused, register_timed, send, state_version, timed,
 };
 use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainService;
@@ -214,32 +214,10 @@ fn get_validators(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StateParams {
-    /// Raw key bytes (0x hex) ...
-    #[serde(default)]
-    key: Option<String>,
-    /// ... or the key as text (`anchor/alpha/demo/0`).
-    #[serde(default, rename = "keyText")]
-    key_text: Option<String>,
-    /// State version (the state after that block); default: the latest.
-    #[serde(default)]
-    height: Option<u64>,
-}
-
-fn state_key(p: &StateParams) -> Result<Vec<u8>, ErrorObjectOwned> {
-    match (&p.key, &p.key_text) {
-        (Some(hex), None) => hex_param("key", hex),
-        (None, Some(text)) => Ok(text.as_bytes().to_vec()),
-        _ => Err(invalid("give exactly one of key (0x hex) and keyText")),
-    }
-}
-
 fn state_get(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
-    let p: StateParams = parse(&params)?;
-    let key = state_key(&p)?;
+    let p: StateKey = parse(&params)?;
+    let key = p.bytes().map_err(refused)?;
     let version = state_version(chain, p.height)?;
     let value = chain.state.get(&key, version).map_err(internal)?;
     Ok(json!({ "height": version, "key": to_hex(&key), "value": value.as_deref().map(to_hex) }))
@@ -247,8 +225,8 @@ fn state_get(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
 
 fn state_get_proof(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
-    let p: StateParams = parse(&params)?;
-    let key = state_key(&p)?;
+    let p: StateKey = parse(&params)?;
+    let key = p.bytes().map_err(refused)?;
     let version = state_version(chain, p.height)?;
     let (value, proof) = chain.state.get_with_proof(&key, version).map_err(internal)?;
     let root = chain.state.root(version).map_err(internal)?;
@@ -263,15 +241,9 @@ fn state_get_proof(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitParams {
-    tx: String,
-}
-
 async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
-    let p: SubmitParams = parse(&params)?;
-    let bytes = hex_param("tx", &p.tx)?;
+    let p: SubmitTx = parse(&params)?;
+    let bytes = p.bytes().map_err(refused)?;
     let signed = SignedTx::decode_and_verify(&bytes, &chain.chain_id)
         .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
     if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
@@ -291,17 +263,10 @@ async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusParams {
-    id: String,
-}
-
 fn tx_status(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
-    let p: StatusParams = parse(&params)?;
-    let id: [u8; 32] =
-        hex_param("id", &p.id)?.try_into().map_err(|_| invalid("id: a transaction id is 32 bytes"))?;
+    let p: TxStatus = parse(&params)?;
+    let id = p.tx_id().map_err(refused)?;
     Ok(match tx_location(&chain.state, &Digest(id)).map_err(internal)? {
         Some(location) => json!({
             "status": "committed", "height": location.height, "index": location.index,

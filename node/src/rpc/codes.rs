@@ -45,6 +45,8 @@ pub(crate) const NOT_READY: i32 = 1031;
 pub(crate) const RATE_LIMITED: i32 = 1032;
 /// `debug_setFailpoint` on a build without failpoints (a release build).
 pub(crate) const FAILPOINTS_NOT_BUILT: i32 = 1033;
+/// `admin_addTunnelPeer` on a node whose cluster links are plain TCP.
+pub(crate) const NO_TUNNEL: i32 = 1034;
 /// No block (or state) at that height; `data.finalizedHead` or `data.latest`.
 pub(crate) const UNKNOWN_HEIGHT: i32 = 1040;
 /// The transaction is invalid (decoding, signature, chain, nonce, fee).

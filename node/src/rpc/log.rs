@@ -6,17 +6,16 @@
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use pyralog_cluster::engine::{AppendReceipt, ClusterError};
-use pyralog_cluster::model::{Header, LogConfig, ProducerSeq, Record, zk_option, zk_tree_of_option};
+use pyralog_cluster::model::zk_option;
 use pyralog_cluster::raft::LogInfo;
 use pyralog_cluster::storage::AppendOutcome;
-use pyralog_crypto::LogName;
 use pyralog_light::wire::{certificate_json, consistency_json, record_json, to_hex};
-use serde::Deserialize;
+use pyralog_rpc_params::{Append, CreateLog, GetConsistencyProof, GetLatest, Partition, Read, ReadFormat};
 use serde_json::{Value, json};
 
 use crate::clock::unix_ms;
-use crate::rpc::codes::{cluster_error, cluster_error_ref, internal, invalid};
-use crate::rpc::method::{RpcResult, hex_param, parse, register_timed, timed};
+use crate::rpc::codes::{cluster_error, cluster_error_ref, internal};
+use crate::rpc::method::{RpcResult, parse, refused, register_timed, timed};
 use crate::service::links::ClusterNode;
 
 type Node = ClusterNode;
@@ -53,95 +52,10 @@ fn log_json(log: &LogInfo) -> Value {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateParams {
-    name: String,
-    partitions: u32,
-    replication_factor: u8,
-    #[serde(default = "default_max_record_bytes")]
-    max_record_bytes: u32,
-    /// zk trees to keep: `groth16` (Poseidon) and/or `stark` (Rescue).
-    #[serde(default)]
-    zk: Vec<String>,
-}
-
-fn default_max_record_bytes() -> u32 {
-    1 << 20
-}
-
 async fn create(node: &Node, params: Params<'static>) -> RpcResult {
-    let p: CreateParams = parse(&params)?;
-    let name = LogName::new(p.name).map_err(|err| invalid(format!("name: {err}")))?;
-    let zk =
-        p.zk.iter()
-            .map(|option| {
-                zk_tree_of_option(option)
-                    .ok_or_else(|| invalid(format!("zk: unknown proof system {option:?} (groth16, stark)")))
-            })
-            .collect::<Result<_, _>>()?;
-    let config = LogConfig {
-        name,
-        partitions: p.partitions,
-        replication_factor: p.replication_factor,
-        max_record_bytes: p.max_record_bytes,
-        zk,
-    };
+    let p: CreateLog = parse(&params)?;
+    let config = p.config().map_err(refused)?;
     node.create_log(config).await.map(|info| log_json(&info)).map_err(cluster_error)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RecordParams {
-    #[serde(default)]
-    key: Option<String>,
-    value: String,
-    #[serde(default)]
-    headers: Vec<HeaderParams>,
-    #[serde(default)]
-    timestamp_ms: Option<u64>,
-    #[serde(default)]
-    producer: Option<ProducerParams>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeaderParams {
-    name: String,
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProducerParams {
-    id: u64,
-    seq: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct AppendParams {
-    log: String,
-    records: Vec<RecordParams>,
-    #[serde(default)]
-    partition: Option<u32>,
-}
-
-fn to_record(index: usize, p: RecordParams) -> Result<Record, ErrorObjectOwned> {
-    let field = |name: &str| format!("records[{index}].{name}");
-    let now = unix_ms();
-    Ok(Record {
-        key: p.key.map(|k| hex_param(&field("key"), &k)).transpose()?,
-        value: hex_param(&field("value"), &p.value)?,
-        headers: p
-            .headers
-            .into_iter()
-            .map(|h| Ok(Header { value: hex_param(&field("headers.value"), &h.value)?, name: h.name }))
-            .collect::<Result<_, ErrorObjectOwned>>()?,
-        timestamp_ms: p.timestamp_ms.unwrap_or(now),
-        scarab_id: 0,
-        producer: p.producer.map(|p| ProducerSeq { producer: p.id, sequence: p.seq }),
-    })
 }
 
 fn receipt_json(receipt: &AppendReceipt) -> Value {
@@ -165,12 +79,8 @@ fn receipt_json(receipt: &AppendReceipt) -> Value {
 }
 
 async fn append(node: &Node, params: Params<'static>) -> RpcResult {
-    let p: AppendParams = parse(&params)?;
-    if p.records.is_empty() {
-        return Err(invalid("records: at least one record"));
-    }
-    let records =
-        p.records.into_iter().enumerate().map(|(i, r)| to_record(i, r)).collect::<Result<Vec<_>, _>>()?;
+    let p: Append = parse(&params)?;
+    let records = p.records(unix_ms()).map_err(refused)?;
     let receipts: Vec<AppendReceipt> = match p.partition {
         Some(partition) => node.append_to(&p.log, partition, records).await.map_err(cluster_error)?,
         None => {
@@ -212,78 +122,37 @@ fn partial_append(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ReadParams {
-    log: String,
-    partition: u32,
-    #[serde(default)]
-    from: u64,
-    #[serde(default = "default_max")]
-    max: usize,
-    #[serde(default)]
-    format: Option<String>,
-}
-
-fn default_max() -> usize {
-    1000
-}
-
 fn read(node: &Node, params: Params<'_>) -> RpcResult {
-    let p: ReadParams = parse(&params)?;
-    let max = p.max.min(10_000);
-    match p.format.as_deref() {
-        None | Some("json") => {
+    let p: Read = parse(&params)?;
+    let max = p.limit();
+    match p.format().map_err(refused)? {
+        ReadFormat::Json => {
             let records = node.read(&p.log, p.partition, p.from, max).map_err(cluster_error)?;
             Ok(Value::Array(records.iter().map(record_json).collect()))
         }
-        Some("arrow") => {
+        ReadFormat::Arrow => {
             let batch = node.read_arrow(&p.log, p.partition, p.from, max).map_err(cluster_error)?;
             let ipc = pyralog_cluster::columnar::batch_to_ipc(&batch).map_err(internal)?;
             Ok(json!({ "format": "arrow-ipc-stream", "rows": batch.num_rows(), "data": to_hex(&ipc) }))
         }
-        Some(other) => Err(invalid(format!("format: \"json\" or \"arrow\", not {other:?}"))),
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LatestParams {
-    log: String,
-    key: String,
-}
-
 fn latest(node: &Node, params: Params<'_>) -> RpcResult {
-    let p: LatestParams = parse(&params)?;
-    let key = hex_param("key", &p.key)?;
+    let p: GetLatest = parse(&params)?;
+    let key = p.key_bytes().map_err(refused)?;
     let record = node.latest(&p.log, &key).map_err(cluster_error)?;
     Ok(record.as_ref().map_or(Value::Null, record_json))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PartitionParams {
-    log: String,
-    partition: u32,
-}
-
 fn checkpoint(node: &Node, params: Params<'_>) -> RpcResult {
-    let p: PartitionParams = parse(&params)?;
+    let p: Partition = parse(&params)?;
     let certificate = node.checkpoint(&p.log, p.partition).map_err(cluster_error)?;
     Ok(certificate.as_ref().map_or(Value::Null, certificate_json))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ConsistencyParams {
-    log: String,
-    partition: u32,
-    old_size: u64,
-    new_size: u64,
-}
-
 fn consistency_proof(node: &Node, params: Params<'_>) -> RpcResult {
-    let p: ConsistencyParams = parse(&params)?;
+    let p: GetConsistencyProof = parse(&params)?;
     let proof = node.consistency_proof(&p.log, p.partition, p.old_size, p.new_size).map_err(cluster_error)?;
     Ok(consistency_json(&proof))
 }

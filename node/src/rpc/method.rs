@@ -4,8 +4,7 @@
 use jsonrpsee::RpcModule;
 use jsonrpsee::core::server::SubscriptionSink;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
-use pyralog_light::wire::decode_hex;
-use serde::Deserialize;
+use pyralog_rpc_params::{AtHeight, ParamsError};
 use serde_json::Value;
 
 use jsonrpsee::types::ErrorObject;
@@ -42,14 +41,15 @@ pub(crate) async fn timed(method: &'static str, call: impl Future<Output = RpcRe
     result
 }
 
-/// The params as `T`, or an invalid-params error saying what is wrong.
-pub(crate) fn parse<'a, T: Deserialize<'a>>(params: &'a Params<'_>) -> Result<T, ErrorObjectOwned> {
-    params.parse().map_err(|err| invalid(err.message().to_owned()))
+/// The params as `T` (decoded and checked by `pyralog-rpc-params`), or an invalid-params error
+/// saying what is wrong.
+pub(crate) fn parse<T: pyralog_rpc_params::Params>(params: &Params<'_>) -> Result<T, ErrorObjectOwned> {
+    T::decode(params.as_str()).map_err(refused)
 }
 
-/// The bytes of a 0x-hex param, or an invalid-params error naming `field`.
-pub(crate) fn hex_param(field: &str, text: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
-    decode_hex(field, text).map_err(invalid)
+/// Refused params: invalid params (-32602) with what is wrong.
+pub(crate) fn refused(err: ParamsError) -> ErrorObjectOwned {
+    invalid(err.to_string())
 }
 
 /// Sends `value` to a subscriber; false when the subscriber is gone.
@@ -75,18 +75,8 @@ pub(crate) fn state_version(chain: &ChainService, height: Option<u64>) -> Result
     Ok(version)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct HeightParams {
-    #[serde(default)]
-    height: Option<u64>,
-}
-
 /// A method's only param, `{height?}`; `params` may be omitted entirely (`[]` or none) for the
 /// default.
 pub(crate) fn height_param(params: &Params<'_>) -> Result<Option<u64>, ErrorObjectOwned> {
-    if params.as_str().is_none_or(|s| s.trim().is_empty() || s.trim() == "[]") {
-        return Ok(None);
-    }
-    Ok(parse::<HeightParams>(params)?.height)
+    Ok(parse::<AtHeight>(params)?.height)
 }

@@ -33,6 +33,7 @@ use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainService;
 use crate::service::links::ClusterNode;
 
+pub(crate) use admin::TunnelCtx;
 pub(crate) use server::serve;
 
 /// What the RPC methods run against.
@@ -43,11 +44,14 @@ pub(crate) struct Backends {
     pub(crate) chain: Option<(Arc<ChainService>, Arc<Anchorer>)>,
     /// The Groth16 membership keys, when `[zk] keys` is configured.
     pub(crate) zk_keys: Option<Arc<MembershipKeys>>,
+    /// The cluster links' tunnel (none with plain TCP links) and the base path its added
+    /// peers are kept under.
+    pub(crate) tunnel: admin::TunnelCtx,
 }
 
 /// Every method the node serves.
 pub(crate) fn methods(backends: Backends) -> Methods {
-    let Backends { node, chain, zk_keys } = backends;
+    let Backends { node, chain, zk_keys, tunnel } = backends;
     let mut cluster = RpcModule::from_arc(node.clone());
     system::register(&mut cluster);
     admin::register(&mut cluster);
@@ -60,6 +64,7 @@ pub(crate) fn methods(backends: Backends) -> Methods {
     cluster.register_method("rpc.discover", move |_, _, _| openrpc.clone()).expect("unique method name");
 
     let mut methods: Methods = cluster.into();
+    methods.merge(admin::tunnel_module(tunnel)).expect("admin method names are unique");
     methods.merge(zk::module(zk::ZkCtx::new(node.clone(), zk_keys))).expect("zk method names are unique");
     if let Some((chain, anchorer)) = chain {
         methods.merge(staking::module(chain.clone())).expect("staking method names are unique");

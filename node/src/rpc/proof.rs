@@ -15,33 +15,19 @@ use std::sync::Arc;
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use pyralog_chain::values::{Anchor, anchor_key, cluster_key};
-use pyralog_crypto::{ClusterId, LogName};
+use pyralog_crypto::ClusterId;
 use pyralog_light::chain::{FinalityEvidence, ProvenValue};
 use pyralog_light::wire::{
     certificate_json, consistency_json, header_json, inclusion_json, record_json, to_hex,
 };
-use serde::Deserialize;
+use pyralog_rpc_params::GetProof;
 use serde_json::{Value, json};
 
-use crate::rpc::codes::{self, cluster_error, internal, invalid};
-use crate::rpc::method::timed;
+use crate::rpc::codes::{self, cluster_error, internal};
+use crate::rpc::method::{parse, refused, timed};
 use crate::service::chain::ChainService;
 use crate::service::links::ClusterNode;
 use crate::service::xcluster::{PROOF_PATH, ProofAnswer, ProofRequest, answer};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ProofParams {
-    log: String,
-    partition: u32,
-    offset: u64,
-    #[serde(default)]
-    cluster: Option<String>,
-    #[serde(default)]
-    finality: bool,
-    #[serde(default)]
-    trusted_size: Option<u64>,
-}
 
 fn no_chain() -> ErrorObjectOwned {
     ErrorObject::owned(codes::NO_CHAIN, "this node runs no chain ([chain] is not configured)", None::<()>)
@@ -64,12 +50,9 @@ async fn get_proof(
     chain: Option<&ChainService>,
     params: Params<'static>,
 ) -> Result<Value, ErrorObjectOwned> {
-    let p: ProofParams = params.parse().map_err(|err| invalid(err.message().to_owned()))?;
+    let p: GetProof = parse(&params)?;
     let own = node.status().cluster;
-    let cluster = match &p.cluster {
-        Some(name) => ClusterId::new(name.clone()).map_err(|err| invalid(format!("cluster: {err}")))?,
-        None => own.clone(),
-    };
+    let cluster = p.cluster_id().map_err(refused)?.unwrap_or_else(|| own.clone());
     if cluster != own && chain.is_none() {
         return Err(no_chain());
     }
@@ -87,7 +70,7 @@ async fn get_proof(
         return proof_json(&answer, certificate);
     }
     let chain = chain.ok_or_else(no_chain)?;
-    let log = LogName::new(p.log.clone()).map_err(|err| invalid(format!("log: {err}")))?;
+    let log = p.log_name().map_err(refused)?;
     let head = chain.finalized_height();
     let Some((header, block)) = chain.block(head).map_err(internal)? else {
         return Err(ErrorObject::owned(

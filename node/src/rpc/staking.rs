@@ -19,8 +19,10 @@ use pyralog_light::wire::to_hex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::rpc::codes::{self, internal, invalid};
-use crate::rpc::method::{RpcResult, height_param, parse, register_timed, state_version};
+use pyralog_rpc_params::{ConsensusKeyAt, DelegatorAt, OperatorAt, PairAt};
+
+use crate::rpc::codes::{self, internal};
+use crate::rpc::method::{RpcResult, height_param, parse, refused, register_timed, state_version};
 use crate::service::chain::ChainService;
 
 /// The staking methods.
@@ -92,10 +94,6 @@ impl Read<'_> {
     }
 }
 
-fn key_param(field: &str, text: &str) -> Result<PublicKey, ErrorObjectOwned> {
-    text.parse().map_err(|e| invalid(format!("{field}: {e}")))
-}
-
 fn params(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
     let read = Read::at(chain, height_param(&p)?)?;
     read.params()?;
@@ -144,17 +142,9 @@ fn validators(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
     read.envelope(json!({ "bondedPower": bonded, "activeValidators": set.len(), "validators": list }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OperatorParams {
-    operator: String,
-    #[serde(default)]
-    height: Option<u64>,
-}
-
 fn validator(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
-    let p: OperatorParams = parse(&p)?;
-    let operator = key_param("operator", &p.operator)?;
+    let p: OperatorAt = parse(&p)?;
+    let operator = p.operator_key().map_err(refused)?;
     let read = Read::at(chain, p.height)?;
     let params = read.params()?;
     let set: Vec<Validator> = read.get(VALIDATORS_KEY)?.unwrap_or_default();
@@ -166,17 +156,9 @@ fn validator(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DelegatorParams {
-    delegator: String,
-    #[serde(default)]
-    height: Option<u64>,
-}
-
 fn delegations(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
-    let p: DelegatorParams = parse(&p)?;
-    let delegator = key_param("delegator", &p.delegator)?;
+    let p: DelegatorAt = parse(&p)?;
+    let delegator = p.delegator_key().map_err(refused)?;
     let read = Read::at(chain, p.height)?;
     read.params()?;
     let operators: Vec<PublicKey> = read.get(&delegations_of_key(&delegator))?.unwrap_or_default();
@@ -195,19 +177,9 @@ fn delegations(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
     read.envelope(json!({ "delegator": delegator.to_string(), "delegations": list }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PairParams {
-    delegator: String,
-    validator: String,
-    #[serde(default)]
-    height: Option<u64>,
-}
-
 fn unbonding(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
-    let p: PairParams = parse(&p)?;
-    let delegator = key_param("delegator", &p.delegator)?;
-    let operator = key_param("validator", &p.validator)?;
+    let p: PairAt = parse(&p)?;
+    let (delegator, operator) = p.keys().map_err(refused)?;
     let read = Read::at(chain, p.height)?;
     read.params()?;
     let (entries, evidence) = read.proven::<Vec<UnbondingEntry>>(&unbonding_key(&operator, &delegator))?;
@@ -225,17 +197,9 @@ fn unbonding(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
     read.envelope(json!({ "entries": entries, "evidence": evidence }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ConsensusKeyParams {
-    consensus_key: String,
-    #[serde(default)]
-    height: Option<u64>,
-}
-
 fn signing_info(chain: &Arc<ChainService>, p: Params<'_>) -> RpcResult {
-    let p: ConsensusKeyParams = parse(&p)?;
-    let key = key_param("consensusKey", &p.consensus_key)?;
+    let p: ConsensusKeyAt = parse(&p)?;
+    let key = p.key().map_err(refused)?;
     let read = Read::at(chain, p.height)?;
     let params = read.params()?;
     let (info, evidence) = read.proven::<SigningInfo>(&signing_info_key(&key))?;

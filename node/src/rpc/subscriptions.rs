@@ -9,32 +9,16 @@ use jsonrpsee::RpcModule;
 use jsonrpsee::core::server::PendingSubscriptionSink;
 use jsonrpsee::types::Params;
 use pyralog_cluster::engine::ClusterError;
-use serde::Deserialize;
+use pyralog_rpc_params::{Partition, SubscribeRecords};
 
 use pyralog_light::wire::{certificate_json, record_json};
 
-use crate::rpc::codes::{cluster_error, invalid};
-use crate::rpc::method::send;
+use crate::rpc::codes::cluster_error;
+use crate::rpc::method::{parse, send};
 use crate::service::links::ClusterNode;
 
 /// Records read per storage read while catching a subscriber up.
 const READ_CHUNK: usize = 256;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecordsParams {
-    log: String,
-    partition: u32,
-    #[serde(default)]
-    from: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckpointsParams {
-    log: String,
-    partition: u32,
-}
 
 /// Adds the subscriptions to `module`.
 pub(crate) fn register(module: &mut RpcModule<ClusterNode>) {
@@ -57,9 +41,9 @@ pub(crate) fn register(module: &mut RpcModule<ClusterNode>) {
 }
 
 async fn records(node: &ClusterNode, params: Params<'static>, pending: PendingSubscriptionSink) {
-    let p: RecordsParams = match params.parse() {
+    let p: SubscribeRecords = match parse(&params) {
         Ok(p) => p,
-        Err(err) => return pending.reject(invalid(err.message().to_owned())).await,
+        Err(err) => return pending.reject(err).await,
     };
     let replica = match node.log(&p.log).and_then(|log| {
         if p.partition >= log.config.partitions {
@@ -101,9 +85,9 @@ async fn records(node: &ClusterNode, params: Params<'static>, pending: PendingSu
 }
 
 async fn checkpoints(node: &ClusterNode, params: Params<'static>, pending: PendingSubscriptionSink) {
-    let p: CheckpointsParams = match params.parse() {
+    let p: Partition = match parse(&params) {
         Ok(p) => p,
-        Err(err) => return pending.reject(invalid(err.message().to_owned())).await,
+        Err(err) => return pending.reject(err).await,
     };
     if let Err(err) = node.checkpoint(&p.log, p.partition) {
         return pending.reject(cluster_error(err)).await;

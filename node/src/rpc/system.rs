@@ -36,17 +36,10 @@ pub(crate) fn register(module: &mut RpcModule<ClusterNode>) {
     register(module, "debug_setFailpoint", |_, params| set_failpoint(params));
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailpointParams {
-    name: String,
-    actions: String,
-}
-
 /// `debug_setFailpoint {name, actions}`: a storage failpoint (test builds only; see
 /// `pyralog_cluster::failpoints`).
 fn set_failpoint(params: jsonrpsee::types::Params<'_>) -> Result<Value, jsonrpsee::types::ErrorObjectOwned> {
-    let p: FailpointParams = crate::rpc::method::parse(&params)?;
+    let p: pyralog_rpc_params::SetFailpoint = crate::rpc::method::parse(&params)?;
     match failpoints::configure(&p.name, &p.actions) {
         Ok(()) => Ok(json!({ "name": p.name, "actions": p.actions })),
         Err(err @ FailpointError::NotBuilt) => {

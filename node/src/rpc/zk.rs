@@ -13,23 +13,20 @@ use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use pyralog_cluster::engine::ClusterError;
 use pyralog_cluster::storage::zk::record_fields;
 use pyralog_crypto::ZkTree;
+use pyralog_rpc_params::{ProveAppends, ProveMembership, ZkPath, ZkRoots, ZkVerify};
 use pyralog_zk::groth16::{self, MembershipKeys, MembershipWitness};
 use pyralog_zk::poseidon::{Fr, PoseidonHasher};
 use pyralog_zk::proof::{ZkError, ZkProof, membership_statement};
 use pyralog_zk::tree::DigestCodec;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
 use pyralog_light::wire::{to_hex, zk_roots_json};
 use pyralog_light::zk::ProofFile;
 
 use crate::rpc::codes::{self, cluster_error, internal, invalid};
-use crate::rpc::method::{RpcResult, hex_param, parse, timed};
+use crate::rpc::method::{RpcResult, parse, refused, timed};
 use crate::service::links::ClusterNode;
-
-/// Most appends one `zk_proveAppends` call proves (about 2.2 GB and 15 s of proving at 4,096).
-const MAX_RPC_STARK_BATCH: u64 = 4096;
 
 /// What zk methods run against.
 pub(crate) struct ZkCtx {
@@ -68,32 +65,14 @@ pub(crate) fn module(ctx: ZkCtx) -> RpcModule<ZkCtx> {
 
 type Method = fn(Arc<ZkCtx>, Params<'static>) -> std::pin::Pin<Box<dyn Future<Output = RpcResult> + Send>>;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RootsParams {
-    log: String,
-    partition: u32,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
 async fn zk_roots(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult {
-    let p: RootsParams = parse(&params)?;
+    let p: ZkRoots = parse(&params)?;
     let (size, roots) = ctx.node.zk_roots(&p.log, p.partition, p.size).await.map_err(cluster_error)?;
     Ok(json!({ "size": size, "roots": zk_roots_json(&roots) }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PathParams {
-    log: String,
-    partition: u32,
-    offset: u64,
-    size: u64,
-}
-
 async fn zk_path(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult {
-    let p: PathParams = parse(&params)?;
+    let p: ZkPath = parse(&params)?;
     let (leaf, path) =
         ctx.node.poseidon_path(&p.log, p.partition, p.offset, p.size).await.map_err(cluster_error)?;
     Ok(json!({
@@ -104,20 +83,9 @@ async fn zk_path(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult {
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MembershipParams {
-    log: String,
-    partition: u32,
-    offset: u64,
-    nonce: String,
-    #[serde(default)]
-    disclose_key: bool,
-}
-
 async fn prove_membership(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult {
-    let p: MembershipParams = parse(&params)?;
-    let nonce = field_param("nonce", &p.nonce)?;
+    let p: ProveMembership = parse(&params)?;
+    let nonce = field_element("nonce", p.nonce_bytes().map_err(refused)?)?;
     let keys = ctx.keys.clone().ok_or_else(no_keys)?;
     let node = &ctx.node;
     let info = node.log(&p.log).map_err(cluster_error)?;
@@ -145,48 +113,23 @@ async fn prove_membership(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult
     proof_answer(checkpoint.cluster.as_str(), &p.log, p.partition, proof)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct AppendsParams {
-    log: String,
-    partition: u32,
-    from_size: u64,
-    to_size: u64,
-}
-
 async fn prove_appends(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult {
-    let p: AppendsParams = parse(&params)?;
-    let count = p.to_size.saturating_sub(p.from_size);
-    if count == 0 || count > MAX_RPC_STARK_BATCH {
-        return Err(invalid(format!(
-            "toSize - fromSize must be 1..={MAX_RPC_STARK_BATCH} (prove longer ranges in batches)"
-        )));
-    }
+    let p: ProveAppends = parse(&params)?;
     let (siblings, leaves) =
         ctx.node.rescue_batch(&p.log, p.partition, p.from_size, p.to_size).await.map_err(cluster_error)?;
     let proof = prove(&ctx, move || ZkProof::prove_appends(p.from_size, &siblings, &leaves)).await?;
     proof_answer(ctx.node.status().cluster.as_str(), &p.log, p.partition, proof)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct VerifyParams {
-    proof: Value,
-    #[serde(default)]
-    verifying_key: Option<String>,
-}
-
 async fn verify(ctx: Arc<ZkCtx>, params: Params<'static>) -> RpcResult {
-    let p: VerifyParams = parse(&params)?;
+    let p: ZkVerify = parse(&params)?;
+    let key_bytes = p.verifying_key_bytes().map_err(refused)?;
     let proof: ZkProof = serde_json::from_value(p.proof).map_err(|err| invalid(format!("proof: {err}")))?;
-    let given = match &p.verifying_key {
-        Some(text) => {
-            let bytes = hex_param("verifyingKey", text)?;
-            Some(
-                groth16::verifying_key_from_bytes(&bytes)
-                    .map_err(|err| invalid(format!("verifyingKey: {err}")))?,
-            )
-        }
+    let given = match key_bytes {
+        Some(bytes) => Some(
+            groth16::verifying_key_from_bytes(&bytes)
+                .map_err(|err| invalid(format!("verifyingKey: {err}")))?,
+        ),
         None => None,
     };
     let key = given.as_ref().or(ctx.keys.as_ref().map(|keys| &keys.verifying));
@@ -235,10 +178,8 @@ fn no_keys() -> ErrorObjectOwned {
     )
 }
 
-/// A 0x-hex 32-byte canonical field element.
-fn field_param(name: &str, text: &str) -> Result<Fr, ErrorObjectOwned> {
-    let bytes: [u8; 32] =
-        hex_param(name, text)?.try_into().map_err(|_| invalid(format!("{name}: not 32 bytes")))?;
+/// 32 bytes of a param as a canonical field element.
+fn field_element(name: &str, bytes: [u8; 32]) -> Result<Fr, ErrorObjectOwned> {
     PoseidonHasher::from_bytes(&bytes)
         .ok_or_else(|| invalid(format!("{name}: not a canonical field element")))
 }

@@ -102,6 +102,26 @@ fn tunnel_config(base: &BasePath, config: &Config) -> anyhow::Result<TunnelConfi
             rosenpass_endpoint: None,
         });
     }
+    for added in base.load_added_tunnel_peers()? {
+        let what = || format!("{}: peer {}", base.added_tunnel_peers().display(), added.wireguard_public_key);
+        let public_key = added.wireguard_public_key.parse().with_context(what)?;
+        let endpoint: SocketAddr = added.endpoint.parse().with_context(what)?;
+        // A founder now, or an address a founder has: config.toml wins.
+        if peers.iter().any(|peer| peer.public_key == public_key || peer.endpoint == Some(endpoint)) {
+            tracing::warn!(peer = %public_key, %endpoint, "added tunnel peer skipped: config.toml names it or its endpoint");
+            continue;
+        }
+        let rosenpass_public_key = match &added.rosenpass_public_key {
+            Some(path) => Some(read_rosenpass_public(&base.0.join(path)).with_context(what)?),
+            None => None,
+        };
+        peers.push(PeerConfig {
+            public_key,
+            endpoint: Some(endpoint),
+            rosenpass_public_key,
+            rosenpass_endpoint: None,
+        });
+    }
     Ok(TunnelConfig { listen, secret, rosenpass: Some(rosenpass), peers })
 }
 

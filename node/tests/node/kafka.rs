@@ -11,8 +11,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -429,4 +429,39 @@ async fn a_batch_sent_to_a_follower_is_refused_and_metadata_names_the_leader() {
     .await;
     assert_eq!(records.as_array().unwrap().len(), 1, "nothing of the refused batch: {records}");
     assert_eq!(records[0]["value"], hex(b"y"));
+
+    // Past the end: the leader, which has applied all it committed, says the offset is out of
+    // range; a follower may only be behind, and says the offset is not available yet.
+    let (to_follower, to_leader) = (net.kafka[follower].clone(), net.kafka[leader].clone());
+    let past = tokio::task::spawn_blocking(move || {
+        (
+            fetch_error(&to_leader, "routed", 0),
+            fetch_error(&to_leader, "routed", 5),
+            fetch_error(&to_follower, "routed", 5),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(past, (0, 1, 78), "none, OFFSET_OUT_OF_RANGE, OFFSET_NOT_AVAILABLE");
+}
+
+/// The error code of a Fetch (v4) of partition 0 of `topic` from `offset`.
+fn fetch_error(broker: &str, topic: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let partition = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let body = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![partition]),
+        ]);
+    let response: FetchResponse = request(broker, ApiKey::Fetch, 4, &body);
+    response.responses[0].partitions[0].error_code
 }

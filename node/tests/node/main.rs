@@ -16,6 +16,7 @@ mod light_steps;
 mod limits;
 mod membership;
 mod rpc;
+mod rpc_params;
 mod spec_vectors;
 mod staking;
 mod staking_rpc;

@@ -71,7 +71,8 @@ pub(crate) struct Core {
     /// Sockets whose stream was dropped, removed once closed.
     closing: Vec<SocketHandle>,
     next_port: u16,
-    rosenpass: Option<std::sync::mpsc::SyncSender<Inbound>>,
+    /// The Rosenpass thread's inbox, when this node runs Rosenpass.
+    pub(super) rosenpass: Option<std::sync::mpsc::SyncSender<Inbound>>,
     pub(super) out: Vec<Outgoing>,
 }
 
@@ -293,15 +294,8 @@ impl Core {
 pub(crate) async fn drive(
     shared: Arc<Shared>,
     udp: UdpSocket,
-    rosenpass: Option<(std::sync::mpsc::SyncSender<Inbound>, mpsc::UnboundedReceiver<RosenpassEvent>)>,
+    mut rosenpass_events: Option<mpsc::UnboundedReceiver<RosenpassEvent>>,
 ) {
-    let mut rosenpass_events = match rosenpass {
-        Some((inbound, events)) => {
-            shared.lock().rosenpass = Some(inbound);
-            Some(events)
-        }
-        None => None,
-    };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut next_tick = StdInstant::now();
     let mut ticks: u64 = 0;

@@ -135,64 +135,69 @@ impl Tunnel {
     pub async fn bind(config: TunnelConfig) -> Result<Tunnel, TunnelError> {
         let public = config.secret.public();
         let overlay = public.overlay_ipv4();
-        let mut owners: HashMap<Ipv4Addr, WireGuardPublic> = HashMap::from([(overlay, public)]);
         let mut table = PeerTable::new(&config.secret);
         let mut endpoints = HashMap::new();
         let mut rosenpass_peers = Vec::new();
         for peer in &config.peers {
-            let address = peer.public_key.overlay_ipv4();
-            if let Some(owner) = owners.insert(address, peer.public_key) {
-                return Err(TunnelError::Config(if owner == peer.public_key {
-                    format!("peer {owner} is listed twice (or is this node)")
-                } else {
-                    format!("keys {owner} and {} map to the same overlay address {address}", peer.public_key)
-                }));
-            }
-            // Without Rosenpass on both sides: plain WireGuard. With it: a random key until
-            // the first exchange.
-            let rosenpass = config.rosenpass.is_some() && peer.rosenpass_public_key.is_some();
-            let psk = rosenpass.then(random_key);
-            let number = table.add(peer.public_key, peer.endpoint, peer.rosenpass_endpoint, psk, rosenpass);
-            if let Some(endpoint) = peer.endpoint
-                && endpoints.insert(endpoint, number).is_some()
-            {
-                return Err(TunnelError::Config(format!("two peers at {endpoint}")));
-            }
-            if let (true, Some(key)) = (rosenpass, &peer.rosenpass_public_key) {
-                if key.len() != ROSENPASS_PUBLIC_KEY_LEN {
-                    return Err(TunnelError::BadKey(format!(
-                        "Rosenpass public key of {}: {} bytes, expected {ROSENPASS_PUBLIC_KEY_LEN}",
-                        peer.public_key,
-                        key.len()
-                    )));
-                }
-                rosenpass_peers.push(rosenpass::RosenpassPeer {
-                    number,
-                    public: key.clone(),
-                    initiate: public < peer.public_key,
-                });
-            }
+            let (_, rosenpass_peer) =
+                admit(&mut table, &mut endpoints, public, config.rosenpass.is_some(), peer)?;
+            rosenpass_peers.extend(rosenpass_peer);
         }
         let udp = bind_udp(config.listen)?;
         let local = udp.local_addr().map_err(|err| TunnelError::Io(err.to_string()))?;
-        let rosenpass = match &config.rosenpass {
-            Some(keys) if !rosenpass_peers.is_empty() => {
+        let mut core = Core::new(overlay, table, endpoints);
+        // With Rosenpass keys the thread runs even before it has a peer: peers may be added.
+        let events = match &config.rosenpass {
+            Some(keys) => {
                 let (events, receiver) = mpsc::unbounded_channel();
-                Some((rosenpass::spawn(keys, rosenpass_peers, events)?, receiver))
+                core.rosenpass = Some(rosenpass::spawn(keys, rosenpass_peers, events)?);
+                Some(receiver)
             }
-            _ => None,
+            None => None,
         };
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(overlay, table, endpoints)),
+            core: Mutex::new(core),
             wake: Notify::new(),
             stats: Default::default(),
             public,
             overlay,
             local,
         });
-        let driver = tokio::spawn(driver::drive(shared.clone(), udp, rosenpass));
+        let driver = tokio::spawn(driver::drive(shared.clone(), udp, events));
         tracing::info!(%local, %public, %overlay, peers = config.peers.len(), "tunnel up");
         Ok(Tunnel { handle: Arc::new(TunnelHandle { shared, driver }) })
+    }
+
+    /// Adds `peer` while the tunnel runs, as `wg set <dev> peer <key> endpoint <addr>` does (with
+    /// its Rosenpass key when both sides run Rosenpass). A peer that is already there with the
+    /// same endpoint changes nothing (`Ok(false)`); the same key at another endpoint, an
+    /// endpoint or overlay address another peer has, or this node's own key is a
+    /// [`TunnelError::Config`], and a malformed Rosenpass key a [`TunnelError::BadKey`].
+    pub fn add_peer(&self, peer: PeerConfig) -> Result<bool, TunnelError> {
+        let shared = &self.handle.shared;
+        let mut core = shared.lock();
+        if let Some(number) = core.peers.by_key(&peer.public_key) {
+            let configured = core.peers.peers[number].configured;
+            return match configured == peer.endpoint {
+                true => Ok(false),
+                false => Err(TunnelError::Config(format!(
+                    "peer {} is already configured at {configured:?}",
+                    peer.public_key
+                ))),
+            };
+        }
+        let Core { peers, endpoints, rosenpass, .. } = &mut *core;
+        let (number, rosenpass_peer) = admit(peers, endpoints, shared.public, rosenpass.is_some(), &peer)?;
+        if let (Some(thread), Some(rosenpass_peer)) = (rosenpass, rosenpass_peer) {
+            // Blocks only while the Rosenpass thread's inbox is full (a burst of handshakes).
+            thread
+                .send(rosenpass::Inbound::AddPeer(rosenpass_peer))
+                .map_err(|_| TunnelError::Rosenpass("the Rosenpass thread has stopped".into()))?;
+        }
+        drop(core);
+        tracing::info!(peer = %peer.public_key, number, endpoint = ?peer.endpoint, "tunnel peer added");
+        shared.wake.notify_one();
+        Ok(true)
     }
 
     /// The UDP address the tunnel is bound to.
@@ -243,6 +248,58 @@ impl Tunnel {
     pub fn stats(&self) -> TunnelStats {
         self.handle.shared.stats.snapshot()
     }
+}
+
+/// Checks `peer` against the peers in `table` and this node (`own`), adds it, and returns its
+/// number and, when both sides run Rosenpass (`rosenpass`: this side has keys), what the
+/// Rosenpass thread needs. Nothing is added when a check fails.
+fn admit(
+    table: &mut PeerTable,
+    endpoints: &mut HashMap<SocketAddr, usize>,
+    own: WireGuardPublic,
+    rosenpass: bool,
+    peer: &PeerConfig,
+) -> Result<(usize, Option<rosenpass::RosenpassPeer>), TunnelError> {
+    let address = peer.public_key.overlay_ipv4();
+    let owner = match table.by_overlay(address) {
+        Some(number) => Some(table.peers[number].public),
+        None => (address == own.overlay_ipv4()).then_some(own),
+    };
+    if let Some(owner) = owner {
+        return Err(TunnelError::Config(if owner == peer.public_key {
+            format!("peer {owner} is listed twice (or is this node)")
+        } else {
+            format!("keys {owner} and {} map to the same overlay address {address}", peer.public_key)
+        }));
+    }
+    if let Some(endpoint) = peer.endpoint
+        && endpoints.contains_key(&endpoint)
+    {
+        return Err(TunnelError::Config(format!("two peers at {endpoint}")));
+    }
+    // Without Rosenpass on both sides: plain WireGuard. With it: a random key until the first
+    // exchange.
+    let rosenpass_key = peer.rosenpass_public_key.as_ref().filter(|_| rosenpass);
+    if let Some(key) = rosenpass_key
+        && key.len() != ROSENPASS_PUBLIC_KEY_LEN
+    {
+        return Err(TunnelError::BadKey(format!(
+            "Rosenpass public key of {}: {} bytes, expected {ROSENPASS_PUBLIC_KEY_LEN}",
+            peer.public_key,
+            key.len()
+        )));
+    }
+    let psk = rosenpass_key.map(|_| random_key());
+    let number = table.add(peer.public_key, peer.endpoint, peer.rosenpass_endpoint, psk, psk.is_some());
+    if let Some(endpoint) = peer.endpoint {
+        endpoints.insert(endpoint, number);
+    }
+    let thread_peer = rosenpass_key.map(|key| rosenpass::RosenpassPeer {
+        number,
+        public: key.clone(),
+        initiate: own < peer.public_key,
+    });
+    Ok((number, thread_peer))
 }
 
 fn random_key() -> [u8; 32] {

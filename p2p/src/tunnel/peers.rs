@@ -68,7 +68,7 @@ pub(crate) struct Peer {
     /// Where its Rosenpass messages go, if not to `endpoint`.
     pub rosenpass_endpoint: Option<SocketAddr>,
     /// The endpoint it was configured with, which `endpoint` falls back to.
-    configured: Option<SocketAddr>,
+    pub configured: Option<SocketAddr>,
     /// The first packet sent to it since it last sent something that authenticated: how
     /// long it has left us unanswered.
     unanswered_since: Option<Instant>,

@@ -42,6 +42,8 @@ pub(crate) enum Inbound {
     Message { data: Vec<u8>, from: SocketAddr },
     /// Start an exchange with the peer of this tunnel number now.
     Initiate(usize),
+    /// A peer added while the tunnel runs ([`super::Tunnel::add_peer`]).
+    AddPeer(RosenpassPeer),
 }
 
 /// Where a Rosenpass message goes.
@@ -120,11 +122,12 @@ fn new_server(secret: &[u8], public: &[u8], peers: &[RosenpassPeer]) -> Result<C
 
 fn run(
     mut server: CryptoServer,
-    peers: Vec<RosenpassPeer>,
+    mut peers: Vec<RosenpassPeer>,
     inbox: std_mpsc::Receiver<Inbound>,
     events: mpsc::UnboundedSender<RosenpassEvent>,
 ) {
-    let numbers: Vec<usize> = peers.iter().map(|peer| peer.number).collect();
+    // Rosenpass numbers its peers in the order they were added; `numbers` maps them to ours.
+    let mut numbers: Vec<usize> = peers.iter().map(|peer| peer.number).collect();
     let mut tx = vec![0u8; MAX_MESSAGE_LEN];
     let send = |to: Destination, data: &[u8]| events.send(RosenpassEvent::Send { to, data: data.to_vec() });
     loop {
@@ -160,6 +163,16 @@ fn run(
                             .map(|len| send(Destination::Peer(number), &tx[..len])),
                         None => Ok(Ok(())),
                     },
+                    Ok(Inbound::AddPeer(peer)) => {
+                        match server.add_peer(None, SPk::from_slice(&peer.public)) {
+                            Ok(_) => {
+                                numbers.push(peer.number);
+                                peers.push(peer);
+                                Ok(Ok(()))
+                            }
+                            Err(err) => Err(err),
+                        }
+                    }
                     Err(std_mpsc::RecvTimeoutError::Timeout) => Ok(Ok(())),
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
                 }

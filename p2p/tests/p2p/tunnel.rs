@@ -469,6 +469,62 @@ async fn bad_keys_and_configs_are_typed_errors() {
     assert!(matches!(tunnel.listen(PORT), Err(TunnelError::PortInUse(PORT))));
 }
 
+/// A member added to a running cluster: its peers learn it while their tunnels run, and the
+/// link it gets is keyed by Rosenpass like the others. Adding it again is a no-op; a clash is
+/// refused and adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_added_while_the_tunnel_runs_links_with_rosenpass() {
+    let keys = Keys::new(true);
+    let a = Tunnel::bind(TunnelConfig {
+        listen: loopback(),
+        secret: keys.wireguard[0].clone(),
+        rosenpass: keys.rosenpass[0].clone(),
+        peers: vec![],
+    })
+    .await
+    .unwrap();
+    let b = keys.bind_b(a.local_addr(), loopback()).await;
+    let b_as_peer = PeerConfig {
+        rosenpass_public_key: keys.rosenpass[1].as_ref().map(|k| k.public.clone()),
+        ..peer(b.public_key(), Some(b.local_addr()))
+    };
+    let refused = [
+        (PeerConfig { rosenpass_public_key: Some(vec![0; 32]), ..b_as_peer.clone() }, "BadKey"),
+        (peer(a.public_key(), None), "Config"),
+    ];
+    for (config, variant) in refused {
+        let outcome = a.add_peer(config);
+        assert!(format!("{outcome:?}").starts_with(&format!("Err({variant}(")), "{outcome:?}");
+    }
+    let unknown = a.connect(b.public_key(), PORT).await.unwrap_err();
+    assert_eq!(unknown.kind(), std::io::ErrorKind::NotFound, "nothing was added: {unknown}");
+
+    assert!(a.add_peer(b_as_peer.clone()).unwrap());
+    assert!(!a.add_peer(b_as_peer.clone()).unwrap(), "the same peer again changes nothing");
+    let moved = a.add_peer(peer(b.public_key(), Some(loopback())));
+    assert!(matches!(moved, Err(TunnelError::Config(_))), "{moved:?}");
+    let clash = a.add_peer(peer(WireGuardSecret::generate().public(), Some(b.local_addr())));
+    assert!(matches!(clash, Err(TunnelError::Config(_))), "another key at b's endpoint: {clash:?}");
+
+    // Both directions carry streams once Rosenpass has keyed the link.
+    let at_a = a.listen(PORT).unwrap();
+    let at_b = b.listen(PORT + 1).unwrap();
+    let (dialed, accepted) =
+        within("b to a", async { tokio::join!(b.connect(a.public_key(), PORT), at_a.accept()) }).await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    let (sent, received) =
+        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB, 1), receive_all(&mut accepted)) })
+            .await;
+    assert_eq!(received, (MIB, sent));
+    let (dialed, accepted) =
+        within("a to b", async { tokio::join!(a.connect(b.public_key(), PORT + 1), at_b.accept()) }).await;
+    assert_eq!(dialed.unwrap().peer(), b.public_key());
+    assert_eq!(accepted.unwrap().peer(), a.public_key());
+    for stats in [a.stats(), b.stats()] {
+        assert!(stats.rosenpass_exchanges >= 1, "{stats:?}");
+    }
+}
+
 /// Secret key files load only when private; the WireGuard one is `wg genkey`'s text.
 #[test]
 fn secret_key_files_load_only_when_private() {

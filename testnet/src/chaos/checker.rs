@@ -37,6 +37,9 @@ pub struct Violations {
     pub stale_reads: u64,
     /// Reads that saw a shorter log than the same client had seen before on the same node.
     pub hwm_regressions: u64,
+    /// Stream reads (Kafka consumers) that did not start where the session's previous read of
+    /// the partition stopped: a record skipped or delivered twice.
+    pub stream_gaps: u64,
     /// Partitions where no append succeeded within [`RECOVERY_MS`] of healing.
     pub no_recovery: u64,
 }
@@ -218,6 +221,9 @@ fn check_read(
     let log = logs.get(&partition).map(Vec::as_slice).unwrap_or_default();
     if log.get(from..from + values.len()) != Some(values.as_slice()) {
         v.stale_reads += 1;
+    }
+    if done.after.is_some_and(|after| after != from as u64) {
+        v.stream_gaps += 1;
     }
     let seen = (from + values.len()) as u64;
     let high = seen_by_session.entry((done.process, done.node.clone(), done.session, partition)).or_default();

@@ -59,6 +59,11 @@ pub struct Op {
     /// A completed read's values, from `from` on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+    /// A stream read's (a Kafka consumer's) expected first offset: where the same session's
+    /// previous read of the partition stopped, or where the session started. A consumer must
+    /// continue exactly there, neither skipping nor repeating a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
     /// When, in ms since the run started.
     pub time_ms: u64,
     /// A completion's error (code and message, or why there was no answer), for whoever reads
@@ -85,6 +90,7 @@ impl Op {
             offset: None,
             from: None,
             values: None,
+            after: None,
             time_ms: 0,
             error: None,
             session: 0,

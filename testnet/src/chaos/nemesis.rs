@@ -49,7 +49,7 @@ pub enum FaultKind {
     DiskFault,
     /// A spare node joins the cluster (`admin_addMember` on the global leader) and leaves at
     /// heal (`admin_removeMember`): the global group changes membership under the workload.
-    /// TCP runs only (the tunnels take their peers from the founders' settings).
+    /// Over the tunnels every member first makes it a tunnel peer (`admin_addTunnelPeer`).
     MemberChurn,
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -29,6 +30,18 @@ pub struct Nodes {
     namespaces: Vec<String>,
     children: Vec<Option<Child>>,
     faketime: bool,
+}
+
+/// The spare node `member-churn` adds: what `admin_addMember` needs, and with tunnels what
+/// `admin_addTunnelPeer` needs.
+#[derive(Debug, Clone)]
+pub struct Spare {
+    /// Its Raft address (its tunnel's UDP endpoint with tunnels).
+    pub raft_addr: String,
+    /// Its node key (`pyrpub1...`).
+    pub public_key: String,
+    /// With tunnels: its WireGuard public key and its Rosenpass public key, both base64.
+    pub tunnel: Option<(String, String)>,
 }
 
 /// libfaketime's path when it is installed, else why clock skew is skipped.
@@ -59,8 +72,9 @@ impl Nodes {
     }
 
     /// Makes node `spare` a node that is not a founding member: it starts, knows the founders,
-    /// and waits to be added (`admin_addMember`). Returns its (raft address, public key).
-    pub fn make_spare(&self, spare: usize) -> anyhow::Result<(String, String)> {
+    /// and waits to be added (`admin_addMember`, after `admin_addTunnelPeer` on every member
+    /// when links run through tunnels).
+    pub fn make_spare(&self, spare: usize) -> anyhow::Result<Spare> {
         let mut joiner = None;
         for i in 0..self.len() {
             let path = self.dir.join(format!("node{i}/config.toml"));
@@ -78,9 +92,20 @@ impl Nodes {
                 bail!("config.toml: no member {spare}");
             };
             let member = members.remove(at);
-            let field =
-                |name: &str| member.get(name).and_then(toml::Value::as_str).unwrap_or_default().to_owned();
-            joiner = Some((field("raft_addr"), field("public_key")));
+            let field = |name: &str| member.get(name).and_then(toml::Value::as_str).map(str::to_owned);
+            let tunnel = match field("wireguard_public_key") {
+                Some(wireguard) => {
+                    let rosenpass = std::fs::read(self.dir.join(format!("node{spare}/rosenpass.pub")))
+                        .context("the spare's rosenpass.pub")?;
+                    Some((wireguard, base64::engine::general_purpose::STANDARD.encode(rosenpass)))
+                }
+                None => None,
+            };
+            joiner = Some(Spare {
+                raft_addr: field("raft_addr").unwrap_or_default(),
+                public_key: field("public_key").unwrap_or_default(),
+                tunnel,
+            });
             std::fs::write(&path, toml::to_string(&config)?)?;
         }
         joiner.context("no nodes")

@@ -19,21 +19,21 @@ use super::final_read;
 use super::kafka;
 use super::nemesis::{Applied, FaultKind, Planned, schedule};
 use super::net::{self, Topology, node_ip};
-use super::nodes::{self, Nodes, RAFT_PORT};
+use super::nodes::{self, Nodes, RAFT_PORT, Spare};
 use super::stats::{self, Stats};
 use super::workload::{self, Clients, Recorder, Workload};
 use super::{Op, OpFn, OpKind};
 
 /// Nodes in the cluster (the log's replicas).
 const NODES: usize = 3;
-/// The spare node `member-churn` adds and removes (TCP runs), in the namespace after theirs.
+/// The spare node `member-churn` adds and removes, in the namespace after theirs.
 const SPARE: usize = NODES;
 /// The log's partitions (each replicated on all three nodes).
 const PARTITIONS: u32 = 3;
 /// The log the clients write.
 const LOG: &str = "chaos";
 /// Clients appending over Kafka's protocol (librdkafka idempotent producers), beside the
-/// JSON-RPC ones.
+/// JSON-RPC ones; one more reads over it (a librdkafka consumer).
 const KAFKA_CLIENTS: u32 = 2;
 /// How long the nodes get to start, elect and agree on the members.
 const STARTUP: Duration = Duration::from_secs(120);
@@ -112,16 +112,12 @@ pub fn run(config: &RunConfig) -> anyhow::Result<RunReport> {
     for reason in &skipped {
         eprintln!("pyralog-chaos: skipping {reason}");
     }
-    // TCP runs add a spare node for `member-churn`; the tunnels take their peers from the
-    // founders' settings, so WireGuard runs have none.
-    let count = if config.wireguard { NODES } else { NODES + 1 };
+    // A spare node for `member-churn`.
+    let count = NODES + 1;
     let topology = Topology::create(count)?;
     let mut nodes =
         Nodes::generate(&config.bin, &config.out.join("nodes"), &topology, count, config.wireguard)?;
-    let spare = match config.wireguard {
-        false => Some(nodes.make_spare(SPARE)?),
-        true => None,
-    };
+    let spare = Some(nodes.make_spare(SPARE)?);
     let runtime = topology.client_runtime()?;
     let schedule = schedule(config.seed, &kinds, config.seconds);
     let outcome = runtime.block_on(drive(config, &schedule, &topology, &mut nodes, spare));
@@ -164,7 +160,7 @@ async fn drive(
     planned: &[Planned],
     topology: &Topology,
     nodes: &mut Nodes,
-    spare: Option<(String, String)>,
+    spare: Option<Spare>,
 ) -> anyhow::Result<(u64, bool, Report, Stats)> {
     for i in 0..NODES {
         nodes.start(i)?;
@@ -197,6 +193,11 @@ async fn drive(
             let process = config.clients + 1 + k;
             tokio::spawn(async move { kafka::client(process, NODES, &recorder, &workload).await })
         })
+        .chain(std::iter::once({
+            let (recorder, workload) = (recorder.clone(), workload.clone());
+            let process = config.clients + 1 + KAFKA_CLIENTS;
+            tokio::spawn(async move { kafka::consumer(process, NODES, &recorder, &workload).await })
+        }))
         .collect();
 
     // Every distinct certified checkpoint any node serves while the faults go on: each must be
@@ -254,7 +255,7 @@ pub(super) struct Targets<'a> {
     pub(super) topology: &'a Topology,
     pub(super) nodes: &'a mut Nodes,
     pub(super) clients: &'a Clients,
-    pub(super) spare: Option<&'a (String, String)>,
+    pub(super) spare: Option<&'a Spare>,
 }
 
 /// Applies each of `planned` at its time after `start` (`clock`: ms on the history's clock),
@@ -445,18 +446,27 @@ async fn apply(
             (slowed, None, detail, Heal::Delay(relay))
         }
         FaultKind::MemberChurn => {
-            let Some((raft_addr, public_key)) = spare else {
-                return Ok((
-                    Vec::new(),
-                    None,
-                    "skipped: tunnels take their peers from the founders".into(),
-                    Heal::Network,
-                ));
+            let Some(spare) = spare else {
+                return Ok((Vec::new(), None, "skipped: no spare node".into(), Heal::Network));
             };
             let Some(leader) = global_leader(clients).await else {
                 return Ok((Vec::new(), None, "skipped: no global leader".into(), Heal::Network));
             };
-            let joiner = json!({ "id": SPARE, "raftAddr": raft_addr, "publicKey": public_key });
+            // With tunnels, every member makes the spare a tunnel peer first (as `wg set` on
+            // each host); it stays one after it leaves, and adding it again changes nothing.
+            if let Some((wireguard, rosenpass)) = &spare.tunnel {
+                let peer = json!({
+                    "wireguardPublicKey": wireguard, "endpoint": spare.raft_addr,
+                    "rosenpassPublicKey": rosenpass,
+                });
+                for node in 0..n {
+                    if let Err(err) = call_soon(clients, node, "admin_addTunnelPeer", peer.clone()).await {
+                        let detail = format!("skipped: admin_addTunnelPeer at node {node}: {err}");
+                        return Ok((Vec::new(), None, detail, Heal::Network));
+                    }
+                }
+            }
+            let joiner = json!({ "id": SPARE, "raftAddr": spare.raft_addr, "publicKey": spare.public_key });
             if let Err(err) = call_soon(clients, leader, "admin_addMember", joiner).await {
                 // It may have joined without the answer arriving: it leaves at heal either way.
                 return Ok((

@@ -30,7 +30,8 @@ impl Availability {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Faults applied, by kind (not those skipped: `member-churn` over the tunnels).
+    /// Faults applied, by kind (not those skipped: no global leader to add a member, a failpoint
+    /// that could not be set).
     pub faults: BTreeMap<String, u64>,
     /// Appends invoked before the first fault.
     pub before: Availability,
@@ -75,7 +76,7 @@ fn acknowledged(history: &[Op]) -> (Vec<(u32, u64, u64)>, Vec<u64>) {
 /// applied.
 pub fn measure(history: &[Op], nemesis: &[Applied], end_ms: u64) -> Stats {
     let mut stats = Stats::default();
-    // A fault that hit no node was skipped (`member-churn` over the tunnels, a failpoint that
+    // A fault that hit no node was skipped (no global leader to add a member, a failpoint that
     // could not be set): it counts for nothing.
     let nemesis: Vec<&Applied> = nemesis.iter().filter(|fault| !fault.nodes.is_empty()).collect();
     for fault in &nemesis {

@@ -83,6 +83,7 @@ fn add_violations(sum: &mut Violations, run: &Violations) {
     sum.order_violations += run.order_violations;
     sum.stale_reads += run.stale_reads;
     sum.hwm_regressions += run.hwm_regressions;
+    sum.stream_gaps += run.stream_gaps;
     sum.no_recovery += run.no_recovery;
 }
 

@@ -1,7 +1,8 @@
 //! The chaos checker on hand-made histories: a valid run counts nothing, and each violation
 //! (lost, wrong offset, duplicate, phantom, a failed append that appeared, divergent replicas, a
 //! certified root that is not the final log's, real-time order, stale reads, a session's
-//! high-water mark going back, no recovery after healing) is counted by its own counter.
+//! high-water mark going back, a consumer skipping or repeating records, no recovery after
+//! healing) is counted by its own counter.
 //! `pyralog-chaos check DIR` re-checks a saved run and exits 1 on a violation.
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ fn op(process: u32, kind: OpKind, f: OpFn, time_ms: u64) -> Op {
         offset: None,
         from: None,
         values: None,
+        after: None,
         time_ms,
         error: None,
         session: 0,
@@ -144,6 +146,20 @@ fn each_violation_has_its_counter() {
     let mut new_session = history.clone();
     new_session.extend(read(5, 0, &[], 50, 51).into_iter().map(|op| Op { session: 1, ..op }));
     assert!(violations(&new_session, &good).none());
+    // A consumer's reads continue where its previous one stopped: skipping a record, or
+    // delivering one again, is a gap.
+    let consumed = |from: u64, values: &[&str], after: u64| {
+        read(7, from, values, 60, 61).into_iter().map(move |op| Op { after: Some(after), ..op })
+    };
+    let mut stream = history.clone();
+    stream.extend(consumed(0, &["a"], 0).chain(consumed(1, &["b"], 1)));
+    assert!(violations(&stream, &good).none());
+    let mut skipped = history.clone();
+    skipped.extend(consumed(1, &["b"], 0));
+    assert_eq!(violations(&skipped, &good).stream_gaps, 1);
+    let mut repeated = history.clone();
+    repeated.extend(consumed(0, &["a"], 0).chain(consumed(0, &["a", "b"], 1)));
+    assert_eq!((violations(&repeated, &good).stream_gaps, violations(&repeated, &good).stale_reads), (1, 0));
     // No append succeeded within the recovery window after healing.
     let mut late = history.clone();
     late.truncate(history.len() - 2);

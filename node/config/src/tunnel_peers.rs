@@ -49,7 +49,7 @@ impl BasePath {
 
     /// Keeps `peer` (replacing one with the same WireGuard key), with its Rosenpass public key
     /// written to `peers/added-<name>.rosenpass.pub`. Each file is written whole and renamed
-    /// into place, so a crash leaves the old list or the new one.
+    /// into place, so a crash leaves the old list or the new one. One call at a time.
     pub fn save_added_tunnel_peer(
         &self,
         name: &str,
@@ -73,13 +73,19 @@ impl BasePath {
     }
 }
 
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it into place and syncs
+/// the directory, so `path` holds the old bytes or the new ones. Callers write one at a time.
 fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let partial = path.with_extension("partial");
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&partial)?;
         std::io::Write::write_all(&mut file, bytes)?;
         file.sync_all()?;
-        std::fs::rename(&partial, path)
+        std::fs::rename(&partial, path)?;
+        match path.parent() {
+            Some(dir) => std::fs::File::open(dir)?.sync_all(),
+            None => Ok(()),
+        }
     };
     write().with_context(|| path.display().to_string())
 }

@@ -4,8 +4,9 @@
 //! what is wrong. Nothing here touches the node's state, so the fuzz harness runs the same
 //! decoding on arbitrary bytes (`rpc_params`).
 //!
-//! Every type has named fields (`paramStructure: by-name` in `openrpc.json`), refuses unknown
-//! ones, and serializes back to params that decode to the same value.
+//! Every type has named fields (`paramStructure: by-name` in `openrpc.json`; an array is also
+//! read, positionally in the documented order, as serde reads structs), refuses unknown ones,
+//! and serializes back to params that decode to the same value.
 
 mod admin;
 mod chain;

@@ -171,7 +171,7 @@ async fn serve(base: BasePath, config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let backends = Backends {
-        tunnel: crate::rpc::TunnelCtx { tunnel: tunnel.clone(), base: base.clone() },
+        tunnel: crate::rpc::TunnelCtx::new(tunnel.clone(), base.clone()),
         node: node.clone(),
         chain: chain.as_ref().map(|(runtime, anchorer)| (runtime.service.clone(), anchorer.clone())),
         zk_keys,

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 use std::sync::Arc;
 
 use kafka_protocol::protocol::StrBytes;
+use openraft::ServerState;
 use pyralog_cluster::raft::PartitionReplica;
 
 use super::broker::Broker;
@@ -200,13 +201,19 @@ impl Broker {
     }
 
     /// What a Fetch from past this replica's end gets. `OFFSET_OUT_OF_RANGE` (clients then reset
-    /// their position by `auto.offset.reset`) only from a leader that has applied all it knows
-    /// to be committed, where the offset is past the log's end; a follower, or a leader still
-    /// applying after an election or a restart, may simply not have the records yet:
-    /// `OFFSET_NOT_AVAILABLE`, which clients retry, as Kafka's lagging replicas answer
-    /// (KIP-392). Logs are never truncated, so a position a client was given stays valid.
+    /// their position by `auto.offset.reset`) only where the offset is surely past the log's
+    /// end: from a leader that has applied an entry of its own term (so everything committed
+    /// before it), has applied all it knows committed, and heard from a quorum within an
+    /// election timeout (so no newer leader can have committed more). Anywhere else the
+    /// replica may simply not have the records yet (a follower; a leader just elected, restarted
+    /// or cut off): `OFFSET_NOT_AVAILABLE`, which clients retry, as Kafka's lagging replicas
+    /// answer (KIP-392). Logs are never truncated, so a position a client was given stays valid.
     pub(crate) fn past_the_end(&self, replica: &PartitionReplica) -> i16 {
-        let leads = replica.leader() == Some(self.node.id());
+        let metrics = replica.raft().metrics().borrow().clone();
+        let lease = replica.raft().config().election_timeout_min;
+        let leads = metrics.state == ServerState::Leader
+            && metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+            && metrics.millis_since_quorum_ack.is_some_and(|millis| millis < lease);
         let applied = replica.state().applied_index;
         match leads && replica.commit_index().is_some_and(|committed| applied >= committed) {
             true => OFFSET_OUT_OF_RANGE,

@@ -15,7 +15,7 @@ use pyralog_rpc_params::{AddMember, AddTunnelPeer, RemoveMember};
 use serde_json::json;
 
 use crate::rpc::codes::{self, cluster_error, internal, invalid};
-use crate::rpc::method::{RpcResult, parse, refused, register_timed, timed};
+use crate::rpc::method::{RpcResult, parse, refused, timed};
 use crate::service::links::ClusterNode;
 
 /// Adds the admin methods to `module`.
@@ -54,18 +54,32 @@ pub(crate) struct TunnelCtx {
     pub(crate) tunnel: Option<Tunnel>,
     /// Where added peers are kept.
     pub(crate) base: BasePath,
+    /// One addition at a time, so `BASE/peers/added.toml` is read and written by one call.
+    pub(crate) adding: tokio::sync::Mutex<()>,
+}
+
+impl TunnelCtx {
+    /// The context of a node with `tunnel` (none with plain TCP links) and base path `base`.
+    pub(crate) fn new(tunnel: Option<Tunnel>, base: BasePath) -> Self {
+        TunnelCtx { tunnel, base, adding: tokio::sync::Mutex::new(()) }
+    }
 }
 
 /// `admin_addTunnelPeer`, over the node's tunnel.
 pub(crate) fn tunnel_module(ctx: TunnelCtx) -> RpcModule<TunnelCtx> {
     let mut module = RpcModule::new(ctx);
-    register_timed(&mut module, "admin_addTunnelPeer", add_tunnel_peer);
+    module
+        .register_async_method("admin_addTunnelPeer", |params, ctx, _| {
+            timed("admin_addTunnelPeer", async move { add_tunnel_peer(&ctx, params).await })
+        })
+        .expect("unique method name");
     module
 }
 
-/// Makes the node at `endpoint` a peer of this node's tunnel (and keeps it for restarts).
-/// Adding a peer that is already there changes nothing (`added: false`).
-fn add_tunnel_peer(ctx: &TunnelCtx, params: Params<'_>) -> RpcResult {
+/// Makes the node at `endpoint` a peer of this node's tunnel and keeps it for restarts. Adding
+/// a peer that is already there changes nothing (`added: false`), except that one the last
+/// call linked but could not keep is kept now.
+async fn add_tunnel_peer(ctx: &TunnelCtx, params: Params<'static>) -> RpcResult {
     let p: AddTunnelPeer = parse(&params)?;
     let endpoint = p.endpoint_addr().map_err(refused)?;
     let rosenpass = p.rosenpass_key_bytes().map_err(refused)?;
@@ -75,26 +89,42 @@ fn add_tunnel_peer(ctx: &TunnelCtx, params: Params<'_>) -> RpcResult {
         let message = "this node's cluster links are plain TCP (node.transport = \"tcp\"): no tunnel";
         return Err(ErrorObject::owned(codes::NO_TUNNEL, message, None::<()>));
     };
+    if tunnel.runs_rosenpass() && rosenpass.is_none() {
+        // Its side would use a random preshared key until an exchange that never comes.
+        return Err(invalid("rosenpassPublicKey: this node keys its links with Rosenpass; give the peer's"));
+    }
+    let _adding = ctx.adding.lock().await;
     let peer = PeerConfig {
         public_key,
         endpoint: Some(endpoint),
         rosenpass_public_key: rosenpass.clone(),
         rosenpass_endpoint: None,
     };
-    let added = tunnel.add_peer(peer).map_err(|err| match err {
+    let added = tunnel.add_peer(peer).await.map_err(|err| match err {
         TunnelError::BadKey(_) => invalid(err.to_string()),
-        other => ErrorObject::owned(codes::REJECTED, other.to_string(), None::<()>),
+        TunnelError::Config(_) => ErrorObject::owned(codes::REJECTED, err.to_string(), None::<()>),
+        other => internal(other),
     })?;
-    if added {
-        let kept = AddedTunnelPeer {
-            wireguard_public_key: p.wireguard_public_key.clone(),
-            endpoint: p.endpoint.clone(),
-            rosenpass_public_key: None,
-        };
-        let name = public_key.overlay_ipv4().to_string();
-        ctx.base
-            .save_added_tunnel_peer(&name, kept, rosenpass.as_deref())
-            .map_err(|err| internal(format!("the peer is linked but was not kept for restarts: {err:#}")))?;
-    }
+    let (base, wireguard) = (ctx.base.clone(), p.wireguard_public_key.clone());
+    let kept = AddedTunnelPeer {
+        wireguard_public_key: p.wireguard_public_key.clone(),
+        endpoint: p.endpoint.clone(),
+        rosenpass_public_key: None,
+    };
+    let name = public_key.overlay_ipv4().to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let saved = base.load_added_tunnel_peers()?.iter().any(|peer| peer.wireguard_public_key == wireguard);
+        if added || !saved {
+            base.save_added_tunnel_peer(&name, kept, rosenpass.as_deref())?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|err| {
+        internal(format!(
+            "the peer is linked but could not be kept for restarts (call again to retry): {err:#}"
+        ))
+    })?;
     Ok(json!({ "wireguardPublicKey": p.wireguard_public_key, "endpoint": p.endpoint, "added": added }))
 }

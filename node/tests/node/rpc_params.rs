@@ -96,7 +96,12 @@ fn values_out_of_their_domain_are_a_value_refusal_naming_the_field() {
         ),
     ];
     for (method, params, says) in refused {
-        match decode(method, &params) {
+        // `log_append`'s records are decoded when the handler asks for them.
+        let decoded = match decode(method, &params) {
+            Ok(MethodParams::Append(append)) => append.records(0).map(drop),
+            other => other.map(drop),
+        };
+        match decoded {
             Err(ParamsError::Value(message)) => {
                 assert!(message.starts_with(says), "{method} {params}: {message}")
             }

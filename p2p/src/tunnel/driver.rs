@@ -73,6 +73,8 @@ pub(crate) struct Core {
     next_port: u16,
     /// The Rosenpass thread's inbox, when this node runs Rosenpass.
     pub(super) rosenpass: Option<std::sync::mpsc::SyncSender<Inbound>>,
+    /// The digests of the peers' Rosenpass keys, and whose they are.
+    pub(super) rosenpass_keys: HashMap<[u8; 32], usize>,
     pub(super) out: Vec<Outgoing>,
 }
 
@@ -102,6 +104,7 @@ impl Core {
             // the other side still holds would have its SYN taken by that old socket.
             next_port: 49_152 + (port_seed % 16_384) as u16,
             rosenpass: None,
+            rosenpass_keys: HashMap::new(),
             out: Vec::new(),
         }
     }

@@ -136,16 +136,17 @@ impl Tunnel {
         let public = config.secret.public();
         let overlay = public.overlay_ipv4();
         let mut table = PeerTable::new(&config.secret);
-        let mut endpoints = HashMap::new();
+        let (mut endpoints, mut rosenpass_keys) = (HashMap::new(), HashMap::new());
         let mut rosenpass_peers = Vec::new();
         for peer in &config.peers {
-            let (_, rosenpass_peer) =
-                admit(&mut table, &mut endpoints, public, config.rosenpass.is_some(), peer)?;
+            let keys = (&mut endpoints, &mut rosenpass_keys);
+            let (_, rosenpass_peer) = admit(&mut table, keys, public, config.rosenpass.is_some(), peer)?;
             rosenpass_peers.extend(rosenpass_peer);
         }
         let udp = bind_udp(config.listen)?;
         let local = udp.local_addr().map_err(|err| TunnelError::Io(err.to_string()))?;
         let mut core = Core::new(overlay, table, endpoints);
+        core.rosenpass_keys = rosenpass_keys;
         // With Rosenpass keys the thread runs even before it has a peer: peers may be added.
         let events = match &config.rosenpass {
             Some(keys) => {
@@ -170,31 +171,46 @@ impl Tunnel {
 
     /// Adds `peer` while the tunnel runs, as `wg set <dev> peer <key> endpoint <addr>` does (with
     /// its Rosenpass key when both sides run Rosenpass). A peer that is already there with the
-    /// same endpoint changes nothing (`Ok(false)`); the same key at another endpoint, an
-    /// endpoint or overlay address another peer has, or this node's own key is a
-    /// [`TunnelError::Config`], and a malformed Rosenpass key a [`TunnelError::BadKey`].
-    pub fn add_peer(&self, peer: PeerConfig) -> Result<bool, TunnelError> {
+    /// same endpoint and Rosenpass key changes nothing (`Ok(false)`); the same key with another
+    /// endpoint or Rosenpass key, an endpoint, overlay address or Rosenpass key another peer
+    /// has, or this node's own key is a [`TunnelError::Config`], and a malformed Rosenpass key
+    /// a [`TunnelError::BadKey`]; nothing is added then.
+    pub async fn add_peer(&self, peer: PeerConfig) -> Result<bool, TunnelError> {
         let shared = &self.handle.shared;
-        let mut core = shared.lock();
-        if let Some(number) = core.peers.by_key(&peer.public_key) {
-            let configured = core.peers.peers[number].configured;
-            return match configured == peer.endpoint {
-                true => Ok(false),
-                false => Err(TunnelError::Config(format!(
-                    "peer {} is already configured at {configured:?}",
-                    peer.public_key
-                ))),
-            };
+        let (number, inbox, rosenpass_peer) = {
+            let mut core = shared.lock();
+            let uses_rosenpass = core.rosenpass.is_some();
+            if let Some(number) = core.peers.by_key(&peer.public_key) {
+                let key = peer.rosenpass_public_key.as_deref().filter(|_| uses_rosenpass).map(key_digest);
+                let known =
+                    core.rosenpass_keys.iter().find(|(_, n)| **n == number).map(|(digest, _)| *digest);
+                let configured = core.peers.peers[number].configured;
+                return match configured == peer.endpoint && key == known {
+                    true => Ok(false),
+                    false => Err(TunnelError::Config(format!(
+                        "peer {} is already configured (at {configured:?}) with other settings",
+                        peer.public_key
+                    ))),
+                };
+            }
+            let Core { peers, endpoints, rosenpass_keys, rosenpass, .. } = &mut *core;
+            let (number, rosenpass_peer) =
+                admit(peers, (endpoints, rosenpass_keys), shared.public, uses_rosenpass, &peer)?;
+            (number, rosenpass.clone(), rosenpass_peer)
+        };
+        if let (Some(inbox), Some(rosenpass_peer)) = (inbox, rosenpass_peer) {
+            // Its exchanges start once the Rosenpass thread knows it; until then its datagrams
+            // are refused there and retransmitted.
+            let stopped = || TunnelError::Rosenpass("the Rosenpass thread has stopped".into());
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let add = rosenpass::Inbound::AddPeer { peer: rosenpass_peer, reply };
+            // The inbox is bounded (handshakes queue there): wait for room off the async threads.
+            tokio::task::spawn_blocking(move || inbox.send(add))
+                .await
+                .map_err(|err| TunnelError::Rosenpass(err.to_string()))?
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?.map_err(TunnelError::Rosenpass)?;
         }
-        let Core { peers, endpoints, rosenpass, .. } = &mut *core;
-        let (number, rosenpass_peer) = admit(peers, endpoints, shared.public, rosenpass.is_some(), &peer)?;
-        if let (Some(thread), Some(rosenpass_peer)) = (rosenpass, rosenpass_peer) {
-            // Blocks only while the Rosenpass thread's inbox is full (a burst of handshakes).
-            thread
-                .send(rosenpass::Inbound::AddPeer(rosenpass_peer))
-                .map_err(|_| TunnelError::Rosenpass("the Rosenpass thread has stopped".into()))?;
-        }
-        drop(core);
         tracing::info!(peer = %peer.public_key, number, endpoint = ?peer.endpoint, "tunnel peer added");
         shared.wake.notify_one();
         Ok(true)
@@ -213,6 +229,11 @@ impl Tunnel {
     /// This node's overlay address.
     pub fn overlay_ipv4(&self) -> Ipv4Addr {
         self.handle.shared.overlay
+    }
+
+    /// Whether this node keys its links with Rosenpass (it was given Rosenpass keys).
+    pub fn runs_rosenpass(&self) -> bool {
+        self.handle.shared.lock().rosenpass.is_some()
     }
 
     /// The peer configured at UDP address `endpoint`.
@@ -250,16 +271,23 @@ impl Tunnel {
     }
 }
 
-/// Checks `peer` against the peers in `table` and this node (`own`), adds it, and returns its
-/// number and, when both sides run Rosenpass (`rosenpass`: this side has keys), what the
-/// Rosenpass thread needs. Nothing is added when a check fails.
+/// A Rosenpass public key's digest (the keys are 524,160 bytes).
+fn key_digest(key: &[u8]) -> [u8; 32] {
+    *blake3::hash(key).as_bytes()
+}
+
+/// Checks `peer` against the peers in `table`, their endpoints and Rosenpass keys (`keys`) and
+/// this node (`own`), then adds it; returns its number and, when both sides run Rosenpass
+/// (`rosenpass`: this side has keys), what the Rosenpass thread needs. Nothing is added when a
+/// check fails.
 fn admit(
     table: &mut PeerTable,
-    endpoints: &mut HashMap<SocketAddr, usize>,
+    keys: (&mut HashMap<SocketAddr, usize>, &mut HashMap<[u8; 32], usize>),
     own: WireGuardPublic,
     rosenpass: bool,
     peer: &PeerConfig,
 ) -> Result<(usize, Option<rosenpass::RosenpassPeer>), TunnelError> {
+    let (endpoints, rosenpass_keys) = keys;
     let address = peer.public_key.overlay_ipv4();
     let owner = match table.by_overlay(address) {
         Some(number) => Some(table.peers[number].public),
@@ -280,19 +308,32 @@ fn admit(
     // Without Rosenpass on both sides: plain WireGuard. With it: a random key until the first
     // exchange.
     let rosenpass_key = peer.rosenpass_public_key.as_ref().filter(|_| rosenpass);
-    if let Some(key) = rosenpass_key
-        && key.len() != ROSENPASS_PUBLIC_KEY_LEN
-    {
-        return Err(TunnelError::BadKey(format!(
-            "Rosenpass public key of {}: {} bytes, expected {ROSENPASS_PUBLIC_KEY_LEN}",
-            peer.public_key,
-            key.len()
-        )));
-    }
+    let digest = match rosenpass_key {
+        Some(key) if key.len() != ROSENPASS_PUBLIC_KEY_LEN => {
+            return Err(TunnelError::BadKey(format!(
+                "Rosenpass public key of {}: {} bytes, expected {ROSENPASS_PUBLIC_KEY_LEN}",
+                peer.public_key,
+                key.len()
+            )));
+        }
+        // Rosenpass tells peers apart by their keys: one key, one peer.
+        Some(key) => match key_digest(key) {
+            digest if rosenpass_keys.contains_key(&digest) => {
+                let other = table.peers[rosenpass_keys[&digest]].public;
+                let message = format!("peers {other} and {} have the same Rosenpass key", peer.public_key);
+                return Err(TunnelError::Config(message));
+            }
+            digest => Some(digest),
+        },
+        None => None,
+    };
     let psk = rosenpass_key.map(|_| random_key());
     let number = table.add(peer.public_key, peer.endpoint, peer.rosenpass_endpoint, psk, psk.is_some());
     if let Some(endpoint) = peer.endpoint {
         endpoints.insert(endpoint, number);
+    }
+    if let Some(digest) = digest {
+        rosenpass_keys.insert(digest, number);
     }
     let thread_peer = rosenpass_key.map(|key| rosenpass::RosenpassPeer {
         number,

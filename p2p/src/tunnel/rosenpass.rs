@@ -42,8 +42,9 @@ pub(crate) enum Inbound {
     Message { data: Vec<u8>, from: SocketAddr },
     /// Start an exchange with the peer of this tunnel number now.
     Initiate(usize),
-    /// A peer added while the tunnel runs ([`super::Tunnel::add_peer`]).
-    AddPeer(RosenpassPeer),
+    /// A peer added while the tunnel runs ([`super::Tunnel::add_peer`]), and where to say
+    /// whether Rosenpass took it.
+    AddPeer { peer: RosenpassPeer, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 /// Where a Rosenpass message goes.
@@ -163,15 +164,13 @@ fn run(
                             .map(|len| send(Destination::Peer(number), &tx[..len])),
                         None => Ok(Ok(())),
                     },
-                    Ok(Inbound::AddPeer(peer)) => {
-                        match server.add_peer(None, SPk::from_slice(&peer.public)) {
-                            Ok(_) => {
-                                numbers.push(peer.number);
-                                peers.push(peer);
-                                Ok(Ok(()))
-                            }
-                            Err(err) => Err(err),
-                        }
+                    Ok(Inbound::AddPeer { peer, reply }) => {
+                        let added = server.add_peer(None, SPk::from_slice(&peer.public)).map(|_| {
+                            numbers.push(peer.number);
+                            peers.push(peer);
+                        });
+                        let _ = reply.send(added.map_err(|err| format!("{err:#}")));
+                        Ok(Ok(()))
                     }
                     Err(std_mpsc::RecvTimeoutError::Timeout) => Ok(Ok(())),
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return,

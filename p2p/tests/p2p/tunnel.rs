@@ -493,18 +493,34 @@ async fn a_peer_added_while_the_tunnel_runs_links_with_rosenpass() {
         (peer(a.public_key(), None), "Config"),
     ];
     for (config, variant) in refused {
-        let outcome = a.add_peer(config);
+        let outcome = a.add_peer(config).await;
         assert!(format!("{outcome:?}").starts_with(&format!("Err({variant}(")), "{outcome:?}");
     }
     let unknown = a.connect(b.public_key(), PORT).await.unwrap_err();
     assert_eq!(unknown.kind(), std::io::ErrorKind::NotFound, "nothing was added: {unknown}");
 
-    assert!(a.add_peer(b_as_peer.clone()).unwrap());
-    assert!(!a.add_peer(b_as_peer.clone()).unwrap(), "the same peer again changes nothing");
-    let moved = a.add_peer(peer(b.public_key(), Some(loopback())));
-    assert!(matches!(moved, Err(TunnelError::Config(_))), "{moved:?}");
-    let clash = a.add_peer(peer(WireGuardSecret::generate().public(), Some(b.local_addr())));
-    assert!(matches!(clash, Err(TunnelError::Config(_))), "another key at b's endpoint: {clash:?}");
+    assert!(a.add_peer(b_as_peer.clone()).await.unwrap());
+    assert!(!a.add_peer(b_as_peer.clone()).await.unwrap(), "the same peer again changes nothing");
+    let other_rosenpass = RosenpassKeys::generate().unwrap().public;
+    let clashes = [
+        ("b at another endpoint", peer(b.public_key(), Some(loopback()))),
+        (
+            "b with another Rosenpass key",
+            PeerConfig { rosenpass_public_key: Some(other_rosenpass), ..b_as_peer.clone() },
+        ),
+        ("another key at b's endpoint", peer(WireGuardSecret::generate().public(), Some(b.local_addr()))),
+        (
+            "another key with b's Rosenpass key",
+            PeerConfig {
+                rosenpass_public_key: b_as_peer.rosenpass_public_key.clone(),
+                ..peer(WireGuardSecret::generate().public(), None)
+            },
+        ),
+    ];
+    for (what, config) in clashes {
+        let outcome = a.add_peer(config).await;
+        assert!(matches!(outcome, Err(TunnelError::Config(_))), "{what}: {outcome:?}");
+    }
 
     // Both directions carry streams once Rosenpass has keyed the link.
     let at_a = a.listen(PORT).unwrap();

@@ -37,6 +37,16 @@ fn three_founders_and_a_joiner(dir: &std::path::Path, ports: (u16, u16, u16), de
     entry.unwrap()
 }
 
+/// The global leader the three founders agree on, asked at `url`.
+async fn founders_leader(url: &str) -> u16 {
+    eventually("a global leader of the three founders", async || {
+        let health = call(url, "system_health", json!({})).await.ok()?;
+        (health["members"] == 3).then_some(())?;
+        health["globalLeader"].as_u64()
+    })
+    .await as u16
+}
+
 /// Kills the nodes when the test ends, however it ends.
 struct Nodes(Vec<std::process::Child>);
 
@@ -58,12 +68,7 @@ async fn a_fourth_node_joins_and_leaves_over_rpc() {
     let joiner_key = entry["public_key"].as_str().unwrap().to_owned();
     let _nodes = Nodes((0..4).map(|i| spawn_node(dir.path(), i)).collect());
     let url = |i: u16| format!("http://127.0.0.1:{}", rpc + i);
-    let leader = eventually("a global leader of the three founders", async || {
-        let health = call(&url(0), "system_health", json!({})).await.ok()?;
-        (health["members"] == 3).then_some(())?;
-        health["globalLeader"].as_u64()
-    })
-    .await as u16;
+    let leader = founders_leader(&url(0)).await;
     let follower = (leader + 1) % 3;
     let log = json!({"name": "pinned", "partitions": 1, "replicationFactor": 3});
     let created: Value = call(&url(leader), "log_create", log).await.unwrap();
@@ -124,12 +129,7 @@ async fn a_node_joins_a_wireguard_cluster_once_every_member_has_it_as_a_tunnel_p
     });
     let mut nodes = Nodes((0..4).map(|i| spawn_node(dir.path(), i)).collect());
     let url = |i: u16| format!("http://127.0.0.1:{}", rpc + i);
-    let leader = eventually("a global leader of the three founders", async || {
-        let health = call(&url(0), "system_health", json!({})).await.ok()?;
-        (health["members"] == 3).then_some(())?;
-        health["globalLeader"].as_u64()
-    })
-    .await as u16;
+    let leader = founders_leader(&url(0)).await;
 
     // Refusals change nothing: a Rosenpass key of the wrong size, an endpoint another peer has.
     let mut short = peer.clone();

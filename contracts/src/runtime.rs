@@ -1,0 +1,420 @@
+//! The runtime: compiling a contract, and running one of its entry points against a storage view.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmi::{
+    Caller, CompilationMode, Config, EnforcedLimits, Engine, Error, Extern, Linker, Module, Store,
+    StoreLimits, StoreLimitsBuilder, TrapCode,
+};
+
+use crate::abi;
+
+/// What a contract may use of each resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest module, bytes.
+    pub code_bytes: usize,
+    /// Most fuel one call may burn (a caller may give less).
+    pub fuel: u64,
+    /// Largest linear memory, bytes.
+    pub memory_bytes: usize,
+    /// Deepest nesting of calls.
+    pub call_depth: usize,
+    /// Largest output, bytes.
+    pub output_bytes: usize,
+    /// Largest storage key, bytes.
+    pub key_bytes: usize,
+    /// Largest storage value, bytes.
+    pub value_bytes: usize,
+    /// Most events one call emits.
+    pub events: usize,
+    /// Largest event, bytes.
+    pub event_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            code_bytes: 256 << 10,
+            fuel: 10_000_000,
+            memory_bytes: 1 << 20,
+            call_depth: 256,
+            output_bytes: 64 << 10,
+            key_bytes: 256,
+            value_bytes: 64 << 10,
+            events: 64,
+            event_bytes: 4 << 10,
+        }
+    }
+}
+
+/// Why a contract could not be compiled or a call did not complete. A failed call changes
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContractError {
+    /// The module is larger than [`Limits::code_bytes`].
+    #[error("code is {len} bytes, the limit is {limit}")]
+    CodeTooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a valid module, or one using what contracts may not (floats, SIMD, ...).
+    #[error("invalid contract: {0}")]
+    InvalidModule(String),
+    /// The module could not be instantiated (an unknown import, memory over the limit, ...).
+    #[error("cannot instantiate the contract: {0}")]
+    Instantiation(String),
+    /// No exported entry point of that name taking and returning nothing.
+    #[error("the contract has no entry point {0:?}")]
+    MissingEntry(String),
+    /// The call burnt all its fuel.
+    #[error("out of fuel ({limit} given)")]
+    OutOfFuel {
+        /// The fuel the call had.
+        limit: u64,
+    },
+    /// Calls nested deeper than [`Limits::call_depth`] (or the value stack overflowed).
+    #[error("call depth or stack limit exceeded")]
+    CallDepth,
+    /// The contract grew its memory past [`Limits::memory_bytes`].
+    #[error("memory limit exceeded")]
+    MemoryLimit,
+    /// A size limit of the host ABI: output, key, value, event size or count.
+    #[error("{what} is {len} bytes or items, the limit is {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A host call named bytes outside the contract's memory (or it exports none).
+    #[error("a host call named bytes outside the contract's memory")]
+    BadPointer,
+    /// The contract refused (`refuse`), with its reason.
+    #[error("refused by the contract: {0}")]
+    Refused(String),
+    /// Any other trap (unreachable, division by zero, out-of-bounds access, ...).
+    #[error("trap: {0}")]
+    Trap(String),
+}
+
+/// The storage a call reads (its own writes are seen by later reads of the same call).
+pub trait Storage: Send + Sync {
+    /// The value at `key`, if any.
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// What a completed call did; its effects are for the caller to apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The output (`output`).
+    pub output: Vec<u8>,
+    /// Storage writes, by key: a value, or `None` for a removal.
+    pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Events emitted, in order.
+    pub events: Vec<Vec<u8>>,
+    /// Fuel burnt, host calls included.
+    pub fuel_used: u64,
+}
+
+/// A compiled contract.
+#[derive(Debug)]
+pub struct Contract {
+    module: Module,
+}
+
+/// Compiles and runs contracts under one set of [`Limits`].
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Host>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("limits", &self.limits).finish()
+    }
+}
+
+/// A call's state, which host functions see.
+struct Host {
+    input: Vec<u8>,
+    storage: Arc<dyn Storage>,
+    limits: Limits,
+    store_limits: StoreLimits,
+    outcome: Outcome,
+    /// Why a host function stopped the call, when one did.
+    stop: Option<ContractError>,
+}
+
+type HostCaller<'a> = Caller<'a, Host>;
+
+impl Runtime {
+    /// A runtime with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        let mut config = Config::default();
+        config
+            .consume_fuel(true)
+            .floats(false)
+            .wasm_memory64(false)
+            .wasm_multi_memory(false)
+            .wasm_reference_types(false)
+            .wasm_tail_call(false)
+            .compilation_mode(CompilationMode::Eager)
+            .enforced_limits(EnforcedLimits::strict())
+            .set_max_recursion_depth(limits.call_depth);
+        let engine = Engine::new(&config);
+        let mut linker = Linker::new(&engine);
+        link_host(&mut linker);
+        Runtime { engine, linker, limits }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Checks and compiles `wasm`.
+    pub fn compile(&self, wasm: &[u8]) -> Result<Contract, ContractError> {
+        if wasm.len() > self.limits.code_bytes {
+            return Err(ContractError::CodeTooLarge { len: wasm.len(), limit: self.limits.code_bytes });
+        }
+        let module =
+            Module::new(&self.engine, wasm).map_err(|err| ContractError::InvalidModule(err.to_string()))?;
+        Ok(Contract { module })
+    }
+
+    /// Runs `entry` of `contract` with `input` against `storage`, with at most `fuel` (and
+    /// [`Limits::fuel`]).
+    pub fn call(
+        &self,
+        contract: &Contract,
+        entry: &str,
+        input: &[u8],
+        storage: Arc<dyn Storage>,
+        fuel: u64,
+    ) -> Result<Outcome, ContractError> {
+        let fuel = fuel.min(self.limits.fuel);
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(1)
+            .trap_on_grow_failure(true)
+            .build();
+        let host = Host {
+            input: input.to_vec(),
+            storage,
+            limits: self.limits,
+            store_limits,
+            outcome: Outcome::default(),
+            stop: None,
+        };
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|host| &mut host.store_limits);
+        store.set_fuel(fuel).map_err(|err| ContractError::Trap(err.to_string()))?;
+        // A start function runs on the call's fuel, like the entry point.
+        let result = self
+            .linker
+            .instantiate_and_start(&mut store, &contract.module)
+            .map_err(|err| match err.as_trap_code() {
+                Some(_) => classify(&err, fuel),
+                None => ContractError::Instantiation(err.to_string()),
+            })
+            .and_then(|instance| {
+                let function = instance
+                    .get_typed_func::<(), ()>(&store, entry)
+                    .map_err(|_| ContractError::MissingEntry(entry.to_owned()))?;
+                function.call(&mut store, ()).map_err(|err| classify(&err, fuel))
+            });
+        let remaining = store.get_fuel().unwrap_or(0);
+        let host = store.into_data();
+        if let Some(stop) = host.stop {
+            return Err(stop);
+        }
+        result?;
+        Ok(Outcome { fuel_used: fuel - remaining, ..host.outcome })
+    }
+}
+
+/// The error a trap is.
+fn classify(err: &Error, fuel: u64) -> ContractError {
+    match err.as_trap_code() {
+        Some(TrapCode::OutOfFuel) => ContractError::OutOfFuel { limit: fuel },
+        Some(TrapCode::StackOverflow) => ContractError::CallDepth,
+        Some(TrapCode::GrowthOperationLimited) => ContractError::MemoryLimit,
+        Some(code) => ContractError::Trap(code.to_string()),
+        None => ContractError::Trap(err.to_string()),
+    }
+}
+
+/// Stops the call with `why` (the host keeps it; wasmi only sees a trap).
+fn stop(caller: &mut HostCaller<'_>, why: ContractError) -> Error {
+    let message = why.to_string();
+    caller.data_mut().stop = Some(why);
+    Error::new(message)
+}
+
+/// Charges a host call copying `bytes` bytes.
+fn charge(caller: &mut HostCaller<'_>, bytes: usize) -> Result<(), Error> {
+    let cost = abi::host_fuel(bytes);
+    let fuel = caller.get_fuel()?;
+    if fuel < cost {
+        caller.set_fuel(0)?;
+        return Err(TrapCode::OutOfFuel.into());
+    }
+    caller.set_fuel(fuel - cost)
+}
+
+/// The memory range `ptr..ptr + len`, if it is one.
+fn range(ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {
+    let (ptr, len) = (usize::try_from(ptr).ok()?, usize::try_from(len).ok()?);
+    Some(ptr..ptr.checked_add(len)?)
+}
+
+/// The bytes at `ptr..ptr + len` of the contract's memory.
+fn read(caller: &mut HostCaller<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Error> {
+    let memory = caller.get_export("memory").and_then(Extern::into_memory);
+    let bytes = match (memory, range(ptr, len)) {
+        (Some(memory), Some(range)) => memory.data(&*caller).get(range).map(<[u8]>::to_vec),
+        _ => None,
+    };
+    bytes.ok_or_else(|| stop(caller, ContractError::BadPointer))
+}
+
+/// Writes `bytes` at `ptr` of the contract's memory.
+fn write(caller: &mut HostCaller<'_>, ptr: i32, bytes: &[u8]) -> Result<(), Error> {
+    let memory = caller.get_export("memory").and_then(Extern::into_memory);
+    let Some(range) = range(ptr, i32::try_from(bytes.len()).unwrap_or(-1)) else {
+        return Err(stop(caller, ContractError::BadPointer));
+    };
+    match memory.and_then(|memory| memory.data_mut(&mut *caller).get_mut(range)) {
+        Some(target) => {
+            target.copy_from_slice(bytes);
+            Ok(())
+        }
+        None => Err(stop(caller, ContractError::BadPointer)),
+    }
+}
+
+/// Refuses a size over `limit`.
+fn bounded(caller: &mut HostCaller<'_>, what: &'static str, len: usize, limit: usize) -> Result<(), Error> {
+    match len <= limit {
+        true => Ok(()),
+        false => Err(stop(caller, ContractError::TooLarge { what, len, limit })),
+    }
+}
+
+fn link_host(linker: &mut Linker<Host>) {
+    let module = abi::MODULE;
+    let link = "host functions have distinct names";
+    linker
+        .func_wrap(module, "input_len", |mut caller: HostCaller<'_>| -> Result<i32, Error> {
+            charge(&mut caller, 0)?;
+            Ok(i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX))
+        })
+        .expect(link);
+    linker
+        .func_wrap(module, "input_read", |mut caller: HostCaller<'_>, ptr: i32| -> Result<(), Error> {
+            let input = caller.data().input.clone();
+            charge(&mut caller, input.len())?;
+            write(&mut caller, ptr, &input)
+        })
+        .expect(link);
+    linker
+        .func_wrap(
+            module,
+            "storage_get",
+            |mut caller: HostCaller<'_>,
+             key_ptr: i32,
+             key_len: i32,
+             out_ptr: i32,
+             out_cap: i32|
+             -> Result<i32, Error> {
+                let key = read(&mut caller, key_ptr, key_len)?;
+                let host = caller.data();
+                let value = match host.outcome.writes.get(&key) {
+                    Some(written) => written.clone(),
+                    None => host.storage.get(&key),
+                };
+                let Some(value) = value else {
+                    charge(&mut caller, key.len())?;
+                    return Ok(-1);
+                };
+                charge(&mut caller, key.len() + value.len())?;
+                let copied = value.len().min(usize::try_from(out_cap).unwrap_or(0));
+                write(&mut caller, out_ptr, &value[..copied])?;
+                Ok(i32::try_from(value.len()).unwrap_or(i32::MAX))
+            },
+        )
+        .expect(link);
+    linker
+        .func_wrap(
+            module,
+            "storage_set",
+            |mut caller: HostCaller<'_>,
+             key_ptr: i32,
+             key_len: i32,
+             value_ptr: i32,
+             value_len: i32|
+             -> Result<(), Error> {
+                let limits = caller.data().limits;
+                let (key, value) =
+                    (read(&mut caller, key_ptr, key_len)?, read(&mut caller, value_ptr, value_len)?);
+                bounded(&mut caller, "storage key", key.len(), limits.key_bytes)?;
+                bounded(&mut caller, "storage value", value.len(), limits.value_bytes)?;
+                charge(&mut caller, key.len() + value.len())?;
+                caller.data_mut().outcome.writes.insert(key, Some(value));
+                Ok(())
+            },
+        )
+        .expect(link);
+    linker
+        .func_wrap(
+            module,
+            "storage_remove",
+            |mut caller: HostCaller<'_>, key_ptr: i32, key_len: i32| -> Result<(), Error> {
+                let key = read(&mut caller, key_ptr, key_len)?;
+                let limit = caller.data().limits.key_bytes;
+                bounded(&mut caller, "storage key", key.len(), limit)?;
+                charge(&mut caller, key.len())?;
+                caller.data_mut().outcome.writes.insert(key, None);
+                Ok(())
+            },
+        )
+        .expect(link);
+    linker
+        .func_wrap(module, "output", |mut caller: HostCaller<'_>, ptr: i32, len: i32| -> Result<(), Error> {
+            let limit = caller.data().limits.output_bytes;
+            bounded(&mut caller, "output", usize::try_from(len).unwrap_or(usize::MAX), limit)?;
+            let output = read(&mut caller, ptr, len)?;
+            charge(&mut caller, output.len())?;
+            caller.data_mut().outcome.output = output;
+            Ok(())
+        })
+        .expect(link);
+    linker
+        .func_wrap(module, "emit", |mut caller: HostCaller<'_>, ptr: i32, len: i32| -> Result<(), Error> {
+            let limits = caller.data().limits;
+            bounded(&mut caller, "event", usize::try_from(len).unwrap_or(usize::MAX), limits.event_bytes)?;
+            let count = caller.data().outcome.events.len() + 1;
+            bounded(&mut caller, "event count", count, limits.events)?;
+            let event = read(&mut caller, ptr, len)?;
+            charge(&mut caller, event.len())?;
+            caller.data_mut().outcome.events.push(event);
+            Ok(())
+        })
+        .expect(link);
+    linker
+        .func_wrap(module, "refuse", |mut caller: HostCaller<'_>, ptr: i32, len: i32| -> Result<(), Error> {
+            let limit = caller.data().limits.output_bytes;
+            bounded(&mut caller, "refusal reason", usize::try_from(len).unwrap_or(usize::MAX), limit)?;
+            let reason = read(&mut caller, ptr, len)?;
+            Err(stop(&mut caller, ContractError::Refused(String::from_utf8_lossy(&reason).into_owned())))
+        })
+        .expect(link);
+}

@@ -301,6 +301,20 @@ fn write(caller: &mut HostCaller<'_>, ptr: i32, bytes: &[u8]) -> Result<(), Erro
     }
 }
 
+/// The `len` bytes at `ptr`, refused as `what` when over `limit` (before anything is copied).
+fn read_bounded(
+    caller: &mut HostCaller<'_>,
+    what: &'static str,
+    (ptr, len): (i32, i32),
+    limit: usize,
+) -> Result<Vec<u8>, Error> {
+    let Ok(size) = usize::try_from(len) else {
+        return Err(stop(caller, ContractError::BadPointer));
+    };
+    bounded(caller, what, size, limit)?;
+    read(caller, ptr, len)
+}
+
 /// Refuses a size over `limit`.
 fn bounded(caller: &mut HostCaller<'_>, what: &'static str, len: usize, limit: usize) -> Result<(), Error> {
     match len <= limit {
@@ -335,7 +349,8 @@ fn link_host(linker: &mut Linker<Host>) {
              out_ptr: i32,
              out_cap: i32|
              -> Result<i32, Error> {
-                let key = read(&mut caller, key_ptr, key_len)?;
+                let limit = caller.data().limits.key_bytes;
+                let key = read_bounded(&mut caller, "storage key", (key_ptr, key_len), limit)?;
                 let host = caller.data();
                 let value = match host.outcome.writes.get(&key) {
                     Some(written) => written.clone(),
@@ -363,10 +378,9 @@ fn link_host(linker: &mut Linker<Host>) {
              value_len: i32|
              -> Result<(), Error> {
                 let limits = caller.data().limits;
-                let (key, value) =
-                    (read(&mut caller, key_ptr, key_len)?, read(&mut caller, value_ptr, value_len)?);
-                bounded(&mut caller, "storage key", key.len(), limits.key_bytes)?;
-                bounded(&mut caller, "storage value", value.len(), limits.value_bytes)?;
+                let key = read_bounded(&mut caller, "storage key", (key_ptr, key_len), limits.key_bytes)?;
+                let value =
+                    read_bounded(&mut caller, "storage value", (value_ptr, value_len), limits.value_bytes)?;
                 charge(&mut caller, key.len() + value.len())?;
                 caller.data_mut().outcome.writes.insert(key, Some(value));
                 Ok(())
@@ -378,9 +392,8 @@ fn link_host(linker: &mut Linker<Host>) {
             module,
             "storage_remove",
             |mut caller: HostCaller<'_>, key_ptr: i32, key_len: i32| -> Result<(), Error> {
-                let key = read(&mut caller, key_ptr, key_len)?;
                 let limit = caller.data().limits.key_bytes;
-                bounded(&mut caller, "storage key", key.len(), limit)?;
+                let key = read_bounded(&mut caller, "storage key", (key_ptr, key_len), limit)?;
                 charge(&mut caller, key.len())?;
                 caller.data_mut().outcome.writes.insert(key, None);
                 Ok(())
@@ -390,8 +403,7 @@ fn link_host(linker: &mut Linker<Host>) {
     linker
         .func_wrap(module, "output", |mut caller: HostCaller<'_>, ptr: i32, len: i32| -> Result<(), Error> {
             let limit = caller.data().limits.output_bytes;
-            bounded(&mut caller, "output", usize::try_from(len).unwrap_or(usize::MAX), limit)?;
-            let output = read(&mut caller, ptr, len)?;
+            let output = read_bounded(&mut caller, "output", (ptr, len), limit)?;
             charge(&mut caller, output.len())?;
             caller.data_mut().outcome.output = output;
             Ok(())
@@ -400,10 +412,9 @@ fn link_host(linker: &mut Linker<Host>) {
     linker
         .func_wrap(module, "emit", |mut caller: HostCaller<'_>, ptr: i32, len: i32| -> Result<(), Error> {
             let limits = caller.data().limits;
-            bounded(&mut caller, "event", usize::try_from(len).unwrap_or(usize::MAX), limits.event_bytes)?;
             let count = caller.data().outcome.events.len() + 1;
             bounded(&mut caller, "event count", count, limits.events)?;
-            let event = read(&mut caller, ptr, len)?;
+            let event = read_bounded(&mut caller, "event", (ptr, len), limits.event_bytes)?;
             charge(&mut caller, event.len())?;
             caller.data_mut().outcome.events.push(event);
             Ok(())
@@ -412,8 +423,7 @@ fn link_host(linker: &mut Linker<Host>) {
     linker
         .func_wrap(module, "refuse", |mut caller: HostCaller<'_>, ptr: i32, len: i32| -> Result<(), Error> {
             let limit = caller.data().limits.output_bytes;
-            bounded(&mut caller, "refusal reason", usize::try_from(len).unwrap_or(usize::MAX), limit)?;
-            let reason = read(&mut caller, ptr, len)?;
+            let reason = read_bounded(&mut caller, "refusal reason", (ptr, len), limit)?;
             Err(stop(&mut caller, ContractError::Refused(String::from_utf8_lossy(&reason).into_owned())))
         })
         .expect(link);

@@ -67,6 +67,8 @@ const COUNTER: &str = r#"
   (func (export "grow") (drop (memory.grow (i32.const 100))))
   (func (export "big_output") (call $output (i32.const 0) (i32.const 70000)))
   (func (export "outside") (call $output (i32.const 131000) (i32.const 1000)))
+  (func (export "long_key") (call $set (i32.const 0) (i32.const 300) (i32.const 16) (i32.const 8)))
+  (func (export "negative_length") (call $emit (i32.const 0) (i32.const -1)))
   (func (export "many_events")
     (local $i i32)
     (loop $again
@@ -121,6 +123,8 @@ fn every_limit_has_a_contract_that_breaks_it() {
         ("big_output", ContractError::TooLarge { what: "output", len: 70_000, limit: 64 << 10 }),
         ("many_events", ContractError::TooLarge { what: "event count", len: 65, limit: 64 }),
         ("outside", ContractError::BadPointer),
+        ("negative_length", ContractError::BadPointer),
+        ("long_key", ContractError::TooLarge { what: "storage key", len: 300, limit: 256 }),
         ("refuse", ContractError::Refused("keys must grow".into())),
         ("nothing_of_this_name", ContractError::MissingEntry("nothing_of_this_name".into())),
     ];

@@ -98,10 +98,10 @@ impl AddTunnelPeer {
     }
 }
 
+/// The Rosenpass key (about 700 KB of base64) is decoded once, by
+/// [`AddTunnelPeer::rosenpass_key_bytes`], which the node calls anyway.
 impl Params for AddTunnelPeer {
     fn check(&self) -> Result<(), ParamsError> {
-        self.endpoint_addr()?;
-        self.rosenpass_key_bytes()?;
-        Ok(())
+        self.endpoint_addr().map(drop)
     }
 }

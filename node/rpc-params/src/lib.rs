@@ -94,6 +94,17 @@ macro_rules! methods {
                 })
             }
 
+            /// The checks [`Params::decode`] leaves to the handler, which makes them once while
+            /// using the result: `log_append`'s record hex and `admin_addTunnelPeer`'s Rosenpass
+            /// key (large, so not decoded twice).
+            pub fn check_deferred(&self) -> Result<(), ParamsError> {
+                match self {
+                    MethodParams::Append(append) => append.records(0).map(drop),
+                    MethodParams::AddTunnelPeer(peer) => peer.rosenpass_key_bytes().map(drop),
+                    _ => Ok(()),
+                }
+            }
+
             /// The params as JSON text a client would send.
             pub fn to_json(&self) -> String {
                 let value = match self {

@@ -72,6 +72,17 @@ fn values_out_of_their_domain_are_a_value_refusal_naming_the_field() {
         ),
         ("admin_addMember", r#"{"id":4,"raftAddr":"here","publicKey":"x"}"#.to_owned(), "publicKey: "),
         (
+            "admin_addTunnelPeer",
+            r#"{"wireguardPublicKey":"k","endpoint":"10.0.0.4:7400","rosenpassPublicKey":"not base64!"}"#
+                .to_owned(),
+            "rosenpassPublicKey: ",
+        ),
+        (
+            "admin_addTunnelPeer",
+            r#"{"wireguardPublicKey":"k","endpoint":"here"}"#.to_owned(),
+            "endpoint: \"here\" is not ip:port",
+        ),
+        (
             "state_get",
             r#"{"key":"0x00","keyText":"k"}"#.to_owned(),
             "give exactly one of key (0x hex) and keyText",
@@ -96,11 +107,8 @@ fn values_out_of_their_domain_are_a_value_refusal_naming_the_field() {
         ),
     ];
     for (method, params, says) in refused {
-        // `log_append`'s records are decoded when the handler asks for them.
-        let decoded = match decode(method, &params) {
-            Ok(MethodParams::Append(append)) => append.records(0).map(drop),
-            other => other.map(drop),
-        };
+        // `log_append`'s records and a tunnel peer's Rosenpass key are decoded by the handler.
+        let decoded = decode(method, &params).and_then(|decoded| decoded.check_deferred());
         match decoded {
             Err(ParamsError::Value(message)) => {
                 assert!(message.starts_with(says), "{method} {params}: {message}")

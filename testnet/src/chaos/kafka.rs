@@ -109,8 +109,10 @@ pub async fn consumer(
     recorder: &Recorder,
     workload: &Workload,
 ) -> anyhow::Result<()> {
-    let partitions = workload.partitions as usize;
-    let mut next = vec![0u64; partitions];
+    // What each partition received and has not recorded yet; between sessions, where the
+    // records stopped (the next session's positions).
+    let mut received: Vec<Received> =
+        (0..workload.partitions).map(|_| Received { after: 0, from: 0, values: Vec::new() }).collect();
     let mut session = 0;
     while Instant::now() < workload.deadline {
         session += 1;
@@ -124,16 +126,14 @@ pub async fn consumer(
             .set_log_level(RDKafkaLogLevel::Error)
             .create()?;
         let mut assignment = TopicPartitionList::new();
-        for (partition, offset) in next.iter().enumerate() {
+        for (partition, got) in received.iter().enumerate() {
             assignment.add_partition_offset(
                 &workload.log,
                 partition as i32,
-                Offset::Offset(*offset as i64),
+                Offset::Offset(got.from as i64),
             )?;
         }
         consumer.assign(&assignment)?;
-        let mut received: Vec<Received> =
-            next.iter().map(|&at| Received { after: at, from: at, values: Vec::new() }).collect();
         let mut flushed = Instant::now();
         let mut error = None;
         while error.is_none() && Instant::now() < workload.deadline {
@@ -152,7 +152,6 @@ pub async fn consumer(
                         got.from = offset;
                     }
                     got.values.push(value);
-                    next[partition] = offset + 1;
                 }
                 Ok(Err(err)) => error = Some(err.to_string()),
                 Err(_) => {}

@@ -15,6 +15,8 @@
 //! its linear memory as `memory` and entry points taking and returning nothing.
 
 pub mod abi;
+pub mod examples;
 mod runtime;
 
-pub use runtime::{Contract, ContractError, Limits, Outcome, Runtime, Storage};
+pub use abi::Field;
+pub use runtime::{Call, Contract, ContractError, Env, Limits, Outcome, Runtime, Storage};

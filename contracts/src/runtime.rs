@@ -8,7 +8,7 @@ use wasmi::{
     StoreLimits, StoreLimitsBuilder, TrapCode,
 };
 
-use crate::abi;
+use crate::abi::{self, Field};
 
 /// What a contract may use of each resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +119,56 @@ pub struct Outcome {
     pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Events emitted, in order.
     pub events: Vec<Vec<u8>>,
+    /// Payments out of the contract's balance (`transfer`), in order: to whom, how much.
+    pub transfers: Vec<([u8; 32], u64)>,
     /// Fuel burnt, host calls included.
     pub fuel_used: u64,
+}
+
+/// What the home tells a call about its context: the `env_read` fields it supplies, and the
+/// balance `transfer` spends from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    fields: BTreeMap<Field, Vec<u8>>,
+    /// The contract's balance when the call starts (attached value included).
+    pub balance: u64,
+}
+
+impl Env {
+    /// This environment with `field` set to `bytes`.
+    pub fn with(mut self, field: Field, bytes: impl Into<Vec<u8>>) -> Self {
+        self.fields.insert(field, bytes.into());
+        self
+    }
+
+    /// This environment with `field` set to the integer `value` (little-endian).
+    pub fn with_u64(self, field: Field, value: u64) -> Self {
+        self.with(field, value.to_le_bytes())
+    }
+
+    /// This environment holding `balance`.
+    pub fn with_balance(mut self, balance: u64) -> Self {
+        self.balance = balance;
+        self
+    }
+
+    /// The bytes of `field`, when supplied.
+    pub fn get(&self, field: Field) -> Option<&[u8]> {
+        self.fields.get(&field).map(Vec::as_slice)
+    }
+}
+
+/// One call: the entry point, its input, its environment and the fuel it may burn.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The exported function to run (no parameters, no results).
+    pub entry: &'a str,
+    /// What `input_read` copies.
+    pub input: &'a [u8],
+    /// What `env_read` and `balance` see.
+    pub env: &'a Env,
+    /// The fuel it may burn (at most [`Limits::fuel`]).
+    pub fuel: u64,
 }
 
 /// A compiled contract.
@@ -145,6 +193,9 @@ impl std::fmt::Debug for Runtime {
 /// A call's state, which host functions see.
 struct Host {
     input: Vec<u8>,
+    env: Env,
+    /// What the contract holds now (the environment's balance less its transfers).
+    balance: u64,
     storage: Arc<dyn Storage>,
     limits: Limits,
     store_limits: StoreLimits,
@@ -191,7 +242,7 @@ impl Runtime {
     }
 
     /// Runs `entry` of `contract` with `input` against `storage`, with at most `fuel` (and
-    /// [`Limits::fuel`]).
+    /// [`Limits::fuel`]), in an empty environment.
     pub fn call(
         &self,
         contract: &Contract,
@@ -200,6 +251,17 @@ impl Runtime {
         storage: Arc<dyn Storage>,
         fuel: u64,
     ) -> Result<Outcome, ContractError> {
+        self.run(contract, Call { entry, input, env: &Env::default(), fuel }, storage)
+    }
+
+    /// Runs `call` of `contract` against `storage`.
+    pub fn run(
+        &self,
+        contract: &Contract,
+        call: Call<'_>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Outcome, ContractError> {
+        let Call { entry, input, env, fuel } = call;
         let fuel = fuel.min(self.limits.fuel);
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
@@ -208,6 +270,8 @@ impl Runtime {
             .build();
         let host = Host {
             input: input.to_vec(),
+            env: env.clone(),
+            balance: env.balance,
             storage,
             limits: self.limits,
             store_limits,
@@ -323,6 +387,29 @@ fn bounded(caller: &mut HostCaller<'_>, what: &'static str, len: usize, limit: u
     }
 }
 
+/// The environment field numbered `number`, if ABI v1 has one.
+fn env_field(number: i32) -> Option<Field> {
+    use Field::*;
+    [
+        Caller,
+        SelfId,
+        Height,
+        TimeMs,
+        Value,
+        CallerBalance,
+        Log,
+        Partition,
+        RecordKey,
+        RecordValue,
+        RecordHeaders,
+        RecordProducer,
+        RecordTimestampMs,
+        Operation,
+    ]
+    .into_iter()
+    .find(|field| *field as i32 == number)
+}
+
 fn link_host(linker: &mut Linker<Host>) {
     let module = abi::MODULE;
     let link = "host functions have distinct names";
@@ -338,6 +425,45 @@ fn link_host(linker: &mut Linker<Host>) {
             charge(&mut caller, input.len())?;
             write(&mut caller, ptr, &input)
         })
+        .expect(link);
+    linker
+        .func_wrap(
+            module,
+            "env_read",
+            |mut caller: HostCaller<'_>, field: i32, out_ptr: i32, out_cap: i32| -> Result<i32, Error> {
+                let value = env_field(field).and_then(|field| caller.data().env.get(field)).map(<[u8]>::to_vec);
+                let Some(value) = value else {
+                    charge(&mut caller, 0)?;
+                    return Ok(-1);
+                };
+                charge(&mut caller, value.len())?;
+                let copied = value.len().min(usize::try_from(out_cap).unwrap_or(0));
+                write(&mut caller, out_ptr, &value[..copied])?;
+                Ok(i32::try_from(value.len()).unwrap_or(i32::MAX))
+            },
+        )
+        .expect(link);
+    linker
+        .func_wrap(module, "balance", |mut caller: HostCaller<'_>| -> Result<i64, Error> {
+            charge(&mut caller, 0)?;
+            Ok(i64::try_from(caller.data().balance).unwrap_or(i64::MAX))
+        })
+        .expect(link);
+    linker
+        .func_wrap(
+            module,
+            "transfer",
+            |mut caller: HostCaller<'_>, to_ptr: i32, amount: i64| -> Result<i32, Error> {
+                let to: [u8; 32] = read(&mut caller, to_ptr, 32)?.try_into().expect("32 bytes read");
+                charge(&mut caller, 32)?;
+                let Ok(amount) = u64::try_from(amount) else { return Ok(-2) };
+                let host = caller.data_mut();
+                let Some(left) = host.balance.checked_sub(amount) else { return Ok(-1) };
+                host.balance = left;
+                host.outcome.transfers.push((to, amount));
+                Ok(0)
+            },
+        )
         .expect(link);
     linker
         .func_wrap(

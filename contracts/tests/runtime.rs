@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pyralog_contracts::{Contract, ContractError, Limits, Outcome, Runtime, Storage};
+use pyralog_contracts::{Call, Contract, ContractError, Env, Field, Limits, Outcome, Runtime, Storage};
 
 /// Storage the tests apply completed calls' writes to.
 #[derive(Default, Clone)]
@@ -36,6 +36,9 @@ const IMPORTS: &str = r#"
   (import "pyralog_v1" "output" (func $output (param i32 i32)))
   (import "pyralog_v1" "emit" (func $emit (param i32 i32)))
   (import "pyralog_v1" "refuse" (func $refuse (param i32 i32)))
+  (import "pyralog_v1" "env_read" (func $env (param i32 i32 i32) (result i32)))
+  (import "pyralog_v1" "balance" (func $balance (result i64)))
+  (import "pyralog_v1" "transfer" (func $transfer (param i32 i64) (result i32)))
   (memory (export "memory") 2)
   (data (i32.const 0) "n")
   (data (i32.const 32) "keys must grow")
@@ -69,6 +72,15 @@ const COUNTER: &str = r#"
   (func (export "outside") (call $output (i32.const 131000) (i32.const 1000)))
   (func (export "long_key") (call $set (i32.const 0) (i32.const 300) (i32.const 16) (i32.const 8)))
   (func (export "negative_length") (call $emit (i32.const 0) (i32.const -1)))
+  (func (export "pay_caller")
+    (drop (call $env (i32.const 0) (i32.const 512) (i32.const 32)))
+    (call $input_read (i32.const 600))
+    (i32.store (i32.const 700) (call $transfer (i32.const 512) (i64.load (i32.const 600))))
+    (i64.store (i32.const 704) (call $balance))
+    (call $output (i32.const 700) (i32.const 12)))
+  (func (export "height")
+    (i32.store (i32.const 700) (call $env (i32.const 2) (i32.const 704) (i32.const 8)))
+    (call $output (i32.const 700) (i32.const 12)))
   (func (export "many_events")
     (local $i i32)
     (loop $again
@@ -162,4 +174,29 @@ fn code_that_is_too_large_non_deterministic_or_ill_formed_is_refused() {
         .unwrap();
     let outcome = runtime.call(&unknown_import, "f", b"", Arc::new(Map::default()), 1000);
     assert!(matches!(outcome, Err(ContractError::Instantiation(_))), "{outcome:?}");
+}
+
+#[test]
+fn a_call_reads_the_environment_its_home_supplies_and_pays_out_of_its_balance() {
+    let runtime = Runtime::new(Limits::default());
+    let counter = contract(&runtime, COUNTER).unwrap();
+    let caller = [7u8; 32];
+    let env = Env::default().with(Field::Caller, caller).with_u64(Field::Height, 42).with_balance(100);
+    let run = |entry, input: u64| {
+        let call = Call { entry, input: &input.to_le_bytes(), env: &env, fuel: 1_000_000 };
+        runtime.run(&counter, call, Arc::new(Map::default())).unwrap()
+    };
+    let height = run("height", 0);
+    assert_eq!(height.output, [&8i32.to_le_bytes()[..], &42u64.to_le_bytes()].concat());
+    let paid = run("pay_caller", 30);
+    assert_eq!(paid.transfers, [(caller, 30)]);
+    assert_eq!(paid.output, [&0i32.to_le_bytes()[..], &70u64.to_le_bytes()].concat());
+    let short = run("pay_caller", 101);
+    assert!(short.transfers.is_empty());
+    assert_eq!(short.output, [&(-1i32).to_le_bytes()[..], &100u64.to_le_bytes()].concat());
+    let negative = run("pay_caller", u64::MAX);
+    assert_eq!(negative.output[..4], (-2i32).to_le_bytes());
+    // A field the home does not supply reads as absent.
+    let bare = runtime.call(&counter, "height", b"", Arc::new(Map::default()), 1_000_000).unwrap();
+    assert_eq!(bare.output[..4], (-1i32).to_le_bytes());
 }

@@ -96,6 +96,11 @@ pub enum Domain {
     ChainState,
     /// Chain transaction ids.
     ChainTx,
+    /// The hash of a contract's WASM code (its name in the chain state and in a log's
+    /// configuration).
+    ContractCode,
+    /// A chain contract's id: its creator's key and the nonce of the transaction that created it.
+    ContractId,
 }
 
 impl Domain {
@@ -109,6 +114,8 @@ impl Domain {
             Domain::ConsensusValue => "pyralog 2026-11-23 consensus value v1",
             Domain::ChainState => "pyralog 2026-11-23 chain state v1",
             Domain::ChainTx => "pyralog 2026-11-23 chain transaction v1",
+            Domain::ContractCode => "pyralog 2026-12-06 contract code v1",
+            Domain::ContractId => "pyralog 2026-12-06 contract id v1",
         }
     }
 
@@ -120,6 +127,8 @@ impl Domain {
         static CONSENSUS_VALUE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ConsensusValue));
         static CHAIN_STATE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ChainState));
         static CHAIN_TX: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ChainTx));
+        static CONTRACT_CODE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ContractCode));
+        static CONTRACT_ID: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ContractId));
         fn derive(domain: Domain) -> [u8; 32] {
             blake3::derive_key(domain.context(), &[])
         }
@@ -130,6 +139,8 @@ impl Domain {
             Domain::ConsensusValue => &CONSENSUS_VALUE,
             Domain::ChainState => &CHAIN_STATE,
             Domain::ChainTx => &CHAIN_TX,
+            Domain::ContractCode => &CONTRACT_CODE,
+            Domain::ContractId => &CONTRACT_ID,
         }
     }
 

@@ -385,6 +385,15 @@ fn write_rpc_arrow_and_structured_seeds() {
         ("staking_delegations", format!(r#"{{"delegator":"{key}"}}"#)),
         ("staking_unbonding", format!(r#"{{"delegator":"{key}","validator":"{key}"}}"#)),
         ("staking_signingInfo", format!(r#"{{"consensusKey":"{key}"}}"#)),
+        ("contract_deploy", r#"{"tx":"0x0102"}"#.to_owned()),
+        ("contract_call", r#"{"tx":"0x0304"}"#.to_owned()),
+        (
+            "contract_query",
+            format!(r#"{{"contract":"{hex32}","entry":"tally","input":"0x01","caller":"{key}","height":4}}"#),
+        ),
+        ("contract_getCode", format!(r#"{{"code":"{hex32}"}}"#)),
+        ("contract_get", format!(r#"{{"contract":"{hex32}","height":2}}"#)),
+        ("contract_getStorage", format!(r#"{{"contract":"{hex32}","key":"0x6b"}}"#)),
     ];
     assert_eq!(examples.len(), METHODS.len(), "one example per method");
     for (method, params) in &examples {

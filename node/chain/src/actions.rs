@@ -5,6 +5,7 @@
 use pyralog_crypto::PublicKey;
 use pyralog_crypto::light::check_extends;
 
+use crate::contracts;
 use crate::overlay::Overlay;
 use crate::staking::StakingParams;
 use crate::staking::ledger::{self, BlockAt, Outcome};
@@ -12,10 +13,27 @@ use crate::staking::records::PARAMS_KEY;
 use crate::tx::{ANCHOR_THRESHOLD, Action};
 use crate::values::{Anchor, ClusterRecord, account_key, anchor_key, cluster_key, cluster_members};
 
-/// Applies one action for `sender` (fee and nonce already taken); `Err` is why it failed.
-pub(crate) fn apply(view: &mut Overlay<'_>, sender: &PublicKey, action: Action, at: BlockAt) -> Outcome {
+/// Who sent the transaction, with the nonce it carried (already taken).
+pub(crate) struct Sender {
+    /// The account.
+    pub(crate) key: PublicKey,
+    /// The transaction's nonce (names the contracts it instantiates).
+    pub(crate) nonce: u64,
+}
+
+/// Applies one action for `from` (fee and nonce already taken); `Err` is why it failed.
+pub(crate) fn apply(view: &mut Overlay<'_>, from: &Sender, action: Action, at: BlockAt) -> Outcome {
     let height = at.height;
+    let sender = &from.key;
     match action {
+        Action::DeployCode { wasm } => contracts::deploy(view, sender, wasm, at),
+        Action::Instantiate { code, input, value, fuel } => {
+            contracts::instantiate(view, from, code, &input, value, fuel, at)
+        }
+        Action::CallContract { contract, entry, input, value, fuel } => {
+            let call = contracts::ChainCall { contract, entry: &entry, input: &input, value, fuel };
+            contracts::call(view, from, call, at)
+        }
         Action::Transfer { to, amount } => {
             if let Err(why) = view.debit(sender, amount)? {
                 return Ok(Err(why));

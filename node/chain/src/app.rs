@@ -38,7 +38,7 @@ use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{Digest, PublicKey};
 use serde::Deserialize;
 
-use crate::actions::apply;
+use crate::actions::{Sender, apply};
 use crate::block::{ConsensusInfo, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
 use crate::overlay::Overlay;
 use crate::staking::end_block::BlockEnd;
@@ -48,7 +48,7 @@ use crate::staking::{self, StakingParams};
 use crate::state::{PreparedVersion, StateError, StateStore};
 use crate::tx::{SignedTx, Tx};
 use crate::values::{
-    Account, Genesis, LAST_BLOCK_KEY, LAST_COMMIT_KEY, LastBlock, LastCommit, MEMPOOL_NONCE_WINDOW, MIN_FEE,
+    Account, Genesis, LAST_BLOCK_KEY, LAST_COMMIT_KEY, LastBlock, LastCommit, MEMPOOL_NONCE_WINDOW,
     MisbehaviourKind, MisbehaviourRecord, NEXT_VALIDATORS_KEY, TxLocation, VALIDATORS_KEY, account_key,
     cluster_key, codes, misbehaviour_key,
 };
@@ -238,9 +238,7 @@ impl ChainApp {
                 format!("nonce {} given, {} expected", signed.tx.nonce, account.nonce),
             )));
         }
-        if signed.tx.fee < MIN_FEE || signed.tx.fee > account.balance {
-            let why =
-                format!("fee {} (minimum {MIN_FEE}) with a balance of {}", signed.tx.fee, account.balance);
+        if let Err(why) = fee_check(&signed.tx, &account) {
             return Ok(Err((codes::FEE, why)));
         }
         Ok(Ok((signed, account)))
@@ -252,13 +250,13 @@ impl ChainApp {
             Ok(screened) => screened,
             Err((code, log)) => return Ok(TxResult { code, log }),
         };
-        let Tx { sender, fee, action, .. } = signed.tx;
+        let Tx { sender, fee, action, nonce, .. } = signed.tx;
         account.balance -= fee;
         account.nonce += 1;
         view.put(account_key(&sender), &account);
         // A refused action keeps the fee and the nonce and nothing else it may have written.
         let savepoint = view.savepoint();
-        Ok(match apply(view, &sender, action, at)? {
+        Ok(match apply(view, &Sender { key: sender, nonce }, action, at)? {
             Ok(log) => TxResult { code: codes::OK, log },
             Err(log) => {
                 view.rollback(savepoint);
@@ -266,6 +264,16 @@ impl ChainApp {
             }
         })
     }
+}
+
+/// Why `tx`'s sender cannot pay its fee: under the action's minimum (contract calls pay for
+/// their fuel) or over the balance.
+fn fee_check(tx: &Tx, account: &Account) -> Result<(), String> {
+    let minimum = tx.action.min_fee();
+    if tx.fee < minimum || tx.fee > account.balance {
+        return Err(format!("fee {} (minimum {minimum}) with a balance of {}", tx.fee, account.balance));
+    }
+    Ok(())
 }
 
 /// Records what the block's consensus info proved: who signed its parent, and each misbehaviour
@@ -397,11 +405,8 @@ impl ReplicatedApp for ChainApp {
         if !window.contains(&signed.tx.nonce) {
             return Ok(Err(format!("nonce {} outside {window:?}", signed.tx.nonce)));
         }
-        if signed.tx.fee < MIN_FEE || signed.tx.fee > account.balance {
-            return Ok(Err(format!(
-                "fee {} (minimum {MIN_FEE}) with a balance of {}",
-                signed.tx.fee, account.balance
-            )));
+        if let Err(why) = fee_check(&signed.tx, &account) {
+            return Ok(Err(why));
         }
         Ok(Ok(()))
     }

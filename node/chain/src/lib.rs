@@ -6,6 +6,8 @@
 //! - [`values`]: the state's schema (keys, stored values, transaction result codes).
 //! - [`proof`]: state proofs under a state root.
 //! - [`staking`]: Proof-of-Stake's parameters, state schema and (feature `store`) rules.
+//! - [`contracts`] (feature `store`): deploying, instantiating, calling and querying WASM
+//!   contracts whose storage lives in the state.
 //! - [`state`] and [`app`] (feature `store`): the authenticated state store on RocksDB and the
 //!   chain application the validators replicate.
 
@@ -14,6 +16,8 @@ mod actions;
 #[cfg(feature = "store")]
 pub mod app;
 pub mod block;
+#[cfg(feature = "store")]
+pub mod contracts;
 pub mod genesis;
 #[cfg(feature = "store")]
 mod overlay;

@@ -14,6 +14,8 @@ use pyralog_crypto::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::values::{MIN_FEE, code_fee, fuel_fee};
+
 /// The largest transaction on the wire.
 pub const MAX_TX_BYTES: usize = 64 * 1024;
 
@@ -89,6 +91,53 @@ pub enum Action {
         /// The new description.
         description: Option<String>,
     },
+    /// Stores WASM contract code under its hash (storing the same code again changes nothing).
+    /// The fee pays [`code_fee`] of its size on top of the minimum.
+    DeployCode {
+        /// The module.
+        wasm: Vec<u8>,
+    },
+    /// Creates a contract running stored code, with id [`crate::values::contract_id`] of the
+    /// sender and this transaction's nonce; runs its `init` entry (when it exports one) with
+    /// `input`. `value` moves from the sender to the contract; `fuel` bounds `init`, paid by
+    /// the fee.
+    Instantiate {
+        /// The [`crate::values::code_hash`] of stored code.
+        code: Digest,
+        /// `init`'s input.
+        input: Vec<u8>,
+        /// Tokens the contract starts with.
+        value: u64,
+        /// The most fuel `init` may burn.
+        fuel: u64,
+    },
+    /// Calls `entry` of a contract with `input`, attaching `value` tokens; `fuel` bounds it,
+    /// paid by the fee (what it did not burn is refunded when it completes).
+    CallContract {
+        /// The contract's id.
+        contract: Digest,
+        /// The exported entry point.
+        entry: String,
+        /// Its input.
+        input: Vec<u8>,
+        /// Tokens moved to the contract with the call.
+        value: u64,
+        /// The most fuel it may burn.
+        fuel: u64,
+    },
+}
+
+impl Action {
+    /// The lowest fee a transaction carrying this action may pay: [`MIN_FEE`], plus the
+    /// fuel a contract call may burn or the bytes a deployment stores.
+    pub fn min_fee(&self) -> u64 {
+        let extra = match self {
+            Action::DeployCode { wasm } => code_fee(wasm.len()),
+            Action::Instantiate { fuel, .. } | Action::CallContract { fuel, .. } => fuel_fee(*fuel),
+            _ => 0,
+        };
+        MIN_FEE.saturating_add(extra)
+    }
 }
 
 /// An unsigned transaction.

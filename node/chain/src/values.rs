@@ -2,7 +2,9 @@
 //! keys, and the result codes of transactions. A light client decodes proven state values with
 //! these types (postcard; see docs/verifier-spec.md); the app in [`crate::app`] writes them.
 
-use pyralog_crypto::{Checkpoint, ClusterId, LogName, MemberSet, PublicKey, QuorumCertificate};
+use pyralog_crypto::{
+    Checkpoint, ClusterId, Digest, Domain, LogName, MemberSet, PublicKey, QuorumCertificate,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::tx::MAX_CLUSTER_MEMBERS;
@@ -74,6 +76,66 @@ pub fn cluster_members(members: &[PublicKey]) -> Result<MemberSet, String> {
         return Err(format!("a cluster has 1 to {MAX_CLUSTER_MEMBERS} members, not {}", members.len()));
     }
     MemberSet::equal(members.iter().copied()).map_err(|_| "members must be distinct".into())
+}
+
+/// Contract code stored on the chain (under [`code_key`] of its [`code_hash`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractCode {
+    /// The WASM module.
+    pub wasm: Vec<u8>,
+    /// Who stored it first.
+    pub deployer: PublicKey,
+    /// The height that stored it.
+    pub height: u64,
+}
+
+/// A chain contract (under [`contract_key`] of its [`contract_id`]); its storage is under
+/// [`contract_storage_key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractRecord {
+    /// The [`code_hash`] of the code it runs.
+    pub code: Digest,
+    /// Who instantiated it.
+    pub creator: PublicKey,
+    /// The height that instantiated it.
+    pub created_at: u64,
+    /// Tokens it holds (attached to calls, paid out by `transfer`).
+    pub balance: u64,
+}
+
+/// The hash that names contract code: BLAKE3 keyed with the `contract_code` domain over the
+/// module's bytes.
+pub fn code_hash(wasm: &[u8]) -> Digest {
+    Domain::ContractCode.hash(wasm)
+}
+
+/// The id of the contract `creator` instantiates with the transaction of nonce `nonce`:
+/// BLAKE3 keyed with the `contract_id` domain over the key's 32 bytes and the nonce (u64
+/// big-endian).
+pub fn contract_id(creator: &PublicKey, nonce: u64) -> Digest {
+    let mut hasher = Domain::ContractId.hasher();
+    hasher.update(creator.as_bytes()).update(&nonce.to_be_bytes());
+    Digest(*hasher.finalize().as_bytes())
+}
+
+/// Fuel one token buys: a contract call's fee is at least [`MIN_FEE`] plus [`fuel_fee`] of
+/// the fuel it may burn, and what it did not burn is refunded when it completes.
+pub const FUEL_PER_TOKEN: u64 = 10_000;
+
+/// The most fuel one contract call may be given.
+pub const MAX_CALL_FUEL: u64 = 10_000_000;
+
+/// Code bytes one token stores (a deployment's fee is at least [`MIN_FEE`] plus [`code_fee`]).
+pub const CODE_BYTES_PER_TOKEN: u64 = 256;
+
+/// The tokens `fuel` costs.
+pub fn fuel_fee(fuel: u64) -> u64 {
+    fuel.div_ceil(FUEL_PER_TOKEN)
+}
+
+/// The tokens storing `len` bytes of code costs.
+pub fn code_fee(len: usize) -> u64 {
+    (len as u64).div_ceil(CODE_BYTES_PER_TOKEN)
 }
 
 /// Where a committed transaction landed and how it went (`tx_status`).
@@ -165,6 +227,22 @@ pub fn anchor_key(cluster: &ClusterId, log: &LogName, partition: u32) -> Vec<u8>
 /// so the same double sign is never punished twice.
 pub fn misbehaviour_key(validator: &PublicKey, height: u64) -> Vec<u8> {
     [b"misbehaviour/".as_slice(), validator.as_bytes(), &height.to_be_bytes()].concat()
+}
+
+/// The state key of contract code: `code/` then its 32-byte [`code_hash`].
+pub fn code_key(hash: &Digest) -> Vec<u8> {
+    [b"code/".as_slice(), &hash.0].concat()
+}
+
+/// The state key of a contract: `contract/` then its 32-byte id.
+pub fn contract_key(id: &Digest) -> Vec<u8> {
+    [b"contract/".as_slice(), &id.0].concat()
+}
+
+/// The state key of a contract's storage key `key`: `cstore/`, its 32-byte id, then `key`. The
+/// value is the stored bytes as a postcard byte string (a varint length, then the bytes).
+pub fn contract_storage_key(id: &Digest, key: &[u8]) -> Vec<u8> {
+    [b"cstore/".as_slice(), &id.0, key].concat()
 }
 
 /// Result codes of transactions in a block.

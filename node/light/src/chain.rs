@@ -124,6 +124,14 @@ pub enum ChainLightError {
         /// Served.
         got: u64,
     },
+    /// A header that should be the trusted head's block is another.
+    #[error("header {got} is not the trusted block {expected}")]
+    NotTrustedBlock {
+        /// The trusted block.
+        expected: Digest,
+        /// The header's block id.
+        got: Digest,
+    },
     /// The header does not link to the trusted block.
     #[error("header's parent {got} is not the trusted block {expected}")]
     WrongParent {

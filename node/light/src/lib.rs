@@ -3,12 +3,14 @@
 //!
 //! - [`chain`]: following finalized headers (adjacent and skipping, for every engine's finality
 //!   proof) and verifying a record up to a finalized header.
+//! - [`contract`]: chain contract state proven under the trusted head.
 //! - [`record`]: a served record checked against its proven bytes.
 //! - [`zk`]: zk proof files checked against certified checkpoints.
 //! - [`trust`]: the trust file and the chain light client's state file.
 //! - [`wire`]: the JSON shapes nodes serve what the client verifies in.
 
 pub mod chain;
+pub mod contract;
 pub mod record;
 pub mod trust;
 pub mod wire;

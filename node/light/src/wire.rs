@@ -272,3 +272,14 @@ pub fn finality_evidence(answer: &Value) -> anyhow::Result<crate::chain::Finalit
     postcard::from_bytes(&unhex(&answer["finality"]["evidence"], "finality.evidence")?)
         .context("undecodable finality evidence")
 }
+
+/// The proven state value of a `contract_getStorage` answer (`stateValue` and `proof`, postcard
+/// of the state proof); absent `stateValue` means the key has none.
+pub fn proven_state(answer: &Value) -> anyhow::Result<crate::chain::ProvenValue> {
+    let value = match &answer["stateValue"] {
+        Value::Null => None,
+        value => Some(unhex(value, "stateValue")?),
+    };
+    let proof = postcard::from_bytes(&unhex(&answer["proof"], "proof")?).context("undecodable state proof")?;
+    Ok(crate::chain::ProvenValue { value, proof })
+}

@@ -10,10 +10,12 @@
 
 mod admin;
 mod chain;
+mod contract;
 mod log;
 mod zk;
 
 pub use admin::{AddMember, AddTunnelPeer, RemoveMember, SetFailpoint};
+pub use contract::{CodeAt, ContractAt, ContractQuery, ContractStorageAt, QueryTarget};
 pub use chain::{AtHeight, ConsensusKeyAt, DelegatorAt, OperatorAt, PairAt, StateKey, SubmitTx, TxStatus};
 pub use log::{
     Append, AppendedRecord, CreateLog, GetConsistencyProof, GetLatest, GetProof, MAX_READ, Partition,
@@ -150,4 +152,10 @@ methods! {
     "staking_delegations" => StakingDelegations(DelegatorAt),
     "staking_unbonding" => StakingUnbonding(PairAt),
     "staking_signingInfo" => StakingSigningInfo(ConsensusKeyAt),
+    "contract_deploy" => ContractDeploy(SubmitTx),
+    "contract_call" => ContractCall(SubmitTx),
+    "contract_query" => ContractQuery(ContractQuery),
+    "contract_getCode" => ContractGetCode(CodeAt),
+    "contract_get" => ContractGet(ContractAt),
+    "contract_getStorage" => ContractGetStorage(ContractStorageAt),
 }

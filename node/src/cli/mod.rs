@@ -3,6 +3,7 @@
 //! `pyralog-light` crate's checks.
 
 mod client;
+mod contract;
 mod keys;
 mod light;
 mod setup;
@@ -43,6 +44,9 @@ enum Command {
     /// Query chain state over a node's RPC (staking).
     #[command(subcommand)]
     Query(tx::QueryCommand),
+    /// Chain contracts: deploy code, instantiate, call, query, read their state.
+    #[command(subcommand)]
+    Contract(contract::ContractCommand),
 }
 
 /// Parses the command line and runs the command.
@@ -56,5 +60,6 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Zk(command) => zk::run(command),
         Command::Tx(command) => tx::run_tx(command),
         Command::Query(command) => tx::run_query(command),
+        Command::Contract(command) => contract::run(command),
     }
 }

@@ -31,7 +31,8 @@ pub(crate) struct SendArgs {
     /// Sign with this key file (as `pyralog keys generate` writes).
     #[arg(long)]
     key: Option<PathBuf>,
-    /// The fee (at least 1).
+    /// The fee; raised to the action's minimum (1, plus the fuel a contract call may burn or
+    /// the bytes a deployment stores) when lower.
     #[arg(long, default_value_t = 1)]
     fee: u64,
     /// Wait until a block includes the transaction and print its outcome.
@@ -176,7 +177,7 @@ pub(crate) struct QueryArgs {
 }
 
 impl SendArgs {
-    fn signer(&self) -> anyhow::Result<Keypair> {
+    pub(super) fn signer(&self) -> anyhow::Result<Keypair> {
         match (&self.key, &self.base_path) {
             (Some(file), _) => load_key_file(file).with_context(|| format!("key file {}", file.display())),
             (None, Some(base)) => load_key_file(&BasePath(base.clone()).key()).context("the node's key"),
@@ -187,7 +188,7 @@ impl SendArgs {
 
 /// Signs `action` with `signer` as its next transaction, submits it and (with `--wait`) waits
 /// for its outcome.
-async fn send(args: &SendArgs, signer: &Keypair, action: Action) -> anyhow::Result<Value> {
+pub(super) async fn send(args: &SendArgs, signer: &Keypair, action: Action) -> anyhow::Result<Value> {
     let head = call(&args.rpc, "chain_getFinalizedHead", json!({})).await?;
     let chain_id = head["header"]["chainId"].as_str().context("chain_getFinalizedHead: no chain id")?;
     let state =
@@ -201,7 +202,7 @@ async fn send(args: &SendArgs, signer: &Keypair, action: Action) -> anyhow::Resu
         chain_id: chain_id.into(),
         sender: signer.public(),
         nonce: account.nonce,
-        fee: args.fee,
+        fee: args.fee.max(action.min_fee()),
         action,
     };
     let signed = SignedTx::sign(tx, signer);
@@ -217,7 +218,10 @@ async fn send(args: &SendArgs, signer: &Keypair, action: Action) -> anyhow::Resu
         let status = call(&args.rpc, "tx_status", json!({ "id": id })).await?;
         if status["status"] == "committed" {
             let ok = status["code"] == 0;
-            let outcome = json!({ "committed": true, "ok": ok, "id": id, "height": status["height"], "code": status["code"], "log": status["log"] });
+            let outcome = json!({
+                "committed": true, "ok": ok, "id": id, "nonce": account.nonce, "height": status["height"],
+                "code": status["code"], "log": status["log"],
+            });
             if !ok {
                 bail!("transaction {id} failed at height {}: {}", status["height"], status["log"]);
             }

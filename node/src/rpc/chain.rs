@@ -13,7 +13,6 @@ use pyralog_chain::app::tx_location;
 use pyralog_chain::block::{ConsensusInfo, Header, validators_hash};
 use pyralog_chain::tx::SignedTx;
 use pyralog_consensus::app::Misbehaviour;
-use pyralog_consensus::driver::Admission;
 use pyralog_crypto::Digest;
 use pyralog_light::wire::{commit_json, finality_json, header_json, to_hex};
 use pyralog_rpc_params::{StateKey, SubmitTx, TxStatus};
@@ -21,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::rpc::codes::{self, internal};
 use crate::rpc::method::{
-    RpcResult, height_param, parse, refused, register_timed, send, state_version, timed,
+    RpcResult, height_param, parse, refused, register_timed, send, state_version, submit_tx, timed,
 };
 use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainService;
@@ -196,6 +195,9 @@ fn action_name(signed: &SignedTx) -> &'static str {
         pyralog_chain::tx::Action::Unbond { .. } => "unbond",
         pyralog_chain::tx::Action::Unjail => "unjail",
         pyralog_chain::tx::Action::EditValidator { .. } => "editValidator",
+        pyralog_chain::tx::Action::DeployCode { .. } => "deployCode",
+        pyralog_chain::tx::Action::Instantiate { .. } => "instantiate",
+        pyralog_chain::tx::Action::CallContract { .. } => "callContract",
     }
 }
 
@@ -244,23 +246,8 @@ fn state_get_proof(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
 async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
     let p: SubmitTx = parse(&params)?;
     let bytes = p.bytes().map_err(refused)?;
-    let signed = SignedTx::decode_and_verify(&bytes, &chain.chain_id)
-        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
-    if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
-        return Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>));
-    }
-    let id = to_hex(&signed.id().0);
-    match chain.submitter.submit(bytes).await.map_err(internal)? {
-        Admission::Queued | Admission::AlreadyKnown => Ok(json!({ "id": id })),
-        Admission::MempoolFull { capacity } => Err(ErrorObject::owned(
-            codes::MEMPOOL_FULL,
-            format!(
-                "the mempool is full ({capacity} transactions); the transaction was dropped, retry later"
-            ),
-            Some(json!({ "capacity": capacity })),
-        )),
-        Admission::Rejected(reason) => Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>)),
-    }
+    let signed = submit_tx(chain, bytes).await?;
+    Ok(json!({ "id": to_hex(&signed.id().0) }))
 }
 
 fn tx_status(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {

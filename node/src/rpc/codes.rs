@@ -66,6 +66,10 @@ pub(crate) const NO_COMMIT_CERTIFICATE: i32 = 1046;
 pub(crate) const MEMPOOL_FULL: i32 = 1047;
 /// A `staking_*` method on a chain without Proof-of-Stake.
 pub(crate) const NOT_STAKING: i32 = 1048;
+/// No contract (or contract code) of that id (or hash) at that height.
+pub(crate) const UNKNOWN_CONTRACT: i32 = 1060;
+/// A `contract_query` call did not complete (trap, refusal, a limit); `data.reason`.
+pub(crate) const CONTRACT_FAILED: i32 = 1061;
 
 /// A node-side failure (code 1030) with its message.
 pub(crate) fn internal(err: impl std::fmt::Display) -> ErrorObjectOwned {

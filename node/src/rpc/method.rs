@@ -4,6 +4,8 @@
 use jsonrpsee::RpcModule;
 use jsonrpsee::core::server::SubscriptionSink;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
+use pyralog_chain::tx::SignedTx;
+use pyralog_consensus::driver::Admission;
 use pyralog_rpc_params::{AtHeight, ParamsError};
 use serde_json::Value;
 
@@ -79,4 +81,25 @@ pub(crate) fn state_version(chain: &ChainService, height: Option<u64>) -> Result
 /// default.
 pub(crate) fn height_param(params: &Params<'_>) -> Result<Option<u64>, ErrorObjectOwned> {
     Ok(parse::<AtHeight>(params)?.height)
+}
+
+/// Checks signed transaction `bytes` against the chain and queues it in the mempool; the
+/// transaction, or why it was refused (`TX_REJECTED`, `MEMPOOL_FULL`).
+pub(crate) async fn submit_tx(chain: &ChainService, bytes: Vec<u8>) -> Result<SignedTx, ErrorObjectOwned> {
+    let signed = SignedTx::decode_and_verify(&bytes, &chain.chain_id)
+        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
+    if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
+        return Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>));
+    }
+    match chain.submitter.submit(bytes).await.map_err(internal)? {
+        Admission::Queued | Admission::AlreadyKnown => Ok(signed),
+        Admission::MempoolFull { capacity } => Err(ErrorObject::owned(
+            codes::MEMPOOL_FULL,
+            format!(
+                "the mempool is full ({capacity} transactions); the transaction was dropped, retry later"
+            ),
+            Some(json!({ "capacity": capacity })),
+        )),
+        Admission::Rejected(reason) => Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>)),
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! One module per namespace ([`system`], [`log`], [`proof`] (`log_getProof`),
 //! [`subscriptions`], [`chain`] (`chain_*`, `state_*`, `tx_*`, `log_anchor`), [`staking`]
-//! (`staking_*`), [`zk`]); what they
+//! (`staking_*`), [`contract`] (`contract_*`), [`zk`]); what they
 //! share is in [`codes`] (the error-code table and the errors failures become) and [`method`]
 //! (registration, timing, params). The JSON shapes a light client reads back are
 //! `pyralog_light::wire`, so the server and the client use one encoder. No namespace imports
@@ -14,6 +14,7 @@
 mod admin;
 mod chain;
 mod codes;
+mod contract;
 mod log;
 mod method;
 mod proof;
@@ -68,6 +69,7 @@ pub(crate) fn methods(backends: Backends) -> Methods {
     methods.merge(zk::module(zk::ZkCtx::new(node.clone(), zk_keys))).expect("zk method names are unique");
     if let Some((chain, anchorer)) = chain {
         methods.merge(staking::module(chain.clone())).expect("staking method names are unique");
+        methods.merge(contract::module(chain.clone())).expect("contract method names are unique");
         let ctx = chain::ChainCtx { chain, anchorer };
         methods.merge(chain::module(ctx)).expect("chain method names are unique");
     }

@@ -19,8 +19,8 @@ use pyralog_crypto::{Checkpoint, ClusterId, Keypair, LogName, QuorumCertificate}
 
 const CHAIN: &str = "pyralog-chain-test";
 
-struct Chain {
-    app: ChainApp,
+pub(super) struct Chain {
+    pub(super) app: ChainApp,
     /// The one validator (the app's proposer).
     proposer: pyralog_crypto::PublicKey,
     height: u64,
@@ -28,7 +28,7 @@ struct Chain {
 }
 
 impl Chain {
-    fn new(accounts: &[(&Keypair, u64)]) -> Chain {
+    pub(super) fn new(accounts: &[(&Keypair, u64)]) -> Chain {
         let dir = tempfile::tempdir().unwrap();
         let proposer = Keypair::generate().public();
         let mut app = ChainApp::new(CHAIN, StateStore::open(dir.path()).unwrap(), proposer);
@@ -43,7 +43,12 @@ impl Chain {
 
     /// Runs one block of `txs` (after the header and consensus info a proposer would build);
     /// returns their result codes.
-    fn block(&mut self, txs: Vec<Vec<u8>>) -> Vec<u32> {
+    pub(super) fn block(&mut self, txs: Vec<Vec<u8>>) -> Vec<u32> {
+        self.block_results(txs).into_iter().map(|r| r.code).collect()
+    }
+
+    /// [`Chain::block`], returning the transactions' results (codes and logs).
+    pub(super) fn block_results(&mut self, txs: Vec<Vec<u8>>) -> Vec<pyralog_consensus::app::TxResult> {
         self.height += 1;
         let rest: Vec<Vec<u8>> =
             std::iter::once(info_at(self.height, Vec::new()).encode()).chain(txs).collect();
@@ -64,10 +69,10 @@ impl Chain {
         assert_eq!(finalized.app_hash, self.app.state().root(self.height).unwrap().to_vec());
         assert_eq!(finalized.tx_results[0].log, "header");
         assert_eq!(finalized.tx_results[1].log, "consensus info");
-        finalized.tx_results[2..].iter().map(|r| r.code).collect()
+        finalized.tx_results[2..].to_vec()
     }
 
-    fn account(&self, key: &Keypair) -> Account {
+    pub(super) fn account(&self, key: &Keypair) -> Account {
         let version = self.app.state().latest_version().unwrap().unwrap();
         let (value, proof) = self.app.state().get_with_proof(&account_key(&key.public()), version).unwrap();
         let root = self.app.state().root(version).unwrap();
@@ -96,7 +101,7 @@ fn info_at(height: u64, evidence: Vec<Evidence>) -> ConsensusInfo {
     ConsensusInfo { last_commit, evidence }
 }
 
-fn tx(sender: &Keypair, nonce: u64, fee: u64, action: Action) -> Vec<u8> {
+pub(super) fn tx(sender: &Keypair, nonce: u64, fee: u64, action: Action) -> Vec<u8> {
     SignedTx::sign(Tx { chain_id: CHAIN.into(), sender: sender.public(), nonce, fee, action }, sender)
         .encode()
 }

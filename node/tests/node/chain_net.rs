@@ -2,7 +2,8 @@
 //! with a header the others checked, headers link to their parents and carry the previous state
 //! root, certificates verify for the header's block id, and transfers submitted to one validator
 //! land in every validator's state. One scripted workload (transfers, a cluster registration,
-//! two anchors) run through Tendermint and through PBFT ends in the same chain state.
+//! two anchors, a vote contract deployed, opened and voted in) run through Tendermint and
+//! through PBFT ends in the same chain state, and every validator's state root agrees.
 
 use std::time::Duration;
 
@@ -10,7 +11,10 @@ use pyralog_chain::app::ChainApp;
 use pyralog_chain::block::Header;
 use pyralog_chain::state::StateStore;
 use pyralog_chain::tx::{Action, SignedTx, Tx};
-use pyralog_chain::values::{Account, Anchor, Genesis, account_key, anchor_key, cluster_key};
+use pyralog_chain::values::{
+    Account, Anchor, Genesis, account_key, anchor_key, cluster_key, code_hash, code_key, contract_id,
+    contract_storage_key,
+};
 use pyralog_consensus::core::ConsensusCore;
 use pyralog_consensus::driver::{BlockStore, ChainStore, Driver, DriverConfig, Progress};
 use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
@@ -177,6 +181,8 @@ async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() 
 /// The scripted workload's actors: fixed keys, so both engines' runs see the same transactions.
 struct Workload {
     alice: Keypair,
+    /// Deploys the vote contract, opens a ballot and votes in it.
+    voter: Keypair,
     bob: Keypair,
     owner: Keypair,
     replicas: Vec<Keypair>,
@@ -188,6 +194,7 @@ impl Workload {
         let key = |n: u8| Keypair::from_secret(&[n; 32]);
         Workload {
             alice: key(1),
+            voter: key(4),
             bob: key(2),
             owner: key(3),
             replicas: (10..13).map(key).collect(),
@@ -231,7 +238,35 @@ impl Workload {
             txs.push(tx(nonce, Action::AnchorCheckpoint { certificate, consistency }));
             anchored = Some(size);
         }
+        // A contract: the same calls must leave the same state on every validator.
+        let vote = |nonce, fee, action| {
+            let tx = Tx { chain_id: CHAIN.into(), sender: self.voter.public(), nonce, fee, action };
+            SignedTx::sign(tx, &self.voter).encode()
+        };
+        let wasm = self.vote_wasm();
+        let code = code_hash(&wasm);
+        let fuel = 100_000;
+        txs.push(vote(0, Action::DeployCode { wasm: wasm.clone() }.min_fee(), Action::DeployCode { wasm }));
+        let open = Action::Instantiate { code, input: 1_000_000u64.to_le_bytes().to_vec(), value: 0, fuel };
+        txs.push(vote(1, open.min_fee(), open));
+        let ballot = Action::CallContract {
+            contract: self.ballot(),
+            entry: "vote".into(),
+            input: vec![3],
+            value: 0,
+            fuel,
+        };
+        txs.push(vote(2, ballot.min_fee(), ballot));
         txs
+    }
+
+    fn vote_wasm(&self) -> Vec<u8> {
+        pyralog_contracts::examples::wasm_of(pyralog_contracts::examples::VOTE.as_bytes()).unwrap()
+    }
+
+    /// The ballot the voter opens (with its second transaction).
+    fn ballot(&self) -> pyralog_crypto::Digest {
+        contract_id(&self.voter.public(), 1)
     }
 
     /// A digest of the state the workload touches, without block ids, heights or times (an
@@ -243,6 +278,9 @@ impl Workload {
             account_key(&self.bob.public()),
             account_key(&self.owner.public()),
             cluster_key(&self.cluster),
+            account_key(&self.voter.public()),
+            code_key(&code_hash(&self.vote_wasm())),
+            contract_storage_key(&self.ballot(), b"tally/\x03"),
         ];
         let mut hasher = blake3::Hasher::new();
         for key in keys {
@@ -265,14 +303,18 @@ impl Workload {
                 .unwrap()
                 .map(|v| postcard::from_bytes::<Account>(&v).unwrap().nonce)
         };
-        nonce(&self.alice) == Some(10) && nonce(&self.owner) == Some(3)
+        nonce(&self.alice) == Some(10) && nonce(&self.owner) == Some(3) && nonce(&self.voter) == Some(3)
     }
 }
 
 /// Runs the workload on four validators of `engine`; returns the state digest they agree on.
 async fn run_workload(engine: Engine, workload: &Workload) -> pyralog_crypto::Digest {
     let keys: Vec<Keypair> = (20..24).map(|n| Keypair::from_secret(&[n; 32])).collect();
-    let accounts = vec![(workload.alice.public(), 1_000), (workload.owner.public(), 1_000)];
+    let accounts = vec![
+        (workload.alice.public(), 1_000),
+        (workload.owner.public(), 1_000),
+        (workload.voter.public(), 1_000),
+    ];
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let (mut nodes, set) = start_network(engine, &keys, accounts, &dirs).await;
     for node in &mut nodes {

@@ -1,9 +1,11 @@
 //! Integration tests of the `pyralog` binary (one test target for the crate).
 
 mod chain_app;
+mod chain_contracts;
 mod chain_net;
 mod chain_rpc;
 mod chain_testnet;
+mod contract_rpc;
 mod cli;
 mod disk_faults;
 mod kafka;

@@ -71,6 +71,18 @@ fn values_out_of_their_domain_are_a_value_refusal_naming_the_field() {
             "cluster: ",
         ),
         ("admin_addMember", r#"{"id":4,"raftAddr":"here","publicKey":"x"}"#.to_owned(), "publicKey: "),
+        ("contract_get", r#"{"contract":"0x11"}"#.to_owned(), "contract: a contract id is 32 bytes"),
+        (
+            "contract_query",
+            format!(r#"{{"contract":"{hex32}","entry":"","input":"0x"}}"#),
+            "entry: 1 to 64 bytes",
+        ),
+        (
+            "contract_query",
+            format!(r#"{{"contract":"{hex32}","entry":"tally","caller":"nobody"}}"#),
+            "caller: ",
+        ),
+        ("contract_getStorage", format!(r#"{{"contract":"{hex32}","key":"6b"}}"#), "key: bytes are 0x-prefixed hex"),
         (
             "admin_addTunnelPeer",
             r#"{"wireguardPublicKey":"k","endpoint":"10.0.0.4:7400","rosenpassPublicKey":"not base64!"}"#

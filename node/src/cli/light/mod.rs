@@ -3,6 +3,7 @@
 //! printed as JSON, and only a verified outcome exits 0.
 
 mod chain;
+mod contract;
 mod record;
 mod zk;
 
@@ -20,6 +21,8 @@ pub(crate) enum LightCommand {
     /// Verify a zk proof file (a Groth16 membership proof or an append-batch STARK) against the
     /// roots of a certified checkpoint.
     VerifyZk(zk::VerifyZkArgs),
+    /// Verify a chain contract's storage value against the trusted head (after `sync`).
+    VerifyContract(contract::VerifyContractArgs),
 }
 
 /// Runs `pyralog light ...`.
@@ -40,6 +43,7 @@ pub(crate) fn run(command: LightCommand) -> anyhow::Result<()> {
         }
         LightCommand::VerifyRecord(args) => (runtime.block_on(record::verify(args)), "verified"),
         LightCommand::VerifyZk(args) => (runtime.block_on(zk::verify_zk(args)), "verified"),
+        LightCommand::VerifyContract(args) => (runtime.block_on(contract::verify_contract(args)), "verified"),
     };
     match outcome {
         Ok(report) => {

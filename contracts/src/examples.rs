@@ -1,0 +1,12 @@
+//! The example contracts (WAT sources in `contracts/examples/`), used by the tests, the
+//! benchmarks and `make testnet`.
+
+/// Escrow: release by an arbiter, refund after a height (chain contract).
+pub const ESCROW: &str = include_str!("../examples/escrow.wat");
+/// Vote: weighted by balance, closes at a height (chain contract).
+pub const VOTE: &str = include_str!("../examples/vote.wat");
+
+/// The WASM of a text (WAT) or binary module: text is compiled with the `wat` crate.
+pub fn wasm_of(source: &[u8]) -> Result<Vec<u8>, String> {
+    wat::parse_bytes(source).map(|wasm| wasm.into_owned()).map_err(|err| err.to_string())
+}

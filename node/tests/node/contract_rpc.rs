@@ -1,0 +1,152 @@
+//! Chain contracts through a real node's surface: `pyralog contract deploy|instantiate|call|query`
+//! against a one-node testnet, the `contract_*` methods and their errors, a storage value whose
+//! proof checks against the state root, and `pyralog light verify-contract` accepting it under
+//! the trusted head and refusing a server that lies about it.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use pyralog_chain::proof::{StateProof, verify_state_proof};
+use pyralog_chain::tx::{Action, SignedTx, Tx};
+use pyralog_chain::values::code_hash;
+use pyralog_contracts::examples::{VOTE, wasm_of};
+use pyralog_crypto::Keypair;
+use serde_json::{Value, json};
+
+use crate::chain_testnet::sync;
+use crate::support::{ProxyHook, call, code, eventually, hex, proxy, start_with, unhex};
+
+/// Codes of `node/src/rpc/codes.rs`.
+const TX_REJECTED: i32 = 1041;
+const UNKNOWN_CONTRACT: i32 = 1060;
+const CONTRACT_FAILED: i32 = 1061;
+
+fn pyralog(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pyralog")).args(args).output().expect("run pyralog")
+}
+
+/// Runs `pyralog` and parses the JSON it prints; asserts it succeeded.
+fn pyralog_json(args: &[&str]) -> Value {
+    let out = pyralog(args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pyralog {args:?}: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("pyralog {args:?} printed {text:?}: {e}"))
+}
+
+/// A server that serves another value under a contract's storage key (with the true proof).
+struct Liar;
+
+impl ProxyHook for Liar {
+    fn answer(&self, method: &str, answer: &mut Value) {
+        if method == "contract_getStorage" {
+            let mut forged = postcard::to_allocvec(&999_999u64.to_le_bytes().to_vec()).unwrap();
+            answer["stateValue"] = json!(hex(&forged));
+            forged.drain(..1);
+            answer["value"] = json!(hex(&forged));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_is_deployed_called_queried_and_its_state_verified_by_a_light_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_with(dir.path(), 1, |config| config.to_owned()).await;
+    let rpc = net.rpc[0].as_str();
+    eventually("the chain to finalize", async || {
+        (call(rpc, "chain_getFinalizedHead", json!({})).await.ok()?["height"].as_u64()? >= 2).then_some(())
+    })
+    .await;
+    let node0 = dir.path().join("node0");
+    let base = ["--rpc", rpc, "--base-path", node0.to_str().unwrap(), "--wait"];
+    let with = |command: &[&str], extra: &[&str]| -> Vec<String> {
+        command.iter().chain(&base).chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| pyralog_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Deploy the vote example from its text; the code is served back byte for byte.
+    let source = dir.path().join("vote.wat");
+    std::fs::write(&source, VOTE).unwrap();
+    let wasm = wasm_of(VOTE.as_bytes()).unwrap();
+    let deployed = run(with(&["contract", "deploy"], &[source.to_str().unwrap()]));
+    assert_eq!(deployed["code"], hex(&code_hash(&wasm).0));
+    let code_hex = deployed["code"].as_str().unwrap().to_owned();
+    let served = call(rpc, "contract_getCode", json!({ "code": code_hex })).await.unwrap();
+    assert_eq!(unhex(&served["wasm"]), wasm);
+
+    // A ballot open until a far height; one vote; a second one refused by the contract.
+    let close = hex(&1_000_000u64.to_le_bytes());
+    let opened = run(with(&["contract", "instantiate"], &["--code", &code_hex, "--input", &close]));
+    let ballot = opened["contract"].as_str().unwrap().to_owned();
+    let record = call(rpc, "contract_get", json!({ "contract": ballot })).await.unwrap();
+    assert_eq!(record["code"], code_hex);
+    let voted = run(with(&["contract", "call"], &["--contract", &ballot, "--entry", "vote", "--input", "0x02"]));
+    assert!(voted["log"].as_str().unwrap().starts_with("vote: fuel "), "{voted}");
+    let again = with(&["contract", "call"], &["--contract", &ballot, "--entry", "vote", "--input", "0x02"]);
+    let again = pyralog(&again.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already voted"), "{again:?}");
+
+    // Read-only: the tally through the CLI and the RPC.
+    let query = ["contract", "query", "--rpc", rpc, "--contract", &ballot, "--entry", "tally", "--input", "0x02"];
+    let tally = pyralog_json(&query);
+    let weight = u64::from_le_bytes(unhex(&tally["output"]).try_into().unwrap());
+    assert!(weight > 0, "{tally}");
+    let unknown = json!({ "contract": hex(&[7; 32]), "entry": "tally", "input": "0x02" });
+    assert_eq!(code(call(rpc, "contract_query", unknown).await), UNKNOWN_CONTRACT);
+    let bad_input = json!({ "contract": ballot, "entry": "tally", "input": "0x0203" });
+    let failed = call(rpc, "contract_query", bad_input).await;
+    assert_eq!(code(failed), CONTRACT_FAILED);
+
+    // contract_deploy takes only a deployment.
+    let alice = Keypair::generate();
+    let head = call(rpc, "chain_getFinalizedHead", json!({})).await.unwrap();
+    let chain_id = head["header"]["chainId"].as_str().unwrap().to_owned();
+    let key = pyralog_crypto::keys::load_key_file(&node0.join("node.key")).unwrap();
+    let transfer = Tx {
+        chain_id,
+        sender: key.public(),
+        nonce: 99,
+        fee: 1,
+        action: Action::Transfer { to: alice.public(), amount: 1 },
+    };
+    let transfer = hex(&SignedTx::sign(transfer, &key).encode());
+    assert_eq!(code(call(rpc, "contract_deploy", json!({ "tx": transfer })).await), TX_REJECTED);
+
+    // The tally's storage value, proven against the state root.
+    let tally_key = hex(b"tally/\x02");
+    let stored = call(rpc, "contract_getStorage", json!({ "contract": ballot, "key": tally_key })).await.unwrap();
+    assert_eq!(stored["value"], tally["output"]);
+    let root: [u8; 32] = unhex(&stored["stateRoot"]).try_into().unwrap();
+    let proof: StateProof = postcard::from_bytes(&unhex(&stored["proof"])).unwrap();
+    verify_state_proof(&root, &unhex(&stored["stateKey"]), Some(&unhex(&stored["stateValue"])), &proof)
+        .unwrap();
+
+    // A light client trusts a head past the vote, then checks the tally against it.
+    let vote_height = voted["height"].as_u64().unwrap();
+    eventually("a finalized block after the vote", async || {
+        let head = call(rpc, "chain_getFinalizedHead", json!({})).await.ok()?;
+        (head["height"].as_u64()? > vote_height).then_some(())
+    })
+    .await;
+    let state = dir.path().join("light.json");
+    let (synced, ok) = sync(rpc, dir.path(), &state).await;
+    assert!(ok, "{synced}");
+    let verify = |url: &str, key: &str| {
+        let args = ["light", "verify-contract", "--rpc", url, "--state", state.to_str().unwrap()];
+        let args: Vec<&str> = args.into_iter().chain(["--contract", &ballot, "--key", key]).collect();
+        let out = pyralog(&args);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report, out.status.success())
+    };
+    let (report, ok) = verify(rpc, &tally_key);
+    assert!(ok, "{report}");
+    assert_eq!(report["value"], tally["output"]);
+    // The absence of a key is proven too.
+    let (absent, ok) = verify(rpc, &hex(b"tally/\x09"));
+    assert!(ok && absent["value"].is_null(), "{absent}");
+    // A server that changes the value is caught by the proof.
+    let liar = proxy(rpc.to_owned(), Arc::new(Liar)).await;
+    let (refused, ok) = verify(&liar, &tally_key);
+    assert!(!ok, "{refused}");
+    assert!(refused["reason"].as_str().unwrap().starts_with("contract storage: "), "{refused}");
+}

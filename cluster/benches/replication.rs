@@ -32,6 +32,7 @@ async fn main() {
         replication_factor: 3,
         max_record_bytes: 4096,
         zk: Default::default(),
+        constraint: None,
     };
     let info = nodes[0].node().create_log(config).await.unwrap();
     assert!(nodes[0].node().wait_until_writable("bench", Duration::from_secs(60)).await.unwrap());

@@ -5,6 +5,7 @@
 //! - [`sequencer`]: the Obelisk crash-safe counter and Scarab ids.
 //! - [`model`]: logs, partitions, records and the canonical record encoding.
 //! - [`columnar`]: records as Arrow record batches and IPC streams.
+//! - [`constraint`]: log constraint contracts, run by partition leaders before proposing.
 //! - [`storage`]: one RocksDB per node (or in memory), partition stores with Merkle trees, the
 //!   shared WAL syncer.
 //! - [`raft`]: openraft log storage, the global and partition state machines and replicas,
@@ -13,6 +14,7 @@
 //! - [`transport`]: multiplexed, length-delimited RPC frames over one stream per peer pair.
 
 pub mod columnar;
+pub mod constraint;
 pub mod engine;
 pub mod failpoints;
 pub mod local;

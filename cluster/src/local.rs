@@ -65,6 +65,7 @@ impl LocalNode {
             &storage,
             partition,
             &Default::default(),
+            None,
             peers,
             &router,
             config,

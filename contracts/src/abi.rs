@@ -66,4 +66,7 @@ pub enum Field {
     RecordTimestampMs = 22,
     /// The operation an access-control contract decides on: `append` or `read`.
     Operation = 23,
+    /// The key of the record before this one in its partition (absent for the first record,
+    /// or when that record has no key): what a monotonic-key rule compares with.
+    PreviousKey = 24,
 }

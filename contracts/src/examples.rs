@@ -6,6 +6,11 @@ pub const ESCROW: &str = include_str!("../examples/escrow.wat");
 /// Vote: weighted by balance, closes at a height (chain contract).
 pub const VOTE: &str = include_str!("../examples/vote.wat");
 
+/// Monotonic keys: every record keyed, each key above the previous one (log constraint).
+pub const MONOTONIC_KEYS: &str = include_str!("../examples/monotonic_keys.wat");
+/// A schema-like check: values are JSON objects with an `"id"` member (log constraint).
+pub const JSON_ID: &str = include_str!("../examples/json_id.wat");
+
 /// The WASM of a text (WAT) or binary module: text is compiled with the `wat` crate.
 pub fn wasm_of(source: &[u8]) -> Result<Vec<u8>, String> {
     wat::parse_bytes(source).map(|wasm| wasm.into_owned()).map_err(|err| err.to_string())

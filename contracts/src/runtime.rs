@@ -405,6 +405,7 @@ fn env_field(number: i32) -> Option<Field> {
         RecordProducer,
         RecordTimestampMs,
         Operation,
+        PreviousKey,
     ]
     .into_iter()
     .find(|field| *field as i32 == number)
@@ -431,7 +432,8 @@ fn link_host(linker: &mut Linker<Host>) {
             module,
             "env_read",
             |mut caller: HostCaller<'_>, field: i32, out_ptr: i32, out_cap: i32| -> Result<i32, Error> {
-                let value = env_field(field).and_then(|field| caller.data().env.get(field)).map(<[u8]>::to_vec);
+                let value =
+                    env_field(field).and_then(|field| caller.data().env.get(field)).map(<[u8]>::to_vec);
                 let Some(value) = value else {
                     charge(&mut caller, 0)?;
                     return Ok(-1);

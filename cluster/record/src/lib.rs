@@ -48,6 +48,11 @@ pub struct LogConfig {
     /// membership proofs, Rescue for append-batch STARKs); their roots ride in checkpoints.
     #[serde(default)]
     pub zk: BTreeSet<ZkTree>,
+    /// The code hash of the log's constraint contract (stored in the cluster's global state):
+    /// the partition leader runs it on every record before proposing it, and a refusal fails
+    /// the record's whole batch. None: every record is accepted.
+    #[serde(default)]
+    pub constraint: Option<Digest>,
 }
 
 /// The name a log's `zk` option gives a tree: the proof system it serves.

@@ -137,6 +137,25 @@ impl<T: Transport> ClusterNode<T> {
         }
     }
 
+    /// Stores contract code in the global state (for a log's `constraint`) once it compiles as
+    /// a constraint; returns its hash. Storing the same code again changes nothing.
+    pub async fn store_contract_code(&self, wasm: Vec<u8>) -> Result<pyralog_crypto::Digest, ClusterError> {
+        crate::constraint::check_code(&wasm).map_err(|err| ClusterError::InvalidContract(err.to_string()))?;
+        let hash = crate::constraint::code_hash(&wasm);
+        if self.shared.global.state().borrow().contract_code.contains_key(&hash) {
+            return Ok(hash);
+        }
+        match self.propose(GlobalCommand::StoreContractCode { wasm }).await? {
+            GlobalReply::Rejected(rejection) => Err(rejection.into()),
+            _ => Ok(hash),
+        }
+    }
+
+    /// Contract code the global state holds under `hash`.
+    pub fn contract_code(&self, hash: &pyralog_crypto::Digest) -> Option<Vec<u8>> {
+        self.shared.global.state().borrow().contract_code.get(hash).cloned()
+    }
+
     /// Waits until every partition of `log` has reported a leader's epoch (the log accepts
     /// writes); `false` if that takes longer than `deadline`.
     pub async fn wait_until_writable(&self, log: &str, deadline: Duration) -> Result<bool, ClusterError> {

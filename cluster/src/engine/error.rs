@@ -143,6 +143,21 @@ pub enum ClusterError {
         /// What it said.
         reason: String,
     },
+    /// The log's constraint contract refused a record; nothing of its batch was written.
+    #[error("record {index} of the batch refused by the log's constraint ({constraint}): {reason}")]
+    Refused {
+        /// The partition.
+        partition: PartitionId,
+        /// The record's position in the partition's batch.
+        index: usize,
+        /// The contract's reason.
+        reason: String,
+        /// The constraint's code hash.
+        constraint: pyralog_crypto::Digest,
+    },
+    /// Contract code that does not compile (a log's constraint).
+    #[error("invalid contract: {0}")]
+    InvalidContract(String),
     /// The global group refused the change.
     #[error(transparent)]
     Rejected(#[from] Rejection),
@@ -170,6 +185,9 @@ impl From<ReplicaError> for ClusterError {
                 ClusterError::NotLeader { partition: Some(partition), leader, leader_addr: None }
             }
             ReplicaError::Storage(err) => ClusterError::Storage(err),
+            ReplicaError::Refused { partition, index, reason, constraint } => {
+                ClusterError::Refused { partition, index, reason, constraint }
+            }
             other => ClusterError::Replica(other),
         }
     }

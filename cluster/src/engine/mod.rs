@@ -271,11 +271,23 @@ async fn start_replica<T: Transport>(
         reports: shared.reports.clone(),
         interval: shared.checkpoint_interval,
     };
+    let constraint = match &log.config.constraint {
+        None => None,
+        Some(hash) => {
+            let wasm = shared.global.state().borrow().contract_code.get(hash).cloned();
+            let wasm =
+                wasm.ok_or_else(|| ClusterError::Io(format!("constraint code {hash} is not stored")))?;
+            let constraint = crate::constraint::Constraint::new(log.config.name.clone(), &wasm)
+                .map_err(|err| ClusterError::Io(format!("constraint code {hash}: {err}")))?;
+            Some(constraint)
+        }
+    };
     let replica = PartitionReplica::start(
         shared.id,
         &shared.storage,
         id,
         &log.config.zk,
+        constraint,
         shared.peers.clone(),
         &shared.router,
         shared.raft_config.clone(),

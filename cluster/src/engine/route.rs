@@ -100,6 +100,9 @@ pub(super) async fn forward_append<T: Transport>(
         Ok(RaftResponse::RecordsAppended(Err(ForwardRefusal::Failed(reason)))) => {
             Err(ClusterError::Remote { node: leader, reason })
         }
+        Ok(RaftResponse::RecordsAppended(Err(ForwardRefusal::Refused { index, reason, constraint }))) => {
+            Err(ClusterError::Refused { partition: id, index: index as usize, reason, constraint })
+        }
         Ok(_) => Err(hint(None)),
         Err(CallError::Timeout { .. }) => Err(ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT }),
         // Never sent: nothing was written, and the leader may have moved.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use pyralog_crypto::quorum::{MemberSet, QuorumCertificate};
-use pyralog_crypto::{Checkpoint, ClusterId, LogName, PublicKey};
+use pyralog_crypto::{Checkpoint, ClusterId, Digest, LogName, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use super::NodeId;
@@ -86,6 +86,9 @@ pub struct GlobalState {
     pub partitions: BTreeMap<PartitionId, PartitionRecord>,
     /// Kafka consumer groups by name: stored generations and committed offsets.
     pub consumer_groups: BTreeMap<String, ConsumerGroupRecord>,
+    /// Contract code by its hash (`contract_code` domain): what logs' constraints run.
+    #[serde(default)]
+    pub contract_code: BTreeMap<Digest, Vec<u8>>,
 }
 
 /// A change to the global state.
@@ -141,6 +144,12 @@ pub enum GlobalCommand {
         name: String,
         /// The positions.
         offsets: Vec<(PartitionId, CommittedOffset)>,
+    },
+    /// Stores contract code under its hash (storing it again changes nothing). The node that
+    /// proposes it has checked that it compiles.
+    StoreContractCode {
+        /// The WASM module.
+        wasm: Vec<u8>,
     },
 }
 
@@ -215,6 +224,9 @@ pub enum Rejection {
         /// Offered size.
         got: u64,
     },
+    /// Contract code over the size limit.
+    #[error("invalid contract code: {0}")]
+    InvalidContract(String),
 }
 
 impl GlobalState {
@@ -258,11 +270,24 @@ impl GlobalState {
             }
             GlobalCommand::StoreConsumerGroup { name, group } => self.store_consumer_group(&name, group),
             GlobalCommand::CommitOffsets { name, offsets } => self.commit_offsets(&name, offsets),
+            GlobalCommand::StoreContractCode { wasm } => self.store_contract_code(wasm),
         };
         match outcome {
             Ok(()) => GlobalReply::Done,
             Err(rejection) => GlobalReply::Rejected(rejection),
         }
+    }
+
+    fn store_contract_code(&mut self, wasm: Vec<u8>) -> Result<(), Rejection> {
+        if wasm.len() > crate::constraint::MAX_CODE_BYTES {
+            return Err(Rejection::InvalidContract(format!(
+                "{} bytes, the limit is {}",
+                wasm.len(),
+                crate::constraint::MAX_CODE_BYTES
+            )));
+        }
+        self.contract_code.insert(crate::constraint::code_hash(&wasm), wasm);
+        Ok(())
     }
 
     fn add_member(&mut self, id: NodeId, member: Member) -> Result<(), Rejection> {
@@ -329,6 +354,11 @@ impl GlobalState {
         }
         if self.next_log_id == u32::MAX {
             return Err(Rejection::InvalidLog("log ids exhausted".into()));
+        }
+        if let Some(hash) = &config.constraint
+            && !self.contract_code.contains_key(hash)
+        {
+            return Err(Rejection::InvalidLog(format!("constraint code {hash} is not stored")));
         }
         Ok(())
     }

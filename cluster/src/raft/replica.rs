@@ -25,6 +25,7 @@ use super::{
     GroupNetworkFactory, GroupRaft, GroupReply, NodeId, PartitionCommand, PartitionReply,
     PartitionStateMachine, RocksLogStore,
 };
+use crate::constraint::Constraint;
 use crate::model::Record;
 use crate::sequencer::{ScarabGenerator, SystemClock};
 use crate::storage::{AppendOutcome, PartitionId, PartitionReader, PartitionState, Storage, StorageError};
@@ -125,6 +126,18 @@ pub enum ReplicaError {
         /// What failed.
         reason: String,
     },
+    /// The log's constraint contract refused a record; nothing of its batch was written.
+    #[error("record {index} of the batch refused by constraint {constraint}: {reason}")]
+    Refused {
+        /// The partition.
+        partition: PartitionId,
+        /// The record's position in the batch.
+        index: usize,
+        /// The contract's reason.
+        reason: String,
+        /// The constraint's code hash.
+        constraint: pyralog_crypto::Digest,
+    },
 }
 
 /// A partition replica running on this node.
@@ -145,8 +158,8 @@ impl std::fmt::Debug for PartitionReplica {
 }
 
 impl PartitionReplica {
-    /// Starts the replica of `partition` (of a log keeping `zk_trees`) on node `node` and routes
-    /// its RPCs; `ids` stamps the
+    /// Starts the replica of `partition` (of a log keeping `zk_trees`, checked by `constraint`)
+    /// on node `node` and routes its RPCs; `ids` stamps the
     /// records this node appends as leader. With `checkpoints`, the replica signs checkpoints,
     /// certifies them while it leads, and reports epochs and certificates.
     #[allow(clippy::too_many_arguments)]
@@ -155,6 +168,7 @@ impl PartitionReplica {
         storage: &Storage,
         partition: PartitionId,
         zk_trees: &BTreeSet<ZkTree>,
+        constraint: Option<Arc<Constraint>>,
         peers: Arc<PeerPool<T>>,
         router: &RaftRouter,
         config: Arc<Config>,
@@ -184,7 +198,14 @@ impl PartitionReplica {
         if let Some(signer) = signer {
             tasks.push(tokio::spawn(certify_checkpoints(signer, raft.clone(), peers)));
         }
-        tasks.push(tokio::spawn(batch_appends(partition, raft.clone(), pending, ids)));
+        let gate = constraint.map(|constraint| ConstraintGate {
+            constraint,
+            storage: storage.clone(),
+            partition,
+            state: state.clone(),
+            caught_up_term: None,
+        });
+        tasks.push(tokio::spawn(batch_appends(partition, raft.clone(), pending, ids, gate)));
         Ok(PartitionReplica {
             partition,
             storage: storage.clone(),
@@ -271,6 +292,7 @@ async fn batch_appends(
     raft: Raft<GroupRaft>,
     mut queue: mpsc::Receiver<PendingAppend>,
     ids: IdGenerator,
+    mut gate: Option<ConstraintGate>,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     // A caller that did not fit the previous entry starts the next one.
@@ -303,6 +325,12 @@ async fn batch_appends(
                 Err(_) => break,
             }
         }
+        if let Some(gate) = &mut gate {
+            batch = gate.admit(&raft, batch).await;
+            if batch.is_empty() {
+                continue;
+            }
+        }
         let mut records: Vec<Record> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
         let stamped = {
             let mut ids = ids.lock().expect("id generator lock");
@@ -330,6 +358,97 @@ async fn batch_appends(
             drop(permit);
             deliver(partition, batch, scarab_ids, written);
         });
+    }
+}
+
+/// The log's constraint, run by the batcher on what this replica proposes as leader.
+struct ConstraintGate {
+    constraint: Arc<Constraint>,
+    storage: Storage,
+    partition: PartitionId,
+    state: watch::Receiver<PartitionState>,
+    /// The term in which this leader last caught up with what was committed before it.
+    caught_up_term: Option<u64>,
+}
+
+impl ConstraintGate {
+    /// The callers of `batch` whose records the constraint accepts, in order; the others are
+    /// answered with the refusal (or with why the check could not run).
+    async fn admit(&mut self, raft: &Raft<GroupRaft>, batch: Vec<PendingAppend>) -> Vec<PendingAppend> {
+        let previous = match self.catch_up(raft).await {
+            Ok(()) => self.tip_key().map_err(|err| ReplicaError::Raft {
+                group: GroupId::partition(self.partition),
+                reason: format!("reading the partition's last record: {err}"),
+            }),
+            Err(err) => Err(err),
+        };
+        let mut previous = match previous {
+            Ok(previous) => previous,
+            Err(err) => {
+                for pending in batch {
+                    let _ = pending.reply.send(Err(copy_error(&err)));
+                }
+                return Vec::new();
+            }
+        };
+        let mut admitted = Vec::with_capacity(batch.len());
+        for pending in batch {
+            match self.constraint.check_batch(self.partition.partition, previous.clone(), &pending.records) {
+                Ok((last, _fuel)) => {
+                    previous = last;
+                    admitted.push(pending);
+                }
+                Err(refusal) => {
+                    let _ = pending.reply.send(Err(ReplicaError::Refused {
+                        partition: self.partition,
+                        index: refusal.index,
+                        reason: refusal.reason,
+                        constraint: self.constraint.hash(),
+                    }));
+                }
+            }
+        }
+        admitted
+    }
+
+    /// Once per term: waits until this leader has applied everything committed before it (so
+    /// the partition's last record is the one the constraint compares with). Entries go one at
+    /// a time after that, each applied before the next is checked.
+    async fn catch_up(&mut self, raft: &Raft<GroupRaft>) -> Result<(), ReplicaError> {
+        let term = raft.metrics().borrow().current_term;
+        if self.caught_up_term == Some(term) {
+            return Ok(());
+        }
+        let group = GroupId::partition(self.partition);
+        match raft.ensure_linearizable().await {
+            Ok(_) => {
+                self.caught_up_term = Some(term);
+                Ok(())
+            }
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(forward))) => {
+                Err(ReplicaError::NotLeader { partition: self.partition, leader: forward.leader_id })
+            }
+            Err(err) => Err(ReplicaError::Raft { group, reason: err.to_string() }),
+        }
+    }
+
+    /// The key of the partition's last applied record.
+    fn tip_key(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let size = self.state.borrow().size;
+        let Some(last) = size.checked_sub(1) else { return Ok(None) };
+        let reader = PartitionReader::new(self.storage.clone(), self.partition, size);
+        Ok(reader.get(last)?.and_then(|stored| stored.record.key))
+    }
+}
+
+/// One error for each of several callers.
+fn copy_error(err: &ReplicaError) -> ReplicaError {
+    match err {
+        ReplicaError::NotLeader { partition, leader } => {
+            ReplicaError::NotLeader { partition: *partition, leader: *leader }
+        }
+        ReplicaError::Raft { group, reason } => ReplicaError::Raft { group: *group, reason: reason.clone() },
+        other => ReplicaError::Io(other.to_string()),
     }
 }
 

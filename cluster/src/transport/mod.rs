@@ -99,6 +99,16 @@ pub enum ForwardRefusal {
     /// Raft failed on the peer.
     #[error("raft: {0}")]
     Failed(String),
+    /// The log's constraint refused a record of the batch (nothing of it was written).
+    #[error("record {index} refused by constraint {constraint}: {reason}")]
+    Refused {
+        /// The record's position in the batch.
+        index: u32,
+        /// The contract's reason.
+        reason: String,
+        /// The constraint's code hash.
+        constraint: pyralog_crypto::Digest,
+    },
 }
 
 /// Opens byte streams to peers.

@@ -76,6 +76,11 @@ impl RaftRouter {
             RaftRequest::AppendRecords(records) => RaftResponse::RecordsAppended(match appender {
                 Some(appender) => appender.append(records).await.map_err(|err| match err {
                     ReplicaError::NotLeader { leader, .. } => ForwardRefusal::NotLeader(leader),
+                    ReplicaError::Refused { index, reason, constraint, .. } => ForwardRefusal::Refused {
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        reason,
+                        constraint,
+                    },
                     other => ForwardRefusal::Failed(other.to_string()),
                 }),
                 None => Err(ForwardRefusal::Failed("this group takes no appends".into())),

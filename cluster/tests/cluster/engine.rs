@@ -28,6 +28,7 @@ fn log_config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig 
         replication_factor,
         max_record_bytes: 1024,
         zk: Default::default(),
+        constraint: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig {
         replication_factor,
         max_record_bytes: 4096,
         zk: Default::default(),
+        constraint: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests of pyralog-cluster (one test binary for the crate).
 
+mod constraints;
 mod crash;
 mod engine;
 mod global_state;

@@ -21,8 +21,8 @@ use crate::staking::ledger::{BlockAt, Outcome};
 use crate::state::{StateError, StateStore};
 use crate::tx::MAX_TX_BYTES;
 use crate::values::{
-    ContractCode, ContractRecord, LAST_BLOCK_KEY, LastBlock, MAX_CALL_FUEL, account_key, code_hash,
-    code_key, contract_id, contract_key, contract_storage_key, fuel_fee,
+    ContractCode, ContractRecord, LAST_BLOCK_KEY, LastBlock, MAX_CALL_FUEL, account_key, code_hash, code_key,
+    contract_id, contract_key, contract_storage_key, fuel_fee,
 };
 
 /// The limits every validator runs chain contracts under: part of the chain's rules, since
@@ -270,7 +270,13 @@ impl StateStorage {
             .take_while(|(key, _)| key.starts_with(&prefix))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
-        StateStorage { state: view.state.clone(), version: view.version, prefix, pending, failed: Mutex::new(None) }
+        StateStorage {
+            state: view.state.clone(),
+            version: view.version,
+            prefix,
+            pending,
+            failed: Mutex::new(None),
+        }
     }
 
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {

@@ -280,6 +280,7 @@ pub fn proven_state(answer: &Value) -> anyhow::Result<crate::chain::ProvenValue>
         Value::Null => None,
         value => Some(unhex(value, "stateValue")?),
     };
-    let proof = postcard::from_bytes(&unhex(&answer["proof"], "proof")?).context("undecodable state proof")?;
+    let proof =
+        postcard::from_bytes(&unhex(&answer["proof"], "proof")?).context("undecodable state proof")?;
     Ok(crate::chain::ProvenValue { value, proof })
 }

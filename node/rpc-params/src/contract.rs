@@ -121,9 +121,7 @@ impl ContractQuery {
             None => Vec::new(),
         };
         let caller = match &self.caller {
-            Some(text) => {
-                Some(text.parse().map_err(|err| ParamsError::Value(format!("caller: {err}")))?)
-            }
+            Some(text) => Some(text.parse().map_err(|err| ParamsError::Value(format!("caller: {err}")))?),
             None => None,
         };
         Ok(QueryTarget { contract: contract_field(&self.contract)?, input, caller })

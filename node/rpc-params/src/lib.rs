@@ -15,8 +15,8 @@ mod log;
 mod zk;
 
 pub use admin::{AddMember, AddTunnelPeer, RemoveMember, SetFailpoint};
-pub use contract::{CodeAt, ContractAt, ContractQuery, ContractStorageAt, QueryTarget};
 pub use chain::{AtHeight, ConsensusKeyAt, DelegatorAt, OperatorAt, PairAt, StateKey, SubmitTx, TxStatus};
+pub use contract::{CodeAt, ContractAt, ContractQuery, ContractStorageAt, QueryTarget};
 pub use log::{
     Append, AppendedRecord, CreateLog, GetConsistencyProof, GetLatest, GetProof, MAX_READ, Partition,
     ProducerSeqParam, Read, ReadFormat, RecordHeader, SubscribeRecords,

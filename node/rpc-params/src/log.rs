@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Params, ParamsError, hex_field};
 
-/// `log_create {name, partitions, replicationFactor, maxRecordBytes?, zk?}`.
+/// `log_create {name, partitions, replicationFactor, maxRecordBytes?, zk?, constraint?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateLog {
@@ -22,6 +22,10 @@ pub struct CreateLog {
     /// zk trees to keep: `groth16` (Poseidon) and/or `stark` (Rescue).
     #[serde(default)]
     pub zk: Vec<String>,
+    /// A constraint contract (0x hex of its WASM module): the node stores it in the cluster's
+    /// global state and names its hash in the log's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
 }
 
 fn default_max_record_bytes() -> u32 {
@@ -48,12 +52,19 @@ impl CreateLog {
             replication_factor: self.replication_factor,
             max_record_bytes: self.max_record_bytes,
             zk,
+            constraint: None,
         })
+    }
+
+    /// The constraint's WASM, when one is given.
+    pub fn constraint_wasm(&self) -> Result<Option<Vec<u8>>, ParamsError> {
+        self.constraint.as_deref().map(|hex| hex_field("constraint", hex)).transpose()
     }
 }
 
 impl Params for CreateLog {
     fn check(&self) -> Result<(), ParamsError> {
+        self.constraint_wasm()?;
         self.config().map(drop)
     }
 }

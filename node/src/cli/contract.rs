@@ -180,7 +180,9 @@ async fn execute(command: ContractCommand) -> anyhow::Result<Value> {
             }
             read_call(&read, "contract_query", params).await
         }
-        ContractCommand::Code { read, code } => read_call(&read, "contract_getCode", json!({ "code": code })).await,
+        ContractCommand::Code { read, code } => {
+            read_call(&read, "contract_getCode", json!({ "code": code })).await
+        }
         ContractCommand::Get { read, contract } => {
             read_call(&read, "contract_get", json!({ "contract": contract })).await
         }

@@ -133,6 +133,7 @@ impl Broker {
                     replication_factor,
                     max_record_bytes: MAX_RECORD_BYTES,
                     zk: Default::default(),
+                    constraint: None,
                 },
             };
             if request.validate_only {

@@ -21,7 +21,7 @@ use pyralog_kafka_wire::{Refused, decode_produced};
 
 use super::broker::Broker;
 use super::codes::{
-    CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
+    CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
     OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, UNKNOWN_PRODUCER_ID, UNKNOWN_SERVER_ERROR,
     UNKNOWN_TOPIC_OR_PARTITION,
 };
@@ -35,6 +35,18 @@ const FETCH_POLL: Duration = Duration::from_millis(10);
 
 /// Most records one partition's Fetch answer carries.
 const MAX_FETCH_RECORDS: usize = 10_000;
+
+/// Why a partition's produce wrote nothing: Kafka's code, and a message for the client.
+struct ProduceRefusal {
+    code: i16,
+    message: Option<String>,
+}
+
+impl From<i16> for ProduceRefusal {
+    fn from(code: i16) -> Self {
+        ProduceRefusal { code, message: None }
+    }
+}
 
 /// Kafka's code for a cluster engine refusal.
 fn code_of(err: &ClusterError) -> i16 {
@@ -151,7 +163,10 @@ impl Broker {
                 let answer = PartitionProduceResponse::default().with_index(data.index);
                 partitions.push(match self.produce_partition(&log, data.index, data.records, now_ms).await {
                     Ok(base) => answer.with_base_offset(base).with_log_append_time_ms(-1),
-                    Err(code) => answer.with_error_code(code).with_base_offset(-1),
+                    Err(ProduceRefusal { code, message }) => answer
+                        .with_error_code(code)
+                        .with_error_message(message.map(StrBytes::from_string))
+                        .with_base_offset(-1),
                 });
             }
             responses.push(
@@ -167,13 +182,13 @@ impl Broker {
         index: i32,
         records: Option<Bytes>,
         now_ms: u64,
-    ) -> Result<i64, i16> {
+    ) -> Result<i64, ProduceRefusal> {
         let partition = u32::try_from(index).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
         // Kafka clients send each partition to its leader (Metadata names it); one that reaches
         // another node refreshes its metadata instead of paying a forwarding hop.
         let leader = self.local_replica(log, partition)?.raft().metrics().borrow().current_leader;
         if leader != Some(self.node.id()) {
-            return Err(NOT_LEADER_OR_FOLLOWER);
+            return Err(NOT_LEADER_OR_FOLLOWER.into());
         }
         let records = decode_produced(records.unwrap_or_default()).map_err(|refused| {
             tracing::info!(log, partition, ?refused, "kafka produce: batch refused");
@@ -185,10 +200,16 @@ impl Broker {
         let records: Vec<Record> =
             records.into_iter().map(|r| to_record(r, now_ms)).collect::<Result<_, _>>()?;
         if records.is_empty() {
-            return Err(CORRUPT_MESSAGE);
+            return Err(CORRUPT_MESSAGE.into());
         }
-        let receipts = self.node.append_to(log, partition, records).await.map_err(|e| code_of(&e))?;
-        base_offset(&receipts)
+        let receipts = self.node.append_to(log, partition, records).await.map_err(|err| match &err {
+            // The constraint's reason goes back as the partition's error message.
+            ClusterError::Refused { .. } => {
+                ProduceRefusal { code: INVALID_RECORD, message: Some(err.to_string()) }
+            }
+            other => code_of(other).into(),
+        })?;
+        Ok(base_offset(&receipts)?)
     }
 
     /// Answers once some partition has `min_bytes` to give or `max_wait_ms` passed (Kafka's long

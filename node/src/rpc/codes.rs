@@ -25,6 +25,9 @@ pub(crate) const RECORD_TOO_LARGE: i32 = 1004;
 pub(crate) const BATCH_TOO_LARGE: i32 = 1005;
 /// A record cannot be encoded.
 pub(crate) const INVALID_RECORD: i32 = 1006;
+/// The log's constraint contract refused a record; nothing of its partition's batch was
+/// written. `data`: `index`, `reason`, `constraint` (the code hash).
+pub(crate) const RECORD_REFUSED: i32 = 1007;
 /// Not the leader; `data` has `leader` and `leaderRaftAddr`.
 pub(crate) const NOT_LEADER: i32 = 1010;
 /// This node has no replica; `data.replicas` lists who has.
@@ -112,7 +115,11 @@ pub(crate) fn cluster_error_ref(err: &ClusterError) -> ErrorObjectOwned {
         ClusterError::NoLeader { waited, .. } => {
             (NO_LEADER, Some(json!({ "waitedMs": waited.as_millis() as u64 })))
         }
-        ClusterError::Rejected(_) => (REJECTED, None),
+        ClusterError::Refused { index, reason, constraint, .. } => (
+            RECORD_REFUSED,
+            Some(json!({ "index": index, "reason": reason, "constraint": format!("0x{constraint}") })),
+        ),
+        ClusterError::Rejected(_) | ClusterError::InvalidContract(_) => (REJECTED, None),
         _ => (INTERNAL, None),
     };
     ErrorObject::owned(code, message, data)

@@ -101,11 +101,9 @@ fn query(chain: &Arc<ChainService>, params: Params<'_>) -> RpcResult {
             "fuelUsed": outcome.fuel_used,
         })),
         Err(reason) if reason.starts_with("no contract") => Err(unknown(reason)),
-        Err(reason) => Err(ErrorObject::owned(
-            codes::CONTRACT_FAILED,
-            reason.clone(),
-            Some(json!({ "reason": reason })),
-        )),
+        Err(reason) => {
+            Err(ErrorObject::owned(codes::CONTRACT_FAILED, reason.clone(), Some(json!({ "reason": reason }))))
+        }
     }
 }
 

@@ -48,13 +48,17 @@ fn log_json(log: &LogInfo) -> Value {
         "replicationFactor": log.config.replication_factor,
         "maxRecordBytes": log.config.max_record_bytes,
         "zk": log.config.zk.iter().map(|tree| zk_option(*tree)).collect::<Vec<_>>(),
+        "constraint": log.config.constraint.map(|hash| to_hex(&hash.0)),
         "placement": log.placement,
     })
 }
 
 async fn create(node: &Node, params: Params<'static>) -> RpcResult {
     let p: CreateLog = parse(&params)?;
-    let config = p.config().map_err(refused)?;
+    let mut config = p.config().map_err(refused)?;
+    if let Some(wasm) = p.constraint_wasm().map_err(refused)? {
+        config.constraint = Some(node.store_contract_code(wasm).await.map_err(cluster_error)?);
+    }
     node.create_log(config).await.map(|info| log_json(&info)).map_err(cluster_error)
 }
 

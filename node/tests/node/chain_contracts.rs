@@ -7,8 +7,8 @@ use pyralog_chain::contracts::query;
 use pyralog_chain::proof::verify_state_proof;
 use pyralog_chain::tx::Action;
 use pyralog_chain::values::{
-    ContractCode, ContractRecord, MIN_FEE, code_fee, code_hash, code_key, codes, contract_id,
-    contract_key, contract_storage_key, fuel_fee,
+    ContractCode, ContractRecord, MIN_FEE, code_fee, code_hash, code_key, codes, contract_id, contract_key,
+    contract_storage_key, fuel_fee,
 };
 use pyralog_contracts::examples::{ESCROW, VOTE, wasm_of};
 use pyralog_crypto::{Digest, Keypair};
@@ -28,8 +28,7 @@ fn instantiate(sender: &Keypair, nonce: u64, code: Digest, input: Vec<u8>, value
 }
 
 fn call(sender: &Keypair, nonce: u64, contract: Digest, entry: &str, input: Vec<u8>) -> Vec<u8> {
-    let action =
-        Action::CallContract { contract, entry: entry.into(), input, value: 0, fuel: FUEL };
+    let action = Action::CallContract { contract, entry: entry.into(), input, value: 0, fuel: FUEL };
     tx(sender, nonce, CALL_FEE, action)
 }
 
@@ -81,8 +80,10 @@ fn escrow_releases_to_the_beneficiary_on_the_arbiters_word_and_refunds_after_its
     };
     let released = contract_id(&alice.public(), 2);
     let refunded = contract_id(&alice.public(), 3);
-    let results =
-        chain.block_results(vec![instantiate(&alice, 2, code, terms(1_000), 500), instantiate(&alice, 3, code, terms(8), 300)]);
+    let results = chain.block_results(vec![
+        instantiate(&alice, 2, code, terms(1_000), 500),
+        instantiate(&alice, 3, code, terms(8), 300),
+    ]);
     assert!(results.iter().all(|r| r.code == codes::OK), "{results:?}");
     assert_eq!(chain.contract(&released).balance, 500);
     assert_eq!(chain.contract(&refunded).creator, alice.public());
@@ -93,7 +94,11 @@ fn escrow_releases_to_the_beneficiary_on_the_arbiters_word_and_refunds_after_its
     let refused = chain.block_results(vec![call(&bob, 0, released, "release", Vec::new())]);
     assert_eq!(refused[0].code, codes::ACTION_FAILED);
     assert!(refused[0].log.contains("refused by the contract: only the arbiter releases"), "{refused:?}");
-    assert_eq!(chain.account(&bob).balance, bob_before.balance - CALL_FEE, "a failed call pays its whole fee");
+    assert_eq!(
+        chain.account(&bob).balance,
+        bob_before.balance - CALL_FEE,
+        "a failed call pays its whole fee"
+    );
     assert_eq!(chain.contract(&released).balance, 500);
 
     let done = chain.block_results(vec![call(&carol, 0, released, "release", Vec::new())]);
@@ -141,9 +146,8 @@ fn a_vote_weighs_each_voter_by_balance_once_and_closes_at_its_height() {
 
     // Each weighs its balance after the call's fee, when it voted.
     let tally = |chain: &Chain, choice: u8| -> u64 {
-        let outcome = query(chain.app.state(), chain.version(), &ballot, "tally", &[choice], None)
-            .unwrap()
-            .unwrap();
+        let outcome =
+            query(chain.app.state(), chain.version(), &ballot, "tally", &[choice], None).unwrap().unwrap();
         u64::from_le_bytes(outcome.output.try_into().unwrap())
     };
     assert_eq!(tally(&chain, 1), (3_000 - CALL_FEE) + (1_000 - CALL_FEE));
@@ -181,21 +185,18 @@ fn a_call_pays_for_its_fuel_gets_the_unburnt_part_back_and_a_trap_changes_nothin
     )
     .unwrap();
     let id = contract_id(&alice.public(), 1);
-    let setup = chain.block(vec![
-        deploy(&alice, 0, &wasm),
-        instantiate(&alice, 1, code_hash(&wasm), Vec::new(), 0),
-    ]);
+    let setup =
+        chain.block(vec![deploy(&alice, 0, &wasm), instantiate(&alice, 1, code_hash(&wasm), Vec::new(), 0)]);
     assert_eq!(setup, [codes::OK, codes::OK]);
 
     // Under the fuel's price: refused before it runs, nothing charged.
     let before = chain.account(&alice);
-    let cheap = tx(&alice, 2, MIN_FEE, Action::CallContract {
-        contract: id,
-        entry: "write".into(),
-        input: Vec::new(),
-        value: 0,
-        fuel: FUEL,
-    });
+    let cheap = tx(
+        &alice,
+        2,
+        MIN_FEE,
+        Action::CallContract { contract: id, entry: "write".into(), input: Vec::new(), value: 0, fuel: FUEL },
+    );
     assert_eq!(chain.block(vec![cheap]), [codes::FEE]);
     assert_eq!(chain.account(&alice), before);
 
@@ -216,15 +217,21 @@ fn a_call_pays_for_its_fuel_gets_the_unburnt_part_back_and_a_trap_changes_nothin
     assert_eq!(chain.stored(&id, b"k"), Some(b"k".to_vec()));
 
     // More fuel than a call may burn, code that does not compile, a contract that does not exist.
-    let greedy = tx(&alice, 5, MIN_FEE + fuel_fee(20_000_000), Action::CallContract {
-        contract: id,
-        entry: "write".into(),
-        input: Vec::new(),
-        value: 0,
-        fuel: 20_000_000,
-    });
-    let floats = wat::parse_str(r#"(module (func (export "f") (drop (f32.add (f32.const 1) (f32.const 2)))))"#)
-        .unwrap();
+    let greedy = tx(
+        &alice,
+        5,
+        MIN_FEE + fuel_fee(20_000_000),
+        Action::CallContract {
+            contract: id,
+            entry: "write".into(),
+            input: Vec::new(),
+            value: 0,
+            fuel: 20_000_000,
+        },
+    );
+    let floats =
+        wat::parse_str(r#"(module (func (export "f") (drop (f32.add (f32.const 1) (f32.const 2)))))"#)
+            .unwrap();
     let results = chain.block_results(vec![
         greedy,
         deploy(&alice, 6, &floats),

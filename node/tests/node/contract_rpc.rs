@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pyralog_chain::proof::{StateProof, verify_state_proof};
 use pyralog_chain::tx::{Action, SignedTx, Tx};
 use pyralog_chain::values::code_hash;
-use pyralog_contracts::examples::{VOTE, wasm_of};
+use pyralog_contracts::examples::{MONOTONIC_KEYS, VOTE, wasm_of};
 use pyralog_crypto::Keypair;
 use serde_json::{Value, json};
 
@@ -17,6 +17,7 @@ use crate::chain_testnet::sync;
 use crate::support::{ProxyHook, call, code, eventually, hex, proxy, start_with, unhex};
 
 /// Codes of `node/src/rpc/codes.rs`.
+const RECORD_REFUSED: i32 = 1007;
 const TX_REJECTED: i32 = 1041;
 const UNKNOWN_CONTRACT: i32 = 1060;
 const CONTRACT_FAILED: i32 = 1061;
@@ -79,7 +80,8 @@ async fn a_contract_is_deployed_called_queried_and_its_state_verified_by_a_light
     let ballot = opened["contract"].as_str().unwrap().to_owned();
     let record = call(rpc, "contract_get", json!({ "contract": ballot })).await.unwrap();
     assert_eq!(record["code"], code_hex);
-    let voted = run(with(&["contract", "call"], &["--contract", &ballot, "--entry", "vote", "--input", "0x02"]));
+    let voted =
+        run(with(&["contract", "call"], &["--contract", &ballot, "--entry", "vote", "--input", "0x02"]));
     assert!(voted["log"].as_str().unwrap().starts_with("vote: fuel "), "{voted}");
     let again = with(&["contract", "call"], &["--contract", &ballot, "--entry", "vote", "--input", "0x02"]);
     let again = pyralog(&again.iter().map(String::as_str).collect::<Vec<_>>());
@@ -87,7 +89,8 @@ async fn a_contract_is_deployed_called_queried_and_its_state_verified_by_a_light
     assert!(String::from_utf8_lossy(&again.stderr).contains("already voted"), "{again:?}");
 
     // Read-only: the tally through the CLI and the RPC.
-    let query = ["contract", "query", "--rpc", rpc, "--contract", &ballot, "--entry", "tally", "--input", "0x02"];
+    let query =
+        ["contract", "query", "--rpc", rpc, "--contract", &ballot, "--entry", "tally", "--input", "0x02"];
     let tally = pyralog_json(&query);
     let weight = u64::from_le_bytes(unhex(&tally["output"]).try_into().unwrap());
     assert!(weight > 0, "{tally}");
@@ -114,7 +117,8 @@ async fn a_contract_is_deployed_called_queried_and_its_state_verified_by_a_light
 
     // The tally's storage value, proven against the state root.
     let tally_key = hex(b"tally/\x02");
-    let stored = call(rpc, "contract_getStorage", json!({ "contract": ballot, "key": tally_key })).await.unwrap();
+    let stored =
+        call(rpc, "contract_getStorage", json!({ "contract": ballot, "key": tally_key })).await.unwrap();
     assert_eq!(stored["value"], tally["output"]);
     let root: [u8; 32] = unhex(&stored["stateRoot"]).try_into().unwrap();
     let proof: StateProof = postcard::from_bytes(&unhex(&stored["proof"])).unwrap();
@@ -149,4 +153,42 @@ async fn a_contract_is_deployed_called_queried_and_its_state_verified_by_a_light
     let (refused, ok) = verify(&liar, &tally_key);
     assert!(!ok, "{refused}");
     assert!(refused["reason"].as_str().unwrap().starts_with("contract storage: "), "{refused}");
+}
+
+/// A log created over the RPC with a constraint: its hash is in `log_list`, a refused record's
+/// batch fails with code 1007 naming the record and the contract's reason, and nothing of it is
+/// written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_with(dir.path(), 1, |config| config.to_owned()).await;
+    let rpc = net.rpc[0].as_str();
+    let wasm = wasm_of(MONOTONIC_KEYS.as_bytes()).unwrap();
+    let created = call(
+        rpc,
+        "log_create",
+        json!({"name": "ordered", "partitions": 1, "replicationFactor": 1, "constraint": hex(&wasm)}),
+    )
+    .await
+    .unwrap();
+    let hash = hex(&pyralog_cluster::constraint::code_hash(&wasm).0);
+    assert_eq!(created["constraint"], hash);
+    let listed = call(rpc, "log_list", json!({})).await.unwrap();
+    assert!(listed.as_array().unwrap().iter().any(|l| l["name"] == "ordered" && l["constraint"] == hash));
+    let append = |keys: &[&str]| {
+        let records: Vec<Value> =
+            keys.iter().map(|k| json!({"key": hex(k.as_bytes()), "value": "0x00"})).collect();
+        json!({"log": "ordered", "partition": 0, "records": records})
+    };
+    eventually("the first append", async || call(rpc, "log_append", append(&["a", "b"])).await.ok()).await;
+    let refused = call(rpc, "log_append", append(&["c", "a"])).await;
+    let Err(jsonrpsee::core::client::Error::Call(err)) = refused else { panic!("{refused:?}") };
+    assert_eq!(err.code(), RECORD_REFUSED);
+    let data: Value = serde_json::from_str(err.data().unwrap().get()).unwrap();
+    assert_eq!(data, json!({"index": 1, "reason": "keys must increase", "constraint": hash}));
+    let read = call(rpc, "log_read", json!({"log": "ordered", "partition": 0})).await.unwrap();
+    assert_eq!(read.as_array().unwrap().len(), 2);
+    // Code that is not a valid module is refused when the log is created.
+    let bad = json!({"name": "broken", "partitions": 1, "replicationFactor": 1, "constraint": "0x0061736d"});
+    assert_eq!(code(call(rpc, "log_create", bad).await), 1020);
 }

@@ -369,6 +369,32 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     let records = call(rpc, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap();
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 4, "nothing written twice or past a gap: {records:?}");
+    // A log with a constraint: a batch with a refused record is INVALID_RECORD (87), with the
+    // contract's reason as the error message, and writes nothing.
+    let constraint = pyralog_contracts::examples::wasm_of(pyralog_contracts::examples::JSON_ID.as_bytes());
+    let params = json!({"name": "checked", "partitions": 1, "replicationFactor": 1,
+        "constraint": crate::support::hex(&constraint.unwrap())});
+    call(rpc, "log_create", params).await.unwrap();
+    let b = broker.clone();
+    let accepted = eventually("the checked log takes writes", async move || {
+        let b = b.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || produce_batch(&b, "checked", -1, -1, &[r#"{"id":1}"#]))
+                .await
+                .unwrap();
+        (answer.0 == 0).then_some(answer)
+    })
+    .await;
+    assert_eq!(accepted, (0, 0));
+    let b = broker.clone();
+    let refused = tokio::task::spawn_blocking(move || {
+        produce_batch(&b, "checked", -1, -1, &[r#"{"id":2}"#, "not json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused, (87, -1), "INVALID_RECORD");
+    let checked = call(rpc, "log_read", json!({"log": "checked", "partition": 0})).await.unwrap();
+    assert_eq!(checked.as_array().unwrap().len(), 1, "nothing of the refused batch: {checked}");
     // Kafka's (producer id, epoch) is Pyralog's producer `id * 2^16 + epoch`.
     assert_eq!(records[2]["producer"], json!({"id": 4242u64 << 16, "seq": 2}));
     assert_eq!(records[3]["producer"], json!({"id": (4242u64 << 16) + 1, "seq": 0}));

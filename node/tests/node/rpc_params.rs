@@ -82,7 +82,11 @@ fn values_out_of_their_domain_are_a_value_refusal_naming_the_field() {
             format!(r#"{{"contract":"{hex32}","entry":"tally","caller":"nobody"}}"#),
             "caller: ",
         ),
-        ("contract_getStorage", format!(r#"{{"contract":"{hex32}","key":"6b"}}"#), "key: bytes are 0x-prefixed hex"),
+        (
+            "contract_getStorage",
+            format!(r#"{{"contract":"{hex32}","key":"6b"}}"#),
+            "key: bytes are 0x-prefixed hex",
+        ),
         (
             "admin_addTunnelPeer",
             r#"{"wireguardPublicKey":"k","endpoint":"10.0.0.4:7400","rosenpassPublicKey":"not base64!"}"#

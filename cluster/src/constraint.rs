@@ -1,0 +1,141 @@
+//! Log constraint contracts: WASM code (by hash in the global state, named by the log's
+//! configuration) that the partition leader runs on every record before proposing it.
+//!
+//! The leader's batcher runs the constraint's `check` entry on each record of a caller's batch,
+//! in order, after everything earlier in the partition has been applied on the leader (one
+//! entry in flight; a new leader first catches up with what its term committed). A refusal
+//! fails that caller's whole batch, with the contract's reason; other callers' batches in the
+//! same entry go ahead.
+//!
+//! A constraint sees the record (environment fields `log`, `partition`, `record_key`,
+//! `record_value`, `record_headers`, `record_producer`, `record_timestamp_ms`), the key of the
+//! record before it in the partition (`previous_key`) and the operation (`append`). It keeps no
+//! storage of its own in this version: a call that writes storage is refused.
+
+use std::sync::{Arc, LazyLock};
+
+use pyralog_contracts::{Call, Contract, ContractError, Env, Field, Limits, Runtime, Storage};
+use pyralog_crypto::{Digest, Domain, LogName};
+
+use crate::model::Record;
+
+/// The entry point a constraint exports.
+pub const ENTRY: &str = "check";
+/// The fuel a constraint may burn per record.
+pub const FUEL_PER_RECORD: u64 = 1_000_000;
+/// The largest constraint module.
+pub const MAX_CODE_BYTES: usize = 256 << 10;
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    Runtime::new(Limits { fuel: FUEL_PER_RECORD, code_bytes: MAX_CODE_BYTES, ..Limits::default() })
+});
+
+/// The hash that names contract code (the `contract_code` domain, as on the chain).
+pub fn code_hash(wasm: &[u8]) -> Digest {
+    Domain::ContractCode.hash(wasm)
+}
+
+/// Checks that `wasm` compiles as a constraint (under the constraint limits).
+pub fn check_code(wasm: &[u8]) -> Result<(), ContractError> {
+    RUNTIME.compile(wasm).map(drop)
+}
+
+/// A log's compiled constraint.
+#[derive(Debug)]
+pub struct Constraint {
+    log: LogName,
+    hash: Digest,
+    contract: Contract,
+}
+
+/// Why a constraint refused a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The record's position in its batch.
+    pub index: usize,
+    /// The contract's reason (or the limit it broke).
+    pub reason: String,
+}
+
+/// Storage of a contract that keeps none.
+struct NoStorage;
+
+impl Storage for NoStorage {
+    fn get(&self, _key: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+impl Constraint {
+    /// Compiles `wasm`, the constraint of `log`.
+    pub fn new(log: LogName, wasm: &[u8]) -> Result<Arc<Self>, ContractError> {
+        let contract = RUNTIME.compile(wasm)?;
+        Ok(Arc::new(Constraint { log, hash: code_hash(wasm), contract }))
+    }
+
+    /// Its code hash.
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    /// Runs the constraint on `records` (one caller's batch for `partition`), where the record
+    /// before the first has key `previous`; on success returns the key the last record leaves
+    /// as the partition's previous key and the fuel burnt.
+    pub fn check_batch(
+        &self,
+        partition: u32,
+        previous: Option<Vec<u8>>,
+        records: &[Record],
+    ) -> Result<(Option<Vec<u8>>, u64), Refusal> {
+        let mut previous = previous;
+        let mut fuel = 0;
+        for (index, record) in records.iter().enumerate() {
+            fuel += self
+                .check(partition, previous.as_deref(), record)
+                .map_err(|reason| Refusal { index, reason })?;
+            previous = record.key.clone();
+        }
+        Ok((previous, fuel))
+    }
+
+    /// Runs the constraint on one record; the fuel it burnt, or why it refused.
+    pub fn check(&self, partition: u32, previous: Option<&[u8]>, record: &Record) -> Result<u64, String> {
+        let mut env = Env::default()
+            .with(Field::Log, self.log.as_str().as_bytes())
+            .with(Field::Partition, partition.to_le_bytes())
+            .with(Field::RecordValue, record.value.clone())
+            .with(Field::RecordHeaders, encode_headers(record))
+            .with_u64(Field::RecordTimestampMs, record.timestamp_ms)
+            .with(Field::Operation, &b"append"[..]);
+        if let Some(key) = &record.key {
+            env = env.with(Field::RecordKey, key.clone());
+        }
+        if let Some(producer) = record.producer {
+            let bytes = [producer.producer.to_le_bytes(), producer.sequence.to_le_bytes()].concat();
+            env = env.with(Field::RecordProducer, bytes);
+        }
+        if let Some(previous) = previous {
+            env = env.with(Field::PreviousKey, previous);
+        }
+        let call = Call { entry: ENTRY, input: &[], env: &env, fuel: FUEL_PER_RECORD };
+        match RUNTIME.run(&self.contract, call, Arc::new(NoStorage)) {
+            Ok(outcome) if !outcome.writes.is_empty() => Err("log constraints keep no storage".into()),
+            Ok(outcome) => Ok(outcome.fuel_used),
+            Err(ContractError::Refused(reason)) => Err(reason),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+}
+
+/// A record's headers as the `record_headers` field carries them: for each, the name's length
+/// (u32 LE), the name, the value's length (u32 LE) and the value.
+fn encode_headers(record: &Record) -> Vec<u8> {
+    let mut out = Vec::new();
+    for header in &record.headers {
+        out.extend_from_slice(&(header.name.len() as u32).to_le_bytes());
+        out.extend_from_slice(header.name.as_bytes());
+        out.extend_from_slice(&(header.value.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header.value);
+    }
+    out
+}

@@ -14,7 +14,9 @@
 # back through every node of A, verifies a record with the cluster light client, then syncs the
 # chain light client from genesis and verifies a record of cluster A through a node of cluster B
 # up to a finalized header; last, a zk log: a client-made membership proof and a node-made
-# append STARK verified by the light client. Stop with testnet/stop.sh.
+# append STARK verified by the light client; then contracts: a log whose constraint refuses a
+# record, and a chain contract (deployed, called) whose storage the light client verifies.
+# Stop with testnet/stop.sh.
 #
 # Every step says what failed (and where the logs are); steps a leader election or a busy prover
 # may fail are retried (`retry` in lib.sh), so re-running on a running testnet works. (A retried
@@ -165,6 +167,10 @@ retry "the node's append STARK (zk_proveAppends)" prove_appends
 verify_appends() { "$bin" light verify-zk --rpc "http://127.0.0.1:$((rpc_port + 2))" --proof "$out/zk-appends.json" --trust "$zk_trust" | jq -e -c 'select(.verified)'; }
 retry "the light client's check of the append STARK" verify_appends
 
+# Contracts: a log constraint refusing a record, and a chain contract whose storage the light
+# client verifies (testnet/contracts.sh).
+. "$here/contracts.sh"
+
 if [ "$engine" = pos ]; then
   . "$here/pos.sh"
 fi
@@ -179,4 +185,7 @@ Light client:
   $bin light sync --rpc http://127.0.0.1:$b --genesis $out/genesis.json --state $light
   $bin light verify-record --rpc http://127.0.0.1:$b --cluster $cluster_a --log demo --partition 0 --offset 0 --finality --state $light
   $bin light verify-zk --rpc http://127.0.0.1:$rpc_port --proof $out/zk-membership.json --keys $zk_keys --nonce 0x$nonce --trust $zk_trust
+  $bin light verify-contract --rpc http://127.0.0.1:$b --state $light --contract $ballot --key 0x$(hex tally/)01
+Contracts:
+  $bin contract query --rpc http://127.0.0.1:$rpc_port --contract $ballot --entry tally --input 0x01
 MSG

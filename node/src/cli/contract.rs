@@ -21,6 +21,12 @@ use crate::cli::tx::{SendArgs, send};
 /// `pyralog contract ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ContractCommand {
+    /// Compile a `.wat` text module (or check a `.wasm` one) and print its code hash and its
+    /// bytes as 0x hex (what `log_create {constraint}` takes).
+    Compile {
+        /// The module.
+        file: PathBuf,
+    },
     /// Store WASM code on the chain (a `.wasm` file, or a `.wat` text module compiled here).
     Deploy {
         #[command(flatten)]
@@ -137,11 +143,20 @@ pub(crate) fn run(command: ContractCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The WASM of the module in `file` (text modules are compiled).
+fn read_module(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let source = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    wasm_of(&source).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
 async fn execute(command: ContractCommand) -> anyhow::Result<Value> {
     match command {
+        ContractCommand::Compile { file } => {
+            let wasm = read_module(&file)?;
+            Ok(json!({ "code": to_hex(&code_hash(&wasm).0), "size": wasm.len(), "wasm": to_hex(&wasm) }))
+        }
         ContractCommand::Deploy { send: args, file } => {
-            let source = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let wasm = wasm_of(&source).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let wasm = read_module(&file)?;
             let code = code_hash(&wasm);
             let signer = args.signer()?;
             let mut outcome = send(&args, &signer, Action::DeployCode { wasm }).await?;

@@ -32,7 +32,7 @@ export PYRALOG_KAFKA_LIBS ?= $(HOME)/.cache/pyralog/kafka-$(KAFKA_VERSION)/libs
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps kafka-jars build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk clean
+.PHONY: help deps kafka-jars build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk bench-contracts clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT; ENGINE=pos: Proof-of-Stake)"
@@ -45,6 +45,7 @@ help:
 	@echo "make bench-consensus  Tendermint over libp2p: 4 and 7 validators, empty and 1,000 tx/s"
 	@echo "make bench-tunnel  WireGuard+smoltcp stream throughput and latency vs loopback TCP; Rosenpass handshake"
 	@echo "make bench-chain  light-client verification cost; anchoring lag on the 2x3 testnet"
+	@echo "make bench-contracts  constraint contracts on the append path (with and without, same run); chain contract calls"
 	@echo "make bench-zk     Poseidon and Rescue tree appends; Groth16 membership at depths 16, 20, 32; append STARKs, k = 64, 1024, 16384"
 	@echo "make chaos    CHAOS_SEEDS (24) fault schedules against real nodes in network namespaces (root)"
 	@echo "make fuzz     every fuzz target under libFuzzer for FUZZ_SECONDS (60; make fuzz-long: 600)"
@@ -206,6 +207,12 @@ bench-chain: deps
 
 bench-zk: deps
 	$(CARGO) bench --locked --profile dev --workspace --bench zk
+
+# Constraint contracts on the append path (the constraint alone, then append throughput with and
+# without one on a 3-node cluster, same run) and chain contract calls (the runtime alone, then
+# blocks of calls beside blocks of transfers through the chain app). Same dev profile as the tests.
+bench-contracts: deps
+	$(CARGO) bench --locked --profile dev --workspace --bench constraints --bench contracts
 
 clean:
 	$(CARGO) clean

@@ -293,6 +293,15 @@ impl Runtime {
                 let function = instance
                     .get_typed_func::<(), ()>(&store, entry)
                     .map_err(|_| ContractError::MissingEntry(entry.to_owned()))?;
+                // A fresh instance's memory is zeroed for every call: its pages cost fuel.
+                let pages = instance.get_memory(&store, "memory").map_or(0, |memory| memory.size(&store));
+                let left = store.get_fuel().unwrap_or(0);
+                let cost = pages.saturating_mul(abi::MEMORY_PAGE_FUEL);
+                if cost > left {
+                    let _ = store.set_fuel(0);
+                    return Err(ContractError::OutOfFuel { limit: fuel });
+                }
+                store.set_fuel(left - cost).map_err(|err| ContractError::Trap(err.to_string()))?;
                 function.call(&mut store, ()).map_err(|err| classify(&err, fuel))
             });
         let remaining = store.get_fuel().unwrap_or(0);

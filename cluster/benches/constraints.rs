@@ -34,6 +34,7 @@ fn config(name: &str, constraint: Option<Digest>) -> LogConfig {
         max_record_bytes: 4096,
         zk: Default::default(),
         constraint,
+        trigger: None,
     }
 }
 

@@ -33,6 +33,7 @@ async fn main() {
         max_record_bytes: 4096,
         zk: Default::default(),
         constraint: None,
+        trigger: None,
     };
     let info = nodes[0].node().create_log(config).await.unwrap();
     assert!(nodes[0].node().wait_until_writable("bench", Duration::from_secs(60)).await.unwrap());

@@ -9,8 +9,9 @@
 //!
 //! A constraint sees the record (environment fields `log`, `partition`, `record_key`,
 //! `record_value`, `record_headers`, `record_producer`, `record_timestamp_ms`), the key of the
-//! record before it in the partition (`previous_key`) and the operation (`append`). It keeps no
-//! storage of its own in this version: a call that writes storage is refused.
+//! record before it in the partition (`previous_key`) and the operation (`append`). Log
+//! contracts keep no storage of their own in this version: a call that writes storage is
+//! refused. Triggers ([`crate::trigger`]) share the runtime and the record's environment.
 
 use std::sync::{Arc, LazyLock};
 
@@ -26,7 +27,8 @@ pub const FUEL_PER_RECORD: u64 = 1_000_000;
 /// The largest constraint module.
 pub const MAX_CODE_BYTES: usize = 256 << 10;
 
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+/// The runtime of log contracts (constraints and triggers).
+pub(crate) static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     Runtime::new(Limits { fuel: FUEL_PER_RECORD, code_bytes: MAX_CODE_BYTES, ..Limits::default() })
 });
 
@@ -58,7 +60,7 @@ pub struct Refusal {
 }
 
 /// Storage of a contract that keeps none.
-struct NoStorage;
+pub(crate) struct NoStorage;
 
 impl Storage for NoStorage {
     fn get(&self, _key: &[u8]) -> Option<Vec<u8>> {
@@ -100,31 +102,36 @@ impl Constraint {
 
     /// Runs the constraint on one record; the fuel it burnt, or why it refused.
     pub fn check(&self, partition: u32, previous: Option<&[u8]>, record: &Record) -> Result<u64, String> {
-        let mut env = Env::default()
-            .with(Field::Log, self.log.as_str().as_bytes())
-            .with(Field::Partition, partition.to_le_bytes())
-            .with(Field::RecordValue, record.value.clone())
-            .with(Field::RecordHeaders, encode_headers(record))
-            .with_u64(Field::RecordTimestampMs, record.timestamp_ms)
-            .with(Field::Operation, &b"append"[..]);
-        if let Some(key) = &record.key {
-            env = env.with(Field::RecordKey, key.clone());
-        }
-        if let Some(producer) = record.producer {
-            let bytes = [producer.producer.to_le_bytes(), producer.sequence.to_le_bytes()].concat();
-            env = env.with(Field::RecordProducer, bytes);
-        }
+        let mut env = record_env(&self.log, partition, record).with(Field::Operation, &b"append"[..]);
         if let Some(previous) = previous {
             env = env.with(Field::PreviousKey, previous);
         }
         let call = Call { entry: ENTRY, input: &[], env: &env, fuel: FUEL_PER_RECORD };
         match RUNTIME.run(&self.contract, call, Arc::new(NoStorage)) {
-            Ok(outcome) if !outcome.writes.is_empty() => Err("log constraints keep no storage".into()),
+            Ok(outcome) if !outcome.writes.is_empty() => Err("log contracts keep no storage".into()),
             Ok(outcome) => Ok(outcome.fuel_used),
             Err(ContractError::Refused(reason)) => Err(reason),
             Err(err) => Err(err.to_string()),
         }
     }
+}
+
+/// The environment a log contract sees for `record` of `partition` of `log`.
+pub(crate) fn record_env(log: &LogName, partition: u32, record: &Record) -> Env {
+    let mut env = Env::default()
+        .with(Field::Log, log.as_str().as_bytes())
+        .with(Field::Partition, partition.to_le_bytes())
+        .with(Field::RecordValue, record.value.clone())
+        .with(Field::RecordHeaders, encode_headers(record))
+        .with_u64(Field::RecordTimestampMs, record.timestamp_ms);
+    if let Some(key) = &record.key {
+        env = env.with(Field::RecordKey, key.clone());
+    }
+    if let Some(producer) = record.producer {
+        let bytes = [producer.producer.to_le_bytes(), producer.sequence.to_le_bytes()].concat();
+        env = env.with(Field::RecordProducer, bytes);
+    }
+    env
 }
 
 /// A record's headers as the `record_headers` field carries them: for each, the name's length

@@ -8,12 +8,13 @@
 //! | `wal-fsync` | the shared WAL syncer, before each fsync | the fsync failed (fatal for every Raft group of the node: nothing after it is acknowledged) |
 //! | `raft-log-append` | a Raft group's log append, before the write | the write failed (fatal for that group) |
 //! | `snapshot-install` | a partition replica installing a snapshot from its leader | the install failed |
+//! | `trigger-advance` | a trigger's step, after its derived records are written, before the cursor advances | the step failed (the records are run again) |
 //!
 //! Actions are the `fail` crate's: `off`, `return`, `sleep(MS)` (a stall), `panic`, with
 //! optional `P%` and `N*` prefixes, `->` chained.
 
 /// The failpoints this crate has.
-pub const NAMES: [&str; 3] = ["wal-fsync", "raft-log-append", "snapshot-install"];
+pub const NAMES: [&str; 4] = ["wal-fsync", "raft-log-append", "snapshot-install", "trigger-advance"];
 
 /// Why a failpoint was not configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +24,9 @@ pub enum FailpointError {
     #[error("this build has no failpoints (built without pyralog-cluster's `failpoints` feature)")]
     NotBuilt,
     /// No failpoint of that name.
-    #[error("no failpoint {0:?}; the failpoints are wal-fsync, raft-log-append and snapshot-install")]
+    #[error(
+        "no failpoint {0:?}; the failpoints are wal-fsync, raft-log-append, snapshot-install and trigger-advance"
+    )]
     Unknown(String),
     /// The actions do not parse.
     #[error("failpoint {name}: {reason}")]

@@ -6,6 +6,7 @@
 //! - [`model`]: logs, partitions, records and the canonical record encoding.
 //! - [`columnar`]: records as Arrow record batches and IPC streams.
 //! - [`constraint`]: log constraint contracts, run by partition leaders before proposing.
+//! - [`trigger`]: log trigger contracts, run by partition leaders on committed records.
 //! - [`storage`]: one RocksDB per node (or in memory), partition stores with Merkle trees, the
 //!   shared WAL syncer.
 //! - [`raft`]: openraft log storage, the global and partition state machines and replicas,
@@ -24,3 +25,4 @@ pub mod raft;
 pub mod sequencer;
 pub mod storage;
 pub mod transport;
+pub mod trigger;

@@ -73,4 +73,6 @@ pub enum Field {
     /// The key of the record before this one in its partition (absent for the first record,
     /// or when that record has no key): what a monotonic-key rule compares with.
     PreviousKey = 24,
+    /// The record's offset in its partition (u64; triggers, which run on committed records).
+    RecordOffset = 25,
 }

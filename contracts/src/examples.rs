@@ -11,6 +11,9 @@ pub const MONOTONIC_KEYS: &str = include_str!("../examples/monotonic_keys.wat");
 /// A schema-like check: values are JSON objects with an `"id"` member (log constraint).
 pub const JSON_ID: &str = include_str!("../examples/json_id.wat");
 
+/// Audit trail: one `audit:`-prefixed copy of every committed record (log trigger).
+pub const AUDIT_TRIGGER: &str = include_str!("../examples/audit_trigger.wat");
+
 /// The WASM of a text (WAT) or binary module: text is compiled with the `wat` crate.
 pub fn wasm_of(source: &[u8]) -> Result<Vec<u8>, String> {
     wat::parse_bytes(source).map(|wasm| wasm.into_owned()).map_err(|err| err.to_string())

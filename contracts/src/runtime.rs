@@ -415,6 +415,7 @@ fn env_field(number: i32) -> Option<Field> {
         RecordTimestampMs,
         Operation,
         PreviousKey,
+        RecordOffset,
     ]
     .into_iter()
     .find(|field| *field as i32 == number)

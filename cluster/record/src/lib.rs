@@ -53,6 +53,30 @@ pub struct LogConfig {
     /// the record's whole batch. None: every record is accepted.
     #[serde(default)]
     pub constraint: Option<Digest>,
+    /// A trigger contract: after a record commits, the partition leader runs it and appends
+    /// what it emits to the target log (at least once, written exactly once: see
+    /// `pyralog_cluster::engine` triggers). None: no trigger.
+    #[serde(default)]
+    pub trigger: Option<TriggerConfig>,
+}
+
+/// A log's trigger: the code to run on every committed record and the log its outputs go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerConfig {
+    /// The code hash (stored in the cluster's global state).
+    pub code: Digest,
+    /// Where derived records go: partition `p` of the source writes to partition
+    /// `p mod target.partitions`.
+    pub target: LogName,
+}
+
+/// Producer ids at or above this are the cluster's own (trigger outputs); clients may not use
+/// them.
+pub const RESERVED_PRODUCERS: u64 = 1 << 63;
+
+/// The producer id of the trigger outputs of partition `partition` of log id `log`.
+pub fn trigger_producer(log: u32, partition: u32) -> u64 {
+    RESERVED_PRODUCERS | (u64::from(log) << 32) | u64::from(partition)
 }
 
 /// The name a log's `zk` option gives a tree: the proof system it serves.

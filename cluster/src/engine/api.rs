@@ -490,36 +490,13 @@ impl<T: Transport> ClusterNode<T> {
         partition
     }
 
-    /// Writes one partition's records: through the local replica when it leads, otherwise
-    /// forwarded (one hop) to the leader this node knows of. A partition between leaders (an
-    /// election after a restart or a failure) is waited for, within [`ELECTION_WAIT`], as etcd's
-    /// clients wait, rather than failed at once; then [`ClusterError::NoLeader`].
+    /// See [`write_partition`].
     fn write_partition(
         &self,
         id: PartitionId,
         records: Vec<Record>,
     ) -> impl Future<Output = Result<Vec<AppendReceipt>, ClusterError>> + Send + 'static {
-        let shared = self.shared.clone();
-        async move {
-            let written = match route(&shared, id).await? {
-                Route::Local(replica) => {
-                    let written = tokio::time::timeout(WRITE_TIMEOUT, replica.append(records)).await;
-                    written.map_err(|_| ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT })??
-                }
-                Route::Forward { leader, addr } => forward_append(&shared, id, leader, addr, records).await?,
-            };
-            Ok(written
-                .outcomes
-                .into_iter()
-                .zip(written.scarab_ids)
-                .map(|(outcome, scarab_id)| AppendReceipt {
-                    partition: id.partition,
-                    epoch: written.epoch,
-                    outcome,
-                    scarab_id,
-                })
-                .collect())
-        }
+        write_partition(self.shared.clone(), id, records)
     }
 
     fn local_replica(&self, log: &str, partition: u32) -> Result<Arc<PartitionReplica>, ClusterError> {
@@ -597,4 +574,33 @@ fn role(state: ServerState) -> Role {
         ServerState::Learner => Role::Learner,
         ServerState::Shutdown => Role::Shutdown,
     }
+}
+
+/// Writes one partition's records: through the local replica when it leads, otherwise
+/// forwarded (one hop) to the leader this node knows of. A partition between leaders (an
+/// election after a restart or a failure) is waited for, within [`ELECTION_WAIT`], as etcd's
+/// clients wait, rather than failed at once; then [`ClusterError::NoLeader`].
+pub(super) async fn write_partition<T: Transport>(
+    shared: Arc<super::Shared<T>>,
+    id: PartitionId,
+    records: Vec<Record>,
+) -> Result<Vec<AppendReceipt>, ClusterError> {
+    let written = match route(&shared, id).await? {
+        Route::Local(replica) => {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, replica.append(records)).await;
+            written.map_err(|_| ClusterError::Timeout { partition: id, after: WRITE_TIMEOUT })??
+        }
+        Route::Forward { leader, addr } => forward_append(&shared, id, leader, addr, records).await?,
+    };
+    Ok(written
+        .outcomes
+        .into_iter()
+        .zip(written.scarab_ids)
+        .map(|(outcome, scarab_id)| AppendReceipt {
+            partition: id.partition,
+            epoch: written.epoch,
+            outcome,
+            scarab_id,
+        })
+        .collect())
 }

@@ -5,12 +5,13 @@
 //! The node follows the global state: when a log is created, every node its placement names
 //! starts the partition's replica, and the first replica named bootstraps the partition's group.
 //! Partition leaders report epoch changes and certified checkpoints, which the node proposes to
-//! the global group.
+//! the global group, and run their logs' triggers (`triggers`).
 
 mod api;
 mod consumer_groups;
 mod error;
 mod route;
+mod triggers;
 
 pub use api::{AppendReceipt, NodeStatus, PartitionStatus, RecordProof, Role};
 pub use error::ClusterError;
@@ -156,6 +157,7 @@ impl<T: Transport> ClusterNode<T> {
             tokio::spawn(serve(listener, router)),
             tokio::spawn(place_replicas(shared.clone())),
             tokio::spawn(pump_reports(shared.clone(), pending_reports)),
+            tokio::spawn(triggers::run_triggers(shared.clone())),
         ];
         Ok(ClusterNode { shared, tasks })
     }

@@ -86,9 +86,23 @@ pub struct GlobalState {
     pub partitions: BTreeMap<PartitionId, PartitionRecord>,
     /// Kafka consumer groups by name: stored generations and committed offsets.
     pub consumer_groups: BTreeMap<String, ConsumerGroupRecord>,
-    /// Contract code by its hash (`contract_code` domain): what logs' constraints run.
+    /// Contract code by its hash (`contract_code` domain): what logs' constraints and
+    /// triggers run.
     #[serde(default)]
     pub contract_code: BTreeMap<Digest, Vec<u8>>,
+    /// How far each partition's trigger has run.
+    #[serde(default)]
+    pub triggers: BTreeMap<PartitionId, TriggerCursor>,
+}
+
+/// How far a partition's trigger has run: the next record to run it on, and the sequence its
+/// next derived record gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerCursor {
+    /// The offset of the next source record.
+    pub next_offset: u64,
+    /// The producer sequence of the next derived record.
+    pub next_sequence: u64,
 }
 
 /// A change to the global state.
@@ -150,6 +164,14 @@ pub enum GlobalCommand {
     StoreContractCode {
         /// The WASM module.
         wasm: Vec<u8>,
+    },
+    /// A partition's trigger ran up to `cursor` (its derived records are written); a cursor
+    /// behind the stored one changes nothing.
+    AdvanceTrigger {
+        /// The source partition.
+        partition: PartitionId,
+        /// Where it got to.
+        cursor: TriggerCursor,
     },
 }
 
@@ -271,6 +293,13 @@ impl GlobalState {
             GlobalCommand::StoreConsumerGroup { name, group } => self.store_consumer_group(&name, group),
             GlobalCommand::CommitOffsets { name, offsets } => self.commit_offsets(&name, offsets),
             GlobalCommand::StoreContractCode { wasm } => self.store_contract_code(wasm),
+            GlobalCommand::AdvanceTrigger { partition, cursor } => {
+                let stored = self.triggers.entry(partition).or_default();
+                if cursor.next_offset > stored.next_offset {
+                    *stored = cursor;
+                }
+                Ok(())
+            }
         };
         match outcome {
             Ok(()) => GlobalReply::Done,
@@ -359,6 +388,17 @@ impl GlobalState {
             && !self.contract_code.contains_key(hash)
         {
             return Err(Rejection::InvalidLog(format!("constraint code {hash} is not stored")));
+        }
+        if let Some(trigger) = &config.trigger {
+            if !self.contract_code.contains_key(&trigger.code) {
+                return Err(Rejection::InvalidLog(format!("trigger code {} is not stored", trigger.code)));
+            }
+            if trigger.target == config.name || !self.logs.contains_key(&trigger.target) {
+                return Err(Rejection::InvalidLog(format!(
+                    "a trigger's target is another existing log, not {}",
+                    trigger.target
+                )));
+            }
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ pub use global::{GlobalReplica, ProposeError};
 pub use global_sm::{GlobalSnapshotBuilder, GlobalStateMachine};
 pub use global_state::{
     CHECKPOINT_THRESHOLD, GlobalCommand, GlobalReply, GlobalState, LogInfo, MAX_PARTITIONS,
-    MAX_RECORD_BYTES_LIMIT, Member, PartitionRecord, Rejection, SealedEpoch,
+    MAX_RECORD_BYTES_LIMIT, Member, PartitionRecord, Rejection, SealedEpoch, TriggerCursor,
 };
 pub use log_store::{CommitIndex, RocksLogStore};
 pub use network::{GroupNetwork, GroupNetworkFactory};

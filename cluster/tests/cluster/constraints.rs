@@ -25,6 +25,7 @@ fn config(name: &str, constraint: Option<pyralog_crypto::Digest>) -> LogConfig {
         max_record_bytes: 1 << 20,
         zk: Default::default(),
         constraint,
+        trigger: None,
     }
 }
 

@@ -29,6 +29,7 @@ fn log_config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig 
         max_record_bytes: 1024,
         zk: Default::default(),
         constraint: None,
+        trigger: None,
     }
 }
 

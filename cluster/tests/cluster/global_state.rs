@@ -23,6 +23,7 @@ fn config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig {
         max_record_bytes: 4096,
         zk: Default::default(),
         constraint: None,
+        trigger: None,
     }
 }
 

@@ -11,3 +11,4 @@ mod replication;
 mod sequencer;
 mod storage;
 mod transport;
+mod triggers;

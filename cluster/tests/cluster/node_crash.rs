@@ -84,6 +84,7 @@ async fn run_child(id: u64, dir: &Path, members: BTreeMap<u64, Member>) {
             max_record_bytes: 1024,
             zk: Default::default(),
             constraint: None,
+            trigger: None,
         };
         match node.create_log(log).await {
             Ok(_) | Err(pyralog_cluster::engine::ClusterError::Rejected(Rejection::LogExists(_))) => {}

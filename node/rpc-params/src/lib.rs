@@ -19,7 +19,7 @@ pub use chain::{AtHeight, ConsensusKeyAt, DelegatorAt, OperatorAt, PairAt, State
 pub use contract::{CodeAt, ContractAt, ContractQuery, ContractStorageAt, QueryTarget};
 pub use log::{
     Append, AppendedRecord, CreateLog, GetConsistencyProof, GetLatest, GetProof, MAX_READ, Partition,
-    ProducerSeqParam, Read, ReadFormat, RecordHeader, SubscribeRecords,
+    ProducerSeqParam, Read, ReadFormat, RecordHeader, SubscribeRecords, TriggerParam,
 };
 pub use zk::{MAX_RPC_STARK_BATCH, ProveAppends, ProveMembership, ZkPath, ZkRoots, ZkVerify};
 

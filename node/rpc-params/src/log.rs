@@ -1,7 +1,7 @@
 //! `log_*`: logs, appends, reads, proofs and subscriptions.
 
 use pyralog_crypto::{ClusterId, LogName};
-use pyralog_record::{Header, LogConfig, ProducerSeq, Record, zk_tree_of_option};
+use pyralog_record::{Header, LogConfig, ProducerSeq, RESERVED_PRODUCERS, Record, zk_tree_of_option};
 use serde::{Deserialize, Serialize};
 
 use crate::{Params, ParamsError, hex_field};
@@ -26,6 +26,19 @@ pub struct CreateLog {
     /// global state and names its hash in the log's configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraint: Option<String>,
+    /// A trigger contract and the log its outputs go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerParam>,
+}
+
+/// `log_create`'s `trigger`: `{code, target}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerParam {
+    /// The trigger's WASM module (0x hex).
+    pub code: String,
+    /// The log its derived records go to.
+    pub target: String,
 }
 
 fn default_max_record_bytes() -> u32 {
@@ -53,6 +66,7 @@ impl CreateLog {
             max_record_bytes: self.max_record_bytes,
             zk,
             constraint: None,
+            trigger: None,
         })
     }
 
@@ -60,11 +74,20 @@ impl CreateLog {
     pub fn constraint_wasm(&self) -> Result<Option<Vec<u8>>, ParamsError> {
         self.constraint.as_deref().map(|hex| hex_field("constraint", hex)).transpose()
     }
+
+    /// The trigger's WASM and target log, when one is given.
+    pub fn trigger_wasm(&self) -> Result<Option<(Vec<u8>, LogName)>, ParamsError> {
+        let Some(trigger) = &self.trigger else { return Ok(None) };
+        let target = LogName::new(trigger.target.clone())
+            .map_err(|err| ParamsError::value(format!("trigger.target: {err}")))?;
+        Ok(Some((hex_field("trigger.code", &trigger.code)?, target)))
+    }
 }
 
 impl Params for CreateLog {
     fn check(&self) -> Result<(), ParamsError> {
         self.constraint_wasm()?;
+        self.trigger_wasm()?;
         self.config().map(drop)
     }
 }
@@ -135,6 +158,12 @@ impl Append {
 impl AppendedRecord {
     fn to_record(&self, index: usize, now_ms: u64) -> Result<Record, ParamsError> {
         let field = |name: &str| format!("records[{index}].{name}");
+        if self.producer.is_some_and(|p| p.id >= RESERVED_PRODUCERS) {
+            return Err(ParamsError::value(format!(
+                "{}: producer ids from 2^63 are the cluster's own (trigger outputs)",
+                field("producer.id")
+            )));
+        }
         Ok(Record {
             key: self.key.as_ref().map(|key| hex_field(&field("key"), key)).transpose()?,
             value: hex_field(&field("value"), &self.value)?,

@@ -134,6 +134,7 @@ impl Broker {
                     max_record_bytes: MAX_RECORD_BYTES,
                     zk: Default::default(),
                     constraint: None,
+                    trigger: None,
                 },
             };
             if request.validate_only {

@@ -49,6 +49,7 @@ fn log_json(log: &LogInfo) -> Value {
         "maxRecordBytes": log.config.max_record_bytes,
         "zk": log.config.zk.iter().map(|tree| zk_option(*tree)).collect::<Vec<_>>(),
         "constraint": log.config.constraint.map(|hash| to_hex(&hash.0)),
+        "trigger": log.config.trigger.as_ref().map(|t| json!({ "code": to_hex(&t.code.0), "target": t.target.as_str() })),
         "placement": log.placement,
     })
 }
@@ -58,6 +59,10 @@ async fn create(node: &Node, params: Params<'static>) -> RpcResult {
     let mut config = p.config().map_err(refused)?;
     if let Some(wasm) = p.constraint_wasm().map_err(refused)? {
         config.constraint = Some(node.store_contract_code(wasm).await.map_err(cluster_error)?);
+    }
+    if let Some((wasm, target)) = p.trigger_wasm().map_err(refused)? {
+        let code = node.store_contract_code(wasm).await.map_err(cluster_error)?;
+        config.trigger = Some(pyralog_cluster::model::TriggerConfig { code, target });
     }
     node.create_log(config).await.map(|info| log_json(&info)).map_err(cluster_error)
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pyralog_chain::proof::{StateProof, verify_state_proof};
 use pyralog_chain::tx::{Action, SignedTx, Tx};
 use pyralog_chain::values::code_hash;
-use pyralog_contracts::examples::{MONOTONIC_KEYS, VOTE, wasm_of};
+use pyralog_contracts::examples::{AUDIT_TRIGGER, MONOTONIC_KEYS, VOTE, wasm_of};
 use pyralog_crypto::Keypair;
 use serde_json::{Value, json};
 
@@ -157,7 +157,7 @@ async fn a_contract_is_deployed_called_queried_and_its_state_verified_by_a_light
 
 /// A log created over the RPC with a constraint: its hash is in `log_list`, a refused record's
 /// batch fails with code 1007 naming the record and the contract's reason, and nothing of it is
-/// written.
+/// written. A log with a trigger derives records in its target log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,4 +191,24 @@ async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason
     // Code that is not a valid module is refused when the log is created.
     let bad = json!({"name": "broken", "partitions": 1, "replicationFactor": 1, "constraint": "0x0061736d"});
     assert_eq!(code(call(rpc, "log_create", bad).await), 1020);
+
+    // A trigger: every record of `orders` derives one of `audit`.
+    call(rpc, "log_create", json!({"name": "audit", "partitions": 1, "replicationFactor": 1})).await.unwrap();
+    let trigger = hex(&wasm_of(AUDIT_TRIGGER.as_bytes()).unwrap());
+    let orders = json!({"name": "orders", "partitions": 1, "replicationFactor": 1,
+        "trigger": {"code": trigger, "target": "audit"}});
+    let created = call(rpc, "log_create", orders).await.unwrap();
+    assert_eq!(created["trigger"]["target"], "audit");
+    let order = json!({"log": "orders", "partition": 0, "records": [{"value": hex(b"order 1")}]});
+    eventually("an order appended", async || call(rpc, "log_append", order.clone()).await.ok()).await;
+    let derived = eventually("its audit record", async || {
+        let read = call(rpc, "log_read", json!({"log": "audit", "partition": 0})).await.ok()?;
+        read.as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(derived["value"], hex(b"audit:order 1"));
+    // Producer ids from 2^63 belong to triggers.
+    let forged = json!({"log": "audit", "partition": 0,
+        "records": [{"value": "0x00", "producer": {"id": 1u64 << 63, "seq": 0}}]});
+    assert_eq!(code(call(rpc, "log_append", forged).await), -32602);
 }

@@ -1,0 +1,147 @@
+//! Running log triggers (see [`crate::trigger`]): one task per node looks at the partitions it
+//! leads whose log has a trigger, runs the trigger on records committed past the partition's
+//! cursor (in the global state), appends what they derive to the target log, then advances the
+//! cursor through the global group.
+//!
+//! At least once, written once: derived records carry the source partition's reserved producer
+//! id and consecutive sequences that follow the cursor. A leader that dies after appending but
+//! before advancing leaves the cursor behind; its successor runs the same records again, gets
+//! the same records with the same sequences, and the target partition stores them as
+//! duplicates (nothing twice). Two leaders at once (an old one not yet aware) do the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{ProducerSeq, trigger_producer};
+use crate::raft::{GlobalCommand, LogInfo, TriggerCursor};
+use crate::storage::AppendOutcome;
+use crate::transport::Transport;
+use crate::trigger::Trigger;
+
+use super::{ClusterError, Shared};
+
+/// How often the task looks for committed records.
+const POLL: Duration = Duration::from_millis(20);
+/// Most source records one step runs the trigger on.
+const STEP_RECORDS: usize = 256;
+
+/// Runs the triggers of the partitions this node leads, until aborted.
+pub(super) async fn run_triggers<T: Transport>(shared: Arc<Shared<T>>) {
+    let mut compiled: std::collections::HashMap<pyralog_crypto::Digest, Arc<Trigger>> = Default::default();
+    loop {
+        tokio::time::sleep(POLL).await;
+        let logs: Vec<LogInfo> = shared
+            .global
+            .state()
+            .borrow()
+            .logs
+            .values()
+            .filter(|l| l.config.trigger.is_some())
+            .cloned()
+            .collect();
+        for log in logs {
+            let Some(config) = &log.config.trigger else { continue };
+            let trigger = match compiled.get(&config.code) {
+                Some(trigger) => trigger.clone(),
+                None => {
+                    let wasm = shared.global.state().borrow().contract_code.get(&config.code).cloned();
+                    let Some(Ok(trigger)) = wasm.map(|wasm| Trigger::new(log.config.name.clone(), &wasm))
+                    else {
+                        tracing::warn!(log = %log.config.name, code = %config.code, "trigger code missing or invalid");
+                        continue;
+                    };
+                    compiled.insert(config.code, trigger.clone());
+                    trigger
+                }
+            };
+            for partition in 0..log.config.partitions {
+                // Each partition runs until it is caught up (or fails and waits for the next round).
+                loop {
+                    match step(&shared, &log, partition, &trigger).await {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(err) => {
+                            tracing::debug!(log = %log.config.name, partition, %err, "trigger step failed; retried");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One step on `partition` of `log` if this node leads it: true when it advanced the cursor.
+async fn step<T: Transport>(
+    shared: &Arc<Shared<T>>,
+    log: &LogInfo,
+    partition: u32,
+    trigger: &Trigger,
+) -> Result<bool, ClusterError> {
+    let Some(config) = &log.config.trigger else { return Ok(false) };
+    let id = log.partition_id(partition);
+    let Some(replica) = shared.replicas.read().expect("replica map lock").get(&id).cloned() else {
+        return Ok(false);
+    };
+    if replica.raft().metrics().borrow().state != openraft::ServerState::Leader {
+        return Ok(false);
+    }
+    let (cursor, target) = {
+        let global = shared.global.state();
+        let global = global.borrow();
+        let cursor = global.triggers.get(&id).copied().unwrap_or_default();
+        (cursor, global.logs.get(&config.target).cloned())
+    };
+    let Some(target) = target else { return Ok(false) };
+    let committed = replica.reader().read(cursor.next_offset, STEP_RECORDS)?;
+    let Some(last) = committed.last() else { return Ok(false) };
+    let next_offset = last.offset + 1;
+
+    let producer = trigger_producer(log.id, partition);
+    let mut sequence = cursor.next_sequence;
+    let mut derived = Vec::new();
+    for stored in &committed {
+        match trigger.derive(partition, stored) {
+            Ok(records) => {
+                for mut record in records {
+                    record.producer = Some(ProducerSeq { producer, sequence });
+                    sequence += 1;
+                    derived.push(record);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(log = %log.config.name, partition, offset = stored.offset, %err, "trigger failed: nothing derived");
+            }
+        }
+    }
+    if !derived.is_empty() {
+        let target_id = target.partition_id(partition % target.config.partitions);
+        match super::api::write_partition(shared.clone(), target_id, derived).await {
+            Ok(receipts) => {
+                if let Some(gap) =
+                    receipts.iter().find(|r| matches!(r.outcome, AppendOutcome::OutOfOrderSequence { .. }))
+                {
+                    // The target holds a later sequence than the cursor says it wrote: it
+                    // cannot happen while the cursor only follows written outputs.
+                    return Err(ClusterError::Io(format!(
+                        "trigger outputs out of sequence: {:?}",
+                        gap.outcome
+                    )));
+                }
+            }
+            // The target's constraint refused the derived records: they are dropped, and the
+            // trigger goes on (it would refuse them every time).
+            Err(ClusterError::Refused { reason, .. }) => {
+                tracing::warn!(log = %log.config.name, partition, %reason, "derived records refused by the target's constraint");
+                sequence = cursor.next_sequence;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    fail::fail_point!("trigger-advance", |_| Err(ClusterError::Io(
+        crate::failpoints::injected("trigger-advance").to_string()
+    )));
+    let cursor = TriggerCursor { next_offset, next_sequence: sequence };
+    shared.global.propose(GlobalCommand::AdvanceTrigger { partition: id, cursor }).await?;
+    Ok(true)
+}

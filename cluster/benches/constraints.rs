@@ -35,6 +35,7 @@ fn config(name: &str, constraint: Option<Digest>) -> LogConfig {
         zk: Default::default(),
         constraint,
         trigger: None,
+        acl: None,
     }
 }
 

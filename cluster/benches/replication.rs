@@ -34,6 +34,7 @@ async fn main() {
         zk: Default::default(),
         constraint: None,
         trigger: None,
+        acl: None,
     };
     let info = nodes[0].node().create_log(config).await.unwrap();
     assert!(nodes[0].node().wait_until_writable("bench", Duration::from_secs(60)).await.unwrap());

@@ -1,6 +1,7 @@
 //! The Pyralog Cluster engine: append-only logs split into partitions, replicated with Raft on
 //! RocksDB, each partition a Merkle tree whose root the replicas sign in checkpoints.
 //!
+//! - [`acl`]: log access-control contracts, run by the node that takes a request.
 //! - [`engine`]: a cluster node and the library API the node binary wraps.
 //! - [`sequencer`]: the Obelisk crash-safe counter and Scarab ids.
 //! - [`model`]: logs, partitions, records and the canonical record encoding.
@@ -14,6 +15,7 @@
 //! - [`local`]: replica sets on one machine for tests, benchmarks and development.
 //! - [`transport`]: multiplexed, length-delimited RPC frames over one stream per peer pair.
 
+pub mod acl;
 pub mod columnar;
 pub mod constraint;
 pub mod engine;

@@ -101,6 +101,8 @@ pub enum Domain {
     ContractCode,
     /// A chain contract's id: its creator's key and the nonce of the transaction that created it.
     ContractId,
+    /// The body a signed client request commits to (the records it appends, the range it reads).
+    ClientRequest,
 }
 
 impl Domain {
@@ -116,6 +118,7 @@ impl Domain {
             Domain::ChainTx => "pyralog 2026-11-23 chain transaction v1",
             Domain::ContractCode => "pyralog 2026-12-06 contract code v1",
             Domain::ContractId => "pyralog 2026-12-06 contract id v1",
+            Domain::ClientRequest => "pyralog 2026-12-06 client request v1",
         }
     }
 
@@ -129,6 +132,7 @@ impl Domain {
         static CHAIN_TX: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ChainTx));
         static CONTRACT_CODE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ContractCode));
         static CONTRACT_ID: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ContractId));
+        static CLIENT_REQUEST: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ClientRequest));
         fn derive(domain: Domain) -> [u8; 32] {
             blake3::derive_key(domain.context(), &[])
         }
@@ -141,6 +145,7 @@ impl Domain {
             Domain::ChainTx => &CHAIN_TX,
             Domain::ContractCode => &CONTRACT_CODE,
             Domain::ContractId => &CONTRACT_ID,
+            Domain::ClientRequest => &CLIENT_REQUEST,
         }
     }
 

@@ -58,6 +58,11 @@ pub struct LogConfig {
     /// `pyralog_cluster::engine` triggers). None: no trigger.
     #[serde(default)]
     pub trigger: Option<TriggerConfig>,
+    /// The code hash of the log's access-control contract: run on every append and read
+    /// request with the client's verified identity (none for an anonymous client); a refusal
+    /// denies the request. None: everyone may append and read.
+    #[serde(default)]
+    pub acl: Option<Digest>,
 }
 
 /// A log's trigger: the code to run on every committed record and the log its outputs go to.

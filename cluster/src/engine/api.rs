@@ -151,6 +151,38 @@ impl<T: Transport> ClusterNode<T> {
         }
     }
 
+    /// Whether `caller` (a verified client key; none: anonymous) may do `operation` on `log`
+    /// (`partition`, when the request names one): what the log's access-control contract
+    /// decides, or yes for a log without one.
+    pub fn authorize(
+        &self,
+        log: &str,
+        caller: Option<&pyralog_crypto::PublicKey>,
+        operation: crate::acl::Operation,
+        partition: Option<u32>,
+    ) -> Result<(), ClusterError> {
+        let info = self.log(log)?;
+        let Some(hash) = info.config.acl else { return Ok(()) };
+        let cached = self.shared.acls.lock().expect("acl cache lock").get(&hash).cloned();
+        let acl = match cached {
+            Some(acl) => acl,
+            None => {
+                let wasm = self
+                    .contract_code(&hash)
+                    .ok_or_else(|| ClusterError::Io(format!("access-control code {hash} is not stored")))?;
+                let acl = crate::acl::Acl::new(info.config.name.clone(), &wasm)
+                    .map_err(|err| ClusterError::InvalidContract(err.to_string()))?;
+                self.shared.acls.lock().expect("acl cache lock").insert(hash, acl.clone());
+                acl
+            }
+        };
+        acl.decide(caller, operation, partition).map_err(|reason| ClusterError::AccessDenied {
+            log: log.to_owned(),
+            operation: operation.name(),
+            reason,
+        })
+    }
+
     /// Contract code the global state holds under `hash`.
     pub fn contract_code(&self, hash: &pyralog_crypto::Digest) -> Option<Vec<u8>> {
         self.shared.global.state().borrow().contract_code.get(hash).cloned()

@@ -155,6 +155,16 @@ pub enum ClusterError {
         /// The constraint's code hash.
         constraint: pyralog_crypto::Digest,
     },
+    /// The log's access-control contract denied the request; nothing was written or read.
+    #[error("{operation} on log {log} denied by its access-control contract: {reason}")]
+    AccessDenied {
+        /// The log.
+        log: String,
+        /// `append` or `read`.
+        operation: &'static str,
+        /// The contract's reason.
+        reason: String,
+    },
     /// Contract code that does not compile (a log's constraint).
     #[error("invalid contract: {0}")]
     InvalidContract(String),

@@ -94,6 +94,8 @@ pub(crate) struct Shared<T: Transport> {
     reports: mpsc::UnboundedSender<GlobalCommand>,
     /// Next round-robin partition per log id, for records without a key.
     round_robin: Mutex<HashMap<u32, u32>>,
+    /// Compiled access-control contracts by code hash.
+    acls: Mutex<HashMap<pyralog_crypto::Digest, Arc<crate::acl::Acl>>>,
 }
 
 /// A running cluster node. See the module docs.
@@ -152,6 +154,7 @@ impl<T: Transport> ClusterNode<T> {
             replicas: RwLock::default(),
             reports,
             round_robin: Mutex::default(),
+            acls: Mutex::default(),
         });
         let tasks = vec![
             tokio::spawn(serve(listener, router)),

@@ -389,6 +389,11 @@ impl GlobalState {
         {
             return Err(Rejection::InvalidLog(format!("constraint code {hash} is not stored")));
         }
+        if let Some(hash) = &config.acl
+            && !self.contract_code.contains_key(hash)
+        {
+            return Err(Rejection::InvalidLog(format!("access-control code {hash} is not stored")));
+        }
         if let Some(trigger) = &config.trigger {
             if !self.contract_code.contains_key(&trigger.code) {
                 return Err(Rejection::InvalidLog(format!("trigger code {} is not stored", trigger.code)));

@@ -26,6 +26,7 @@ fn config(name: &str, constraint: Option<pyralog_crypto::Digest>) -> LogConfig {
         zk: Default::default(),
         constraint,
         trigger: None,
+        acl: None,
     }
 }
 

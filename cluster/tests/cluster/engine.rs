@@ -30,6 +30,7 @@ fn log_config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig 
         zk: Default::default(),
         constraint: None,
         trigger: None,
+        acl: None,
     }
 }
 

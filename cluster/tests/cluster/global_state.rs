@@ -24,6 +24,7 @@ fn config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig {
         zk: Default::default(),
         constraint: None,
         trigger: None,
+        acl: None,
     }
 }
 

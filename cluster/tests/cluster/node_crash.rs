@@ -85,6 +85,7 @@ async fn run_child(id: u64, dir: &Path, members: BTreeMap<u64, Member>) {
             zk: Default::default(),
             constraint: None,
             trigger: None,
+            acl: None,
         };
         match node.create_log(log).await {
             Ok(_) | Err(pyralog_cluster::engine::ClusterError::Rejected(Rejection::LogExists(_))) => {}

@@ -26,6 +26,7 @@ fn config(name: &str, trigger: Option<TriggerConfig>) -> LogConfig {
         zk: Default::default(),
         constraint: None,
         trigger,
+        acl: None,
     }
 }
 

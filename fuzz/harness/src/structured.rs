@@ -208,7 +208,7 @@ fn append_params(u: &mut Unstructured) -> Result<()> {
             producer: producer.map(|(producer, sequence)| ProducerSeq { producer, sequence }),
         });
     }
-    let params = Append { log: name(u)?, records, partition: u.arbitrary()? };
+    let params = Append { log: name(u)?, records, partition: u.arbitrary()?, auth: None };
     let text = serde_json::to_string(&params).expect("params serialize");
     let decoded = MethodParams::decode("log_append", Some(&text)).expect("a method with params");
     assert_eq!(decoded, Ok(MethodParams::Append(params.clone())));

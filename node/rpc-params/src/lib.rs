@@ -9,6 +9,7 @@
 //! and serializes back to params that decode to the same value.
 
 mod admin;
+pub mod auth;
 mod chain;
 mod contract;
 mod log;

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Params, ParamsError, hex_field};
 
-/// `log_create {name, partitions, replicationFactor, maxRecordBytes?, zk?, constraint?}`.
+/// `log_create {name, partitions, replicationFactor, maxRecordBytes?, zk?, constraint?, acl?,
+/// trigger?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateLog {
@@ -29,6 +30,9 @@ pub struct CreateLog {
     /// A trigger contract and the log its outputs go to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerParam>,
+    /// An access-control contract (0x hex of its WASM module).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 /// `log_create`'s `trigger`: `{code, target}`.
@@ -67,12 +71,18 @@ impl CreateLog {
             zk,
             constraint: None,
             trigger: None,
+            acl: None,
         })
     }
 
     /// The constraint's WASM, when one is given.
     pub fn constraint_wasm(&self) -> Result<Option<Vec<u8>>, ParamsError> {
         self.constraint.as_deref().map(|hex| hex_field("constraint", hex)).transpose()
+    }
+
+    /// The access-control contract's WASM, when one is given.
+    pub fn acl_wasm(&self) -> Result<Option<Vec<u8>>, ParamsError> {
+        self.acl.as_deref().map(|hex| hex_field("acl", hex)).transpose()
     }
 
     /// The trigger's WASM and target log, when one is given.
@@ -87,6 +97,7 @@ impl CreateLog {
 impl Params for CreateLog {
     fn check(&self) -> Result<(), ParamsError> {
         self.constraint_wasm()?;
+        self.acl_wasm()?;
         self.trigger_wasm()?;
         self.config().map(drop)
     }
@@ -143,6 +154,9 @@ pub struct Append {
     /// A partition to append to (default: by key, round robin without one).
     #[serde(default)]
     pub partition: Option<u32>,
+    /// The client's signature over the request (see [`crate::auth`]); none: anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::auth::Auth>,
 }
 
 impl Append {
@@ -214,6 +228,9 @@ pub struct Read {
     /// `json` (default) or `arrow`.
     #[serde(default)]
     pub format: Option<String>,
+    /// The client's signature over the request (see [`crate::auth`]); none: anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::auth::Auth>,
 }
 
 fn default_max() -> usize {

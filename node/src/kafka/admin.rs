@@ -135,6 +135,7 @@ impl Broker {
                     zk: Default::default(),
                     constraint: None,
                     trigger: None,
+                    acl: None,
                 },
             };
             if request.validate_only {

@@ -17,6 +17,8 @@ pub(crate) const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub(crate) const INVALID_PARTITIONS: i16 = 37;
 pub(crate) const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub(crate) const INVALID_REQUEST: i16 = 42;
+/// The log's access-control contract denied the (anonymous) Kafka client.
+pub(crate) const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 /// A record failed the broker's validation (a log's constraint contract refused it).
 pub(crate) const INVALID_RECORD: i16 = 87;
 pub(crate) const NONE: i16 = 0;

@@ -22,10 +22,11 @@ use pyralog_kafka_wire::{Refused, decode_produced};
 use super::broker::Broker;
 use super::codes::{
     CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE,
-    OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, UNKNOWN_PRODUCER_ID, UNKNOWN_SERVER_ERROR,
-    UNKNOWN_TOPIC_OR_PARTITION,
+    OUT_OF_ORDER_SEQUENCE_NUMBER, REQUEST_TIMED_OUT, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_PRODUCER_ID,
+    UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
 };
 use crate::clock::unix_ms;
+use pyralog_cluster::acl::Operation;
 
 /// The longest a Fetch waits for data (clients ask for up to `max.wait.ms`, 500 by default).
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
@@ -59,6 +60,7 @@ fn code_of(err: &ClusterError) -> i16 {
         ClusterError::InvalidRecord { .. } => CORRUPT_MESSAGE,
         ClusterError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         ClusterError::Timeout { .. } | ClusterError::Interrupted { .. } => REQUEST_TIMED_OUT,
+        ClusterError::AccessDenied { .. } => TOPIC_AUTHORIZATION_FAILED,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }
@@ -190,6 +192,7 @@ impl Broker {
         if leader != Some(self.node.id()) {
             return Err(NOT_LEADER_OR_FOLLOWER.into());
         }
+        self.node.authorize(log, None, Operation::Append, Some(partition)).map_err(|e| code_of(&e))?;
         let records = decode_produced(records.unwrap_or_default()).map_err(|refused| {
             tracing::info!(log, partition, ?refused, "kafka produce: batch refused");
             match refused {
@@ -267,6 +270,8 @@ impl Broker {
     ) -> Result<(u64, Bytes), i16> {
         let partition = u32::try_from(partition).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
         let replica = self.local_replica(log, partition)?;
+        // Kafka clients are anonymous here (no SASL): a log's access-control contract decides.
+        self.node.authorize(log, None, Operation::Read, Some(partition)).map_err(|e| code_of(&e))?;
         let size = replica.state().size;
         let from = u64::try_from(offset).map_err(|_| OFFSET_OUT_OF_RANGE)?;
         if from > size {

@@ -28,6 +28,11 @@ pub(crate) const INVALID_RECORD: i32 = 1006;
 /// The log's constraint contract refused a record; nothing of its partition's batch was
 /// written. `data`: `index`, `reason`, `constraint` (the code hash).
 pub(crate) const RECORD_REFUSED: i32 = 1007;
+/// A signed request whose signature does not verify, whose timestamp is out of the window, or
+/// whose nonce was used (a replay).
+pub(crate) const UNAUTHENTICATED: i32 = 1008;
+/// The log's access-control contract denied the request; `data.reason`.
+pub(crate) const ACCESS_DENIED: i32 = 1009;
 /// Not the leader; `data` has `leader` and `leaderRaftAddr`.
 pub(crate) const NOT_LEADER: i32 = 1010;
 /// This node has no replica; `data.replicas` lists who has.
@@ -119,6 +124,7 @@ pub(crate) fn cluster_error_ref(err: &ClusterError) -> ErrorObjectOwned {
             RECORD_REFUSED,
             Some(json!({ "index": index, "reason": reason, "constraint": format!("0x{constraint}") })),
         ),
+        ClusterError::AccessDenied { reason, .. } => (ACCESS_DENIED, Some(json!({ "reason": reason }))),
         ClusterError::Rejected(_) | ClusterError::InvalidContract(_) => (REJECTED, None),
         _ => (INTERNAL, None),
     };

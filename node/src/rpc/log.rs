@@ -14,9 +14,13 @@ use pyralog_rpc_params::{Append, CreateLog, GetConsistencyProof, GetLatest, Part
 use serde_json::{Value, json};
 
 use crate::clock::unix_ms;
+use crate::rpc::auth::{Request, authorize};
 use crate::rpc::codes::{cluster_error, cluster_error_ref, internal};
 use crate::rpc::method::{RpcResult, parse, refused, register_timed, timed};
 use crate::service::links::ClusterNode;
+use pyralog_cluster::acl::Operation;
+use pyralog_crypto::Digest;
+use pyralog_rpc_params::auth::{append_body, read_body};
 
 type Node = ClusterNode;
 
@@ -49,6 +53,7 @@ fn log_json(log: &LogInfo) -> Value {
         "maxRecordBytes": log.config.max_record_bytes,
         "zk": log.config.zk.iter().map(|tree| zk_option(*tree)).collect::<Vec<_>>(),
         "constraint": log.config.constraint.map(|hash| to_hex(&hash.0)),
+        "acl": log.config.acl.map(|hash| to_hex(&hash.0)),
         "trigger": log.config.trigger.as_ref().map(|t| json!({ "code": to_hex(&t.code.0), "target": t.target.as_str() })),
         "placement": log.placement,
     })
@@ -59,6 +64,9 @@ async fn create(node: &Node, params: Params<'static>) -> RpcResult {
     let mut config = p.config().map_err(refused)?;
     if let Some(wasm) = p.constraint_wasm().map_err(refused)? {
         config.constraint = Some(node.store_contract_code(wasm).await.map_err(cluster_error)?);
+    }
+    if let Some(wasm) = p.acl_wasm().map_err(refused)? {
+        config.acl = Some(node.store_contract_code(wasm).await.map_err(cluster_error)?);
     }
     if let Some((wasm, target)) = p.trigger_wasm().map_err(refused)? {
         let code = node.store_contract_code(wasm).await.map_err(cluster_error)?;
@@ -90,6 +98,18 @@ fn receipt_json(receipt: &AppendReceipt) -> Value {
 async fn append(node: &Node, params: Params<'static>) -> RpcResult {
     let p: Append = parse(&params)?;
     let records = p.records(unix_ms()).map_err(refused)?;
+    let body = match &p.auth {
+        Some(_) => append_body(&p.records).map_err(refused)?,
+        None => Digest([0; 32]),
+    };
+    let request = Request {
+        method: "log_append",
+        log: &p.log,
+        partition: p.partition,
+        body,
+        operation: Operation::Append,
+    };
+    authorize(node, p.auth.as_ref(), request)?;
     let receipts: Vec<AppendReceipt> = match p.partition {
         Some(partition) => node.append_to(&p.log, partition, records).await.map_err(cluster_error)?,
         None => {
@@ -134,6 +154,15 @@ fn partial_append(
 fn read(node: &Node, params: Params<'_>) -> RpcResult {
     let p: Read = parse(&params)?;
     let max = p.limit();
+    let body = read_body(p.from, p.max as u64);
+    let request = Request {
+        method: "log_read",
+        log: &p.log,
+        partition: Some(p.partition),
+        body,
+        operation: Operation::Read,
+    };
+    authorize(node, p.auth.as_ref(), request)?;
     match p.format().map_err(refused)? {
         ReadFormat::Json => {
             let records = node.read(&p.log, p.partition, p.from, max).map_err(cluster_error)?;
@@ -150,6 +179,7 @@ fn read(node: &Node, params: Params<'_>) -> RpcResult {
 fn latest(node: &Node, params: Params<'_>) -> RpcResult {
     let p: GetLatest = parse(&params)?;
     let key = p.key_bytes().map_err(refused)?;
+    node.authorize(&p.log, None, Operation::Read, None).map_err(cluster_error)?;
     let record = node.latest(&p.log, &key).map_err(cluster_error)?;
     Ok(record.as_ref().map_or(Value::Null, record_json))
 }

@@ -12,6 +12,7 @@
 //! [`serve`].
 
 mod admin;
+mod auth;
 mod chain;
 mod codes;
 mod contract;

@@ -52,6 +52,12 @@ async fn get_proof(
 ) -> Result<Value, ErrorObjectOwned> {
     let p: GetProof = parse(&params)?;
     let own = node.status().cluster;
+    // A log of this cluster is read as an anonymous client (another cluster's own rules apply
+    // where it serves the record).
+    if p.cluster_id().map_err(refused)?.is_none_or(|c| c == own) {
+        node.authorize(&p.log, None, pyralog_cluster::acl::Operation::Read, Some(p.partition))
+            .map_err(crate::rpc::codes::cluster_error)?;
+    }
     let cluster = p.cluster_id().map_err(refused)?.unwrap_or_else(|| own.clone());
     if cluster != own && chain.is_none() {
         return Err(no_chain());

@@ -45,7 +45,8 @@ async fn records(node: &ClusterNode, params: Params<'static>, pending: PendingSu
         Ok(p) => p,
         Err(err) => return pending.reject(err).await,
     };
-    let replica = match node.log(&p.log).and_then(|log| {
+    let allowed = node.authorize(&p.log, None, pyralog_cluster::acl::Operation::Read, Some(p.partition));
+    let replica = match allowed.and_then(|()| node.log(&p.log)).and_then(|log| {
         if p.partition >= log.config.partitions {
             return Err(ClusterError::UnknownPartition {
                 log: p.log.clone(),

@@ -1,7 +1,8 @@
 //! Chain contracts through a real node's surface: `pyralog contract deploy|instantiate|call|query`
 //! against a one-node testnet, the `contract_*` methods and their errors, a storage value whose
 //! proof checks against the state root, and `pyralog light verify-contract` accepting it under
-//! the trusted head and refusing a server that lies about it.
+//! the trusted head and refusing a server that lies about it. Then log contracts over the RPC:
+//! constraints, triggers, and access control on signed client requests.
 
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -9,8 +10,10 @@ use std::sync::Arc;
 use pyralog_chain::proof::{StateProof, verify_state_proof};
 use pyralog_chain::tx::{Action, SignedTx, Tx};
 use pyralog_chain::values::code_hash;
-use pyralog_contracts::examples::{AUDIT_TRIGGER, MONOTONIC_KEYS, VOTE, wasm_of};
+use pyralog_contracts::examples::{AUDIT_TRIGGER, MONOTONIC_KEYS, VOTE, wasm_of, writer_allowlist};
 use pyralog_crypto::Keypair;
+use pyralog_rpc_params::auth::{Auth, RequestClaim, append_body};
+use pyralog_rpc_params::{Append, AppendedRecord};
 use serde_json::{Value, json};
 
 use crate::chain_testnet::sync;
@@ -18,6 +21,8 @@ use crate::support::{ProxyHook, call, code, eventually, hex, proxy, start_with, 
 
 /// Codes of `node/src/rpc/codes.rs`.
 const RECORD_REFUSED: i32 = 1007;
+const UNAUTHENTICATED: i32 = 1008;
+const ACCESS_DENIED: i32 = 1009;
 const TX_REJECTED: i32 = 1041;
 const UNKNOWN_CONTRACT: i32 = 1060;
 const CONTRACT_FAILED: i32 = 1061;
@@ -211,4 +216,87 @@ async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason
     let forged = json!({"log": "audit", "partition": 0,
         "records": [{"value": "0x00", "producer": {"id": 1u64 << 63, "seq": 0}}]});
     assert_eq!(code(call(rpc, "log_append", forged).await), -32602);
+}
+
+/// A log whose access-control contract lets one key append: anonymous and other keys' appends
+/// are denied with the contract's reason (1009), the writer's signed append is taken, and a
+/// replayed, stale or tampered signature is refused (1008) before the contract runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_control_contract_decides_on_signed_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_with(dir.path(), 1, |config| config.to_owned()).await;
+    let rpc = net.rpc[0].as_str();
+    let (writer, other) = (Keypair::generate(), Keypair::generate());
+    let acl = wasm_of(writer_allowlist(writer.public().as_bytes()).as_bytes()).unwrap();
+    let created = json!({"name": "private", "partitions": 1, "replicationFactor": 1, "acl": hex(&acl)});
+    let created = call(rpc, "log_create", created).await.unwrap();
+    assert_eq!(created["acl"], hex(&pyralog_cluster::constraint::code_hash(&acl).0));
+    let records = vec![AppendedRecord {
+        key: None,
+        value: hex(b"secret"),
+        headers: Vec::new(),
+        timestamp_ms: Some(1),
+        producer: None,
+    }];
+    let signed = |key: &Keypair, nonce: u64, timestamp_ms: u64| {
+        let body = append_body(&records).unwrap();
+        let claim = RequestClaim {
+            method: "log_append",
+            log: "private",
+            partition: Some(0),
+            timestamp_ms,
+            nonce,
+            body,
+        };
+        Auth::sign(key, &claim)
+    };
+    let append = |auth: Option<Auth>| {
+        let params = Append { log: "private".into(), records: records.clone(), partition: Some(0), auth };
+        serde_json::to_value(params).unwrap()
+    };
+    let now =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let denied = |result: Result<Value, jsonrpsee::core::client::Error>| match result {
+        Err(jsonrpsee::core::client::Error::Call(err)) => (err.code(), err.message().to_owned()),
+        other => panic!("{other:?}"),
+    };
+
+    // Anonymous: the contract wants a signature (the log may still be electing its leader).
+    let anonymous = eventually("the private log's contract answering", async || {
+        let (code, message) = denied(call(rpc, "log_append", append(None)).await);
+        (code == ACCESS_DENIED).then_some(message)
+    })
+    .await;
+    assert!(anonymous.ends_with("sign the request to append"), "{anonymous}");
+    let (code, message) = denied(call(rpc, "log_append", append(Some(signed(&other, 1, now())))).await);
+    assert_eq!(
+        (code, message.ends_with("only the log's writer appends")),
+        (ACCESS_DENIED, true),
+        "{message}"
+    );
+    let written = eventually("the writer's append", async || {
+        call(rpc, "log_append", append(Some(signed(&writer, now(), now())))).await.ok()
+    })
+    .await;
+    assert_eq!(written[0]["offset"], 0);
+
+    // Replays, stale clocks and tampered requests never reach the contract.
+    let once = signed(&writer, 7, now());
+    call(rpc, "log_append", append(Some(once.clone()))).await.unwrap();
+    let (code, message) = denied(call(rpc, "log_append", append(Some(once))).await);
+    assert_eq!(code, UNAUTHENTICATED, "{message}");
+    assert!(message.contains("already used"), "{message}");
+    let stale = signed(&writer, 8, now() - 10 * 60 * 1000);
+    assert_eq!(denied(call(rpc, "log_append", append(Some(stale))).await).0, UNAUTHENTICATED);
+    let mut tampered = append(Some(signed(&writer, 9, now())));
+    tampered["records"][0]["value"] = json!(hex(b"forged"));
+    let (code, message) = denied(call(rpc, "log_append", tampered).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (UNAUTHENTICATED, "auth.signature: does not verify for this request")
+    );
+
+    // Anyone reads; two records were written.
+    let read = call(rpc, "log_read", json!({"log": "private", "partition": 0})).await.unwrap();
+    assert_eq!(read.as_array().unwrap().len(), 2);
 }

@@ -395,6 +395,23 @@ async fn topics_are_created_and_idempotent_producers_never_write_twice() {
     assert_eq!(refused, (87, -1), "INVALID_RECORD");
     let checked = call(rpc, "log_read", json!({"log": "checked", "partition": 0})).await.unwrap();
     assert_eq!(checked.as_array().unwrap().len(), 1, "nothing of the refused batch: {checked}");
+    // A log whose access-control contract wants a signed writer: Kafka clients are anonymous,
+    // so their batches are TOPIC_AUTHORIZATION_FAILED (29).
+    let writer = pyralog_crypto::Keypair::generate().public();
+    let acl = pyralog_contracts::examples::writer_allowlist(writer.as_bytes());
+    let acl = pyralog_contracts::examples::wasm_of(acl.as_bytes()).unwrap();
+    let params =
+        json!({"name": "guarded", "partitions": 1, "replicationFactor": 1, "acl": crate::support::hex(&acl)});
+    call(rpc, "log_create", params).await.unwrap();
+    let b = broker.clone();
+    let denied = eventually("the guarded log's leader", async move || {
+        let b = b.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || produce_batch(&b, "guarded", -1, -1, &["x"])).await.unwrap();
+        (answer.0 != 6 && answer.0 != 5).then_some(answer)
+    })
+    .await;
+    assert_eq!(denied, (29, -1), "TOPIC_AUTHORIZATION_FAILED");
     // Kafka's (producer id, epoch) is Pyralog's producer `id * 2^16 + epoch`.
     assert_eq!(records[2]["producer"], json!({"id": 4242u64 << 16, "seq": 2}));
     assert_eq!(records[3]["producer"], json!({"id": (4242u64 << 16) + 1, "seq": 0}));

@@ -12,6 +12,10 @@ CARGO ?= cargo
 # Tools the tests run beside our code (the rosenpass binary), outside the clone like the target.
 TOOLS := $(HOME)/.cache/pyralog/tools
 ROSENPASS := $(TOOLS)/bin/rosenpass
+# AssemblyScript's compiler, for the contract example in contracts/examples/assemblyscript
+# (contracts/tests/assemblyscript.rs finds it here, or skips saying why).
+ASSEMBLYSCRIPT_VERSION := 0.28.20
+ASC := $(TOOLS)/npm/node_modules/.bin/asc
 
 # Debian packages the build needs: mold (linker, see .cargo/config.toml), clang + libclang-dev
 # (bindgen for RocksDB in the cluster engine); curl + jq drive the local testnet's RPC calls;
@@ -65,6 +69,10 @@ deps:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "deps: installing cargo-nextest"; $(CARGO) install --locked cargo-nextest; }
 	@test -x "$(ROSENPASS)" || { echo "deps: installing the rosenpass 0.2.3 binary (tunnel interop tests)"; \
 	  $(CARGO) install --locked rosenpass --version 0.2.3 --root "$(TOOLS)"; }
+	@if command -v npm >/dev/null; then \
+	  test -x "$(ASC)" || { echo "deps: installing AssemblyScript $(ASSEMBLYSCRIPT_VERSION) (contract examples) into $(TOOLS)/npm"; \
+	    npm install --no-audit --no-fund --silent --prefix "$(TOOLS)/npm" assemblyscript@$(ASSEMBLYSCRIPT_VERSION); }; \
+	else echo "deps: no npm here: the AssemblyScript contract example is skipped"; fi
 
 # Kafka's jars, fetched once into the cache; skipped (the tests then say why) without Java or Maven.
 kafka-jars:

@@ -455,5 +455,6 @@ pub(super) fn build() -> Value {
             "evidence": hx(&postcard::to_allocvec(&evidence).unwrap()),
         }),
     );
+    put("contracts", super::contracts::contract_vectors());
     Value::Object(out)
 }

@@ -29,18 +29,23 @@ pub(super) use pyralog_light::chain::{
 pub(super) use serde_json::{Value, json};
 
 /// The context strings exactly as the specification writes them (§3.1).
-pub(super) const DOMAINS: [(&str, &str, Domain); 6] = [
+pub(super) const DOMAINS: [(&str, &str, Domain); 9] = [
     ("merkle", "pyralog 2026-11-23 merkle tree v1", Domain::Merkle),
     ("checkpoint", "pyralog 2026-11-23 checkpoint id v1", Domain::Checkpoint),
     ("partition_key", "pyralog 2026-11-23 partition key v1", Domain::PartitionKey),
     ("consensus_value", "pyralog 2026-11-23 consensus value v1", Domain::ConsensusValue),
     ("chain_state", "pyralog 2026-11-23 chain state v1", Domain::ChainState),
     ("chain_tx", "pyralog 2026-11-23 chain transaction v1", Domain::ChainTx),
+    ("contract_code", "pyralog 2026-12-06 contract code v1", Domain::ContractCode),
+    ("contract_id", "pyralog 2026-12-06 contract id v1", Domain::ContractId),
+    ("client_request", "pyralog 2026-12-06 client request v1", Domain::ClientRequest),
 ];
 pub(super) const MERKLE: &str = DOMAINS[0].1;
 pub(super) const CHECKPOINT: &str = DOMAINS[1].1;
 pub(super) const CONSENSUS_VALUE: &str = DOMAINS[3].1;
 pub(super) const CHAIN_STATE: &str = DOMAINS[4].1;
+pub(super) const CONTRACT_CODE: &str = DOMAINS[6].1;
+pub(super) const CONTRACT_ID: &str = DOMAINS[7].1;
 
 /// The signing contexts as the specification writes them (§3.2), `\0` being one zero byte.
 pub(super) const CHECKPOINT_CONTEXT: &[u8] = b"pyralog checkpoint signature v1\0";

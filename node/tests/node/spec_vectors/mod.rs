@@ -11,6 +11,7 @@
 mod build;
 mod by_hand;
 mod common;
+mod contracts;
 mod independent;
 
 use build::build;
@@ -38,6 +39,7 @@ fn spec_vectors_match_the_code_and_the_document() {
         }
     }
     check_independently(&vectors);
+    contracts::check_contracts(&vectors["contracts"]);
     check_document(&vectors);
 }
 

@@ -5,6 +5,7 @@
 //!   cross-cluster reads, metrics.
 //! - [`rpc`]: the JSON-RPC server and its namespaces.
 //! - [`kafka`]: Kafka's wire protocol (its frames are decoded by `pyralog-kafka-wire`).
+//! - [`client_auth`]: client identities from signed claims (JSON-RPC requests, Kafka SASL).
 //!
 //! The base path and `config.toml` are the `pyralog-config` crate.
 //!
@@ -13,6 +14,7 @@
 //! `node/tests/node/layout.rs` checks.
 
 mod cli;
+mod client_auth;
 mod clock;
 mod kafka;
 mod rpc;

@@ -214,25 +214,38 @@ fn write_client_seeds() {
         .into_iter()
         .collect(),
     );
-    let bodies = [
-        (ApiKey::ApiVersions, RequestKind::ApiVersions(ApiVersionsRequest::default())),
-        (ApiKey::Metadata, RequestKind::Metadata(MetadataRequest::default())),
-        (ApiKey::Produce, RequestKind::Produce(produce)),
-        (ApiKey::Fetch, RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(100))),
-        (ApiKey::ListOffsets, RequestKind::ListOffsets(ListOffsetsRequest::default())),
-        (ApiKey::CreateTopics, RequestKind::CreateTopics(CreateTopicsRequest::default())),
-        (ApiKey::InitProducerId, RequestKind::InitProducerId(InitProducerIdRequest::default())),
-        (ApiKey::DescribeConfigs, RequestKind::DescribeConfigs(DescribeConfigsRequest::default())),
-        (ApiKey::FindCoordinator, RequestKind::FindCoordinator(FindCoordinatorRequest::default())),
-        (ApiKey::JoinGroup, RequestKind::JoinGroup(JoinGroupRequest::default())),
-        (ApiKey::SyncGroup, RequestKind::SyncGroup(SyncGroupRequest::default())),
-        (ApiKey::Heartbeat, RequestKind::Heartbeat(HeartbeatRequest::default())),
-        (ApiKey::LeaveGroup, RequestKind::LeaveGroup(LeaveGroupRequest::default())),
-        (ApiKey::OffsetCommit, RequestKind::OffsetCommit(OffsetCommitRequest::default())),
-        (ApiKey::OffsetFetch, RequestKind::OffsetFetch(OffsetFetchRequest::default())),
-        (ApiKey::ListGroups, RequestKind::ListGroups(ListGroupsRequest::default())),
-        (ApiKey::DescribeGroups, RequestKind::DescribeGroups(DescribeGroupsRequest::default())),
-    ];
+    let bodies =
+        [
+            (ApiKey::ApiVersions, RequestKind::ApiVersions(ApiVersionsRequest::default())),
+            (ApiKey::Metadata, RequestKind::Metadata(MetadataRequest::default())),
+            (ApiKey::Produce, RequestKind::Produce(produce)),
+            (ApiKey::Fetch, RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(100))),
+            (ApiKey::ListOffsets, RequestKind::ListOffsets(ListOffsetsRequest::default())),
+            (ApiKey::CreateTopics, RequestKind::CreateTopics(CreateTopicsRequest::default())),
+            (ApiKey::InitProducerId, RequestKind::InitProducerId(InitProducerIdRequest::default())),
+            (ApiKey::DescribeConfigs, RequestKind::DescribeConfigs(DescribeConfigsRequest::default())),
+            (ApiKey::FindCoordinator, RequestKind::FindCoordinator(FindCoordinatorRequest::default())),
+            (ApiKey::JoinGroup, RequestKind::JoinGroup(JoinGroupRequest::default())),
+            (ApiKey::SyncGroup, RequestKind::SyncGroup(SyncGroupRequest::default())),
+            (ApiKey::Heartbeat, RequestKind::Heartbeat(HeartbeatRequest::default())),
+            (ApiKey::LeaveGroup, RequestKind::LeaveGroup(LeaveGroupRequest::default())),
+            (ApiKey::OffsetCommit, RequestKind::OffsetCommit(OffsetCommitRequest::default())),
+            (ApiKey::OffsetFetch, RequestKind::OffsetFetch(OffsetFetchRequest::default())),
+            (ApiKey::ListGroups, RequestKind::ListGroups(ListGroupsRequest::default())),
+            (ApiKey::DescribeGroups, RequestKind::DescribeGroups(DescribeGroupsRequest::default())),
+            (
+                ApiKey::SaslHandshake,
+                RequestKind::SaslHandshake(
+                    SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("OAUTHBEARER")),
+                ),
+            ),
+            (
+                ApiKey::SaslAuthenticate,
+                RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default().with_auth_bytes(
+                    Bytes::from_static(b"n,,\x01auth=Bearer e30.e30.\x01pyralogkey=x\x01\x01"),
+                )),
+            ),
+        ];
     for (api, body) in bodies {
         let (min, max) = supported(api).unwrap();
         for version in [min, max] {

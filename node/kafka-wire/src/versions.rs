@@ -26,6 +26,9 @@ pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::OffsetFetch => (1, 8),
         ApiKey::ListGroups => (0, 5),
         ApiKey::DescribeGroups => (0, 5),
+        // SASL/OAUTHBEARER, whose extensions carry a signed client identity.
+        ApiKey::SaslHandshake => (0, 1),
+        ApiKey::SaslAuthenticate => (0, 2),
         _ => return None,
     })
 }

@@ -125,3 +125,46 @@ impl Auth {
         Ok(key)
     }
 }
+
+/// The claim a Kafka client signs for a SASL/OAUTHBEARER session: method `kafka_sasl`, no log
+/// or partition, body [`kafka_sasl_body`].
+pub fn kafka_sasl_claim(timestamp_ms: u64, nonce: u64) -> RequestClaim<'static> {
+    RequestClaim {
+        method: "kafka_sasl",
+        log: "",
+        partition: None,
+        timestamp_ms,
+        nonce,
+        body: kafka_sasl_body(),
+    }
+}
+
+/// The body digest of a Kafka session: `client_request`-domain BLAKE3 of `kafka-sasl`.
+pub fn kafka_sasl_body() -> Digest {
+    Domain::ClientRequest.hash(b"kafka-sasl")
+}
+
+/// The OAUTHBEARER extensions that carry a session's signed claim (names are letters only, as
+/// RFC 7628 and librdkafka require).
+pub mod kafka_extensions {
+    /// The client's key (`pyrpub1...`).
+    pub const KEY: &str = "pyralogkey";
+    /// Its clock, ms.
+    pub const TIMESTAMP: &str = "pyralogts";
+    /// The nonce.
+    pub const NONCE: &str = "pyralognonce";
+    /// The signature (hex, 64 bytes).
+    pub const SIGNATURE: &str = "pyralogsig";
+}
+
+/// librdkafka's `sasl.oauthbearer.config` for a session signed by `key` (with
+/// `enable.sasl.oauthbearer.unsecure.jwt=true`, `sasl.mechanisms=OAUTHBEARER`).
+pub fn kafka_sasl_config(key: &Keypair, timestamp_ms: u64, nonce: u64) -> String {
+    let auth = Auth::sign(key, &kafka_sasl_claim(timestamp_ms, nonce));
+    use kafka_extensions::*;
+    format!(
+        "principal={public} extension_{KEY}={public} extension_{TIMESTAMP}={timestamp_ms} extension_{NONCE}={nonce} extension_{SIGNATURE}={}",
+        auth.signature.trim_start_matches("0x"),
+        public = auth.public_key,
+    )
+}

@@ -24,6 +24,14 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a signed Kafka session claim as librdkafka's `sasl.oauthbearer.config` (use with
+    /// `security.protocol=SASL_PLAINTEXT`, `sasl.mechanisms=OAUTHBEARER` and
+    /// `enable.sasl.oauthbearer.unsecure.jwt=true`): a log's access control then sees this key.
+    /// Valid for 5 minutes and one session per node (its nonce is the current time).
+    KafkaAuth {
+        /// The key file.
+        file: PathBuf,
+    },
 }
 
 /// Runs a key subcommand.
@@ -46,6 +54,12 @@ pub(crate) fn run(command: KeysCommand) -> anyhow::Result<()> {
             } else {
                 println!("{}", keypair.public());
             }
+        }
+        KeysCommand::KafkaAuth { file } => {
+            let keypair = load_key_file(&file).context("cannot load key file")?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+            let (timestamp_ms, nonce) = (now.as_millis() as u64, now.as_nanos() as u64);
+            println!("{}", pyralog_rpc_params::auth::kafka_sasl_config(&keypair, timestamp_ms, nonce));
         }
     }
     Ok(())

@@ -17,6 +17,12 @@ pub(crate) const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub(crate) const INVALID_PARTITIONS: i16 = 37;
 pub(crate) const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub(crate) const INVALID_REQUEST: i16 = 42;
+/// A SASL mechanism other than OAUTHBEARER.
+pub(crate) const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+/// SaslAuthenticate before SaslHandshake, or twice.
+pub(crate) const ILLEGAL_SASL_STATE: i16 = 34;
+/// The SASL message is not a signed claim that verifies.
+pub(crate) const SASL_AUTHENTICATION_FAILED: i16 = 58;
 /// The log's access-control contract denied the (anonymous) Kafka client.
 pub(crate) const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 /// A record failed the broker's validation (a log's constraint contract refused it).

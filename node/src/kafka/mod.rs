@@ -4,7 +4,9 @@
 //!
 //! APIs: ApiVersions, Metadata, CreateTopics, DescribeConfigs (read-only), InitProducerId, Produce (idempotent producers too),
 //! Fetch (long polling), ListOffsets, and consumer groups (FindCoordinator, JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups; see [`groups`]).
+//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups; see [`groups`]),
+//! and SaslHandshake/SaslAuthenticate (OAUTHBEARER carrying a signed client identity, which a
+//! log's access-control contract sees; see [`sasl`]).
 //! A record produced here is the same record as one appended over JSON-RPC: same Merkle tree,
 //! checkpoints and proofs.
 
@@ -15,12 +17,14 @@ mod groups;
 mod handlers;
 mod ids;
 mod records;
+mod sasl;
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, SaslAuthenticateResponse, SaslHandshakeResponse};
+use kafka_protocol::protocol::StrBytes;
 use pyralog_kafka_wire::{
     Decoded, FrameError, Request, api_versions, decode_request, encode_response as respond, frame_length,
 };
@@ -28,7 +32,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use broker::{Broker, broker_addr};
-use codes::UNSUPPORTED_VERSION;
+use codes::{
+    ILLEGAL_SASL_STATE, NONE, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM, UNSUPPORTED_VERSION,
+};
 
 use crate::service::links::ClusterNode;
 use pyralog_config::KafkaSection;
@@ -70,6 +76,7 @@ pub(crate) async fn serve(
 
 async fn connection(broker: Arc<Broker>, mut stream: TcpStream, host: String) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
+    let mut session = sasl::Session::default();
     loop {
         let mut length = [0u8; 4];
         if stream.read_exact(&mut length).await.is_err() {
@@ -80,7 +87,7 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream, host: String) ->
         })?;
         let mut frame = vec![0u8; length];
         stream.read_exact(&mut frame).await?;
-        let response = broker.handle(Bytes::from(frame), &host).await?;
+        let response = broker.handle(Bytes::from(frame), &host, &mut session).await?;
         if let Some(response) = response {
             stream.write_all(&response).await?;
         }
@@ -89,7 +96,12 @@ async fn connection(broker: Arc<Broker>, mut stream: TcpStream, host: String) ->
 
 impl Broker {
     /// Answers one request frame (`None`: a produce with acks=0, which gets no answer).
-    async fn handle(&self, frame: Bytes, host: &str) -> Result<Option<BytesMut>, FrameError> {
+    async fn handle(
+        &self,
+        frame: Bytes,
+        host: &str,
+        session: &mut sasl::Session,
+    ) -> Result<Option<BytesMut>, FrameError> {
         let Request { api, version, header, body: request } = match decode_request(frame)? {
             Decoded::Request(request) => *request,
             Decoded::UnsupportedApiVersions { correlation_id } => {
@@ -104,15 +116,46 @@ impl Broker {
             RequestKind::ListOffsets(request) => {
                 respond(api, version, correlation, &self.list_offsets(request))?
             }
+            RequestKind::SaslHandshake(request) => {
+                let code = match session.handshake(request.mechanism.as_str()) {
+                    true => NONE,
+                    false => UNSUPPORTED_SASL_MECHANISM,
+                };
+                let mechanisms = vec![StrBytes::from_static_str(sasl::MECHANISM)];
+                let body = SaslHandshakeResponse::default().with_error_code(code).with_mechanisms(mechanisms);
+                respond(api, version, correlation, &body)?
+            }
+            RequestKind::SaslAuthenticate(request) => {
+                let body = match session.authenticate(&request.auth_bytes) {
+                    Ok(key) => {
+                        tracing::debug!(%key, "kafka client authenticated");
+                        SaslAuthenticateResponse::default()
+                    }
+                    Err(refusal) => {
+                        let (code, message) = match refusal {
+                            sasl::SaslRefusal::State => {
+                                (ILLEGAL_SASL_STATE, "authenticate once, after a handshake".to_owned())
+                            }
+                            sasl::SaslRefusal::Failed(why) => (SASL_AUTHENTICATION_FAILED, why),
+                        };
+                        SaslAuthenticateResponse::default()
+                            .with_error_code(code)
+                            .with_error_message(Some(StrBytes::from_string(message)))
+                    }
+                };
+                respond(api, version, correlation, &body)?
+            }
             RequestKind::Produce(request) => {
                 let acks = request.acks;
-                let response = self.produce(request).await;
+                let response = self.produce(request, session.principal()).await;
                 if acks == 0 {
                     return Ok(None);
                 }
                 respond(api, version, correlation, &response)?
             }
-            RequestKind::Fetch(request) => respond(api, version, correlation, &self.fetch(request).await)?,
+            RequestKind::Fetch(request) => {
+                respond(api, version, correlation, &self.fetch(request, session.principal()).await)?
+            }
             RequestKind::CreateTopics(request) => {
                 respond(api, version, correlation, &self.create_topics(request).await)?
             }

@@ -27,6 +27,7 @@ use super::codes::{
 };
 use crate::clock::unix_ms;
 use pyralog_cluster::acl::Operation;
+use pyralog_crypto::PublicKey;
 
 /// The longest a Fetch waits for data (clients ask for up to `max.wait.ms`, 500 by default).
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
@@ -155,7 +156,11 @@ fn to_kafka(stored: &StoredRecord) -> KafkaRecord {
 impl Broker {
     /// Each partition's batches are decoded (CRC checked, decompressed) before anything is
     /// written; a corrupt batch writes nothing of its partition.
-    pub(crate) async fn produce(&self, request: ProduceRequest) -> ProduceResponse {
+    pub(crate) async fn produce(
+        &self,
+        request: ProduceRequest,
+        principal: Option<&PublicKey>,
+    ) -> ProduceResponse {
         let now_ms = unix_ms();
         let mut responses = Vec::new();
         for topic in request.topic_data {
@@ -163,13 +168,15 @@ impl Broker {
             let mut partitions = Vec::new();
             for data in topic.partition_data {
                 let answer = PartitionProduceResponse::default().with_index(data.index);
-                partitions.push(match self.produce_partition(&log, data.index, data.records, now_ms).await {
-                    Ok(base) => answer.with_base_offset(base).with_log_append_time_ms(-1),
-                    Err(ProduceRefusal { code, message }) => answer
-                        .with_error_code(code)
-                        .with_error_message(message.map(StrBytes::from_string))
-                        .with_base_offset(-1),
-                });
+                partitions.push(
+                    match self.produce_partition(&log, data.index, data.records, now_ms, principal).await {
+                        Ok(base) => answer.with_base_offset(base).with_log_append_time_ms(-1),
+                        Err(ProduceRefusal { code, message }) => answer
+                            .with_error_code(code)
+                            .with_error_message(message.map(StrBytes::from_string))
+                            .with_base_offset(-1),
+                    },
+                );
             }
             responses.push(
                 TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions),
@@ -184,6 +191,7 @@ impl Broker {
         index: i32,
         records: Option<Bytes>,
         now_ms: u64,
+        principal: Option<&PublicKey>,
     ) -> Result<i64, ProduceRefusal> {
         let partition = u32::try_from(index).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
         // Kafka clients send each partition to its leader (Metadata names it); one that reaches
@@ -192,7 +200,7 @@ impl Broker {
         if leader != Some(self.node.id()) {
             return Err(NOT_LEADER_OR_FOLLOWER.into());
         }
-        self.node.authorize(log, None, Operation::Append, Some(partition)).map_err(|e| code_of(&e))?;
+        self.node.authorize(log, principal, Operation::Append, Some(partition)).map_err(|e| code_of(&e))?;
         let records = decode_produced(records.unwrap_or_default()).map_err(|refused| {
             tracing::info!(log, partition, ?refused, "kafka produce: batch refused");
             match refused {
@@ -217,12 +225,12 @@ impl Broker {
 
     /// Answers once some partition has `min_bytes` to give or `max_wait_ms` passed (Kafka's long
     /// poll), polling the partitions' committed sizes.
-    pub(crate) async fn fetch(&self, request: FetchRequest) -> FetchResponse {
+    pub(crate) async fn fetch(&self, request: FetchRequest, principal: Option<&PublicKey>) -> FetchResponse {
         let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_FETCH_WAIT);
         let deadline = tokio::time::Instant::now() + wait;
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0).max(1);
         loop {
-            let (response, bytes) = self.fetch_once(&request);
+            let (response, bytes) = self.fetch_once(&request, principal);
             if bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
                 return response;
             }
@@ -231,7 +239,7 @@ impl Broker {
     }
 
     /// One pass over the requested partitions; returns the answer and the record bytes in it.
-    fn fetch_once(&self, request: &FetchRequest) -> (FetchResponse, usize) {
+    fn fetch_once(&self, request: &FetchRequest, principal: Option<&PublicKey>) -> (FetchResponse, usize) {
         let mut total = 0;
         let mut topics = Vec::new();
         for topic in &request.topics {
@@ -240,17 +248,19 @@ impl Broker {
             for p in &topic.partitions {
                 let answer = PartitionData::default().with_partition_index(p.partition);
                 let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-                partitions.push(match self.read_batch(&log, p.partition, p.fetch_offset, max_bytes) {
-                    Ok((size, records)) => {
-                        total += records.len();
-                        answer
-                            .with_high_watermark(size as i64)
-                            .with_last_stable_offset(size as i64)
-                            .with_log_start_offset(0)
-                            .with_records(Some(records))
-                    }
-                    Err(code) => answer.with_error_code(code).with_high_watermark(-1),
-                });
+                partitions.push(
+                    match self.read_batch(&log, p.partition, p.fetch_offset, max_bytes, principal) {
+                        Ok((size, records)) => {
+                            total += records.len();
+                            answer
+                                .with_high_watermark(size as i64)
+                                .with_last_stable_offset(size as i64)
+                                .with_log_start_offset(0)
+                                .with_records(Some(records))
+                        }
+                        Err(code) => answer.with_error_code(code).with_high_watermark(-1),
+                    },
+                );
             }
             topics.push(
                 FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions),
@@ -267,11 +277,12 @@ impl Broker {
         partition: i32,
         offset: i64,
         max_bytes: usize,
+        principal: Option<&PublicKey>,
     ) -> Result<(u64, Bytes), i16> {
         let partition = u32::try_from(partition).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
         let replica = self.local_replica(log, partition)?;
-        // Kafka clients are anonymous here (no SASL): a log's access-control contract decides.
-        self.node.authorize(log, None, Operation::Read, Some(partition)).map_err(|e| code_of(&e))?;
+        // The SASL session's client (none: anonymous) is what the log's access control sees.
+        self.node.authorize(log, principal, Operation::Read, Some(partition)).map_err(|e| code_of(&e))?;
         let size = replica.state().size;
         let from = u64::try_from(offset).map_err(|_| OFFSET_OUT_OF_RANGE)?;
         if from > size {

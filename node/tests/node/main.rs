@@ -10,6 +10,7 @@ mod contract_rpc;
 mod disk_faults;
 mod kafka;
 mod kafka_groups;
+mod kafka_sasl;
 mod kafka_wire;
 mod layout;
 mod light_chain;

@@ -218,17 +218,19 @@ async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason
     assert_eq!(code(call(rpc, "log_append", forged).await), -32602);
 }
 
-/// A log whose access-control contract lets one key append: anonymous and other keys' appends
-/// are denied with the contract's reason (1009), the writer's signed append is taken, and a
-/// replayed, stale or tampered signature is refused (1008) before the contract runs.
+/// A log on a 3-node cluster whose access-control contract lets one key append: anonymous and
+/// other keys' appends are denied with the contract's reason (1009), the writer's signed append
+/// is taken, and a replayed, stale or tampered signature is refused (1008) before the contract
+/// runs; every node reads the records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_access_control_contract_decides_on_signed_identities() {
+    // Three node processes; requests go through node 1 (the log's partition may be led by any).
     let dir = tempfile::tempdir().unwrap();
-    let net = start_with(dir.path(), 1, |config| config.to_owned()).await;
-    let rpc = net.rpc[0].as_str();
+    let net = start_with(dir.path(), 3, |config| config.to_owned()).await;
+    let rpc = net.rpc[1].as_str();
     let (writer, other) = (Keypair::generate(), Keypair::generate());
     let acl = wasm_of(writer_allowlist(writer.public().as_bytes()).as_bytes()).unwrap();
-    let created = json!({"name": "private", "partitions": 1, "replicationFactor": 1, "acl": hex(&acl)});
+    let created = json!({"name": "private", "partitions": 1, "replicationFactor": 3, "acl": hex(&acl)});
     let created = call(rpc, "log_create", created).await.unwrap();
     assert_eq!(created["acl"], hex(&pyralog_cluster::constraint::code_hash(&acl).0));
     let records = vec![AppendedRecord {
@@ -296,7 +298,13 @@ async fn an_access_control_contract_decides_on_signed_identities() {
         (UNAUTHENTICATED, "auth.signature: does not verify for this request")
     );
 
-    // Anyone reads; two records were written.
-    let read = call(rpc, "log_read", json!({"log": "private", "partition": 0})).await.unwrap();
-    assert_eq!(read.as_array().unwrap().len(), 2);
+    // Anyone reads, through any node; two records were written.
+    for url in &net.rpc {
+        let read = eventually("two records on every node", async || {
+            let read = call(url, "log_read", json!({"log": "private", "partition": 0})).await.ok()?;
+            (read.as_array()?.len() == 2).then_some(read)
+        })
+        .await;
+        assert_eq!(read[1]["value"], hex(b"secret"));
+    }
 }

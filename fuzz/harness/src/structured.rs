@@ -188,7 +188,10 @@ fn append_params(u: &mut Unstructured) -> Result<()> {
             .map(|_| Ok((u.arbitrary()?, u.arbitrary()?)))
             .collect::<Result<_>>()?;
         let timestamp_ms: u64 = u.arbitrary()?;
-        let producer: Option<(u64, u64)> = u.arbitrary()?;
+        // Producer ids from 2^63 are the cluster's own (trigger outputs): a client's are below.
+        let producer: Option<(u64, u64)> = u
+            .arbitrary::<Option<(u64, u64)>>()?
+            .map(|(id, seq)| (id % pyralog_record::RESERVED_PRODUCERS, seq));
         records.push(AppendedRecord {
             key: key.as_deref().map(to_hex),
             value: to_hex(&value),

@@ -14,9 +14,8 @@ use pyralog_rpc_params::{Append, CreateLog, GetConsistencyProof, GetLatest, Part
 use serde_json::{Value, json};
 
 use crate::clock::unix_ms;
-use crate::rpc::auth::{Request, authorize};
 use crate::rpc::codes::{cluster_error, cluster_error_ref, internal};
-use crate::rpc::method::{RpcResult, parse, refused, register_timed, timed};
+use crate::rpc::method::{LogRequest, RpcResult, authorize, parse, refused, register_timed, timed};
 use crate::service::links::ClusterNode;
 use pyralog_cluster::acl::Operation;
 use pyralog_crypto::Digest;
@@ -102,7 +101,7 @@ async fn append(node: &Node, params: Params<'static>) -> RpcResult {
         Some(_) => append_body(&p.records).map_err(refused)?,
         None => Digest([0; 32]),
     };
-    let request = Request {
+    let request = LogRequest {
         method: "log_append",
         log: &p.log,
         partition: p.partition,
@@ -155,7 +154,7 @@ fn read(node: &Node, params: Params<'_>) -> RpcResult {
     let p: Read = parse(&params)?;
     let max = p.limit();
     let body = read_body(p.from, p.max as u64);
-    let request = Request {
+    let request = LogRequest {
         method: "log_read",
         log: &p.log,
         partition: Some(p.partition),

@@ -103,3 +103,39 @@ pub(crate) async fn submit_tx(chain: &ChainService, bytes: Vec<u8>) -> Result<Si
         Admission::Rejected(reason) => Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>)),
     }
 }
+
+/// What a log request does, for its signature (`pyralog_rpc_params::auth`).
+pub(crate) struct LogRequest<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) log: &'a str,
+    pub(crate) partition: Option<u32>,
+    pub(crate) body: pyralog_crypto::Digest,
+    pub(crate) operation: pyralog_cluster::acl::Operation,
+}
+
+/// The client's verified identity (none: anonymous; a refused signature, clock or nonce is
+/// `UNAUTHENTICATED`), checked against the log's access-control contract.
+pub(crate) fn authorize(
+    node: &crate::service::links::ClusterNode,
+    auth: Option<&pyralog_rpc_params::auth::Auth>,
+    request: LogRequest<'_>,
+) -> Result<(), ErrorObjectOwned> {
+    let caller = match auth {
+        None => None,
+        Some(auth) => {
+            let claim = pyralog_rpc_params::auth::RequestClaim {
+                method: request.method,
+                log: request.log,
+                partition: request.partition,
+                timestamp_ms: auth.timestamp_ms,
+                nonce: auth.nonce,
+                body: request.body,
+            };
+            let key = crate::client_auth::verify(auth, &claim)
+                .map_err(|why| ErrorObject::owned(codes::UNAUTHENTICATED, why, None::<()>))?;
+            Some(key)
+        }
+    };
+    node.authorize(request.log, caller.as_ref(), request.operation, request.partition)
+        .map_err(codes::cluster_error)
+}

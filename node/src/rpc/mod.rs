@@ -12,7 +12,6 @@
 //! [`serve`].
 
 mod admin;
-mod auth;
 mod chain;
 mod codes;
 mod contract;

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use pyralog_contracts::{Call, Contract, ContractError, Env, Field};
+use pyralog_contracts::{Contract, ContractError, Env, Field};
 use pyralog_crypto::{Digest, LogName, PublicKey};
 
-use crate::constraint::{NoStorage, RUNTIME, code_hash};
+use crate::constraint::{RUNTIME, code_hash, run_log_contract};
 
 /// The entry point an access-control contract exports.
 pub const ENTRY: &str = "allow";
@@ -73,9 +73,7 @@ impl Acl {
         if let Some(partition) = partition {
             env = env.with(Field::Partition, partition.to_le_bytes());
         }
-        let call = Call { entry: ENTRY, input: &[], env: &env, fuel: FUEL_PER_DECISION };
-        match RUNTIME.run(&self.contract, call, Arc::new(NoStorage)) {
-            Ok(outcome) if !outcome.writes.is_empty() => Err("log contracts keep no storage".into()),
+        match run_log_contract(&self.contract, ENTRY, &env, FUEL_PER_DECISION) {
             Ok(_) => Ok(()),
             Err(ContractError::Refused(reason)) => Err(reason),
             Err(err) => Err(err.to_string()),

@@ -60,7 +60,7 @@ pub struct Refusal {
 }
 
 /// Storage of a contract that keeps none.
-pub(crate) struct NoStorage;
+struct NoStorage;
 
 impl Storage for NoStorage {
     fn get(&self, _key: &[u8]) -> Option<Vec<u8>> {
@@ -106,14 +106,27 @@ impl Constraint {
         if let Some(previous) = previous {
             env = env.with(Field::PreviousKey, previous);
         }
-        let call = Call { entry: ENTRY, input: &[], env: &env, fuel: FUEL_PER_RECORD };
-        match RUNTIME.run(&self.contract, call, Arc::new(NoStorage)) {
-            Ok(outcome) if !outcome.writes.is_empty() => Err("log contracts keep no storage".into()),
+        match run_log_contract(&self.contract, ENTRY, &env, FUEL_PER_RECORD) {
             Ok(outcome) => Ok(outcome.fuel_used),
             Err(ContractError::Refused(reason)) => Err(reason),
             Err(err) => Err(err.to_string()),
         }
     }
+}
+
+/// Runs `entry` of a log contract (constraint, trigger, access control) in `env`: no input, no
+/// storage (a call that writes is refused).
+pub(crate) fn run_log_contract(
+    contract: &Contract,
+    entry: &str,
+    env: &Env,
+    fuel: u64,
+) -> Result<pyralog_contracts::Outcome, ContractError> {
+    let outcome = RUNTIME.run(contract, Call { entry, input: &[], env, fuel }, Arc::new(NoStorage))?;
+    if !outcome.writes.is_empty() {
+        return Err(ContractError::Refused("log contracts keep no storage".into()));
+    }
+    Ok(outcome)
 }
 
 /// The environment a log contract sees for `record` of `partition` of `log`.

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use pyralog_contracts::{Call, Contract, ContractError, Field};
+use pyralog_contracts::{Contract, ContractError, Field};
 use pyralog_crypto::{Digest, LogName};
 
-use crate::constraint::{NoStorage, RUNTIME, code_hash, record_env};
+use crate::constraint::{RUNTIME, code_hash, record_env, run_log_contract};
 use crate::model::{Header, Record, StoredRecord};
 
 /// The entry point a trigger exports.
@@ -49,11 +49,7 @@ impl Trigger {
     pub fn derive(&self, partition: u32, stored: &StoredRecord) -> Result<Vec<Record>, ContractError> {
         let record = &stored.record;
         let env = record_env(&self.log, partition, record).with_u64(Field::RecordOffset, stored.offset);
-        let call = Call { entry: ENTRY, input: &[], env: &env, fuel: FUEL_PER_RECORD };
-        let outcome = RUNTIME.run(&self.contract, call, Arc::new(NoStorage))?;
-        if !outcome.writes.is_empty() {
-            return Err(ContractError::Refused("log contracts keep no storage".into()));
-        }
+        let outcome = run_log_contract(&self.contract, ENTRY, &env, FUEL_PER_RECORD)?;
         let source = format!("{}/{partition}/{}", self.log, stored.offset);
         Ok(outcome
             .events

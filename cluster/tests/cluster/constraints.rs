@@ -4,30 +4,18 @@
 //! a forwarding node too), and after the leader is killed the new leader enforces the rule
 //! against the last record the old one wrote.
 
-use std::time::Duration;
-
 use pyralog_cluster::constraint::code_hash;
-use pyralog_cluster::engine::{ClusterError, ClusterNode};
+use pyralog_cluster::engine::ClusterError;
 use pyralog_cluster::local::{LocalClusterNode, start_cluster};
 use pyralog_cluster::model::{LogConfig, Record};
 use pyralog_cluster::raft::Rejection;
-use pyralog_cluster::storage::PartitionId;
 use pyralog_contracts::examples::{JSON_ID, MONOTONIC_KEYS, wasm_of};
-use pyralog_crypto::{ClusterId, LogName};
+use pyralog_crypto::ClusterId;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::support::{DEADLINE, eventually, leader_of, log_config};
 
 fn config(name: &str, constraint: Option<pyralog_crypto::Digest>) -> LogConfig {
-    LogConfig {
-        name: LogName::new(name).unwrap(),
-        partitions: 1,
-        replication_factor: 3,
-        max_record_bytes: 1 << 20,
-        zk: Default::default(),
-        constraint,
-        trigger: None,
-        acl: None,
-    }
+    LogConfig { constraint, ..log_config(name, 1, 3) }
 }
 
 fn keyed(keys: &[&str]) -> Vec<Record> {
@@ -38,25 +26,6 @@ fn keyed(keys: &[&str]) -> Vec<Record> {
 
 fn valued(values: &[&str]) -> Vec<Record> {
     values.iter().map(|v| Record { value: v.as_bytes().to_vec(), ..Record::default() }).collect()
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = tokio::time::Instant::now();
-    while !check() {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn leads(node: &ClusterNode, partition: PartitionId) -> bool {
-    node.replica(partition)
-        .is_some_and(|r| r.raft().metrics().borrow().state == openraft::ServerState::Leader)
-}
-
-async fn leader(nodes: &[LocalClusterNode], partition: PartitionId) -> &ClusterNode {
-    let running = || nodes.iter().filter(|n| n.is_running()).map(|n| n.node());
-    eventually("a partition leader", || running().any(|n| leads(n, partition))).await;
-    running().find(|n| leads(n, partition)).unwrap()
 }
 
 fn refusal(result: Result<Vec<pyralog_cluster::engine::AppendReceipt>, ClusterError>) -> (usize, String) {
@@ -85,7 +54,7 @@ async fn a_constraint_refuses_whole_batches_at_every_leader_and_its_hash_is_in_t
         assert_eq!(node.contract_code(&hash), Some(wasm.clone()));
     }
 
-    let lead = leader(&nodes, id).await;
+    let lead = leader_of(&nodes, id).await;
     let follower = nodes.iter().map(LocalClusterNode::node).find(|n| n.id() != lead.id()).unwrap();
     assert_eq!(lead.append_to("ordered", 0, keyed(&["a", "b", "c"])).await.unwrap().len(), 3);
     // The second record goes back: nothing of the batch is written, at the leader or through
@@ -103,7 +72,7 @@ async fn a_constraint_refuses_whole_batches_at_every_leader_and_its_hash_is_in_t
     // The leader dies; its successor compares with the last record the old leader wrote.
     let old = lead.id();
     nodes[old as usize].stop().await.unwrap();
-    let successor = leader(&nodes, id).await;
+    let successor = leader_of(&nodes, id).await;
     assert_ne!(successor.id(), old);
     let stale = refusal(successor.append_to("ordered", 0, keyed(&["e"])).await);
     assert_eq!(stale, (0, "keys must increase".to_owned()));
@@ -119,7 +88,7 @@ async fn a_schema_like_constraint_checks_values_and_bad_code_or_hashes_are_refus
     let hash = first.store_contract_code(wasm_of(JSON_ID.as_bytes()).unwrap()).await.unwrap();
     let info = first.create_log(config("orders", Some(hash))).await.unwrap();
     assert!(first.wait_until_writable("orders", DEADLINE).await.unwrap());
-    let lead = leader(&nodes, info.partition_id(0)).await;
+    let lead = leader_of(&nodes, info.partition_id(0)).await;
     let ok = lead.append_to("orders", 0, valued(&[r#"{"id":1,"total":5}"#, r#"{"total":5,"id":"x"}"#])).await;
     assert_eq!(ok.unwrap().len(), 2);
     let shape = "value must be a JSON object with an \"id\" field".to_owned();

@@ -13,25 +13,16 @@ use pyralog_cluster::raft::{CHECKPOINT_THRESHOLD, Rejection, SealedEpoch};
 use pyralog_cluster::storage::{AppendOutcome, PartitionId, StorageMode};
 use pyralog_crypto::merkle::VerifyError;
 use pyralog_crypto::quorum::QuorumCertificate;
-use pyralog_crypto::{Checkpoint, ClusterId, LogName};
+use pyralog_crypto::{Checkpoint, ClusterId};
 
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::support::{DEADLINE, eventually, leader_of, running};
 
 fn cluster_id() -> ClusterId {
     ClusterId::new("engine-test").unwrap()
 }
 
 fn log_config(name: &str, partitions: u32, replication_factor: u8) -> LogConfig {
-    LogConfig {
-        name: LogName::new(name).unwrap(),
-        partitions,
-        replication_factor,
-        max_record_bytes: 1024,
-        zk: Default::default(),
-        constraint: None,
-        trigger: None,
-        acl: None,
-    }
+    LogConfig { max_record_bytes: 1024, ..crate::support::log_config(name, partitions, replication_factor) }
 }
 
 fn record(key: Option<&str>, value: &str) -> Record {
@@ -42,29 +33,6 @@ fn record(key: Option<&str>, value: &str) -> Record {
         timestamp_ms: 1_700_000_000_000,
         ..Record::default()
     }
-}
-
-/// Polls `check` until it holds; panics with `what` after the deadline.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = tokio::time::Instant::now();
-    while !check() {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn running(nodes: &[LocalClusterNode]) -> impl Iterator<Item = &ClusterNode> {
-    nodes.iter().filter(|n| n.is_running()).map(|n| n.node())
-}
-
-/// The running node that leads `partition`.
-async fn leader_of(nodes: &[LocalClusterNode], partition: PartitionId) -> &ClusterNode {
-    let leads = |node: &ClusterNode| {
-        node.replica(partition)
-            .is_some_and(|r| r.raft().metrics().borrow().state == openraft::ServerState::Leader)
-    };
-    eventually(&format!("a leader of {partition}"), || running(nodes).any(leads)).await;
-    running(nodes).find(|n| leads(n)).unwrap()
 }
 
 /// Appends through `entry`; records whose partition another node leads are retried there, at

@@ -10,5 +10,6 @@ mod record_codec;
 mod replication;
 mod sequencer;
 mod storage;
+mod support;
 mod transport;
 mod triggers;

@@ -4,51 +4,19 @@
 //! and the target holds exactly one derived record per source record (none lost, none twice).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use pyralog_cluster::engine::ClusterNode;
-use pyralog_cluster::local::{LocalClusterNode, start_cluster};
+use pyralog_cluster::local::start_cluster;
 use pyralog_cluster::model::{LogConfig, Record, TriggerConfig};
 use pyralog_cluster::raft::Rejection;
-use pyralog_cluster::storage::PartitionId;
 use pyralog_cluster::trigger::SOURCE_HEADER;
 use pyralog_contracts::examples::{AUDIT_TRIGGER, wasm_of};
 use pyralog_crypto::{ClusterId, LogName};
 
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::support::{DEADLINE, eventually, leader_of, log_config, running};
 
 fn config(name: &str, trigger: Option<TriggerConfig>) -> LogConfig {
-    LogConfig {
-        name: LogName::new(name).unwrap(),
-        partitions: 1,
-        replication_factor: 3,
-        max_record_bytes: 1 << 20,
-        zk: Default::default(),
-        constraint: None,
-        trigger,
-        acl: None,
-    }
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = tokio::time::Instant::now();
-    while !check() {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn running(nodes: &[LocalClusterNode]) -> impl Iterator<Item = &ClusterNode> {
-    nodes.iter().filter(|n| n.is_running()).map(|n| n.node())
-}
-
-async fn leader(nodes: &[LocalClusterNode], partition: PartitionId) -> &ClusterNode {
-    let leads = |node: &ClusterNode| {
-        node.replica(partition)
-            .is_some_and(|r| r.raft().metrics().borrow().state == openraft::ServerState::Leader)
-    };
-    eventually("a partition leader", || running(nodes).any(leads)).await;
-    running(nodes).find(|n| leads(n)).unwrap()
+    LogConfig { trigger, ..log_config(name, 1, 3) }
 }
 
 fn values(from: usize, to: usize) -> Vec<Record> {
@@ -99,7 +67,7 @@ async fn a_trigger_derives_one_record_per_source_record_across_a_leader_kill() {
     }
     let source = info.partition_id(0);
 
-    let lead = leader(&nodes, source).await;
+    let lead = leader_of(&nodes, source).await;
     for batch in 0..4 {
         lead.append_to("orders", 0, values(batch * 10, batch * 10 + 10)).await.unwrap();
     }
@@ -125,7 +93,7 @@ async fn a_trigger_derives_one_record_per_source_record_across_a_leader_kill() {
     let old = lead.id();
     nodes[old as usize].stop().await.unwrap();
     pyralog_cluster::failpoints::configure("trigger-advance", "off").unwrap();
-    let successor = leader(&nodes, source).await;
+    let successor = leader_of(&nodes, source).await;
     assert_ne!(successor.id(), old);
     let cursor_done = || {
         running(&nodes)

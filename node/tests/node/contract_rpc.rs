@@ -4,7 +4,6 @@
 //! the trusted head and refusing a server that lies about it. Then log contracts over the RPC:
 //! constraints, triggers, and access control on signed client requests.
 
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use pyralog_chain::proof::{StateProof, verify_state_proof};
@@ -17,7 +16,9 @@ use pyralog_rpc_params::{Append, AppendedRecord};
 use serde_json::{Value, json};
 
 use crate::chain_testnet::sync;
-use crate::support::{ProxyHook, call, code, eventually, hex, proxy, start_with, unhex};
+use crate::support::{
+    ProxyHook, call, code, eventually, hex, proxy, pyralog, pyralog_json, start_with, unhex,
+};
 
 /// Codes of `node/src/rpc/codes.rs`.
 const RECORD_REFUSED: i32 = 1007;
@@ -26,18 +27,6 @@ const ACCESS_DENIED: i32 = 1009;
 const TX_REJECTED: i32 = 1041;
 const UNKNOWN_CONTRACT: i32 = 1060;
 const CONTRACT_FAILED: i32 = 1061;
-
-fn pyralog(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pyralog")).args(args).output().expect("run pyralog")
-}
-
-/// Runs `pyralog` and parses the JSON it prints; asserts it succeeded.
-fn pyralog_json(args: &[&str]) -> Value {
-    let out = pyralog(args);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pyralog {args:?}: {}{}", text, String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("pyralog {args:?} printed {text:?}: {e}"))
-}
 
 /// A server that serves another value under a contract's storage key (with the true proof).
 struct Liar;

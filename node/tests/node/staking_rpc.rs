@@ -4,24 +4,10 @@
 //! verify against the state root they name; `pyralog query staking` prints them; the metrics
 //! show the bonded power.
 
-use std::process::{Command, Output};
-
 use pyralog_chain::proof::{StateProof, verify_state_proof};
 use serde_json::{Value, json};
 
-use crate::support::{call, eventually, raw_get, start_clusters_on, unhex};
-
-fn pyralog(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pyralog")).args(args).output().expect("run pyralog")
-}
-
-/// Runs `pyralog` and parses the JSON it prints (the last line); asserts it succeeded.
-fn pyralog_json(args: &[&str]) -> Value {
-    let out = pyralog(args);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pyralog {args:?}: {}{}", text, String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("pyralog {args:?} printed {text:?}: {e}"))
-}
+use crate::support::{call, eventually, pyralog, pyralog_json, raw_get, start_clusters_on, unhex};
 
 /// Checks one `evidence {key, value, proof}` of a `staking_*` answer against its state root.
 fn check_evidence(answer: &Value, evidence: &Value) {

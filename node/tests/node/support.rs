@@ -332,3 +332,16 @@ pub(crate) async fn read_request(socket: &mut tokio::net::TcpStream) -> Value {
         }
     }
 }
+
+/// Runs the `pyralog` binary with `args`.
+pub(crate) fn pyralog(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pyralog")).args(args).output().expect("run pyralog")
+}
+
+/// Runs `pyralog` and parses the JSON it prints; asserts it succeeded.
+pub(crate) fn pyralog_json(args: &[&str]) -> Value {
+    let out = pyralog(args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pyralog {args:?}: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("pyralog {args:?} printed {text:?}: {e}"))
+}

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use pyralog_contracts::{Contract, ContractError, Env, Field};
+use pyralog_contracts::{ContractError, Env, Field};
 use pyralog_crypto::{Digest, LogName, PublicKey};
 
-use crate::constraint::{RUNTIME, code_hash, run_log_contract};
+use crate::constraint::LogContract;
 
 /// The entry point an access-control contract exports.
 pub const ENTRY: &str = "allow";
@@ -38,22 +38,17 @@ impl Operation {
 
 /// A log's compiled access-control contract.
 #[derive(Debug)]
-pub struct Acl {
-    log: LogName,
-    hash: Digest,
-    contract: Contract,
-}
+pub struct Acl(LogContract);
 
 impl Acl {
     /// Compiles `wasm`, the access-control contract of `log`.
     pub fn new(log: LogName, wasm: &[u8]) -> Result<Arc<Self>, ContractError> {
-        let contract = RUNTIME.compile(wasm)?;
-        Ok(Arc::new(Acl { log, hash: code_hash(wasm), contract }))
+        Ok(Arc::new(Acl(LogContract::compile(log, wasm)?)))
     }
 
     /// Its code hash.
     pub fn hash(&self) -> Digest {
-        self.hash
+        self.0.hash()
     }
 
     /// Whether `caller` may do `operation` (on `partition`, when named); the contract's reason
@@ -65,7 +60,7 @@ impl Acl {
         partition: Option<u32>,
     ) -> Result<(), String> {
         let mut env = Env::default()
-            .with(Field::Log, self.log.as_str().as_bytes())
+            .with(Field::Log, self.0.log().as_str().as_bytes())
             .with(Field::Operation, operation.name().as_bytes());
         if let Some(caller) = caller {
             env = env.with(Field::Caller, *caller.as_bytes());
@@ -73,7 +68,7 @@ impl Acl {
         if let Some(partition) = partition {
             env = env.with(Field::Partition, partition.to_le_bytes());
         }
-        match run_log_contract(&self.contract, ENTRY, &env, FUEL_PER_DECISION) {
+        match self.0.run(ENTRY, &env, FUEL_PER_DECISION) {
             Ok(_) => Ok(()),
             Err(ContractError::Refused(reason)) => Err(reason),
             Err(err) => Err(err.to_string()),

@@ -27,8 +27,8 @@ pub const FUEL_PER_RECORD: u64 = 1_000_000;
 /// The largest constraint module.
 pub const MAX_CODE_BYTES: usize = 256 << 10;
 
-/// The runtime of log contracts (constraints and triggers).
-pub(crate) static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+/// The runtime of log contracts (constraints, triggers, access control).
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     Runtime::new(Limits { fuel: FUEL_PER_RECORD, code_bytes: MAX_CODE_BYTES, ..Limits::default() })
 });
 
@@ -42,13 +42,49 @@ pub fn check_code(wasm: &[u8]) -> Result<(), ContractError> {
     RUNTIME.compile(wasm).map(drop)
 }
 
-/// A log's compiled constraint.
+/// A log contract compiled for its log: what constraints, triggers and access control share.
 #[derive(Debug)]
-pub struct Constraint {
+pub struct LogContract {
     log: LogName,
     hash: Digest,
     contract: Contract,
 }
+
+impl LogContract {
+    /// Compiles `wasm`, a contract of `log`, under the log contracts' limits.
+    pub fn compile(log: LogName, wasm: &[u8]) -> Result<Self, ContractError> {
+        Ok(LogContract { log, hash: code_hash(wasm), contract: RUNTIME.compile(wasm)? })
+    }
+
+    /// Its code hash.
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    /// The log it serves.
+    pub fn log(&self) -> &LogName {
+        &self.log
+    }
+
+    /// Runs `entry` in `env` with no input and no storage (a call that writes is refused).
+    pub(crate) fn run(
+        &self,
+        entry: &str,
+        env: &Env,
+        fuel: u64,
+    ) -> Result<pyralog_contracts::Outcome, ContractError> {
+        let call = Call { entry, input: &[], env, fuel };
+        let outcome = RUNTIME.run(&self.contract, call, Arc::new(NoStorage))?;
+        if !outcome.writes.is_empty() {
+            return Err(ContractError::Refused("log contracts keep no storage".into()));
+        }
+        Ok(outcome)
+    }
+}
+
+/// A log's compiled constraint.
+#[derive(Debug)]
+pub struct Constraint(LogContract);
 
 /// Why a constraint refused a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,13 +107,12 @@ impl Storage for NoStorage {
 impl Constraint {
     /// Compiles `wasm`, the constraint of `log`.
     pub fn new(log: LogName, wasm: &[u8]) -> Result<Arc<Self>, ContractError> {
-        let contract = RUNTIME.compile(wasm)?;
-        Ok(Arc::new(Constraint { log, hash: code_hash(wasm), contract }))
+        Ok(Arc::new(Constraint(LogContract::compile(log, wasm)?)))
     }
 
     /// Its code hash.
     pub fn hash(&self) -> Digest {
-        self.hash
+        self.0.hash()
     }
 
     /// Runs the constraint on `records` (one caller's batch for `partition`), where the record
@@ -102,31 +137,16 @@ impl Constraint {
 
     /// Runs the constraint on one record; the fuel it burnt, or why it refused.
     pub fn check(&self, partition: u32, previous: Option<&[u8]>, record: &Record) -> Result<u64, String> {
-        let mut env = record_env(&self.log, partition, record).with(Field::Operation, &b"append"[..]);
+        let mut env = record_env(self.0.log(), partition, record).with(Field::Operation, &b"append"[..]);
         if let Some(previous) = previous {
             env = env.with(Field::PreviousKey, previous);
         }
-        match run_log_contract(&self.contract, ENTRY, &env, FUEL_PER_RECORD) {
+        match self.0.run(ENTRY, &env, FUEL_PER_RECORD) {
             Ok(outcome) => Ok(outcome.fuel_used),
             Err(ContractError::Refused(reason)) => Err(reason),
             Err(err) => Err(err.to_string()),
         }
     }
-}
-
-/// Runs `entry` of a log contract (constraint, trigger, access control) in `env`: no input, no
-/// storage (a call that writes is refused).
-pub(crate) fn run_log_contract(
-    contract: &Contract,
-    entry: &str,
-    env: &Env,
-    fuel: u64,
-) -> Result<pyralog_contracts::Outcome, ContractError> {
-    let outcome = RUNTIME.run(contract, Call { entry, input: &[], env, fuel }, Arc::new(NoStorage))?;
-    if !outcome.writes.is_empty() {
-        return Err(ContractError::Refused("log contracts keep no storage".into()));
-    }
-    Ok(outcome)
 }
 
 /// The environment a log contract sees for `record` of `partition` of `log`.

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use pyralog_contracts::{Contract, ContractError, Field};
+use pyralog_contracts::{ContractError, Field};
 use pyralog_crypto::{Digest, LogName};
 
-use crate::constraint::{RUNTIME, code_hash, record_env, run_log_contract};
+use crate::constraint::{LogContract, record_env};
 use crate::model::{Header, Record, StoredRecord};
 
 /// The entry point a trigger exports.
@@ -26,31 +26,26 @@ pub const SOURCE_HEADER: &str = "pyralog-source";
 
 /// A log's compiled trigger.
 #[derive(Debug)]
-pub struct Trigger {
-    log: LogName,
-    hash: Digest,
-    contract: Contract,
-}
+pub struct Trigger(LogContract);
 
 impl Trigger {
     /// Compiles `wasm`, the trigger of `log`.
     pub fn new(log: LogName, wasm: &[u8]) -> Result<Arc<Self>, ContractError> {
-        let contract = RUNTIME.compile(wasm)?;
-        Ok(Arc::new(Trigger { log, hash: code_hash(wasm), contract }))
+        Ok(Arc::new(Trigger(LogContract::compile(log, wasm)?)))
     }
 
     /// Its code hash.
     pub fn hash(&self) -> Digest {
-        self.hash
+        self.0.hash()
     }
 
     /// The records `stored` (of `partition`) derives: one per event its call emitted, without
     /// producer sequences yet; or why the call failed.
     pub fn derive(&self, partition: u32, stored: &StoredRecord) -> Result<Vec<Record>, ContractError> {
         let record = &stored.record;
-        let env = record_env(&self.log, partition, record).with_u64(Field::RecordOffset, stored.offset);
-        let outcome = run_log_contract(&self.contract, ENTRY, &env, FUEL_PER_RECORD)?;
-        let source = format!("{}/{partition}/{}", self.log, stored.offset);
+        let env = record_env(self.0.log(), partition, record).with_u64(Field::RecordOffset, stored.offset);
+        let outcome = self.0.run(ENTRY, &env, FUEL_PER_RECORD)?;
+        let source = format!("{}/{partition}/{}", self.0.log(), stored.offset);
         Ok(outcome
             .events
             .into_iter()

@@ -26,6 +26,23 @@ pub struct Trust {
     placement: BTreeMap<String, Vec<Vec<u64>>>,
     /// `log/partition` -> the latest verified checkpoint's canonical encoding (hex).
     checkpoints: BTreeMap<String, String>,
+    /// Log -> the contracts it runs under, pinned with its placement.
+    #[serde(default)]
+    rules: BTreeMap<String, LogRules>,
+}
+
+/// The contracts a log runs under, by code hash (0x hex), as its configuration names them: its
+/// constraint, access control and trigger (code and target log). A log's configuration never
+/// changes, so the rules pinned with its placement are the rules of every record it holds;
+/// checkpoints do not commit to them, so they are trusted as the placement is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRules {
+    /// The constraint's code hash.
+    pub constraint: Option<String>,
+    /// The access-control contract's code hash.
+    pub acl: Option<String>,
+    /// The trigger's code hash and target log.
+    pub trigger: Option<(String, String)>,
 }
 
 impl Trust {
@@ -53,10 +70,19 @@ impl Trust {
     /// Pins `log`'s placement as a `log_list` answer reports it (trust on first use).
     pub fn pin_placement(&mut self, log: &str, log_list: &Value) -> anyhow::Result<()> {
         let info = log_list.as_array().into_iter().flatten().find(|l| l["name"] == log);
-        let placement: Vec<Vec<u64>> =
-            serde_json::from_value(info.context("no such log")?["placement"].clone())?;
+        let info = info.context("no such log")?;
+        let placement: Vec<Vec<u64>> = serde_json::from_value(info["placement"].clone())?;
+        let text = |value: &Value| value.as_str().map(str::to_owned);
+        let trigger = text(&info["trigger"]["code"]).zip(text(&info["trigger"]["target"]));
+        let rules = LogRules { constraint: text(&info["constraint"]), acl: text(&info["acl"]), trigger };
         self.placement.insert(log.to_owned(), placement);
+        self.rules.insert(log.to_owned(), rules);
         Ok(())
+    }
+
+    /// The contracts `log` runs under, as pinned (a trust file from before contracts has none).
+    pub fn rules(&self, log: &str) -> Option<&LogRules> {
+        self.rules.get(log)
     }
 
     /// The keys whose majority certifies the partition's checkpoints.

@@ -182,6 +182,18 @@ async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason
     assert_eq!(data, json!({"index": 1, "reason": "keys must increase", "constraint": hash}));
     let read = call(rpc, "log_read", json!({"log": "ordered", "partition": 0})).await.unwrap();
     assert_eq!(read.as_array().unwrap().len(), 2);
+    // The cluster light client pins the log's rules with its placement and reports them.
+    let trust = dir.path().join("trust.json");
+    let verify =
+        ["light", "verify-record", "--rpc", rpc, "--log", "ordered", "--partition", "0", "--offset", "1"];
+    let verify: Vec<&str> =
+        verify.into_iter().chain(["--trust", trust.to_str().unwrap(), "--trust-on-first-use"]).collect();
+    let report = eventually("a certified checkpoint covering offset 1", async || {
+        let out = pyralog(&verify);
+        out.status.success().then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    })
+    .await;
+    assert_eq!(report["rules"], json!({"constraint": hash, "acl": null, "trigger": null}));
     // Code that is not a valid module is refused when the log is created.
     let bad = json!({"name": "broken", "partitions": 1, "replicationFactor": 1, "constraint": "0x0061736d"});
     assert_eq!(code(call(rpc, "log_create", bad).await), 1020);

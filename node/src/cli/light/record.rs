@@ -128,6 +128,8 @@ pub(super) async fn verify(args: &VerifyArgs) -> anyhow::Result<Value> {
         "checkpoint": { "size": checkpoint.size, "epoch": checkpoint.epoch, "root": to_hex(&checkpoint.root.0) },
         "signatures": evidence.certificate.signatures.len(),
         "extendsTrusted": trusted.map(|old| old.size),
+        // The contracts the log runs under, pinned with its placement.
+        "rules": trust.rules(&args.log),
     });
     merge(&mut report, proven_fields(&proven));
     Ok(report)

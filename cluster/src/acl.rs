@@ -10,7 +10,7 @@ use std::sync::Arc;
 use pyralog_contracts::{ContractError, Env, Field};
 use pyralog_crypto::{Digest, LogName, PublicKey};
 
-use crate::constraint::LogContract;
+use crate::constraint::{Kind, LogContract};
 
 /// The entry point an access-control contract exports.
 pub const ENTRY: &str = "allow";
@@ -43,7 +43,7 @@ pub struct Acl(LogContract);
 impl Acl {
     /// Compiles `wasm`, the access-control contract of `log`.
     pub fn new(log: LogName, wasm: &[u8]) -> Result<Arc<Self>, ContractError> {
-        Ok(Arc::new(Acl(LogContract::compile(log, wasm)?)))
+        Ok(Arc::new(Acl(LogContract::compile(Kind::Acl, log, wasm)?)))
     }
 
     /// Its code hash.

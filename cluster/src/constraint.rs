@@ -13,6 +13,7 @@
 //! contracts keep no storage of their own in this version: a call that writes storage is
 //! refused. Triggers ([`crate::trigger`]) share the runtime and the record's environment.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use pyralog_contracts::{Call, Contract, ContractError, Env, Field, Limits, Runtime, Storage};
@@ -42,18 +43,59 @@ pub fn check_code(wasm: &[u8]) -> Result<(), ContractError> {
     RUNTIME.compile(wasm).map(drop)
 }
 
+/// What a log contract does for its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Checks records before they are proposed.
+    Constraint,
+    /// Derives records from committed ones.
+    Trigger,
+    /// Decides who may append and read.
+    Acl,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Constraint, Kind::Trigger, Kind::Acl];
+
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Constraint => "constraint",
+            Kind::Trigger => "trigger",
+            Kind::Acl => "acl",
+        }
+    }
+}
+
+/// This process's log contract calls since start, per kind: calls, refusals (`refuse`), other
+/// failures (traps, limits), and the fuel completed calls burnt.
+static STATS: [[AtomicU64; 4]; 3] = [const { [const { AtomicU64::new(0) }; 4] }; 3];
+
+/// The log contract counters as (name, value): `<kind>_calls`, `<kind>_refused`, `<kind>_failed`,
+/// `<kind>_fuel` for each kind (the node's metrics export them).
+pub fn stats() -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for kind in Kind::ALL {
+        for (i, counter) in ["calls", "refused", "failed", "fuel"].into_iter().enumerate() {
+            out.push((format!("{}_{counter}", kind.name()), STATS[kind as usize][i].load(Ordering::Relaxed)));
+        }
+    }
+    out
+}
+
 /// A log contract compiled for its log: what constraints, triggers and access control share.
 #[derive(Debug)]
 pub struct LogContract {
+    kind: Kind,
     log: LogName,
     hash: Digest,
     contract: Contract,
 }
 
 impl LogContract {
-    /// Compiles `wasm`, a contract of `log`, under the log contracts' limits.
-    pub fn compile(log: LogName, wasm: &[u8]) -> Result<Self, ContractError> {
-        Ok(LogContract { log, hash: code_hash(wasm), contract: RUNTIME.compile(wasm)? })
+    /// Compiles `wasm`, a `kind` contract of `log`, under the log contracts' limits.
+    pub fn compile(kind: Kind, log: LogName, wasm: &[u8]) -> Result<Self, ContractError> {
+        Ok(LogContract { kind, log, hash: code_hash(wasm), contract: RUNTIME.compile(wasm)? })
     }
 
     /// Its code hash.
@@ -66,7 +108,8 @@ impl LogContract {
         &self.log
     }
 
-    /// Runs `entry` in `env` with no input and no storage (a call that writes is refused).
+    /// Runs `entry` in `env` with no input and no storage (a call that writes is refused), and
+    /// counts it.
     pub(crate) fn run(
         &self,
         entry: &str,
@@ -74,11 +117,21 @@ impl LogContract {
         fuel: u64,
     ) -> Result<pyralog_contracts::Outcome, ContractError> {
         let call = Call { entry, input: &[], env, fuel };
-        let outcome = RUNTIME.run(&self.contract, call, Arc::new(NoStorage))?;
-        if !outcome.writes.is_empty() {
-            return Err(ContractError::Refused("log contracts keep no storage".into()));
-        }
-        Ok(outcome)
+        let result = RUNTIME.run(&self.contract, call, Arc::new(NoStorage)).and_then(|outcome| match outcome
+            .writes
+            .is_empty()
+        {
+            true => Ok(outcome),
+            false => Err(ContractError::Refused("log contracts keep no storage".into())),
+        });
+        let counters = &STATS[self.kind as usize];
+        counters[0].fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(outcome) => counters[3].fetch_add(outcome.fuel_used, Ordering::Relaxed),
+            Err(ContractError::Refused(_)) => counters[1].fetch_add(1, Ordering::Relaxed),
+            Err(_) => counters[2].fetch_add(1, Ordering::Relaxed),
+        };
+        result
     }
 }
 
@@ -107,7 +160,7 @@ impl Storage for NoStorage {
 impl Constraint {
     /// Compiles `wasm`, the constraint of `log`.
     pub fn new(log: LogName, wasm: &[u8]) -> Result<Arc<Self>, ContractError> {
-        Ok(Arc::new(Constraint(LogContract::compile(log, wasm)?)))
+        Ok(Arc::new(Constraint(LogContract::compile(Kind::Constraint, log, wasm)?)))
     }
 
     /// Its code hash.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use pyralog_contracts::{ContractError, Field};
 use pyralog_crypto::{Digest, LogName};
 
-use crate::constraint::{LogContract, record_env};
+use crate::constraint::{Kind, LogContract, record_env};
 use crate::model::{Header, Record, StoredRecord};
 
 /// The entry point a trigger exports.
@@ -31,7 +31,7 @@ pub struct Trigger(LogContract);
 impl Trigger {
     /// Compiles `wasm`, the trigger of `log`.
     pub fn new(log: LogName, wasm: &[u8]) -> Result<Arc<Self>, ContractError> {
-        Ok(Arc::new(Trigger(LogContract::compile(log, wasm)?)))
+        Ok(Arc::new(Trigger(LogContract::compile(Kind::Trigger, log, wasm)?)))
     }
 
     /// Its code hash.

@@ -62,10 +62,16 @@ struct Metrics {
     wal_synced_appends: Gauge,
     written_bytes: Family<KindLabels, Gauge>,
     tunnel: Family<KindLabels, Gauge>,
+    log_contracts: Family<LogContractLabels, Gauge>,
     chain_height: Gauge,
     bonded_power: Gauge,
     validators: Family<StatusLabels, Gauge>,
     missed_blocks: Family<ValidatorLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LogContractLabels {
+    event: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -146,6 +152,13 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
          rosenpass_stale, tx_bytes, rx_bytes, and dropped_* datagrams by reason",
         tunnel.clone(),
     );
+    let log_contracts = Family::<LogContractLabels, Gauge>::default();
+    registry.register(
+        "log_contract_events",
+        "Log contract calls since start, by kind (constraint, trigger, acl): calls, refused, failed \
+         (traps and limits), and the fuel completed calls burnt",
+        log_contracts.clone(),
+    );
     let chain_height = Gauge::default();
     registry.register("chain_finalized_height", "The chain's highest finalized block", chain_height.clone());
     let bonded_power = Gauge::default();
@@ -174,6 +187,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         missed_blocks,
         written_bytes,
         tunnel,
+        log_contracts,
         requests,
         latency,
         raft_term,
@@ -254,6 +268,9 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
         ("compaction", written.compaction),
     ] {
         m.written_bytes.get_or_create(&KindLabels { kind }).set(bytes as i64);
+    }
+    for (event, value) in pyralog_cluster::constraint::stats() {
+        m.log_contracts.get_or_create(&LogContractLabels { event }).set(value as i64);
     }
     if let Some(chain) = CHAIN.get() {
         m.chain_height.set(chain.finalized_height() as i64);

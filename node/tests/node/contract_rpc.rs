@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::chain_testnet::sync;
 use crate::support::{
-    ProxyHook, call, code, eventually, hex, proxy, pyralog, pyralog_json, start_with, unhex,
+    ProxyHook, call, code, eventually, hex, proxy, pyralog, pyralog_json, raw_get, start_with, unhex,
 };
 
 /// Codes of `node/src/rpc/codes.rs`.
@@ -182,6 +182,15 @@ async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason
     assert_eq!(data, json!({"index": 1, "reason": "keys must increase", "constraint": hash}));
     let read = call(rpc, "log_read", json!({"log": "ordered", "partition": 0})).await.unwrap();
     assert_eq!(read.as_array().unwrap().len(), 2);
+    // The node counts its log contracts' calls, refusals and fuel.
+    let metrics = raw_get(&net.metrics[0], "/metrics");
+    let counter = |event: &str| -> u64 {
+        let line = format!("pyralog_log_contract_events{{event=\"{event}\"}} ");
+        let value = metrics.lines().find_map(|l| l.strip_prefix(line.as_str()));
+        value.unwrap_or_else(|| panic!("no {event} in {metrics}")).trim().parse().unwrap()
+    };
+    assert!(counter("constraint_calls") >= 3 && counter("constraint_refused") >= 1);
+    assert!(counter("constraint_fuel") > 0);
     // The cluster light client pins the log's rules with its placement and reports them.
     let trust = dir.path().join("trust.json");
     let verify =

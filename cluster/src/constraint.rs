@@ -168,26 +168,6 @@ impl Constraint {
         self.0.hash()
     }
 
-    /// Runs the constraint on `records` (one caller's batch for `partition`), where the record
-    /// before the first has key `previous`; on success returns the key the last record leaves
-    /// as the partition's previous key and the fuel burnt.
-    pub fn check_batch(
-        &self,
-        partition: u32,
-        previous: Option<Vec<u8>>,
-        records: &[Record],
-    ) -> Result<(Option<Vec<u8>>, u64), Refusal> {
-        let mut previous = previous;
-        let mut fuel = 0;
-        for (index, record) in records.iter().enumerate() {
-            fuel += self
-                .check(partition, previous.as_deref(), record)
-                .map_err(|reason| Refusal { index, reason })?;
-            previous = record.key.clone();
-        }
-        Ok((previous, fuel))
-    }
-
     /// Runs the constraint on one record; the fuel it burnt, or why it refused.
     pub fn check(&self, partition: u32, previous: Option<&[u8]>, record: &Record) -> Result<u64, String> {
         let mut env = record_env(self.0.log(), partition, record).with(Field::Operation, &b"append"[..]);

@@ -263,6 +263,12 @@ impl Runtime {
     ) -> Result<Outcome, ContractError> {
         let Call { entry, input, env, fuel } = call;
         let fuel = fuel.min(self.limits.fuel);
+        // A missing entry point is known before anything runs (a start function included), so
+        // it burns no fuel.
+        let exported = contract.module.get_export(entry).and_then(|export| export.func().cloned());
+        if !exported.is_some_and(|ty| ty.params().is_empty() && ty.results().is_empty()) {
+            return Err(ContractError::MissingEntry(entry.to_owned()));
+        }
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .instances(1)

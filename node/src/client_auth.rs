@@ -6,7 +6,8 @@
 //! window. A claim replayed to another node within the window is not caught there; an
 //! idempotent producer's records are still stored once.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::{LazyLock, Mutex};
 
 use pyralog_crypto::PublicKey;
@@ -14,11 +15,17 @@ use pyralog_rpc_params::auth::{Auth, MAX_SKEW_MS, RequestClaim};
 
 use crate::clock::unix_ms;
 
-/// Most (key, nonce) pairs kept; past it, the expired ones are dropped first.
+/// Most (key, nonce) pairs kept at once; past it, new claims wait for old ones to expire.
 const MAX_REMEMBERED: usize = 1 << 20;
 
-/// (key, nonce) -> when it leaves the window (ms).
-static SEEN: LazyLock<Mutex<HashMap<(PublicKey, u64), u64>>> = LazyLock::new(Default::default);
+/// The (key, nonce) pairs taken within the window, and when each leaves it (soonest first).
+#[derive(Default)]
+struct Seen {
+    live: HashSet<(PublicKey, u64)>,
+    expiries: BinaryHeap<Reverse<(u64, PublicKey, u64)>>,
+}
+
+static SEEN: LazyLock<Mutex<Seen>> = LazyLock::new(Default::default);
 
 /// The key that signed `claim` (whose timestamp and nonce are `auth`'s), or why it is refused:
 /// a bad signature, a clock more than [`MAX_SKEW_MS`] away, a nonce already used.
@@ -32,12 +39,21 @@ pub(crate) fn verify(auth: &Auth, claim: &RequestClaim<'_>) -> Result<PublicKey,
         ));
     }
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if seen.len() >= MAX_REMEMBERED {
-        seen.retain(|_, expires| *expires > now);
+    while let Some(Reverse((expires, old_key, old_nonce))) = seen.expiries.peek().copied()
+        && expires <= now
+    {
+        seen.expiries.pop();
+        seen.live.remove(&(old_key, old_nonce));
     }
-    if seen.get(&(key, auth.nonce)).is_some_and(|expires| *expires > now) {
+    if seen.live.contains(&(key, auth.nonce)) {
         return Err(format!("auth.nonce {} of this key was already used (a replay)", auth.nonce));
     }
-    seen.insert((key, auth.nonce), auth.timestamp_ms + MAX_SKEW_MS);
+    if seen.live.len() >= MAX_REMEMBERED {
+        return Err("too many signed requests within the window on this node; retry later".into());
+    }
+    // A claim is accepted while its timestamp is within the window of this clock: it is
+    // remembered until one past the last millisecond that holds.
+    seen.live.insert((key, auth.nonce));
+    seen.expiries.push(Reverse((auth.timestamp_ms + MAX_SKEW_MS + 1, key, auth.nonce)));
     Ok(key)
 }

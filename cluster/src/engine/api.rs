@@ -163,7 +163,7 @@ impl<T: Transport> ClusterNode<T> {
     ) -> Result<(), ClusterError> {
         let info = self.log(log)?;
         let Some(hash) = info.config.acl else { return Ok(()) };
-        let cached = self.shared.acls.lock().expect("acl cache lock").get(&hash).cloned();
+        let cached = self.shared.acls.lock().expect("acl cache lock").get(&(info.id, hash)).cloned();
         let acl = match cached {
             Some(acl) => acl,
             None => {
@@ -172,7 +172,7 @@ impl<T: Transport> ClusterNode<T> {
                     .ok_or_else(|| ClusterError::Io(format!("access-control code {hash} is not stored")))?;
                 let acl = crate::acl::Acl::new(info.config.name.clone(), &wasm)
                     .map_err(|err| ClusterError::InvalidContract(err.to_string()))?;
-                self.shared.acls.lock().expect("acl cache lock").insert(hash, acl.clone());
+                self.shared.acls.lock().expect("acl cache lock").insert((info.id, hash), acl.clone());
                 acl
             }
         };

@@ -94,8 +94,8 @@ pub(crate) struct Shared<T: Transport> {
     reports: mpsc::UnboundedSender<GlobalCommand>,
     /// Next round-robin partition per log id, for records without a key.
     round_robin: Mutex<HashMap<u32, u32>>,
-    /// Compiled access-control contracts by code hash.
-    acls: Mutex<HashMap<pyralog_crypto::Digest, Arc<crate::acl::Acl>>>,
+    /// Compiled access-control contracts by log id and code hash (a contract knows its log).
+    acls: Mutex<HashMap<(u32, pyralog_crypto::Digest), Arc<crate::acl::Acl>>>,
 }
 
 /// A running cluster node. See the module docs.

@@ -27,7 +27,9 @@ const STEP_RECORDS: usize = 256;
 
 /// Runs the triggers of the partitions this node leads, until aborted.
 pub(super) async fn run_triggers<T: Transport>(shared: Arc<Shared<T>>) {
-    let mut compiled: std::collections::HashMap<pyralog_crypto::Digest, Arc<Trigger>> = Default::default();
+    // By log and code: a trigger knows the log it serves.
+    let mut compiled: std::collections::HashMap<(u32, pyralog_crypto::Digest), Arc<Trigger>> =
+        Default::default();
     loop {
         tokio::time::sleep(POLL).await;
         let logs: Vec<LogInfo> = shared
@@ -41,7 +43,7 @@ pub(super) async fn run_triggers<T: Transport>(shared: Arc<Shared<T>>) {
             .collect();
         for log in logs {
             let Some(config) = &log.config.trigger else { continue };
-            let trigger = match compiled.get(&config.code) {
+            let trigger = match compiled.get(&(log.id, config.code)) {
                 Some(trigger) => trigger.clone(),
                 None => {
                     let wasm = shared.global.state().borrow().contract_code.get(&config.code).cloned();
@@ -50,21 +52,14 @@ pub(super) async fn run_triggers<T: Transport>(shared: Arc<Shared<T>>) {
                         tracing::warn!(log = %log.config.name, code = %config.code, "trigger code missing or invalid");
                         continue;
                     };
-                    compiled.insert(config.code, trigger.clone());
+                    compiled.insert((log.id, config.code), trigger.clone());
                     trigger
                 }
             };
+            // One step per partition a round, so a busy partition does not starve the others.
             for partition in 0..log.config.partitions {
-                // Each partition runs until it is caught up (or fails and waits for the next round).
-                loop {
-                    match step(&shared, &log, partition, &trigger).await {
-                        Ok(true) => continue,
-                        Ok(false) => break,
-                        Err(err) => {
-                            tracing::debug!(log = %log.config.name, partition, %err, "trigger step failed; retried");
-                            break;
-                        }
-                    }
+                if let Err(err) = step(&shared, &log, partition, &trigger).await {
+                    tracing::debug!(log = %log.config.name, partition, %err, "trigger step failed; retried");
                 }
             }
         }
@@ -97,51 +92,66 @@ async fn step<T: Transport>(
     let Some(last) = committed.last() else { return Ok(false) };
     let next_offset = last.offset + 1;
 
-    let producer = trigger_producer(log.id, partition);
-    let mut sequence = cursor.next_sequence;
     let mut derived = Vec::new();
     for stored in &committed {
         match trigger.derive(partition, stored) {
-            Ok(records) => {
-                for mut record in records {
-                    record.producer = Some(ProducerSeq { producer, sequence });
-                    sequence += 1;
-                    derived.push(record);
-                }
-            }
+            Ok(records) => derived.extend(records),
             Err(err) => {
                 tracing::warn!(log = %log.config.name, partition, offset = stored.offset, %err, "trigger failed: nothing derived");
             }
         }
     }
-    if !derived.is_empty() {
-        let target_id = target.partition_id(partition % target.config.partitions);
-        match super::api::write_partition(shared.clone(), target_id, derived).await {
-            Ok(receipts) => {
-                if let Some(gap) =
-                    receipts.iter().find(|r| matches!(r.outcome, AppendOutcome::OutOfOrderSequence { .. }))
-                {
-                    // The target holds a later sequence than the cursor says it wrote: it
-                    // cannot happen while the cursor only follows written outputs.
-                    return Err(ClusterError::Io(format!(
-                        "trigger outputs out of sequence: {:?}",
-                        gap.outcome
-                    )));
-                }
-            }
-            // The target's constraint refused the derived records: they are dropped, and the
-            // trigger goes on (it would refuse them every time).
-            Err(ClusterError::Refused { reason, .. }) => {
-                tracing::warn!(log = %log.config.name, partition, %reason, "derived records refused by the target's constraint");
-                sequence = cursor.next_sequence;
-            }
-            Err(err) => return Err(err),
-        }
-    }
+    let target_id = target.partition_id(partition % target.config.partitions);
+    let sequence =
+        write_derived(shared, target_id, trigger_producer(log.id, partition), cursor, derived).await?;
     fail::fail_point!("trigger-advance", |_| Err(ClusterError::Io(
         crate::failpoints::injected("trigger-advance").to_string()
     )));
     let cursor = TriggerCursor { next_offset, next_sequence: sequence };
     shared.global.propose(GlobalCommand::AdvanceTrigger { partition: id, cursor }).await?;
     Ok(true)
+}
+
+/// Writes `derived` to `target` as `producer`'s records numbered from the cursor's sequence;
+/// returns the sequence after the last one written. A record the target's constraint refuses is
+/// dropped (it would be refused every time) and the others are numbered again and written.
+async fn write_derived<T: Transport>(
+    shared: &Arc<Shared<T>>,
+    target: crate::storage::PartitionId,
+    producer: u64,
+    cursor: TriggerCursor,
+    mut derived: Vec<crate::model::Record>,
+) -> Result<u64, ClusterError> {
+    loop {
+        if derived.is_empty() {
+            return Ok(cursor.next_sequence);
+        }
+        for (i, record) in derived.iter_mut().enumerate() {
+            record.producer = Some(ProducerSeq { producer, sequence: cursor.next_sequence + i as u64 });
+        }
+        match super::api::write_partition(shared.clone(), target, derived.clone()).await {
+            Ok(receipts) => {
+                if let Some(gap) =
+                    receipts.iter().find(|r| matches!(r.outcome, AppendOutcome::OutOfOrderSequence { .. }))
+                {
+                    // The target holds a later sequence than the cursor says was written: it
+                    // cannot happen while the cursor only follows written outputs.
+                    return Err(ClusterError::Io(format!(
+                        "trigger outputs out of sequence: {:?}",
+                        gap.outcome
+                    )));
+                }
+                return Ok(cursor.next_sequence + derived.len() as u64);
+            }
+            Err(ClusterError::Refused { index, reason, .. }) => {
+                tracing::warn!(%target, index, %reason, "a derived record refused by the target's constraint: dropped");
+                if index < derived.len() {
+                    derived.remove(index);
+                } else {
+                    derived.clear();
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! partition's current epoch + 1 (read from the applied state, retried if another activation won
 //! the race). The epoch is state-machine data; the Raft term is never used as the epoch.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -25,7 +25,7 @@ use super::{
     GroupNetworkFactory, GroupRaft, GroupReply, NodeId, PartitionCommand, PartitionReply,
     PartitionStateMachine, RocksLogStore,
 };
-use crate::constraint::Constraint;
+use crate::constraint::{Constraint, Refusal};
 use crate::model::Record;
 use crate::sequencer::{ScarabGenerator, SystemClock};
 use crate::storage::{AppendOutcome, PartitionId, PartitionReader, PartitionState, Storage, StorageError};
@@ -391,14 +391,18 @@ impl ConstraintGate {
                 return Vec::new();
             }
         };
+        let reader = PartitionReader::new(self.storage.clone(), self.partition, self.state.borrow().size);
+        // Each producer's latest sequence, as this entry will leave it.
+        let mut producers: HashMap<u64, Option<u64>> = HashMap::new();
         let mut admitted = Vec::with_capacity(batch.len());
         for pending in batch {
-            match self.constraint.check_batch(self.partition.partition, previous.clone(), &pending.records) {
-                Ok((last, _fuel)) => {
+            match self.check(&reader, &pending.records, &previous, &producers) {
+                Ok(Ok((last, seen))) => {
                     previous = last;
+                    producers.extend(seen);
                     admitted.push(pending);
                 }
-                Err(refusal) => {
+                Ok(Err(refusal)) => {
                     let _ = pending.reply.send(Err(ReplicaError::Refused {
                         partition: self.partition,
                         index: refusal.index,
@@ -406,9 +410,48 @@ impl ConstraintGate {
                         constraint: self.constraint.hash(),
                     }));
                 }
+                Err(err) => {
+                    let reason = format!("reading producer sequences: {err}");
+                    let group = GroupId::partition(self.partition);
+                    let _ = pending.reply.send(Err(ReplicaError::Raft { group, reason }));
+                }
             }
         }
         admitted
+    }
+
+    /// Runs the constraint on one caller's `records`, after `previous` and `producers` (this
+    /// entry's so far): the key and producer sequences they leave, or the refusal. A record the
+    /// partition will not store (an idempotent producer's duplicate or out-of-order sequence) is
+    /// not checked and moves nothing: a retried batch gets its duplicate answer, not a refusal.
+    #[allow(clippy::type_complexity)]
+    fn check(
+        &self,
+        reader: &PartitionReader,
+        records: &[Record],
+        previous: &Option<Vec<u8>>,
+        producers: &HashMap<u64, Option<u64>>,
+    ) -> Result<Result<(Option<Vec<u8>>, HashMap<u64, Option<u64>>), Refusal>, StorageError> {
+        let mut previous = previous.clone();
+        let mut seen: HashMap<u64, Option<u64>> = HashMap::new();
+        for (index, record) in records.iter().enumerate() {
+            if let Some(p) = record.producer {
+                let last = match seen.get(&p.producer).or_else(|| producers.get(&p.producer)) {
+                    Some(last) => *last,
+                    None => reader.producer_sequence(p.producer)?,
+                };
+                if last.is_some_and(|last| p.sequence != last + 1) {
+                    continue;
+                }
+                seen.insert(p.producer, Some(p.sequence));
+            }
+            if let Err(reason) = self.constraint.check(self.partition.partition, previous.as_deref(), record)
+            {
+                return Ok(Err(Refusal { index, reason }));
+            }
+            previous = record.key.clone();
+        }
+        Ok(Ok((previous, seen)))
     }
 
     /// Once per term: waits until this leader has applied everything committed before it (so

@@ -285,21 +285,30 @@ impl PartitionStore {
 
     /// The producer's latest sequence number and its offset.
     fn producer(&self, producer: u64) -> Result<Option<(u64, u64)>, StorageError> {
-        let key = self.id.producer_key(producer);
-        match self.storage.db().get_cf(self.storage.cf("partition_state"), key)? {
-            None => Ok(None),
-            Some(bytes) if bytes.len() == 16 => {
-                let sequence = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-                let offset = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
-                Ok(Some((sequence, offset)))
-            }
-            Some(_) => Err(corrupt(self.id, "producer sequence", "bad length")),
-        }
+        read_producer(&self.storage, self.id, producer)
     }
 
     /// A read-only view of the partition as of now.
     pub fn reader(&self) -> PartitionReader {
         PartitionReader::new(self.storage.clone(), self.id, self.state.size)
+    }
+}
+
+/// The latest sequence `producer` stored in partition `id` and that record's offset.
+pub(crate) fn read_producer(
+    storage: &Storage,
+    id: PartitionId,
+    producer: u64,
+) -> Result<Option<(u64, u64)>, StorageError> {
+    let key = id.producer_key(producer);
+    match storage.db().get_cf(storage.cf("partition_state"), key)? {
+        None => Ok(None),
+        Some(bytes) if bytes.len() == 16 => {
+            let sequence = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+            let offset = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
+            Ok(Some((sequence, offset)))
+        }
+        Some(_) => Err(corrupt(id, "producer sequence", "bad length")),
     }
 }
 

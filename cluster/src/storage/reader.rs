@@ -84,6 +84,11 @@ impl PartitionReader {
             .transpose()
     }
 
+    /// The latest sequence `producer` stored in this partition, if any.
+    pub fn producer_sequence(&self, producer: u64) -> Result<Option<u64>, StorageError> {
+        Ok(super::partition::read_producer(&self.storage, self.id, producer)?.map(|(sequence, _)| sequence))
+    }
+
     /// The latest record written with `key`.
     pub fn latest_by_key(&self, key: &[u8]) -> Result<Option<StoredRecord>, StorageError> {
         let index = self.storage.db().get_cf(self.storage.cf("key_index"), self.id.key_index_key(key))?;

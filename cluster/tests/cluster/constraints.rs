@@ -7,8 +7,9 @@
 use pyralog_cluster::constraint::code_hash;
 use pyralog_cluster::engine::ClusterError;
 use pyralog_cluster::local::{LocalClusterNode, start_cluster};
-use pyralog_cluster::model::{LogConfig, Record};
+use pyralog_cluster::model::{LogConfig, ProducerSeq, Record};
 use pyralog_cluster::raft::Rejection;
+use pyralog_cluster::storage::AppendOutcome;
 use pyralog_contracts::examples::{JSON_ID, MONOTONIC_KEYS, wasm_of};
 use pyralog_crypto::ClusterId;
 
@@ -78,6 +79,23 @@ async fn a_constraint_refuses_whole_batches_at_every_leader_and_its_hash_is_in_t
     assert_eq!(stale, (0, "keys must increase".to_owned()));
     let written = successor.append_to("ordered", 0, keyed(&["f"])).await.unwrap();
     assert!(matches!(written[0].outcome, pyralog_cluster::storage::AppendOutcome::Appended { offset: 6 }));
+
+    // An idempotent producer's retry gets its duplicates back, not a refusal: records the
+    // partition will not store are not checked and do not move the previous key.
+    let produced = |keys: &[&str], first: u64| -> Vec<Record> {
+        let mut records = keyed(keys);
+        for (i, record) in records.iter_mut().enumerate() {
+            record.producer = Some(ProducerSeq { producer: 77, sequence: first + i as u64 });
+        }
+        records
+    };
+    let first_try = successor.append_to("ordered", 0, produced(&["g", "h"], 0)).await.unwrap();
+    assert_eq!(first_try[1].outcome, AppendOutcome::Appended { offset: 8 });
+    let retried = successor.append_to("ordered", 0, produced(&["g", "h"], 0)).await.unwrap();
+    assert!(retried.iter().all(|r| matches!(r.outcome, AppendOutcome::Duplicate { .. })), "{retried:?}");
+    let overlapping = successor.append_to("ordered", 0, produced(&["h", "i"], 1)).await.unwrap();
+    assert!(matches!(overlapping[0].outcome, AppendOutcome::Duplicate { .. }));
+    assert_eq!(overlapping[1].outcome, AppendOutcome::Appended { offset: 9 });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -242,4 +242,17 @@ fn a_call_pays_for_its_fuel_gets_the_unburnt_part_back_and_a_trap_changes_nothin
     assert!(results[2].log.starts_with("no contract 0909"), "{results:?}");
     assert!(results.iter().all(|r| r.code == codes::ACTION_FAILED));
     assert_eq!(chain.proven(&code_key(&code_hash(&floats))), None);
+
+    // A module without `init` is instantiated without running anything (its start function
+    // included): the fee for the fuel comes back whole.
+    let spinning_start =
+        wat::parse_str(r#"(module (func $s (loop $l (br $l))) (start $s) (memory (export "memory") 1))"#)
+            .unwrap();
+    chain.block(vec![deploy(&alice, 8, &spinning_start)]);
+    let before = chain.account(&alice).balance;
+    let created =
+        chain.block_results(vec![instantiate(&alice, 9, code_hash(&spinning_start), Vec::new(), 0)]);
+    assert_eq!(created[0].code, codes::OK, "{created:?}");
+    assert!(created[0].log.contains("fuel 0,"), "{created:?}");
+    assert_eq!(chain.account(&alice).balance, before - MIN_FEE);
 }

@@ -27,7 +27,7 @@ pub(crate) enum KeysCommand {
     /// Print a signed Kafka session claim as librdkafka's `sasl.oauthbearer.config` (use with
     /// `security.protocol=SASL_PLAINTEXT`, `sasl.mechanisms=OAUTHBEARER` and
     /// `enable.sasl.oauthbearer.unsecure.jwt=true`): a log's access control then sees this key.
-    /// Valid for 5 minutes and one session per node (its nonce is the current time).
+    /// Valid for 5 minutes, on any number of connections.
     KafkaAuth {
         /// The key file.
         file: PathBuf,

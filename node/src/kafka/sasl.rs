@@ -39,7 +39,8 @@ impl Session {
         }
         let auth = claim_of(message).map_err(SaslRefusal::Failed)?;
         let claim = kafka_sasl_claim(auth.timestamp_ms, auth.nonce);
-        let key = crate::client_auth::verify(&auth, &claim).map_err(SaslRefusal::Failed)?;
+        let key = crate::client_auth::verify(&auth, &claim, crate::client_auth::Replay::Window)
+            .map_err(SaslRefusal::Failed)?;
         self.principal = Some(key);
         Ok(key)
     }

@@ -131,7 +131,7 @@ pub(crate) fn authorize(
                 nonce: auth.nonce,
                 body: request.body,
             };
-            let key = crate::client_auth::verify(auth, &claim)
+            let key = crate::client_auth::verify(auth, &claim, crate::client_auth::Replay::Once)
                 .map_err(|why| ErrorObject::owned(codes::UNAUTHENTICATED, why, None::<()>))?;
             Some(key)
         }

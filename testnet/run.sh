@@ -49,8 +49,11 @@ done
 TESTNET_DIR=$out "$here/stop.sh" >/dev/null
 "$bin" --version
 # A layout from before the chain (no genesis) or the tunnels (no WireGuard key), of another
-# shape, or of another engine, is generated afresh.
-if [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" ] || [ -e "$out/node$nodes" ] \
+# shape, of another engine, or whose data an older build wrote in a format this one no longer
+# reads (`layout_version`: bumped when a stored format changes; 2: logs' contracts in the
+# cluster's global state), is generated afresh.
+layout_version=2
+if [ "$(cat "$out/layout-version" 2>/dev/null)" != "$layout_version" ] || [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" ] || [ -e "$out/node$nodes" ] \
   || [ ! -f "$out/node0/wireguard.key" ] || ! grep -q '^\[kafka\]' "$out/node0/config.toml" \
   || ! grep -q "tcp/$p2p_port\"" "$out/node0/config.toml" \
   || [ "$(jq -r '.consensus.engine // "tendermint"' "$out/genesis.json")" != "$engine" ]; then
@@ -61,6 +64,7 @@ if [ ! -f "$out/genesis.json" ] || [ ! -f "$out/node$((nodes - 1))/config.toml" 
   "$bin" testnet --nodes "$per_cluster" --clusters "$clusters" --out "$out" --raft-port "$raft_port" \
     --rpc-port "$rpc_port" --metrics-port "$metrics_port" --p2p-port "$p2p_port" --kafka-port "$kafka_port" \
     --engine "$engine" --validators "$validators"
+  echo "$layout_version" >"$out/layout-version"
 fi
 for i in $(seq 0 $((nodes - 1))); do
   "$bin" start --base-path "$out/node$i" >>"$out/node$i/node.log" 2>&1 &

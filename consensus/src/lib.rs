@@ -24,4 +24,4 @@ mod verified;
 // engines and the driver use one set of paths.
 pub use pyralog_consensus_types::{BlockId, CommitCertificate, Engine, FinalityProof, Vote, VoteKind};
 pub use pyralog_consensus_types::{Validator, ValidatorSet, ValidatorSetError};
-pub use pyralog_consensus_types::{app, core, evidence, finality, proposer, validators, vote};
+pub use pyralog_consensus_types::{app, core, evidence, finality, pow, proposer, validators, vote};

@@ -103,6 +103,8 @@ pub enum Domain {
     ContractId,
     /// The body a signed client request commits to (the records it appends, the range it reads).
     ClientRequest,
+    /// Proof-of-Work seal hashes (the hash a miner searches below the target).
+    PowSeal,
 }
 
 impl Domain {
@@ -119,6 +121,7 @@ impl Domain {
             Domain::ContractCode => "pyralog 2026-12-06 contract code v1",
             Domain::ContractId => "pyralog 2026-12-06 contract id v1",
             Domain::ClientRequest => "pyralog 2026-12-06 client request v1",
+            Domain::PowSeal => "pyralog 2026-12-06 pow seal v1",
         }
     }
 
@@ -133,6 +136,7 @@ impl Domain {
         static CONTRACT_CODE: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ContractCode));
         static CONTRACT_ID: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ContractId));
         static CLIENT_REQUEST: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::ClientRequest));
+        static POW_SEAL: LazyLock<[u8; 32]> = LazyLock::new(|| derive(Domain::PowSeal));
         fn derive(domain: Domain) -> [u8; 32] {
             blake3::derive_key(domain.context(), &[])
         }
@@ -146,6 +150,7 @@ impl Domain {
             Domain::ContractCode => &CONTRACT_CODE,
             Domain::ContractId => &CONTRACT_ID,
             Domain::ClientRequest => &CLIENT_REQUEST,
+            Domain::PowSeal => &POW_SEAL,
         }
     }
 

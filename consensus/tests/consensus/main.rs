@@ -5,6 +5,7 @@ mod driver;
 mod evidence;
 mod pbft;
 mod pbft_engine;
+mod pow;
 mod proposer;
 mod simulator;
 mod tendermint;

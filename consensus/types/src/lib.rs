@@ -9,6 +9,7 @@
 //! - [`evidence`]: what a proposed block may carry besides transactions (the parent's finality
 //!   proof, evidence of equivocation) and the rules every validator checks it by.
 //! - [`app`]: the ABCI-shaped [`ReplicatedApp`](app::ReplicatedApp) the engines drive.
+//! - [`pow`]: Proof-of-Work arithmetic (seals, compact targets, work, ASERT difficulty).
 //!
 //! This crate builds without tokio, RocksDB or libp2p, so wallets and browsers can embed it
 //! (`make lint` checks).
@@ -17,6 +18,7 @@ pub mod app;
 pub mod core;
 pub mod evidence;
 pub mod finality;
+pub mod pow;
 pub mod proposer;
 pub mod validators;
 pub mod vote;

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::rpc::codes::{self, internal};
 use crate::rpc::method::{
-    RpcResult, height_param, parse, refused, register_timed, send, state_version, submit_tx, timed,
+    RpcResult, decode_tx, height_param, parse, queue_tx, refused, register_timed, send, state_version, timed,
 };
 use crate::service::anchor::Anchorer;
 use crate::service::chain::ChainService;
@@ -246,7 +246,8 @@ fn state_get_proof(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
 async fn submit(chain: &ChainService, params: Params<'static>) -> RpcResult {
     let p: SubmitTx = parse(&params)?;
     let bytes = p.bytes().map_err(refused)?;
-    let signed = submit_tx(chain, bytes).await?;
+    let signed = decode_tx(chain, &bytes)?;
+    queue_tx(chain, bytes).await?;
     Ok(json!({ "id": to_hex(&signed.id().0) }))
 }
 

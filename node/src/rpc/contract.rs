@@ -17,7 +17,9 @@ use pyralog_rpc_params::{CodeAt, ContractAt, ContractQuery, ContractStorageAt, S
 use serde_json::json;
 
 use crate::rpc::codes::{self, internal};
-use crate::rpc::method::{RpcResult, parse, refused, register_timed, state_version, submit_tx, timed};
+use crate::rpc::method::{
+    RpcResult, decode_tx, parse, queue_tx, refused, register_timed, state_version, timed,
+};
 use crate::service::chain::ChainService;
 
 /// The contract methods.
@@ -48,13 +50,12 @@ fn wrong_action(method: &str, takes: &str) -> ErrorObjectOwned {
 /// `contract_deploy {tx}`: a signed `DeployCode` transaction; answers its id and the code hash.
 async fn deploy(chain: &ChainService, params: Params<'static>) -> RpcResult {
     let bytes = parse::<SubmitTx>(&params)?.bytes().map_err(refused)?;
-    let tx = pyralog_chain::tx::SignedTx::decode_and_verify(&bytes, &chain.chain_id)
-        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
-    let Action::DeployCode { wasm } = &tx.tx.action else {
+    let signed = decode_tx(chain, &bytes)?;
+    let Action::DeployCode { wasm } = &signed.tx.action else {
         return Err(wrong_action("contract_deploy", "deploys code"));
     };
     let hash = code_hash(wasm);
-    let signed = submit_tx(chain, bytes).await?;
+    queue_tx(chain, bytes).await?;
     Ok(json!({ "id": to_hex(&signed.id().0), "code": to_hex(&hash.0) }))
 }
 
@@ -62,14 +63,13 @@ async fn deploy(chain: &ChainService, params: Params<'static>) -> RpcResult {
 /// and the contract (for an instantiation, the id it will have).
 async fn call(chain: &ChainService, params: Params<'static>) -> RpcResult {
     let bytes = parse::<SubmitTx>(&params)?.bytes().map_err(refused)?;
-    let tx = pyralog_chain::tx::SignedTx::decode_and_verify(&bytes, &chain.chain_id)
-        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
-    let contract = match &tx.tx.action {
-        Action::Instantiate { .. } => contract_id(&tx.tx.sender, tx.tx.nonce),
+    let signed = decode_tx(chain, &bytes)?;
+    let contract = match &signed.tx.action {
+        Action::Instantiate { .. } => contract_id(&signed.tx.sender, signed.tx.nonce),
         Action::CallContract { contract, .. } => *contract,
         _ => return Err(wrong_action("contract_call", "instantiates or calls a contract")),
     };
-    let signed = submit_tx(chain, bytes).await?;
+    queue_tx(chain, bytes).await?;
     Ok(json!({ "id": to_hex(&signed.id().0), "contract": to_hex(&contract.0) }))
 }
 

@@ -83,16 +83,20 @@ pub(crate) fn height_param(params: &Params<'_>) -> Result<Option<u64>, ErrorObje
     Ok(parse::<AtHeight>(params)?.height)
 }
 
-/// Checks signed transaction `bytes` against the chain and queues it in the mempool; the
-/// transaction, or why it was refused (`TX_REJECTED`, `MEMPOOL_FULL`).
-pub(crate) async fn submit_tx(chain: &ChainService, bytes: Vec<u8>) -> Result<SignedTx, ErrorObjectOwned> {
-    let signed = SignedTx::decode_and_verify(&bytes, &chain.chain_id)
-        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))?;
+/// Signed transaction `bytes`, decoded and checked (size, chain, signature), or `TX_REJECTED`.
+pub(crate) fn decode_tx(chain: &ChainService, bytes: &[u8]) -> Result<SignedTx, ErrorObjectOwned> {
+    SignedTx::decode_and_verify(bytes, &chain.chain_id)
+        .map_err(|err| ErrorObject::owned(codes::TX_REJECTED, err.to_string(), None::<()>))
+}
+
+/// Checks transaction `bytes` (already decoded by [`decode_tx`]) against the chain's state and
+/// queues it in the mempool, or says why not (`TX_REJECTED`, `MEMPOOL_FULL`).
+pub(crate) async fn queue_tx(chain: &ChainService, bytes: Vec<u8>) -> Result<(), ErrorObjectOwned> {
     if let Err(reason) = chain.check_tx(&bytes).map_err(internal)? {
         return Err(ErrorObject::owned(codes::TX_REJECTED, reason, None::<()>));
     }
     match chain.submitter.submit(bytes).await.map_err(internal)? {
-        Admission::Queued | Admission::AlreadyKnown => Ok(signed),
+        Admission::Queued | Admission::AlreadyKnown => Ok(()),
         Admission::MempoolFull { capacity } => Err(ErrorObject::owned(
             codes::MEMPOOL_FULL,
             format!(

@@ -11,7 +11,7 @@ use crate::staking::StakingParams;
 use crate::staking::ledger::{self, BlockAt, Outcome};
 use crate::staking::records::PARAMS_KEY;
 use crate::tx::{ANCHOR_THRESHOLD, Action};
-use crate::values::{Anchor, ClusterRecord, account_key, anchor_key, cluster_key, cluster_members};
+use crate::values::{Anchor, ClusterRecord, anchor_key, cluster_key, cluster_members};
 
 /// Who sent the transaction, with the nonce it carried (already taken).
 pub(crate) struct Sender {
@@ -38,12 +38,9 @@ pub(crate) fn apply(view: &mut Overlay<'_>, from: &Sender, action: Action, at: B
             if let Err(why) = view.debit(sender, amount)? {
                 return Ok(Err(why));
             }
-            let mut receiver = view.account(&to)?;
-            receiver.balance = match receiver.balance.checked_add(amount) {
-                Some(balance) => balance,
-                None => return Ok(Err("the receiver's balance would overflow".into())),
-            };
-            view.put(account_key(&to), &receiver);
+            if view.credit(&to, amount)?.is_err() {
+                return Ok(Err("the receiver's balance would overflow".into()));
+            }
             Ok(Ok(format!("moved {amount}")))
         }
         Action::RegisterCluster { cluster, members, peers } => {

@@ -21,8 +21,8 @@ use crate::staking::ledger::{BlockAt, Outcome};
 use crate::state::{StateError, StateStore};
 use crate::tx::MAX_TX_BYTES;
 use crate::values::{
-    ContractCode, ContractRecord, LAST_BLOCK_KEY, LastBlock, MAX_CALL_FUEL, account_key, code_hash, code_key,
-    contract_id, contract_key, contract_storage_key, fuel_fee,
+    ContractCode, ContractRecord, LAST_BLOCK_KEY, LastBlock, MAX_CALL_FUEL, code_hash, code_key, contract_id,
+    contract_key, contract_storage_key, fuel_fee,
 };
 
 /// The limits every validator runs chain contracts under: part of the chain's rules, since
@@ -174,31 +174,22 @@ fn run(view: &mut Overlay<'_>, from: &Sender, call: ChainCall<'_>, at: BlockAt, 
         };
         // The runtime kept the transfers within the balance it was given.
         record.balance -= amount;
-        if let Err(why) = credit(view, &to, *amount)? {
+        // A zero payment (or refund) writes nothing, not even an empty account.
+        if *amount > 0
+            && let Err(why) = view.credit(&to, *amount)?
+        {
             return Ok(Err(why));
         }
     }
     view.put(key, &record);
     // The fee paid for `call.fuel`; what the call did not burn goes back.
     let refund = fuel_fee(call.fuel) - fuel_fee(outcome.fuel_used);
-    if let Err(why) = credit(view, &from.key, refund)? {
+    if refund > 0
+        && let Err(why) = view.credit(&from.key, refund)?
+    {
         return Ok(Err(why));
     }
     Ok(Ok(summary(call.entry, &outcome)))
-}
-
-/// Adds `amount` to `to`'s balance.
-fn credit(view: &mut Overlay<'_>, to: &PublicKey, amount: u64) -> Result<Result<(), String>, StateError> {
-    if amount == 0 {
-        return Ok(Ok(()));
-    }
-    let mut account = view.account(to)?;
-    let Some(balance) = account.balance.checked_add(amount) else {
-        return Ok(Err(format!("the balance of {to} would overflow")));
-    };
-    account.balance = balance;
-    view.put(account_key(to), &account);
-    Ok(Ok(()))
 }
 
 /// The transaction log of a completed call: fuel, output and events (hex).

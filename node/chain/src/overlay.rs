@@ -100,4 +100,16 @@ impl<'a> Overlay<'a> {
         self.put(account_key(key), &account);
         Ok(Ok(()))
     }
+
+    /// Adds `amount` to the balance of `key`, or says why not (it would overflow): a transfer's
+    /// receiver, a contract's payee or refund.
+    pub(crate) fn credit(&mut self, key: &PublicKey, amount: u64) -> Result<Result<(), String>, StateError> {
+        let mut account = self.account(key)?;
+        let Some(balance) = account.balance.checked_add(amount) else {
+            return Ok(Err(format!("the balance of {key} would overflow")));
+        };
+        account.balance = balance;
+        self.put(account_key(key), &account);
+        Ok(Ok(()))
+    }
 }

@@ -8,10 +8,12 @@
 //! performs them on a virtual network. A committed block carries a
 //! [`FinalityProof`](vote::FinalityProof) that a light client checks with the validator set alone.
 //!
-//! Engines: Tendermint (Malachite's core) and PBFT (our own, after Castro and Liskov). The network the driver runs on in production is libp2p
+//! Engines: Tendermint (Malachite's core), PBFT (our own, after Castro and Liskov) and Proof-of-Work
+//! ([`nakamoto`]: Nakamoto consensus, finality k seals deep). The network the driver runs on in production is libp2p
 //! (`pyralog-p2p`).
 
 pub mod driver;
+pub mod nakamoto;
 pub mod pbft;
 #[cfg(feature = "test-utils")]
 pub mod sim;

@@ -143,7 +143,8 @@ pub fn marked_context(txs: &[Vec<u8>]) -> BlockContext {
 }
 
 /// Whether a [`marked_payload`] was built at `context`'s height on its parent, with a last
-/// commit from height 2 on (a payload without the marker is not one).
+/// commit from height 2 on unless it is placed on an unfinalised block (a payload without the
+/// marker is not one).
 pub fn marked_for(txs: &[Vec<u8>], context: &CheckContext) -> bool {
     let (line, tail) = marker(txs);
     let fields: Vec<&str> = line.split(' ').collect();
@@ -151,7 +152,7 @@ pub fn marked_for(txs: &[Vec<u8>], context: &CheckContext) -> bool {
     // Postcard's `Some` tag, without decoding the proof (the driver checks that).
     let carries_commit = tail.first() == Some(&1);
     matches!(fields.as_slice(), ["block", height, _, _, p] if *height == context.height.to_string() && *p == parent)
-        && carries_commit == (context.height > 1)
+        && carries_commit == (context.height > 1 && !context.on_unfinalised)
 }
 
 /// Asserts that `stores` hold the same blocks up to the lowest last height among them, which is

@@ -16,8 +16,12 @@ pub struct P2pConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start and whenever they are not connected, each with its `/p2p/<id>`.
     pub bootstrap: Vec<Multiaddr>,
-    /// The validators: only they may publish on the consensus topic.
+    /// The validators: only they may publish on the consensus topic (unless it is open).
     pub validators: Vec<PublicKey>,
+    /// Whether anyone may publish consensus messages (Proof-of-Work: whoever mines may publish a
+    /// block; the seal is the spam filter, and a bad one is reported by the engine like any
+    /// invalid message). Otherwise only the validators may.
+    pub open_consensus: bool,
     /// Largest gossip message and request (a proposal carries its block's transactions).
     pub max_message_bytes: usize,
     /// Largest response (block sync answers are trimmed to fit).
@@ -41,6 +45,7 @@ impl P2pConfig {
             listen,
             bootstrap: Vec::new(),
             validators: Vec::new(),
+            open_consensus: false,
             max_message_bytes: 8 << 20,
             max_response_bytes: 32 << 20,
             request_timeout: Duration::from_secs(10),

@@ -6,8 +6,7 @@ use super::store::{ChainStore, StoreError, StoredBlock};
 use super::{ConsensusNet, Driver, DriverError, app_err};
 use crate::app::{DecidedBlock, Misbehaviour, ReplicatedApp};
 use crate::core::{ConsensusCore, Input};
-use crate::finality::{Engine, FinalityProof};
-use crate::validators::ValidatorSet;
+use crate::finality::{FinalityProof, Trust};
 use crate::vote::payload_id;
 
 impl<E, A, N, S> Driver<E, A, N, S>
@@ -46,10 +45,9 @@ where
         if block.height != self.height {
             return Ok(()); // decided here and synced, or the other way round
         }
-        // The WAL stays in height order (pruning relies on it).
+        // What the engine logged before deciding is durable before the block is.
         self.flush()?;
-        check_block(self.engine.engine(), &self.config.chain_id, self.validators_at(block.height), &block)
-            .map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
+        self.check_block(&block).map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
         self.store.put_block(&block)?;
         let app_hash = self.execute(&block)?;
         let validators = self.validators_at(block.height + 2).clone();
@@ -119,19 +117,31 @@ where
     }
 }
 
-/// A block is what its proof finalizes only if its transactions hash to the finalized id.
-pub(super) fn check_block(
-    engine: Engine,
-    chain_id: &str,
-    validators: &ValidatorSet,
-    block: &StoredBlock,
-) -> Result<(), String> {
-    if payload_id(&block.txs) != block.block {
-        return Err("the transactions do not hash to the certified block id".into());
+impl<E, A, N, S> Driver<E, A, N, S>
+where
+    E: ConsensusCore,
+    A: ReplicatedApp,
+    N: ConsensusNet,
+    S: ChainStore,
+{
+    /// A block is what its proof finalizes only if its transactions hash to the finalized id and
+    /// the proof holds: under the validator set of its height, or (work engines) under the
+    /// chain's work rules on top of the last committed block's seal.
+    pub(super) fn check_block(&self, block: &StoredBlock) -> Result<(), String> {
+        if payload_id(&block.txs) != block.block {
+            return Err("the transactions do not hash to the certified block id".into());
+        }
+        let trust = match self.engine.work_rules() {
+            Some(rules) => {
+                let parent = self.parent_proof.as_ref().and_then(FinalityProof::seals).and_then(<[_]>::first);
+                Trust::Work { rules, parent }
+            }
+            None => Trust::Validators(self.validators_at(block.height)),
+        };
+        block
+            .proof
+            .verify(self.engine.engine(), &self.config.chain_id, block.height, &block.block, trust)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
-    block
-        .proof
-        .verify(engine, chain_id, block.height, &block.block, validators)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }

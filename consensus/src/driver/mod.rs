@@ -40,10 +40,12 @@
 
 mod blocks;
 mod clock;
+mod effects;
 mod evidence;
 #[cfg(feature = "test-utils")]
 mod memory;
 mod mempool;
+mod miner;
 mod net;
 mod runtime;
 mod sets;
@@ -53,6 +55,7 @@ pub use clock::{Clock, MonotonicClock};
 #[cfg(feature = "test-utils")]
 pub use memory::MemoryStore;
 pub use mempool::{Admission, DriverStopped, Submitter};
+pub use miner::{Miner, ThreadMiner};
 pub use net::{ConsensusNet, FetchedBlocks, NetError, NetEvent};
 pub use store::{BlockStore, ChainStore, StoreError, StoredBlock};
 
@@ -63,14 +66,14 @@ use std::time::Duration;
 use pyralog_crypto::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::app::{BlockContext, CheckContext, ProposalContext, ReplicatedApp};
-use crate::core::{ConsensusCore, Effect, Input, Millis, TimerId};
-use crate::evidence::{ContextRules, EvidenceError, check_evidence};
+use crate::app::{BlockContext, ReplicatedApp};
+use crate::core::{ConsensusCore, Input, Millis, TimerId};
+use crate::evidence::{EvidenceError, check_evidence};
 use crate::finality::FinalityProof;
+use crate::pow::Seal;
 use crate::proposer::ProposerPriorities;
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, Evidence};
-use blocks::check_block;
 use evidence::EvidencePool;
 use mempool::{Mempool, Refusal};
 
@@ -139,6 +142,9 @@ pub struct Progress {
     pub synced: u64,
     /// Equivocations proven.
     pub evidence: u64,
+    /// Alarms the engine raised ([`Effect::Alarm`]: a heavier chain that would revert a final
+    /// block, under Proof-of-Work).
+    pub alarms: u64,
 }
 
 /// Runs one validator's engine.
@@ -187,6 +193,11 @@ pub struct Driver<E, A, N, S = BlockStore> {
     parent_proof: Option<FinalityProof>,
     /// The context of the payload checked last, by its block id.
     checked: Option<(BlockId, BlockContext)>,
+    /// The nonce search of work engines (none: this node does not mine).
+    miner: Option<Box<dyn Miner>>,
+    /// Seals the miner found, for [`Driver::run`].
+    mined: mpsc::Sender<Seal>,
+    mined_rx: mpsc::Receiver<Seal>,
 }
 
 impl<E, A, N, S> Driver<E, A, N, S>
@@ -210,6 +221,7 @@ where
         let (tx_in, tx_rx) = mpsc::channel(1024);
         let (submissions, submissions_rx) = mpsc::channel(1024);
         let mempool = Mempool::new(config.max_mempool_txs);
+        let (mined, mined_rx) = mpsc::channel(16);
 
         Driver {
             tx_in,
@@ -239,7 +251,27 @@ where
             parent_proof: None,
             checked: None,
             progress: watch::Sender::new(Progress::default()),
+            miner: None,
+            mined,
+            mined_rx,
         }
+    }
+
+    /// The same driver searching seals with `miner` when a work engine asks it to.
+    pub fn with_miner(mut self, miner: impl Miner) -> Self {
+        self.miner = Some(Box::new(miner));
+        self
+    }
+
+    /// Where a miner running beside [`Driver::run`] hands the seals it finds.
+    pub fn mined_sender(&self) -> mpsc::Sender<Seal> {
+        self.mined.clone()
+    }
+
+    /// Hands the engine a seal the miner found (the simulator's miner calls it; on tokio,
+    /// [`Driver::run`] does with what arrives at [`Driver::mined_sender`]).
+    pub fn handle_mined(&mut self, seal: Seal) -> Result<(), DriverError> {
+        self.input(Input::Mined(seal))
     }
 
     /// The same driver on `clock` (the simulator's virtual time).
@@ -421,12 +453,7 @@ where
             if block.height != self.height {
                 break;
             }
-            if let Err(reason) = check_block(
-                self.engine.engine(),
-                &self.config.chain_id,
-                self.validators_at(block.height),
-                &block,
-            ) {
+            if let Err(reason) = self.check_block(&block) {
                 tracing::warn!(height = block.height, %reason, "a peer served a block that does not verify");
                 self.net.report(fetched.from, format!("served block {}: {reason}", block.height));
                 break;
@@ -459,7 +486,7 @@ where
     fn input(&mut self, input: Input) -> Result<(), DriverError> {
         let mut pending = VecDeque::from([input]);
         while let Some(input) = pending.pop_front() {
-            let effects = self.engine.handle(self.clock.now(), input);
+            let effects = self.engine.handle(self.clock.unix_ms(), input);
             for effect in effects {
                 if let Some(next) = self.perform(effect)? {
                     pending.push_back(next);
@@ -467,110 +494,6 @@ where
             }
         }
         Ok(())
-    }
-
-    fn perform(&mut self, effect: Effect) -> Result<Option<Input>, DriverError> {
-        Ok(match effect {
-            Effect::Broadcast(bytes) => {
-                self.flush()?;
-                if self.may_send() {
-                    self.net.broadcast(bytes);
-                }
-                None
-            }
-            Effect::SendTo { to, bytes } => {
-                self.flush()?;
-                if self.may_send() {
-                    self.net.send_to(to, bytes);
-                }
-                None
-            }
-            Effect::SetTimer { id, after } => {
-                self.timers.insert(id, self.clock.now().saturating_add(after.as_millis() as u64));
-                None
-            }
-            Effect::CancelTimer(id) => {
-                self.timers.remove(&id);
-                None
-            }
-            Effect::BuildPayload { height, proposer } => {
-                // The app picks; the mempool keeps everything until a block carries it.
-                let candidates = self.mempool.candidates();
-                let context = ProposalContext {
-                    height,
-                    proposer,
-                    parent: self.parent,
-                    time_ms: self.clock.unix_ms(),
-                    last_commit: self.parent_proof.clone(),
-                    evidence: self.evidence.candidates(height),
-                };
-                let txs = self
-                    .app
-                    .prepare_payload(&context, candidates, self.config.max_payload_bytes)
-                    .map_err(app_err)?;
-                Some(Input::PayloadBuilt { height, txs })
-            }
-            Effect::CheckPayload { height, block, txs } => {
-                // What the payload carries for consensus (last commit, evidence) is checked here,
-                // where the validator sets of past heights are known; the rest is the app's.
-                let carried = self.app.block_context(&txs);
-                let validators_at = |h| self.validators_at(h);
-                let rules = ContextRules {
-                    chain_id: &self.config.chain_id,
-                    engine: self.engine.engine(),
-                    height,
-                    parent: &self.parent,
-                    parent_proof: self.parent_proof.as_ref(),
-                    validators_at: &validators_at,
-                };
-                let valid = match rules.check(&carried) {
-                    Ok(()) => {
-                        let context =
-                            CheckContext { height, parent: self.parent, now_ms: self.clock.unix_ms() };
-                        let verdict = self.app.process_payload(&context, &txs).map_err(app_err)?;
-                        // Decoding a context costs a point decompression per key it names:
-                        // `execute` reuses this one if the block is decided.
-                        self.checked = Some((block, carried));
-                        verdict == crate::app::PayloadVerdict::Accept
-                    }
-                    Err(reason) => {
-                        tracing::info!(height, %reason, "payload rejected");
-                        false
-                    }
-                };
-                Some(Input::PayloadChecked { block, valid })
-            }
-            Effect::CommitBlock { height, block, txs, proof } => {
-                self.commit(StoredBlock { height, block, txs, proof }, false)?;
-                None
-            }
-            Effect::PersistWal { height, entry } => {
-                self.wal_pending.push((height, entry));
-                None
-            }
-            Effect::PeerMisbehaved { peer, reason } => {
-                self.net.report(peer, reason);
-                None
-            }
-            Effect::Evidence(evidence) => {
-                // Pooled and gossiped: it reaches the app only inside an agreed block (a proposer
-                // carries it, every validator checks it), since each node's own sightings
-                // differ and handing them to `finalize` would make the replicas diverge.
-                let validators = self.validators_at(evidence.height());
-                let at = self.height.max(evidence.height()) + 1;
-                match check_evidence(&evidence, &self.config.chain_id, at, validators) {
-                    Ok(()) => {
-                        tracing::warn!(validator = %evidence.validator(), height = evidence.height(), "equivocation");
-                        if self.evidence.add((*evidence).clone()) {
-                            self.progress.send_modify(|p| p.evidence += 1);
-                            self.net.gossip_evidence(&evidence);
-                        }
-                    }
-                    Err(reason) => tracing::warn!(%reason, "the engine reported evidence that does not hold"),
-                }
-                None
-            }
-        })
     }
 }
 

@@ -52,6 +52,7 @@ where
                 }
                 _ = sync.tick() => self.start_fetch(),
                 Some(fetched) = self.fetched_rx.recv() => self.handle_fetched(fetched)?,
+                Some(seal) = self.mined_rx.recv() => self.handle_mined(seal)?,
             }
             self.flush()?;
         }

@@ -237,10 +237,10 @@ impl ChainStore for BlockStore {
         let mut doomed = Vec::new();
         for item in self.db.iterator_cf(self.cf(WAL), IteratorMode::Start) {
             let (key, value) = item?;
+            // Not in height order: a work engine logs blocks of forks below its tip, and final
+            // seals ahead of the heights they serve.
             if decode_wal(&key, &value)?.0 < height {
                 doomed.push(key);
-            } else {
-                break; // appended in height order
             }
         }
         for key in doomed {

@@ -68,7 +68,7 @@ impl PbftEngine {
     pub(super) fn build(&mut self, view: u32) {
         if self.round.building.is_none() {
             self.round.building = Some(view);
-            self.out.push(Effect::BuildPayload { height: self.height, proposer: self.me });
+            self.out.push(Effect::BuildPayload { height: self.height, proposer: self.me, on: None });
         }
     }
 

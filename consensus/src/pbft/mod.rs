@@ -357,7 +357,8 @@ impl ConsensusCore for PbftEngine {
                 REBROADCAST_TIMER => self.rebroadcast(),
                 _ => {}
             },
-            Input::TimeoutFired(_) => {}
+            // A BFT engine never asks for a seal.
+            Input::TimeoutFired(_) | Input::Mined(_) => {}
             Input::PayloadBuilt { height, txs } => {
                 if height == self.height
                     && let Some(view) = self.round.building.take()

@@ -79,7 +79,12 @@ impl PbftEngine {
                 let first = !self.round.held.contains_key(&block);
                 self.round.held.entry(block).or_default().push((proposal.clone(), checked));
                 if first {
-                    self.out.push(Effect::CheckPayload { height: self.height, block, txs: proposal.txs });
+                    self.out.push(Effect::CheckPayload {
+                        height: self.height,
+                        block,
+                        txs: proposal.txs,
+                        on: None,
+                    });
                 }
             }
         }

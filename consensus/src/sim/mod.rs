@@ -24,15 +24,20 @@ mod adversary;
 mod app;
 mod engines;
 mod faults;
+mod mining;
 mod net;
+mod oracle;
 mod outcome;
 mod rng;
+mod selfish;
 
 pub use adversary::Adversary;
 pub use engines::{pbft_timeouts, run, run_pbft, run_pbft_unchecked, tendermint_timeouts, validator_keys};
 pub use faults::{Behaviour, Crash, Partition, SLOW_MS, Scenario, SetChange};
+pub use mining::PowSetup;
 pub use outcome::{DecidedBlockInfo, Outcome, SimFailure};
 pub use rng::SimRng;
+pub use selfish::{PowAdversary, SelfishMiner};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -45,8 +50,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::ConsensusCore;
 use crate::driver::{ChainStore, Driver, DriverConfig, DriverError, FetchedBlocks, MemoryStore, NetEvent};
 use crate::finality::Engine;
+use crate::pow::PowRules;
 use crate::validators::{Validator, ValidatorSet};
-use crate::vote::{Evidence, payload_id};
+use crate::vote::Evidence;
 use app::SimApp;
 pub use app::SimulatedApp;
 use net::{Outgoing, SimClock, SimNet};
@@ -67,6 +73,22 @@ where
 {
     let updates = scenario.updates();
     let mut sim = Sim::new(scenario, engine, adversary, |_, _| SimApp::new(updates.clone()), Vec::new());
+    sim.start()?;
+    sim.run()
+}
+
+/// Runs `scenario` with the Proof-of-Work engines `engine` makes (under `mining.rules`), each
+/// node mining at its hashrate; Byzantine behaviours come from [`PowAdversary`].
+pub fn run_pow<E, F>(scenario: &Scenario, mining: &PowSetup, engine: F) -> Result<Outcome, SimFailure>
+where
+    E: ConsensusCore,
+    F: FnMut(Keypair) -> E,
+{
+    let updates = scenario.updates();
+    let adversary = PowAdversary;
+    let mut sim = Sim::new(scenario, engine, &adversary, |_, _| SimApp::new(updates.clone()), Vec::new());
+    sim.mining = Some(mining.clone());
+    sim.rules = Some(mining.rules);
     sim.start()?;
     sim.run()
 }
@@ -111,6 +133,9 @@ struct Node<E, A> {
     evidence_checked: usize,
     /// The highest height of its store checked against the oracle.
     checked: u64,
+    /// Its miner (work engines), and the last job generation the simulator scheduled.
+    miner: mining::SimMiner,
+    mining_seen: u64,
 }
 
 #[derive(Debug)]
@@ -123,6 +148,7 @@ enum Event {
     Crash { node: usize, down_for: u64, app_loses: u64 },
     Restart { node: usize, app_loses: u64 },
     SyncTick { node: usize },
+    Mined { node: usize, life: u64, generation: u64 },
 }
 
 struct Sim<'a, E, F, A> {
@@ -160,6 +186,11 @@ struct Sim<'a, E, F, A> {
     /// What the first honest store of each height holds: the certificate's round and the
     /// block's proposer.
     blocks: BTreeMap<u64, DecidedBlockInfo>,
+    /// Proof-of-Work runs: the nodes' hashrates and the chain's rules.
+    mining: Option<PowSetup>,
+    rules: Option<PowRules>,
+    /// The blocks sealed, by height.
+    mined: Vec<(u64, Digest)>,
 }
 
 impl<'a, E, F, A> Sim<'a, E, F, A>
@@ -203,6 +234,8 @@ where
                 wake_queued: None,
                 evidence_checked: 0,
                 checked: 0,
+                miner: mining::SimMiner::default(),
+                mining_seen: 0,
             })
             .collect();
         Sim {
@@ -231,6 +264,9 @@ where
             transactions: 0,
             view_changes: 0,
             blocks: BTreeMap::new(),
+            mining: None,
+            rules: None,
+            mined: Vec::new(),
         }
     }
 
@@ -276,7 +312,8 @@ where
         // The tokio runner's inbound channel: unused here, the simulator hands events over itself.
         let (_, inbound) = mpsc::channel(1);
         let driver = Driver::new(engine, app, n.net.clone(), n.store.clone(), config, inbound)
-            .with_clock(Arc::new(self.clock.clone()));
+            .with_clock(Arc::new(self.clock.clone()))
+            .with_miner(n.miner.clone());
         n.driver = Some(driver);
         self.step(node, |driver| driver.start())
     }
@@ -306,6 +343,7 @@ where
             self.send(node, outgoing)?;
         }
         self.check_store(node)?;
+        self.schedule_mining(node);
         if let Some(at) = wake {
             let queued = self.nodes[node].wake_queued;
             if queued.is_none_or(|q| at < q || q < self.now) {
@@ -323,18 +361,6 @@ where
 
     fn is_byzantine(&self, index: usize) -> bool {
         index != usize::MAX && self.nodes[index].behaviour != Behaviour::Honest
-    }
-
-    fn check_evidence(&mut self, node: usize, evidence: &Evidence) -> Result<(), SimFailure> {
-        let accused = self.index_of(&evidence.validator());
-        if !evidence.verify() || !self.is_byzantine(accused) {
-            return Err(SimFailure::FalseEvidence { seed: self.scenario.seed, node, accused });
-        }
-        self.evidence += 1;
-        if matches!(evidence, Evidence::DuplicateProposal(_)) {
-            self.proposal_evidence += 1;
-        }
-        Ok(())
     }
 
     fn latency(&mut self) -> u64 {
@@ -405,89 +431,6 @@ where
             }
         }
         Ok(())
-    }
-
-    /// Checks the blocks and app hashes `node` stored since the last check against the oracle.
-    fn check_store(&mut self, node: usize) -> Result<(), SimFailure> {
-        let seed = self.scenario.seed;
-        let bad = |height, reason: String| SimFailure::BadCertificate { seed, node, height, reason };
-        let n = &self.nodes[node];
-        let last = n.store.last_height().map_err(|e| bad(0, e.to_string()))?;
-        let honest = n.behaviour == Behaviour::Honest;
-        for height in n.checked + 1..=last {
-            let block = n.store.block(height).map_err(|e| bad(height, e.to_string()))?;
-            let block = block.ok_or_else(|| bad(height, "missing below the last height".into()))?;
-            if payload_id(&block.txs) != block.block {
-                return Err(bad(height, "the transactions do not hash to the certified block id".into()));
-            }
-            let set = &self.set_at(node, height);
-            let engine = self.engine.unwrap_or(Engine::Tendermint);
-            block
-                .proof
-                .verify(engine, SIM_CHAIN, height, &block.block, set)
-                .map_err(|e| bad(height, e.to_string()))?;
-            // A block built by a validator of its height carries it as proposer, and a time on
-            // the shared virtual clock (an equivocator's twin payload carries no context).
-            let context = n.app.block_context(&block.txs);
-            if let Some(proposer) = context.proposer
-                && (!set.validators().iter().any(|v| v.key == proposer)
-                    || context.time_ms < net::SIM_EPOCH_MS)
-            {
-                return Err(bad(
-                    height,
-                    format!("block context {context:?} names no validator of its height"),
-                ));
-            }
-            // What it carries for consensus: the parent's proof under the parent's set, and
-            // evidence that holds and accuses a Byzantine validator.
-            if let Some(proof) = &context.last_commit {
-                let parent = n.store.block(height - 1).map_err(|e| bad(height, e.to_string()))?;
-                let parent = parent.ok_or_else(|| bad(height, "a last commit without a parent".into()))?;
-                let parent_set = &self.set_at(node, height - 1);
-                proof
-                    .verify(engine, SIM_CHAIN, height - 1, &parent.block, parent_set)
-                    .map_err(|e| bad(height, format!("last commit: {e}")))?;
-            }
-            for evidence in &context.evidence {
-                let accused = self.index_of(&evidence.validator());
-                if !evidence.verify() || !self.is_byzantine(accused) || evidence.height() >= height {
-                    return Err(SimFailure::FalseEvidence { seed, node, accused });
-                }
-                self.punished.insert((evidence.height(), evidence.validator()));
-            }
-            match self.decided.get(&height) {
-                Some(first) if *first != block.block => {
-                    return Err(SimFailure::Safety { seed, height, first: *first, second: block.block });
-                }
-                None if honest => {
-                    self.decided.insert(height, block.block);
-                    let round = block.proof.commit_certificate().map_or(0, |c| c.message.round);
-                    self.blocks.insert(height, DecidedBlockInfo { round, proposer: context.proposer });
-                }
-                _ => {}
-            }
-        }
-        self.nodes[node].checked = last;
-        let app = &self.nodes[node].app;
-        if let Some(height) = app.wrong_context() {
-            return Err(bad(height, "finalize was handed another block context than the payload's".into()));
-        }
-        for height in 1..=app.height() {
-            let Some(hash) = app.hash_at(height) else { break };
-            let first = *self.app_hashes.entry(height).or_insert(hash);
-            if first != hash {
-                return Err(SimFailure::AppHash { seed, node, height });
-            }
-        }
-        Ok(())
-    }
-
-    /// The validator set deciding `height`: the app's, when it keeps them, else the scenario's.
-    fn set_at(&self, node: usize, height: u64) -> ValidatorSet {
-        self.nodes[node]
-            .app
-            .validators_at(height)
-            .unwrap_or_else(|| self.sets.get(height as usize).unwrap_or(&self.genesis).clone())
     }
 
     fn partitioned(&self, a: usize, b: usize) -> bool {
@@ -589,6 +532,7 @@ where
                     self.schedule(self.now + down_for, Event::Restart { node, app_loses });
                 }
                 Event::Restart { node, app_loses } => self.boot(node, app_loses)?,
+                Event::Mined { node, life, generation } => self.mine(node, life, generation)?,
                 Event::SyncTick { node } => {
                     self.sync(node)?;
                     // A client submits a transaction now and then (mempool, gossip, payloads).
@@ -625,6 +569,9 @@ where
             replayed_blocks: self.replayed_blocks,
             view_changes: self.view_changes,
             blocks: self.blocks.into_values().collect(),
+            mined: self.mined.len() as u64,
+            orphaned: self.mined.iter().filter(|(h, b)| self.decided.get(h).is_some_and(|d| d != b)).count()
+                as u64,
         })
     }
 }

@@ -27,6 +27,11 @@ pub struct Outcome {
     pub view_changes: u64,
     /// Each height's block as the first honest validator stored it, from height 1.
     pub blocks: Vec<DecidedBlockInfo>,
+    /// Blocks sealed (Proof-of-Work runs).
+    pub mined: u64,
+    /// Of those, blocks at a final height that are not the final block there (orphaned by a
+    /// heavier branch).
+    pub orphaned: u64,
 }
 
 /// A decided block, as the simulator saw it stored.

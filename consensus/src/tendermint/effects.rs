@@ -243,7 +243,7 @@ impl EngineIo {
                     None => {
                         self.wanted_payload = Some((height.0, round));
                         let proposer = self.signer.public_key();
-                        self.out.push(Effect::BuildPayload { height: height.0, proposer });
+                        self.out.push(Effect::BuildPayload { height: height.0, proposer, on: None });
                     }
                 }
                 r.resume_with(())

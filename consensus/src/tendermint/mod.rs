@@ -350,6 +350,7 @@ impl TendermintEngine {
                         height: proposal.height.0,
                         block: id.0,
                         txs: proposal.value.0.clone(),
+                        on: None,
                     });
                 }
             }
@@ -420,7 +421,8 @@ impl ConsensusCore for TendermintEngine {
                     }
                 }
             }
-            Input::BlockApplied { .. } => {}
+            // A BFT engine never asks for a seal.
+            Input::BlockApplied { .. } | Input::Mined(_) => {}
         }
         std::mem::take(&mut self.io.out)
     }

@@ -201,9 +201,11 @@ impl ConsensusCore for ScriptedEngine {
                 return match command {
                     b"check" => {
                         let txs: Vec<Vec<u8>> = postcard::from_bytes(rest).unwrap();
-                        vec![Effect::CheckPayload { height, block: payload_id(&txs), txs }]
+                        vec![Effect::CheckPayload { height, block: payload_id(&txs), txs, on: None }]
                     }
-                    b"propose" => vec![Effect::BuildPayload { height, proposer: keys()[0].public() }],
+                    b"propose" => {
+                        vec![Effect::BuildPayload { height, proposer: keys()[0].public(), on: None }]
+                    }
                     b"commit" => {
                         let txs = script.built.last().unwrap().clone();
                         let block = payload_id(&txs);
@@ -265,6 +267,7 @@ fn a_driver_checks_carries_and_delivers_the_last_commit_and_evidence() {
         time_ms: 1,
         last_commit: None,
         evidence: Vec::new(),
+        unfinalised: Vec::new(),
     };
     let first = marked_payload(&genesis_context, Vec::new(), 1 << 20);
     let first_id = payload_id(&first);

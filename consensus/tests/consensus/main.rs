@@ -3,6 +3,8 @@
 mod certificates;
 mod driver;
 mod evidence;
+mod nakamoto;
+mod nakamoto_engine;
 mod pbft;
 mod pbft_engine;
 mod pow;

@@ -40,6 +40,10 @@ pub struct ProposalContext {
     /// a block carries, each allowed at this height ([`crate::evidence`]): the app carries what fits and what its state has not
     /// punished yet.
     pub evidence: Vec<Evidence>,
+    /// The payloads of the blocks between the last committed one and the parent, oldest first
+    /// (Proof-of-Work builds on blocks not yet final; empty for engines that do not): an app
+    /// screening transactions against its state applies them first.
+    pub unfinalised: Vec<Vec<Vec<u8>>>,
 }
 
 /// What a validator checks a proposed payload against (ABCI's `ProcessProposal` request, in
@@ -53,6 +57,9 @@ pub struct CheckContext {
     /// This validator's clock, milliseconds since the Unix epoch (a block time too far ahead of
     /// it is refused).
     pub now_ms: u64,
+    /// Whether the block is placed on one not yet final (Proof-of-Work): it then carries no
+    /// last commit, and the app's state is the last final block's, not the parent's.
+    pub on_unfinalised: bool,
 }
 
 /// The context a payload carries, as the app reads it back ([`ReplicatedApp::block_context`]):

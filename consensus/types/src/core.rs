@@ -11,12 +11,38 @@ use std::time::Duration;
 use pyralog_crypto::{Keypair, PublicKey, Signature};
 
 use crate::finality::Engine;
+use crate::pow::{PowRules, Seal};
 use crate::proposer::ProposerPriorities;
 use crate::validators::ValidatorSet;
 use crate::vote::{BlockId, Evidence, FinalityProof};
 
-/// Milliseconds on the driver's monotonic clock (virtual time in the simulator).
+/// Milliseconds: an engine's `now` is the node's wall clock, since the Unix epoch (virtual time
+/// in the simulator); the driver's timers run on its monotonic clock.
 pub type Millis = u64;
+
+/// Where an engine that builds on blocks not yet committed (Proof-of-Work) puts a payload: its
+/// parent, its time, and the payloads between the last committed block and it. Engines that
+/// decide on the last committed block give none; the driver then uses that block and its clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The parent block's id.
+    pub parent: BlockId,
+    /// The block's time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The payloads of the blocks after the last committed one, up to the parent, oldest first
+    /// (an app that screens transactions against its state applies them first).
+    pub unfinalised: Vec<Vec<Vec<u8>>>,
+}
+
+/// A nonce search the driver's miner runs: find a nonce (and a time not before `min_time_ms`)
+/// that brings `seal`'s hash under its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiningJob {
+    /// The seal to complete (its nonce and time are the miner's to choose).
+    pub seal: Seal,
+    /// The earliest time the seal may carry (after the median of the last blocks).
+    pub min_time_ms: u64,
+}
 
 /// An engine's timers, named so that the driver can cancel and replace them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,6 +94,8 @@ pub enum Input {
         /// Whether to vote for it.
         valid: bool,
     },
+    /// The driver's miner found a seal for the job the engine gave it ([`Effect::Mine`]).
+    Mined(Seal),
     /// The app applied a committed block.
     BlockApplied {
         /// The height.
@@ -107,6 +135,8 @@ pub enum Effect {
         height: u64,
         /// Who proposes it (this validator): the block context's proposer.
         proposer: PublicKey,
+        /// Where it goes, for engines that build on blocks not yet committed.
+        on: Option<Placement>,
     },
     /// Ask the app to check a payload ([`Input::PayloadChecked`] answers).
     CheckPayload {
@@ -116,6 +146,8 @@ pub enum Effect {
         block: BlockId,
         /// Its payload.
         txs: Vec<Vec<u8>>,
+        /// Where it goes, for engines that build on blocks not yet committed.
+        on: Option<Placement>,
     },
     /// The block at `height` is decided: store it with its proof, then apply it.
     CommitBlock {
@@ -140,6 +172,14 @@ pub enum Effect {
         /// The engine's encoding of the entry.
         entry: Vec<u8>,
     },
+    /// Search for a seal ([`Input::Mined`] answers); replaces any search running.
+    Mine(MiningJob),
+    /// Stop searching.
+    StopMining,
+    /// Something an operator must see: the engine refused what its rules forbid but a peer
+    /// pressed (a heavier chain that would revert a final block). Logged at error level and
+    /// counted.
+    Alarm(String),
     /// A peer sent something no honest node sends (bytes that do not decode): the network
     /// scores it down and, past a limit, bans it for a while.
     PeerMisbehaved {
@@ -185,6 +225,11 @@ pub trait ConsensusCore {
         None
     }
 
+    /// The work rules, for work engines: the driver checks their finality proofs with them.
+    fn work_rules(&self) -> Option<&PowRules> {
+        None
+    }
+
     /// Gives back the WAL entries of the heights not yet committed, in the order they were
     /// persisted, before the first [`Input::StartHeight`] after a restart. An entry the engine
     /// cannot read is an error, never skipped: it may hold a vote the engine must not contradict.
@@ -206,6 +251,10 @@ impl<E: ConsensusCore + ?Sized> ConsensusCore for Box<E> {
 
     fn validator_key(&self) -> Option<PublicKey> {
         (**self).validator_key()
+    }
+
+    fn work_rules(&self) -> Option<&PowRules> {
+        (**self).work_rules()
     }
 
     fn restore_wal(&mut self, entries: Vec<Vec<u8>>) -> Result<(), WalError> {

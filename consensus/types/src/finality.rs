@@ -4,8 +4,11 @@
 //! engine (polkadot-sdk's `Justifications` follow the same idea: engine id + the engine's proof).
 //!
 //! Families: **quorum** engines (Tendermint and PBFT today; Proof-of-Stake next) prove a block
-//! with precommits of more than 2/3 of the voting power ([`QuorumRule`]). Proof-of-work
-//! confirmations and CometBFT's signed headers will be families of their own.
+//! with precommits of more than 2/3 of the voting power ([`QuorumRule`]); **work** engines
+//! (Proof-of-Work) prove a block with its seal and the `k` seals on top of it ([`WorkRule`]).
+//! What a verifier trusts besides the proof is a [`Trust`]: a validator set, or the chain's work
+//! rules and the seal of the block's parent. CometBFT's signed headers will be a family of their
+//! own.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,6 +17,7 @@ use pyralog_crypto::PublicKey;
 use pyralog_crypto::quorum::QuorumError;
 use serde::{Deserialize, Serialize};
 
+use crate::pow::{PowRules, Seal, SealError, U256};
 use crate::validators::{QUORUM, ValidatorSet};
 use crate::vote::{BlockId, CommitCertificate, VoteKind};
 
@@ -28,17 +32,21 @@ pub enum Engine {
     Tendermint,
     /// PBFT (Castro and Liskov), the engine of this repository.
     Pbft,
+    /// Proof-of-Work (Nakamoto consensus): anyone who mines may seal blocks; a block is final
+    /// `k` seals deep.
+    Pow,
 }
 
 impl Engine {
     /// Every engine this build knows.
-    pub const ALL: &'static [Engine] = &[Engine::Tendermint, Engine::Pbft];
+    pub const ALL: &'static [Engine] = &[Engine::Tendermint, Engine::Pbft, Engine::Pow];
 
     /// Its name in genesis files and headers.
     pub const fn name(self) -> &'static str {
         match self {
             Engine::Tendermint => "tendermint",
             Engine::Pbft => "pbft",
+            Engine::Pow => "pow",
         }
     }
 
@@ -46,6 +54,7 @@ impl Engine {
     pub fn finality_rule(self) -> &'static dyn FinalityRule {
         match self {
             Engine::Tendermint | Engine::Pbft => &QuorumRule,
+            Engine::Pow => &WorkRule,
         }
     }
 }
@@ -58,7 +67,7 @@ impl fmt::Display for Engine {
 
 /// An engine name this build does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown consensus engine {0:?} (known: tendermint, pbft)")]
+#[error("unknown consensus engine {0:?} (known: tendermint, pbft, pow)")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for Engine {
@@ -107,6 +116,57 @@ pub enum FinalityError {
     /// The signatures do not make a quorum of the validator set.
     #[error("commit certificate: {0}")]
     Quorum(#[from] QuorumError),
+    /// The verifier trusts something else than the proof's family needs (a validator set for a
+    /// work proof, work rules for a quorum proof).
+    #[error("a {family} proof is checked against {needs}, which the verifier did not give")]
+    WrongTrust {
+        /// The proof's family.
+        family: &'static str,
+        /// What its rule needs.
+        needs: &'static str,
+    },
+    /// A work proof with another number of seals than the block's plus `k` confirmations.
+    #[error("{got} seals, where the block's and {confirmations} confirmations are needed")]
+    Confirmations {
+        /// `k`.
+        confirmations: u64,
+        /// The seals given.
+        got: usize,
+    },
+    /// The first seal seals another block or height than claimed.
+    #[error("the first seal is for block {block} at height {height}, not the claimed block")]
+    WrongSealedBlock {
+        /// The block it seals.
+        block: BlockId,
+        /// Its height.
+        height: u64,
+    },
+    /// A seal of a work proof does not extend the one before it (or the trusted parent).
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+/// What a verifier trusts besides a proof: the validator set deciding the height (quorum
+/// engines), or the chain's work rules and the seal of the block's parent, which the verifier
+/// holds from following the chain (work engines; `None` for the first block).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Trust<'a> {
+    /// The validator set of the height.
+    Validators(&'a ValidatorSet),
+    /// The work rules, and the seal of the block's parent.
+    Work {
+        /// The chain's rules (from its genesis).
+        rules: &'a PowRules,
+        /// The parent's seal (`None` at height 1).
+        parent: Option<&'a Seal>,
+    },
+}
+
+impl<'a> From<&'a ValidatorSet> for Trust<'a> {
+    fn from(validators: &'a ValidatorSet) -> Self {
+        Trust::Validators(validators)
+    }
 }
 
 /// Why a block is final, tagged by the engine that decided it.
@@ -120,6 +180,14 @@ pub enum FinalityProof {
         /// The precommits.
         certificate: CommitCertificate,
     },
+    /// Work engines: the block's seal, then the `k` seals on top of it, each extending the one
+    /// before.
+    Work {
+        /// The engine that sealed the block.
+        engine: Engine,
+        /// The block's seal first.
+        seals: Vec<Seal>,
+    },
 }
 
 /// What a light client checks, per engine family.
@@ -127,16 +195,17 @@ pub trait FinalityRule: Sync {
     /// The family's name (`quorum`, ...).
     fn family(&self) -> &'static str;
 
-    /// Checks that `proof` finalizes `block` at `height` on `chain_id` under `validators`;
-    /// returns the voting power (or work) behind it. `light` may stop verifying signatures once
-    /// they make the threshold (as CometBFT's light client does); the validators' check does not.
+    /// Checks that `proof` finalizes `block` at `height` on `chain_id` given `trust`; returns the
+    /// voting power (or work, saturated to 64 bits) behind it. `light` may stop verifying
+    /// signatures once they make the threshold (as CometBFT's light client does); the validators'
+    /// check does not.
     fn verify(
         &self,
         proof: &FinalityProof,
         chain_id: &str,
         height: u64,
         block: &BlockId,
-        validators: &ValidatorSet,
+        trust: Trust<'_>,
         light: bool,
     ) -> Result<u64, FinalityError>;
 
@@ -155,7 +224,7 @@ pub trait FinalityRule: Sync {
         known: &FinalityProof,
     ) -> Result<u64, FinalityError> {
         let _ = known;
-        self.verify(proof, chain_id, height, block, validators, false)
+        self.verify(proof, chain_id, height, block, validators.into(), false)
     }
 }
 
@@ -175,10 +244,13 @@ impl FinalityRule for QuorumRule {
         chain_id: &str,
         height: u64,
         block: &BlockId,
-        validators: &ValidatorSet,
+        trust: Trust<'_>,
         light: bool,
     ) -> Result<u64, FinalityError> {
         let certificate = precommits_for(proof, chain_id, height, block)?;
+        let Trust::Validators(validators) = trust else {
+            return Err(FinalityError::WrongTrust { family: "quorum", needs: "a validator set" });
+        };
         let members = validators.members();
         Ok(if light {
             certificate.verify_quorum(members, QUORUM)?
@@ -213,7 +285,6 @@ fn precommits_for<'p>(
     height: u64,
     block: &BlockId,
 ) -> Result<&'p CommitCertificate, FinalityError> {
-    #[allow(unreachable_patterns)] // other families will have variants of their own
     let certificate = match proof {
         FinalityProof::Quorum { certificate, .. } => certificate,
         other => return Err(FinalityError::WrongFamily { engine: other.engine(), got: other.family() }),
@@ -243,28 +314,38 @@ impl FinalityProof {
     /// The engine that made it.
     pub fn engine(&self) -> Engine {
         match self {
-            FinalityProof::Quorum { engine, .. } => *engine,
+            FinalityProof::Quorum { engine, .. } | FinalityProof::Work { engine, .. } => *engine,
         }
     }
 
-    /// The family of its form (`quorum`, ...).
+    /// The family of its form (`quorum`, `work`).
     pub fn family(&self) -> &'static str {
         match self {
             FinalityProof::Quorum { .. } => "quorum",
+            FinalityProof::Work { .. } => "work",
         }
     }
 
-    /// Checks that the proof is `engine`'s and finalizes `block` at `height` on `chain_id` under
-    /// `validators`, verifying every signature. Returns the voting power behind it.
-    pub fn verify(
+    /// Checks that the proof is `engine`'s and finalizes `block` at `height` on `chain_id` given
+    /// `trust` (a validator set, or work rules and the parent's seal), verifying every signature.
+    /// Returns the voting power (or work) behind it.
+    pub fn verify<'t>(
         &self,
         engine: Engine,
         chain_id: &str,
         height: u64,
         block: &BlockId,
-        validators: &ValidatorSet,
+        trust: impl Into<Trust<'t>>,
     ) -> Result<u64, FinalityError> {
-        self.check(engine, chain_id, height, block, validators, false)
+        self.check(engine, chain_id, height, block, trust.into(), false)
+    }
+
+    /// The seals of a work proof, the block's first.
+    pub fn seals(&self) -> Option<&[Seal]> {
+        match self {
+            FinalityProof::Work { seals, .. } => Some(seals),
+            FinalityProof::Quorum { .. } => None,
+        }
     }
 
     /// [`FinalityProof::verify`] by a validator that has itself verified `known`, its own proof of
@@ -286,15 +367,15 @@ impl FinalityProof {
 
     /// [`FinalityProof::verify`] for light clients: signatures are verified only until they make
     /// the threshold.
-    pub fn verify_light(
+    pub fn verify_light<'t>(
         &self,
         engine: Engine,
         chain_id: &str,
         height: u64,
         block: &BlockId,
-        validators: &ValidatorSet,
+        trust: impl Into<Trust<'t>>,
     ) -> Result<u64, FinalityError> {
-        self.check(engine, chain_id, height, block, validators, true)
+        self.check(engine, chain_id, height, block, trust.into(), true)
     }
 
     fn check(
@@ -303,13 +384,13 @@ impl FinalityProof {
         chain_id: &str,
         height: u64,
         block: &BlockId,
-        validators: &ValidatorSet,
+        trust: Trust<'_>,
         light: bool,
     ) -> Result<u64, FinalityError> {
         if self.engine() != engine {
             return Err(FinalityError::WrongEngine { expected: engine, got: self.engine() });
         }
-        engine.finality_rule().verify(self, chain_id, height, block, validators, light)
+        engine.finality_rule().verify(self, chain_id, height, block, trust, light)
     }
 
     /// The validators whose signatures the proof carries (a block's "last commit" signers, for
@@ -323,6 +404,7 @@ impl FinalityProof {
                 signers.dedup();
                 signers
             }
+            FinalityProof::Work { .. } => Vec::new(),
         }
     }
 
@@ -330,6 +412,60 @@ impl FinalityProof {
     pub fn commit_certificate(&self) -> Option<&CommitCertificate> {
         match self {
             FinalityProof::Quorum { certificate, .. } => Some(certificate),
+            FinalityProof::Work { .. } => None,
         }
+    }
+}
+
+/// The work family's rule: the proof's first seal seals the block at its height and extends the
+/// trusted parent's seal; `k` more seals follow, each extending the one before. Every seal
+/// carries the target ASERT gives after its parent and a hash under it. Returns the work of the
+/// `k + 1` seals (saturated to 64 bits).
+///
+/// What it cannot check without the chain and a clock: the time rules (the median of the last
+/// blocks, the limit ahead of the clock), which bound how much easier a seal's target may be made
+/// by a parent time in the future. A node checks them as blocks arrive; the SPV light client as
+/// it follows the seals.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkRule;
+
+impl FinalityRule for WorkRule {
+    fn family(&self) -> &'static str {
+        "work"
+    }
+
+    fn verify(
+        &self,
+        proof: &FinalityProof,
+        _chain_id: &str,
+        height: u64,
+        block: &BlockId,
+        trust: Trust<'_>,
+        _light: bool,
+    ) -> Result<u64, FinalityError> {
+        let FinalityProof::Work { seals, .. } = proof else {
+            return Err(FinalityError::WrongFamily { engine: proof.engine(), got: proof.family() });
+        };
+        let Trust::Work { rules, parent } = trust else {
+            return Err(FinalityError::WrongTrust { family: "work", needs: "work rules" });
+        };
+        let wanted = rules.confirmations.saturating_add(1);
+        if seals.len() as u64 != wanted {
+            return Err(FinalityError::Confirmations {
+                confirmations: rules.confirmations,
+                got: seals.len(),
+            });
+        }
+        let first = &seals[0];
+        if first.block != *block || first.height != height {
+            return Err(FinalityError::WrongSealedBlock { block: first.block, height: first.height });
+        }
+        let mut total = U256::zero();
+        let mut previous = parent;
+        for seal in seals {
+            total = total.saturating_add(rules.check_seal(seal, previous)?);
+            previous = Some(seal);
+        }
+        Ok(if total > U256::from(u64::MAX) { u64::MAX } else { total.low_u64() })
     }
 }

@@ -16,6 +16,7 @@
 //!   specification's cubic approximation of `2^x` in 16-bit fixed point.
 
 use pyralog_crypto::{Digest, Domain};
+use serde::{Deserialize, Serialize};
 
 /// The macro-made integer type (its generated methods carry no docs of their own).
 mod wide {
@@ -24,12 +25,35 @@ mod wide {
         /// An unsigned 256-bit integer (targets, seal hashes, work).
         pub struct U256(4);
     }
+    uint::construct_uint! {
+        /// An unsigned 512-bit integer (ASERT's product before its shifts).
+        pub(crate) struct U512(8);
+    }
+
+    impl From<U256> for U512 {
+        fn from(value: U256) -> U512 {
+            let mut limbs = [0u64; 8];
+            limbs[..4].copy_from_slice(&value.0);
+            U512(limbs)
+        }
+    }
+
+    impl TryFrom<U512> for U256 {
+        type Error = ();
+        fn try_from(value: U512) -> Result<U256, ()> {
+            if value.0[4..].iter().any(|limb| *limb != 0) {
+                return Err(());
+            }
+            Ok(U256([value.0[0], value.0[1], value.0[2], value.0[3]]))
+        }
+    }
 }
 
 pub use wide::U256;
+use wide::U512;
 
 /// What a miner seals: the block and where it sits in the chain of seals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Seal {
     /// The parent's seal hash (zeros for the first block).
     pub parent: Digest,
@@ -58,6 +82,181 @@ pub enum PowError {
     /// The seal's hash is above its target.
     #[error("seal hash above its target")]
     HashAboveTarget,
+}
+
+/// How far ahead of a node's clock a seal's time may be.
+pub const MAX_FUTURE_MS: u64 = 60_000;
+
+/// How many ancestors' times a seal's time must beat the median of.
+pub const MEDIAN_TIME_SPAN: usize = 11;
+
+/// A Proof-of-Work chain's rules, from its genesis file: what every seal is checked against, by
+/// miners, full nodes and light clients alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PowRules {
+    /// The chain's start, ms since the Unix epoch: the ASERT schedule's origin, and the time the
+    /// first block must beat.
+    pub genesis_time_ms: u64,
+    /// The compact target of the first block (ASERT's anchor).
+    pub initial_bits: u32,
+    /// The compact form of the easiest target allowed.
+    pub limit_bits: u32,
+    /// The block interval ASERT aims at, seconds.
+    pub ideal_block_time_s: u64,
+    /// ASERT's half-life, seconds.
+    pub half_life_s: u64,
+    /// `k`: a block is final once `k` blocks are sealed on top of it.
+    pub confirmations: u64,
+}
+
+impl PowRules {
+    /// Checks the rules make sense: targets decode, the initial one within the limit, positive
+    /// times, at least one confirmation.
+    pub fn check(&self) -> Result<(), String> {
+        let limit = target_from_bits(self.limit_bits).map_err(|e| format!("limitBits: {e}"))?;
+        let initial = target_from_bits(self.initial_bits).map_err(|e| format!("initialBits: {e}"))?;
+        if initial > limit {
+            return Err("initialBits is easier than limitBits".into());
+        }
+        if self.ideal_block_time_s == 0 || self.half_life_s == 0 {
+            return Err("idealBlockTimeS and halfLifeS must be positive".into());
+        }
+        if self.ideal_block_time_s > 86_400 || self.half_life_s > 365 * 86_400 {
+            return Err("idealBlockTimeS is at most a day, halfLifeS at most a year".into());
+        }
+        if self.confirmations == 0 || self.confirmations > 1_000 {
+            return Err("confirmations must be between 1 and 1000".into());
+        }
+        Ok(())
+    }
+
+    /// The easiest target allowed (the limit's encoding is checked by [`PowRules::check`]; an
+    /// undecodable one allows nothing).
+    pub fn limit(&self) -> U256 {
+        target_from_bits(self.limit_bits).unwrap_or_default()
+    }
+
+    /// The ASERT rule of the chain.
+    pub fn asert(&self) -> Asert {
+        Asert {
+            ideal_block_time_s: self.ideal_block_time_s as i64,
+            half_life_s: self.half_life_s as i64,
+            limit: self.limit(),
+        }
+    }
+
+    /// The compact target the block after `parent` must carry (`None`: the first block). ASERT
+    /// anchored at genesis: the first block carries `initial_bits`, and a chain whose block `h`
+    /// came at `genesis + h * ideal` keeps that target.
+    pub fn next_bits(&self, parent: Option<&Seal>) -> u32 {
+        let Some(parent) = parent else { return self.initial_bits };
+        let anchor = target_from_bits(self.initial_bits).unwrap_or_default();
+        let since_genesis_ms = i128::from(parent.time_ms) - i128::from(self.genesis_time_ms);
+        let time_diff_s = since_genesis_ms.div_euclid(1000).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+        let height_diff = i64::try_from(parent.height).unwrap_or(i64::MAX) - 1;
+        bits_from_target(self.asert().next_target(anchor, time_diff_s, height_diff))
+    }
+
+    /// Checks `seal` as the block after `parent` (`None`: the first block): link, height, the
+    /// target ASERT gives, the proof of work. Returns the work it proves. Time rules need the
+    /// ancestors and a clock: [`check_time`].
+    pub fn check_seal(&self, seal: &Seal, parent: Option<&Seal>) -> Result<U256, SealError> {
+        let (parent_hash, parent_height) = parent.map_or((Digest([0; 32]), 0), |p| (p.hash(), p.height));
+        if seal.parent != parent_hash {
+            return Err(SealError::BrokenLink { height: seal.height });
+        }
+        if seal.height != parent_height + 1 {
+            return Err(SealError::WrongHeight { expected: parent_height + 1, got: seal.height });
+        }
+        let expected = self.next_bits(parent);
+        if seal.bits != expected {
+            return Err(SealError::WrongTarget { height: seal.height, expected, got: seal.bits });
+        }
+        seal.check(self.limit()).map_err(|source| SealError::Work { height: seal.height, source })
+    }
+}
+
+/// Why a seal does not extend its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// It names another parent.
+    #[error("seal at height {height} does not link to its parent's seal")]
+    BrokenLink {
+        /// Its height.
+        height: u64,
+    },
+    /// Not the height after its parent's.
+    #[error("seal at height {got} where {expected} follows the parent")]
+    WrongHeight {
+        /// The parent's height plus one.
+        expected: u64,
+        /// The seal's.
+        got: u64,
+    },
+    /// Not the target ASERT gives after the parent.
+    #[error("seal at height {height} carries target {got:#010x}, ASERT gives {expected:#010x}")]
+    WrongTarget {
+        /// Its height.
+        height: u64,
+        /// What ASERT gives.
+        expected: u32,
+        /// What it carries.
+        got: u32,
+    },
+    /// The proof of work does not hold.
+    #[error("seal at height {height}: {source}")]
+    Work {
+        /// Its height.
+        height: u64,
+        /// Why.
+        source: PowError,
+    },
+    /// Not later than the median of its ancestors' times.
+    #[error("seal at height {height}: time {time_ms} is not after the median {median_ms} of the last blocks")]
+    TooEarly {
+        /// Its height.
+        height: u64,
+        /// Its time.
+        time_ms: u64,
+        /// The median of the last [`MEDIAN_TIME_SPAN`] ancestors (genesis included).
+        median_ms: u64,
+    },
+    /// Too far ahead of the checking node's clock.
+    #[error(
+        "seal at height {height}: time {time_ms} is more than {MAX_FUTURE_MS} ms ahead of this clock ({now_ms})"
+    )]
+    FromFuture {
+        /// Its height.
+        height: u64,
+        /// Its time.
+        time_ms: u64,
+        /// The checker's clock.
+        now_ms: u64,
+    },
+}
+
+/// The median of the times of a seal's last [`MEDIAN_TIME_SPAN`] ancestors, newest first in
+/// `ancestors` (fewer near genesis, whose time then counts as one of them).
+pub fn median_time(ancestors: &[u64]) -> u64 {
+    let mut times: Vec<u64> = ancestors.iter().copied().take(MEDIAN_TIME_SPAN).collect();
+    times.sort_unstable();
+    times.get(times.len() / 2).copied().unwrap_or(0)
+}
+
+/// The time rules: `seal` is later than the median of `ancestors` (their times, newest first,
+/// with the genesis time last when fewer than [`MEDIAN_TIME_SPAN`] blocks precede it) and at
+/// most [`MAX_FUTURE_MS`] ahead of `now_ms`.
+pub fn check_time(seal: &Seal, ancestors: &[u64], now_ms: u64) -> Result<(), SealError> {
+    let median_ms = median_time(ancestors);
+    if seal.time_ms <= median_ms {
+        return Err(SealError::TooEarly { height: seal.height, time_ms: seal.time_ms, median_ms });
+    }
+    if seal.time_ms > now_ms.saturating_add(MAX_FUTURE_MS) {
+        return Err(SealError::FromFuture { height: seal.height, time_ms: seal.time_ms, now_ms });
+    }
+    Ok(())
 }
 
 impl Seal {
@@ -168,17 +367,15 @@ impl Asert {
                 + 5_127 * frac * frac * frac
                 + (1 << 47))
                 >> 48);
-        // anchor * factor fits 256 bits when the anchor is below the limit (< 2^224 in practice);
-        // past it, the limit.
-        let Some(mut target) = anchor_target.checked_mul(U256::from(factor as u64)) else {
-            return self.limit;
-        };
+        // In 512 bits: anchor * factor overflows 256 when the anchor is within 2^17 of the top
+        // (easy targets, as in tests and the simulator); Bitcoin Cash's targets never are.
+        let mut target = U512::from(anchor_target) * U512::from(factor as u64);
         if shifts < 0 {
             let right = (-shifts) as usize;
-            target = if right >= 256 { U256::zero() } else { target >> right };
+            target = if right >= 512 { U512::zero() } else { target >> right };
         } else {
             let left = shifts as usize;
-            if left >= 256 || target.leading_zeros() < left as u32 {
+            if left >= 512 || target.leading_zeros() < left as u32 {
                 return self.limit;
             }
             target <<= left;
@@ -187,6 +384,7 @@ impl Asert {
         if target.is_zero() {
             return U256::one();
         }
+        let Ok(target) = U256::try_from(target) else { return self.limit };
         target.min(self.limit)
     }
 }

@@ -33,10 +33,13 @@ use pyralog_consensus_types::app::{
     ProposalContext, ReplicatedApp, TxResult,
 };
 use pyralog_consensus_types::evidence::MAX_EVIDENCE_PER_BLOCK;
+use pyralog_consensus_types::pow::PowRules;
 use pyralog_consensus_types::vote::Evidence;
 use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{Digest, PublicKey};
 use serde::Deserialize;
+
+mod work;
 
 use crate::actions::{Sender, apply};
 use crate::block::{ConsensusInfo, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
@@ -90,6 +93,9 @@ pub struct ChainApp {
     proposer: PublicKey,
     /// The engine the chain runs (named in every header).
     engine: Engine,
+    /// Under Proof-of-Work, `k`: blocks are built on blocks not yet final, so a header commits
+    /// to the state `k` blocks below its parent (the last final one when it was mined).
+    confirmations: Option<u64>,
     /// The state `finalize` computed, written by `commit` (ABCI's rule: nothing is durable
     /// before commit, so a crash in between replays the block to the same app hash).
     pending: Option<PreparedVersion>,
@@ -109,7 +115,23 @@ pub enum AppError {
 impl ChainApp {
     /// The app of `chain_id` over `state`, run by validator `proposer`.
     pub fn new(chain_id: impl Into<String>, state: StateStore, proposer: PublicKey) -> Self {
-        ChainApp { chain_id: chain_id.into(), state, proposer, engine: Engine::Tendermint, pending: None }
+        ChainApp {
+            chain_id: chain_id.into(),
+            state,
+            proposer,
+            engine: Engine::Tendermint,
+            confirmations: None,
+            pending: None,
+        }
+    }
+
+    /// The same app on a Proof-of-Work chain under `rules` (nothing changes without them).
+    pub fn with_work_rules(mut self, rules: Option<&PowRules>) -> Self {
+        if let Some(rules) = rules {
+            self.engine = Engine::Pow;
+            self.confirmations = Some(rules.confirmations);
+        }
+        self
     }
 
     /// The same app on a chain that runs `engine` (the genesis file's `consensus.engine`).
@@ -119,21 +141,35 @@ impl ChainApp {
     }
 
     /// The header the block at `height` must have when `txs` (the consensus info, then the
-    /// transactions) follow it, proposed at `now_ms` by this node.
+    /// transactions) follow it, proposed at `now_ms` by this node. Under Proof-of-Work the
+    /// caller sets the parent (the block it is placed on).
     pub fn build_header(&self, height: u64, txs: &[Vec<u8>], now_ms: u64) -> Result<Header, AppError> {
         let view = self.overlay()?;
         let validators: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
         let next_validators: Option<Vec<Validator>> = view.get(NEXT_VALIDATORS_KEY)?;
         let last: Option<LastBlock> = view.get(LAST_BLOCK_KEY)?;
-        let state_root = match self.state.latest_version()? {
-            Some(version) => self.state.root(version)?,
-            None => [0; 32],
+        let latest = self.state.latest_version()?;
+        let state_root = match (self.confirmations, latest) {
+            // Nothing here may depend on how far this node has finalized: the version is fixed
+            // by the height, and final on every node that checks the block.
+            (Some(k), Some(latest)) => {
+                let version = height.saturating_sub(1 + k);
+                if version > latest {
+                    return Err(AppError::Context(format!(
+                        "a block at height {height} commits to state {version}, final here only up to {latest}"
+                    )));
+                }
+                self.state.root(version)?
+            }
+            (None, Some(version)) => self.state.root(version)?,
+            (_, None) => [0; 32],
         };
         let parent_time = last.map_or(0, |l| l.time_ms);
+        let time_ms = if self.confirmations.is_some() { now_ms } else { now_ms.max(parent_time + 1) };
         Ok(Header {
             chain_id: self.chain_id.clone(),
             height,
-            time_ms: now_ms.max(parent_time + 1),
+            time_ms,
             parent: last.map_or(pyralog_crypto::Digest([0; 32]), |l| l.id),
             tx_count: txs.len() as u64,
             tx_root: transactions_root(txs),
@@ -145,14 +181,18 @@ impl ChainApp {
         })
     }
 
-    /// Why `payload` (header, consensus info, transactions) cannot be the block at `height`,
-    /// checked at `now_ms`.
+    /// Why `payload` (header, consensus info, transactions) cannot be the block at `height` on
+    /// the last committed block, checked at `now_ms`.
     pub fn check_payload(
         &self,
         height: u64,
         payload: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<Result<(), String>, AppError> {
+        if self.confirmations.is_some() {
+            let parent = self.last_block()?.map_or(Digest([0; 32]), |l| l.id);
+            return self.check_placed(height, payload, now_ms, parent);
+        }
         let Some((first, rest)) = payload.split_first() else { return Ok(Err("no header".into())) };
         let header = match Header::decode(first) {
             Ok(header) => header,
@@ -427,8 +467,10 @@ impl ReplicatedApp for ChainApp {
             }
         }
         let info = ConsensusInfo { last_commit: context.last_commit.clone(), evidence }.encode();
-        // Candidates in mempool order, screened in sequence (a sender's consecutive nonces).
+        // Candidates in mempool order, screened in sequence (a sender's consecutive nonces),
+        // after the blocks not yet final below this one.
         let mut view = self.overlay()?;
+        self.apply_unfinalised(&mut view, &context.unfinalised)?;
         let mut picked = vec![info];
         let mut room = max_bytes.saturating_sub(1024 + picked[0].len()); // the header and the info
         for tx in candidates {
@@ -447,7 +489,9 @@ impl ReplicatedApp for ChainApp {
         // its clock, the parent.
         let mut header = self.build_header(context.height, &picked, context.time_ms)?;
         header.proposer = context.proposer;
-        if header.parent != context.parent {
+        if self.confirmations.is_some() {
+            header.parent = context.parent;
+        } else if header.parent != context.parent {
             return Err(AppError::Context(format!(
                 "the driver's parent {} is not the app's last block {}",
                 context.parent, header.parent
@@ -465,7 +509,12 @@ impl ReplicatedApp for ChainApp {
         // A block may carry failing transactions (they get a result code), but not ones that
         // could never have been valid (undecodable, unsigned, too large), nor a wrong header.
         let height = context.height;
-        let verdict = match self.check_payload(height, txs, context.now_ms)? {
+        let checked = match self.confirmations {
+            Some(_) => self.check_placed(height, txs, context.now_ms, context.parent)?,
+            None => self.check_payload(height, txs, context.now_ms)?,
+        };
+        let verdict = match checked {
+            Ok(()) if self.confirmations.is_some() => Ok(()),
             // `check_payload` holds the header's parent to this app's last block; the validator's
             // driver must be building on that same block.
             Ok(()) => match self.last_block()?.map_or(Digest([0; 32]), |l| l.id) {

@@ -19,10 +19,17 @@
 //! `"consensus": { "engine": "pos", "baseEngine": "tendermint" }` with a `"staking": {...}`
 //! section ([`StakingParams`]) runs Proof-of-Stake: the genesis validators start bonded with
 //! `power * powerReduction` tokens each, and the set follows stake from then on.
+//!
+//! `"consensus": { "engine": "pow", "pow": { "initialBits": 520097791, "limitBits": 545259519,
+//! "idealBlockTimeS": 2, "halfLifeS": 600, "confirmations": 6 } }` runs Proof-of-Work
+//! ([`PowGenesis`]; `genesisTimeMs` is then required: ASERT's schedule starts there). Anyone may
+//! mine; the `validators` list only seeds the chain's validator hashes and plays no part in
+//! consensus.
 
 use std::path::Path;
 
 use anyhow::Context;
+use pyralog_consensus_types::pow::PowRules;
 use pyralog_consensus_types::vote::check_chain_id;
 use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::{ClusterId, PublicKey};
@@ -70,6 +77,8 @@ pub enum EngineChoice {
     Pbft,
     /// Proof-of-Stake: validators and powers from bonded stake, decided by the base engine.
     Pos,
+    /// Proof-of-Work: anyone mines; a block is final `confirmations` seals deep.
+    Pow,
 }
 
 impl std::str::FromStr for EngineChoice {
@@ -80,7 +89,8 @@ impl std::str::FromStr for EngineChoice {
             "tendermint" => Ok(EngineChoice::Tendermint),
             "pbft" => Ok(EngineChoice::Pbft),
             "pos" => Ok(EngineChoice::Pos),
-            other => Err(format!("unknown consensus engine {other:?} (known: tendermint, pbft, pos)")),
+            "pow" => Ok(EngineChoice::Pow),
+            other => Err(format!("unknown consensus engine {other:?} (known: tendermint, pbft, pos, pow)")),
         }
     }
 }
@@ -91,6 +101,7 @@ impl std::fmt::Display for EngineChoice {
             EngineChoice::Tendermint => "tendermint",
             EngineChoice::Pbft => "pbft",
             EngineChoice::Pos => "pos",
+            EngineChoice::Pow => "pow",
         })
     }
 }
@@ -101,7 +112,7 @@ impl std::fmt::Display for EngineChoice {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsensusGenesis {
-    /// The engine: `tendermint`, `pbft` or `pos`.
+    /// The engine: `tendermint`, `pbft`, `pos` or `pow`.
     #[serde(default)]
     pub engine: EngineChoice,
     /// With `pos`, the BFT engine that decides blocks (absent: Tendermint). Headers and finality
@@ -112,6 +123,55 @@ pub struct ConsensusGenesis {
     /// doubles with each consecutive failed view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view_timeout_ms: Option<u64>,
+    /// Proof-of-Work's rules, with `pow` only (absent there: [`PowGenesis::default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pow: Option<PowGenesis>,
+}
+
+/// Proof-of-Work's protocol parameters in the genesis file (with its `genesisTimeMs` they make
+/// the [`PowRules`] every node and light client checks seals by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PowGenesis {
+    /// The first block's compact target (Bitcoin's `nBits`).
+    pub initial_bits: u32,
+    /// The easiest compact target allowed.
+    pub limit_bits: u32,
+    /// ASERT's target block interval, seconds.
+    pub ideal_block_time_s: u64,
+    /// ASERT's half-life, seconds.
+    pub half_life_s: u64,
+    /// `k`: how many seals on top make a block final.
+    pub confirmations: u64,
+}
+
+impl PowGenesis {
+    /// The local testnet's: CPU miners on one machine, one-second blocks, the first target about
+    /// 2^22 hashes, a one-minute half-life (ASERT finds the machine's hashrate quickly), final
+    /// three seals deep.
+    pub fn testnet() -> Self {
+        PowGenesis {
+            initial_bits: 0x1e04_0000,
+            limit_bits: 0x207f_ffff,
+            ideal_block_time_s: 1,
+            half_life_s: 60,
+            confirmations: 3,
+        }
+    }
+}
+
+impl Default for PowGenesis {
+    /// A small network of CPU miners: the first target takes about 2^20 hashes (a fraction of
+    /// a second on one core), two-second blocks, a ten-minute half-life, six confirmations.
+    fn default() -> Self {
+        PowGenesis {
+            initial_bits: 0x1f00_0fff,
+            limit_bits: 0x207f_ffff,
+            ideal_block_time_s: 2,
+            half_life_s: 600,
+            confirmations: 6,
+        }
+    }
 }
 
 /// PBFT's view timer base when the genesis names none.
@@ -133,8 +193,11 @@ pub enum ConsensusGenesisError {
     /// that can be bonded.
     #[error("staking: {0}")]
     Staking(String),
+    /// Proof-of-Work's rules do not hold together, or a `pow` chain without its start time.
+    #[error("consensus.pow: {0}")]
+    Pow(String),
     /// A setting of another engine than the chain's.
-    #[error("consensus.{setting} is a PBFT setting; the chain runs {engine}")]
+    #[error("consensus.{setting} is a setting of another engine; the chain runs {engine}")]
     NotThisEngine {
         /// The setting.
         setting: &'static str,
@@ -146,7 +209,7 @@ pub enum ConsensusGenesisError {
 impl ConsensusGenesis {
     /// The section of a chain running `engine` with its defaults.
     pub fn new(engine: EngineChoice) -> Self {
-        ConsensusGenesis { engine, base_engine: None, view_timeout_ms: None }
+        ConsensusGenesis { engine, base_engine: None, view_timeout_ms: None, pow: None }
     }
 
     /// The engine that decides blocks (headers and finality proofs name it).
@@ -155,7 +218,31 @@ impl ConsensusGenesis {
             EngineChoice::Tendermint => Engine::Tendermint,
             EngineChoice::Pbft => Engine::Pbft,
             EngineChoice::Pos => self.base_engine.unwrap_or_default(),
+            EngineChoice::Pow => Engine::Pow,
         }
+    }
+
+    /// The work rules of a `pow` chain starting at `genesis_time_ms` (none for the others).
+    pub fn pow_rules(&self, genesis_time_ms: Option<u64>) -> Result<Option<PowRules>, ConsensusGenesisError> {
+        if self.engine != EngineChoice::Pow {
+            return Ok(None);
+        }
+        let Some(genesis_time_ms) = genesis_time_ms else {
+            return Err(ConsensusGenesisError::Pow(
+                "a pow chain needs genesisTimeMs (ASERT's schedule starts there)".into(),
+            ));
+        };
+        let pow = self.pow.unwrap_or_default();
+        let rules = PowRules {
+            genesis_time_ms,
+            initial_bits: pow.initial_bits,
+            limit_bits: pow.limit_bits,
+            ideal_block_time_s: pow.ideal_block_time_s,
+            half_life_s: pow.half_life_s,
+            confirmations: pow.confirmations,
+        };
+        rules.check().map_err(ConsensusGenesisError::Pow)?;
+        Ok(Some(rules))
     }
 
     /// Whether validators come from stake.
@@ -167,6 +254,9 @@ impl ConsensusGenesis {
     pub fn check(&self) -> Result<(), ConsensusGenesisError> {
         if self.base_engine.is_some() && !self.proof_of_stake() {
             return Err(ConsensusGenesisError::BaseEngineWithoutPos);
+        }
+        if self.pow.is_some() && self.engine != EngineChoice::Pow {
+            return Err(ConsensusGenesisError::NotThisEngine { setting: "pow", engine: self.engine() });
         }
         match (self.engine(), self.view_timeout_ms) {
             (Engine::Pbft, Some(ms)) if !VIEW_TIMEOUT_RANGE_MS.contains(&ms) => {
@@ -230,6 +320,7 @@ impl GenesisFile {
         check_chain_id(&genesis.chain_id).with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.validator_set().with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.consensus.check().with_context(|| format!("invalid genesis {}", path.display()))?;
+        genesis.pow_rules().with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis.check_staking().with_context(|| format!("invalid genesis {}", path.display()))?;
         genesis
             .genesis_state()
@@ -248,6 +339,11 @@ impl GenesisFile {
     pub fn validator_set(&self) -> anyhow::Result<ValidatorSet> {
         ValidatorSet::new(self.validators.iter().map(|v| Validator { key: v.public_key, power: v.power }))
             .context("validators")
+    }
+
+    /// The work rules of a `pow` chain (none for the others).
+    pub fn pow_rules(&self) -> Result<Option<PowRules>, ConsensusGenesisError> {
+        self.consensus.pow_rules(self.genesis_time_ms)
     }
 
     /// The staking parameters of a `pos` chain (none for the others).

@@ -98,6 +98,10 @@ pub struct ChainSection {
     /// Tendermint's propose timeout, ms (prevote and precommit wait half of it).
     #[serde(default = "default_propose_timeout")]
     pub propose_timeout_ms: u64,
+    /// On a Proof-of-Work chain, how many threads search seals (0: this node validates and
+    /// relays blocks but does not mine, as bitcoind without `-gen`).
+    #[serde(default)]
+    pub mine_threads: usize,
 }
 
 fn default_genesis() -> PathBuf {

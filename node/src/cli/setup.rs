@@ -8,7 +8,7 @@ use pyralog_crypto::Keypair;
 use pyralog_crypto::keys::{load_key_file, write_key_file};
 
 use pyralog_chain::genesis::{
-    ConsensusGenesis, EngineChoice, GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator,
+    ConsensusGenesis, EngineChoice, GenesisAccount, GenesisCluster, GenesisFile, GenesisValidator, PowGenesis,
 };
 use pyralog_chain::staking::StakingParams;
 use pyralog_consensus_types::vote::check_chain_id;
@@ -81,8 +81,9 @@ pub(crate) struct TestnetArgs {
     /// Kafka listener port of node 0 (node i uses this + i; 0: no Kafka listener).
     #[arg(long, default_value_t = 9092)]
     pub(crate) kafka_port: u16,
-    /// The chain's consensus engine (`tendermint`, `pbft`, or `pos`: Proof-of-Stake over
-    /// Tendermint with the testnet's small staking parameters), written to the genesis file.
+    /// The chain's consensus engine (`tendermint`, `pbft`, `pos`: Proof-of-Stake over
+    /// Tendermint with the testnet's small staking parameters, or `pow`: Proof-of-Work with
+    /// one miner thread per node and one-second blocks), written to the genesis file.
     #[arg(long, default_value = "tendermint")]
     pub(crate) engine: EngineChoice,
     /// How many of the nodes are genesis validators (the first ones; default: all). The others
@@ -129,8 +130,9 @@ impl TestnetArgs {
 /// Each genesis account's balance (fees for anchoring).
 const GENESIS_BALANCE: u64 = 1_000_000_000_000;
 
-/// The chain section of a node listening on `p2p`, dialing `bootstrap`.
-fn chain_section(p2p: &str, bootstrap: Vec<String>) -> ChainSection {
+/// The chain section of a node listening on `p2p`, dialing `bootstrap`, mining on
+/// `mine_threads` threads (Proof-of-Work chains).
+fn chain_section(p2p: &str, bootstrap: Vec<String>, mine_threads: usize) -> ChainSection {
     ChainSection {
         genesis: "genesis.json".into(),
         p2p_listen: vec![p2p.to_owned()],
@@ -138,6 +140,7 @@ fn chain_section(p2p: &str, bootstrap: Vec<String>) -> ChainSection {
         anchor_interval_ms: 1000,
         block_interval_ms: 200,
         propose_timeout_ms: 1000,
+        mine_threads,
     }
 }
 
@@ -196,7 +199,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         zk: None,
         rpc: RpcSection { addr: args.rpc_addr, ..RpcSection::default() },
         metrics: MetricsSection { addr: args.metrics_addr },
-        chain: Some(chain_section(&args.p2p_addr, Vec::new())),
+        chain: Some(chain_section(&args.p2p_addr, Vec::new(), 0)),
         kafka: None,
     };
     let genesis = GenesisFile {
@@ -265,7 +268,10 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
             .collect(),
         accounts: keys.iter().map(|k| GenesisAccount { public_key: *k, balance: GENESIS_BALANCE }).collect(),
         clusters,
-        consensus: ConsensusGenesis::new(args.engine),
+        consensus: ConsensusGenesis {
+            pow: (args.engine == EngineChoice::Pow).then(PowGenesis::testnet),
+            ..ConsensusGenesis::new(args.engine)
+        },
         genesis_time_ms: Some(unix_ms()),
         staking: (args.engine == EngineChoice::Pos).then(StakingParams::testnet),
     };
@@ -291,6 +297,8 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        // Every node of a Proof-of-Work testnet mines, on one thread.
+        let mine_threads = usize::from(args.engine == EngineChoice::Pow);
         for id in 0..args.nodes {
             let i = first + id;
             let base = &bases[i as usize];
@@ -309,7 +317,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                 cluster: ClusterSection { members: members.clone() },
                 rpc: RpcSection { addr: args.addr(args.rpc_port, i), ..RpcSection::default() },
                 metrics: MetricsSection { addr: args.addr(args.metrics_port, i) },
-                chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap)),
+                chain: (!args.no_chain).then(|| chain_section(&p2p[i as usize], bootstrap, mine_threads)),
                 zk: None,
                 // Every member's Kafka address, so clients reach each partition's leader.
                 kafka: (args.kafka_port != 0).then(|| KafkaSection {

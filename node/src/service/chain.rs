@@ -1,5 +1,5 @@
 //! The chain inside `pyralog start`: the overlay, the driver running the chain app on the
-//! genesis file's engine (Tendermint or PBFT),
+//! genesis file's engine (Tendermint, PBFT or Proof-of-Work, with its miner threads),
 //! the query handler that serves other nodes. [`ChainService`] is what
 //! the RPC layer reads.
 
@@ -15,8 +15,9 @@ use pyralog_chain::values::{ClusterRecord, cluster_key};
 use pyralog_consensus::app::ReplicatedApp;
 use pyralog_consensus::core::ConsensusCore;
 use pyralog_consensus::driver::{
-    BlockStore, ChainStore, Driver, DriverConfig, DriverError, Progress, StoredBlock, Submitter,
+    BlockStore, ChainStore, Driver, DriverConfig, DriverError, Progress, StoredBlock, Submitter, ThreadMiner,
 };
+use pyralog_consensus::nakamoto::PowEngine;
 use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::{Engine, ValidatorSet};
@@ -82,16 +83,21 @@ impl ChainRuntime {
         let mut p2p = P2pConfig::new(genesis.chain_id.clone(), multiaddrs(&section.p2p_listen)?);
         p2p.bootstrap = multiaddrs(&section.bootstrap)?;
         p2p.validators = genesis_set.validators().iter().map(|v| v.key).collect();
+        let work_rules = genesis.pow_rules()?;
+        // Whoever mines may publish a block; the engine reports bad seals.
+        p2p.open_consensus = work_rules.is_some();
         let (overlay, inbox) = Overlay::start(key, p2p).await.context("cannot start the overlay")?;
         let dir = base.data().join("chain");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let blocks = BlockStore::open(&dir.join("blocks")).context("chain block store")?;
         let state = StateStore::open(&dir.join("state")).context("chain state store")?;
         let engine_kind = genesis.consensus.engine();
-        let app =
-            ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public()).with_engine(engine_kind);
-        let checker =
-            ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public()).with_engine(engine_kind);
+        let app = ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public())
+            .with_engine(engine_kind)
+            .with_work_rules(work_rules.as_ref());
+        let checker = ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public())
+            .with_engine(engine_kind)
+            .with_work_rules(work_rules.as_ref());
         let propose = Duration::from_millis(section.propose_timeout_ms);
         let timeouts = Timeouts {
             propose,
@@ -111,6 +117,11 @@ impl ChainRuntime {
                 let timeouts = PbftTimeouts { view, rebroadcast: view / 2 };
                 Box::new(PbftEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
             }
+            Engine::Pow => {
+                let rules = work_rules.context("a pow chain without work rules")?;
+                let engine = PowEngine::new(rules);
+                Box::new(if section.mine_threads > 0 { engine.mining(key.public()) } else { engine })
+            }
             other => anyhow::bail!("this build of pyralog cannot run the {other} engine the genesis names"),
         };
         let config = DriverConfig {
@@ -122,7 +133,13 @@ impl ChainRuntime {
             max_mempool_txs: 10_000,
             app_state: genesis.app_state(),
         };
-        let driver = Driver::new(engine, app, overlay.handle.clone(), blocks.clone(), config, inbox.events);
+        let mut driver =
+            Driver::new(engine, app, overlay.handle.clone(), blocks.clone(), config, inbox.events);
+        if engine_kind == Engine::Pow && section.mine_threads > 0 {
+            tracing::info!(threads = section.mine_threads, "mining");
+            let miner = ThreadMiner::new(section.mine_threads, driver.mined_sender());
+            driver = driver.with_miner(miner);
+        }
         let service = Arc::new(ChainService {
             chain_id: genesis.chain_id.clone(),
             genesis_set,

@@ -168,7 +168,7 @@ fn payloads_need_the_right_header_and_valid_transactions() {
     let payload = |header: &Header, txs: &[Vec<u8>]| -> Vec<Vec<u8>> {
         [header.encode(), info.clone()].into_iter().chain(txs.iter().cloned()).collect()
     };
-    let check = CheckContext { height: 2, parent: header.parent, now_ms: now };
+    let check = CheckContext { height: 2, parent: header.parent, now_ms: now, on_unfinalised: false };
     assert_eq!(
         chain.app.process_payload(&check, &payload(&header, std::slice::from_ref(&ok))).unwrap(),
         PayloadVerdict::Accept
@@ -251,6 +251,7 @@ fn payloads_need_the_right_header_and_valid_transactions() {
         time_ms: now + 1,
         last_commit: Some(last_commit.clone()),
         evidence: Vec::new(),
+        unfinalised: Vec::new(),
     };
     let picked = chain.app.prepare_payload(&context, candidates.clone(), 1 << 20).unwrap();
     assert_eq!(picked[2..], [candidates[1].clone(), candidates[2].clone()]);
@@ -604,9 +605,10 @@ fn evidence_and_last_commit_signers_reach_the_state_once() {
         time_ms: now,
         last_commit: Some(last_commit_before(2, &signer)),
         evidence: vec![evidence.clone()],
+        unfinalised: Vec::new(),
     };
     let payload = chain.app.prepare_payload(&context, Vec::new(), 1 << 20).unwrap();
-    let check = CheckContext { height: 2, parent, now_ms: now };
+    let check = CheckContext { height: 2, parent, now_ms: now, on_unfinalised: false };
     assert_eq!(chain.app.process_payload(&check, &payload).unwrap(), PayloadVerdict::Accept);
     let carried = chain.app.block_context(&payload);
     assert_eq!(carried.evidence, vec![evidence.clone()]);

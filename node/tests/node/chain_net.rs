@@ -2,8 +2,9 @@
 //! with a header the others checked, headers link to their parents and carry the previous state
 //! root, certificates verify for the header's block id, and transfers submitted to one validator
 //! land in every validator's state. One scripted workload (transfers, a cluster registration,
-//! two anchors, a vote contract deployed, opened and voted in) run through Tendermint and
-//! through PBFT ends in the same chain state, and every validator's state root agrees.
+//! two anchors, a vote contract deployed, opened and voted in) run through Tendermint, through
+//! PBFT and through Proof-of-Work (four miners, final two seals deep) ends in the same chain
+//! state, and every validator's state root agrees.
 
 use std::time::Duration;
 
@@ -12,12 +13,15 @@ use pyralog_chain::block::Header;
 use pyralog_chain::state::StateStore;
 use pyralog_chain::tx::{Action, SignedTx, Tx};
 use pyralog_chain::values::{
-    Account, Anchor, Genesis, account_key, anchor_key, cluster_key, code_hash, code_key, contract_id,
-    contract_storage_key,
+    Account, Anchor, ContractCode, Genesis, account_key, anchor_key, cluster_key, code_hash, code_key,
+    contract_id, contract_storage_key,
 };
 use pyralog_consensus::core::ConsensusCore;
-use pyralog_consensus::driver::{BlockStore, ChainStore, Driver, DriverConfig, Progress};
+use pyralog_consensus::driver::{BlockStore, ChainStore, Driver, DriverConfig, Progress, ThreadMiner};
+use pyralog_consensus::finality::Trust;
+use pyralog_consensus::nakamoto::PowEngine;
 use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
+use pyralog_consensus::pow::{PowRules, U256, bits_from_target};
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
 use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::merkle::{MemoryNodeStore, MerkleTree};
@@ -42,6 +46,7 @@ struct Validating {
 
 async fn start(
     engine: Engine,
+    rules: Option<PowRules>,
     key: &Keypair,
     dir: &std::path::Path,
     config: DriverConfig,
@@ -50,12 +55,15 @@ async fn start(
     let mut p2p = P2pConfig::new(CHAIN, vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
     p2p.bootstrap = bootstrap;
     p2p.validators = config.validators.validators().iter().map(|v| v.key).collect();
+    p2p.open_consensus = rules.is_some();
     let (overlay, inbox) = Overlay::start(key, p2p).await.unwrap();
     let status = overlay.handle.status().await.unwrap();
     let addr = status.listen_addrs[0].clone().with(Protocol::P2p(overlay.handle.peer_id()));
     let state = StateStore::open(&dir.join("state")).unwrap();
-    let app = ChainApp::new(CHAIN, state.clone(), key.public()).with_engine(engine);
+    let app =
+        ChainApp::new(CHAIN, state.clone(), key.public()).with_engine(engine).with_work_rules(rules.as_ref());
     let engine: Box<dyn ConsensusCore + Send> = match engine {
+        Engine::Pow => Box::new(PowEngine::new(rules.expect("pow rules")).mining(key.public())),
         Engine::Pbft => {
             let view = Duration::from_millis(1000);
             Box::new(PbftEngine::new(CHAIN, key.clone(), PbftTimeouts { view, rebroadcast: view / 2 }))
@@ -72,7 +80,11 @@ async fn start(
         }
     };
     let store = BlockStore::open(&dir.join("blocks")).unwrap();
-    let driver = Driver::new(engine, app, overlay.handle.clone(), store, config, inbox.events);
+    let mut driver = Driver::new(engine, app, overlay.handle.clone(), store, config, inbox.events);
+    if rules.is_some() {
+        let miner = ThreadMiner::new(1, driver.mined_sender());
+        driver = driver.with_miner(miner);
+    }
     let (progress, txs) = (driver.progress(), driver.tx_sender());
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { driver.run(stopped).await.expect("the driver runs until stopped") });
@@ -85,9 +97,11 @@ async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) 
     assert!(matches!(reached, Ok(Ok(_))), "height {height} not reached");
 }
 
-/// Four validators of `engine` on a genesis of `accounts`, each with its state in `dirs`.
+/// Four validators of `engine` (miners under `rules` for Proof-of-Work) on a genesis of
+/// `accounts`, each with its state in `dirs`.
 async fn start_network(
     engine: Engine,
+    rules: Option<PowRules>,
     keys: &[Keypair],
     accounts: Vec<(pyralog_crypto::PublicKey, u64)>,
     dirs: &[tempfile::TempDir],
@@ -103,10 +117,10 @@ async fn start_network(
         max_mempool_txs: 10_000,
         app_state: postcard::to_allocvec(&genesis).unwrap(),
     };
-    let (first, bootstrap) = start(engine, &keys[0], dirs[0].path(), config.clone(), Vec::new()).await;
+    let (first, bootstrap) = start(engine, rules, &keys[0], dirs[0].path(), config.clone(), Vec::new()).await;
     let mut nodes = vec![first];
     for (key, dir) in keys.iter().zip(dirs).skip(1) {
-        nodes.push(start(engine, key, dir.path(), config.clone(), vec![bootstrap.clone()]).await.0);
+        nodes.push(start(engine, rules, key, dir.path(), config.clone(), vec![bootstrap.clone()]).await.0);
     }
     (nodes, set)
 }
@@ -139,7 +153,7 @@ async fn four_validators_run_the_chain_with_linked_headers_and_agreeing_state() 
     let (alice, bob) = (Keypair::generate(), Keypair::generate());
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let (mut nodes, set) =
-        start_network(Engine::Tendermint, &keys, vec![(alice.public(), 1_000)], &dirs).await;
+        start_network(Engine::Tendermint, None, &keys, vec![(alice.public(), 1_000)], &dirs).await;
     for node in &mut nodes {
         wait_for_height(&mut node.progress, 3).await;
     }
@@ -285,6 +299,13 @@ impl Workload {
         let mut hasher = blake3::Hasher::new();
         for key in keys {
             let value = state.get(&key, version).unwrap().expect("the workload wrote it");
+            // Stored code records the height that stored it: only its module and deployer count.
+            let value = match postcard::from_bytes::<ContractCode>(&value) {
+                Ok(code) if key.starts_with(b"code/") => {
+                    postcard::to_allocvec(&(code.wasm, code.deployer)).unwrap()
+                }
+                _ => value,
+            };
             hasher.update(&(key.len() as u64).to_be_bytes()).update(&key);
             hasher.update(&(value.len() as u64).to_be_bytes()).update(&value);
         }
@@ -307,6 +328,26 @@ impl Workload {
     }
 }
 
+/// Seal hashes one thread of this machine tries per second (measured for 100 ms).
+fn hashes_per_second() -> u64 {
+    let mut seal = pyralog_consensus::pow::Seal {
+        parent: pyralog_crypto::Digest([0; 32]),
+        height: 1,
+        block: pyralog_crypto::Digest([0; 32]),
+        time_ms: 0,
+        bits: 0,
+        nonce: 0,
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(100) {
+        for _ in 0..1000 {
+            seal.nonce += 1;
+            std::hint::black_box(seal.hash());
+        }
+    }
+    seal.nonce * 10
+}
+
 /// Runs the workload on four validators of `engine`; returns the state digest they agree on.
 async fn run_workload(engine: Engine, workload: &Workload) -> pyralog_crypto::Digest {
     let keys: Vec<Keypair> = (20..24).map(|n| Keypair::from_secret(&[n; 32])).collect();
@@ -316,7 +357,21 @@ async fn run_workload(engine: Engine, workload: &Workload) -> pyralog_crypto::Di
         (workload.voter.public(), 1_000),
     ];
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (mut nodes, set) = start_network(engine, &keys, accounts, &dirs).await;
+    // Proof-of-Work: a first target this machine's four miner threads meet in about a second
+    // (forks of k blocks at millisecond blocks would split the validators), one-second blocks,
+    // final three seals deep.
+    let rules = (engine == Engine::Pow).then(|| PowRules {
+        genesis_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+        initial_bits: bits_from_target(U256::MAX / U256::from(hashes_per_second().max(1))),
+        limit_bits: bits_from_target(U256::MAX >> 1),
+        ideal_block_time_s: 1,
+        half_life_s: 30,
+        confirmations: 3,
+    });
+    let (mut nodes, set) = start_network(engine, rules, &keys, accounts, &dirs).await;
     for node in &mut nodes {
         wait_for_height(&mut node.progress, 2).await;
     }
@@ -345,18 +400,25 @@ async fn run_workload(engine: Engine, workload: &Workload) -> pyralog_crypto::Di
     let blocks = BlockStore::open(&dirs[0].path().join("blocks")).unwrap();
     let last = blocks.block(common).unwrap().unwrap();
     assert_eq!(last.proof.engine(), engine);
-    last.proof.verify(engine, CHAIN, common, &last.block, &set).unwrap();
+    let parent = blocks.block(common - 1).unwrap().unwrap();
+    let trust = match &rules {
+        Some(rules) => Trust::Work { rules, parent: parent.proof.seals().and_then(|s| s.first()) },
+        None => Trust::Validators(&set),
+    };
+    last.proof.verify(engine, CHAIN, common, &last.block, trust).unwrap();
     let digests: Vec<_> = states.iter().map(|s| workload.digest(s, common)).collect();
     assert!(digests.iter().all(|d| *d == digests[0]), "{engine}: the validators' digests differ");
     digests[0]
 }
 
-/// One workload through Tendermint and through PBFT: the same chain state (the blocks differ:
-/// ids, heights, times and proposers).
+/// One workload through Tendermint, PBFT and Proof-of-Work: the same chain state (the blocks
+/// differ: ids, heights, times and proposers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_workload_ends_in_the_same_state_on_tendermint_and_on_pbft() {
+async fn one_workload_ends_in_the_same_state_on_tendermint_pbft_and_pow() {
     let workload = Workload::new();
     let tendermint = run_workload(Engine::Tendermint, &workload).await;
     let pbft = run_workload(Engine::Pbft, &workload).await;
+    let pow = run_workload(Engine::Pow, &workload).await;
+    assert_eq!(tendermint, pow, "Tendermint and Proof-of-Work ended in different states");
     assert_eq!(tendermint, pbft, "the engines ended in different states");
 }

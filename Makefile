@@ -39,7 +39,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: help deps kafka-jars build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk bench-contracts clean
 
 help:
-	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT; ENGINE=pos: Proof-of-Stake)"
+	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT; ENGINE=pos: Proof-of-Stake; ENGINE=pow: Proof-of-Work)"
 	@echo "make test     install what is missing, lint, run every test"
 	@echo "make bench    run the crypto benchmarks (release profile; not part of make test)"
 	@echo "make bench-cluster  run the 3-replica replication benchmark"

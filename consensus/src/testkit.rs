@@ -194,3 +194,46 @@ pub fn double_vote(key: &pyralog_crypto::Keypair, chain: &str, height: u64) -> E
         second,
     })
 }
+
+/// Seals `block` on `parent` (`None`: the genesis) at `time_ms` with the target `rules` give,
+/// searching nonces from zero (tests use easy targets).
+pub fn mine_seal(
+    rules: &crate::pow::PowRules,
+    parent: Option<&crate::pow::Seal>,
+    block: pyralog_crypto::Digest,
+    time_ms: u64,
+) -> crate::pow::Seal {
+    let mut seal = crate::pow::Seal {
+        parent: parent.map_or(pyralog_crypto::Digest([0; 32]), crate::pow::Seal::hash),
+        height: parent.map_or(0, |p| p.height) + 1,
+        block,
+        time_ms,
+        bits: rules.next_bits(parent),
+        nonce: 0,
+    };
+    let target = crate::pow::target_from_bits(seal.bits).expect("the rules' targets decode");
+    while crate::pow::U256::from_big_endian(&seal.hash().0) > target {
+        seal.nonce += 1;
+    }
+    seal
+}
+
+/// `length` sealed blocks on `parent`, one a second from `start_ms`, each with a one-transaction
+/// payload naming `tag` (so branches differ).
+pub fn mine_chain(
+    rules: &crate::pow::PowRules,
+    parent: Option<crate::pow::Seal>,
+    length: u64,
+    start_ms: u64,
+    tag: &str,
+) -> Vec<crate::nakamoto::SealedBlock> {
+    let mut blocks: Vec<crate::nakamoto::SealedBlock> = Vec::new();
+    let mut parent = parent;
+    for i in 0..length {
+        let txs = vec![format!("{tag} {i}").into_bytes()];
+        let seal = mine_seal(rules, parent.as_ref(), crate::vote::payload_id(&txs), start_ms + i * 1000);
+        parent = Some(seal);
+        blocks.push(crate::nakamoto::SealedBlock { seal, txs });
+    }
+    blocks
+}

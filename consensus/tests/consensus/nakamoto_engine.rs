@@ -5,6 +5,7 @@ use pyralog_consensus::core::{ConsensusCore, Effect, Input, MiningJob};
 use pyralog_consensus::finality::{FinalityError, FinalityProof, Trust};
 use pyralog_consensus::nakamoto::{PowEngine, PowMessage, SealedBlock};
 use pyralog_consensus::pow::{PowRules, Seal, SealError, U256, bits_from_target, target_from_bits};
+use pyralog_consensus::testkit::{mine_chain, mine_seal};
 use pyralog_consensus::vote::payload_id;
 use pyralog_consensus::{Engine, ValidatorSet};
 use pyralog_crypto::{Digest, Keypair, PublicKey};
@@ -29,33 +30,11 @@ fn peer() -> PublicKey {
 
 /// Seals `txs` on `parent` at `time_ms` with the target the rules give, by search.
 fn sealed(rules: &PowRules, parent: Option<&Seal>, txs: Vec<Vec<u8>>, time_ms: u64) -> SealedBlock {
-    let mut seal = Seal {
-        parent: parent.map_or(Digest([0; 32]), Seal::hash),
-        height: parent.map_or(0, |p| p.height) + 1,
-        block: payload_id(&txs),
-        time_ms,
-        bits: rules.next_bits(parent),
-        nonce: 0,
-    };
-    let target = target_from_bits(seal.bits).unwrap();
-    while U256::from_big_endian(&seal.hash().0) > target {
-        seal.nonce += 1;
-    }
-    SealedBlock { seal, txs }
+    SealedBlock { seal: mine_seal(rules, parent, payload_id(&txs), time_ms), txs }
 }
 
-/// A chain of `length` blocks on `parent`, one a second from `start_ms`; `tag` makes payloads
-/// of different branches differ.
 fn chain(rules: &PowRules, parent: Option<Seal>, length: u64, start_ms: u64, tag: &str) -> Vec<SealedBlock> {
-    let mut blocks: Vec<SealedBlock> = Vec::new();
-    let mut parent = parent;
-    for i in 0..length {
-        let block =
-            sealed(rules, parent.as_ref(), vec![format!("{tag} {i}").into_bytes()], start_ms + i * 1000);
-        parent = Some(block.seal);
-        blocks.push(block);
-    }
-    blocks
+    mine_chain(rules, parent, length, start_ms, tag)
 }
 
 fn started(rules: PowRules) -> PowEngine {

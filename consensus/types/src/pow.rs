@@ -272,6 +272,20 @@ impl Seal {
         out
     }
 
+    /// Parses the fixed encoding ([`Seal::encode`]); anything but 92 bytes is none.
+    pub fn decode(bytes: &[u8]) -> Option<Seal> {
+        let bytes: &[u8; 92] = bytes.try_into().ok()?;
+        let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        Some(Seal {
+            parent: Digest(bytes[..32].try_into().expect("32 bytes")),
+            height: u64_at(32),
+            block: Digest(bytes[40..72].try_into().expect("32 bytes")),
+            time_ms: u64_at(72),
+            bits: u32::from_be_bytes(bytes[80..84].try_into().expect("4 bytes")),
+            nonce: u64_at(84),
+        })
+    }
+
     /// The seal hash (`pow_seal` domain).
     pub fn hash(&self) -> Digest {
         Domain::PowSeal.hash(&self.encode())

@@ -218,6 +218,9 @@ pub enum ChainLightError {
     /// The record, its anchored checkpoint or the checkpoint's history.
     #[error(transparent)]
     Record(#[from] LightError),
+    /// A Proof-of-Work header the client's chain of seals does not hold `k` deep.
+    #[error(transparent)]
+    Work(#[from] crate::work::WorkLightError),
 }
 
 /// Checks that `proof`, a proof of `engine`, finalizes `header` under `validators` (which must be
@@ -421,7 +424,41 @@ pub fn verify_finality(
     check_chain(trusted, header)?;
     trusted.check_fresh(now_ms)?;
     committed_by_trusted_set(trusted, header, &evidence.finality)?;
+    verify_anchored_record(query, evidence, trusted_anchor, consistency)
+}
 
+/// [`verify_finality`] on a Proof-of-Work chain: the header must be of the chain `seals`
+/// follows and `k` seals deep in it (the SPV client's chain, [`crate::work`]); the record path
+/// after it is the same.
+pub fn verify_finality_work(
+    seals: &crate::work::SealChain,
+    chain_id: &str,
+    query: &RecordQuery,
+    evidence: &FinalityEvidence,
+    trusted_anchor: Option<&Checkpoint>,
+    consistency: Option<&ConsistencyProof<Blake3Merkle>>,
+) -> Result<Checkpoint, ChainLightError> {
+    let header = &evidence.header;
+    if header.chain_id != chain_id {
+        return Err(ChainLightError::WrongChain { expected: chain_id.into(), got: header.chain_id.clone() });
+    }
+    if header.engine != Engine::Pow.name() {
+        return Err(ChainLightError::WrongEngine { expected: Engine::Pow, got: header.engine.clone() });
+    }
+    seals.check_final(header.height, &header.block_id())?;
+    verify_anchored_record(query, evidence, trusted_anchor, consistency)
+}
+
+/// The record path under a header already trusted: the cluster's registration and the
+/// partition's anchor proven against its state root, then the record against the anchored
+/// checkpoint (which must extend `trusted_anchor`).
+fn verify_anchored_record(
+    query: &RecordQuery,
+    evidence: &FinalityEvidence,
+    trusted_anchor: Option<&Checkpoint>,
+    consistency: Option<&ConsistencyProof<Blake3Merkle>>,
+) -> Result<Checkpoint, ChainLightError> {
+    let header = &evidence.header;
     let cluster: ClusterRecord =
         proven(header, &cluster_key(&query.cluster), &evidence.cluster, "cluster registration")?;
     let anchor: Anchor = proven(

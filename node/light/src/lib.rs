@@ -8,10 +8,12 @@
 //! - [`zk`]: zk proof files checked against certified checkpoints.
 //! - [`trust`]: the trust file and the chain light client's state file.
 //! - [`wire`]: the JSON shapes nodes serve what the client verifies in.
+//! - [`work`]: the SPV client of Proof-of-Work chains (seals, work, `k`-deep finality).
 
 pub mod chain;
 pub mod contract;
 pub mod record;
 pub mod trust;
 pub mod wire;
+pub mod work;
 pub mod zk;

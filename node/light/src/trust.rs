@@ -123,6 +123,9 @@ pub struct LightState {
     /// `cluster/log/partition` -> the latest anchored checkpoint verified (hex of its encoding).
     #[serde(default)]
     pub anchors: BTreeMap<String, String>,
+    /// On a Proof-of-Work chain, the seals followed (the heaviest chain servers showed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seals: Option<crate::work::SealChain>,
 }
 
 impl LightState {

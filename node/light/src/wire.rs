@@ -284,3 +284,16 @@ pub fn proven_state(answer: &Value) -> anyhow::Result<crate::chain::ProvenValue>
         postcard::from_bytes(&unhex(&answer["proof"], "proof")?).context("undecodable state proof")?;
     Ok(crate::chain::ProvenValue { value, proof })
 }
+
+/// The seals of a `chain_getSeals` answer (`{seals: [hex of the 92-byte encoding]}`).
+pub fn seals(answer: &Value) -> anyhow::Result<Vec<pyralog_consensus_types::pow::Seal>> {
+    answer["seals"]
+        .as_array()
+        .context("seals")?
+        .iter()
+        .map(|seal| {
+            let bytes = unhex(seal, "seal")?;
+            pyralog_consensus_types::pow::Seal::decode(&bytes).context("a seal is 92 bytes")
+        })
+        .collect()
+}

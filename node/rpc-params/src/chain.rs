@@ -26,6 +26,32 @@ impl Params for AtHeight {
     }
 }
 
+/// Most seals one `chain_getSeals` answer holds.
+pub const MAX_SEALS: u32 = 1000;
+
+/// `chain_getSeals {from, count?}`: Proof-of-Work seals from height `from` (at least 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealsFrom {
+    /// The first height.
+    pub from: u64,
+    /// At most this many (default and most: [`MAX_SEALS`]).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+impl Params for SealsFrom {
+    fn check(&self) -> Result<(), ParamsError> {
+        if self.from == 0 {
+            return Err(ParamsError::value("from is a height, at least 1"));
+        }
+        if self.count.is_some_and(|c| c == 0 || c > MAX_SEALS) {
+            return Err(ParamsError::value(format!("count is 1 to {MAX_SEALS}")));
+        }
+        Ok(())
+    }
+}
+
 /// `state_get` / `state_getProof {key | keyText, height?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,10 @@ mod log;
 mod zk;
 
 pub use admin::{AddMember, AddTunnelPeer, RemoveMember, SetFailpoint};
-pub use chain::{AtHeight, ConsensusKeyAt, DelegatorAt, OperatorAt, PairAt, StateKey, SubmitTx, TxStatus};
+pub use chain::{
+    AtHeight, ConsensusKeyAt, DelegatorAt, MAX_SEALS, OperatorAt, PairAt, SealsFrom, StateKey, SubmitTx,
+    TxStatus,
+};
 pub use contract::{CodeAt, ContractAt, ContractQuery, ContractStorageAt, QueryTarget};
 pub use log::{
     Append, AppendedRecord, CreateLog, GetConsistencyProof, GetLatest, GetProof, MAX_READ, Partition,
@@ -159,4 +162,5 @@ methods! {
     "contract_getCode" => ContractGetCode(CodeAt),
     "contract_get" => ContractGet(ContractAt),
     "contract_getStorage" => ContractGetStorage(ContractStorageAt),
+    "chain_getSeals" => GetSeals(SealsFrom),
 }

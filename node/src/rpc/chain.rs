@@ -15,7 +15,7 @@ use pyralog_chain::tx::SignedTx;
 use pyralog_consensus::app::Misbehaviour;
 use pyralog_crypto::Digest;
 use pyralog_light::wire::{commit_json, finality_json, header_json, to_hex};
-use pyralog_rpc_params::{StateKey, SubmitTx, TxStatus};
+use pyralog_rpc_params::{MAX_SEALS, SealsFrom, StateKey, SubmitTx, TxStatus};
 use serde_json::{Value, json};
 
 use crate::rpc::codes::{self, internal};
@@ -43,6 +43,7 @@ pub(crate) fn module(ctx: ChainCtx) -> RpcModule<ChainCtx> {
     register(&mut module, "chain_getCommit", get_commit);
     register(&mut module, "chain_getFinality", get_finality);
     register(&mut module, "chain_getFinalizedHead", finalized_head);
+    register(&mut module, "chain_getSeals", get_seals);
     register(&mut module, "chain_getValidators", get_validators);
     register(&mut module, "state_get", state_get);
     register(&mut module, "state_getProof", state_get_proof);
@@ -121,6 +122,37 @@ fn get_finality(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     answer["height"] = json!(header.height);
     answer["blockId"] = json!(to_hex(&block.block.0));
     Ok(answer)
+}
+
+/// Proof-of-Work seals from `from`: each final block's (its proof's first), then the `k` seals
+/// on top of the last final block (its proof's others), as the SPV light client follows them.
+fn get_seals(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
+    let p: SealsFrom = crate::rpc::method::parse(&params)?;
+    let chain = &ctx.chain;
+    let head = chain.finalized_height();
+    let count = u64::from(p.count.unwrap_or(MAX_SEALS));
+    let mut seals = Vec::new();
+    let last = head.min(p.from.saturating_add(count) - 1);
+    for height in p.from..=last {
+        let (_, block) = block_at(chain, Some(height))?;
+        let Some(first) = block.proof.seals().and_then(<[_]>::first) else {
+            return Err(ErrorObject::owned(
+                codes::NOT_MINED,
+                format!("the chain runs {}, which seals no blocks", block.proof.engine()),
+                None::<()>,
+            ));
+        };
+        seals.push(*first);
+    }
+    if (seals.len() as u64) < count && head > 0 {
+        let (_, block) = block_at(chain, Some(head))?;
+        let above = block.proof.seals().unwrap_or_default().iter().skip(1).filter(|s| s.height >= p.from);
+        seals.extend(above.take((count - seals.len() as u64) as usize).copied());
+    }
+    Ok(json!({
+        "finalizedHeight": head,
+        "seals": seals.iter().map(|s| to_hex(&s.encode())).collect::<Vec<_>>(),
+    }))
 }
 
 fn finalized_head(ctx: &ChainCtx, _: Params<'_>) -> RpcResult {

@@ -74,6 +74,8 @@ pub(crate) const NO_COMMIT_CERTIFICATE: i32 = 1046;
 pub(crate) const MEMPOOL_FULL: i32 = 1047;
 /// A `staking_*` method on a chain without Proof-of-Stake.
 pub(crate) const NOT_STAKING: i32 = 1048;
+/// `chain_getSeals` on a chain without Proof-of-Work.
+pub(crate) const NOT_MINED: i32 = 1049;
 /// No contract (or contract code) of that id (or hash) at that height.
 pub(crate) const UNKNOWN_CONTRACT: i32 = 1060;
 /// A `contract_query` call did not complete (trap, refusal, a limit); `data.reason`.

@@ -85,7 +85,9 @@ async fn get_proof(
             None::<()>,
         ));
     };
-    let version = head - 1; // the state the head's header commits to
+    // The state the head's header commits to: its parent's (Proof-of-Work: `k` blocks below
+    // its parent's, the last final one when it was mined).
+    let version = head.saturating_sub(1 + chain.confirmations.unwrap_or(0));
     let prove = |key: Vec<u8>| -> Result<ProvenValue, ErrorObjectOwned> {
         let (value, proof) = chain.state.get_with_proof(&key, version).map_err(internal)?;
         Ok(ProvenValue { value, proof })

@@ -36,6 +36,8 @@ pub(crate) struct ChainService {
     pub(crate) chain_id: String,
     /// The genesis validators.
     pub(crate) genesis_set: ValidatorSet,
+    /// Under Proof-of-Work, `k`: a header commits to the state `k` blocks below its parent.
+    pub(crate) confirmations: Option<u64>,
     /// Committed blocks (read side).
     pub(crate) blocks: BlockStore,
     /// The chain state (read side).
@@ -143,6 +145,7 @@ impl ChainRuntime {
         let service = Arc::new(ChainService {
             chain_id: genesis.chain_id.clone(),
             genesis_set,
+            confirmations: work_rules.map(|rules| rules.confirmations),
             blocks,
             state,
             checker,

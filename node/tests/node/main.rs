@@ -16,6 +16,7 @@ mod layout;
 mod light_chain;
 mod light_proxy;
 mod light_steps;
+mod light_work;
 mod limits;
 mod membership;
 mod rpc;

@@ -29,7 +29,7 @@ async fn three_node_processes_serve_the_rpc_api() {
     assert_eq!(discovered["info"]["version"], env!("CARGO_PKG_VERSION"));
     let names: Vec<&str> =
         discovered["methods"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 48);
+    assert_eq!(names.len(), 49);
     for name in names.iter().filter(|n| !n.contains("_subscribe")) {
         let answer = call(&a, name, json!({})).await;
         assert!(!matches!(&answer, Err(ClientError::Call(e)) if e.code() == -32601), "{name} is not served");

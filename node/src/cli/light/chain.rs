@@ -11,15 +11,20 @@ use anyhow::{Context, bail};
 use clap::Args;
 use pyralog_chain::block::{Header, validators_hash};
 use pyralog_chain::genesis::GenesisFile;
+use pyralog_consensus_types::Engine;
+use pyralog_consensus_types::pow::PowRules;
 use pyralog_consensus_types::{FinalityProof, Validator};
 use pyralog_crypto::light::RecordQuery;
 use pyralog_crypto::{ClusterId, LogName};
 use pyralog_light::chain::{
-    ChainLightError, FinalityEvidence, TrustedHead, verify_adjacent, verify_finality, verify_skipping,
+    ChainLightError, FinalityEvidence, TrustedHead, verify_adjacent, verify_finality, verify_finality_work,
+    verify_skipping,
 };
 use pyralog_light::record::{proven_fields, proven_record};
 use pyralog_light::trust::LightState;
 use pyralog_light::wire::{self, to_hex, u64_field};
+use pyralog_light::work::SealChain;
+use pyralog_rpc_params::MAX_SEALS;
 use serde_json::{Value, json};
 
 use crate::cli::client::call;
@@ -29,9 +34,10 @@ use crate::clock::unix_ms;
 /// `pyralog light sync`.
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
-    /// A node's JSON-RPC URL.
-    #[arg(long)]
-    rpc: String,
+    /// A node's JSON-RPC URL. On a Proof-of-Work chain, give several (`--rpc A --rpc B`): the
+    /// client keeps the heaviest chain any of them shows.
+    #[arg(long, required = true)]
+    rpc: Vec<String>,
     /// The chain's genesis file (trusted; used when the state file does not exist yet).
     #[arg(long)]
     genesis: PathBuf,
@@ -129,6 +135,10 @@ async fn step(
 /// Runs `pyralog light sync`.
 pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
     let genesis = GenesisFile::load(&args.genesis)?;
+    if let Some(rules) = genesis.pow_rules()? {
+        return sync_work(args, &genesis, rules).await;
+    }
+    let rpc = &args.rpc[0];
     // On a staking chain trust must end before stake can unbond: a period is required (the
     // default when none is given, also for a state file written before periods existed).
     let period = args.trusting_period_ms.or(genesis.default_trusting_period_ms());
@@ -165,10 +175,10 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
             )
             .with_trusting_period(genesis.genesis_time_ms.unwrap_or(0), period);
             let head = match (args.trusted_height, &args.trusted_hash) {
-                (Some(height), Some(hash)) => trusted_header(&args.rpc, &from_genesis, height, hash).await?,
+                (Some(height), Some(hash)) => trusted_header(rpc, &from_genesis, height, hash).await?,
                 _ => from_genesis,
             };
-            LightState { head, anchors: BTreeMap::new() }
+            LightState { head, anchors: BTreeMap::new(), seals: None }
         }
     };
     if state.head.chain_id != genesis.chain_id {
@@ -186,13 +196,12 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
         );
     }
     let from = state.head.height;
-    let head = call(&args.rpc, "chain_getFinalizedHead", json!({})).await?;
+    let head = call(rpc, "chain_getFinalizedHead", json!({})).await?;
     let target = u64_field(&head["height"], "height")?;
     let mut steps = 0;
     if args.sequential {
         for height in from + 1..=target {
-            state.head =
-                step(&args.rpc, &state.head, height).await?.with_context(|| format!("header {height}"))?;
+            state.head = step(rpc, &state.head, height).await?.with_context(|| format!("header {height}"))?;
             steps += 1;
         }
     } else {
@@ -201,7 +210,7 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
         let mut goal = target;
         while state.head.height < target {
             steps += 1;
-            match step(&args.rpc, &state.head, goal).await? {
+            match step(rpc, &state.head, goal).await? {
                 Ok(next) => {
                     state.head = next;
                     goal = target;
@@ -224,6 +233,74 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
         "steps": steps,
         "validators": state.head.next_validators.len(),
     }))
+}
+
+/// `pyralog light sync` on a Proof-of-Work chain: each server's seals are offered to the
+/// client's chain of seals ([`SealChain::offer`]: every seal checked, the heaviest chain kept).
+async fn sync_work(args: &SyncArgs, genesis: &GenesisFile, rules: PowRules) -> anyhow::Result<Value> {
+    let mut state = match LightState::load(&args.state)? {
+        Some(state) => state,
+        None => LightState {
+            head: TrustedHead::genesis(&genesis.chain_id, Engine::Pow, &genesis.validator_set()?),
+            anchors: BTreeMap::new(),
+            seals: None,
+        },
+    };
+    if state.head.chain_id != genesis.chain_id || state.head.engine != Engine::Pow {
+        bail!(
+            "the state file follows a {} chain {:?}, not this genesis",
+            state.head.engine,
+            state.head.chain_id
+        );
+    }
+    let chain = state.seals.get_or_insert_with(|| SealChain::genesis(rules));
+    if chain.rules != rules {
+        bail!("the state file follows other work rules than the genesis names");
+    }
+    let from = chain.height();
+    let mut servers = Vec::new();
+    for rpc in &args.rpc {
+        match offer_server(rpc, chain).await {
+            Ok(adopted) => servers.push(json!({ "rpc": rpc, "adopted": adopted })),
+            Err(err) => servers.push(json!({ "rpc": rpc, "refused": format!("{err:#}") })),
+        }
+    }
+    if servers.iter().all(|s| s["refused"].is_string()) {
+        bail!("no server's seals verified: {}", Value::Array(servers));
+    }
+    // Every server had its say: what is k deep in the heaviest chain is final from now on.
+    chain.settle();
+    let (height, confirmations) = (chain.height(), chain.rules.confirmations);
+    state.save(&args.state)?;
+    Ok(json!({
+        "synced": true,
+        "chainId": genesis.chain_id,
+        "engine": "pow",
+        "from": from,
+        "height": height,
+        "finalHeight": height.saturating_sub(confirmations),
+        "confirmations": confirmations,
+        "servers": servers,
+    }))
+}
+
+/// Offers `rpc`'s seals from `k` below the client's tip (a server on another branch forks
+/// there at the deepest); whether its chain was heavier and is now the client's.
+async fn offer_server(rpc: &str, chain: &mut SealChain) -> anyhow::Result<bool> {
+    let mut from = chain.height().saturating_sub(chain.rules.confirmations) + 1;
+    let mut seals = Vec::new();
+    loop {
+        let page = wire::seals(&call(rpc, "chain_getSeals", json!({ "from": from })).await?)?;
+        let full = page.len() == MAX_SEALS as usize;
+        from += page.len() as u64;
+        seals.extend(page);
+        if !full {
+            break;
+        }
+    }
+    // What the client already holds is not checked again.
+    let Some(fork) = seals.iter().position(|s| chain.seal_at(s.height) != Some(s)) else { return Ok(false) };
+    Ok(chain.offer(&seals[fork..], unix_ms())?)
 }
 
 /// `verify-record --finality`'s inputs.
@@ -275,8 +352,24 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         Value::Null => None,
         c => Some(wire::consistency(c)?),
     };
-    let anchored =
-        verify_finality(&state.head, &query, &evidence, trusted.as_ref(), consistency.as_ref(), unix_ms())?;
+    let anchored = match &state.seals {
+        Some(seals) => verify_finality_work(
+            seals,
+            &state.head.chain_id,
+            &query,
+            &evidence,
+            trusted.as_ref(),
+            consistency.as_ref(),
+        )?,
+        None => verify_finality(
+            &state.head,
+            &query,
+            &evidence,
+            trusted.as_ref(),
+            consistency.as_ref(),
+            unix_ms(),
+        )?,
+    };
     let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
     if state.keep_newer_anchor(slot, &anchored)? {
         state.save(args.state)?;
@@ -292,7 +385,7 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
             "signatures": evidence.finality.signers().len(),
             "anchoredSize": anchored.size,
             "anchoredRoot": to_hex(&anchored.root.0),
-            "trustedHeight": state.head.height,
+            "trustedHeight": state.seals.as_ref().map_or(state.head.height, SealChain::height),
         },
         "cluster": cluster,
         "log": args.log,

@@ -36,7 +36,18 @@ pub(super) async fn verify_contract(args: &VerifyContractArgs) -> anyhow::Result
     let state = LightState::load(&args.state)?.with_context(|| {
         format!("no light state at {} (run `pyralog light sync` first)", args.state.display())
     })?;
-    let head = &state.head;
+    // On a Proof-of-Work chain: the last settled block, whose header commits to the state k + 1
+    // blocks below it.
+    let (head, version) = match &state.seals {
+        Some(seals) => {
+            let head =
+                seals.settled_head(&state.head).context("no block is final yet: run `pyralog light sync`")?;
+            let version = seals.state_version_at(head.height);
+            (head, version)
+        }
+        None => (state.head.clone(), state.head.height.saturating_sub(1)),
+    };
+    let head = &head;
     if head.height == 0 {
         bail!("the trusted head is the genesis: run `pyralog light sync` once a block is final");
     }
@@ -47,7 +58,7 @@ pub(super) async fn verify_contract(args: &VerifyContractArgs) -> anyhow::Result
     let answer = call(
         &args.rpc,
         "contract_getStorage",
-        json!({ "contract": to_hex(&contract.0), "key": to_hex(&key), "height": head.height - 1 }),
+        json!({ "contract": to_hex(&contract.0), "key": to_hex(&key), "height": version }),
     )
     .await?;
     let proven = wire::proven_state(&answer)?;

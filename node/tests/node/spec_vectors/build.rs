@@ -456,5 +456,6 @@ pub(super) fn build() -> Value {
         }),
     );
     put("contracts", super::contracts::contract_vectors());
+    put("pow", super::work::pow_vectors());
     Value::Object(out)
 }

@@ -29,7 +29,7 @@ pub(super) use pyralog_light::chain::{
 pub(super) use serde_json::{Value, json};
 
 /// The context strings exactly as the specification writes them (§3.1).
-pub(super) const DOMAINS: [(&str, &str, Domain); 9] = [
+pub(super) const DOMAINS: [(&str, &str, Domain); 10] = [
     ("merkle", "pyralog 2026-11-23 merkle tree v1", Domain::Merkle),
     ("checkpoint", "pyralog 2026-11-23 checkpoint id v1", Domain::Checkpoint),
     ("partition_key", "pyralog 2026-11-23 partition key v1", Domain::PartitionKey),
@@ -39,6 +39,7 @@ pub(super) const DOMAINS: [(&str, &str, Domain); 9] = [
     ("contract_code", "pyralog 2026-12-06 contract code v1", Domain::ContractCode),
     ("contract_id", "pyralog 2026-12-06 contract id v1", Domain::ContractId),
     ("client_request", "pyralog 2026-12-06 client request v1", Domain::ClientRequest),
+    ("pow_seal", "pyralog 2026-12-06 pow seal v1", Domain::PowSeal),
 ];
 pub(super) const MERKLE: &str = DOMAINS[0].1;
 pub(super) const CHECKPOINT: &str = DOMAINS[1].1;
@@ -46,6 +47,7 @@ pub(super) const CONSENSUS_VALUE: &str = DOMAINS[3].1;
 pub(super) const CHAIN_STATE: &str = DOMAINS[4].1;
 pub(super) const CONTRACT_CODE: &str = DOMAINS[6].1;
 pub(super) const CONTRACT_ID: &str = DOMAINS[7].1;
+pub(super) const POW_SEAL: &str = DOMAINS[9].1;
 
 /// The signing contexts as the specification writes them (§3.2), `\0` being one zero byte.
 pub(super) const CHECKPOINT_CONTEXT: &[u8] = b"pyralog checkpoint signature v1\0";

@@ -13,6 +13,7 @@ mod by_hand;
 mod common;
 mod contracts;
 mod independent;
+mod work;
 
 use build::build;
 use common::*;
@@ -40,6 +41,7 @@ fn spec_vectors_match_the_code_and_the_document() {
     }
     check_independently(&vectors);
     contracts::check_contracts(&vectors["contracts"]);
+    work::check_pow(&vectors["pow"]);
     check_document(&vectors);
 }
 

@@ -237,3 +237,41 @@ pub fn mine_chain(
     }
     blocks
 }
+
+/// Seal hashes one thread of this machine tries per second (measured for 100 ms): tests and
+/// benchmarks set a first target this machine's miners meet in about the block time they want.
+pub fn seal_hashes_per_second() -> u64 {
+    let mut seal = crate::pow::Seal {
+        parent: pyralog_crypto::Digest([0; 32]),
+        height: 1,
+        block: pyralog_crypto::Digest([0; 32]),
+        time_ms: 0,
+        bits: 0,
+        nonce: 0,
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(100) {
+        for _ in 0..1000 {
+            seal.nonce += 1;
+            std::hint::black_box(seal.hash());
+        }
+    }
+    seal.nonce * 10
+}
+
+/// Work rules for tests and benchmarks on this machine: `miners` one-thread miners sharing
+/// `cores` cores find a block about every second from genesis `now_ms` (ASERT, a 30 s half-life,
+/// corrects the estimate), final `confirmations` seals deep.
+pub fn machine_pow_rules(now_ms: u64, miners: u64, cores: u64, confirmations: u64) -> crate::pow::PowRules {
+    let per_second = seal_hashes_per_second().max(1) * miners.min(cores).max(1);
+    crate::pow::PowRules {
+        genesis_time_ms: now_ms,
+        initial_bits: crate::pow::bits_from_target(
+            crate::pow::U256::MAX / crate::pow::U256::from(per_second),
+        ),
+        limit_bits: crate::pow::bits_from_target(crate::pow::U256::MAX >> 1),
+        ideal_block_time_s: 1,
+        half_life_s: 30,
+        confirmations,
+    }
+}

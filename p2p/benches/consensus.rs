@@ -2,6 +2,9 @@
 //! on loopback (gossipsub for votes and proposals, RocksDB stores with the WAL fsynced before
 //! every vote), blocks cut as fast as the network allows (block interval 0), first with empty
 //! blocks, then with 1,000 transactions/s of 256 bytes submitted round-robin to the validators.
+//! Then Proof-of-Work beside them: 4 miners of one thread each (one-second blocks, `k = 3`), where
+//! commit latency is the time to `k`-deep finality and the orphan rate is the share of the seals
+//! the miners found that did not end in the final chain.
 //!
 //! Figures: blocks/s and the time between consecutive commits (p50/p99) at validator 0; with
 //! transactions, also commit latency: submission to a validator until that validator commits
@@ -77,11 +80,13 @@ async fn case(engine: Engine, validators: usize, tx_rate: u64, seconds: u64) {
     }
     support::wait_for_height(&mut nodes[0].progress, 3).await;
 
+    let mined = |nodes: &[support::Validating]| nodes.iter().map(|n| n.progress.borrow().mined).sum::<u64>();
     let start = Instant::now();
     let measured_from = start + WARM_UP;
     let end = measured_from + Duration::from_secs(seconds);
     let mut submitted: Vec<(u64, usize, Instant)> = Vec::new();
     let mut sent_at_start = None;
+    let mut mined_at_start = 0;
     if tx_rate > 0 {
         let mut ticker = tokio::time::interval(Duration::from_millis(10));
         let per_tick = tx_rate / 100;
@@ -90,6 +95,7 @@ async fn case(engine: Engine, validators: usize, tx_rate: u64, seconds: u64) {
             ticker.tick().await;
             if sent_at_start.is_none() && Instant::now() >= measured_from {
                 sent_at_start = Some(sent.totals());
+                mined_at_start = mined(&nodes);
             }
             for _ in 0..per_tick {
                 let node = (seq as usize) % validators;
@@ -103,10 +109,12 @@ async fn case(engine: Engine, validators: usize, tx_rate: u64, seconds: u64) {
     } else {
         tokio::time::sleep_until(measured_from.into()).await;
         sent_at_start = Some(sent.totals());
+        mined_at_start = mined(&nodes);
         tokio::time::sleep_until(end.into()).await;
     }
     let (messages_at_end, bytes_at_end) = sent.totals();
     let (messages_at_start, bytes_at_start) = sent_at_start.unwrap_or_default();
+    let sealed = mined(&nodes) - mined_at_start;
     // Let the last transactions land.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for node in nodes {
@@ -134,8 +142,14 @@ async fn case(engine: Engine, validators: usize, tx_rate: u64, seconds: u64) {
     } else {
         (ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)))
     };
+    // Proof-of-Work: seals found in the window that are not final blocks of it.
+    let orphans = if engine == Engine::Pow {
+        format!("{:.1}%", 100.0 * sealed.saturating_sub(times.len() as u64) as f64 / sealed.max(1) as f64)
+    } else {
+        "-".to_string()
+    };
     println!(
-        "{:>10} {:>10} {:>11} {:>9.1} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10.1} {:>10.1}",
+        "{:>10} {:>10} {:>11} {:>9.2} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10.1} {:>10.1} {:>8}",
         engine.name(),
         validators,
         load,
@@ -147,6 +161,7 @@ async fn case(engine: Engine, validators: usize, tx_rate: u64, seconds: u64) {
         if tx_rate == 0 { "-".to_string() } else { lost.to_string() },
         per_block(messages_at_end - messages_at_start),
         per_block(bytes_at_end - bytes_at_start) / 1024.0,
+        orphans,
     );
 }
 
@@ -154,10 +169,10 @@ async fn case(engine: Engine, validators: usize, tx_rate: u64, seconds: u64) {
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     println!(
-        "PBFT and Tendermint (Malachite) over libp2p on loopback, block interval 0, {seconds} s per case after a 3 s warm-up"
+        "PBFT and Tendermint (Malachite) over libp2p on loopback, block interval 0, {seconds} s per case after a 3 s warm-up; then Proof-of-Work, 4 one-thread miners, 1 s blocks, k = 3, at least 60 s per case"
     );
     println!(
-        "{:>10} {:>10} {:>11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10} {:>10}",
+        "{:>10} {:>10} {:>11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12} {:>10} {:>10} {:>8}",
         "engine",
         "validators",
         "load",
@@ -168,22 +183,30 @@ async fn main() {
         "commit p99",
         "uncommitted",
         "msgs/block",
-        "KiB/block"
+        "KiB/block",
+        "orphans"
     );
     // `BENCH_VALIDATORS=7` runs one size only.
     let sizes: Vec<usize> = match std::env::var("BENCH_VALIDATORS").ok().and_then(|s| s.parse().ok()) {
         Some(n) => vec![n],
         None => vec![4, 7],
     };
-    for validators in sizes {
+    for validators in &sizes {
         for rate in [0, 1000] {
             for engine in [Engine::Pbft, Engine::Tendermint] {
-                case(engine, validators, rate, seconds).await;
+                case(engine, *validators, rate, seconds).await;
             }
         }
     }
+    // Proof-of-Work: one-second blocks need a longer window for percentiles (at least 60 s).
+    if sizes.contains(&4) {
+        for rate in [0, 1000] {
+            case(Engine::Pow, 4, rate, seconds.max(60)).await;
+        }
+    }
     println!(
-        "(times in ms; commit latency: submission to a validator -> that validator commits it; \
-         msgs and KiB per block: consensus messages all validators handed the network)"
+        "(times in ms; commit latency: submission to a validator -> that validator commits it (PoW: k-deep \
+         finality); msgs and KiB per block: consensus messages all validators handed the network; orphans: \
+         PoW seals found that are not final blocks)"
     );
 }

@@ -142,9 +142,11 @@ pub struct Progress {
     pub synced: u64,
     /// Equivocations proven.
     pub evidence: u64,
-    /// Alarms the engine raised ([`Effect::Alarm`]: a heavier chain that would revert a final
+    /// Alarms the engine raised (`Effect::Alarm`: a heavier chain that would revert a final
     /// block, under Proof-of-Work).
     pub alarms: u64,
+    /// Seals this node's miner found (Proof-of-Work).
+    pub mined: u64,
 }
 
 /// Runs one validator's engine.
@@ -271,6 +273,7 @@ where
     /// Hands the engine a seal the miner found (the simulator's miner calls it; on tokio,
     /// [`Driver::run`] does with what arrives at [`Driver::mined_sender`]).
     pub fn handle_mined(&mut self, seal: Seal) -> Result<(), DriverError> {
+        self.progress.send_modify(|p| p.mined += 1);
         self.input(Input::Mined(seal))
     }
 

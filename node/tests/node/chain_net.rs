@@ -21,8 +21,9 @@ use pyralog_consensus::driver::{BlockStore, ChainStore, Driver, DriverConfig, Pr
 use pyralog_consensus::finality::Trust;
 use pyralog_consensus::nakamoto::PowEngine;
 use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
-use pyralog_consensus::pow::{PowRules, U256, bits_from_target};
+use pyralog_consensus::pow::PowRules;
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
+use pyralog_consensus::testkit::machine_pow_rules;
 use pyralog_consensus::{Engine, Validator, ValidatorSet};
 use pyralog_crypto::merkle::{MemoryNodeStore, MerkleTree};
 use pyralog_crypto::quorum::SignatureShare;
@@ -328,26 +329,6 @@ impl Workload {
     }
 }
 
-/// Seal hashes one thread of this machine tries per second (measured for 100 ms).
-fn hashes_per_second() -> u64 {
-    let mut seal = pyralog_consensus::pow::Seal {
-        parent: pyralog_crypto::Digest([0; 32]),
-        height: 1,
-        block: pyralog_crypto::Digest([0; 32]),
-        time_ms: 0,
-        bits: 0,
-        nonce: 0,
-    };
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_millis(100) {
-        for _ in 0..1000 {
-            seal.nonce += 1;
-            std::hint::black_box(seal.hash());
-        }
-    }
-    seal.nonce * 10
-}
-
 /// Runs the workload on four validators of `engine`; returns the state digest they agree on.
 async fn run_workload(engine: Engine, workload: &Workload) -> pyralog_crypto::Digest {
     let keys: Vec<Keypair> = (20..24).map(|n| Keypair::from_secret(&[n; 32])).collect();
@@ -357,19 +338,12 @@ async fn run_workload(engine: Engine, workload: &Workload) -> pyralog_crypto::Di
         (workload.voter.public(), 1_000),
     ];
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    // Proof-of-Work: a first target this machine's four miner threads meet in about a second
-    // (forks of k blocks at millisecond blocks would split the validators), one-second blocks,
-    // final three seals deep.
-    let rules = (engine == Engine::Pow).then(|| PowRules {
-        genesis_time_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-        initial_bits: bits_from_target(U256::MAX / U256::from(hashes_per_second().max(1))),
-        limit_bits: bits_from_target(U256::MAX >> 1),
-        ideal_block_time_s: 1,
-        half_life_s: 30,
-        confirmations: 3,
+    // Proof-of-Work: a first target this machine's four miner threads (on two cores) meet in
+    // about a second (forks of k blocks at millisecond blocks would split the validators),
+    // one-second blocks, final three seals deep.
+    let rules = (engine == Engine::Pow).then(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        machine_pow_rules(now as u64, 4, 2, 3)
     });
     let (mut nodes, set) = start_network(engine, rules, &keys, accounts, &dirs).await;
     for node in &mut nodes {

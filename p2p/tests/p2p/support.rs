@@ -11,11 +11,13 @@ use pyralog_consensus::Engine;
 use pyralog_consensus::app::ReplicatedApp;
 use pyralog_consensus::core::ConsensusCore;
 use pyralog_consensus::driver::{
-    BlockStore, ConsensusNet, Driver, DriverConfig, FetchedBlocks, NetError, Progress,
+    BlockStore, ConsensusNet, Driver, DriverConfig, FetchedBlocks, NetError, Progress, ThreadMiner,
 };
+use pyralog_consensus::nakamoto::PowEngine;
 use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
+use pyralog_consensus::pow::PowRules;
 use pyralog_consensus::tendermint::{TendermintEngine, Timeouts};
-use pyralog_consensus::testkit::CountingApp;
+use pyralog_consensus::testkit::{CountingApp, machine_pow_rules};
 use pyralog_consensus::vote::Evidence;
 use pyralog_consensus::{Validator, ValidatorSet};
 use pyralog_crypto::Keypair;
@@ -200,6 +202,23 @@ impl ConsensusNet for CountingNet {
     }
 }
 
+/// The work rules of a network of Proof-of-Work validators started together: one genesis (the
+/// time the first of them asks; a network started 20 s later gets its own), a first target
+/// `miners` one-thread miners on two cores meet in about a second, `k = 3`.
+pub(crate) fn pow_rules(miners: u64) -> PowRules {
+    static RULES: std::sync::Mutex<Option<(std::time::Instant, PowRules)>> = std::sync::Mutex::new(None);
+    let mut rules = RULES.lock().unwrap_or_else(|p| p.into_inner());
+    match *rules {
+        Some((made, current)) if made.elapsed() < Duration::from_secs(20) => current,
+        _ => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+            let current = machine_pow_rules(now as u64, miners, 2, 3);
+            *rules = Some((std::time::Instant::now(), current));
+            current
+        }
+    }
+}
+
 /// A validator of `engine` running `app`, adding what its engine sends to `sent`.
 pub(crate) async fn start_counted<A: ReplicatedApp + Send + 'static>(
     engine: Engine,
@@ -213,16 +232,25 @@ pub(crate) async fn start_counted<A: ReplicatedApp + Send + 'static>(
     let mut p2p = P2pConfig::new(CHAIN, loopback());
     p2p.bootstrap = bootstrap;
     p2p.validators = config.validators.validators().iter().map(|v| v.key).collect();
+    let mining = engine == Engine::Pow;
+    p2p.open_consensus = mining;
     let (overlay, inbox) = Overlay::start(key, p2p).await.expect("the overlay starts");
     let store = BlockStore::open(dir).expect("the block store opens");
     let reader = store.clone();
     let engine: Box<dyn ConsensusCore + Send> = match engine {
         Engine::Pbft => Box::new(PbftEngine::new(CHAIN, key.clone(), pbft_timeouts())),
+        Engine::Pow => Box::new(
+            PowEngine::new(pow_rules(config.validators.validators().len() as u64)).mining(key.public()),
+        ),
         _ => Box::new(TendermintEngine::new(CHAIN, key.clone(), timeouts())),
     };
     let others = config.validators.validators().len() as u64 - 1;
     let net = CountingNet { inner: overlay.handle.clone(), sent, others };
-    let driver = Driver::new(engine, app, net, store, config, inbox.events);
+    let mut driver = Driver::new(engine, app, net, store, config, inbox.events);
+    if mining {
+        let miner = ThreadMiner::new(1, driver.mined_sender());
+        driver = driver.with_miner(miner);
+    }
     let progress = driver.progress();
     let txs = driver.tx_sender();
     let (stop, stopped) = watch::channel(false);

@@ -275,3 +275,15 @@ pub fn machine_pow_rules(now_ms: u64, miners: u64, cores: u64, confirmations: u6
         confirmations,
     }
 }
+
+/// `seal` with the first nonce after its own whose hash misses its target (a seal that no longer
+/// proves work, for tamper tests).
+pub fn miss_target(mut seal: crate::pow::Seal) -> crate::pow::Seal {
+    let target = crate::pow::target_from_bits(seal.bits).unwrap_or_default();
+    loop {
+        seal.nonce = seal.nonce.wrapping_add(1);
+        if crate::pow::U256::from_big_endian(&seal.hash().0) > target {
+            return seal;
+        }
+    }
+}

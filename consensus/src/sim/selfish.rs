@@ -28,14 +28,7 @@ impl Adversary for PowAdversary {
     fn break_signature(&self, bytes: &[u8]) -> Vec<u8> {
         match PowMessage::decode(bytes) {
             Ok(PowMessage::Block(mut block)) => {
-                // The first nonce after it whose hash misses the target.
-                let target = crate::pow::target_from_bits(block.seal.bits).unwrap_or_default();
-                loop {
-                    block.seal.nonce = block.seal.nonce.wrapping_add(1);
-                    if crate::pow::U256::from_big_endian(&block.seal.hash().0) > target {
-                        break;
-                    }
-                }
+                block.seal = crate::testkit::miss_target(block.seal);
                 PowMessage::Block(block).encode()
             }
             _ => bytes.to_vec(),

@@ -5,7 +5,7 @@ use pyralog_consensus::core::{ConsensusCore, Effect, Input, MiningJob};
 use pyralog_consensus::finality::{FinalityError, FinalityProof, Trust};
 use pyralog_consensus::nakamoto::{PowEngine, PowMessage, SealedBlock};
 use pyralog_consensus::pow::{PowRules, Seal, SealError, U256, bits_from_target, target_from_bits};
-use pyralog_consensus::testkit::{mine_chain, mine_seal};
+use pyralog_consensus::testkit::{mine_chain, mine_seal, miss_target};
 use pyralog_consensus::vote::payload_id;
 use pyralog_consensus::{Engine, ValidatorSet};
 use pyralog_crypto::{Digest, Keypair, PublicKey};
@@ -124,10 +124,7 @@ fn a_work_proof_is_refused_when_a_seal_is_tampered_with() {
     easier[1].bits = rules.limit_bits;
     assert!(matches!(check(easier), Err(FinalityError::Seal(SealError::WrongTarget { height: 3, .. }))));
     let mut unmined = seals.clone();
-    let target = target_from_bits(unmined[0].bits).unwrap();
-    while U256::from_big_endian(&unmined[0].hash().0) <= target {
-        unmined[0].nonce += 1;
-    }
+    unmined[0] = miss_target(unmined[0]);
     // The second seal no longer links to the changed first one; the first fails on its own.
     assert!(matches!(check(unmined), Err(FinalityError::Seal(SealError::Work { height: 2, .. }))));
     // Another block, or the wrong parent trusted.
@@ -176,10 +173,7 @@ fn bad_seals_and_early_times_are_misbehaviour_and_future_times_are_not() {
     assert_eq!(reports(&deliver(&mut engine, GENESIS_MS + 2000, &swapped, true)).len(), 1);
     // A nonce that misses the target.
     let mut unmined = good.clone();
-    let target = target_from_bits(unmined.seal.bits).unwrap();
-    while U256::from_big_endian(&unmined.seal.hash().0) <= target {
-        unmined.seal.nonce += 1;
-    }
+    unmined.seal = miss_target(unmined.seal);
     let reasons = reports(&deliver(&mut engine, GENESIS_MS + 2000, &unmined, true));
     assert!(reasons[0].contains("seal hash above its target"), "{reasons:?}");
     // A time not after the median of its ancestors (here: the genesis time).

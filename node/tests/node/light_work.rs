@@ -4,7 +4,7 @@
 //! deeper than `k`. Each is refused (or loses to the heavier chain) with its own error.
 
 use pyralog_consensus::pow::{PowRules, Seal, SealError, U256, bits_from_target, target_from_bits};
-use pyralog_consensus::testkit::{mine_chain, mine_seal};
+use pyralog_consensus::testkit::{mine_chain, mine_seal, miss_target};
 use pyralog_crypto::Digest;
 use pyralog_light::work::{SealChain, WorkLightError};
 
@@ -76,10 +76,7 @@ fn seals_that_break_the_rules_are_refused_with_their_reason() {
     assert!(matches!(refused(easy), Err(WorkLightError::Seal(SealError::WrongTarget { height: 3, .. }))));
     // A hash above its target.
     let mut unmined = honest.clone();
-    let target = target_from_bits(unmined[1].bits).unwrap();
-    while U256::from_big_endian(&unmined[1].hash().0) <= target {
-        unmined[1].nonce += 1;
-    }
+    unmined[1] = miss_target(unmined[1]);
     assert!(matches!(refused(unmined), Err(WorkLightError::Seal(SealError::Work { height: 2, .. }))));
     // A seal that names another parent.
     let mut unlinked = honest.clone();

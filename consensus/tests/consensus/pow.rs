@@ -1,7 +1,8 @@
 //! Proof-of-Work arithmetic: compact targets round-trip and refuse what Bitcoin refuses, work is
 //! `2^256 / (target + 1)`, seals are checked against their target and the chain's limit, and
-//! ASERT keeps a steady miner's mean block time on schedule and answers a 10x hashrate step
-//! within about one half-life (seeded simulations: solve times drawn from the expected work).
+//! ASERT gives the specification's published test vectors and keeps a steady miner's mean block
+//! time on schedule and answers a 10x hashrate step within about one half-life (seeded
+//! simulations: solve times drawn from the expected work).
 
 use proptest::prelude::*;
 use pyralog_consensus::pow::{Asert, PowError, Seal, U256, bits_from_target, target_from_bits, work};
@@ -146,4 +147,64 @@ fn asert_answers_a_tenfold_hashrate_step_within_about_a_half_life() {
     // And it stays there.
     let after = window(step_at + 600, 6_000);
     assert!((after - 60.0).abs() < 60.0 * 0.08, "mean after the step {after:.1} s");
+}
+
+/// Lines of the aserti3-2d specification's published test vectors (Bitcoin Cash Node's
+/// `qa-assets/test_vectors/aserti3-2d`, runs 1, 3, 5 and 6; mirrored in public repositories),
+/// under Bitcoin Cash's parameters: 600 s blocks, a two-day half-life, the limit `0x1d00ffff`.
+/// Each run starts from an anchor (its height, its parent's time, its bits); a line gives a
+/// block's height and time and the bits of the block after it.
+#[test]
+fn asert_matches_the_specifications_published_vectors() {
+    let asert = Asert { ideal_block_time_s: 600, half_life_s: 172_800, limit: bitcoin_limit() };
+    // (anchor height, anchor parent time, anchor bits, [(height, time, next bits)])
+    let runs: [(i64, i64, u32, &[(i64, i64, u32)]); 4] = [
+        // run 1: steady 600 s blocks at the limit.
+        (1, 0, 0x1d00ffff, &[(2, 1200, 0x1d00ffff), (11, 6600, 0x1d00ffff)]),
+        // run 3: steady blocks at the smallest target.
+        (1, 0, 0x01010000, &[(2, 1200, 0x01010000), (11, 6600, 0x01010000)]),
+        // run 5: half-lives of height without time: the target halves each time, down to 1.
+        (
+            1,
+            0,
+            0x1d00ffff,
+            &[
+                (2, 0, 0x1d00fec5),
+                (290, 0, 0x1c7f62c0),
+                (578, 0, 0x1c3fb160),
+                (30242, 0, 0x0f7f62c0),
+                (60194, 0, 0x027f6200),
+                (62498, 0, 0x017f0000),
+                (64226, 0, 0x01010000),
+                (64514, 0, 0x01010000),
+            ],
+        ),
+        // run 6: random solve times around a real nBits.
+        (
+            1,
+            0,
+            0x1802aee8,
+            &[
+                (2, 1200, 0x1802aee8),
+                (3, 1310, 0x1802ad91),
+                (4, 1327, 0x1802abf8),
+                (9, 7099, 0x1802b39c),
+                (10, 7099, 0x1802b1f2),
+                (22, 18902, 0x1802bed6),
+                (551, 333860, 0x1802b7f8),
+                (552, 338121, 0x1802c249),
+            ],
+        ),
+    ];
+    for (anchor_height, anchor_parent_time, anchor_bits, lines) in runs {
+        let anchor = target_from_bits(anchor_bits).unwrap();
+        for &(height, time, expected) in lines {
+            let next = asert.next_target(anchor, time - anchor_parent_time, height - anchor_height);
+            assert_eq!(
+                bits_from_target(next),
+                expected,
+                "anchor {anchor_bits:#010x}: after height {height} at {time} s"
+            );
+        }
+    }
 }

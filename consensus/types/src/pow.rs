@@ -371,8 +371,10 @@ impl Asert {
     pub fn next_target(&self, anchor_target: U256, time_diff_s: i64, height_diff: i64) -> U256 {
         let behind =
             i128::from(time_diff_s) - i128::from(self.ideal_block_time_s) * (i128::from(height_diff) + 1);
-        // 16.16 fixed point; floor division, as the specification's arithmetic shift does.
-        let exponent = (behind * 65_536).div_euclid(i128::from(self.half_life_s.max(1)));
+        // 16.16 fixed point. The division truncates toward zero (C's `/`, as the reference
+        // implementation that made the published vectors does); the split into whole shifts and
+        // the fraction is an arithmetic shift (floor).
+        let exponent = (behind * 65_536) / i128::from(self.half_life_s.max(1));
         let shifts = exponent.div_euclid(65_536);
         let frac = exponent.rem_euclid(65_536) as u128;
         let factor = 65_536

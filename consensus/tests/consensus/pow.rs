@@ -149,6 +149,9 @@ fn asert_answers_a_tenfold_hashrate_step_within_about_a_half_life() {
     assert!((after - 60.0).abs() < 60.0 * 0.08, "mean after the step {after:.1} s");
 }
 
+/// (anchor height, anchor parent time, anchor bits, [(height, time, the next block's bits)]).
+type VectorRun = (i64, i64, u32, &'static [(i64, i64, u32)]);
+
 /// Lines of the aserti3-2d specification's published test vectors (Bitcoin Cash Node's
 /// `qa-assets/test_vectors/aserti3-2d`, runs 1, 3, 5 and 6; mirrored in public repositories),
 /// under Bitcoin Cash's parameters: 600 s blocks, a two-day half-life, the limit `0x1d00ffff`.
@@ -157,8 +160,7 @@ fn asert_answers_a_tenfold_hashrate_step_within_about_a_half_life() {
 #[test]
 fn asert_matches_the_specifications_published_vectors() {
     let asert = Asert { ideal_block_time_s: 600, half_life_s: 172_800, limit: bitcoin_limit() };
-    // (anchor height, anchor parent time, anchor bits, [(height, time, next bits)])
-    let runs: [(i64, i64, u32, &[(i64, i64, u32)]); 4] = [
+    let runs: [VectorRun; 4] = [
         // run 1: steady 600 s blocks at the limit.
         (1, 0, 0x1d00ffff, &[(2, 1200, 0x1d00ffff), (11, 6600, 0x1d00ffff)]),
         // run 3: steady blocks at the smallest target.

@@ -64,6 +64,8 @@ struct Metrics {
     tunnel: Family<KindLabels, Gauge>,
     log_contracts: Family<LogContractLabels, Gauge>,
     chain_height: Gauge,
+    chain_alarms: Gauge,
+    mined_seals: Gauge,
     bonded_power: Gauge,
     validators: Family<StatusLabels, Gauge>,
     missed_blocks: Family<ValidatorLabels, Gauge>,
@@ -161,6 +163,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     let chain_height = Gauge::default();
     registry.register("chain_finalized_height", "The chain's highest finalized block", chain_height.clone());
+    let chain_alarms = Gauge::default();
+    registry.register(
+        "chain_consensus_alarms",
+        "Alarms the consensus engine raised since start (Proof-of-Work: a heavier chain forking below a final block, refused)",
+        chain_alarms.clone(),
+    );
+    let mined_seals = Gauge::default();
+    registry.register(
+        "chain_mined_seals",
+        "Seals this node's miner found since start (Proof-of-Work)",
+        mined_seals.clone(),
+    );
     let bonded_power = Gauge::default();
     registry.register(
         "staking_bonded_power",
@@ -182,6 +196,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         registry,
         chain_height,
+        chain_alarms,
+        mined_seals,
         bonded_power,
         validators,
         missed_blocks,
@@ -273,7 +289,10 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
         m.log_contracts.get_or_create(&LogContractLabels { event }).set(value as i64);
     }
     if let Some(chain) = CHAIN.get() {
-        m.chain_height.set(chain.finalized_height() as i64);
+        let progress = *chain.progress.borrow();
+        m.chain_height.set(progress.height as i64);
+        m.chain_alarms.set(progress.alarms as i64);
+        m.mined_seals.set(progress.mined as i64);
         if let Err(err) = staking_gauges(m, chain) {
             tracing::debug!(%err, "staking metrics unavailable");
         }

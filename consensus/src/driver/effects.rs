@@ -72,56 +72,45 @@ where
                     .map_err(app_err)?;
                 Some(Input::PayloadBuilt { height, txs })
             }
-            Effect::CheckPayload { height, block, txs, on: Some(on) } => {
-                // A block on one not yet committed carries no last commit or evidence.
-                let carried = self.app.block_context(&txs);
-                let valid = if carried.last_commit.is_some() || !carried.evidence.is_empty() {
-                    tracing::info!(
-                        height,
-                        "payload on an unfinalised block carries a last commit or evidence"
-                    );
-                    false
-                } else {
-                    let context = CheckContext {
-                        height,
-                        parent: on.parent,
-                        now_ms: self.clock.unix_ms(),
-                        on_unfinalised: true,
-                    };
-                    let verdict = self.app.process_payload(&context, &txs).map_err(app_err)?;
-                    self.checked = Some((block, carried));
-                    verdict == crate::app::PayloadVerdict::Accept
-                };
-                Some(Input::PayloadChecked { block, valid })
-            }
-            Effect::CheckPayload { height, block, txs, on: None } => {
+            Effect::CheckPayload { height, block, txs, on } => {
                 // What the payload carries for consensus (last commit, evidence) is checked here,
-                // where the validator sets of past heights are known; the rest is the app's.
+                // where the validator sets of past heights are known; the rest is the app's. A
+                // block placed on one not yet committed carries neither.
                 let carried = self.app.block_context(&txs);
-                let validators_at = |h| self.validators_at(h);
-                let rules = ContextRules {
-                    chain_id: &self.config.chain_id,
-                    engine: self.engine.engine(),
-                    height,
-                    parent: &self.parent,
-                    parent_proof: self.parent_proof.as_ref(),
-                    validators_at: &validators_at,
-                };
-                let valid = match rules.check(&carried) {
-                    Ok(()) => {
-                        let context = CheckContext {
+                let (parent, refusal) = match on {
+                    Some(parent) => {
+                        let carries = carried.last_commit.is_some() || !carried.evidence.is_empty();
+                        (
+                            parent,
+                            carries.then(|| {
+                                "a block on an unfinalised one carries a last commit or evidence".to_owned()
+                            }),
+                        )
+                    }
+                    None => {
+                        let validators_at = |h| self.validators_at(h);
+                        let rules = ContextRules {
+                            chain_id: &self.config.chain_id,
+                            engine: self.engine.engine(),
                             height,
-                            parent: self.parent,
-                            now_ms: self.clock.unix_ms(),
-                            on_unfinalised: false,
+                            parent: &self.parent,
+                            parent_proof: self.parent_proof.as_ref(),
+                            validators_at: &validators_at,
                         };
+                        (self.parent, rules.check(&carried).err().map(|e| e.to_string()))
+                    }
+                };
+                let valid = match refusal {
+                    None => {
+                        let now_ms = self.clock.unix_ms();
+                        let context = CheckContext { height, parent, now_ms, on_unfinalised: on.is_some() };
                         let verdict = self.app.process_payload(&context, &txs).map_err(app_err)?;
                         // Decoding a context costs a point decompression per key it names:
                         // `execute` reuses this one if the block is decided.
                         self.checked = Some((block, carried));
                         verdict == crate::app::PayloadVerdict::Accept
                     }
-                    Err(reason) => {
+                    Some(reason) => {
                         tracing::info!(height, %reason, "payload rejected");
                         false
                     }
@@ -139,12 +128,6 @@ where
             Effect::Mine(job) => {
                 if let Some(miner) = self.miner.as_mut() {
                     miner.mine(job);
-                }
-                None
-            }
-            Effect::StopMining => {
-                if let Some(miner) = self.miner.as_mut() {
-                    miner.stop();
                 }
                 None
             }

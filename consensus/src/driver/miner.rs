@@ -16,8 +16,6 @@ pub trait Miner: Send + 'static {
     /// Searches for `job`, replacing any search running; the seal found reaches the driver
     /// ([`super::Driver::handle_mined`]).
     fn mine(&mut self, job: MiningJob);
-    /// Stops searching.
-    fn stop(&mut self);
 }
 
 /// How many nonces a thread tries between looks at whether its job is still current (and at the
@@ -83,10 +81,6 @@ impl ThreadMiner {
 impl Miner for ThreadMiner {
     fn mine(&mut self, job: MiningJob) {
         self.set(Some(job));
-    }
-
-    fn stop(&mut self) {
-        self.set(None);
     }
 }
 

@@ -6,7 +6,7 @@
 //!   known block under the chain's [`PowRules`] (link, height, the ASERT target, hash under
 //!   target), its time beats the median of the last 11 blocks and is at most a minute ahead of
 //!   the node's clock, and the app accepts the payload placed on its parent
-//!   ([`Effect::CheckPayload`] with a [`Placement`]). Anyone may publish one: the seal is the
+//!   ([`Effect::CheckPayload`] with the parent's id). Anyone may publish one: the seal is the
 //!   spam filter, and a bad seal is misbehaviour ([`Effect::PeerMisbehaved`]).
 //! - **Fork choice**: the most cumulative work from the last final block; ties go to the block
 //!   seen first.
@@ -18,10 +18,10 @@
 //! - **WAL**: every accepted block not yet final, and the seals of the last final blocks (the
 //!   next blocks' median-time rule needs their times), so a restarted node resumes with its
 //!   tree.
-//! - **Mining**: on every new best block the engine asks the app for a payload on it, seals a
-//!   template with the target ASERT gives, and hands the search to the driver's miner
-//!   ([`Effect::Mine`]); a found seal ([`Input::Mined`]) is checked like anyone's, kept and
-//!   broadcast.
+//! - **Mining**: on every new best block the engine asks the app for a payload on it (a
+//!   [`Placement`]), seals a template with the target ASERT gives, and hands the search to the
+//!   driver's miner ([`Effect::Mine`]); a found seal ([`Input::Mined`]) is checked like
+//!   anyone's, kept and broadcast.
 //! - **Catching up**: a block whose parent is unknown waits (a bounded pool) while the engine
 //!   asks its sender for the parent; final blocks come through the driver's block sync.
 
@@ -58,6 +58,14 @@ struct Job {
     txs: Option<Vec<Vec<u8>>>,
 }
 
+/// A block waiting for its parent.
+#[derive(Debug)]
+struct Orphan {
+    from: PublicKey,
+    hash: Digest,
+    block: SealedBlock,
+}
+
 /// A block waiting for the app's verdict.
 #[derive(Debug)]
 struct Checking {
@@ -80,8 +88,8 @@ pub struct PowEngine {
     job: Option<Job>,
     /// Blocks with the app, by block id.
     checking: HashMap<BlockId, Checking>,
-    /// Blocks whose parent is unknown, oldest first, with their senders.
-    orphans: VecDeque<(PublicKey, SealedBlock)>,
+    /// Blocks whose parent is unknown, oldest first, with their senders and seal hashes.
+    orphans: VecDeque<Orphan>,
     refused: HashSet<Digest>,
     refused_order: VecDeque<Digest>,
     now: Millis,
@@ -137,15 +145,21 @@ impl PowEngine {
     /// tree moves to the last of them.
     fn start_height(&mut self, height: u64, last_commit: Option<FinalityProof>) {
         let committed = height.saturating_sub(1);
-        let root_seal = last_commit.as_ref().and_then(FinalityProof::seals).and_then(|s| s.first()).copied();
-        if let Some(tree) = self.tree.as_mut() {
-            if tree.root_height() >= committed {
-                return;
-            }
-            let Some(seal) = root_seal else {
+        if self.tree.as_ref().is_some_and(|tree| tree.root_height() >= committed) {
+            return;
+        }
+        // The last committed block's seal (none at genesis).
+        let root = match last_commit.as_ref().and_then(FinalityProof::seals).and_then(|s| s.first()) {
+            Some(seal) => Some(*seal),
+            None if committed == 0 => None,
+            None => {
                 self.out.push(Effect::Alarm(format!("block {committed} was committed without a seal")));
                 return;
-            };
+            }
+        };
+        if let Some(tree) = self.tree.as_mut() {
+            // Above the tree's root, so above genesis: it has a seal.
+            let Some(seal) = root else { return };
             let hash = seal.hash();
             if tree.contains(&hash) {
                 tree.advance_root(hash);
@@ -156,14 +170,9 @@ impl PowEngine {
             self.commit_deep();
             return;
         }
-        let mut tree = if committed == 0 {
-            BlockTree::genesis(self.rules.genesis_time_ms, self.rules.initial_bits)
-        } else {
-            let Some(seal) = root_seal else {
-                self.out.push(Effect::Alarm(format!("block {committed} was committed without a seal")));
-                return;
-            };
-            self.restored_final(seal)
+        let mut tree = match root {
+            None => BlockTree::genesis(self.rules.genesis_time_ms, self.rules.initial_bits),
+            Some(seal) => self.restored_final(seal),
         };
         let mut blocks: Vec<SealedBlock> = std::mem::take(&mut self.restored)
             .into_iter()
@@ -174,12 +183,7 @@ impl PowEngine {
             .collect();
         blocks.sort_by_key(|b| b.seal.height);
         for block in blocks {
-            // Checked before they were logged; their parents come first.
-            if tree.contains(&block.seal.parent)
-                && let Ok(work) = block.seal.check(self.rules.limit())
-            {
-                tree.insert(block.seal, block.txs, work);
-            }
+            tree.restore(block.seal, block.txs, self.rules.limit());
         }
         tree.best = tree.heaviest_from_root();
         self.tree = Some(tree);
@@ -202,11 +206,7 @@ impl PowEngine {
         let Some(lowest) = finals.first().copied() else { return BlockTree::rooted(root) };
         let mut tree = BlockTree::rooted(lowest);
         for seal in finals.into_iter().skip(1).chain([root]) {
-            if tree.contains(&seal.parent)
-                && let Ok(work) = seal.check(self.rules.limit())
-            {
-                tree.insert(seal, Vec::new(), work);
-            }
+            tree.restore(seal, Vec::new(), self.rules.limit());
         }
         let hash = root.hash();
         if tree.contains(&hash) {
@@ -242,7 +242,7 @@ impl PowEngine {
             return; // older than anything a fork could still matter for
         }
         let Some(parent) = tree.parent_seal(&block.seal.parent) else {
-            return self.orphan(from, block);
+            return self.orphan(Orphan { from, hash, block });
         };
         let work = match self.rules.check_seal(&block.seal, parent) {
             Ok(work) => work,
@@ -265,16 +265,11 @@ impl PowEngine {
             return self.weigh_fork(block, work);
         }
         let parent_id = tree.get(&block.seal.parent).map_or(Digest([0; 32]), |p| p.seal.block);
-        let placement = Placement {
-            parent: parent_id,
-            time_ms: block.seal.time_ms,
-            unfinalised: self.payloads_to(&block.seal.parent),
-        };
         self.out.push(Effect::CheckPayload {
             height: block.seal.height,
             block: block.seal.block,
             txs: block.txs.clone(),
-            on: Some(placement),
+            on: Some(parent_id),
         });
         self.checking.insert(block.seal.block, Checking { seal: block.seal, txs: block.txs, from, work });
     }
@@ -287,14 +282,13 @@ impl PowEngine {
 
     /// A block whose parent is unknown: kept (a bounded pool, oldest out) while its sender is asked
     /// for the parent.
-    fn orphan(&mut self, from: PublicKey, block: SealedBlock) {
-        let hash = block.seal.hash();
-        if self.orphans.iter().any(|(_, b)| b.seal.hash() == hash) {
+    fn orphan(&mut self, orphan: Orphan) {
+        if self.orphans.iter().any(|o| o.hash == orphan.hash) {
             return;
         }
-        let parent = block.seal.parent;
-        let asked = self.orphans.iter().any(|(_, b)| b.seal.hash() == parent);
-        self.orphans.push_back((from, block));
+        let (from, parent) = (orphan.from, orphan.block.seal.parent);
+        let asked = self.orphans.iter().any(|o| o.hash == parent);
+        self.orphans.push_back(orphan);
         if self.orphans.len() > MAX_ORPHANS {
             self.orphans.pop_front();
         }
@@ -356,9 +350,9 @@ impl PowEngine {
     /// Feeds back the orphans whose parent `hash` is.
     fn adopt_orphans(&mut self, hash: Digest) {
         let (children, rest): (VecDeque<_>, VecDeque<_>) =
-            std::mem::take(&mut self.orphans).into_iter().partition(|(_, b)| b.seal.parent == hash);
+            std::mem::take(&mut self.orphans).into_iter().partition(|o| o.block.seal.parent == hash);
         self.orphans = rest;
-        for (from, block) in children {
+        for Orphan { from, block, .. } in children {
             self.receive(from, block);
         }
     }

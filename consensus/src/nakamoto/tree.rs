@@ -98,6 +98,16 @@ impl BlockTree {
         hash
     }
 
+    /// Adds a block read back from the WAL (checked before it was logged) if its parent is here,
+    /// in height order so parents come first.
+    pub(super) fn restore(&mut self, seal: Seal, txs: Vec<Vec<u8>>, limit: U256) {
+        if self.contains(&seal.parent)
+            && let Ok(work) = seal.check(limit)
+        {
+            self.insert(seal, txs, work);
+        }
+    }
+
     /// The times of `hash` and its ancestors, newest first, at most [`MEDIAN_TIME_SPAN`].
     pub(super) fn times_back_from(&self, hash: &Digest) -> Vec<u64> {
         let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);

@@ -60,11 +60,6 @@ impl Miner for SimMiner {
         let mut slot = self.slot();
         *slot = (slot.0 + 1, Some(job));
     }
-
-    fn stop(&mut self) {
-        let mut slot = self.slot();
-        *slot = (slot.0 + 1, None);
-    }
 }
 
 /// Most virtual milliseconds one solve may take (a stalled schedule, not a hang).

@@ -124,7 +124,7 @@ impl Net {
                 }
                 Effect::Evidence(_) => {}
                 Effect::PeerMisbehaved { peer, reason } => panic!("honest peer {peer} blamed: {reason}"),
-                other @ (Effect::Mine(_) | Effect::StopMining | Effect::Alarm(_)) => {
+                other @ (Effect::Mine(_) | Effect::Alarm(_)) => {
                     panic!("a BFT engine mined or alarmed: {other:?}")
                 }
             }

@@ -146,8 +146,9 @@ pub enum Effect {
         block: BlockId,
         /// Its payload.
         txs: Vec<Vec<u8>>,
-        /// Where it goes, for engines that build on blocks not yet committed.
-        on: Option<Placement>,
+        /// The parent it is placed on, for engines that build on blocks not yet committed (the
+        /// app checks it there; the driver's last committed block otherwise).
+        on: Option<BlockId>,
     },
     /// The block at `height` is decided: store it with its proof, then apply it.
     CommitBlock {
@@ -174,8 +175,6 @@ pub enum Effect {
     },
     /// Search for a seal ([`Input::Mined`] answers); replaces any search running.
     Mine(MiningJob),
-    /// Stop searching.
-    StopMining,
     /// Something an operator must see: the engine refused what its rules forbid but a peer
     /// pressed (a heavier chain that would revert a final block). Logged at error level and
     /// counted.

@@ -42,7 +42,9 @@ use serde::Deserialize;
 mod work;
 
 use crate::actions::{Sender, apply};
-use crate::block::{ConsensusInfo, Header, MAX_CLOCK_DRIFT_MS, transactions_root, validators_hash};
+use crate::block::{
+    ConsensusInfo, Header, MAX_CLOCK_DRIFT_MS, committed_state_version, transactions_root, validators_hash,
+};
 use crate::overlay::Overlay;
 use crate::staking::end_block::BlockEnd;
 use crate::staking::ledger::BlockAt;
@@ -55,6 +57,7 @@ use crate::values::{
     MisbehaviourKind, MisbehaviourRecord, NEXT_VALIDATORS_KEY, TxLocation, VALIDATORS_KEY, account_key,
     cluster_key, codes, misbehaviour_key,
 };
+use pyralog_consensus_types::pow::MAX_FUTURE_MS;
 
 /// The committed location of transaction `id`, if any.
 pub fn tx_location(
@@ -153,7 +156,7 @@ impl ChainApp {
             // Nothing here may depend on how far this node has finalized: the version is fixed
             // by the height, and final on every node that checks the block.
             (Some(k), Some(latest)) => {
-                let version = height.saturating_sub(1 + k);
+                let version = committed_state_version(height, Some(k));
                 if version > latest {
                     return Err(AppError::Context(format!(
                         "a block at height {height} commits to state {version}, final here only up to {latest}"
@@ -189,10 +192,22 @@ impl ChainApp {
         payload: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<Result<(), String>, AppError> {
-        if self.confirmations.is_some() {
-            let parent = self.last_block()?.map_or(Digest([0; 32]), |l| l.id);
-            return self.check_placed(height, payload, now_ms, parent);
-        }
+        let placed = match self.confirmations {
+            Some(_) => Some(self.last_block()?.map_or(Digest([0; 32]), |l| l.id)),
+            None => None,
+        };
+        self.check_payload_on(height, payload, now_ms, placed)
+    }
+
+    /// [`ChainApp::check_payload`], with `placed` the block a Proof-of-Work block is placed on
+    /// (`app/work.rs` says what differs there).
+    fn check_payload_on(
+        &self,
+        height: u64,
+        payload: &[Vec<u8>],
+        now_ms: u64,
+        placed: Option<Digest>,
+    ) -> Result<Result<(), String>, AppError> {
         let Some((first, rest)) = payload.split_first() else { return Ok(Err("no header".into())) };
         let header = match Header::decode(first) {
             Ok(header) => header,
@@ -203,7 +218,11 @@ impl ChainApp {
             Ok(info) => info,
             Err(why) => return Ok(Err(why)),
         };
-        if info.last_commit.is_some() != (height > 1) {
+        if placed.is_some() {
+            if info.last_commit.is_some() || !info.evidence.is_empty() {
+                return Ok(Err("a Proof-of-Work block carries no last commit or evidence".into()));
+            }
+        } else if info.last_commit.is_some() != (height > 1) {
             return Ok(Err(format!("a block at height {height} carries a last commit only after height 1")));
         }
         if let Some(done) = self.punished(&info.evidence)? {
@@ -215,21 +234,28 @@ impl ChainApp {
         if header.engine != self.engine.name() {
             return Ok(Err(format!("a {} block, but the chain runs {}", header.engine, self.engine)));
         }
-        let last = self.last_block()?;
-        if header.time_ms <= last.map_or(0, |l| l.time_ms) {
+        // Under Proof-of-Work the seal's time is held to the median rule (the engine's); the
+        // header's only to the clock, and anyone may have mined it.
+        let drift = if placed.is_some() { MAX_FUTURE_MS } else { MAX_CLOCK_DRIFT_MS };
+        if placed.is_none() && header.time_ms <= self.last_block()?.map_or(0, |l| l.time_ms) {
             return Ok(Err(format!("block time {} is not after the parent's", header.time_ms)));
         }
-        if header.time_ms > now_ms + MAX_CLOCK_DRIFT_MS {
+        if header.time_ms > now_ms.saturating_add(drift) {
             return Ok(Err(format!("block time {} is ahead of this clock ({now_ms})", header.time_ms)));
         }
         // The proposer must be a validator of the height (as CometBFT checks a block's
         // proposer address): a proposal naming anyone else is refused.
-        let validators: Vec<Validator> = self.overlay()?.get(VALIDATORS_KEY)?.unwrap_or_default();
-        if !validators.iter().any(|v| v.key == header.proposer) {
-            return Ok(Err(format!("proposer {} is not a validator", header.proposer)));
+        if placed.is_none() {
+            let validators: Vec<Validator> = self.overlay()?.get(VALIDATORS_KEY)?.unwrap_or_default();
+            if !validators.iter().any(|v| v.key == header.proposer) {
+                return Ok(Err(format!("proposer {} is not a validator", header.proposer)));
+            }
         }
         let mut expected = self.build_header(height, rest, header.time_ms)?;
         expected.proposer = header.proposer;
+        if let Some(parent) = placed {
+            expected.parent = parent;
+        }
         if header != expected {
             return Ok(Err(format!("header {header:?} differs from the expected {expected:?}")));
         }
@@ -509,10 +535,8 @@ impl ReplicatedApp for ChainApp {
         // A block may carry failing transactions (they get a result code), but not ones that
         // could never have been valid (undecodable, unsigned, too large), nor a wrong header.
         let height = context.height;
-        let checked = match self.confirmations {
-            Some(_) => self.check_placed(height, txs, context.now_ms, context.parent)?,
-            None => self.check_payload(height, txs, context.now_ms)?,
-        };
+        let placed = self.confirmations.map(|_| context.parent);
+        let checked = self.check_payload_on(height, txs, context.now_ms, placed)?;
         let verdict = match checked {
             Ok(()) if self.confirmations.is_some() => Ok(()),
             // `check_payload` holds the header's parent to this app's last block; the validator's

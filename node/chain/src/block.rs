@@ -66,6 +66,13 @@ impl Header {
     }
 }
 
+/// The state version the header at `height` commits to in its `state_root`: its parent's
+/// (`height - 1`), or on a Proof-of-Work chain (`confirmations = Some(k)`) the state `k` blocks
+/// below its parent, the last final one when it was mined (verifier spec §12.8).
+pub fn committed_state_version(height: u64, confirmations: Option<u64>) -> u64 {
+    height.saturating_sub(1 + confirmations.unwrap_or(0))
+}
+
 /// The hash of a validator set, as headers carry it.
 pub fn validators_hash(validators: &[Validator]) -> Digest {
     let mut hasher = Domain::ChainState.hasher();

@@ -77,21 +77,10 @@ impl SealChain {
         self.seals.get(usize::try_from(height.checked_sub(1)?).ok()?)
     }
 
-    /// The work of the seals up to `height`.
-    fn work_to(&self, height: u64) -> U256 {
-        self.seals[..height as usize].iter().fold(U256::zero(), |sum, seal| {
-            sum.saturating_add(
-                pyralog_consensus_types::pow::target_from_bits(seal.bits)
-                    .map_or(U256::zero(), pyralog_consensus_types::pow::work),
-            )
-        })
-    }
-
-    /// The times of the blocks up to `height`, newest first (the genesis's last), at most the
-    /// median's span.
-    fn times_back_from(&self, height: u64) -> Vec<u64> {
-        let mut times: Vec<u64> =
-            self.seals[..height as usize].iter().rev().take(MEDIAN_TIME_SPAN).map(|s| s.time_ms).collect();
+    /// The times of `ancestors` (newest first), at most the median's span, the genesis's last
+    /// when fewer blocks precede.
+    fn times_of<'a>(&self, ancestors: impl Iterator<Item = &'a Seal>) -> Vec<u64> {
+        let mut times: Vec<u64> = ancestors.take(MEDIAN_TIME_SPAN).map(|s| s.time_ms).collect();
         if times.len() < MEDIAN_TIME_SPAN {
             times.push(self.rules.genesis_time_ms);
         }
@@ -110,20 +99,18 @@ impl SealChain {
         if first.height < from || first.height > tip + 1 {
             return Err(WorkLightError::Detached { from, tip, got: first.height });
         }
-        let base = first.height - 1;
-        let mut candidate = SealChain {
-            rules: self.rules,
-            seals: self.seals[..base as usize].to_vec(),
-            settled: self.settled,
-        };
+        // Below `base` both chains are the client's: only what differs is checked and weighed.
+        let base = (first.height - 1) as usize;
+        let mut verified: Vec<Seal> = Vec::with_capacity(seals.len());
         for seal in seals {
-            let height = candidate.height();
-            self.rules.check_seal(seal, candidate.seal_at(height))?;
-            check_time(seal, &candidate.times_back_from(height), now_ms)?;
-            candidate.seals.push(*seal);
+            self.rules.check_seal(seal, verified.last().or(self.seals[..base].last()))?;
+            let ancestors = verified.iter().rev().chain(self.seals[..base].iter().rev());
+            check_time(seal, &self.times_of(ancestors), now_ms)?;
+            verified.push(*seal);
         }
-        if candidate.work_to(candidate.height()) > self.work_to(tip) {
-            *self = candidate;
+        if work_of(&verified) > work_of(&self.seals[base..]) {
+            self.seals.truncate(base);
+            self.seals.extend(verified);
             return Ok(true);
         }
         Ok(false)
@@ -172,6 +159,14 @@ impl SealChain {
 
     /// The state version the header at `height` commits to (`k` blocks below its parent).
     pub fn state_version_at(&self, height: u64) -> u64 {
-        height.saturating_sub(1 + self.rules.confirmations)
+        pyralog_chain::block::committed_state_version(height, Some(self.rules.confirmations))
     }
+}
+
+/// The work `seals` prove together.
+fn work_of(seals: &[Seal]) -> U256 {
+    seals.iter().fold(U256::zero(), |sum, seal| {
+        let target = pyralog_consensus_types::pow::target_from_bits(seal.bits);
+        sum.saturating_add(target.map_or(U256::zero(), pyralog_consensus_types::pow::work))
+    })
 }

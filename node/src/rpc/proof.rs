@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
+use pyralog_chain::block::committed_state_version;
 use pyralog_chain::values::{Anchor, anchor_key, cluster_key};
 use pyralog_crypto::ClusterId;
 use pyralog_light::chain::{FinalityEvidence, ProvenValue};
@@ -87,7 +88,7 @@ async fn get_proof(
     };
     // The state the head's header commits to: its parent's (Proof-of-Work: `k` blocks below
     // its parent's, the last final one when it was mined).
-    let version = head.saturating_sub(1 + chain.confirmations.unwrap_or(0));
+    let version = committed_state_version(head, chain.confirmations);
     let prove = |key: Vec<u8>| -> Result<ProvenValue, ErrorObjectOwned> {
         let (value, proof) = chain.state.get_with_proof(&key, version).map_err(internal)?;
         Ok(ProvenValue { value, proof })

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use pyralog_chain::block::committed_state_version;
 use pyralog_crypto::Digest;
 use pyralog_light::contract::verify_contract_storage;
 use pyralog_light::trust::LightState;
@@ -45,7 +46,7 @@ pub(super) async fn verify_contract(args: &VerifyContractArgs) -> anyhow::Result
             let version = seals.state_version_at(head.height);
             (head, version)
         }
-        None => (state.head.clone(), state.head.height.saturating_sub(1)),
+        None => (state.head.clone(), committed_state_version(state.head.height, None)),
     };
     let head = &head;
     if head.height == 0 {

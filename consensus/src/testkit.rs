@@ -287,3 +287,17 @@ pub fn miss_target(mut seal: crate::pow::Seal) -> crate::pow::Seal {
         }
     }
 }
+
+/// Work rules whose seals take about 16 hashes (tests search nonces for real): one-second
+/// blocks from `genesis_time_ms`, a one-minute half-life, the limit `0x207fffff`, final
+/// `confirmations` seals deep.
+pub fn easy_pow_rules(genesis_time_ms: u64, confirmations: u64) -> crate::pow::PowRules {
+    crate::pow::PowRules {
+        genesis_time_ms,
+        initial_bits: crate::pow::bits_from_target(crate::pow::U256::MAX >> 4),
+        limit_bits: crate::pow::bits_from_target(crate::pow::U256::MAX >> 1),
+        ideal_block_time_s: 1,
+        half_life_s: 60,
+        confirmations,
+    }
+}

@@ -4,8 +4,8 @@
 use pyralog_consensus::core::{ConsensusCore, Effect, Input, MiningJob};
 use pyralog_consensus::finality::{FinalityError, FinalityProof, Trust};
 use pyralog_consensus::nakamoto::{PowEngine, PowMessage, SealedBlock};
-use pyralog_consensus::pow::{PowRules, Seal, SealError, U256, bits_from_target, target_from_bits};
-use pyralog_consensus::testkit::{mine_chain, mine_seal, miss_target};
+use pyralog_consensus::pow::{PowRules, Seal, SealError, U256, target_from_bits};
+use pyralog_consensus::testkit::{easy_pow_rules, mine_chain, mine_seal, miss_target};
 use pyralog_consensus::vote::payload_id;
 use pyralog_consensus::{Engine, ValidatorSet};
 use pyralog_crypto::{Digest, Keypair, PublicKey};
@@ -14,14 +14,7 @@ const GENESIS_MS: u64 = 1_767_225_600_000;
 
 /// Rules whose seals take about 16 hashes: tests search nonces for real.
 fn rules(confirmations: u64) -> PowRules {
-    PowRules {
-        genesis_time_ms: GENESIS_MS,
-        initial_bits: bits_from_target(U256::MAX >> 4),
-        limit_bits: bits_from_target(U256::MAX >> 1),
-        ideal_block_time_s: 1,
-        half_life_s: 60,
-        confirmations,
-    }
+    easy_pow_rules(GENESIS_MS, confirmations)
 }
 
 fn peer() -> PublicKey {

@@ -3,8 +3,8 @@
 //! last blocks or too far ahead, a lighter chain served first, a header not yet `k` deep, a fork
 //! deeper than `k`. Each is refused (or loses to the heavier chain) with its own error.
 
-use pyralog_consensus::pow::{PowRules, Seal, SealError, U256, bits_from_target, target_from_bits};
-use pyralog_consensus::testkit::{mine_chain, mine_seal, miss_target};
+use pyralog_consensus::pow::{PowRules, Seal, SealError, U256, target_from_bits};
+use pyralog_consensus::testkit::{easy_pow_rules, mine_chain, mine_seal, miss_target};
 use pyralog_crypto::Digest;
 use pyralog_light::work::{SealChain, WorkLightError};
 
@@ -13,14 +13,7 @@ const GENESIS_MS: u64 = 1_767_225_600_000;
 const NOW: u64 = GENESIS_MS + 1_000_000;
 
 fn rules() -> PowRules {
-    PowRules {
-        genesis_time_ms: GENESIS_MS,
-        initial_bits: bits_from_target(U256::MAX >> 4),
-        limit_bits: bits_from_target(U256::MAX >> 1),
-        ideal_block_time_s: 1,
-        half_life_s: 60,
-        confirmations: 3,
-    }
+    easy_pow_rules(GENESIS_MS, 3)
 }
 
 fn seals(parent: Option<Seal>, length: u64, start_ms: u64, tag: &str) -> Vec<Seal> {

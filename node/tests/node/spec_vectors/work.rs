@@ -2,21 +2,14 @@
 //! after a parent, and a work finality proof of a three-block chain with k = 2.
 
 use pyralog_consensus::finality::Trust;
-use pyralog_consensus::pow::{PowRules, Seal, U256, bits_from_target, target_from_bits, work};
-use pyralog_consensus::testkit::mine_chain;
+use pyralog_consensus::pow::{PowRules, Seal, target_from_bits, work};
+use pyralog_consensus::testkit::{easy_pow_rules, mine_chain};
 
 use super::by_hand::*;
 use super::common::*;
 
 fn rules() -> PowRules {
-    PowRules {
-        genesis_time_ms: BASE_MS,
-        initial_bits: bits_from_target(U256::MAX >> 4),
-        limit_bits: 0x207f_ffff,
-        ideal_block_time_s: 1,
-        half_life_s: 60,
-        confirmations: 2,
-    }
+    easy_pow_rules(BASE_MS, 2)
 }
 
 fn seal_json(seal: &Seal) -> Value {

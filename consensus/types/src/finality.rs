@@ -7,8 +7,9 @@
 //! with precommits of more than 2/3 of the voting power ([`QuorumRule`]); **work** engines
 //! (Proof-of-Work) prove a block with its seal and the `k` seals on top of it ([`WorkRule`]).
 //! What a verifier trusts besides the proof is a [`Trust`]: a validator set, or the chain's work
-//! rules and the seal of the block's parent. CometBFT's signed headers will be a family of their
-//! own.
+//! rules and the seal of the block's parent. A chain run behind CometBFT (ABCI) has no proof in
+//! this form: CometBFT signs its own headers, which a light client verifies with CometBFT's light
+//! client rules ([`SignedHeaderRule`] refuses every proof here, saying so).
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,11 +36,15 @@ pub enum Engine {
     /// Proof-of-Work (Nakamoto consensus): anyone who mines may seal blocks; a block is final
     /// `k` seals deep.
     Pow,
+    /// CometBFT, outside the node: the chain app runs behind it as an ABCI application and
+    /// CometBFT signs its own headers (verifier spec §12.9).
+    #[serde(rename = "cometbft")]
+    CometBft,
 }
 
 impl Engine {
     /// Every engine this build knows.
-    pub const ALL: &'static [Engine] = &[Engine::Tendermint, Engine::Pbft, Engine::Pow];
+    pub const ALL: &'static [Engine] = &[Engine::Tendermint, Engine::Pbft, Engine::Pow, Engine::CometBft];
 
     /// Its name in genesis files and headers.
     pub const fn name(self) -> &'static str {
@@ -47,6 +52,7 @@ impl Engine {
             Engine::Tendermint => "tendermint",
             Engine::Pbft => "pbft",
             Engine::Pow => "pow",
+            Engine::CometBft => "cometbft",
         }
     }
 
@@ -55,6 +61,7 @@ impl Engine {
         match self {
             Engine::Tendermint | Engine::Pbft => &QuorumRule,
             Engine::Pow => &WorkRule,
+            Engine::CometBft => &SignedHeaderRule,
         }
     }
 }
@@ -67,7 +74,7 @@ impl fmt::Display for Engine {
 
 /// An engine name this build does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown consensus engine {0:?} (known: tendermint, pbft, pow)")]
+#[error("unknown consensus engine {0:?} (known: tendermint, pbft, pow, cometbft)")]
 pub struct UnknownEngine(pub String);
 
 impl FromStr for Engine {
@@ -225,6 +232,30 @@ pub trait FinalityRule: Sync {
     ) -> Result<u64, FinalityError> {
         let _ = known;
         self.verify(proof, chain_id, height, block, validators.into(), false)
+    }
+}
+
+/// The rule of chains run behind CometBFT: blocks are final by CometBFT's signed headers, which
+/// are not [`FinalityProof`]s, so every proof given here is refused
+/// ([`FinalityError::WrongFamily`]); a verifier checks CometBFT's light blocks instead.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedHeaderRule;
+
+impl FinalityRule for SignedHeaderRule {
+    fn family(&self) -> &'static str {
+        "signed-header"
+    }
+
+    fn verify(
+        &self,
+        proof: &FinalityProof,
+        _chain_id: &str,
+        _height: u64,
+        _block: &BlockId,
+        _trust: Trust<'_>,
+        _light: bool,
+    ) -> Result<u64, FinalityError> {
+        Err(FinalityError::WrongFamily { engine: Engine::CometBft, got: proof.family() })
     }
 }
 

@@ -34,28 +34,28 @@ use pyralog_consensus_types::app::{
 };
 use pyralog_consensus_types::evidence::MAX_EVIDENCE_PER_BLOCK;
 use pyralog_consensus_types::pow::PowRules;
-use pyralog_consensus_types::vote::Evidence;
-use pyralog_consensus_types::{Engine, Validator, ValidatorSet};
+use pyralog_consensus_types::vote::{BlockId, Evidence};
+use pyralog_consensus_types::{Engine, Validator};
 use pyralog_crypto::{Digest, PublicKey};
 use serde::Deserialize;
 
+mod ending;
 mod work;
+
+use ending::{end_block, record_consensus};
 
 use crate::actions::{Sender, apply};
 use crate::block::{
     ConsensusInfo, Header, MAX_CLOCK_DRIFT_MS, committed_state_version, transactions_root, validators_hash,
 };
 use crate::overlay::Overlay;
-use crate::staking::end_block::BlockEnd;
+use crate::staking;
 use crate::staking::ledger::BlockAt;
-use crate::staking::records::PARAMS_KEY;
-use crate::staking::{self, StakingParams};
 use crate::state::{PreparedVersion, StateError, StateStore};
 use crate::tx::{SignedTx, Tx};
 use crate::values::{
-    Account, Genesis, LAST_BLOCK_KEY, LAST_COMMIT_KEY, LastBlock, LastCommit, MEMPOOL_NONCE_WINDOW,
-    MisbehaviourKind, MisbehaviourRecord, NEXT_VALIDATORS_KEY, TxLocation, VALIDATORS_KEY, account_key,
-    cluster_key, codes, misbehaviour_key,
+    Account, Genesis, LAST_BLOCK_KEY, LastBlock, MEMPOOL_NONCE_WINDOW, MisbehaviourRecord,
+    NEXT_VALIDATORS_KEY, TxLocation, VALIDATORS_KEY, account_key, cluster_key, codes, misbehaviour_key,
 };
 use pyralog_consensus_types::pow::MAX_FUTURE_MS;
 
@@ -222,6 +222,11 @@ impl ChainApp {
             if info.last_commit.is_some() || !info.evidence.is_empty() {
                 return Ok(Err("a Proof-of-Work block carries no last commit or evidence".into()));
             }
+        } else if self.engine == Engine::CometBft {
+            // CometBFT carries its own last commit and evidence beside the transactions.
+            if info.last_commit.is_some() || !info.evidence.is_empty() {
+                return Ok(Err("a block decided by CometBFT carries no last commit or evidence".into()));
+            }
         } else if info.last_commit.is_some() != (height > 1) {
             return Ok(Err(format!("a block at height {height} carries a last commit only after height 1")));
         }
@@ -272,6 +277,19 @@ impl ChainApp {
 
     fn overlay(&self) -> Result<Overlay<'_>, StateError> {
         Ok(Overlay::new(&self.state, self.state.latest_version()?))
+    }
+
+    /// The last committed block's id (zero before the first): the next header's parent.
+    pub fn last_block_id(&self) -> Result<BlockId, StateError> {
+        Ok(self.last_block()?.map_or(Digest([0; 32]), |l| l.id))
+    }
+
+    /// The validators of the next block and of the one after (equal unless the set changes).
+    pub fn validator_sets(&self) -> Result<(Vec<Validator>, Vec<Validator>), StateError> {
+        let view = self.overlay()?;
+        let current: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
+        let next: Option<Vec<Validator>> = view.get(NEXT_VALIDATORS_KEY)?;
+        Ok((current.clone(), next.unwrap_or(current)))
     }
 
     /// The last committed block, as the next header refers to it (none before the first).
@@ -340,67 +358,6 @@ fn fee_check(tx: &Tx, account: &Account) -> Result<(), String> {
         return Err(format!("fee {} (minimum {minimum}) with a balance of {}", tx.fee, account.balance));
     }
     Ok(())
-}
-
-/// Records what the block's consensus info proved: who signed its parent, and each misbehaviour
-/// not recorded before (the first proof of a double sign at a height counts).
-fn record_consensus(view: &mut Overlay<'_>, block: &DecidedBlock) -> Result<Vec<Misbehaviour>, StateError> {
-    let mut recorded = Vec::new();
-    if block.height > 1 {
-        let signers = block.last_commit_signers.clone();
-        view.put(LAST_COMMIT_KEY.to_vec(), &LastCommit { height: block.height - 1, signers });
-    }
-    for done in &block.evidence {
-        let key = misbehaviour_key(&done.validator, done.height);
-        if view.get::<MisbehaviourRecord>(&key)?.is_none() {
-            let kind = match done.kind {
-                pyralog_consensus_types::app::MisbehaviourKind::DuplicateVote => {
-                    MisbehaviourKind::DuplicateVote
-                }
-                pyralog_consensus_types::app::MisbehaviourKind::DuplicateProposal => {
-                    MisbehaviourKind::DuplicateProposal
-                }
-            };
-            tracing::warn!(validator = %done.validator, height = done.height, ?kind, "misbehaviour recorded");
-            view.put(key, &MisbehaviourRecord { kind, included_at: block.height });
-            recorded.push(done.clone());
-        }
-    }
-    Ok(recorded)
-}
-
-/// The end of the block: staking's (on a staking chain), then the validator sets move one
-/// height on: the next block's set is the one announced last block, and the one after it takes
-/// this block's updates. Returns the updates (effective at height + 2).
-fn end_block(
-    view: &mut Overlay<'_>,
-    block: &DecidedBlock,
-    at: BlockAt,
-    new_misbehaviour: &[Misbehaviour],
-) -> Result<Vec<Validator>, StateError> {
-    let Some(params) = view.get::<StakingParams>(PARAMS_KEY)? else { return Ok(Vec::new()) };
-    let current: Vec<Validator> = view.get(VALIDATORS_KEY)?.unwrap_or_default();
-    let stored_next: Option<Vec<Validator>> = view.get(NEXT_VALIDATORS_KEY)?;
-    let next = stored_next.clone().unwrap_or_else(|| current.clone());
-    let ending =
-        BlockEnd { at, last_commit_signers: &block.last_commit_signers, new_misbehaviour, next_set: &next };
-    let mut updates = staking::end_block::end_block(view, &params, &ending)?;
-    let after = match ValidatorSet::new(next.iter().copied()).and_then(|set| set.with_updates(&updates)) {
-        Ok(after) => after.validators().to_vec(),
-        Err(err) => {
-            // The rules never build such updates; a chain keeps its set rather than halt.
-            tracing::error!(%err, "validator updates refused: the set stays as it is");
-            updates.clear();
-            next.clone()
-        }
-    };
-    if next != current {
-        view.put(VALIDATORS_KEY.to_vec(), &next);
-    }
-    if stored_next.as_ref() != Some(&after) {
-        view.put(NEXT_VALIDATORS_KEY.to_vec(), &after);
-    }
-    Ok(updates)
 }
 
 impl ReplicatedApp for ChainApp {

@@ -25,6 +25,10 @@
 //! ([`PowGenesis`]; `genesisTimeMs` is then required: ASERT's schedule starts there). Anyone may
 //! mine; the `validators` list only seeds the chain's validator hashes and plays no part in
 //! consensus.
+//!
+//! `"consensus": { "engine": "cometbft" }` runs the chain app behind CometBFT v0.38: the node
+//! serves ABCI and CometBFT (configured from the same validators, `pyralog cometbft-config`)
+//! decides and signs the blocks.
 
 use std::path::Path;
 
@@ -79,6 +83,10 @@ pub enum EngineChoice {
     Pos,
     /// Proof-of-Work: anyone mines; a block is final `confirmations` seals deep.
     Pow,
+    /// CometBFT v0.38, outside the node: `pyralog start` serves the chain app over ABCI and
+    /// CometBFT decides and signs the blocks.
+    #[serde(rename = "cometbft")]
+    CometBft,
 }
 
 impl std::str::FromStr for EngineChoice {
@@ -90,7 +98,10 @@ impl std::str::FromStr for EngineChoice {
             "pbft" => Ok(EngineChoice::Pbft),
             "pos" => Ok(EngineChoice::Pos),
             "pow" => Ok(EngineChoice::Pow),
-            other => Err(format!("unknown consensus engine {other:?} (known: tendermint, pbft, pos, pow)")),
+            "cometbft" => Ok(EngineChoice::CometBft),
+            other => Err(format!(
+                "unknown consensus engine {other:?} (known: tendermint, pbft, pos, pow, cometbft)"
+            )),
         }
     }
 }
@@ -102,6 +113,7 @@ impl std::fmt::Display for EngineChoice {
             EngineChoice::Pbft => "pbft",
             EngineChoice::Pos => "pos",
             EngineChoice::Pow => "pow",
+            EngineChoice::CometBft => "cometbft",
         })
     }
 }
@@ -112,7 +124,7 @@ impl std::fmt::Display for EngineChoice {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsensusGenesis {
-    /// The engine: `tendermint`, `pbft`, `pos` or `pow`.
+    /// The engine: `tendermint`, `pbft`, `pos`, `pow` or `cometbft`.
     #[serde(default)]
     pub engine: EngineChoice,
     /// With `pos`, the BFT engine that decides blocks (absent: Tendermint). Headers and finality
@@ -219,6 +231,7 @@ impl ConsensusGenesis {
             EngineChoice::Pbft => Engine::Pbft,
             EngineChoice::Pos => self.base_engine.unwrap_or_default(),
             EngineChoice::Pow => Engine::Pow,
+            EngineChoice::CometBft => Engine::CometBft,
         }
     }
 
@@ -315,17 +328,19 @@ impl GenesisFile {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let genesis: GenesisFile =
-            serde_json::from_str(&text).with_context(|| format!("invalid genesis {}", path.display()))?;
-        check_chain_id(&genesis.chain_id).with_context(|| format!("invalid genesis {}", path.display()))?;
-        genesis.validator_set().with_context(|| format!("invalid genesis {}", path.display()))?;
-        genesis.consensus.check().with_context(|| format!("invalid genesis {}", path.display()))?;
-        genesis.pow_rules().with_context(|| format!("invalid genesis {}", path.display()))?;
-        genesis.check_staking().with_context(|| format!("invalid genesis {}", path.display()))?;
-        genesis
-            .genesis_state()
-            .check()
-            .map_err(|reason| anyhow::anyhow!("invalid genesis {}: {reason}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid genesis {}", path.display()))
+    }
+
+    /// Parses and checks a genesis file's text (CometBFT's genesis carries it as its
+    /// `app_state`).
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let genesis: GenesisFile = serde_json::from_str(text)?;
+        check_chain_id(&genesis.chain_id)?;
+        genesis.validator_set()?;
+        genesis.consensus.check()?;
+        genesis.pow_rules()?;
+        genesis.check_staking()?;
+        genesis.genesis_state().check().map_err(anyhow::Error::msg)?;
         Ok(genesis)
     }
 

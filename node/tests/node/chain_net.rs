@@ -33,14 +33,14 @@ use pyralog_p2p::libp2p::multiaddr::Protocol;
 use pyralog_p2p::{Overlay, P2pConfig};
 use tokio::sync::{mpsc, watch};
 
-const CHAIN: &str = "pyralog-chain-net-test";
+pub(crate) const CHAIN: &str = "pyralog-chain-net-test";
 
-struct Validating {
+pub(crate) struct Validating {
     _overlay: Overlay,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
-    progress: watch::Receiver<Progress>,
-    txs: mpsc::Sender<Vec<u8>>,
+    pub(crate) progress: watch::Receiver<Progress>,
+    pub(crate) txs: mpsc::Sender<Vec<u8>>,
     /// The app's state (a second handle on its database).
     state: StateStore,
 }
@@ -92,7 +92,7 @@ async fn start(
     (Validating { _overlay: overlay, stop, task, progress, txs, state }, addr)
 }
 
-async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) {
+pub(crate) async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) {
     let reached =
         tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.height >= height)).await;
     assert!(matches!(reached, Ok(Ok(_))), "height {height} not reached");
@@ -100,7 +100,7 @@ async fn wait_for_height(progress: &mut watch::Receiver<Progress>, height: u64) 
 
 /// Four validators of `engine` (miners under `rules` for Proof-of-Work) on a genesis of
 /// `accounts`, each with its state in `dirs`.
-async fn start_network(
+pub(crate) async fn start_network(
     engine: Engine,
     rules: Option<PowRules>,
     keys: &[Keypair],
@@ -127,7 +127,7 @@ async fn start_network(
 }
 
 /// Stops the validators; returns their state stores and the highest version all of them hold.
-async fn stop_network(nodes: Vec<Validating>) -> (Vec<StateStore>, u64) {
+pub(crate) async fn stop_network(nodes: Vec<Validating>) -> (Vec<StateStore>, u64) {
     for node in &nodes {
         let _ = node.stop.send(true);
     }
@@ -142,7 +142,7 @@ async fn stop_network(nodes: Vec<Validating>) -> (Vec<StateStore>, u64) {
     (states, common)
 }
 
-fn transfer(from: &Keypair, nonce: u64, to: &Keypair, amount: u64) -> Vec<u8> {
+pub(crate) fn transfer(from: &Keypair, nonce: u64, to: &Keypair, amount: u64) -> Vec<u8> {
     let action = Action::Transfer { to: to.public(), amount };
     let tx = Tx { chain_id: CHAIN.into(), sender: from.public(), nonce, fee: 1, action };
     SignedTx::sign(tx, from).encode()

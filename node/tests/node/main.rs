@@ -1,5 +1,6 @@
 //! Integration tests of the `pyralog` binary (one test target for the crate).
 
+mod abci;
 mod chain_app;
 mod chain_contracts;
 mod chain_net;

@@ -34,7 +34,18 @@ pub struct Submitter(pub(super) mpsc::Sender<(Vec<u8>, oneshot::Sender<Admission
 #[error("the consensus driver stopped")]
 pub struct DriverStopped;
 
+/// What a [`Submitter`] hands to whoever keeps the mempool: each transaction and where its
+/// answer goes.
+pub type Submissions = mpsc::Receiver<(Vec<u8>, oneshot::Sender<Admission>)>;
+
 impl Submitter {
+    /// A submitter whose transactions go to a mempool kept outside the driver (CometBFT's, for
+    /// a chain run behind it), at most `capacity` waiting.
+    pub fn channel(capacity: usize) -> (Submitter, Submissions) {
+        let (send, receive) = mpsc::channel(capacity);
+        (Submitter(send), receive)
+    }
+
     /// Submits `tx`; answers once the driver has checked and queued (or refused) it.
     pub async fn submit(&self, tx: Vec<u8>) -> Result<Admission, DriverStopped> {
         let (reply, answer) = oneshot::channel();

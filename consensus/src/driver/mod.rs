@@ -54,7 +54,7 @@ mod store;
 pub use clock::{Clock, MonotonicClock};
 #[cfg(feature = "test-utils")]
 pub use memory::MemoryStore;
-pub use mempool::{Admission, DriverStopped, Submitter};
+pub use mempool::{Admission, DriverStopped, Submissions, Submitter};
 pub use miner::{Miner, ThreadMiner};
 pub use net::{ConsensusNet, FetchedBlocks, NetError, NetEvent};
 pub use store::{BlockStore, ChainStore, StoreError, StoredBlock};

@@ -388,6 +388,7 @@ fn write_rpc_arrow_and_structured_seeds() {
         ("chain_getCommit", String::new()),
         ("chain_getFinality", r#"{"height":null}"#.to_owned()),
         ("chain_getSeals", r#"{"from":1,"count":10}"#.to_owned()),
+        ("chain_getCometLightBlock", r#"{"height":3}"#.to_owned()),
         ("chain_getValidators", r#"{}"#.to_owned()),
         ("state_get", r#"{"keyText":"anchor/alpha/demo/0","height":2}"#.to_owned()),
         ("state_getProof", r#"{"key":"0x616e63686f72"}"#.to_owned()),

@@ -168,7 +168,10 @@ impl ChainApp {
             (_, None) => [0; 32],
         };
         let parent_time = last.map_or(0, |l| l.time_ms);
-        let time_ms = if self.confirmations.is_some() { now_ms } else { now_ms.max(parent_time + 1) };
+        // CometBFT's block time is the header's as given: its own rules keep it after the
+        // parent's (block 1 takes the genesis time itself).
+        let exact = self.confirmations.is_some() || self.engine == Engine::CometBft;
+        let time_ms = if exact { now_ms } else { now_ms.max(parent_time + 1) };
         Ok(Header {
             chain_id: self.chain_id.clone(),
             height,
@@ -242,7 +245,8 @@ impl ChainApp {
         // Under Proof-of-Work the seal's time is held to the median rule (the engine's); the
         // header's only to the clock, and anyone may have mined it.
         let drift = if placed.is_some() { MAX_FUTURE_MS } else { MAX_CLOCK_DRIFT_MS };
-        if placed.is_none() && header.time_ms <= self.last_block()?.map_or(0, |l| l.time_ms) {
+        let after_parent = placed.is_none() && self.engine != Engine::CometBft;
+        if after_parent && header.time_ms <= self.last_block()?.map_or(0, |l| l.time_ms) {
             return Ok(Err(format!("block time {} is not after the parent's", header.time_ms)));
         }
         if header.time_ms > now_ms.saturating_add(drift) {

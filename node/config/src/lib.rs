@@ -102,6 +102,24 @@ pub struct ChainSection {
     /// relays blocks but does not mine, as bitcoind without `-gen`).
     #[serde(default)]
     pub mine_threads: usize,
+    /// On a chain run behind CometBFT (`"engine": "cometbft"`), where the ABCI server listens
+    /// for CometBFT's `proxy_app` (loopback: ABCI has no authentication).
+    #[serde(default = "default_abci_listen")]
+    pub abci_listen: String,
+    /// Behind CometBFT, its RPC (`rpc.laddr`): where this node sends transactions, and where the
+    /// `chain_getCometLightBlock` method fetches signed headers from.
+    #[serde(default = "default_cometbft_rpc")]
+    pub cometbft_rpc: String,
+}
+
+/// CometBFT's default `proxy_app` address.
+pub fn default_abci_listen() -> String {
+    "127.0.0.1:26658".into()
+}
+
+/// CometBFT's default RPC address.
+pub fn default_cometbft_rpc() -> String {
+    "http://127.0.0.1:26657".into()
 }
 
 fn default_genesis() -> PathBuf {

@@ -100,6 +100,9 @@ impl TrustedHead {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainLightError {
+    /// CometBFT's header for the state root does not verify (a chain run behind CometBFT).
+    #[error("CometBFT header: {0}")]
+    Comet(#[from] crate::comet::CometLightError),
     /// A header of another chain.
     #[error("header is for chain {got:?}, the client follows {expected:?}")]
     WrongChain {
@@ -395,12 +398,12 @@ pub struct FinalityEvidence {
 }
 
 fn proven<T: for<'de> Deserialize<'de>>(
-    header: &Header,
+    state_root: &[u8; 32],
     key: &[u8],
     proven: &ProvenValue,
     what: &'static str,
 ) -> Result<T, ChainLightError> {
-    verify_state_proof(&header.state_root.0, key, proven.value.as_deref(), &proven.proof)
+    verify_state_proof(state_root, key, proven.value.as_deref(), &proven.proof)
         .map_err(|source| ChainLightError::StateProof { what, source })?;
     let bytes =
         proven.value.as_ref().ok_or_else(|| ChainLightError::State(format!("no {what} in the state")))?;
@@ -449,29 +452,58 @@ pub fn verify_finality_work(
     verify_anchored_record(query, evidence, trusted_anchor, consistency)
 }
 
-/// The record path under a header already trusted: the cluster's registration and the
-/// partition's anchor proven against its state root, then the record against the anchored
-/// checkpoint (which must extend `trusted_anchor`).
+/// The record path under a header already trusted.
 fn verify_anchored_record(
     query: &RecordQuery,
     evidence: &FinalityEvidence,
     trusted_anchor: Option<&Checkpoint>,
     consistency: Option<&ConsistencyProof<Blake3Merkle>>,
 ) -> Result<Checkpoint, ChainLightError> {
-    let header = &evidence.header;
+    let state = AnchoredState {
+        cluster: &evidence.cluster,
+        anchor: &evidence.anchor,
+        record: &evidence.record,
+        inclusion: &evidence.inclusion,
+    };
+    verify_under_state_root(&evidence.header.state_root.0, query, &state, trusted_anchor, consistency)
+}
+
+/// What proves a record under a trusted state root: the cluster's registration and the
+/// partition's anchor in the state, and the record in the anchored checkpoint.
+pub struct AnchoredState<'a> {
+    /// The cluster's registration.
+    pub cluster: &'a ProvenValue,
+    /// The partition's anchor.
+    pub anchor: &'a ProvenValue,
+    /// The record's canonical encoding.
+    pub record: &'a [u8],
+    /// Its inclusion proof against the anchored checkpoint.
+    pub inclusion: &'a InclusionProof<Blake3Merkle>,
+}
+
+/// The record path under a trusted state root: the cluster's registration and the partition's
+/// anchor proven against it, then the record against the anchored checkpoint (which must
+/// extend `trusted_anchor`). Returns the anchored checkpoint.
+pub fn verify_under_state_root(
+    state_root: &[u8; 32],
+    query: &RecordQuery,
+    state: &AnchoredState<'_>,
+    trusted_anchor: Option<&Checkpoint>,
+    consistency: Option<&ConsistencyProof<Blake3Merkle>>,
+) -> Result<Checkpoint, ChainLightError> {
     let cluster: ClusterRecord =
-        proven(header, &cluster_key(&query.cluster), &evidence.cluster, "cluster registration")?;
+        proven(state_root, &cluster_key(&query.cluster), state.cluster, "cluster registration")?;
     let anchor: Anchor = proven(
-        header,
+        state_root,
         &anchor_key(&query.cluster, &query.log, query.partition),
-        &evidence.anchor,
+        state.anchor,
         "anchored checkpoint",
     )?;
     let members = MemberSet::equal(cluster.members.iter().copied())
         .map_err(|e| ChainLightError::State(format!("cluster members: {e}")))?;
     let record = RecordEvidence {
-        record: evidence.record.clone(),
-        proof: evidence.inclusion.clone(),
+        record: state.record.to_vec(),
+        proof: state.inclusion.clone(),
         certificate: anchor.certificate,
     };
     Ok(verify_record(query, &members, &record, trusted_anchor, consistency)?)

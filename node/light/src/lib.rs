@@ -3,6 +3,7 @@
 //!
 //! - [`chain`]: following finalized headers (adjacent and skipping, for every engine's finality
 //!   proof) and verifying a record up to a finalized header.
+//! - [`comet`]: a chain run behind CometBFT: its signed headers checked with CometBFT's rules.
 //! - [`contract`]: chain contract state proven under the trusted head.
 //! - [`record`]: a served record checked against its proven bytes.
 //! - [`zk`]: zk proof files checked against certified checkpoints.
@@ -11,6 +12,7 @@
 //! - [`work`]: the SPV client of Proof-of-Work chains (seals, work, `k`-deep finality).
 
 pub mod chain;
+pub mod comet;
 pub mod contract;
 pub mod record;
 pub mod trust;

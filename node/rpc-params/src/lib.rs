@@ -163,4 +163,5 @@ methods! {
     "contract_get" => ContractGet(ContractAt),
     "contract_getStorage" => ContractGetStorage(ContractStorageAt),
     "chain_getSeals" => GetSeals(SealsFrom),
+    "chain_getCometLightBlock" => GetCometLightBlock(AtHeight),
 }

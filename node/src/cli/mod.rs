@@ -3,6 +3,7 @@
 //! `pyralog-light` crate's checks.
 
 mod client;
+mod cometbft;
 mod contract;
 mod keys;
 mod light;
@@ -47,6 +48,9 @@ enum Command {
     /// Chain contracts: deploy code, instantiate, call, query, read their state.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
+    /// Write a CometBFT v0.38 home's genesis and validator key for this node (a chain whose
+    /// genesis runs `"engine": "cometbft"`).
+    CometbftHome(cometbft::CometbftHomeArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -61,5 +65,6 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Tx(command) => tx::run_tx(command),
         Command::Query(command) => tx::run_query(command),
         Command::Contract(command) => contract::run(command),
+        Command::CometbftHome(args) => cometbft::home(args),
     }
 }

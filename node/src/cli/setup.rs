@@ -141,6 +141,8 @@ fn chain_section(p2p: &str, bootstrap: Vec<String>, mine_threads: usize) -> Chai
         block_interval_ms: 200,
         propose_timeout_ms: 1000,
         mine_threads,
+        abci_listen: pyralog_config::default_abci_listen(),
+        cometbft_rpc: pyralog_config::default_cometbft_rpc(),
     }
 }
 

@@ -54,6 +54,11 @@ pub(crate) fn module(ctx: ChainCtx) -> RpcModule<ChainCtx> {
         })
         .expect("unique method name");
     module
+        .register_async_method("chain_getCometLightBlock", |params, ctx, _| async move {
+            timed("chain_getCometLightBlock", comet_light_block(&ctx.chain, params)).await
+        })
+        .expect("unique method name");
+    module
         .register_async_method("log_anchor", |_, ctx, _| async move {
             timed("log_anchor", anchor_now(ctx.anchorer.clone())).await
         })
@@ -155,8 +160,48 @@ fn get_seals(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
     }))
 }
 
+/// CometBFT's signed header and validators at a height (default: the finalized head), as its
+/// RPC serves them (`/commit`, `/validators`), for a light client to verify with CometBFT's rules.
+async fn comet_light_block(chain: &ChainService, params: Params<'static>) -> RpcResult {
+    let p: pyralog_rpc_params::AtHeight = parse(&params)?;
+    let Some(url) = &chain.cometbft_rpc else {
+        return Err(ErrorObject::owned(
+            codes::NOT_COMETBFT,
+            "the chain is not run behind CometBFT",
+            None::<()>,
+        ));
+    };
+    let height = p.height.unwrap_or_else(|| chain.finalized_height());
+    let unavailable = |e: jsonrpsee::core::client::Error| {
+        ErrorObject::owned(codes::NOT_COMETBFT, format!("CometBFT at {url}: {e}"), None::<()>)
+    };
+    let client = jsonrpsee::http_client::HttpClientBuilder::default().build(url).map_err(unavailable)?;
+    let at = |extra: &[(&str, &str)]| {
+        let mut params = jsonrpsee::core::params::ObjectParams::new();
+        let _ = params.insert("height", height.to_string());
+        for (key, value) in extra {
+            let _ = params.insert(key, *value);
+        }
+        params
+    };
+    use jsonrpsee::core::client::ClientT;
+    let commit: Value = client.request("commit", at(&[])).await.map_err(unavailable)?;
+    // CometBFT pages validators, 100 at most per page.
+    let validators: Value =
+        client.request("validators", at(&[("per_page", "100")])).await.map_err(unavailable)?;
+    Ok(json!({
+        "height": height,
+        "signedHeader": commit["signed_header"],
+        "validators": validators["validators"],
+    }))
+}
+
 fn finalized_head(ctx: &ChainCtx, _: Params<'_>) -> RpcResult {
     let chain = &ctx.chain;
+    if chain.cometbft_rpc.is_some() {
+        // CometBFT stores and signs the blocks (`chain_getCometLightBlock`).
+        return Ok(json!({ "height": chain.finalized_height(), "engine": "cometbft" }));
+    }
     let (header, block) = block_at(chain, None)?;
     Ok(json!({
         "height": header.height,

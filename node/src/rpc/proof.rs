@@ -18,6 +18,7 @@ use pyralog_chain::block::committed_state_version;
 use pyralog_chain::values::{Anchor, anchor_key, cluster_key};
 use pyralog_crypto::ClusterId;
 use pyralog_light::chain::{FinalityEvidence, ProvenValue};
+use pyralog_light::comet::CometEvidence;
 use pyralog_light::wire::{
     certificate_json, consistency_json, header_json, inclusion_json, record_json, to_hex,
 };
@@ -79,12 +80,13 @@ async fn get_proof(
     let chain = chain.ok_or_else(no_chain)?;
     let log = p.log_name().map_err(refused)?;
     let head = chain.finalized_height();
-    let Some((header, block)) = chain.block(head).map_err(internal)? else {
-        return Err(ErrorObject::owned(
-            codes::NOT_ANCHORED,
-            "the chain has no finalized block yet",
-            None::<()>,
-        ));
+    // Behind CometBFT there is no block of ours to serve: CometBFT's signed header at `head`
+    // carries the state root (`chain_getCometLightBlock`).
+    let block = match &chain.cometbft_rpc {
+        Some(_) if head > 0 => None,
+        _ => Some(chain.block(head).map_err(internal)?.ok_or_else(|| {
+            ErrorObject::owned(codes::NOT_ANCHORED, "the chain has no finalized block yet", None::<()>)
+        })?),
     };
     // The state the head's header commits to: its parent's (Proof-of-Work: `k` blocks below
     // its parent's, the last final one when it was mined).
@@ -123,21 +125,40 @@ async fn get_proof(
         consistency_from: p.trusted_size,
     };
     let answer = fetch(node, Some(chain), &own, &cluster, &request).await?;
-    let evidence = FinalityEvidence {
-        header: header.clone(),
-        finality: block.proof,
-        cluster: registration,
-        anchor: anchor_value,
-        record: answer.encoded.clone(),
-        inclusion: answer.inclusion.clone(),
-    };
     let mut value = proof_json(&answer, &anchor.certificate)?;
-    value["finality"] = json!({
-        "height": head,
-        "anchoredAtHeight": anchor.height,
-        "header": header_json(&header),
-        "evidence": to_hex(&postcard::to_allocvec(&evidence).expect("evidence serializes")),
-    });
+    value["finality"] = match block {
+        Some((header, block)) => {
+            let evidence = FinalityEvidence {
+                header: header.clone(),
+                finality: block.proof,
+                cluster: registration,
+                anchor: anchor_value,
+                record: answer.encoded.clone(),
+                inclusion: answer.inclusion.clone(),
+            };
+            json!({
+                "height": head,
+                "anchoredAtHeight": anchor.height,
+                "header": header_json(&header),
+                "evidence": to_hex(&postcard::to_allocvec(&evidence).expect("evidence serializes")),
+            })
+        }
+        None => {
+            let evidence = CometEvidence {
+                height: head,
+                cluster: registration,
+                anchor: anchor_value,
+                record: answer.encoded.clone(),
+                inclusion: answer.inclusion.clone(),
+            };
+            json!({
+                "height": head,
+                "engine": "cometbft",
+                "anchoredAtHeight": anchor.height,
+                "evidence": to_hex(&postcard::to_allocvec(&evidence).expect("evidence serializes")),
+            })
+        }
+    };
     Ok(value)
 }
 

@@ -15,7 +15,8 @@ use pyralog_chain::values::{ClusterRecord, cluster_key};
 use pyralog_consensus::app::ReplicatedApp;
 use pyralog_consensus::core::ConsensusCore;
 use pyralog_consensus::driver::{
-    BlockStore, ChainStore, Driver, DriverConfig, DriverError, Progress, StoredBlock, Submitter, ThreadMiner,
+    BlockStore, ChainStore, Driver, DriverConfig, DriverError, NetEvent, Progress, StoredBlock, Submitter,
+    ThreadMiner,
 };
 use pyralog_consensus::nakamoto::PowEngine;
 use pyralog_consensus::pbft::{PbftEngine, PbftTimeouts};
@@ -26,6 +27,7 @@ use pyralog_p2p::libp2p::Multiaddr;
 use pyralog_p2p::{Overlay, P2pConfig, P2pHandle};
 use tokio::sync::{mpsc, watch};
 
+use crate::service::cometbft;
 use crate::service::links::ClusterNode;
 use crate::service::xcluster;
 use pyralog_config::{BasePath, ChainSection};
@@ -38,6 +40,8 @@ pub(crate) struct ChainService {
     pub(crate) genesis_set: ValidatorSet,
     /// Under Proof-of-Work, `k`: a header commits to the state `k` blocks below its parent.
     pub(crate) confirmations: Option<u64>,
+    /// Behind CometBFT, its RPC (signed headers for light clients); `None` on native engines.
+    pub(crate) cometbft_rpc: Option<String>,
     /// Committed blocks (read side).
     pub(crate) blocks: BlockStore,
     /// The chain state (read side).
@@ -63,8 +67,14 @@ pub(crate) struct ChainRuntime {
     pub(crate) service: Arc<ChainService>,
     _overlay: Overlay,
     stop: watch::Sender<bool>,
-    driver: tokio::task::JoinHandle<Result<(), DriverError>>,
+    consensus: Consensus,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What decides the blocks: this node's driver, or CometBFT beside it.
+enum Consensus {
+    Driver(tokio::task::JoinHandle<Result<(), DriverError>>),
+    CometBft(cometbft::CometSide),
 }
 
 fn multiaddrs(list: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
@@ -100,69 +110,43 @@ impl ChainRuntime {
         let checker = ChainApp::new(genesis.chain_id.clone(), state.clone(), key.public())
             .with_engine(engine_kind)
             .with_work_rules(work_rules.as_ref());
-        let propose = Duration::from_millis(section.propose_timeout_ms);
-        let timeouts = Timeouts {
-            propose,
-            prevote: propose / 2,
-            precommit: propose / 2,
-            rebroadcast: propose * 2,
-            increase: propose / 2,
+        let (stop, stopped) = watch::channel(false);
+        let (progress, txs, submitter, consensus) = if engine_kind == Engine::CometBft {
+            // CometBFT decides, stores and signs the blocks; the overlay still serves other
+            // clusters' proof queries.
+            drop(inbox.events);
+            let side = cometbft::start(app, section)?;
+            (side.progress.clone(), side.txs.clone(), side.submitter.clone(), Consensus::CometBft(side))
+        } else {
+            let driver =
+                start_driver(&genesis, section, key, app, work_rules, &overlay, &blocks, inbox.events)?;
+            (
+                driver.progress(),
+                driver.tx_sender(),
+                driver.submitter(),
+                Consensus::Driver(tokio::spawn(driver.run(stopped))),
+            )
         };
-        // One arm per engine the genesis file can name.
-        let engine: Box<dyn ConsensusCore + Send> = match engine_kind {
-            Engine::Tendermint => {
-                Box::new(TendermintEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
-            }
-            Engine::Pbft => {
-                let view = genesis.consensus.view_timeout();
-                // Lost messages are re-sent before the view would change over them.
-                let timeouts = PbftTimeouts { view, rebroadcast: view / 2 };
-                Box::new(PbftEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
-            }
-            Engine::Pow => {
-                let rules = work_rules.context("a pow chain without work rules")?;
-                let engine = PowEngine::new(rules);
-                Box::new(if section.mine_threads > 0 { engine.mining(key.public()) } else { engine })
-            }
-            other => anyhow::bail!("this build of pyralog cannot run the {other} engine the genesis names"),
-        };
-        let config = DriverConfig {
-            chain_id: genesis.chain_id.clone(),
-            validators: genesis_set.clone(),
-            sync_interval: Duration::from_millis(500),
-            max_payload_bytes: 4 << 20,
-            block_interval: Duration::from_millis(section.block_interval_ms),
-            max_mempool_txs: 10_000,
-            app_state: genesis.app_state(),
-        };
-        let mut driver =
-            Driver::new(engine, app, overlay.handle.clone(), blocks.clone(), config, inbox.events);
-        if engine_kind == Engine::Pow && section.mine_threads > 0 {
-            tracing::info!(threads = section.mine_threads, "mining");
-            let miner = ThreadMiner::new(section.mine_threads, driver.mined_sender());
-            driver = driver.with_miner(miner);
-        }
         let service = Arc::new(ChainService {
             chain_id: genesis.chain_id.clone(),
             genesis_set,
             confirmations: work_rules.map(|rules| rules.confirmations),
+            cometbft_rpc: (engine_kind == Engine::CometBft).then(|| section.cometbft_rpc.clone()),
             blocks,
             state,
             checker,
-            progress: driver.progress(),
-            txs: driver.tx_sender(),
-            submitter: driver.submitter(),
+            progress,
+            txs,
+            submitter,
             p2p: overlay.handle.clone(),
 
             key: key.clone(),
         });
-        let (stop, stopped) = watch::channel(false);
-        let driver = tokio::spawn(driver.run(stopped));
         let tasks = vec![tokio::spawn(xcluster::serve_queries(cluster.clone(), inbox.queries))];
         // Checkpoint gossip is not used yet: anchoring goes through transactions.
         drop(inbox.checkpoints);
         tracing::info!(chain = %genesis.chain_id, peer = %overlay.handle.peer_id(), "chain started");
-        Ok(ChainRuntime { service, _overlay: overlay, stop, driver, tasks })
+        Ok(ChainRuntime { service, _overlay: overlay, stop, consensus, tasks })
     }
 
     /// Runs `task` until the chain stops.
@@ -173,16 +157,81 @@ impl ChainRuntime {
     /// Stops the driver (it finishes the step it is in) and the tasks.
     pub(crate) async fn shutdown(self) {
         let _ = self.stop.send(true);
-        match self.driver.await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(%err, "chain driver failed"),
-            Err(err) => tracing::error!(%err, "chain driver panicked"),
+        match self.consensus {
+            Consensus::Driver(driver) => match driver.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::error!(%err, "chain driver failed"),
+                Err(err) => tracing::error!(%err, "chain driver panicked"),
+            },
+            Consensus::CometBft(side) => {
+                side.forwarder.abort();
+                // Joins the connection threads: the app's state is closed when this returns.
+                tokio::task::spawn_blocking(move || side.server.shutdown()).await.ok();
+            }
         }
         for task in self.tasks {
             task.abort();
             let _ = task.await;
         }
     }
+}
+
+/// This node's consensus driver for the genesis file's engine (Tendermint, PBFT or
+/// Proof-of-Work with its miner threads).
+#[allow(clippy::too_many_arguments)]
+fn start_driver(
+    genesis: &GenesisFile,
+    section: &ChainSection,
+    key: &Keypair,
+    app: ChainApp,
+    work_rules: Option<pyralog_consensus::pow::PowRules>,
+    overlay: &Overlay,
+    blocks: &BlockStore,
+    events: mpsc::Receiver<NetEvent>,
+) -> anyhow::Result<Driver<Box<dyn ConsensusCore + Send>, ChainApp, P2pHandle>> {
+    let engine_kind = genesis.consensus.engine();
+    let propose = Duration::from_millis(section.propose_timeout_ms);
+    let timeouts = Timeouts {
+        propose,
+        prevote: propose / 2,
+        precommit: propose / 2,
+        rebroadcast: propose * 2,
+        increase: propose / 2,
+    };
+    // One arm per engine the genesis file can name.
+    let engine: Box<dyn ConsensusCore + Send> = match engine_kind {
+        Engine::Tendermint => {
+            Box::new(TendermintEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
+        }
+        Engine::Pbft => {
+            let view = genesis.consensus.view_timeout();
+            // Lost messages are re-sent before the view would change over them.
+            let timeouts = PbftTimeouts { view, rebroadcast: view / 2 };
+            Box::new(PbftEngine::new(genesis.chain_id.clone(), key.clone(), timeouts))
+        }
+        Engine::Pow => {
+            let rules = work_rules.context("a pow chain without work rules")?;
+            let engine = PowEngine::new(rules);
+            Box::new(if section.mine_threads > 0 { engine.mining(key.public()) } else { engine })
+        }
+        other => anyhow::bail!("this build of pyralog cannot run the {other} engine the genesis names"),
+    };
+    let config = DriverConfig {
+        chain_id: genesis.chain_id.clone(),
+        validators: genesis.validator_set()?,
+        sync_interval: Duration::from_millis(500),
+        max_payload_bytes: 4 << 20,
+        block_interval: Duration::from_millis(section.block_interval_ms),
+        max_mempool_txs: 10_000,
+        app_state: genesis.app_state(),
+    };
+    let mut driver = Driver::new(engine, app, overlay.handle.clone(), blocks.clone(), config, events);
+    if engine_kind == Engine::Pow && section.mine_threads > 0 {
+        tracing::info!(threads = section.mine_threads, "mining");
+        let miner = ThreadMiner::new(section.mine_threads, driver.mined_sender());
+        driver = driver.with_miner(miner);
+    }
+    Ok(driver)
 }
 
 impl ChainService {

@@ -20,6 +20,9 @@ use pyralog_light::chain::{
     ChainLightError, FinalityEvidence, TrustedHead, verify_adjacent, verify_finality, verify_finality_work,
     verify_skipping,
 };
+use pyralog_light::comet::{
+    CometEvidence, CometTrust, parse_light_block, verify_finality_comet, verify_header,
+};
 use pyralog_light::record::{proven_fields, proven_record};
 use pyralog_light::trust::LightState;
 use pyralog_light::wire::{self, to_hex, u64_field};
@@ -195,6 +198,9 @@ pub(super) async fn sync(args: &SyncArgs) -> anyhow::Result<Value> {
             genesis.consensus.engine()
         );
     }
+    if state.head.engine == Engine::CometBft {
+        return sync_comet(rpc, state, &args.state).await;
+    }
     let from = state.head.height;
     let head = call(rpc, "chain_getFinalizedHead", json!({})).await?;
     let target = u64_field(&head["height"], "height")?;
@@ -347,6 +353,10 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         params["trustedSize"] = json!(old.size);
     }
     let answer = call(args.rpc, "log_getProof", params).await?;
+    if state.head.engine == Engine::CometBft {
+        let comet = CometRecord { query, slot, trusted, answer };
+        return verify_record_comet(&args, state, comet).await;
+    }
     let evidence: FinalityEvidence = wire::finality_evidence(&answer)?;
     let consistency = match &answer["consistency"] {
         Value::Null => None,
@@ -388,6 +398,108 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
             "trustedHeight": state.seals.as_ref().map_or(state.head.height, SealChain::height),
         },
         "cluster": cluster,
+        "log": args.log,
+        "partition": args.partition,
+        "offset": args.offset,
+        "extendsTrusted": trusted.map(|old| old.size),
+    });
+    merge(&mut report, proven_fields(&proven));
+    Ok(report)
+}
+
+/// CometBFT's light block at `height` (default: the server's finalized head), verified from the
+/// genesis validators; returns its height, app hash and validator count.
+async fn comet_header(
+    rpc: &str,
+    head: &TrustedHead,
+    height: Option<u64>,
+) -> anyhow::Result<(u64, [u8; 32], usize)> {
+    let trust =
+        CometTrust::genesis(&head.chain_id, head.time_ms, &head.next_validators, head.trusting_period_ms)?;
+    let params = match height {
+        Some(height) => json!({ "height": height }),
+        None => json!({}),
+    };
+    let answer = call(rpc, "chain_getCometLightBlock", params).await?;
+    let height = u64_field(&answer["height"], "height")?;
+    let (signed, validators) = parse_light_block(&answer)?;
+    let app_hash = verify_header(&trust, height, &signed, &validators, unix_ms())?;
+    Ok((height, app_hash, validators.validators().len()))
+}
+
+/// `pyralog light sync` on a chain run behind CometBFT: the server's latest CometBFT header is
+/// verified from the genesis validators (each `verify-record --finality` verifies its own header
+/// the same way; the state file keeps the genesis trust and the anchors seen).
+async fn sync_comet(rpc: &str, state: LightState, path: &Path) -> anyhow::Result<Value> {
+    let (height, app_hash, validators) = comet_header(rpc, &state.head, None).await?;
+    state.save(path)?;
+    Ok(json!({
+        "synced": true,
+        "engine": "cometbft",
+        "chainId": state.head.chain_id,
+        "height": height,
+        "appHash": to_hex(&app_hash),
+        "validators": validators,
+    }))
+}
+
+/// What `verify-record --finality` fetched, for a chain run behind CometBFT.
+struct CometRecord {
+    query: RecordQuery,
+    slot: String,
+    trusted: Option<pyralog_crypto::Checkpoint>,
+    answer: Value,
+}
+
+/// `verify-record --finality` on a chain run behind CometBFT: the record under the `app_hash` of
+/// CometBFT's header at the served height, that header verified from the genesis validators.
+async fn verify_record_comet(
+    args: &FinalityArgs<'_>,
+    mut state: LightState,
+    comet: CometRecord,
+) -> anyhow::Result<Value> {
+    let CometRecord { query, slot, trusted, answer } = comet;
+    let evidence: CometEvidence =
+        postcard::from_bytes(&wire::unhex(&answer["finality"]["evidence"], "finality.evidence")?)
+            .context("undecodable CometBFT finality evidence")?;
+    let consistency = match &answer["consistency"] {
+        Value::Null => None,
+        c => Some(wire::consistency(c)?),
+    };
+    let trust = CometTrust::genesis(
+        &state.head.chain_id,
+        state.head.time_ms,
+        &state.head.next_validators,
+        state.head.trusting_period_ms,
+    )?;
+    let light = call(args.rpc, "chain_getCometLightBlock", json!({ "height": evidence.height })).await?;
+    let (signed, validators) = parse_light_block(&light)?;
+    let anchored = verify_finality_comet(
+        &trust,
+        &signed,
+        &validators,
+        &query,
+        &evidence,
+        trusted.as_ref(),
+        consistency.as_ref(),
+        unix_ms(),
+    )?;
+    let proven = proven_record(args.offset, &evidence.record, &answer["record"])?;
+    if state.keep_newer_anchor(slot, &anchored)? {
+        state.save(args.state)?;
+    }
+    let mut report = json!({
+        "verified": true,
+        "finality": {
+            "height": evidence.height,
+            "engine": "cometbft",
+            "appHash": to_hex(signed.header.app_hash.as_bytes()),
+            "cometBlockHash": signed.header.hash().to_string(),
+            "signatures": signed.commit.signatures.iter().filter(|s| s.is_commit()).count(),
+            "anchoredSize": anchored.size,
+            "anchoredRoot": to_hex(&anchored.root.0),
+        },
+        "cluster": query.cluster.to_string(),
         "log": args.log,
         "partition": args.partition,
         "offset": args.offset,

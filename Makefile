@@ -16,6 +16,10 @@ ROSENPASS := $(TOOLS)/bin/rosenpass
 # (contracts/tests/assemblyscript.rs finds it here, or skips saying why).
 ASSEMBLYSCRIPT_VERSION := 0.28.20
 ASC := $(TOOLS)/npm/node_modules/.bin/asc
+# CometBFT, the peer of the ABCI interop tests (node/tests/node/cometbft.rs finds it here, or
+# skips saying why): built with `go install` where Go is present.
+COMETBFT_VERSION := v0.38.26
+COMETBFT := $(TOOLS)/bin/cometbft
 
 # Debian packages the build needs: mold (linker, see .cargo/config.toml), clang + libclang-dev
 # (bindgen for RocksDB in the cluster engine); curl + jq drive the local testnet's RPC calls;
@@ -73,6 +77,11 @@ deps:
 	  test -x "$(ASC)" || { echo "deps: installing AssemblyScript $(ASSEMBLYSCRIPT_VERSION) (contract examples) into $(TOOLS)/npm"; \
 	    npm install --no-audit --no-fund --silent --prefix "$(TOOLS)/npm" assemblyscript@$(ASSEMBLYSCRIPT_VERSION); }; \
 	else echo "deps: no npm here: the AssemblyScript contract example is skipped"; fi
+	@if command -v go >/dev/null; then \
+	  test -x "$(COMETBFT)" || { echo "deps: installing CometBFT $(COMETBFT_VERSION) (ABCI interop tests) into $(TOOLS)/bin"; \
+	    GOBIN="$(TOOLS)/bin" go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION) \
+	      || echo "deps: CometBFT $(COMETBFT_VERSION) could not be installed: its interop tests skip"; }; \
+	else echo "deps: no Go here: the CometBFT interop tests are skipped"; fi
 
 # Kafka's jars, fetched once into the cache; skipped (the tests then say why) without Java or Maven.
 kafka-jars:

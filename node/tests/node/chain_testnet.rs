@@ -61,7 +61,7 @@ async fn wait_anchored(url: &str, cluster: &str, offset: u64) {
 }
 
 /// Runs `pyralog light ARGS`; returns its JSON report and whether it exited 0.
-async fn light(args: Vec<String>) -> (Value, bool) {
+pub(crate) async fn light(args: Vec<String>) -> (Value, bool) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pyralog"));
     command.arg("light").args(args);
     let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();

@@ -7,6 +7,7 @@ mod chain_net;
 mod chain_rpc;
 mod chain_testnet;
 mod cli;
+mod cometbft;
 mod contract_rpc;
 mod disk_faults;
 mod kafka;

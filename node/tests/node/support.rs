@@ -132,6 +132,17 @@ pub(crate) async fn start_clusters_on(
     per_cluster: u16,
     edit: impl Fn(&str) -> String,
 ) -> Testnet {
+    start_nodes_on(engine, dir, clusters, per_cluster, |_, config| edit(config)).await
+}
+
+/// [`start_clusters_on`], passing each node's index and `config.toml` text through `edit`.
+pub(crate) async fn start_nodes_on(
+    engine: &str,
+    dir: &Path,
+    clusters: u16,
+    per_cluster: u16,
+    edit: impl Fn(u16, &str) -> String,
+) -> Testnet {
     let nodes = clusters * per_cluster;
     // Consecutive free ports: raft, rpc, metrics, overlay and Kafka for each node, no overlaps.
     let base = free_base(5 * nodes);
@@ -149,7 +160,7 @@ pub(crate) async fn start_clusters_on(
     for i in 0..nodes {
         let path = dir.join(format!("node{i}/config.toml"));
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, edit(&text)).unwrap();
+        std::fs::write(&path, edit(i, &text)).unwrap();
     }
     let children = (0..nodes).map(|i| spawn_node(dir, i)).collect();
     let rpc = (0..nodes).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();

@@ -1,0 +1,194 @@
+//! The chain app behind a real CometBFT v0.38 (`"engine": "cometbft"`): one and four CometBFT
+//! validators, each beside a `pyralog start` serving its app over ABCI, finalize blocks that
+//! anchor the cluster's checkpoints; the light client verifies a record with finality through
+//! CometBFT's signed headers, and refuses a header a lying server changed.
+//!
+//! CometBFT comes from `make test` (`go install` into the cache directory); without it (no Go,
+//! or the module unavailable) the tests say so and skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::chain_testnet::{light, sync, verify_final};
+use crate::support::{ProxyHook, call, eventually, free_base, hex, proxy, start_nodes_on};
+
+/// The CometBFT binary: `PYRALOG_COMETBFT`, the cache directory's, or one on `PATH`.
+fn cometbft() -> Option<PathBuf> {
+    let cached =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/pyralog/tools/bin/cometbft"));
+    let candidates = std::env::var_os("PYRALOG_COMETBFT").map(PathBuf::from).into_iter().chain(cached);
+    let found = candidates.into_iter().find(|path| path.is_file());
+    found.or_else(|| {
+        let out = Command::new("sh").args(["-c", "command -v cometbft"]).output().ok()?;
+        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    })
+}
+
+/// CometBFT processes, killed with the test.
+struct CometNodes(Vec<Child>);
+
+impl Drop for CometNodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn run(binary: &Path, args: &[&str]) -> String {
+    let out = Command::new(binary).args(args).output().unwrap();
+    assert!(out.status.success(), "{} {args:?}: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Lies about CometBFT's header: another app hash (so another state root).
+struct ForgedAppHash;
+
+impl ProxyHook for ForgedAppHash {
+    fn answer(&self, method: &str, answer: &mut Value) {
+        if method == "chain_getCometLightBlock" {
+            answer["signedHeader"]["header"]["app_hash"] = json!("AB".repeat(32));
+        }
+    }
+}
+
+async fn anchors_and_verifies_behind_cometbft(validators: u16) {
+    let Some(comet) = cometbft() else {
+        eprintln!(
+            "skipped: no cometbft binary (make test installs CometBFT v0.38 with `go install` where Go is present)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_base(3 * validators);
+    let (abci, rpc, p2p) = (ports, ports + validators, ports + 2 * validators);
+    let net = start_nodes_on("cometbft", dir.path(), 1, validators, |i, config| {
+        config
+            .replace("127.0.0.1:26658", &format!("127.0.0.1:{}", abci + i))
+            .replace("http://127.0.0.1:26657", &format!("http://127.0.0.1:{}", rpc + i))
+    })
+    .await;
+
+    // Each node's CometBFT home: CometBFT's defaults, then our genesis and this node's key.
+    let mut ids = Vec::new();
+    for i in 0..validators {
+        let home = dir.path().join(format!("node{i}/cometbft"));
+        let home_arg = home.to_str().unwrap();
+        run(&comet, &["init", "--home", home_arg]);
+        let base = dir.path().join(format!("node{i}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_pyralog"))
+            .args(["cometbft-home", "--base-path", base.to_str().unwrap(), "--home", home_arg])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Validators on one machine: same IP, loopback addresses.
+        let config = home.join("config/config.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text
+            .replace("allow_duplicate_ip = false", "allow_duplicate_ip = true")
+            .replace("addr_book_strict = true", "addr_book_strict = false");
+        std::fs::write(&config, text).unwrap();
+        ids.push(run(&comet, &["show-node-id", "--home", home_arg]));
+    }
+    let mut nodes = CometNodes(Vec::new());
+    for i in 0..validators {
+        let peers: Vec<String> = (0..validators)
+            .filter(|j| *j != i)
+            .map(|j| format!("{}@127.0.0.1:{}", ids[j as usize], p2p + j))
+            .collect();
+        let log = std::fs::File::create(dir.path().join(format!("comet{i}.log"))).unwrap();
+        let child = Command::new(&comet)
+            .arg("start")
+            .args(["--home", dir.path().join(format!("node{i}/cometbft")).to_str().unwrap()])
+            .args(["--proxy_app", &format!("tcp://127.0.0.1:{}", abci + i)])
+            .args(["--rpc.laddr", &format!("tcp://127.0.0.1:{}", rpc + i)])
+            .args(["--p2p.laddr", &format!("tcp://127.0.0.1:{}", p2p + i)])
+            .args(["--p2p.persistent_peers", &peers.join(",")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        nodes.0.push(child);
+    }
+    for url in &net.rpc {
+        eventually("CometBFT finalizing blocks through the app", async || {
+            let head = call(url, "chain_getFinalizedHead", json!({})).await.ok()?;
+            (head["engine"] == "cometbft" && head["height"].as_u64()? >= 3).then_some(())
+        })
+        .await;
+    }
+
+    // A record, anchored through CometBFT's blocks.
+    let url = &net.rpc[0];
+    call(url, "log_create", json!({"name": "audit", "partitions": 1, "replicationFactor": validators}))
+        .await
+        .unwrap();
+    let offset = eventually("an acknowledged append", async || {
+        let records = json!([{ "value": hex(b"behind cometbft") }]);
+        let receipts = call(url, "log_append", json!({"log": "audit", "partition": 0, "records": records}))
+            .await
+            .ok()?;
+        receipts[0]["offset"].as_u64()
+    })
+    .await;
+    let params = json!({"log": "audit", "partition": 0, "offset": offset, "finality": true});
+    let served = eventually("the record anchored and served with finality", async || {
+        call(&net.rpc[validators as usize - 1], "log_getProof", params.clone()).await.ok()
+    })
+    .await;
+    assert_eq!(served["finality"]["engine"], "cometbft");
+    let status = call(url, "system_status", json!({})).await.unwrap();
+    let cluster = status["cluster"].as_str().unwrap().to_owned();
+
+    // The light client: CometBFT's header verified from the genesis validators, then the record.
+    let state = dir.path().join("light.json");
+    let (synced, ok) = sync(url, &dir.path().join("node0"), &state).await;
+    assert!(ok, "{synced}");
+    assert_eq!(
+        (synced["engine"].as_str(), synced["validators"].as_u64()),
+        (Some("cometbft"), Some(validators as u64))
+    );
+    let last = &net.rpc[validators as usize - 1];
+    let (report, ok) = verify_final(last, &cluster, "audit", offset, &state).await;
+    assert!(ok, "{report}");
+    assert_eq!(report["finality"]["engine"], "cometbft");
+    assert_eq!(
+        report["finality"]["signatures"].as_u64().unwrap() * 3 > 2 * validators as u64,
+        true,
+        "{report}"
+    );
+    assert_eq!(report["value"], hex(b"behind cometbft"));
+
+    // A server that changes CometBFT's header is caught: its signatures no longer hold.
+    let liar = proxy(url.clone(), Arc::new(ForgedAppHash)).await;
+    let (refused, ok) = verify_final(&liar, &cluster, "audit", offset, &state).await;
+    assert!(!ok, "{refused}");
+    assert!(refused.to_string().contains("CometBFT header: invalid"), "{refused}");
+    let (resynced, ok) = light(vec![
+        "sync".into(),
+        "--rpc".into(),
+        liar,
+        "--genesis".into(),
+        dir.path().join("node0/genesis.json").to_str().unwrap().into(),
+        "--state".into(),
+        state.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(!ok, "{resynced}");
+    assert!(resynced.to_string().contains("invalid"), "{resynced}");
+    drop(nodes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_cometbft_validator_anchors_and_the_light_client_verifies_through_its_headers() {
+    anchors_and_verifies_behind_cometbft(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_cometbft_validators_anchor_and_the_light_client_verifies_through_their_headers() {
+    anchors_and_verifies_behind_cometbft(4).await;
+}

@@ -109,7 +109,7 @@ FORBIDDEN_DEPS := tokio|rocksdb|librocksdb-sys|libp2p
 # the code the fuzzer runs.
 FUZZ_TARGETS := chain_tx block_header consensus_info finality_proof evidence state_proof checkpoint record genesis_json \
   tendermint_wire pbft_wire consensus_wal cluster_frame p2p_frame zk_proof light_answer kafka_request kafka_batch config_toml \
-  tunnel_datagram arrow_ipc rpc_params structured
+  tunnel_datagram arrow_ipc rpc_params structured abci_frame
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 

@@ -38,8 +38,11 @@ fn the_assemblyscript_constraint_compiles_and_refuses_what_it_should() {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/assemblyscript/keyed_values.ts");
     let out = dir.path().join("keyed_values.wasm");
     // The flags of package.json's build script.
+    // asc resolves its input against its working directory, which may be reached by another
+    // path than the source (a symlinked checkout): run it beside the source.
     let built = std::process::Command::new(&asc)
-        .arg(&source)
+        .current_dir(source.parent().unwrap())
+        .arg(source.file_name().unwrap())
         .arg("--outFile")
         .arg(&out)
         .args([

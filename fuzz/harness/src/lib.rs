@@ -13,8 +13,8 @@ mod structured;
 
 pub use clients::{arrow_ipc, config_toml, kafka_batch, kafka_request, rpc_params};
 pub use peers::{
-    cluster_frame, consensus_wal, light_answer, p2p_frame, pbft_wire, tendermint_wire, tunnel_datagram,
-    zk_proof,
+    abci_frame, cluster_frame, consensus_wal, light_answer, p2p_frame, pbft_wire, tendermint_wire,
+    tunnel_datagram, zk_proof,
 };
 use pyralog_chain::block::{ConsensusInfo, Header};
 use pyralog_chain::genesis::GenesisFile;
@@ -54,6 +54,7 @@ pub const TARGETS: &[Target] = &[
     ("arrow_ipc", arrow_ipc),
     ("rpc_params", rpc_params),
     ("structured", structured),
+    ("abci_frame", abci_frame),
 ];
 
 /// A chain transaction from a client or the mempool gossip: size, decoding, chain and signature

@@ -151,3 +151,19 @@ pub fn tunnel_datagram(data: &[u8]) {
         rest = after;
     }
 }
+
+/// What CometBFT sends the ABCI server (a peer on loopback, or anything that reaches the port):
+/// frames read within a 1 MiB cap until the bytes run out or one is refused; a decoded request
+/// re-encodes to bytes that decode to the same request.
+pub fn abci_frame(data: &[u8]) {
+    use prost::Message;
+    let mut rest = data;
+    while let Ok(Some(request)) = pyralog_abci::read_request(&mut rest, 1 << 20) {
+        let bytes = request.encode_length_delimited_to_vec();
+        let again = pyralog_abci::read_request(&mut bytes.as_slice(), usize::MAX)
+            .expect("a re-encoded request reads")
+            .expect("a re-encoded request is there");
+        assert_eq!(again, request, "ABCI requests survive a round trip");
+    }
+    let _ = tendermint_proto::v0_38::abci::Request::decode(data);
+}

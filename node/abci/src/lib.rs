@@ -18,7 +18,7 @@ mod chain;
 pub mod server;
 
 pub use adapter::{AbciAdapter, AbciApp, AbciError};
-pub use server::{AbciServer, DEFAULT_MAX_REQUEST_BYTES, ServerHandle};
+pub use server::{AbciServer, DEFAULT_MAX_REQUEST_BYTES, FrameError, ServerHandle, read_request};
 
 /// The ABCI major version this app speaks (CometBFT v0.38 sends "2.0.0").
 pub const ABCI_MAJOR_VERSION: &str = "2";

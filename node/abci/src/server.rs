@@ -41,13 +41,17 @@ struct Connection {
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
-enum FrameError {
+pub enum FrameError {
+    /// The connection failed or ended inside a frame.
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
+    /// The length prefix runs past 10 bytes.
     #[error("a length prefix longer than 10 bytes")]
     Varint,
+    /// A length over the cap (the body is not read).
     #[error("a request of {0} bytes, over the {1}-byte cap")]
     TooLarge(u64, usize),
+    /// The body is not a `Request`.
     #[error("undecodable request: {0}")]
     Decode(#[from] prost::DecodeError),
 }
@@ -175,8 +179,9 @@ fn serve_connection<A: AbciApp + Send + 'static>(
     }
 }
 
-/// The next request; `None` at a clean end of stream.
-fn read_request(reader: &mut impl Read, cap: usize) -> Result<Option<Request>, FrameError> {
+/// The next request from `reader` (CometBFT's framing), at most `cap` bytes; `None` at a clean
+/// end of stream.
+pub fn read_request(reader: &mut impl Read, cap: usize) -> Result<Option<Request>, FrameError> {
     let mut length: u64 = 0;
     let mut byte = [0u8; 1];
     for i in 0..=10 {

@@ -104,17 +104,25 @@ pub struct ChainSection {
     pub mine_threads: usize,
     /// On a chain run behind CometBFT (`"engine": "cometbft"`), where the ABCI server listens
     /// for CometBFT's `proxy_app` (loopback: ABCI has no authentication).
-    #[serde(default = "default_abci_listen")]
+    #[serde(default = "default_abci_listen", skip_serializing_if = "is_default_abci_listen")]
     pub abci_listen: String,
     /// Behind CometBFT, its RPC (`rpc.laddr`): where this node sends transactions, and where the
     /// `chain_getCometLightBlock` method fetches signed headers from.
-    #[serde(default = "default_cometbft_rpc")]
+    #[serde(default = "default_cometbft_rpc", skip_serializing_if = "is_default_cometbft_rpc")]
     pub cometbft_rpc: String,
 }
 
 /// CometBFT's default `proxy_app` address.
 pub fn default_abci_listen() -> String {
     "127.0.0.1:26658".into()
+}
+
+fn is_default_abci_listen(addr: &str) -> bool {
+    addr == default_abci_listen()
+}
+
+fn is_default_cometbft_rpc(url: &str) -> bool {
+    url == default_cometbft_rpc()
 }
 
 /// CometBFT's default RPC address.

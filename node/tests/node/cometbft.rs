@@ -67,9 +67,12 @@ async fn anchors_and_verifies_behind_cometbft(validators: u16) {
     let ports = free_base(3 * validators);
     let (abci, rpc, p2p) = (ports, ports + validators, ports + 2 * validators);
     let net = start_nodes_on("cometbft", dir.path(), 1, validators, |i, config| {
-        config
-            .replace("127.0.0.1:26658", &format!("127.0.0.1:{}", abci + i))
-            .replace("http://127.0.0.1:26657", &format!("http://127.0.0.1:{}", rpc + i))
+        let ports = format!(
+            "[chain]\nabci_listen = \"127.0.0.1:{}\"\ncometbft_rpc = \"http://127.0.0.1:{}\"\n",
+            abci + i,
+            rpc + i
+        );
+        config.replacen("[chain]\n", &ports, 1)
     })
     .await;
 

@@ -311,6 +311,30 @@ pub(super) fn build() -> Value {
         verify_finality(&trusted, &query, &evidence, Some(&trusted_checkpoint), Some(&consistency), NOW)
             .expect("the finality path verifies");
     assert_eq!(verified, anchored);
+    // The same path behind CometBFT (§12.9): CometBFT's header at the head's height carries the
+    // head's state root as its app hash.
+    let comet_evidence = pyralog_light::comet::CometEvidence {
+        height: header.height,
+        cluster: evidence.cluster.clone(),
+        anchor: evidence.anchor.clone(),
+        record: evidence.record.clone(),
+        inclusion: evidence.inclusion.clone(),
+    };
+    let state = pyralog_light::chain::AnchoredState {
+        cluster: &comet_evidence.cluster,
+        anchor: &comet_evidence.anchor,
+        record: &comet_evidence.record,
+        inclusion: &comet_evidence.inclusion,
+    };
+    let under_root = pyralog_light::chain::verify_under_state_root(
+        &header.state_root.0,
+        &query,
+        &state,
+        Some(&trusted_checkpoint),
+        Some(&consistency),
+    )
+    .expect("the record path under the app hash verifies");
+    assert_eq!(under_root, anchored);
 
     let mut out = serde_json::Map::new();
     let mut put = |name: &str, value: Value| out.insert(name.to_owned(), value);
@@ -453,6 +477,8 @@ pub(super) fn build() -> Value {
                 "old_size": consistency.old_size, "new_size": consistency.new_size, "path": consistency_path,
             },
             "evidence": hx(&postcard::to_allocvec(&evidence).unwrap()),
+            "comet_app_hash": hx(&header.state_root.0),
+            "comet_evidence": hx(&postcard::to_allocvec(&comet_evidence).unwrap()),
         }),
     );
     put("contracts", super::contracts::contract_vectors());

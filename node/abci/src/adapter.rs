@@ -117,6 +117,8 @@ impl<A> Clone for AbciAdapter<A> {
 
 struct Shared<A> {
     app: A,
+    /// Told each height the app commits (the node's progress).
+    on_commit: Option<Box<dyn Fn(u64) + Send>>,
     /// Every validator address seen (never forgotten: a removed validator's vote may still be
     /// in the last commit of the block after).
     book: HashMap<Address, PublicKey>,
@@ -176,7 +178,15 @@ impl<A: AbciApp> Shared<A> {
 impl<A: AbciApp + Send + 'static> AbciAdapter<A> {
     /// The adapter over `app`.
     pub fn new(app: A) -> Self {
-        AbciAdapter { shared: Arc::new(Mutex::new(Shared { app, book: HashMap::new() })) }
+        AbciAdapter { shared: Arc::new(Mutex::new(Shared { app, on_commit: None, book: HashMap::new() })) }
+    }
+
+    /// The same adapter, calling `hook` with each height the app commits.
+    pub fn on_commit(self, hook: impl Fn(u64) + Send + 'static) -> Self {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.on_commit = Some(Box::new(hook));
+        }
+        self
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Shared<A>>, AbciError> {
@@ -397,7 +407,11 @@ impl<A: AbciApp + Send + 'static> AbciAdapter<A> {
 
     /// `Commit`: the finalized block's state becomes durable.
     pub fn try_commit(&self) -> Result<ResponseCommit, AbciError> {
-        self.lock()?.app.commit().map_err(app_error)?;
+        let mut shared = self.lock()?;
+        let height = shared.app.commit().map_err(app_error)?;
+        if let Some(hook) = &shared.on_commit {
+            hook(height);
+        }
         Ok(ResponseCommit { retain_height: 0 })
     }
 

@@ -3,105 +3,19 @@
 //! sends transactions (clients', anchors) to CometBFT's mempool through its RPC
 //! (`broadcast_tx_sync`, CometBFT running `check_tx` on our app before it answers).
 //!
-//! The app reports each commit to the node ([`Progress`]), so the RPC's finalized height and
+//! The adapter reports each commit to the node ([`Progress`]), so the RPC's finalized height and
 //! subscriptions follow CometBFT's blocks.
 
 use base64::Engine as _;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use pyralog_abci::{AbciAdapter, AbciApp, AbciServer, ServerHandle};
-use pyralog_chain::app::{AppError, ChainApp};
+use pyralog_abci::{AbciAdapter, AbciServer, ServerHandle};
+use pyralog_chain::app::ChainApp;
 use pyralog_config::ChainSection;
-use pyralog_consensus::Validator;
-use pyralog_consensus::app::{
-    AppInfo, BlockContext, CheckContext, DecidedBlock, Finalized, PayloadVerdict, ProposalContext,
-    ReplicatedApp,
-};
+use pyralog_consensus::app::ReplicatedApp;
 use pyralog_consensus::driver::{Admission, Progress, Submitter};
-use pyralog_consensus::vote::BlockId;
 use tokio::sync::{mpsc, watch};
-
-/// The chain app, telling the node what it committed.
-struct ObservedApp {
-    app: ChainApp,
-    progress: watch::Sender<Progress>,
-}
-
-impl ReplicatedApp for ObservedApp {
-    type Error = AppError;
-
-    fn info(&self) -> Result<AppInfo, AppError> {
-        self.app.info()
-    }
-
-    fn init_chain(
-        &mut self,
-        chain_id: &str,
-        validators: &[Validator],
-        app_state: &[u8],
-    ) -> Result<Vec<u8>, AppError> {
-        self.app.init_chain(chain_id, validators, app_state)
-    }
-
-    fn check_tx(&self, tx: &[u8]) -> Result<Result<(), String>, AppError> {
-        self.app.check_tx(tx)
-    }
-
-    fn prepare_payload(
-        &mut self,
-        context: &ProposalContext,
-        txs: Vec<Vec<u8>>,
-        max_bytes: usize,
-    ) -> Result<Vec<Vec<u8>>, AppError> {
-        self.app.prepare_payload(context, txs, max_bytes)
-    }
-
-    fn process_payload(
-        &mut self,
-        context: &CheckContext,
-        txs: &[Vec<u8>],
-    ) -> Result<PayloadVerdict, AppError> {
-        self.app.process_payload(context, txs)
-    }
-
-    fn block_context(&self, txs: &[Vec<u8>]) -> BlockContext {
-        self.app.block_context(txs)
-    }
-
-    fn finalize(&mut self, block: &DecidedBlock) -> Result<Finalized, AppError> {
-        self.app.finalize(block)
-    }
-
-    fn commit(&mut self) -> Result<u64, AppError> {
-        let height = self.app.commit()?;
-        self.progress.send_modify(|p| p.height = height);
-        Ok(height)
-    }
-
-    fn query(&self, path: &str, data: &[u8]) -> Result<Vec<u8>, AppError> {
-        self.app.query(path, data)
-    }
-}
-
-impl AbciApp for ObservedApp {
-    fn known_validators(&self) -> Result<Vec<Validator>, AppError> {
-        self.app.known_validators()
-    }
-
-    fn last_block_id(&self) -> Result<BlockId, AppError> {
-        AbciApp::last_block_id(&self.app)
-    }
-
-    fn genesis_app_state(
-        &self,
-        chain_id: &str,
-        validators: &[Validator],
-        json: &[u8],
-    ) -> Result<Vec<u8>, String> {
-        self.app.genesis_app_state(chain_id, validators, json)
-    }
-}
 
 /// The running CometBFT side of a node: the ABCI server and the transaction forwarder.
 pub(crate) struct CometSide {
@@ -122,7 +36,8 @@ pub(crate) struct CometSide {
 pub(crate) fn start(app: ChainApp, section: &ChainSection) -> anyhow::Result<CometSide> {
     let committed = app.info()?.last_height;
     let (progress_in, progress) = watch::channel(Progress { height: committed, ..Progress::default() });
-    let adapter = AbciAdapter::new(ObservedApp { app, progress: progress_in });
+    let adapter =
+        AbciAdapter::new(app).on_commit(move |height| progress_in.send_modify(|p| p.height = height));
     let server = AbciServer::bind(&section.abci_listen)
         .map_err(|e| anyhow::anyhow!("cannot listen for CometBFT's ABCI on {}: {e}", section.abci_listen))?
         .serve(adapter)?;

@@ -385,26 +385,39 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         state.save(args.state)?;
     }
     let header = &evidence.header;
+    let finality = json!({
+        "height": header.height,
+        "blockId": to_hex(&header.block_id().0),
+        "stateRoot": to_hex(&header.state_root.0),
+        "engine": evidence.finality.engine().name(),
+        "signatures": evidence.finality.signers().len(),
+        "anchoredSize": anchored.size,
+        "anchoredRoot": to_hex(&anchored.root.0),
+        "trustedHeight": state.seals.as_ref().map_or(state.head.height, SealChain::height),
+    });
+    Ok(record_report(&args, &cluster, finality, trusted.map(|old| old.size), &proven))
+}
+
+/// What `verify-record --finality` prints once everything holds: the record's place, the
+/// finality path (`finality`), the anchored size it extended, and the fields proven.
+fn record_report(
+    args: &FinalityArgs<'_>,
+    cluster: &str,
+    finality: Value,
+    extends: Option<u64>,
+    proven: &pyralog_cluster::model::StoredRecord,
+) -> Value {
     let mut report = json!({
         "verified": true,
-        "finality": {
-            "height": header.height,
-            "blockId": to_hex(&header.block_id().0),
-            "stateRoot": to_hex(&header.state_root.0),
-            "engine": evidence.finality.engine().name(),
-            "signatures": evidence.finality.signers().len(),
-            "anchoredSize": anchored.size,
-            "anchoredRoot": to_hex(&anchored.root.0),
-            "trustedHeight": state.seals.as_ref().map_or(state.head.height, SealChain::height),
-        },
+        "finality": finality,
         "cluster": cluster,
         "log": args.log,
         "partition": args.partition,
         "offset": args.offset,
-        "extendsTrusted": trusted.map(|old| old.size),
+        "extendsTrusted": extends,
     });
-    merge(&mut report, proven_fields(&proven));
-    Ok(report)
+    merge(&mut report, proven_fields(proven));
+    report
 }
 
 /// CometBFT's light block at `height` (default: the server's finalized head), verified from the
@@ -488,23 +501,15 @@ async fn verify_record_comet(
     if state.keep_newer_anchor(slot, &anchored)? {
         state.save(args.state)?;
     }
-    let mut report = json!({
-        "verified": true,
-        "finality": {
-            "height": evidence.height,
-            "engine": "cometbft",
-            "appHash": to_hex(signed.header.app_hash.as_bytes()),
-            "cometBlockHash": signed.header.hash().to_string(),
-            "signatures": signed.commit.signatures.iter().filter(|s| s.is_commit()).count(),
-            "anchoredSize": anchored.size,
-            "anchoredRoot": to_hex(&anchored.root.0),
-        },
-        "cluster": query.cluster.to_string(),
-        "log": args.log,
-        "partition": args.partition,
-        "offset": args.offset,
-        "extendsTrusted": trusted.map(|old| old.size),
+    let finality = json!({
+        "height": evidence.height,
+        "engine": "cometbft",
+        "appHash": to_hex(signed.header.app_hash.as_bytes()),
+        "cometBlockHash": signed.header.hash().to_string(),
+        "signatures": signed.commit.signatures.iter().filter(|s| s.is_commit()).count(),
+        "anchoredSize": anchored.size,
+        "anchoredRoot": to_hex(&anchored.root.0),
     });
-    merge(&mut report, proven_fields(&proven));
-    Ok(report)
+    let cluster = query.cluster.to_string();
+    Ok(record_report(args, &cluster, finality, trusted.map(|old| old.size), &proven))
 }

@@ -1,7 +1,8 @@
 //! The chain app behind a real CometBFT v0.38 (`"engine": "cometbft"`): one and four CometBFT
 //! validators, each beside a `pyralog start` serving its app over ABCI, finalize blocks that
 //! anchor the cluster's checkpoints; the light client verifies a record with finality through
-//! CometBFT's signed headers, and refuses a header a lying server changed.
+//! CometBFT's signed headers, and refuses a header a lying server changed. A validator and its
+//! CometBFT killed and restarted catch up through CometBFT's handshake.
 //!
 //! CometBFT comes from `make test` (`go install` into the cache directory); without it (no Go,
 //! or the module unavailable) the tests say so and skip.
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::chain_testnet::{light, sync, verify_final};
-use crate::support::{ProxyHook, call, eventually, free_base, hex, proxy, start_nodes_on};
+use crate::support::{ProxyHook, call, eventually, free_base, hex, proxy, spawn_node, start_nodes_on};
 
 /// The CometBFT binary: `PYRALOG_COMETBFT`, the cache directory's, or one on `PATH`.
 fn cometbft() -> Option<PathBuf> {
@@ -66,7 +67,7 @@ async fn anchors_and_verifies_behind_cometbft(validators: u16) {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_base(3 * validators);
     let (abci, rpc, p2p) = (ports, ports + validators, ports + 2 * validators);
-    let net = start_nodes_on("cometbft", dir.path(), 1, validators, |i, config| {
+    let mut net = start_nodes_on("cometbft", dir.path(), 1, validators, |i, config| {
         let ports = format!(
             "[chain]\nabci_listen = \"127.0.0.1:{}\"\ncometbft_rpc = \"http://127.0.0.1:{}\"\n",
             abci + i,
@@ -97,14 +98,17 @@ async fn anchors_and_verifies_behind_cometbft(validators: u16) {
         std::fs::write(&config, text).unwrap();
         ids.push(run(&comet, &["show-node-id", "--home", home_arg]));
     }
-    let mut nodes = CometNodes(Vec::new());
-    for i in 0..validators {
+    let spawn = |i: u16| {
         let peers: Vec<String> = (0..validators)
             .filter(|j| *j != i)
             .map(|j| format!("{}@127.0.0.1:{}", ids[j as usize], p2p + j))
             .collect();
-        let log = std::fs::File::create(dir.path().join(format!("comet{i}.log"))).unwrap();
-        let child = Command::new(&comet)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(format!("comet{i}.log")))
+            .unwrap();
+        Command::new(&comet)
             .arg("start")
             .args(["--home", dir.path().join(format!("node{i}/cometbft")).to_str().unwrap()])
             .args(["--proxy_app", &format!("tcp://127.0.0.1:{}", abci + i)])
@@ -114,9 +118,9 @@ async fn anchors_and_verifies_behind_cometbft(validators: u16) {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
-        nodes.0.push(child);
-    }
+            .unwrap()
+    };
+    let mut nodes = CometNodes((0..validators).map(spawn).collect());
     for url in &net.rpc {
         eventually("CometBFT finalizing blocks through the app", async || {
             let head = call(url, "chain_getFinalizedHead", json!({})).await.ok()?;
@@ -180,6 +184,25 @@ async fn anchors_and_verifies_behind_cometbft(validators: u16) {
     .await;
     assert!(!ok, "{resynced}");
     assert!(resynced.to_string().contains("invalid"), "{resynced}");
+
+    // Validator 0 and its CometBFT are killed (SIGKILL, wherever they are: between FinalizeBlock
+    // and Commit or not) and restarted: CometBFT's handshake replays what the app did not
+    // commit, to the app hashes it stored (it halts on any other), and the chain goes on.
+    let before = call(url, "chain_getFinalizedHead", json!({})).await.unwrap()["height"].as_u64().unwrap();
+    for child in [&mut net.children[0], &mut nodes.0[0]] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    net.children[0] = spawn_node(dir.path(), 0);
+    nodes.0[0] = spawn(0);
+    eventually("the restarted validator finalizing again", async || {
+        let head = call(url, "chain_getFinalizedHead", json!({})).await.ok()?;
+        (head["height"].as_u64()? >= before + 3).then_some(())
+    })
+    .await;
+    let (again, ok) = verify_final(url, &cluster, "audit", offset, &state).await;
+    assert!(ok, "{again}");
+    assert!(again["finality"]["height"].as_u64().unwrap() > before, "{again}");
     drop(nodes);
 }
 

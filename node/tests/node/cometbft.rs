@@ -57,6 +57,19 @@ impl ProxyHook for ForgedAppHash {
     }
 }
 
+/// Lies about who signed: the second commit signature replaced by the first (one validator's
+/// vote counted twice, what the 2025 fix of CometBFT's light client refuses).
+struct DuplicatedVote;
+
+impl ProxyHook for DuplicatedVote {
+    fn answer(&self, method: &str, answer: &mut Value) {
+        if method == "chain_getCometLightBlock" {
+            let signatures = &mut answer["signedHeader"]["commit"]["signatures"];
+            signatures[1] = signatures[0].clone();
+        }
+    }
+}
+
 async fn anchors_and_verifies_behind_cometbft(validators: u16) {
     let Some(comet) = cometbft() else {
         eprintln!(
@@ -172,6 +185,12 @@ async fn anchors_and_verifies_behind_cometbft(validators: u16) {
     let (refused, ok) = verify_final(&liar, &cluster, "audit", offset, &state).await;
     assert!(!ok, "{refused}");
     assert!(refused.to_string().contains("CometBFT header: invalid"), "{refused}");
+    if validators > 1 {
+        let twice = proxy(url.clone(), Arc::new(DuplicatedVote)).await;
+        let (refused, ok) = verify_final(&twice, &cluster, "audit", offset, &state).await;
+        assert!(!ok, "{refused}");
+        assert!(refused.to_string().contains("duplicate validator"), "{refused}");
+    }
     let (resynced, ok) = light(vec![
         "sync".into(),
         "--rpc".into(),

@@ -88,6 +88,13 @@ fn block_at(
             Some(json!({ "finalizedHead": head })),
         ));
     }
+    if chain.cometbft_rpc.is_some() {
+        return Err(ErrorObject::owned(
+            codes::NOT_COMETBFT,
+            "CometBFT stores and signs this chain's blocks: ask its RPC (/block), or chain_getCometLightBlock for signed headers",
+            Some(json!({ "finalizedHead": head })),
+        ));
+    }
     chain.block(height).map_err(internal)?.ok_or_else(|| {
         ErrorObject::owned(codes::UNKNOWN_HEIGHT, format!("block {height} not stored"), None::<()>)
     })
@@ -355,8 +362,15 @@ async fn finalized_heads(chain: Arc<ChainService>, pending: PendingSubscriptionS
         // Every height once, in order, from the head at subscription on.
         let from = if sent == 0 { head } else { sent + 1 };
         for height in from.max(1)..=head {
-            let Ok(Some((header, _))) = chain.block(height) else { return };
-            if !send(&sink, header_json(&header)).await {
+            // Behind CometBFT the node holds no headers of its own: the height alone.
+            let head_json = match &chain.cometbft_rpc {
+                Some(_) => json!({ "height": height, "engine": "cometbft" }),
+                None => {
+                    let Ok(Some((header, _))) = chain.block(height) else { return };
+                    header_json(&header)
+                }
+            };
+            if !send(&sink, head_json).await {
                 return;
             }
             sent = height;

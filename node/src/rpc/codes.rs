@@ -76,7 +76,8 @@ pub(crate) const MEMPOOL_FULL: i32 = 1047;
 pub(crate) const NOT_STAKING: i32 = 1048;
 /// `chain_getSeals` on a chain without Proof-of-Work.
 pub(crate) const NOT_MINED: i32 = 1049;
-/// `chain_getCometLightBlock` on a chain not run behind CometBFT, or CometBFT did not answer.
+/// `chain_getCometLightBlock` on a chain not run behind CometBFT, or CometBFT did not answer; a
+/// block method (`chain_getBlock`, ...) on a chain behind CometBFT, which stores the blocks.
 pub(crate) const NOT_COMETBFT: i32 = 1054;
 /// No contract (or contract code) of that id (or hash) at that height.
 pub(crate) const UNKNOWN_CONTRACT: i32 = 1060;

@@ -161,6 +161,9 @@ async fn anchors_and_verifies_behind_cometbft(validators: u16) {
     })
     .await;
     assert_eq!(served["finality"]["engine"], "cometbft");
+    // CometBFT keeps the blocks: the node's block methods say where they are.
+    let block = call(url, "chain_getBlock", json!({"height": 1})).await;
+    assert_eq!(crate::support::code(block), 1054);
     let status = call(url, "system_status", json!({})).await.unwrap();
     let cluster = status["cluster"].as_str().unwrap().to_owned();
 

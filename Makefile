@@ -30,8 +30,9 @@ COMETBFT := $(TOOLS)/bin/cometbft
 # Kafka interop tests link (rdkafka crate); wireguard-go, wireguard-tools, socat and iproute2 run
 # the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root);
 # nftables (partitions, packet loss, latency redirects), faketime (libfaketime: clock skew) and
-# conntrack (moving live flows onto the delay relay) are the chaos harness's faults.
-APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev nftables faketime conntrack
+# conntrack (moving live flows onto the delay relay) are the chaos harness's faults; prometheus
+# brings promtool, which lints the node's /metrics in the tests.
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev nftables faketime conntrack prometheus
 # Apache Kafka's broker and tools (jars from Maven Central, testnet/kafka/pom.xml): the Kafka
 # interop tests and `make bench-kafka` run them where Java and Maven are installed.
 KAFKA_VERSION := 4.1.1

@@ -363,15 +363,55 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<ClusterNode>, tunnel:
                 return;
             }
             let request = String::from_utf8_lossy(&head);
-            let (status, body) = match request.split_whitespace().take(2).collect::<Vec<_>>()[..] {
-                ["GET", "/metrics"] => ("200 OK", render(&node, tunnel.as_ref())),
-                _ => ("404 Not Found", "only GET /metrics is served here\n".to_owned()),
+            // OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format
+            // (0.0.4) for the others.
+            let openmetrics = request.lines().any(|line| {
+                let line = line.to_ascii_lowercase();
+                line.starts_with("accept:") && line.contains("application/openmetrics-text")
+            });
+            let (status, body, kind) = match request.split_whitespace().take(2).collect::<Vec<_>>()[..] {
+                ["GET", "/metrics"] if openmetrics => ("200 OK", render(&node, tunnel.as_ref()), OPENMETRICS),
+                ["GET", "/metrics"] => {
+                    ("200 OK", classic_text(&render(&node, tunnel.as_ref())), CLASSIC_TEXT)
+                }
+                _ => (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_owned(),
+                    "text/plain; charset=utf-8",
+                ),
             };
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = stream.write_all(response.as_bytes()).await;
         });
     }
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const CLASSIC_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as Prometheus's classic text format: no `# EOF` or `# UNIT` lines, and a
+/// counter's `HELP`/`TYPE` name its `_total` series (OpenMetrics names the family without it).
+fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            (counters.contains(name) && !name.ends_with("_total"))
+                .then(|| format!("{tag}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }

@@ -13,7 +13,7 @@ use pyralog_crypto::{Checkpoint, Digest};
 use serde_json::{Value, json};
 
 use crate::support::{
-    DEADLINE, call, code, eventually, hex, params, raw_get, raw_post, spawn_node, start, unhex,
+    DEADLINE, call, code, eventually, hex, params, raw_get, raw_get_with, raw_post, spawn_node, start, unhex,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,6 +284,14 @@ async fn three_node_processes_serve_the_rpc_api() {
         assert!(value(&format!("pyralog_storage_written_bytes{{kind=\"{kind}\"}}")) > 0, "{kind}");
     }
     assert!(raw_get(&net.metrics[0], "/other").starts_with("HTTP/1.1 404"));
+    // The classic text format by default, which Prometheus's own linter passes (promtool reads
+    // only that format); OpenMetrics when the scraper asks for it.
+    let open =
+        raw_get_with(&net.metrics[0], "/metrics", "Accept: application/openmetrics-text; version=1.0.0");
+    assert!(open.contains("application/openmetrics-text") && open.trim_end().ends_with("# EOF"), "{open}");
+    assert!(scraped.contains("text/plain; version=0.0.4") && !scraped.contains("# EOF"), "{scraped}");
+    assert!(scraped.contains("# TYPE pyralog_rpc_requests_total counter"), "{scraped}");
+    promtool_check(&scraped);
 
     // SIGTERM: a clean exit.
     let pid = net.children[2].id().to_string();
@@ -388,4 +396,27 @@ async fn acknowledged_writes_survive_kill_9_of_a_node_process() {
             assert_eq!(&records[*offset as usize]["value"], value, "offset {offset} at {url}");
         }
     }
+}
+
+/// `promtool check metrics` on a scrape's body (HTTP head cut off): no problem reported. Skips,
+/// saying so, without promtool (`make deps` installs Debian's `prometheus` package for it).
+fn promtool_check(scrape: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!(
+            "skipped: promtool check metrics (no promtool; make deps installs Debian's prometheus package)"
+        );
+        return;
+    };
+    let body = scrape.split_once("\r\n\r\n").map_or(scrape, |(_, body)| body);
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
 }

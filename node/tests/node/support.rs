@@ -244,6 +244,17 @@ pub(crate) fn raw_get(url: &str, path: &str) -> String {
     answer
 }
 
+/// [`raw_get`] with one more header line.
+pub(crate) fn raw_get_with(url: &str, path: &str, header: &str) -> String {
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{header}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// A raw HTTP POST, for bodies a JSON-RPC client would never send.
 pub(crate) fn raw_post(url: &str, body: &str) -> String {
     let addr = url.strip_prefix("http://").unwrap();

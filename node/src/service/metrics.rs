@@ -66,6 +66,9 @@ struct Metrics {
     chain_height: Gauge,
     chain_alarms: Gauge,
     mined_seals: Gauge,
+    chain_evidence: Gauge,
+    chain_synced: Gauge,
+    validator_power: Family<ValidatorLabels, Gauge>,
     bonded_power: Gauge,
     validators: Family<StatusLabels, Gauge>,
     missed_blocks: Family<ValidatorLabels, Gauge>,
@@ -175,6 +178,24 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Seals this node's miner found since start (Proof-of-Work)",
         mined_seals.clone(),
     );
+    let chain_evidence = Gauge::default();
+    registry.register(
+        "chain_evidence",
+        "Equivocations (double signs) this node's driver proved since start",
+        chain_evidence.clone(),
+    );
+    let chain_synced = Gauge::default();
+    registry.register(
+        "chain_synced_blocks",
+        "Blocks this node applied through block sync (not decided with its peers) since start",
+        chain_synced.clone(),
+    );
+    let validator_power = Family::<ValidatorLabels, Gauge>::default();
+    registry.register(
+        "chain_validator_power",
+        "Voting power of each validator of the set deciding the next block",
+        validator_power.clone(),
+    );
     let bonded_power = Gauge::default();
     registry.register(
         "staking_bonded_power",
@@ -198,6 +219,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         chain_height,
         chain_alarms,
         mined_seals,
+        chain_evidence,
+        chain_synced,
+        validator_power,
         bonded_power,
         validators,
         missed_blocks,
@@ -293,6 +317,11 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
         m.chain_height.set(progress.height as i64);
         m.chain_alarms.set(progress.alarms as i64);
         m.mined_seals.set(progress.mined as i64);
+        m.chain_evidence.set(progress.evidence as i64);
+        m.chain_synced.set(progress.synced as i64);
+        if let Err(err) = validator_gauges(m, chain) {
+            tracing::debug!(%err, "validator metrics unavailable");
+        }
         if let Err(err) = staking_gauges(m, chain) {
             tracing::debug!(%err, "staking metrics unavailable");
         }
@@ -300,6 +329,19 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
     let mut text = String::new();
     encode(&mut text, &m.registry).expect("writing to a String cannot fail");
     text
+}
+
+/// Each validator's power in the set deciding the next block, from the latest committed state.
+fn validator_gauges(m: &Metrics, chain: &ChainService) -> anyhow::Result<()> {
+    let Some(version) = chain.state.latest_version()? else { return Ok(()) };
+    let set: Vec<Validator> = read_state(&chain.state, VALIDATORS_KEY, version)?.unwrap_or_default();
+    m.validator_power.clear();
+    for member in set {
+        m.validator_power
+            .get_or_create(&ValidatorLabels { validator: member.key.to_string() })
+            .set(member.power as i64);
+    }
+    Ok(())
 }
 
 /// Reads the staking gauges from the latest committed state (a chain without staking has none).

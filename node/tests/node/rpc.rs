@@ -291,6 +291,11 @@ async fn three_node_processes_serve_the_rpc_api() {
     assert!(open.contains("application/openmetrics-text") && open.trim_end().ends_with("# EOF"), "{open}");
     assert!(scraped.contains("text/plain; version=0.0.4") && !scraped.contains("# EOF"), "{scraped}");
     assert!(scraped.contains("# TYPE pyralog_rpc_requests_total counter"), "{scraped}");
+    // The chain's: its head, and the power of each of the three validators.
+    assert!(value("pyralog_chain_finalized_height") > 0);
+    let powers = scraped.lines().filter(|l| l.starts_with("pyralog_chain_validator_power{")).count();
+    assert_eq!(powers, 3, "{scraped}");
+    value("pyralog_chain_evidence");
     promtool_check(&scraped);
 
     // SIGTERM: a clean exit.

@@ -287,7 +287,7 @@ async fn three_node_processes_serve_the_rpc_api() {
     // The classic text format by default, which Prometheus's own linter passes (promtool reads
     // only that format); OpenMetrics when the scraper asks for it.
     let open =
-        raw_get_with(&net.metrics[0], "/metrics", "Accept: application/openmetrics-text; version=1.0.0");
+        raw_get_with(&net.metrics[0], "/metrics", "Accept: application/openmetrics-text; version=1.0.0\r\n");
     assert!(open.contains("application/openmetrics-text") && open.trim_end().ends_with("# EOF"), "{open}");
     assert!(scraped.contains("text/plain; version=0.0.4") && !scraped.contains("# EOF"), "{scraped}");
     assert!(scraped.contains("# TYPE pyralog_rpc_requests_total counter"), "{scraped}");

@@ -235,20 +235,14 @@ pub(crate) async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Op
 
 /// A raw HTTP GET (the probes).
 pub(crate) fn raw_get(url: &str, path: &str) -> String {
-    let addr = url.strip_prefix("http://").unwrap();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    raw_get_with(url, path, "")
 }
 
-/// [`raw_get`] with one more header line.
-pub(crate) fn raw_get_with(url: &str, path: &str, header: &str) -> String {
+/// [`raw_get`] with more header lines (`headers`: each ending in `\r\n`).
+pub(crate) fn raw_get_with(url: &str, path: &str, headers: &str) -> String {
     let addr = url.strip_prefix("http://").unwrap();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{header}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();

@@ -68,6 +68,7 @@ struct Metrics {
     mined_seals: Gauge,
     chain_evidence: Gauge,
     chain_synced: Gauge,
+    p2p_peers: Family<KindLabels, Gauge>,
     validator_power: Family<ValidatorLabels, Gauge>,
     bonded_power: Gauge,
     validators: Family<StatusLabels, Gauge>,
@@ -190,6 +191,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Blocks this node applied through block sync (not decided with its peers) since start",
         chain_synced.clone(),
     );
+    let p2p_peers = Family::<KindLabels, Gauge>::default();
+    registry.register(
+        "p2p_peers",
+        "Overlay peers by kind: connected, consensus (subscribed to the consensus topic), banned",
+        p2p_peers.clone(),
+    );
     let validator_power = Family::<ValidatorLabels, Gauge>::default();
     registry.register(
         "chain_validator_power",
@@ -221,6 +228,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         mined_seals,
         chain_evidence,
         chain_synced,
+        p2p_peers,
         validator_power,
         bonded_power,
         validators,
@@ -268,8 +276,17 @@ fn set(family: &Family<GroupLabels, Gauge>, group: &str, value: u64) {
 }
 
 /// Reads the engine's figures into the gauges and renders everything.
-fn render(node: &ClusterNode, tunnel: Option<&Tunnel>) -> String {
+fn render(node: &ClusterNode, tunnel: Option<&Tunnel>, overlay: Option<&pyralog_p2p::Status>) -> String {
     let m = &*METRICS;
+    if let Some(overlay) = overlay {
+        for (kind, count) in [
+            ("connected", overlay.connected.len()),
+            ("consensus", overlay.consensus_peers),
+            ("banned", overlay.banned.len()),
+        ] {
+            m.p2p_peers.get_or_create(&KindLabels { kind }).set(count as i64);
+        }
+    }
     if let Some(tunnel) = tunnel {
         for (kind, value) in tunnel.stats().by_kind() {
             m.tunnel.get_or_create(&KindLabels { kind }).set(value as i64);
@@ -405,6 +422,14 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<ClusterNode>, tunnel:
                 return;
             }
             let request = String::from_utf8_lossy(&head);
+            // The overlay answers over its command channel; a busy one is skipped, not waited on.
+            let overlay = match CHAIN.get() {
+                Some(chain) => {
+                    let status = tokio::time::timeout(std::time::Duration::from_secs(1), chain.p2p.status());
+                    status.await.ok().and_then(Result::ok)
+                }
+                None => None,
+            };
             // OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format
             // (0.0.4) for the others.
             let openmetrics = request.lines().any(|line| {
@@ -412,9 +437,11 @@ pub(crate) async fn serve(listener: TcpListener, node: Arc<ClusterNode>, tunnel:
                 line.starts_with("accept:") && line.contains("application/openmetrics-text")
             });
             let (status, body, kind) = match request.split_whitespace().take(2).collect::<Vec<_>>()[..] {
-                ["GET", "/metrics"] if openmetrics => ("200 OK", render(&node, tunnel.as_ref()), OPENMETRICS),
+                ["GET", "/metrics"] if openmetrics => {
+                    ("200 OK", render(&node, tunnel.as_ref(), overlay.as_ref()), OPENMETRICS)
+                }
                 ["GET", "/metrics"] => {
-                    ("200 OK", classic_text(&render(&node, tunnel.as_ref())), CLASSIC_TEXT)
+                    ("200 OK", classic_text(&render(&node, tunnel.as_ref(), overlay.as_ref())), CLASSIC_TEXT)
                 }
                 _ => (
                     "404 Not Found",

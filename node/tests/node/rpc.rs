@@ -296,6 +296,8 @@ async fn three_node_processes_serve_the_rpc_api() {
     let powers = scraped.lines().filter(|l| l.starts_with("pyralog_chain_validator_power{")).count();
     assert_eq!(powers, 3, "{scraped}");
     value("pyralog_chain_evidence");
+    // Each of three validators is connected to the two others over the overlay.
+    assert!(value("pyralog_p2p_peers{kind=\"connected\"}") >= 2, "{scraped}");
     promtool_check(&scraped);
 
     // SIGTERM: a clean exit.

@@ -193,11 +193,6 @@ impl<A: AbciApp + Send + 'static> AbciAdapter<A> {
         self.shared.lock().map_err(|_| AbciError::Poisoned)
     }
 
-    /// Runs `read` on the app (for the node's reads beside CometBFT's calls).
-    pub fn with_app<R>(&self, read: impl FnOnce(&mut A) -> R) -> Result<R, AbciError> {
-        Ok(read(&mut self.lock()?.app))
-    }
-
     /// Answers one request; a refused or failed one gets ABCI's `Exception`.
     pub fn dispatch(&self, request: Request) -> Response {
         use request::Value as Q;

@@ -21,7 +21,7 @@ use tendermint_light_client_verifier::options::Options;
 use tendermint_light_client_verifier::types::{TrustThreshold, TrustedBlockState, UntrustedBlockState};
 use tendermint_light_client_verifier::{ProdVerifier, Verdict, Verifier};
 
-use crate::chain::{AnchoredState, ChainLightError, ProvenValue, verify_under_state_root};
+use crate::chain::{AnchoredState, ChainLightError, ProvenValue, TrustedHead, verify_under_state_root};
 
 /// How far a header's time may be ahead of the client's clock (CometBFT's default drift).
 pub const CLOCK_DRIFT: Duration = Duration::from_secs(10);
@@ -118,9 +118,10 @@ impl CometTrust {
         })
     }
 
-    /// The chain id.
-    pub fn chain_id(&self) -> &str {
-        self.chain_id.as_str()
+    /// Trust in the genesis a light client's state file holds (`light sync` wrote it from the
+    /// genesis file: chain id, genesis time, validators, trusting period).
+    pub fn from_head(head: &TrustedHead) -> Result<CometTrust, CometLightError> {
+        CometTrust::genesis(&head.chain_id, head.time_ms, &head.next_validators, head.trusting_period_ms)
     }
 }
 

@@ -118,8 +118,17 @@ impl ChainRuntime {
             let side = cometbft::start(app, section)?;
             (side.progress.clone(), side.txs.clone(), side.submitter.clone(), Consensus::CometBft(side))
         } else {
-            let driver =
-                start_driver(&genesis, section, key, app, work_rules, &overlay, &blocks, inbox.events)?;
+            let driver = start_driver(
+                &genesis,
+                genesis_set.clone(),
+                section,
+                key,
+                app,
+                work_rules,
+                &overlay,
+                &blocks,
+                inbox.events,
+            )?;
             (
                 driver.progress(),
                 driver.tx_sender(),
@@ -181,6 +190,7 @@ impl ChainRuntime {
 #[allow(clippy::too_many_arguments)]
 fn start_driver(
     genesis: &GenesisFile,
+    validators: ValidatorSet,
     section: &ChainSection,
     key: &Keypair,
     app: ChainApp,
@@ -218,7 +228,7 @@ fn start_driver(
     };
     let config = DriverConfig {
         chain_id: genesis.chain_id.clone(),
-        validators: genesis.validator_set()?,
+        validators,
         sync_interval: Duration::from_millis(500),
         max_payload_bytes: 4 << 20,
         block_interval: Duration::from_millis(section.block_interval_ms),

@@ -353,15 +353,15 @@ pub(super) async fn verify_record_finality(args: FinalityArgs<'_>) -> anyhow::Re
         params["trustedSize"] = json!(old.size);
     }
     let answer = call(args.rpc, "log_getProof", params).await?;
-    if state.head.engine == Engine::CometBft {
-        let comet = CometRecord { query, slot, trusted, answer };
-        return verify_record_comet(&args, state, comet).await;
-    }
-    let evidence: FinalityEvidence = wire::finality_evidence(&answer)?;
     let consistency = match &answer["consistency"] {
         Value::Null => None,
         c => Some(wire::consistency(c)?),
     };
+    if state.head.engine == Engine::CometBft {
+        let comet = CometRecord { query, slot, trusted, consistency, answer };
+        return verify_record_comet(&args, state, comet).await;
+    }
+    let evidence: FinalityEvidence = wire::finality_evidence(&answer)?;
     let anchored = match &state.seals {
         Some(seals) => verify_finality_work(
             seals,
@@ -420,20 +420,11 @@ fn record_report(
     report
 }
 
-/// CometBFT's light block at `height` (default: the server's finalized head), verified from the
-/// genesis validators; returns its height, app hash and validator count.
-async fn comet_header(
-    rpc: &str,
-    head: &TrustedHead,
-    height: Option<u64>,
-) -> anyhow::Result<(u64, [u8; 32], usize)> {
-    let trust =
-        CometTrust::genesis(&head.chain_id, head.time_ms, &head.next_validators, head.trusting_period_ms)?;
-    let params = match height {
-        Some(height) => json!({ "height": height }),
-        None => json!({}),
-    };
-    let answer = call(rpc, "chain_getCometLightBlock", params).await?;
+/// CometBFT's light block at the server's finalized head, verified from the genesis
+/// validators; returns its height, app hash and validator count.
+async fn comet_head(rpc: &str, head: &TrustedHead) -> anyhow::Result<(u64, [u8; 32], usize)> {
+    let trust = CometTrust::from_head(head)?;
+    let answer = call(rpc, "chain_getCometLightBlock", json!({})).await?;
     let height = u64_field(&answer["height"], "height")?;
     let (signed, validators) = parse_light_block(&answer)?;
     let app_hash = verify_header(&trust, height, &signed, &validators, unix_ms())?;
@@ -444,7 +435,7 @@ async fn comet_header(
 /// verified from the genesis validators (each `verify-record --finality` verifies its own header
 /// the same way; the state file keeps the genesis trust and the anchors seen).
 async fn sync_comet(rpc: &str, state: LightState, path: &Path) -> anyhow::Result<Value> {
-    let (height, app_hash, validators) = comet_header(rpc, &state.head, None).await?;
+    let (height, app_hash, validators) = comet_head(rpc, &state.head).await?;
     state.save(path)?;
     Ok(json!({
         "synced": true,
@@ -461,6 +452,7 @@ struct CometRecord {
     query: RecordQuery,
     slot: String,
     trusted: Option<pyralog_crypto::Checkpoint>,
+    consistency: Option<pyralog_crypto::merkle::ConsistencyProof<pyralog_crypto::merkle::Blake3Merkle>>,
     answer: Value,
 }
 
@@ -471,20 +463,11 @@ async fn verify_record_comet(
     mut state: LightState,
     comet: CometRecord,
 ) -> anyhow::Result<Value> {
-    let CometRecord { query, slot, trusted, answer } = comet;
+    let CometRecord { query, slot, trusted, consistency, answer } = comet;
     let evidence: CometEvidence =
         postcard::from_bytes(&wire::unhex(&answer["finality"]["evidence"], "finality.evidence")?)
             .context("undecodable CometBFT finality evidence")?;
-    let consistency = match &answer["consistency"] {
-        Value::Null => None,
-        c => Some(wire::consistency(c)?),
-    };
-    let trust = CometTrust::genesis(
-        &state.head.chain_id,
-        state.head.time_ms,
-        &state.head.next_validators,
-        state.head.trusting_period_ms,
-    )?;
+    let trust = CometTrust::from_head(&state.head)?;
     let light = call(args.rpc, "chain_getCometLightBlock", json!({ "height": evidence.height })).await?;
     let (signed, validators) = parse_light_block(&light)?;
     let anchored = verify_finality_comet(

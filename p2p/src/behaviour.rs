@@ -40,15 +40,19 @@ impl Topic {
     /// Every topic a node subscribes to.
     pub const ALL: [Topic; 4] = [Topic::Consensus, Topic::Txs, Topic::Checkpoints, Topic::Evidence];
 
-    /// The topic on `chain_id`.
-    pub(crate) fn ident(self, chain_id: &str) -> gossipsub::IdentTopic {
-        let name = match self {
+    /// The topic's short name (in its gossipsub name and in metrics labels).
+    pub fn name(self) -> &'static str {
+        match self {
             Topic::Consensus => "consensus",
             Topic::Txs => "txs",
             Topic::Checkpoints => "checkpoints",
             Topic::Evidence => "evidence",
-        };
-        gossipsub::IdentTopic::new(format!("/pyralog/{chain_id}/{name}/1"))
+        }
+    }
+
+    /// The topic on `chain_id`.
+    pub(crate) fn ident(self, chain_id: &str) -> gossipsub::IdentTopic {
+        gossipsub::IdentTopic::new(format!("/pyralog/{chain_id}/{}/1", self.name()))
     }
 }
 

@@ -97,6 +97,24 @@ pub struct Status {
     pub refused_banned: u64,
     /// Peers subscribed to the consensus topic.
     pub consensus_peers: usize,
+    /// Gossip this node published and received, per topic (since start).
+    pub gossip: Vec<(Topic, Traffic)>,
+    /// Bans imposed (since start; `banned` lists those in force).
+    pub bans: u64,
+}
+
+/// Gossip messages and their payload bytes, one way and the other (messages this node
+/// published; messages delivered to it, each once however many peers relayed it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages received.
+    pub messages_in: u64,
+    /// Their payload bytes.
+    pub bytes_in: u64,
+    /// Messages published.
+    pub messages_out: u64,
+    /// Their payload bytes.
+    pub bytes_out: u64,
 }
 
 /// A running overlay. Dropping it stops the node's networking (its connections close).

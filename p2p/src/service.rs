@@ -20,7 +20,7 @@ use crate::behaviour::{Behaviour, BehaviourEvent, Topic, protocol_version};
 use crate::codec::{Request, Response, fit_blocks};
 use crate::config::P2pConfig;
 use crate::identity::public_key;
-use crate::{Gossip, QueryRequest, Status};
+use crate::{Gossip, QueryRequest, Status, Traffic};
 
 /// What the handles ask of the loop.
 pub(crate) enum Command {
@@ -69,6 +69,10 @@ pub(crate) struct Service {
     bans: HashMap<PeerId, Instant>,
     /// Connections refused because their peer is banned.
     refused_banned: u64,
+    /// Gossip published and received, per topic in [`Topic::ALL`]'s order.
+    traffic: [Traffic; Topic::ALL.len()],
+    /// Bans imposed since start.
+    bans_imposed: u64,
     requests: HashMap<OutboundRequestId, AnswerTo>,
     answers: FuturesUnordered<PendingAnswer>,
     /// Transactions waiting to be gossiped as one message.
@@ -97,6 +101,8 @@ impl Service {
             faults: HashMap::new(),
             bans: HashMap::new(),
             refused_banned: 0,
+            traffic: Default::default(),
+            bans_imposed: 0,
             requests: HashMap::new(),
             answers: FuturesUnordered::new(),
             tx_batch: Vec::new(),
@@ -159,10 +165,16 @@ impl Service {
     }
 
     fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
-        let topic = topic.ident(&self.config.chain_id);
-        if let Err(err) = self.swarm.behaviour_mut().gossip.publish(topic, bytes) {
+        let len = bytes.len() as u64;
+        let ident = topic.ident(&self.config.chain_id);
+        match self.swarm.behaviour_mut().gossip.publish(ident, bytes) {
+            Ok(_) => {
+                let traffic = &mut self.traffic[topic as usize];
+                traffic.messages_out += 1;
+                traffic.bytes_out += len;
+            }
             // No peer yet (at start) or a full send queue: consensus re-sends on its own.
-            tracing::debug!(%err, "gossip publish failed");
+            Err(err) => tracing::debug!(%err, "gossip publish failed"),
         }
     }
 
@@ -185,6 +197,8 @@ impl Service {
             connected,
             banned,
             refused_banned: self.refused_banned,
+            gossip: Topic::ALL.into_iter().map(|t| (t, self.traffic[t as usize])).collect(),
+            bans: self.bans_imposed,
             consensus_peers: self
                 .swarm
                 .behaviour()
@@ -265,6 +279,11 @@ impl Service {
             return;
         };
         let chain = &self.config.chain_id;
+        if let Some(topic) = Topic::ALL.into_iter().find(|t| t.ident(chain).hash() == message.topic) {
+            let traffic = &mut self.traffic[topic as usize];
+            traffic.messages_in += 1;
+            traffic.bytes_in += message.data.len() as u64;
+        }
         let author = message.source.as_ref().and_then(public_key);
         let verdict = if message.topic == Topic::Consensus.ident(chain).hash() {
             match author {
@@ -436,6 +455,7 @@ impl Service {
         if *count >= self.config.faults_before_ban && !self.bans.contains_key(&peer) {
             tracing::warn!(%peer, for_secs = self.config.ban_duration.as_secs(), "peer banned");
             self.bans.insert(peer, Instant::now() + self.config.ban_duration);
+            self.bans_imposed += 1;
             self.swarm.behaviour_mut().banned.block_peer(peer);
         }
     }

@@ -53,9 +53,17 @@ where
         let validators = self.validators_at(block.height + 2).clone();
         self.input(Input::BlockApplied { height: block.height, app_hash, validator_updates: validators })?;
         self.store.prune_wal_below(block.height + 1)?;
+        let (started, now, round) = match synced {
+            true => (0, 0, 0),
+            false => (self.height_started, self.clock.now(), block.proof.round().unwrap_or(0)),
+        };
+        let queued = self.mempool.len() as u64;
         self.progress.send_modify(|p| {
             p.height = block.height;
             p.synced += u64::from(synced);
+            p.round = round;
+            (p.started_ms, p.committed_ms) = (started, now);
+            p.mempool_txs = queued;
         });
         if synced {
             self.next_height_at = None;

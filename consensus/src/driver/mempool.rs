@@ -105,6 +105,11 @@ impl Mempool {
         self.queue.push_back((digest, tx));
     }
 
+    /// How many transactions are queued.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// The queued transactions, oldest first.
     pub(crate) fn candidates(&self) -> Vec<Vec<u8>> {
         self.queue.iter().map(|(_, tx)| tx.clone()).collect()

@@ -147,6 +147,21 @@ pub struct Progress {
     pub alarms: u64,
     /// Seals this node's miner found (Proof-of-Work).
     pub mined: u64,
+    /// The round (PBFT: view) `height` was decided in; 0 for engines without rounds.
+    pub round: u32,
+    /// When (the driver's clock, ms) this node started deciding `height`, and when it
+    /// committed it: their difference is the height's commit latency here, the gap between
+    /// two commits the block interval. Both 0 for a synced block.
+    pub started_ms: u64,
+    /// See `started_ms`.
+    pub committed_ms: u64,
+    /// Transactions in the mempool. This and the refusal counts below change without waking
+    /// the receivers (they are read at scrape time, not waited on).
+    pub mempool_txs: u64,
+    /// Transactions refused because the mempool was full.
+    pub mempool_full: u64,
+    /// Transactions the app's `check_tx` refused.
+    pub mempool_rejected: u64,
 }
 
 /// Runs one validator's engine.
@@ -171,6 +186,8 @@ pub struct Driver<E, A, N, S = BlockStore> {
     submissions_rx: mpsc::Receiver<(Vec<u8>, oneshot::Sender<Admission>)>,
     /// When to start the next height (after the block interval).
     next_height_at: Option<Millis>,
+    /// When the engine started deciding `height` (for [`Progress::started_ms`]).
+    height_started: Millis,
 
     progress: watch::Sender<Progress>,
     /// Answers of the block fetch in flight (at most one at a time).
@@ -231,6 +248,7 @@ where
             submissions,
             submissions_rx,
             next_height_at: None,
+            height_started: 0,
             fetched,
             fetched_rx,
             fetching: false,
@@ -322,6 +340,10 @@ where
             Ok(()) => {}
             Err(Refusal::Full) => {
                 tracing::debug!("mempool full; transaction refused");
+                self.progress.send_if_modified(|p| {
+                    p.mempool_full += 1;
+                    false
+                });
                 return Ok(Admission::MempoolFull { capacity: self.config.max_mempool_txs });
             }
             Err(Refusal::Seen) => return Ok(Admission::AlreadyKnown),
@@ -332,10 +354,19 @@ where
                     self.net.gossip_tx(tx.clone());
                 }
                 self.mempool.push(tx);
+                let queued = self.mempool.len() as u64;
+                self.progress.send_if_modified(|p| {
+                    p.mempool_txs = queued;
+                    false
+                });
                 Ok(Admission::Queued)
             }
             Err(reason) => {
                 tracing::debug!(%reason, "transaction refused by check_tx");
+                self.progress.send_if_modified(|p| {
+                    p.mempool_rejected += 1;
+                    false
+                });
                 Ok(Admission::Rejected(reason))
             }
         }
@@ -477,6 +508,7 @@ where
 
     fn start_height(&mut self, height: u64) -> Result<(), DriverError> {
         self.height = height;
+        self.height_started = self.clock.now();
         self.timers.clear();
         self.announce_validators();
         let validators = self.validators_at(height).clone();

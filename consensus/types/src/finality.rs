@@ -424,6 +424,14 @@ impl FinalityProof {
         engine.finality_rule().verify(self, chain_id, height, block, trust, light)
     }
 
+    /// The round (view, for PBFT) the block was decided in; none for families without rounds.
+    pub fn round(&self) -> Option<u32> {
+        match self {
+            FinalityProof::Quorum { certificate, .. } => Some(certificate.message.round),
+            FinalityProof::Work { .. } => None,
+        }
+    }
+
     /// The validators whose signatures the proof carries (a block's "last commit" signers, for
     /// the next block's app: liveness accounting needs them). Empty for families without
     /// signers.

@@ -9,6 +9,7 @@ mod chain_testnet;
 mod cli;
 mod cometbft;
 mod contract_rpc;
+mod dashboard;
 mod disk_faults;
 mod kafka;
 mod kafka_groups;

@@ -260,7 +260,15 @@ async fn three_node_processes_serve_the_rpc_api() {
     assert_eq!(call(&a, "log_read", json!({"log": "orders", "partition": 0})).await.unwrap(), before);
 
     // Prometheus metrics: request counts, Raft and partition figures.
-    let scraped = raw_get(&net.metrics[0], "/metrics");
+    // Once a height was decided since the start (the consensus histograms have a sample).
+    let scraped = eventually("a decided height in the metrics", async || {
+        let scraped = raw_get(&net.metrics[0], "/metrics");
+        scraped
+            .lines()
+            .any(|l| l.starts_with("pyralog_consensus_rounds_per_height_count ") && !l.ends_with(" 0"))
+            .then_some(scraped)
+    })
+    .await;
     assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
     let value = |series: &str| -> u64 {
         let prefix = format!("{series} ");
@@ -298,7 +306,20 @@ async fn three_node_processes_serve_the_rpc_api() {
     value("pyralog_chain_evidence");
     // Each of three validators is connected to the two others over the overlay.
     assert!(value("pyralog_p2p_peers{kind=\"connected\"}") >= 2, "{scraped}");
+    // Consensus gossip both ways, the mempool, the anchoring lag of the log's partitions.
+    for direction in ["in", "out"] {
+        let series =
+            format!("pyralog_p2p_gossip_messages_total{{topic=\"consensus\",direction=\"{direction}\"}}");
+        assert!(value(&series) > 0, "{series}");
+    }
+    value("pyralog_mempool_txs");
+    value("pyralog_mempool_refused_total{reason=\"full\"}");
+    value("pyralog_anchor_lag_records{log=\"orders\",partition=\"0\"}");
     promtool_check(&scraped);
+    // The dashboard against this node: Tendermint without staking, links over TCP.
+    let elsewhere =
+        ["pyralog_staking_", "pyralog_tunnel_", "pyralog_anchor_age_seconds", "pyralog_log_contract_"];
+    crate::dashboard::check_dashboard(&net.metrics[0], &scraped, &elsewhere).await;
 
     // SIGTERM: a clean exit.
     let pid = net.children[2].id().to_string();

@@ -117,9 +117,11 @@ async fn operators_stake_through_the_cli_and_read_proven_staking_state() {
     assert!(printed.status.success());
     let printed: Value = serde_json::from_slice(&printed.stdout).unwrap();
     assert_eq!(printed["validator"]["operator"], alice);
-    eventually("the bonded power in the metrics", async || {
+    let scraped = eventually("the bonded power in the metrics", async || {
         let text = raw_get(&net.metrics[0], "/metrics");
-        text.lines().any(|l| l.starts_with("pyralog_staking_bonded_power ")).then_some(())
+        text.lines().any(|l| l.starts_with("pyralog_staking_bonded_power ")).then_some(text)
     })
     .await;
+    // Every staking panel of the dashboard has its metric here.
+    crate::dashboard::assert_exported(&scraped, "pyralog_staking_");
 }

@@ -1,15 +1,18 @@
 //! Prometheus metrics on their own port (`GET /metrics`, text exposition format).
 //!
 //! RPC request counts and latencies are recorded as requests run; Raft, partition and WAL
-//! figures are read from the engine at scrape time, so they are never stale; so are the chain's
-//! height and, on a Proof-of-Stake chain, bonded power, validators by status and missed blocks
-//! (once the chain has started, [`watch_chain`]).
+//! figures are read from the engine at scrape time, so they are never stale; so are the chain's,
+//! the consensus engine's and the overlay's ([`chain`], once the chain has started:
+//! [`watch_chain`]). `docs/grafana/pyralog.json` is a dashboard of them.
 
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
 use crate::service::chain::ChainService;
 use crate::service::links::ClusterNode;
+use chain::ChainMetrics;
+
+mod chain;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -17,14 +20,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use pyralog_chain::app::read_state;
-use pyralog_chain::staking::StakingParams;
-use pyralog_chain::staking::records::{
-    CANDIDATES_KEY, PARAMS_KEY, SigningInfo, ValidatorRecord, signing_info_key, validator_key,
-};
-use pyralog_chain::values::VALIDATORS_KEY;
-use pyralog_consensus::Validator;
-use pyralog_crypto::PublicKey;
 use pyralog_p2p::tunnel::Tunnel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -41,7 +36,7 @@ struct GroupLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PartitionLabels {
+pub(super) struct PartitionLabels {
     log: String,
     partition: u32,
 }
@@ -63,16 +58,7 @@ struct Metrics {
     written_bytes: Family<KindLabels, Gauge>,
     tunnel: Family<KindLabels, Gauge>,
     log_contracts: Family<LogContractLabels, Gauge>,
-    chain_height: Gauge,
-    chain_alarms: Gauge,
-    mined_seals: Gauge,
-    chain_evidence: Gauge,
-    chain_synced: Gauge,
-    p2p_peers: Family<KindLabels, Gauge>,
-    validator_power: Family<ValidatorLabels, Gauge>,
-    bonded_power: Gauge,
-    validators: Family<StatusLabels, Gauge>,
-    missed_blocks: Family<ValidatorLabels, Gauge>,
+    chain: ChainMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,26 +66,26 @@ struct LogContractLabels {
     event: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabels {
-    status: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ValidatorLabels {
-    validator: String,
-}
-
 /// The chain the metrics read from, once it has started.
 static CHAIN: OnceLock<Arc<ChainService>> = OnceLock::new();
 
 /// Lets the metrics read the chain's height and staking state at scrape time.
 pub(crate) fn watch_chain(chain: Arc<ChainService>) {
+    let mut progress = chain.progress.clone();
     let _ = CHAIN.set(chain);
+    // The histograms (block interval, commit latency, rounds) see every commit as it happens.
+    tokio::spawn(async move {
+        let mut last = *progress.borrow_and_update();
+        while progress.changed().await.is_ok() {
+            let now = *progress.borrow_and_update();
+            METRICS.chain.observe(&last, &now);
+            last = now;
+        }
+    });
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabels {
+pub(super) struct KindLabels {
     kind: &'static str,
 }
 
@@ -165,74 +151,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
          (traps and limits), and the fuel completed calls burnt",
         log_contracts.clone(),
     );
-    let chain_height = Gauge::default();
-    registry.register("chain_finalized_height", "The chain's highest finalized block", chain_height.clone());
-    let chain_alarms = Gauge::default();
-    registry.register(
-        "chain_consensus_alarms",
-        "Alarms the consensus engine raised since start (Proof-of-Work: a heavier chain forking below a final block, refused)",
-        chain_alarms.clone(),
-    );
-    let mined_seals = Gauge::default();
-    registry.register(
-        "chain_mined_seals",
-        "Seals this node's miner found since start (Proof-of-Work)",
-        mined_seals.clone(),
-    );
-    let chain_evidence = Gauge::default();
-    registry.register(
-        "chain_evidence",
-        "Equivocations (double signs) this node's driver proved since start",
-        chain_evidence.clone(),
-    );
-    let chain_synced = Gauge::default();
-    registry.register(
-        "chain_synced_blocks",
-        "Blocks this node applied through block sync (not decided with its peers) since start",
-        chain_synced.clone(),
-    );
-    let p2p_peers = Family::<KindLabels, Gauge>::default();
-    registry.register(
-        "p2p_peers",
-        "Overlay peers by kind: connected, consensus (subscribed to the consensus topic), banned",
-        p2p_peers.clone(),
-    );
-    let validator_power = Family::<ValidatorLabels, Gauge>::default();
-    registry.register(
-        "chain_validator_power",
-        "Voting power of each validator of the set deciding the next block",
-        validator_power.clone(),
-    );
-    let bonded_power = Gauge::default();
-    registry.register(
-        "staking_bonded_power",
-        "Voting power of the validator set deciding the next block (Proof-of-Stake)",
-        bonded_power.clone(),
-    );
-    let validators = Family::<StatusLabels, Gauge>::default();
-    registry.register(
-        "staking_validators",
-        "Validator candidates by status: bonded, unbonded, jailed, tombstoned (Proof-of-Stake)",
-        validators.clone(),
-    );
-    let missed_blocks = Family::<ValidatorLabels, Gauge>::default();
-    registry.register(
-        "staking_missed_blocks",
-        "Blocks each active validator missed in the signed-blocks window (Proof-of-Stake)",
-        missed_blocks.clone(),
-    );
+    let chain = ChainMetrics::register(&mut registry);
     Metrics {
         registry,
-        chain_height,
-        chain_alarms,
-        mined_seals,
-        chain_evidence,
-        chain_synced,
-        p2p_peers,
-        validator_power,
-        bonded_power,
-        validators,
-        missed_blocks,
+        chain,
         written_bytes,
         tunnel,
         log_contracts,
@@ -278,15 +200,6 @@ fn set(family: &Family<GroupLabels, Gauge>, group: &str, value: u64) {
 /// Reads the engine's figures into the gauges and renders everything.
 fn render(node: &ClusterNode, tunnel: Option<&Tunnel>, overlay: Option<&pyralog_p2p::Status>) -> String {
     let m = &*METRICS;
-    if let Some(overlay) = overlay {
-        for (kind, count) in [
-            ("connected", overlay.connected.len()),
-            ("consensus", overlay.consensus_peers),
-            ("banned", overlay.banned.len()),
-        ] {
-            m.p2p_peers.get_or_create(&KindLabels { kind }).set(count as i64);
-        }
-    }
     if let Some(tunnel) = tunnel {
         for (kind, value) in tunnel.stats().by_kind() {
             m.tunnel.get_or_create(&KindLabels { kind }).set(value as i64);
@@ -330,70 +243,11 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>, overlay: Option<&pyralog_
         m.log_contracts.get_or_create(&LogContractLabels { event }).set(value as i64);
     }
     if let Some(chain) = CHAIN.get() {
-        let progress = *chain.progress.borrow();
-        m.chain_height.set(progress.height as i64);
-        m.chain_alarms.set(progress.alarms as i64);
-        m.mined_seals.set(progress.mined as i64);
-        m.chain_evidence.set(progress.evidence as i64);
-        m.chain_synced.set(progress.synced as i64);
-        if let Err(err) = validator_gauges(m, chain) {
-            tracing::debug!(%err, "validator metrics unavailable");
-        }
-        if let Err(err) = staking_gauges(m, chain) {
-            tracing::debug!(%err, "staking metrics unavailable");
-        }
+        m.chain.read(chain, node, overlay);
     }
     let mut text = String::new();
     encode(&mut text, &m.registry).expect("writing to a String cannot fail");
     text
-}
-
-/// Each validator's power in the set deciding the next block, from the latest committed state.
-fn validator_gauges(m: &Metrics, chain: &ChainService) -> anyhow::Result<()> {
-    let Some(version) = chain.state.latest_version()? else { return Ok(()) };
-    let set: Vec<Validator> = read_state(&chain.state, VALIDATORS_KEY, version)?.unwrap_or_default();
-    m.validator_power.clear();
-    for member in set {
-        m.validator_power
-            .get_or_create(&ValidatorLabels { validator: member.key.to_string() })
-            .set(member.power as i64);
-    }
-    Ok(())
-}
-
-/// Reads the staking gauges from the latest committed state (a chain without staking has none).
-fn staking_gauges(m: &Metrics, chain: &ChainService) -> anyhow::Result<()> {
-    let Some(version) = chain.state.latest_version()? else { return Ok(()) };
-    let state = &chain.state;
-    if read_state::<StakingParams>(state, PARAMS_KEY, version)?.is_none() {
-        return Ok(());
-    }
-    let set: Vec<Validator> = read_state(state, VALIDATORS_KEY, version)?.unwrap_or_default();
-    m.bonded_power.set(set.iter().map(|v| v.power).sum::<u64>() as i64);
-    let operators: Vec<PublicKey> = read_state(state, CANDIDATES_KEY, version)?.unwrap_or_default();
-    let mut counts = [("bonded", 0i64), ("unbonded", 0), ("jailed", 0), ("tombstoned", 0)];
-    for operator in operators {
-        let Some(record): Option<ValidatorRecord> = read_state(state, &validator_key(&operator), version)?
-        else {
-            continue;
-        };
-        let status = record.status(&set);
-        if let Some(count) = counts.iter_mut().find(|(name, _)| *name == status) {
-            count.1 += 1;
-        }
-    }
-    for (status, count) in counts {
-        m.validators.get_or_create(&StatusLabels { status }).set(count);
-    }
-    m.missed_blocks.clear();
-    for member in &set {
-        let info: Option<SigningInfo> = read_state(state, &signing_info_key(&member.key), version)?;
-        let missed = info.map_or(0, |i| i.missed);
-        m.missed_blocks
-            .get_or_create(&ValidatorLabels { validator: member.key.to_string() })
-            .set(missed as i64);
-    }
-    Ok(())
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.

@@ -31,8 +31,9 @@ COMETBFT := $(TOOLS)/bin/cometbft
 # the tunnel interop tests (wireguard-go on a TUN device in a network namespace, as root);
 # nftables (partitions, packet loss, latency redirects), faketime (libfaketime: clock skew) and
 # conntrack (moving live flows onto the delay relay) are the chaos harness's faults; prometheus
-# brings promtool, which lints the node's /metrics in the tests.
-APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev nftables faketime conntrack prometheus
+# brings promtool, which lints the node's /metrics in the tests, and the server the Grafana
+# dashboard's queries run in; chromium is the browser the node's page is tested in.
+APT_PACKAGES := mold clang libclang-dev curl jq protobuf-compiler etcd-server cmake pkg-config libsodium-dev wireguard-go wireguard-tools socat iproute2 kcat librdkafka-dev nftables faketime conntrack prometheus chromium
 # Apache Kafka's broker and tools (jars from Maven Central, testnet/kafka/pom.xml): the Kafka
 # interop tests and `make bench-kafka` run them where Java and Maven are installed.
 KAFKA_VERSION := 4.1.1
@@ -41,7 +42,7 @@ export PYRALOG_KAFKA_LIBS ?= $(HOME)/.cache/pyralog/kafka-$(KAFKA_VERSION)/libs
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps kafka-jars build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk bench-contracts clean
+.PHONY: help deps kafka-jars ui-deps ui build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk bench-contracts clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT; ENGINE=pos: Proof-of-Stake; ENGINE=pow: Proof-of-Work)"
@@ -59,6 +60,7 @@ help:
 	@echo "make chaos    CHAOS_SEEDS (24) fault schedules against real nodes in network namespaces (root)"
 	@echo "make fuzz     every fuzz target under libFuzzer for FUZZ_SECONDS (60; make fuzz-long: 600)"
 	@echo "make deps     only install missing Debian packages and cargo-nextest"
+	@echo "make ui       rebuild the node's page (node/ui/dist/app.js, embedded in the binary) after editing node/ui/src"
 	@echo "target dir:   $(CARGO_TARGET_DIR)"
 
 deps:
@@ -83,6 +85,20 @@ deps:
 	    GOBIN="$(TOOLS)/bin" go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION) \
 	      || echo "deps: CometBFT $(COMETBFT_VERSION) could not be installed: its interop tests skip"; }; \
 	else echo "deps: no Go here: the CometBFT interop tests are skipped"; fi
+
+# The node's page (node/ui): its npm packages (the light client's @noble primitives, esbuild,
+# TypeScript, playwright-core for the browser test) from the lock, into node/ui/node_modules.
+UI := node/ui
+ui-deps:
+	@if command -v npm >/dev/null; then \
+	  if [ ! -d $(UI)/node_modules ] || [ $(UI)/package-lock.json -nt $(UI)/node_modules/.package-lock.json ]; then \
+	    echo "ui-deps: installing node/ui's npm packages"; npm ci --prefix $(UI) --no-audit --no-fund --silent; fi; \
+	else echo "ui-deps: no npm here: the TypeScript light client's tests and the browser test are skipped"; fi
+
+# Rebuilds the page's script bundle, which the node embeds: commit node/ui/dist/app.js with the
+# sources (make lint fails when they disagree).
+ui: ui-deps
+	cd $(UI) && node build.mjs
 
 # Kafka's jars, fetched once into the cache; skipped (the tests then say why) without Java or Maven.
 kafka-jars:
@@ -114,7 +130,9 @@ FUZZ_TARGETS := chain_tx block_header consensus_info finality_proof evidence sta
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 
-lint: deps
+lint: deps ui-deps
+	@if [ -d $(UI)/node_modules ]; then cd $(UI) && npm run --silent check && node build.mjs --check; \
+	else echo "lint: node/ui's TypeScript not checked (no npm packages)"; fi
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt $(LOADGEN) -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
@@ -128,6 +146,8 @@ lint: deps
 # The testnet workspace's tests (load generator smoke runs, librdkafka interop) run the pyralog
 # binary the first run builds.
 test: lint kafka-jars
+	@if [ -d $(UI)/node_modules ]; then echo "node/ui: the TypeScript light client against the shared vectors"; cd $(UI) && npm test --silent; \
+	else echo "test: node/ui's TypeScript tests skipped (no npm packages)"; fi
 	$(CARGO) nextest run --locked --workspace
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" $(CARGO) nextest run --locked $(LOADGEN)
 

@@ -185,10 +185,14 @@ if [ "$engine" = pos ]; then
   . "$here/pos.sh"
 fi
 
+# The status and explorer page every node serves on its RPC port.
+curl -sf "http://127.0.0.1:$rpc_port/" | grep -q '/ui/app.js' || { echo "node0 does not serve its page at http://127.0.0.1:$rpc_port/" >&2; exit 1; }
+
 cat <<MSG
 
 Testnet running ($out): chain $(jq -r .chainId "$out/genesis.json"), $clusters clusters
 $(for i in $(seq 0 $((nodes - 1))); do echo "  node$i  $(grep -m1 cluster_id "$out/node$i/config.toml" | cut -d'"' -f2)  JSON-RPC http://127.0.0.1:$((rpc_port + i))  kafka 127.0.0.1:$((kafka_port + i))  metrics http://127.0.0.1:$((metrics_port + i))/metrics  log $out/node$i/node.log"; done)
+Page:  http://127.0.0.1:$rpc_port/  (every node serves it on its RPC port; its "Verify" checks a record in the browser from the genesis file $out/genesis.json)
 Try:   curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"chain_getFinalizedHead","params":{}}' http://127.0.0.1:$rpc_port
 Stop:  testnet/stop.sh
 Light client:

@@ -65,7 +65,7 @@ impl TunnelCtx {
     }
 }
 
-/// `admin_addTunnelPeer`, over the node's tunnel.
+/// `admin_addTunnelPeer` and `system_tunnel`, over the node's tunnel.
 pub(crate) fn tunnel_module(ctx: TunnelCtx) -> RpcModule<TunnelCtx> {
     let mut module = RpcModule::new(ctx);
     module
@@ -74,6 +74,20 @@ pub(crate) fn tunnel_module(ctx: TunnelCtx) -> RpcModule<TunnelCtx> {
         })
         .expect("unique method name");
     module
+        .register_async_method("system_tunnel", |_, ctx, _| {
+            timed("system_tunnel", async move { Ok(tunnel_status(&ctx)) })
+        })
+        .expect("unique method name");
+    module
+}
+
+/// How the cluster links run: `{links: "tcp"}`, or WireGuard with whether Rosenpass keys it and
+/// the tunnel's counters since start (the `pyralog_tunnel_events` metric's kinds).
+fn tunnel_status(ctx: &TunnelCtx) -> serde_json::Value {
+    let Some(tunnel) = &ctx.tunnel else { return json!({ "links": "tcp" }) };
+    let counters: serde_json::Map<String, serde_json::Value> =
+        tunnel.stats().by_kind().into_iter().map(|(kind, value)| (kind.to_owned(), json!(value))).collect();
+    json!({ "links": "wireguard", "rosenpass": tunnel.runs_rosenpass(), "counters": counters })
 }
 
 /// Makes the node at `endpoint` a peer of this node's tunnel and keeps it for restarts. Adding

@@ -22,6 +22,7 @@ mod server;
 mod staking;
 mod subscriptions;
 mod system;
+mod ui;
 mod zk;
 
 use std::sync::Arc;

@@ -51,6 +51,7 @@ async fn the_chain_rpc_anchors_on_demand_and_serves_verifiable_state() {
     })
     .await;
     let cluster = call(&a, "system_status", json!({})).await.unwrap()["cluster"].as_str().unwrap().to_owned();
+    assert_eq!(call(&a, "system_tunnel", json!({})).await.unwrap(), json!({"links": "tcp"}));
 
     // Headers, commits, validators; unknown heights.
     let head = call(&a, "chain_getFinalizedHead", json!({})).await.unwrap();

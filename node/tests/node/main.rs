@@ -1,6 +1,7 @@
 //! Integration tests of the `pyralog` binary (one test target for the crate).
 
 mod abci;
+mod browser;
 mod chain_app;
 mod chain_contracts;
 mod chain_net;

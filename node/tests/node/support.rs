@@ -288,7 +288,8 @@ pub(crate) trait ProxyHook: Send + Sync + 'static {
     fn answer(&self, method: &str, answer: &mut Value);
 }
 
-/// An HTTP JSON-RPC proxy to `upstream` (one request per connection), lying as `hook` says.
+/// An HTTP JSON-RPC proxy to `upstream` (one request per connection), lying as `hook` says;
+/// plain GETs (the node's page) are passed through.
 pub(crate) async fn proxy(upstream: String, hook: Arc<dyn ProxyHook>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -297,7 +298,22 @@ pub(crate) async fn proxy(upstream: String, hook: Arc<dyn ProxyHook>) -> String 
             let (mut socket, _) = listener.accept().await.unwrap();
             let (upstream, hook) = (upstream.clone(), hook.clone());
             tokio::spawn(async move {
-                let request = read_request(&mut socket).await;
+                let (head, body) = read_http(&mut socket).await;
+                // GETs (the node's page) pass through as they are; a WebSocket upgrade is
+                // refused, so a page behind the proxy polls over HTTP, through the hook.
+                if let Some(path) = head.strip_prefix("GET ").and_then(|rest| rest.split_whitespace().next())
+                {
+                    let answer = match head.to_lowercase().contains("\r\nupgrade:") {
+                        true => {
+                            b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                                .to_vec()
+                        }
+                        false => forward_get(&upstream, path).await,
+                    };
+                    let _ = socket.write_all(&answer).await;
+                    return;
+                }
+                let request: Value = serde_json::from_slice(&body).unwrap();
                 let method = request["method"].as_str().unwrap().to_owned();
                 // A call without params has none in the request; forward an empty object.
                 let mut args = match &request["params"] {
@@ -328,8 +344,8 @@ pub(crate) async fn proxy(upstream: String, hook: Arc<dyn ProxyHook>) -> String 
     url
 }
 
-/// Reads one HTTP request and returns its JSON body.
-pub(crate) async fn read_request(socket: &mut tokio::net::TcpStream) -> Value {
+/// Reads one HTTP request: its head (request line and headers, as sent) and its body.
+async fn read_http(socket: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -337,16 +353,27 @@ pub(crate) async fn read_request(socket: &mut tokio::net::TcpStream) -> Value {
         assert!(n > 0, "client closed mid-request");
         bytes.extend_from_slice(&chunk[..n]);
         let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-        let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
         let length: usize = head
             .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map(|v| v.trim().parse().unwrap())
+            .find_map(|l| l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
             .unwrap_or(0);
         if bytes.len() >= end + 4 + length {
-            return serde_json::from_slice(&bytes[end + 4..end + 4 + length]).unwrap();
+            return (head, bytes[end + 4..end + 4 + length].to_vec());
         }
     }
+}
+
+/// Forwards `GET path` to `upstream` and returns its raw answer (the page and its files, through
+/// the proxy).
+async fn forward_get(upstream: &str, path: &str) -> Vec<u8> {
+    let addr = upstream.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    answer
 }
 
 /// Runs the `pyralog` binary with `args`.

@@ -19,6 +19,7 @@
 
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha512 } from '@noble/hashes/sha2.js';
+import { bech32m } from '@scure/base';
 
 import { concat, equal, readUintLe, toHex } from './bytes.ts';
 import { fail, type Step } from './errors.ts';
@@ -87,87 +88,31 @@ export function verifySignature(key: Uint8Array, message: Uint8Array, signature:
   return equal(expected.toBytes(), rBytes);
 }
 
-// --- Bech32m (BIP 350) ---------------------------------------------------------------------
+// --- Bech32m (BIP 350), by @scure/base ----------------------------------------------------
 
-/** The human-readable part of public key text. */
+/** The human-readable prefix of public key text. */
 export const PUBLIC_KEY_HRP = 'pyrpub';
-
-const CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
-const BECH32M_CONST = 0x2bc830a3;
-const GENERATOR = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
-
-function polymod(values: number[]): number {
-  let chk = 1;
-  for (const v of values) {
-    const top = chk >>> 25;
-    chk = (((chk & 0x1ffffff) << 5) ^ v) >>> 0;
-    for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk = (chk ^ GENERATOR[i]!) >>> 0;
-  }
-  return chk;
-}
-
-function hrpExpand(hrp: string): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < hrp.length; i++) out.push(hrp.charCodeAt(i) >> 5);
-  out.push(0);
-  for (let i = 0; i < hrp.length; i++) out.push(hrp.charCodeAt(i) & 31);
-  return out;
-}
 
 /** The Bech32m text (`pyrpub1…`) of a 32-byte key: how the node prints keys. */
 export function keyText(key: Uint8Array): string {
-  const data: number[] = [];
-  let acc = 0;
-  let bits = 0;
-  for (const b of key) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      data.push((acc >> bits) & 31);
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (bits > 0) data.push((acc << (5 - bits)) & 31);
-  const mod = polymod([...hrpExpand(PUBLIC_KEY_HRP), ...data, 0, 0, 0, 0, 0, 0]) ^ BECH32M_CONST;
-  const checksum = [0, 1, 2, 3, 4, 5].map((i) => (mod >>> (5 * (5 - i))) & 31);
-  return PUBLIC_KEY_HRP + '1' + [...data, ...checksum].map((v) => CHARSET[v]).join('');
+  return bech32m.encode(PUBLIC_KEY_HRP, bech32m.toWords(key));
 }
 
 /**
  * The key of Bech32m text (genesis files, `chain_getValidators`), refusing another checksum
- * variant, prefix or length, and invalid or weak keys.
+ * variant, prefix or length, non-zero padding bits, and invalid or weak keys.
  */
 export function parseKeyText(text: unknown, what: string, step: Step = 'encoding'): Uint8Array {
   if (typeof text !== 'string') fail(step, `${what}: not a string`);
-  const sep = text.lastIndexOf('1');
-  if (sep < 1 || text.length - sep - 1 < 6) fail(step, `${what}: not a Bech32m public key`);
-  const hrp = text.slice(0, sep);
-  const data: number[] = [];
-  for (const c of text.slice(sep + 1)) {
-    const v = CHARSET.indexOf(c);
-    // Lowercase only: an uppercase prefix is not `pyrpub`, and mixed case is invalid Bech32.
-    if (v < 0) fail(step, `${what}: not a Bech32m public key`);
-    data.push(v);
+  let decoded: { prefix: string; words: number[] };
+  let bytes: Uint8Array;
+  try {
+    decoded = bech32m.decode(text as `${string}1${string}`);
+    bytes = bech32m.fromWords(decoded.words);
+  } catch {
+    fail(step, `${what}: not a Bech32m public key`);
   }
-  for (let i = 0; i < hrp.length; i++) {
-    const c = hrp.charCodeAt(i);
-    if (c < 33 || c > 126 || (c >= 65 && c <= 90)) fail(step, `${what}: not a Bech32m public key`);
-  }
-  if (polymod([...hrpExpand(hrp), ...data]) !== BECH32M_CONST) fail(step, `${what}: not a Bech32m public key`);
-  if (hrp !== PUBLIC_KEY_HRP) fail(step, `${what}: expected a \`pyrpub1...\` public key, found prefix \`${hrp}\``);
-  const bytes: number[] = [];
-  let acc = 0;
-  let bits = 0;
-  for (const v of data.slice(0, -6)) {
-    acc = (acc << 5) | v;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push((acc >> bits) & 0xff);
-    }
-    acc &= (1 << bits) - 1;
-  }
+  if (decoded.prefix !== PUBLIC_KEY_HRP) fail(step, `${what}: expected a \`pyrpub1...\` public key, found prefix \`${decoded.prefix}\``);
   if (bytes.length !== 32) fail(step, `${what}: a public key is 32 bytes, this one is ${bytes.length}`);
   return checkKey(Uint8Array.from(bytes), what, step);
 }

@@ -19,6 +19,7 @@ mod clock;
 mod kafka;
 mod rpc;
 mod service;
+mod ui;
 
 fn main() -> std::process::ExitCode {
     match cli::run() {

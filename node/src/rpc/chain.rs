@@ -254,6 +254,7 @@ fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
                     "action": action_name(&signed),
                     "code": location.as_ref().map(|l| l.code),
                     "log": location.map(|l| l.log),
+                    "anchor": anchor_summary(&signed),
                 })
             });
             json!({ "bytes": to_hex(bytes), "decoded": summary })
@@ -267,6 +268,20 @@ fn get_block(ctx: &ChainCtx, params: Params<'_>) -> RpcResult {
         "commit": commit_of(&block),
         "finality": finality_json(&block.proof),
     }))
+}
+
+/// What an anchoring transaction anchors: `{cluster, log, partition, size}` (null for others).
+fn anchor_summary(signed: &SignedTx) -> Value {
+    match &signed.tx.action {
+        pyralog_chain::tx::Action::AnchorCheckpoint { certificate, .. } => {
+            let checkpoint = &certificate.message;
+            json!({
+                "cluster": checkpoint.cluster.as_str(), "log": checkpoint.log.as_str(),
+                "partition": checkpoint.partition, "size": checkpoint.size,
+            })
+        }
+        _ => Value::Null,
+    }
 }
 
 fn action_name(signed: &SignedTx) -> &'static str {

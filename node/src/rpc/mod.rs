@@ -22,7 +22,6 @@ mod server;
 mod staking;
 mod subscriptions;
 mod system;
-mod ui;
 mod zk;
 
 use std::sync::Arc;

@@ -56,7 +56,7 @@ pub(crate) async fn serve(
         ProxyGetRequestLayer::new([("/health", "system_health"), ("/readiness", "system_readiness")])?;
     let limiter = RateLimiter::from_config(section).map(Arc::new);
     let builder = Server::builder()
-        .set_http_middleware(tower::ServiceBuilder::new().layer(crate::rpc::ui::UiLayer).layer(probes))
+        .set_http_middleware(tower::ServiceBuilder::new().layer(crate::ui::UiLayer).layer(probes))
         .set_rpc_middleware(
             RpcServiceBuilder::new().layer_fn(move |inner| RateLimited { inner, limiter: limiter.clone() }),
         )

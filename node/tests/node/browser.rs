@@ -130,7 +130,8 @@ async fn the_page_verifies_a_record_in_chromium_and_names_the_lie_of_a_lying_nod
 
     let honest = &report["honest"];
     assert_eq!(honest["outcome"], "verified", "{report}");
-    assert!(honest["title"].as_str().unwrap().starts_with("Verified: final at height"), "{report}");
+    let verified = format!("Verified: {cluster} audit/0 offset 0, final at height");
+    assert!(honest["title"].as_str().unwrap().starts_with(&verified), "{report}");
     assert!(honest["detail"].as_str().unwrap().contains("value \"21.5 C\""), "{report}");
     assert!(honest["height"].as_u64().unwrap() > honest["firstHeight"].as_u64().unwrap(), "{report}");
     // A lie in the served record: refused by the record step, the forged value never shown.

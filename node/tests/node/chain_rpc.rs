@@ -120,6 +120,12 @@ async fn the_chain_rpc_anchors_on_demand_and_serves_verifiable_state() {
     );
     let status = committed(&b, &submitted["tx"]).await;
     assert_eq!(status["code"], 0, "{status}");
+    // The block that carried it says what it anchored.
+    let block = call(&b, "chain_getBlock", json!({"height": status["height"]})).await.unwrap();
+    let carried = block["txs"].as_array().unwrap().iter().find(|tx| tx["decoded"]["id"] == submitted["tx"]);
+    let decoded = &carried.expect("the anchoring transaction in its block")["decoded"];
+    assert_eq!(decoded["action"], "anchorCheckpoint");
+    assert_eq!(decoded["anchor"], json!({"cluster": cluster, "log": "ledger", "partition": 0, "size": 2}));
     let anchored =
         eventually("the anchor final", async || call(&b, "log_getProof", proof.clone()).await.ok()).await;
     assert_eq!(anchored["certificate"]["checkpoint"]["size"], 2);

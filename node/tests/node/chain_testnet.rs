@@ -137,6 +137,9 @@ async fn kills_and_restarts(engine: &str) {
         .unwrap();
     let first = append(&net.rpc[1], "first").await;
     wait_anchored(&net.rpc[3], &cluster_a, first).await;
+    // Node 4 serves the proof below: it must have applied the anchoring block too (it was seen
+    // behind node 3, answering 1042 "not anchored in the finalized state yet").
+    wait_anchored(&net.rpc[4], &cluster_a, first).await;
     let state = dir.path().join("light.json");
     let (synced, ok) = sync(&net.rpc[3], dir.path(), &state).await;
     assert!(ok && synced["height"].as_u64().unwrap() >= 2, "{synced}");

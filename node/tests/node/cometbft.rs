@@ -64,8 +64,13 @@ struct DuplicatedVote;
 impl ProxyHook for DuplicatedVote {
     fn answer(&self, method: &str, answer: &mut Value) {
         if method == "chain_getCometLightBlock" {
-            let signatures = &mut answer["signedHeader"]["commit"]["signatures"];
-            signatures[1] = signatures[0].clone();
+            // One validator's commit vote in the place of another's: both must be commit votes
+            // (flag 2), or the copy of an absent vote only lowers the tally (a flaky refusal
+            // for too little power instead of the duplicate).
+            let signatures = answer["signedHeader"]["commit"]["signatures"].as_array_mut().unwrap();
+            let committed: Vec<usize> =
+                (0..signatures.len()).filter(|&i| signatures[i]["block_id_flag"] == 2).collect();
+            signatures[committed[1]] = signatures[committed[0]].clone();
         }
     }
 }

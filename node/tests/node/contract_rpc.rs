@@ -185,7 +185,7 @@ async fn a_log_constraint_refuses_a_batch_over_the_rpc_with_the_contracts_reason
     // The node counts its log contracts' calls, refusals and fuel.
     let metrics = raw_get(&net.metrics[0], "/metrics");
     let counter = |event: &str| -> u64 {
-        let line = format!("pyralog_log_contract_events{{event=\"{event}\"}} ");
+        let line = format!("pyralog_log_contract_events_total{{event=\"{event}\"}} ");
         let value = metrics.lines().find_map(|l| l.strip_prefix(line.as_str()));
         value.unwrap_or_else(|| panic!("no {event} in {metrics}")).trim().parse().unwrap()
     };

@@ -283,7 +283,7 @@ async fn three_node_processes_serve_the_rpc_api() {
         text.unwrap_or_else(|| panic!("{series} missing from\n{scraped}")).parse().unwrap()
     };
     assert!(value("pyralog_rpc_requests_total{method=\"log_append\",outcome=\"ok\"}") > 0);
-    value("pyralog_wal_fsyncs");
+    value("pyralog_wal_fsyncs_total");
     // Every group committed since start (the log's creation and its writes), and no group
     // commits past its log or applies past its commits.
     for group in ["global", "orders/0"] {
@@ -296,7 +296,7 @@ async fn three_node_processes_serve_the_rpc_api() {
     assert!(value("pyralog_partition_records{log=\"orders\",partition=\"0\"}") > 0);
     // Records were appended, so the WAL and the user-bytes counters moved.
     for kind in ["user", "wal"] {
-        assert!(value(&format!("pyralog_storage_written_bytes{{kind=\"{kind}\"}}")) > 0, "{kind}");
+        assert!(value(&format!("pyralog_storage_written_bytes_total{{kind=\"{kind}\"}}")) > 0, "{kind}");
     }
     assert!(raw_get(&net.metrics[0], "/other").starts_with("HTTP/1.1 404"));
     // The classic text format by default, which Prometheus's own linter passes (promtool reads
@@ -310,7 +310,7 @@ async fn three_node_processes_serve_the_rpc_api() {
     assert!(value("pyralog_chain_finalized_height") > 0);
     let powers = scraped.lines().filter(|l| l.starts_with("pyralog_chain_validator_power{")).count();
     assert_eq!(powers, 3, "{scraped}");
-    value("pyralog_chain_evidence");
+    value("pyralog_chain_evidence_total");
     // Each of three validators is connected to the two others over the overlay.
     assert!(value("pyralog_p2p_peers{kind=\"connected\"}") >= 2, "{scraped}");
     // Consensus gossip both ways, the mempool, the anchoring lag of the log's partitions.

@@ -15,6 +15,8 @@ import {
   parseHeader,
   parseValidators,
   provenRecord,
+  checkServedRecord,
+  decodeRecord,
   syncAndVerify,
   toHex,
   trustFromGenesis,
@@ -202,6 +204,10 @@ describe('RPC answers', () => {
       [() => parseFinalityEvidence({ finality: { evidence: 5 } }), 'not a string'],
       [() => parseFinalityEvidence({ finality: { evidence: '0xzz' } }), 'invalid hex digit'],
       [() => provenRecord(3, hex(V.records[3].encoded), { ...servedRecord(), extra: 1 }), 'extra'],
+      // Names of Object.prototype's methods are extra fields too, whatever their value.
+      [() => provenRecord(3, hex(V.records[3].encoded), { ...servedRecord(), constructor: 1 }), 'constructor'],
+      [() => provenRecord(3, hex(V.records[3].encoded), { ...servedRecord(), toString: 'key' }), 'toString'],
+      [() => checkServedRecord({ ...servedRecord(), ['__proto__']: { a: 1 } }, decodeRecord(3n, hex(V.records[3].encoded))), 'differ'],
       [() => provenRecord(3, hex(V.records[3].encoded + '00')), 'unexpected bytes after the record'],
     ];
     for (const [body, text] of cases) {

@@ -21,7 +21,7 @@ use pyralog_consensus::Validator;
 use pyralog_consensus::driver::Progress;
 use pyralog_crypto::PublicKey;
 
-use super::{KindLabels, PartitionLabels};
+use super::labels::{KindLabels, PartitionLabels, catch_up};
 use crate::service::chain::ChainService;
 use crate::service::links::ClusterNode;
 
@@ -49,10 +49,10 @@ struct GossipLabels {
 /// The chain's metrics.
 pub(super) struct ChainMetrics {
     height: Gauge,
-    alarms: Gauge,
-    mined_seals: Gauge,
-    evidence: Gauge,
-    synced: Gauge,
+    alarms: Counter,
+    mined_seals: Counter,
+    evidence: Counter,
+    synced: Counter,
     block_interval: Histogram,
     commit_latency: Histogram,
     rounds: Histogram,
@@ -94,25 +94,25 @@ impl ChainMetrics {
                 r,
                 "chain_consensus_alarms",
                 "Alarms the consensus engine raised since start (Proof-of-Work: a heavier chain forking below a final block, refused)",
-                Gauge::default(),
+                Counter::default(),
             ),
             mined_seals: add(
                 r,
                 "chain_mined_seals",
                 "Seals this node's miner found since start (Proof-of-Work)",
-                Gauge::default(),
+                Counter::default(),
             ),
             evidence: add(
                 r,
                 "chain_evidence",
                 "Equivocations (double signs) this node's driver proved since start",
-                Gauge::default(),
+                Counter::default(),
             ),
             synced: add(
                 r,
                 "chain_synced_blocks",
                 "Blocks this node applied through block sync (not decided with its peers) since start",
-                Gauge::default(),
+                Counter::default(),
             ),
             block_interval: add(
                 r,
@@ -218,10 +218,10 @@ impl ChainMetrics {
     ) {
         let progress = *chain.progress.borrow();
         self.height.set(progress.height as i64);
-        self.alarms.set(progress.alarms as i64);
-        self.mined_seals.set(progress.mined as i64);
-        self.evidence.set(progress.evidence as i64);
-        self.synced.set(progress.synced as i64);
+        catch_up(&self.alarms, progress.alarms);
+        catch_up(&self.mined_seals, progress.mined);
+        catch_up(&self.evidence, progress.evidence);
+        catch_up(&self.synced, progress.synced);
         self.round.set(i64::from(progress.round));
         self.mempool_txs.set(progress.mempool_txs as i64);
         for (reason, total) in [("full", progress.mempool_full), ("rejected", progress.mempool_rejected)] {
@@ -349,14 +349,5 @@ impl ChainMetrics {
         if last.committed_ms > 0 {
             self.block_interval.observe(now.committed_ms.saturating_sub(last.committed_ms) as f64 / 1000.0);
         }
-    }
-}
-
-/// Raises `counter` to `total`, a running total kept elsewhere (counters only go up: a total
-/// that went down, after a restart of whatever keeps it, is ignored until it passes again).
-fn catch_up(counter: &Counter, total: u64) {
-    let now = counter.get();
-    if total > now {
-        counter.inc_by(total - now);
     }
 }

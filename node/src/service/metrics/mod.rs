@@ -11,8 +11,10 @@ use std::time::Instant;
 use crate::service::chain::ChainService;
 use crate::service::links::ClusterNode;
 use chain::ChainMetrics;
+use labels::{KindLabels, PartitionLabels, catch_up};
 
 mod chain;
+mod labels;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -35,12 +37,6 @@ struct GroupLabels {
     group: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(super) struct PartitionLabels {
-    log: String,
-    partition: u32,
-}
-
 /// Every metric the node exports.
 struct Metrics {
     registry: Registry,
@@ -53,11 +49,11 @@ struct Metrics {
     raft_apply_lag: Family<GroupLabels, Gauge>,
     partition_records: Family<PartitionLabels, Gauge>,
     partition_certified: Family<PartitionLabels, Gauge>,
-    wal_fsyncs: Gauge,
-    wal_synced_appends: Gauge,
-    written_bytes: Family<KindLabels, Gauge>,
-    tunnel: Family<KindLabels, Gauge>,
-    log_contracts: Family<LogContractLabels, Gauge>,
+    wal_fsyncs: Counter,
+    wal_synced_appends: Counter,
+    written_bytes: Family<KindLabels, Counter>,
+    tunnel: Family<KindLabels, Counter>,
+    log_contracts: Family<LogContractLabels, Counter>,
     chain: ChainMetrics,
 }
 
@@ -82,11 +78,6 @@ pub(crate) fn watch_chain(chain: Arc<ChainService>) {
             last = now;
         }
     });
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(super) struct KindLabels {
-    kind: &'static str,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -123,28 +114,28 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Size of the latest certified checkpoint",
         partition_certified.clone(),
     );
-    let wal_fsyncs = Gauge::default();
+    let wal_fsyncs = Counter::default();
     registry.register("wal_fsyncs", "WAL fsyncs by the shared syncer since start", wal_fsyncs.clone());
-    let wal_synced_appends = Gauge::default();
+    let wal_synced_appends = Counter::default();
     registry.register(
         "wal_synced_appends",
         "Raft appends those fsyncs covered since start",
         wal_synced_appends.clone(),
     );
-    let written_bytes = Family::<KindLabels, Gauge>::default();
+    let written_bytes = Family::<KindLabels, Counter>::default();
     registry.register(
         "storage_written_bytes",
         "Bytes written by RocksDB since start: user (keys and values), wal, flush, compaction",
         written_bytes.clone(),
     );
-    let tunnel = Family::<KindLabels, Gauge>::default();
+    let tunnel = Family::<KindLabels, Counter>::default();
     registry.register(
         "tunnel_events",
         "Cluster tunnel counters since start: handshakes, psk_rotations, rosenpass_exchanges, \
          rosenpass_stale, tx_bytes, rx_bytes, and dropped_* datagrams by reason",
         tunnel.clone(),
     );
-    let log_contracts = Family::<LogContractLabels, Gauge>::default();
+    let log_contracts = Family::<LogContractLabels, Counter>::default();
     registry.register(
         "log_contract_events",
         "Log contract calls since start, by kind (constraint, trigger, acl): calls, refused, failed \
@@ -197,12 +188,12 @@ fn set(family: &Family<GroupLabels, Gauge>, group: &str, value: u64) {
     family.get_or_create(&GroupLabels { group: group.to_owned() }).set(value as i64);
 }
 
-/// Reads the engine's figures into the gauges and renders everything.
+/// Reads the engine's figures into the gauges and counters and renders everything.
 fn render(node: &ClusterNode, tunnel: Option<&Tunnel>, overlay: Option<&pyralog_p2p::Status>) -> String {
     let m = &*METRICS;
     if let Some(tunnel) = tunnel {
         for (kind, value) in tunnel.stats().by_kind() {
-            m.tunnel.get_or_create(&KindLabels { kind }).set(value as i64);
+            catch_up(&m.tunnel.get_or_create(&KindLabels { kind }), value);
         }
     }
     let mut groups = vec![("global".to_owned(), node.global_raft_metrics(), node.global_commit_index())];
@@ -228,8 +219,8 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>, overlay: Option<&pyralog_
         set(&m.raft_apply_lag, &group, last.saturating_sub(applied));
     }
     let stats = node.storage().syncer().stats();
-    m.wal_fsyncs.set(stats.fsyncs as i64);
-    m.wal_synced_appends.set(stats.callbacks as i64);
+    catch_up(&m.wal_fsyncs, stats.fsyncs);
+    catch_up(&m.wal_synced_appends, stats.callbacks);
     let written = node.storage().write_stats();
     for (kind, bytes) in [
         ("user", written.user),
@@ -237,10 +228,10 @@ fn render(node: &ClusterNode, tunnel: Option<&Tunnel>, overlay: Option<&pyralog_
         ("flush", written.flush),
         ("compaction", written.compaction),
     ] {
-        m.written_bytes.get_or_create(&KindLabels { kind }).set(bytes as i64);
+        catch_up(&m.written_bytes.get_or_create(&KindLabels { kind }), bytes);
     }
     for (event, value) in pyralog_cluster::constraint::stats() {
-        m.log_contracts.get_or_create(&LogContractLabels { event }).set(value as i64);
+        catch_up(&m.log_contracts.get_or_create(&LogContractLabels { event }), value);
     }
     if let Some(chain) = CHAIN.get() {
         m.chain.read(chain, node, overlay);

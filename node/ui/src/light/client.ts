@@ -96,8 +96,13 @@ function fieldOf(answer: unknown, name: string, what: string): unknown {
 class Server {
   constructor(
     private readonly call: RpcCall,
-    readonly now: number,
+    private readonly clock: () => number,
   ) {}
+
+  /** The client's clock at this step (read at each step, as the CLI does). */
+  now(): number {
+    return this.clock();
+  }
 
   /** The header at `height` and its finality proof, as the server says. */
   async headerAt(height: bigint) {
@@ -119,13 +124,13 @@ async function step(server: Server, trusted: TrustedHead, height: bigint) {
   const next = equal(header.nextValidatorsHash, header.validatorsHash) ? null : await server.validatorsAt(height + 1n);
   const signers = proofSigners(proof).length;
   if (height === trusted.height + 1n) {
-    const head = verifyAdjacent(trusted, header, proof, next, server.now);
+    const head = verifyAdjacent(trusted, header, proof, next, server.now());
     return { head, mode: 'sequentially', signers, of: trusted.nextValidators.length };
   }
   const validators = equal(header.validatorsHash, validatorsHash(trusted.nextValidators))
     ? trusted.nextValidators
     : await server.validatorsAt(height);
-  const head = verifySkipping(trusted, header, proof, validators, next, server.now);
+  const head = verifySkipping(trusted, header, proof, validators, next, server.now());
   return { head, mode: 'by skipping', signers, of: validators.length };
 }
 
@@ -142,7 +147,7 @@ export async function syncAndVerify(
   opts: SyncOptions = {},
 ): Promise<Report> {
   const emit = (step: Step, detail: string) => opts.onStep?.({ step, detail });
-  const server = new Server(call, opts.nowMs ?? Date.now());
+  const server = new Server(call, opts.nowMs === undefined ? Date.now : () => opts.nowMs!);
   const period = opts.trustingPeriodMs === undefined ? {} : { trustingPeriodMs: opts.trustingPeriodMs };
   const start = trustFromGenesis(genesis, period);
   emit('genesis', `trusting ${start.chainId} (${start.engine}) from its genesis: ${start.nextValidators.length} validators`);
@@ -194,7 +199,7 @@ export async function syncAndVerify(
   const served = fieldOf(answer, 'consistency', 'log_getProof');
   const consistency = served === null || served === undefined ? null : parseConsistency(served);
   const evidence = parseFinalityEvidence(answer);
-  const anchored = verifyFinality(head, record, evidence, null, consistency, server.now, emit);
+  const anchored = verifyFinality(head, record, evidence, null, consistency, server.now(), emit);
   const proven = provenRecord(record.offset, evidence.record, fieldOf(answer, 'record', 'log_getProof') ?? null);
   emit('record', `record ${offset} decoded from its proven bytes; the served copy says the same`);
   const header = evidence.header;

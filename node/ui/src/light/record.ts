@@ -174,7 +174,8 @@ function differingFields(served: Record<string, unknown>, r: ProvenRecord): stri
         : objectWith(v, ['id', 'seq']) && sameU64(v.id, r.producer.id) && sameU64(v.seq, r.producer.sequence),
   };
   const fields = [...new Set([...Object.keys(same), ...Object.keys(served)])].sort();
-  return fields.filter((f) => !(f in served) || same[f] === undefined || !same[f](served[f]));
+  // Own properties only: a served `constructor` or `toString` is an extra field, not a method.
+  return fields.filter((f) => !Object.hasOwn(served, f) || !Object.hasOwn(same, f) || !same[f]!(served[f]));
 }
 
 /**
@@ -182,6 +183,10 @@ function differingFields(served: Record<string, unknown>, r: ProvenRecord): stri
  * (record.rs `check_json_matches`): a server rewriting any of them is caught.
  */
 export function checkServedRecord(served: unknown, proven: ProvenRecord): void {
+  guard('record', () => checkServedFields(served, proven));
+}
+
+function checkServedFields(served: unknown, proven: ProvenRecord): void {
   if (served === null || typeof served !== 'object' || Array.isArray(served)) {
     fail('record', "the record's JSON fields differ from its proven bytes: not an object");
   }
@@ -198,7 +203,7 @@ export function checkServedRecord(served: unknown, proven: ProvenRecord): void {
 export function provenRecord(offset: number | bigint, bytes: Uint8Array, served?: unknown): ProvenRecord {
   return guard('record', () => {
     const proven = decodeRecord(BigInt(offset), bytes);
-    if (served !== undefined) checkServedRecord(served, proven);
+    if (served !== undefined) checkServedFields(served, proven);
     return proven;
   });
 }

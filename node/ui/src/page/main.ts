@@ -59,6 +59,8 @@ const page = {
   recordsSub: null as string | null,
   nextOffset: 0,
   genesis: null as unknown,
+  /** The newest anchor seen per `cluster/log/partition`, from the blocks that carried them. */
+  anchored: new Map<string, { cluster: string; log: string; partition: number; size: number; height: number }>(),
   verifying: false,
 };
 
@@ -156,9 +158,26 @@ function addBlock(header: HeaderJson): void {
   if (page.blocks[0]?.height === header.height) byId('blocks').querySelector('tbody tr')?.classList.add('new');
 }
 
+/** Notes the anchors block `height` carried (its anchoring transactions, as the node decodes them). */
+async function scanAnchors(height: number): Promise<void> {
+  const block = (await call('chain_getBlock', { height })) as {
+    txs: { decoded: { anchor?: { cluster: string; log: string; partition: number; size: number } | null } | null }[];
+  };
+  for (const tx of block.txs) {
+    const anchor = tx.decoded?.anchor;
+    if (!anchor) continue;
+    const slot = `${anchor.cluster}/${anchor.log}/${anchor.partition}`;
+    if ((page.anchored.get(slot)?.height ?? 0) < height) page.anchored.set(slot, { ...anchor, height });
+  }
+  const rows = [...page.anchored.values()].sort((a, b) => `${a.cluster}/${a.log}/${a.partition}`.localeCompare(`${b.cluster}/${b.log}/${b.partition}`));
+  fill('anchors', rows.map((a) => row([a.cluster, `${a.log}/${a.partition}`, String(a.size), `#${a.height}`])));
+}
+
 /** A finalized header, pushed or polled: the head when it is the highest seen. */
 function showHead(header: HeaderJson): void {
+  const fresh = header.blockId !== undefined && !page.blocks.some((b) => b.height === header.height);
   addBlock(header);
+  if (fresh && (header.txCount ?? 0) > 0) void scanAnchors(header.height).catch((err) => console.warn(err));
   if (header.height <= page.head) return;
   page.head = header.height;
   byId('head-height').textContent = String(header.height);
@@ -185,7 +204,7 @@ async function pollHead(): Promise<void> {
   }
   showHead(head.header);
   for (let height = head.height - 1; height > Math.max(0, head.height - RECENT_BLOCKS); height--) {
-    if (!page.blocks.some((b) => b.height === height)) addBlock((await call('chain_getHeader', { height })) as HeaderJson);
+    if (!page.blocks.some((b) => b.height === height)) showHead((await call('chain_getHeader', { height })) as HeaderJson);
   }
 }
 
@@ -274,13 +293,15 @@ async function verify(offset: number): Promise<void> {
   page.verifying = true;
   showResult('running', 'Verifying…');
   try {
-    const report: Report = await syncAndVerify((method, params) => call(method, params), page.genesis, { ...target, offset }, {
+    // The cluster shown is the cluster verified: named, not left to the node to pick again.
+    const cluster = page.status?.cluster;
+    const report: Report = await syncAndVerify((method, params) => call(method, params), page.genesis, { ...target, offset, cluster }, {
       onStep: ({ step, detail }) => steps.append(el('li', `${step}: ${detail}`, 'ok')),
     });
     const f = report.finality;
     showResult(
       'verified',
-      `Verified: final at height ${f.height} of ${report.chainId}`,
+      `Verified: ${report.cluster} ${report.log}/${report.partition} offset ${report.offset}, final at height ${f.height} of ${report.chainId}`,
       `key ${bytesText(report.record.key)}, value ${bytesText(report.record.value)}; block ${short(f.blockId)} signed by ${f.signatures} validators; anchored checkpoint of ${f.anchoredSize} records.`,
     );
   } catch (err) {

@@ -16,23 +16,36 @@ export class RpcError extends Error {
   }
 }
 
+/** How long a call may take before the page gives up on it (a node that never answers). */
+const CALL_TIMEOUT_MS = 30_000;
+
 /** JSON-RPC over HTTP POST to `endpoint` (the page's own origin by default). */
 export async function call(method: string, params: object = {}, endpoint = '/'): Promise<unknown> {
-  const response = await fetch(endpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  const text = await response.text();
-  let answer: { result?: unknown; error?: { code: number; message: string } };
+  let text: string;
+  let status: number;
+  try {
+    const response = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    });
+    status = response.status;
+    text = await response.text();
+  } catch (err) {
+    throw new RpcError(-32603, `${method}: no answer from the node (${err instanceof Error ? err.message : String(err)})`);
+  }
+  let answer: unknown;
   try {
     answer = JSON.parse(text);
   } catch {
-    throw new RpcError(-32700, `${method}: the node's answer is not JSON (HTTP ${response.status})`);
+    throw new RpcError(-32700, `${method}: the node's answer is not JSON (HTTP ${status})`);
   }
-  if (answer.error) throw new RpcError(answer.error.code, `${method}: ${answer.error.message}`);
-  if (!('result' in answer)) throw new RpcError(-32603, `${method}: an answer without a result`);
-  return answer.result;
+  if (answer === null || typeof answer !== 'object') throw new RpcError(-32603, `${method}: the node's answer is not a JSON-RPC response`);
+  const { result, error } = answer as { result?: unknown; error?: { code?: unknown; message?: unknown } };
+  if (error !== undefined) throw new RpcError(Number(error?.code ?? -32603), `${method}: ${String(error?.message ?? 'error')}`);
+  if (!Object.hasOwn(answer, 'result')) throw new RpcError(-32603, `${method}: an answer without a result`);
+  return result;
 }
 
 /** How the page follows the node: pushed over WebSocket, or polled. */

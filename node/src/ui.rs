@@ -11,10 +11,10 @@ use std::task::{Context, Poll};
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tower::{Layer, Service};
 
-const INDEX_HTML: &str = include_str!("../../ui/static/index.html");
-const STYLE_CSS: &str = include_str!("../../ui/static/style.css");
+const INDEX_HTML: &str = include_str!("../ui/static/index.html");
+const STYLE_CSS: &str = include_str!("../ui/static/style.css");
 /// Bundled by `make ui` (esbuild) from node/ui/src; `make test` checks it is up to date.
-const APP_JS: &str = include_str!("../../ui/dist/app.js");
+const APP_JS: &str = include_str!("../ui/dist/app.js");
 
 /// The page's files by path, with their content types.
 fn asset(path: &str) -> Option<(&'static str, &'static str)> {

@@ -49,19 +49,25 @@ where
         self.flush()?;
         self.check_block(&block).map_err(|reason| DriverError::BadProof { height: block.height, reason })?;
         self.store.put_block(&block)?;
+        let parent_round = self.parent_proof.as_ref().and_then(FinalityProof::round);
         let app_hash = self.execute(&block)?;
         let validators = self.validators_at(block.height + 2).clone();
         self.input(Input::BlockApplied { height: block.height, app_hash, validator_updates: validators })?;
         self.store.prune_wal_below(block.height + 1)?;
-        let (started, now, round) = match synced {
-            true => (0, 0, 0),
-            false => (self.height_started, self.clock.now(), block.proof.round().unwrap_or(0)),
+        let (started, now, round, rounds) = match synced {
+            true => (0, 0, 0, 0),
+            false => (
+                self.height_started,
+                self.clock.now(),
+                block.proof.round().unwrap_or(0),
+                block.proof.rounds_taken(parent_round).unwrap_or(0),
+            ),
         };
         let queued = self.mempool.len() as u64;
         self.progress.send_modify(|p| {
             p.height = block.height;
             p.synced += u64::from(synced);
-            p.round = round;
+            (p.round, p.rounds) = (round, rounds);
             (p.started_ms, p.committed_ms) = (started, now);
             p.mempool_txs = queued;
         });

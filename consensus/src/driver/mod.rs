@@ -149,6 +149,9 @@ pub struct Progress {
     pub mined: u64,
     /// The round (PBFT: view) `height` was decided in; 0 for engines without rounds.
     pub round: u32,
+    /// How many rounds (views) deciding `height` took here: 1 when its first decided it; 0 for
+    /// engines without rounds and for a synced block.
+    pub rounds: u32,
     /// When (the driver's clock, ms) this node started deciding `height`, and when it
     /// committed it: their difference is the height's commit latency here, the gap between
     /// two commits the block interval. Both 0 for a synced block.

@@ -266,3 +266,21 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn rounds_taken_count_from_the_height_start_or_the_parents_view() {
+    let keys = keys(1);
+    let decided_in = |engine: Engine, round: u32| {
+        let vote = Vote { round, ..precommit(5, BLOCK) };
+        let signatures = vec![SignatureShare::sign(&keys[0], &vote)];
+        FinalityProof::quorum(engine, CommitCertificate { message: vote, signatures })
+    };
+    // Tendermint's rounds restart at every height: round 2 is the third.
+    let tendermint = decided_in(Engine::Tendermint, 2);
+    assert_eq!((tendermint.round(), tendermint.rounds_taken(Some(7))), (Some(2), Some(3)));
+    // PBFT's views are global: a height decided in its parent's view took one.
+    let pbft = decided_in(Engine::Pbft, 7);
+    assert_eq!(pbft.rounds_taken(Some(7)), Some(1));
+    assert_eq!(pbft.rounds_taken(Some(5)), Some(3));
+    assert_eq!(pbft.rounds_taken(None), Some(8));
+}

@@ -432,6 +432,17 @@ impl FinalityProof {
         }
     }
 
+    /// How many rounds deciding the block took, given the round its parent was decided in:
+    /// Tendermint's rounds restart at 0 at every height; PBFT's views are global and a height
+    /// starts in the view its parent was committed in. None for families without rounds.
+    pub fn rounds_taken(&self, parent_round: Option<u32>) -> Option<u32> {
+        let round = self.round()?;
+        Some(match self.engine() {
+            Engine::Pbft => round.saturating_sub(parent_round.unwrap_or(0)).saturating_add(1),
+            _ => round.saturating_add(1),
+        })
+    }
+
     /// The validators whose signatures the proof carries (a block's "last commit" signers, for
     /// the next block's app: liveness accounting needs them). Empty for families without
     /// signers.

@@ -344,7 +344,9 @@ impl ChainMetrics {
         if now.height != last.height + 1 || now.committed_ms == 0 {
             return;
         }
-        self.rounds.observe(f64::from(now.round) + 1.0);
+        if now.rounds > 0 {
+            self.rounds.observe(f64::from(now.rounds));
+        }
         self.commit_latency.observe(now.committed_ms.saturating_sub(now.started_ms) as f64 / 1000.0);
         if last.committed_ms > 0 {
             self.block_interval.observe(now.committed_ms.saturating_sub(last.committed_ms) as f64 / 1000.0);

@@ -42,7 +42,7 @@ export PYRALOG_KAFKA_LIBS ?= $(HOME)/.cache/pyralog/kafka-$(KAFKA_VERSION)/libs
 LOADGEN := --manifest-path testnet/Cargo.toml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps kafka-jars ui-deps ui build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk bench-contracts clean
+.PHONY: help deps kafka-jars npm-deps ui build lint test testnet chaos fuzz fuzz-long bench bench-kafka profile-write-path bench-cluster bench-etcd bench-consensus bench-tunnel bench-chain bench-zk bench-contracts clean
 
 help:
 	@echo "make testnet  install what is missing, build, run the local testnet (ENGINE=pbft: on PBFT; ENGINE=pos: Proof-of-Stake; ENGINE=pow: Proof-of-Work)"
@@ -86,18 +86,22 @@ deps:
 	      || echo "deps: CometBFT $(COMETBFT_VERSION) could not be installed: its interop tests skip"; }; \
 	else echo "deps: no Go here: the CometBFT interop tests are skipped"; fi
 
-# The node's page (node/ui): its npm packages (the light client's @noble primitives, esbuild,
-# TypeScript, playwright-core for the browser test) from the lock, into node/ui/node_modules.
+# The npm packages, each from its lock into its node_modules: the node's page (node/ui: the light
+# client's @noble primitives, esbuild, TypeScript, playwright-core for the browser test) and the
+# zk proofs' interop peer (zk/interop: snarkjs).
 UI := node/ui
-ui-deps:
+NPM_PACKAGES := $(UI) zk/interop
+npm-deps:
 	@if command -v npm >/dev/null; then \
-	  if [ ! -d $(UI)/node_modules ] || [ $(UI)/package-lock.json -nt $(UI)/node_modules/.package-lock.json ]; then \
-	    echo "ui-deps: installing node/ui's npm packages"; npm ci --prefix $(UI) --no-audit --no-fund --silent; fi; \
-	else echo "ui-deps: no npm here: the TypeScript light client's tests and the browser test are skipped"; fi
+	  for dir in $(NPM_PACKAGES); do \
+	    if [ ! -d $$dir/node_modules ] || [ $$dir/package-lock.json -nt $$dir/node_modules/.package-lock.json ]; then \
+	      echo "npm-deps: installing $$dir's npm packages"; npm ci --prefix $$dir --no-audit --no-fund --silent || exit 1; fi; \
+	  done; \
+	else echo "npm-deps: no npm here: the TypeScript light client's tests, the browser test and snarkjs interop are skipped"; fi
 
 # Rebuilds the page's script bundle, which the node embeds: commit node/ui/dist/app.js with the
 # sources (make lint fails when they disagree).
-ui: ui-deps
+ui: npm-deps
 	cd $(UI) && node build.mjs
 
 # Kafka's jars, fetched once into the cache; skipped (the tests then say why) without Java or Maven.
@@ -130,7 +134,7 @@ FUZZ_TARGETS := chain_tx block_header consensus_info finality_proof evidence sta
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 
-lint: deps ui-deps
+lint: deps npm-deps
 	@if [ -d $(UI)/node_modules ]; then cd $(UI) && npm run --silent check && node build.mjs --check; \
 	else echo "lint: node/ui's TypeScript not checked (no npm packages)"; fi
 	$(CARGO) fmt --all -- --check

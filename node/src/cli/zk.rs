@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use pyralog_cluster::storage::zk::ZK_TREE_DEPTH;
+use pyralog_zk::groth16::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey, public_signals};
 use pyralog_zk::groth16::{self, MembershipKeys, MembershipWitness};
 use pyralog_zk::poseidon::{PoseidonHasher, RecordFields};
-use pyralog_zk::proof::{ZkProof, membership_statement};
+use pyralog_zk::proof::{Statement, ZkProof, membership_statement};
 use pyralog_zk::tree::{AuthPath, DigestCodec};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,6 +31,24 @@ pub(crate) enum ZkCommand {
     Setup(SetupArgs),
     /// Prove, on this machine, that a record you hold is in a log's certified Poseidon tree.
     ProveMembership(ProveArgs),
+    /// Write a membership proof file and the verifying key in snarkjs's JSON (standard Groth16
+    /// on BN254): `snarkjs groth16 verify verification_key.json public.json proof.json` checks
+    /// the proof; it says nothing of the checkpoint (compare the root with a certified one).
+    ExportSnarkjs(ExportArgs),
+}
+
+/// `pyralog zk export-snarkjs`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// A membership proof file (`pyralog zk prove-membership`, `zk_proveMembership`).
+    #[arg(long)]
+    proof: PathBuf,
+    /// The key directory from `pyralog zk setup` (its verifying key).
+    #[arg(long)]
+    keys: PathBuf,
+    /// Directory to write `verification_key.json`, `public.json` and `proof.json` to.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// `pyralog zk setup`.
@@ -85,6 +104,7 @@ struct RecordFile {
 pub(crate) fn run(command: ZkCommand) -> anyhow::Result<()> {
     match command {
         ZkCommand::Setup(args) => setup(&args),
+        ZkCommand::ExportSnarkjs(args) => export_snarkjs(&args),
         ZkCommand::ProveMembership(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let answer = runtime.block_on(prove_membership(&args))?;
@@ -117,6 +137,32 @@ fn setup(args: &SetupArgs) -> anyhow::Result<()> {
         "{}",
         json!({ "depth": ZK_TREE_DEPTH, "provingKeyBytes": proving.len(), "verifyingKeyBytes": verifying.len(), "out": args.out })
     );
+    Ok(())
+}
+
+/// Writes the proof file's membership proof, its public inputs and the verifying key in
+/// snarkjs's JSON.
+fn export_snarkjs(args: &ExportArgs) -> anyhow::Result<()> {
+    let text = std::fs::read(&args.proof).with_context(|| format!("cannot read {}", args.proof.display()))?;
+    let file: ProofFile = serde_json::from_slice(&text).context("proof file")?;
+    let Statement::Membership(statement) = &file.proof.statement else {
+        bail!("only membership proofs are Groth16 (an append proof is a STARK)");
+    };
+    let proof = groth16::proof_from_bytes(&file.proof.proof)?;
+    let key = load_verifying_key(&args.keys)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let files = [
+        ("verification_key.json", serde_json::to_value(SnarkjsVerifyingKey::from(&key))?),
+        ("public.json", serde_json::to_value(public_signals(statement))?),
+        ("proof.json", serde_json::to_value(SnarkjsProof::from(&proof))?),
+    ];
+    for (name, value) in &files {
+        let path = args.out.join(name);
+        std::fs::write(&path, serde_json::to_string_pretty(value)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    println!("{}", json!({ "out": args.out, "files": names, "publicSignals": files[1].1 }));
     Ok(())
 }
 

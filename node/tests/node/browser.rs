@@ -27,7 +27,7 @@ fn missing() -> Option<String> {
         return Some("no Node.js".into());
     }
     if !ui_dir().join("node_modules/playwright-core").exists() {
-        return Some("node/ui's npm packages are not installed (make ui-deps)".into());
+        return Some("node/ui's npm packages are not installed (make npm-deps)".into());
     }
     None
 }

@@ -138,6 +138,33 @@ async fn membership_and_append_proofs_verify_against_certified_checkpoints() {
     let by_node_file = write(&dir.path().join("by-node.json"), &by_node);
     let (ok, report, stderr) = light(&by_node_file, &["--keys", &keys_arg, "--nonce", &nonce]);
     assert!(ok && report["claim"]["disclosedKey"].is_string(), "{report} {stderr}");
+    // The same proof in snarkjs's JSON: snarkjs (npm) verifies it as standard Groth16; with
+    // another nonce among the public inputs it does not.
+    let exported = dir.path().join("snarkjs");
+    let export = ["zk", "export-snarkjs", "--proof", &by_node_file, "--keys", &keys_arg, "--out"];
+    let (ok, report, stderr) = pyralog(&[&export[..], &[exported.to_str().unwrap()]].concat());
+    assert!(ok && report["publicSignals"].as_array().unwrap().len() == 6, "{report} {stderr}");
+    let snarkjs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../zk/interop/node_modules/.bin/snarkjs");
+    if snarkjs.exists() {
+        let verify = |public: &str| {
+            let out = std::process::Command::new(&snarkjs)
+                .args(["groth16", "verify"])
+                .args(["verification_key.json", public, "proof.json"].map(|f| exported.join(f)))
+                .output()
+                .unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let (ok, said) = verify("public.json");
+        assert!(ok && said.contains("OK!"), "{said}");
+        let mut public: Value =
+            serde_json::from_slice(&std::fs::read(exported.join("public.json")).unwrap()).unwrap();
+        public[5] = json!("12345");
+        write(&exported.join("replayed.json"), &public);
+        let (ok, said) = verify("replayed.json");
+        assert!(!ok && said.contains("Invalid proof"), "{said}");
+    } else {
+        eprintln!("skipped: snarkjs on the node's proof (no zk/interop/node_modules: make npm-deps)");
+    }
 
     // An append-batch STARK from the empty tree to the certified size...
     let stark =

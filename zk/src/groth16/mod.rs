@@ -9,6 +9,7 @@
 //! checked deserialization (points on the curve and in the prime-order subgroup).
 
 mod circuit;
+pub mod snarkjs;
 
 pub use circuit::{
     LeafHash, LeafHashVar, MembershipCircuit, NodeHash, NodeHashVar, PoseidonTreeConfig,

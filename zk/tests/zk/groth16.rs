@@ -3,6 +3,7 @@
 use ark_bn254::Fr;
 use ark_serialize::CanonicalSerialize;
 use pyralog_zk::PoseidonTree;
+use pyralog_zk::groth16::snarkjs::{SnarkjsProof, SnarkjsVerifyingKey, public_signals};
 use pyralog_zk::groth16::{
     self, Groth16Error, MembershipKeys, MembershipStatement, MembershipWitness, PROVING_KEY_MAGIC, prepare,
     proof_from_bytes, proof_to_bytes, proving_key_from_bytes, proving_key_to_bytes, verifying_key_from_bytes,
@@ -245,4 +246,61 @@ fn depth_32_proof_verifies() {
     let statement = f.statement(10, Some(9));
     let proof = groth16::prove(&f.keys, &statement, &f.witness(9, 10)).unwrap();
     groth16::verify(&prepare(&f.keys.verifying), &statement, &proof).unwrap();
+}
+
+/// Runs `snarkjs groth16 verify` (zk/interop's npm package) on JSON files; whether it accepted.
+fn snarkjs_accepts(
+    snarkjs: &std::path::Path,
+    key: &serde_json::Value,
+    public: &serde_json::Value,
+    proof: &serde_json::Value,
+) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [("verification_key.json", key), ("public.json", public), ("proof.json", proof)];
+    for (name, value) in files {
+        std::fs::write(dir.path().join(name), value.to_string()).unwrap();
+    }
+    let out = std::process::Command::new(snarkjs)
+        .args(["groth16", "verify"])
+        .args(files.map(|(name, _)| dir.path().join(name)))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    // snarkjs prints "OK!" and exits 0, or "Invalid proof" and exits non-zero.
+    assert_eq!(out.status.success(), said.contains("OK!"), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    out.status.success()
+}
+
+#[test]
+fn snarkjs_verifies_our_membership_proofs_in_its_own_json() {
+    let snarkjs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/node_modules/.bin/snarkjs");
+    if !snarkjs.exists() {
+        eprintln!(
+            "skipped: snarkjs interop (no zk/interop/node_modules: make npm-deps installs snarkjs where npm is present)"
+        );
+        return;
+    }
+    let f = fixture(DEPTH);
+    let statement = f.statement(8, Some(5));
+    let proof = groth16::prove(&f.keys, &statement, &f.witness(5, 8)).unwrap();
+    let key = serde_json::to_value(SnarkjsVerifyingKey::from(&f.keys.verifying)).unwrap();
+    let public = serde_json::to_value(public_signals(&statement)).unwrap();
+    let json = serde_json::to_value(SnarkjsProof::from(&proof)).unwrap();
+    assert_eq!(key["nPublic"], 6);
+    assert_eq!(public[2], "8", "the size, decimal");
+    assert!(snarkjs_accepts(&snarkjs, &key, &public, &json));
+    // Another size, another nonce, a swapped proof element, another key: refused.
+    let mut other_size = public.clone();
+    other_size[2] = "9".into();
+    assert!(!snarkjs_accepts(&snarkjs, &key, &other_size, &json));
+    let mut other_nonce = public.clone();
+    other_nonce[5] = "1".into();
+    assert!(!snarkjs_accepts(&snarkjs, &key, &other_nonce, &json));
+    let mut swapped = json.clone();
+    swapped["pi_a"] = json["pi_c"].clone();
+    swapped["pi_c"] = json["pi_a"].clone();
+    assert!(!snarkjs_accepts(&snarkjs, &key, &public, &swapped));
+    let foreign =
+        serde_json::to_value(SnarkjsVerifyingKey::from(&groth16::setup(DEPTH).unwrap().verifying)).unwrap();
+    assert!(!snarkjs_accepts(&snarkjs, &foreign, &public, &json));
 }

@@ -159,22 +159,30 @@ pub fn prove_circuit(
     keys: &MembershipKeys,
     circuit: MembershipCircuit,
 ) -> Result<Proof<Bn254>, Groth16Error> {
-    // Checked first: the prover itself would only notice in debug builds, and then by panicking.
-    let cs = ConstraintSystem::<Fr>::new_ref();
-    circuit.clone().generate_constraints(cs.clone()).map_err(|e| Groth16Error::Internal(e.to_string()))?;
-    if let Some(constraint) = cs.which_is_unsatisfied().map_err(|e| Groth16Error::Internal(e.to_string()))? {
-        return Err(Groth16Error::Unsatisfied(constraint));
-    }
+    // One synthesis: the prover's. A witness that does not satisfy the circuit gives a proof
+    // that does not verify (ark-groth16's own check is a debug assertion, off in every profile
+    // here: see Cargo.toml), and only then is the circuit synthesized again, to say which
+    // constraint fails.
     let public_inputs = circuit.public_inputs();
-    let proof = Groth16::<Bn254>::prove(&keys.proving, circuit, &mut OsRng)
+    let proof = Groth16::<Bn254>::prove(&keys.proving, circuit.clone(), &mut OsRng)
         .map_err(|e| Groth16Error::Internal(e.to_string()))?;
     // The proving key is read unchecked (see `proving_key_to_bytes`): a proof is only handed out
     // once it verifies under the checked verifying key.
     match Groth16::<Bn254>::verify(&keys.verifying, &public_inputs, &proof) {
         Ok(true) => Ok(proof),
-        Ok(false) => Err(Groth16Error::BadProvingKey),
+        Ok(false) => Err(match unsatisfied(circuit)? {
+            Some(constraint) => Groth16Error::Unsatisfied(constraint),
+            None => Groth16Error::BadProvingKey,
+        }),
         Err(e) => Err(Groth16Error::Internal(e.to_string())),
     }
+}
+
+/// The first constraint `circuit` does not satisfy, if any.
+fn unsatisfied(circuit: MembershipCircuit) -> Result<Option<String>, Groth16Error> {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    circuit.generate_constraints(cs.clone()).map_err(|e| Groth16Error::Internal(e.to_string()))?;
+    cs.which_is_unsatisfied().map_err(|e| Groth16Error::Internal(e.to_string()))
 }
 
 /// The circuit for a statement and witness.

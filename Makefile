@@ -247,8 +247,11 @@ bench-chain: deps
 	PYRALOG_BIN="$(CARGO_TARGET_DIR)/debug/pyralog" testnet/run.sh --engine $(or $(ENGINE),tendermint) >/dev/null
 	testnet/bench-anchoring.sh; status=$$?; testnet/stop.sh >/dev/null; exit $$status
 
+# ZK_BENCH: a criterion filter (a regex of bench names, e.g. 'prove_depth_32|verify_depth_32');
+# the setups and the STARK sizes of PYRALOG_BENCH_STARK_K still run, the filtered-out timings not.
+ZK_BENCH ?=
 bench-zk: deps
-	$(CARGO) bench --locked --profile dev --workspace --bench zk
+	$(CARGO) bench --locked --profile dev --workspace --bench zk $(if $(ZK_BENCH),-- '$(ZK_BENCH)')
 
 # Constraint contracts on the append path (the constraint alone, then append throughput with and
 # without one on a 3-node cluster, same run) and chain contract calls (the runtime alone, then

@@ -54,6 +54,20 @@ fn bench_tree(c: &mut Criterion) {
     c.bench_function("zk/poseidon_hash_two_elements", |b| {
         b.iter(|| black_box(pyralog_zk::poseidon::node(black_box(Fr::from(1u64)), Fr::from(2u64))))
     });
+    let mut state = [Fr::from(0u64), Fr::from(1u64), Fr::from(2u64)];
+    c.bench_function("zk/poseidon_permutation", |b| {
+        b.iter(|| {
+            pyralog_zk::poseidon::permute(black_box(&mut state));
+            black_box(state[1])
+        })
+    });
+    // The yardstick, same machine and run: light-poseidon's circom Poseidon of two inputs (one
+    // width-3 permutation; ours absorbs a tag too, so two).
+    let mut circom = light_poseidon::Poseidon::<Fr>::new_circom(2).unwrap();
+    c.bench_function("zk/light_poseidon_hash_two_elements", |b| {
+        use light_poseidon::PoseidonHasher;
+        b.iter(|| black_box(circom.hash(&[black_box(Fr::from(1u64)), Fr::from(2u64)]).unwrap()))
+    });
 }
 
 fn bench_groth16(c: &mut Criterion) {

@@ -78,10 +78,68 @@ const WIDTH: usize = RATE + CAPACITY;
 /// Capacity elements.
 const CAPACITY: usize = 1;
 
-/// The pinned constants in fixed-size arrays.
+/// A state-sized matrix.
+type Matrix = [[Fr; WIDTH]; WIDTH];
+
+/// One partial round's linear layer after the factorization below: a dense first row, a first
+/// column, and the identity elsewhere (5 multiplications instead of 9).
+struct SparseRound {
+    /// The first row: the new element 0 from every element.
+    row: [Fr; WIDTH],
+    /// The first column below the corner: what element 0 adds to each other element.
+    column: [Fr; WIDTH - 1],
+}
+
+/// The pinned constants, rearranged for the partial-round optimization of the Poseidon paper
+/// (appendix B), which computes the same permutation:
+///
+/// - *Constants*: in a partial round the S-box only touches element 0, so the constants of the
+///   other elements are carried through the linear layer into the next round's (`M·(0, b)`);
+///   each partial round keeps one scalar, and the carry lands in the first full round after them.
+/// - *Matrices*: every partial round's matrix `L = [[l, wᵀ], [v, L̂]]` factors as `M''·M'` with
+///   `M' = diag(1, L̂)` applied first and `M'' = [[l, wᵀL̂⁻¹], [v, I]]`. `M'` fixes element 0, so it
+///   commutes with that round's S-box and scalar constant and moves into the round before
+///   (`L ← M'·L`, factored in turn, back to front); the first partial round's `M'` lands in the
+///   last full round before them.
 struct Constants {
-    ark: Vec<[Fr; WIDTH]>,
-    mds: [[Fr; WIDTH]; WIDTH],
+    /// The full rounds' constants, before and after the partial rounds (with the carry).
+    full: Vec<[Fr; WIDTH]>,
+    /// The MDS matrix.
+    mds: Matrix,
+    /// The last full round before the partial rounds multiplies by this instead (`M'₀·M`).
+    mds_into_partial: Matrix,
+    /// Each partial round's scalar constant.
+    partial: Vec<Fr>,
+    /// Each partial round's sparse linear layer.
+    sparse: Vec<SparseRound>,
+}
+
+fn multiply(a: &Matrix, b: &Matrix) -> Matrix {
+    std::array::from_fn(|i| std::array::from_fn(|j| (0..WIDTH).map(|k| a[i][k] * b[k][j]).sum()))
+}
+
+fn apply(m: &Matrix, x: &[Fr; WIDTH]) -> [Fr; WIDTH] {
+    std::array::from_fn(|i| (0..WIDTH).map(|k| m[i][k] * x[k]).sum())
+}
+
+/// `L = M''·M'` (see [`Constants`]): the sparse `M''` and `M' = diag(1, L̂)`.
+fn factor(l: &Matrix) -> (SparseRound, Matrix) {
+    // L̂ is the lower-right 2x2 block; MDS submatrices (and their products with the diag(1, ·)
+    // factors here) are invertible.
+    let (a, b, c, d) = (l[1][1], l[1][2], l[2][1], l[2][2]);
+    let det_inverse = (a * d - b * c).inverse().expect("an MDS submatrix is invertible");
+    let inverse = [[d * det_inverse, -b * det_inverse], [-c * det_inverse, a * det_inverse]];
+    let w = [l[0][1], l[0][2]];
+    let row =
+        [l[0][0], w[0] * inverse[0][0] + w[1] * inverse[1][0], w[0] * inverse[0][1] + w[1] * inverse[1][1]];
+    let mut prime = [[Fr::from(0u64); WIDTH]; WIDTH];
+    prime[0][0] = Fr::from(1u64);
+    for i in 1..WIDTH {
+        for j in 1..WIDTH {
+            prime[i][j] = l[i][j];
+        }
+    }
+    (SparseRound { row, column: [l[1][0], l[2][0]] }, prime)
 }
 
 fn constants() -> &'static Constants {
@@ -89,33 +147,67 @@ fn constants() -> &'static Constants {
     CONSTANTS.get_or_init(|| {
         let config = config();
         let row = |r: &Vec<Fr>| -> [Fr; WIDTH] { std::array::from_fn(|i| r[i]) };
-        Constants {
-            ark: config.ark.iter().map(row).collect(),
-            mds: std::array::from_fn(|i| row(&config.mds[i])),
+        let ark: Vec<[Fr; WIDTH]> = config.ark.iter().map(row).collect();
+        let mds: Matrix = std::array::from_fn(|i| row(&config.mds[i]));
+        let half = FULL_ROUNDS / 2;
+        // Constants: carried forward through the partial rounds.
+        let mut carry = [Fr::from(0u64); WIDTH];
+        let mut partial = Vec::with_capacity(PARTIAL_ROUNDS);
+        for k in &ark[half..half + PARTIAL_ROUNDS] {
+            let k: [Fr; WIDTH] = std::array::from_fn(|i| k[i] + carry[i]);
+            partial.push(k[0]);
+            let mut rest = k;
+            rest[0] = Fr::from(0u64);
+            carry = apply(&mds, &rest);
         }
+        let mut full: Vec<[Fr; WIDTH]> = ark[..half].to_vec();
+        let after = ark[half + PARTIAL_ROUNDS];
+        full.push(std::array::from_fn(|i| after[i] + carry[i]));
+        full.extend_from_slice(&ark[half + PARTIAL_ROUNDS + 1..]);
+        // Matrices: factored back to front.
+        let mut sparse = Vec::with_capacity(PARTIAL_ROUNDS);
+        let mut next_prime: Option<Matrix> = None;
+        for _ in 0..PARTIAL_ROUNDS {
+            let l = match &next_prime {
+                Some(prime) => multiply(prime, &mds),
+                None => mds,
+            };
+            let (round, prime) = factor(&l);
+            sparse.push(round);
+            next_prime = Some(prime);
+        }
+        sparse.reverse();
+        let mds_into_partial = multiply(&next_prime.expect("partial rounds"), &mds);
+        Constants { full, mds, mds_into_partial, partial, sparse }
     })
 }
 
 /// The Poseidon permutation (what arkworks' sponge applies): per round add the round
 /// constants, apply x^5 to every element in full rounds and to the first in partial ones, then
-/// multiply by the MDS matrix. Without the sponge's per-hash configuration copy and per-round
-/// allocations.
+/// multiply by the MDS matrix; here with the partial rounds rearranged ([`Constants`]) and
+/// without the sponge's per-hash configuration copy and per-round allocations.
 pub fn permute(state: &mut [Fr; WIDTH]) {
     let constants = constants();
     let half = FULL_ROUNDS / 2;
-    for (round, ark) in constants.ark.iter().enumerate() {
+    let full_round = |state: &mut [Fr; WIDTH], ark: &[Fr; WIDTH], mds: &Matrix| {
         for (x, c) in state.iter_mut().zip(ark) {
-            *x += c;
+            *x = pow5(*x + c);
         }
-        if round < half || round >= half + PARTIAL_ROUNDS {
-            state.iter_mut().for_each(|x| *x = pow5(*x));
-        } else {
-            state[0] = pow5(state[0]);
-        }
-        let old = *state;
-        for (x, row) in state.iter_mut().zip(&constants.mds) {
-            *x = old[0] * row[0] + old[1] * row[1] + old[2] * row[2];
-        }
+        *state = apply(mds, state);
+    };
+    for (round, ark) in constants.full[..half].iter().enumerate() {
+        let mds = if round + 1 == half { &constants.mds_into_partial } else { &constants.mds };
+        full_round(state, ark, mds);
+    }
+    for (c, sparse) in constants.partial.iter().zip(&constants.sparse) {
+        let x0 = pow5(state[0] + c);
+        let first = sparse.row[0] * x0 + sparse.row[1] * state[1] + sparse.row[2] * state[2];
+        state[1] += sparse.column[0] * x0;
+        state[2] += sparse.column[1] * x0;
+        state[0] = first;
+    }
+    for ark in &constants.full[half..] {
+        full_round(state, ark, &constants.mds);
     }
 }
 

@@ -279,14 +279,16 @@ impl Service {
             return;
         };
         let chain = &self.config.chain_id;
-        if let Some(topic) = Topic::ALL.into_iter().find(|t| t.ident(chain).hash() == message.topic) {
+        // The topic is identified once: it is counted, then decides how the message is checked.
+        let topic = Topic::ALL.into_iter().find(|t| t.ident(chain).hash() == message.topic);
+        if let Some(topic) = topic {
             let traffic = &mut self.traffic[topic as usize];
             traffic.messages_in += 1;
             traffic.bytes_in += message.data.len() as u64;
         }
         let author = message.source.as_ref().and_then(public_key);
-        let verdict = if message.topic == Topic::Consensus.ident(chain).hash() {
-            match author {
+        let verdict = match topic {
+            Some(Topic::Consensus) => match author {
                 Some(from)
                     if self.config.open_consensus
                         || message.source.as_ref().is_some_and(|s| self.validators.contains(s)) =>
@@ -295,10 +297,9 @@ impl Service {
                     MessageAcceptance::Accept
                 }
                 _ => MessageAcceptance::Reject,
-            }
-        } else if message.topic == Topic::Txs.ident(chain).hash() {
+            },
             // A batch; the app checks each transaction (check_tx) as it queues it.
-            match postcard::from_bytes::<Vec<Vec<u8>>>(&message.data) {
+            Some(Topic::Txs) => match postcard::from_bytes::<Vec<Vec<u8>>>(&message.data) {
                 Ok(batch) => {
                     for tx in batch {
                         deliver(&self.outputs.events, NetEvent::Transaction(tx));
@@ -306,31 +307,33 @@ impl Service {
                     MessageAcceptance::Accept
                 }
                 Err(_) => MessageAcceptance::Reject,
-            }
-        } else if message.topic == Topic::Evidence.ident(chain).hash() {
-            // Only evidence that proves an equivocation on this chain is accepted, and so
-            // forwarded: a relay that passes on anything else is itself at fault, and honest
-            // relays never do. The driver checks the rest (heights, who was a validator).
-            let decoded = postcard::from_bytes::<Evidence>(&message.data)
-                .ok()
-                .filter(|evidence| evidence.chain_id() == chain.as_str() && evidence.verify());
-            match (public_key(&propagation_source), decoded) {
-                (Some(from), Some(evidence)) => {
-                    deliver(&self.outputs.events, NetEvent::Evidence { from, evidence: Box::new(evidence) });
-                    MessageAcceptance::Accept
+            },
+            Some(Topic::Evidence) => {
+                // Only evidence that proves an equivocation on this chain is accepted, and so
+                // forwarded: a relay that passes on anything else is itself at fault, and honest
+                // relays never do. The driver checks the rest (heights, who was a validator).
+                let decoded = postcard::from_bytes::<Evidence>(&message.data)
+                    .ok()
+                    .filter(|evidence| evidence.chain_id() == chain.as_str() && evidence.verify());
+                match (public_key(&propagation_source), decoded) {
+                    (Some(from), Some(evidence)) => {
+                        deliver(
+                            &self.outputs.events,
+                            NetEvent::Evidence { from, evidence: Box::new(evidence) },
+                        );
+                        MessageAcceptance::Accept
+                    }
+                    _ => MessageAcceptance::Reject,
                 }
-                _ => MessageAcceptance::Reject,
             }
-        } else if message.topic == Topic::Checkpoints.ident(chain).hash() {
-            match author {
+            Some(Topic::Checkpoints) => match author {
                 Some(from) => {
                     let _ = self.outputs.checkpoints.try_send(Gossip { from, bytes: message.data });
                     MessageAcceptance::Accept
                 }
                 None => MessageAcceptance::Reject,
-            }
-        } else {
-            MessageAcceptance::Ignore
+            },
+            None => MessageAcceptance::Ignore,
         };
         if matches!(verdict, MessageAcceptance::Reject) {
             self.fault(

@@ -308,7 +308,11 @@ pub(crate) async fn proxy(upstream: String, hook: Arc<dyn ProxyHook>) -> String 
                             b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                                 .to_vec()
                         }
-                        false => forward_get(&upstream, path).await,
+                        false => {
+                            let (upstream, path) = (upstream.clone(), path.to_owned());
+                            let answer = tokio::task::spawn_blocking(move || raw_get(&upstream, &path));
+                            answer.await.unwrap().into_bytes()
+                        }
                     };
                     let _ = socket.write_all(&answer).await;
                     return;
@@ -362,18 +366,6 @@ async fn read_http(socket: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
             return (head, bytes[end + 4..end + 4 + length].to_vec());
         }
     }
-}
-
-/// Forwards `GET path` to `upstream` and returns its raw answer (the page and its files, through
-/// the proxy).
-async fn forward_get(upstream: &str, path: &str) -> Vec<u8> {
-    let addr = upstream.strip_prefix("http://").unwrap();
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    answer
 }
 
 /// Runs the `pyralog` binary with `args`.

@@ -3,8 +3,6 @@
 //! histograms (block interval, commit latency, rounds per height) observed as heights commit
 //! ([`observe_commits`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +20,7 @@ use pyralog_consensus::driver::Progress;
 use pyralog_crypto::PublicKey;
 
 use super::labels::{KindLabels, PartitionLabels, catch_up};
+use crate::clock::unix_ms;
 use crate::service::chain::ChainService;
 use crate::service::links::ClusterNode;
 
@@ -230,15 +229,19 @@ impl ChainMetrics {
         if let Some(overlay) = overlay {
             self.read_overlay(overlay);
         }
-        for (what, result) in [
-            ("validator", self.validator_gauges(chain)),
-            ("staking", self.staking_gauges(chain)),
-            ("anchor", self.anchor_gauges(chain, node)),
-        ] {
-            if let Err(err) = result {
-                tracing::debug!(%err, "{what} metrics unavailable");
-            }
+        if let Err(err) = self.state_gauges(chain, node) {
+            tracing::debug!(%err, "chain state metrics unavailable");
         }
+    }
+
+    /// The gauges read from the latest committed state: one version, and its validator set read
+    /// once for the validator and the staking gauges.
+    fn state_gauges(&self, chain: &ChainService, node: &ClusterNode) -> anyhow::Result<()> {
+        let Some(version) = chain.state.latest_version()? else { return Ok(()) };
+        let set: Vec<Validator> = read_state(&chain.state, VALIDATORS_KEY, version)?.unwrap_or_default();
+        self.validator_gauges(&set);
+        self.staking_gauges(chain, version, &set)?;
+        self.anchor_gauges(chain, node, version)
     }
 
     fn read_overlay(&self, overlay: &pyralog_p2p::Status) {
@@ -264,27 +267,23 @@ impl ChainMetrics {
         catch_up(&self.refused_banned, overlay.refused_banned);
     }
 
-    /// Each validator's power in the set deciding the next block, from the latest committed state.
-    fn validator_gauges(&self, chain: &ChainService) -> anyhow::Result<()> {
-        let Some(version) = chain.state.latest_version()? else { return Ok(()) };
-        let set: Vec<Validator> = read_state(&chain.state, VALIDATORS_KEY, version)?.unwrap_or_default();
+    /// Each validator's power in the set deciding the next block.
+    fn validator_gauges(&self, set: &[Validator]) {
         self.validator_power.clear();
         for member in set {
             self.validator_power
                 .get_or_create(&ValidatorLabels { validator: member.key.to_string() })
                 .set(member.power as i64);
         }
-        Ok(())
     }
 
-    /// The staking gauges from the latest committed state (a chain without staking has none).
-    fn staking_gauges(&self, chain: &ChainService) -> anyhow::Result<()> {
-        let Some(version) = chain.state.latest_version()? else { return Ok(()) };
+    /// The staking gauges at state `version`, whose validator set is `set` (a chain without
+    /// staking has none).
+    fn staking_gauges(&self, chain: &ChainService, version: u64, set: &[Validator]) -> anyhow::Result<()> {
         let state = &chain.state;
         if read_state::<StakingParams>(state, PARAMS_KEY, version)?.is_none() {
             return Ok(());
         }
-        let set: Vec<Validator> = read_state(state, VALIDATORS_KEY, version)?.unwrap_or_default();
         self.bonded_power.set(set.iter().map(|v| v.power).sum::<u64>() as i64);
         let operators: Vec<PublicKey> = read_state(state, CANDIDATES_KEY, version)?.unwrap_or_default();
         let mut counts = [("bonded", 0i64), ("unbonded", 0), ("jailed", 0), ("tombstoned", 0)];
@@ -294,7 +293,7 @@ impl ChainMetrics {
             else {
                 continue;
             };
-            let status = record.status(&set);
+            let status = record.status(set);
             if let Some(count) = counts.iter_mut().find(|(name, _)| *name == status) {
                 count.1 += 1;
             }
@@ -303,7 +302,7 @@ impl ChainMetrics {
             self.validators.get_or_create(&StatusLabels { status }).set(count);
         }
         self.missed_blocks.clear();
-        for member in &set {
+        for member in set {
             let info: Option<SigningInfo> = read_state(state, &signing_info_key(&member.key), version)?;
             let missed = info.map_or(0, |i| i.missed);
             self.missed_blocks
@@ -315,11 +314,10 @@ impl ChainMetrics {
 
     /// Per partition of this node's cluster: records certified but not anchored, and the age of
     /// the anchored checkpoint.
-    fn anchor_gauges(&self, chain: &ChainService, node: &ClusterNode) -> anyhow::Result<()> {
-        let Some(version) = chain.state.latest_version()? else { return Ok(()) };
+    fn anchor_gauges(&self, chain: &ChainService, node: &ClusterNode, version: u64) -> anyhow::Result<()> {
         let cluster = node.status().cluster;
         let global = node.global_state().borrow().clone();
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now_ms = unix_ms();
         for log in global.logs.values() {
             for p in 0..log.config.partitions {
                 let labels = PartitionLabels { log: log.config.name.to_string(), partition: p };

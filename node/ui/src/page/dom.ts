@@ -1,4 +1,5 @@
 /** Small DOM helpers: elements by id, rows of text cells, and how values are shown. */
+import { fromHex0x } from '../light/index.ts';
 
 /** The element with `id` (the page's HTML has every id the script uses). */
 export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -36,18 +37,14 @@ export function short(hex: string, keep = 10): string {
   return hex.length > 2 * keep + 3 ? `${hex.slice(0, keep + 2)}…${hex.slice(-keep)}` : hex;
 }
 
-/** A value as text when it is printable UTF-8, else as `0x`-hex. */
+/** A `0x`-hex value as text when it is printable UTF-8, else as the hex. */
 export function bytesText(hex: string | null | undefined): string {
   if (!hex) return '—';
-  const body = hex.startsWith('0x') ? hex.slice(2) : hex;
-  if (body.length % 2 !== 0 || /[^0-9a-f]/i.test(body)) return hex;
-  const bytes = new Uint8Array(body.length / 2);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(body.slice(2 * i, 2 * i + 2), 16);
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(fromHex0x(hex, 'value'));
     return /^[\P{C}\n\t]*$/u.test(text) ? JSON.stringify(text) : hex;
   } catch {
-    return hex;
+    return hex; // not hex, or not UTF-8
   }
 }
 

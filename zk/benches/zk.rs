@@ -62,7 +62,7 @@ fn bench_tree(c: &mut Criterion) {
         })
     });
     // The yardstick, same machine and run: light-poseidon's circom Poseidon of two inputs (one
-    // width-3 permutation; ours absorbs a tag too, so two).
+    // width-3 permutation, as ours: the same hash with our tag in the capacity element).
     let mut circom = light_poseidon::Poseidon::<Fr>::new_circom(2).unwrap();
     c.bench_function("zk/light_poseidon_hash_two_elements", |b| {
         use light_poseidon::PoseidonHasher;

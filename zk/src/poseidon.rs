@@ -4,16 +4,21 @@
 //! partial rounds, round constants and MDS matrix from arkworks' `find_poseidon_ark_and_mds`
 //! (the Grain LFSR of the Poseidon paper's reference script, 254-bit prime, no skipped matrices).
 //! These are the permutation constants circomlib uses for 3 inputs (a test checks the first
-//! round constant against circomlib's); the *sponge* is arkworks' (capacity element first, the
-//! output is the first rate element), so digests differ from circomlib's `Poseidon(2)`, which
-//! puts the inputs after a zero capacity element and outputs element 0 of the state.
+//! round constant and circomlib's own vector).
 //!
-//! **Domain separation**: every hash absorbs a tag first (a small field element), so leaves,
-//! inner nodes, empty slots and value commitments never collide across roles:
-//! - value commitment `Poseidon(TAG_VALUE, value, blinding)`;
-//! - leaf `Poseidon(TAG_LEAF, key, commitment)`;
-//! - inner node `Poseidon(TAG_NODE, left, right)`;
-//! - empty slot `Poseidon(TAG_EMPTY)`.
+//! **The hash** (tree format 2) is one permutation, a compression function: the state
+//! `[tag, a, b]` (the domain tag in the capacity element, the two inputs in the rate) is
+//! permuted and element 0 is the digest. That is circomlib's `PoseidonEx(2, 1)` with
+//! `initialState = tag` (with tag 0, circomlib's `Poseidon(2)`), so a circom circuit can
+//! recompute our trees. (Format 1 absorbed the tag as a third input, which took two
+//! permutations per hash; the README's zk section has the history.)
+//!
+//! **Domain separation**: the tags keep leaves, inner nodes, empty slots and value commitments
+//! apart, so no digest of one role is a digest of another:
+//! - value commitment `Poseidon(TAG_VALUE; value, blinding)`;
+//! - leaf `Poseidon(TAG_LEAF; key, commitment)`;
+//! - inner node `Poseidon(TAG_NODE; left, right)`;
+//! - empty slot `Poseidon(TAG_EMPTY; 0, 0)`.
 
 use std::sync::OnceLock;
 
@@ -55,26 +60,51 @@ pub fn config() -> &'static PoseidonConfig<Fr> {
     })
 }
 
-/// Poseidon over `tag` followed by `inputs`, one output element: arkworks' duplex sponge
-/// (absorb into the rate, permute when it is full and more comes; squeeze permutes once and
-/// returns the first rate element), computed with [`permute`] on a fixed-size state.
-pub fn hash_tagged(tag: u64, inputs: &[Fr]) -> Fr {
-    let mut state = [Fr::from(0u64); WIDTH];
-    let mut next = 0;
-    for element in std::iter::once(Fr::from(tag)).chain(inputs.iter().copied()) {
-        if next == RATE {
-            permute(&mut state);
-            next = 0;
-        }
-        state[CAPACITY + next] += element;
-        next += 1;
-    }
+/// The tagged hash: `[tag, a, b]` permuted, element 0 out (see the module docs).
+pub fn hash_tagged(tag: u64, [a, b]: [Fr; RATE]) -> Fr {
+    let mut state = [Fr::from(tag), a, b];
     permute(&mut state);
-    state[CAPACITY]
+    state[0]
+}
+
+/// What the permutation needs of a state element: a native field element, or a variable of the
+/// circuit (`groth16::circuit`), so the circuit runs this same permutation code.
+pub(crate) trait Element: Clone {
+    /// Why an S-box could not be computed (a circuit's synthesis error; never, natively).
+    type Error;
+    /// `self + other`.
+    fn plus(&self, other: &Self) -> Self;
+    /// `self + c`.
+    fn plus_constant(&self, c: Fr) -> Self;
+    /// `c · self`.
+    fn times_constant(&self, c: Fr) -> Self;
+    /// `self^5` (three multiplications; constraints in a circuit).
+    fn pow5(&self) -> Result<Self, Self::Error>;
+}
+
+impl Element for Fr {
+    type Error = std::convert::Infallible;
+
+    fn plus(&self, other: &Self) -> Self {
+        *self + other
+    }
+
+    fn plus_constant(&self, c: Fr) -> Self {
+        *self + c
+    }
+
+    fn times_constant(&self, c: Fr) -> Self {
+        *self * c
+    }
+
+    fn pow5(&self) -> Result<Self, Self::Error> {
+        let x4 = self.square().square();
+        Ok(x4 * self)
+    }
 }
 
 /// State elements: capacity first, then the rate.
-const WIDTH: usize = RATE + CAPACITY;
+pub(crate) const WIDTH: usize = RATE + CAPACITY;
 /// Capacity elements.
 const CAPACITY: usize = 1;
 
@@ -120,6 +150,17 @@ fn multiply(a: &Matrix, b: &Matrix) -> Matrix {
 
 fn apply(m: &Matrix, x: &[Fr; WIDTH]) -> [Fr; WIDTH] {
     std::array::from_fn(|i| (0..WIDTH).map(|k| m[i][k] * x[k]).sum())
+}
+
+/// `m · x` for any [`Element`].
+fn apply_to<E: Element>(m: &Matrix, x: &[E; WIDTH]) -> [E; WIDTH] {
+    std::array::from_fn(|i| {
+        let mut sum = x[0].times_constant(m[i][0]);
+        for k in 1..WIDTH {
+            sum = sum.plus(&x[k].times_constant(m[i][k]));
+        }
+        sum
+    })
 }
 
 /// `L = M''·M'` (see [`Constants`]): the sparse `M''` and `M' = diag(1, L̂)`.
@@ -184,56 +225,63 @@ fn constants() -> &'static Constants {
 
 /// The Poseidon permutation (what arkworks' sponge applies): per round add the round
 /// constants, apply x^5 to every element in full rounds and to the first in partial ones, then
-/// multiply by the MDS matrix; here with the partial rounds rearranged ([`Constants`]) and
-/// without the sponge's per-hash configuration copy and per-round allocations.
+/// multiply by the MDS matrix; here with the partial rounds rearranged ([`Constants`]).
 pub fn permute(state: &mut [Fr; WIDTH]) {
-    let constants = constants();
-    let half = FULL_ROUNDS / 2;
-    let full_round = |state: &mut [Fr; WIDTH], ark: &[Fr; WIDTH], mds: &Matrix| {
-        for (x, c) in state.iter_mut().zip(ark) {
-            *x = pow5(*x + c);
-        }
-        *state = apply(mds, state);
-    };
-    for (round, ark) in constants.full[..half].iter().enumerate() {
-        let mds = if round + 1 == half { &constants.mds_into_partial } else { &constants.mds };
-        full_round(state, ark, mds);
-    }
-    for (c, sparse) in constants.partial.iter().zip(&constants.sparse) {
-        let x0 = pow5(state[0] + c);
-        let first = sparse.row[0] * x0 + sparse.row[1] * state[1] + sparse.row[2] * state[2];
-        state[1] += sparse.column[0] * x0;
-        state[2] += sparse.column[1] * x0;
-        state[0] = first;
-    }
-    for ark in &constants.full[half..] {
-        full_round(state, ark, &constants.mds);
-    }
+    let Ok(permuted) = permute_elements(state);
+    *state = permuted;
 }
 
-fn pow5(x: Fr) -> Fr {
-    let x4 = x.square().square();
-    x4 * x
+/// [`permute`] on any [`Element`]: the one implementation, natively and in the circuit.
+pub(crate) fn permute_elements<E: Element>(state: &[E; WIDTH]) -> Result<[E; WIDTH], E::Error> {
+    let constants = constants();
+    let half = FULL_ROUNDS / 2;
+    let full_round = |state: &[E; WIDTH], ark: &[Fr; WIDTH], mds: &Matrix| -> Result<[E; WIDTH], E::Error> {
+        let mut boxed = state.clone();
+        for (x, c) in boxed.iter_mut().zip(ark) {
+            *x = x.plus_constant(*c).pow5()?;
+        }
+        Ok(apply_to(mds, &boxed))
+    };
+    let mut state = state.clone();
+    for (round, ark) in constants.full[..half].iter().enumerate() {
+        let mds = if round + 1 == half { &constants.mds_into_partial } else { &constants.mds };
+        state = full_round(&state, ark, mds)?;
+    }
+    for (c, sparse) in constants.partial.iter().zip(&constants.sparse) {
+        let [s0, s1, s2] = state;
+        let x0 = s0.plus_constant(*c).pow5()?;
+        let first = x0
+            .times_constant(sparse.row[0])
+            .plus(&s1.times_constant(sparse.row[1]))
+            .plus(&s2.times_constant(sparse.row[2]));
+        let s1 = s1.plus(&x0.times_constant(sparse.column[0]));
+        let s2 = s2.plus(&x0.times_constant(sparse.column[1]));
+        state = [first, s1, s2];
+    }
+    for ark in &constants.full[half..] {
+        state = full_round(&state, ark, &constants.mds)?;
+    }
+    Ok(state)
 }
 
 /// The commitment to a value with a blinding factor.
 pub fn value_commitment(value: Fr, blinding: Fr) -> Fr {
-    hash_tagged(TAG_VALUE, &[value, blinding])
+    hash_tagged(TAG_VALUE, [value, blinding])
 }
 
 /// A leaf: a key and a value commitment.
 pub fn leaf(key: Fr, commitment: Fr) -> Fr {
-    hash_tagged(TAG_LEAF, &[key, commitment])
+    hash_tagged(TAG_LEAF, [key, commitment])
 }
 
 /// An inner node.
 pub fn node(left: Fr, right: Fr) -> Fr {
-    hash_tagged(TAG_NODE, &[left, right])
+    hash_tagged(TAG_NODE, [left, right])
 }
 
 /// The digest of an empty slot.
 pub fn empty() -> Fr {
-    hash_tagged(TAG_EMPTY, &[])
+    hash_tagged(TAG_EMPTY, [Fr::from(0u64); RATE])
 }
 
 /// The Poseidon tree's hasher.

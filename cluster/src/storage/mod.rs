@@ -112,6 +112,9 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// The data directory was written by a version whose format this one does not read.
+    #[error("the data directory is incompatible with this version: {0}")]
+    Incompatible(String),
 }
 
 /// The node's database.
@@ -156,6 +159,7 @@ impl Storage {
         let families =
             COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)?;
+        zk::check_tree_format(&db)?;
         let db = Arc::new(db);
         let syncer = WalSyncer::start(db.clone(), matches!(mode, StorageMode::Disk(_)));
         Ok(Storage { inner: Arc::new(Inner { mode, db, options, syncer }) })

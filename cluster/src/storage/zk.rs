@@ -53,6 +53,60 @@ pub fn poseidon_leaf(record: &Record) -> Fr {
     record_fields(record).leaf()
 }
 
+/// The key in `meta` that names the format of the zk trees in `zk_nodes`.
+const TREE_FORMAT_KEY: &[u8] = b"zk_tree_format";
+
+/// The zk trees' format: 2 since the Poseidon hash became one permutation of `[tag, a, b]`
+/// (`pyralog_zk::poseidon`; format 1 absorbed the tag as a third input). Rescue trees did not
+/// change.
+const TREE_FORMAT: u8 = 2;
+
+/// Refuses a database whose Poseidon trees were written in another format (their roots would
+/// disagree with every upgraded peer's, and the checkpoints it signs with them), and marks a
+/// database without Poseidon nodes as holding the current format.
+pub(super) fn check_tree_format(db: &rocksdb::DB) -> Result<(), StorageError> {
+    let meta = db.cf_handle("meta").expect("every column family is created at open");
+    match db.get_cf(meta, TREE_FORMAT_KEY)? {
+        Some(format) if format.as_slice() == [TREE_FORMAT] => return Ok(()),
+        Some(format) => {
+            return Err(StorageError::Incompatible(format!(
+                "its zk trees are in format {format:?}, this version reads format {TREE_FORMAT}"
+            )));
+        }
+        None => {}
+    }
+    if holds_poseidon_nodes(db)? {
+        return Err(StorageError::Incompatible(format!(
+            "its Poseidon trees are in format 1 (the tag absorbed as an input), this version computes \
+             format {TREE_FORMAT} (the tag in the capacity element), so its zk roots would disagree with \
+             its peers'; upgrade the cluster's nodes together, moving each data directory aside to \
+             re-sync the logs from a peer or re-create them"
+        )));
+    }
+    Ok(db.put_cf(meta, TREE_FORMAT_KEY, [TREE_FORMAT])?)
+}
+
+/// Whether any partition keeps Poseidon nodes: one seek per partition with zk nodes (a
+/// partition's keys sort by tree id, Poseidon's first).
+fn holds_poseidon_nodes(db: &rocksdb::DB) -> Result<bool, StorageError> {
+    let nodes = db.cf_handle("zk_nodes").expect("every column family is created at open");
+    let mut iterator = db.raw_iterator_cf(nodes);
+    iterator.seek_to_first();
+    while let Some(key) = iterator.key() {
+        let (Some(prefix), Some(&tree)) = (key.get(..8), key.get(8)) else {
+            return Err(StorageError::Incompatible("a zk node key shorter than 9 bytes".into()));
+        };
+        if tree == ZkTree::Poseidon as u8 {
+            return Ok(true);
+        }
+        let prefix = u64::from_be_bytes(prefix.try_into().expect("8 bytes"));
+        let Some(next) = prefix.checked_add(1) else { break };
+        iterator.seek(next.to_be_bytes());
+    }
+    iterator.status()?;
+    Ok(false)
+}
+
 /// Complete nodes of one zk tree of one partition, read from `zk_nodes`.
 pub(crate) struct RocksZkNodes<'a> {
     pub(crate) storage: &'a Storage,
@@ -217,5 +271,52 @@ fn put_nodes<H: DigestCodec>(
             id.zk_node_key(tree as u8, level as u8, index),
             H::to_bytes(&digest),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageMode;
+
+    /// Writes a node of `tree` in partition (7, 1) and forgets the format mark, as a database
+    /// of a version before the mark would be; then reopens it.
+    fn reopen_with_unmarked(dir: &std::path::Path, tree: ZkTree) -> Result<Storage, StorageError> {
+        {
+            let storage = Storage::open(StorageMode::Disk(dir.to_path_buf())).unwrap();
+            let key = PartitionId { log: 7, partition: 1 }.zk_node_key(tree as u8, 0, 0);
+            storage.db().put_cf(storage.cf("zk_nodes"), key, [1u8; 32]).unwrap();
+            storage.db().delete_cf(storage.cf("meta"), TREE_FORMAT_KEY).unwrap();
+        }
+        Storage::open(StorageMode::Disk(dir.to_path_buf()))
+    }
+
+    #[test]
+    fn a_database_with_format_1_poseidon_trees_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = reopen_with_unmarked(dir.path(), ZkTree::Poseidon).unwrap_err();
+        assert!(
+            matches!(&refused, StorageError::Incompatible(reason) if reason.contains("format 1")),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_database_with_only_rescue_trees_is_marked_and_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = reopen_with_unmarked(dir.path(), ZkTree::Rescue).unwrap();
+        let mark = storage.db().get_cf(storage.cf("meta"), TREE_FORMAT_KEY).unwrap();
+        assert_eq!(mark.as_deref(), Some(&[TREE_FORMAT][..]));
+    }
+
+    #[test]
+    fn a_database_marked_with_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let storage = Storage::open(StorageMode::Disk(dir.path().to_path_buf())).unwrap();
+            storage.db().put_cf(storage.cf("meta"), TREE_FORMAT_KEY, [9u8]).unwrap();
+        }
+        let refused = Storage::open(StorageMode::Disk(dir.path().to_path_buf())).unwrap_err();
+        assert!(matches!(refused, StorageError::Incompatible(_)), "{refused}");
     }
 }

@@ -1,5 +1,5 @@
 //! The membership circuit and the Poseidon tree as arkworks' Merkle-tree configuration (native
-//! hashes and their gadgets, each absorbing its domain tag first, as [`crate::poseidon`]).
+//! hashes and their gadgets: one permutation of `[tag, a, b]`, as [`crate::poseidon`]).
 
 use std::borrow::Borrow;
 
@@ -8,38 +8,55 @@ use ark_crypto_primitives::crh::poseidon::constraints::CRHParametersVar;
 use ark_crypto_primitives::crh::{CRHScheme, CRHSchemeGadget, TwoToOneCRHScheme, TwoToOneCRHSchemeGadget};
 use ark_crypto_primitives::merkle_tree::constraints::{ConfigGadget, PathVar};
 use ark_crypto_primitives::merkle_tree::{Config, IdentityDigestConverter, Path};
-use ark_crypto_primitives::sponge::constraints::CryptographicSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::PoseidonConfig;
-use ark_crypto_primitives::sponge::poseidon::constraints::PoseidonSpongeVar;
 use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::boolean::Boolean;
 use ark_r1cs_std::eq::EqGadget;
+use ark_r1cs_std::fields::FieldVar;
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::select::CondSelectGadget;
-use ark_r1cs_std::{R1CSVar, fields::FieldVar};
 use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use ark_std::rand::Rng;
 
-use crate::poseidon::{TAG_LEAF, TAG_NODE, TAG_VALUE, config, hash_tagged};
+use crate::poseidon::{Element, RATE, TAG_LEAF, TAG_NODE, TAG_VALUE, config, hash_tagged, permute_elements};
 use crate::tree::AuthPath;
 
-/// Poseidon over the tag and `inputs`, in the circuit.
-fn hash_tagged_var(
-    parameters: &PoseidonConfig<Fr>,
-    tag: u64,
-    inputs: &[FpVar<Fr>],
-) -> Result<FpVar<Fr>, SynthesisError> {
-    let cs = inputs.iter().fold(ConstraintSystemRef::None, |cs, input| cs.or(input.cs()));
-    if cs.is_none() {
-        let values = inputs.iter().map(R1CSVar::value).collect::<Result<Vec<_>, _>>()?;
-        return Ok(FpVar::Constant(hash_tagged(tag, &values)));
+impl Element for FpVar<Fr> {
+    type Error = SynthesisError;
+
+    fn plus(&self, other: &Self) -> Self {
+        self + other
     }
-    let mut absorbed = Vec::with_capacity(inputs.len() + 1);
-    absorbed.push(FpVar::Constant(Fr::from(tag)));
-    absorbed.extend_from_slice(inputs);
-    let mut sponge = PoseidonSpongeVar::new(cs, parameters);
-    sponge.absorb(&absorbed)?;
-    Ok(sponge.squeeze_field_elements(1)?.remove(0))
+
+    fn plus_constant(&self, c: Fr) -> Self {
+        self + c
+    }
+
+    fn times_constant(&self, c: Fr) -> Self {
+        self * c
+    }
+
+    fn pow5(&self) -> Result<Self, SynthesisError> {
+        // x², x⁴, x⁵: three constraints (none for a constant).
+        let x4 = self.square()?.square()?;
+        Ok(x4 * self)
+    }
+}
+
+/// [`hash_tagged`] in the circuit: the same permutation code over variables (linear layers
+/// are linear combinations; only the S-boxes cost constraints, 3 each).
+pub fn hash_tagged_var(tag: u64, [a, b]: [&FpVar<Fr>; RATE]) -> Result<FpVar<Fr>, SynthesisError> {
+    let state = [FpVar::Constant(Fr::from(tag)), a.clone(), b.clone()];
+    let [digest, _, _] = permute_elements(&state)?;
+    Ok(digest)
+}
+
+/// Exactly two elements, as the leaf hash takes (a key and a value commitment).
+fn pair<T>(input: &[T]) -> Option<[&T; 2]> {
+    match input {
+        [a, b] => Some([a, b]),
+        _ => None,
+    }
 }
 
 /// Leaf hash: `Poseidon(TAG_LEAF, key, commitment)`.
@@ -58,7 +75,10 @@ impl CRHScheme for LeafHash {
         _: &Self::Parameters,
         input: T,
     ) -> Result<Self::Output, ark_crypto_primitives::Error> {
-        Ok(hash_tagged(TAG_LEAF, input.borrow()))
+        let input = input.borrow();
+        let [key, commitment] =
+            pair(input).ok_or(ark_crypto_primitives::Error::IncorrectInputLength(input.len()))?;
+        Ok(hash_tagged(TAG_LEAF, [*key, *commitment]))
     }
 }
 
@@ -87,7 +107,7 @@ impl TwoToOneCRHScheme for NodeHash {
         left: T,
         right: T,
     ) -> Result<Self::Output, ark_crypto_primitives::Error> {
-        Ok(hash_tagged(TAG_NODE, &[*left.borrow(), *right.borrow()]))
+        Ok(hash_tagged(TAG_NODE, [*left.borrow(), *right.borrow()]))
     }
 }
 
@@ -99,11 +119,9 @@ impl CRHSchemeGadget<LeafHash, Fr> for LeafHashVar {
     type OutputVar = FpVar<Fr>;
     type ParametersVar = CRHParametersVar<Fr>;
 
-    fn evaluate(
-        parameters: &Self::ParametersVar,
-        input: &Self::InputVar,
-    ) -> Result<FpVar<Fr>, SynthesisError> {
-        hash_tagged_var(&parameters.parameters, TAG_LEAF, input)
+    fn evaluate(_: &Self::ParametersVar, input: &Self::InputVar) -> Result<FpVar<Fr>, SynthesisError> {
+        let pair = pair(input).ok_or(SynthesisError::Unsatisfiable)?;
+        hash_tagged_var(TAG_LEAF, pair)
     }
 }
 
@@ -124,11 +142,11 @@ impl TwoToOneCRHSchemeGadget<NodeHash, Fr> for NodeHashVar {
     }
 
     fn compress(
-        parameters: &Self::ParametersVar,
+        _: &Self::ParametersVar,
         left: &FpVar<Fr>,
         right: &FpVar<Fr>,
     ) -> Result<FpVar<Fr>, SynthesisError> {
-        hash_tagged_var(&parameters.parameters, TAG_NODE, &[left.clone(), right.clone()])
+        hash_tagged_var(TAG_NODE, [left, right])
     }
 }
 
@@ -253,7 +271,7 @@ impl ConstraintSynthesizer<Fr> for MembershipCircuit {
         })?;
 
         let parameters = CRHParametersVar { parameters: config().clone() };
-        let commitment = hash_tagged_var(config(), TAG_VALUE, &[value, blinding])?;
+        let commitment = hash_tagged_var(TAG_VALUE, [&value, &blinding])?;
         let leaf = [key.clone(), commitment];
         // verify_membership only *computes* whether the root matches; it must be enforced.
         let member = path.verify_membership(&parameters, &parameters, &root, &leaf[..])?;

@@ -13,7 +13,7 @@ pub mod snarkjs;
 
 pub use circuit::{
     LeafHash, LeafHashVar, MembershipCircuit, NodeHash, NodeHashVar, PoseidonTreeConfig,
-    PoseidonTreeConfigVar, ark_path,
+    PoseidonTreeConfigVar, ark_path, hash_tagged_var,
 };
 
 use ark_bn254::{Bn254, Fr};
@@ -245,8 +245,13 @@ pub fn verifying_key_from_bytes(bytes: &[u8]) -> Result<VerifyingKey<Bn254>, Gro
     from_bytes(bytes, "verifying key")
 }
 
-/// The first bytes of a proving-key file (format version 1).
-pub const PROVING_KEY_MAGIC: &[u8; 8] = b"PYRZKPK1";
+/// The first bytes of a proving-key file: version 2, the circuit over the one-permutation
+/// Poseidon hash (tree format 2, `crate::poseidon`).
+pub const PROVING_KEY_MAGIC: &[u8; 8] = b"PYRZKPK2";
+
+/// The first bytes of a version-1 key file (the circuit of tree format 1, which no longer
+/// proves anything this version's trees hold).
+const PROVING_KEY_MAGIC_V1: &[u8; 8] = b"PYRZKPK1";
 
 /// A proving key's file bytes: [`PROVING_KEY_MAGIC`], the BLAKE3 digest of the body, and the
 /// body (the key's uncompressed points).
@@ -271,6 +276,12 @@ pub fn proving_key_to_bytes(key: &ProvingKey<Bn254>) -> Vec<u8> {
 pub fn proving_key_from_bytes(bytes: &[u8]) -> Result<ProvingKey<Bn254>, Groth16Error> {
     let what = "proving key";
     let malformed = |reason: &str| Groth16Error::Malformed { what, reason: reason.to_owned() };
+    if bytes.starts_with(PROVING_KEY_MAGIC_V1) {
+        return Err(malformed(
+            "a key for the circuit of Poseidon tree format 1, before the one-permutation hash \
+             (run `pyralog zk setup` again)",
+        ));
+    }
     let rest = bytes
         .strip_prefix(PROVING_KEY_MAGIC)
         .ok_or_else(|| malformed("not a pyralog proving key file (run `pyralog zk setup` again)"))?;

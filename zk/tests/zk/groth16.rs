@@ -200,6 +200,13 @@ fn a_damaged_or_foreign_proving_key_makes_no_proof() {
     assert!(malformed(&bytes[..bytes.len() - 1]), "truncated");
     assert!(malformed(&bytes[..20]), "shorter than the header");
     assert!(malformed(&[bytes.clone(), vec![0]].concat()), "trailing bytes");
+    // A key of the format-1 circuit (the two-permutation Poseidon) is named as such.
+    let mut old = bytes.clone();
+    old[..8].copy_from_slice(b"PYRZKPK1");
+    assert!(
+        matches!(proving_key_from_bytes(&old), Err(Groth16Error::Malformed { reason, .. }) if reason.contains("format 1")),
+        "a version-1 key is refused"
+    );
 
     // An altered point behind a recomputed digest (delta in G1, used by every proof): it decodes,
     // and proving refuses it.

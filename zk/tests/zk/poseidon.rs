@@ -1,5 +1,5 @@
-//! The Poseidon parameters and hashes: against circomlib's published permutation, pinned
-//! vectors of our sponge, domain separation, and the in-circuit hashes against the native ones.
+//! The Poseidon parameters and hashes: against circomlib's published permutation and hash,
+//! pinned vectors, domain separation, and the in-circuit hashes against the native ones.
 
 use ark_bn254::Fr;
 use ark_crypto_primitives::crh::poseidon::constraints::CRHParametersVar;
@@ -12,7 +12,7 @@ use ark_r1cs_std::alloc::AllocVar;
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_relations::r1cs::ConstraintSystem;
 use proptest::prelude::*;
-use pyralog_zk::groth16::{LeafHashVar, NodeHashVar};
+use pyralog_zk::groth16::{LeafHashVar, NodeHashVar, hash_tagged_var};
 use pyralog_zk::poseidon::{self, RecordFields};
 
 fn hex(x: Fr) -> String {
@@ -39,32 +39,36 @@ fn permutation_matches_circomlib() {
     sponge.absorb(&vec![Fr::from(1u64), Fr::from(2u64)]);
     let ours = sponge.squeeze_native_field_elements(1)[0];
     assert_eq!(hex(sponge.state[0]), "115cc0f5e7d690413df64c6b9662e9cf2a3617f2743245519e19607a4417189a");
-    // ... and our digest is the first rate element, not circom's element 0.
     assert_eq!(ours, sponge.state[1]);
-    assert_ne!(ours, sponge.state[0]);
+
+    // Our hash is `[tag, a, b]` permuted, element 0 out: with tag 0, circomlib's Poseidon(2).
+    assert_eq!(
+        hex(poseidon::hash_tagged(0, [Fr::from(1u64), Fr::from(2u64)])),
+        "115cc0f5e7d690413df64c6b9662e9cf2a3617f2743245519e19607a4417189a"
+    );
 }
 
-/// Our tagged hashes, pinned: a change of parameters, tags or sponge shows here.
+/// Our tagged hashes (tree format 2), pinned: a change of parameters, tags or layout shows here.
 #[test]
 fn pinned_vectors() {
     let (one, two) = (Fr::from(1u64), Fr::from(2u64));
-    assert_eq!(hex(poseidon::empty()), "0026d9ed5187c9a9e9ed01a77df68e2c49cebbf8443d701921efbf257bed3762");
+    assert_eq!(hex(poseidon::empty()), "1c30b6c56efafe516ff19771badba06b069bcd03702e0976265601900f1c2fb0");
     assert_eq!(
         hex(poseidon::node(one, two)),
-        "156499f3f6cf565b53234b8c3bedaa5408e03f707965cab7daf41c24b602f4d3"
+        "29f818774a5a86068f0e4998780d6b1003ab6b45ab1b661145e71897c923a648"
     );
     assert_eq!(
         hex(poseidon::leaf(one, two)),
-        "0dc822e84a451169244a51690e25fd6acf8e226b5dc2d51b3a60443a4f73c499"
+        "07eea566bfbab6b55dca2df00eabd58df23d727d6b54a5fb130e494bc16db248"
     );
     assert_eq!(
         hex(poseidon::value_commitment(one, two)),
-        "2c59275f7ff74e0beaa43a03a88a671665181f7bb5d2bb33ae7dfb0d59b77ef6"
+        "21bffa9000094d0b87ccb635c177c1192c172403fe363e9b6216df9f6363fe6b"
     );
     let record = RecordFields::of_record(Some(b"user-1"), b"event 1", None);
     assert_eq!(hex(record.key), "0540f07444962772cee1c95fd737b931d6e7b3d5ddc381e0e19420591107412d");
     assert_eq!(hex(record.value), "012d6e5e198e24504ca3faae7a2159a03055d4f5de54d024b0d06be292e3f70b");
-    assert_eq!(hex(record.leaf()), "047454a7dc9fdf1d75509d1241205ce25e21f9f777bb695634a51f8f648a06c1");
+    assert_eq!(hex(record.leaf()), "029b3aa28658c5ae21c0f074cd9a21638d699eec2e5885b0469263927cc8318c");
 }
 
 #[test]
@@ -101,23 +105,48 @@ proptest! {
     }
 }
 
-/// arkworks' sponge over `tag` and `inputs`: the reference our fixed-state sponge must equal.
-fn sponge_reference(tag: u64, inputs: &[Fr]) -> Fr {
+/// arkworks' permutation of `[tag, a, b]` (its sponge with the tag in the capacity element,
+/// squeezed once), element 0: the reference our optimized permutation must equal.
+fn permutation_reference(tag: u64, [a, b]: [Fr; 2]) -> Fr {
     let mut sponge = PoseidonSponge::new(poseidon::config());
-    let mut absorbed = vec![Fr::from(tag)];
-    absorbed.extend_from_slice(inputs);
-    sponge.absorb(&absorbed);
-    sponge.squeeze_native_field_elements(1)[0]
+    sponge.state[0] = Fr::from(tag);
+    sponge.absorb(&vec![a, b]);
+    let _ = sponge.squeeze_native_field_elements(1);
+    sponge.state[0]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// The fast hash is arkworks' sponge, for every input length around the rate (0 to 5
-    /// elements after the tag: no permutation inside, one, two).
+    /// With tag 0 our hash is circom's Poseidon(2), as light-poseidon (another implementation,
+    /// on arkworks' field) computes it.
     #[test]
-    fn fast_hash_equals_arkworks_sponge(tag in 0u64..8, seeds in prop::collection::vec(any::<[u8; 32]>(), 0..6)) {
-        let inputs: Vec<Fr> = seeds.iter().map(|s| Fr::from_le_bytes_mod_order(s)).collect();
-        prop_assert_eq!(poseidon::hash_tagged(tag, &inputs), sponge_reference(tag, &inputs));
+    fn tag_zero_is_circoms_poseidon_as_light_poseidon_computes_it(a in any::<[u8; 32]>(), b in any::<[u8; 32]>()) {
+        use light_poseidon::PoseidonHasher;
+        let (a, b) = (Fr::from_le_bytes_mod_order(&a), Fr::from_le_bytes_mod_order(&b));
+        let mut circom = light_poseidon::Poseidon::<Fr>::new_circom(2).unwrap();
+        prop_assert_eq!(poseidon::hash_tagged(0, [a, b]), circom.hash(&[a, b]).unwrap());
+    }
+
+    /// The fast hash is arkworks' permutation.
+    #[test]
+    fn fast_hash_equals_arkworks_permutation(tag in 0u64..8, a in any::<[u8; 32]>(), b in any::<[u8; 32]>()) {
+        let (a, b) = (Fr::from_le_bytes_mod_order(&a), Fr::from_le_bytes_mod_order(&b));
+        prop_assert_eq!(poseidon::hash_tagged(tag, [a, b]), permutation_reference(tag, [a, b]));
+    }
+}
+
+/// A hash in the circuit costs circomlib's Poseidon(2): 240 constraints (3 per S-box; the
+/// constant tag's first S-box costs none).
+#[test]
+fn a_hash_costs_240_constraints() {
+    for hash in [poseidon::TAG_LEAF, poseidon::TAG_NODE] {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        let a = FpVar::new_witness(cs.clone(), || Ok(Fr::from(5u64))).unwrap();
+        let b = FpVar::new_witness(cs.clone(), || Ok(Fr::from(7u64))).unwrap();
+        let digest = hash_tagged_var(hash, [&a, &b]).unwrap();
+        assert_eq!(cs.num_constraints(), 240);
+        assert_eq!(digest.value().unwrap(), poseidon::hash_tagged(hash, [Fr::from(5u64), Fr::from(7u64)]));
+        assert!(cs.is_satisfied().unwrap());
     }
 }

@@ -148,10 +148,6 @@ fn multiply(a: &Matrix, b: &Matrix) -> Matrix {
     std::array::from_fn(|i| std::array::from_fn(|j| (0..WIDTH).map(|k| a[i][k] * b[k][j]).sum()))
 }
 
-fn apply(m: &Matrix, x: &[Fr; WIDTH]) -> [Fr; WIDTH] {
-    std::array::from_fn(|i| (0..WIDTH).map(|k| m[i][k] * x[k]).sum())
-}
-
 /// `m · x` for any [`Element`].
 fn apply_to<E: Element>(m: &Matrix, x: &[E; WIDTH]) -> [E; WIDTH] {
     std::array::from_fn(|i| {
@@ -199,7 +195,7 @@ fn constants() -> &'static Constants {
             partial.push(k[0]);
             let mut rest = k;
             rest[0] = Fr::from(0u64);
-            carry = apply(&mds, &rest);
+            carry = apply_to(&mds, &rest);
         }
         let mut full: Vec<[Fr; WIDTH]> = ark[..half].to_vec();
         let after = ark[half + PARTIAL_ROUNDS];

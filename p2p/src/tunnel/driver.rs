@@ -215,7 +215,7 @@ impl Core {
                     Destination::Addr(addr) => Some(addr),
                     Destination::Peer(number) => {
                         let peer = &self.peers.peers[number];
-                        peer.rosenpass_endpoint.or(peer.endpoint)
+                        peer.rosenpass_endpoint.or(peer.endpoint).or(peer.initiation_from)
                     }
                 };
                 match to {
@@ -334,6 +334,7 @@ pub(crate) async fn drive(
                 peers.tick(now, ticks.is_multiple_of(4), out, &mut stalled, stats);
                 if let Some(rosenpass) = rosenpass {
                     for number in stalled {
+                        bump(&stats.rosenpass_rescues);
                         tracing::debug!(peer = %peers.peers[number].public, "no session under the current key: new Rosenpass exchange");
                         let _ = rosenpass.try_send(Inbound::Initiate(number));
                     }

@@ -67,6 +67,12 @@ pub(crate) struct Peer {
     pub endpoint: Option<SocketAddr>,
     /// Where its Rosenpass messages go, if not to `endpoint`.
     pub rosenpass_endpoint: Option<SocketAddr>,
+    /// While `endpoint` is unknown: where its last WireGuard initiation came from, so this
+    /// side's Rosenpass messages can reach it (when this side starts the exchanges, the link
+    /// would otherwise wait for the peer's stalled-key rescue). An initiation can be replayed
+    /// from anywhere, so this never becomes `endpoint`; a wrong one only misdirects Rosenpass
+    /// messages, which are sent in the clear anyway.
+    pub initiation_from: Option<SocketAddr>,
     /// The endpoint it was configured with, which `endpoint` falls back to.
     pub configured: Option<SocketAddr>,
     /// The first packet sent to it since it last sent something that authenticated: how
@@ -134,6 +140,7 @@ impl PeerTable {
             overlay,
             endpoint,
             rosenpass_endpoint,
+            initiation_from: None,
             configured: endpoint,
             unanswered_since: None,
             sessions: VecDeque::new(),
@@ -222,6 +229,9 @@ impl PeerTable {
         let peer = &mut self.peers[peer_number];
         if prefix.is_none() {
             peer.wanted_at = Some(Instant::now());
+            if peer.endpoint.is_none() {
+                peer.initiation_from = Some(from);
+            }
         }
         // Initiations go to the newest key; everything else to the `Tunn` its index names.
         let session = match prefix {

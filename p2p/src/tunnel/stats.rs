@@ -9,6 +9,7 @@ pub(crate) struct Counters {
     pub psk_rotations: AtomicU64,
     pub rosenpass_exchanges: AtomicU64,
     pub rosenpass_stale: AtomicU64,
+    pub rosenpass_rescues: AtomicU64,
     pub endpoint_fallbacks: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub rx_bytes: AtomicU64,
@@ -41,6 +42,10 @@ pub struct TunnelStats {
     pub rosenpass_exchanges: u64,
     /// Rosenpass keys that went stale (no exchange for 180 s) and were replaced by a random key.
     pub rosenpass_stale: u64,
+    /// Rosenpass exchanges this side started because a peer's newest key carried no session
+    /// for seconds while there was traffic for it (the peer restarted, or two exchanges
+    /// crossed): the slow path a link should rarely need.
+    pub rosenpass_rescues: u64,
     /// Peers whose roamed-to address went silent and who were sent to their configured
     /// address again.
     pub endpoint_fallbacks: u64,
@@ -63,12 +68,13 @@ pub struct TunnelStats {
 
 impl TunnelStats {
     /// Every counter with its name (the `kind` label the node's metrics export it under).
-    pub fn by_kind(&self) -> [(&'static str, u64); 12] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 13] {
         [
             ("handshakes", self.handshakes),
             ("psk_rotations", self.psk_rotations),
             ("rosenpass_exchanges", self.rosenpass_exchanges),
             ("rosenpass_stale", self.rosenpass_stale),
+            ("rosenpass_rescues", self.rosenpass_rescues),
             ("endpoint_fallbacks", self.endpoint_fallbacks),
             ("tx_bytes", self.tx_bytes),
             ("rx_bytes", self.rx_bytes),
@@ -89,6 +95,7 @@ impl Counters {
             psk_rotations: get(&self.psk_rotations),
             rosenpass_exchanges: get(&self.rosenpass_exchanges),
             rosenpass_stale: get(&self.rosenpass_stale),
+            rosenpass_rescues: get(&self.rosenpass_rescues),
             endpoint_fallbacks: get(&self.endpoint_fallbacks),
             tx_bytes: get(&self.tx_bytes),
             rx_bytes: get(&self.rx_bytes),

@@ -314,6 +314,33 @@ async fn rosenpass_keys_the_tunnel_on_both_sides() {
     }
 }
 
+/// The side that starts the pair's Rosenpass exchanges (the lower WireGuard key) here is `a`,
+/// which does not know `b`'s address: its first messages have nowhere to go. `b`'s WireGuard
+/// initiation (under a preshared key `a` does not share yet) shows where `b` is, and the
+/// exchange goes there: the link comes up without the stalled-key rescue, which took about
+/// 15 s before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exchange_starter_without_the_peers_address_reaches_it_through_its_initiation() {
+    let mut keys = Keys::new(true);
+    if keys.wireguard[0].public() > keys.wireguard[1].public() {
+        keys.wireguard.swap(0, 1);
+    }
+    let a = keys.bind_a().await;
+    let b = keys.bind_b(a.local_addr(), loopback()).await;
+    let listener = a.listen(PORT).unwrap();
+    let (dialed, accepted) =
+        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    let (sent, received) =
+        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB, 1), receive_all(&mut accepted)) })
+            .await;
+    assert_eq!(received, (MIB, sent));
+    for stats in [a.stats(), b.stats()] {
+        assert!(stats.rosenpass_exchanges >= 1, "{stats:?}");
+        assert_eq!(stats.rosenpass_rescues, 0, "the link needed the stalled-key rescue: {stats:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_peer_that_never_starts_exchanges_gets_a_new_key_and_reconnects() {
     // Of a pair, the lower WireGuard key starts Rosenpass exchanges. Make `b` the other one, so

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use pyralog_crypto::keys::KeyFileError;
 use pyralog_p2p::tunnel::{
-    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelStats, WireGuardPublic,
-    WireGuardSecret,
+    PeerConfig, RosenpassKeys, Tunnel, TunnelConfig, TunnelError, TunnelListener, TunnelStats,
+    WireGuardPublic, WireGuardSecret,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -123,6 +123,18 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
     tokio::time::timeout(Duration::from_secs(120), future)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish in 120 s"))
+}
+
+/// `b` dials `a`'s `listener` and sends `bytes` (blocks of `seed`); they must arrive intact.
+async fn stream_intact(a: &Tunnel, b: &Tunnel, listener: &TunnelListener, bytes: usize, seed: u64) {
+    let (dialed, accepted) =
+        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    let (sent, received) = within("transfer", async {
+        tokio::join!(send_all(&mut dialed, bytes, seed), receive_all(&mut accepted))
+    })
+    .await;
+    assert_eq!(received, (bytes, sent));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,14 +311,7 @@ async fn rosenpass_keys_the_tunnel_on_both_sides() {
     let listener = a.listen(PORT).unwrap();
     // The preshared keys start random on each side: a stream can only get through once both
     // sides hold the same Rosenpass key.
-    let (dialed, accepted) =
-        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
-    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
-    let (sent, received) = within("transfer", async {
-        tokio::join!(send_all(&mut dialed, 4 * MIB, 0), receive_all(&mut accepted))
-    })
-    .await;
-    assert_eq!(received, (4 * MIB, sent));
+    stream_intact(&a, &b, &listener, 4 * MIB, 0).await;
     for stats in [a.stats(), b.stats()] {
         assert!(stats.rosenpass_exchanges >= 1, "{stats:?}");
         assert!(stats.psk_rotations >= 1, "{stats:?}");
@@ -328,13 +333,7 @@ async fn the_exchange_starter_without_the_peers_address_reaches_it_through_its_i
     let a = keys.bind_a().await;
     let b = keys.bind_b(a.local_addr(), loopback()).await;
     let listener = a.listen(PORT).unwrap();
-    let (dialed, accepted) =
-        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
-    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
-    let (sent, received) =
-        within("transfer", async { tokio::join!(send_all(&mut dialed, MIB, 1), receive_all(&mut accepted)) })
-            .await;
-    assert_eq!(received, (MIB, sent));
+    stream_intact(&a, &b, &listener, MIB, 1).await;
     for stats in [a.stats(), b.stats()] {
         assert!(stats.rosenpass_exchanges >= 1, "{stats:?}");
         assert_eq!(stats.rosenpass_rescues, 0, "the link needed the stalled-key rescue: {stats:?}");

@@ -61,10 +61,15 @@ pub fn config() -> &'static PoseidonConfig<Fr> {
 }
 
 /// The tagged hash: `[tag, a, b]` permuted, element 0 out (see the module docs).
-pub fn hash_tagged(tag: u64, [a, b]: [Fr; RATE]) -> Fr {
-    let mut state = [Fr::from(tag), a, b];
-    permute(&mut state);
-    state[0]
+pub fn hash_tagged(tag: u64, inputs: [Fr; RATE]) -> Fr {
+    let Ok(digest) = hash_tagged_elements(Fr::from(tag), inputs);
+    digest
+}
+
+/// [`hash_tagged`] on any [`Element`] (the circuit's gadget passes the tag as a constant).
+pub(crate) fn hash_tagged_elements<E: Element>(tag: E, [a, b]: [E; RATE]) -> Result<E, E::Error> {
+    let [digest, _, _] = permute_elements([tag, a, b])?;
+    Ok(digest)
 }
 
 /// What the permutation needs of a state element: a native field element, or a variable of the
@@ -223,25 +228,24 @@ fn constants() -> &'static Constants {
 /// constants, apply x^5 to every element in full rounds and to the first in partial ones, then
 /// multiply by the MDS matrix; here with the partial rounds rearranged ([`Constants`]).
 pub fn permute(state: &mut [Fr; WIDTH]) {
-    let Ok(permuted) = permute_elements(state);
+    let Ok(permuted) = permute_elements(*state);
     *state = permuted;
 }
 
 /// [`permute`] on any [`Element`]: the one implementation, natively and in the circuit.
-pub(crate) fn permute_elements<E: Element>(state: &[E; WIDTH]) -> Result<[E; WIDTH], E::Error> {
+pub(crate) fn permute_elements<E: Element>(mut state: [E; WIDTH]) -> Result<[E; WIDTH], E::Error> {
     let constants = constants();
     let half = FULL_ROUNDS / 2;
-    let full_round = |state: &[E; WIDTH], ark: &[Fr; WIDTH], mds: &Matrix| -> Result<[E; WIDTH], E::Error> {
-        let mut boxed = state.clone();
-        for (x, c) in boxed.iter_mut().zip(ark) {
-            *x = x.plus_constant(*c).pow5()?;
-        }
-        Ok(apply_to(mds, &boxed))
-    };
-    let mut state = state.clone();
+    let full_round =
+        |mut state: [E; WIDTH], ark: &[Fr; WIDTH], mds: &Matrix| -> Result<[E; WIDTH], E::Error> {
+            for (x, c) in state.iter_mut().zip(ark) {
+                *x = x.plus_constant(*c).pow5()?;
+            }
+            Ok(apply_to(mds, &state))
+        };
     for (round, ark) in constants.full[..half].iter().enumerate() {
         let mds = if round + 1 == half { &constants.mds_into_partial } else { &constants.mds };
-        state = full_round(&state, ark, mds)?;
+        state = full_round(state, ark, mds)?;
     }
     for (c, sparse) in constants.partial.iter().zip(&constants.sparse) {
         let [s0, s1, s2] = state;
@@ -255,7 +259,7 @@ pub(crate) fn permute_elements<E: Element>(state: &[E; WIDTH]) -> Result<[E; WID
         state = [first, s1, s2];
     }
     for ark in &constants.full[half..] {
-        state = full_round(&state, ark, &constants.mds)?;
+        state = full_round(state, ark, &constants.mds)?;
     }
     Ok(state)
 }

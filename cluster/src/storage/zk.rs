@@ -93,14 +93,13 @@ fn holds_poseidon_nodes(db: &rocksdb::DB) -> Result<bool, StorageError> {
     let mut iterator = db.raw_iterator_cf(nodes);
     iterator.seek_to_first();
     while let Some(key) = iterator.key() {
-        let (Some(prefix), Some(&tree)) = (key.get(..8), key.get(8)) else {
+        let (Some(prefix), Some(&tree)) = (key.first_chunk::<8>(), key.get(8)) else {
             return Err(StorageError::Incompatible("a zk node key shorter than 9 bytes".into()));
         };
         if tree == ZkTree::Poseidon as u8 {
             return Ok(true);
         }
-        let prefix = u64::from_be_bytes(prefix.try_into().expect("8 bytes"));
-        let Some(next) = prefix.checked_add(1) else { break };
+        let Some(next) = u64::from_be_bytes(*prefix).checked_add(1) else { break };
         iterator.seek(next.to_be_bytes());
     }
     iterator.status()?;

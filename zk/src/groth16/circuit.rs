@@ -18,7 +18,9 @@ use ark_r1cs_std::select::CondSelectGadget;
 use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use ark_std::rand::Rng;
 
-use crate::poseidon::{Element, RATE, TAG_LEAF, TAG_NODE, TAG_VALUE, config, hash_tagged, permute_elements};
+use crate::poseidon::{
+    Element, RATE, TAG_LEAF, TAG_NODE, TAG_VALUE, config, hash_tagged, hash_tagged_elements,
+};
 use crate::tree::AuthPath;
 
 impl Element for FpVar<Fr> {
@@ -46,9 +48,7 @@ impl Element for FpVar<Fr> {
 /// [`hash_tagged`] in the circuit: the same permutation code over variables (linear layers
 /// are linear combinations; only the S-boxes cost constraints, 3 each).
 pub fn hash_tagged_var(tag: u64, [a, b]: [&FpVar<Fr>; RATE]) -> Result<FpVar<Fr>, SynthesisError> {
-    let state = [FpVar::Constant(Fr::from(tag)), a.clone(), b.clone()];
-    let [digest, _, _] = permute_elements(&state)?;
-    Ok(digest)
+    hash_tagged_elements(FpVar::Constant(Fr::from(tag)), [a.clone(), b.clone()])
 }
 
 /// Exactly two elements, as the leaf hash takes (a key and a value commitment).

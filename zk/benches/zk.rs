@@ -129,6 +129,8 @@ fn bench_stark(c: &mut Criterion) {
     let sizes: Vec<u64> = std::env::var("PYRALOG_BENCH_STARK_K")
         .map(|list| list.split(',').map(|k| k.trim().parse().expect("a batch size")).collect())
         .unwrap_or_else(|_| vec![64, 1024, 16_384]);
+    let mut sizes = sizes;
+    sizes.sort_unstable();
     let mut tree = pyralog_zk::RescueTree::new(32).unwrap();
     for i in 0..base + sizes.iter().max().copied().unwrap_or(0) {
         tree.append(rescue_leaf(i)).unwrap();
@@ -141,12 +143,13 @@ fn bench_stark(c: &mut Criterion) {
         verify_appends(&statement, &proof).unwrap();
         let verify = started.elapsed();
         println!(
-            "stark k={k}: trace {} rows, prove {:.2} s, verify {:.2} ms, proof {} bytes, {} bits conjectured",
+            "stark k={k}: trace {} rows, prove {:.2} s, verify {:.2} ms, proof {} bytes, {} bits conjectured, peak memory so far {}",
             trace_rows(base, k).expect("fits"),
             prove.as_secs_f64(),
             verify.as_secs_f64() * 1e3,
             proof.to_bytes().len(),
             proof.security_bits(),
+            peak_memory(),
         );
         // Proving the larger batches takes minutes: they are timed once, above.
         if k <= 1024 {
@@ -159,6 +162,20 @@ fn bench_stark(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The process's peak resident memory (Linux's `VmHWM`), which only grows: the batch sizes
+/// run in increasing order, so after the largest it is that batch's peak.
+fn peak_memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    match kib {
+        Some(kib) => format!("{:.2} GB", kib as f64 * 1024.0 / 1e9),
+        None => "unknown (no /proc/self/status)".into(),
+    }
 }
 
 criterion_group!(benches, bench_tree, bench_groth16, bench_stark);

@@ -2,34 +2,42 @@
 //!
 //! The trace is a sequence of 8-row *cycles*, each one Rescue permutation of the node hasher
 //! (`H`; rows 0..7 are its state after 0..7 rounds). It runs the tree's incremental append: the
-//! frontier `F` (the completed left subtree at each level, 32 digests) and the size's bits `B`
-//! are registers, and `LVL` (one-hot) is the level of the node `X` a cycle works on.
+//! size's bits `B` are registers, the level of the node `X` a cycle works on (the hasher's
+//! right input where it merges, its left input otherwise) is `LH[l / 4] *
+//! LL[l % 4]` (two one-hot registers of 8 and 4 columns, so a level's flag costs degree 2),
+//! and the frontier (the completed left subtree at each level) is a *memory* outside the main
+//! trace, checked by a multiset argument in the auxiliary segment (`memory.rs`).
 //!
-//! * **Old root** (32 cycles): from the empty slot at position `n`, climb to the root, hashing
-//!   with `F[l]` where bit `l` of the size is set and with the empty subtree elsewhere. The
-//!   result must be the public old root, which pins the frontier entries the batch builds on.
+//! * **Old root** (32 cycles, `OLD`): from the empty slot at position `n`, climb to the root,
+//!   hashing with the frontier entry where bit `l` of the size is set and with the empty subtree
+//!   elsewhere. The result must be the public old root, which pins the entries the climb puts
+//!   into the memory.
 //! * **Leaves** (one or more cycles per leaf): the leaf enters at level 0; while the size's bit
-//!   at the node's level is set, the cycle merges `H(F[l], X)` (a *merge*, `M`), clears the
-//!   bit and, if the next level's bit is set too, *continues* (`C`) one level up. Otherwise the
-//!   node is stored in `F` at the first clear level and that bit set: the size's counter went up
-//!   by one. A leaf costs max(1, trailing ones of its position) cycles, about 1.5 on average.
-//!   The batch hasher `G` absorbs each leaf in its first cycle (`LS`), chaining the digest `D`.
-//! * **New root** (32 cycles): the same climb as the old root, over the new frontier.
-//! * **Padding** to a power of two: more new-root climbs.
+//!   at the node's level is set, the cycle merges `H(F[l], X)` (a *merge*, `M`), taking `F[l]`
+//!   out of the memory, clears the bit and, if the next level's bit is set too, *continues*
+//!   (`C`) one level up. Otherwise the node is put into the memory at the first clear level and
+//!   that bit set: the size's counter went up by one. A leaf costs max(1, trailing ones of its
+//!   position) cycles, about 1.5 on average. The batch hasher `G` absorbs each leaf in its first
+//!   cycle (`LS`), chaining the digest `D`.
+//! * **New root** (32 cycles): the same climb as the old root, taking the final entries out.
+//! * **Padding** to a power of two: more new-root climbs (the memory is checked before them).
 //!
-//! Everything a cycle does follows from `LVL`, `B` and `F`, so the prover chooses only the old
-//! frontier (pinned by the old root) and the leaves (pinned by the batch digest). The phase
-//! boundaries are at rows the verifier computes from the old size and the count
-//! ([`leaf_cycles`]); the public values are asserted there.
+//! Everything a cycle does follows from the level and `B`, so the prover chooses only the old
+//! frontier (pinned by the old root), the leaves (pinned by the batch digest) and what the
+//! merges read (pinned by the memory). The phase boundaries are at rows the verifier computes
+//! from the old size and the count ([`leaf_cycles`]); the public values are asserted there.
 
 use std::ops::Range;
 
 use winter_crypto::hashers::Rp64_256;
 use winterfell::math::fields::f64::BaseElement;
-use winterfell::math::{FieldElement, ToElements};
+use winterfell::math::{ExtensionOf, FieldElement, ToElements};
 use winterfell::{
-    Air, AirContext, Assertion, EvaluationFrame, ProofOptions, TraceInfo, TransitionConstraintDegree,
+    Air, AirContext, Assertion, AuxRandElements, EvaluationFrame, ProofOptions, TraceInfo,
+    TransitionConstraintDegree,
 };
+
+use super::{memory, round};
 
 use crate::rescue::{RescueDigest, RescueHasher};
 use crate::tree::{TreeHasher, empty_subtrees};
@@ -51,24 +59,25 @@ pub(super) const H: usize = 0;
 pub(super) const G: usize = H + STATE;
 /// The batch digest so far.
 pub(super) const D: usize = G + STATE;
-/// The node this cycle works on.
-pub(super) const X: usize = D + 4;
 /// Whether the size's bit at this level is set (the cycle merges with `F[l]`).
-pub(super) const M: usize = X + 4;
+pub(super) const M: usize = D + 4;
 /// Whether a leaf's climb continues one level up after this cycle.
 pub(super) const C: usize = M + 1;
 /// Whether this cycle is part of a root climb (not a leaf's).
 pub(super) const RC: usize = C + 1;
 /// Whether this cycle is a leaf's first (the batch hasher absorbs it).
 pub(super) const LS: usize = RC + 1;
-/// The level of `X`, one-hot.
-pub(super) const LVL: usize = LS + 1;
+/// Whether this cycle is part of the old root's climb (its merges put the old frontier into
+/// the memory; every later merge takes an entry out).
+pub(super) const OLD: usize = LS + 1;
+/// The level of the cycle's node divided by 4, one-hot.
+pub(super) const LH: usize = OLD + 1;
+/// The level of the cycle's node modulo 4, one-hot.
+pub(super) const LL: usize = LH + DEPTH / 4;
 /// The tree size's bits.
-pub(super) const B: usize = LVL + DEPTH;
-/// The frontier: level `l`'s digest at `F + 4 l`.
-pub(super) const F: usize = B + DEPTH;
-/// Columns of the trace.
-pub(super) const WIDTH: usize = F + 4 * DEPTH;
+pub(super) const B: usize = LL + 4;
+/// Columns of the main trace.
+pub(super) const WIDTH: usize = B + DEPTH;
 
 /// A state's capacity, its first rate half (also the digest) and its second rate half.
 pub(super) const CAPACITY: Range<usize> = 0..4;
@@ -144,15 +153,21 @@ mod periodic {
     pub(super) const END: usize = 26;
 }
 
-/// Assertions: level and bits at the start (2 x 32), the mode at three boundaries, no leaf
+/// Assertions: level (8 + 4) and bits (32) at the start, the mode at three boundaries, no leaf
 /// start on the first row (the transitions rule it out everywhere else in a root climb), the
-/// digest at the start and the end (2 x 4), the bits at the end (32), the two roots (2 x 4).
-const ASSERTIONS: usize = 2 * DEPTH + 3 + 1 + 2 * 4 + DEPTH + 2 * 4;
+/// old climb's flag at the start, the digest at the start and the end (2 x 4), the bits at the
+/// end (32), the two roots (2 x 4).
+const ASSERTIONS: usize = DEPTH / 4 + 4 + DEPTH + 3 + 1 + 1 + 2 * 4 + DEPTH + 2 * 4;
+
+/// Assertions on the memory's running product: 1 at the start and after the new root's climb.
+const AUX_ASSERTIONS: usize = 2;
 
 /// The AIR; see the module documentation.
 pub(super) struct AppendAir {
     context: AirContext<BaseElement>,
     statement: AppendStatement,
+    /// The first cycle after the leaves (the new root's climb starts there).
+    leaves_end: usize,
     empty_leaf: [BaseElement; 4],
     /// The empty subtree's root at each level.
     zeros: Vec<[BaseElement; 4]>,
@@ -171,25 +186,36 @@ fn constraint_degrees() -> Vec<TransitionConstraintDegree> {
     };
     push(2 * STATE, 7, true); // both hashers' rounds
     push(8, 1, true); // both capacities
-    push(4, 1, true); // X holds through a cycle
-    push(4, 3, true); // X carries a climb's node
-    push(4, 3, true); // root climbs start at the empty slot
-    push(4, 3, true); // a merge's left input is the frontier
-    push(4, 2, true); // a merge's right input is X
-    push(8, 3, true); // a root climb's step over an empty subtree
-    push(8, 2, true); // the batch hasher absorbs (D, X) at a leaf's start
+    push(4, 5, true); // a climb's node is carried
+    push(4, 5, true); // root climbs start at the empty slot
+    push(4, 4, true); // a root climb's step over an empty subtree
+    push(4, 2, true); // the batch hasher absorbs D
+    push(4, 3, true); // and the node at a leaf's start
     push(4, 2, true); // D takes the batch hasher's output
-    push(1, 2, false); // M is the size's bit at the level
-    push(1, 3, false); // C: merged, and the next bit is set
-    push(DEPTH, 3, true); // LVL
-    push(DEPTH, 4, true); // B
-    push(4 * DEPTH, 6, true); // F
+    push(1, 3, false); // M is the size's bit at the level
+    push(1, 4, false); // C: merged, and the next bit is set
+    push(DEPTH / 4, 4, true); // LH
+    push(4, 3, true); // LL
+    push(DEPTH, 5, true); // B
     push(1, 2, false); // RC is binary
     push(1, 1, true); // RC holds through a cycle
-    push(2, 3, true); // RC changes only at a climb's end or after a store
+    push(1, 4, true); // RC is left only at a climb's top
+    push(1, 3, true); // and entered only after a store
     push(1, 1, true); // LS holds through a cycle
     push(1, 3, true); // LS follows a store
+    push(1, 3, true); // OLD ends with the first climb
     degrees
+}
+
+/// The memory's constraint: the running product's step (`P' den = P num`; a merge's factor
+/// has degree 3 through its tag, times selectors of degree 2, times P).
+fn aux_constraint_degrees() -> Vec<TransitionConstraintDegree> {
+    vec![TransitionConstraintDegree::with_cycles(6, vec![CYCLE])]
+}
+
+/// The one-hot level of a row: `LH[l / 4] * LL[l % 4]`.
+fn levels<T: FieldElement>(row: &[T]) -> [T; DEPTH] {
+    std::array::from_fn(|l| row[LH + l / 4] * row[LL + l % 4])
 }
 
 impl Air for AppendAir {
@@ -201,8 +227,19 @@ impl Air for AppendAir {
             digest.as_elements().try_into().expect("4 elements")
         };
         let zeros = empty_subtrees::<RescueHasher>(DEPTH).iter().take(DEPTH).map(to_elements).collect();
+        // Prover and verifier build the AIR only for batches that fit the tree.
+        let cycles = leaf_cycles(statement.old_size, statement.count).expect("a batch that fits");
+        let context = AirContext::new_multi_segment(
+            trace_info,
+            constraint_degrees(),
+            aux_constraint_degrees(),
+            ASSERTIONS,
+            AUX_ASSERTIONS,
+            options,
+        );
         AppendAir {
-            context: AirContext::new(trace_info, constraint_degrees(), ASSERTIONS, options),
+            context,
+            leaves_end: CLIMB + cycles as usize,
             statement,
             empty_leaf: to_elements(&RescueHasher::empty()),
             zeros,
@@ -213,7 +250,7 @@ impl Air for AppendAir {
         &self.context
     }
 
-    fn evaluate_transition<E: FieldElement + From<BaseElement>>(
+    fn evaluate_transition<E: FieldElement<BaseField = BaseElement> + From<BaseElement>>(
         &self,
         frame: &EvaluationFrame<E>,
         periodic_values: &[E],
@@ -227,15 +264,12 @@ impl Air for AppendAir {
         let one = E::ONE;
         let capacity = merge_capacity().map(E::from);
         let (m, c, rc, ls) = (cur[M], cur[C], cur[RC], cur[LS]);
-        let level = &cur[LVL..LVL + DEPTH];
+        let level = levels(cur);
         let bits = &cur[B..B + DEPTH];
-        // Selections by the one-hot level: the bit, the next level's bit, the frontier entry
-        // and the empty subtree at this level.
+        // Selections by the one-hot level: the bit, the next level's bit and the empty subtree
+        // at this level.
         let bit: E = (0..DEPTH).fold(E::ZERO, |sum, l| sum + level[l] * bits[l]);
         let next_bit: E = (0..DEPTH - 1).fold(E::ZERO, |sum, l| sum + level[l] * bits[l + 1]);
-        let frontier = |l: usize, e: usize| cur[F + 4 * l + e];
-        let sibling: [E; 4] =
-            std::array::from_fn(|e| (0..DEPTH).fold(E::ZERO, |sum, l| sum + level[l] * frontier(l, e)));
         let zero: [E; 4] = std::array::from_fn(|e| {
             (0..DEPTH).fold(E::ZERO, |sum, l| sum + level[l] * E::from(self.zeros[l][e]))
         });
@@ -250,7 +284,7 @@ impl Air for AppendAir {
         // is a `merge`.
         for hasher in [H, G] {
             let range = hasher..hasher + STATE;
-            for gap in round_gap(&cur[range.clone()], &next[range], ark1, ark2) {
+            for gap in round::gap(&cur[range.clone()], &next[range], ark1, ark2) {
                 put(round * gap);
             }
         }
@@ -259,28 +293,20 @@ impl Air for AppendAir {
                 put(start * (cur[hasher + j] - capacity[j]));
             }
         }
-        // X: constant in a cycle; the climb's node after a merge that continues (a leaf's or a
-        // root climb's below the top); the empty slot where a root climb starts.
-        for e in 0..4 {
-            put(round * (next[X + e] - cur[X + e]));
-        }
+        // The node a cycle works on is the node hasher's right input where it merges (with
+        // F[l], the left input, which the memory checks) and its left input where it does not
+        // (with the empty subtree on the right in a root climb; free in a leaf's cycle). It is
+        // the climb's node after a merge that continues (a leaf's, or a root climb's below the
+        // top), and the empty slot where a root climb starts.
+        let node = |row: &[E], e: usize| {
+            row[M] * row[H + RIGHT.start + e] + (one - row[M]) * row[H + LEFT.start + e]
+        };
         let carries = c * leaf_mode + rc * (one - level[DEPTH - 1]);
-        for e in 0..4 {
-            put(end * carries * (next[X + e] - output[e]));
+        for (e, output) in output.iter().enumerate() {
+            put(end * carries * (node(next, e) - *output));
         }
         for e in 0..4 {
-            put(start * rc * level[0] * (cur[X + e] - E::from(self.empty_leaf[e])));
-        }
-        // The node hasher's input: (F[l], X) where the bit is set; (X, empty subtree) in a root
-        // climb where it is not. A leaf's cycle without a merge leaves the hasher free.
-        for e in 0..4 {
-            put(start * m * (cur[H + LEFT.start + e] - sibling[e]));
-        }
-        for e in 0..4 {
-            put(start * m * (cur[H + RIGHT.start + e] - cur[X + e]));
-        }
-        for e in 0..4 {
-            put(start * rc * (one - m) * (cur[H + LEFT.start + e] - cur[X + e]));
+            put(start * rc * level[0] * (node(cur, e) - E::from(self.empty_leaf[e])));
         }
         for e in 0..4 {
             put(start * rc * (one - m) * (cur[H + RIGHT.start + e] - zero[e]));
@@ -291,7 +317,7 @@ impl Air for AppendAir {
             put(start * ls * (cur[G + LEFT.start + e] - cur[D + e]));
         }
         for e in 0..4 {
-            put(start * ls * (cur[G + RIGHT.start + e] - cur[X + e]));
+            put(start * ls * (cur[G + RIGHT.start + e] - node(cur, e)));
         }
         for e in 0..4 {
             put(next[D + e] - cur[D + e] - end * ls * (cur[G + LEFT.start + e] - cur[D + e]));
@@ -299,33 +325,31 @@ impl Air for AppendAir {
         // M and C follow from the level and the bits.
         put(m - bit);
         put(c - m * next_bit);
-        // LVL: a climb goes one level up (a root climb wraps from the top to level 0); a store
-        // starts the next leaf at level 0.
+        // The level: a climb goes one level up (LL rotates, LH moves when LL wraps; a root
+        // climb wraps from the top to level 0); a store starts the next leaf at level 0.
         let climbs = rc + leaf_mode * c;
-        for l in 0..DEPTH {
-            let below = level[(l + DEPTH - 1) % DEPTH];
-            let restart = if l == 0 { stores } else { E::ZERO };
-            put(next[LVL + l] - level[l] - end * (climbs * below + restart - level[l]));
+        let (high, low) = (&cur[LH..LH + DEPTH / 4], &cur[LL..LL + 4]);
+        let wraps = low[3];
+        for j in 0..DEPTH / 4 {
+            let up = high[j] * (one - wraps) + high[(j + DEPTH / 4 - 1) % (DEPTH / 4)] * wraps;
+            let restart = if j == 0 { stores } else { E::ZERO };
+            put(next[LH + j] - high[j] - end * (climbs * up + restart - high[j]));
         }
-        // B and F change only in leaf cycles: a merge clears the level's bit; a store puts its
-        // node (the merge's output, or X without a merge) at the level above a merge or at X's
-        // level, and sets that bit. A merge at level 31 would store at no level (the tree would
-        // be full); it cannot happen, as the verifier refuses batches that reach 2^32 leaves.
-        let stored: [E; 4] = std::array::from_fn(|e| (one - m) * cur[X + e] + m * output[e]);
-        let store_level = |l: usize| {
+        for k in 0..4 {
+            let restart = if k == 0 { stores } else { E::ZERO };
+            put(next[LL + k] - low[k] - end * (climbs * low[(k + 3) % 4] + restart - low[k]));
+        }
+        // B changes only in leaf cycles: a merge clears the level's bit; a store (into the
+        // memory) sets the bit at the level above a merge or at the node's level. A merge at level 31
+        // would store at no level (the tree would be full); it cannot happen, as the verifier
+        // refuses batches that reach 2^32 leaves.
+        // Bit l's change at a cycle's end is `stores ((1 - m) L[l] + m L[l - 1]) - leaf m L[l]`,
+        // gathered by level flag.
+        let at_level = end * (stores * (one - m) - leaf_mode * m);
+        let above_merge = end * stores * m;
+        for l in 0..DEPTH {
             let below = if l == 0 { E::ZERO } else { level[l - 1] };
-            (one - m) * level[l] + m * below
-        };
-        for l in 0..DEPTH {
-            let change = leaf_mode * ((one - c) * store_level(l) - m * level[l]);
-            put(next[B + l] - bits[l] - end * change);
-        }
-        for l in 0..DEPTH {
-            let stores_here = stores * store_level(l);
-            for e in 0..4 {
-                let entry = frontier(l, e);
-                put(next[F + 4 * l + e] - entry - end * stores_here * (stored[e] - entry));
-            }
+            put(next[B + l] - bits[l] - at_level * level[l] - above_merge * below);
         }
         // RC: binary, constant in a cycle, left only at the top of a climb, entered only after
         // a leaf's store.
@@ -336,6 +360,58 @@ impl Air for AppendAir {
         // LS: constant in a cycle; set exactly when a leaf cycle follows a root climb or a store.
         put(round * (next[LS] - ls));
         put(end * (next[LS] - (one - next[RC]) * (one - leaf_mode * c)));
+        // OLD: set at the start (asserted), cleared when the first climb leaves the top.
+        put(next[OLD] - cur[OLD] + end * cur[OLD] * level[DEPTH - 1]);
+    }
+
+    fn evaluate_aux_transition<F, E>(
+        &self,
+        main_frame: &EvaluationFrame<F>,
+        aux_frame: &EvaluationFrame<E>,
+        periodic_values: &[F],
+        aux_rand_elements: &AuxRandElements<E>,
+        result: &mut [E],
+    ) where
+        F: FieldElement<BaseField = BaseElement>,
+        E: FieldElement<BaseField = BaseElement> + ExtensionOf<F>,
+    {
+        let (cur, next) = (main_frame.current(), main_frame.next());
+        let rand = aux_rand_elements.rand_elements();
+        let (start, end) = (periodic_values[periodic::START], periodic_values[periodic::END]);
+        let one = F::ONE;
+        let (m, c, rc, old) = (cur[M], cur[C], cur[RC], cur[OLD]);
+        let leaf_mode = one - rc;
+        // Tags: a merge's is the size with the bits below the level cleared (the bits at and
+        // above it, selected by the one-hot level's prefix sums); a store's is the size after
+        // it: the size plus 2^level for a leaf's node stored without a merge (at the cycle's
+        // start), the next row's bits for a merge's output (at the cycle's end).
+        let level = levels(cur);
+        let mut at_or_above = F::ZERO;
+        let mut read_tag = F::ZERO;
+        let mut plain_store_tag = F::ZERO;
+        let mut merged_store_tag = F::ZERO;
+        for l in 0..DEPTH {
+            let power = F::from(BaseElement::new(1 << l));
+            at_or_above += level[l];
+            read_tag += power * cur[B + l] * at_or_above;
+            plain_store_tag += power * (cur[B + l] + level[l]);
+            merged_store_tag += power * next[B + l];
+        }
+        // The node hasher's left input at a cycle's start is what a merge reads, or the node a
+        // cycle without a merge stores; at the end it is the merge's output.
+        let left: [F; 4] = std::array::from_fn(|e| cur[H + LEFT.start + e]);
+        let read = memory::factor(rand, read_tag, left) - E::ONE;
+        let plain_store = memory::factor(rand, plain_store_tag, left) - E::ONE;
+        let merged_store = memory::factor(rand, merged_store_tag, left) - E::ONE;
+        // The old climb's merges put entries in, later merges take them out, and every leaf's
+        // store puts one in.
+        let puts_read = E::from(start * m * old);
+        let takes_read = E::from(start * m * (one - old));
+        let puts_plain = E::from(start * leaf_mode * (one - m));
+        let puts_merged = E::from(end * leaf_mode * m * (one - c));
+        let numerator = E::ONE + puts_read * read + puts_plain * plain_store + puts_merged * merged_store;
+        let denominator = E::ONE + takes_read * read;
+        result[0] = aux_frame.next()[0] * denominator - aux_frame.current()[0] * numerator;
     }
 
     fn get_periodic_column_values(&self) -> Vec<Vec<BaseElement>> {
@@ -356,12 +432,19 @@ impl Air for AppendAir {
         columns
     }
 
+    fn get_aux_assertions<E: FieldElement<BaseField = BaseElement>>(
+        &self,
+        _aux_rand_elements: &AuxRandElements<E>,
+    ) -> Vec<Assertion<E>> {
+        // After the new root's climb (its last row), every entry put in was taken out.
+        let climbed = (self.leaves_end + CLIMB) * CYCLE - 1;
+        vec![Assertion::single(0, 0, E::ONE), Assertion::single(0, climbed, E::ONE)]
+    }
+
     fn get_assertions(&self) -> Vec<Assertion<BaseElement>> {
         let statement = &self.statement;
-        // Prover and verifier build the AIR only for batches that fit the tree.
         let end_size = statement.old_size + statement.count;
-        let cycles = leaf_cycles(statement.old_size, statement.count).expect("a batch that fits");
-        let leaves_end = CLIMB + cycles as usize;
+        let leaves_end = self.leaves_end;
         let cycle_row = |cycle: usize| cycle * CYCLE;
         let mut assertions = Vec::with_capacity(ASSERTIONS);
         let mut digest = |column: usize, row: usize, digest: &RescueDigest| {
@@ -374,37 +457,21 @@ impl Air for AppendAir {
         digest(D, cycle_row(leaves_end), &statement.batch_digest);
         digest(H + LEFT.start, cycle_row(leaves_end + CLIMB) - 1, &statement.new_root);
         let bit = |size: u64, l: usize| BaseElement::from((size >> l) & 1 == 1);
+        for j in 0..DEPTH / 4 {
+            assertions.push(Assertion::single(LH + j, 0, BaseElement::from(j == 0)));
+        }
+        for k in 0..4 {
+            assertions.push(Assertion::single(LL + k, 0, BaseElement::from(k == 0)));
+        }
         for l in 0..DEPTH {
-            assertions.push(Assertion::single(LVL + l, 0, BaseElement::from(l == 0)));
             assertions.push(Assertion::single(B + l, 0, bit(statement.old_size, l)));
             assertions.push(Assertion::single(B + l, cycle_row(leaves_end), bit(end_size, l)));
         }
         assertions.push(Assertion::single(RC, 0, BaseElement::ONE));
         assertions.push(Assertion::single(LS, 0, BaseElement::ZERO));
+        assertions.push(Assertion::single(OLD, 0, BaseElement::ONE));
         assertions.push(Assertion::single(RC, cycle_row(CLIMB), BaseElement::ZERO));
         assertions.push(Assertion::single(RC, cycle_row(leaves_end), BaseElement::ONE));
         assertions
     }
-}
-
-/// `MDS(x^7) + ARK1 - (MDS^-1(y - ARK2))^7`: zero when `y` is one round after `x` (the
-/// round's second half is checked backwards, so the inverse S-box costs degree 7 too).
-fn round_gap<E: FieldElement + From<BaseElement>>(x: &[E], y: &[E], ark1: &[E], ark2: &[E]) -> [E; STATE] {
-    let forward: [E; STATE] = std::array::from_fn(|j| pow7(x[j]));
-    let backward: [E; STATE] = std::array::from_fn(|j| y[j] - ark2[j]);
-    let forward = multiply(&Rp64_256::MDS, &forward);
-    let backward = multiply(&Rp64_256::INV_MDS, &backward);
-    std::array::from_fn(|j| forward[j] + ark1[j] - pow7(backward[j]))
-}
-
-fn multiply<E: FieldElement + From<BaseElement>>(
-    matrix: &[[BaseElement; STATE]; STATE],
-    v: &[E],
-) -> [E; STATE] {
-    std::array::from_fn(|row| matrix[row].iter().zip(v).fold(E::ZERO, |sum, (&m, &x)| sum + E::from(m) * x))
-}
-
-fn pow7<E: FieldElement>(x: E) -> E {
-    let square = x.square();
-    square.square() * square * x
 }

@@ -8,6 +8,8 @@
 //! post-quantum. The arithmetization is described in `air.rs`.
 
 mod air;
+mod memory;
+mod round;
 mod trace;
 
 pub use air::{AppendStatement, leaf_cycles, trace_rows};
@@ -116,17 +118,27 @@ pub fn prove_appends(
     prove_appends_with(tree, from_size, to_size, proof_options())
 }
 
-/// [`prove_appends`] with one trace cell changed after the honest trace is built (tests see
-/// that the AIR constrains it: the proof must not verify).
+/// A dishonest prover's change to the honest trace (tests see that the AIR catches it: the
+/// proof must not verify).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Tamper {
+    /// One main-trace cell (column, row) changed after the trace is built.
+    Cell(usize, usize),
+    /// The frontier entry at this level replaced after the old root's climb, the trace built
+    /// consistently on it (every hash recomputed): only the memory can tell.
+    Frontier(usize),
+}
+
+/// [`prove_appends`] by a dishonest prover; the statement carries the roots its trace reached.
 #[doc(hidden)]
 pub fn prove_tampered(
     tree: &RescueTree,
     from_size: u64,
     to_size: u64,
-    column: usize,
-    row: usize,
+    tamper: Tamper,
 ) -> Result<(AppendStatement, AppendProof), StarkError> {
-    prove_inner(tree, from_size, to_size, proof_options(), Some((column, row)))
+    prove_inner(tree, from_size, to_size, proof_options(), Some(tamper))
 }
 
 /// [`prove_appends`] with other options (tests prove with weak ones to see them refused).
@@ -145,7 +157,7 @@ fn prove_inner(
     from_size: u64,
     to_size: u64,
     options: ProofOptions,
-    tamper: Option<(usize, usize)>,
+    tamper: Option<Tamper>,
 ) -> Result<(AppendStatement, AppendProof), StarkError> {
     if tree.depth() != MAX_DEPTH {
         return Err(StarkError::WrongDepth(tree.depth()));
@@ -159,7 +171,8 @@ fn prove_inner(
         (from_size..to_size).map(|index| tree.leaf(index).expect("below the tree's size")).collect();
     let siblings = tree.append_path(from_size)?.siblings;
     let proved = prove_parts(from_size, &siblings, &leaves, options, tamper)?;
-    if proved.0.old_root != old_root || proved.0.new_root != new_root {
+    let honest = tamper.is_none();
+    if honest && (proved.0.old_root != old_root || proved.0.new_root != new_root) {
         return Err(StarkError::Internal("the trace's roots differ from the tree's".into()));
     }
     Ok(proved)
@@ -181,7 +194,7 @@ fn prove_parts(
     siblings: &[RescueDigest],
     leaves: &[RescueDigest],
     options: ProofOptions,
-    tamper: Option<(usize, usize)>,
+    tamper: Option<Tamper>,
 ) -> Result<(AppendStatement, AppendProof), StarkError> {
     if siblings.len() != MAX_DEPTH {
         return Err(StarkError::WrongDepth(siblings.len()));
@@ -191,8 +204,12 @@ fn prove_parts(
         return Err(StarkError::EmptyBatch);
     }
     check_fits(old_size, count)?;
-    let mut built = trace::build(old_size, siblings, leaves).map_err(StarkError::Internal)?;
-    if let Some((column, row)) = tamper {
+    let forged = match tamper {
+        Some(Tamper::Frontier(level)) => Some(level),
+        _ => None,
+    };
+    let mut built = trace::build(old_size, siblings, leaves, forged).map_err(StarkError::Internal)?;
+    if let Some(Tamper::Cell(column, row)) = tamper {
         built.columns[column][row] += winterfell::math::fields::f64::BaseElement::new(1);
     }
     let statement = AppendStatement {
@@ -203,7 +220,7 @@ fn prove_parts(
         new_root: built.new_root,
     };
     let proof = BatchProver { options, statement }
-        .prove(winterfell::TraceTable::init(built.columns))
+        .prove(trace::AppendTrace::new(built.columns, built.accesses))
         .map_err(|e| StarkError::Internal(e.to_string()))?;
     Ok((statement, AppendProof(proof)))
 }
@@ -218,12 +235,16 @@ pub fn verify_appends(statement: &AppendStatement, proof: &AppendProof) -> Resul
     // Winterfell sees it.
     let shape = proof.0.trace_info();
     let rows = air::trace_rows(statement.old_size, statement.count).expect("a batch that fits");
-    if shape.length() as u64 != rows || shape.main_trace_width() != air::WIDTH || shape.is_multi_segment() {
+    let expected = (rows, air::WIDTH, memory::AUX_WIDTH, memory::RANDS);
+    let found = (
+        shape.length() as u64,
+        shape.main_trace_width(),
+        shape.aux_segment_width(),
+        shape.get_num_aux_segment_rand_elements(),
+    );
+    if found != expected {
         return Err(StarkError::Rejected(format!(
-            "trace of {} rows and {} columns, expected {rows} and {}",
-            shape.length(),
-            shape.main_trace_width(),
-            air::WIDTH
+            "trace of (rows, columns, auxiliary columns, random elements) {found:?}, expected {expected:?}"
         )));
     }
     // Winterfell asserts the blowup covers the constraint degrees when it builds the AIR.

@@ -7,14 +7,15 @@ use winterfell::math::fields::f64::BaseElement;
 use winterfell::matrix::ColMatrix;
 use winterfell::{
     AuxRandElements, CompositionPoly, CompositionPolyTrace, ConstraintCompositionCoefficients,
-    DefaultConstraintCommitment, DefaultConstraintEvaluator, DefaultTraceLde, PartitionOptions, ProofOptions,
-    Prover, StarkDomain, TraceInfo, TracePolyTable, TraceTable,
+    DefaultConstraintCommitment, DefaultConstraintEvaluator, DefaultTraceLde, EvaluationFrame,
+    PartitionOptions, ProofOptions, Prover, StarkDomain, Trace, TraceInfo, TracePolyTable,
 };
 
 use super::air::{
-    AppendAir, AppendStatement, B, C, CAPACITY, CLIMB, CYCLE, D, DEPTH, F, G, H, LEFT, LS, LVL, M, RC, RIGHT,
-    STATE, WIDTH, X, merge_capacity, trace_rows,
+    AppendAir, AppendStatement, B, C, CAPACITY, CLIMB, CYCLE, D, DEPTH, G, H, LEFT, LH, LL, LS, M, OLD, RC,
+    RIGHT, STATE, WIDTH, merge_capacity, trace_rows,
 };
+use super::memory::{self, Access, Direction};
 use crate::rescue::{RescueDigest, RescueHasher};
 use crate::tree::empty_subtrees;
 
@@ -27,6 +28,8 @@ type State = [BaseElement; STATE];
 /// `AppendTree::append_path`), with the roots its two climbs reached.
 pub(super) struct BatchTrace {
     pub columns: Vec<Vec<BaseElement>>,
+    /// The frontier's accesses, for the auxiliary segment.
+    pub accesses: Vec<Access>,
     pub old_root: RescueDigest,
     pub new_root: RescueDigest,
 }
@@ -41,6 +44,7 @@ struct Registers {
 /// Writes cycles into the trace's columns.
 struct Writer {
     columns: Vec<Vec<BaseElement>>,
+    accesses: Vec<Access>,
     cycle: usize,
     zeros: Vec<RescueDigest>,
 }
@@ -66,20 +70,30 @@ impl Writer {
         };
         let mut batch = merge_input(&registers.digest, &node);
         let row0 = self.cycle * CYCLE;
+        // The old root's climb is the first CLIMB cycles.
+        let old = self.cycle < CLIMB;
+        if merges {
+            self.accesses.push(Access {
+                row: row0,
+                direction: if old { Direction::In } else { Direction::Out },
+                tag: registers.size >> level << level,
+                digest: registers.frontier[level],
+            });
+        }
         for step in 0..CYCLE {
             let row = row0 + step;
             put(&mut self.columns, H, row, &hasher);
             put(&mut self.columns, G, row, &batch);
             put(&mut self.columns, D, row, registers.digest.as_elements());
-            put(&mut self.columns, X, row, node.as_elements());
             self.columns[M][row] = BaseElement::from(merges);
             self.columns[C][row] = BaseElement::from(merges && next_bit);
             self.columns[RC][row] = BaseElement::from(root_climb);
             self.columns[LS][row] = BaseElement::from(leaf_start);
-            self.columns[LVL + level][row] = BaseElement::ONE;
+            self.columns[OLD][row] = BaseElement::from(old);
+            self.columns[LH + level / 4][row] = BaseElement::ONE;
+            self.columns[LL + level % 4][row] = BaseElement::ONE;
             for l in 0..DEPTH {
                 self.columns[B + l][row] = BaseElement::from((registers.size >> l) & 1 == 1);
-                put(&mut self.columns, F + 4 * l, row, registers.frontier[l].as_elements());
             }
             if step + 1 < CYCLE {
                 Rp64_256::apply_round(&mut hasher, step);
@@ -116,29 +130,38 @@ impl Writer {
             let merges = (registers.size >> level) & 1 == 1;
             let output = self.cycle(registers, Cycle { node, level, root_climb: false, leaf_start });
             if !merges {
-                registers.frontier[level] = node;
-                registers.size += 1 << level;
+                // Stored from the hasher's left input, at the cycle's start.
+                self.store(registers, level, node, (self.cycle - 1) * CYCLE);
                 break;
             }
             // The merged subtree leaves the frontier: its bit clears.
             registers.size -= 1 << level;
             level += 1;
             if (registers.size >> level) & 1 == 0 {
-                registers.frontier[level] = output;
-                registers.size += 1 << level;
+                // Stored from the hasher's output, at the cycle's end.
+                self.store(registers, level, output, self.cycle * CYCLE - 1);
                 break;
             }
             node = output;
         }
     }
+
+    /// Puts `node` into the frontier at `level`, accounted at `row`.
+    fn store(&mut self, registers: &mut Registers, level: usize, node: RescueDigest, row: usize) {
+        registers.frontier[level] = node;
+        registers.size += 1 << level;
+        self.accesses.push(Access { row, direction: Direction::In, tag: registers.size, digest: node });
+    }
 }
 
 /// Builds the trace: the old root's climb, the leaves, the new root's climb, and more new-root
-/// climbs as padding. The caller makes sure the batch fits the tree.
+/// climbs as padding. The caller makes sure the batch fits the tree. `forged` (tests) replaces
+/// the frontier entry at that level after the old root's climb, as a dishonest prover would.
 pub(super) fn build(
     old_size: u64,
     siblings: &[RescueDigest],
     leaves: &[RescueDigest],
+    forged: Option<usize>,
 ) -> Result<BatchTrace, String> {
     if siblings.len() != DEPTH {
         return Err(format!("{} siblings for a depth-{DEPTH} tree", siblings.len()));
@@ -146,6 +169,7 @@ pub(super) fn build(
     let rows = trace_rows(old_size, leaves.len() as u64).ok_or("the batch overflows the size")? as usize;
     let mut writer = Writer {
         columns: vec![vec![BaseElement::ZERO; rows]; WIDTH],
+        accesses: Vec::new(),
         cycle: 0,
         zeros: empty_subtrees::<RescueHasher>(DEPTH),
     };
@@ -158,6 +182,9 @@ pub(super) fn build(
         digest: crate::rescue::batch_start(),
     };
     let old_root = writer.root_climb(&mut registers);
+    if let Some(level) = forged {
+        registers.frontier[level] = writer.zeros[level];
+    }
     for leaf in leaves {
         writer.append(&mut registers, *leaf);
     }
@@ -167,7 +194,7 @@ pub(super) fn build(
     }
     debug_assert_eq!(writer.cycle * CYCLE, rows);
     debug_assert_eq!(registers.digest, crate::rescue::batch_digest(leaves));
-    Ok(BatchTrace { columns: writer.columns, old_root, new_root })
+    Ok(BatchTrace { columns: writer.columns, accesses: writer.accesses, old_root, new_root })
 }
 
 fn merge_input(left: &RescueDigest, right: &RescueDigest) -> State {
@@ -188,6 +215,39 @@ fn put(columns: &mut [Vec<BaseElement>], first: usize, row: usize, values: &[Bas
     }
 }
 
+/// A batch's main trace with the frontier's accesses the auxiliary segment is built from.
+pub(super) struct AppendTrace {
+    info: TraceInfo,
+    main: ColMatrix<BaseElement>,
+    accesses: Vec<Access>,
+}
+
+impl AppendTrace {
+    pub(super) fn new(columns: Vec<Vec<BaseElement>>, accesses: Vec<Access>) -> Self {
+        let rows = columns[0].len();
+        let info = TraceInfo::new_multi_segment(WIDTH, memory::AUX_WIDTH, memory::RANDS, rows, Vec::new());
+        AppendTrace { info, main: ColMatrix::new(columns), accesses }
+    }
+}
+
+impl Trace for AppendTrace {
+    type BaseField = BaseElement;
+
+    fn info(&self) -> &TraceInfo {
+        &self.info
+    }
+
+    fn main_segment(&self) -> &ColMatrix<BaseElement> {
+        &self.main
+    }
+
+    fn read_main_frame(&self, row: usize, frame: &mut EvaluationFrame<BaseElement>) {
+        let next = (row + 1) % self.info.length();
+        self.main.read_row_into(row, frame.current_mut());
+        self.main.read_row_into(next, frame.next_mut());
+    }
+}
+
 /// The Winterfell prover of one batch.
 pub(super) struct BatchProver {
     pub options: ProofOptions,
@@ -197,7 +257,7 @@ pub(super) struct BatchProver {
 impl Prover for BatchProver {
     type BaseField = BaseElement;
     type Air = AppendAir;
-    type Trace = TraceTable<BaseElement>;
+    type Trace = AppendTrace;
     type HashFn = CommitmentHash;
     type VC = MerkleTree<CommitmentHash>;
     type RandomCoin = DefaultRandomCoin<CommitmentHash>;
@@ -213,6 +273,16 @@ impl Prover for BatchProver {
 
     fn options(&self) -> &ProofOptions {
         &self.options
+    }
+
+    fn build_aux_trace<E: FieldElement<BaseField = BaseElement>>(
+        &self,
+        main_trace: &AppendTrace,
+        aux_rand_elements: &AuxRandElements<E>,
+    ) -> ColMatrix<E> {
+        let rows = main_trace.info.length();
+        let product = memory::running_product(rows, &main_trace.accesses, aux_rand_elements.rand_elements());
+        ColMatrix::new(vec![product])
     }
 
     fn new_trace_lde<E: FieldElement<BaseField = BaseElement>>(

@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use pyralog_zk::RescueTree;
 use pyralog_zk::rescue::{RescueDigest, batch_digest, record_leaf};
 use pyralog_zk::stark::{
-    AppendProof, AppendStatement, MIN_SECURITY_BITS, StarkError, TRACE_WIDTH, leaf_cycles, proof_options,
-    prove_appends, prove_appends_with, prove_tampered, trace_rows, verify_appends,
+    AppendProof, AppendStatement, MIN_SECURITY_BITS, StarkError, TRACE_WIDTH, Tamper, leaf_cycles,
+    proof_options, prove_appends, prove_appends_with, prove_tampered, trace_rows, verify_appends,
 };
 use winter_utils::Serializable;
 use winterfell::{BatchingMethod, FieldExtension, ProofOptions};
@@ -70,9 +70,16 @@ fn honest_batch_verifies_and_every_public_input_is_bound() {
 }
 
 /// The first append of a tree, a batch after a full subtree, and one leaf that merges up three
-/// levels (position 11).
+/// levels (position 11); and a batch whose climbs end on the trace's last row (no padding, so
+/// the memory is checked there).
 #[test]
 fn edge_batches_verify() {
+    let tree = tree_of(45);
+    assert_eq!(trace_rows(0, 45), Some((leaf_cycles(0, 45).unwrap() + 64) * 8));
+    let (statement, proof) = prove_appends(&tree, 0, 45).unwrap();
+    verify_appends(&statement, &proof).unwrap();
+    assert_eq!(statement.new_root, tree.root_at(45).unwrap());
+
     let tree = tree_of(12);
     for (from, to) in [(0, 1), (8, 12), (11, 12)] {
         let (statement, proof) = prove_appends(&tree, from, to).unwrap();
@@ -114,34 +121,66 @@ fn tampered_proof_bytes_are_refused() {
 #[test]
 fn a_changed_trace_cell_fails_verification() {
     let tree = tree_of(9);
-    let (h, g, d, x, m, c, rc, ls, lvl, b, f) = (0, 12, 24, 28, 32, 33, 34, 35, 36, 68, 100);
-    assert_eq!(TRACE_WIDTH, f + 4 * 32);
+    let (h, g, d, m, c, rc, ls, old, lh, ll, b) = (0, 12, 24, 28, 29, 30, 31, 32, 33, 41, 45);
+    assert_eq!(TRACE_WIDTH, b + 32);
     let cycle = |n: usize| n * 8;
     let cells = [
-        (h + 5, 3),                     // the node hasher, mid-permutation
-        (h + 4, cycle(1)),              // the old climb's left input at level 1 (F[1])
-        (h + 9, cycle(2)),              // its right input at level 2 (X)
-        (h + 8, cycle(0)),              // an empty subtree beside the old climb
-        (h, cycle(3)),                  // a permutation's capacity
-        (g + 9, cycle(33)),             // the leaf the batch hasher absorbs
-        (g + 5, cycle(36)),             // the digest it absorbs it into
-        (d + 1, cycle(34) + 3),         // the carried digest
-        (x + 2, cycle(34)),             // the node a continued climb carries
-        (x, cycle(32)),                 // a leaf
-        (m, cycle(33)),                 // a merge flag
-        (c, cycle(33) + 7),             // a continue flag
-        (rc, cycle(35)),                // the mode
-        (ls, cycle(34)),                // a leaf's start
-        (lvl + 1, cycle(34) + 2),       // the level
-        (b + 3, cycle(38) + 1),         // a bit of the size after the batch
-        (f + 4 + 2, cycle(34)),         // a frontier entry a merge reads (F[1])
-        (f + 4 * 3 + 1, cycle(36) + 4), // the entry leaf 7 stored (F[3])
-        (f + 1, cycle(40)),             // F[0] in the new root's climb
+        (h + 5, 3),              // the node hasher, mid-permutation
+        (h + 4, cycle(1)),       // the old climb's left input at level 1 (F[1])
+        (h + 9, cycle(2)),       // its right input at level 2 (X)
+        (h + 8, cycle(0)),       // an empty subtree beside the old climb
+        (h, cycle(3)),           // a permutation's capacity
+        (h + 6, cycle(34)),      // the frontier entry a merge reads (F[1])
+        (h + 5, cycle(40)),      // F[3] in the new root's climb
+        (g + 9, cycle(33)),      // the leaf the batch hasher absorbs
+        (g + 5, cycle(36)),      // the digest it absorbs it into
+        (d + 1, cycle(34) + 3),  // the carried digest
+        (h + 10, cycle(34)),     // the node a continued climb carries (merged: right)
+        (h + 4, cycle(32)),      // a leaf stored without a merge (left)
+        (m, cycle(33)),          // a merge flag
+        (c, cycle(33) + 7),      // a continue flag
+        (rc, cycle(35)),         // the mode
+        (ls, cycle(34)),         // a leaf's start
+        (old, cycle(32)),        // the old climb's flag after it
+        (old, cycle(31) + 5),    // and inside it
+        (ll + 1, cycle(34) + 2), // the level (1 at cycle 34)
+        (lh, cycle(38) + 7),     // its high part at a cycle's end
+        (b + 3, cycle(38) + 1),  // a bit of the size after the batch
     ];
     for (column, row) in cells {
-        let (statement, proof) = prove_tampered(&tree, 6, 9, column, row).unwrap();
+        let (statement, proof) = prove_tampered(&tree, 6, 9, Tamper::Cell(column, row)).unwrap();
         assert!(rejected(verify_appends(&statement, &proof)), "cell ({column}, {row}) is unconstrained");
     }
+}
+
+/// A prover that replaces a frontier entry after the old root's climb and builds the rest of
+/// the trace on it, every hash consistent (its statement names the new root it reached), is
+/// caught by the memory alone: what the merges and the new root's climb read is not what the
+/// old climb and the stores put in. Levels 1 and 2 of the tree of 6 are read by leaf 7's merges.
+#[test]
+fn a_forged_frontier_fails_verification() {
+    let tree = tree_of(9);
+    for level in [1, 2] {
+        let (statement, proof) = prove_tampered(&tree, 6, 9, Tamper::Frontier(level)).unwrap();
+        assert_ne!(
+            statement.new_root,
+            tree.root_at(9).unwrap(),
+            "level {level}: the forgery changed the root"
+        );
+        assert_eq!(statement.old_root, tree.root_at(6).unwrap());
+        assert!(rejected(verify_appends(&statement, &proof)), "a forged F[{level}] verified");
+    }
+    // A large batch: an entry the old climb put in at level 5 and the batch merges much later.
+    let tree = tree_of(100);
+    let (statement, proof) = prove_tampered(&tree, 37, 100, Tamper::Frontier(5)).unwrap();
+    assert_ne!(statement.new_root, tree.root_at(100).unwrap());
+    assert!(rejected(verify_appends(&statement, &proof)));
+    // The control: forging a level the batch never reads (old size 6 has no entry at level 0,
+    // and leaf 6 stores there before anything reads it) leaves an honest, verifying proof.
+    let tree = tree_of(9);
+    let (statement, proof) = prove_tampered(&tree, 6, 9, Tamper::Frontier(0)).unwrap();
+    assert_eq!(statement.new_root, tree.root_at(9).unwrap());
+    verify_appends(&statement, &proof).unwrap();
 }
 
 #[test]

@@ -136,7 +136,8 @@ pub fn trace_rows(old_size: u64, count: u64) -> Option<u64> {
 /// The smallest blowup factor the constraints can be evaluated at (Winterfell asserts it, so a
 /// verifier checks it before building the AIR from an untrusted proof's options).
 pub(super) fn min_blowup() -> usize {
-    constraint_degrees().iter().map(|degree| degree.min_blowup_factor()).max().unwrap_or(1)
+    let degrees = constraint_degrees().into_iter().chain(aux_constraint_degrees());
+    degrees.map(|degree| degree.min_blowup_factor()).max().unwrap_or(1)
 }
 
 /// Periodic columns (period 8), in the order [`AppendAir::evaluate_transition`] reads them.

@@ -12,7 +12,7 @@
 //! * Every later merge (a leaf's, or a new-root climb's) **takes out** (the current size with
 //!   the bits below the level cleared, the hasher's left input).
 //!
-//! The tags of every access follow from `B` and `LVL`, which the AIR fixes; only the digests are
+//! The tags of every access follow from `B` and the level, which the AIR fixes; only the digests are
 //! the prover's. With random `alpha` and `r_0..r_4` drawn after the main trace is committed,
 //! the column `P` is the running product of `alpha - (r_0 tag + r_1 d_0 + .. + r_4 d_3)` over
 //! entries put in, divided by it over entries taken out; `P` is 1 at the first row and again

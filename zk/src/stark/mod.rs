@@ -216,7 +216,7 @@ fn prove_parts(
         old_root: built.old_root,
         old_size,
         count,
-        batch_digest: crate::rescue::batch_digest(leaves),
+        batch_digest: built.batch_digest,
         new_root: built.new_root,
     };
     let proof = BatchProver { options, statement }

@@ -30,6 +30,8 @@ pub(super) struct BatchTrace {
     pub columns: Vec<Vec<BaseElement>>,
     /// The frontier's accesses, for the auxiliary segment.
     pub accesses: Vec<Access>,
+    /// The batch hasher's chained digest of the leaves (`rescue::batch_digest`).
+    pub batch_digest: RescueDigest,
     pub old_root: RescueDigest,
     pub new_root: RescueDigest,
 }
@@ -44,6 +46,8 @@ struct Registers {
 /// Writes cycles into the trace's columns.
 struct Writer {
     columns: Vec<Vec<BaseElement>>,
+    /// The batch hasher's states in a cycle that is not a leaf's start.
+    idle_batch: [State; CYCLE],
     accesses: Vec<Access>,
     cycle: usize,
     zeros: Vec<RescueDigest>,
@@ -68,7 +72,6 @@ impl Writer {
         } else {
             merge_input(&node, &self.zeros[level])
         };
-        let mut batch = merge_input(&registers.digest, &node);
         let row0 = self.cycle * CYCLE;
         // The old root's climb is the first CLIMB cycles.
         let old = self.cycle < CLIMB;
@@ -80,28 +83,47 @@ impl Writer {
                 digest: registers.frontier[level],
             });
         }
+        // Registers hold through the cycle.
+        let rows = row0..row0 + CYCLE;
+        for (j, element) in registers.digest.as_elements().iter().enumerate() {
+            self.columns[D + j][rows.clone()].fill(*element);
+        }
+        let flags = [
+            (M, merges),
+            (C, merges && next_bit),
+            (RC, root_climb),
+            (LS, leaf_start),
+            (OLD, old),
+            (LH + level / 4, true),
+            (LL + level % 4, true),
+        ];
+        for (column, set) in flags {
+            self.columns[column][rows.clone()].fill(BaseElement::from(set));
+        }
+        for l in 0..DEPTH {
+            self.columns[B + l][rows.clone()].fill(BaseElement::from((registers.size >> l) & 1 == 1));
+        }
         for step in 0..CYCLE {
-            let row = row0 + step;
-            put(&mut self.columns, H, row, &hasher);
-            put(&mut self.columns, G, row, &batch);
-            put(&mut self.columns, D, row, registers.digest.as_elements());
-            self.columns[M][row] = BaseElement::from(merges);
-            self.columns[C][row] = BaseElement::from(merges && next_bit);
-            self.columns[RC][row] = BaseElement::from(root_climb);
-            self.columns[LS][row] = BaseElement::from(leaf_start);
-            self.columns[OLD][row] = BaseElement::from(old);
-            self.columns[LH + level / 4][row] = BaseElement::ONE;
-            self.columns[LL + level % 4][row] = BaseElement::ONE;
-            for l in 0..DEPTH {
-                self.columns[B + l][row] = BaseElement::from((registers.size >> l) & 1 == 1);
-            }
+            put(&mut self.columns, H, row0 + step, &hasher);
             if step + 1 < CYCLE {
                 Rp64_256::apply_round(&mut hasher, step);
-                Rp64_256::apply_round(&mut batch, step);
             }
         }
+        // The batch hasher absorbs (D, node) at a leaf's start; in other cycles only its
+        // capacity and rounds are constrained, so it runs one permutation computed once.
         if leaf_start {
+            let mut batch = merge_input(&registers.digest, &node);
+            for step in 0..CYCLE {
+                put(&mut self.columns, G, row0 + step, &batch);
+                if step + 1 < CYCLE {
+                    Rp64_256::apply_round(&mut batch, step);
+                }
+            }
             registers.digest = digest_of(&batch);
+        } else {
+            for (step, state) in self.idle_batch.iter().enumerate() {
+                put(&mut self.columns, G, row0 + step, state);
+            }
         }
         self.cycle += 1;
         digest_of(&hasher)
@@ -169,6 +191,7 @@ pub(super) fn build(
     let rows = trace_rows(old_size, leaves.len() as u64).ok_or("the batch overflows the size")? as usize;
     let mut writer = Writer {
         columns: vec![vec![BaseElement::ZERO; rows]; WIDTH],
+        idle_batch: idle_batch(),
         accesses: Vec::new(),
         cycle: 0,
         zeros: empty_subtrees::<RescueHasher>(DEPTH),
@@ -193,8 +216,26 @@ pub(super) fn build(
         writer.root_climb(&mut registers);
     }
     debug_assert_eq!(writer.cycle * CYCLE, rows);
-    debug_assert_eq!(registers.digest, crate::rescue::batch_digest(leaves));
-    Ok(BatchTrace { columns: writer.columns, accesses: writer.accesses, old_root, new_root })
+    Ok(BatchTrace {
+        columns: writer.columns,
+        accesses: writer.accesses,
+        batch_digest: registers.digest,
+        old_root,
+        new_root,
+    })
+}
+
+/// A permutation of `merge`'s capacity and a zero rate, state by state.
+fn idle_batch() -> [State; CYCLE] {
+    let mut state =
+        merge_input(&RescueDigest::new([BaseElement::ZERO; 4]), &RescueDigest::new([BaseElement::ZERO; 4]));
+    std::array::from_fn(|step| {
+        let current = state;
+        if step + 1 < CYCLE {
+            Rp64_256::apply_round(&mut state, step);
+        }
+        current
+    })
 }
 
 fn merge_input(left: &RescueDigest, right: &RescueDigest) -> State {

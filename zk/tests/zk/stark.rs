@@ -127,7 +127,7 @@ fn a_changed_trace_cell_fails_verification() {
     let cells = [
         (h + 5, 3),              // the node hasher, mid-permutation
         (h + 4, cycle(1)),       // the old climb's left input at level 1 (F[1])
-        (h + 9, cycle(2)),       // its right input at level 2 (X)
+        (h + 9, cycle(2)),       // its right input at level 2 (the node)
         (h + 8, cycle(0)),       // an empty subtree beside the old climb
         (h, cycle(3)),           // a permutation's capacity
         (h + 6, cycle(34)),      // the frontier entry a merge reads (F[1])

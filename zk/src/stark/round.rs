@@ -64,7 +64,6 @@ fn multiply<E: FieldElement<BaseField = BaseElement> + From<BaseElement>>(
 /// `sum(row[j] v[j])` modulo p, below p, the 128-bit products summed before one reduction:
 /// with p = 2^64 - 2^32 + 1, 2^64 = 2^32 - 1, 2^96 = -1 and 2^128 = -2^32 modulo p.
 fn dot(row: &[u64; STATE], v: &[u64; STATE]) -> u64 {
-    const P: i128 = 0xffff_ffff_0000_0001;
     let mut low: u128 = 0;
     let mut carries: u64 = 0;
     for (&m, &x) in row.iter().zip(v) {
@@ -72,18 +71,28 @@ fn dot(row: &[u64; STATE], v: &[u64; STATE]) -> u64 {
         low = sum;
         carries += u64::from(carried);
     }
+    reduce(low, carries)
+}
+
+/// `low + carries 2^128` modulo p, below p (`carries` < 16).
+fn reduce(low: u128, carries: u64) -> u64 {
+    const P: u64 = 0xffff_ffff_0000_0001;
+    /// 2^64 modulo p: a wrapped subtraction is corrected by subtracting it, a wrapped addition
+    /// by adding it.
+    const EPSILON: u64 = 0xffff_ffff;
     let (l0, l1) = (low as u64, (low >> 64) as u64);
-    let (l1_low, l1_high) = (l1 & 0xffff_ffff, l1 >> 32);
-    // Between -2^37 and 2^65 < 2p + p: one addition or up to two subtractions of p.
-    let mut value =
-        i128::from(l0) + i128::from(l1_low) * 0xffff_ffff - i128::from(l1_high) - (i128::from(carries) << 32);
-    while value < 0 {
-        value += P;
-    }
-    while value >= P {
-        value -= P;
-    }
-    value as u64
+    let (l1_low, l1_high) = (l1 & EPSILON, l1 >> 32);
+    // l0 - l1_high 2^96 - carries 2^128 + l1_low 2^64 = l0 - l1_high - carries 2^32
+    // + l1_low (2^32 - 1); each wrapped step stays congruent (the corrections cannot wrap
+    // again: a subtraction of under 2^36 wraps to at least 2^64 - 2^36, and l1_low EPSILON <
+    // 2^64 - 2^33 leaves room for EPSILON after a wrapped addition).
+    let (value, borrowed) = l0.overflowing_sub(l1_high);
+    let value = value.wrapping_sub(EPSILON * u64::from(borrowed));
+    let (value, borrowed) = value.overflowing_sub(carries << 32);
+    let value = value.wrapping_sub(EPSILON * u64::from(borrowed));
+    let (value, carried) = value.overflowing_add(l1_low * EPSILON);
+    let value = value.wrapping_add(EPSILON * u64::from(carried));
+    if value >= P { value - P } else { value }
 }
 
 fn pow7<E: FieldElement>(x: E) -> E {
@@ -94,6 +103,36 @@ fn pow7<E: FieldElement>(x: E) -> E {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reduction agrees with the field's arithmetic on extreme and random sums.
+    #[test]
+    fn the_reduction_is_the_fields() {
+        let two_32 = BaseElement::new(1 << 32);
+        let two_64 = two_32 * two_32;
+        let expected = |low: u128, carries: u64| -> u64 {
+            let (l0, l1) = (low as u64, (low >> 64) as u64);
+            (BaseElement::new(l0)
+                + BaseElement::new(l1) * two_64
+                + BaseElement::new(carries) * two_64 * two_64)
+                .as_int()
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut random = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases =
+            vec![(u128::MAX, 15), (0, 15), (u128::MAX, 0), (0, 0), (1u128 << 96, 1), ((1u128 << 96) - 1, 0)];
+        for _ in 0..10_000 {
+            let low = (u128::from(random()) << 64) | u128::from(random());
+            cases.push((low, random() % 16));
+        }
+        for (low, carries) in cases {
+            assert_eq!(reduce(low, carries), expected(low, carries), "{low:#x} + {carries} 2^128");
+        }
+    }
 
     /// The base field's fast product is the field's own, on random vectors and on the largest
     /// values (which overflow the 128-bit sum).

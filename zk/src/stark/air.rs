@@ -59,9 +59,10 @@ pub(super) const H: usize = 0;
 pub(super) const G: usize = H + STATE;
 /// The batch digest so far.
 pub(super) const D: usize = G + STATE;
-/// Whether the size's bit at this level is set (the cycle merges with `F[l]`).
+/// Whether the cycle merges with `F[l]` (the size's bit at this level is set).
 pub(super) const M: usize = D + 4;
-/// Whether a leaf's climb continues one level up after this cycle.
+/// Whether a leaf's climb continues one level up after this cycle (it merged, and the size's
+/// next bit is set).
 pub(super) const C: usize = M + 1;
 /// Whether this cycle is part of a root climb (not a leaf's).
 pub(super) const RC: usize = C + 1;
@@ -74,10 +75,12 @@ pub(super) const OLD: usize = LS + 1;
 pub(super) const LH: usize = OLD + 1;
 /// The level of the cycle's node modulo 4, one-hot.
 pub(super) const LL: usize = LH + DEPTH / 4;
-/// The tree size's bits.
-pub(super) const B: usize = LL + 4;
+/// The tree's size before the current leaf (in a root climb, the size it climbs from).
+pub(super) const N: usize = LL + 4;
+/// The size shifted right by the cycle's level: `N >> l` (its parity is `M`).
+pub(super) const R: usize = N + 1;
 /// Columns of the main trace.
-pub(super) const WIDTH: usize = B + DEPTH;
+pub(super) const WIDTH: usize = R + 1;
 
 /// A state's capacity, its first rate half (also the digest) and its second rate half.
 pub(super) const CAPACITY: Range<usize> = 0..4;
@@ -154,11 +157,11 @@ mod periodic {
     pub(super) const END: usize = 26;
 }
 
-/// Assertions: level (8 + 4) and bits (32) at the start, the mode at three boundaries, no leaf
-/// start on the first row (the transitions rule it out everywhere else in a root climb), the
-/// old climb's flag at the start, the digest at the start and the end (2 x 4), the bits at the
-/// end (32), the two roots (2 x 4).
-const ASSERTIONS: usize = DEPTH / 4 + 4 + DEPTH + 3 + 1 + 1 + 2 * 4 + DEPTH + 2 * 4;
+/// Assertions: level (8 + 4), size and shifted size at the start, the mode at three
+/// boundaries, no leaf start on the first row (the transitions rule it out everywhere else in
+/// a root climb), the old climb's flag at the start, the digest at the start and the end
+/// (2 x 4), the size at the end, the two roots (2 x 4).
+const ASSERTIONS: usize = DEPTH / 4 + 4 + 2 + 3 + 1 + 1 + 2 * 4 + 1 + 2 * 4;
 
 /// Assertions on the memory's running product: 1 at the start and after the new root's climb.
 const AUX_ASSERTIONS: usize = 2;
@@ -193,11 +196,17 @@ fn constraint_degrees() -> Vec<TransitionConstraintDegree> {
     push(4, 2, true); // the batch hasher absorbs D
     push(4, 3, true); // and the node at a leaf's start
     push(4, 2, true); // D takes the batch hasher's output
-    push(1, 3, false); // M is the size's bit at the level
-    push(1, 4, false); // C: merged, and the next bit is set
+    push(1, 2, false); // M is binary
+    push(1, 2, false); // C is binary
+    push(1, 2, false); // C only after a merge
+    push(1, 2, false); // C only in a leaf's climb
+    push(1, 3, true); // C: the next cycle merges
     push(DEPTH / 4, 4, true); // LH
     push(4, 3, true); // LL
-    push(DEPTH, 5, true); // B
+    push(1, 2, true); // N: one more after each store
+    push(1, 1, true); // R holds through a cycle
+    push(1, 4, true); // R halves up a climb, restarts at N
+    push(1, 4, true); // a root climb's top: R is its last bit
     push(1, 2, false); // RC is binary
     push(1, 1, true); // RC holds through a cycle
     push(1, 4, true); // RC is left only at a climb's top
@@ -209,7 +218,7 @@ fn constraint_degrees() -> Vec<TransitionConstraintDegree> {
 }
 
 /// The memory's constraint: the running product's step (`P' den = P num`; a merge's factor
-/// has degree 3 through its tag, times selectors of degree 2, times P).
+/// has degree 3 through its tag `R 2^level`, times selectors of degree 2, times P).
 fn aux_constraint_degrees() -> Vec<TransitionConstraintDegree> {
     vec![TransitionConstraintDegree::with_cycles(6, vec![CYCLE])]
 }
@@ -266,11 +275,7 @@ impl Air for AppendAir {
         let capacity = merge_capacity().map(E::from);
         let (m, c, rc, ls) = (cur[M], cur[C], cur[RC], cur[LS]);
         let level = levels(cur);
-        let bits = &cur[B..B + DEPTH];
-        // Selections by the one-hot level: the bit, the next level's bit and the empty subtree
-        // at this level.
-        let bit: E = (0..DEPTH).fold(E::ZERO, |sum, l| sum + level[l] * bits[l]);
-        let next_bit: E = (0..DEPTH - 1).fold(E::ZERO, |sum, l| sum + level[l] * bits[l + 1]);
+        // The empty subtree at this level.
         let zero: [E; 4] = std::array::from_fn(|e| {
             (0..DEPTH).fold(E::ZERO, |sum, l| sum + level[l] * E::from(self.zeros[l][e]))
         });
@@ -323,9 +328,15 @@ impl Air for AppendAir {
         for e in 0..4 {
             put(next[D + e] - cur[D + e] - end * ls * (cur[G + LEFT.start + e] - cur[D + e]));
         }
-        // M and C follow from the level and the bits.
-        put(m - bit);
-        put(c - m * next_bit);
+        // M and C: flags; the shifted size R fixes M in a root climb (below), the memory in a
+        // leaf's climb (a merge where the bit is clear reads an entry no one stored; a store
+        // where it is set leaves an entry no one reads). C continues a leaf's climb only after
+        // a merge, and the next cycle merges.
+        put(m * (m - one));
+        put(c * (c - one));
+        put(c * (one - m));
+        put(c * rc);
+        put(end * c * (one - next[M]));
         // The level: a climb goes one level up (LL rotates, LH moves when LL wraps; a root
         // climb wraps from the top to level 0); a store starts the next leaf at level 0.
         let climbs = rc + leaf_mode * c;
@@ -340,18 +351,16 @@ impl Air for AppendAir {
             let restart = if k == 0 { stores } else { E::ZERO };
             put(next[LL + k] - low[k] - end * (climbs * low[(k + 3) % 4] + restart - low[k]));
         }
-        // B changes only in leaf cycles: a merge clears the level's bit; a store (into the
-        // memory) sets the bit at the level above a merge or at the node's level. A merge at level 31
-        // would store at no level (the tree would be full); it cannot happen, as the verifier
-        // refuses batches that reach 2^32 leaves.
-        // Bit l's change at a cycle's end is `stores ((1 - m) L[l] + m L[l - 1]) - leaf m L[l]`,
-        // gathered by level flag.
-        let at_level = end * (stores * (one - m) - leaf_mode * m);
-        let above_merge = end * stores * m;
-        for l in 0..DEPTH {
-            let below = if l == 0 { E::ZERO } else { level[l - 1] };
-            put(next[B + l] - bits[l] - at_level * level[l] - above_merge * below);
-        }
+        // N: the size, one more after each leaf's store. R = N >> level: constant in a cycle;
+        // up a climb (a leaf's that continues, or a root climb's below the top) it drops the
+        // bit M and halves, otherwise the next cycle starts at level 0 with R = N. At a root
+        // climb's top R is its last bit, so the climb read N's 32 bits: N = sum(M_l 2^l) in
+        // the field, both sides below 2^32, so as integers.
+        put(next[N] - cur[N] - end * stores);
+        put(round * (next[R] - cur[R]));
+        let shift = (one + one) * next[R] - cur[R] + m;
+        put(end * (carries * shift + (one - carries) * (next[R] - next[N])));
+        put(start * rc * level[DEPTH - 1] * (cur[R] - m));
         // RC: binary, constant in a cycle, left only at the top of a climb, entered only after
         // a leaf's store.
         put(rc * (rc - one));
@@ -376,34 +385,25 @@ impl Air for AppendAir {
         F: FieldElement<BaseField = BaseElement>,
         E: FieldElement<BaseField = BaseElement> + ExtensionOf<F>,
     {
-        let (cur, next) = (main_frame.current(), main_frame.next());
+        let cur = main_frame.current();
         let rand = aux_rand_elements.rand_elements();
         let (start, end) = (periodic_values[periodic::START], periodic_values[periodic::END]);
         let one = F::ONE;
         let (m, c, rc, old) = (cur[M], cur[C], cur[RC], cur[OLD]);
         let leaf_mode = one - rc;
-        // Tags: a merge's is the size with the bits below the level cleared (the bits at and
-        // above it, selected by the one-hot level's prefix sums); a store's is the size after
-        // it: the size plus 2^level for a leaf's node stored without a merge (at the cycle's
-        // start), the next row's bits for a merge's output (at the cycle's end).
+        // An entry's width is 2^level; a merge's tag is the size with the bits below the level
+        // cleared, R 2^level; a store's is the size after the leaf, N + 1, at the node's level
+        // (without a merge, at the cycle's start) or the level above (the merge's output, at
+        // the cycle's end).
         let level = levels(cur);
-        let mut at_or_above = F::ZERO;
-        let mut read_tag = F::ZERO;
-        let mut plain_store_tag = F::ZERO;
-        let mut merged_store_tag = F::ZERO;
-        for l in 0..DEPTH {
-            let power = F::from(BaseElement::new(1 << l));
-            at_or_above += level[l];
-            read_tag += power * cur[B + l] * at_or_above;
-            plain_store_tag += power * (cur[B + l] + level[l]);
-            merged_store_tag += power * next[B + l];
-        }
+        let width = (0..DEPTH).fold(F::ZERO, |sum, l| sum + F::from(BaseElement::new(1 << l)) * level[l]);
+        let stored_tag = cur[N] + one;
         // The node hasher's left input at a cycle's start is what a merge reads, or the node a
         // cycle without a merge stores; at the end it is the merge's output.
         let left: [F; 4] = std::array::from_fn(|e| cur[H + LEFT.start + e]);
-        let read = memory::factor(rand, read_tag, left) - E::ONE;
-        let plain_store = memory::factor(rand, plain_store_tag, left) - E::ONE;
-        let merged_store = memory::factor(rand, merged_store_tag, left) - E::ONE;
+        let read = memory::factor(rand, width, cur[R] * width, left) - E::ONE;
+        let plain_store = memory::factor(rand, width, stored_tag, left) - E::ONE;
+        let merged_store = memory::factor(rand, width + width, stored_tag, left) - E::ONE;
         // The old climb's merges put entries in, later merges take them out, and every leaf's
         // store puts one in.
         let puts_read = E::from(start * m * old);
@@ -457,17 +457,15 @@ impl Air for AppendAir {
         digest(H + LEFT.start, cycle_row(CLIMB) - 1, &statement.old_root);
         digest(D, cycle_row(leaves_end), &statement.batch_digest);
         digest(H + LEFT.start, cycle_row(leaves_end + CLIMB) - 1, &statement.new_root);
-        let bit = |size: u64, l: usize| BaseElement::from((size >> l) & 1 == 1);
         for j in 0..DEPTH / 4 {
             assertions.push(Assertion::single(LH + j, 0, BaseElement::from(j == 0)));
         }
         for k in 0..4 {
             assertions.push(Assertion::single(LL + k, 0, BaseElement::from(k == 0)));
         }
-        for l in 0..DEPTH {
-            assertions.push(Assertion::single(B + l, 0, bit(statement.old_size, l)));
-            assertions.push(Assertion::single(B + l, cycle_row(leaves_end), bit(end_size, l)));
-        }
+        assertions.push(Assertion::single(N, 0, BaseElement::new(statement.old_size)));
+        assertions.push(Assertion::single(R, 0, BaseElement::new(statement.old_size)));
+        assertions.push(Assertion::single(N, cycle_row(leaves_end), BaseElement::new(end_size)));
         assertions.push(Assertion::single(RC, 0, BaseElement::ONE));
         assertions.push(Assertion::single(LS, 0, BaseElement::ZERO));
         assertions.push(Assertion::single(OLD, 0, BaseElement::ONE));

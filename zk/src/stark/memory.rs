@@ -1,26 +1,37 @@
 //! The frontier as a memory outside the main trace, checked by a multiset argument in
 //! Winterfell's auxiliary segment.
 //!
-//! An entry is a pair (tag, digest). The *tag* is the tree's size at the moment the entry was
-//! completed: for the entry at level `l`, a size whose bits below `l` are clear and whose bit
-//! `l` is set. It names the subtree the entry is the root of (the leaves `tag - 2^l .. tag`), so
-//! no two entries share a tag, and the level is implied by it (its trailing zeros).
+//! An entry is (width, tag, digest): the width is 2^level, and the *tag* is the tree's size at
+//! the moment the entry was completed: for the entry at level `l`, a size whose bits below `l`
+//! are clear and whose bit `l` is set. It names the subtree the entry is the root of (the
+//! leaves `tag - 2^l .. tag`), so no two entries share a tag.
 //!
-//! * The old root's climb **puts in** the old frontier: at each merge, (the old size with the
-//!   bits below the level cleared, the hasher's left input).
-//! * A leaf's store **puts in** (the size after the store, the stored node).
-//! * Every later merge (a leaf's, or a new-root climb's) **takes out** (the current size with
+//! * The old root's climb **puts in** the old frontier: at each merge, (2^l, the old size with
 //!   the bits below the level cleared, the hasher's left input).
+//! * A leaf's store **puts in** (2^l at the stored level, the size after the leaf, the node).
+//! * Every later merge (a leaf's, or a new-root climb's) **takes out** (2^l, the current size
+//!   with the bits below the level cleared, `R 2^l`, the hasher's left input).
 //!
-//! The tags of every access follow from `B` and the level, which the AIR fixes; only the digests are
-//! the prover's. With random `alpha` and `r_0..r_4` drawn after the main trace is committed,
-//! the column `P` is the running product of `alpha - (r_0 tag + r_1 d_0 + .. + r_4 d_3)` over
-//! entries put in, divided by it over entries taken out; `P` is 1 at the first row and again
-//! after the new root's climb. The entries put in have distinct tags, so equal multisets mean
-//! each take-out reads the digest put in under its tag, which the honest order puts in
-//! before. A false digest survives only if the two products agree at the random point: at most
-//! (accesses) / |E| by Schwartz-Zippel, about 2^-110 for the quadratic extension of the 64-bit
-//! field and a million accesses.
+//! In a root climb the merges follow from the size's bits, which the shifted size `R` fixes
+//! (`air.rs`). In a leaf's climb the prover chooses where to merge, and the memory makes the
+//! choice the size's: take the first leaf `N` whose climb differs from the honest one, at the
+//! first level `j` where it does. A merge where bit `j` of `N` is clear takes out the tag
+//! `(N >> j) 2^j` (even multiple of 2^j) at width 2^j, which nothing puts in: the honest entries
+//! of that width have odd multiples, and later leaves put in tags above `N`. A store where bit
+//! `j` is set leaves the honest entry `(2^j, (N >> j) 2^j)` in, which nothing takes out: a later
+//! leaf `N'` takes out at width 2^j a tag in `N' - 2^j + 1 ..= N'` (whatever it chose below
+//! `j`), all above it since `N`'s low `j` bits are ones, and the new root's climb takes out the
+//! final size's entries, whose tags at that width are above `N` too.
+//!
+//! The tags and widths of every access follow from `N`, `R` and the level, which the AIR fixes;
+//! the digests are the prover's. With random `alpha` and `r_0..r_5` drawn after the main trace
+//! is committed, the column `P` is the running product of `alpha - (r_0 width + r_1 tag + r_2
+//! d_0 + .. + r_5 d_3)` over entries put in, divided by it over entries taken out; `P` is 1 at
+//! the first row and again after the new root's climb. The entries put in have distinct tags,
+//! so equal multisets mean each take-out reads the digest put in under its width and tag,
+//! which the honest order puts in before. A false multiset survives only if the two products
+//! agree at the random point: at most (accesses) / |E| by Schwartz-Zippel, about 2^-108 for
+//! the quadratic extension of the 64-bit field and a million accesses.
 
 use winterfell::math::FieldElement;
 use winterfell::math::fields::f64::BaseElement;
@@ -29,9 +40,9 @@ use crate::rescue::RescueDigest;
 
 /// Auxiliary columns: the running product.
 pub(super) const AUX_WIDTH: usize = 1;
-/// Random elements the auxiliary segment draws: `alpha`, then the tag's and the four digest
-/// elements' coefficients.
-pub(super) const RANDS: usize = 6;
+/// Random elements the auxiliary segment draws: `alpha`, then the width's, the tag's and the
+/// four digest elements' coefficients.
+pub(super) const RANDS: usize = 7;
 
 /// Whether an access puts an entry into the memory or takes one out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,19 +58,21 @@ pub(super) enum Direction {
 pub(super) struct Access {
     pub row: usize,
     pub direction: Direction,
+    /// The entry's level (its width is 2^level).
+    pub level: usize,
     pub tag: u64,
     pub digest: RescueDigest,
 }
 
-/// `alpha - (r_0 tag + r_1 d_0 + r_2 d_1 + r_3 d_2 + r_4 d_3)`: the factor an entry adds to
-/// the running product (the AIR evaluates it over trace values, the prover over accesses).
-pub(super) fn factor<F, E>(rand: &[E], tag: F, digest: [F; 4]) -> E
+/// `alpha - (r_0 width + r_1 tag + r_2 d_0 + .. + r_5 d_3)`: the factor an entry adds to the
+/// running product (the AIR evaluates it over trace values, the prover over accesses).
+pub(super) fn factor<F, E>(rand: &[E], width: F, tag: F, digest: [F; 4]) -> E
 where
     F: FieldElement,
     E: FieldElement + From<F>,
 {
-    let mut fingerprint = rand[1] * E::from(tag);
-    for (coefficient, element) in rand[2..RANDS].iter().zip(digest) {
+    let mut fingerprint = rand[1] * E::from(width) + rand[2] * E::from(tag);
+    for (coefficient, element) in rand[3..RANDS].iter().zip(digest) {
         fingerprint += *coefficient * E::from(element);
     }
     rand[0] - fingerprint
@@ -75,7 +88,8 @@ where
     let mut denominators = vec![E::ONE; rows];
     for access in accesses {
         let digest: [BaseElement; 4] = *access.digest.as_elements().first_chunk().expect("4 elements");
-        let value = factor(rand, BaseElement::new(access.tag), digest);
+        let width = BaseElement::new(1 << access.level);
+        let value = factor(rand, width, BaseElement::new(access.tag), digest);
         match access.direction {
             Direction::In => numerators[access.row] *= value,
             Direction::Out => denominators[access.row] *= value,

@@ -12,8 +12,8 @@ use winterfell::{
 };
 
 use super::air::{
-    AppendAir, AppendStatement, B, C, CAPACITY, CLIMB, CYCLE, D, DEPTH, G, H, LEFT, LH, LL, LS, M, OLD, RC,
-    RIGHT, STATE, WIDTH, merge_capacity, trace_rows,
+    AppendAir, AppendStatement, C, CAPACITY, CLIMB, CYCLE, D, DEPTH, G, H, LEFT, LH, LL, LS, M, N, OLD, R,
+    RC, RIGHT, STATE, WIDTH, merge_capacity, trace_rows,
 };
 use super::memory::{self, Access, Direction};
 use crate::rescue::{RescueDigest, RescueHasher};
@@ -39,7 +39,10 @@ pub(super) struct BatchTrace {
 /// The registers a cycle starts with; see `air.rs` for their meaning.
 struct Registers {
     frontier: [RescueDigest; DEPTH],
+    /// The size, with the bits a leaf's merges cleared so far cleared.
     size: u64,
+    /// The size before the current leaf (in a root climb, the size).
+    leaf_size: u64,
     digest: RescueDigest,
 }
 
@@ -79,6 +82,7 @@ impl Writer {
             self.accesses.push(Access {
                 row: row0,
                 direction: if old { Direction::In } else { Direction::Out },
+                level,
                 tag: registers.size >> level << level,
                 digest: registers.frontier[level],
             });
@@ -90,7 +94,7 @@ impl Writer {
         }
         let flags = [
             (M, merges),
-            (C, merges && next_bit),
+            (C, merges && next_bit && !root_climb),
             (RC, root_climb),
             (LS, leaf_start),
             (OLD, old),
@@ -100,9 +104,10 @@ impl Writer {
         for (column, set) in flags {
             self.columns[column][rows.clone()].fill(BaseElement::from(set));
         }
-        for l in 0..DEPTH {
-            self.columns[B + l][rows.clone()].fill(BaseElement::from((registers.size >> l) & 1 == 1));
-        }
+        self.columns[N][rows.clone()].fill(BaseElement::new(registers.leaf_size));
+        // Below the level the size's bits are ones in a leaf's climb (merged so far) and the
+        // size's own in a root climb: the shift drops them either way.
+        self.columns[R][rows.clone()].fill(BaseElement::new(registers.size >> level));
         for step in 0..CYCLE {
             put(&mut self.columns, H, row0 + step, &hasher);
             if step + 1 < CYCLE {
@@ -132,6 +137,7 @@ impl Writer {
     /// A climb from the empty slot at the tree's size to the root, which it returns; it stops
     /// early at the trace's end (the last padding climb is cut short, unconstrained past it).
     fn root_climb(&mut self, registers: &mut Registers) -> RescueDigest {
+        registers.leaf_size = registers.size;
         let mut node = self.zeros[0];
         for level in 0..CLIMB {
             if self.cycle * CYCLE == self.columns[0].len() {
@@ -145,6 +151,7 @@ impl Writer {
     /// Appends one leaf: merges while the size's bit at the node's level is set, then stores
     /// the node in the frontier.
     fn append(&mut self, registers: &mut Registers, leaf: RescueDigest) {
+        registers.leaf_size = registers.size;
         let mut node = leaf;
         let mut level = 0;
         loop {
@@ -172,7 +179,13 @@ impl Writer {
     fn store(&mut self, registers: &mut Registers, level: usize, node: RescueDigest, row: usize) {
         registers.frontier[level] = node;
         registers.size += 1 << level;
-        self.accesses.push(Access { row, direction: Direction::In, tag: registers.size, digest: node });
+        self.accesses.push(Access {
+            row,
+            direction: Direction::In,
+            level,
+            tag: registers.size,
+            digest: node,
+        });
     }
 }
 
@@ -202,6 +215,7 @@ pub(super) fn build(
     let mut registers = Registers {
         frontier: siblings.try_into().expect("DEPTH siblings"),
         size: old_size,
+        leaf_size: old_size,
         digest: crate::rescue::batch_start(),
     };
     let old_root = writer.root_climb(&mut registers);

@@ -121,8 +121,8 @@ fn tampered_proof_bytes_are_refused() {
 #[test]
 fn a_changed_trace_cell_fails_verification() {
     let tree = tree_of(9);
-    let (h, g, d, m, c, rc, ls, old, lh, ll, b) = (0, 12, 24, 28, 29, 30, 31, 32, 33, 41, 45);
-    assert_eq!(TRACE_WIDTH, b + 32);
+    let (h, g, d, m, c, rc, ls, old, lh, ll, n, r) = (0, 12, 24, 28, 29, 30, 31, 32, 33, 41, 45, 46);
+    assert_eq!(TRACE_WIDTH, r + 1);
     let cycle = |n: usize| n * 8;
     let cells = [
         (h + 5, 3),              // the node hasher, mid-permutation
@@ -145,7 +145,10 @@ fn a_changed_trace_cell_fails_verification() {
         (old, cycle(31) + 5),    // and inside it
         (ll + 1, cycle(34) + 2), // the level (1 at cycle 34)
         (lh, cycle(38) + 7),     // its high part at a cycle's end
-        (b + 3, cycle(38) + 1),  // a bit of the size after the batch
+        (n, cycle(38) + 1),      // the size in the new root's climb
+        (n, cycle(33) + 4),      // the size during a leaf's climb
+        (r, cycle(34)),          // the shifted size in a leaf's climb (7 >> 1)
+        (r, cycle(5) + 2),       // and in the old root's climb (6 >> 5)
     ];
     for (column, row) in cells {
         let (statement, proof) = prove_tampered(&tree, 6, 9, Tamper::Cell(column, row)).unwrap();

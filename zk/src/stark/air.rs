@@ -2,30 +2,35 @@
 //!
 //! The trace is a sequence of 8-row *cycles*, each one Rescue permutation of the node hasher
 //! (`H`; rows 0..7 are its state after 0..7 rounds). It runs the tree's incremental append: the
-//! size's bits `B` are registers, the level of the node `X` a cycle works on (the hasher's
-//! right input where it merges, its left input otherwise) is `LH[l / 4] *
-//! LL[l % 4]` (two one-hot registers of 8 and 4 columns, so a level's flag costs degree 2),
-//! and the frontier (the completed left subtree at each level) is a *memory* outside the main
-//! trace, checked by a multiset argument in the auxiliary segment (`memory.rs`).
+//! size `N` and the size shifted by the level `R = N >> l` are registers, the level of the node
+//! `X` a cycle works on (the hasher's right input where it merges, its left input otherwise) is
+//! `LH[l / 4] * LL[l % 4]` (two one-hot registers of 8 and 4 columns, so a level's flag costs
+//! degree 2), and the frontier (the completed left subtree at each level) is a *memory*
+//! outside the main trace, checked by a multiset argument in the auxiliary segment
+//! (`memory.rs`).
 //!
 //! * **Old root** (32 cycles, `OLD`): from the empty slot at position `n`, climb to the root,
 //!   hashing with the frontier entry where bit `l` of the size is set and with the empty subtree
-//!   elsewhere. The result must be the public old root, which pins the entries the climb puts
-//!   into the memory.
+//!   elsewhere. The bits are read off `R`: it halves after dropping the cycle's bit `M`, and at
+//!   the top what is left must be that bit, so the climb read `N`'s binary digits. The result
+//!   must be the public old root, which pins the entries the climb puts into the memory.
 //! * **Leaves** (one or more cycles per leaf): the leaf enters at level 0; while the size's bit
 //!   at the node's level is set, the cycle merges `H(F[l], X)` (a *merge*, `M`), taking `F[l]`
-//!   out of the memory, clears the bit and, if the next level's bit is set too, *continues*
-//!   (`C`) one level up. Otherwise the node is put into the memory at the first clear level and
-//!   that bit set: the size's counter went up by one. A leaf costs max(1, trailing ones of its
-//!   position) cycles, about 1.5 on average. The batch hasher `G` absorbs each leaf in its first
-//!   cycle (`LS`), chaining the digest `D`.
+//!   out of the memory and, if the next level's bit is set too, *continues* (`C`) one level up.
+//!   Otherwise the node is put into the memory at the first clear level, and `N` goes up by
+//!   one. Here the prover sets `M` and `C`; the memory makes them the size's bits (a merge
+//!   where the bit is clear takes out an entry no one put in, a store where it is set leaves
+//!   one no one takes out; `memory.rs`). A leaf costs max(1, trailing ones of its position)
+//!   cycles, about 1.5 on average. The batch hasher `G` absorbs each leaf in its first cycle
+//!   (`LS`), chaining the digest `D`.
 //! * **New root** (32 cycles): the same climb as the old root, taking the final entries out.
 //! * **Padding** to a power of two: more new-root climbs (the memory is checked before them).
 //!
-//! Everything a cycle does follows from the level and `B`, so the prover chooses only the old
-//! frontier (pinned by the old root), the leaves (pinned by the batch digest) and what the
-//! merges read (pinned by the memory). The phase boundaries are at rows the verifier computes
-//! from the old size and the count ([`leaf_cycles`]); the public values are asserted there.
+//! So the prover chooses only the old frontier (pinned by the old root), the leaves (pinned by
+//! the batch digest) and what the merges read (pinned by the memory). The phase boundaries are
+//! at rows the verifier computes from the old size and the count ([`leaf_cycles`]); the public
+//! values are asserted there, `N` among them (a leaf phase with other merges than the honest
+//! ones would end at another size or cycle).
 
 use std::ops::Range;
 

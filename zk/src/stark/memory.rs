@@ -60,7 +60,8 @@ pub(super) struct Access {
     pub direction: Direction,
     /// The entry's level (its width is 2^level).
     pub level: usize,
-    pub tag: u64,
+    /// The size its subtree ends at (an integer, except in a dishonest prover's climb).
+    pub tag: BaseElement,
     pub digest: RescueDigest,
 }
 
@@ -89,7 +90,7 @@ where
     for access in accesses {
         let digest: [BaseElement; 4] = *access.digest.as_elements().first_chunk().expect("4 elements");
         let width = BaseElement::new(1 << access.level);
-        let value = factor(rand, width, BaseElement::new(access.tag), digest);
+        let value = factor(rand, width, access.tag, digest);
         match access.direction {
             Direction::In => numerators[access.row] *= value,
             Direction::Out => denominators[access.row] *= value,

@@ -128,6 +128,10 @@ pub enum Tamper {
     /// The frontier entry at this level replaced after the old root's climb, the trace built
     /// consistently on it (every hash recomputed): only the memory can tell.
     Frontier(usize),
+    /// The leaves at these positions merge this many times instead of their positions'
+    /// trailing ones (the rest of the trace built consistently, the shifted size a field
+    /// element): only the memory can tell when the cycles add up.
+    Merges([(u64, usize); 2]),
 }
 
 /// [`prove_appends`] by a dishonest prover; the statement carries the roots its trace reached.
@@ -204,11 +208,7 @@ fn prove_parts(
         return Err(StarkError::EmptyBatch);
     }
     check_fits(old_size, count)?;
-    let forged = match tamper {
-        Some(Tamper::Frontier(level)) => Some(level),
-        _ => None,
-    };
-    let mut built = trace::build(old_size, siblings, leaves, forged).map_err(StarkError::Internal)?;
+    let mut built = trace::build(old_size, siblings, leaves, tamper).map_err(StarkError::Internal)?;
     if let Some(Tamper::Cell(column, row)) = tamper {
         built.columns[column][row] += winterfell::math::fields::f64::BaseElement::new(1);
     }

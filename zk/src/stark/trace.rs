@@ -11,6 +11,7 @@ use winterfell::{
     PartitionOptions, ProofOptions, Prover, StarkDomain, Trace, TraceInfo, TracePolyTable,
 };
 
+use super::Tamper;
 use super::air::{
     AppendAir, AppendStatement, C, CAPACITY, CLIMB, CYCLE, D, DEPTH, G, H, LEFT, LH, LL, LS, M, N, OLD, R,
     RC, RIGHT, STATE, WIDTH, merge_capacity, trace_rows,
@@ -62,14 +63,19 @@ struct Cycle {
     level: usize,
     root_climb: bool,
     leaf_start: bool,
+    /// Whether it merges with the frontier entry at its level.
+    merges: bool,
+    /// Whether a leaf's climb goes on after this merge.
+    continues: bool,
+    /// The size shifted by the level (a field element: a dishonest climb's may not be an
+    /// integer).
+    shifted: BaseElement,
 }
 
 impl Writer {
     /// Writes one cycle and returns the node hasher's output.
     fn cycle(&mut self, registers: &mut Registers, cycle: Cycle) -> RescueDigest {
-        let Cycle { node, level, root_climb, leaf_start } = cycle;
-        let merges = (registers.size >> level) & 1 == 1;
-        let next_bit = level + 1 < DEPTH && (registers.size >> (level + 1)) & 1 == 1;
+        let Cycle { node, level, root_climb, leaf_start, merges, continues, shifted } = cycle;
         let mut hasher = if merges {
             merge_input(&registers.frontier[level], &node)
         } else {
@@ -83,7 +89,7 @@ impl Writer {
                 row: row0,
                 direction: if old { Direction::In } else { Direction::Out },
                 level,
-                tag: registers.size >> level << level,
+                tag: shifted * BaseElement::new(1 << level),
                 digest: registers.frontier[level],
             });
         }
@@ -94,7 +100,7 @@ impl Writer {
         }
         let flags = [
             (M, merges),
-            (C, merges && next_bit && !root_climb),
+            (C, continues),
             (RC, root_climb),
             (LS, leaf_start),
             (OLD, old),
@@ -105,9 +111,7 @@ impl Writer {
             self.columns[column][rows.clone()].fill(BaseElement::from(set));
         }
         self.columns[N][rows.clone()].fill(BaseElement::new(registers.leaf_size));
-        // Below the level the size's bits are ones in a leaf's climb (merged so far) and the
-        // size's own in a root climb: the shift drops them either way.
-        self.columns[R][rows.clone()].fill(BaseElement::new(registers.size >> level));
+        self.columns[R][rows.clone()].fill(shifted);
         for step in 0..CYCLE {
             put(&mut self.columns, H, row0 + step, &hasher);
             if step + 1 < CYCLE {
@@ -143,60 +147,74 @@ impl Writer {
             if self.cycle * CYCLE == self.columns[0].len() {
                 break;
             }
-            node = self.cycle(registers, Cycle { node, level, root_climb: true, leaf_start: false });
+            let cycle = Cycle {
+                node,
+                level,
+                root_climb: true,
+                leaf_start: false,
+                merges: (registers.size >> level) & 1 == 1,
+                continues: false,
+                shifted: BaseElement::new(registers.size >> level),
+            };
+            node = self.cycle(registers, cycle);
         }
         node
     }
 
     /// Appends one leaf: merges while the size's bit at the node's level is set, then stores
-    /// the node in the frontier.
-    fn append(&mut self, registers: &mut Registers, leaf: RescueDigest) {
+    /// the node in the frontier. `merges` (tests) makes a dishonest climb merge that many
+    /// times instead, whatever the bits.
+    fn append(&mut self, registers: &mut Registers, leaf: RescueDigest, merges: Option<usize>) {
         registers.leaf_size = registers.size;
+        let merges = merges.unwrap_or(registers.size.trailing_ones() as usize);
+        let half = BaseElement::new(2).inv();
+        let mut shifted = BaseElement::new(registers.size);
         let mut node = leaf;
-        let mut level = 0;
-        loop {
+        for level in 0..=merges {
+            let merge = level < merges;
+            let continues = level + 1 < merges;
             let leaf_start = level == 0;
-            let merges = (registers.size >> level) & 1 == 1;
-            let output = self.cycle(registers, Cycle { node, level, root_climb: false, leaf_start });
-            if !merges {
+            let cycle =
+                Cycle { node, level, root_climb: false, leaf_start, merges: merge, continues, shifted };
+            let output = self.cycle(registers, cycle);
+            if !merge {
                 // Stored from the hasher's left input, at the cycle's start.
                 self.store(registers, level, node, (self.cycle - 1) * CYCLE);
                 break;
             }
-            // The merged subtree leaves the frontier: its bit clears.
-            registers.size -= 1 << level;
-            level += 1;
-            if (registers.size >> level) & 1 == 0 {
+            shifted = (shifted - BaseElement::ONE) * half;
+            if !continues {
                 // Stored from the hasher's output, at the cycle's end.
-                self.store(registers, level, output, self.cycle * CYCLE - 1);
+                self.store(registers, level + 1, output, self.cycle * CYCLE - 1);
                 break;
             }
             node = output;
         }
     }
 
-    /// Puts `node` into the frontier at `level`, accounted at `row`.
+    /// Puts `node` into the frontier at `level`, accounted at `row`: the leaf is appended.
     fn store(&mut self, registers: &mut Registers, level: usize, node: RescueDigest, row: usize) {
         registers.frontier[level] = node;
-        registers.size += 1 << level;
+        registers.size = registers.leaf_size + 1;
         self.accesses.push(Access {
             row,
             direction: Direction::In,
             level,
-            tag: registers.size,
+            tag: BaseElement::new(registers.size),
             digest: node,
         });
     }
 }
 
 /// Builds the trace: the old root's climb, the leaves, the new root's climb, and more new-root
-/// climbs as padding. The caller makes sure the batch fits the tree. `forged` (tests) replaces
-/// the frontier entry at that level after the old root's climb, as a dishonest prover would.
+/// climbs as padding. The caller makes sure the batch fits the tree. `dishonest` (tests) makes
+/// the changes a dishonest prover would: a frontier entry replaced after the old root's climb,
+/// or leaves at given positions merging a given number of times.
 pub(super) fn build(
     old_size: u64,
     siblings: &[RescueDigest],
     leaves: &[RescueDigest],
-    forged: Option<usize>,
+    dishonest: Option<Tamper>,
 ) -> Result<BatchTrace, String> {
     if siblings.len() != DEPTH {
         return Err(format!("{} siblings for a depth-{DEPTH} tree", siblings.len()));
@@ -219,11 +237,22 @@ pub(super) fn build(
         digest: crate::rescue::batch_start(),
     };
     let old_root = writer.root_climb(&mut registers);
-    if let Some(level) = forged {
+    if let Some(Tamper::Frontier(level)) = dishonest {
         registers.frontier[level] = writer.zeros[level];
     }
     for leaf in leaves {
-        writer.append(&mut registers, *leaf);
+        let merges = match dishonest {
+            Some(Tamper::Merges(choices)) => {
+                choices.iter().find(|(position, _)| *position == registers.size).map(|(_, merges)| *merges)
+            }
+            _ => None,
+        };
+        if let Some(merges) = merges
+            && (writer.cycle + merges + 1 + CLIMB) * CYCLE > rows
+        {
+            return Err("the dishonest merges do not fit the trace".into());
+        }
+        writer.append(&mut registers, *leaf, merges);
     }
     let new_root = writer.root_climb(&mut registers);
     while writer.cycle * CYCLE < rows {

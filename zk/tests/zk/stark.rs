@@ -156,6 +156,30 @@ fn a_changed_trace_cell_fails_verification() {
     }
 }
 
+/// A prover that merges where the size says not to and stops where it says to merge, with
+/// the cycles adding up and every hash consistent, is caught by the memory: the batch appends
+/// leaves 6, 7 and 8 to a tree of 6; leaf 7 (bits 111) merges twice instead of three times
+/// (storing at level 2, leaving F[2] in the memory) and leaf 8 (1000) merges twice instead of
+/// never (taking out entries no one put in), 1 + 2 + 2 cycles as the honest 1 + 3 + 1. With
+/// the honest counts the same machinery proves a verifying batch.
+#[test]
+fn merges_against_the_size_fail_verification() {
+    let tree = tree_of(9);
+    let (statement, proof) = prove_tampered(&tree, 6, 9, Tamper::Merges([(7, 2), (8, 2)])).unwrap();
+    assert_eq!(statement.old_root, tree.root_at(6).unwrap());
+    assert!(rejected(verify_appends(&statement, &proof)), "a dishonest climb verified");
+    // Leaf 4 (100) merging once and leaf 5 (101) not at all, where the sizes say the
+    // opposite: one cycle each either way.
+    let tree = tree_of(8);
+    let (statement, proof) = prove_tampered(&tree, 4, 6, Tamper::Merges([(4, 1), (5, 0)])).unwrap();
+    assert!(rejected(verify_appends(&statement, &proof)), "a dishonest climb verified");
+    // The control: the honest counts through the same path.
+    let tree = tree_of(9);
+    let (statement, proof) = prove_tampered(&tree, 6, 9, Tamper::Merges([(7, 3), (8, 0)])).unwrap();
+    assert_eq!(statement.new_root, tree.root_at(9).unwrap());
+    verify_appends(&statement, &proof).unwrap();
+}
+
 /// A prover that replaces a frontier entry after the old root's climb and builds the rest of
 /// the trace on it, every hash consistent (its statement names the new root it reached), is
 /// caught by the memory alone: what the merges and the new root's climb read is not what the

@@ -202,10 +202,12 @@ fn constraint_degrees() -> Vec<TransitionConstraintDegree> {
     push(4, 3, true); // and the node at a leaf's start
     push(4, 2, true); // D takes the batch hasher's output
     push(1, 2, false); // M is binary
+    push(1, 1, true); // M holds through a cycle
     push(1, 2, false); // C is binary
+    push(1, 1, true); // C holds through a cycle
     push(1, 2, false); // C only after a merge
     push(1, 2, false); // C only in a leaf's climb
-    push(1, 3, true); // C: the next cycle merges
+    push(1, 2, true); // C: the next cycle merges
     push(DEPTH / 4, 4, true); // LH
     push(4, 3, true); // LL
     push(1, 2, true); // N: one more after each store
@@ -337,8 +339,11 @@ impl Air for AppendAir {
         // leaf's climb (a merge where the bit is clear reads an entry no one stored; a store
         // where it is set leaves an entry no one reads). C continues a leaf's climb only after
         // a merge, and the next cycle merges.
+        // Both are read at a cycle's start and at its end: they must be the same there.
         put(m * (m - one));
+        put(round * (next[M] - m));
         put(c * (c - one));
+        put(round * (next[C] - c));
         put(c * (one - m));
         put(c * rc);
         put(end * c * (one - next[M]));

@@ -9,29 +9,39 @@
 //! * The old root's climb **puts in** the old frontier: at each merge, (2^l, the old size with
 //!   the bits below the level cleared, the hasher's left input).
 //! * A leaf's store **puts in** (2^l at the stored level, the size after the leaf, the node).
-//! * Every later merge (a leaf's, or a new-root climb's) **takes out** (2^l, the current size
-//!   with the bits below the level cleared, `R 2^l`, the hasher's left input).
+//! * Every later merge (a leaf's, or a new-root climb's) **takes out** (2^l, `R 2^l`, the
+//!   hasher's left input); `R 2^l` is the current size with the bits below the level cleared.
 //!
 //! In a root climb the merges follow from the size's bits, which the shifted size `R` fixes
-//! (`air.rs`). In a leaf's climb the prover chooses where to merge, and the memory makes the
-//! choice the size's: take the first leaf `N` whose climb differs from the honest one, at the
-//! first level `j` where it does. A merge where bit `j` of `N` is clear takes out the tag
-//! `(N >> j) 2^j` (even multiple of 2^j) at width 2^j, which nothing puts in: the honest entries
-//! of that width have odd multiples, and later leaves put in tags above `N`. A store where bit
-//! `j` is set leaves the honest entry `(2^j, (N >> j) 2^j)` in, which nothing takes out: a later
-//! leaf `N'` takes out at width 2^j a tag in `N' - 2^j + 1 ..= N'` (whatever it chose below
-//! `j`), all above it since `N`'s low `j` bits are ones, and the new root's climb takes out the
-//! final size's entries, whose tags at that width are above `N` too.
+//! (`air.rs`; the merge flag `M` is constant through a cycle, as it is read at the cycle's
+//! start and at its end). In a leaf's climb the prover chooses where to merge, and the memory
+//! makes the choice the size's. A leaf `N`'s climb merges at levels `0..j` and stores at level
+//! `j` (a continue forces the next cycle to merge); its take-out tags are `N + 1 - 2^i`, below
+//! 2^32, whatever `R` became in the field, so a put-in `(2^i, T)` has at most one leaf that can
+//! take it out, `T - 1 + 2^i`. Take the first leaf `N` whose `j` differs from its trailing ones
+//! `t`. If `j > t`, its take-out at level `t`, `(2^t, N + 1 - 2^t)`, an even multiple of 2^t,
+//! matches nothing: the old frontier's entries of that width are odd multiples, the only leaf
+//! that could have put it in (`N - 2^t`, honest) stored at a higher level, and later leaves put
+//! in tags above `N + 1`. If `j < t`, the honest entry `(2^j, N + 1 - 2^j)` stays in: its only
+//! leaf taker is `N`, which skipped it, and the new root's climb takes out the final size's
+//! entries, whose tags at that width are above `N`. Later deviations do not matter: these
+//! hold whatever the later leaves do. The widths close the remaining shapes: equal multisets
+//! have equal sums of widths, as integers (each sum is below 2^33 entries of at most 2^31),
+//! and the old climb puts in `n`, each leaf adds a net 1 (2^j in, 2^j - 1 out) and the new
+//! root's climb takes out the final size: so no extra root climb in the leaf phase (it would
+//! take out its size more) and no leaf climb past level 31 (it would add 2 - 2^32).
 //!
 //! The tags and widths of every access follow from `N`, `R` and the level, which the AIR fixes;
 //! the digests are the prover's. With random `alpha` and `r_0..r_5` drawn after the main trace
 //! is committed, the column `P` is the running product of `alpha - (r_0 width + r_1 tag + r_2
 //! d_0 + .. + r_5 d_3)` over entries put in, divided by it over entries taken out; `P` is 1 at
 //! the first row and again after the new root's climb. The entries put in have distinct tags,
-//! so equal multisets mean each take-out reads the digest put in under its width and tag,
-//! which the honest order puts in before. A false multiset survives only if the two products
-//! agree at the random point: at most (accesses) / |E| by Schwartz-Zippel, about 2^-108 for
-//! the quadratic extension of the 64-bit field and a million accesses.
+//! so equal multisets mean each take-out reads the digest put in under its width and tag. The
+//! product does not order accesses; the honest order puts each entry in before its take-out,
+//! and a take-out's only possible put-in (above) comes from an earlier leaf or the old climb.
+//! A false multiset survives only if the two products agree at the random point: at most
+//! (accesses) / |E| by Schwartz-Zippel, about 2^-108 for the quadratic extension of the 64-bit
+//! field and a million accesses.
 
 use winterfell::math::FieldElement;
 use winterfell::math::fields::f64::BaseElement;

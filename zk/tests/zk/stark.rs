@@ -138,6 +138,8 @@ fn a_changed_trace_cell_fails_verification() {
         (h + 10, cycle(34)),     // the node a continued climb carries (merged: right)
         (h + 4, cycle(32)),      // a leaf stored without a merge (left)
         (m, cycle(33)),          // a merge flag
+        (m, cycle(32) + 3),      // a merge flag inside a cycle (read at its start and end)
+        (c, cycle(33) + 2),      // a continue flag inside a cycle
         (c, cycle(33) + 7),      // a continue flag
         (rc, cycle(35)),         // the mode
         (ls, cycle(34)),         // a leaf's start

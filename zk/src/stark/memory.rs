@@ -26,8 +26,7 @@
 //! leaf taker is `N`, which skipped it, and the new root's climb takes out the final size's
 //! entries, whose tags at that width are above `N`. Later deviations do not matter: these
 //! hold whatever the later leaves do. The widths close the remaining shapes: equal multisets
-//! have equal sums of widths, as integers (each sum is below 2^33 entries of at most 2^31),
-//! and the old climb puts in `n`, each leaf adds a net 1 (2^j in, 2^j - 1 out) and the new
+//! have equal sums of widths (integers, 2^level each), and the old climb puts in `n`, each leaf adds a net 1 (2^j in, 2^j - 1 out) and the new
 //! root's climb takes out the final size: so no extra root climb in the leaf phase (it would
 //! take out its size more) and no leaf climb past level 31 (it would add 2 - 2^32).
 //!

@@ -317,6 +317,44 @@ proptest! {
         prop_assert_eq!(statement.new_root, tree.root_at(from + count).unwrap());
         prop_assert!(verify_appends(&statement, &proof).is_ok());
     }
+
+    /// Any two leaves of a batch merging other counts than their positions' trailing ones,
+    /// with the cycles adding up (so only the memory can tell), are refused.
+    #[test]
+    fn dishonest_merge_counts_are_refused(
+        from in 0u64..200,
+        count in 2u64..12,
+        picks in (0u64..12, 0u64..12),
+        shift in 1usize..4,
+    ) {
+        let (first, second) = (from + picks.0 % count, from + picks.1 % count);
+        prop_assume!(first < second);
+        let honest = |position: u64| position.trailing_ones() as usize;
+        let cycles = |merges: usize| merges.max(1);
+        // Move `shift` cycles from one leaf to the other (a leaf of one cycle can instead
+        // merge once: the same cost).
+        let (a, b) = (honest(first), honest(second));
+        let budget = cycles(a) + cycles(b);
+        let mut choices = Vec::new();
+        for merges_a in 0..=8usize {
+            for merges_b in 0..=8usize {
+                if cycles(merges_a) + cycles(merges_b) == budget && (merges_a, merges_b) != (a, b) {
+                    choices.push((merges_a, merges_b));
+                }
+            }
+        }
+        prop_assume!(!choices.is_empty());
+        let (merges_a, merges_b) = choices[shift % choices.len()];
+        let tree = tree_of(from + count);
+        let tamper = Tamper::Merges([(first, merges_a), (second, merges_b)]);
+        let proved = prove_tampered(&tree, from, from + count, tamper);
+        prop_assume!(proved.is_ok());
+        let (statement, proof) = proved.unwrap();
+        prop_assert!(
+            rejected(verify_appends(&statement, &proof)),
+            "leaves {first} and {second} merging {merges_a} and {merges_b} times (honest {a} and {b}) verified"
+        );
+    }
 }
 
 /// The closed form the verifier uses counts the cycles the incremental append takes, position

@@ -126,10 +126,10 @@ fn bench_stark(c: &mut Criterion) {
     group.sample_size(10);
     // Batches appended to a tree of 100,000 leaves.
     let base = 100_000u64;
-    let sizes: Vec<u64> = std::env::var("PYRALOG_BENCH_STARK_K")
+    let mut sizes: Vec<u64> = std::env::var("PYRALOG_BENCH_STARK_K")
         .map(|list| list.split(',').map(|k| k.trim().parse().expect("a batch size")).collect())
         .unwrap_or_else(|_| vec![64, 1024, 16_384]);
-    let mut sizes = sizes;
+    // Increasing, so the peak memory printed after each size is that size's.
     sizes.sort_unstable();
     let mut tree = pyralog_zk::RescueTree::new(32).unwrap();
     for i in 0..base + sizes.iter().max().copied().unwrap_or(0) {

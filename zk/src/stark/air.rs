@@ -230,6 +230,18 @@ fn aux_constraint_degrees() -> Vec<TransitionConstraintDegree> {
     vec![TransitionConstraintDegree::with_cycles(6, vec![CYCLE])]
 }
 
+/// 2^l for each level, an entry's width (built once: the memory's constraint is evaluated at
+/// every point of the constraint domain).
+const WIDTHS: [BaseElement; DEPTH] = {
+    let mut widths = [BaseElement::ZERO; DEPTH];
+    let mut level = 0;
+    while level < DEPTH {
+        widths[level] = BaseElement::new(1 << level);
+        level += 1;
+    }
+    widths
+};
+
 /// The one-hot level of a row: `LH[l / 4] * LL[l % 4]`.
 fn levels<T: FieldElement>(row: &[T]) -> [T; DEPTH] {
     std::array::from_fn(|l| row[LH + l / 4] * row[LL + l % 4])
@@ -406,7 +418,7 @@ impl Air for AppendAir {
         // (without a merge, at the cycle's start) or the level above (the merge's output, at
         // the cycle's end).
         let level = levels(cur);
-        let width = (0..DEPTH).fold(F::ZERO, |sum, l| sum + F::from(BaseElement::new(1 << l)) * level[l]);
+        let width = (0..DEPTH).fold(F::ZERO, |sum, l| sum + F::from(WIDTHS[l]) * level[l]);
         let stored_tag = cur[N] + one;
         // The node hasher's left input at a cycle's start is what a merge reads, or the node a
         // cycle without a merge stores; at the end it is the merge's output.

@@ -26,9 +26,10 @@
 //! leaf taker is `N`, which skipped it, and the new root's climb takes out the final size's
 //! entries, whose tags at that width are above `N`. Later deviations do not matter: these
 //! hold whatever the later leaves do. The widths close the remaining shapes: equal multisets
-//! have equal sums of widths (integers, 2^level each), and the old climb puts in `n`, each leaf adds a net 1 (2^j in, 2^j - 1 out) and the new
-//! root's climb takes out the final size: so no extra root climb in the leaf phase (it would
-//! take out its size more) and no leaf climb past level 31 (it would add 2 - 2^32).
+//! have equal sums of widths (integers, 2^level each); the old climb puts in `n`, each leaf
+//! adds a net 1 (2^j in, 2^j - 1 out) and the new root's climb takes out the final size: so no
+//! extra root climb in the leaf phase (it would take out its size more) and no leaf climb past
+//! level 31 (it would add 2 - 2^32).
 //!
 //! The tags and widths of every access follow from `N`, `R` and the level, which the AIR fixes;
 //! the digests are the prover's. With random `alpha` and `r_0..r_5` drawn after the main trace

@@ -104,6 +104,16 @@ fn pow7<E: FieldElement>(x: E) -> E {
 mod tests {
     use super::*;
 
+    /// A fixed-seed xorshift generator (reproducible cases without a dependency).
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// The reduction agrees with the field's arithmetic on extreme and random sums.
     #[test]
     fn the_reduction_is_the_fields() {
@@ -116,13 +126,7 @@ mod tests {
                 + BaseElement::new(carries) * two_64 * two_64)
                 .as_int()
         };
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut random = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut random = xorshift(0x2545_f491_4f6c_dd1d);
         let mut cases =
             vec![(u128::MAX, 15), (0, 15), (u128::MAX, 0), (0, 0), (1u128 << 96, 1), ((1u128 << 96) - 1, 0)];
         for _ in 0..10_000 {
@@ -138,13 +142,8 @@ mod tests {
     /// values (which overflow the 128-bit sum).
     #[test]
     fn the_fast_matrix_product_is_the_fields() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut random = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            BaseElement::new(seed)
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut random = || BaseElement::new(next());
         let largest = BaseElement::ZERO - BaseElement::ONE;
         let mut vectors: Vec<[BaseElement; STATE]> =
             (0..200).map(|_| std::array::from_fn(|_| random())).collect();

@@ -40,10 +40,8 @@ pub(super) struct BatchTrace {
 /// The registers a cycle starts with; see `air.rs` for their meaning.
 struct Registers {
     frontier: [RescueDigest; DEPTH],
-    /// The size, with the bits a leaf's merges cleared so far cleared.
+    /// The size before the current leaf (in a root climb, the size it climbs from).
     size: u64,
-    /// The size before the current leaf (in a root climb, the size).
-    leaf_size: u64,
     digest: RescueDigest,
 }
 
@@ -110,7 +108,7 @@ impl Writer {
         for (column, set) in flags {
             self.columns[column][rows.clone()].fill(BaseElement::from(set));
         }
-        self.columns[N][rows.clone()].fill(BaseElement::new(registers.leaf_size));
+        self.columns[N][rows.clone()].fill(BaseElement::new(registers.size));
         self.columns[R][rows.clone()].fill(shifted);
         for step in 0..CYCLE {
             put(&mut self.columns, H, row0 + step, &hasher);
@@ -141,7 +139,6 @@ impl Writer {
     /// A climb from the empty slot at the tree's size to the root, which it returns; it stops
     /// early at the trace's end (the last padding climb is cut short, unconstrained past it).
     fn root_climb(&mut self, registers: &mut Registers) -> RescueDigest {
-        registers.leaf_size = registers.size;
         let mut node = self.zeros[0];
         for level in 0..CLIMB {
             if self.cycle * CYCLE == self.columns[0].len() {
@@ -165,7 +162,6 @@ impl Writer {
     /// the node in the frontier. `merges` (tests) makes a dishonest climb merge that many
     /// times instead, whatever the bits.
     fn append(&mut self, registers: &mut Registers, leaf: RescueDigest, merges: Option<usize>) {
-        registers.leaf_size = registers.size;
         let merges = merges.unwrap_or(registers.size.trailing_ones() as usize);
         let half = BaseElement::new(2).inv();
         let mut shifted = BaseElement::new(registers.size);
@@ -195,7 +191,7 @@ impl Writer {
     /// Puts `node` into the frontier at `level`, accounted at `row`: the leaf is appended.
     fn store(&mut self, registers: &mut Registers, level: usize, node: RescueDigest, row: usize) {
         registers.frontier[level] = node;
-        registers.size = registers.leaf_size + 1;
+        registers.size += 1;
         self.accesses.push(Access {
             row,
             direction: Direction::In,
@@ -233,7 +229,6 @@ pub(super) fn build(
     let mut registers = Registers {
         frontier: siblings.try_into().expect("DEPTH siblings"),
         size: old_size,
-        leaf_size: old_size,
         digest: crate::rescue::batch_start(),
     };
     let old_root = writer.root_climb(&mut registers);

@@ -188,6 +188,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
             raft_addr: args.raft_addr.clone(),
             storage: "disk".into(),
             transport: None,
+            tunnel_mtu: None,
         },
         cluster: ClusterSection {
             members: vec![MemberEntry {
@@ -315,6 +316,7 @@ pub(crate) fn testnet(args: TestnetArgs) -> anyhow::Result<()> {
                     raft_addr: members[id as usize].raft_addr.clone(),
                     storage: "disk".into(),
                     transport: Some(if args.dev { LinkTransport::Tcp } else { LinkTransport::Wireguard }),
+                    tunnel_mtu: None,
                 },
                 cluster: ClusterSection { members: members.clone() },
                 rpc: RpcSection { addr: args.addr(args.rpc_port, i), ..RpcSection::default() },

@@ -122,7 +122,7 @@ fn tunnel_config(base: &BasePath, config: &Config) -> anyhow::Result<TunnelConfi
             rosenpass_endpoint: None,
         });
     }
-    Ok(TunnelConfig { listen, secret, rosenpass: Some(rosenpass), peers })
+    Ok(TunnelConfig { listen, secret, rosenpass: Some(rosenpass), peers, mtu: config.node.tunnel_mtu })
 }
 
 impl Links {

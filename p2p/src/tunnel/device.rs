@@ -4,11 +4,11 @@
 
 use std::collections::VecDeque;
 
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-/// The inner MTU: WireGuard's usual 1420 (1500 minus the outer IPv4/UDP and WireGuard headers).
-pub(crate) const INNER_MTU: usize = 1420;
+use super::checksum::fill_tcp_checksum;
+use super::mtu::MAX_INNER_MTU;
 
 /// Inner packets waiting either way; bounded so a stalled peer cannot grow memory.
 #[derive(Debug, Default)]
@@ -36,7 +36,12 @@ impl Device for QueueDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ip;
-        caps.max_transmission_unit = INNER_MTU;
+        // Each peer's segments are bounded by its SYNs' MSS, clamped to its route (`mtu`).
+        caps.max_transmission_unit = MAX_INNER_MTU;
+        // An inner packet reaches smoltcp only after WireGuard's AEAD authenticated it, which
+        // a TCP checksum cannot add to (the Linux module marks them CHECKSUM_UNNECESSARY too);
+        // checksums are still written, for kernel peers, by `TxToken` (faster than smoltcp).
+        caps.checksum.tcp = Checksum::None;
         caps
     }
 }
@@ -55,6 +60,7 @@ impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut packet = vec![0u8; len];
         let result = f(&mut packet);
+        fill_tcp_checksum(&mut packet);
         self.0.push_back(packet);
         result
     }

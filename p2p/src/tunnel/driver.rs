@@ -1,42 +1,43 @@
-//! The tunnel's event loop: one task owns the UDP socket; smoltcp, the WireGuard peers and the
-//! listeners live in [`Core`] behind a mutex that streams lock to move bytes in and out of
-//! their socket buffers.
+//! The tunnel's event loop: one task owns the UDP socket. The WireGuard side ([`Wire`]: the
+//! peers, Rosenpass's inbox, datagrams waiting to be sent) and the TCP/IP stack ([`Stack`])
+//! sit behind two locks, never held together: a stream reaches its socket while the driver
+//! encrypts or decrypts.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
 use std::time::{Duration, Instant as StdInstant};
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
-use smoltcp::time::{Duration as NetDuration, Instant as NetInstant};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc};
 
-use super::device::QueueDevice;
 use super::keys::WireGuardPublic;
 use super::peers::{MAX_DATAGRAM, Outgoing, PeerTable};
 use super::rosenpass::{self, Destination, Inbound, RosenpassEvent};
+use super::stack::Stack;
 use super::stats::{Counters, add, bump};
 
 /// WireGuard's timer period.
 const TICK: Duration = Duration::from_millis(250);
-/// Per-stream socket buffers: the TCP window through the tunnel.
-const STREAM_BUFFER: usize = 256 * 1024;
-/// Pending connections a listener holds.
-const BACKLOG: usize = 8;
-/// A connection whose peer acknowledges nothing for this long is reset.
-pub(crate) const STREAM_TIMEOUT: Duration = Duration::from_secs(20);
-/// Keep-alive probes on idle streams, so a dead peer is noticed within [`STREAM_TIMEOUT`].
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// Datagrams read per wake-up before smoltcp runs.
+/// Datagrams read per wake-up.
 const RECEIVE_BATCH: usize = 64;
+/// smoltcp runs after this many bytes of a batch, so its acknowledgements and window updates
+/// leave while the rest is decrypted: the peer keeps sending instead of waiting for the batch.
+const PUMP_EVERY: usize = 64 * 1024;
+/// Datagrams waiting for room in the UDP socket, at most (about 1,024 full-sized segments of
+/// the streams' windows): beyond, the newest are dropped and counted.
+const MAX_PENDING: usize = 1024;
+/// smoltcp sends at most a burst per poll: at most this many polls per pump.
+const POLLS_PER_PUMP: usize = 64;
+/// While a pump encrypts, datagrams leave in bursts of at least this many bytes, so the peer
+/// decrypts the first while this side encrypts the next; a send may wake the peer's side, so
+/// small datagrams go together (a large one alone). The rest leaves when the pump is done.
+pub(super) const SEND_BURST: usize = 32 * 1024;
 
 /// What streams, listeners and the driver share.
 pub(crate) struct Shared {
-    pub core: Mutex<Core>,
+    pub stack: Mutex<Stack>,
+    pub wire: Mutex<Wire>,
     /// Wakes the driver after a stream changed its socket (bytes to send, window to open).
     pub wake: Notify,
     pub stats: Counters,
@@ -46,153 +47,45 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn lock(&self) -> MutexGuard<'_, Core> {
-        self.core.lock().expect("tunnel core lock")
+    pub(super) fn stack(&self) -> MutexGuard<'_, Stack> {
+        self.stack.lock().expect("tunnel stack lock")
+    }
+
+    pub(super) fn wire(&self) -> MutexGuard<'_, Wire> {
+        self.wire.lock().expect("tunnel wire lock")
     }
 }
 
-/// A listening port: sockets in `Listen` state, and connections established but not taken.
-#[derive(Default)]
-pub(crate) struct Listening {
-    backlog: Vec<SocketHandle>,
-    pub ready: VecDeque<SocketHandle>,
-    pub waker: Option<Waker>,
-}
-
-/// smoltcp and the WireGuard peers.
-pub(crate) struct Core {
-    iface: Interface,
-    pub sockets: SocketSet<'static>,
-    device: QueueDevice,
+/// The WireGuard side of a tunnel.
+pub(crate) struct Wire {
     pub peers: PeerTable,
     /// Configured UDP endpoints, for dialing a peer by the address the cluster knows it by.
     pub endpoints: HashMap<SocketAddr, usize>,
-    pub listeners: HashMap<u16, Listening>,
-    /// Sockets whose stream was dropped, removed once closed.
-    closing: Vec<SocketHandle>,
-    next_port: u16,
     /// The Rosenpass thread's inbox, when this node runs Rosenpass.
     pub(super) rosenpass: Option<std::sync::mpsc::SyncSender<Inbound>>,
     /// The digests of the peers' Rosenpass keys, and whose they are.
     pub(super) rosenpass_keys: HashMap<[u8; 32], usize>,
+    /// Datagrams made but not sent yet, in order.
     pub(super) out: Vec<Outgoing>,
 }
 
-fn now() -> NetInstant {
-    NetInstant::now()
-}
-
-impl Core {
-    pub(super) fn new(overlay: Ipv4Addr, peers: PeerTable, endpoints: HashMap<SocketAddr, usize>) -> Self {
-        let mut device = QueueDevice::default();
-        let mut config = Config::new(HardwareAddress::Ip);
-        config.random_seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
-        let port_seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
-        let mut iface = Interface::new(config, &mut device, now());
-        iface.update_ip_addrs(|addrs| {
-            addrs.push(IpCidr::new(IpAddress::Ipv4(overlay), 8)).expect("one address");
-        });
-        Core {
-            iface,
-            sockets: SocketSet::new(Vec::new()),
-            device,
-            peers,
-            endpoints,
-            listeners: HashMap::new(),
-            closing: Vec::new(),
-            // A random start, as kernels do: a restarted peer reusing the port of a connection
-            // the other side still holds would have its SYN taken by that old socket.
-            next_port: 49_152 + (port_seed % 16_384) as u16,
-            rosenpass: None,
-            rosenpass_keys: HashMap::new(),
-            out: Vec::new(),
-        }
+impl Wire {
+    pub(super) fn new(peers: PeerTable, endpoints: HashMap<SocketAddr, usize>) -> Self {
+        Wire { peers, endpoints, rosenpass: None, rosenpass_keys: HashMap::new(), out: Vec::new() }
     }
 
-    fn new_socket() -> tcp::Socket<'static> {
-        let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0u8; STREAM_BUFFER]),
-            tcp::SocketBuffer::new(vec![0u8; STREAM_BUFFER]),
-        );
-        socket.set_nagle_enabled(false);
-        socket.set_congestion_control(tcp::CongestionControl::Reno);
-        socket.set_timeout(Some(NetDuration::from_millis(STREAM_TIMEOUT.as_millis() as u64)));
-        socket.set_keep_alive(Some(NetDuration::from_millis(KEEP_ALIVE.as_millis() as u64)));
-        socket
-    }
-
-    fn port_in_use(&self, port: u16) -> bool {
-        self.listeners.contains_key(&port)
-            || self.sockets.iter().any(|(_, socket)| match socket {
-                smoltcp::socket::Socket::Tcp(tcp) => {
-                    tcp.local_endpoint().is_some_and(|e| e.port == port) || tcp.listen_endpoint().port == port
-                }
-                #[allow(unreachable_patterns)]
-                _ => false,
-            })
-    }
-
-    /// Opens a connection to `peer`'s overlay address; returns the socket.
-    pub(super) fn connect(&mut self, peer: usize, port: u16) -> std::io::Result<SocketHandle> {
-        let remote = (IpAddress::Ipv4(self.peers.peers[peer].overlay), port);
-        let mut local_port = None;
-        for _ in 0..16_384 {
-            let candidate = self.next_port;
-            self.next_port = if self.next_port == u16::MAX { 49_152 } else { self.next_port + 1 };
-            if !self.port_in_use(candidate) {
-                local_port = Some(candidate);
-                break;
-            }
-        }
-        let local_port = local_port.ok_or_else(|| std::io::Error::other("no free tunnel port"))?;
-        let mut socket = Self::new_socket();
-        socket
-            .connect(self.iface.context(), remote, local_port)
-            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err.to_string()))?;
-        Ok(self.sockets.add(socket))
-    }
-
-    /// Starts listening on `port`.
-    pub(super) fn listen(&mut self, port: u16) -> Result<(), super::TunnelError> {
-        if port == 0 || self.port_in_use(port) {
-            return Err(super::TunnelError::PortInUse(port));
-        }
-        let mut listening = Listening::default();
-        for _ in 0..BACKLOG {
-            listening.backlog.push(self.listening_socket(port));
-        }
-        self.listeners.insert(port, listening);
-        Ok(())
-    }
-
-    fn listening_socket(&mut self, port: u16) -> SocketHandle {
-        let mut socket = Self::new_socket();
-        socket.listen(port).expect("port is free and non-zero");
-        self.sockets.add(socket)
-    }
-
-    /// Stops listening; connections not yet accepted are reset.
-    pub(super) fn unlisten(&mut self, port: u16) {
-        if let Some(listening) = self.listeners.remove(&port) {
-            for handle in listening.backlog.into_iter().chain(listening.ready) {
-                self.sockets.get_mut::<tcp::Socket>(handle).abort();
-                self.closing.push(handle);
-            }
-        }
-    }
-
-    /// A stream was dropped: close its socket gracefully and forget it once closed.
-    pub(super) fn release(&mut self, handle: SocketHandle) {
-        self.sockets.get_mut::<tcp::Socket>(handle).close();
-        self.closing.push(handle);
-    }
-
-    /// Handles one datagram from the UDP socket.
-    pub(super) fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, stats: &Counters) {
+    /// Handles one datagram from the UDP socket; decrypted inner packets go to `inner`.
+    pub(super) fn on_datagram(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+        inner: &mut VecDeque<Vec<u8>>,
+        stats: &Counters,
+    ) {
         add(&stats.rx_bytes, datagram.len());
         match datagram.first() {
             Some(1..=4) => {
-                self.peers.receive(from, datagram, &mut self.device.inbound, &mut self.out, stats);
+                self.peers.receive(from, datagram, inner, &mut self.out, stats);
             }
             Some(kind) if rosenpass::MESSAGE_TYPES.contains(kind) => match &self.rosenpass {
                 Some(rosenpass) => {
@@ -230,67 +123,53 @@ impl Core {
             }
         }
     }
+}
 
-    /// Runs smoltcp, encrypts what it sent, hands established connections to listeners and
-    /// forgets closed sockets.
-    pub(super) fn pump(&mut self, stats: &Counters) {
-        // smoltcp sends at most a burst per poll; loop until it has nothing more to do now.
-        for _ in 0..64 {
-            let progress = self.iface.poll(now(), &mut self.device, &mut self.sockets);
-            let sent = !self.device.outbound.is_empty();
-            while let Some(packet) = self.device.outbound.pop_front() {
-                self.peers.send(&packet, &mut self.out, stats);
-            }
-            if progress == smoltcp::iface::PollResult::None && !sent && self.device.inbound.is_empty() {
-                break;
+/// Runs smoltcp until it has nothing more to do now, feeding it the decrypted packets in
+/// `inbound`, and offers each datagram to `send` as soon as it is encrypted (see [`TrySend`]);
+/// then hands established connections to listeners and forgets closed sockets.
+pub(super) fn pump(
+    stack: &Mutex<Stack>,
+    wire: &Mutex<Wire>,
+    inbound: &mut VecDeque<Vec<u8>>,
+    stats: &Counters,
+    send: &mut TrySend<'_>,
+) {
+    // Swapped with the device's queue, so both keep their allocation.
+    let mut packets = VecDeque::new();
+    for _ in 0..POLLS_PER_PUMP {
+        let progress = {
+            let mut stack = stack.lock().expect("tunnel stack lock");
+            let progress = stack.poll(inbound);
+            std::mem::swap(&mut packets, &mut stack.device.outbound);
+            progress
+        };
+        if !progress && packets.is_empty() {
+            break;
+        }
+        let mut wire = wire.lock().expect("tunnel wire lock");
+        let Wire { peers, out, .. } = &mut *wire;
+        for mut packet in packets.drain(..) {
+            peers.send(&mut packet, out, send, stats);
+            if out.iter().map(|(_, datagram)| datagram.len()).sum::<usize>() >= SEND_BURST {
+                flush(out, send);
             }
         }
-        let ports: Vec<u16> = self.listeners.keys().copied().collect();
-        for port in ports {
-            let mut accepted = Vec::new();
-            let listening = self.listeners.get_mut(&port).expect("listed");
-            let mut failed = Vec::new();
-            listening.backlog.retain(|&handle| match self.sockets.get::<tcp::Socket>(handle).state() {
-                tcp::State::Listen | tcp::State::SynReceived => true,
-                tcp::State::Established | tcp::State::CloseWait => {
-                    accepted.push(handle);
-                    false
-                }
-                // A handshake that never completed (the dialer vanished after its SYN): the
-                // socket timed out and must not keep a backlog slot.
-                _ => {
-                    failed.push(handle);
-                    false
-                }
-            });
-            if accepted.is_empty() && failed.is_empty() {
-                continue;
-            }
-            let replacements: Vec<SocketHandle> =
-                accepted.iter().chain(&failed).map(|_| self.listening_socket(port)).collect();
-            self.closing.extend(failed);
-            let listening = self.listeners.get_mut(&port).expect("listed");
-            listening.backlog.extend(replacements);
-            if !accepted.is_empty() {
-                listening.ready.extend(accepted);
-                if let Some(waker) = listening.waker.take() {
-                    waker.wake();
-                }
-            }
-        }
-        let sockets = &mut self.sockets;
-        self.closing.retain(|&handle| {
-            let closed = sockets.get::<tcp::Socket>(handle).state() == tcp::State::Closed;
-            if closed {
-                sockets.remove(handle);
-            }
-            !closed
-        });
+        // Acknowledgements and window updates must not wait for the next pump.
+        flush(out, send);
     }
+    stack.lock().expect("tunnel stack lock").hand_over();
+}
 
-    fn poll_delay(&mut self) -> Option<Duration> {
-        self.iface.poll_delay(now(), &self.sockets).map(|delay| Duration::from_micros(delay.total_micros()))
-    }
+/// Sends a datagram now if the socket has room: `false` when it has none (the datagram is
+/// kept and sent when it has); `true` when it left or cannot leave at all (unreachable and the
+/// like: dropped, as the network would).
+pub(super) type TrySend<'a> = dyn FnMut(SocketAddr, &[u8]) -> bool + 'a;
+
+/// Offers `out`'s datagrams to `send` in order, keeping those from the first it refuses on.
+fn flush(out: &mut Vec<Outgoing>, send: &mut TrySend<'_>) {
+    let sent = out.iter().take_while(|(to, datagram)| send(*to, datagram)).count();
+    out.drain(..sent);
 }
 
 /// Runs the tunnel until aborted.
@@ -303,53 +182,77 @@ pub(crate) async fn drive(
     let mut next_tick = StdInstant::now();
     let mut ticks: u64 = 0;
     let stats = &shared.stats;
+    // Datagrams leave as soon as they are encrypted, so the peer decrypts one while this side
+    // encrypts the next.
+    let mut send = |to: SocketAddr, datagram: &[u8]| match udp.try_send_to(datagram, to) {
+        Ok(_) => {
+            add(&stats.tx_bytes, datagram.len());
+            true
+        }
+        Err(err) => err.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    // Decrypted packets on their way to smoltcp.
+    let mut inbound = VecDeque::new();
+    // Datagrams wait in `Wire::out` for room in the socket.
+    let mut pending = false;
     loop {
         let until_tick = next_tick.saturating_duration_since(StdInstant::now());
-        let delay = shared.lock().poll_delay().map_or(until_tick, |delay| delay.min(until_tick));
+        let delay = shared.stack().poll_delay().map_or(until_tick, |delay| delay.min(until_tick));
         tokio::select! {
             received = udp.recv_from(&mut buf) => {
-                let mut core = shared.lock();
+                let mut unpumped = 0;
                 if let Ok((len, from)) = received {
-                    core.on_datagram(&buf[..len], from, stats);
+                    shared.wire().on_datagram(&buf[..len], from, &mut inbound, stats);
+                    unpumped += len;
                 }
                 for _ in 0..RECEIVE_BATCH {
+                    if unpumped >= PUMP_EVERY {
+                        pump(&shared.stack, &shared.wire, &mut inbound, stats, &mut send);
+                        unpumped = 0;
+                    }
                     match udp.try_recv_from(&mut buf) {
-                        Ok((len, from)) => core.on_datagram(&buf[..len], from, stats),
+                        Ok((len, from)) => {
+                            shared.wire().on_datagram(&buf[..len], from, &mut inbound, stats);
+                            unpumped += len;
+                        }
                         Err(_) => break,
                     }
                 }
             }
             Some(event) = next_event(&mut rosenpass_events) => {
-                shared.lock().on_rosenpass(event, stats);
+                shared.wire().on_rosenpass(event, stats);
             }
             () = shared.wake.notified() => {}
+            Ok(()) = udp.writable(), if pending => {}
             () = tokio::time::sleep(delay) => {}
         }
-        let out = {
-            let mut core = shared.lock();
-            let now = StdInstant::now();
-            if now >= next_tick {
-                let Core { peers, out, rosenpass, .. } = &mut *core;
-                let mut stalled = Vec::new();
-                peers.tick(now, ticks.is_multiple_of(4), out, &mut stalled, stats);
-                if let Some(rosenpass) = rosenpass {
-                    for number in stalled {
-                        bump(&stats.rosenpass_rescues);
-                        tracing::debug!(peer = %peers.peers[number].public, "no session under the current key: new Rosenpass exchange");
-                        let _ = rosenpass.try_send(Inbound::Initiate(number));
-                    }
+        let now = StdInstant::now();
+        if now >= next_tick {
+            let mut wire = shared.wire();
+            let Wire { peers, out, rosenpass, .. } = &mut *wire;
+            let mut stalled = Vec::new();
+            peers.tick(now, ticks.is_multiple_of(4), out, &mut stalled, stats);
+            if let Some(rosenpass) = rosenpass {
+                for number in stalled {
+                    bump(&stats.rosenpass_rescues);
+                    tracing::debug!(peer = %peers.peers[number].public, "no session under the current key: new Rosenpass exchange");
+                    let _ = rosenpass.try_send(Inbound::Initiate(number));
                 }
-                ticks += 1;
-                next_tick = now + TICK;
             }
-            core.pump(stats);
-            std::mem::take(&mut core.out)
-        };
-        for (to, datagram) in out {
-            if udp.send_to(&datagram, to).await.is_ok() {
-                add(&stats.tx_bytes, datagram.len());
-            }
+            ticks += 1;
+            next_tick = now + TICK;
         }
+        pump(&shared.stack, &shared.wire, &mut inbound, stats, &mut send);
+        // What the socket cannot take now waits for room (the `writable` branch) without holding
+        // up receiving: two endpoints sending to each other must never both wait on a full
+        // socket. Beyond `MAX_PENDING` the newest are dropped, as a full queue would.
+        let mut wire = shared.wire();
+        flush(&mut wire.out, &mut send);
+        if wire.out.len() > MAX_PENDING {
+            add(&stats.dropped_send_full, wire.out.len() - MAX_PENDING);
+            wire.out.truncate(MAX_PENDING);
+        }
+        pending = !wire.out.is_empty();
     }
 }
 

@@ -1,17 +1,20 @@
 //! The tunnel's handling of datagrams from the network, without its socket, task or timers,
-//! for the fuzz harness (`tunnel_datagram`): the real `Core` (WireGuard peers and smoltcp) with
+//! for the fuzz harness (`tunnel_datagram`): the real `Wire` and `Stack` (WireGuard peers and
+//! smoltcp, pumped as the driver pumps them) with
 //! one peer that has completed a handshake, fed either raw datagrams from the peer's address or
 //! inner IPv4 packets the peer encrypts (so the fuzzer reaches what runs after decryption: the
 //! source-address check, smoltcp, the listener). Hidden from the docs: not part of the API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Mutex;
 
 use boringtun::noise::{Tunn, TunnResult};
 
-use super::driver::Core;
+use super::driver::{Wire, pump};
 use super::keys::WireGuardSecret;
 use super::peers::{MAX_DATAGRAM, PeerTable};
+use super::stack::Stack;
 use super::stats::Counters;
 
 /// The overlay port the target listens on.
@@ -22,7 +25,9 @@ const PEER_SECRET: [u8; 32] = [2; 32];
 
 /// A tunnel endpoint and the one peer that talks to it.
 pub struct DatagramTarget {
-    core: Core,
+    stack: Mutex<Stack>,
+    wire: Mutex<Wire>,
+    inbound: VecDeque<Vec<u8>>,
     stats: Counters,
     peer: Tunn,
     peer_addr: SocketAddr,
@@ -42,13 +47,16 @@ impl DatagramTarget {
         let local = WireGuardSecret::from_bytes(LOCAL_SECRET);
         let remote = WireGuardSecret::from_bytes(PEER_SECRET);
         let peer_addr: SocketAddr = ([10, 0, 0, 2], 51_820).into();
-        let mut table = PeerTable::new(&local);
+        let mut table = PeerTable::new(&local, None);
         let number = table.add(remote.public(), Some(peer_addr), None, None, false);
-        let mut core = Core::new(local.public().overlay_ipv4(), table, HashMap::from([(peer_addr, number)]));
-        core.listen(PORT).expect("a free port");
+        let wire = Wire::new(table, HashMap::from([(peer_addr, number)]));
+        let mut stack = Stack::new(local.public().overlay_ipv4());
+        stack.listen(PORT).expect("a free port");
         let peer = Tunn::new(remote.x25519().clone(), local.public().x25519(), None, None, 1, None);
         let mut target = DatagramTarget {
-            core,
+            stack: Mutex::new(stack),
+            wire: Mutex::new(wire),
+            inbound: VecDeque::new(),
             stats: Counters::default(),
             peer,
             peer_addr,
@@ -66,21 +74,35 @@ impl DatagramTarget {
     /// One datagram from the peer's address, as the UDP socket hands it over; what the
     /// endpoint answers goes back to the peer.
     pub fn datagram(&mut self, datagram: &[u8]) {
-        self.core.on_datagram(datagram, self.peer_addr, &self.stats);
-        self.core.pump(&self.stats);
-        let answers = std::mem::take(&mut self.core.out);
+        self.receive(datagram);
+        self.pump();
+        let answers = std::mem::take(&mut self.wire().out);
         let mut scratch = vec![0u8; MAX_DATAGRAM];
         for (_, answer) in answers {
             let mut answer = answer.as_slice();
             // The peer's replies (the keepalive after a handshake response, queued packets).
             while let TunnResult::WriteToNetwork(reply) = self.peer.decapsulate(None, answer, &mut scratch) {
                 let reply = reply.to_vec();
-                self.core.on_datagram(&reply, self.peer_addr, &self.stats);
+                self.receive(&reply);
                 answer = &[];
             }
         }
-        self.core.pump(&self.stats);
-        self.core.out.clear();
+        self.pump();
+        self.wire().out.clear();
+    }
+
+    fn wire(&self) -> std::sync::MutexGuard<'_, Wire> {
+        self.wire.lock().expect("not poisoned")
+    }
+
+    fn receive(&mut self, datagram: &[u8]) {
+        let mut wire = self.wire.lock().expect("not poisoned");
+        wire.on_datagram(datagram, self.peer_addr, &mut self.inbound, &self.stats);
+    }
+
+    /// Runs smoltcp as the driver does; what it sends stays in `out` (no socket here).
+    fn pump(&mut self) {
+        pump(&self.stack, &self.wire, &mut self.inbound, &self.stats, &mut |_, _| false);
     }
 
     /// An inner IPv4 packet the peer encrypts and sends.

@@ -15,13 +15,16 @@
 //! the side with the lower WireGuard public key starts the exchanges (Rosenpass cannot settle
 //! two started at once).
 
+mod checksum;
 mod device;
 mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 mod keys;
+mod mtu;
 mod peers;
 mod rosenpass;
+mod stack;
 mod stats;
 mod stream;
 
@@ -40,8 +43,9 @@ pub use keys::{
 pub use stats::TunnelStats;
 pub use stream::{TunnelListener, TunnelStream};
 
-use driver::{Core, Shared};
+use driver::{Shared, Wire};
 use peers::PeerTable;
+use stack::Stack;
 
 /// UDP socket buffers requested (the kernel caps them at `net.core.rmem_max`/`wmem_max`).
 const UDP_BUFFER: usize = 4 << 20;
@@ -99,6 +103,10 @@ pub struct TunnelConfig {
     pub rosenpass: Option<RosenpassKeys>,
     /// The peers.
     pub peers: Vec<PeerConfig>,
+    /// The inner MTU for every peer (as `wg`'s `MTU`), for paths whose route MTU misleads
+    /// (a PPPoE or tunnelled uplink); `None` takes each peer's from the kernel's route to its
+    /// endpoint (1,420 for a peer whose endpoint is unknown or IPv6). Bounded to 1,280-65,456.
+    pub mtu: Option<u16>,
 }
 
 /// Owns the driver task: it stops when the last [`Tunnel`], stream or listener is dropped.
@@ -135,7 +143,7 @@ impl Tunnel {
     pub async fn bind(config: TunnelConfig) -> Result<Tunnel, TunnelError> {
         let public = config.secret.public();
         let overlay = public.overlay_ipv4();
-        let mut table = PeerTable::new(&config.secret);
+        let mut table = PeerTable::new(&config.secret, config.mtu);
         let (mut endpoints, mut rosenpass_keys) = (HashMap::new(), HashMap::new());
         let mut rosenpass_peers = Vec::new();
         for peer in &config.peers {
@@ -145,19 +153,20 @@ impl Tunnel {
         }
         let udp = bind_udp(config.listen)?;
         let local = udp.local_addr().map_err(|err| TunnelError::Io(err.to_string()))?;
-        let mut core = Core::new(overlay, table, endpoints);
-        core.rosenpass_keys = rosenpass_keys;
+        let mut wire = Wire::new(table, endpoints);
+        wire.rosenpass_keys = rosenpass_keys;
         // With Rosenpass keys the thread runs even before it has a peer: peers may be added.
         let events = match &config.rosenpass {
             Some(keys) => {
                 let (events, receiver) = mpsc::unbounded_channel();
-                core.rosenpass = Some(rosenpass::spawn(keys, rosenpass_peers, events)?);
+                wire.rosenpass = Some(rosenpass::spawn(keys, rosenpass_peers, events)?);
                 Some(receiver)
             }
             None => None,
         };
         let shared = Arc::new(Shared {
-            core: Mutex::new(core),
+            stack: Mutex::new(Stack::new(overlay)),
+            wire: Mutex::new(wire),
             wake: Notify::new(),
             stats: Default::default(),
             public,
@@ -178,13 +187,13 @@ impl Tunnel {
     pub async fn add_peer(&self, peer: PeerConfig) -> Result<bool, TunnelError> {
         let shared = &self.handle.shared;
         let (number, inbox, rosenpass_peer) = {
-            let mut core = shared.lock();
-            let uses_rosenpass = core.rosenpass.is_some();
-            if let Some(number) = core.peers.by_key(&peer.public_key) {
+            let mut wire = shared.wire();
+            let uses_rosenpass = wire.rosenpass.is_some();
+            if let Some(number) = wire.peers.by_key(&peer.public_key) {
                 let key = peer.rosenpass_public_key.as_deref().filter(|_| uses_rosenpass).map(key_digest);
                 let known =
-                    core.rosenpass_keys.iter().find(|(_, n)| **n == number).map(|(digest, _)| *digest);
-                let configured = core.peers.peers[number].configured;
+                    wire.rosenpass_keys.iter().find(|(_, n)| **n == number).map(|(digest, _)| *digest);
+                let configured = wire.peers.peers[number].configured;
                 return match configured == peer.endpoint && key == known {
                     true => Ok(false),
                     false => Err(TunnelError::Config(format!(
@@ -193,7 +202,7 @@ impl Tunnel {
                     ))),
                 };
             }
-            let Core { peers, endpoints, rosenpass_keys, rosenpass, .. } = &mut *core;
+            let Wire { peers, endpoints, rosenpass_keys, rosenpass, .. } = &mut *wire;
             let (number, rosenpass_peer) =
                 admit(peers, (endpoints, rosenpass_keys), shared.public, uses_rosenpass, &peer)?;
             (number, rosenpass.clone(), rosenpass_peer)
@@ -233,13 +242,13 @@ impl Tunnel {
 
     /// Whether this node keys its links with Rosenpass (it was given Rosenpass keys).
     pub fn runs_rosenpass(&self) -> bool {
-        self.handle.shared.lock().rosenpass.is_some()
+        self.handle.shared.wire().rosenpass.is_some()
     }
 
     /// The peer configured at UDP address `endpoint`.
     pub fn peer_at(&self, endpoint: SocketAddr) -> Option<WireGuardPublic> {
-        let core = self.handle.shared.lock();
-        core.endpoints.get(&endpoint).map(|&number| core.peers.peers[number].public)
+        let wire = self.handle.shared.wire();
+        wire.endpoints.get(&endpoint).map(|&number| wire.peers.peers[number].public)
     }
 
     /// Opens a stream to `peer`'s overlay `port`.
@@ -257,10 +266,10 @@ impl Tunnel {
     /// session carries them until one under the new key is up.
     pub fn set_preshared_key(&self, peer: WireGuardPublic, key: [u8; 32]) -> Result<(), TunnelError> {
         let shared = &self.handle.shared;
-        let mut core = shared.lock();
-        let number = core.peers.by_key(&peer).ok_or_else(|| TunnelError::UnknownPeer(peer.to_string()))?;
-        core.peers.rotate(number, key, &shared.stats);
-        drop(core);
+        let mut wire = shared.wire();
+        let number = wire.peers.by_key(&peer).ok_or_else(|| TunnelError::UnknownPeer(peer.to_string()))?;
+        wire.peers.rotate(number, key, &shared.stats);
+        drop(wire);
         shared.wake.notify_one();
         Ok(())
     }

@@ -20,12 +20,13 @@ use boringtun::x25519;
 use rand_core::{OsRng, RngCore};
 
 use super::keys::{WireGuardPublic, WireGuardSecret};
+use super::mtu::{clamp_mss, inner_mtu, mss};
 use super::stats::{Counters, bump};
 
 /// Handshake initiations a peer may send per second before cookies are demanded.
 const HANDSHAKE_RATE_LIMIT: u64 = 100;
 /// Largest datagram or inner packet handled.
-pub(crate) const MAX_DATAGRAM: usize = 65_536;
+pub(crate) const MAX_DATAGRAM: usize = 65_536 + 256;
 /// After a new key, wait this long before initiating, so the peer (which derives the key a
 /// round trip later) has it too; a handshake that still fails is retried by boringtun in 5 s.
 const INITIATE_AFTER_NEW_KEY: Duration = Duration::from_millis(500);
@@ -75,6 +76,9 @@ pub(crate) struct Peer {
     pub initiation_from: Option<SocketAddr>,
     /// The endpoint it was configured with, which `endpoint` falls back to.
     pub configured: Option<SocketAddr>,
+    /// The largest inner packet to and from it (the route to `endpoint`, or the operator's
+    /// setting): the MSS its connections' SYNs are clamped to.
+    pub inner_mtu: usize,
     /// The first packet sent to it since it last sent something that authenticated: how
     /// long it has left us unanswered.
     unanswered_since: Option<Instant>,
@@ -90,6 +94,21 @@ pub(crate) struct Peer {
     initiator: bool,
 }
 
+/// A peer sent a datagram from `from` that only it could have made: it is there (WireGuard's
+/// roaming, its `endpoint`), and its packets are sized for the route there (`inner_mtu`; or
+/// `mtu`, the operator's).
+fn heard_from(
+    endpoint: &mut Option<SocketAddr>,
+    inner_mtu_to: &mut usize,
+    from: SocketAddr,
+    mtu: Option<u16>,
+) {
+    if *endpoint != Some(from) {
+        *endpoint = Some(from);
+        *inner_mtu_to = inner_mtu(Some(from), mtu);
+    }
+}
+
 /// Every peer of one tunnel endpoint.
 pub(crate) struct PeerTable {
     secret: x25519::StaticSecret,
@@ -102,11 +121,13 @@ pub(crate) struct PeerTable {
     by_key: HashMap<[u8; 32], usize>,
     by_overlay: HashMap<Ipv4Addr, usize>,
     by_prefix: HashMap<u32, usize>,
+    /// The operator's inner MTU for every peer, instead of each route's.
+    mtu: Option<u16>,
     scratch: Vec<u8>,
 }
 
 impl PeerTable {
-    pub(super) fn new(secret: &WireGuardSecret) -> Self {
+    pub(super) fn new(secret: &WireGuardSecret, mtu: Option<u16>) -> Self {
         let public = x25519::PublicKey::from(secret.x25519());
         PeerTable {
             secret: secret.x25519().clone(),
@@ -117,6 +138,7 @@ impl PeerTable {
             by_key: HashMap::new(),
             by_overlay: HashMap::new(),
             by_prefix: HashMap::new(),
+            mtu,
             scratch: vec![0u8; MAX_DATAGRAM],
         }
     }
@@ -142,6 +164,7 @@ impl PeerTable {
             rosenpass_endpoint,
             initiation_from: None,
             configured: endpoint,
+            inner_mtu: inner_mtu(endpoint, self.mtu),
             unanswered_since: None,
             sessions: VecDeque::new(),
             rosenpass,
@@ -264,9 +287,16 @@ impl PeerTable {
                 }
                 TunnResult::WriteToTunnelV4(packet, source) => {
                     authenticated |= proves_session;
+                    if proves_session {
+                        // Before the clamp below: a SYN from a new address is sized for it.
+                        heard_from(&mut peer.endpoint, &mut peer.inner_mtu, from, self.mtu);
+                    }
                     // Cryptokey routing: a peer may only speak for its own overlay address.
                     if source == peer.overlay && inner.len() < super::device::MAX_INBOUND {
-                        inner.push_back(packet.to_vec());
+                        let mut packet = packet.to_vec();
+                        // What this side sends it is bounded by the route too.
+                        clamp_mss(&mut packet, mss(peer.inner_mtu));
+                        inner.push_back(packet);
                     } else {
                         bump(&stats.dropped_invalid);
                     }
@@ -281,7 +311,7 @@ impl PeerTable {
             datagram = &[];
         }
         if authenticated {
-            peer.endpoint = Some(from);
+            heard_from(&mut peer.endpoint, &mut peer.inner_mtu, from, self.mtu);
             peer.unanswered_since = None;
         }
         session.established = session.tunn.stats().0.is_some();
@@ -295,8 +325,17 @@ impl PeerTable {
         self.by_prefix.get(&prefix).map(|&peer| (peer, Some(prefix)))
     }
 
-    /// Encrypts one inner IPv4 packet to the peer owning its destination.
-    pub(super) fn send(&mut self, packet: &[u8], out: &mut Vec<Outgoing>, stats: &Counters) {
+    /// Encrypts one inner IPv4 packet to the peer owning its destination (clamping a SYN's MSS
+    /// to the route's) and offers the datagram to `send` straight from the encryption buffer
+    /// when it is a burst on its own and `out` is empty (order kept); otherwise, or when
+    /// `send` refuses it, it joins `out`.
+    pub(super) fn send(
+        &mut self,
+        packet: &mut [u8],
+        out: &mut Vec<Outgoing>,
+        send: &mut super::driver::TrySend<'_>,
+        stats: &Counters,
+    ) {
         let Some(IpAddr::V4(destination)) = Tunn::dst_address(packet) else {
             return bump(&stats.dropped_no_route);
         };
@@ -310,6 +349,7 @@ impl PeerTable {
         let Some(endpoint) = peer.endpoint else {
             return bump(&stats.dropped_no_endpoint);
         };
+        clamp_mss(packet, mss(peer.inner_mtu));
         let newest = peer.sessions.len() - 1;
         let index = if peer.sessions[newest].established {
             newest
@@ -320,7 +360,14 @@ impl PeerTable {
             return bump(&stats.dropped_invalid);
         }
         match peer.sessions[index].tunn.encapsulate(packet, &mut self.scratch) {
-            TunnResult::WriteToNetwork(datagram) => out.push((endpoint, datagram.to_vec())),
+            TunnResult::WriteToNetwork(datagram) => {
+                if !(out.is_empty()
+                    && datagram.len() >= super::driver::SEND_BURST
+                    && send(endpoint, datagram))
+                {
+                    out.push((endpoint, datagram.to_vec()));
+                }
+            }
             TunnResult::Done => {}
             _ => bump(&stats.dropped_invalid),
         }
@@ -355,6 +402,7 @@ impl PeerTable {
             if peer.configured.is_some() && peer.endpoint != peer.configured && unanswered {
                 tracing::debug!(peer = %peer.public, from = ?peer.endpoint, to = ?peer.configured, "roamed-to endpoint silent: back to the configured one");
                 peer.endpoint = peer.configured;
+                peer.inner_mtu = inner_mtu(peer.endpoint, self.mtu);
                 bump(&stats.endpoint_fallbacks);
             }
             let newest_established = peer.sessions.back().is_some_and(|s| s.established);

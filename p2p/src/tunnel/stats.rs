@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub dropped_no_route: AtomicU64,
     pub dropped_no_endpoint: AtomicU64,
     pub dropped_busy: AtomicU64,
+    pub dropped_send_full: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -64,11 +65,14 @@ pub struct TunnelStats {
     pub dropped_no_endpoint: u64,
     /// Rosenpass messages dropped because its thread was behind (a flood).
     pub dropped_busy: u64,
+    /// Datagrams dropped because the UDP socket had no room for longer than the 1,024 waiting
+    /// for it took to pile up.
+    pub dropped_send_full: u64,
 }
 
 impl TunnelStats {
     /// Every counter with its name (the `kind` label the node's metrics export it under).
-    pub fn by_kind(&self) -> [(&'static str, u64); 13] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 14] {
         [
             ("handshakes", self.handshakes),
             ("psk_rotations", self.psk_rotations),
@@ -83,6 +87,7 @@ impl TunnelStats {
             ("dropped_no_route", self.dropped_no_route),
             ("dropped_no_endpoint", self.dropped_no_endpoint),
             ("dropped_busy", self.dropped_busy),
+            ("dropped_send_full", self.dropped_send_full),
         ]
     }
 }
@@ -104,6 +109,7 @@ impl Counters {
             dropped_no_route: get(&self.dropped_no_route),
             dropped_no_endpoint: get(&self.dropped_no_endpoint),
             dropped_busy: get(&self.dropped_busy),
+            dropped_send_full: get(&self.dropped_send_full),
         }
     }
 }

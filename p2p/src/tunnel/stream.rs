@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::TunnelHandle;
 use super::keys::WireGuardPublic;
+use super::stack::closes_cleanly;
 
 /// A TCP stream through the tunnel to one peer. Dropping it closes the connection gracefully.
 pub struct TunnelStream {
@@ -35,26 +36,27 @@ impl TunnelStream {
         peer: WireGuardPublic,
         port: u16,
     ) -> io::Result<Self> {
-        let handle = {
-            let mut core = tunnel.shared.lock();
-            let number = core.peers.by_key(&peer).ok_or_else(|| {
+        let overlay = {
+            let wire = tunnel.shared.wire();
+            let number = wire.peers.by_key(&peer).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotFound, format!("unknown tunnel peer {peer}"))
             })?;
-            core.connect(number, port)?
+            wire.peers.peers[number].overlay
         };
+        let handle = tunnel.shared.stack().connect(overlay, port)?;
         tunnel.shared.wake.notify_one();
         let stream = TunnelStream { tunnel, handle, peer };
         let started = Instant::now();
         poll_fn(|cx| {
-            let mut core = stream.tunnel.shared.lock();
-            let socket = core.sockets.get_mut::<tcp::Socket>(stream.handle);
+            let mut stack = stream.tunnel.shared.stack();
+            let socket = stack.sockets.get_mut::<tcp::Socket>(stream.handle);
             match socket.state() {
                 tcp::State::Established | tcp::State::CloseWait => Poll::Ready(Ok(())),
                 tcp::State::SynSent | tcp::State::SynReceived => {
                     socket.register_send_waker(cx.waker());
                     Poll::Pending
                 }
-                _ => Poll::Ready(Err(if started.elapsed() >= super::driver::STREAM_TIMEOUT {
+                _ => Poll::Ready(Err(if started.elapsed() >= super::stack::STREAM_TIMEOUT {
                     io::Error::new(io::ErrorKind::TimedOut, format!("tunnel connect to {peer} timed out"))
                 } else {
                     io::Error::new(io::ErrorKind::ConnectionRefused, format!("{peer} refused port {port}"))
@@ -82,8 +84,8 @@ impl AsyncRead for TunnelStream {
         }
         let this = self.get_mut();
         let shared = &this.tunnel.shared;
-        let mut core = shared.lock();
-        let socket = core.sockets.get_mut::<tcp::Socket>(this.handle);
+        let mut stack = shared.stack();
+        let socket = stack.sockets.get_mut::<tcp::Socket>(this.handle);
         match socket.recv_slice(buf.initialize_unfilled()) {
             Ok(0) => {
                 socket.register_recv_waker(cx.waker());
@@ -91,7 +93,7 @@ impl AsyncRead for TunnelStream {
             }
             Ok(read) => {
                 buf.advance(read);
-                drop(core);
+                drop(stack);
                 // The window opened: let the driver tell the peer.
                 shared.wake.notify_one();
                 Poll::Ready(Ok(()))
@@ -115,15 +117,15 @@ impl AsyncWrite for TunnelStream {
         }
         let this = self.get_mut();
         let shared = &this.tunnel.shared;
-        let mut core = shared.lock();
-        let socket = core.sockets.get_mut::<tcp::Socket>(this.handle);
+        let mut stack = shared.stack();
+        let socket = stack.sockets.get_mut::<tcp::Socket>(this.handle);
         match socket.send_slice(data) {
             Ok(0) => {
                 socket.register_send_waker(cx.waker());
                 Poll::Pending
             }
             Ok(written) => {
-                drop(core);
+                drop(stack);
                 shared.wake.notify_one();
                 Poll::Ready(Ok(written))
             }
@@ -142,9 +144,17 @@ impl AsyncWrite for TunnelStream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.tunnel.shared.lock().sockets.get_mut::<tcp::Socket>(this.handle).close();
+        let mut stack = this.tunnel.shared.stack();
+        let socket = stack.sockets.get_mut::<tcp::Socket>(this.handle);
+        // The FIN follows the last byte's acknowledgement (see `closes_cleanly`).
+        if !closes_cleanly(socket) {
+            socket.register_send_waker(cx.waker());
+            return Poll::Pending;
+        }
+        socket.close();
+        drop(stack);
         this.tunnel.shared.wake.notify_one();
         Poll::Ready(Ok(()))
     }
@@ -152,8 +162,8 @@ impl AsyncWrite for TunnelStream {
 
 impl Drop for TunnelStream {
     fn drop(&mut self) {
-        if let Ok(mut core) = self.tunnel.shared.core.lock() {
-            core.release(self.handle);
+        if let Ok(mut stack) = self.tunnel.shared.stack.lock() {
+            stack.release(self.handle);
         }
         self.tunnel.shared.wake.notify_one();
     }
@@ -173,7 +183,7 @@ impl std::fmt::Debug for TunnelListener {
 
 impl TunnelListener {
     pub(crate) fn new(tunnel: Arc<TunnelHandle>, port: u16) -> Result<Self, super::TunnelError> {
-        tunnel.shared.lock().listen(port)?;
+        tunnel.shared.stack().listen(port)?;
         Ok(TunnelListener { tunnel, port })
     }
 
@@ -190,8 +200,8 @@ impl TunnelListener {
     /// Waits for the next established connection; the stream knows the peer's key.
     pub async fn accept(&self) -> io::Result<TunnelStream> {
         let handle = poll_fn(|cx| {
-            let mut core = self.tunnel.shared.lock();
-            let listening = core.listeners.get_mut(&self.port).expect("listening while the listener lives");
+            let mut stack = self.tunnel.shared.stack();
+            let listening = stack.listeners.get_mut(&self.port).expect("listening while the listener lives");
             match listening.ready.pop_front() {
                 Some(handle) => Poll::Ready(handle),
                 None => {
@@ -201,26 +211,26 @@ impl TunnelListener {
             }
         })
         .await;
-        let mut core = self.tunnel.shared.lock();
-        let remote = core.sockets.get::<tcp::Socket>(handle).remote_endpoint();
+        let remote = self.tunnel.shared.stack().sockets.get::<tcp::Socket>(handle).remote_endpoint();
         let peer = remote.and_then(|endpoint| match endpoint.addr {
-            smoltcp::wire::IpAddress::Ipv4(addr) => core.peers.by_overlay(addr),
+            smoltcp::wire::IpAddress::Ipv4(addr) => {
+                let wire = self.tunnel.shared.wire();
+                wire.peers.by_overlay(addr).map(|number| wire.peers.peers[number].public)
+            }
         });
-        let Some(number) = peer else {
+        let Some(peer) = peer else {
             // Reset before it was taken: no remote endpoint left to name a peer by.
-            core.release(handle);
+            self.tunnel.shared.stack().release(handle);
             return Err(io::Error::other("accepted a connection from no known peer"));
         };
-        let peer = core.peers.peers[number].public;
-        drop(core);
         Ok(TunnelStream { tunnel: self.tunnel.clone(), handle, peer })
     }
 }
 
 impl Drop for TunnelListener {
     fn drop(&mut self) {
-        if let Ok(mut core) = self.tunnel.shared.core.lock() {
-            core.unlisten(self.port);
+        if let Ok(mut stack) = self.tunnel.shared.stack.lock() {
+            stack.unlisten(self.port);
         }
         self.tunnel.shared.wake.notify_one();
     }

@@ -206,6 +206,7 @@ async fn wireguard_go_peer_echoes_through_our_tunnel_before_and_after_a_preshare
     let dir = tempfile::tempdir().unwrap();
     let device = wireguard_go(&mut ns, &theirs, ours.public(), dir.path());
     let tunnel = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: SocketAddr::new(ns.host.into(), 0),
         secret: ours.clone(),
         rosenpass: None,
@@ -286,6 +287,7 @@ async fn rosenpass_binary_exchange(binary: &Path, binary_initiates: bool) {
         std::mem::swap(&mut node_key, &mut companion_key);
     }
     let companion = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: companion_key.clone(),
         rosenpass: None,
@@ -299,6 +301,7 @@ async fn rosenpass_binary_exchange(binary: &Path, binary_initiates: bool) {
     .await
     .unwrap();
     let node = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         secret: node_key.clone(),
         rosenpass: Some(node_rosenpass),
@@ -395,6 +398,7 @@ async fn wireguard_go_takes_the_preshared_key_our_node_derived_with_the_rosenpas
     let binary_addr = SocketAddr::new(ns.inside.into(), 9999);
 
     let tunnel = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: SocketAddr::new(ns.host.into(), 0),
         secret: ours.clone(),
         rosenpass: Some(node_rosenpass),

@@ -9,6 +9,11 @@ use pyralog_p2p::tunnel::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use relay::Relay;
+
+mod mtu;
+mod relay;
+
 const PORT: u16 = 7000;
 const MIB: usize = 1 << 20;
 
@@ -52,6 +57,7 @@ impl Keys {
     ) -> TunnelConfig {
         let other = 1 - me;
         TunnelConfig {
+            mtu: None,
             listen,
             secret: self.wireguard[me].clone(),
             rosenpass: self.rosenpass[me].clone(),
@@ -172,27 +178,10 @@ async fn a_100_mib_stream_arrives_intact_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_whose_roamed_to_address_vanishes_is_found_at_its_configured_one() {
     let keys = Keys::new(false);
-    let front = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
-    let flow = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
-    let b = Tunnel::bind(keys.config(1, loopback(), Some(front.local_addr().unwrap()))).await.unwrap();
+    let mut relay = Relay::bind();
+    let b = Tunnel::bind(keys.config(1, loopback(), Some(relay.addr))).await.unwrap();
     let a = Tunnel::bind(keys.config(0, loopback(), Some(b.local_addr()))).await.unwrap();
-    let a_addr = a.local_addr();
-    let relay = tokio::spawn(async move {
-        let (mut up, mut down, mut b_addr) = (vec![0u8; 65_536], vec![0u8; 65_536], None);
-        loop {
-            tokio::select! {
-                Ok((n, from)) = front.recv_from(&mut up) => {
-                    b_addr = Some(from);
-                    let _ = flow.send_to(&up[..n], a_addr).await;
-                }
-                Ok((n, _)) = flow.recv_from(&mut down) => {
-                    if let Some(b_addr) = b_addr {
-                        let _ = front.send_to(&down[..n], b_addr).await;
-                    }
-                }
-            }
-        }
-    });
+    relay.forward_to(a.local_addr());
 
     let listener = a.listen(PORT).unwrap();
     let (dialed, accepted) = within("connect through the relay", async {
@@ -205,8 +194,7 @@ async fn a_peer_whose_roamed_to_address_vanishes_is_found_at_its_configured_one(
     accepted.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"via relay");
 
-    relay.abort();
-    let _ = relay.await;
+    drop(relay);
     let listener = b.listen(PORT).unwrap();
     let (dialed, accepted) = within("connect after the relay is gone", async {
         tokio::join!(a.connect(b.public_key(), PORT), listener.accept())
@@ -403,6 +391,7 @@ async fn a_peer_with_an_unknown_key_or_forged_datagrams_get_nothing() {
     let _listener = a.listen(PORT).unwrap();
     // A stranger who knows a's public key and address but is not in a's peer list.
     let stranger = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: loopback(),
         secret: WireGuardSecret::generate(),
         rosenpass: None,
@@ -461,6 +450,7 @@ async fn bad_keys_and_configs_are_typed_errors() {
     );
     let other = WireGuardSecret::generate().public();
     let twice = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: loopback(),
         secret: secret.clone(),
         rosenpass: None,
@@ -469,6 +459,7 @@ async fn bad_keys_and_configs_are_typed_errors() {
     .await;
     assert!(matches!(twice, Err(TunnelError::Config(_))), "{twice:?}");
     let myself = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: loopback(),
         secret: secret.clone(),
         rosenpass: None,
@@ -477,6 +468,7 @@ async fn bad_keys_and_configs_are_typed_errors() {
     .await;
     assert!(matches!(myself, Err(TunnelError::Config(_))), "{myself:?}");
     let short_pq = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: loopback(),
         secret: secret.clone(),
         rosenpass: Some(RosenpassKeys::generate().unwrap()),
@@ -485,9 +477,10 @@ async fn bad_keys_and_configs_are_typed_errors() {
     .await;
     assert!(matches!(short_pq, Err(TunnelError::BadKey(_))), "{short_pq:?}");
 
-    let tunnel = Tunnel::bind(TunnelConfig { listen: loopback(), secret, rosenpass: None, peers: vec![] })
-        .await
-        .unwrap();
+    let tunnel =
+        Tunnel::bind(TunnelConfig { mtu: None, listen: loopback(), secret, rosenpass: None, peers: vec![] })
+            .await
+            .unwrap();
     let unknown = tunnel.connect(other, PORT).await.unwrap_err();
     assert_eq!(unknown.kind(), std::io::ErrorKind::NotFound, "{unknown}");
     assert!(matches!(tunnel.set_preshared_key(other, [0; 32]), Err(TunnelError::UnknownPeer(_))));
@@ -502,6 +495,7 @@ async fn bad_keys_and_configs_are_typed_errors() {
 async fn a_peer_added_while_the_tunnel_runs_links_with_rosenpass() {
     let keys = Keys::new(true);
     let a = Tunnel::bind(TunnelConfig {
+        mtu: None,
         listen: loopback(),
         secret: keys.wireguard[0].clone(),
         rosenpass: keys.rosenpass[0].clone(),

@@ -178,7 +178,7 @@ pub struct NodeSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<LinkTransport>,
     /// With `wireguard`: the tunnel's inner MTU for every peer (as `wg`'s `MTU`); unset, each
-    /// peer's comes from the kernel's route to it (1,420 on 1,500-byte Ethernet).
+    /// peer's comes from the kernel's route to it (1,440 on 1,500-byte Ethernet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_mtu: Option<u16>,
 }

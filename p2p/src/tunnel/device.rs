@@ -1,5 +1,5 @@
 //! The smoltcp side of the tunnel: a packet queue device. smoltcp writes whole IPv4 packets
-//! (headers and checksums filled in) to `outbound`; the driver encrypts them with WireGuard.
+//! to `outbound` (the TCP checksum filled in by `TxToken`); the driver encrypts them with WireGuard.
 //! Decrypted inner packets are pushed to `inbound` for smoltcp to read.
 
 use std::collections::VecDeque;

@@ -27,7 +27,8 @@ const PUMP_EVERY: usize = 64 * 1024;
 /// Datagrams waiting for room in the UDP socket, at most (about 1,024 full-sized segments of
 /// the streams' windows): beyond, the newest are dropped and counted.
 const MAX_PENDING: usize = 1024;
-/// smoltcp sends at most a burst per poll: at most this many polls per pump.
+/// A pump polls smoltcp until a poll does nothing (each poll sends all it can), at most this
+/// many times.
 const POLLS_PER_PUMP: usize = 64;
 /// While a pump encrypts, datagrams leave in bursts of at least this many bytes, so the peer
 /// decrypts the first while this side encrypts the next; a send may wake the peer's side, so
@@ -126,8 +127,10 @@ impl Wire {
 }
 
 /// Runs smoltcp until it has nothing more to do now, feeding it the decrypted packets in
-/// `inbound`, and offers each datagram to `send` as soon as it is encrypted (see [`TrySend`]);
-/// then hands established connections to listeners and forgets closed sockets.
+/// `inbound`, and offers the datagrams to `send` (see [`TrySend`]) as they are sealed: one of
+/// [`SEND_BURST`] or more at once, smaller ones once they add up to that, the rest (with the
+/// acknowledgements) after each smoltcp poll; then hands established connections to listeners
+/// and forgets closed sockets.
 pub(super) fn pump(
     stack: &Mutex<Stack>,
     wire: &Mutex<Wire>,
@@ -149,10 +152,15 @@ pub(super) fn pump(
         }
         let mut wire = wire.lock().expect("tunnel wire lock");
         let Wire { peers, out, .. } = &mut *wire;
+        // Bytes sealed since the last offer (what the socket refused before is not counted:
+        // the next burst offers it again).
+        let mut unsent = 0;
         for mut packet in packets.drain(..) {
+            unsent += packet.len();
             peers.send(&mut packet, out, send, stats);
-            if out.iter().map(|(_, datagram)| datagram.len()).sum::<usize>() >= SEND_BURST {
+            if unsent >= SEND_BURST {
                 flush(out, send);
+                unsent = 0;
             }
         }
         // Acknowledgements and window updates must not wait for the next pump.

@@ -47,7 +47,7 @@ impl DatagramTarget {
         let local = WireGuardSecret::from_bytes(LOCAL_SECRET);
         let remote = WireGuardSecret::from_bytes(PEER_SECRET);
         let peer_addr: SocketAddr = ([10, 0, 0, 2], 51_820).into();
-        let mut table = PeerTable::new(&local, None);
+        let mut table = PeerTable::new(&local, Some(1_420));
         let number = table.add(remote.public(), Some(peer_addr), None, None, false);
         let wire = Wire::new(table, HashMap::from([(peer_addr, number)]));
         let mut stack = Stack::new(local.public().overlay_ipv4());

@@ -6,9 +6,11 @@
 //! with `iptables -j TCPMSS --clamp-mss-to-pmtu`. A peer's inner MTU is the kernel's MTU for
 //! the route to its endpoint (`IP_MTU`, as `wg-quick` sizes an interface from its endpoints'
 //! routes) minus the outer headers, or the operator's setting ([`super::TunnelConfig::mtu`]).
-//! On 1,500-byte Ethernet that is WireGuard's usual 1,420-1,440; over loopback (a local
-//! testnet) or jumbo frames it is much larger, and the per-packet costs (a datagram, an AEAD
-//! call and a system call each way) shrink with it.
+//! On 1,500-byte Ethernet that is 1,440 (`wg-quick`'s 1,420 also leaves room for an IPv6
+//! outer header); over loopback (a local testnet) or jumbo frames it is much larger, and the per-packet costs (a datagram, an AEAD
+//! call and a system call each way) shrink with it. The MSS of a connection is fixed by its
+//! SYNs: when a peer roams to a path with a smaller MTU, its open connections keep their
+//! segment size (the outer datagrams are fragmented by the kernel) until they reconnect.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
@@ -77,12 +79,11 @@ pub(crate) fn clamp_mss(packet: &mut [u8], mss: u16) -> bool {
         return false;
     };
     let ihl = usize::from(version_ihl & 0x0f) * 4;
-    // An IPv4 header of at least 20 bytes, a TCP segment, the first fragment (SYNs are never
-    // fragmented, but the option must be in these bytes).
+    // An IPv4 header of at least 20 bytes and an unfragmented TCP segment.
     if version_ihl >> 4 != 4 || ihl < 20 || packet.len() < ihl + 20 || packet[9] != TCP {
         return false;
     }
-    if u16::from_be_bytes([packet[6], packet[7]]) & 0x1fff != 0 {
+    if u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
         return false;
     }
     let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));

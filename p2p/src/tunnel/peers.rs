@@ -94,6 +94,11 @@ pub(crate) struct Peer {
     initiator: bool,
 }
 
+/// Whether the IPv4 `packet` is a fragment (more fragments, or an offset).
+fn is_fragment(packet: &[u8]) -> bool {
+    packet.get(6..8).is_some_and(|field| u16::from_be_bytes([field[0], field[1]]) & 0x3fff != 0)
+}
+
 /// A peer sent a datagram from `from` that only it could have made: it is there (WireGuard's
 /// roaming, its `endpoint`), and its packets are sized for the route there (`inner_mtu`; or
 /// `mtu`, the operator's).
@@ -292,7 +297,11 @@ impl PeerTable {
                         heard_from(&mut peer.endpoint, &mut peer.inner_mtu, from, self.mtu);
                     }
                     // Cryptokey routing: a peer may only speak for its own overlay address.
-                    if source == peer.overlay && inner.len() < super::device::MAX_INBOUND {
+                    // Fragments are dropped: smoltcp would read one as a whole segment.
+                    if source == peer.overlay
+                        && !is_fragment(packet)
+                        && inner.len() < super::device::MAX_INBOUND
+                    {
                         let mut packet = packet.to_vec();
                         // What this side sends it is bounded by the route too.
                         clamp_mss(&mut packet, mss(peer.inner_mtu));

@@ -41,15 +41,19 @@ pub(crate) struct Stack {
     /// Sockets whose stream was dropped: closed once what they hold is acknowledged (see
     /// [`closes_cleanly`]), removed once closed.
     closing: Vec<SocketHandle>,
+    /// Streams shut down for writing while bytes were queued: closed once they are
+    /// acknowledged (see [`closes_cleanly`]).
+    shutting: Vec<SocketHandle>,
     next_port: u16,
 }
 
 /// Whether closing `socket` now cannot strand its stream: nothing it holds is unacknowledged,
-/// or it is not in a state a close sends a FIN from. smoltcp 0.14 ignores a window update
-/// that arrives in LAST-ACK (it answers it as a duplicate acknowledgement), so a socket closed
-/// with bytes queued, after its peer had closed and while the peer's window was shut, would
-/// probe that window until the stream timed out: the FIN waits for the bytes instead.
-pub(super) fn closes_cleanly(socket: &tcp::Socket) -> bool {
+/// or it is not in a state a close sends a FIN from. smoltcp 0.14 handles a close with bytes
+/// still queued badly when the peer's window is shut: in LAST-ACK it ignores window updates
+/// (it answers them as duplicate acknowledgements), and streams closed from ESTABLISHED stalled
+/// the same way under load; either probed the window until the stream timed out. So the FIN
+/// waits until every byte before it is acknowledged (a round trip later than a kernel's).
+fn closes_cleanly(socket: &tcp::Socket) -> bool {
     socket.send_queue() == 0 || !matches!(socket.state(), tcp::State::Established | tcp::State::CloseWait)
 }
 
@@ -73,6 +77,7 @@ impl Stack {
             device,
             listeners: HashMap::new(),
             closing: Vec::new(),
+            shutting: Vec::new(),
             // A random start, as kernels do: a restarted peer reusing the port of a connection
             // the other side still holds would have its SYN taken by that old socket.
             next_port: 49_152 + (port_seed % 16_384) as u16,
@@ -151,9 +156,26 @@ impl Stack {
         }
     }
 
+    /// A stream shuts down its writing: the FIN goes now, or once the queued bytes are
+    /// acknowledged when sending it now could strand them (see [`closes_cleanly`]).
+    pub(super) fn shut_down(&mut self, handle: SocketHandle) {
+        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+        if closes_cleanly(socket) {
+            socket.close();
+        } else if !self.shutting.contains(&handle) {
+            self.shutting.push(handle);
+        }
+    }
+
+    /// Whether the stream was shut down for writing (its FIN may still wait for its bytes).
+    pub(super) fn is_shut_down(&self, handle: SocketHandle) -> bool {
+        self.shutting.contains(&handle)
+    }
+
     /// A stream was dropped: close its socket gracefully (once its bytes are acknowledged)
     /// and forget it once closed.
     pub(super) fn release(&mut self, handle: SocketHandle) {
+        self.shutting.retain(|&shutting| shutting != handle);
         let socket = self.sockets.get_mut::<tcp::Socket>(handle);
         if closes_cleanly(socket) {
             socket.close();
@@ -208,6 +230,14 @@ impl Stack {
             }
         }
         let sockets = &mut self.sockets;
+        self.shutting.retain(|&handle| {
+            let socket = sockets.get_mut::<tcp::Socket>(handle);
+            let ready = closes_cleanly(socket);
+            if ready {
+                socket.close();
+            }
+            !ready
+        });
         self.closing.retain(|&handle| {
             let socket = sockets.get_mut::<tcp::Socket>(handle);
             if matches!(socket.state(), tcp::State::Established | tcp::State::CloseWait)

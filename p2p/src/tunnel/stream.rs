@@ -14,7 +14,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::TunnelHandle;
 use super::keys::WireGuardPublic;
-use super::stack::closes_cleanly;
 
 /// A TCP stream through the tunnel to one peer. Dropping it closes the connection gracefully.
 pub struct TunnelStream {
@@ -118,6 +117,9 @@ impl AsyncWrite for TunnelStream {
         let this = self.get_mut();
         let shared = &this.tunnel.shared;
         let mut stack = shared.stack();
+        if stack.is_shut_down(this.handle) {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "tunnel stream shut down")));
+        }
         let socket = stack.sockets.get_mut::<tcp::Socket>(this.handle);
         match socket.send_slice(data) {
             Ok(0) => {
@@ -144,17 +146,9 @@ impl AsyncWrite for TunnelStream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let mut stack = this.tunnel.shared.stack();
-        let socket = stack.sockets.get_mut::<tcp::Socket>(this.handle);
-        // The FIN follows the last byte's acknowledgement (see `closes_cleanly`).
-        if !closes_cleanly(socket) {
-            socket.register_send_waker(cx.waker());
-            return Poll::Pending;
-        }
-        socket.close();
-        drop(stack);
+        this.tunnel.shared.stack().shut_down(this.handle);
         this.tunnel.shared.wake.notify_one();
         Poll::Ready(Ok(()))
     }

@@ -171,6 +171,40 @@ async fn a_100_mib_stream_arrives_intact_both_ways() {
     assert!(stats_a.handshakes >= 1 && stats_b.handshakes >= 1);
 }
 
+/// Both ends write more than the windows hold, shut down, and only then read: `shutdown`
+/// returns while bytes are queued (the FIN follows them), so neither waits on the other, and
+/// every byte and both FINs arrive. Writing after `shutdown` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ends_that_shut_down_with_bytes_queued_still_deliver_them() {
+    let (a, b) = pair(false).await;
+    let listener = a.listen(PORT).unwrap();
+    let (dialed, accepted) =
+        within("connect", async { tokio::join!(b.connect(a.public_key(), PORT), listener.accept()) }).await;
+    let (mut dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+    let bytes = 3 * MIB / 2;
+    let ((sent_b, got_b), (sent_a, got_a)) = within("write, shut down, read", async {
+        tokio::join!(write_shut_read(&mut dialed, bytes, 1), write_shut_read(&mut accepted, bytes, 2))
+    })
+    .await;
+    assert_eq!(got_b, (bytes, sent_a), "a's bytes reach b");
+    assert_eq!(got_a, (bytes, sent_b), "b's bytes reach a");
+}
+
+/// Writes `bytes` (blocks of `seed`) and shuts down before reading anything, checks that a
+/// later write is refused, then reads to the end.
+async fn write_shut_read(
+    stream: &mut pyralog_p2p::tunnel::TunnelStream,
+    bytes: usize,
+    seed: u64,
+) -> (blake3::Hash, (usize, blake3::Hash)) {
+    let (mut read, mut write) = tokio::io::split(stream);
+    // `send_all` shuts down after its last write.
+    let sent = send_all(&mut write, bytes, seed).await;
+    let error = write.write_all(b"late").await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+    (sent, receive_all(&mut read).await)
+}
+
 /// A peer that roamed to an address which then went away (a relay, a NAT) is looked for at its
 /// configured address again: b reaches a only through a relay, so a knows b at the relay's
 /// address; when the relay is gone, a's next connection to b goes to b's configured address

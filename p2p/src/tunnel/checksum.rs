@@ -71,12 +71,10 @@ fn fold(mut sum: u64) -> u16 {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use smoltcp::phy::{Checksum, ChecksumCapabilities};
-    use smoltcp::wire::{
-        IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-        TcpSeqNumber,
-    };
+    use smoltcp::phy::Checksum;
+    use smoltcp::wire::{IpAddress, Ipv4Packet, TcpControl, TcpPacket};
 
+    use super::super::test_packets::tcp_packet;
     use super::*;
 
     /// RFC 1071's definition, one big-endian word at a time.
@@ -100,35 +98,7 @@ mod tests {
     /// A TCP segment as smoltcp writes it when told not to fill the checksum (the device's
     /// setting), in an IPv4 packet.
     fn unchecked_segment(payload: &[u8]) -> Vec<u8> {
-        let (source, destination) = (Ipv4Address::new(10, 9, 8, 7), Ipv4Address::new(10, 1, 2, 3));
-        let tcp = TcpRepr {
-            src_port: 50_000,
-            dst_port: 7_000,
-            control: TcpControl::Psh,
-            seq_number: TcpSeqNumber(1 << 31),
-            ack_number: Some(TcpSeqNumber(12_345)),
-            window_len: 65_535,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload,
-        };
-        let ip = Ipv4Repr {
-            src_addr: source,
-            dst_addr: destination,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let mut caps = ChecksumCapabilities::default();
-        caps.tcp = Checksum::None;
-        let mut bytes = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
-        ip.emit(&mut Ipv4Packet::new_unchecked(&mut bytes), &caps);
-        let (source, destination) = (IpAddress::Ipv4(source), IpAddress::Ipv4(destination));
-        tcp.emit(&mut TcpPacket::new_unchecked(&mut bytes[20..]), &source, &destination, &caps);
-        bytes
+        tcp_packet(TcpControl::Psh, None, payload, Checksum::None)
     }
 
     /// Whether smoltcp accepts the packet's TCP checksum.

@@ -27,6 +27,8 @@ mod rosenpass;
 mod stack;
 mod stats;
 mod stream;
+#[cfg(test)]
+mod test_packets;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -130,51 +130,15 @@ pub(crate) fn clamp_mss(packet: &mut [u8], mss: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{
-        IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-        TcpSeqNumber,
-    };
+    use smoltcp::phy::{Checksum, ChecksumCapabilities};
+    use smoltcp::wire::{IpAddress, Ipv4Packet, TcpControl, TcpPacket, TcpRepr};
 
+    use super::super::test_packets::{DESTINATION, SOURCE, tcp_packet};
     use super::*;
 
-    const SOURCE: Ipv4Address = Ipv4Address::new(10, 1, 2, 3);
-    const DESTINATION: Ipv4Address = Ipv4Address::new(10, 4, 5, 6);
-
-    /// An inner packet as smoltcp builds it: IPv4, TCP with `control`, MSS `mss`, and the
-    /// window-scale and SACK options a SYN carries.
+    /// An inner packet as smoltcp builds it, checksums filled in.
     fn packet(control: TcpControl, mss: Option<u16>, payload: &[u8]) -> Vec<u8> {
-        let tcp = TcpRepr {
-            src_port: 49_200,
-            dst_port: 7_000,
-            control,
-            seq_number: TcpSeqNumber(7),
-            ack_number: None,
-            window_len: 4_096,
-            window_scale: Some(5),
-            max_seg_size: mss,
-            sack_permitted: true,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload,
-        };
-        let ip = Ipv4Repr {
-            src_addr: SOURCE,
-            dst_addr: DESTINATION,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let mut bytes = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
-        let caps = ChecksumCapabilities::default();
-        ip.emit(&mut Ipv4Packet::new_unchecked(&mut bytes), &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut bytes[20..]),
-            &IpAddress::Ipv4(SOURCE),
-            &IpAddress::Ipv4(DESTINATION),
-            &caps,
-        );
-        bytes
+        tcp_packet(control, mss, payload, Checksum::Both)
     }
 
     /// The MSS smoltcp reads from `bytes`, after checking the checksums.

@@ -1,8 +1,9 @@
 //! Cluster-link costs, printed as figures: stream throughput and request/response latency
 //! through the userspace tunnel (boringtun + smoltcp) against plain loopback TCP in the same
 //! run (the tunnel's throughput twice: with the inner MTU it takes from loopback's route, as a
-//! local testnet runs, and at WireGuard's 1,420 of 1,500-byte Ethernet), and the Rosenpass handshake (two in-process `CryptoServer`s, no network) plus the time
-//! a fresh Rosenpass-keyed tunnel takes to carry its first stream.
+//! local testnet runs, and at WireGuard's 1,420 of 1,500-byte Ethernet), and the Rosenpass
+//! handshake (two in-process `CryptoServer`s, no network) plus the time a fresh Rosenpass-keyed
+//! tunnel takes to carry its first stream.
 //!
 //! `cargo bench -p pyralog-p2p --bench tunnel` (`make bench-tunnel`); `PYRALOG_BENCH_MIB` sets
 //! the stream size (default 256).
@@ -26,7 +27,7 @@ fn main() {
     let mib: usize = std::env::var("PYRALOG_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
     runtime.block_on(async {
         // One stream's rate depends on where tokio schedules the four tasks (and varied 3x from
-        // run to run here): three rounds of each, alternating, the median reported.
+        // run to run here): `THROUGHPUT_ROUNDS` of each, alternating, the median reported.
         let (mut tcp_rates, mut tunnel_rates, mut ethernet_rates) = (Vec::new(), Vec::new(), Vec::new());
         let mut udp = String::new();
         for _ in 0..THROUGHPUT_ROUNDS {

@@ -1,6 +1,7 @@
 //! TCP checksums of the inner packets smoltcp sends (it leaves the field zero; kernel peers
-//! check it). smoltcp's own sums 16-bit words one at a time, which cost about as much as
-//! a fifth of the encryption on 64 KiB segments; this sums 64-bit words.
+//! check it), and the IPv4 reading they share with the MSS clamp. smoltcp's own sums 16-bit
+//! words one at a time, which cost about as much as a fifth of the encryption on 64 KiB
+//! segments; this sums 64-bit words.
 
 /// IPv4's protocol number for TCP.
 const TCP: u8 = 6;
@@ -8,19 +9,36 @@ const TCP: u8 = 6;
 /// Writes the TCP checksum of an IPv4 `packet` that carries an unfragmented TCP segment;
 /// anything else is left as it is.
 pub(crate) fn fill_tcp_checksum(packet: &mut [u8]) {
-    let Some(&version_ihl) = packet.first() else {
-        return;
-    };
+    if let Some((header, segment)) = tcp_segment(packet) {
+        write_tcp_checksum(header, segment);
+    }
+}
+
+/// Whether the IPv4 `packet` is a fragment (more fragments, or an offset).
+pub(crate) fn is_fragment(packet: &[u8]) -> bool {
+    packet.get(6..8).is_some_and(|field| u16::from_be_bytes([field[0], field[1]]) & 0x3fff != 0)
+}
+
+/// The IPv4 header and the TCP segment of `packet`, when it is IPv4 with a header of at least
+/// 20 bytes and carries a whole (unfragmented) TCP segment of at least 20 bytes that its total
+/// length puts within the bytes there are.
+pub(crate) fn tcp_segment(packet: &mut [u8]) -> Option<(&mut [u8], &mut [u8])> {
+    let &version_ihl = packet.first()?;
     let ihl = usize::from(version_ihl & 0x0f) * 4;
-    if version_ihl >> 4 != 4 || ihl < 20 || packet.len() < ihl + 20 || packet[9] != TCP {
-        return;
+    if version_ihl >> 4 != 4 || ihl < 20 || packet.len() < ihl + 20 || packet[9] != TCP || is_fragment(packet)
+    {
+        return None;
     }
     let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
-    if total < ihl + 20 || total > packet.len() || u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
-        return;
+    if total < ihl + 20 || total > packet.len() {
+        return None;
     }
     let (header, rest) = packet.split_at_mut(ihl);
-    let segment = &mut rest[..total - ihl];
+    Some((header, &mut rest[..total - ihl]))
+}
+
+/// Writes the checksum of the TCP `segment` carried under the IPv4 `header`.
+pub(crate) fn write_tcp_checksum(header: &[u8], segment: &mut [u8]) {
     segment[16..18].copy_from_slice(&[0, 0]);
     let checksum = tcp_checksum(&header[12..16], &header[16..20], segment);
     segment[16..18].copy_from_slice(&checksum.to_be_bytes());
@@ -29,7 +47,7 @@ pub(crate) fn fill_tcp_checksum(packet: &mut [u8]) {
 /// The TCP checksum of `segment` (whose checksum field must be zero) between IPv4 addresses
 /// `source` and `destination`: the one's complement of the one's complement sum of the
 /// pseudo-header and the segment in big-endian 16-bit words (RFC 793, RFC 1071).
-pub(crate) fn tcp_checksum(source: &[u8], destination: &[u8], segment: &[u8]) -> u16 {
+fn tcp_checksum(source: &[u8], destination: &[u8], segment: &[u8]) -> u16 {
     let length = u32::try_from(segment.len()).unwrap_or(u32::MAX);
     let mut sum = u64::from(TCP) + u64::from(length);
     for pair in source.chunks_exact(2).chain(destination.chunks_exact(2)) {

@@ -14,7 +14,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
-use super::checksum::tcp_checksum;
+use super::checksum::{tcp_segment, write_tcp_checksum};
 
 /// smoltcp's interface MTU: what `wg-quick` gives a loopback route (65,536 minus 80); its
 /// WireGuard datagram (32 bytes more) fits an IPv4 UDP payload (65,507 bytes).
@@ -72,26 +72,11 @@ fn read_mtu(_socket: &UdpSocket) -> Option<usize> {
 /// recomputes the TCP checksum; any other packet (or one too short or malformed to hold the
 /// option) is left as it is. Returns whether the packet changed.
 pub(crate) fn clamp_mss(packet: &mut [u8], mss: u16) -> bool {
-    const TCP: u8 = 6;
     const SYN: u8 = 0x02;
     const MSS_OPTION: u8 = 2;
-    let Some(&version_ihl) = packet.first() else {
+    let Some((header, segment)) = tcp_segment(packet) else {
         return false;
     };
-    let ihl = usize::from(version_ihl & 0x0f) * 4;
-    // An IPv4 header of at least 20 bytes and an unfragmented TCP segment.
-    if version_ihl >> 4 != 4 || ihl < 20 || packet.len() < ihl + 20 || packet[9] != TCP {
-        return false;
-    }
-    if u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
-        return false;
-    }
-    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
-    if total < ihl + 20 || total > packet.len() {
-        return false;
-    }
-    let (header, rest) = packet.split_at_mut(ihl);
-    let segment = &mut rest[..total - ihl];
     let options_end = usize::from(segment[12] >> 4) * 4;
     if segment[13] & SYN == 0 || options_end < 20 || options_end > segment.len() {
         return false;
@@ -115,9 +100,7 @@ pub(crate) fn clamp_mss(packet: &mut [u8], mss: u16) -> bool {
                         return false;
                     }
                     segment[at + 2..at + 4].copy_from_slice(&mss.to_be_bytes());
-                    segment[16..18].copy_from_slice(&[0, 0]);
-                    let checksum = tcp_checksum(&header[12..16], &header[16..20], segment);
-                    segment[16..18].copy_from_slice(&checksum.to_be_bytes());
+                    write_tcp_checksum(header, segment);
                     return true;
                 }
                 at += len;

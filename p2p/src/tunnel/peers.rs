@@ -19,13 +19,15 @@ use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519;
 use rand_core::{OsRng, RngCore};
 
+use super::checksum::is_fragment;
 use super::keys::{WireGuardPublic, WireGuardSecret};
 use super::mtu::{clamp_mss, inner_mtu, mss};
 use super::stats::{Counters, bump};
 
 /// Handshake initiations a peer may send per second before cookies are demanded.
 const HANDSHAKE_RATE_LIMIT: u64 = 100;
-/// Largest datagram or inner packet handled.
+/// Largest datagram or inner packet handled, with room for what WireGuard puts around the
+/// largest inner packet (`send` wants 148 bytes beyond it).
 pub(crate) const MAX_DATAGRAM: usize = 65_536 + 256;
 /// After a new key, wait this long before initiating, so the peer (which derives the key a
 /// round trip later) has it too; a handshake that still fails is retried by boringtun in 5 s.
@@ -94,23 +96,18 @@ pub(crate) struct Peer {
     initiator: bool,
 }
 
-/// Whether the IPv4 `packet` is a fragment (more fragments, or an offset).
-fn is_fragment(packet: &[u8]) -> bool {
-    packet.get(6..8).is_some_and(|field| u16::from_be_bytes([field[0], field[1]]) & 0x3fff != 0)
-}
-
-/// A peer sent a datagram from `from` that only it could have made: it is there (WireGuard's
-/// roaming, its `endpoint`), and its packets are sized for the route there (`inner_mtu`; or
-/// `mtu`, the operator's).
-fn heard_from(
+/// A peer's datagrams go to `to` from now on (it roamed there, or back to its configured
+/// address), and its packets are sized for the route there (`inner_mtu`; or `mtu`, the
+/// operator's). The route is read only when the endpoint changes.
+fn move_endpoint(
     endpoint: &mut Option<SocketAddr>,
     inner_mtu_to: &mut usize,
-    from: SocketAddr,
+    to: Option<SocketAddr>,
     mtu: Option<u16>,
 ) {
-    if *endpoint != Some(from) {
-        *endpoint = Some(from);
-        *inner_mtu_to = inner_mtu(Some(from), mtu);
+    if *endpoint != to {
+        *endpoint = to;
+        *inner_mtu_to = inner_mtu(to, mtu);
     }
 }
 
@@ -294,7 +291,7 @@ impl PeerTable {
                     authenticated |= proves_session;
                     if proves_session {
                         // Before the clamp below: a SYN from a new address is sized for it.
-                        heard_from(&mut peer.endpoint, &mut peer.inner_mtu, from, self.mtu);
+                        move_endpoint(&mut peer.endpoint, &mut peer.inner_mtu, Some(from), self.mtu);
                     }
                     // Cryptokey routing: a peer may only speak for its own overlay address.
                     // Fragments are dropped: smoltcp would read one as a whole segment.
@@ -320,7 +317,7 @@ impl PeerTable {
             datagram = &[];
         }
         if authenticated {
-            heard_from(&mut peer.endpoint, &mut peer.inner_mtu, from, self.mtu);
+            move_endpoint(&mut peer.endpoint, &mut peer.inner_mtu, Some(from), self.mtu);
             peer.unanswered_since = None;
         }
         session.established = session.tunn.stats().0.is_some();
@@ -410,8 +407,7 @@ impl PeerTable {
                 peer.unanswered_since.is_some_and(|at| now.duration_since(at) >= ROAM_BACK_AFTER);
             if peer.configured.is_some() && peer.endpoint != peer.configured && unanswered {
                 tracing::debug!(peer = %peer.public, from = ?peer.endpoint, to = ?peer.configured, "roamed-to endpoint silent: back to the configured one");
-                peer.endpoint = peer.configured;
-                peer.inner_mtu = inner_mtu(peer.endpoint, self.mtu);
+                move_endpoint(&mut peer.endpoint, &mut peer.inner_mtu, peer.configured, self.mtu);
                 bump(&stats.endpoint_fallbacks);
             }
             let newest_established = peer.sessions.back().is_some_and(|s| s.established);

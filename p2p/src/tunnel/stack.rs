@@ -57,6 +57,16 @@ fn closes_cleanly(socket: &tcp::Socket) -> bool {
     socket.send_queue() == 0 || !matches!(socket.state(), tcp::State::Established | tcp::State::CloseWait)
 }
 
+/// Closes `socket` if that cannot strand its stream (see [`closes_cleanly`]); returns whether
+/// it did.
+fn close_if_clean(socket: &mut tcp::Socket) -> bool {
+    let clean = closes_cleanly(socket);
+    if clean {
+        socket.close();
+    }
+    clean
+}
+
 fn now() -> NetInstant {
     NetInstant::now()
 }
@@ -159,10 +169,7 @@ impl Stack {
     /// A stream shuts down its writing: the FIN goes now, or once the queued bytes are
     /// acknowledged when sending it now could strand them (see [`closes_cleanly`]).
     pub(super) fn shut_down(&mut self, handle: SocketHandle) {
-        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
-        if closes_cleanly(socket) {
-            socket.close();
-        } else if !self.shutting.contains(&handle) {
+        if !close_if_clean(self.sockets.get_mut::<tcp::Socket>(handle)) && !self.shutting.contains(&handle) {
             self.shutting.push(handle);
         }
     }
@@ -176,10 +183,7 @@ impl Stack {
     /// and forget it once closed.
     pub(super) fn release(&mut self, handle: SocketHandle) {
         self.shutting.retain(|&shutting| shutting != handle);
-        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
-        if closes_cleanly(socket) {
-            socket.close();
-        }
+        close_if_clean(self.sockets.get_mut::<tcp::Socket>(handle));
         self.closing.push(handle);
     }
 
@@ -230,20 +234,12 @@ impl Stack {
             }
         }
         let sockets = &mut self.sockets;
-        self.shutting.retain(|&handle| {
-            let socket = sockets.get_mut::<tcp::Socket>(handle);
-            let ready = closes_cleanly(socket);
-            if ready {
-                socket.close();
-            }
-            !ready
-        });
+        self.shutting.retain(|&handle| !close_if_clean(sockets.get_mut::<tcp::Socket>(handle)));
         self.closing.retain(|&handle| {
             let socket = sockets.get_mut::<tcp::Socket>(handle);
-            if matches!(socket.state(), tcp::State::Established | tcp::State::CloseWait)
-                && closes_cleanly(socket)
-            {
-                socket.close();
+            // Still open: its close waited for its bytes.
+            if matches!(socket.state(), tcp::State::Established | tcp::State::CloseWait) {
+                close_if_clean(socket);
             }
             let closed = socket.state() == tcp::State::Closed;
             if closed {
